@@ -1,0 +1,51 @@
+using Dapper;
+using FastEndpoints;
+using MySqlConnector;
+using StackExchange.Redis;
+
+namespace Ams.Features.Health;
+
+public sealed record Response(string Status, string Mariadb, string Redis);
+
+/// <summary>For load balancers and the container HEALTHCHECK: names the failing part, never a secret.</summary>
+public sealed class Endpoint(MySqlDataSource db, IConnectionMultiplexer redis, ILogger<Endpoint> logger) : EndpointWithoutRequest<Response>
+{
+    static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
+
+    public override void Configure()
+    {
+        Get("/healthz");
+        AllowAnonymous();
+    }
+
+    public override async Task HandleAsync(CancellationToken ct)
+    {
+        var mariadb = Check("mariadb", async token =>
+        {
+            await using var connection = await db.OpenConnectionAsync(token);
+            await connection.ExecuteScalarAsync<int>("SELECT 1");
+        }, ct);
+        var redisCheck = Check("redis", async _ => await redis.GetDatabase().PingAsync(), ct);
+        var response = new Response("ok", await mariadb, await redisCheck);
+        if (response.Mariadb == "ok" && response.Redis == "ok")
+            await Send.OkAsync(response, ct);
+        else
+            await Send.ResponseAsync(response with { Status = "unavailable" }, StatusCodes.Status503ServiceUnavailable, ct);
+    }
+
+    async Task<string> Check(string part, Func<CancellationToken, Task> probe, CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(Timeout);
+        try
+        {
+            await probe(timeout.Token).WaitAsync(timeout.Token);
+            return "ok";
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            logger.LogWarning("Health check of {Part} failed: {Error}", part, e.Message);
+            return "unreachable";
+        }
+    }
+}

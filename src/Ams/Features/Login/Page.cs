@@ -1,0 +1,19 @@
+using Ams.Infrastructure;
+using FastEndpoints;
+
+namespace Ams.Features.Login;
+
+public sealed class Page : EndpointWithoutRequest
+{
+    public override void Configure()
+    {
+        Get("/login");
+        AllowAnonymous();
+    }
+
+    public override Task HandleAsync(CancellationToken ct)
+    {
+        var registered = HttpContext.Request.Query["registered"] == "1";
+        return Send.StringAsync(Layout.Page("Sign in", Fragments.Form(HttpContext, null, [], registered)), 200, "text/html; charset=utf-8", ct);
+    }
+}

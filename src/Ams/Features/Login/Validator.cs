@@ -1,0 +1,17 @@
+using FastEndpoints;
+using FluentValidation;
+
+namespace Ams.Features.Login;
+
+// Only shape checks: anything that could exist must reach the password check, so that a
+// wrong name and a wrong password look the same.
+public sealed class Validator : Validator<Request>
+{
+    public Validator()
+    {
+        RuleFor(r => r.Username).NotEmpty().WithMessage("Username is required.")
+            .MaximumLength(64).WithMessage("Username is too long.");
+        RuleFor(r => r.Password).NotEmpty().WithMessage("Password is required.")
+            .MaximumLength(1024).WithMessage("Password is too long.");
+    }
+}

@@ -1,0 +1,22 @@
+using Ams.Infrastructure;
+
+namespace Ams.Features.Register;
+
+static class Fragments
+{
+    public static Html Form(HttpContext http, Request? values, IEnumerable<string> errors) => Html.Of($"""
+        <form id="register" method="post" action="/register" hx-post="/register" hx-target="this" hx-swap="outerHTML">
+          <h1>Create an account</h1>
+          {Layout.Errors(errors)}
+          {Layout.CsrfField(http)}
+          <label for="username">Username</label>
+          <input id="username" name="username" autocomplete="username" required minlength="3" maxlength="32" pattern="[A-Za-z0-9_.\-]+" value="{values?.Username}">
+          <label for="displayName">Display name <small>(optional)</small></label>
+          <input id="displayName" name="displayName" maxlength="64" value="{values?.DisplayName}">
+          <label for="password">Password <small>(12–128 characters)</small></label>
+          <input id="password" name="password" type="password" autocomplete="new-password" required minlength="12" maxlength="128">
+          <button type="submit">Register</button>
+          <p>Already registered? <a href="/login">Sign in</a></p>
+        </form>
+        """);
+}

@@ -1,0 +1,16 @@
+using Ams.Infrastructure;
+using FastEndpoints;
+
+namespace Ams.Features.Register;
+
+public sealed class Page : EndpointWithoutRequest
+{
+    public override void Configure()
+    {
+        Get("/register");
+        AllowAnonymous();
+    }
+
+    public override Task HandleAsync(CancellationToken ct) =>
+        Send.StringAsync(Layout.Page("Register", Fragments.Form(HttpContext, null, [])), 200, "text/html; charset=utf-8", ct);
+}

@@ -1,0 +1,27 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Ams.Infrastructure;
+
+public static class ClientAddress
+{
+    /// <summary>
+    /// The peer address as a throttling bucket. X-Forwarded-For is only believed when
+    /// <c>Network:TrustedProxies</c> lists the proxy (see Program), so a client cannot forge
+    /// its way into a fresh bucket. IPv6 clients are bucketed by /64, since one host usually
+    /// owns the whole prefix.
+    /// </summary>
+    public static string BucketOf(HttpContext http)
+    {
+        var address = http.Connection.RemoteIpAddress;
+        if (address is null) return "unknown";
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        if (address.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            var bytes = address.GetAddressBytes();
+            Array.Clear(bytes, 8, 8);
+            return new IPAddress(bytes) + "/64";
+        }
+        return address.ToString();
+    }
+}

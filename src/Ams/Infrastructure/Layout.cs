@@ -1,0 +1,52 @@
+namespace Ams.Infrastructure;
+
+/// <summary>The page shell every server-rendered page shares.</summary>
+public static class Layout
+{
+    public static string Page(string title, Html main) => Html.Of($"""
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <meta name="color-scheme" content="light dark">
+        <title>{title} · AMS</title>
+        <link rel="stylesheet" href="/app.css">
+        <script src="/htmx.min.js" defer></script>
+        </head>
+        <body>
+        <header><a href="/" class="brand">AMS</a></header>
+        <main>
+        {main}
+        </main>
+        </body>
+        </html>
+        """).Value;
+
+    /// <summary>The hidden anti-forgery field every form carries.</summary>
+    public static Html CsrfField(HttpContext http) =>
+        Html.Of($"""<input type="hidden" name="{Antiforgery.FormField}" value="{Antiforgery.TokenFor(http)}">""");
+
+    public static Html Errors(IEnumerable<string> messages)
+    {
+        var items = messages.Select(m => Html.Of($"<li>{m}</li>")).ToList();
+        return items.Count == 0 ? Html.Empty : Html.Of($"""<ul class="errors" role="alert">{Html.Join(items)}</ul>""");
+    }
+
+    /// <summary>
+    /// After a successful form post: htmx follows HX-Redirect, a plain form post follows 303.
+    /// </summary>
+    public static void RedirectAfterPost(HttpContext http, string location)
+    {
+        if (http.Request.Headers.ContainsKey("HX-Request"))
+        {
+            http.Response.StatusCode = StatusCodes.Status200OK;
+            http.Response.Headers["HX-Redirect"] = location;
+        }
+        else
+        {
+            http.Response.StatusCode = StatusCodes.Status303SeeOther;
+            http.Response.Headers.Location = location;
+        }
+    }
+}

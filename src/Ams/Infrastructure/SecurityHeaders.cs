@@ -1,0 +1,31 @@
+namespace Ams.Infrastructure;
+
+public static class SecurityHeaders
+{
+    // No inline script or style anywhere: htmx and the stylesheet are served from 'self'.
+    const string ContentSecurityPolicy =
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+    /// <summary>
+    /// Set when the response starts, so error responses (whose headers the exception handler
+    /// clears) get them too. Everything is <c>no-store</c> unless a static file says otherwise.
+    /// </summary>
+    public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app) => app.Use((http, next) =>
+    {
+        http.Response.OnStarting(() =>
+        {
+            var headers = http.Response.Headers;
+            headers.ContentSecurityPolicy = ContentSecurityPolicy;
+            headers.XContentTypeOptions = "nosniff";
+            headers.XFrameOptions = "DENY";
+            headers["Referrer-Policy"] = "no-referrer";
+            headers["Cross-Origin-Opener-Policy"] = "same-origin";
+            headers["Cross-Origin-Resource-Policy"] = "same-origin";
+            headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()";
+            if (string.IsNullOrEmpty(headers.CacheControl)) headers.CacheControl = "no-store";
+            return Task.CompletedTask;
+        });
+        return next(http);
+    });
+}

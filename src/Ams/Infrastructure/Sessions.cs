@@ -1,0 +1,99 @@
+using System.Buffers.Text;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using StackExchange.Redis;
+
+namespace Ams.Infrastructure;
+
+public sealed class SessionLifetime
+{
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromHours(12);
+    public TimeSpan AbsoluteLifetime { get; set; } = TimeSpan.FromDays(7);
+}
+
+public sealed record Session(string Id, long UserId, DateTimeOffset ExpiresAt);
+
+/// <summary>
+/// Sessions live in Redis, shared by every node, so a logout is seen by all of them at once.
+/// The client holds a 256-bit random token; Redis holds only its SHA-256, so a Redis dump
+/// or a MONITOR session yields no usable tokens.
+/// </summary>
+public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time, SessionLifetime options)
+{
+    const string TokenPrefix = "ams_";
+
+    // Reads the session and slides its idle expiry in one round trip, never past the
+    // absolute lifetime stored with it.
+    const string FindAndSlide = """
+        local v = redis.call('GET', KEYS[1])
+        if not v then return false end
+        local sep = string.find(v, '|', 1, true)
+        local expires = tonumber(string.sub(v, sep + 1))
+        local ttl = math.min(tonumber(ARGV[1]), expires - tonumber(ARGV[2]))
+        if ttl <= 0 then
+            redis.call('DEL', KEYS[1])
+            return false
+        end
+        redis.call('PEXPIRE', KEYS[1], ttl)
+        return v
+        """;
+
+    IDatabase Db => redis.GetDatabase();
+
+    public async Task<(string Token, Session Session)> CreateAsync(long userId)
+    {
+        var token = TokenPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
+        var id = IdOf(token);
+        var now = time.GetUtcNow();
+        var expires = now + options.AbsoluteLifetime;
+        var ttl = options.IdleTimeout < options.AbsoluteLifetime ? options.IdleTimeout : options.AbsoluteLifetime;
+        var value = $"{userId.ToString(CultureInfo.InvariantCulture)}|{expires.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
+        var batch = Db.CreateBatch();
+        var set = batch.StringSetAsync(SessionKey(id), value, ttl);
+        var index = batch.SetAddAsync(UserKey(userId), id);
+        var indexTtl = batch.KeyExpireAsync(UserKey(userId), options.AbsoluteLifetime);
+        batch.Execute();
+        await Task.WhenAll(set, index, indexTtl);
+        return (token, new Session(id, userId, expires));
+    }
+
+    public async Task<Session?> FindAsync(string token)
+    {
+        if (!token.StartsWith(TokenPrefix, StringComparison.Ordinal) || token.Length > 64) return null;
+        var id = IdOf(token);
+        var result = await Db.ScriptEvaluateAsync(FindAndSlide,
+            [SessionKey(id)],
+            [(long)options.IdleTimeout.TotalMilliseconds, time.GetUtcNow().ToUnixTimeMilliseconds()]);
+        if (result.IsNull) return null;
+        var value = (string)result!;
+        var sep = value.IndexOf('|');
+        return new Session(
+            id,
+            long.Parse(value.AsSpan(0, sep), CultureInfo.InvariantCulture),
+            DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(value.AsSpan(sep + 1), CultureInfo.InvariantCulture)));
+    }
+
+    public async Task RevokeAsync(Session session)
+    {
+        var batch = Db.CreateBatch();
+        var del = batch.KeyDeleteAsync(SessionKey(session.Id));
+        var unindex = batch.SetRemoveAsync(UserKey(session.UserId), session.Id);
+        batch.Execute();
+        await Task.WhenAll(del, unindex);
+    }
+
+    /// <summary>Ends every session of the user on every node, optionally sparing one.</summary>
+    public async Task RevokeAllAsync(long userId, string? exceptSessionId = null)
+    {
+        var ids = await Db.SetMembersAsync(UserKey(userId));
+        var doomed = ids.Select(v => (string)v!).Where(id => id != exceptSessionId).ToArray();
+        if (doomed.Length == 0) return;
+        await Db.KeyDeleteAsync(doomed.Select(id => (RedisKey)SessionKey(id)).ToArray());
+        await Db.SetRemoveAsync(UserKey(userId), doomed.Select(id => (RedisValue)id).ToArray());
+    }
+
+    static string IdOf(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+    static string SessionKey(string id) => $"{Redis.KeyPrefix}session:{id}";
+    static string UserKey(long userId) => $"{Redis.KeyPrefix}user-sessions:{userId}";
+}

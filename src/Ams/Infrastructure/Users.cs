@@ -1,0 +1,34 @@
+using Dapper;
+using MySqlConnector;
+
+namespace Ams.Infrastructure;
+
+/// <summary>The api.md <c>user</c> object.</summary>
+public sealed record UserView(string Id, string Username, string DisplayName, bool TwoFactorEnabled, DateTime CreatedAt);
+
+/// <summary>A <c>users</c> row as the slices read it (columns aliased to these names).</summary>
+public sealed class UserRow
+{
+    public long Id { get; set; }
+    public string Username { get; set; } = "";
+    public string DisplayName { get; set; } = "";
+    public string PasswordHash { get; set; } = "";
+    public bool TwoFactorEnabled { get; set; }
+    public DateTime CreatedAt { get; set; }
+
+    public UserView ToView() => new(Id.ToString(System.Globalization.CultureInfo.InvariantCulture), Username, DisplayName, TwoFactorEnabled,
+        DateTime.SpecifyKind(CreatedAt, DateTimeKind.Utc));
+}
+
+public static class Users
+{
+    public static async Task<UserRow?> FindByIdAsync(MySqlDataSource db, long id, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await connection.QuerySingleOrDefaultAsync<UserRow>("""
+            SELECT id AS Id, username AS Username, display_name AS DisplayName, password_hash AS PasswordHash,
+                   two_factor_enabled AS TwoFactorEnabled, created_at AS CreatedAt
+            FROM users WHERE id = @id
+            """, new { id });
+    }
+}

@@ -1,0 +1,72 @@
+using System.Diagnostics.CodeAnalysis;
+using FastEndpoints;
+
+namespace Ams;
+
+/// <summary>
+/// What FastEndpoints' source generator would have produced (its package is not available
+/// to us): the endpoint and validator types, the binding reflection cache for request DTOs,
+/// and the JSON context. Native AOT cannot discover any of it by reflection, and a missing
+/// entry fails only at run time (404 or 500), so RegistrationTests compares these lists
+/// with the types actually in the assembly.
+/// </summary>
+public static class Registrations
+{
+    public static readonly List<Type> Types =
+    [
+        Of<Features.Health.Endpoint>(),
+        Of<Features.Home.Page>(),
+        Of<Features.Register.Endpoint>(),
+        Of<Features.Register.Validator>(),
+        Of<Features.Register.Page>(),
+        Of<Features.Register.FormEndpoint>(),
+        Of<Features.Login.Endpoint>(),
+        Of<Features.Login.Validator>(),
+        Of<Features.Login.Page>(),
+        Of<Features.Login.FormEndpoint>(),
+        Of<Features.Logout.Endpoint>(),
+        Of<Features.Logout.FormEndpoint>(),
+        Of<Features.Me.Endpoint>(),
+    ];
+
+    /// <summary>Request DTOs: FastEndpoints creates and fills them without reflection from these entries.</summary>
+    public static void AddRequestTypes(ReflectionCache cache)
+    {
+        Dto<Features.Register.Request>(cache);
+        Dto<Features.Login.Request>(cache);
+    }
+
+    public static IEnumerable<Type> RequestTypes
+    {
+        get
+        {
+            var cache = new ReflectionCache();
+            AddRequestTypes(cache);
+            return cache.Keys;
+        }
+    }
+
+    public static void Configure(Config c)
+    {
+        AddRequestTypes(c.Binding.ReflectionCache);
+        c.Errors.UseProblemDetails();
+    }
+
+    static Type Of<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.All)] T>() => typeof(T);
+
+    static void Dto<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor | DynamicallyAccessedMemberTypes.PublicProperties)] T>(
+        ReflectionCache cache) where T : new()
+    {
+        var definition = new TypeDefinition { ObjectFactory = static () => new T(), Properties = new() };
+        foreach (var property in typeof(T).GetProperties())
+        {
+            if (!property.CanWrite) continue;
+            definition.Properties![property] = new PropertyDefinition
+            {
+                Getter = property.GetValue,
+                Setter = property.SetValue,
+            };
+        }
+        cache[typeof(T)] = definition;
+    }
+}
