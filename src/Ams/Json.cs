@@ -8,7 +8,8 @@ namespace Ams;
 /// reflection-based JSON). A missing type is a run-time 500 in the AOT binary, so
 /// RegistrationTests checks that every endpoint's request and response types are here.
 /// </summary>
-[JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web, UseStringEnumConverter = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web, UseStringEnumConverter = true,
+    Converters = [typeof(UtcTimestampConverter), typeof(UtcOffsetTimestampConverter)])]
 [JsonSerializable(typeof(Features.Register.Request), TypeInfoPropertyName = "RegisterRequest")]
 [JsonSerializable(typeof(Features.Register.Response), TypeInfoPropertyName = "RegisterResponse")]
 [JsonSerializable(typeof(Features.Login.Request), TypeInfoPropertyName = "LoginRequest")]
@@ -17,3 +18,24 @@ namespace Ams;
 [JsonSerializable(typeof(UserView))]
 [JsonSerializable(typeof(Microsoft.AspNetCore.Mvc.ProblemDetails))]
 public sealed partial class AppJsonContext : JsonSerializerContext;
+
+/// <summary>api.md timestamps: ISO 8601 UTC with milliseconds, <c>2026-11-25T18:00:00.123Z</c>.</summary>
+public sealed class UtcTimestampConverter : JsonConverter<DateTime>
+{
+    const string Format = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+
+    public override DateTime Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options) =>
+        reader.GetDateTimeOffset().UtcDateTime;
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, DateTime value, System.Text.Json.JsonSerializerOptions options) =>
+        writer.WriteStringValue(value.ToUniversalTime().ToString(Format, System.Globalization.CultureInfo.InvariantCulture));
+}
+
+public sealed class UtcOffsetTimestampConverter : JsonConverter<DateTimeOffset>
+{
+    public override DateTimeOffset Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options) =>
+        reader.GetDateTimeOffset();
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, DateTimeOffset value, System.Text.Json.JsonSerializerOptions options) =>
+        new UtcTimestampConverter().Write(writer, value.UtcDateTime, options);
+}

@@ -22,7 +22,12 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]))
 
 var config = builder.Configuration;
 builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AppJsonContext.Default));
+builder.Services.ConfigureHttpJsonOptions(o =>
+{
+    o.SerializerOptions.TypeInfoResolverChain.Insert(0, AppJsonContext.Default);
+    o.SerializerOptions.Converters.Add(new UtcTimestampConverter());
+    o.SerializerOptions.Converters.Add(new UtcOffsetTimestampConverter());
+});
 builder.Services.AddDatabase(config);
 builder.Services.AddRedis(config);
 builder.Services.AddSingleton(config.GetSection("Sessions").Get<SessionLifetime>() ?? new());

@@ -36,7 +36,7 @@ public static class Layout
     /// <summary>
     /// After a successful form post: htmx follows HX-Redirect, a plain form post follows 303.
     /// </summary>
-    public static void RedirectAfterPost(HttpContext http, string location)
+    public static Task RedirectAfterPostAsync(HttpContext http, string location)
     {
         if (http.Request.Headers.ContainsKey("HX-Request"))
         {
@@ -48,5 +48,6 @@ public static class Layout
             http.Response.StatusCode = StatusCodes.Status303SeeOther;
             http.Response.Headers.Location = location;
         }
+        return http.Response.StartAsync(http.RequestAborted);
     }
 }

@@ -33,9 +33,10 @@ public static class ProblemResponses
     {
         var problem = context.ProblemDetails;
         problem.Extensions["traceId"] = context.HttpContext.TraceIdentifier;
+        problem.Instance ??= context.HttpContext.Request.Path;
         switch (problem.Status)
         {
-            case StatusCodes.Status503ServiceUnavailable when problem.Title is null or "An error occurred while processing your request.":
+            case StatusCodes.Status503ServiceUnavailable when context.Exception is not null:
                 problem.Title = "Service temporarily unavailable";
                 problem.Detail = "A backing service is unreachable. Try again shortly.";
                 context.HttpContext.Response.Headers.RetryAfter = "5";

@@ -35,7 +35,7 @@ public sealed class FormEndpoint(MySqlDataSource db, Passwords passwords, Thrott
                 break;
             case SignIn.Succeeded s:
                 SessionCookie.Append(HttpContext, s.Token, s.Session.ExpiresAt);
-                Layout.RedirectAfterPost(HttpContext, "/");
+                await Layout.RedirectAfterPostAsync(HttpContext, "/");
                 break;
         }
     }

@@ -16,6 +16,6 @@ public sealed class FormEndpoint(SessionStore sessions) : EndpointWithoutRequest
     {
         if (User.Identity?.IsAuthenticated == true) await sessions.RevokeAsync(HttpContext.Session());
         SessionCookie.Delete(HttpContext);
-        Layout.RedirectAfterPost(HttpContext, "/login");
+        await Layout.RedirectAfterPostAsync(HttpContext, "/login");
     }
 }

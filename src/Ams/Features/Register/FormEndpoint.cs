@@ -36,7 +36,7 @@ public sealed class FormEndpoint(MySqlDataSource db, Passwords passwords, TimePr
             await Reply(req, [$"The username '{username}' is already registered."], StatusCodes.Status409Conflict, ct);
             return;
         }
-        Layout.RedirectAfterPost(HttpContext, "/login?registered=1");
+        await Layout.RedirectAfterPostAsync(HttpContext, "/login?registered=1");
     }
 
     Task Reply(Request values, IEnumerable<string> errors, int status, CancellationToken ct)

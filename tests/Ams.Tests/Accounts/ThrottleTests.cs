@@ -1,0 +1,87 @@
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Accounts;
+
+[Collection(ServicesCollection.Name)]
+public sealed class ThrottleTests(Services services)
+{
+    static Task<IScenarioResult> Attempt(IAlbaHost app, string username, string password, string ip, int status, string? forwardedFor = null) =>
+        app.Scenario(s =>
+        {
+            s.Post.Json(new { username, password }).ToUrl("/api/login");
+            s.From(ip);
+            if (forwardedFor is not null) s.WithRequestHeader("X-Forwarded-For", forwardedFor);
+            s.StatusCodeShouldBe(status);
+        });
+
+    [Fact]
+    public async Task Five_failures_lock_the_account_with_429_and_Retry_After_even_for_the_right_password()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("lock");
+        await app.RegisterAsync(name);
+        for (var i = 0; i < 5; i++)
+            await Attempt(app, name, "wrong password!", $"203.0.113.{10 + i}", 401);
+        var locked = await Attempt(app, name, "wrong password!", "203.0.113.40", 429);
+        var problem = await locked.ProblemAsync(429);
+        var retryAfter = int.Parse(locked.Context.Response.Headers.RetryAfter.ToString());
+        Assert.InRange(retryAfter, 1, 15 * 60);
+        Assert.NotNull(problem["title"]);
+        await Attempt(app, name, Api.Password, "203.0.113.41", 429);
+    }
+
+    [Fact]
+    public async Task A_successful_login_clears_the_account_budget()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("reset");
+        await app.RegisterAsync(name);
+        for (var i = 0; i < 4; i++) await Attempt(app, name, "wrong password!", "203.0.113.50", 401);
+        await Attempt(app, name, Api.Password, "203.0.113.50", 200);
+        for (var i = 0; i < 4; i++) await Attempt(app, name, "wrong password!", "203.0.113.50", 401);
+        await Attempt(app, name, Api.Password, "203.0.113.50", 200);
+    }
+
+    [Fact]
+    public async Task One_address_spraying_many_accounts_is_throttled_and_a_forged_X_Forwarded_For_does_not_help()
+    {
+        var app = await services.AppAsync();
+        const string ip = "203.0.113.77";
+        for (var i = 0; i < 30; i++)
+            await Attempt(app, Api.UniqueName("spray"), "wrong password!", ip, 401, forwardedFor: $"10.0.0.{i}");
+        var blocked = await Attempt(app, Api.UniqueName("spray"), "wrong password!", ip, 429, forwardedFor: "10.9.9.9");
+        Assert.True(blocked.Context.Response.Headers.ContainsKey("Retry-After"));
+        // Another address is unaffected.
+        await Attempt(app, Api.UniqueName("spray"), "wrong password!", "203.0.113.78", 401);
+    }
+
+    [Fact]
+    public async Task The_budget_is_shared_by_every_node()
+    {
+        var node1 = await services.AppAsync();
+        await using var node2 = await services.StartAppAsync();
+        var name = Api.UniqueName("nodes");
+        await node1.RegisterAsync(name);
+        for (var i = 0; i < 5; i++)
+            await Attempt(i % 2 == 0 ? node1 : node2, name, "wrong password!", "203.0.113.90", 401);
+        await Attempt(node2, name, "wrong password!", "203.0.113.91", 429);
+        await Attempt(node1, name, "wrong password!", "203.0.113.92", 429);
+    }
+
+    [Fact]
+    public async Task Parallel_guesses_cannot_slip_past_the_limit()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("burst");
+        await app.RegisterAsync(name);
+        var results = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => app.Scenario(s =>
+        {
+            s.Post.Json(new { username = name, password = "wrong password!" }).ToUrl("/api/login");
+            s.From($"203.0.113.{100 + i}");
+            s.IgnoreStatusCode();
+        })));
+        var statuses = results.Select(r => r.Context.Response.StatusCode).ToList();
+        Assert.Equal(5, statuses.Count(s => s == 401));
+        Assert.Equal(7, statuses.Count(s => s == 429));
+    }
+}

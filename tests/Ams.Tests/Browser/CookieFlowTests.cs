@@ -1,0 +1,231 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Browser;
+
+/// <summary>The browser's path: pages, form posts with anti-forgery, and the session cookie.</summary>
+[Collection(ServicesCollection.Name)]
+public sealed partial class CookieFlowTests(Services services)
+{
+    sealed class Browser(IAlbaHost app, bool https = false)
+    {
+        readonly Dictionary<string, string> cookies = new();
+        public string? Csrf { get; private set; }
+        public List<string> LastSetCookies { get; } = new();
+
+        public async Task<IScenarioResult> GetAsync(string url, int status = 200)
+        {
+            var result = await app.Scenario(s =>
+            {
+                s.Get.Url(url);
+                Prepare(s);
+                s.StatusCodeShouldBe(status);
+            });
+            Absorb(result);
+            var html = await result.ReadAsTextAsync();
+            if (CsrfField().Match(html) is { Success: true } m) Csrf = WebUtility.HtmlDecode(m.Groups[1].Value);
+            return result;
+        }
+
+        public async Task<IScenarioResult> PostFormAsync(string url, Dictionary<string, string> form, int status, bool withToken = true, bool htmx = false)
+        {
+            if (withToken && Csrf is not null) form["_csrf"] = Csrf;
+            var result = await app.Scenario(s =>
+            {
+                s.Post.FormData(form).ToUrl(url);
+                Prepare(s);
+                if (htmx) s.WithRequestHeader("HX-Request", "true");
+                s.StatusCodeShouldBe(status);
+            });
+            Absorb(result);
+            return result;
+        }
+
+        public async Task<IScenarioResult> PostAsync(string url, int status, string? csrfHeader)
+        {
+            var result = await app.Scenario(s =>
+            {
+                s.Post.Url(url);
+                Prepare(s);
+                if (csrfHeader is not null) s.WithRequestHeader("X-CSRF-Token", csrfHeader);
+                s.StatusCodeShouldBe(status);
+            });
+            Absorb(result);
+            return result;
+        }
+
+        void Prepare(Scenario s)
+        {
+            s.From("192.0.2.200");
+            if (https) s.ConfigureHttpContext(c => c.Request.Scheme = "https");
+            if (cookies.Count > 0) s.WithRequestHeader("Cookie", string.Join("; ", cookies.Select(c => $"{c.Key}={c.Value}")));
+        }
+
+        void Absorb(IScenarioResult result)
+        {
+            LastSetCookies.Clear();
+            foreach (var header in result.Context.Response.Headers.SetCookie)
+            {
+                LastSetCookies.Add(header!);
+                var pair = header!.Split(';')[0];
+                var (name, value) = (pair[..pair.IndexOf('=')], pair[(pair.IndexOf('=') + 1)..]);
+                if (value.Length == 0 || header.Contains("expires=Thu, 01 Jan 1970", StringComparison.OrdinalIgnoreCase)) cookies.Remove(name);
+                else cookies[name] = value;
+            }
+        }
+
+        public bool Has(string cookie) => cookies.ContainsKey(cookie);
+    }
+
+    [GeneratedRegex("name=\"_csrf\" value=\"([^\"]+)\"")]
+    private static partial Regex CsrfField();
+
+    async Task<(Browser Browser, string Username)> SignedInAsync(bool https = false, string? displayName = null)
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("web");
+        await app.RegisterAsync(name, displayName: displayName);
+        var browser = new Browser(app, https);
+        await browser.GetAsync("/login");
+        var login = await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 303);
+        Assert.Equal("/", login.Context.Response.Headers.Location.ToString());
+        return (browser, name);
+    }
+
+    [Fact]
+    public async Task Signing_in_sets_an_HttpOnly_SameSite_Strict_session_cookie_that_the_API_accepts()
+    {
+        var (browser, name) = await SignedInAsync();
+        var cookie = Assert.Single(browser.LastSetCookies, c => c.StartsWith("ams_session="));
+        Assert.Contains("httponly", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("samesite=strict", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("path=/", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("secure", cookie, StringComparison.OrdinalIgnoreCase);
+        var me = await browser.GetAsync("/api/me");
+        Assert.Equal(name, (await me.JsonAsync())["username"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Over_HTTPS_the_cookie_is_Secure_with_the_Host_prefix()
+    {
+        var (browser, _) = await SignedInAsync(https: true);
+        var cookie = Assert.Single(browser.LastSetCookies, c => c.StartsWith("__Host-ams_session="));
+        Assert.Contains("secure", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("path=/", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("domain=", cookie, StringComparison.OrdinalIgnoreCase);
+        await browser.GetAsync("/api/me");
+    }
+
+    [Fact]
+    public async Task A_form_post_without_the_anti_forgery_token_is_refused()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("csrf");
+        await app.RegisterAsync(name);
+        var browser = new Browser(app);
+        await browser.GetAsync("/login");
+        var refused = await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 403, withToken: false);
+        await refused.ProblemAsync(403);
+        Assert.False(browser.Has("ams_session"));
+        var forged = await browser.PostFormAsync("/login",
+            new() { ["username"] = name, ["password"] = Api.Password, ["_csrf"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }, 403, withToken: false);
+        await forged.ProblemAsync(403);
+        // A cross-site page has no pre-session cookie at all.
+        var stranger = new Browser(app);
+        await stranger.PostFormAsync("/register", new() { ["username"] = Api.UniqueName(), ["password"] = Api.Password }, 403);
+    }
+
+    [Fact]
+    public async Task Cookie_authenticated_API_writes_need_the_token_and_bearer_calls_do_not()
+    {
+        var (browser, _) = await SignedInAsync();
+        await browser.GetAsync("/");   // the page carries the token for this session
+        await (await browser.PostAsync("/api/logout", 403, csrfHeader: null)).ProblemAsync(403);
+        await browser.PostAsync("/api/logout", 403, csrfHeader: "wrong");
+        await browser.GetAsync("/api/me");   // still signed in
+        await browser.PostAsync("/api/logout", 204, csrfHeader: browser.Csrf);
+        await browser.GetAsync("/api/me", 401);
+    }
+
+    [Fact]
+    public async Task A_token_from_before_sign_in_does_not_work_for_the_session()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("bind");
+        await app.RegisterAsync(name);
+        var browser = new Browser(app);
+        await browser.GetAsync("/login");
+        var preSessionToken = browser.Csrf;
+        await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 303);
+        await browser.PostAsync("/api/logout", 403, csrfHeader: preSessionToken);
+    }
+
+    [Fact]
+    public async Task The_logout_form_ends_the_session_and_clears_the_cookie()
+    {
+        var (browser, _) = await SignedInAsync();
+        await browser.GetAsync("/");
+        var result = await browser.PostFormAsync("/logout", new(), 303);
+        Assert.Equal("/login", result.Context.Response.Headers.Location.ToString());
+        Assert.Contains(browser.LastSetCookies, c => c.StartsWith("ams_session=;"));
+        Assert.False(browser.Has("ams_session"));
+        await browser.GetAsync("/api/me", 401);
+    }
+
+    [Fact]
+    public async Task Htmx_form_posts_get_HX_Redirect_and_errors_as_fragments()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("hx");
+        await app.RegisterAsync(name);
+        var browser = new Browser(app);
+        await browser.GetAsync("/login");
+        var wrong = await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = "not the password" }, 401, htmx: true);
+        var fragment = await wrong.ReadAsTextAsync();
+        Assert.StartsWith("<form id=\"login\"", fragment.Trim());
+        Assert.Contains("Invalid username or password.", fragment);
+        var ok = await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 200, htmx: true);
+        Assert.Equal("/", ok.Context.Response.Headers["HX-Redirect"].ToString());
+    }
+
+    [Fact]
+    public async Task Registering_through_the_form_then_signing_in_shows_the_display_name_encoded()
+    {
+        var app = await services.AppAsync();
+        var browser = new Browser(app);
+        await browser.GetAsync("/register");
+        var name = Api.UniqueName("form");
+        const string evil = "<img src=x onerror=alert(1)>&\"'";
+        var registered = await browser.PostFormAsync("/register",
+            new() { ["username"] = name, ["password"] = Api.Password, ["displayName"] = evil }, 303);
+        Assert.Equal("/login?registered=1", registered.Context.Response.Headers.Location.ToString());
+        await browser.GetAsync("/login?registered=1");
+        await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 303);
+        var home = await (await browser.GetAsync("/")).ReadAsTextAsync();
+        Assert.DoesNotContain("<img src=x", home);
+        Assert.Contains("&lt;img src=x onerror=alert(1)&gt;&amp;&quot;&#x27;", home);
+    }
+
+    [Fact]
+    public async Task Form_validation_errors_come_back_in_the_form_with_the_input_encoded()
+    {
+        var app = await services.AppAsync();
+        var browser = new Browser(app);
+        await browser.GetAsync("/register");
+        var result = await browser.PostFormAsync("/register",
+            new() { ["username"] = "\"><script>x</script>", ["password"] = "short" }, 422, htmx: true);
+        var html = await result.ReadAsTextAsync();
+        Assert.Contains("role=\"alert\"", html);
+        Assert.DoesNotContain("<script>x</script>", html);
+        Assert.Contains("&quot;&gt;&lt;script&gt;", html);
+    }
+
+    [Fact]
+    public async Task The_home_page_sends_anonymous_visitors_to_sign_in()
+    {
+        var app = await services.AppAsync();
+        var result = await new Browser(app).GetAsync("/", 302);
+        Assert.Equal("/login", result.Context.Response.Headers.Location.ToString());
+    }
+}

@@ -1,0 +1,86 @@
+using Ams.Testing;
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Platform;
+
+[Collection(ServicesCollection.Name)]
+public sealed class HealthTests(Services services)
+{
+    [Fact]
+    public async Task Healthz_reports_both_parts_ok_without_authentication()
+    {
+        var app = await services.AppAsync();
+        var result = await app.Scenario(s => { s.Get.Url("/healthz"); s.StatusCodeShouldBe(200); });
+        Assert.Equal("""{"status":"ok","mariadb":"ok","redis":"ok"}""", await result.ReadAsTextAsync());
+    }
+
+    [Fact]
+    public async Task With_Redis_down_healthz_is_503_naming_redis_and_API_calls_get_503_problems_without_internals()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var app = await services.StartAppAsync(redis: redis.ConnectionString + ",connectTimeout=500,syncTimeout=500,asyncTimeout=500");
+        var token = await app.NewUserTokenAsync();
+        await redis.StopAsync();
+
+        var health = await app.Scenario(s => { s.Get.Url("/healthz"); s.StatusCodeShouldBe(503); });
+        var body = await health.JsonAsync();
+        Assert.Equal("ok", body["mariadb"]!.GetValue<string>());
+        Assert.NotEqual("ok", body["redis"]!.GetValue<string>());
+        Assert.NotEqual("ok", body["status"]!.GetValue<string>());
+
+        var me = await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); s.StatusCodeShouldBe(503); });
+        await me.ProblemAsync(503);
+        Assert.True(me.Context.Response.Headers.ContainsKey("Retry-After"));
+        var login = await app.Scenario(s =>
+        {
+            s.Post.Json(new { username = "someone", password = Api.Password }).ToUrl("/api/login");
+            s.From("192.0.2.99");
+            s.StatusCodeShouldBe(503);
+        });
+        await login.ProblemAsync(503);
+
+        await redis.StartAgainAsync();
+        await WaitUntilAsync(async () => (await app.Scenario(s => { s.Get.Url("/healthz"); s.IgnoreStatusCode(); })).Context.Response.StatusCode == 200);
+    }
+
+    [Fact]
+    public async Task With_MariaDB_down_healthz_is_503_naming_mariadb()
+    {
+        var mariadb = await MariaDbServer.StartAsync();
+        try
+        {
+            await mariadb.CreateDatabaseAsync("ams");
+            await using var app = await AlbaHost.For<Program>(builder =>
+            {
+                builder.UseSetting("environment", "Production");
+                builder.UseSetting("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams") + "Connection Timeout=1;");
+                builder.UseSetting("ConnectionStrings:Redis", services.Redis.ConnectionString);
+            });
+            await mariadb.DisposeAsync();
+            var health = await app.Scenario(s => { s.Get.Url("/healthz"); s.StatusCodeShouldBe(503); });
+            var body = await health.JsonAsync();
+            Assert.NotEqual("ok", body["mariadb"]!.GetValue<string>());
+            Assert.Equal("ok", body["redis"]!.GetValue<string>());
+            var register = await app.Scenario(s =>
+            {
+                s.Post.Json(new { username = Api.UniqueName(), password = Api.Password }).ToUrl("/api/register");
+                s.StatusCodeShouldBe(503);
+            });
+            await register.ProblemAsync(503);
+        }
+        finally
+        {
+            await mariadb.DisposeAsync();
+        }
+    }
+
+    static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met within 20 s");
+            await Task.Delay(200);
+        }
+    }
+}
