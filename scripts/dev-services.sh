@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # trap handlers are only called indirectly
 # Runs a command with MariaDB and Redis available for local development:
 #   scripts/dev-services.sh dotnet run --project src/Ams
 # Unless ConnectionStrings__MariaDb / ConnectionStrings__Redis are already set, starts
@@ -31,14 +32,20 @@ ensure_installed() {
     exit 1
   fi
   log "installing mariadb-server and redis-server"
-  local attempt out
-  for attempt in $(seq 60); do
-    if out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y mariadb-server redis-server 2>&1); then
+  local out updated=
+  for _ in $(seq 60); do
+    # Lock::Timeout makes apt itself wait while another apt/dpkg holds the lock.
+    if out=$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=60 \
+               install -y mariadb-server redis-server 2>&1); then
       return 0
     fi
-    # Another apt/dpkg (e.g. unattended-upgrades) holds the lock: wait for it instead of failing.
     if grep -qiE 'could not get lock|unable to acquire|dpkg frontend lock' <<<"$out"; then
       sleep 5
+      continue
+    fi
+    if [ -z "$updated" ] && grep -qi 'unable to locate package' <<<"$out"; then
+      updated=1 # empty package lists, as in a fresh container
+      apt-get -o DPkg::Lock::Timeout=60 update >&2 || true
       continue
     fi
     printf '%s\n' "$out" >&2
@@ -82,10 +89,10 @@ own() { # name pid
 started_pids=()
 
 stop_started() {
-  local pid i
+  local pid
   for pid in "${started_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${started_pids[@]}"; do
-    for i in $(seq 300); do alive "$pid" || break; sleep 0.1; done
+    for _ in $(seq 300); do alive "$pid" || break; sleep 0.1; done
     if alive "$pid"; then
       log "pid $pid ignored SIGTERM for 30 s; killing it"
       kill -KILL "$pid" 2>/dev/null || true
@@ -110,7 +117,7 @@ trap 'on_signal TERM' TERM
 maria_root() { mariadb --no-defaults --socket="$maria_socket" -uroot --batch "$@"; }
 
 start_mariadb() {
-  local marker="$maria_dir/.ams-initialised" pid i
+  local marker="$maria_dir/.ams-initialised" pid
   if pid=$(our_pid "$maria_dir/mariadbd.pid"); then
     reuse mariadbd "$pid"
   else
@@ -137,9 +144,9 @@ start_mariadb() {
       </dev/null >>"$data/mariadbd.log" 2>&1 &
     pid=$!
     own mariadbd "$pid"
-    for i in $(seq 300); do
+    for _ in $(seq 300); do
       maria_root -e 'SELECT 1' >/dev/null 2>&1 && break
-      if ! kill -0 "$pid" 2>/dev/null; then
+      if ! alive "$pid"; then
         tail -n 20 "$data/mariadbd.log" >&2
         log "mariadbd exited; full log in $data/mariadbd.log"
         exit 1
@@ -169,7 +176,7 @@ SQL
 }
 
 start_redis() {
-  local pid i
+  local pid
   mkdir -p "$redis_dir"
   if pid=$(our_pid "$redis_dir/redis.pid"); then
     reuse redis-server "$pid"
@@ -183,9 +190,9 @@ start_redis() {
       </dev/null >>"$data/redis.log" 2>&1 &
     pid=$!
     own redis-server "$pid"
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
       [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
-      if ! kill -0 "$pid" 2>/dev/null; then
+      if ! alive "$pid"; then
         tail -n 20 "$data/redis.log" >&2
         log "redis-server exited; full log in $data/redis.log"
         exit 1

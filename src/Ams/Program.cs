@@ -6,6 +6,8 @@ using Microsoft.AspNetCore.HttpOverrides;
 using MySqlConnector;
 using StackExchange.Redis;
 
+if (args.Contains(HealthProbe.Flag)) return await HealthProbe.RunAsync();
+
 var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
 {
     Args = args,
@@ -72,5 +74,6 @@ await Migrations.ApplyAsync(app.Services.GetRequiredService<MySqlDataSource>(),
     app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Ams.Migrations"), app.Lifetime.ApplicationStopping);
 
 app.Run();
+return 0;
 
 public partial class Program;

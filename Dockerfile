@@ -1,0 +1,28 @@
+# AMS: the Native-AOT binary on a minimal runtime-deps base.
+# Build: docker build -t ams .      Run: docker compose up (see README)
+
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+# Native AOT links with clang and needs zlib's headers.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends clang zlib1g-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY global.json Directory.Build.props Ams.sln ./
+COPY src/Ams/Ams.csproj src/Ams/
+RUN dotnet restore src/Ams/Ams.csproj -r linux-x64
+COPY src/ src/
+COPY wwwroot/ wwwroot/
+# The same publish as `just publish`.
+RUN dotnet publish src/Ams -c Release -r linux-x64 --no-restore -o /app \
+ && rm -f /app/*.dbg
+
+FROM mcr.microsoft.com/dotnet/runtime-deps:10.0 AS runtime
+WORKDIR /app
+COPY --from=build /app ./
+ENV ASPNETCORE_URLS=http://+:8082 \
+    ASPNETCORE_ENVIRONMENT=Production
+EXPOSE 8082
+# The image's unprivileged user (uid 1654).
+USER $APP_UID
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["/app/Ams", "--healthcheck"]
+ENTRYPOINT ["/app/Ams"]

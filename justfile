@@ -1,0 +1,33 @@
+# AMS tasks. `just run` serves the app; `just test` runs every test.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+publish_dir := "artifacts/publish"
+
+# List the recipes
+default:
+    @just --list
+
+# Serve AMS on http://localhost:8082; starts MariaDB and Redis (data in .data/) unless ConnectionStrings__* are set
+run:
+    ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" scripts/dev-services.sh dotnet run --project src/Ams -c Release
+
+# Every test: unit and integration (real MariaDB and Redis), then the Native-AOT binary smoke
+test: build
+    dotnet test tests/Ams.Tests -c Release --no-build
+    just publish
+    dotnet test tests/Ams.Smoke -c Release --no-build
+
+# Build everything (warnings are errors)
+build:
+    dotnet build Ams.sln -c Release
+
+# Native-AOT binary for linux-x64 in artifacts/publish; fails on any warning
+publish:
+    mkdir -p artifacts
+    dotnet publish src/Ams -c Release -r linux-x64 -o {{publish_dir}} 2>&1 | tee artifacts/publish.log
+    if grep -E "warning [A-Z]+[0-9]+" artifacts/publish.log; then echo "publish has warnings (see above)"; exit 1; fi
+    ls -l {{publish_dir}}/Ams
+
+# Remove build output (keeps .data/)
+clean:
+    rm -rf artifacts src/*/bin src/*/obj tests/*/bin tests/*/obj

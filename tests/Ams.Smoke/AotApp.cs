@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Net;
+using Ams.Testing;
+
+namespace Ams.Smoke;
+
+/// <summary>
+/// The published binary (artifacts/publish/Ams, or $AMS_BINARY) running as its own process
+/// against throwaway MariaDB and Redis servers.
+/// </summary>
+public sealed class AotApp : IAsyncLifetime
+{
+    MariaDbServer mariadb = null!;
+    RedisServer redis = null!;
+    Process process = null!;
+    readonly StringWriter log = new();
+
+    public Uri BaseAddress { get; private set; } = null!;
+    public TimeSpan StartToFirstOk { get; private set; }
+    public string BinaryPath { get; } = Environment.GetEnvironmentVariable("AMS_BINARY") is { Length: > 0 } path
+        ? path
+        : Path.Combine(RepositoryRoot(), "artifacts", "publish", "Ams");
+
+    public async Task InitializeAsync()
+    {
+        if (!File.Exists(BinaryPath))
+            throw new FileNotFoundException($"No AOT binary at {BinaryPath}; run `just publish` first (or set AMS_BINARY).");
+        var mariadbStart = MariaDbServer.StartAsync();
+        var redisStart = RedisServer.StartAsync();
+        mariadb = await mariadbStart;
+        redis = await redisStart;
+        await mariadb.CreateDatabaseAsync("ams");
+
+        var port = FreePort.Next();
+        BaseAddress = new Uri($"http://127.0.0.1:{port}");
+        var start = new ProcessStartInfo(BinaryPath)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Path.GetDirectoryName(BinaryPath)!,
+        };
+        start.Environment["ASPNETCORE_URLS"] = BaseAddress.ToString();
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment["ConnectionStrings__MariaDb"] = mariadb.ConnectionString("ams");
+        start.Environment["ConnectionStrings__Redis"] = redis.ConnectionString;
+        var started = Stopwatch.StartNew();
+        process = Process.Start(start)!;
+        process.OutputDataReceived += (_, e) => { lock (log) log.WriteLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { lock (log) log.WriteLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var probe = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
+        while (true)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"The binary exited with {process.ExitCode}:\n{Log}");
+            try
+            {
+                if ((await probe.GetAsync("/healthz")).StatusCode == HttpStatusCode.OK) break;
+            }
+            catch (HttpRequestException) { }
+            if (started.Elapsed > TimeSpan.FromSeconds(30)) throw new TimeoutException($"No 200 from /healthz in 30 s:\n{Log}");
+            await Task.Delay(10);
+        }
+        StartToFirstOk = started.Elapsed;
+    }
+
+    public string Log { get { lock (log) return log.ToString(); } }
+
+    public long ResidentBytes()
+    {
+        process.Refresh();
+        return process.WorkingSet64;
+    }
+
+    public HttpClient Client(bool cookies = false) => new(new HttpClientHandler
+    {
+        AllowAutoRedirect = false,
+        UseCookies = cookies,
+        CookieContainer = new CookieContainer(),
+    })
+    { BaseAddress = BaseAddress };
+
+    public async Task DisposeAsync()
+    {
+        if (process is { HasExited: false })
+        {
+            // SIGTERM first: the host shuts down cleanly, as it would under `docker stop`.
+            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString()])) await kill.WaitForExitAsync();
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try { await process.WaitForExitAsync(grace.Token); }
+            catch (OperationCanceledException) { process.Kill(); }
+        }
+        await redis.DisposeAsync();
+        await mariadb.DisposeAsync();
+    }
+
+    static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Ams.sln"))) return dir.FullName;
+        throw new InvalidOperationException("Ams.sln not found above the test binaries.");
+    }
+}
