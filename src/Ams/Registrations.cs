@@ -49,7 +49,8 @@ public static class Registrations
     public static void Configure(Config c)
     {
         AddRequestTypes(c.Binding.ReflectionCache);
-        c.Errors.UseProblemDetails();
+        // The same type URI that ASP.NET uses for every other 400 the app sends.
+        c.Errors.UseProblemDetails(p => p.TypeValue = "https://tools.ietf.org/html/rfc9110#section-15.5.1");
     }
 
     static Type Of<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.All)] T>() => typeof(T);

@@ -1,3 +1,5 @@
+using Htmx;
+
 namespace Ams.Infrastructure;
 
 /// <summary>The page shell every server-rendered page shares.</summary>
@@ -23,6 +25,10 @@ public static class Layout
         </html>
         """).Value;
 
+    /// <summary>htmx swaps the fragment in place; a plain form post gets the whole page around it.</summary>
+    public static string PageOrFragment(HttpContext http, string title, Html fragment) =>
+        http.Request.IsHtmx() ? fragment.Value : Page(title, fragment);
+
     /// <summary>The hidden anti-forgery field every form carries.</summary>
     public static Html CsrfField(HttpContext http) =>
         Html.Of($"""<input type="hidden" name="{Antiforgery.FormField}" value="{Antiforgery.TokenFor(http)}">""");
@@ -38,7 +44,7 @@ public static class Layout
     /// </summary>
     public static Task RedirectAfterPostAsync(HttpContext http, string location)
     {
-        if (http.Request.Headers.ContainsKey("HX-Request"))
+        if (http.Request.IsHtmx())
         {
             http.Response.StatusCode = StatusCodes.Status200OK;
             http.Response.Headers["HX-Redirect"] = location;

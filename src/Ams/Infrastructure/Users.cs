@@ -22,13 +22,15 @@ public sealed class UserRow
 
 public static class Users
 {
+    /// <summary>The select list that fills a <see cref="UserRow"/>.</summary>
+    public const string RowColumns = """
+        id AS Id, username AS Username, display_name AS DisplayName, password_hash AS PasswordHash,
+        two_factor_enabled AS TwoFactorEnabled, created_at AS CreatedAt
+        """;
+
     public static async Task<UserRow?> FindByIdAsync(MySqlDataSource db, long id, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<UserRow>("""
-            SELECT id AS Id, username AS Username, display_name AS DisplayName, password_hash AS PasswordHash,
-                   two_factor_enabled AS TwoFactorEnabled, created_at AS CreatedAt
-            FROM users WHERE id = @id
-            """, new { id });
+        return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {RowColumns} FROM users WHERE id = @id", new { id });
     }
 }

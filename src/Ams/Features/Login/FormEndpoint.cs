@@ -43,7 +43,6 @@ public sealed class FormEndpoint(MySqlDataSource db, Passwords passwords, Thrott
     Task Reply(string username, IEnumerable<string> errors, int status, CancellationToken ct)
     {
         var form = Fragments.Form(HttpContext, username, errors);
-        var html = HttpContext.Request.Headers.ContainsKey("HX-Request") ? form.Value : Layout.Page("Sign in", form);
-        return Send.StringAsync(html, status, "text/html; charset=utf-8", ct);
+        return Send.StringAsync(Layout.PageOrFragment(HttpContext, "Sign in", form), status, "text/html; charset=utf-8", ct);
     }
 }

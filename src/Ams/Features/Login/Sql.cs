@@ -9,11 +9,7 @@ static class Sql
     public static async Task<UserRow?> FindUserAsync(MySqlDataSource db, string username, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<UserRow>("""
-            SELECT id AS Id, username AS Username, display_name AS DisplayName, password_hash AS PasswordHash,
-                   two_factor_enabled AS TwoFactorEnabled, created_at AS CreatedAt
-            FROM users WHERE username = @username
-            """, new { username });
+        return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {Users.RowColumns} FROM users WHERE username = @username", new { username });
     }
 
     /// <summary>Only replaces the hash that was verified, so a concurrent password change wins.</summary>

@@ -42,7 +42,6 @@ public sealed class FormEndpoint(MySqlDataSource db, Passwords passwords, TimePr
     Task Reply(Request values, IEnumerable<string> errors, int status, CancellationToken ct)
     {
         var form = Fragments.Form(HttpContext, values, errors);
-        var html = HttpContext.Request.Headers.ContainsKey("HX-Request") ? form.Value : Layout.Page("Register", form);
-        return Send.StringAsync(html, status, "text/html; charset=utf-8", ct);
+        return Send.StringAsync(Layout.PageOrFragment(HttpContext, "Register", form), status, "text/html; charset=utf-8", ct);
     }
 }
