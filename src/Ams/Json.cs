@@ -15,6 +15,7 @@ namespace Ams;
 [JsonSerializable(typeof(Features.Login.Request), TypeInfoPropertyName = "LoginRequest")]
 [JsonSerializable(typeof(Features.Login.Response), TypeInfoPropertyName = "LoginResponse")]
 [JsonSerializable(typeof(Features.Health.Response), TypeInfoPropertyName = "HealthResponse")]
+[JsonSerializable(typeof(Features.Entropy.Response), TypeInfoPropertyName = "EntropyResponse")]
 [JsonSerializable(typeof(UserView))]
 [JsonSerializable(typeof(Microsoft.AspNetCore.Mvc.ProblemDetails))]
 public sealed partial class AppJsonContext : JsonSerializerContext;

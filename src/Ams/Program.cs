@@ -1,6 +1,8 @@
 using System.Net;
 using Ams;
 using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
+using Ams.Features.Entropy;
 using FastEndpoints;
 using Microsoft.AspNetCore.HttpOverrides;
 using MySqlConnector;
@@ -37,6 +39,16 @@ builder.Services.AddSingleton<SessionStore>();
 builder.Services.AddSingleton<Passwords>();
 builder.Services.AddSingleton(config.GetSection("Login").Get<Ams.Features.Login.ThrottleOptions>() ?? new());
 builder.Services.AddSingleton<Ams.Features.Login.Throttle>();
+builder.Services.AddSingleton(sp => MasterKeys.Load(config, builder.Environment, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Ams.Crypto")));
+var entropy = config.GetSection("Entropy").Get<EntropyOptions>() ?? new();
+builder.Services.AddSingleton(entropy);
+builder.Services.AddSingleton(config.GetSection("RandomOrg").Get<RandomOrgOptions>() ?? new());
+builder.Services.AddSingleton(sp => new EntropyMixer(sp.GetRequiredService<TimeProvider>()) { FreshFor = entropy.ReseedInterval * 2 });
+builder.Services.AddSingleton<Envelope>();
+builder.Services.AddSingleton<RandomOrgClient>();
+builder.Services.AddSingleton<Pool>();
+builder.Services.AddSingleton<Refiller>();
+builder.Services.AddHostedService<Service>();
 builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemResponses.Customize);
 builder.Services.AddAuthentication(SessionAuthentication.SchemeName)
     .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, SessionAuthentication>(SessionAuthentication.SchemeName, null);
@@ -70,8 +82,18 @@ app.UseAntiforgeryCheck();
 app.UseAuthorization();
 app.UseFastEndpoints(Registrations.Configure);
 
-await Migrations.ApplyAsync(app.Services.GetRequiredService<MySqlDataSource>(),
-    app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Ams.Migrations"), app.Lifetime.ApplicationStopping);
+// Fail fast, before serving anything, when Production has no master key.
+var masterKeys = app.Services.GetRequiredService<MasterKeys>();
+var db = app.Services.GetRequiredService<MySqlDataSource>();
+var loggers = app.Services.GetRequiredService<ILoggerFactory>();
+await Migrations.ApplyAsync(db, loggers.CreateLogger("Ams.Migrations"), app.Lifetime.ApplicationStopping);
+if (args.Contains(KeyRotation.Flag))
+{
+    var rotation = await KeyRotation.RunAsync(db, masterKeys, loggers.CreateLogger("Ams.KeyRotation"));
+    Console.WriteLine($"re-wrapped {rotation.Rewrapped} data keys under '{masterKeys.PrimaryId}'; " +
+                      $"{rotation.RemainingUnderOtherKeys} remain under other master keys ({rotation.Unreadable} unreadable)");
+    return rotation.RemainingUnderOtherKeys == 0 ? 0 : 1;
+}
 
 app.Run();
 return 0;

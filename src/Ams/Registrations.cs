@@ -27,6 +27,7 @@ public static class Registrations
         Of<Features.Logout.Endpoint>(),
         Of<Features.Logout.FormEndpoint>(),
         Of<Features.Me.Endpoint>(),
+        Of<Features.Entropy.Endpoint>(),
     ];
 
     /// <summary>Request DTOs: FastEndpoints creates and fills them without reflection from these entries.</summary>

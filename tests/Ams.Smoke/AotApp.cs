@@ -43,6 +43,7 @@ public sealed class AotApp : IAsyncLifetime
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["ConnectionStrings__MariaDb"] = mariadb.ConnectionString("ams");
         start.Environment["ConnectionStrings__Redis"] = redis.ConnectionString;
+        start.Environment["Crypto__MasterKeys"] = "smoke:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
         var started = Stopwatch.StartNew();
         process = Process.Start(start)!;
         process.OutputDataReceived += (_, e) => { lock (log) log.WriteLine(e.Data); };

@@ -51,6 +51,15 @@ public sealed partial class ApiSmokeTests(AotApp app, ITestOutputHelper output) 
         Assert.False(meBody!["twoFactorEnabled"]!.GetValue<bool>());
         Assert.Matches(@"Z$", meBody["createdAt"]!.GetValue<string>());
 
+        using var entropy = new HttpRequestMessage(HttpMethod.Get, "/api/entropy") { Headers = { Authorization = new("Bearer", token) } };
+        var entropyResponse = await client.SendAsync(entropy);
+        Assert.Equal(HttpStatusCode.OK, entropyResponse.StatusCode);
+        var entropyBody = await entropyResponse.Content.ReadFromJsonAsync<JsonObject>();
+        Assert.Equal("os", entropyBody!["mode"]!.GetValue<string>());
+        Assert.False(entropyBody["randomOrg"]!["configured"]!.GetValue<bool>());
+        Assert.NotNull(entropyBody["keysMinted"]!["withAtmospheric"]);
+        await AssertProblem(await client.GetAsync("/api/entropy"), 401);
+
         using var logout = new HttpRequestMessage(HttpMethod.Post, "/api/logout") { Headers = { Authorization = new("Bearer", token) } };
         Assert.Equal(HttpStatusCode.NoContent, (await client.SendAsync(logout)).StatusCode);
         using var after = new HttpRequestMessage(HttpMethod.Get, "/api/me") { Headers = { Authorization = new("Bearer", token) } };

@@ -55,6 +55,7 @@ public sealed class HealthTests(Services services)
                 builder.UseSetting("environment", "Production");
                 builder.UseSetting("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams") + "Connection Timeout=1;");
                 builder.UseSetting("ConnectionStrings:Redis", services.Redis.ConnectionString);
+                builder.UseSetting("Crypto:MasterKeys", Services.MasterKeys);
             });
             await mariadb.DisposeAsync();
             var health = await app.Scenario(s => { s.Get.Url("/healthz"); s.StatusCodeShouldBe(503); });

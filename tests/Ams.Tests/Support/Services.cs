@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 using Ams.Testing;
 
 namespace Ams.Tests.Support;
@@ -20,17 +22,25 @@ public sealed class Services : IAsyncLifetime
     /// <summary>The app most tests share; tests that need their own settings start their own.</summary>
     public async Task<IAlbaHost> AppAsync() => shared ??= await StartAppAsync("ams");
 
+    /// <summary>The master key every test node shares, as Crypto:MasterKeys.</summary>
+    public static string MasterKeys { get; } = "test:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
     /// <summary>Another app instance ("node") against the same database and Redis unless told otherwise.</summary>
-    public async Task<IAlbaHost> StartAppAsync(string database = "ams", IDictionary<string, string?>? settings = null, string? redis = null)
+    public async Task<IAlbaHost> StartAppAsync(string database = "ams", IDictionary<string, string?>? settings = null, string? redis = null,
+        Action<IServiceCollection>? services = null, string environment = "Production")
     {
         await MariaDb.CreateDatabaseAsync(database);
         return await AlbaHost.For<Program>(builder =>
         {
-            builder.UseSetting("environment", "Production");
+            builder.UseSetting("environment", environment);
             builder.UseSetting("ConnectionStrings:MariaDb", MariaDb.ConnectionString(database));
             builder.UseSetting("ConnectionStrings:Redis", redis ?? Redis.ConnectionString);
+            builder.UseSetting("Crypto:MasterKeys", MasterKeys);
+            // Tests drive refills and reseeds themselves.
+            builder.UseSetting("Entropy:Background", "false");
             foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
                 builder.UseSetting(key, value);
+            if (services is not null) builder.ConfigureTestServices(services);
         });
     }
 

@@ -1,0 +1,76 @@
+using System.Security.Cryptography;
+
+namespace Ams.Infrastructure.Crypto;
+
+public static class EntropyModes
+{
+    public const string Atmospheric = "random.org+os";
+    public const string OsOnly = "os";
+}
+
+/// <summary>
+/// Where every key and nonce seed comes from. Each output is
+/// HKDF-SHA256(salt = mixing state, IKM = 32 fresh bytes from the OS CSPRNG), so it is at least as
+/// strong as the OS source even if every atmospheric byte were known to an attacker.
+/// Atmospheric noise enters the mixing state through <see cref="Reseed"/> (on a schedule, not per
+/// key, so a free random.org quota lasts the whole day), and the state ratchets forward after
+/// every output so that a later state compromise does not reveal earlier keys.
+/// </summary>
+public sealed class EntropyMixer(TimeProvider time)
+{
+    public const string Description = "HKDF-SHA256(state, os) per key; state reseeded with HKDF-SHA256(state, random.org ‖ os)";
+    static readonly byte[] ReseedInfo = "ams/mixer/reseed/v1"u8.ToArray();
+    static readonly byte[] RatchetInfo = "ams/mixer/ratchet/v1"u8.ToArray();
+
+    readonly Lock gate = new();
+    readonly byte[] state = RandomNumberGenerator.GetBytes(32);
+    DateTimeOffset? lastAtmosphericReseed;
+
+    /// <summary>How long an atmospheric reseed keeps the mixer in <c>random.org+os</c> mode.</summary>
+    public TimeSpan FreshFor { get; set; } = TimeSpan.FromMinutes(10);
+
+    public DateTimeOffset? LastAtmosphericReseed { get { lock (gate) return lastAtmosphericReseed; } }
+
+    public string Mode
+    {
+        get { lock (gate) return ModeLocked(); }
+    }
+
+    public void Reseed(ReadOnlySpan<byte> atmospheric)
+    {
+        Span<byte> ikm = stackalloc byte[atmospheric.Length + 32];
+        atmospheric.CopyTo(ikm);
+        RandomNumberGenerator.Fill(ikm[atmospheric.Length..]);
+        lock (gate)
+        {
+            Span<byte> prk = stackalloc byte[32];
+            HKDF.Extract(HashAlgorithmName.SHA256, ikm, state, prk);
+            HKDF.Expand(HashAlgorithmName.SHA256, prk, state, ReseedInfo);
+            CryptographicOperations.ZeroMemory(prk);
+            lastAtmosphericReseed = time.GetUtcNow();
+        }
+        CryptographicOperations.ZeroMemory(ikm);
+    }
+
+    /// <summary>Fills <paramref name="output"/> with key material for <paramref name="purpose"/>; returns the mode that minted it.</summary>
+    public string Fill(Span<byte> output, ReadOnlySpan<byte> purpose)
+    {
+        Span<byte> os = stackalloc byte[32];
+        Span<byte> prk = stackalloc byte[32];
+        RandomNumberGenerator.Fill(os);
+        string mode;
+        lock (gate)
+        {
+            HKDF.Extract(HashAlgorithmName.SHA256, os, state, prk);
+            HKDF.Expand(HashAlgorithmName.SHA256, prk, state, RatchetInfo);
+            mode = ModeLocked();
+        }
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, output, purpose);
+        CryptographicOperations.ZeroMemory(prk);
+        CryptographicOperations.ZeroMemory(os);
+        return mode;
+    }
+
+    string ModeLocked() =>
+        lastAtmosphericReseed is { } at && time.GetUtcNow() - at <= FreshFor ? EntropyModes.Atmospheric : EntropyModes.OsOnly;
+}

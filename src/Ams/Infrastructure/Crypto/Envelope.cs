@@ -1,0 +1,184 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using MySqlConnector;
+using StackExchange.Redis;
+
+namespace Ams.Infrastructure.Crypto;
+
+/// <summary>
+/// AES-256-GCM envelope encryption for everything sensitive at rest. Each sealed record gets
+/// its own data key (so a 96-bit nonce is used exactly once per key), minted by the
+/// <see cref="EntropyMixer"/> and stored wrapped by the primary master key in <c>data_keys</c>.
+/// The associated data binds a ciphertext to its row (purpose, the caller's row fields, key id
+/// and format version): a ciphertext copied into another row does not decrypt.
+///
+/// Sealed layout: version (1) ‖ data key id (16) ‖ nonce (12) ‖ ciphertext ‖ tag (16).
+/// </summary>
+public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyMixer mixer, IConnectionMultiplexer redis,
+    TimeProvider time, ILogger<Envelope> logger)
+{
+    public const byte FormatVersion = 1;
+    const int IdSize = 16, NonceSize = 12, TagSize = 16, Header = 1 + IdSize + NonceSize;
+    public const string MintedAtmosphericKey = Redis.KeyPrefix + "entropy:minted:random.org+os";
+    public const string MintedOsKey = Redis.KeyPrefix + "entropy:minted:os";
+    static readonly byte[] DataKeyPurpose = "ams/data-key/v1"u8.ToArray();
+    static readonly byte[] NoncePurpose = "ams/nonce/v1"u8.ToArray();
+
+    // Unwrapped data keys by id. Bounded: a cleared cache only costs a query and an unwrap.
+    readonly ConcurrentDictionary<Guid, byte[]> cache = new();
+    const int CacheLimit = 10_000;
+
+    public sealed record Sealed(byte[] Blob, string Entropy);
+
+    /// <summary>
+    /// Encrypts <paramref name="plaintext"/> for the row described by <paramref name="purpose"/>
+    /// and <paramref name="rowFields"/>, storing its new data key through
+    /// <paramref name="connection"/> (inside the caller's transaction when given).
+    /// </summary>
+    public async Task<Sealed> SealAsync(ReadOnlyMemory<byte> plaintext, string purpose, IReadOnlyList<string> rowFields,
+        MySqlConnection connection, MySqlTransaction? transaction = null)
+    {
+        var dataKey = new byte[32];
+        var entropy = mixer.Fill(dataKey, DataKeyPurpose);
+        var id = Guid.CreateVersion7(time.GetUtcNow());
+        var idBytes = id.ToByteArray(bigEndian: true);
+
+        var blob = new byte[Header + plaintext.Length + TagSize];
+        blob[0] = FormatVersion;
+        idBytes.CopyTo(blob, 1);
+        mixer.Fill(blob.AsSpan(1 + IdSize, NonceSize), NoncePurpose);
+        using (var aes = new AesGcm(dataKey, TagSize))
+            aes.Encrypt(blob.AsSpan(1 + IdSize, NonceSize), plaintext.Span, blob.AsSpan(Header, plaintext.Length),
+                blob.AsSpan(Header + plaintext.Length), AssociatedData(purpose, rowFields, idBytes));
+
+        var wrapped = Wrap(dataKey, idBytes, masterKeys.PrimaryId, masterKeys.Primary);
+        // Plain MySqlCommand: Dapper.AOT would expand a byte[] parameter as a list.
+        await using (var insert = new MySqlCommand(
+            "INSERT INTO data_keys (id, kek_id, wrapped, entropy, created_at) VALUES (@id, @kekId, @wrapped, @entropy, @createdAt)", connection, transaction))
+        {
+            insert.Parameters.AddWithValue("@id", idBytes);
+            insert.Parameters.AddWithValue("@kekId", masterKeys.PrimaryId);
+            insert.Parameters.AddWithValue("@wrapped", wrapped);
+            insert.Parameters.AddWithValue("@entropy", entropy);
+            insert.Parameters.AddWithValue("@createdAt", time.GetUtcNow().UtcDateTime);
+            await insert.ExecuteNonQueryAsync();
+        }
+        Remember(id, dataKey);
+        redis.GetDatabase().StringIncrement(entropy == EntropyModes.Atmospheric ? MintedAtmosphericKey : MintedOsKey, flags: StackExchange.Redis.CommandFlags.FireAndForget);
+        return new Sealed(blob, entropy);
+    }
+
+    /// <summary>
+    /// The plaintext, or null when the blob was tampered with, belongs to another row, or its key
+    /// is gone. That is logged and left to the caller to show as undecryptable.
+    /// </summary>
+    public async Task<byte[]?> OpenAsync(byte[] blob, string purpose, IReadOnlyList<string> rowFields)
+    {
+        if (blob.Length < Header + TagSize || blob[0] != FormatVersion)
+        {
+            logger.LogWarning("Undecryptable {Purpose} ciphertext: unknown format", purpose);
+            return null;
+        }
+        var idBytes = blob.AsSpan(1, IdSize).ToArray();
+        var id = new Guid(idBytes, bigEndian: true);
+        var dataKey = await DataKeyAsync(id, idBytes);
+        if (dataKey is null)
+        {
+            logger.LogWarning("Undecryptable {Purpose} ciphertext: data key {KeyId} missing or not unwrappable", purpose, id);
+            return null;
+        }
+        var length = blob.Length - Header - TagSize;
+        var plaintext = new byte[length];
+        try
+        {
+            using var aes = new AesGcm(dataKey, TagSize);
+            aes.Decrypt(blob.AsSpan(1 + IdSize, NonceSize), blob.AsSpan(Header, length), blob.AsSpan(Header + length),
+                plaintext, AssociatedData(purpose, rowFields, idBytes));
+            return plaintext;
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            logger.LogWarning("Undecryptable {Purpose} ciphertext under data key {KeyId}: tampered, or moved from another row", purpose, id);
+            return null;
+        }
+    }
+
+    public Task<Sealed> SealStringAsync(string plaintext, string purpose, IReadOnlyList<string> rowFields,
+        MySqlConnection connection, MySqlTransaction? transaction = null) =>
+        SealAsync(Encoding.UTF8.GetBytes(plaintext), purpose, rowFields, connection, transaction);
+
+    public async Task<string?> OpenStringAsync(byte[] blob, string purpose, IReadOnlyList<string> rowFields) =>
+        await OpenAsync(blob, purpose, rowFields) is { } bytes ? Encoding.UTF8.GetString(bytes) : null;
+
+    async Task<byte[]?> DataKeyAsync(Guid id, byte[] idBytes)
+    {
+        if (cache.TryGetValue(id, out var known)) return known;
+        await using var connection = await db.OpenConnectionAsync();
+        await using var select = new MySqlCommand("SELECT kek_id, wrapped FROM data_keys WHERE id = @id", connection);
+        select.Parameters.AddWithValue("@id", idBytes);
+        await using var reader = await select.ExecuteReaderAsync();
+        if (!await reader.ReadAsync()) return null;
+        var kekId = reader.GetString(0);
+        var wrapped = (byte[])reader.GetValue(1);
+        if (!masterKeys.TryGet(kekId, out var kek)) return null;
+        var dataKey = Unwrap(wrapped, idBytes, kekId, kek);
+        if (dataKey is not null) Remember(id, dataKey);
+        return dataKey;
+    }
+
+    void Remember(Guid id, byte[] dataKey)
+    {
+        if (cache.Count >= CacheLimit) cache.Clear();
+        cache[id] = dataKey;
+    }
+
+    // Length-prefixed, so no two different field lists encode alike.
+    static byte[] AssociatedData(string purpose, IReadOnlyList<string> rowFields, byte[] keyId)
+    {
+        var buffer = new List<byte> { FormatVersion };
+        void Add(ReadOnlySpan<byte> part)
+        {
+            Span<byte> length = stackalloc byte[4];
+            BinaryPrimitives.WriteInt32BigEndian(length, part.Length);
+            buffer.AddRange(length);
+            buffer.AddRange(part);
+        }
+        Add(Encoding.UTF8.GetBytes(purpose));
+        Add(keyId);
+        foreach (var field in rowFields) Add(Encoding.UTF8.GetBytes(field));
+        return buffer.ToArray();
+    }
+
+    // Wrapped layout: nonce (12) ‖ encrypted data key (32) ‖ tag (16); bound to its id and master key id.
+    internal static byte[] Wrap(byte[] dataKey, byte[] keyId, string kekId, byte[] kek)
+    {
+        var wrapped = new byte[NonceSize + dataKey.Length + TagSize];
+        RandomNumberGenerator.Fill(wrapped.AsSpan(0, NonceSize));
+        using var aes = new AesGcm(kek, TagSize);
+        aes.Encrypt(wrapped.AsSpan(0, NonceSize), dataKey, wrapped.AsSpan(NonceSize, dataKey.Length),
+            wrapped.AsSpan(NonceSize + dataKey.Length), WrapAssociatedData(keyId, kekId));
+        return wrapped;
+    }
+
+    internal static byte[]? Unwrap(byte[] wrapped, byte[] keyId, string kekId, byte[] kek)
+    {
+        if (wrapped.Length != NonceSize + 32 + TagSize) return null;
+        var dataKey = new byte[32];
+        try
+        {
+            using var aes = new AesGcm(kek, TagSize);
+            aes.Decrypt(wrapped.AsSpan(0, NonceSize), wrapped.AsSpan(NonceSize, 32), wrapped.AsSpan(NonceSize + 32), dataKey,
+                WrapAssociatedData(keyId, kekId));
+            return dataKey;
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            return null;
+        }
+    }
+
+    static byte[] WrapAssociatedData(byte[] keyId, string kekId) =>
+        [.. "ams/wrap/v1|"u8, .. keyId, .. "|"u8, .. Encoding.ASCII.GetBytes(kekId)];
+}

@@ -1,0 +1,169 @@
+using System.Text;
+using Ams.Infrastructure.Crypto;
+using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using MySqlConnector;
+
+namespace Ams.Tests.Entropy;
+
+/// <summary>AES-256-GCM envelope encryption against the real database.</summary>
+[Collection(ServicesCollection.Name)]
+public sealed class EnvelopeTests(Services services)
+{
+    const string Purpose = "test-secret";
+
+    static string NewKeys(string id) => $"{id}:{Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}";
+
+    Envelope EnvelopeFor(IAlbaHost app, string masterKeys) => new(
+        app.Services.GetRequiredService<MySqlDataSource>(), MasterKeys.Parse(masterKeys),
+        app.Services.GetRequiredService<EntropyMixer>(), app.Services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>(),
+        TimeProvider.System, NullLogger<Envelope>.Instance);
+
+    async Task<byte[]> SealAsync(Envelope envelope, IAlbaHost app, string plaintext, params string[] row)
+    {
+        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        return (await envelope.SealStringAsync(plaintext, Purpose, row, connection)).Blob;
+    }
+
+    [Fact]
+    public async Task A_sealed_secret_opens_for_its_row_and_its_plaintext_is_nowhere_in_the_raw_rows()
+    {
+        var app = await services.AppAsync();
+        var envelope = app.Services.GetRequiredService<Envelope>();
+        var secret = "JBSWY3DPEHPK3PXP-" + Guid.NewGuid().ToString("N");
+        var blob = await SealAsync(envelope, app, secret, "row-1", "alice");
+        await services.MariaDb.ExecuteAsRootAsync(
+            $"CREATE TABLE IF NOT EXISTS ams.sealed_test (id VARCHAR(64) PRIMARY KEY, secret VARBINARY(512)); " +
+            $"INSERT INTO ams.sealed_test VALUES ('{Guid.NewGuid():N}', 0x{Convert.ToHexString(blob)})");
+
+        Assert.Equal(secret, await envelope.OpenStringAsync(blob, Purpose, ["row-1", "alice"]));
+        var dump = await services.MariaDb.ExecuteAsRootAsync(
+            "SELECT HEX(secret), secret FROM ams.sealed_test; SELECT HEX(id), HEX(wrapped), kek_id, entropy FROM ams.data_keys;");
+        Assert.DoesNotContain(secret, dump);
+        Assert.DoesNotContain(Convert.ToHexString(Encoding.UTF8.GetBytes(secret)), dump);
+        Assert.DoesNotContain(Convert.ToHexString(Encoding.UTF8.GetBytes(secret[..16])), dump);
+    }
+
+    [Fact]
+    public async Task Tampering_anywhere_is_detected_and_gives_null_not_garbage()
+    {
+        var app = await services.AppAsync();
+        var envelope = app.Services.GetRequiredService<Envelope>();
+        var blob = await SealAsync(envelope, app, "attack at dawn", "row-2");
+        for (var i = 0; i < blob.Length; i++)
+        {
+            var tampered = (byte[])blob.Clone();
+            tampered[i] ^= 0x01;
+            Assert.Null(await envelope.OpenAsync(tampered, Purpose, ["row-2"]));
+        }
+        Assert.Null(await envelope.OpenAsync(blob[..^1], Purpose, ["row-2"]));
+        Assert.Null(await envelope.OpenAsync([], Purpose, ["row-2"]));
+        Assert.Equal("attack at dawn", await envelope.OpenStringAsync(blob, Purpose, ["row-2"]));
+    }
+
+    [Fact]
+    public async Task A_ciphertext_moved_to_another_row_or_purpose_does_not_open()
+    {
+        var app = await services.AppAsync();
+        var envelope = app.Services.GetRequiredService<Envelope>();
+        var blob = await SealAsync(envelope, app, "bob's secret", "row-3", "bob");
+        Assert.Null(await envelope.OpenAsync(blob, Purpose, ["row-4", "bob"]));
+        Assert.Null(await envelope.OpenAsync(blob, Purpose, ["row-3", "mallory"]));
+        Assert.Null(await envelope.OpenAsync(blob, Purpose, ["row-3"]));
+        Assert.Null(await envelope.OpenAsync(blob, Purpose, ["row-", "3bob"]));
+        Assert.Null(await envelope.OpenAsync(blob, "another-purpose", ["row-3", "bob"]));
+    }
+
+    [Fact]
+    public async Task A_tampered_wrapped_data_key_is_detected()
+    {
+        var app = await services.AppAsync();
+        var envelope = EnvelopeFor(app, Services.MasterKeys);
+        var blob = await SealAsync(envelope, app, "wrapped", "row-5");
+        var keyId = Convert.ToHexString(blob.AsSpan(1, 16));
+        await services.MariaDb.ExecuteAsRootAsync(
+            $"UPDATE ams.data_keys SET wrapped = CONCAT(LEFT(wrapped, 20), CHAR(ASCII(SUBSTRING(wrapped, 21, 1)) ^ 1), SUBSTRING(wrapped, 22)) WHERE id = 0x{keyId}");
+        // A fresh envelope has no cached key, so it must unwrap the stored one.
+        Assert.Null(await EnvelopeFor(app, Services.MasterKeys).OpenAsync(blob, Purpose, ["row-5"]));
+    }
+
+    [Fact]
+    public async Task Rotation_rewraps_every_data_key_so_the_old_master_key_can_go_with_nothing_lost()
+    {
+        var database = "rotation_" + Guid.NewGuid().ToString("N")[..8];
+        var oldKeys = NewKeys("old");
+        var newKey = NewKeys("new");
+        await using var app = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = oldKeys });
+        var before = EnvelopeFor(app, oldKeys);
+        var secrets = Enumerable.Range(0, 7).Select(i => $"secret number {i}").ToList();
+        var blobs = new List<byte[]>();
+        foreach (var (secret, i) in secrets.Select((s, i) => (s, i))) blobs.Add(await SealAsync(before, app, secret, $"r{i}"));
+
+        Assert.Null(await EnvelopeFor(app, newKey).OpenAsync(blobs[0], Purpose, ["r0"]));
+        var db = app.Services.GetRequiredService<MySqlDataSource>();
+        var rotation = await KeyRotation.RunAsync(db, MasterKeys.Parse($"{newKey},{oldKeys}"), NullLogger.Instance);
+        Assert.Equal(7, rotation.Rewrapped);
+        Assert.Equal(0, rotation.RemainingUnderOtherKeys);
+        Assert.Equal(0, (await KeyRotation.RunAsync(db, MasterKeys.Parse($"{newKey},{oldKeys}"), NullLogger.Instance)).Rewrapped);
+
+        var after = EnvelopeFor(app, newKey);   // the old key is gone
+        for (var i = 0; i < blobs.Count; i++)
+            Assert.Equal(secrets[i], await after.OpenStringAsync(blobs[i], Purpose, [$"r{i}"]));
+    }
+
+    [Fact]
+    public async Task Rotation_without_the_old_key_leaves_those_data_keys_alone_and_says_so()
+    {
+        var database = "rotation_" + Guid.NewGuid().ToString("N")[..8];
+        var oldKeys = NewKeys("old");
+        await using var app = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = oldKeys });
+        var blob = await SealAsync(EnvelopeFor(app, oldKeys), app, "kept", "k1");
+        var rotation = await KeyRotation.RunAsync(app.Services.GetRequiredService<MySqlDataSource>(), MasterKeys.Parse(NewKeys("new")), NullLogger.Instance);
+        Assert.Equal((0, 1, 1), (rotation.Rewrapped, rotation.Unreadable, rotation.RemainingUnderOtherKeys));
+        Assert.Equal("kept", await EnvelopeFor(app, oldKeys).OpenStringAsync(blob, Purpose, ["k1"]));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("nokey")]
+    [InlineData("k1:notbase64!!")]
+    [InlineData("k1:AAAA")]
+    [InlineData("bad id:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")]
+    public async Task Production_refuses_to_start_without_valid_master_keys(string setting)
+    {
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => services.StartAppAsync(
+            settings: new Dictionary<string, string?> { ["Crypto:MasterKeys"] = setting }));
+        Assert.Contains("Crypto:MasterKeys", error.ToString());
+        if (setting.Contains(':')) Assert.DoesNotContain(setting[(setting.IndexOf(':') + 1)..], error.Message);
+    }
+
+    [Fact]
+    public async Task Development_generates_a_key_file_once_and_warns()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"ams-dev-key-{Guid.NewGuid():N}", "dev-master-keys");
+        var logs = new CapturedLogs();
+        try
+        {
+            await using (await services.StartAppAsync(environment: "Development",
+                settings: new Dictionary<string, string?> { ["Crypto:MasterKeys"] = "", ["Crypto:DevKeyFile"] = file },
+                services: s => s.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(logs)))
+            {
+            }
+            var first = await File.ReadAllTextAsync(file);
+            Assert.StartsWith("dev:", first);
+            MasterKeys.Parse(first);
+            Assert.Contains("DEVELOPMENT MASTER KEY", logs.All);
+            Assert.DoesNotContain(first.Trim()[4..], logs.All);
+            await using (await services.StartAppAsync(environment: "Development",
+                settings: new Dictionary<string, string?> { ["Crypto:MasterKeys"] = "", ["Crypto:DevKeyFile"] = file }))
+            {
+            }
+            Assert.Equal(first, await File.ReadAllTextAsync(file));
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(file)!, recursive: true);
+        }
+    }
+}
