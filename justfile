@@ -31,3 +31,7 @@ publish:
 # Remove build output (keeps .data/)
 clean:
     rm -rf artifacts src/*/bin src/*/obj tests/*/bin tests/*/obj
+
+# Re-wrap every data key under the first of Crypto__MasterKeys (uses the dev servers unless ConnectionStrings__* are set)
+rotate-keys:
+    ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" scripts/dev-services.sh dotnet run --project src/Ams -c Release -- --rotate-keys

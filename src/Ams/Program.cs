@@ -13,7 +13,9 @@ if (args.Contains(HealthProbe.Flag)) return await HealthProbe.RunAsync();
 var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
 {
     Args = args,
-    // The build and the publish copy the repository's top-level wwwroot/ beside the binary.
+    // appsettings.json and the repository's top-level wwwroot/ are copied beside the binary by
+    // the build and the publish, so the app finds them wherever it is started from.
+    ContentRootPath = AppContext.BaseDirectory,
     WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),
 });
 builder.WebHost.ConfigureKestrel(o =>

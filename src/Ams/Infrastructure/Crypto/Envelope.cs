@@ -66,7 +66,15 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
             await insert.ExecuteNonQueryAsync();
         }
         Remember(id, dataKey);
-        redis.GetDatabase().StringIncrement(entropy == EntropyModes.Atmospheric ? MintedAtmosphericKey : MintedOsKey, flags: StackExchange.Redis.CommandFlags.FireAndForget);
+        try
+        {
+            redis.GetDatabase().StringIncrement(entropy == EntropyModes.Atmospheric ? MintedAtmosphericKey : MintedOsKey,
+                flags: StackExchange.Redis.CommandFlags.FireAndForget);
+        }
+        catch (RedisException)
+        {
+            // The counters in /api/entropy are best effort; a Redis outage must not stop storing data.
+        }
         return new Sealed(blob, entropy);
     }
 
