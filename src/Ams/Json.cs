@@ -16,7 +16,17 @@ namespace Ams;
 [JsonSerializable(typeof(Features.Login.Response), TypeInfoPropertyName = "LoginResponse")]
 [JsonSerializable(typeof(Features.Health.Response), TypeInfoPropertyName = "HealthResponse")]
 [JsonSerializable(typeof(Features.Entropy.Response), TypeInfoPropertyName = "EntropyResponse")]
+[JsonSerializable(typeof(Features.CreateConversation.Request), TypeInfoPropertyName = "CreateConversationRequest")]
+[JsonSerializable(typeof(Features.AddMember.Request), TypeInfoPropertyName = "AddMemberRequest")]
+[JsonSerializable(typeof(Features.SendMessage.Request), TypeInfoPropertyName = "SendMessageRequest")]
+[JsonSerializable(typeof(Features.MarkRead.Request), TypeInfoPropertyName = "MarkReadRequest")]
+[JsonSerializable(typeof(Features.History.Response), TypeInfoPropertyName = "HistoryResponse")]
 [JsonSerializable(typeof(UserView))]
+[JsonSerializable(typeof(Infrastructure.Messaging.LiveEvent))]
+[JsonSerializable(typeof(Infrastructure.Messaging.MessageView))]
+[JsonSerializable(typeof(Infrastructure.Messaging.ReadView))]
+[JsonSerializable(typeof(Infrastructure.Messaging.ConversationView))]
+[JsonSerializable(typeof(List<Infrastructure.Messaging.ConversationView>))]
 [JsonSerializable(typeof(Microsoft.AspNetCore.Mvc.ProblemDetails))]
 public sealed partial class AppJsonContext : JsonSerializerContext;
 

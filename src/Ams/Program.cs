@@ -51,6 +51,15 @@ builder.Services.AddSingleton<RandomOrgClient>();
 builder.Services.AddSingleton<Pool>();
 builder.Services.AddSingleton<Refiller>();
 builder.Services.AddHostedService<Service>();
+builder.Services.AddSingleton<Ams.Infrastructure.Messaging.EventLog>();
+builder.Services.AddSingleton<Ams.Infrastructure.Messaging.EventHub>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<Ams.Infrastructure.Messaging.EventHub>());
+builder.Services.AddSingleton(config.GetSection("Events").Get<Ams.Features.Events.StreamOptions>() ?? new());
+builder.Services.AddSingleton<Ams.Features.Events.Stream>();
+builder.Services.AddSingleton<Ams.Infrastructure.Messaging.IEventFragment, Ams.Features.SendMessage.Fragments>();
+builder.Services.AddSingleton<Ams.Infrastructure.Messaging.IEventFragment, Ams.Features.MarkRead.Fragments>();
+builder.Services.AddSingleton(config.GetSection("Messaging").Get<Ams.Features.SendMessage.SendLimits>() ?? new());
+builder.Services.AddSingleton<Ams.Features.SendMessage.Throttle>();
 builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemResponses.Customize);
 builder.Services.AddAuthentication(SessionAuthentication.SchemeName)
     .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, SessionAuthentication>(SessionAuthentication.SchemeName, null);

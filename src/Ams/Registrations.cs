@@ -28,6 +28,19 @@ public static class Registrations
         Of<Features.Logout.FormEndpoint>(),
         Of<Features.Me.Endpoint>(),
         Of<Features.Entropy.Endpoint>(),
+        Of<Features.CreateConversation.Endpoint>(),
+        Of<Features.CreateConversation.Validator>(),
+        Of<Features.Inbox.Endpoint>(),
+        Of<Features.GetConversation.Endpoint>(),
+        Of<Features.AddMember.Endpoint>(),
+        Of<Features.AddMember.Validator>(),
+        Of<Features.History.Endpoint>(),
+        Of<Features.SendMessage.Endpoint>(),
+        Of<Features.SendMessage.Validator>(),
+        Of<Features.MarkRead.Endpoint>(),
+        Of<Features.MarkRead.Validator>(),
+        Of<Features.Events.Endpoint>(),
+        Of<Features.Events.FragmentEndpoint>(),
     ];
 
     /// <summary>Request DTOs: FastEndpoints creates and fills them without reflection from these entries.</summary>
@@ -35,6 +48,10 @@ public static class Registrations
     {
         Dto<Features.Register.Request>(cache);
         Dto<Features.Login.Request>(cache);
+        Dto<Features.CreateConversation.Request>(cache);
+        Dto<Features.AddMember.Request>(cache);
+        Dto<Features.SendMessage.Request>(cache);
+        Dto<Features.MarkRead.Request>(cache);
     }
 
     public static IEnumerable<Type> RequestTypes

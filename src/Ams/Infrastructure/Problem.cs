@@ -19,6 +19,13 @@ public static class Problem
     }
 }
 
+public static class NotFound
+{
+    /// <summary>The one 404 for anything about a conversation: missing and forbidden look the same.</summary>
+    public static Task ConversationAsync(HttpContext http) =>
+        Problem.WriteAsync(http, StatusCodes.Status404NotFound, "Conversation not found");
+}
+
 /// <summary>How unhandled failures become problem responses: no exception text, ever.</summary>
 public static class ProblemResponses
 {

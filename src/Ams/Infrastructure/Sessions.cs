@@ -81,7 +81,14 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
         var unindex = batch.SetRemoveAsync(UserKey(session.UserId), session.Id);
         batch.Execute();
         await Task.WhenAll(del, unindex);
+        await AnnounceAsync([session.Id]);
     }
+
+    public async Task<bool> ExistsAsync(string sessionId) => await Db.KeyExistsAsync(SessionKey(sessionId));
+
+    // Open event streams of these sessions close on every node (EventHub listens).
+    Task AnnounceAsync(IEnumerable<string> sessionIds) =>
+        Task.WhenAll(sessionIds.Select(id => redis.GetSubscriber().PublishAsync(Messaging.EventHub.SessionsRevoked, id)));
 
     /// <summary>Ends every session of the user on every node, optionally sparing one.</summary>
     public async Task RevokeAllAsync(long userId, string? exceptSessionId = null)
@@ -91,6 +98,7 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
         if (doomed.Length == 0) return;
         await Db.KeyDeleteAsync(doomed.Select(id => (RedisKey)SessionKey(id)).ToArray());
         await Db.SetRemoveAsync(UserKey(userId), doomed.Select(id => (RedisValue)id).ToArray());
+        await AnnounceAsync(doomed);
     }
 
     static string IdOf(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));

@@ -16,19 +16,12 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvid
     {
         var username = req.Username.ToLowerInvariant();
         var displayName = req.DisplayName ?? username;
-        var id = await Sql.InsertUserAsync(db, username, displayName, passwords.Hash(req.Password), Now(time), ct);
+        var id = await Sql.InsertUserAsync(db, username, displayName, passwords.Hash(req.Password), time.UtcNowMillis(), ct);
         if (id is null)
         {
             await Problem.WriteAsync(HttpContext, StatusCodes.Status409Conflict, "Username taken", $"The username '{username}' is already registered.");
             return;
         }
         await Send.ResponseAsync(new Response(id.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), username, displayName), StatusCodes.Status201Created, ct);
-    }
-
-    // Stored with millisecond precision, like the DATETIME(3) column.
-    internal static DateTime Now(TimeProvider time)
-    {
-        var now = time.GetUtcNow().UtcDateTime;
-        return now.AddTicks(-(now.Ticks % TimeSpan.TicksPerMillisecond));
     }
 }

@@ -30,7 +30,7 @@ public sealed class FormEndpoint(MySqlDataSource db, Passwords passwords, TimePr
             return;
         }
         var username = req.Username.ToLowerInvariant();
-        var id = await Sql.InsertUserAsync(db, username, req.DisplayName ?? username, passwords.Hash(req.Password), Endpoint.Now(time), ct);
+        var id = await Sql.InsertUserAsync(db, username, req.DisplayName ?? username, passwords.Hash(req.Password), time.UtcNowMillis(), ct);
         if (id is null)
         {
             await Reply(req, [$"The username '{username}' is already registered."], StatusCodes.Status409Conflict, ct);

@@ -14,6 +14,7 @@ static class Sql
             return await connection.ExecuteScalarAsync<long>("""
                 INSERT INTO users (username, display_name, password_hash, created_at)
                 VALUES (@username, @displayName, @passwordHash, @createdAt);
+                INSERT INTO user_event_seq (user_id) VALUES (LAST_INSERT_ID());
                 SELECT LAST_INSERT_ID();
                 """, new { username, displayName, passwordHash, createdAt });
         }

@@ -11,6 +11,8 @@ public sealed class Validator : Validator<Request>
 
     public Validator()
     {
+        // Stop at the first failing rule of a field: later rules may assume the earlier ones held (e.g. not null).
+        RuleLevelCascadeMode = CascadeMode.Stop;
         RuleFor(r => r.Username)
             .NotEmpty().WithMessage("Username is required.")
             .Matches("^[a-zA-Z0-9_.-]{3,32}$").WithMessage("Username must be 3–32 characters of a-z, 0-9, '_', '.' and '-'.");

@@ -1,0 +1,6 @@
+namespace Ams.Features.AddMember;
+
+public sealed class Request
+{
+    public string Username { get; set; } = "";
+}

@@ -1,0 +1,40 @@
+using Dapper;
+using MySqlConnector;
+
+namespace Ams.Features.AddMember;
+
+static class Sql
+{
+    public enum Outcome { Added, AlreadyMember, NotFound, NotAGroup, UnknownUser }
+
+    /// <summary>
+    /// Adds the user to a group the caller belongs to. The newcomer's view starts after the
+    /// current last message; the conversation row is locked so no message slips in between.
+    /// </summary>
+    public static async Task<Outcome> AddAsync(MySqlConnection connection, long callerId, long conversationId, string username, DateTime now)
+    {
+        await using var transaction = await connection.BeginTransactionAsync();
+        var conversation = await connection.QuerySingleOrDefaultAsync<ConversationRow>("""
+            SELECT c.kind AS Kind, c.last_message_id AS LastMessageId
+            FROM conversations c JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = @callerId
+            WHERE c.id = @conversationId FOR UPDATE
+            """, new { callerId, conversationId }, transaction);
+        if (conversation is null) return Outcome.NotFound;
+        var userId = await connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username",
+            new { username }, transaction);
+        if (userId is null) return Outcome.UnknownUser;
+        if (conversation.Kind != "group") return Outcome.NotAGroup;
+        var added = await connection.ExecuteAsync("""
+            INSERT IGNORE INTO conversation_members (conversation_id, user_id, joined_after_message_id, last_read_message_id, joined_at)
+            VALUES (@conversationId, @userId, @last, @last, @now)
+            """, new { conversationId, userId, last = conversation.LastMessageId, now }, transaction);
+        await transaction.CommitAsync();
+        return added == 1 ? Outcome.Added : Outcome.AlreadyMember;
+    }
+
+    sealed class ConversationRow
+    {
+        public string Kind { get; set; } = "";
+        public long LastMessageId { get; set; }
+    }
+}

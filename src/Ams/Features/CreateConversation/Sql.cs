@@ -1,0 +1,26 @@
+using Dapper;
+using Ams.Infrastructure.Messaging;
+using MySqlConnector;
+
+namespace Ams.Features.CreateConversation;
+
+static class Sql
+{
+    public sealed class UserIdRow
+    {
+        public long Id { get; set; }
+        public string Username { get; set; } = "";
+    }
+
+    public static async Task<List<UserIdRow>> FindUsersAsync(MySqlConnection connection, string[] usernames) =>
+        (await connection.QueryAsync<UserIdRow>("SELECT id AS Id, username AS Username FROM users WHERE username IN @usernames",
+            new { usernames })).ToList();
+
+    public static async Task<long> CreateGroupAsync(MySqlConnection connection, string? title, long[] memberIds, DateTime now)
+    {
+        await using var transaction = await connection.BeginTransactionAsync();
+        var id = await Conversations.InsertAsync(connection, transaction, "group", title, null, memberIds, now);
+        await transaction.CommitAsync();
+        return id;
+    }
+}

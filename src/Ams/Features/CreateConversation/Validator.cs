@@ -1,0 +1,25 @@
+using Ams.Infrastructure;
+using FastEndpoints;
+using FluentValidation;
+
+namespace Ams.Features.CreateConversation;
+
+public sealed class Validator : Validator<Request>
+{
+    public const int MaxMembers = 100;
+
+    public Validator()
+    {
+        // Stop at the first failing rule of a field: later rules may assume the earlier ones held (e.g. not null).
+        RuleLevelCascadeMode = CascadeMode.Stop;
+        RuleFor(r => r.Members).NotEmpty().WithMessage("Name at least one other member.")
+            .Must(m => m!.Count <= MaxMembers).WithMessage($"A conversation has at most {MaxMembers} members.");
+        RuleForEach(r => r.Members).NotEmpty().WithMessage("Member usernames must not be empty.")
+            .MaximumLength(64).WithMessage("Member username is too long.");
+        RuleFor(r => r.Title!)
+            .Must(t => Text.IsWellFormed(t) && Text.Length(t) is >= 1 and <= 100 && !string.IsNullOrWhiteSpace(t))
+                .WithMessage("Title must be 1–100 characters.")
+            .Must(t => !Text.HasControlCharacters(t)).WithMessage("Title must not contain control characters.")
+            .When(r => r.Title is not null);
+    }
+}

@@ -1,0 +1,112 @@
+using System.Globalization;
+using System.Text;
+using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
+using Ams.Infrastructure.Messaging;
+using Microsoft.AspNetCore.Http.Features;
+using MySqlConnector;
+
+namespace Ams.Features.Events;
+
+public sealed class StreamOptions
+{
+    public TimeSpan KeepAlive { get; set; } = TimeSpan.FromSeconds(15);
+}
+
+/// <summary>
+/// One server-sent event stream: replay from the database after Last-Event-ID, then live events
+/// from this node's hub. The subscriber is registered before the replay, and anything at or
+/// below the last sequence written is skipped, so the seam between the two loses nothing and
+/// doubles nothing.
+/// </summary>
+public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, SessionStore sessions,
+    IEnumerable<IEventFragment> fragments, StreamOptions options, ILogger<Stream> logger)
+{
+    readonly Dictionary<string, IEventFragment> byKind = fragments.ToDictionary(f => f.Kind);
+
+    public async Task RunAsync(HttpContext http, StreamFormat format, CancellationToken ct)
+    {
+        var session = http.Session();
+        var user = await Users.FindByIdAsync(db, session.UserId, ct);
+        if (user is null) return;
+        var response = http.Response;
+        response.ContentType = "text/event-stream; charset=utf-8";
+        response.Headers.CacheControl = "no-store";
+        response.Headers["X-Accel-Buffering"] = "no";
+        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+
+        var subscriber = hub.Register(user.Id, user.Username, session.Id, format);
+        try
+        {
+            long.TryParse(http.Request.Headers["Last-Event-ID"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var last);
+            await response.WriteAsync(": connected\n\n", ct);
+            await response.Body.FlushAsync(ct);
+            last = await ReplayAsync(response, subscriber, last, ct);
+            while (!ct.IsCancellationRequested)
+            {
+                using var tick = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                tick.CancelAfter(options.KeepAlive);
+                Outgoing item;
+                try
+                {
+                    if (!await subscriber.Reader.WaitToReadAsync(tick.Token)) break;   // closed: logout or overflow
+                    item = await subscriber.Reader.ReadAsync(tick.Token);
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    if (!await sessions.ExistsAsync(session.Id)) break;
+                    await response.WriteAsync(": keep-alive\n\n", ct);
+                    await response.Body.FlushAsync(ct);
+                    continue;
+                }
+                if (item.Event is null) last = await ReplayAsync(response, subscriber, last, ct);
+                else if (item.Seq > last)
+                {
+                    await WriteAsync(response, subscriber, item.Seq, item.Event, item.Json, ct);
+                    last = item.Seq;
+                }
+            }
+            if (subscriber.Overflowed)
+                logger.LogInformation("Event stream of user {UserId} fell {Capacity} events behind and was closed; it resumes with Last-Event-ID",
+                    user.Id, Subscriber.Capacity);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+        finally
+        {
+            hub.Unregister(subscriber);
+        }
+    }
+
+    async Task<long> ReplayAsync(HttpResponse response, Subscriber subscriber, long last, CancellationToken ct)
+    {
+        while (true)
+        {
+            List<(long Seq, LiveEvent Event)> page;
+            await using (var connection = await db.OpenConnectionAsync(ct))
+                page = await Sql.AfterAsync(connection, envelope, subscriber.UserId, last);
+            foreach (var (seq, live) in page)
+            {
+                await WriteAsync(response, subscriber, seq, live, null, ct);
+                last = seq;
+            }
+            if (page.Count < Sql.PageSize) return last;
+        }
+    }
+
+    async Task WriteAsync(HttpResponse response, Subscriber subscriber, long seq, LiveEvent live, string? json, CancellationToken ct)
+    {
+        var data = subscriber.Format == StreamFormat.Json
+            ? json ?? EventHub.Json(live)
+            : byKind[live.Kind].Render(live, subscriber.Username);
+        var frame = new StringBuilder(data.Length + 64)
+            .Append("id: ").Append(seq.ToString(CultureInfo.InvariantCulture)).Append('\n')
+            .Append("event: ").Append(live.Kind).Append('\n');
+        foreach (var line in data.Split('\n')) frame.Append("data: ").Append(line).Append('\n');
+        frame.Append('\n');
+        await response.WriteAsync(frame.ToString(), ct);
+        await response.Body.FlushAsync(ct);
+    }
+}

@@ -1,0 +1,27 @@
+using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
+using Ams.Infrastructure.Messaging;
+using FastEndpoints;
+using MySqlConnector;
+
+namespace Ams.Features.GetConversation;
+
+public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest<ConversationView>
+{
+    public override void Configure()
+    {
+        Get("/api/conversations/{id}");
+    }
+
+    public override async Task HandleAsync(CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        if (!Ids.TryParse(Route<string>("id"), out var id)
+            || await Conversations.FindAsync(connection, envelope, User.UserId(), id) is not { } view)
+        {
+            await NotFound.ConversationAsync(HttpContext);
+            return;
+        }
+        await Send.OkAsync(view, ct);
+    }
+}

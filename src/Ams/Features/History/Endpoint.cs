@@ -1,0 +1,51 @@
+using System.Globalization;
+using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
+using Ams.Infrastructure.Messaging;
+using FastEndpoints;
+using MySqlConnector;
+
+namespace Ams.Features.History;
+
+public sealed record Response(List<MessageView> Messages, string? NextBefore);
+
+/// <summary>
+/// Pages backwards through a conversation: each page oldest→newest; <c>nextBefore</c> fetches the
+/// page before it and is null on the first message. Keyset paging on the id, so sends in
+/// between cause no gaps or duplicates.
+/// </summary>
+public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest<Response>
+{
+    public const int DefaultLimit = 50, MaxLimit = 100;
+
+    public override void Configure()
+    {
+        Get("/api/conversations/{id}/messages");
+    }
+
+    public override async Task HandleAsync(CancellationToken ct)
+    {
+        var query = HttpContext.Request.Query;
+        var limit = DefaultLimit;
+        if (query.ContainsKey("limit") && (!int.TryParse(query["limit"], NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > MaxLimit))
+            AddError(new FluentValidation.Results.ValidationFailure("limit", $"limit must be a whole number from 1 to {MaxLimit}."));
+        var before = long.MaxValue;
+        if (query.ContainsKey("before") && !Ids.TryParse(query["before"], out before))
+            AddError(new FluentValidation.Results.ValidationFailure("before", "before must be a message id."));
+        ThrowIfAnyErrors();
+
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var me = User.UserId();
+        if (!Ids.TryParse(Route<string>("id"), out var id) || await Conversations.JoinedAfterAsync(connection, me, id) is not { } joinedAfter)
+        {
+            await NotFound.ConversationAsync(HttpContext);
+            return;
+        }
+        var rows = await Sql.PageAsync(connection, id, joinedAfter, before, limit);
+        var more = rows.Count > limit;
+        var page = rows.Take(limit).Reverse().ToList();
+        var messages = new List<MessageView>(page.Count);
+        foreach (var row in page) messages.Add(await row.ToViewAsync(envelope));
+        await Send.OkAsync(new Response(messages, more ? messages[0].Id : null), ct);
+    }
+}

@@ -1,0 +1,32 @@
+using Ams.Infrastructure;
+using Ams.Infrastructure.Messaging;
+using FastEndpoints;
+using MySqlConnector;
+
+namespace Ams.Features.MarkRead;
+
+/// <summary>Read receipts: the caller has read everything up to a message; every member's stream hears of it.</summary>
+public sealed class Endpoint(MySqlDataSource db, EventLog events, TimeProvider time) : Endpoint<Request>
+{
+    public override void Configure()
+    {
+        Post("/api/conversations/{id}/read");
+    }
+
+    public override async Task HandleAsync(Request req, CancellationToken ct)
+    {
+        var me = User.UserId();
+        Ids.TryParse(req.UpTo, out var upTo);
+        await using var connection = await db.OpenConnectionAsync(ct);
+        if (!Ids.TryParse(Route<string>("id"), out var id)
+            || await Sql.MarkAsync(connection, me, id, upTo, time.UtcNowMillis()) is not { } marked)
+        {
+            await NotFound.ConversationAsync(HttpContext);
+            return;
+        }
+        var reader = (await Users.FindByIdAsync(db, me, ct))!;
+        await events.PublishAsync(new LiveEvent(EventKinds.Read, marked.Recipients, marked.Seqs, null,
+            new ReadView(Ids.Of(id), reader.Username, Ids.Of(upTo)), me));
+        await Send.NoContentAsync(ct);
+    }
+}

@@ -1,0 +1,33 @@
+using Ams.Infrastructure.Messaging;
+using Dapper;
+using MySqlConnector;
+
+namespace Ams.Features.MarkRead;
+
+static class Sql
+{
+    public sealed record Marked(long[] Recipients, long[] Seqs);
+
+    /// <summary>
+    /// Moves the reader's mark forward (never back) and records a read event for every member;
+    /// null when the message is not one the caller can see in that conversation.
+    /// </summary>
+    public static async Task<Marked?> MarkAsync(MySqlConnection connection, long readerId, long conversationId, long upTo, DateTime now)
+    {
+        await using var transaction = await connection.BeginTransactionAsync();
+        var visible = await connection.QuerySingleOrDefaultAsync<long?>("""
+            SELECT m.id FROM messages m
+            JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = @readerId
+            WHERE m.id = @upTo AND m.conversation_id = @conversationId AND m.id > cm.joined_after_message_id
+            """, new { readerId, upTo, conversationId }, transaction);
+        if (visible is null) return null;
+        await connection.ExecuteAsync("""
+            UPDATE conversation_members SET last_read_message_id = GREATEST(last_read_message_id, @upTo)
+            WHERE conversation_id = @conversationId AND user_id = @readerId
+            """, new { upTo, conversationId, readerId }, transaction);
+        var recipients = await Conversations.MemberIdsAsync(connection, conversationId, transaction);
+        var seqs = await EventLog.AppendAsync(connection, transaction, recipients, EventKinds.Read, conversationId, upTo, readerId, now);
+        await transaction.CommitAsync();
+        return new Marked(recipients, seqs);
+    }
+}

@@ -1,0 +1,124 @@
+using Ams.Infrastructure.Crypto;
+using Dapper;
+using MySqlConnector;
+
+namespace Ams.Infrastructure.Messaging;
+
+/// <summary>
+/// Reads conversations as a member sees them. Every query joins on the caller's membership,
+/// so a non-member gets nothing back (the slices answer 404, never 403).
+/// </summary>
+public static class Conversations
+{
+    public sealed class Row
+    {
+        public long Id { get; set; }
+        public string Kind { get; set; } = "";
+        public string? Title { get; set; }
+        public long LastMessageId { get; set; }
+        public long JoinedAfter { get; set; }
+        public long Unread { get; set; }
+    }
+
+    sealed class MemberRow
+    {
+        public long ConversationId { get; set; }
+        public string Username { get; set; } = "";
+        public string DisplayName { get; set; } = "";
+    }
+
+    const string Select = """
+        SELECT c.id AS Id, c.kind AS Kind, c.title AS Title, c.last_message_id AS LastMessageId,
+               cm.joined_after_message_id AS JoinedAfter,
+               (SELECT COUNT(*) FROM messages m
+                 WHERE m.conversation_id = c.id AND m.sender_id <> cm.user_id
+                   AND m.id > GREATEST(cm.last_read_message_id, cm.joined_after_message_id)) AS Unread
+        FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id
+        """;
+
+    /// <summary>The caller's inbox, newest activity first.</summary>
+    public static async Task<List<ConversationView>> InboxAsync(MySqlConnection connection, Envelope envelope, long userId)
+    {
+        var rows = (await connection.QueryAsync<Row>(
+            Select + " WHERE cm.user_id = @userId ORDER BY c.last_activity_at DESC, c.id DESC", new { userId })).ToList();
+        return await ViewsAsync(connection, envelope, rows);
+    }
+
+    /// <summary>One conversation, or null when it does not exist or the caller is not a member.</summary>
+    public static async Task<ConversationView?> FindAsync(MySqlConnection connection, Envelope envelope, long userId, long conversationId)
+    {
+        var rows = (await connection.QueryAsync<Row>(
+            Select + " WHERE cm.user_id = @userId AND cm.conversation_id = @conversationId", new { userId, conversationId })).ToList();
+        return rows.Count == 0 ? null : (await ViewsAsync(connection, envelope, rows))[0];
+    }
+
+    static async Task<List<ConversationView>> ViewsAsync(MySqlConnection connection, Envelope envelope, List<Row> rows)
+    {
+        if (rows.Count == 0) return [];
+        var ids = rows.Select(r => r.Id).ToArray();
+        var members = (await connection.QueryAsync<MemberRow>("""
+            SELECT cm.conversation_id AS ConversationId, u.username AS Username, u.display_name AS DisplayName
+            FROM conversation_members cm JOIN users u ON u.id = cm.user_id
+            WHERE cm.conversation_id IN @ids ORDER BY cm.joined_at, u.username
+            """, new { ids })).ToLookup(m => m.ConversationId);
+        // A member added later does not see what was said before they joined.
+        var lastIds = rows.Where(r => r.LastMessageId > r.JoinedAfter).Select(r => r.LastMessageId).ToArray();
+        var lastMessages = new Dictionary<long, MessageView>();
+        if (lastIds.Length > 0)
+            foreach (var message in await connection.QueryAsync<MessageRow>(
+                $"SELECT {MessageRow.Columns} FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.id IN @lastIds", new { lastIds }))
+                lastMessages[message.ConversationId] = await message.ToViewAsync(envelope);
+        return rows.Select(r => new ConversationView(
+            Ids.Of(r.Id), r.Kind, r.Title,
+            members[r.Id].Select(m => new MemberView(m.Username, m.DisplayName)).ToList(),
+            lastMessages.GetValueOrDefault(r.Id), r.Unread)).ToList();
+    }
+
+    /// <summary>The caller's membership: where their view starts, or null for a non-member.</summary>
+    public static Task<long?> JoinedAfterAsync(MySqlConnection connection, long userId, long conversationId, MySqlTransaction? transaction = null) =>
+        connection.QuerySingleOrDefaultAsync<long?>(
+            "SELECT joined_after_message_id FROM conversation_members WHERE conversation_id = @conversationId AND user_id = @userId",
+            new { conversationId, userId }, transaction);
+
+    public static async Task<long[]> MemberIdsAsync(MySqlConnection connection, long conversationId, MySqlTransaction? transaction = null) =>
+        (await connection.QueryAsync<long>(
+            "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id",
+            new { conversationId }, transaction)).ToArray();
+
+    public static async Task<long> InsertAsync(MySqlConnection connection, MySqlTransaction transaction, string kind, string? title,
+        string? directKey, long[] memberIds, DateTime now)
+    {
+        var id = await connection.ExecuteScalarAsync<long>("""
+            INSERT INTO conversations (kind, title, direct_key, created_at, last_activity_at)
+            VALUES (@kind, @title, @directKey, @now, @now);
+            SELECT LAST_INSERT_ID();
+            """, new { kind, title, directKey, now }, transaction);
+        foreach (var userId in memberIds)
+            await connection.ExecuteAsync(
+                "INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES (@id, @userId, @now)",
+                new { id, userId, now }, transaction);
+        return id;
+    }
+
+    /// <summary>
+    /// The one direct conversation of a pair of users, created on first use. The unique
+    /// direct_key settles a race between the two creating it at once.
+    /// </summary>
+    public static async Task<(long Id, bool Created)> FindOrCreateDirectAsync(MySqlConnection connection, long me, long other, DateTime now)
+    {
+        var directKey = me < other ? $"{me}:{other}" : $"{other}:{me}";
+        const string Find = "SELECT id FROM conversations WHERE direct_key = @directKey";
+        if (await connection.QuerySingleOrDefaultAsync<long?>(Find, new { directKey }) is { } existing) return (existing, false);
+        try
+        {
+            await using var transaction = await connection.BeginTransactionAsync();
+            var id = await InsertAsync(connection, transaction, "direct", null, directKey, [me, other], now);
+            await transaction.CommitAsync();
+            return (id, true);
+        }
+        catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.DuplicateKeyEntry)
+        {
+            return (await connection.QuerySingleAsync<long>(Find, new { directKey }), false);
+        }
+    }
+}

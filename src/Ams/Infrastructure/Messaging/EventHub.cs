@@ -1,0 +1,126 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Threading.Channels;
+using StackExchange.Redis;
+
+namespace Ams.Infrastructure.Messaging;
+
+public enum StreamFormat { Json, Html }
+
+/// <summary>Renders an event as the browser's HTML fragment, for one viewer. Implemented by the slice that owns the event.</summary>
+public interface IEventFragment
+{
+    string Kind { get; }
+    string Render(LiveEvent live, string viewerUsername);
+}
+
+/// <summary>One queued item for a stream: an event for the subscriber, or (Seq 0) "replay from the database".</summary>
+public sealed record Outgoing(long Seq, LiveEvent? Event, string? Json);
+
+/// <summary>
+/// One open event stream. Its queue is bounded: a client that stops reading does not hold up
+/// anyone else; when its queue overflows it is disconnected and catches up with Last-Event-ID.
+/// </summary>
+public sealed class Subscriber(long userId, string username, string sessionId, StreamFormat format)
+{
+    public const int Capacity = 1024;
+    readonly Channel<Outgoing> queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(Capacity) { SingleReader = true });
+
+    public long UserId { get; } = userId;
+    public string Username { get; } = username;
+    public string SessionId { get; } = sessionId;
+    public StreamFormat Format { get; } = format;
+    public bool Overflowed { get; private set; }
+    public ChannelReader<Outgoing> Reader => queue.Reader;
+
+    public void Offer(Outgoing item)
+    {
+        if (queue.Writer.TryWrite(item)) return;
+        Overflowed = true;
+        queue.Writer.TryComplete();
+    }
+
+    public void Close() => queue.Writer.TryComplete();
+}
+
+/// <summary>
+/// Fans events out to this node's open streams. One Redis subscription per node (not per
+/// connection); each published event is deserialized and serialized to JSON once per node and the
+/// same string goes to every local subscriber.
+/// </summary>
+public sealed class EventHub(IConnectionMultiplexer redis, ILogger<EventHub> logger) : IHostedService
+{
+    public static readonly RedisChannel SessionsRevoked = RedisChannel.Literal(Redis.KeyPrefix + "sessions-revoked");
+    readonly ConcurrentDictionary<long, ConcurrentDictionary<Subscriber, byte>> byUser = new();
+
+    public int Count => byUser.Values.Sum(s => s.Count);
+
+    public Subscriber Register(long userId, string username, string sessionId, StreamFormat format)
+    {
+        var subscriber = new Subscriber(userId, username, sessionId, format);
+        byUser.GetOrAdd(userId, _ => new()).TryAdd(subscriber, 0);
+        return subscriber;
+    }
+
+    public void Unregister(Subscriber subscriber)
+    {
+        if (byUser.TryGetValue(subscriber.UserId, out var set)) set.TryRemove(subscriber, out _);
+    }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var subscriber = redis.GetSubscriber();
+        await subscriber.SubscribeAsync(EventLog.Channel, (_, payload) => Deliver(payload));
+        await subscriber.SubscribeAsync(SessionsRevoked, (_, session) => CloseSession(session.ToString()));
+        // Publications made while this node was cut off from Redis are lost to pub/sub, not to
+        // the event table: every stream replays from there.
+        redis.ConnectionRestored += (_, _) => CatchUpAll();
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        foreach (var set in byUser.Values)
+            foreach (var subscriber in set.Keys) subscriber.Close();
+        return Task.CompletedTask;
+    }
+
+    void Deliver(RedisValue payload)
+    {
+        LiveEvent? live;
+        try
+        {
+            live = JsonSerializer.Deserialize((string)payload!, AppJsonContext.Default.LiveEvent);
+        }
+        catch (JsonException e)
+        {
+            logger.LogWarning("Ignoring a malformed live event: {Message}", e.Message);
+            return;
+        }
+        if (live is null) return;
+        string? json = null;
+        for (var i = 0; i < live.UserIds.Length; i++)
+        {
+            if (!byUser.TryGetValue(live.UserIds[i], out var set) || set.IsEmpty) continue;
+            json ??= Json(live);
+            foreach (var subscriber in set.Keys) subscriber.Offer(new Outgoing(live.Seqs[i], live, json));
+        }
+    }
+
+    public static string Json(LiveEvent live) => live.Kind == EventKinds.Message
+        ? JsonSerializer.Serialize(live.Message!, AppJsonContext.Default.MessageView)
+        : JsonSerializer.Serialize(live.Read!, AppJsonContext.Default.ReadView);
+
+    void CloseSession(string sessionId)
+    {
+        foreach (var set in byUser.Values)
+            foreach (var subscriber in set.Keys)
+                if (subscriber.SessionId == sessionId) subscriber.Close();
+    }
+
+    void CatchUpAll()
+    {
+        logger.LogInformation("Redis connection restored; {Count} streams replay what they missed", Count);
+        foreach (var set in byUser.Values)
+            foreach (var subscriber in set.Keys) subscriber.Offer(new Outgoing(0, null, null));
+    }
+}

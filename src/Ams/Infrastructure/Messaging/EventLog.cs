@@ -1,0 +1,77 @@
+using System.Text;
+using System.Text.Json;
+using Dapper;
+using MySqlConnector;
+using StackExchange.Redis;
+
+namespace Ams.Infrastructure.Messaging;
+
+public static class EventKinds
+{
+    public const string Message = "message";
+    public const string Read = "read";
+}
+
+/// <summary>What a node publishes after a commit: one payload for every recipient, serialized once.</summary>
+public sealed record LiveEvent(string Kind, long[] UserIds, long[] Seqs, MessageView? Message, ReadView? Read, long ActorId);
+
+/// <summary>
+/// Events are written to MariaDB with the change they announce (same transaction), numbered
+/// per recipient, and only then published through Redis. MariaDB is the source of truth:
+/// a stream that missed a publication (Redis down, client away) replays from the table.
+/// </summary>
+public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> logger)
+{
+    public static readonly RedisChannel Channel = RedisChannel.Literal(Redis.KeyPrefix + "events");
+
+    /// <summary>Numbers and stores one event per recipient; returns the sequence numbers in <paramref name="userIds"/> order.</summary>
+    public static async Task<long[]> AppendAsync(MySqlConnection connection, MySqlTransaction transaction, long[] userIds,
+        string kind, long conversationId, long messageId, long actorId, DateTime at)
+    {
+        // Ascending ids: concurrent transactions lock counter rows in one order, so they never deadlock.
+        var sorted = userIds.Distinct().Order().ToArray();
+        await connection.ExecuteAsync("UPDATE user_event_seq SET seq = seq + 1 WHERE user_id IN @sorted", new { sorted }, transaction);
+        var seqs = (await connection.QueryAsync<SeqRow>(
+            "SELECT user_id AS UserId, seq AS Seq FROM user_event_seq WHERE user_id IN @sorted", new { sorted }, transaction))
+            .ToDictionary(r => r.UserId, r => r.Seq);
+
+        var sql = new StringBuilder("INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at) VALUES ");
+        await using var insert = new MySqlCommand { Connection = connection, Transaction = transaction };
+        for (var i = 0; i < sorted.Length; i++)
+        {
+            sql.Append(i == 0 ? "" : ",").Append($"(@u{i}, @s{i}, @kind, @conversationId, @messageId, @actorId, @at)");
+            insert.Parameters.AddWithValue($"@u{i}", sorted[i]);
+            insert.Parameters.AddWithValue($"@s{i}", seqs[sorted[i]]);
+        }
+        insert.Parameters.AddWithValue("@kind", kind);
+        insert.Parameters.AddWithValue("@conversationId", conversationId);
+        insert.Parameters.AddWithValue("@messageId", messageId);
+        insert.Parameters.AddWithValue("@actorId", actorId);
+        insert.Parameters.AddWithValue("@at", at);
+        insert.CommandText = sql.ToString();
+        await insert.ExecuteNonQueryAsync();
+        return userIds.Select(u => seqs[u]).ToArray();
+    }
+
+    /// <summary>
+    /// After the commit. A failure is not the sender's problem: the event is in the table and every
+    /// stream catches up from there when Redis is back.
+    /// </summary>
+    public async Task PublishAsync(LiveEvent live)
+    {
+        try
+        {
+            await redis.GetSubscriber().PublishAsync(Channel, JsonSerializer.Serialize(live, AppJsonContext.Default.LiveEvent));
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            logger.LogWarning("Live {Kind} event not published ({Message}); streams will replay it from the database", live.Kind, e.Message);
+        }
+    }
+
+    sealed class SeqRow
+    {
+        public long UserId { get; set; }
+        public long Seq { get; set; }
+    }
+}

@@ -1,0 +1,24 @@
+using System.Globalization;
+
+namespace Ams.Infrastructure.Messaging;
+
+/// <summary>api.md's <c>members[]</c> entry and <c>message.sender</c>.</summary>
+public sealed record MemberView(string Username, string DisplayName);
+
+/// <summary>api.md's <c>message</c>. Body is null when its ciphertext does not open (tampered or misplaced).</summary>
+public sealed record MessageView(string Id, string ConversationId, MemberView Sender, string? Body, DateTime SentAt, string Entropy);
+
+/// <summary>api.md's <c>conversation</c>.</summary>
+public sealed record ConversationView(string Id, string Kind, string? Title, IReadOnlyList<MemberView> Members, MessageView? LastMessage, long Unread);
+
+/// <summary>api.md's <c>read</c> event data.</summary>
+public sealed record ReadView(string ConversationId, string Username, string UpTo);
+
+public static class Ids
+{
+    public static string Of(long id) => id.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Ids are opaque strings to clients; anything that is not one of ours is simply not found.</summary>
+    public static bool TryParse(string? text, out long id) =>
+        long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out id) && id > 0;
+}
