@@ -20,6 +20,9 @@ public static class Redis
         options.ConnectTimeout = 5000;
         options.SyncTimeout = 5000;
         options.AsyncTimeout = 5000;
+        // While disconnected, fail at once rather than queue: every caller has a fallback (the
+        // session cache, the event table's replay, an open send throttle) or answers 503.
+        options.BacklogPolicy = BacklogPolicy.FailFast;
         services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(options));
         return services;
     }

@@ -10,6 +10,8 @@ public sealed class SessionLifetime
 {
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromHours(12);
     public TimeSpan AbsoluteLifetime { get; set; } = TimeSpan.FromDays(7);
+    /// <summary>While Redis is unreachable, a session this node saw valid this recently still works.</summary>
+    public TimeSpan OutageGrace { get; set; } = TimeSpan.FromMinutes(5);
 }
 
 public sealed record Session(string Id, long UserId, DateTimeOffset ExpiresAt);
@@ -41,6 +43,11 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
 
     IDatabase Db => redis.GetDatabase();
 
+    // Sessions this node has recently confirmed in Redis, by id: the fallback during a Redis
+    // outage (when nobody can log out either), so that sending keeps working. Revocations reach
+    // every node's copy through EventHub's sessions-revoked subscription.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, (Session Session, DateTimeOffset SeenAt)> recent = new();
+
     public async Task<(string Token, Session Session)> CreateAsync(long userId)
     {
         var token = TokenPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
@@ -62,17 +69,38 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
     {
         if (!token.StartsWith(TokenPrefix, StringComparison.Ordinal) || token.Length > 64) return null;
         var id = IdOf(token);
-        var result = await Db.ScriptEvaluateAsync(FindAndSlide,
-            [SessionKey(id)],
-            [(long)options.IdleTimeout.TotalMilliseconds, time.GetUtcNow().ToUnixTimeMilliseconds()]);
-        if (result.IsNull) return null;
+        var now = time.GetUtcNow();
+        RedisResult result;
+        try
+        {
+            result = await Db.ScriptEvaluateAsync(FindAndSlide,
+                [SessionKey(id)],
+                [(long)options.IdleTimeout.TotalMilliseconds, now.ToUnixTimeMilliseconds()]);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            if (recent.TryGetValue(id, out var seen) && now - seen.SeenAt <= options.OutageGrace && seen.Session.ExpiresAt > now)
+                return seen.Session;
+            throw;
+        }
+        if (result.IsNull)
+        {
+            recent.TryRemove(id, out _);
+            return null;
+        }
         var value = (string)result!;
         var sep = value.IndexOf('|');
-        return new Session(
+        var session = new Session(
             id,
             long.Parse(value.AsSpan(0, sep), CultureInfo.InvariantCulture),
             DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(value.AsSpan(sep + 1), CultureInfo.InvariantCulture)));
+        if (recent.Count > 100_000) recent.Clear();
+        recent[id] = (session, now);
+        return session;
     }
+
+    /// <summary>Drops a revoked session from this node's outage fallback.</summary>
+    public void Forget(string sessionId) => recent.TryRemove(sessionId, out _);
 
     public async Task RevokeAsync(Session session)
     {
@@ -81,10 +109,22 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
         var unindex = batch.SetRemoveAsync(UserKey(session.UserId), session.Id);
         batch.Execute();
         await Task.WhenAll(del, unindex);
+        Forget(session.Id);
         await AnnounceAsync([session.Id]);
     }
 
-    public async Task<bool> ExistsAsync(string sessionId) => await Db.KeyExistsAsync(SessionKey(sessionId));
+    /// <summary>Whether the session still exists; true while Redis cannot say (an outage is no logout).</summary>
+    public async Task<bool> ExistsAsync(string sessionId)
+    {
+        try
+        {
+            return await Db.KeyExistsAsync(SessionKey(sessionId));
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            return true;
+        }
+    }
 
     // Open event streams of these sessions close on every node (EventHub listens).
     Task AnnounceAsync(IEnumerable<string> sessionIds) =>

@@ -145,6 +145,27 @@ public sealed class ConversationTests(Services services)
     }
 
     [Theory]
+    [InlineData(101)]
+    [InlineData(5000)]
+    public async Task A_long_title_is_either_kept_exactly_or_refused_with_400_never_500(int length)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("la");
+        var bob = await app.MemberAsync("lb");
+        var title = string.Concat(Enumerable.Repeat("t🦊", length / 2 + 1))[..length];
+        if (char.IsHighSurrogate(title[^1])) title = title[..^1] + "t";
+        var result = await app.PostAsync("/api/conversations", new { members = new[] { bob.Name }, title }, alice.Token, null);
+        if (result.Status() == 201)
+            Assert.Equal(title, (await result.JsonAsync())["title"].Str());
+        else
+        {
+            Assert.True(result.Status() == 400, $"a {length}-character title: status {result.Status()}: {await result.ReadAsTextAsync()}");
+            await result.ProblemAsync(400);
+            Assert.Empty(await app.InboxAsync(alice));
+        }
+    }
+
+    [Theory]
     [InlineData("GET", "/api/conversations")]
     [InlineData("POST", "/api/conversations")]
     [InlineData("GET", "/api/conversations/abc")]

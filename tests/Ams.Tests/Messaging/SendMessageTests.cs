@@ -179,6 +179,36 @@ public sealed class SendMessageTests(Services services)
     }
 
     [Fact]
+    public async Task Unknown_fields_are_ignored_and_cannot_forge_the_sender_id_or_time()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("fa");
+        var bob = await app.MemberAsync("fb");
+        var direct = await app.DirectAsync(alice, bob);
+        var json = $$$"""
+            {"conversationId":"{{{direct.Id()}}}","body":"genuine","id":"1","sender":{"username":"{{{bob.Name}}}","displayName":"Bob"},
+             "senderId":1,"sentAt":"2000-01-01T00:00:00.000Z","entropy":"random.org+os","extra":{"a":[1]}}
+            """;
+        var message = (await (await app.PostRawAsync("/api/messages", json, alice.Token, 201)).JsonAsync()).AsObject();
+        Assert.Equal(alice.Name, message["sender"]!["username"].Str());
+        Assert.Equal("os", message["entropy"].Str());
+        Assert.StartsWith(DateTime.UtcNow.Year.ToString(CultureInfo.InvariantCulture), message["sentAt"].Str());
+        Chat.SameJson(message, Assert.Single(await app.HistoryAsync(bob, direct.Id())), "history");
+    }
+
+    [Fact]
+    public async Task A_request_over_64_KiB_is_413_and_nothing_is_stored()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ba");
+        var bob = await app.MemberAsync("bb");
+        var direct = await app.DirectAsync(alice, bob);
+        var json = $$"""{"conversationId":"{{direct.Id()}}","body":"{{new string('x', 70_000)}}"}""";
+        await (await app.PostRawAsync("/api/messages", json, alice.Token, 413)).ProblemAsync(413);
+        Assert.Empty(await app.HistoryAsync(bob, direct.Id()));
+    }
+
+    [Fact]
     public async Task Unknown_recipients_and_conversations_are_404_problems()
     {
         var app = await services.AppAsync();

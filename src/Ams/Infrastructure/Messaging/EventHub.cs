@@ -48,7 +48,7 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
 /// connection); each published event is deserialized and serialized to JSON once per node and the
 /// same string goes to every local subscriber.
 /// </summary>
-public sealed class EventHub(IConnectionMultiplexer redis, ILogger<EventHub> logger) : IHostedService
+public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions, ILogger<EventHub> logger) : IHostedService
 {
     public static readonly RedisChannel SessionsRevoked = RedisChannel.Literal(Redis.KeyPrefix + "sessions-revoked");
     readonly ConcurrentDictionary<long, ConcurrentDictionary<Subscriber, byte>> byUser = new();
@@ -112,6 +112,7 @@ public sealed class EventHub(IConnectionMultiplexer redis, ILogger<EventHub> log
 
     void CloseSession(string sessionId)
     {
+        sessions.Forget(sessionId);
         foreach (var set in byUser.Values)
             foreach (var subscriber in set.Keys)
                 if (subscriber.SessionId == sessionId) subscriber.Close();

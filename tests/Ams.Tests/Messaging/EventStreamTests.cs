@@ -1,0 +1,185 @@
+using System.Text.Json.Nodes;
+using Ams.Testing;
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Messaging;
+
+/// <summary>GET /api/events and /events: live delivery across nodes, replay, Redis outages, logout.</summary>
+[Collection(ServicesCollection.Name)]
+public sealed class EventStreamTests(Services services)
+{
+    static async Task<SseEvent> NextMessageAsync(SseClient stream, string kind = "message")
+    {
+        while (true)
+        {
+            var next = await stream.NextAsync() ?? throw new Xunit.Sdk.XunitException("the stream ended");
+            if (next.Event == kind) return next;
+        }
+    }
+
+    [Fact]
+    public async Task A_message_sent_on_one_node_reaches_a_stream_on_another_and_only_its_members()
+    {
+        var node1 = await services.AppAsync();
+        await using var node2 = await services.StartAppAsync();
+        var alice = await node1.MemberAsync("ea");
+        var bob = await node1.MemberAsync("eb");
+        var carol = await node1.MemberAsync("ec");
+        var direct = await node1.DirectAsync(alice, bob);
+        await using var bobStream = await SseClient.OpenAsync(node2, bob.Token);
+        await using var carolStream = await SseClient.OpenAsync(node2, carol.Token);
+        Assert.Equal("text/event-stream", bobStream.Response.Content.Headers.ContentType?.MediaType);
+
+        const string body = "<script>alert('x')</script> & 🦊";
+        var sent = await node1.SendAsync(alice, direct.Id(), body);
+        var received = await NextMessageAsync(bobStream);
+        Assert.False(string.IsNullOrEmpty(received.Id));
+        var message = JsonNode.Parse(received.Data)!;
+        Assert.Equal(sent.Id(), message.Id());
+        Assert.Equal(body, message["body"].Str());
+        Assert.Equal(alice.Name, message["sender"]!["username"].Str());
+        Assert.Equal(direct.Id(), message["conversationId"].Str());
+        Assert.True(await carolStream.QuietForAsync(TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
+    public async Task Reconnecting_with_Last_Event_ID_replays_exactly_what_was_missed_then_goes_live()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ra");
+        var bob = await app.MemberAsync("rb");
+        var direct = await app.DirectAsync(alice, bob);
+        string lastId;
+        await using (var first = await SseClient.OpenAsync(app, bob.Token))
+        {
+            await app.SendAsync(alice, direct.Id(), "seen live");
+            lastId = (await NextMessageAsync(first)).Id!;
+        }
+        var missed = new List<string>();
+        for (var i = 0; i < 3; i++) missed.Add((await app.SendAsync(alice, direct.Id(), $"missed {i}")).Id());
+        await app.PostAsync($"/api/conversations/{direct.Id()}/read", new { upTo = missed[2] }, bob.Token, 204);
+
+        await using var second = await SseClient.OpenAsync(app, bob.Token, lastId);
+        var replayed = new List<SseEvent>();
+        for (var i = 0; i < 4; i++) replayed.Add((await second.NextAsync())!);
+        Assert.Equal(missed, replayed.Take(3).Select(e => JsonNode.Parse(e.Data)!.Id()));
+        Assert.Equal("read", replayed[3].Event);
+        var read = JsonNode.Parse(replayed[3].Data)!;
+        Assert.Equal((direct.Id(), bob.Name, missed[2]), (read["conversationId"].Str(), read["username"].Str(), read["upTo"].Str()));
+        Assert.Equal(replayed.Select(e => long.Parse(e.Id!)).Order(), replayed.Select(e => long.Parse(e.Id!)));
+
+        var live = await app.SendAsync(alice, direct.Id(), "live again");
+        Assert.Equal(live.Id(), JsonNode.Parse((await NextMessageAsync(second)).Data)!.Id());
+    }
+
+    [Fact]
+    public async Task A_read_receipt_reaches_the_other_members()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ra");
+        var bob = await app.MemberAsync("rb");
+        var direct = await app.DirectAsync(alice, bob);
+        var sent = await app.SendAsync(alice, direct.Id(), "did you read this?");
+        await using var aliceStream = await SseClient.OpenAsync(app, alice.Token);
+        await app.PostAsync($"/api/conversations/{direct.Id()}/read", new { upTo = sent.Id() }, bob.Token, 204);
+        var receipt = JsonNode.Parse((await NextMessageAsync(aliceStream, "read")).Data)!;
+        Assert.Equal(bob.Name, receipt["username"].Str());
+        Assert.Equal(sent.Id(), receipt["upTo"].Str());
+    }
+
+    [Fact]
+    public async Task A_send_while_Redis_is_down_succeeds_and_is_delivered_when_Redis_returns_and_replay_survives_the_restart()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var settings = redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
+        await using var node1 = await services.StartAppAsync(redis: settings);
+        await using var node2 = await services.StartAppAsync(redis: settings);
+        var alice = await node1.MemberAsync("da");
+        var bob = await node1.MemberAsync("db");
+        var direct = await node1.DirectAsync(alice, bob);
+        await using var stream = await SseClient.OpenAsync(node2, bob.Token);
+        await node1.SendAsync(alice, direct.Id(), "before the outage");
+        var before = await NextMessageAsync(stream);
+
+        await redis.StopAsync();
+        var during = await node1.Scenario(s =>
+        {
+            s.Post.Json(new { conversationId = direct.Id(), body = "while Redis is down" }).ToUrl("/api/messages");
+            s.WithBearerToken(alice.Token);
+            s.StatusCodeShouldBe(201);
+        });
+        var duringId = (await during.JsonAsync()).Id();
+        await redis.StartAgainAsync();
+
+        var caughtUp = await stream.NextAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(duringId, JsonNode.Parse(caughtUp!.Data)!.Id());
+
+        // This Redis restarted empty (sessions included, so bob signs in again): the replay comes from MariaDB.
+        await using var again = await SseClient.OpenAsync(node2, await node2.LoginAsync(bob.Name), before.Id);
+        Assert.Equal(duringId, JsonNode.Parse((await NextMessageAsync(again)).Data)!.Id());
+    }
+
+    [Fact]
+    public async Task Logging_out_on_one_node_closes_that_sessions_streams_on_another()
+    {
+        var node1 = await services.AppAsync();
+        await using var node2 = await services.StartAppAsync();
+        var bob = await node1.MemberAsync("lb");
+        await using var stream = await SseClient.OpenAsync(node2, bob.Token);
+        await node1.Scenario(s => { s.Post.Url("/api/logout"); s.WithBearerToken(bob.Token); s.StatusCodeShouldBe(204); });
+        Assert.Null(await stream.NextAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task Keep_alive_comments_flow_on_an_idle_stream()
+    {
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Events:KeepAlive"] = "00:00:00.300" });
+        var bob = await app.MemberAsync("kb");
+        await using var stream = await SseClient.OpenAsync(app, bob.Token);
+        Assert.True(await stream.QuietForAsync(TimeSpan.FromSeconds(1.2)));
+        Assert.Contains(": keep-alive", stream.Comments);
+    }
+
+    [Fact]
+    public async Task A_stalled_stream_does_not_delay_anyone_else()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("sa");
+        var slow = await app.MemberAsync("ss");
+        var fast = await app.MemberAsync("sf");
+        var group = await app.GroupAsync(alice, "stall", slow, fast);
+        await using var stalled = await SseClient.OpenAsync(app, slow.Token);   // never read
+        await using var reader = await SseClient.OpenAsync(app, fast.Token);
+        for (var i = 0; i < 20; i++)
+        {
+            var sent = await app.SendAsync(alice, group.Id(), $"burst {i}");
+            Assert.Equal(sent.Id(), JsonNode.Parse((await NextMessageAsync(reader)).Data)!.Id());
+        }
+    }
+
+    [Fact]
+    public async Task The_browser_stream_sends_html_fragments_with_user_text_encoded()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ha", displayName: "<b>Alice</b>");
+        var bob = await app.MemberAsync("hb");
+        var direct = await app.DirectAsync(alice, bob);
+        await using var stream = await SseClient.OpenAsync(app, bob.Token, path: "/events");
+        await app.SendAsync(alice, direct.Id(), "<img src=x onerror=alert(1)>");
+        var fragment = (await NextMessageAsync(stream)).Data;
+        Assert.StartsWith("<li id=\"m-", fragment);
+        Assert.DoesNotContain("<img", fragment);
+        Assert.DoesNotContain("<b>", fragment);
+        Assert.Contains("&lt;img src=x onerror=alert(1)&gt;", fragment);
+        Assert.Contains("&lt;b&gt;Alice&lt;/b&gt;", fragment);
+        Assert.DoesNotContain("mine", fragment);
+    }
+
+    [Fact]
+    public async Task Streams_need_authentication()
+    {
+        var app = await services.AppAsync();
+        var result = await app.Scenario(s => { s.Get.Url("/api/events"); s.StatusCodeShouldBe(401); });
+        await result.ProblemAsync(401);
+    }
+}
