@@ -22,6 +22,7 @@ namespace Ams;
 [JsonSerializable(typeof(Features.MarkRead.Request), TypeInfoPropertyName = "MarkReadRequest")]
 [JsonSerializable(typeof(Features.History.Response), TypeInfoPropertyName = "HistoryResponse")]
 [JsonSerializable(typeof(UserView))]
+[JsonSerializable(typeof(string[]))]
 [JsonSerializable(typeof(Infrastructure.Messaging.LiveEvent))]
 [JsonSerializable(typeof(Infrastructure.Messaging.MessageView))]
 [JsonSerializable(typeof(Infrastructure.Messaging.ReadView))]

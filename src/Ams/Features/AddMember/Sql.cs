@@ -32,7 +32,7 @@ static class Sql
         return added == 1 ? Outcome.Added : Outcome.AlreadyMember;
     }
 
-    sealed class ConversationRow
+    internal sealed class ConversationRow
     {
         public string Kind { get; set; } = "";
         public long LastMessageId { get; set; }

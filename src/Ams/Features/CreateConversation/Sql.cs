@@ -1,4 +1,5 @@
 using Dapper;
+using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using MySqlConnector;
 
@@ -13,8 +14,9 @@ static class Sql
     }
 
     public static async Task<List<UserIdRow>> FindUsersAsync(MySqlConnection connection, string[] usernames) =>
-        (await connection.QueryAsync<UserIdRow>("SELECT id AS Id, username AS Username FROM users WHERE username IN @usernames",
-            new { usernames })).ToList();
+        (await connection.QueryAsync<UserIdRow>(
+            $"SELECT u.id AS Id, u.username AS Username FROM {SqlLists.NamesTable} JOIN users u ON u.username = names.name",
+            new { names = SqlLists.Names(usernames) })).ToList();
 
     public static async Task<long> CreateGroupAsync(MySqlConnection connection, string? title, long[] memberIds, DateTime now)
     {

@@ -9,7 +9,7 @@ static class Sql
 {
     public const int PageSize = 500;
 
-    sealed class EventRow
+    internal sealed class EventRow
     {
         public long Seq { get; set; }
         public string Kind { get; set; } = "";

@@ -20,7 +20,7 @@ public static class Conversations
         public long Unread { get; set; }
     }
 
-    sealed class MemberRow
+    internal sealed class MemberRow
     {
         public long ConversationId { get; set; }
         public string Username { get; set; } = "";
@@ -55,18 +55,18 @@ public static class Conversations
     static async Task<List<ConversationView>> ViewsAsync(MySqlConnection connection, Envelope envelope, List<Row> rows)
     {
         if (rows.Count == 0) return [];
-        var ids = rows.Select(r => r.Id).ToArray();
-        var members = (await connection.QueryAsync<MemberRow>("""
+        var members = (await connection.QueryAsync<MemberRow>($"""
             SELECT cm.conversation_id AS ConversationId, u.username AS Username, u.display_name AS DisplayName
-            FROM conversation_members cm JOIN users u ON u.id = cm.user_id
-            WHERE cm.conversation_id IN @ids ORDER BY cm.joined_at, u.username
-            """, new { ids })).ToLookup(m => m.ConversationId);
+            FROM {SqlLists.IdsTable} JOIN conversation_members cm ON cm.conversation_id = ids.id JOIN users u ON u.id = cm.user_id
+            ORDER BY cm.joined_at, u.username
+            """, new { ids = SqlLists.Ids(rows.Select(r => r.Id)) })).ToLookup(m => m.ConversationId);
         // A member added later does not see what was said before they joined.
         var lastIds = rows.Where(r => r.LastMessageId > r.JoinedAfter).Select(r => r.LastMessageId).ToArray();
         var lastMessages = new Dictionary<long, MessageView>();
         if (lastIds.Length > 0)
             foreach (var message in await connection.QueryAsync<MessageRow>(
-                $"SELECT {MessageRow.Columns} FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.id IN @lastIds", new { lastIds }))
+                $"SELECT {MessageRow.Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
+                new { ids = SqlLists.Ids(lastIds) }))
                 lastMessages[message.ConversationId] = await message.ToViewAsync(envelope);
         return rows.Select(r => new ConversationView(
             Ids.Of(r.Id), r.Kind, r.Title,

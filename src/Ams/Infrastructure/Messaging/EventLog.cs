@@ -30,10 +30,12 @@ public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> log
     {
         // Ascending ids: concurrent transactions lock counter rows in one order, so they never deadlock.
         var sorted = userIds.Distinct().Order().ToArray();
-        await connection.ExecuteAsync("UPDATE user_event_seq SET seq = seq + 1 WHERE user_id IN @sorted", new { sorted }, transaction);
+        var ids = SqlLists.Ids(sorted);
+        await connection.ExecuteAsync(
+            $"UPDATE user_event_seq s JOIN {SqlLists.IdsTable} ON s.user_id = ids.id SET s.seq = s.seq + 1", new { ids }, transaction);
         var seqs = (await connection.QueryAsync<SeqRow>(
-            "SELECT user_id AS UserId, seq AS Seq FROM user_event_seq WHERE user_id IN @sorted", new { sorted }, transaction))
-            .ToDictionary(r => r.UserId, r => r.Seq);
+            $"SELECT s.user_id AS UserId, s.seq AS Seq FROM {SqlLists.IdsTable} JOIN user_event_seq s ON s.user_id = ids.id",
+            new { ids }, transaction)).ToDictionary(r => r.UserId, r => r.Seq);
 
         var sql = new StringBuilder("INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at) VALUES ");
         await using var insert = new MySqlCommand { Connection = connection, Transaction = transaction };
@@ -69,7 +71,7 @@ public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> log
         }
     }
 
-    sealed class SeqRow
+    internal sealed class SeqRow
     {
         public long UserId { get; set; }
         public long Seq { get; set; }
