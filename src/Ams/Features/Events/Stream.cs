@@ -11,6 +11,8 @@ namespace Ams.Features.Events;
 public sealed class StreamOptions
 {
     public TimeSpan KeepAlive { get; set; } = TimeSpan.FromSeconds(15);
+    /// <summary>Events a stream may fall behind by before it is disconnected (it resumes with Last-Event-ID).</summary>
+    public int QueueCapacity { get; set; } = Subscriber.DefaultCapacity;
 }
 
 /// <summary>
@@ -35,7 +37,8 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
         response.Headers["X-Accel-Buffering"] = "no";
         http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
-        var subscriber = hub.Register(user.Id, user.Username, session.Id, format);
+        var subscriber = hub.Register(user.Id, user.Username, session.Id, format, options.QueueCapacity);
+        subscriber.OnOverflow = http.Abort;
         try
         {
             long.TryParse(http.Request.Headers["Last-Event-ID"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var last);
@@ -68,7 +71,7 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
             }
             if (subscriber.Overflowed)
                 logger.LogInformation("Event stream of user {UserId} fell {Capacity} events behind and was closed; it resumes with Last-Event-ID",
-                    user.Id, Subscriber.Capacity);
+                    user.Id, subscriber.Capacity);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {

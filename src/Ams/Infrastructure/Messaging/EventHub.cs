@@ -21,10 +21,18 @@ public sealed record Outgoing(long Seq, LiveEvent? Event, string? Json);
 /// One open event stream. Its queue is bounded: a client that stops reading does not hold up
 /// anyone else; when its queue overflows it is disconnected and catches up with Last-Event-ID.
 /// </summary>
-public sealed class Subscriber(long userId, string username, string sessionId, StreamFormat format)
+public sealed class Subscriber(long userId, string username, string sessionId, StreamFormat format, int capacity = Subscriber.DefaultCapacity)
 {
-    public const int Capacity = 1024;
-    readonly Channel<Outgoing> queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(Capacity) { SingleReader = true });
+    public const int DefaultCapacity = 1024;
+    readonly Channel<Outgoing> queue = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(capacity) { SingleReader = true });
+
+    public int Capacity { get; } = capacity;
+
+    /// <summary>
+    /// Called once when the queue overflows. The stream aborts its connection here, since its
+    /// writer may be stuck in a write to the very client that stopped reading.
+    /// </summary>
+    public Action? OnOverflow { get; set; }
 
     public long UserId { get; } = userId;
     public string Username { get; } = username;
@@ -35,9 +43,10 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
 
     public void Offer(Outgoing item)
     {
-        if (queue.Writer.TryWrite(item)) return;
+        if (queue.Writer.TryWrite(item) || Overflowed) return;
         Overflowed = true;
         queue.Writer.TryComplete();
+        OnOverflow?.Invoke();
     }
 
     public void Close() => queue.Writer.TryComplete();
@@ -55,9 +64,9 @@ public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions
 
     public int Count => byUser.Values.Sum(s => s.Count);
 
-    public Subscriber Register(long userId, string username, string sessionId, StreamFormat format)
+    public Subscriber Register(long userId, string username, string sessionId, StreamFormat format, int capacity = Subscriber.DefaultCapacity)
     {
-        var subscriber = new Subscriber(userId, username, sessionId, format);
+        var subscriber = new Subscriber(userId, username, sessionId, format, capacity);
         byUser.GetOrAdd(userId, _ => new()).TryAdd(subscriber, 0);
         return subscriber;
     }

@@ -1,0 +1,35 @@
+using Ams.Infrastructure.Messaging;
+
+namespace Ams.Tests.Messaging;
+
+/// <summary>The per-stream queue that keeps one slow client from holding up the rest.</summary>
+public sealed class SubscriberTests
+{
+    static Outgoing Item(long seq) => new(seq, new LiveEvent(EventKinds.Read, [1], [seq], null, new ReadView("1", "u", "1"), 1), "{}");
+
+    [Fact]
+    public async Task A_full_queue_disconnects_the_stream_once_and_keeps_what_was_queued()
+    {
+        var aborted = 0;
+        var subscriber = new Subscriber(1, "u", "s", StreamFormat.Json, capacity: 3) { OnOverflow = () => aborted++ };
+        for (var seq = 1; seq <= 3; seq++) subscriber.Offer(Item(seq));
+        Assert.False(subscriber.Overflowed);
+        subscriber.Offer(Item(4));
+        subscriber.Offer(Item(5));
+        Assert.True(subscriber.Overflowed);
+        Assert.Equal(1, aborted);
+        var drained = new List<long>();
+        await foreach (var item in subscriber.Reader.ReadAllAsync()) drained.Add(item.Seq);
+        Assert.Equal([1, 2, 3], drained);
+    }
+
+    [Fact]
+    public void Offering_to_a_stream_nobody_reads_returns_at_once_instead_of_waiting()
+    {
+        // Offer is called from the Redis subscription callback shared by every stream on the node:
+        // if it waited for room, this loop (and the node's whole fan-out) would hang here.
+        var subscriber = new Subscriber(1, "u", "s", StreamFormat.Json, capacity: 2);
+        for (var seq = 1; seq <= 10_000; seq++) subscriber.Offer(Item(seq));
+        Assert.True(subscriber.Overflowed);
+    }
+}
