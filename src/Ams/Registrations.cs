@@ -41,6 +41,14 @@ public static class Registrations
         Of<Features.MarkRead.Validator>(),
         Of<Features.Events.Endpoint>(),
         Of<Features.Events.FragmentEndpoint>(),
+        Of<Features.TwoFactor.SetupEndpoint>(),
+        Of<Features.TwoFactor.EnableEndpoint>(),
+        Of<Features.TwoFactor.DisableEndpoint>(),
+        Of<Features.TwoFactor.RecoveryCodesEndpoint>(),
+        Of<Features.TwoFactor.LoginEndpoint>(),
+        Of<Features.TwoFactor.CodeValidator>(),
+        Of<Features.TwoFactor.DisableValidator>(),
+        Of<Features.TwoFactor.LoginValidator>(),
     ];
 
     /// <summary>Request DTOs: FastEndpoints creates and fills them without reflection from these entries.</summary>
@@ -52,6 +60,9 @@ public static class Registrations
         Dto<Features.AddMember.Request>(cache);
         Dto<Features.SendMessage.Request>(cache);
         Dto<Features.MarkRead.Request>(cache);
+        Dto<Features.TwoFactor.CodeRequest>(cache);
+        Dto<Features.TwoFactor.DisableRequest>(cache);
+        Dto<Features.TwoFactor.LoginRequest>(cache);
     }
 
     public static IEnumerable<Type> RequestTypes

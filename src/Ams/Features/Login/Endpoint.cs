@@ -4,7 +4,7 @@ using MySqlConnector;
 
 namespace Ams.Features.Login;
 
-public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle throttle, SessionStore sessions)
+public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle throttle, SessionStore sessions, Challenges challenges)
     : Endpoint<Request, Response>
 {
     public override void Configure()
@@ -15,7 +15,7 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
 
     public override async Task HandleAsync(Request req, CancellationToken ct)
     {
-        var outcome = await SignIn.AttemptAsync(HttpContext, req, db, passwords, throttle, sessions, ct);
+        var outcome = await SignIn.AttemptAsync(HttpContext, req, db, passwords, throttle, sessions, challenges, ct);
         switch (outcome)
         {
             case SignIn.Throttled t:
@@ -24,6 +24,10 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
                 break;
             case SignIn.Rejected:
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid username or password");
+                break;
+            case SignIn.NeedsSecondFactor c:
+                await HttpContext.Response.WriteAsJsonAsync(new ChallengeResponse(true, c.Challenge, c.ExpiresAt),
+                    AppJsonContext.Default.ChallengeResponse, cancellationToken: ct);
                 break;
             case SignIn.Succeeded s:
                 await Send.OkAsync(new Response(s.Token, s.Session.ExpiresAt, s.User.ToView()), ct);

@@ -5,8 +5,10 @@ using MySqlConnector;
 namespace Ams.Features.Login;
 
 /// <summary>The browser's sign-in form: the same checks as the API, then the session cookie.</summary>
-public sealed class FormEndpoint(MySqlDataSource db, Passwords passwords, Throttle throttle, SessionStore sessions) : EndpointWithoutRequest
+public sealed class FormEndpoint(MySqlDataSource db, Passwords passwords, Throttle throttle, SessionStore sessions, Challenges challenges) : EndpointWithoutRequest
 {
+    public const string SecondFactorCookie = "ams_2fa_challenge";
+
     public override void Configure()
     {
         Post("/login");
@@ -24,7 +26,7 @@ public sealed class FormEndpoint(MySqlDataSource db, Passwords passwords, Thrott
             await Reply(req.Username, result.Errors.Select(e => e.ErrorMessage), StatusCodes.Status422UnprocessableEntity, ct);
             return;
         }
-        switch (await SignIn.AttemptAsync(HttpContext, req, db, passwords, throttle, sessions, ct))
+        switch (await SignIn.AttemptAsync(HttpContext, req, db, passwords, throttle, sessions, challenges, ct))
         {
             case SignIn.Throttled t:
                 HttpContext.Response.Headers.RetryAfter = ((long)Math.Ceiling(t.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -32,6 +34,11 @@ public sealed class FormEndpoint(MySqlDataSource db, Passwords passwords, Thrott
                 break;
             case SignIn.Rejected:
                 await Reply(req.Username, ["Invalid username or password."], StatusCodes.Status401Unauthorized, ct);
+                break;
+            case SignIn.NeedsSecondFactor c:
+                // The challenge rides in a short-lived HttpOnly cookie, never in a URL.
+                HttpContext.Response.Cookies.Append(SecondFactorCookie, c.Challenge, SessionCookie.Options(HttpContext.Request, c.ExpiresAt));
+                await Layout.RedirectAfterPostAsync(HttpContext, "/login/2fa");
                 break;
             case SignIn.Succeeded s:
                 SessionCookie.Append(HttpContext, s.Token, s.Session.ExpiresAt);

@@ -10,9 +10,10 @@ static class SignIn
     public sealed record Throttled(TimeSpan RetryAfter) : Outcome;
     public sealed record Rejected : Outcome;
     public sealed record Succeeded(string Token, Session Session, UserRow User) : Outcome;
+    public sealed record NeedsSecondFactor(string Challenge, DateTimeOffset ExpiresAt) : Outcome;
 
     public static async Task<Outcome> AttemptAsync(HttpContext http, Request req, MySqlDataSource db, Passwords passwords,
-        Throttle throttle, SessionStore sessions, CancellationToken ct)
+        Throttle throttle, SessionStore sessions, Challenges challenges, CancellationToken ct)
     {
         var username = req.Username.ToLowerInvariant();
         var address = ClientAddress.BucketOf(http);
@@ -25,6 +26,11 @@ static class SignIn
         await throttle.ForgiveAsync(username, address);
         if (passwords.NeedsRehash(user.PasswordHash))
             await Sql.UpdateHashAsync(db, user.Id, user.PasswordHash, passwords.Hash(req.Password), ct);
+        if (user.TwoFactorEnabled)
+        {
+            var (challenge, expiresAt) = await challenges.CreateAsync(user.Id);
+            return new NeedsSecondFactor(challenge, expiresAt);
+        }
         var (token, session) = await sessions.CreateAsync(user.Id);
         return new Succeeded(token, session, user);
     }

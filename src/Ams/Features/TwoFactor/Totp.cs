@@ -1,0 +1,131 @@
+using System.Security.Cryptography;
+using System.Text;
+using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
+using MySqlConnector;
+using OtpNet;
+using StackExchange.Redis;
+
+namespace Ams.Features.TwoFactor;
+
+public sealed class GuardOptions
+{
+    public int MaxFailuresPerAccount { get; set; } = 5;
+    public int MaxFailuresPerChallenge { get; set; } = 3;
+    public TimeSpan Window { get; set; } = TimeSpan.FromMinutes(15);
+}
+
+/// <summary>
+/// RFC 6238 codes (SHA-1, 6 digits, 30 s, ±1 step, server time only) with the guards around
+/// them: each accepted time step is remembered per user in Redis so a code works once on any
+/// node, failures are counted per account and per challenge, and recovery codes are single use.
+/// Redis errors propagate (503): the guards fail closed.
+/// </summary>
+public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMultiplexer redis, TimeProvider time, GuardOptions options)
+{
+    public const string SecretPurpose = "totp-secret";
+    const string Base32 = "abcdefghijklmnopqrstuvwxyz234567";
+    static readonly VerificationWindow OneStep = new(previous: 1, future: 1);
+
+    // Accepts a step only if it is later than the last one accepted for this user.
+    const string AcceptStep = """
+        local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+        if tonumber(ARGV[1]) <= last then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        return 1
+        """;
+
+    const string CountFailure = """
+        local n = 0
+        for i, key in ipairs(KEYS) do
+            local c = redis.call('INCR', key)
+            if c == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
+            if i == 2 then n = c end
+        end
+        return n
+        """;
+
+    IDatabase Db => redis.GetDatabase();
+
+    public static bool IsTotpCode(string code) => code.Length == 6 && code.All(char.IsAsciiDigit);
+
+    /// <summary>"ABCD-efgh ijkl" → "abcdefghijkl", or null when it cannot be a recovery code.</summary>
+    public static string? NormalizeRecoveryCode(string code)
+    {
+        var normalized = new string(code.Where(c => c is not ('-' or ' ')).Select(char.ToLowerInvariant).ToArray());
+        return normalized.Length == 12 && normalized.All(c => Base32.Contains(c)) ? normalized : null;
+    }
+
+    public byte[] NewSecret()
+    {
+        var secret = new byte[20];   // 160 bits, RFC 4226's recommendation
+        mixer.Fill(secret, "ams/totp-secret/v1"u8);
+        return secret;
+    }
+
+    public static string[] SealedFields(long userId) => [userId.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+
+    public async Task<byte[]?> SecretAsync(MySqlConnection connection, long userId) =>
+        await Sql.SecretAsync(connection, userId) is { } sealedSecret
+            ? await envelope.OpenAsync(sealedSecret, SecretPurpose, SealedFields(userId))
+            : null;
+
+    /// <summary>How long this account must wait before trying another code, or null.</summary>
+    public async Task<TimeSpan?> LockedForAsync(long userId)
+    {
+        var key = AccountKey(userId);
+        var failures = (long?)await Db.StringGetAsync(key) ?? 0;
+        if (failures < options.MaxFailuresPerAccount) return null;
+        var ttl = await Db.KeyTimeToLiveAsync(key);
+        return ttl is { } wait && wait > TimeSpan.Zero ? wait : options.Window;
+    }
+
+    /// <summary>Counts a wrong code; returns true when the challenge has had its last try.</summary>
+    public async Task<bool> RecordFailureAsync(long userId, string? challengeId)
+    {
+        RedisKey[] keys = challengeId is null ? [AccountKey(userId)] : [AccountKey(userId), ChallengeKey(challengeId)];
+        var challengeFailures = (long)await Db.ScriptEvaluateAsync(CountFailure, keys, [(long)options.Window.TotalMilliseconds]);
+        return challengeId is not null && challengeFailures >= options.MaxFailuresPerChallenge;
+    }
+
+    public Task ResetAsync(long userId) => Db.KeyDeleteAsync(AccountKey(userId));
+
+    /// <summary>A current TOTP code for this secret that this user has not used before.</summary>
+    public async Task<bool> VerifyTotpAsync(long userId, byte[] secret, string code)
+    {
+        if (!IsTotpCode(code)) return false;
+        if (!new OtpNet.Totp(secret).VerifyTotp(time.GetUtcNow().UtcDateTime, code, out var step, OneStep)) return false;
+        return (long)await Db.ScriptEvaluateAsync(AcceptStep, [$"{Redis.KeyPrefix}totp-step:{userId}"],
+            [step, (long)TimeSpan.FromMinutes(5).TotalMilliseconds]) == 1;
+    }
+
+    /// <summary>A TOTP code, or an unused recovery code (which is used up).</summary>
+    public async Task<bool> VerifySecondFactorAsync(MySqlConnection connection, long userId, byte[] secret, string code) =>
+        IsTotpCode(code)
+            ? await VerifyTotpAsync(userId, secret, code)
+            : NormalizeRecoveryCode(code) is { } recovery && await Sql.UseRecoveryCodeAsync(connection, userId, HashRecoveryCode(userId, recovery));
+
+    /// <summary>Ten codes of 60 random bits each, shown once as xxxx-xxxx-xxxx; only their hashes are kept.</summary>
+    public (List<string> Codes, List<string> Hashes) NewRecoveryCodes(long userId)
+    {
+        var codes = new List<string>();
+        Span<byte> random = stackalloc byte[12];
+        for (var i = 0; i < 10; i++)
+        {
+            mixer.Fill(random, "ams/recovery-code/v1"u8);
+            var chars = new char[12];
+            for (var j = 0; j < 12; j++) chars[j] = Base32[random[j] & 31];   // 5 bits from each byte
+            var code = new string(chars);
+            codes.Add($"{code[..4]}-{code[4..8]}-{code[8..]}");
+        }
+        return (codes, codes.Select(c => HashRecoveryCode(userId, NormalizeRecoveryCode(c)!)).ToList());
+    }
+
+    static string HashRecoveryCode(long userId, string normalized) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"ams/recovery/v1|{userId}|{normalized}")));
+
+    public static string Base32Secret(byte[] secret) => Base32Encoding.ToString(secret).TrimEnd('=');
+
+    static string AccountKey(long userId) => $"{Redis.KeyPrefix}2fa-failures:user:{userId}";
+    static string ChallengeKey(string challengeId) => $"{Redis.KeyPrefix}2fa-failures:challenge:{challengeId}";
+}

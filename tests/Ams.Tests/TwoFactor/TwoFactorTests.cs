@@ -1,0 +1,250 @@
+using System.Text;
+using Ams.Testing;
+using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using OtpNet;
+
+namespace Ams.Tests.TwoFactor;
+
+/// <summary>TOTP enrolment, login step-up, recovery codes and the guards, on a fake clock.</summary>
+[Collection(ServicesCollection.Name)]
+public sealed class TwoFactorTests(Services services) : IAsyncLifetime
+{
+    readonly FakeTimeProvider clock = new(new DateTimeOffset(2026, 11, 25, 12, 0, 10, TimeSpan.Zero));
+    IAlbaHost app = null!;
+
+    public async Task InitializeAsync() => app = await NodeAsync();
+    public async Task DisposeAsync() => await app.DisposeAsync();
+
+    Task<IAlbaHost> NodeAsync(string? redis = null) =>
+        services.StartAppAsync(redis: redis, services: s => s.AddSingleton<TimeProvider>(clock));
+
+    sealed record Enrolled(string Name, string Token, byte[] Secret, List<string> RecoveryCodes);
+
+    string Code(byte[] secret, TimeSpan? offset = null) => new Totp(secret).ComputeTotp((clock.GetUtcNow() + (offset ?? TimeSpan.Zero)).UtcDateTime);
+
+    static Task<IScenarioResult> Post(IAlbaHost host, string url, object? body, string? token, int status) => host.Scenario(s =>
+    {
+        if (body is null) s.Post.Url(url); else s.Post.Json(body).ToUrl(url);
+        if (token is not null) s.WithBearerToken(token);
+        s.From("192.0.2.77");
+        s.StatusCodeShouldBe(status);
+    });
+
+    async Task<(string Name, string Token, byte[] Secret, JsonNode Setup)> SetUpAsync()
+    {
+        var name = Api.UniqueName("tf");
+        await app.RegisterAsync(name);
+        var token = await app.LoginAsync(name);
+        var setup = await (await Post(app, "/api/2fa/setup", null, token, 200)).JsonAsync();
+        return (name, token, Base32Encoding.ToBytes(setup["secret"]!.GetValue<string>()), setup);
+    }
+
+    async Task<Enrolled> EnrolAsync()
+    {
+        var (name, token, secret, _) = await SetUpAsync();
+        var enabled = await (await Post(app, "/api/2fa/enable", new { code = Code(secret) }, token, 200)).JsonAsync();
+        clock.Advance(TimeSpan.FromSeconds(30));   // the enabling code's step is used up
+        return new Enrolled(name, token, secret, enabled["recoveryCodes"]!.AsArray().Select(c => c!.GetValue<string>()).ToList());
+    }
+
+    async Task<string> ChallengeAsync(IAlbaHost host, string name)
+    {
+        var body = await (await Post(host, "/api/login", new { username = name, password = Api.Password }, null, 200)).JsonAsync();
+        Assert.True(body["twoFactorRequired"]!.GetValue<bool>());
+        Assert.Null(body["token"]);
+        return body["challenge"]!.GetValue<string>();
+    }
+
+    [Fact]
+    public async Task Setup_gives_a_160_bit_secret_an_otpauth_uri_and_an_svg_qr_code_and_stays_pending()
+    {
+        var (name, token, secret, setup) = await SetUpAsync();
+        Assert.Equal(20, secret.Length);
+        var uri = setup["otpauthUri"]!.GetValue<string>();
+        Assert.StartsWith($"otpauth://totp/AMS:{name}?secret={setup["secret"]!.GetValue<string>()}", uri);
+        Assert.Contains("issuer=AMS", uri);
+        Assert.StartsWith("<svg", setup["qrSvg"]!.GetValue<string>());
+        var me = await (await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); })).JsonAsync();
+        Assert.False(me["twoFactorEnabled"]!.GetValue<bool>());
+        await app.LoginAsync(name);   // pending: the password alone still signs in
+        await Post(app, "/api/2fa/setup", null, null, 401);
+    }
+
+    [Fact]
+    public async Task Enabling_needs_a_right_code_returns_ten_distinct_recovery_codes_and_then_setup_is_409()
+    {
+        var (_, token, secret, _) = await SetUpAsync();
+        await (await Post(app, "/api/2fa/enable", new { code = Code(secret, TimeSpan.FromMinutes(5)) }, token, 401)).ProblemAsync(401);
+        await Post(app, "/api/2fa/enable", new { code = "12ab56" }, token, 400);
+        var codes = (await (await Post(app, "/api/2fa/enable", new { code = Code(secret) }, token, 200)).JsonAsync())["recoveryCodes"]!.AsArray()
+            .Select(c => c!.GetValue<string>()).ToList();
+        Assert.Equal(10, codes.Distinct().Count());
+        Assert.All(codes, c => Assert.Matches("^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$", c));
+        var me = await (await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); })).JsonAsync();
+        Assert.True(me["twoFactorEnabled"]!.GetValue<bool>());
+        await (await Post(app, "/api/2fa/setup", null, token, 409)).ProblemAsync(409);
+    }
+
+    [Fact]
+    public async Task The_secret_is_not_in_the_raw_rows()
+    {
+        var (_, _, secret, setup) = await SetUpAsync();
+        var dump = await services.MariaDb.ExecuteAsRootAsync("SELECT user_id, HEX(secret), secret FROM ams.two_factor; SELECT HEX(wrapped) FROM ams.data_keys;");
+        Assert.DoesNotContain(setup["secret"]!.GetValue<string>(), dump);
+        Assert.DoesNotContain(Convert.ToHexString(secret), dump);
+        Assert.DoesNotContain(Encoding.Latin1.GetString(secret), dump);
+    }
+
+    [Fact]
+    public async Task The_challenge_alone_opens_nothing_and_a_code_turns_it_into_a_session()
+    {
+        var user = await EnrolAsync();
+        var challenge = await ChallengeAsync(app, user.Name);
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(challenge); s.StatusCodeShouldBe(401); });
+        await Post(app, "/api/logout", null, challenge, 401);
+        var login = await (await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 200)).JsonAsync();
+        var token = login["token"]!.GetValue<string>();
+        Assert.Equal(user.Name, login["user"]!["username"]!.GetValue<string>());
+        Assert.True(login["user"]!["twoFactorEnabled"]!.GetValue<bool>());
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); s.StatusCodeShouldBe(200); });
+        // Single use.
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 401);
+    }
+
+    [Fact]
+    public async Task A_replayed_code_is_refused_on_this_node_and_on_another()
+    {
+        var user = await EnrolAsync();
+        var code = Code(user.Secret);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code }, null, 200);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code }, null, 401);
+        await using var node2 = await NodeAsync();
+        await Post(node2, "/api/login/2fa", new { challenge = await ChallengeAsync(node2, user.Name), code }, null, 401);
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await Post(node2, "/api/login/2fa", new { challenge = await ChallengeAsync(node2, user.Name), code = Code(user.Secret) }, null, 200);
+    }
+
+    [Fact]
+    public async Task A_code_one_step_old_is_accepted_and_two_steps_old_is_not()
+    {
+        var user = await EnrolAsync();
+        clock.Advance(TimeSpan.FromMinutes(2));
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret, TimeSpan.FromSeconds(-60)) }, null, 401);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret, TimeSpan.FromSeconds(-30)) }, null, 200);
+    }
+
+    [Fact]
+    public async Task Each_recovery_code_works_exactly_once()
+    {
+        var user = await EnrolAsync();
+        var code = user.RecoveryCodes[3];
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = code.ToUpperInvariant() }, null, 200);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code }, null, 401);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = user.RecoveryCodes[4].Replace("-", "") }, null, 200);
+    }
+
+    [Fact]
+    public async Task Three_wrong_codes_burn_the_challenge()
+    {
+        var user = await EnrolAsync();
+        var challenge = await ChallengeAsync(app, user.Name);
+        for (var i = 0; i < 3; i++) await Post(app, "/api/login/2fa", new { challenge, code = "000000" }, null, 401);
+        await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 401);
+    }
+
+    [Fact]
+    public async Task Five_wrong_codes_lock_the_account_and_a_correct_code_is_then_refused_with_429()
+    {
+        var user = await EnrolAsync();
+        for (var i = 0; i < 5; i++)
+            await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = "000000" }, null, 401);
+        var locked = await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret) }, null, 429);
+        await locked.ProblemAsync(429);
+        Assert.True(int.Parse(locked.Context.Response.Headers.RetryAfter.ToString()) > 0);
+        await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(user.Secret) }, user.Token, 429);
+    }
+
+    [Fact]
+    public async Task Disabling_needs_the_password_and_a_code_and_revokes_other_sessions()
+    {
+        var user = await EnrolAsync();
+        var other = (await (await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret) }, null, 200)).JsonAsync())["token"]!.GetValue<string>();
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await Post(app, "/api/2fa/disable", new { password = "wrong password!!", code = Code(user.Secret) }, user.Token, 401);
+        await Post(app, "/api/2fa/disable", new { password = Api.Password, code = "123456" }, user.Token, 401);
+        await Post(app, "/api/2fa/disable", new { password = Api.Password }, user.Token, 400);
+        await Post(app, "/api/2fa/disable", new { password = Api.Password, code = Code(user.Secret) }, user.Token, 204);
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(other); s.StatusCodeShouldBe(401); });
+        var me = await (await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(user.Token); })).JsonAsync();
+        Assert.False(me["twoFactorEnabled"]!.GetValue<bool>());
+        await app.LoginAsync(user.Name);   // the password alone again
+        await Post(app, "/api/2fa/disable", new { password = Api.Password, code = "123456" }, user.Token, 400);
+    }
+
+    [Fact]
+    public async Task Enabling_revokes_the_users_other_sessions()
+    {
+        var (name, token, secret, _) = await SetUpAsync();
+        var other = await app.LoginAsync(name);
+        await Post(app, "/api/2fa/enable", new { code = Code(secret) }, token, 200);
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(other); s.StatusCodeShouldBe(401); });
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); s.StatusCodeShouldBe(200); });
+    }
+
+    [Fact]
+    public async Task Regenerating_recovery_codes_needs_a_code_and_the_password_and_kills_the_old_ones()
+    {
+        var user = await EnrolAsync();
+        await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = "123456" }, user.Token, 401);
+        await Post(app, "/api/2fa/recovery-codes", new { password = "nope nope nope", code = Code(user.Secret) }, user.Token, 401);
+        clock.Advance(TimeSpan.FromSeconds(30));
+        var fresh = (await (await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(user.Secret) }, user.Token, 200)).JsonAsync())
+            ["recoveryCodes"]!.AsArray().Select(c => c!.GetValue<string>()).ToList();
+        Assert.Empty(fresh.Intersect(user.RecoveryCodes));
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = user.RecoveryCodes[0] }, null, 401);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = fresh[0] }, null, 200);
+    }
+
+    [Theory]
+    [InlineData("{\"challenge\":\"amc_x\"}")]
+    [InlineData("{\"code\":\"123456\"}")]
+    [InlineData("{\"challenge\":\"amc_x\",\"code\":\"12345\"}")]
+    [InlineData("{\"challenge\":\"amc_x\",\"code\":123456}")]
+    [InlineData("{oops")]
+    public async Task Malformed_second_step_requests_are_400(string body)
+    {
+        var result = await app.Scenario(s =>
+        {
+            s.Post.Text(body).ToUrl("/api/login/2fa");
+            s.WithRequestHeader("Content-Type", "application/json");
+            s.StatusCodeShouldBe(400);
+        });
+        await result.ProblemAsync(400);
+    }
+
+    [Fact]
+    public async Task An_unknown_challenge_is_401()
+    {
+        await (await Post(app, "/api/login/2fa", new { challenge = "amc_doesnotexist", code = "123456" }, null, 401)).ProblemAsync(401);
+    }
+
+    [Fact]
+    public async Task The_guards_fail_closed_when_Redis_is_unreachable()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var node = await NodeAsync(redis.ConnectionString);
+        var name = Api.UniqueName("fc");
+        await node.RegisterAsync(name);
+        var token = await node.LoginAsync(name);
+        var secret = Base32Encoding.ToBytes((await (await Post(node, "/api/2fa/setup", null, token, 200)).JsonAsync())["secret"]!.GetValue<string>());
+        await Post(node, "/api/2fa/enable", new { code = Code(secret) }, token, 200);
+        var challenge = await ChallengeAsync(node, name);
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await redis.StopAsync();
+        var refused = await Post(node, "/api/login/2fa", new { challenge, code = Code(secret) }, null, 503);
+        await refused.ProblemAsync(503);
+    }
+}
