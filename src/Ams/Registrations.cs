@@ -47,6 +47,13 @@ public static class Registrations
         Of<Features.TwoFactor.RecoveryCodesEndpoint>(),
         Of<Features.TwoFactor.LoginEndpoint>(),
         Of<Features.TwoFactor.CodeValidator>(),
+        Of<Features.TwoFactor.SecondStepPage>(),
+        Of<Features.TwoFactor.SecondStepForm>(),
+        Of<Features.TwoFactor.SettingsPage>(),
+        Of<Features.TwoFactor.SetupForm>(),
+        Of<Features.TwoFactor.EnableForm>(),
+        Of<Features.TwoFactor.DisableForm>(),
+        Of<Features.TwoFactor.RecoveryCodesForm>(),
         Of<Features.TwoFactor.DisableValidator>(),
         Of<Features.TwoFactor.LoginValidator>(),
     ];

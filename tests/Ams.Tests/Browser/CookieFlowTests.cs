@@ -228,4 +228,33 @@ public sealed partial class CookieFlowTests(Services services)
         var result = await new Browser(app).GetAsync("/", 302);
         Assert.Equal("/login", result.Context.Response.Headers.Location.ToString());
     }
+
+    [Fact]
+    public async Task Two_factor_in_the_browser_enrol_then_sign_in_with_a_recovery_code()
+    {
+        var (browser, name) = await SignedInAsync();
+        var settings = await (await browser.GetAsync("/settings/2fa")).ReadAsTextAsync();
+        Assert.Contains("Two-factor authentication is off", settings);
+        var enrol = await (await browser.PostFormAsync("/settings/2fa/setup", new(), 200, htmx: true)).ReadAsTextAsync();
+        Assert.Contains("src=\"data:image/svg+xml;base64,", enrol);
+        var secret = System.Text.RegularExpressions.Regex.Match(enrol, "<code>([A-Z2-7]+)</code>").Groups[1].Value;
+        var code = new OtpNet.Totp(OtpNet.Base32Encoding.ToBytes(secret)).ComputeTotp();
+        var shown = await (await browser.PostFormAsync("/settings/2fa/enable", new() { ["code"] = code }, 200, htmx: true)).ReadAsTextAsync();
+        var recovery = System.Text.RegularExpressions.Regex.Matches(shown, "<code>([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})</code>").Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(10, recovery.Count);
+
+        await browser.GetAsync("/");
+        await browser.PostFormAsync("/logout", new(), 303);
+        await browser.GetAsync("/login");
+        var step = await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 303);
+        Assert.Equal("/login/2fa", step.Context.Response.Headers.Location.ToString());
+        Assert.False(browser.Has("ams_session"));
+        Assert.True(browser.Has("ams_2fa_challenge"));
+        await browser.GetAsync("/login/2fa");
+        await browser.PostFormAsync("/login/2fa", new() { ["code"] = "000000" }, 401);
+        var done = await browser.PostFormAsync("/login/2fa", new() { ["code"] = recovery[0] }, 303);
+        Assert.Equal("/", done.Context.Response.Headers.Location.ToString());
+        Assert.True(browser.Has("ams_session"));
+        Assert.Contains("Two-factor authentication: on", await (await browser.GetAsync("/")).ReadAsTextAsync());
+    }
 }

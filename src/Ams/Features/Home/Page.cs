@@ -25,6 +25,7 @@ public sealed class Page(MySqlDataSource db) : EndpointWithoutRequest
             <section>
               <h1>Welcome, {user.DisplayName}</h1>
               <p>Signed in as <strong>@{user.Username}</strong>.</p>
+              <p><a href="/settings/2fa">Two-factor authentication: {(user.TwoFactorEnabled ? "on" : "off")}</a></p>
               <form method="post" action="/logout" hx-post="/logout">
                 {Layout.CsrfField(HttpContext)}
                 <button type="submit">Sign out</button>

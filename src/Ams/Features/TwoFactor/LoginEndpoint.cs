@@ -18,39 +18,46 @@ public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges chal
 
     public override async Task HandleAsync(LoginRequest req, CancellationToken ct)
     {
-        var outcome = await SecondStep.AttemptAsync(HttpContext, db, totp, challenges, sessions, req.Challenge, req.Code, ct);
-        if (outcome is SecondStep.Succeeded s)
-            await Send.OkAsync(new LoginResponse(s.Token, s.Session.ExpiresAt, s.User.ToView()), ct);
+        switch (await SecondStep.AttemptAsync(db, totp, challenges, sessions, req.Challenge, req.Code, ct))
+        {
+            case SecondStep.Succeeded s:
+                await Send.OkAsync(new LoginResponse(s.Token, s.Session.ExpiresAt, s.User.ToView()), ct);
+                break;
+            case SecondStep.LockedOut l:
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many wrong codes", "Wait before trying again.", l.RetryAfter);
+                break;
+            case SecondStep.WrongCode:
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid code");
+                break;
+            default:
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid or expired challenge", "Sign in with your password again.");
+                break;
+        }
     }
 }
 
-/// <summary>The second step, shared by the API and the browser form; writes its own failure responses.</summary>
+/// <summary>The second step, shared by the API and the browser form.</summary>
 static class SecondStep
 {
-    public sealed record Succeeded(string Token, Session Session, UserRow User);
+    public abstract record Outcome;
+    public sealed record BadChallenge : Outcome;
+    public sealed record WrongCode : Outcome;
+    public sealed record LockedOut(TimeSpan RetryAfter) : Outcome;
+    public sealed record Succeeded(string Token, Session Session, UserRow User) : Outcome;
 
-    public static async Task<Succeeded?> AttemptAsync(HttpContext http, MySqlDataSource db, Totp totp, Challenges challenges,
-        SessionStore sessions, string challenge, string code, CancellationToken ct)
+    public static async Task<Outcome> AttemptAsync(MySqlDataSource db, Totp totp, Challenges challenges, SessionStore sessions,
+        string challenge, string code, CancellationToken ct)
     {
-        if (await challenges.FindAsync(challenge) is not { } found)
-        {
-            await Problem.WriteAsync(http, StatusCodes.Status401Unauthorized, "Invalid or expired challenge", "Sign in with your password again.");
-            return null;
-        }
-        if (await Guard.RefusedAsync(http, totp, found.UserId)) return null;
+        if (await challenges.FindAsync(challenge) is not { } found) return new BadChallenge();
+        if (await totp.LockedForAsync(found.UserId) is { } wait) return new LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync(ct);
         var secret = await totp.SecretAsync(connection, found.UserId);
         if (secret is null || !await totp.VerifySecondFactorAsync(connection, found.UserId, secret, code))
         {
             if (await totp.RecordFailureAsync(found.UserId, found.Id)) await challenges.RedeemAsync(found.Id);
-            await Guard.WrongCodeAsync(http);
-            return null;
+            return new WrongCode();
         }
-        if (!await challenges.RedeemAsync(found.Id))
-        {
-            await Problem.WriteAsync(http, StatusCodes.Status401Unauthorized, "Invalid or expired challenge", "Sign in with your password again.");
-            return null;
-        }
+        if (!await challenges.RedeemAsync(found.Id)) return new BadChallenge();
         await totp.ResetAsync(found.UserId);
         var user = (await Users.FindByIdAsync(db, found.UserId, ct))!;
         var (token, session) = await sessions.CreateAsync(user.Id);
