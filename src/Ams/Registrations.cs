@@ -15,7 +15,12 @@ public static class Registrations
     public static readonly List<Type> Types =
     [
         Of<Features.Health.Endpoint>(),
-        Of<Features.Home.Page>(),
+        Of<Features.Chat.Page>(),
+        Of<Features.Chat.ListFragment>(),
+        Of<Features.Entropy.Panel>(),
+        Of<Features.CreateConversation.FormEndpoint>(),
+        Of<Features.SendMessage.FormEndpoint>(),
+        Of<Features.History.OlderFragment>(),
         Of<Features.Register.Endpoint>(),
         Of<Features.Register.Validator>(),
         Of<Features.Register.Page>(),

@@ -5,7 +5,7 @@ namespace Ams.Infrastructure;
 /// <summary>The page shell every server-rendered page shares.</summary>
 public static class Layout
 {
-    public static string Page(string title, Html main) => Html.Of($"""
+    public static string Page(string title, Html main, bool chat = false) => Html.Of($"""
         <!doctype html>
         <html lang="en">
         <head>
@@ -15,10 +15,11 @@ public static class Layout
         <title>{title} · AMS</title>
         <link rel="stylesheet" href="/app.css">
         <script src="/htmx.min.js" defer></script>
+        {(chat ? Html.Raw("""<script src="/app.js" defer></script>""") : Html.Empty)}
         </head>
         <body>
         <header><a href="/" class="brand">AMS</a></header>
-        <main>
+        <main{(chat ? Html.Raw(" class=\"wide\"") : Html.Empty)}>
         {main}
         </main>
         </body>

@@ -21,23 +21,38 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
     {
         var me = User.UserId();
         await using var connection = await db.OpenConnectionAsync(ct);
-        var (others, unknown) = await ResolveOthersAsync(connection, me, req.Members!);
-        if (unknown is not null)
+        switch (await CreateAsync(connection, me, req, time))
         {
-            await Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{unknown}'.");
-            return;
+            case (_, _, { } unknown):
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{unknown}'.");
+                break;
+            case (null, _, _):
+                ThrowError(r => r.Members, "Name at least one member besides yourself.");
+                break;
+            case ({ } id, var created, _):
+                var view = await Conversations.FindAsync(connection, envelope, me, id);
+                await Send.ResponseAsync(view!, created ? StatusCodes.Status201Created : StatusCodes.Status200OK, ct);
+                break;
         }
-        if (others.Length == 0) ThrowError(r => r.Members, "Name at least one member besides yourself.");
+    }
 
+    /// <summary>
+    /// Creates the group, or finds or creates the direct conversation; Id is null when nobody but
+    /// the caller was named, Unknown the first name that matches no user.
+    /// </summary>
+    internal static async Task<(long? Id, bool Created, string? Unknown)> CreateAsync(MySqlConnection connection, long me, Request req, TimeProvider time)
+    {
+        var (others, unknown) = await ResolveOthersAsync(connection, me, req.Members!);
+        if (unknown is not null) return (null, false, unknown);
+        if (others.Length == 0) return (null, false, null);
         var (id, created) = others.Length == 1 && req.Title is null
             ? await Conversations.FindOrCreateDirectAsync(connection, me, others[0], time.UtcNowMillis())
             : (await Sql.CreateGroupAsync(connection, req.Title, [me, .. others], time.UtcNowMillis()), true);
-        var view = await Conversations.FindAsync(connection, envelope, me, id);
-        await Send.ResponseAsync(view!, created ? StatusCodes.Status201Created : StatusCodes.Status200OK, ct);
+        return (id, created, null);
     }
 
     /// <summary>The other members' ids, or the first name that matches no user.</summary>
-    internal static async Task<(long[] Others, string? Unknown)> ResolveOthersAsync(MySqlConnection connection, long me, IEnumerable<string> usernames)
+    static async Task<(long[] Others, string? Unknown)> ResolveOthersAsync(MySqlConnection connection, long me, IEnumerable<string> usernames)
     {
         var names = usernames.Select(n => n.Trim().ToLowerInvariant()).Distinct().ToArray();
         var found = await Sql.FindUsersAsync(connection, names);

@@ -16,7 +16,9 @@ public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, IConnec
         Get("/api/entropy");
     }
 
-    public override async Task HandleAsync(CancellationToken ct)
+    public override async Task HandleAsync(CancellationToken ct) => await Send.OkAsync(await ReadAsync(mixer, client, redis), ct);
+
+    internal static async Task<Response> ReadAsync(EntropyMixer mixer, RandomOrgClient client, IConnectionMultiplexer redis)
     {
         var batch = redis.GetDatabase().CreateBatch();
         var status = batch.HashGetAllAsync(Refiller.StatusKey);
@@ -29,12 +31,36 @@ public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, IConnec
         string? lastError = client.Configured
             ? fields.TryGetValue("lastError", out var e) && !e.IsNullOrEmpty ? e.ToString() : null
             : "no API key configured (RandomOrg__ApiKey): running on OS randomness only";
-        await Send.OkAsync(new Response(
+        return new Response(
             mixer.Mode,
             EntropyMixer.Description,
             await pool * Pool.ChunkBytes,
             Number("lastRefillAt") is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at).UtcDateTime : null,
             new RandomOrgStatus(client.Configured, Number("bitsLeft"), Number("requestsLeft"), lastError),
-            new KeysMinted((long?)counts[0] ?? 0, (long?)counts[1] ?? 0)), ct);
+            new KeysMinted((long?)counts[0] ?? 0, (long?)counts[1] ?? 0));
+    }
+}
+
+/// <summary>The chat's small status panel: is atmospheric noise flowing?</summary>
+public sealed class Panel(EntropyMixer mixer, RandomOrgClient client, IConnectionMultiplexer redis) : EndpointWithoutRequest
+{
+    public override void Configure()
+    {
+        Get("/entropy/panel");
+    }
+
+    public override async Task HandleAsync(CancellationToken ct)
+    {
+        var status = await Endpoint.ReadAsync(mixer, client, redis);
+        var flowing = status.Mode == EntropyModes.Atmospheric;
+        var html = Infrastructure.Html.Of($"""
+            <section class="entropy" aria-live="polite">
+              <h2>Entropy</h2>
+              <p class="{(flowing ? "ok" : "muted")}">{(flowing ? "Atmospheric noise is flowing (random.org + OS)" : "OS randomness only")}</p>
+              <p><small>Pool {status.PoolBytes} bytes · keys minted: {status.KeysMinted.WithAtmospheric} atmospheric, {status.KeysMinted.OsOnly} OS only</small></p>
+              {(status.RandomOrg.LastError is { } error ? Infrastructure.Html.Of($"<p><small>{error}</small></p>") : Infrastructure.Html.Empty)}
+            </section>
+            """);
+        await Send.StringAsync(html.Value, 200, "text/html; charset=utf-8", ct);
     }
 }

@@ -11,5 +11,5 @@ public sealed class Fragments : IEventFragment
     public string Render(LiveEvent live, string viewerUsername) => Receipt(live.Read!).Value;
 
     public static Html Receipt(ReadView r) => Html.Of(
-        $"""<span class="receipt" data-conversation="{r.ConversationId}" data-up-to="{r.UpTo}">Read by {r.Username}</span>""");
+        $"""<span class="receipt" data-conversation="{r.ConversationId}" data-username="{r.Username}" data-up-to="{r.UpTo}">Read by {r.Username}</span>""");
 }

@@ -20,40 +20,59 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog eve
 
     public override async Task HandleAsync(Request req, CancellationToken ct)
     {
-        var me = User.UserId();
-        if (await throttle.TrySendAsync(me) is { } wait)
+        switch (await Sending.SendAsync(db, envelope, events, throttle, time, User.UserId(), req, ct))
         {
-            await Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many messages", "Slow down and try again.", wait);
-            return;
+            case Sending.Sent sent:
+                await Send.ResponseAsync(sent.Message, StatusCodes.Status201Created, ct);
+                break;
+            case Sending.SendingToSelf:
+                ThrowError(r => r.To!, "You cannot send a direct message to yourself.");
+                break;
+            case var failure:
+                await Sending.WriteFailureAsync(HttpContext, failure);
+                break;
         }
+    }
+}
+
+/// <summary>The send itself, shared by the API and the browser's composer.</summary>
+static class Sending
+{
+    public abstract record Outcome;
+    public sealed record Sent(MessageView Message) : Outcome;
+    public sealed record Throttled(TimeSpan RetryAfter) : Outcome;
+    public sealed record UnknownUser(string Username) : Outcome;
+    public sealed record SendingToSelf : Outcome;
+    public sealed record NoConversation : Outcome;
+
+    public static async Task<Outcome> SendAsync(MySqlDataSource db, Envelope envelope, EventLog events, Throttle throttle, TimeProvider time,
+        long me, Request req, CancellationToken ct)
+    {
+        if (await throttle.TrySendAsync(me) is { } wait) return new Throttled(wait);
         await using var connection = await db.OpenConnectionAsync(ct);
         long conversationId;
         if (req.To is { Length: > 0 } to)
         {
-            if (await Sql.FindUserAsync(connection, to.Trim().ToLowerInvariant()) is not { } other)
-            {
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{to}'.");
-                return;
-            }
-            if (other == me) ThrowError(r => r.To!, "You cannot send a direct message to yourself.");
+            if (await Sql.FindUserAsync(connection, to.Trim().ToLowerInvariant()) is not { } other) return new UnknownUser(to);
+            if (other == me) return new SendingToSelf();
             (conversationId, _) = await Conversations.FindOrCreateDirectAsync(connection, me, other, time.UtcNowMillis());
         }
-        else if (!Ids.TryParse(req.ConversationId, out conversationId))
-        {
-            await NotFound.ConversationAsync(HttpContext);
-            return;
-        }
+        else if (!Ids.TryParse(req.ConversationId, out conversationId)) return new NoConversation();
 
         var stored = await Sql.StoreAsync(connection, envelope, conversationId, me, req.Body, time.UtcNowMillis());
-        if (stored is null)
-        {
-            await NotFound.ConversationAsync(HttpContext);
-            return;
-        }
+        if (stored is null) return new NoConversation();
         var sender = (await Users.FindByIdAsync(db, me, ct))!;
         var view = new MessageView(Ids.Of(stored.Row.Id), Ids.Of(conversationId), new MemberView(sender.Username, sender.DisplayName),
             req.Body, DateTime.SpecifyKind(stored.Row.SentAt, DateTimeKind.Utc), stored.Entropy);
         await events.PublishAsync(new LiveEvent(EventKinds.Message, stored.Recipients, stored.Seqs, view, null, me));
-        await Send.ResponseAsync(view, StatusCodes.Status201Created, ct);
+        return new Sent(view);
     }
+
+    public static Task WriteFailureAsync(HttpContext http, Outcome outcome) => outcome switch
+    {
+        Throttled t => Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many messages", "Slow down and try again.", t.RetryAfter),
+        UnknownUser u => Problem.WriteAsync(http, StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{u.Username}'."),
+        SendingToSelf => Problem.WriteAsync(http, StatusCodes.Status400BadRequest, "You cannot send a direct message to yourself."),
+        _ => NotFound.ConversationAsync(http),
+    };
 }

@@ -1,0 +1,25 @@
+using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
+using Ams.Infrastructure.Messaging;
+using FastEndpoints;
+using MySqlConnector;
+
+namespace Ams.Features.Chat;
+
+/// <summary>The conversation list alone: app.js refreshes it when an event changes order, previews or unread counts.</summary>
+public sealed class ListFragment(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest
+{
+    public override void Configure()
+    {
+        Get("/c/list");
+    }
+
+    public override async Task HandleAsync(CancellationToken ct)
+    {
+        var user = (await Users.FindByIdAsync(db, User.UserId(), ct))!;
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var inbox = await Conversations.InboxAsync(connection, envelope, user.Id);
+        var active = HttpContext.Request.Query["active"].ToString();
+        await Send.StringAsync(Fragments.ConversationList(inbox, user.Username, active).Value, 200, "text/html; charset=utf-8", ct);
+    }
+}

@@ -1,0 +1,41 @@
+using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
+using Ams.Infrastructure.Messaging;
+using FastEndpoints;
+using MySqlConnector;
+
+namespace Ams.Features.History;
+
+/// <summary>The browser's "load older" step: the previous page as message fragments, after a new button for the one before.</summary>
+public sealed class OlderFragment(MySqlDataSource db, Envelope envelope, IEnumerable<IEventFragment> fragments) : EndpointWithoutRequest
+{
+    public const int PageSize = 50;
+
+    public override void Configure()
+    {
+        Get("/c/{id}/older");
+    }
+
+    public override async Task HandleAsync(CancellationToken ct)
+    {
+        var user = (await Users.FindByIdAsync(db, User.UserId(), ct))!;
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var before = long.MaxValue;
+        if (!Ids.TryParse(Route<string>("id"), out var id)
+            || HttpContext.Request.Query.ContainsKey("before") && !Ids.TryParse(HttpContext.Request.Query["before"], out before)
+            || await Conversations.JoinedAfterAsync(connection, user.Id, id) is not { } joinedAfter)
+        {
+            await NotFound.ConversationAsync(HttpContext);
+            return;
+        }
+        var render = fragments.Single(f => f.Kind == EventKinds.Message);
+        var rows = await MessagePages.BeforeAsync(connection, id, joinedAfter, before, PageSize);
+        var page = rows.Take(PageSize).Reverse().ToList();
+        var html = new System.Text.StringBuilder();
+        if (rows.Count > PageSize)
+            html.Append(Html.Of($"""<li id="older"><button type="button" hx-get="/c/{Ids.Of(id)}/older?before={Ids.Of(page[0].Id)}" hx-target="#older" hx-swap="outerHTML">Load older messages</button></li>"""));
+        foreach (var row in page)
+            html.Append(render.Render(new LiveEvent(EventKinds.Message, [], [], await row.ToViewAsync(envelope), null, row.SenderId), user.Username));
+        await Send.StringAsync(html.ToString(), 200, "text/html; charset=utf-8", ct);
+    }
+}
