@@ -11,11 +11,12 @@ default:
 run:
     ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" scripts/dev-services.sh dotnet run --project src/Ams -c Release
 
-# Every test: unit and integration (real MariaDB and Redis), then the Native-AOT binary smoke
+# Every test: unit and integration (real MariaDB and Redis), then the Native-AOT binary: API smoke and the chat in Chromium
 test: build
     dotnet test tests/Ams.Tests -c Release --no-build
     just publish
     dotnet test tests/Ams.Smoke -c Release --no-build
+    dotnet test tests/Ams.Browser -c Release --no-build
 
 # Build everything (warnings are errors)
 build:

@@ -19,6 +19,7 @@ public static class Registrations
         Of<Features.Chat.ListFragment>(),
         Of<Features.Entropy.Panel>(),
         Of<Features.CreateConversation.FormEndpoint>(),
+        Of<Features.CreateConversation.FormPage>(),
         Of<Features.SendMessage.FormEndpoint>(),
         Of<Features.History.OlderFragment>(),
         Of<Features.Register.Endpoint>(),

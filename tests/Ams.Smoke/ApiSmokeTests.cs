@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.RegularExpressions;
 using Xunit.Abstractions;
+using Ams.Testing;
 
 namespace Ams.Smoke;
 
@@ -9,7 +10,7 @@ namespace Ams.Smoke;
 /// Every endpoint, driven through HTTP against the Native-AOT binary. A type missing from the
 /// hand-kept AOT registrations shows up here as a 404 or 500 that the JIT tests cannot see.
 /// </summary>
-public sealed partial class ApiSmokeTests(AotApp app, ITestOutputHelper output) : IClassFixture<AotApp>
+public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper output) : IClassFixture<AppProcess>
 {
     const string Password = "correct horse battery staple";
     static string Unique(string prefix) => $"{prefix}{Guid.NewGuid():N}"[..20];

@@ -1,11 +1,12 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using Ams.Testing;
 
 namespace Ams.Smoke;
 
 /// <summary>The messaging endpoints and the event streams, through HTTP, on the AOT binary.</summary>
-public sealed class MessagingSmokeTests(AotApp app) : IClassFixture<AotApp>
+public sealed class MessagingSmokeTests(AppProcess app) : IClassFixture<AppProcess>
 {
     const string Password = "correct horse battery staple";
 

@@ -2,11 +2,12 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using OtpNet;
+using Ams.Testing;
 
 namespace Ams.Smoke;
 
 /// <summary>Enrolment, the login step-up and recovery codes on the AOT binary (QR rendering included).</summary>
-public sealed class TwoFactorSmokeTests(AotApp app) : IClassFixture<AotApp>
+public sealed class TwoFactorSmokeTests(AppProcess app) : IClassFixture<AppProcess>
 {
     const string Password = "correct horse battery staple";
 

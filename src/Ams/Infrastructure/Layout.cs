@@ -13,6 +13,7 @@ public static class Layout
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <meta name="color-scheme" content="light dark">
         <title>{title} · AMS</title>
+        <link rel="icon" href="data:,">
         <link rel="stylesheet" href="/app.css">
         <script src="/htmx.min.js" defer></script>
         {(chat ? Html.Raw("""<script src="/app.js" defer></script>""") : Html.Empty)}

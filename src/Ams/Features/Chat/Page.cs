@@ -14,7 +14,7 @@ public sealed class Page(MySqlDataSource db, Envelope envelope) : EndpointWithou
 {
     public override void Configure()
     {
-        Get("/", "/c/{id}");
+        Get("/", "/c/{id:long}");
         AllowAnonymous();
     }
 

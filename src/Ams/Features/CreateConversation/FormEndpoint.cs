@@ -9,18 +9,12 @@ public sealed class FormEndpoint(MySqlDataSource db, TimeProvider time) : Endpoi
 {
     public override void Configure()
     {
-        Verbs(Http.GET, Http.POST);
-        Routes("/c/new");
+        Post("/c/new");
         AllowFormData(urlEncoded: true);
     }
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        if (HttpMethods.IsGet(HttpContext.Request.Method))
-        {
-            await Reply([], 200, ct);
-            return;
-        }
         var form = await HttpContext.Request.ReadFormAsync(ct);
         var req = new Request
         {
@@ -51,7 +45,7 @@ public sealed class FormEndpoint(MySqlDataSource db, TimeProvider time) : Endpoi
     Task Reply(IEnumerable<string> errors, int status, CancellationToken ct) =>
         Send.StringAsync(Layout.PageOrFragment(HttpContext, "New chat", NewChatForm(HttpContext, errors)), status, "text/html; charset=utf-8", ct);
 
-    static Html NewChatForm(HttpContext http, IEnumerable<string> errors) => Html.Of($"""
+    internal static Html NewChatForm(HttpContext http, IEnumerable<string> errors) => Html.Of($"""
         <form id="new-chat" method="post" action="/c/new" hx-post="/c/new" hx-target="this" hx-swap="outerHTML">
           <h2>New chat</h2>
           {Layout.Errors(errors)}
@@ -63,4 +57,16 @@ public sealed class FormEndpoint(MySqlDataSource db, TimeProvider time) : Endpoi
           <button type="submit">Start</button>
         </form>
         """);
+}
+
+/// <summary>The empty "new chat" form, which the chat page loads into its sidebar.</summary>
+public sealed class FormPage : EndpointWithoutRequest
+{
+    public override void Configure()
+    {
+        Get("/c/new");
+    }
+
+    public override Task HandleAsync(CancellationToken ct) =>
+        Send.StringAsync(Layout.PageOrFragment(HttpContext, "New chat", FormEndpoint.NewChatForm(HttpContext, [])), 200, "text/html; charset=utf-8", ct);
 }

@@ -1,14 +1,15 @@
 using System.Diagnostics;
 using System.Net;
-using Ams.Testing;
+using Xunit;
 
-namespace Ams.Smoke;
+namespace Ams.Testing;
 
 /// <summary>
-/// The published binary (artifacts/publish/Ams, or $AMS_BINARY) running as its own process
-/// against throwaway MariaDB and Redis servers.
+/// The published Native-AOT binary (artifacts/publish/Ams, or $AMS_BINARY) running as its own
+/// process, on Kestrel and a free port, against throwaway MariaDB and Redis servers. It can be
+/// restarted on the same port and data, as after a deploy.
 /// </summary>
-public sealed class AotApp : IAsyncLifetime
+public sealed class AppProcess : IAsyncLifetime
 {
     MariaDbServer mariadb = null!;
     RedisServer redis = null!;
@@ -31,8 +32,22 @@ public sealed class AotApp : IAsyncLifetime
         redis = await redisStart;
         await mariadb.CreateDatabaseAsync("ams");
 
-        var port = FreePort.Next();
-        BaseAddress = new Uri($"http://127.0.0.1:{port}");
+        BaseAddress = new Uri($"http://127.0.0.1:{FreePort.Next()}");
+        masterKeys = "app:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        await LaunchAsync();
+    }
+
+    string masterKeys = "";
+
+    /// <summary>Stops the process (SIGTERM, as on a deploy) and starts it again on the same port and data.</summary>
+    public async Task RestartAsync()
+    {
+        await StopAsync();
+        await LaunchAsync();
+    }
+
+    async Task LaunchAsync()
+    {
         var start = new ProcessStartInfo(BinaryPath)
         {
             RedirectStandardOutput = true,
@@ -43,7 +58,7 @@ public sealed class AotApp : IAsyncLifetime
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["ConnectionStrings__MariaDb"] = mariadb.ConnectionString("ams");
         start.Environment["ConnectionStrings__Redis"] = redis.ConnectionString;
-        start.Environment["Crypto__MasterKeys"] = "smoke:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        start.Environment["Crypto__MasterKeys"] = masterKeys;
         var started = Stopwatch.StartNew();
         process = Process.Start(start)!;
         process.OutputDataReceived += (_, e) => { lock (log) log.WriteLine(e.Data); };
@@ -84,6 +99,13 @@ public sealed class AotApp : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        await StopAsync();
+        await redis.DisposeAsync();
+        await mariadb.DisposeAsync();
+    }
+
+    async Task StopAsync()
+    {
         if (process is { HasExited: false })
         {
             // SIGTERM first: the host shuts down cleanly, as it would under `docker stop`.
@@ -92,8 +114,6 @@ public sealed class AotApp : IAsyncLifetime
             try { await process.WaitForExitAsync(grace.Token); }
             catch (OperationCanceledException) { process.Kill(); }
         }
-        await redis.DisposeAsync();
-        await mariadb.DisposeAsync();
     }
 
     static string RepositoryRoot()
