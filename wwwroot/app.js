@@ -26,12 +26,18 @@
   }
 
   // Unread counts, order and previews come from the server, so they are never wrong for long.
-  let refreshing = null;
+  // One refresh at a time; a change during a refresh asks for one more, so the last word wins.
+  let refreshing = false, again = false;
   function refreshList() {
-    refreshing ??= fetch(`/c/list?active=${encodeURIComponent(openId() ?? "")}`, { credentials: "same-origin" })
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    fetch(`/c/list?active=${encodeURIComponent(openId() ?? "")}`, { credentials: "same-origin" })
       .then((r) => (r.ok ? r.text() : null))
       .then((html) => { if (html !== null) document.getElementById("conversations").innerHTML = html; })
-      .finally(() => { refreshing = null; });
+      .finally(() => {
+        refreshing = false;
+        if (again) { again = false; refreshList(); }
+      });
   }
 
   let lastRead = 0;

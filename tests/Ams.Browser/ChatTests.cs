@@ -91,6 +91,8 @@ public sealed class ChatTests(AppProcess app, Chromium chromium)
         await Assertions.Expect(Messages(alicePage)).ToHaveCountAsync(2);
         await Assertions.Expect(Messages(alicePage).Last).ToContainTextAsync("Hi Alice");
         await Assertions.Expect(Messages(bobPage).Last).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("mine"));
+        // Alice has the conversation open, so Bob's reply is read at once: no unread badge.
+        await Assertions.Expect(alicePage.Locator("#conversations li .badge")).ToHaveCountAsync(0);
 
         await carolPage.ReloadAsync();
         await Assertions.Expect(carolPage.Locator("#conversations li")).ToHaveCountAsync(0);
