@@ -33,4 +33,8 @@ public static class Users
         await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {RowColumns} FROM users WHERE id = @id", new { id });
     }
+
+    /// <summary>The signed-in user of a page that anonymous visitors may also reach, or null.</summary>
+    public static async Task<UserRow?> SignedInAsync(HttpContext http, MySqlDataSource db, CancellationToken ct) =>
+        http.User.Identity?.IsAuthenticated == true ? await FindByIdAsync(db, http.User.UserId(), ct) : null;
 }

@@ -20,7 +20,7 @@ public sealed class Page(MySqlDataSource db, Envelope envelope) : EndpointWithou
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        var user = User.Identity?.IsAuthenticated == true ? await Users.FindByIdAsync(db, User.UserId(), ct) : null;
+        var user = await Users.SignedInAsync(HttpContext, db, ct);
         if (user is null)
         {
             await Send.RedirectAsync("/login");

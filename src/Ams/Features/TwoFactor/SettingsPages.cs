@@ -16,7 +16,7 @@ public sealed class SettingsPage(MySqlDataSource db) : EndpointWithoutRequest
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        var user = User.Identity?.IsAuthenticated == true ? await Users.FindByIdAsync(db, User.UserId(), ct) : null;
+        var user = await Users.SignedInAsync(HttpContext, db, ct);
         if (user is null)
         {
             await Send.RedirectAsync("/login");
