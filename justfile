@@ -17,6 +17,11 @@ test: build
     just publish
     dotnet test tests/Ams.Smoke -c Release --no-build
     dotnet test tests/Ams.Browser -c Release --no-build
+    dotnet run --project tests/Ams.Bench -c Release --no-build -- --smoke
+
+# The benchmarks (tests/Ams.Bench): AOT and JIT footprint, floor, send throughput, delivery across two nodes, 10,000 SSE connections; writes docs/benchmarks.md
+bench: build publish
+    ulimit -n "$(ulimit -Hn)" && dotnet run --project tests/Ams.Bench -c Release --no-build
 
 # Build everything (warnings are errors)
 build:

@@ -11,8 +11,13 @@ namespace Ams.Testing;
 /// </summary>
 public sealed class AppProcess : IAsyncLifetime
 {
-    MariaDbServer mariadb = null!;
-    RedisServer redis = null!;
+    // Owned only when this instance started them (the test fixture); the benchmark shares its own.
+    MariaDbServer? mariadb;
+    RedisServer? redis;
+    string mariaDbConnection = "", redisConnection = "";
+    string fileName = "";
+    string[] arguments = [];
+    IReadOnlyDictionary<string, string> extraEnvironment = new Dictionary<string, string>();
     Process process = null!;
     readonly StringWriter log = new();
 
@@ -31,6 +36,9 @@ public sealed class AppProcess : IAsyncLifetime
         mariadb = await mariadbStart;
         redis = await redisStart;
         await mariadb.CreateDatabaseAsync("ams");
+        mariaDbConnection = mariadb.ConnectionString("ams");
+        redisConnection = redis.ConnectionString;
+        fileName = BinaryPath;
 
         BaseAddress = new Uri($"http://127.0.0.1:{FreePort.Next()}");
         masterKeys = "app:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
@@ -38,6 +46,25 @@ public sealed class AppProcess : IAsyncLifetime
     }
 
     string masterKeys = "";
+
+    /// <summary>
+    /// Starts <paramref name="fileName"/> (the AOT binary, or <c>dotnet</c> with the JIT build's dll)
+    /// against servers the caller owns.
+    /// </summary>
+    public static async Task<AppProcess> LaunchAsync(string fileName, IEnumerable<string> arguments, string mariaDbConnection,
+        string redisConnection, string masterKeys, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var app = new AppProcess
+        {
+            fileName = fileName, arguments = arguments.ToArray(), mariaDbConnection = mariaDbConnection, redisConnection = redisConnection,
+            masterKeys = masterKeys, extraEnvironment = environment ?? new Dictionary<string, string>(),
+            BaseAddress = new Uri($"http://127.0.0.1:{FreePort.Next()}"),
+        };
+        await app.LaunchAsync();
+        return app;
+    }
+
+    public int ProcessId => process.Id;
 
     /// <summary>Stops the process (SIGTERM, as on a deploy) and starts it again on the same port and data.</summary>
     public async Task RestartAsync()
@@ -48,17 +75,18 @@ public sealed class AppProcess : IAsyncLifetime
 
     async Task LaunchAsync()
     {
-        var start = new ProcessStartInfo(BinaryPath)
+        var start = new ProcessStartInfo(fileName, arguments)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            WorkingDirectory = Path.GetDirectoryName(BinaryPath)!,
+            WorkingDirectory = Path.GetDirectoryName(Path.GetFullPath(arguments.FirstOrDefault(File.Exists) ?? fileName))!,
         };
         start.Environment["ASPNETCORE_URLS"] = BaseAddress.ToString();
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        start.Environment["ConnectionStrings__MariaDb"] = mariadb.ConnectionString("ams");
-        start.Environment["ConnectionStrings__Redis"] = redis.ConnectionString;
+        start.Environment["ConnectionStrings__MariaDb"] = mariaDbConnection;
+        start.Environment["ConnectionStrings__Redis"] = redisConnection;
         start.Environment["Crypto__MasterKeys"] = masterKeys;
+        foreach (var (key, value) in extraEnvironment) start.Environment[key] = value;
         var started = Stopwatch.StartNew();
         process = Process.Start(start)!;
         process.OutputDataReceived += (_, e) => { lock (log) log.WriteLine(e.Data); };
@@ -100,11 +128,11 @@ public sealed class AppProcess : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await StopAsync();
-        await redis.DisposeAsync();
-        await mariadb.DisposeAsync();
+        if (redis is not null) await redis.DisposeAsync();
+        if (mariadb is not null) await mariadb.DisposeAsync();
     }
 
-    async Task StopAsync()
+    public async Task StopAsync()
     {
         if (process is { HasExited: false })
         {
@@ -116,7 +144,7 @@ public sealed class AppProcess : IAsyncLifetime
         }
     }
 
-    static string RepositoryRoot()
+    public static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "Ams.sln"))) return dir.FullName;

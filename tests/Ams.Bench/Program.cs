@@ -1,0 +1,52 @@
+using System.Diagnostics;
+using Ams.Bench;
+using Ams.Testing;
+
+// `just bench` runs the full set and rewrites docs/benchmarks.md; `--smoke` runs a few seconds of
+// each scenario (part of `just test`, so the harness cannot rot) and writes to artifacts/.
+var smoke = args.Contains("--smoke");
+var root = AppProcess.RepositoryRoot();
+var aot = Path.Combine(root, "artifacts", "publish", "Ams");
+var jit = Path.Combine(root, "src", "Ams", "bin", "Release", "net10.0", "Ams.dll");
+foreach (var path in new[] { aot, jit })
+    if (!File.Exists(path)) throw new FileNotFoundException($"{path} is missing: run `just build` and `just publish` first.");
+
+var settings = smoke ? Settings.Smoke : Settings.Full;
+Console.WriteLine($"AMS benchmark ({(smoke ? "smoke" : "full")}) on {Environment.ProcessorCount} cores");
+await using var mariadb = await MariaDbServer.StartAsync();
+await using var redis = await RedisServer.StartAsync();
+await mariadb.CreateDatabaseAsync("ams");
+var masterKeys = "bench:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+// Load comes from a few hundred users: lift the per-user send limit so it measures the server, not the throttle.
+var environment = new Dictionary<string, string>
+{
+    ["Messaging__MaxSends"] = "100000000",
+    ["Logging__LogLevel__Default"] = "Warning",
+    ["Entropy__Background"] = "false",
+};
+Task<AppProcess> Launch(bool native) => native
+    ? AppProcess.LaunchAsync(aot, [], mariadb.ConnectionString("ams"), redis.ConnectionString, masterKeys, environment)
+    : AppProcess.LaunchAsync("dotnet", [jit], mariadb.ConnectionString("ams"), redis.ConnectionString, masterKeys, environment);
+
+var report = new Report(smoke);
+report.Footprint(await Scenarios.FootprintAsync(Launch, aot, jit));
+
+var node1 = await Launch(true);
+var node2 = await Launch(true);
+try
+{
+    report.Add(await Scenarios.FloorAsync(mariadb.ConnectionString("ams"), redis.ConnectionString, settings));
+    report.Add(await Scenarios.SendThroughputAsync(node1.BaseAddress, settings));
+    report.Add(await Scenarios.DeliveryAsync(node1.BaseAddress, node2.BaseAddress, settings));
+    report.Add(await Scenarios.ConnectionsAsync(node1, settings));
+}
+finally
+{
+    await node1.StopAsync();
+    await node2.StopAsync();
+}
+
+var output = smoke ? Path.Combine(root, "artifacts", "benchmarks.md") : Path.Combine(root, "docs", "benchmarks.md");
+report.Write(output);
+Console.WriteLine($"wrote {output}");
+return report.Failures.Count == 0 ? 0 : 1;

@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Ams.Bench;
+
+/// <summary>docs/benchmarks.md: machine, versions, tables, budgets, and an SVG of the latency percentiles.</summary>
+sealed class Report(bool smoke)
+{
+    static readonly double[] Percentiles = [50, 90, 99, 99.9, 100];
+    readonly List<Result> results = [];
+    List<Footprint> footprint = [];
+    public List<string> Failures { get; } = [];
+
+    public void Footprint(List<Footprint> measured) => footprint = measured;
+
+    public void Add(Result result)
+    {
+        results.Add(result);
+        Failures.AddRange(result.Failures.Select(f => $"{result.Name}: {f}"));
+    }
+
+    static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+    static string F(double value) => value.ToString(value < 10 ? "F2" : "F1", CultureInfo.InvariantCulture);
+
+    public void Write(string path)
+    {
+        var md = new StringBuilder();
+        md.AppendLine("# AMS benchmarks").AppendLine();
+        md.AppendLine(smoke
+            ? "_Smoke run (a few seconds per scenario, as in `just test`): figures are not meaningful, only that the harness works._"
+            : "Produced by `just bench` (`tests/Ams.Bench`). Everything on loopback on one machine: MariaDB, Redis, two AMS nodes (the Native-AOT binary), and the load from the harness process.");
+        md.AppendLine();
+        md.AppendLine($"- Machine: {Environment.ProcessorCount} cores, {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1073741824.0:F0} GiB, {RuntimeInformation.OSDescription}");
+        md.AppendLine($"- .NET {Environment.Version}; MariaDB and Redis from Debian; run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        md.AppendLine("- Command: `just bench` (full) or `dotnet run --project tests/Ams.Bench -c Release -- --smoke`").AppendLine();
+
+        md.AppendLine("## Footprint").AppendLine();
+        md.AppendLine("| build | size | cold start to first 200 | idle RSS |").AppendLine("|---|---|---|---|");
+        foreach (var f in footprint)
+            md.AppendLine($"| {f.Build} | {f.SizeBytes / 1048576.0:F1} MB | {f.FirstOk.TotalMilliseconds:F0} ms | {f.IdleRssBytes / 1048576.0:F0} MB |");
+        md.AppendLine();
+
+        md.AppendLine("## Scenarios").AppendLine();
+        md.AppendLine("| scenario | what | figures | p50 | p90 | p99 | p99.9 | max |").AppendLine("|---|---|---|---|---|---|---|---|");
+        foreach (var r in results)
+        {
+            var figures = string.Join("; ", r.Figures.Select(f => $"{f.Figure} {f.Value}"));
+            var cells = r.Latency is { TotalCount: > 0 } h
+                ? string.Join(" | ", Percentiles.Select(p => F(Ms(h.GetValueAtPercentile(p))) + " ms"))
+                : "– | – | – | – | –";
+            md.AppendLine($"| {r.Name} | {r.What} | {figures} | {cells} |");
+        }
+        md.AppendLine().AppendLine("![Latency percentiles per scenario](benchmarks.svg)").AppendLine();
+
+        md.AppendLine("## Budgets").AppendLine();
+        foreach (var line in Budgets()) md.AppendLine($"- {line}");
+        if (Failures.Count > 0)
+        {
+            md.AppendLine().AppendLine("## Failures").AppendLine();
+            foreach (var failure in Failures) md.AppendLine($"- {failure}");
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, md.ToString());
+        File.WriteAllText(Path.ChangeExtension(path, ".svg"), Svg());
+    }
+
+    IEnumerable<string> Budgets()
+    {
+        string Check(bool ok, string text) => $"{(ok ? "met" : "**not met**")}: {text}";
+        var delivery = results.FirstOrDefault(r => r.Name == "Delivery");
+        if (delivery?.Latency is { TotalCount: > 0 } d)
+            yield return Check(Ms(d.GetValueAtPercentile(99)) <= 10 && delivery.Failures.Count == 0,
+                $"delivery p99 ≤ 10 ms at 1,000 sends/s across two nodes with zero loss (measured p99 {F(Ms(d.GetValueAtPercentile(99)))} ms at {delivery.Rate:F0}/s)");
+        var floor = results.FirstOrDefault(r => r.Name == "Floor");
+        var send = results.FirstOrDefault(r => r.Name == "Send throughput");
+        if (floor is not null && send is not null && floor.Rate > 0)
+            yield return Check(send.Rate >= floor.Rate / 2, $"send throughput ≥ 50 % of the floor (measured {send.Rate / floor.Rate * 100:F0} %: {send.Rate:F0}/s vs {floor.Rate:F0}/s)");
+        var connections = results.FirstOrDefault(r => r.Name == "Connections");
+        if (connections is not null)
+            yield return Check(connections.ResidentBytes <= 250L * 1048576 && connections.Failures.Count == 0,
+                $"10,000 idle SSE connections in ≤ 250 MB RSS on one node ({connections.What}: {string.Join(", ", connections.Figures.Select(f => $"{f.Figure} {f.Value}"))})");
+        if (footprint.FirstOrDefault(f => f.Build == "Native AOT") is { } aot)
+        {
+            yield return Check(aot.SizeBytes <= 40L * 1048576, $"AOT binary ≤ 40 MB ({aot.SizeBytes / 1048576.0:F1} MB)");
+            yield return Check(aot.FirstOk.TotalMilliseconds <= 100, $"first 200 ≤ 100 ms ({aot.FirstOk.TotalMilliseconds:F0} ms)");
+            yield return Check(aot.IdleRssBytes <= 60L * 1048576, $"idle RSS ≤ 60 MB ({aot.IdleRssBytes / 1048576.0:F0} MB)");
+        }
+        yield return "not yet measured: Prosody as a peer (scenario 5), and profiles of the hot spots";
+    }
+
+    // Grouped bars on a log scale: one group per scenario, one bar per percentile.
+    string Svg()
+    {
+        const int width = 760, height = 320, left = 60, bottom = 40, top = 30;
+        var withLatency = results.Where(r => r.Latency is { TotalCount: > 0 }).ToList();
+        var svg = new StringBuilder();
+        svg.AppendLine(CultureInfo.InvariantCulture, $"""<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">""");
+        svg.AppendLine("""<rect width="100%" height="100%" fill="#fff"/>""");
+        svg.AppendLine("""<text x="60" y="18" font-size="13" font-weight="bold">Latency percentiles (ms, log scale)</text>""");
+        double Y(double ms) => top + (height - top - bottom) * (1 - Math.Clamp((Math.Log10(Math.Max(ms, 0.1)) + 1) / 5, 0, 1));   // 0.1 ms … 10 s
+        foreach (var tick in new[] { 0.1, 1, 10, 100, 1000, 10000 })
+            svg.AppendLine(CultureInfo.InvariantCulture, $"""<line x1="{left}" x2="{width - 10}" y1="{Y(tick):F1}" y2="{Y(tick):F1}" stroke="#ddd"/><text x="{left - 6}" y="{Y(tick) + 4:F1}" text-anchor="end">{tick}</text>""");
+        string[] colors = ["#9ecae1", "#6baed6", "#3182bd", "#08519c", "#08306b"];
+        var group = withLatency.Count == 0 ? 0 : (width - left - 20) / withLatency.Count;
+        for (var i = 0; i < withLatency.Count; i++)
+        {
+            var h = withLatency[i].Latency!;
+            var bar = Math.Max(4, (group - 20) / Percentiles.Length);
+            for (var p = 0; p < Percentiles.Length; p++)
+            {
+                var ms = Ms(h.GetValueAtPercentile(Percentiles[p]));
+                var x = left + 10 + i * group + p * bar;
+                svg.AppendLine(CultureInfo.InvariantCulture, $"""<rect x="{x}" y="{Y(ms):F1}" width="{bar - 2}" height="{height - bottom - Y(ms):F1}" fill="{colors[p]}"><title>{withLatency[i].Name} p{Percentiles[p]}: {F(ms)} ms</title></rect>""");
+            }
+            svg.AppendLine(CultureInfo.InvariantCulture, $"""<text x="{left + 10 + i * group}" y="{height - bottom + 16}">{withLatency[i].Name}</text>""");
+        }
+        for (var p = 0; p < Percentiles.Length; p++)
+            svg.AppendLine(CultureInfo.InvariantCulture, $"""<rect x="{left + p * 80}" y="{height - 14}" width="10" height="10" fill="{colors[p]}"/><text x="{left + 14 + p * 80}" y="{height - 5}">{(Percentiles[p] == 100 ? "max" : $"p{Percentiles[p]}")}</text>""");
+        svg.AppendLine("</svg>");
+        return svg.ToString();
+    }
+}

@@ -1,0 +1,233 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using Ams.Testing;
+using HdrHistogram;
+using MySqlConnector;
+using StackExchange.Redis;
+
+namespace Ams.Bench;
+
+sealed record Settings(TimeSpan Duration, int Concurrency, int Rate, int Connections, int BurstMessages)
+{
+    public static readonly Settings Smoke = new(TimeSpan.FromSeconds(2), 8, 200, 50, 5);
+    public static readonly Settings Full = new(TimeSpan.FromSeconds(20), 64, 1000, 10_000, 20);
+}
+
+sealed record Result(string Name, string What, LongHistogram? Latency, List<(string Figure, string Value)> Figures, List<string> Failures)
+{
+    public double Rate { get; init; }
+    public long ResidentBytes { get; init; }
+}
+
+sealed record Footprint(string Build, long SizeBytes, TimeSpan FirstOk, long IdleRssBytes);
+
+static class Scenarios
+{
+    // Microsecond resolution, up to a minute.
+    static LongHistogram NewHistogram() => new(TimeStamp.Minutes(1), 3);
+    static void Record(LongHistogram h, long startTicks) { lock (h) h.RecordValue(Math.Max(1, (Stopwatch.GetTimestamp() - startTicks))); }
+
+    public static async Task<List<Footprint>> FootprintAsync(Func<bool, Task<AppProcess>> launch, string aot, string jit)
+    {
+        var results = new List<Footprint>();
+        foreach (var native in new[] { true, false })
+        {
+            var node = await launch(native);
+            await Task.Delay(TimeSpan.FromSeconds(3));   // idle: after startup work settles
+            var rss = node.ResidentBytes();
+            await node.StopAsync();
+            var size = native
+                ? new FileInfo(aot).Length
+                : JitFiles(Path.GetDirectoryName(jit)!).Sum(f => f.Length);
+            results.Add(new Footprint(native ? "Native AOT" : "JIT (framework-dependent)", size, node.StartToFirstOk, rss));
+            Console.WriteLine($"footprint {results[^1]}");
+        }
+        return results;
+    }
+
+    // What a framework-dependent linux-x64 deployment ships: the build output without the AOT
+    // intermediates (linux-x64/) and without other platforms' native libraries.
+    static IEnumerable<FileInfo> JitFiles(string directory) =>
+        new DirectoryInfo(directory).EnumerateFiles("*", SearchOption.AllDirectories).Where(f =>
+        {
+            var relative = Path.GetRelativePath(directory, f.FullName).Replace('\\', '/');
+            return !relative.StartsWith("linux-x64/") && (!relative.StartsWith("runtimes/") || relative.StartsWith("runtimes/linux-x64/"));
+        });
+
+    /// <summary>The same insert and publish a send does, straight from the client libraries: the ceiling.</summary>
+    public static async Task<Result> FloorAsync(string mariaDb, string redisConfiguration, Settings settings)
+    {
+        await using (var setup = new MySqlConnection(mariaDb))
+        {
+            await setup.OpenAsync();
+            await new MySqlCommand("""
+                CREATE TABLE IF NOT EXISTS bench_floor (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, conversation_id BIGINT UNSIGNED NOT NULL,
+                sender_id BIGINT UNSIGNED NOT NULL, body VARBINARY(200) NOT NULL, sent_at DATETIME(3) NOT NULL) ENGINE=InnoDB
+                """, setup).ExecuteNonQueryAsync();
+        }
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(redisConfiguration);
+        var channel = RedisChannel.Literal("bench:floor");
+        var histogram = NewHistogram();
+        long ops = 0;
+        var until = Stopwatch.GetTimestamp() + (long)(settings.Duration.TotalSeconds * Stopwatch.Frequency);
+        var started = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, settings.Concurrency).Select(async worker =>
+        {
+            var body = new byte[60];
+            while (Stopwatch.GetTimestamp() < until)
+            {
+                var start = Stopwatch.GetTimestamp();
+                await using (var connection = new MySqlConnection(mariaDb))
+                {
+                    await connection.OpenAsync();
+                    await using var insert = new MySqlCommand(
+                        "INSERT INTO bench_floor (conversation_id, sender_id, body, sent_at) VALUES (@c, @s, @b, UTC_TIMESTAMP(3))", connection);
+                    insert.Parameters.AddWithValue("@c", worker);
+                    insert.Parameters.AddWithValue("@s", worker);
+                    insert.Parameters.AddWithValue("@b", body);
+                    await insert.ExecuteNonQueryAsync();
+                }
+                await redis.GetSubscriber().PublishAsync(channel, body);
+                Record(histogram, start);
+                Interlocked.Increment(ref ops);
+            }
+        }));
+        var rate = ops / started.Elapsed.TotalSeconds;
+        Console.WriteLine($"floor {rate:F0}/s");
+        return new Result("Floor", $"INSERT + PUBLISH with MySqlConnector and StackExchange.Redis, {settings.Concurrency} concurrent, no HTTP, crypto or validation",
+            histogram, [("operations/s", $"{rate:F0}")], []) { Rate = rate };
+    }
+
+    static async Task<List<(string Sender, string Token, string Recipient, string RecipientToken, string Conversation)>> PairsAsync(Uri node, int count)
+    {
+        var pairs = new List<(string, string, string, string, string)>();
+        for (var i = 0; i < count; i++)
+        {
+            var (sender, token) = await Client.UserAsync(node, "s");
+            var (recipient, recipientToken) = await Client.UserAsync(node, "r");
+            pairs.Add((sender, token, recipient, recipientToken, await Client.DirectAsync(node, token, recipient)));
+        }
+        return pairs;
+    }
+
+    /// <summary>Concurrent senders over keep-alive HTTP with bearer tokens, as fast as the node answers.</summary>
+    public static async Task<Result> SendThroughputAsync(Uri node, Settings settings)
+    {
+        var pairs = await PairsAsync(node, settings.Concurrency);
+        var histogram = NewHistogram();
+        long sent = 0, failed = 0;
+        var until = Stopwatch.GetTimestamp() + (long)(settings.Duration.TotalSeconds * Stopwatch.Frequency);
+        var started = Stopwatch.StartNew();
+        await Task.WhenAll(pairs.Select(async pair =>
+        {
+            using var client = Client.For(node, pair.Token);
+            var n = 0;
+            while (Stopwatch.GetTimestamp() < until)
+            {
+                var start = Stopwatch.GetTimestamp();
+                using var response = await client.PostAsJsonAsync("/api/messages", new { conversationId = pair.Conversation, body = $"throughput {n++}" });
+                if (response.IsSuccessStatusCode) { Record(histogram, start); Interlocked.Increment(ref sent); }
+                else Interlocked.Increment(ref failed);
+            }
+        }));
+        var rate = sent / started.Elapsed.TotalSeconds;
+        Console.WriteLine($"send throughput {rate:F0}/s ({failed} failed)");
+        return new Result("Send throughput", $"POST /api/messages, {settings.Concurrency} concurrent senders, one node (AOT)",
+            histogram, [("sends/s", $"{rate:F0}"), ("failed", $"{failed}")], failed == 0 ? [] : [$"{failed} sends failed"]) { Rate = rate };
+    }
+
+    /// <summary>Senders on node 1 at a fixed rate, subscribers on node 2: send → SSE receipt, every message checked.</summary>
+    public static async Task<Result> DeliveryAsync(Uri node1, Uri node2, Settings settings)
+    {
+        var pairs = await PairsAsync(node1, Math.Min(50, settings.Concurrency * 2));
+        var sentAt = new ConcurrentDictionary<string, long>();
+        var received = new ConcurrentDictionary<string, int>();
+        var histogram = NewHistogram();
+        var streams = new List<Sse>();
+        foreach (var pair in pairs)
+            streams.Add(await Sse.OpenAsync(node2, pair.RecipientToken, body =>
+            {
+                if (received.AddOrUpdate(body, 1, (_, n) => n + 1) == 1 && sentAt.TryGetValue(body, out var start)) Record(histogram, start);
+            }));
+        var clients = pairs.Select(p => Client.For(node1, p.Token)).ToArray();
+        var total = (int)(settings.Rate * settings.Duration.TotalSeconds);
+        var inFlight = new SemaphoreSlim(512);
+        long failed = 0;
+        var tasks = new List<Task>(total);
+        var started = Stopwatch.GetTimestamp();
+        for (var i = 0; i < total; i++)
+        {
+            var due = started + (long)(i * (double)Stopwatch.Frequency / settings.Rate);
+            var wait = due - Stopwatch.GetTimestamp();
+            if (wait > Stopwatch.Frequency / 1000) await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency));
+            await inFlight.WaitAsync();
+            var body = $"delivery {i}";
+            var pair = i % pairs.Count;
+            tasks.Add(Task.Run(async () =>
+            {
+                try
+                {
+                    sentAt[body] = Stopwatch.GetTimestamp();
+                    using var response = await clients[pair].PostAsJsonAsync("/api/messages", new { conversationId = pairs[pair].Conversation, body });
+                    if (!response.IsSuccessStatusCode) { Interlocked.Increment(ref failed); sentAt.TryRemove(body, out _); }
+                }
+                finally { inFlight.Release(); }
+            }));
+        }
+        await Task.WhenAll(tasks);
+        var achieved = total / ((double)(Stopwatch.GetTimestamp() - started) / Stopwatch.Frequency);
+        var deadline = Stopwatch.StartNew();
+        while (received.Count < sentAt.Count && deadline.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(50);
+        foreach (var stream in streams) await stream.DisposeAsync();
+        foreach (var client in clients) client.Dispose();
+        var lost = sentAt.Keys.Count(k => !received.ContainsKey(k));
+        var duplicated = received.Values.Count(n => n > 1);
+        Console.WriteLine($"delivery at {achieved:F0}/s: {sentAt.Count} sent, {lost} lost, {duplicated} duplicated, {failed} failed");
+        var failures = new List<string>();
+        if (lost > 0) failures.Add($"{lost} messages lost");
+        if (duplicated > 0) failures.Add($"{duplicated} messages delivered twice");
+        if (failed > 0) failures.Add($"{failed} sends failed");
+        return new Result("Delivery", $"send on node 1 → SSE on node 2, {settings.Rate}/s for {settings.Duration.TotalSeconds:F0} s, {pairs.Count} conversations",
+            histogram, [("rate achieved/s", $"{achieved:F0}"), ("sent", $"{sentAt.Count}"), ("lost", $"{lost}"), ("duplicated", $"{duplicated}")], failures)
+            { Rate = achieved };
+    }
+
+    /// <summary>Many idle SSE connections on one node: memory per connection, then a burst delivered to all of them.</summary>
+    public static async Task<Result> ConnectionsAsync(AppProcess node, Settings settings)
+    {
+        var (_, senderToken) = await Client.UserAsync(node.BaseAddress, "cs");
+        var (listener, listenerToken) = await Client.UserAsync(node.BaseAddress, "cl");
+        var conversation = await Client.DirectAsync(node.BaseAddress, senderToken, listener);
+        var before = node.ResidentBytes();
+        var sentAt = new ConcurrentDictionary<string, long>();
+        var histogram = NewHistogram();
+        long deliveries = 0;
+        var streams = new List<Sse>(settings.Connections);
+        for (var i = 0; i < settings.Connections; i++)
+            streams.Add(await Sse.OpenAsync(node.BaseAddress, listenerToken, body =>
+            {
+                if (sentAt.TryGetValue(body, out var start)) { Record(histogram, start); Interlocked.Increment(ref deliveries); }
+            }));
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var after = node.ResidentBytes();
+        using (var client = Client.For(node.BaseAddress, senderToken))
+            for (var i = 0; i < settings.BurstMessages; i++)
+            {
+                var body = $"burst {i}";
+                sentAt[body] = Stopwatch.GetTimestamp();
+                (await client.PostAsJsonAsync("/api/messages", new { conversationId = conversation, body })).EnsureSuccessStatusCode();
+            }
+        var expected = (long)settings.Connections * settings.BurstMessages;
+        var wait = Stopwatch.StartNew();
+        while (Interlocked.Read(ref deliveries) < expected && wait.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(50);
+        foreach (var stream in streams) await stream.DisposeAsync();
+        var perConnection = (after - before) / (double)settings.Connections;
+        Console.WriteLine($"{settings.Connections} SSE connections: RSS {before / 1048576} → {after / 1048576} MB, {deliveries}/{expected} deliveries");
+        return new Result("Connections", $"{settings.Connections} idle SSE connections on one node; a burst of {settings.BurstMessages} messages to all of them",
+            histogram,
+            [("RSS before (MB)", $"{before / 1048576.0:F0}"), ("RSS after (MB)", $"{after / 1048576.0:F0}"),
+             ("per connection (KB)", $"{perConnection / 1024:F1}"), ("deliveries", $"{deliveries}/{expected}")],
+            deliveries == expected ? [] : [$"{expected - deliveries} burst deliveries missing"]) { ResidentBytes = after };
+    }
+}
