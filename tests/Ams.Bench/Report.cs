@@ -53,6 +53,7 @@ sealed class Report(bool smoke)
             md.AppendLine($"| {r.Name} | {r.What} | {figures} | {cells} |");
         }
         md.AppendLine().AppendLine("![Latency percentiles per scenario](benchmarks.svg)").AppendLine();
+        md.AppendLine("Changes to hot paths and their before/after figures: [benchmarks-history.md](benchmarks-history.md).").AppendLine();
 
         md.AppendLine("## Budgets").AppendLine();
         foreach (var line in Budgets()) md.AppendLine($"- {line}");

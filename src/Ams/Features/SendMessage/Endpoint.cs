@@ -59,11 +59,10 @@ static class Sending
         }
         else if (!Ids.TryParse(req.ConversationId, out conversationId)) return new NoConversation();
 
-        var stored = await Sql.StoreAsync(connection, envelope, conversationId, me, req.Body, time.UtcNowMillis());
+        var now = time.UtcNowMillis();
+        var stored = await Sql.StoreAsync(connection, envelope, conversationId, me, req.Body, now);
         if (stored is null) return new NoConversation();
-        var sender = (await Users.FindByIdAsync(db, me, ct))!;
-        var view = new MessageView(Ids.Of(stored.Row.Id), Ids.Of(conversationId), new MemberView(sender.Username, sender.DisplayName),
-            req.Body, DateTime.SpecifyKind(stored.Row.SentAt, DateTimeKind.Utc), stored.Entropy);
+        var view = new MessageView(Ids.Of(stored.Id), Ids.Of(conversationId), stored.Sender, req.Body, DateTime.SpecifyKind(now, DateTimeKind.Utc), stored.Entropy);
         await events.PublishAsync(new LiveEvent(EventKinds.Message, stored.Recipients, stored.Seqs, view, null, me));
         return new Sent(view);
     }

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Dapper;
 using MySqlConnector;
@@ -24,34 +23,22 @@ public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> log
 {
     public static readonly RedisChannel Channel = RedisChannel.Literal(Redis.KeyPrefix + "events");
 
-    /// <summary>Numbers and stores one event per recipient; returns the sequence numbers in <paramref name="userIds"/> order.</summary>
+    /// <summary>
+    /// Numbers and stores one event per recipient, in one round trip; returns the sequence
+    /// numbers in <paramref name="userIds"/> order.
+    /// </summary>
     public static async Task<long[]> AppendAsync(MySqlConnection connection, MySqlTransaction transaction, long[] userIds,
         string kind, long conversationId, long messageId, long actorId, DateTime at)
     {
         // Ascending ids: concurrent transactions lock counter rows in one order, so they never deadlock.
-        var sorted = userIds.Distinct().Order().ToArray();
-        var ids = SqlLists.Ids(sorted);
-        await connection.ExecuteAsync(
-            $"UPDATE user_event_seq s JOIN {SqlLists.IdsTable} ON s.user_id = ids.id SET s.seq = s.seq + 1", new { ids }, transaction);
-        var seqs = (await connection.QueryAsync<SeqRow>(
-            $"SELECT s.user_id AS UserId, s.seq AS Seq FROM {SqlLists.IdsTable} JOIN user_event_seq s ON s.user_id = ids.id",
-            new { ids }, transaction)).ToDictionary(r => r.UserId, r => r.Seq);
-
-        var sql = new StringBuilder("INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at) VALUES ");
-        await using var insert = new MySqlCommand { Connection = connection, Transaction = transaction };
-        for (var i = 0; i < sorted.Length; i++)
-        {
-            sql.Append(i == 0 ? "" : ",").Append($"(@u{i}, @s{i}, @kind, @conversationId, @messageId, @actorId, @at)");
-            insert.Parameters.AddWithValue($"@u{i}", sorted[i]);
-            insert.Parameters.AddWithValue($"@s{i}", seqs[sorted[i]]);
-        }
-        insert.Parameters.AddWithValue("@kind", kind);
-        insert.Parameters.AddWithValue("@conversationId", conversationId);
-        insert.Parameters.AddWithValue("@messageId", messageId);
-        insert.Parameters.AddWithValue("@actorId", actorId);
-        insert.Parameters.AddWithValue("@at", at);
-        insert.CommandText = sql.ToString();
-        await insert.ExecuteNonQueryAsync();
+        var ids = SqlLists.Ids(userIds.Distinct().Order());
+        var seqs = (await connection.QueryAsync<SeqRow>($"""
+            UPDATE user_event_seq s JOIN {SqlLists.IdsTable} ON s.user_id = ids.id SET s.seq = s.seq + 1;
+            INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at)
+                SELECT s.user_id, s.seq, @kind, @conversationId, @messageId, @actorId, @at
+                FROM {SqlLists.IdsTable} JOIN user_event_seq s ON s.user_id = ids.id;
+            SELECT s.user_id AS UserId, s.seq AS Seq FROM {SqlLists.IdsTable} JOIN user_event_seq s ON s.user_id = ids.id;
+            """, new { ids, kind, conversationId, messageId, actorId, at }, transaction)).ToDictionary(r => r.UserId, r => r.Seq);
         return userIds.Select(u => seqs[u]).ToArray();
     }
 
