@@ -14,7 +14,7 @@ static class Sql
 
     /// <summary>
     /// Stores the sealed message, its events for every member, and the conversation's new
-    /// activity in one transaction, in five round trips; null when the sender is not a member.
+    /// activity in one transaction, in five round trips counting BEGIN and COMMIT; null when the sender is not a member.
     /// Locking the conversation row orders its messages' ids with their commits.
     /// </summary>
     public static async Task<Stored?> StoreAsync(MySqlConnection connection, Envelope envelope, long conversationId, long senderId,
@@ -55,15 +55,16 @@ static class Sql
             await transaction.RollbackAsync();
             return null;
         }
-        var sealedBody = await envelope.SealStringAsync(body, MessageRow.Purpose, MessageRow.SealedFields(id, conversationId, senderId),
-            connection, transaction);
-        // Plain MySqlCommand: Dapper.AOT would expand a byte[] parameter as a list.
-        await using (var update = new MySqlCommand("""
+        var (sealedBody, key) = envelope.Seal(System.Text.Encoding.UTF8.GetBytes(body), MessageRow.Purpose,
+            MessageRow.SealedFields(id, conversationId, senderId));
+        // The data key goes in with the body. Plain MySqlCommand: Dapper.AOT would expand a byte[] parameter as a list.
+        await using (var update = new MySqlCommand(Envelope.PendingKey.InsertSql + """
             UPDATE messages SET body = @body, entropy = @entropy WHERE id = @id;
             UPDATE conversations SET last_message_id = @id, last_activity_at = @now WHERE id = @conversationId;
             UPDATE conversation_members SET last_read_message_id = @id WHERE conversation_id = @conversationId AND user_id = @senderId;
             """, connection, transaction))
         {
+            key.AddParameters(update);
             update.Parameters.AddWithValue("@body", sealedBody.Blob);
             update.Parameters.AddWithValue("@entropy", sealedBody.Entropy);
             update.Parameters.AddWithValue("@id", id);

@@ -32,6 +32,24 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
 
     public sealed record Sealed(byte[] Blob, string Entropy);
 
+    /// <summary>A sealed record's new data key, to be stored in the same transaction as the record.</summary>
+    public sealed record PendingKey(byte[] Id, string KekId, byte[] Wrapped, string Entropy, DateTime CreatedAt)
+    {
+        /// <summary>The INSERT for this key, to run alone or as the first statement of a batch.</summary>
+        public const string InsertSql =
+            "INSERT INTO data_keys (id, kek_id, wrapped, entropy, created_at) VALUES (@keyId, @keyKekId, @keyWrapped, @keyEntropy, @keyCreatedAt);";
+
+        public void AddParameters(MySqlCommand command)
+        {
+            // Plain MySqlCommand parameters: Dapper.AOT would expand a byte[] parameter as a list.
+            command.Parameters.AddWithValue("@keyId", Id);
+            command.Parameters.AddWithValue("@keyKekId", KekId);
+            command.Parameters.AddWithValue("@keyWrapped", Wrapped);
+            command.Parameters.AddWithValue("@keyEntropy", Entropy);
+            command.Parameters.AddWithValue("@keyCreatedAt", CreatedAt);
+        }
+    }
+
     /// <summary>
     /// Encrypts <paramref name="plaintext"/> for the row described by <paramref name="purpose"/>
     /// and <paramref name="rowFields"/>, storing its new data key through
@@ -39,6 +57,19 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
     /// </summary>
     public async Task<Sealed> SealAsync(ReadOnlyMemory<byte> plaintext, string purpose, IReadOnlyList<string> rowFields,
         MySqlConnection connection, MySqlTransaction? transaction = null)
+    {
+        var (sealedRecord, key) = Seal(plaintext.Span, purpose, rowFields);
+        await using var insert = new MySqlCommand(PendingKey.InsertSql, connection, transaction);
+        key.AddParameters(insert);
+        await insert.ExecuteNonQueryAsync();
+        return sealedRecord;
+    }
+
+    /// <summary>
+    /// Encrypts as <see cref="SealAsync"/> does but leaves storing the key to the caller, who
+    /// batches <see cref="PendingKey.InsertSql"/> with its own statements in one round trip.
+    /// </summary>
+    public (Sealed Sealed, PendingKey Key) Seal(ReadOnlySpan<byte> plaintext, string purpose, IReadOnlyList<string> rowFields)
     {
         var dataKey = new byte[32];
         var entropy = mixer.Fill(dataKey, DataKeyPurpose);
@@ -50,21 +81,10 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
         idBytes.CopyTo(blob, 1);
         mixer.Fill(blob.AsSpan(1 + IdSize, NonceSize), NoncePurpose);
         using (var aes = new AesGcm(dataKey, TagSize))
-            aes.Encrypt(blob.AsSpan(1 + IdSize, NonceSize), plaintext.Span, blob.AsSpan(Header, plaintext.Length),
+            aes.Encrypt(blob.AsSpan(1 + IdSize, NonceSize), plaintext, blob.AsSpan(Header, plaintext.Length),
                 blob.AsSpan(Header + plaintext.Length), AssociatedData(purpose, rowFields, idBytes));
 
         var wrapped = Wrap(dataKey, idBytes, masterKeys.PrimaryId, masterKeys.Primary);
-        // Plain MySqlCommand: Dapper.AOT would expand a byte[] parameter as a list.
-        await using (var insert = new MySqlCommand(
-            "INSERT INTO data_keys (id, kek_id, wrapped, entropy, created_at) VALUES (@id, @kekId, @wrapped, @entropy, @createdAt)", connection, transaction))
-        {
-            insert.Parameters.AddWithValue("@id", idBytes);
-            insert.Parameters.AddWithValue("@kekId", masterKeys.PrimaryId);
-            insert.Parameters.AddWithValue("@wrapped", wrapped);
-            insert.Parameters.AddWithValue("@entropy", entropy);
-            insert.Parameters.AddWithValue("@createdAt", time.GetUtcNow().UtcDateTime);
-            await insert.ExecuteNonQueryAsync();
-        }
         Remember(id, dataKey);
         try
         {
@@ -75,7 +95,7 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
         {
             // The counters in /api/entropy are best effort; a Redis outage must not stop storing data.
         }
-        return new Sealed(blob, entropy);
+        return (new Sealed(blob, entropy), new PendingKey(idBytes, masterKeys.PrimaryId, wrapped, entropy, time.GetUtcNow().UtcDateTime));
     }
 
     /// <summary>
