@@ -21,6 +21,7 @@ test: build
 
 # The benchmarks (tests/Ams.Bench): AOT and JIT footprint, floor, send throughput, delivery across two nodes, 10,000 SSE connections; writes docs/benchmarks.md
 bench: build publish
+    command -v prosody >/dev/null || [ "$(id -u)" -ne 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y prosody lua-dbi-mysql || true
     ulimit -n "$(ulimit -Hn)" && dotnet run --project tests/Ams.Bench -c Release --no-build
 
 # Build everything (warnings are errors)

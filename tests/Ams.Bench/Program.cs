@@ -46,6 +46,12 @@ finally
     await node2.StopAsync();
 }
 
+// The peer runs alone, after AMS is stopped, so neither competes with the other for the 2 cores.
+if (smoke) report.Note("Prosody peer: not run in the smoke.");
+else if (!Prosody.Installed) report.Note("Prosody peer: not measured (install Debian's prosody and lua-dbi-mysql).");
+else
+    foreach (var result in await PeerScenarios.ProsodyAsync(mariadb, settings)) report.Add(result);
+
 var output = smoke ? Path.Combine(root, "artifacts", "benchmarks.md") : Path.Combine(root, "docs", "benchmarks.md");
 report.Write(output);
 Console.WriteLine($"wrote {output}");

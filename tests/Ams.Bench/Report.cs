@@ -12,6 +12,9 @@ sealed class Report(bool smoke)
     readonly List<Result> results = [];
     List<Footprint> footprint = [];
     public List<string> Failures { get; } = [];
+    readonly List<string> notes = [];
+
+    public void Note(string note) => notes.Add(note);
 
     public void Footprint(List<Footprint> measured) => footprint = measured;
 
@@ -88,7 +91,13 @@ sealed class Report(bool smoke)
             yield return Check(aot.FirstOk.TotalMilliseconds <= 100, $"first 200 ≤ 100 ms ({aot.FirstOk.TotalMilliseconds:F0} ms)");
             yield return Check(aot.IdleRssBytes <= 60L * 1048576, $"idle RSS ≤ 60 MB ({aot.IdleRssBytes / 1048576.0:F0} MB)");
         }
-        yield return "not yet measured: Prosody as a peer (scenario 5), and profiles of the hot spots";
+        var peerDelivery = results.FirstOrDefault(r => r.Name == "Prosody delivery");
+        var peerThroughput = results.FirstOrDefault(r => r.Name == "Prosody throughput");
+        if (send is not null && peerThroughput is not null && delivery?.Latency is { TotalCount: > 0 } ours && peerDelivery?.Latency is { TotalCount: > 0 } theirs)
+            yield return Check(send.Rate > peerThroughput.Rate && ours.GetValueAtPercentile(99) < theirs.GetValueAtPercentile(99),
+                $"ahead of Prosody on throughput ({send.Rate:F0}/s vs {peerThroughput.Rate:F0}/s) and delivery p99 ({F(Ms(ours.GetValueAtPercentile(99)))} ms vs {F(Ms(theirs.GetValueAtPercentile(99)))} ms)");
+        foreach (var note in notes) yield return note;
+        yield return "not yet done: profiles of the hot spots";
     }
 
     // Grouped bars on a log scale: one group per scenario, one bar per percentile.

@@ -231,3 +231,90 @@ static class Scenarios
             deliveries == expected ? [] : [$"{expected - deliveries} burst deliveries missing"]) { ResidentBytes = after };
     }
 }
+
+static class PeerScenarios
+{
+    static LongHistogram NewHistogram() => new(TimeStamp.Minutes(1), 3);
+    static void Record(LongHistogram h, long startTicks) { lock (h) h.RecordValue(Math.Max(1, Stopwatch.GetTimestamp() - startTicks)); }
+
+    /// <summary>Prosody doing AMS's delivery job: fixed rate, every message checked; then a 64-deep window as fast as it goes.</summary>
+    public static async Task<List<Result>> ProsodyAsync(MariaDbServer mariadb, Settings settings)
+    {
+        const int pairs = 10;
+        var senders = Enumerable.Range(0, pairs).Select(i => $"ps{i}").ToArray();
+        var recipients = Enumerable.Range(0, pairs).Select(i => $"pr{i}").ToArray();
+        await using var prosody = await Prosody.StartAsync(mariadb, senders.Concat(recipients));
+        var results = new List<Result>();
+
+        foreach (var phase in new[] { "delivery", "throughput" })
+        {
+            var sentAt = new ConcurrentDictionary<string, long>();
+            var received = new ConcurrentDictionary<string, int>();
+            var histogram = NewHistogram();
+            var window = new SemaphoreSlim(settings.Concurrency);
+            var listeners = new List<Xmpp>();
+            foreach (var recipient in recipients)
+                listeners.Add(await Xmpp.ConnectAsync(prosody.Port, recipient, body =>
+                {
+                    if (received.AddOrUpdate(body, 1, (_, n) => n + 1) != 1 || !sentAt.TryGetValue(body, out var start)) return;
+                    Record(histogram, start);
+                    if (phase == "throughput") window.Release();
+                }));
+            var clients = new List<Xmpp>();
+            foreach (var sender in senders) clients.Add(await Xmpp.ConnectAsync(prosody.Port, sender, null));
+            await Task.Delay(500);   // presence settles
+
+            var started = Stopwatch.GetTimestamp();
+            var count = 0;
+            if (phase == "delivery")
+            {
+                var total = (int)(settings.Rate * settings.Duration.TotalSeconds);
+                for (; count < total; count++)
+                {
+                    var due = started + (long)(count * (double)Stopwatch.Frequency / settings.Rate);
+                    var wait = due - Stopwatch.GetTimestamp();
+                    if (wait > Stopwatch.Frequency / 1000) await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency));
+                    var body = $"{phase}{count}";
+                    sentAt[body] = Stopwatch.GetTimestamp();
+                    await clients[count % pairs].SendAsync(recipients[count % pairs], body);
+                }
+            }
+            else
+            {
+                var until = started + (long)(settings.Duration.TotalSeconds * Stopwatch.Frequency);
+                for (; Stopwatch.GetTimestamp() < until; count++)
+                {
+                    if (!await window.WaitAsync(TimeSpan.FromSeconds(10))) break;
+                    var body = $"{phase}{count}";
+                    sentAt[body] = Stopwatch.GetTimestamp();
+                    await clients[count % pairs].SendAsync(recipients[count % pairs], body);
+                }
+            }
+            var elapsed = (double)(Stopwatch.GetTimestamp() - started) / Stopwatch.Frequency;
+            var deadline = Stopwatch.StartNew();
+            while (received.Count < sentAt.Count && deadline.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(50);
+            foreach (var c in clients.Concat(listeners)) await c.DisposeAsync();
+            var lost = sentAt.Keys.Count(k => !received.ContainsKey(k));
+            var duplicated = received.Values.Count(n => n > 1);
+            var rate = received.Count / elapsed;
+            Console.WriteLine($"prosody {phase}: {sentAt.Count} sent, {lost} lost, {duplicated} duplicated, {rate:F0}/s delivered");
+            results.Add(new Result(phase == "delivery" ? "Prosody delivery" : "Prosody throughput",
+                phase == "delivery"
+                    ? $"Prosody {ProsodyVersion()} (XMPP, archive via mod_mam on the same MariaDB): {settings.Rate}/s for {settings.Duration.TotalSeconds:F0} s, {pairs} pairs, send → receipt"
+                    : $"Prosody: {settings.Concurrency} messages in flight across {pairs} pairs, as fast as it delivers",
+                histogram, [("delivered/s", $"{rate:F0}"), ("sent", $"{sentAt.Count}"), ("lost", $"{lost}"), ("duplicated", $"{duplicated}")],
+                lost + duplicated == 0 ? [] : [$"Prosody {phase}: {lost} lost, {duplicated} duplicated"]) { Rate = rate });
+        }
+        return results;
+    }
+
+    static string ProsodyVersion()
+    {
+        try
+        {
+            using var dpkg = Process.Start(new ProcessStartInfo("dpkg-query", ["-W", "-f=${Version}", "prosody"]) { RedirectStandardOutput = true })!;
+            return dpkg.StandardOutput.ReadToEnd().Trim();
+        }
+        catch (System.ComponentModel.Win32Exception) { return "?"; }
+    }
+}
