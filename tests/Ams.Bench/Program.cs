@@ -23,6 +23,8 @@ var environment = new Dictionary<string, string>
     ["Messaging__MaxSends"] = "100000000",
     ["Logging__LogLevel__Default"] = "Warning",
     ["Entropy__Background"] = "false",
+    // BENCH_GC_SERVER=0 runs the nodes on the workstation GC (see docs/benchmarks-history.md).
+    ["DOTNET_gcServer"] = Environment.GetEnvironmentVariable("BENCH_GC_SERVER") ?? "1",
 };
 Task<AppProcess> Launch(bool native) => native
     ? AppProcess.LaunchAsync(aot, [], mariadb.ConnectionString("ams"), redis.ConnectionString, masterKeys, environment)
