@@ -45,29 +45,41 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
             await response.WriteAsync(": connected\n\n", ct);
             await response.Body.FlushAsync(ct);
             last = await ReplayAsync(response, subscriber, last, ct);
-            while (!ct.IsCancellationRequested)
+            // One keep-alive timer per quiet period, not one per event; every ready event is written
+            // before a single flush, so a burst costs one flush per stream rather than one per event.
+            var tick = KeepAliveTimer(ct);
+            try
             {
-                using var tick = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                tick.CancelAfter(options.KeepAlive);
-                Outgoing item;
-                try
+                while (!ct.IsCancellationRequested)
                 {
-                    if (!await subscriber.Reader.WaitToReadAsync(tick.Token)) break;   // closed: logout or overflow
-                    item = await subscriber.Reader.ReadAsync(tick.Token);
-                }
-                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-                {
-                    if (!await sessions.ExistsAsync(session.Id)) break;
-                    await response.WriteAsync(": keep-alive\n\n", ct);
+                    try
+                    {
+                        if (!await subscriber.Reader.WaitToReadAsync(tick.Token)) break;   // closed: logout or overflow
+                    }
+                    catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                    {
+                        if (!await sessions.ExistsAsync(session.Id)) break;
+                        await response.WriteAsync(": keep-alive\n\n", ct);
+                        await response.Body.FlushAsync(ct);
+                        tick.Dispose();
+                        tick = KeepAliveTimer(ct);
+                        continue;
+                    }
+                    while (subscriber.Reader.TryRead(out var item))
+                    {
+                        if (item.Event is null) last = await ReplayAsync(response, subscriber, last, ct);
+                        else if (item.Seq > last)
+                        {
+                            await WriteAsync(response, subscriber, item.Seq, item.Event, item.Json, ct);
+                            last = item.Seq;
+                        }
+                    }
                     await response.Body.FlushAsync(ct);
-                    continue;
                 }
-                if (item.Event is null) last = await ReplayAsync(response, subscriber, last, ct);
-                else if (item.Seq > last)
-                {
-                    await WriteAsync(response, subscriber, item.Seq, item.Event, item.Json, ct);
-                    last = item.Seq;
-                }
+            }
+            finally
+            {
+                tick.Dispose();
             }
             if (subscriber.Overflowed)
                 logger.LogInformation("Event stream of user {UserId} fell {Capacity} events behind and was closed; it resumes with Last-Event-ID",
@@ -95,10 +107,12 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
                 await WriteAsync(response, subscriber, seq, live, null, ct);
                 last = seq;
             }
+            await response.Body.FlushAsync(ct);
             if (page.Count < Sql.PageSize) return last;
         }
     }
 
+    /// <summary>One event frame; the caller flushes.</summary>
     async Task WriteAsync(HttpResponse response, Subscriber subscriber, long seq, LiveEvent live, string? json, CancellationToken ct)
     {
         var data = subscriber.Format == StreamFormat.Json
@@ -110,6 +124,12 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
         foreach (var line in data.Split('\n')) frame.Append("data: ").Append(line).Append('\n');
         frame.Append('\n');
         await response.WriteAsync(frame.ToString(), ct);
-        await response.Body.FlushAsync(ct);
+    }
+
+    CancellationTokenSource KeepAliveTimer(CancellationToken ct)
+    {
+        var timer = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timer.CancelAfter(options.KeepAlive);
+        return timer;
     }
 }
