@@ -60,6 +60,7 @@ builder.Services.AddSingleton<Ams.Infrastructure.Messaging.IEventFragment, Ams.F
 builder.Services.AddSingleton<Ams.Infrastructure.Messaging.IEventFragment, Ams.Features.MarkRead.Fragments>();
 builder.Services.AddSingleton(config.GetSection("Messaging").Get<Ams.Features.SendMessage.SendLimits>() ?? new());
 builder.Services.AddSingleton<Ams.Features.SendMessage.Throttle>();
+builder.Services.AddSingleton<Ams.Features.SendMessage.GroupCommit>();
 builder.Services.AddSingleton<Challenges>();
 builder.Services.AddSingleton(config.GetSection("TwoFactor").Get<Ams.Features.TwoFactor.GuardOptions>() ?? new());
 builder.Services.AddSingleton<Ams.Features.TwoFactor.Totp>();

@@ -5,6 +5,10 @@ using Ams.Testing;
 // `just bench` runs the full set and rewrites docs/benchmarks.md; `--smoke` runs a few seconds of
 // each scenario (part of `just test`, so the harness cannot rot) and writes to artifacts/.
 var smoke = args.Contains("--smoke");
+// `--only send` (or floor, delivery, connections, footprint, prosody) runs one scenario and writes
+// to artifacts/, for profiling a node while it is under that load; the node PIDs are printed.
+var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
+bool Runs(string scenario) => only is null || only == scenario;
 var root = AppProcess.RepositoryRoot();
 var aot = Path.Combine(root, "artifacts", "publish", "Ams");
 var jit = Path.Combine(root, "src", "Ams", "bin", "Release", "net10.0", "Ams.dll");
@@ -31,16 +35,17 @@ Task<AppProcess> Launch(bool native) => native
     : AppProcess.LaunchAsync("dotnet", [jit], mariadb.ConnectionString("ams"), redis.ConnectionString, masterKeys, environment);
 
 var report = new Report(smoke);
-report.Footprint(await Scenarios.FootprintAsync(Launch, aot, jit));
+if (Runs("footprint")) report.Footprint(await Scenarios.FootprintAsync(Launch, aot, jit));
 
 var node1 = await Launch(true);
 var node2 = await Launch(true);
+Console.WriteLine($"node 1 pid {node1.ProcessId}, node 2 pid {node2.ProcessId}");
 try
 {
-    report.Add(await Scenarios.FloorAsync(mariadb.ConnectionString("ams"), redis.ConnectionString, settings));
-    report.Add(await Scenarios.SendThroughputAsync(node1.BaseAddress, settings));
-    report.Add(await Scenarios.DeliveryAsync(node1.BaseAddress, node2.BaseAddress, settings));
-    report.Add(await Scenarios.ConnectionsAsync(node1, settings));
+    if (Runs("floor")) report.Add(await Scenarios.FloorAsync(mariadb.ConnectionString("ams"), redis.ConnectionString, settings));
+    if (Runs("send")) report.Add(await Scenarios.SendThroughputAsync(node1.BaseAddress, settings));
+    if (Runs("delivery")) report.Add(await Scenarios.DeliveryAsync(node1.BaseAddress, node2.BaseAddress, settings));
+    if (Runs("connections")) report.Add(await Scenarios.ConnectionsAsync(node1, settings));
 }
 finally
 {
@@ -49,12 +54,13 @@ finally
 }
 
 // The peer runs alone, after AMS is stopped, so neither competes with the other for the 2 cores.
-if (smoke) report.Note("Prosody peer: not run in the smoke.");
+if (!Runs("prosody")) { }
+else if (smoke) report.Note("Prosody peer: not run in the smoke.");
 else if (!Prosody.Installed) report.Note("Prosody peer: not measured (install Debian's prosody and lua-dbi-mysql).");
 else
     foreach (var result in await PeerScenarios.ProsodyAsync(mariadb, settings)) report.Add(result);
 
-var output = smoke ? Path.Combine(root, "artifacts", "benchmarks.md") : Path.Combine(root, "docs", "benchmarks.md");
+var output = smoke || only is not null ? Path.Combine(root, "artifacts", "benchmarks.md") : Path.Combine(root, "docs", "benchmarks.md");
 report.Write(output);
 Console.WriteLine($"wrote {output}");
 return report.Failures.Count == 0 ? 0 : 1;

@@ -19,7 +19,8 @@ public sealed class StreamOptions
 /// One server-sent event stream: replay from the database after Last-Event-ID, then live events
 /// from this node's hub. The subscriber is registered before the replay, and anything at or
 /// below the last sequence written is skipped, so the seam between the two loses nothing and
-/// doubles nothing.
+/// doubles nothing. Publications can arrive out of order (two nodes, two writers); a gap in the
+/// numbers is filled from the table.
 /// </summary>
 public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, SessionStore sessions,
     IEnumerable<IEventFragment> fragments, StreamOptions options, ILogger<Stream> logger)
@@ -68,6 +69,14 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
                     while (subscriber.Reader.TryRead(out var item))
                     {
                         if (item.Event is null) last = await ReplayAsync(response, subscriber, last, ct);
+                        else if (item.Seq > last + 1)
+                        {
+                            // A user's numbers have no holes, and a number is only taken once the one
+                            // before it is committed. So an earlier event whose publication has not
+                            // arrived yet (published later by another writer or node) is already in
+                            // the table: replay from there, in order; its late copy is then skipped.
+                            last = await ReplayAsync(response, subscriber, last, ct);
+                        }
                         else if (item.Seq > last)
                         {
                             await WriteAsync(response, subscriber, item.Seq, item.Event, item.Json, ct);

@@ -1,5 +1,4 @@
 using Ams.Infrastructure;
-using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
@@ -10,7 +9,7 @@ namespace Ams.Features.SendMessage;
 /// Durable in MariaDB (sealed, with its events) before the 201; then published through Redis
 /// for live delivery. A Redis outage delays live delivery, never the send.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog events, Throttle throttle, TimeProvider time)
+public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog events, Throttle throttle, TimeProvider time)
     : Endpoint<Request, MessageView>
 {
     public override void Configure()
@@ -20,7 +19,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog eve
 
     public override async Task HandleAsync(Request req, CancellationToken ct)
     {
-        switch (await Sending.SendAsync(db, envelope, events, throttle, time, User.UserId(), req, ct))
+        switch (await Sending.SendAsync(db, store, events, throttle, time, User.UserId(), req, ct))
         {
             case Sending.Sent sent:
                 await Send.ResponseAsync(sent.Message, StatusCodes.Status201Created, ct);
@@ -45,24 +44,25 @@ static class Sending
     public sealed record SendingToSelf : Outcome;
     public sealed record NoConversation : Outcome;
 
-    public static async Task<Outcome> SendAsync(MySqlDataSource db, Envelope envelope, EventLog events, Throttle throttle, TimeProvider time,
+    public static async Task<Outcome> SendAsync(MySqlDataSource db, GroupCommit store, EventLog events, Throttle throttle, TimeProvider time,
         long me, Request req, CancellationToken ct)
     {
         if (await throttle.TrySendAsync(me) is { } wait) return new Throttled(wait);
-        await using var connection = await db.OpenConnectionAsync(ct);
         long conversationId;
         if (req.To is { Length: > 0 } to)
         {
+            await using var connection = await db.OpenConnectionAsync(ct);
             if (await Sql.FindUserAsync(connection, to.Trim().ToLowerInvariant()) is not { } other) return new UnknownUser(to);
             if (other == me) return new SendingToSelf();
             (conversationId, _) = await Conversations.FindOrCreateDirectAsync(connection, me, other, time.UtcNowMillis());
         }
         else if (!Ids.TryParse(req.ConversationId, out conversationId)) return new NoConversation();
 
-        var now = time.UtcNowMillis();
-        var stored = await Sql.StoreAsync(connection, envelope, conversationId, me, req.Body, now);
+        // Not cancelled with the request: once queued, the send is stored whether or not the client waits.
+        var stored = await store.StoreAsync(conversationId, me, req.Body);
         if (stored is null) return new NoConversation();
-        var view = new MessageView(Ids.Of(stored.Id), Ids.Of(conversationId), stored.Sender, req.Body, DateTime.SpecifyKind(now, DateTimeKind.Utc), stored.Entropy);
+        var view = new MessageView(Ids.Of(stored.Id), Ids.Of(conversationId), stored.Sender, req.Body,
+            DateTime.SpecifyKind(stored.SentAt, DateTimeKind.Utc), stored.Entropy);
         await events.PublishAsync(new LiveEvent(EventKinds.Message, stored.Recipients, stored.Seqs, view, null, me));
         return new Sent(view);
     }

@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Text;
+using Ams.Infrastructure;
 using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
 using Dapper;
@@ -10,72 +13,196 @@ static class Sql
     public static Task<long?> FindUserAsync(MySqlConnection connection, string username) =>
         connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username });
 
-    public sealed record Stored(long Id, MemberView Sender, long[] Recipients, long[] Seqs, string Entropy);
+    public sealed record Pending(long ConversationId, long SenderId, string Body);
+
+    public sealed record Stored(long Id, MemberView Sender, long[] Recipients, long[] Seqs, string Entropy, DateTime SentAt);
+
+    const string ConversationsTable = "JSON_TABLE(@conversations, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids";
 
     /// <summary>
-    /// Stores the sealed message, its events for every member, and the conversation's new
-    /// activity in one transaction, in five round trips counting BEGIN and COMMIT; null when the sender is not a member.
-    /// Locking the conversation row orders its messages' ids with their commits.
+    /// Stores a batch of sends in one transaction and two round trips: the sealed messages, an
+    /// event for every member, and each conversation's new activity. Returns, in batch order,
+    /// what was stored, or null for a sender who is not a member of the conversation.
+    /// Locking the conversations (ascending) orders each one's message ids with their commits.
+    /// The transaction is begun and committed inside the batches; on any failure it is rolled
+    /// back before the exception leaves, so a pooled connection never keeps its locks.
     /// </summary>
-    public static async Task<Stored?> StoreAsync(MySqlConnection connection, Envelope envelope, long conversationId, long senderId,
-        string body, DateTime now)
+    public static async Task<Stored?[]> StoreAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
-        // Membership (locking the conversation), the sender, the recipients and the new row, in one
-        // batch; a non-member's insert is rolled back with the transaction.
-        await using var first = new MySqlCommand("""
-            SELECT c.id FROM conversations c JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = @senderId
-            WHERE c.id = @conversationId FOR UPDATE;
-            SELECT username, display_name FROM users WHERE id = @senderId;
-            SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id;
-            INSERT INTO messages (conversation_id, sender_id, body, entropy, sent_at) VALUES (@conversationId, @senderId, '', '', @now);
-            SELECT LAST_INSERT_ID();
-            """, connection, transaction);
-        first.Parameters.AddWithValue("@conversationId", conversationId);
-        first.Parameters.AddWithValue("@senderId", senderId);
-        first.Parameters.AddWithValue("@now", now);
-        bool member;
-        MemberView sender;
-        var recipients = new List<long>();
-        long id;
-        await using (var reader = await first.ExecuteReaderAsync())
+        try
         {
-            member = await reader.ReadAsync();
-            await reader.NextResultAsync();
-            await reader.ReadAsync();
-            sender = new MemberView(reader.GetString(0), reader.GetString(1));
-            await reader.NextResultAsync();
-            while (await reader.ReadAsync()) recipients.Add(reader.GetInt64(0));
-            await reader.NextResultAsync();
-            await reader.ReadAsync();
-            id = reader.GetInt64(0);
+            return await StoreInTransactionAsync(connection, envelope, batch, now);
         }
-        if (!member)
+        catch
         {
-            await transaction.RollbackAsync();
-            return null;
+            if (connection.State == System.Data.ConnectionState.Open)
+                try
+                {
+                    await using var rollback = new MySqlCommand("ROLLBACK", connection);
+                    await rollback.ExecuteNonQueryAsync();
+                }
+                catch (MySqlException)
+                {
+                    // The connection is broken, and the server rolls back when it notices.
+                }
+            throw;
         }
-        var (sealedBody, key) = envelope.Seal(System.Text.Encoding.UTF8.GetBytes(body), MessageRow.Purpose,
-            MessageRow.SealedFields(id, conversationId, senderId));
-        // The data key goes in with the body. Plain MySqlCommand: Dapper.AOT would expand a byte[] parameter as a list.
-        await using (var update = new MySqlCommand(Envelope.PendingKey.InsertSql + """
-            UPDATE messages SET body = @body, entropy = @entropy WHERE id = @id;
-            UPDATE conversations SET last_message_id = @id, last_activity_at = @now WHERE id = @conversationId;
-            UPDATE conversation_members SET last_read_message_id = @id WHERE conversation_id = @conversationId AND user_id = @senderId;
-            """, connection, transaction))
-        {
-            key.AddParameters(update);
-            update.Parameters.AddWithValue("@body", sealedBody.Blob);
-            update.Parameters.AddWithValue("@entropy", sealedBody.Entropy);
-            update.Parameters.AddWithValue("@id", id);
-            update.Parameters.AddWithValue("@now", now);
-            update.Parameters.AddWithValue("@conversationId", conversationId);
-            update.Parameters.AddWithValue("@senderId", senderId);
-            await update.ExecuteNonQueryAsync();
-        }
-        var recipientIds = recipients.ToArray();
-        var seqs = await EventLog.AppendAsync(connection, transaction, recipientIds, EventKinds.Message, conversationId, id, senderId, now);
-        await transaction.CommitAsync();
-        return new Stored(id, sender, recipientIds, seqs, sealedBody.Entropy);
     }
+
+    static async Task<Stored?[]> StoreInTransactionAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now)
+    {
+        // Round trip 1: lock the conversations, insert a placeholder row for each send whose
+        // sender is a member (its batch position parked in `entropy` to match the returned ids),
+        // and read the members and the senders. A message is never dated before its
+        // conversation's last activity: a batch that waited for the lock, or a node whose clock
+        // is behind, must not make history's times run backwards.
+        var items = new StringBuilder("[");
+        for (var i = 0; i < batch.Count; i++)
+            items.Append(CultureInfo.InvariantCulture, $"{(i > 0 ? "," : "")}{{\"o\":{i},\"c\":{batch[i].ConversationId},\"s\":{batch[i].SenderId}}}");
+        items.Append(']');
+        var ids = new long[batch.Count];
+        var sentAt = new DateTime[batch.Count];
+        var members = new Dictionary<long, List<long>>();
+        var senders = new Dictionary<long, MemberView>();
+        await using (var first = new MySqlCommand($"""
+            START TRANSACTION;
+            SELECT c.id FROM conversations c WHERE c.id IN (SELECT id FROM {ConversationsTable}) ORDER BY c.id FOR UPDATE;
+            INSERT INTO messages (conversation_id, sender_id, body, entropy, sent_at)
+                SELECT i.c, i.s, '', i.o, GREATEST(@now, c.last_activity_at)
+                FROM JSON_TABLE(@items, '$[*]' COLUMNS (o INT PATH '$.o', c BIGINT UNSIGNED PATH '$.c', s BIGINT UNSIGNED PATH '$.s')) AS i
+                JOIN conversation_members cm ON cm.conversation_id = i.c AND cm.user_id = i.s
+                JOIN conversations c ON c.id = i.c
+                ORDER BY i.o
+                RETURNING id, entropy, sent_at;
+            SELECT cm.conversation_id, cm.user_id FROM conversation_members cm JOIN {ConversationsTable} ON cm.conversation_id = ids.id
+                ORDER BY cm.conversation_id, cm.user_id;
+            SELECT u.id, u.username, u.display_name FROM users u JOIN {SqlLists.IdsTable} ON u.id = ids.id;
+            """, connection))
+        {
+            first.Parameters.AddWithValue("@conversations", SqlLists.Ids(batch.Select(p => p.ConversationId).Distinct().Order()));
+            first.Parameters.AddWithValue("@items", items.ToString());
+            first.Parameters.AddWithValue("@ids", SqlLists.Ids(batch.Select(p => p.SenderId).Distinct()));
+            first.Parameters.AddWithValue("@now", now);
+            await using var reader = await first.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) { }
+            await reader.NextResultAsync();
+            while (await reader.ReadAsync())
+            {
+                var position = int.Parse(reader.GetString(1), CultureInfo.InvariantCulture);
+                ids[position] = reader.GetInt64(0);
+                sentAt[position] = reader.GetDateTime(2);
+            }
+            await reader.NextResultAsync();
+            while (await reader.ReadAsync())
+            {
+                var conversation = reader.GetInt64(0);
+                if (!members.TryGetValue(conversation, out var list)) members[conversation] = list = [];
+                list.Add(reader.GetInt64(1));
+            }
+            await reader.NextResultAsync();
+            while (await reader.ReadAsync()) senders[reader.GetInt64(0)] = new MemberView(reader.GetString(1), reader.GetString(2));
+        }
+        var stored = new Stored?[batch.Count];
+        if (ids.All(id => id == 0))
+        {
+            await using var commit = new MySqlCommand("COMMIT", connection);
+            await commit.ExecuteNonQueryAsync();
+            return stored;
+        }
+
+        // Round trip 2: the data keys and sealed bodies, the activity, the senders' read marks,
+        // one event per member numbered by the members' locked counters, and the commit.
+        var sql = new StringBuilder();
+        await using var second = new MySqlCommand { Connection = connection };
+        var keys = new StringBuilder("INSERT INTO data_keys (id, kek_id, wrapped, entropy, created_at) VALUES ");
+        var bodies = new StringBuilder("INSERT INTO messages (id, conversation_id, sender_id, body, entropy, sent_at) VALUES ");
+        var entropy = new string[batch.Count];
+        var latest = new SortedDictionary<long, (long Id, DateTime At)>();    // conversation → newest message
+        var reads = new Dictionary<(long Conversation, long User), long>();   // sender's own read mark
+        var eventsPerUser = new SortedDictionary<long, List<int>>();          // user → event indexes, in message order
+        var events = new List<(long User, long Conversation, long Message, long Actor)>();
+        var n = 0;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (ids[i] == 0) continue;
+            var (conversation, sender) = (batch[i].ConversationId, batch[i].SenderId);
+            var (sealedBody, key) = envelope.Seal(Encoding.UTF8.GetBytes(batch[i].Body), MessageRow.Purpose,
+                MessageRow.SealedFields(ids[i], conversation, sender));
+            entropy[i] = sealedBody.Entropy;
+            // Plain MySqlCommand parameters: Dapper.AOT would expand a byte[] parameter as a list.
+            var separator = n > 0 ? "," : "";
+            keys.Append(CultureInfo.InvariantCulture, $"{separator}(@k{n},@kk{n},@kw{n},@ke{n},@kc{n})");
+            second.Parameters.AddWithValue($"@k{n}", key.Id);
+            second.Parameters.AddWithValue($"@kk{n}", key.KekId);
+            second.Parameters.AddWithValue($"@kw{n}", key.Wrapped);
+            second.Parameters.AddWithValue($"@ke{n}", key.Entropy);
+            second.Parameters.AddWithValue($"@kc{n}", key.CreatedAt);
+            bodies.Append(CultureInfo.InvariantCulture, $"{separator}({ids[i]},{conversation},{sender},@b{n},@e{n},@t{n})");
+            second.Parameters.AddWithValue($"@t{n}", sentAt[i]);
+            second.Parameters.AddWithValue($"@b{n}", sealedBody.Blob);
+            second.Parameters.AddWithValue($"@e{n}", sealedBody.Entropy);
+            n++;
+            latest[conversation] = (ids[i], sentAt[i]);
+            reads[(conversation, sender)] = ids[i];
+            foreach (var member in members[conversation])
+            {
+                if (!eventsPerUser.TryGetValue(member, out var list)) eventsPerUser[member] = list = [];
+                list.Add(events.Count);
+                events.Add((member, conversation, ids[i], sender));
+            }
+        }
+        // An event's number is its user's counter after the batch minus how many of that user's
+        // events follow it in the batch ("back").
+        var back = new int[events.Count];
+        foreach (var list in eventsPerUser.Values)
+            for (var j = 0; j < list.Count; j++) back[list[j]] = list.Count - 1 - j;
+        second.Parameters.AddWithValue("@now", now);
+        second.Parameters.AddWithValue("@activity", Json(latest.Select(l => $"{{\"c\":{l.Key},\"m\":{l.Value.Id},\"t\":\"{l.Value.At:yyyy-MM-dd HH:mm:ss.fff}\"}}")));
+        second.Parameters.AddWithValue("@reads", Json(reads.Select(r => $"{{\"c\":{r.Key.Conversation},\"u\":{r.Key.User},\"m\":{r.Value}}}")));
+        // Ascending user ids: concurrent transactions lock counter rows in one order, so they never deadlock.
+        second.Parameters.AddWithValue("@counts", Json(eventsPerUser.Select(e => $"{{\"u\":{e.Key},\"n\":{e.Value.Count}}}")));
+        second.Parameters.AddWithValue("@events", Json(events.Select((e, i) =>
+            $"{{\"u\":{e.User},\"b\":{back[i]},\"c\":{e.Conversation},\"m\":{e.Message},\"a\":{e.Actor}}}")));
+        second.Parameters.AddWithValue("@kind", EventKinds.Message);
+        const string counts = "JSON_TABLE(@counts, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', n INT PATH '$.n')) AS n";
+        second.CommandText = $"""
+            {keys};
+            {bodies} ON DUPLICATE KEY UPDATE body = VALUE(body), entropy = VALUE(entropy);
+            UPDATE conversations c
+                JOIN JSON_TABLE(@activity, '$[*]' COLUMNS (c BIGINT UNSIGNED PATH '$.c', m BIGINT UNSIGNED PATH '$.m', t DATETIME(3) PATH '$.t')) AS a
+                    ON c.id = a.c
+                SET c.last_message_id = a.m, c.last_activity_at = a.t;
+            UPDATE conversation_members cm
+                JOIN JSON_TABLE(@reads, '$[*]' COLUMNS (c BIGINT UNSIGNED PATH '$.c', u BIGINT UNSIGNED PATH '$.u', m BIGINT UNSIGNED PATH '$.m')) AS r
+                    ON cm.conversation_id = r.c AND cm.user_id = r.u
+                SET cm.last_read_message_id = r.m;
+            UPDATE user_event_seq s JOIN {counts} ON s.user_id = n.u SET s.seq = s.seq + n.n;
+            INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at)
+                SELECT e.u, s.seq - e.b, @kind, e.c, e.m, e.a, @now
+                FROM JSON_TABLE(@events, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', b INT PATH '$.b', c BIGINT UNSIGNED PATH '$.c',
+                    m BIGINT UNSIGNED PATH '$.m', a BIGINT UNSIGNED PATH '$.a')) AS e
+                JOIN user_event_seq s ON s.user_id = e.u;
+            SELECT s.user_id, s.seq FROM user_event_seq s JOIN {counts} ON s.user_id = n.u;
+            COMMIT;
+            """;
+        var lastSeq = new Dictionary<long, long>();
+        await using (var reader = await second.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync()) lastSeq[reader.GetInt64(0)] = reader.GetInt64(1);
+            while (await reader.NextResultAsync()) { }   // the COMMIT's outcome
+        }
+
+        var nextEvent = 0;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (ids[i] == 0) continue;
+            var recipients = members[batch[i].ConversationId].ToArray();
+            var seqs = new long[recipients.Length];
+            for (var r = 0; r < recipients.Length; r++, nextEvent++) seqs[r] = lastSeq[recipients[r]] - back[nextEvent];
+            stored[i] = new Stored(ids[i], senders[batch[i].SenderId], recipients, seqs, entropy[i], sentAt[i]);
+        }
+        return stored;
+    }
+
+    static string Json(IEnumerable<string> objects) => "[" + string.Join(",", objects) + "]";
 }
