@@ -5,10 +5,10 @@ using Ams.Testing;
 // `just bench` runs the full set and rewrites docs/benchmarks.md; `--smoke` runs a few seconds of
 // each scenario (part of `just test`, so the harness cannot rot) and writes to artifacts/.
 var smoke = args.Contains("--smoke");
-// `--only send` (or floor, delivery, connections, footprint, prosody) runs one scenario and writes
-// to artifacts/, for profiling a node while it is under that load; the node PIDs are printed.
-var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
-bool Runs(string scenario) => only is null || only == scenario;
+// `--only send` (or a list of footprint, floor, send, delivery, connections, prosody) runs just those
+// and writes to artifacts/, for profiling a node under that load; the node PIDs are printed.
+var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
+bool Runs(string scenario) => only is null || only.Contains(scenario);
 var root = AppProcess.RepositoryRoot();
 var aot = Path.Combine(root, "artifacts", "publish", "Ams");
 var jit = Path.Combine(root, "src", "Ams", "bin", "Release", "net10.0", "Ams.dll");
@@ -30,6 +30,10 @@ var environment = new Dictionary<string, string>
     // BENCH_GC_SERVER=0 runs the nodes on the workstation GC (see docs/benchmarks-history.md).
     ["DOTNET_gcServer"] = Environment.GetEnvironmentVariable("BENCH_GC_SERVER") ?? "1",
 };
+// Experiments: BENCH_NODE_X=y sets X=y for the AMS nodes only (not for this load-generating process).
+foreach (System.Collections.DictionaryEntry variable in Environment.GetEnvironmentVariables())
+    if (variable.Key is string name && name.StartsWith("BENCH_NODE_", StringComparison.Ordinal))
+        environment[name["BENCH_NODE_".Length..]] = (string)variable.Value!;
 Task<AppProcess> Launch(bool native) => native
     ? AppProcess.LaunchAsync(aot, [], mariadb.ConnectionString("ams"), redis.ConnectionString, masterKeys, environment)
     : AppProcess.LaunchAsync("dotnet", [jit], mariadb.ConnectionString("ams"), redis.ConnectionString, masterKeys, environment);

@@ -27,6 +27,7 @@ static class Scenarios
     // Microsecond resolution, up to a minute.
     static LongHistogram NewHistogram() => new(TimeStamp.Minutes(1), 3);
     static void Record(LongHistogram h, long startTicks) { lock (h) h.RecordValue(Math.Max(1, (Stopwatch.GetTimestamp() - startTicks))); }
+    static double Milliseconds(LongHistogram h, double percentile) => h.GetValueAtPercentile(percentile) * 1000.0 / Stopwatch.Frequency;
 
     public static async Task<List<Footprint>> FootprintAsync(Func<bool, Task<AppProcess>> launch, string aot, string jit)
     {
@@ -144,6 +145,7 @@ static class Scenarios
         var sentAt = new ConcurrentDictionary<string, long>();
         var received = new ConcurrentDictionary<string, int>();
         var histogram = NewHistogram();
+        var posts = NewHistogram();   // send → 201, to tell storing from delivering
         var streams = new List<Sse>();
         foreach (var pair in pairs)
             streams.Add(await Sse.OpenAsync(node2, pair.RecipientToken, body =>
@@ -168,9 +170,11 @@ static class Scenarios
             {
                 try
                 {
-                    sentAt[body] = Stopwatch.GetTimestamp();
+                    var start = Stopwatch.GetTimestamp();
+                    sentAt[body] = start;
                     using var response = await clients[pair].PostAsJsonAsync("/api/messages", new { conversationId = pairs[pair].Conversation, body });
                     if (!response.IsSuccessStatusCode) { Interlocked.Increment(ref failed); sentAt.TryRemove(body, out _); }
+                    else Record(posts, start);
                 }
                 finally { inFlight.Release(); }
             }));
@@ -189,7 +193,8 @@ static class Scenarios
         if (duplicated > 0) failures.Add($"{duplicated} messages delivered twice");
         if (failed > 0) failures.Add($"{failed} sends failed");
         return new Result("Delivery", $"send on node 1 → SSE on node 2, {settings.Rate}/s for {settings.Duration.TotalSeconds:F0} s, {pairs.Count} conversations",
-            histogram, [("rate achieved/s", $"{achieved:F0}"), ("sent", $"{sentAt.Count}"), ("lost", $"{lost}"), ("duplicated", $"{duplicated}")], failures)
+            histogram, [("rate achieved/s", $"{achieved:F0}"), ("sent", $"{sentAt.Count}"), ("lost", $"{lost}"), ("duplicated", $"{duplicated}"),
+                ("201 p50/p99 (ms)", $"{Milliseconds(posts, 50):F1}/{Milliseconds(posts, 99):F1}")], failures)
             { Rate = achieved };
     }
 
