@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using MySqlConnector;
 
 namespace Ams.Tests.Messaging;
 
@@ -85,5 +86,33 @@ public sealed class GroupCommitTests(Services services)
             .Select(l => int.Parse(l.Split("batch of ")[1].Split(' ')[0], CultureInfo.InvariantCulture)).ToList();
         Assert.True(batches.Max() > 1, $"no send shared a transaction: {string.Join(",", batches)}");
         Assert.Equal(4 * each + 2 * (each / 2) + 5, batches.Sum());
+    }
+
+    [Fact]
+    public async Task A_send_locks_only_the_conversations_in_its_batch()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("la");
+        var bob = await app.MemberAsync("lb");
+        var carol = await app.MemberAsync("lc");
+        var busy = await app.DirectAsync(alice, bob);
+        var other = await app.DirectAsync(alice, carol);
+        await using var connection = new MySqlConnection(services.MariaDb.ConnectionString("ams"));
+        await connection.OpenAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var lockBusy = new MySqlCommand("SELECT id FROM conversations WHERE id = @id FOR UPDATE", connection, transaction))
+        {
+            lockBusy.Parameters.AddWithValue("@id", long.Parse(busy.Id(), CultureInfo.InvariantCulture));
+            await lockBusy.ExecuteScalarAsync();
+        }
+
+        var send = app.SendAsync(alice, other.Id(), "not held up");
+        Assert.Same(send, await Task.WhenAny(send, Task.Delay(TimeSpan.FromSeconds(10))));
+        Assert.Equal("not held up", (await send)["body"].Str());
+
+        var waiting = app.SendAsync(bob, busy.Id(), "after the lock");
+        Assert.NotSame(waiting, await Task.WhenAny(waiting, Task.Delay(TimeSpan.FromMilliseconds(300))));
+        await transaction.RollbackAsync();
+        Assert.Equal("after the lock", (await waiting)["body"].Str());
     }
 }

@@ -51,6 +51,11 @@ static class Sql
 
     static async Task<Stored?[]> StoreInTransactionAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now)
     {
+        // The plans matter: every statement is driven by its JSON list (STRAIGHT_JOIN) with primary
+        // key lookups into the tables (FORCE INDEX: on a small table the optimizer would rather
+        // scan, and a scan in a locking statement locks every row it passes). So a batch locks
+        // only its own rows (ascending: the lists are sorted), inserts in batch order, and never
+        // sorts; ordering is left to this code.
         // Round trip 1: lock the conversations, insert a placeholder row for each send whose
         // sender is a member (its batch position parked in `entropy` to match the returned ids),
         // and read the members and the senders. A message is never dated before its
@@ -66,17 +71,15 @@ static class Sql
         var senders = new Dictionary<long, MemberView>();
         await using (var first = new MySqlCommand($"""
             START TRANSACTION;
-            SELECT c.id FROM conversations c WHERE c.id IN (SELECT id FROM {ConversationsTable}) ORDER BY c.id FOR UPDATE;
+            SELECT STRAIGHT_JOIN c.id FROM {ConversationsTable} JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = ids.id FOR UPDATE;
             INSERT INTO messages (conversation_id, sender_id, body, entropy, sent_at)
-                SELECT i.c, i.s, '', i.o, GREATEST(@now, c.last_activity_at)
+                SELECT STRAIGHT_JOIN i.c, i.s, '', i.o, GREATEST(@now, c.last_activity_at)
                 FROM JSON_TABLE(@items, '$[*]' COLUMNS (o INT PATH '$.o', c BIGINT UNSIGNED PATH '$.c', s BIGINT UNSIGNED PATH '$.s')) AS i
-                JOIN conversation_members cm ON cm.conversation_id = i.c AND cm.user_id = i.s
-                JOIN conversations c ON c.id = i.c
-                ORDER BY i.o
+                JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = i.c AND cm.user_id = i.s
+                JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = i.c
                 RETURNING id, entropy, sent_at;
-            SELECT cm.conversation_id, cm.user_id FROM conversation_members cm JOIN {ConversationsTable} ON cm.conversation_id = ids.id
-                ORDER BY cm.conversation_id, cm.user_id;
-            SELECT u.id, u.username, u.display_name FROM users u JOIN {SqlLists.IdsTable} ON u.id = ids.id;
+            SELECT STRAIGHT_JOIN cm.conversation_id, cm.user_id FROM {ConversationsTable} JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = ids.id;
+            SELECT STRAIGHT_JOIN u.id, u.username, u.display_name FROM {SqlLists.IdsTable} JOIN users u FORCE INDEX (PRIMARY) ON u.id = ids.id;
             """, connection))
         {
             first.Parameters.AddWithValue("@conversations", SqlLists.Ids(batch.Select(p => p.ConversationId).Distinct().Order()));
@@ -102,6 +105,7 @@ static class Sql
             await reader.NextResultAsync();
             while (await reader.ReadAsync()) senders[reader.GetInt64(0)] = new MemberView(reader.GetString(1), reader.GetString(2));
         }
+        foreach (var list in members.Values) list.Sort();
         var stored = new Stored?[batch.Count];
         if (ids.All(id => id == 0))
         {
@@ -168,21 +172,19 @@ static class Sql
         second.CommandText = $"""
             {keys};
             {bodies} ON DUPLICATE KEY UPDATE body = VALUE(body), entropy = VALUE(entropy);
-            UPDATE conversations c
-                JOIN JSON_TABLE(@activity, '$[*]' COLUMNS (c BIGINT UNSIGNED PATH '$.c', m BIGINT UNSIGNED PATH '$.m', t DATETIME(3) PATH '$.t')) AS a
-                    ON c.id = a.c
+            UPDATE JSON_TABLE(@activity, '$[*]' COLUMNS (c BIGINT UNSIGNED PATH '$.c', m BIGINT UNSIGNED PATH '$.m', t DATETIME(3) PATH '$.t')) AS a
+                STRAIGHT_JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = a.c
                 SET c.last_message_id = a.m, c.last_activity_at = a.t;
-            UPDATE conversation_members cm
-                JOIN JSON_TABLE(@reads, '$[*]' COLUMNS (c BIGINT UNSIGNED PATH '$.c', u BIGINT UNSIGNED PATH '$.u', m BIGINT UNSIGNED PATH '$.m')) AS r
-                    ON cm.conversation_id = r.c AND cm.user_id = r.u
+            UPDATE JSON_TABLE(@reads, '$[*]' COLUMNS (c BIGINT UNSIGNED PATH '$.c', u BIGINT UNSIGNED PATH '$.u', m BIGINT UNSIGNED PATH '$.m')) AS r
+                STRAIGHT_JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = r.c AND cm.user_id = r.u
                 SET cm.last_read_message_id = r.m;
-            UPDATE user_event_seq s JOIN {counts} ON s.user_id = n.u SET s.seq = s.seq + n.n;
+            UPDATE {counts} STRAIGHT_JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = n.u SET s.seq = s.seq + n.n;
             INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at)
-                SELECT e.u, s.seq - e.b, @kind, e.c, e.m, e.a, @now
+                SELECT STRAIGHT_JOIN e.u, s.seq - e.b, @kind, e.c, e.m, e.a, @now
                 FROM JSON_TABLE(@events, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', b INT PATH '$.b', c BIGINT UNSIGNED PATH '$.c',
                     m BIGINT UNSIGNED PATH '$.m', a BIGINT UNSIGNED PATH '$.a')) AS e
-                JOIN user_event_seq s ON s.user_id = e.u;
-            SELECT s.user_id, s.seq FROM user_event_seq s JOIN {counts} ON s.user_id = n.u;
+                JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = e.u;
+            SELECT STRAIGHT_JOIN s.user_id, s.seq FROM {counts} JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = n.u;
             COMMIT;
             """;
         var lastSeq = new Dictionary<long, long>();

@@ -30,14 +30,15 @@ public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> log
     public static async Task<long[]> AppendAsync(MySqlConnection connection, MySqlTransaction transaction, long[] userIds,
         string kind, long conversationId, long messageId, long actorId, DateTime at)
     {
-        // Ascending ids: concurrent transactions lock counter rows in one order, so they never deadlock.
+        // Ascending ids, driven from the list with key lookups (a scan would lock every counter it
+        // passes): concurrent transactions lock counter rows in one order, so they never deadlock.
         var ids = SqlLists.Ids(userIds.Distinct().Order());
         var seqs = (await connection.QueryAsync<SeqRow>($"""
-            UPDATE user_event_seq s JOIN {SqlLists.IdsTable} ON s.user_id = ids.id SET s.seq = s.seq + 1;
+            UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = ids.id SET s.seq = s.seq + 1;
             INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at)
-                SELECT s.user_id, s.seq, @kind, @conversationId, @messageId, @actorId, @at
-                FROM {SqlLists.IdsTable} JOIN user_event_seq s ON s.user_id = ids.id;
-            SELECT s.user_id AS UserId, s.seq AS Seq FROM {SqlLists.IdsTable} JOIN user_event_seq s ON s.user_id = ids.id;
+                SELECT STRAIGHT_JOIN s.user_id, s.seq, @kind, @conversationId, @messageId, @actorId, @at
+                FROM {SqlLists.IdsTable} JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = ids.id;
+            SELECT STRAIGHT_JOIN s.user_id AS UserId, s.seq AS Seq FROM {SqlLists.IdsTable} JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = ids.id;
             """, new { ids, kind, conversationId, messageId, actorId, at }, transaction)).ToDictionary(r => r.UserId, r => r.Seq);
         return userIds.Select(u => seqs[u]).ToArray();
     }
