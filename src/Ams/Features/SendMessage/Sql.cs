@@ -55,10 +55,12 @@ static class Sql
         // key lookups into the tables (FORCE INDEX: on a small table the optimizer would rather
         // scan, and a scan in a locking statement locks every row it passes). So a batch locks
         // only its own rows (ascending: the lists are sorted), inserts in batch order, and never
-        // sorts; ordering is left to this code.
+        // sorts; ordering is left to this code. Each statement costs MariaDB a parse, a plan and
+        // a reply, which is most of its time at this size, so there are as few as the job allows.
+
         // Round trip 1: lock the conversations, insert a placeholder row for each send whose
         // sender is a member (its batch position parked in `entropy` to match the returned ids),
-        // and read the members and the senders. A message is never dated before its
+        // and read the members with their names. A message is never dated before its
         // conversation's last activity: a batch that waited for the lock, or a node whose clock
         // is behind, must not make history's times run backwards.
         var items = new StringBuilder("[");
@@ -68,7 +70,7 @@ static class Sql
         var ids = new long[batch.Count];
         var sentAt = new DateTime[batch.Count];
         var members = new Dictionary<long, List<long>>();
-        var senders = new Dictionary<long, MemberView>();
+        var names = new Dictionary<long, MemberView>();
         await using (var first = new MySqlCommand($"""
             START TRANSACTION;
             SELECT STRAIGHT_JOIN c.id FROM {ConversationsTable} JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = ids.id FOR UPDATE;
@@ -78,13 +80,14 @@ static class Sql
                 JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = i.c AND cm.user_id = i.s
                 JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = i.c
                 RETURNING id, entropy, sent_at;
-            SELECT STRAIGHT_JOIN cm.conversation_id, cm.user_id FROM {ConversationsTable} JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = ids.id;
-            SELECT STRAIGHT_JOIN u.id, u.username, u.display_name FROM {SqlLists.IdsTable} JOIN users u FORCE INDEX (PRIMARY) ON u.id = ids.id;
+            SELECT STRAIGHT_JOIN cm.conversation_id, cm.user_id, u.username, u.display_name
+                FROM {ConversationsTable}
+                JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = ids.id
+                JOIN users u FORCE INDEX (PRIMARY) ON u.id = cm.user_id;
             """, connection))
         {
             first.Parameters.AddWithValue("@conversations", SqlLists.Ids(batch.Select(p => p.ConversationId).Distinct().Order()));
             first.Parameters.AddWithValue("@items", items.ToString());
-            first.Parameters.AddWithValue("@ids", SqlLists.Ids(batch.Select(p => p.SenderId).Distinct()));
             first.Parameters.AddWithValue("@now", now);
             await using var reader = await first.ExecuteReaderAsync();
             while (await reader.ReadAsync()) { }
@@ -98,12 +101,11 @@ static class Sql
             await reader.NextResultAsync();
             while (await reader.ReadAsync())
             {
-                var conversation = reader.GetInt64(0);
+                var (conversation, user) = (reader.GetInt64(0), reader.GetInt64(1));
                 if (!members.TryGetValue(conversation, out var list)) members[conversation] = list = [];
-                list.Add(reader.GetInt64(1));
+                list.Add(user);
+                names.TryAdd(user, new MemberView(reader.GetString(2), reader.GetString(3)));
             }
-            await reader.NextResultAsync();
-            while (await reader.ReadAsync()) senders[reader.GetInt64(0)] = new MemberView(reader.GetString(1), reader.GetString(2));
         }
         foreach (var list in members.Values) list.Sort();
         var stored = new Stored?[batch.Count];
@@ -114,16 +116,16 @@ static class Sql
             return stored;
         }
 
-        // Round trip 2: the data keys and sealed bodies, the activity, the senders' read marks,
-        // one event per member numbered by the members' locked counters, and the commit.
-        var sql = new StringBuilder();
+        // Round trip 2: the data keys and sealed bodies; each conversation's activity with each
+        // sender's own read mark; one event per member, numbered by the members' counters (locked
+        // here, after the read marks, in the order MarkRead takes them too); and the commit.
         await using var second = new MySqlCommand { Connection = connection };
         var keys = new StringBuilder("INSERT INTO data_keys (id, kek_id, wrapped, entropy, created_at) VALUES ");
         var bodies = new StringBuilder("INSERT INTO messages (id, conversation_id, sender_id, body, entropy, sent_at) VALUES ");
         var entropy = new string[batch.Count];
-        var latest = new SortedDictionary<long, (long Id, DateTime At)>();    // conversation → newest message
-        var reads = new Dictionary<(long Conversation, long User), long>();   // sender's own read mark
-        var eventsPerUser = new SortedDictionary<long, List<int>>();          // user → event indexes, in message order
+        var latest = new Dictionary<long, (long Id, DateTime At)>();           // conversation → newest message
+        var reads = new SortedDictionary<(long Conversation, long User), long>(); // sender's own read mark
+        var eventsPerUser = new SortedDictionary<long, List<int>>();           // user → event indexes, in message order
         var events = new List<(long User, long Conversation, long Message, long Actor)>();
         var n = 0;
         for (var i = 0; i < batch.Count; i++)
@@ -142,9 +144,9 @@ static class Sql
             second.Parameters.AddWithValue($"@ke{n}", key.Entropy);
             second.Parameters.AddWithValue($"@kc{n}", key.CreatedAt);
             bodies.Append(CultureInfo.InvariantCulture, $"{separator}({ids[i]},{conversation},{sender},@b{n},@e{n},@t{n})");
-            second.Parameters.AddWithValue($"@t{n}", sentAt[i]);
             second.Parameters.AddWithValue($"@b{n}", sealedBody.Blob);
             second.Parameters.AddWithValue($"@e{n}", sealedBody.Entropy);
+            second.Parameters.AddWithValue($"@t{n}", sentAt[i]);
             n++;
             latest[conversation] = (ids[i], sentAt[i]);
             reads[(conversation, sender)] = ids[i];
@@ -161,47 +163,48 @@ static class Sql
         foreach (var list in eventsPerUser.Values)
             for (var j = 0; j < list.Count; j++) back[list[j]] = list.Count - 1 - j;
         second.Parameters.AddWithValue("@now", now);
-        second.Parameters.AddWithValue("@activity", Json(latest.Select(l => $"{{\"c\":{l.Key},\"m\":{l.Value.Id},\"t\":\"{l.Value.At:yyyy-MM-dd HH:mm:ss.fff}\"}}")));
-        second.Parameters.AddWithValue("@reads", Json(reads.Select(r => $"{{\"c\":{r.Key.Conversation},\"u\":{r.Key.User},\"m\":{r.Value}}}")));
+        second.Parameters.AddWithValue("@activity", Json(reads.Select(r =>
+        {
+            var (id, at) = latest[r.Key.Conversation];
+            return $"{{\"c\":{r.Key.Conversation},\"u\":{r.Key.User},\"m\":{id},\"t\":\"{at:yyyy-MM-dd HH:mm:ss.fff}\",\"r\":{r.Value}}}";
+        })));
         // Ascending user ids: concurrent transactions lock counter rows in one order, so they never deadlock.
         second.Parameters.AddWithValue("@counts", Json(eventsPerUser.Select(e => $"{{\"u\":{e.Key},\"n\":{e.Value.Count}}}")));
         second.Parameters.AddWithValue("@events", Json(events.Select((e, i) =>
             $"{{\"u\":{e.User},\"b\":{back[i]},\"c\":{e.Conversation},\"m\":{e.Message},\"a\":{e.Actor}}}")));
         second.Parameters.AddWithValue("@kind", EventKinds.Message);
-        const string counts = "JSON_TABLE(@counts, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', n INT PATH '$.n')) AS n";
         second.CommandText = $"""
             {keys};
             {bodies} ON DUPLICATE KEY UPDATE body = VALUE(body), entropy = VALUE(entropy);
-            UPDATE JSON_TABLE(@activity, '$[*]' COLUMNS (c BIGINT UNSIGNED PATH '$.c', m BIGINT UNSIGNED PATH '$.m', t DATETIME(3) PATH '$.t')) AS a
+            UPDATE JSON_TABLE(@activity, '$[*]' COLUMNS (c BIGINT UNSIGNED PATH '$.c', u BIGINT UNSIGNED PATH '$.u', m BIGINT UNSIGNED PATH '$.m',
+                    t DATETIME(3) PATH '$.t', r BIGINT UNSIGNED PATH '$.r')) AS a
                 STRAIGHT_JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = a.c
-                SET c.last_message_id = a.m, c.last_activity_at = a.t;
-            UPDATE JSON_TABLE(@reads, '$[*]' COLUMNS (c BIGINT UNSIGNED PATH '$.c', u BIGINT UNSIGNED PATH '$.u', m BIGINT UNSIGNED PATH '$.m')) AS r
-                STRAIGHT_JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = r.c AND cm.user_id = r.u
-                SET cm.last_read_message_id = r.m;
-            UPDATE {counts} STRAIGHT_JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = n.u SET s.seq = s.seq + n.n;
+                STRAIGHT_JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = a.c AND cm.user_id = a.u
+                SET c.last_message_id = a.m, c.last_activity_at = a.t, cm.last_read_message_id = a.r;
+            UPDATE JSON_TABLE(@counts, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', n INT PATH '$.n')) AS n
+                STRAIGHT_JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = n.u
+                SET s.seq = s.seq + n.n;
             INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at)
                 SELECT STRAIGHT_JOIN e.u, s.seq - e.b, @kind, e.c, e.m, e.a, @now
                 FROM JSON_TABLE(@events, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', b INT PATH '$.b', c BIGINT UNSIGNED PATH '$.c',
                     m BIGINT UNSIGNED PATH '$.m', a BIGINT UNSIGNED PATH '$.a')) AS e
-                JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = e.u;
-            SELECT STRAIGHT_JOIN s.user_id, s.seq FROM {counts} JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = n.u;
+                JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = e.u
+                RETURNING user_id, message_id, seq;
             COMMIT;
             """;
-        var lastSeq = new Dictionary<long, long>();
+        var seqOf = new Dictionary<(long User, long Message), long>(events.Count);
         await using (var reader = await second.ExecuteReaderAsync())
         {
-            while (await reader.ReadAsync()) lastSeq[reader.GetInt64(0)] = reader.GetInt64(1);
+            while (await reader.ReadAsync()) seqOf[(reader.GetInt64(0), reader.GetInt64(1))] = reader.GetInt64(2);
             while (await reader.NextResultAsync()) { }   // the COMMIT's outcome
         }
 
-        var nextEvent = 0;
         for (var i = 0; i < batch.Count; i++)
         {
             if (ids[i] == 0) continue;
             var recipients = members[batch[i].ConversationId].ToArray();
-            var seqs = new long[recipients.Length];
-            for (var r = 0; r < recipients.Length; r++, nextEvent++) seqs[r] = lastSeq[recipients[r]] - back[nextEvent];
-            stored[i] = new Stored(ids[i], senders[batch[i].SenderId], recipients, seqs, entropy[i], sentAt[i]);
+            var seqs = recipients.Select(r => seqOf[(r, ids[i])]).ToArray();
+            stored[i] = new Stored(ids[i], names[batch[i].SenderId], recipients, seqs, entropy[i], sentAt[i]);
         }
         return stored;
     }

@@ -29,6 +29,7 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
     // Unwrapped data keys by id. Bounded: a cleared cache only costs a query and an unwrap.
     readonly ConcurrentDictionary<Guid, byte[]> cache = new();
     const int CacheLimit = 10_000;
+    int cached;
 
     public sealed record Sealed(byte[] Blob, string Entropy);
 
@@ -158,7 +159,13 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
 
     void Remember(Guid id, byte[] dataKey)
     {
-        if (cache.Count >= CacheLimit) cache.Clear();
+        // Counted here rather than with cache.Count, which takes every lock of the dictionary and
+        // showed up in the send profile (docs/benchmarks-history.md). Approximate is enough.
+        if (Interlocked.Increment(ref cached) > CacheLimit)
+        {
+            cache.Clear();
+            Interlocked.Exchange(ref cached, 0);
+        }
         cache[id] = dataKey;
     }
 
