@@ -40,7 +40,7 @@ sealed class Report(bool smoke)
         md.AppendLine("- Command: `just bench` (full) or `dotnet run --project tests/Ams.Bench -c Release -- --smoke`").AppendLine();
 
         md.AppendLine("## Footprint").AppendLine();
-        md.AppendLine("| build | size | cold start to first 200 | idle RSS |").AppendLine("|---|---|---|---|");
+        md.AppendLine("| build | size | start to first 200 (median of 3) | idle RSS |").AppendLine("|---|---|---|---|");
         foreach (var f in footprint)
             md.AppendLine($"| {f.Build} | {f.SizeBytes / 1048576.0:F1} MB | {f.FirstOk.TotalMilliseconds:F0} ms | {f.IdleRssBytes / 1048576.0:F0} MB |");
         md.AppendLine();
