@@ -65,9 +65,10 @@
     }
   }
 
-  // EventSource reconnects by itself and sends Last-Event-ID, so after a network drop or a
-  // server restart the stream replays exactly what this page missed.
-  const events = new EventSource("/events");
+  // The stream starts where the page was rendered (data-after). EventSource reconnects by itself
+  // and sends Last-Event-ID, so after a network drop or a server restart the stream replays
+  // exactly what this page missed.
+  const events = new EventSource("/events?after=" + encodeURIComponent(chat.dataset.after ?? ""));
   events.addEventListener("message", (e) => {
     const li = fragment(e.data);
     const list = messages();

@@ -73,6 +73,30 @@ public sealed class EventStreamTests(Services services)
     }
 
     [Fact]
+    public async Task A_new_stream_starts_live_and_the_chat_page_says_where_to_resume_from()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("na");
+        var bob = await app.MemberAsync("nb");
+        var direct = await app.DirectAsync(alice, bob);
+        await app.SendAsync(alice, direct.Id(), "old news");
+        var page = await (await app.GetAsync("/", bob.Token, 200)).ReadAsTextAsync();
+        var after = System.Text.RegularExpressions.Regex.Match(page, "data-after=\"(\\d+)\"").Groups[1].Value;
+        Assert.True(long.Parse(after) >= 1, $"data-after='{after}'");
+        var whileLoading = await app.SendAsync(alice, direct.Id(), "sent while the page loaded");
+
+        // Without Last-Event-ID or ?after= a stream is live only: no history, however long.
+        await using var live = await SseClient.OpenAsync(app, bob.Token);
+        // The page's stream picks up exactly after what the page showed.
+        await using var resumed = await SseClient.OpenAsync(app, bob.Token, path: $"/api/events?after={after}");
+        Assert.Equal(whileLoading.Id(), JsonNode.Parse((await NextMessageAsync(resumed)).Data)!.Id());
+
+        var fresh = await app.SendAsync(alice, direct.Id(), "live");
+        Assert.Equal(fresh.Id(), JsonNode.Parse((await NextMessageAsync(live)).Data)!.Id());
+        Assert.Equal(fresh.Id(), JsonNode.Parse((await NextMessageAsync(resumed)).Data)!.Id());
+    }
+
+    [Fact]
     public async Task A_read_receipt_reaches_the_other_members()
     {
         var app = await services.AppAsync();

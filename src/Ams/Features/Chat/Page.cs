@@ -27,6 +27,9 @@ public sealed class Page(MySqlDataSource db, Envelope envelope) : EndpointWithou
             return;
         }
         await using var connection = await db.OpenConnectionAsync(ct);
+        // Read before the page's content: the stream replays from here, so whatever happens while
+        // the page renders still arrives (app.js drops what the page already shows).
+        var after = await EventLog.LatestAsync(connection, user.Id);
         var inbox = await Conversations.InboxAsync(connection, envelope, user.Id);
         var routeId = Route<string>("id", isRequired: false);
         var open = routeId is null ? null : inbox.FirstOrDefault(c => c.Id == routeId);
@@ -39,7 +42,7 @@ public sealed class Page(MySqlDataSource db, Envelope envelope) : EndpointWithou
             ? Html.Of($"""<p class="empty">Pick a conversation, or start a new one.</p>""")
             : Fragments.Panel(HttpContext, open, user.Username);
         var main = Html.Of($"""
-            <div class="chat{(open is null ? "" : " has-open")}" data-me="{user.Username}">
+            <div class="chat{(open is null ? "" : " has-open")}" data-me="{user.Username}" data-after="{after}">
               <aside class="sidebar" aria-label="Conversations">
                 <p class="whoami"><strong>{user.DisplayName}</strong> @{user.Username} · <a href="/settings/2fa">Two-factor authentication: {(user.TwoFactorEnabled ? "on" : "off")}</a></p>
                 <form method="post" action="/logout" class="inline">

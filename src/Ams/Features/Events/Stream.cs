@@ -42,7 +42,7 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
         subscriber.OnOverflow = http.Abort;
         try
         {
-            long.TryParse(http.Request.Headers["Last-Event-ID"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var last);
+            var last = await StartAfterAsync(http.Request, user.Id, ct);
             await response.WriteAsync(": connected\n\n", ct);
             await response.Body.FlushAsync(ct);
             last = await ReplayAsync(response, subscriber, last, ct);
@@ -102,6 +102,21 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
         {
             hub.Unregister(subscriber);
         }
+    }
+
+    /// <summary>
+    /// Last-Event-ID resumes a stream. A first connection may say where its page left off with
+    /// <c>?after=</c> (the chat page renders it, so nothing between page and stream is lost);
+    /// otherwise the stream starts live: replaying a user's whole history to every new tab would
+    /// cost as much as the history is long.
+    /// </summary>
+    async Task<long> StartAfterAsync(HttpRequest request, long userId, CancellationToken ct)
+    {
+        if (long.TryParse(request.Headers["Last-Event-ID"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var last)
+            || long.TryParse(request.Query["after"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out last))
+            return last;
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await EventLog.LatestAsync(connection, userId);
     }
 
     async Task<long> ReplayAsync(HttpResponse response, Subscriber subscriber, long last, CancellationToken ct)

@@ -43,6 +43,10 @@ public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> log
         return userIds.Select(u => seqs[u]).ToArray();
     }
 
+    /// <summary>The number of the user's latest event (0 before the first): where a stream with nothing to resume starts.</summary>
+    public static Task<long> LatestAsync(MySqlConnection connection, long userId) =>
+        connection.QuerySingleOrDefaultAsync<long>("SELECT seq FROM user_event_seq WHERE user_id = @userId", new { userId });
+
     /// <summary>
     /// After the commit. A failure is not the sender's problem: the event is in the table and every
     /// stream catches up from there when Redis is back.
