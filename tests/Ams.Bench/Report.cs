@@ -97,7 +97,7 @@ sealed class Report(bool smoke)
             yield return Check(send.Rate > peerThroughput.Rate && ours.GetValueAtPercentile(99) < theirs.GetValueAtPercentile(99),
                 $"ahead of Prosody on throughput ({send.Rate:F0}/s vs {peerThroughput.Rate:F0}/s) and delivery p99 ({F(Ms(ours.GetValueAtPercentile(99)))} ms vs {F(Ms(theirs.GetValueAtPercentile(99)))} ms)");
         foreach (var note in notes) yield return note;
-        yield return "not yet done: profiles of the hot spots";
+        yield return "Profiles behind these figures, and why the budgets not met are not: [benchmarks-history.md](benchmarks-history.md).";
     }
 
     // Grouped bars on a log scale: one group per scenario, one bar per percentile.
