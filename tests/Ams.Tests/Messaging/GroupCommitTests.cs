@@ -115,4 +115,62 @@ public sealed class GroupCommitTests(Services services)
         await transaction.RollbackAsync();
         Assert.Equal("after the lock", (await waiting)["body"].Str());
     }
+
+    [Fact]
+    public async Task A_send_the_database_refuses_fails_alone_and_leaves_nothing_behind()
+    {
+        const string database = "gc_refused";
+        await using var app = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Messaging:MaxSends"] = "1000" });
+        var alice = await app.MemberAsync("ra");
+        var bob = await app.MemberAsync("rb");
+        var mallory = await app.MemberAsync("rm");
+        var group = await app.GroupAsync(alice, "refusals", bob, mallory);
+        await app.SendAsync(alice, group.Id(), "before");
+        await using var connection = new MySqlConnection(services.MariaDb.ConnectionString(database));
+        await connection.OpenAsync();
+        async Task<long> ScalarAsync(string sql)
+        {
+            await using var command = new MySqlCommand(sql, connection);
+            return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+        }
+        var malloryId = await ScalarAsync($"SELECT id FROM users WHERE username = '{mallory.Name}'");
+        var bobSeq = await ScalarAsync($"SELECT seq FROM user_event_seq s JOIN users u ON u.id = s.user_id WHERE u.username = '{bob.Name}'");
+        var keys = await ScalarAsync("SELECT COUNT(*) FROM data_keys");
+        // A real refusal from MariaDB, in the middle of the batch's second round trip.
+        await ScalarAsync($"""
+            CREATE TRIGGER refuse_mallory BEFORE INSERT ON events FOR EACH ROW
+            IF NEW.actor_id = {malloryId} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF
+            """);
+        await using var stream = await SseClient.OpenAsync(app, bob.Token);
+
+        var sends = Enumerable.Range(0, 20).Select(i => Task.Run(async () =>
+        {
+            var sender = i % 5 == 0 ? mallory : alice;
+            var result = await app.PostAsync("/api/messages", new { conversationId = group.Id(), body = $"{sender.Name} {i}" }, sender.Token, null);
+            return (Sender: sender, Status: result.Status(), Body: await result.ReadAsTextAsync());
+        })).ToArray();
+        var results = await Task.WhenAll(sends);
+
+        Assert.All(results.Where(r => r.Sender == alice), r => Assert.Equal(201, r.Status));
+        foreach (var refused in results.Where(r => r.Sender == mallory))
+        {
+            Assert.Equal(503, refused.Status);
+            Assert.StartsWith("{", refused.Body);
+            Assert.DoesNotContain("refused by the test", refused.Body);
+        }
+        var history = await app.HistoryAsync(bob, group.Id());
+        Assert.Equal(1 + 16, history.Count);
+        Assert.DoesNotContain(history, m => m["sender"]!["username"].Str() == mallory.Name);
+        Assert.Equal(0, await ScalarAsync($"SELECT COUNT(*) FROM messages WHERE sender_id = {malloryId}"));
+        Assert.Equal(keys + 16, await ScalarAsync("SELECT COUNT(*) FROM data_keys"));
+        // Bob's numbers went up by exactly the 16 messages he got, and his stream saw them in order.
+        Assert.Equal(bobSeq + 16, await ScalarAsync($"SELECT seq FROM user_event_seq s JOIN users u ON u.id = s.user_id WHERE u.username = '{bob.Name}'"));
+        var seen = new List<long>();
+        while (seen.Count < 16)
+        {
+            var next = await stream.NextAsync() ?? throw new Xunit.Sdk.XunitException("the stream ended");
+            if (next.Event == "message") seen.Add(long.Parse(next.Id!, CultureInfo.InvariantCulture));
+        }
+        Assert.Equal(Enumerable.Range(1, 16).Select(i => bobSeq + i), seen);
+    }
 }

@@ -85,6 +85,14 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                     logger.LogInformation("Send batch of {Count} retried after {Error}", batch.Count, ((MySqlException)e).ErrorCode);
                     continue;
                 }
+                // One send the database refuses must not fail the others that shared its batch:
+                // they are written one by one, so only the refused one answers 503.
+                if (batch.Count > 1 && e is MySqlException { IsTransient: false })
+                {
+                    logger.LogWarning("Send batch of {Count} failed ({Message}); writing its sends one by one", batch.Count, e.Message);
+                    foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection);
+                    return connection;
+                }
                 foreach (var entry in batch) entry.Done.TrySetException(e);
                 return null;
             }
