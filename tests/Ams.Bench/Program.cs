@@ -69,6 +69,8 @@ else if (!Prosody.Installed) report.Note("Prosody peer: not measured (install De
 else
     foreach (var result in await PeerScenarios.ProsodyAsync(mariadb, settings)) report.Add(result);
 
+var historyFile = Path.Combine(root, "docs", "benchmarks-history.md");
+if (File.Exists(historyFile)) report.History(File.ReadAllText(historyFile));
 var output = smoke || only is not null ? Path.Combine(root, "artifacts", "benchmarks.md") : Path.Combine(root, "docs", "benchmarks.md");
 report.Write(output);
 Console.WriteLine($"wrote {output}");

@@ -18,6 +18,11 @@ sealed class Report(bool smoke)
 
     public void Footprint(List<Footprint> measured) => footprint = measured;
 
+    string history = "";
+
+    /// <summary>docs/benchmarks-history.md, carried into the report so the before/after figures sit with the latest run.</summary>
+    public void History(string markdown) => history = markdown;
+
     public void Add(Result result)
     {
         results.Add(result);
@@ -65,8 +70,15 @@ sealed class Report(bool smoke)
             md.AppendLine().AppendLine("## Failures").AppendLine();
             foreach (var failure in Failures) md.AppendLine($"- {failure}");
         }
+        if (history.Length > 0)
+        {
+            // One level down, under a heading of its own; the file stays the place to edit.
+            md.AppendLine().AppendLine("## Before and after (from [benchmarks-history.md](benchmarks-history.md))").AppendLine();
+            foreach (var line in history.Split('\n').Skip(1))
+                md.AppendLine(line.StartsWith('#') ? "#" + line : line);
+        }
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, md.ToString());
+        File.WriteAllText(path, md.ToString().TrimEnd() + "\n");
         File.WriteAllText(Path.ChangeExtension(path, ".svg"), Svg());
     }
 
