@@ -173,4 +173,33 @@ public sealed class GroupCommitTests(Services services)
         }
         Assert.Equal(Enumerable.Range(1, 16).Select(i => bobSeq + i), seen);
     }
+
+    [Fact]
+    public async Task Sending_while_marking_the_same_conversation_read_never_deadlocks()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("da");
+        var bob = await app.MemberAsync("db");
+        var direct = await app.DirectAsync(alice, bob);
+        var latest = (await app.SendAsync(bob, direct.Id(), "start")).Id();
+        var statuses = new System.Collections.Concurrent.ConcurrentBag<int>();
+        // Alice's own sends set her read mark; her browser marks read as messages arrive. Both
+        // touch her membership row, concurrently.
+        var sending = Task.Run(async () =>
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                var sent = await app.PostAsync("/api/messages", new { conversationId = direct.Id(), body = $"a{i}" }, alice.Token, null);
+                statuses.Add(sent.Status());
+                if (sent.Status() == 201) latest = (await sent.JsonAsync())["id"].Str();
+            }
+        });
+        var reading = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
+        {
+            for (var i = 0; i < 40; i++)
+                statuses.Add((await app.PostAsync($"/api/conversations/{direct.Id()}/read", new { upTo = latest }, alice.Token, null)).Status());
+        })).ToArray();
+        await Task.WhenAll([sending, .. reading]);
+        Assert.All(statuses, status => Assert.True(status is 201 or 204, $"status {status}"));
+    }
 }

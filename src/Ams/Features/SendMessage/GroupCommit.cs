@@ -41,9 +41,9 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
     {
         // One connection while there is work: a pooled open would reset the session for every batch.
         MySqlConnection? connection = null;
+        var batch = new List<Entry>(MaxBatch);
         try
         {
-            var batch = new List<Entry>(MaxBatch);
             while (true)
             {
                 batch.Clear();
@@ -52,10 +52,20 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 connection = await WriteBatchAsync(batch, connection);
             }
         }
+        catch (Exception e)
+        {
+            // Nothing may leave a send waiting forever.
+            logger.LogError(e, "Send writer failed");
+            foreach (var entry in batch) entry.Done.TrySetException(e);
+        }
         finally
         {
-            if (connection is not null) await connection.DisposeAsync();
-            Volatile.Write(ref writing, 0);
+            // A full fence: the emptiness check below must not be read before the flag is cleared,
+            // or a send queued in between would find the writer busy and wait for the next send.
+            Interlocked.Exchange(ref writing, 0);
+            if (connection is not null)
+                try { await connection.DisposeAsync(); }
+                catch (MySqlException) { }
         }
         // A send queued after the writer found the queue empty but before it stopped.
         if (!queue.IsEmpty) StartWriter();
@@ -69,7 +79,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
         {
             try
             {
-                connection ??= await db.OpenConnectionAsync();
+                connection ??= await OpenAsync();
                 var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis());
                 for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(stored[i]);
                 logger.LogDebug("Stored a batch of {Count} sends", batch.Count);
@@ -77,19 +87,24 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
             }
             catch (Exception e)
             {
-                if (connection is not null) await connection.DisposeAsync();
+                if (connection is not null)
+                    try { await connection.DisposeAsync(); }
+                    catch (MySqlException) { }
                 connection = null;
-                // The whole batch was rolled back, so trying it again cannot store anything twice.
-                if (attempt < Attempts && e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock or MySqlErrorCode.LockWaitTimeout })
+                // An error the server returned stopped the batch before its COMMIT, and the batch
+                // was rolled back, so writing it again cannot store anything twice. After any other
+                // error (the connection lost, a timeout) the COMMIT may have happened: no retry.
+                var refused = e is MySqlException { SqlState: not null } server && IsServerError(server.ErrorCode);
+                if (refused && attempt < Attempts && e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock or MySqlErrorCode.LockWaitTimeout })
                 {
                     logger.LogInformation("Send batch of {Count} retried after {Error}", batch.Count, ((MySqlException)e).ErrorCode);
                     continue;
                 }
                 // One send the database refuses must not fail the others that shared its batch:
                 // they are written one by one, so only the refused one answers 503.
-                if (batch.Count > 1 && e is MySqlException { IsTransient: false })
+                if (refused && batch.Count > 1)
                 {
-                    logger.LogWarning("Send batch of {Count} failed ({Message}); writing its sends one by one", batch.Count, e.Message);
+                    logger.LogWarning("Send batch of {Count} refused ({Message}); writing its sends one by one", batch.Count, e.Message);
                     foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection);
                     return connection;
                 }
@@ -97,5 +112,18 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 return null;
             }
         }
+    }
+
+    // MariaDB's own error numbers; MySqlConnector's client-side errors (lost connection, timeouts) are 0 or 2000–2999.
+    static bool IsServerError(MySqlErrorCode code) => (int)code is >= 1000 and < 2000 or >= 3000;
+
+    async Task<MySqlConnection> OpenAsync()
+    {
+        var connection = await db.OpenConnectionAsync();
+        // A conversation locked elsewhere should hold up this node's sends for seconds, not the
+        // 50 s default: the writer is shared by every send on the node.
+        await using var timeout = new MySqlCommand("SET SESSION innodb_lock_wait_timeout = 5", connection);
+        await timeout.ExecuteNonQueryAsync();
+        return connection;
     }
 }

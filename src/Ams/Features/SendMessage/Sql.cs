@@ -18,14 +18,17 @@ static class Sql
     public sealed record Stored(long Id, MemberView Sender, long[] Recipients, long[] Seqs, string Entropy, DateTime SentAt);
 
     const string ConversationsTable = "JSON_TABLE(@conversations, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids";
+    const string ItemsTable = "JSON_TABLE(@items, '$[*]' COLUMNS (o INT PATH '$.o', c BIGINT UNSIGNED PATH '$.c', s BIGINT UNSIGNED PATH '$.s')) AS i";
 
     /// <summary>
     /// Stores a batch of sends in one transaction and two round trips: the sealed messages, an
     /// event for every member, and each conversation's new activity. Returns, in batch order,
     /// what was stored, or null for a sender who is not a member of the conversation.
     /// Locking the conversations (ascending) orders each one's message ids with their commits.
-    /// The transaction is begun and committed inside the batches; on any failure it is rolled
-    /// back before the exception leaves, so a pooled connection never keeps its locks.
+    /// The transaction is begun and committed inside the batches. When the server refuses a
+    /// statement, the batch stops before its COMMIT and is rolled back before the exception leaves,
+    /// so a pooled connection never keeps its locks; when the connection fails instead, whether the
+    /// COMMIT happened is unknown (see GroupCommit).
     /// </summary>
     public static async Task<Stored?[]> StoreAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now)
     {
@@ -58,9 +61,11 @@ static class Sql
         // sorts; ordering is left to this code. Each statement costs MariaDB a parse, a plan and
         // a reply, which is most of its time at this size, so there are as few as the job allows.
 
-        // Round trip 1: lock the conversations, insert a placeholder row for each send whose
-        // sender is a member (its batch position parked in `entropy` to match the returned ids),
-        // and read the members with their names. A message is never dated before its
+        // Round trip 1: lock the conversations, then the senders' membership rows (exclusively at
+        // once: the INSERT below would take them shared, and upgrading that in round trip 2 for
+        // the read mark deadlocks with a MarkRead of the same row); insert a placeholder row for
+        // each send whose sender is a member (its batch position parked in `entropy` to match the
+        // returned ids); read the members with their names. A message is never dated before its
         // conversation's last activity: a batch that waited for the lock, or a node whose clock
         // is behind, must not make history's times run backwards.
         var items = new StringBuilder("[");
@@ -74,9 +79,11 @@ static class Sql
         await using (var first = new MySqlCommand($"""
             START TRANSACTION;
             SELECT STRAIGHT_JOIN c.id FROM {ConversationsTable} JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = ids.id FOR UPDATE;
+            SELECT STRAIGHT_JOIN cm.user_id FROM {ItemsTable}
+                JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = i.c AND cm.user_id = i.s FOR UPDATE;
             INSERT INTO messages (conversation_id, sender_id, body, entropy, sent_at)
                 SELECT STRAIGHT_JOIN i.c, i.s, '', i.o, GREATEST(@now, c.last_activity_at)
-                FROM JSON_TABLE(@items, '$[*]' COLUMNS (o INT PATH '$.o', c BIGINT UNSIGNED PATH '$.c', s BIGINT UNSIGNED PATH '$.s')) AS i
+                FROM {ItemsTable}
                 JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = i.c AND cm.user_id = i.s
                 JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = i.c
                 RETURNING id, entropy, sent_at;
@@ -90,6 +97,8 @@ static class Sql
             first.Parameters.AddWithValue("@items", items.ToString());
             first.Parameters.AddWithValue("@now", now);
             await using var reader = await first.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) { }
+            await reader.NextResultAsync();
             while (await reader.ReadAsync()) { }
             await reader.NextResultAsync();
             while (await reader.ReadAsync())
@@ -148,8 +157,8 @@ static class Sql
             second.Parameters.AddWithValue($"@e{n}", sealedBody.Entropy);
             second.Parameters.AddWithValue($"@t{n}", sentAt[i]);
             n++;
-            latest[conversation] = (ids[i], sentAt[i]);
-            reads[(conversation, sender)] = ids[i];
+            if (!latest.TryGetValue(conversation, out var newest) || newest.Id < ids[i]) latest[conversation] = (ids[i], sentAt[i]);
+            reads[(conversation, sender)] = Math.Max(ids[i], reads.GetValueOrDefault((conversation, sender)));
             foreach (var member in members[conversation])
             {
                 if (!eventsPerUser.TryGetValue(member, out var list)) eventsPerUser[member] = list = [];
@@ -166,7 +175,8 @@ static class Sql
         second.Parameters.AddWithValue("@activity", Json(reads.Select(r =>
         {
             var (id, at) = latest[r.Key.Conversation];
-            return $"{{\"c\":{r.Key.Conversation},\"u\":{r.Key.User},\"m\":{id},\"t\":\"{at:yyyy-MM-dd HH:mm:ss.fff}\",\"r\":{r.Value}}}";
+            return string.Create(CultureInfo.InvariantCulture,
+                $"{{\"c\":{r.Key.Conversation},\"u\":{r.Key.User},\"m\":{id},\"t\":\"{at:yyyy-MM-dd HH:mm:ss.fff}\",\"r\":{r.Value}}}");
         })));
         // Ascending user ids: concurrent transactions lock counter rows in one order, so they never deadlock.
         second.Parameters.AddWithValue("@counts", Json(eventsPerUser.Select(e => $"{{\"u\":{e.Key},\"n\":{e.Value.Count}}}")));
