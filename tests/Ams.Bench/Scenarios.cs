@@ -25,8 +25,8 @@ sealed record Footprint(string Build, long SizeBytes, TimeSpan FirstOk, long Idl
 static class Scenarios
 {
     // Microsecond resolution, up to a minute.
-    static LongHistogram NewHistogram() => new(TimeStamp.Minutes(1), 3);
-    static void Record(LongHistogram h, long startTicks) { lock (h) h.RecordValue(Math.Max(1, (Stopwatch.GetTimestamp() - startTicks))); }
+    internal static LongHistogram NewHistogram() => new(TimeStamp.Minutes(1), 3);
+    internal static void Record(LongHistogram h, long startTicks) { lock (h) h.RecordValue(Math.Max(1, Stopwatch.GetTimestamp() - startTicks)); }
     static double Milliseconds(LongHistogram h, double percentile) => h.GetValueAtPercentile(percentile) * 1000.0 / Stopwatch.Frequency;
 
     public static async Task<(List<Footprint> Builds, TimeSpan FirstLaunch)> FootprintAsync(Func<bool, Task<AppProcess>> launch, string aot, string jit)
@@ -255,9 +255,6 @@ static class Scenarios
 
 static class PeerScenarios
 {
-    static LongHistogram NewHistogram() => new(TimeStamp.Minutes(1), 3);
-    static void Record(LongHistogram h, long startTicks) { lock (h) h.RecordValue(Math.Max(1, Stopwatch.GetTimestamp() - startTicks)); }
-
     /// <summary>Prosody doing AMS's delivery job: fixed rate, every message checked; then a 64-deep window as fast as it goes.</summary>
     public static async Task<List<Result>> ProsodyAsync(MariaDbServer mariadb, Settings settings)
     {
@@ -271,14 +268,14 @@ static class PeerScenarios
         {
             var sentAt = new ConcurrentDictionary<string, long>();
             var received = new ConcurrentDictionary<string, int>();
-            var histogram = NewHistogram();
+            var histogram = Scenarios.NewHistogram();
             var window = new SemaphoreSlim(settings.Concurrency);
             var listeners = new List<Xmpp>();
             foreach (var recipient in recipients)
                 listeners.Add(await Xmpp.ConnectAsync(prosody.Port, recipient, body =>
                 {
                     if (received.AddOrUpdate(body, 1, (_, n) => n + 1) != 1 || !sentAt.TryGetValue(body, out var start)) return;
-                    Record(histogram, start);
+                    Scenarios.Record(histogram, start);
                     if (phase == "throughput") window.Release();
                 }));
             var clients = new List<Xmpp>();

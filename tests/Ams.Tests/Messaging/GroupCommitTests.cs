@@ -202,4 +202,38 @@ public sealed class GroupCommitTests(Services services)
         await Task.WhenAll([sending, .. reading]);
         Assert.All(statuses, status => Assert.True(status is 201 or 204, $"status {status}"));
     }
+
+    [Fact]
+    public async Task A_conversation_locked_elsewhere_holds_up_the_node_for_seconds_not_a_minute()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("wa");
+        var bob = await app.MemberAsync("wb");
+        var carol = await app.MemberAsync("wc");
+        var stuck = await app.DirectAsync(alice, bob);
+        var other = await app.DirectAsync(alice, carol);
+        var before = (await app.HistoryAsync(alice, stuck.Id())).Count;
+        await using var connection = new MySqlConnection(services.MariaDb.ConnectionString("ams"));
+        await connection.OpenAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var lockStuck = new MySqlCommand("SELECT id FROM conversations WHERE id = @id FOR UPDATE", connection, transaction))
+        {
+            lockStuck.Parameters.AddWithValue("@id", long.Parse(stuck.Id(), CultureInfo.InvariantCulture));
+            await lockStuck.ExecuteScalarAsync();
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var blocked = app.PostAsync("/api/messages", new { conversationId = stuck.Id(), body = "never stored" }, alice.Token, null);
+        await Task.Delay(500);
+        var queuedBehind = app.SendAsync(alice, other.Id(), "queued behind it");
+        var refused = await blocked;
+        Assert.Equal(503, refused.Status());
+        await refused.ProblemAsync(503);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(4), TimeSpan.FromSeconds(20));
+        Assert.Equal("queued behind it", (await queuedBehind)["body"].Str());
+        await transaction.RollbackAsync();
+
+        Assert.Equal(before, (await app.HistoryAsync(alice, stuck.Id())).Count);
+        Assert.Equal("after the lock", (await app.SendAsync(alice, stuck.Id(), "after the lock"))["body"].Str());
+    }
 }

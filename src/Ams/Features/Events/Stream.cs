@@ -42,10 +42,12 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
         subscriber.OnOverflow = http.Abort;
         try
         {
-            var last = await StartAfterAsync(http.Request, user.Id, ct);
+            var resumeAfter = ResumeAfter(http.Request);
+            var last = resumeAfter ?? await LatestAsync(user.Id, ct);
             await response.WriteAsync(": connected\n\n", ct);
             await response.Body.FlushAsync(ct);
-            last = await ReplayAsync(response, subscriber, last, ct);
+            // Starting live needs no replay: every number up to the latest is already committed.
+            if (resumeAfter is not null) last = await ReplayAsync(response, subscriber, last, ct);
             // One keep-alive timer per quiet period, not one per event; every ready event is written
             // before a single flush, so a burst costs one flush per stream rather than one per event.
             var tick = KeepAliveTimer(ct);
@@ -107,14 +109,17 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
     /// <summary>
     /// Last-Event-ID resumes a stream. A first connection may say where its page left off with
     /// <c>?after=</c> (the chat page renders it, so nothing between page and stream is lost);
-    /// otherwise the stream starts live: replaying a user's whole history to every new tab would
-    /// cost as much as the history is long.
+    /// otherwise (null) the stream starts live: replaying a user's whole history to every new tab
+    /// would cost as much as the history is long.
     /// </summary>
-    async Task<long> StartAfterAsync(HttpRequest request, long userId, CancellationToken ct)
+    static long? ResumeAfter(HttpRequest request) =>
+        long.TryParse(request.Headers["Last-Event-ID"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var last)
+        || long.TryParse(request.Query["after"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out last)
+            ? last
+            : null;
+
+    async Task<long> LatestAsync(long userId, CancellationToken ct)
     {
-        if (long.TryParse(request.Headers["Last-Event-ID"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var last)
-            || long.TryParse(request.Query["after"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out last))
-            return last;
         await using var connection = await db.OpenConnectionAsync(ct);
         return await EventLog.LatestAsync(connection, userId);
     }

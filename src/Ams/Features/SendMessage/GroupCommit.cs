@@ -63,9 +63,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
             // A full fence: the emptiness check below must not be read before the flag is cleared,
             // or a send queued in between would find the writer busy and wait for the next send.
             Interlocked.Exchange(ref writing, 0);
-            if (connection is not null)
-                try { await connection.DisposeAsync(); }
-                catch (MySqlException) { }
+            await DisposeQuietlyAsync(connection);
         }
         // A send queued after the writer found the queue empty but before it stopped.
         if (!queue.IsEmpty) StartWriter();
@@ -87,15 +85,14 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
             }
             catch (Exception e)
             {
-                if (connection is not null)
-                    try { await connection.DisposeAsync(); }
-                    catch (MySqlException) { }
+                await DisposeQuietlyAsync(connection);
                 connection = null;
                 // An error the server returned stopped the batch before its COMMIT, and the batch
                 // was rolled back, so writing it again cannot store anything twice. After any other
                 // error (the connection lost, a timeout) the COMMIT may have happened: no retry.
                 var refused = e is MySqlException { SqlState: not null } server && IsServerError(server.ErrorCode);
-                if (refused && attempt < Attempts && e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock or MySqlErrorCode.LockWaitTimeout })
+                // A lock wait that timed out is not retried: it already held up every send on the node.
+                if (refused && attempt < Attempts && e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock })
                 {
                     logger.LogInformation("Send batch of {Count} retried after {Error}", batch.Count, ((MySqlException)e).ErrorCode);
                     continue;
@@ -112,6 +109,13 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 return null;
             }
         }
+    }
+
+    static async Task DisposeQuietlyAsync(MySqlConnection? connection)
+    {
+        if (connection is null) return;
+        try { await connection.DisposeAsync(); }
+        catch (MySqlException) { }   // already broken; the pool discards it
     }
 
     // MariaDB's own error numbers; MySqlConnector's client-side errors (lost connection, timeouts) are 0 or 2000–2999.

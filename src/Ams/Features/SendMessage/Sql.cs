@@ -17,7 +17,6 @@ static class Sql
 
     public sealed record Stored(long Id, MemberView Sender, long[] Recipients, long[] Seqs, string Entropy, DateTime SentAt);
 
-    const string ConversationsTable = "JSON_TABLE(@conversations, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids";
     const string ItemsTable = "JSON_TABLE(@items, '$[*]' COLUMNS (o INT PATH '$.o', c BIGINT UNSIGNED PATH '$.c', s BIGINT UNSIGNED PATH '$.s')) AS i";
 
     /// <summary>
@@ -78,7 +77,7 @@ static class Sql
         var names = new Dictionary<long, MemberView>();
         await using (var first = new MySqlCommand($"""
             START TRANSACTION;
-            SELECT STRAIGHT_JOIN c.id FROM {ConversationsTable} JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = ids.id FOR UPDATE;
+            SELECT STRAIGHT_JOIN c.id FROM {SqlLists.IdsTable} JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = ids.id FOR UPDATE;
             SELECT STRAIGHT_JOIN cm.user_id FROM {ItemsTable}
                 JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = i.c AND cm.user_id = i.s FOR UPDATE;
             INSERT INTO messages (conversation_id, sender_id, body, entropy, sent_at)
@@ -88,12 +87,12 @@ static class Sql
                 JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = i.c
                 RETURNING id, entropy, sent_at;
             SELECT STRAIGHT_JOIN cm.conversation_id, cm.user_id, u.username, u.display_name
-                FROM {ConversationsTable}
+                FROM {SqlLists.IdsTable}
                 JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = ids.id
                 JOIN users u FORCE INDEX (PRIMARY) ON u.id = cm.user_id;
             """, connection))
         {
-            first.Parameters.AddWithValue("@conversations", SqlLists.Ids(batch.Select(p => p.ConversationId).Distinct().Order()));
+            first.Parameters.AddWithValue("@ids", SqlLists.Ids(batch.Select(p => p.ConversationId).Distinct().Order()));
             first.Parameters.AddWithValue("@items", items.ToString());
             first.Parameters.AddWithValue("@now", now);
             await using var reader = await first.ExecuteReaderAsync();
