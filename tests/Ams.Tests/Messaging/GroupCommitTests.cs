@@ -14,6 +14,18 @@ namespace Ams.Tests.Messaging;
 [Collection(ServicesCollection.Name)]
 public sealed class GroupCommitTests(Services services)
 {
+    /// <summary>Holds a conversation's row lock in a transaction of the test's own, as another node's send would.</summary>
+    async Task<(MySqlConnection, MySqlTransaction)> LockAsync(string conversationId)
+    {
+        var connection = new MySqlConnection(services.MariaDb.ConnectionString("ams"));
+        await connection.OpenAsync();
+        var transaction = await connection.BeginTransactionAsync();
+        await using var lockRow = new MySqlCommand("SELECT id FROM conversations WHERE id = @id FOR UPDATE", connection, transaction);
+        lockRow.Parameters.AddWithValue("@id", long.Parse(conversationId, CultureInfo.InvariantCulture));
+        await lockRow.ExecuteScalarAsync();
+        return (connection, transaction);
+    }
+
     [Fact]
     public async Task Concurrent_sends_share_transactions_yet_every_message_and_event_is_stored_once_and_in_order()
     {
@@ -97,14 +109,8 @@ public sealed class GroupCommitTests(Services services)
         var carol = await app.MemberAsync("lc");
         var busy = await app.DirectAsync(alice, bob);
         var other = await app.DirectAsync(alice, carol);
-        await using var connection = new MySqlConnection(services.MariaDb.ConnectionString("ams"));
-        await connection.OpenAsync();
-        await using var transaction = await connection.BeginTransactionAsync();
-        await using (var lockBusy = new MySqlCommand("SELECT id FROM conversations WHERE id = @id FOR UPDATE", connection, transaction))
-        {
-            lockBusy.Parameters.AddWithValue("@id", long.Parse(busy.Id(), CultureInfo.InvariantCulture));
-            await lockBusy.ExecuteScalarAsync();
-        }
+        var (connection, transaction) = await LockAsync(busy.Id());
+        await using var _ = connection;
 
         var send = app.SendAsync(alice, other.Id(), "not held up");
         Assert.Same(send, await Task.WhenAny(send, Task.Delay(TimeSpan.FromSeconds(10))));
@@ -213,14 +219,8 @@ public sealed class GroupCommitTests(Services services)
         var stuck = await app.DirectAsync(alice, bob);
         var other = await app.DirectAsync(alice, carol);
         var before = (await app.HistoryAsync(alice, stuck.Id())).Count;
-        await using var connection = new MySqlConnection(services.MariaDb.ConnectionString("ams"));
-        await connection.OpenAsync();
-        await using var transaction = await connection.BeginTransactionAsync();
-        await using (var lockStuck = new MySqlCommand("SELECT id FROM conversations WHERE id = @id FOR UPDATE", connection, transaction))
-        {
-            lockStuck.Parameters.AddWithValue("@id", long.Parse(stuck.Id(), CultureInfo.InvariantCulture));
-            await lockStuck.ExecuteScalarAsync();
-        }
+        var (connection, transaction) = await LockAsync(stuck.Id());
+        await using var _ = connection;
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var blocked = app.PostAsync("/api/messages", new { conversationId = stuck.Id(), body = "never stored" }, alice.Token, null);
