@@ -4,30 +4,12 @@ using Ams.Infrastructure;
 namespace Ams;
 
 /// <summary>
-/// Every type the API reads or writes, serialized by source generation (Native AOT has no
-/// reflection-based JSON). A missing type is a run-time 500 in the AOT binary, so
-/// RegistrationTests checks that every endpoint's request and response types are here.
+/// The JSON types owned outside the slices: shared views, the live events on Redis and
+/// problem details. Each slice keeps its API types in its own Json.cs; Slices.JsonContexts
+/// lists every context for the serializer options.
 /// </summary>
 [JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web, UseStringEnumConverter = true,
     Converters = [typeof(UtcTimestampConverter), typeof(UtcOffsetTimestampConverter)])]
-[JsonSerializable(typeof(Features.Register.Request), TypeInfoPropertyName = "RegisterRequest")]
-[JsonSerializable(typeof(Features.Register.Response), TypeInfoPropertyName = "RegisterResponse")]
-[JsonSerializable(typeof(Features.Login.Request), TypeInfoPropertyName = "LoginRequest")]
-[JsonSerializable(typeof(Features.Login.Response), TypeInfoPropertyName = "LoginResponse")]
-[JsonSerializable(typeof(Features.Health.Response), TypeInfoPropertyName = "HealthResponse")]
-[JsonSerializable(typeof(Features.Entropy.Response), TypeInfoPropertyName = "EntropyResponse")]
-[JsonSerializable(typeof(Features.CreateConversation.Request), TypeInfoPropertyName = "CreateConversationRequest")]
-[JsonSerializable(typeof(Features.AddMember.Request), TypeInfoPropertyName = "AddMemberRequest")]
-[JsonSerializable(typeof(Features.SendMessage.Request), TypeInfoPropertyName = "SendMessageRequest")]
-[JsonSerializable(typeof(Features.MarkRead.Request), TypeInfoPropertyName = "MarkReadRequest")]
-[JsonSerializable(typeof(Features.History.Response), TypeInfoPropertyName = "HistoryResponse")]
-[JsonSerializable(typeof(Features.Login.ChallengeResponse), TypeInfoPropertyName = "ChallengeResponse")]
-[JsonSerializable(typeof(Features.TwoFactor.CodeRequest), TypeInfoPropertyName = "TwoFactorCodeRequest")]
-[JsonSerializable(typeof(Features.TwoFactor.DisableRequest), TypeInfoPropertyName = "TwoFactorDisableRequest")]
-[JsonSerializable(typeof(Features.TwoFactor.LoginRequest), TypeInfoPropertyName = "TwoFactorLoginRequest")]
-[JsonSerializable(typeof(Features.TwoFactor.SetupResponse), TypeInfoPropertyName = "TwoFactorSetupResponse")]
-[JsonSerializable(typeof(Features.TwoFactor.RecoveryCodesResponse), TypeInfoPropertyName = "TwoFactorRecoveryCodesResponse")]
-[JsonSerializable(typeof(Features.TwoFactor.LoginResponse), TypeInfoPropertyName = "TwoFactorLoginResponse")]
 [JsonSerializable(typeof(UserView))]
 [JsonSerializable(typeof(string[]))]
 [JsonSerializable(typeof(Infrastructure.Messaging.LiveEvent))]

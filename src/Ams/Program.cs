@@ -30,7 +30,8 @@ var config = builder.Configuration;
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.ConfigureHttpJsonOptions(o =>
 {
-    o.SerializerOptions.TypeInfoResolverChain.Insert(0, AppJsonContext.Default);
+    // FastEndpoints copies these options in UseFastEndpoints, so its serializer gets the contexts too.
+    foreach (var (i, context) in Slices.JsonContexts.Index()) o.SerializerOptions.TypeInfoResolverChain.Insert(i, context);
     o.SerializerOptions.Converters.Add(new UtcTimestampConverter());
     o.SerializerOptions.Converters.Add(new UtcOffsetTimestampConverter());
 });
@@ -69,7 +70,8 @@ builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemRespo
 builder.Services.AddAuthentication(SessionAuthentication.SchemeName)
     .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, SessionAuthentication>(SessionAuthentication.SchemeName, null);
 builder.Services.AddAuthorization();
-builder.Services.AddFastEndpoints(Registrations.Types);
+Slices.AddServices(builder);
+builder.Services.AddFastEndpoints(Slices.Types);
 // X-Forwarded-For is believed only from proxies the operator names; otherwise a client could
 // pick its own address and dodge the per-address login throttle.
 if (config["Network:TrustedProxies"] is { Length: > 0 } proxies)
@@ -96,7 +98,12 @@ app.UseStaticFiles(new StaticFileOptions
 app.UseAuthentication();
 app.UseAntiforgeryCheck();
 app.UseAuthorization();
-app.UseFastEndpoints(Registrations.Configure);
+app.UseFastEndpoints(c =>
+{
+    Slices.AddRequestTypes(c.Binding.ReflectionCache);
+    // The same type URI that ASP.NET uses for every other 400 the app sends.
+    c.Errors.UseProblemDetails(p => p.TypeValue = "https://tools.ietf.org/html/rfc9110#section-15.5.1");
+});
 
 // Fail fast, before serving anything, when Production has no master key.
 var masterKeys = app.Services.GetRequiredService<MasterKeys>();

@@ -27,7 +27,7 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
                 break;
             case SignIn.NeedsSecondFactor c:
                 await HttpContext.Response.WriteAsJsonAsync(new ChallengeResponse(true, c.Challenge, c.ExpiresAt),
-                    AppJsonContext.Default.ChallengeResponse, cancellationToken: ct);
+                    LoginJson.Default.ChallengeResponse, cancellationToken: ct);
                 break;
             case SignIn.Succeeded s:
                 await Send.OkAsync(new Response(s.Token, s.Session.ExpiresAt, s.User.ToView()), ct);
