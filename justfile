@@ -11,9 +11,10 @@ default:
 run:
     ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" scripts/dev-services.sh dotnet run --project src/Ams -c Release
 
-# Every test: unit and integration (real MariaDB and Redis), then the Native-AOT binary: API smoke and the chat in Chromium
+# Every test: unit and integration (real MariaDB and Redis), the source generator's snapshots, then the Native-AOT binary: API smoke and the chat in Chromium
 test: build
     dotnet test tests/Ams.Tests -c Release --no-build
+    dotnet test tests/Ams.Generators.Tests -c Release --no-build
     just publish
     dotnet test tests/Ams.Smoke -c Release --no-build
     dotnet test tests/Ams.Browser -c Release --no-build
