@@ -20,7 +20,7 @@ static class Sql
     /// <summary>Up to a page of the user's events after <paramref name="afterSeq"/>, in order.</summary>
     public static async Task<List<StoredEvent>> AfterAsync(MySqlConnection connection, long userId, long afterSeq) =>
         (await connection.QueryAsync<EventRow>("""
-            SELECT seq AS Seq, kind AS Kind, conversation_id AS ConversationId, message_id AS SubjectId, actor_id AS ActorId
+            SELECT seq AS Seq, kind AS Kind, conversation_id AS ConversationId, subject_id AS SubjectId, actor_id AS ActorId
             FROM events WHERE user_id = @userId AND seq > @afterSeq
             ORDER BY seq LIMIT 500
             """, new { userId, afterSeq }))

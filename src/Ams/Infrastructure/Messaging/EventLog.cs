@@ -63,7 +63,7 @@ public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> log
             UPDATE JSON_TABLE(@evCounts, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', n INT PATH '$.n')) AS n
                 STRAIGHT_JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = n.u
                 SET s.seq = s.seq + n.n;
-            INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at)
+            INSERT INTO events (user_id, seq, kind, conversation_id, subject_id, actor_id, created_at)
                 SELECT STRAIGHT_JOIN e.u, s.seq - e.b, e.k, e.c, e.m, e.a, @evNow
                 FROM JSON_TABLE(@evList, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', b INT PATH '$.b', k VARCHAR(32) PATH '$.k',
                     c BIGINT UNSIGNED PATH '$.c', m BIGINT UNSIGNED PATH '$.m', a BIGINT UNSIGNED PATH '$.a')) AS e
