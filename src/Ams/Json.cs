@@ -14,7 +14,6 @@ namespace Ams;
 [JsonSerializable(typeof(string[]))]
 [JsonSerializable(typeof(Infrastructure.Messaging.LiveEvent))]
 [JsonSerializable(typeof(Infrastructure.Messaging.MessageView))]
-[JsonSerializable(typeof(Infrastructure.Messaging.ReadView))]
 [JsonSerializable(typeof(Infrastructure.Messaging.ConversationView))]
 [JsonSerializable(typeof(List<Infrastructure.Messaging.ConversationView>))]
 [JsonSerializable(typeof(Microsoft.AspNetCore.Mvc.ProblemDetails))]

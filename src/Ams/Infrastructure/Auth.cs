@@ -79,3 +79,19 @@ public static class SessionPrincipal
 
     public static Session Session(this HttpContext http) => (Session)http.Items[typeof(Session)]!;
 }
+
+public static class Accounts
+{
+    /// <summary>Sessions, passwords, sign-in challenges and the one authentication scheme built on them.</summary>
+    public static IHostApplicationBuilder AddAccounts(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton(builder.Configuration.GetSection("Sessions").Get<SessionLifetime>() ?? new());
+        builder.Services.AddSingleton<SessionStore>();
+        builder.Services.AddSingleton<Passwords>();
+        builder.Services.AddSingleton<Challenges>();
+        builder.Services.AddAuthentication(SessionAuthentication.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, SessionAuthentication>(SessionAuthentication.SchemeName, null);
+        builder.Services.AddAuthorization();
+        return builder;
+    }
+}

@@ -23,6 +23,9 @@ public sealed record Session(string Id, long UserId, DateTimeOffset ExpiresAt);
 /// </summary>
 public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time, SessionLifetime options)
 {
+    /// <summary>Where revoked session ids are announced: every node drops its copy and closes their streams.</summary>
+    public static readonly RedisChannel RevokedChannel = RedisChannel.Literal(Redis.KeyPrefix + "sessions-revoked");
+
     const string TokenPrefix = "ams_";
 
     // Reads the session and slides its idle expiry in one round trip, never past the
@@ -45,7 +48,7 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
 
     // Sessions this node has recently confirmed in Redis, by id: the fallback during a Redis
     // outage (when nobody can log out either), so that sending keeps working. Revocations reach
-    // every node's copy through EventHub's sessions-revoked subscription.
+    // every node's copy through the RevokedChannel subscription.
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, (Session Session, DateTimeOffset SeenAt)> recent = new();
 
     public async Task<(string Token, Session Session)> CreateAsync(long userId)
@@ -128,7 +131,7 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
 
     // Open event streams of these sessions close on every node (EventHub listens).
     Task AnnounceAsync(IEnumerable<string> sessionIds) =>
-        Task.WhenAll(sessionIds.Select(id => redis.GetSubscriber().PublishAsync(Messaging.EventHub.SessionsRevoked, id)));
+        Task.WhenAll(sessionIds.Select(id => redis.GetSubscriber().PublishAsync(RevokedChannel, id)));
 
     /// <summary>Ends every session of the user on every node, optionally sparing one.</summary>
     public async Task RevokeAllAsync(long userId, string? exceptSessionId = null)

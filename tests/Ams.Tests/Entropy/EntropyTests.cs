@@ -2,6 +2,7 @@ using Ams.Features.Entropy;
 using Ams.Infrastructure.Crypto;
 using Ams.Testing;
 using Ams.Tests.Support;
+using Services = Ams.Tests.Support.Services;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;

@@ -17,7 +17,7 @@ public sealed class EnvelopeTests(Services services)
 
     Envelope EnvelopeFor(IAlbaHost app, string masterKeys) => new(
         app.Services.GetRequiredService<MySqlDataSource>(), MasterKeys.Parse(masterKeys),
-        app.Services.GetRequiredService<EntropyMixer>(), app.Services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>(),
+        app.Services.GetRequiredService<EntropyMixer>(), app.Services.GetRequiredService<IKeyMintCounter>(),
         TimeProvider.System, NullLogger<Envelope>.Instance);
 
     async Task<byte[]> SealAsync(Envelope envelope, IAlbaHost app, string plaintext, params string[] row)

@@ -5,7 +5,7 @@ namespace Ams.Tests.Messaging;
 /// <summary>The per-stream queue that keeps one slow client from holding up the rest.</summary>
 public sealed class SubscriberTests
 {
-    static Outgoing Item(long seq) => new(seq, new LiveEvent(EventKinds.Read, [1], [seq], null, new ReadView("1", "u", "1"), 1), "{}");
+    static Outgoing Item(long seq) => new(seq, new LiveEvent("read", [1], [seq], "{}"));
 
     [Fact]
     public async Task A_full_queue_disconnects_the_stream_once_and_keeps_what_was_queued()

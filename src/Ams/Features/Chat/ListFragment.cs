@@ -18,7 +18,7 @@ public sealed class ListFragment(MySqlDataSource db, Envelope envelope) : Endpoi
     {
         var user = (await Users.FindByIdAsync(db, User.UserId(), ct))!;
         await using var connection = await db.OpenConnectionAsync(ct);
-        var inbox = await Conversations.InboxAsync(connection, envelope, user.Id);
+        var inbox = await Inbox.Sql.ListAsync(connection, envelope, user.Id);
         var active = HttpContext.Request.Query["active"].ToString();
         await Send.StringAsync(Fragments.ConversationList(inbox, user.Username, active).Value, 200, "text/html; charset=utf-8", ct);
     }

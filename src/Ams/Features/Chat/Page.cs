@@ -30,7 +30,7 @@ public sealed class Page(MySqlDataSource db, Envelope envelope) : EndpointWithou
         // Read before the page's content: the stream replays from here, so whatever happens while
         // the page renders still arrives (app.js drops what the page already shows).
         var after = await EventLog.LatestAsync(connection, user.Id);
-        var inbox = await Conversations.InboxAsync(connection, envelope, user.Id);
+        var inbox = await Inbox.Sql.ListAsync(connection, envelope, user.Id);
         var routeId = Route<string>("id", isRequired: false);
         var open = routeId is null ? null : inbox.FirstOrDefault(c => c.Id == routeId);
         if (routeId is not null && open is null)

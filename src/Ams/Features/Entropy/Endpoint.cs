@@ -23,7 +23,7 @@ public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, IConnec
         var batch = redis.GetDatabase().CreateBatch();
         var status = batch.HashGetAllAsync(Refiller.StatusKey);
         var pool = batch.ListLengthAsync(Infrastructure.Redis.KeyPrefix + "entropy:pool");
-        var minted = batch.StringGetAsync([Envelope.MintedAtmosphericKey, Envelope.MintedOsKey]);
+        var minted = batch.StringGetAsync([MintedKeys.AtmosphericKey, MintedKeys.OsKey]);
         batch.Execute();
         var fields = (await status).ToDictionary(e => e.Name.ToString(), e => e.Value);
         var counts = await minted;

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using Ams.Infrastructure;
-using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
 using Microsoft.AspNetCore.Http.Features;
 using MySqlConnector;
@@ -22,10 +21,10 @@ public sealed class StreamOptions
 /// doubles nothing. Publications can arrive out of order (two nodes, two writers); a gap in the
 /// numbers is filled from the table.
 /// </summary>
-public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, SessionStore sessions,
-    IEnumerable<IEventFragment> fragments, StreamOptions options, ILogger<Stream> logger)
+public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessions,
+    IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
 {
-    readonly Dictionary<string, IEventFragment> byKind = fragments.ToDictionary(f => f.Kind);
+    readonly Dictionary<string, IEventKind> byKind = kinds.ToDictionary(k => k.Name);
 
     public async Task RunAsync(HttpContext http, StreamFormat format, CancellationToken ct)
     {
@@ -81,7 +80,7 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
                         }
                         else if (item.Seq > last)
                         {
-                            await WriteAsync(response, subscriber, item.Seq, item.Event, item.Json, ct);
+                            await WriteAsync(response, subscriber, item.Seq, item.Event, ct);
                             last = item.Seq;
                         }
                     }
@@ -128,13 +127,28 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
     {
         while (true)
         {
-            List<(long Seq, LiveEvent Event)> page;
+            List<StoredEvent> page;
+            var replayed = new Dictionary<long, LiveEvent?>();
             await using (var connection = await db.OpenConnectionAsync(ct))
-                page = await Sql.AfterAsync(connection, envelope, subscriber.UserId, last);
-            foreach (var (seq, live) in page)
             {
-                await WriteAsync(response, subscriber, seq, live, null, ct);
-                last = seq;
+                page = await Sql.AfterAsync(connection, subscriber.UserId, last);
+                // Each kind rebuilds its own events, in one query per kind and page.
+                foreach (var group in page.GroupBy(e => e.Kind))
+                {
+                    var events = group.ToList();
+                    if (!byKind.TryGetValue(group.Key, out var kind))
+                    {
+                        logger.LogWarning("Skipping {Count} stored events of unknown kind {Kind}", events.Count, group.Key);
+                        continue;
+                    }
+                    var lives = await kind.ReplayAsync(connection, subscriber.UserId, events);
+                    for (var i = 0; i < events.Count; i++) replayed[events[i].Seq] = lives[i];
+                }
+            }
+            foreach (var stored in page)
+            {
+                if (replayed.GetValueOrDefault(stored.Seq) is { } live) await WriteAsync(response, subscriber, stored.Seq, live, ct);
+                last = stored.Seq;
             }
             await response.Body.FlushAsync(ct);
             if (page.Count < Sql.PageSize) return last;
@@ -142,11 +156,12 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, Envelope envelope, 
     }
 
     /// <summary>One event frame; the caller flushes.</summary>
-    async Task WriteAsync(HttpResponse response, Subscriber subscriber, long seq, LiveEvent live, string? json, CancellationToken ct)
+    async Task WriteAsync(HttpResponse response, Subscriber subscriber, long seq, LiveEvent live, CancellationToken ct)
     {
-        var data = subscriber.Format == StreamFormat.Json
-            ? json ?? EventHub.Json(live)
-            : byKind[live.Kind].Render(live, subscriber.Username);
+        string data;
+        if (subscriber.Format == StreamFormat.Json) data = live.Payload;
+        else if (byKind.TryGetValue(live.Kind, out var kind)) data = kind.Html(live, subscriber.Username);
+        else return;   // a kind this node does not know yet (a newer node published it): the browser could not show it
         var frame = new StringBuilder(data.Length + 64)
             .Append("id: ").Append(seq.ToString(CultureInfo.InvariantCulture)).Append('\n')
             .Append("event: ").Append(live.Kind).Append('\n');

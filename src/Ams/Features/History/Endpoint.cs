@@ -41,7 +41,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWi
             await NotFound.ConversationAsync(HttpContext);
             return;
         }
-        var rows = await MessagePages.BeforeAsync(connection, id, joinedAfter, before, limit);
+        var rows = await Sql.BeforeAsync(connection, id, joinedAfter, before, limit);
         var more = rows.Count > limit;
         var page = rows.Take(limit).Reverse().ToList();
         var messages = new List<MessageView>(page.Count);

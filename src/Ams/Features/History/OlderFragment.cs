@@ -7,7 +7,7 @@ using MySqlConnector;
 namespace Ams.Features.History;
 
 /// <summary>The browser's "load older" step: the previous page as message fragments, after a new button for the one before.</summary>
-public sealed class OlderFragment(MySqlDataSource db, Envelope envelope, IEnumerable<IEventFragment> fragments) : EndpointWithoutRequest
+public sealed class OlderFragment(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest
 {
     public const int PageSize = 50;
 
@@ -28,14 +28,13 @@ public sealed class OlderFragment(MySqlDataSource db, Envelope envelope, IEnumer
             await NotFound.ConversationAsync(HttpContext);
             return;
         }
-        var render = fragments.Single(f => f.Kind == EventKinds.Message);
-        var rows = await MessagePages.BeforeAsync(connection, id, joinedAfter, before, PageSize);
+        var rows = await Sql.BeforeAsync(connection, id, joinedAfter, before, PageSize);
         var page = rows.Take(PageSize).Reverse().ToList();
         var html = new System.Text.StringBuilder();
         if (rows.Count > PageSize)
             html.Append(Html.Of($"""<li id="older"><button type="button" hx-get="/c/{Ids.Of(id)}/older?before={Ids.Of(page[0].Id)}" hx-target="#older" hx-swap="outerHTML">Load older messages</button></li>"""));
         foreach (var row in page)
-            html.Append(render.Render(new LiveEvent(EventKinds.Message, [], [], await row.ToViewAsync(envelope), null, row.SenderId), user.Username));
+            html.Append(MessageFragment.Of(await row.ToViewAsync(envelope), user.Username).Value);
         await Send.StringAsync(html.ToString(), 200, "text/html; charset=utf-8", ct);
     }
 }

@@ -17,6 +17,6 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWi
     public override async Task HandleAsync(CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        await Send.OkAsync(await Conversations.InboxAsync(connection, envelope, User.UserId()), ct);
+        await Send.OkAsync(await Sql.ListAsync(connection, envelope, User.UserId()), ct);
     }
 }

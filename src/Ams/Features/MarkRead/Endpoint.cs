@@ -6,7 +6,7 @@ using MySqlConnector;
 namespace Ams.Features.MarkRead;
 
 /// <summary>Read receipts: the caller has read everything up to a message; every member's stream hears of it.</summary>
-public sealed class Endpoint(MySqlDataSource db, EventLog events, TimeProvider time) : Endpoint<Request>
+public sealed class Endpoint(MySqlDataSource db, EventLog events, ReadEvents reads, TimeProvider time) : Endpoint<Request>
 {
     public override void Configure()
     {
@@ -25,8 +25,7 @@ public sealed class Endpoint(MySqlDataSource db, EventLog events, TimeProvider t
             return;
         }
         var reader = (await Users.FindByIdAsync(db, me, ct))!;
-        await events.PublishAsync(new LiveEvent(EventKinds.Read, marked.Recipients, marked.Seqs, null,
-            new ReadView(Ids.Of(id), reader.Username, Ids.Of(upTo)), me));
+        await events.PublishAsync(reads.Live(marked.Recipients, marked.Seqs, new ReadView(Ids.Of(id), reader.Username, Ids.Of(upTo))));
         await Send.NoContentAsync(ct);
     }
 }

@@ -9,4 +9,5 @@ namespace Ams.Features.MarkRead;
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true,
     Converters = [typeof(UtcTimestampConverter), typeof(UtcOffsetTimestampConverter)])]
 [JsonSerializable(typeof(Request))]
+[JsonSerializable(typeof(ReadView))]
 sealed partial class MarkReadJson : JsonSerializerContext;

@@ -26,7 +26,8 @@ static class Sql
             WHERE conversation_id = @conversationId AND user_id = @readerId
             """, new { upTo, conversationId, readerId }, transaction);
         var recipients = await Conversations.MemberIdsAsync(connection, conversationId, transaction);
-        var seqs = await EventLog.AppendAsync(connection, transaction, recipients, EventKinds.Read, conversationId, upTo, readerId, now);
+        var seqs = await EventLog.AppendAsync(connection, transaction,
+            recipients.Select(r => new NewEvent(r, ReadEvents.Kind, conversationId, upTo, readerId)).ToList(), now);
         await transaction.CommitAsync();
         return new Marked(recipients, seqs);
     }

@@ -9,7 +9,7 @@ namespace Ams.Features.SendMessage;
 /// Durable in MariaDB (sealed, with its events) before the 201; then published through Redis
 /// for live delivery. A Redis outage delays live delivery, never the send.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog events, Throttle throttle, TimeProvider time)
+public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, TimeProvider time)
     : Endpoint<Request, MessageView>
 {
     public override void Configure()
@@ -19,7 +19,7 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
 
     public override async Task HandleAsync(Request req, CancellationToken ct)
     {
-        switch (await Sending.SendAsync(db, store, events, throttle, time, User.UserId(), req, ct))
+        switch (await Sending.SendAsync(db, store, events, messages, throttle, time, User.UserId(), req, ct))
         {
             case Sending.Sent sent:
                 await Send.ResponseAsync(sent.Message, StatusCodes.Status201Created, ct);
@@ -44,7 +44,7 @@ static class Sending
     public sealed record SendingToSelf : Outcome;
     public sealed record NoConversation : Outcome;
 
-    public static async Task<Outcome> SendAsync(MySqlDataSource db, GroupCommit store, EventLog events, Throttle throttle, TimeProvider time,
+    public static async Task<Outcome> SendAsync(MySqlDataSource db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, TimeProvider time,
         long me, Request req, CancellationToken ct)
     {
         if (await throttle.TrySendAsync(me) is { } wait) return new Throttled(wait);
@@ -63,7 +63,7 @@ static class Sending
         if (stored is null) return new NoConversation();
         var view = new MessageView(Ids.Of(stored.Id), Ids.Of(conversationId), stored.Sender, req.Body,
             DateTime.SpecifyKind(stored.SentAt, DateTimeKind.Utc), stored.Entropy);
-        await events.PublishAsync(new LiveEvent(EventKinds.Message, stored.Recipients, stored.Seqs, view, null, me));
+        await events.PublishAsync(messages.Live(stored.Recipients, stored.Seqs, view));
         return new Sent(view);
     }
 

@@ -10,7 +10,7 @@ namespace Ams.Features.SendMessage;
 /// over the event stream (so it appears once, in order, on every tab); a plain form post is
 /// redirected back to the conversation.
 /// </summary>
-public sealed class FormEndpoint(MySqlDataSource db, GroupCommit store, EventLog events, Throttle throttle, TimeProvider time) : EndpointWithoutRequest
+public sealed class FormEndpoint(MySqlDataSource db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, TimeProvider time) : EndpointWithoutRequest
 {
     public override void Configure()
     {
@@ -28,7 +28,7 @@ public sealed class FormEndpoint(MySqlDataSource db, GroupCommit store, EventLog
             await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, validation.Errors[0].ErrorMessage);
             return;
         }
-        var outcome = await Sending.SendAsync(db, store, events, throttle, time, User.UserId(), req, ct);
+        var outcome = await Sending.SendAsync(db, store, events, messages, throttle, time, User.UserId(), req, ct);
         if (outcome is not Sending.Sent) await Sending.WriteFailureAsync(HttpContext, outcome);
         else if (HttpContext.Request.Headers["X-Requested-With"] == "fetch") await Send.NoContentAsync(ct);
         else await Layout.RedirectAfterPostAsync(HttpContext, $"/c/{req.ConversationId}");

@@ -133,8 +133,7 @@ static class Sql
         var entropy = new string[batch.Count];
         var latest = new Dictionary<long, (long Id, DateTime At)>();           // conversation → newest message
         var reads = new SortedDictionary<(long Conversation, long User), long>(); // sender's own read mark
-        var eventsPerUser = new SortedDictionary<long, List<int>>();           // user → event indexes, in message order
-        var events = new List<(long User, long Conversation, long Message, long Actor)>();
+        var events = new List<NewEvent>();                                      // one per member, in message order
         var n = 0;
         for (var i = 0; i < batch.Count; i++)
         {
@@ -158,30 +157,14 @@ static class Sql
             n++;
             if (!latest.TryGetValue(conversation, out var newest) || newest.Id < ids[i]) latest[conversation] = (ids[i], sentAt[i]);
             reads[(conversation, sender)] = Math.Max(ids[i], reads.GetValueOrDefault((conversation, sender)));
-            foreach (var member in members[conversation])
-            {
-                if (!eventsPerUser.TryGetValue(member, out var list)) eventsPerUser[member] = list = [];
-                list.Add(events.Count);
-                events.Add((member, conversation, ids[i], sender));
-            }
+            foreach (var member in members[conversation]) events.Add(new NewEvent(member, MessageEvents.Kind, conversation, ids[i], sender));
         }
-        // An event's number is its user's counter after the batch minus how many of that user's
-        // events follow it in the batch ("back").
-        var back = new int[events.Count];
-        foreach (var list in eventsPerUser.Values)
-            for (var j = 0; j < list.Count; j++) back[list[j]] = list.Count - 1 - j;
-        second.Parameters.AddWithValue("@now", now);
         second.Parameters.AddWithValue("@activity", Json(reads.Select(r =>
         {
             var (id, at) = latest[r.Key.Conversation];
             return string.Create(CultureInfo.InvariantCulture,
                 $"{{\"c\":{r.Key.Conversation},\"u\":{r.Key.User},\"m\":{id},\"t\":\"{at:yyyy-MM-dd HH:mm:ss.fff}\",\"r\":{r.Value}}}");
         })));
-        // Ascending user ids: concurrent transactions lock counter rows in one order, so they never deadlock.
-        second.Parameters.AddWithValue("@counts", Json(eventsPerUser.Select(e => $"{{\"u\":{e.Key},\"n\":{e.Value.Count}}}")));
-        second.Parameters.AddWithValue("@events", Json(events.Select((e, i) =>
-            $"{{\"u\":{e.User},\"b\":{back[i]},\"c\":{e.Conversation},\"m\":{e.Message},\"a\":{e.Actor}}}")));
-        second.Parameters.AddWithValue("@kind", EventKinds.Message);
         second.CommandText = $"""
             {keys};
             {bodies} ON DUPLICATE KEY UPDATE body = VALUE(body), entropy = VALUE(entropy);
@@ -190,23 +173,17 @@ static class Sql
                 STRAIGHT_JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = a.c
                 STRAIGHT_JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = a.c AND cm.user_id = a.u
                 SET c.last_message_id = a.m, c.last_activity_at = a.t, cm.last_read_message_id = a.r;
-            UPDATE JSON_TABLE(@counts, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', n INT PATH '$.n')) AS n
-                STRAIGHT_JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = n.u
-                SET s.seq = s.seq + n.n;
-            INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at)
-                SELECT STRAIGHT_JOIN e.u, s.seq - e.b, @kind, e.c, e.m, e.a, @now
-                FROM JSON_TABLE(@events, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', b INT PATH '$.b', c BIGINT UNSIGNED PATH '$.c',
-                    m BIGINT UNSIGNED PATH '$.m', a BIGINT UNSIGNED PATH '$.a')) AS e
-                JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = e.u
-                RETURNING user_id, message_id, seq;
+            {EventLog.Statements(second, events, now)}
             COMMIT;
             """;
-        var seqOf = new Dictionary<(long User, long Message), long>(events.Count);
+        long[] numbers;
         await using (var reader = await second.ExecuteReaderAsync())
         {
-            while (await reader.ReadAsync()) seqOf[(reader.GetInt64(0), reader.GetInt64(1))] = reader.GetInt64(2);
+            numbers = await EventLog.ReadSeqsAsync(reader, events);
             while (await reader.NextResultAsync()) { }   // the COMMIT's outcome
         }
+        var seqOf = new Dictionary<(long User, long Message), long>(events.Count);
+        for (var e = 0; e < events.Count; e++) seqOf[(events[e].UserId, events[e].SubjectId)] = numbers[e];
 
         for (var i = 0; i < batch.Count; i++)
         {

@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using MySqlConnector;
-using StackExchange.Redis;
 
 namespace Ams.Infrastructure.Crypto;
 
@@ -16,13 +15,11 @@ namespace Ams.Infrastructure.Crypto;
 ///
 /// Sealed layout: version (1) ‖ data key id (16) ‖ nonce (12) ‖ ciphertext ‖ tag (16).
 /// </summary>
-public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyMixer mixer, IConnectionMultiplexer redis,
+public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyMixer mixer, IKeyMintCounter minted,
     TimeProvider time, ILogger<Envelope> logger)
 {
     public const byte FormatVersion = 1;
     const int IdSize = 16, NonceSize = 12, TagSize = 16, Header = 1 + IdSize + NonceSize;
-    public const string MintedAtmosphericKey = Redis.KeyPrefix + "entropy:minted:random.org+os";
-    public const string MintedOsKey = Redis.KeyPrefix + "entropy:minted:os";
     static readonly byte[] DataKeyPurpose = "ams/data-key/v1"u8.ToArray();
     static readonly byte[] NoncePurpose = "ams/nonce/v1"u8.ToArray();
 
@@ -87,15 +84,7 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
 
         var wrapped = Wrap(dataKey, idBytes, masterKeys.PrimaryId, masterKeys.Primary);
         Remember(id, dataKey);
-        try
-        {
-            redis.GetDatabase().StringIncrement(entropy == EntropyModes.Atmospheric ? MintedAtmosphericKey : MintedOsKey,
-                flags: StackExchange.Redis.CommandFlags.FireAndForget);
-        }
-        catch (RedisException)
-        {
-            // The counters in /api/entropy are best effort; a Redis outage must not stop storing data.
-        }
+        minted.Count(entropy);
         return (new Sealed(blob, entropy), new PendingKey(idBytes, masterKeys.PrimaryId, wrapped, entropy, time.GetUtcNow().UtcDateTime));
     }
 
@@ -216,4 +205,10 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
 
     static byte[] WrapAssociatedData(byte[] keyId, string kekId) =>
         [.. "ams/wrap/v1|"u8, .. keyId, .. "|"u8, .. Encoding.ASCII.GetBytes(kekId)];
+}
+
+/// <summary>Told of every data key minted, with the entropy mode that made it; must not throw or block.</summary>
+public interface IKeyMintCounter
+{
+    void Count(string entropy);
 }

@@ -80,3 +80,15 @@ public sealed partial class MasterKeys
     [GeneratedRegex("^[A-Za-z0-9_-]{1,32}$")]
     private static partial Regex IdPattern();
 }
+
+public static class EnvelopeEncryption
+{
+    /// <summary>The master keys and the envelope; the entropy slice provides the mixer and the mint counter.</summary>
+    public static IHostApplicationBuilder AddEnvelopeEncryption(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton(sp => MasterKeys.Load(builder.Configuration, builder.Environment,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("Ams.Crypto")));
+        builder.Services.AddSingleton<Envelope>();
+        return builder;
+    }
+}

@@ -27,7 +27,7 @@ public static class Conversations
         public string DisplayName { get; set; } = "";
     }
 
-    const string Select = """
+    public const string Select = """
         SELECT c.id AS Id, c.kind AS Kind, c.title AS Title, c.last_message_id AS LastMessageId,
                cm.joined_after_message_id AS JoinedAfter,
                (SELECT COUNT(*) FROM messages m
@@ -35,14 +35,6 @@ public static class Conversations
                    AND m.id > GREATEST(cm.last_read_message_id, cm.joined_after_message_id)) AS Unread
         FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id
         """;
-
-    /// <summary>The caller's inbox, newest activity first.</summary>
-    public static async Task<List<ConversationView>> InboxAsync(MySqlConnection connection, Envelope envelope, long userId)
-    {
-        var rows = (await connection.QueryAsync<Row>(
-            Select + " WHERE cm.user_id = @userId ORDER BY c.last_activity_at DESC, c.id DESC", new { userId })).ToList();
-        return await ViewsAsync(connection, envelope, rows);
-    }
 
     /// <summary>One conversation, or null when it does not exist or the caller is not a member.</summary>
     public static async Task<ConversationView?> FindAsync(MySqlConnection connection, Envelope envelope, long userId, long conversationId)
@@ -52,7 +44,8 @@ public static class Conversations
         return rows.Count == 0 ? null : (await ViewsAsync(connection, envelope, rows))[0];
     }
 
-    static async Task<List<ConversationView>> ViewsAsync(MySqlConnection connection, Envelope envelope, List<Row> rows)
+    /// <summary>The views of <see cref="Select"/>'s rows: members, and the last message the caller may see.</summary>
+    public static async Task<List<ConversationView>> ViewsAsync(MySqlConnection connection, Envelope envelope, List<Row> rows)
     {
         if (rows.Count == 0) return [];
         var members = (await connection.QueryAsync<MemberRow>($"""

@@ -7,15 +7,8 @@ namespace Ams.Infrastructure.Messaging;
 
 public enum StreamFormat { Json, Html }
 
-/// <summary>Renders an event as the browser's HTML fragment, for one viewer. Implemented by the slice that owns the event.</summary>
-public interface IEventFragment
-{
-    string Kind { get; }
-    string Render(LiveEvent live, string viewerUsername);
-}
-
 /// <summary>One queued item for a stream: an event for the subscriber, or (Seq 0) "replay from the database".</summary>
-public sealed record Outgoing(long Seq, LiveEvent? Event, string? Json);
+public sealed record Outgoing(long Seq, LiveEvent? Event);
 
 /// <summary>
 /// One open event stream. Its queue is bounded: a client that stops reading does not hold up
@@ -54,12 +47,11 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
 
 /// <summary>
 /// Fans events out to this node's open streams. One Redis subscription per node (not per
-/// connection); each published event is deserialized and serialized to JSON once per node and the
-/// same string goes to every local subscriber.
+/// connection); each published event is deserialized once per node and its payload, already the API's JSON,
+/// goes to every local subscriber as it is.
 /// </summary>
 public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions, ILogger<EventHub> logger) : IHostedService
 {
-    public static readonly RedisChannel SessionsRevoked = RedisChannel.Literal(Redis.KeyPrefix + "sessions-revoked");
     readonly ConcurrentDictionary<long, ConcurrentDictionary<Subscriber, byte>> byUser = new();
 
     public int Count => byUser.Values.Sum(s => s.Count);
@@ -80,7 +72,7 @@ public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions
     {
         var subscriber = redis.GetSubscriber();
         await subscriber.SubscribeAsync(EventLog.Channel, (_, payload) => Deliver(payload));
-        await subscriber.SubscribeAsync(SessionsRevoked, (_, session) => CloseSession(session.ToString()));
+        await subscriber.SubscribeAsync(SessionStore.RevokedChannel, (_, session) => CloseSession(session.ToString()));
         // Publications made while this node was cut off from Redis are lost to pub/sub, not to
         // the event table: every stream replays from there.
         redis.ConnectionRestored += (_, _) => CatchUpAll();
@@ -106,18 +98,12 @@ public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions
             return;
         }
         if (live is null) return;
-        string? json = null;
         for (var i = 0; i < live.UserIds.Length; i++)
         {
             if (!byUser.TryGetValue(live.UserIds[i], out var set) || set.IsEmpty) continue;
-            json ??= Json(live);
-            foreach (var subscriber in set.Keys) subscriber.Offer(new Outgoing(live.Seqs[i], live, json));
+            foreach (var subscriber in set.Keys) subscriber.Offer(new Outgoing(live.Seqs[i], live));
         }
     }
-
-    public static string Json(LiveEvent live) => live.Kind == EventKinds.Message
-        ? JsonSerializer.Serialize(live.Message!, AppJsonContext.Default.MessageView)
-        : JsonSerializer.Serialize(live.Read!, AppJsonContext.Default.ReadView);
 
     void CloseSession(string sessionId)
     {
@@ -131,6 +117,18 @@ public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions
     {
         logger.LogInformation("Redis connection restored; {Count} streams replay what they missed", Count);
         foreach (var set in byUser.Values)
-            foreach (var subscriber in set.Keys) subscriber.Offer(new Outgoing(0, null, null));
+            foreach (var subscriber in set.Keys) subscriber.Offer(new Outgoing(0, null));
+    }
+}
+
+public static class LiveEvents
+{
+    /// <summary>The event log and this node's hub; the slices register their event kinds.</summary>
+    public static IHostApplicationBuilder AddLiveEvents(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<EventLog>();
+        builder.Services.AddSingleton<EventHub>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<EventHub>());
+        return builder;
     }
 }

@@ -1,18 +1,26 @@
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Dapper;
 using MySqlConnector;
 using StackExchange.Redis;
 
 namespace Ams.Infrastructure.Messaging;
 
-public static class EventKinds
+/// <summary>
+/// What a node publishes after a commit: the kind, the recipients with each one's event number,
+/// and the payload as API clients read it, serialized once for every recipient. The slice that
+/// owns the kind made the payload and renders it for the browser (<see cref="IEventKind"/>).
+/// </summary>
+public sealed record LiveEvent(string Kind, long[] UserIds, long[] Seqs, string Payload)
 {
-    public const string Message = "message";
-    public const string Read = "read";
+    /// <summary>The payload as its kind's type, kept so a node parses it at most once.</summary>
+    [JsonIgnore] public object? Parsed { get; set; }
 }
 
-/// <summary>What a node publishes after a commit: one payload for every recipient, serialized once.</summary>
-public sealed record LiveEvent(string Kind, long[] UserIds, long[] Seqs, MessageView? Message, ReadView? Read, long ActorId);
+/// <summary>An event about to be numbered and stored for one recipient.</summary>
+public readonly record struct NewEvent(long UserId, string Kind, long ConversationId, long SubjectId, long ActorId);
 
 /// <summary>
 /// Events are written to MariaDB with the change they announce (same transaction), numbered
@@ -24,23 +32,75 @@ public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> log
     public static readonly RedisChannel Channel = RedisChannel.Literal(Redis.KeyPrefix + "events");
 
     /// <summary>
-    /// Numbers and stores one event per recipient, in one round trip; returns the sequence
-    /// numbers in <paramref name="userIds"/> order.
+    /// The two statements that number and store <paramref name="events"/>, to run inside the
+    /// caller's transaction, alone or batched with its own statements. Their one result set
+    /// (the stored numbers) is read back with <see cref="ReadSeqsAsync"/>. Parameters are named
+    /// <c>@ev*</c>.
     /// </summary>
-    public static async Task<long[]> AppendAsync(MySqlConnection connection, MySqlTransaction transaction, long[] userIds,
-        string kind, long conversationId, long messageId, long actorId, DateTime at)
+    public static string Statements(MySqlCommand command, IReadOnlyList<NewEvent> events, DateTime now)
     {
-        // Ascending ids, driven from the list with key lookups (a scan would lock every counter it
-        // passes): concurrent transactions lock counter rows in one order, so they never deadlock.
-        var ids = SqlLists.Ids(userIds.Distinct().Order());
-        var seqs = (await connection.QueryAsync<SeqRow>($"""
-            UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = ids.id SET s.seq = s.seq + 1;
-            INSERT INTO events (user_id, seq, kind, conversation_id, message_id, actor_id, created_at)
-                SELECT STRAIGHT_JOIN s.user_id, s.seq, @kind, @conversationId, @messageId, @actorId, @at
-                FROM {SqlLists.IdsTable} JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = ids.id;
-            SELECT STRAIGHT_JOIN s.user_id AS UserId, s.seq AS Seq FROM {SqlLists.IdsTable} JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = ids.id;
-            """, new { ids, kind, conversationId, messageId, actorId, at }, transaction)).ToDictionary(r => r.UserId, r => r.Seq);
-        return userIds.Select(u => seqs[u]).ToArray();
+        // Each user's counter moves once, by that user's number of events; an event's number is
+        // the counter after the move minus how many of that user's events follow it ("back").
+        var perUser = new SortedDictionary<long, int>();
+        foreach (var e in events) perUser[e.UserId] = perUser.GetValueOrDefault(e.UserId) + 1;
+        var seen = new Dictionary<long, int>();
+        var list = new StringBuilder("[");
+        foreach (var e in events)
+        {
+            var back = perUser[e.UserId] - 1 - seen.GetValueOrDefault(e.UserId);
+            seen[e.UserId] = seen.GetValueOrDefault(e.UserId) + 1;
+            list.Append(CultureInfo.InvariantCulture,
+                $"{(list.Length > 1 ? "," : "")}{{\"u\":{e.UserId},\"b\":{back},\"k\":{JsonSerializer.Serialize(e.Kind, AppJsonContext.Default.String)},\"c\":{e.ConversationId},\"m\":{e.SubjectId},\"a\":{e.ActorId}}}");
+        }
+        list.Append(']');
+        // Ascending user ids: concurrent transactions lock counter rows in one order, so they never deadlock.
+        command.Parameters.AddWithValue("@evCounts", "[" + string.Join(",", perUser.Select(p =>
+            string.Create(CultureInfo.InvariantCulture, $"{{\"u\":{p.Key},\"n\":{p.Value}}}"))) + "]");
+        command.Parameters.AddWithValue("@evList", list.ToString());
+        command.Parameters.AddWithValue("@evNow", now);
+        // Driven from the JSON lists with primary-key lookups (a scan would lock every counter it passes).
+        return """
+            UPDATE JSON_TABLE(@evCounts, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', n INT PATH '$.n')) AS n
+                STRAIGHT_JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = n.u
+                SET s.seq = s.seq + n.n;
+            INSERT INTO events (user_id, seq, kind, conversation_id, subject_id, actor_id, created_at)
+                SELECT STRAIGHT_JOIN e.u, s.seq - e.b, e.k, e.c, e.m, e.a, @evNow
+                FROM JSON_TABLE(@evList, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', b INT PATH '$.b', k VARCHAR(32) PATH '$.k',
+                    c BIGINT UNSIGNED PATH '$.c', m BIGINT UNSIGNED PATH '$.m', a BIGINT UNSIGNED PATH '$.a')) AS e
+                JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = e.u
+                RETURNING user_id, seq;
+            """;
+    }
+
+    /// <summary>The numbers <see cref="Statements"/> gave, in <paramref name="events"/> order.</summary>
+    public static async Task<long[]> ReadSeqsAsync(MySqlDataReader reader, IReadOnlyList<NewEvent> events)
+    {
+        // A user's events were numbered consecutively in list order, so the highest number returned
+        // for a user belongs to that user's last event.
+        var latest = new Dictionary<long, long>();
+        while (await reader.ReadAsync())
+        {
+            var (user, seq) = (reader.GetInt64(0), reader.GetInt64(1));
+            latest[user] = Math.Max(seq, latest.GetValueOrDefault(user));
+        }
+        var remaining = new Dictionary<long, int>();
+        foreach (var e in events) remaining[e.UserId] = remaining.GetValueOrDefault(e.UserId) + 1;
+        var seqs = new long[events.Count];
+        for (var i = 0; i < events.Count; i++)
+        {
+            var left = remaining[events[i].UserId]--;
+            seqs[i] = latest[events[i].UserId] - (left - 1);
+        }
+        return seqs;
+    }
+
+    /// <summary>Numbers and stores events in one round trip of the caller's transaction; returns the numbers in list order.</summary>
+    public static async Task<long[]> AppendAsync(MySqlConnection connection, MySqlTransaction transaction, IReadOnlyList<NewEvent> events, DateTime now)
+    {
+        await using var command = new MySqlCommand { Connection = connection, Transaction = transaction };
+        command.CommandText = Statements(command, events, now);
+        await using var reader = await command.ExecuteReaderAsync();
+        return await ReadSeqsAsync(reader, events);
     }
 
     /// <summary>The number of the user's latest event (0 before the first): where a stream with nothing to resume starts.</summary>
@@ -61,11 +121,5 @@ public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> log
         {
             logger.LogWarning("Live {Kind} event not published ({Message}); streams will replay it from the database", live.Kind, e.Message);
         }
-    }
-
-    internal sealed class SeqRow
-    {
-        public long UserId { get; set; }
-        public long Seq { get; set; }
     }
 }

@@ -1,5 +1,4 @@
 using Ams.Infrastructure.Crypto;
-using Dapper;
 using MySqlConnector;
 
 namespace Ams.Infrastructure.Messaging;
@@ -30,19 +29,4 @@ public sealed class MessageRow
         Ids.Of(Id), Ids.Of(ConversationId), new MemberView(SenderUsername, SenderDisplayName),
         await envelope.OpenStringAsync(Body, Purpose, SealedFields(Id, ConversationId, SenderId)),
         DateTime.SpecifyKind(SentAt, DateTimeKind.Utc), Entropy);
-}
-
-public static class MessagePages
-{
-    /// <summary>
-    /// Up to <paramref name="limit"/> + 1 messages before <paramref name="before"/>, newest first,
-    /// never older than the reader's joining point (the extra one says whether there is more).
-    /// </summary>
-    public static async Task<List<MessageRow>> BeforeAsync(MySqlConnection connection, long conversationId, long joinedAfter, long before, int limit) =>
-        (await connection.QueryAsync<MessageRow>($"""
-            SELECT {MessageRow.Columns}
-            FROM messages m JOIN users u ON u.id = m.sender_id
-            WHERE m.conversation_id = @conversationId AND m.id > @joinedAfter AND m.id < @before
-            ORDER BY m.id DESC LIMIT @take
-            """, new { conversationId, joinedAfter, before, take = limit + 1 })).ToList();
 }

@@ -11,9 +11,6 @@ public sealed record MessageView(string Id, string ConversationId, MemberView Se
 /// <summary>api.md's <c>conversation</c>.</summary>
 public sealed record ConversationView(string Id, string Kind, string? Title, IReadOnlyList<MemberView> Members, MessageView? LastMessage, long Unread);
 
-/// <summary>api.md's <c>read</c> event data.</summary>
-public sealed record ReadView(string ConversationId, string Username, string UpTo);
-
 public static class Ids
 {
     public static string Of(long id) => id.ToString(CultureInfo.InvariantCulture);

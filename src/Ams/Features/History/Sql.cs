@@ -1,0 +1,20 @@
+using Ams.Infrastructure.Messaging;
+using Dapper;
+using MySqlConnector;
+
+namespace Ams.Features.History;
+
+static class Sql
+{
+    /// <summary>
+    /// Up to <paramref name="limit"/> + 1 messages before <paramref name="before"/>, newest first,
+    /// never older than the reader's joining point (the extra one says whether there is more).
+    /// </summary>
+    public static async Task<List<MessageRow>> BeforeAsync(MySqlConnection connection, long conversationId, long joinedAfter, long before, int limit) =>
+        (await connection.QueryAsync<MessageRow>($"""
+            SELECT {MessageRow.Columns}
+            FROM messages m JOIN users u ON u.id = m.sender_id
+            WHERE m.conversation_id = @conversationId AND m.id > @joinedAfter AND m.id < @before
+            ORDER BY m.id DESC LIMIT @take
+            """, new { conversationId, joinedAfter, before, take = limit + 1 })).ToList();
+}

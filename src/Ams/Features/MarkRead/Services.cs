@@ -1,0 +1,13 @@
+using Ams.Infrastructure;
+using Ams.Infrastructure.Messaging;
+
+namespace Ams.Features.MarkRead;
+
+public sealed class Services : ISliceServices
+{
+    public static void Add(IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<ReadEvents>();
+        builder.Services.AddSingleton<IEventKind>(sp => sp.GetRequiredService<ReadEvents>());
+    }
+}
