@@ -64,7 +64,6 @@ builder.Services.AddSingleton<Ams.Features.SendMessage.GroupCommit>();
 builder.Services.AddSingleton<Challenges>();
 builder.Services.AddSingleton(config.GetSection("TwoFactor").Get<Ams.Features.TwoFactor.GuardOptions>() ?? new());
 builder.Services.AddSingleton<Ams.Features.TwoFactor.Totp>();
-builder.Services.AddSingleton<Ams.Features.TwoFactor.Operations>();
 builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemResponses.Customize);
 builder.Services.AddAuthentication(SessionAuthentication.SchemeName)
     .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, SessionAuthentication>(SessionAuthentication.SchemeName, null);
