@@ -38,17 +38,12 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
         }
         var me = User.UserId();
         await using var connection = await db.OpenConnectionAsync(ct);
-        var outcome = await CreateAsync(connection, me, req, time);
-        if (!HttpContext.IsApi())
-        {
-            await (outcome switch
-            {
-                (_, _, { } unknown) => FormAsync([$"There is no user '{unknown}'."], StatusCodes.Status404NotFound),
-                (null, _, _) => FormAsync([NobodyElse], StatusCodes.Status422UnprocessableEntity),
-                ({ } id, _, _) => Layout.RedirectAfterPostAsync(HttpContext, $"/c/{id}"),
-            });
-            return;
-        }
+        var outcome = await CreateAsync(connection, me, req);
+        await (HttpContext.IsApi() ? ApiReplyAsync(connection, me, outcome, ct) : FormReplyAsync(outcome));
+    }
+
+    async Task ApiReplyAsync(MySqlConnection connection, long me, (long? Id, bool Created, string? Unknown) outcome, CancellationToken ct)
+    {
         switch (outcome)
         {
             case (_, _, { } unknown):
@@ -64,13 +59,20 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
         }
     }
 
+    Task FormReplyAsync((long? Id, bool Created, string? Unknown) outcome) => outcome switch
+    {
+        (_, _, { } unknown) => FormAsync([$"There is no user '{unknown}'."], StatusCodes.Status404NotFound),
+        (null, _, _) => FormAsync([NobodyElse], StatusCodes.Status422UnprocessableEntity),
+        ({ } id, _, _) => Layout.RedirectAfterPostAsync(HttpContext, $"/c/{id}"),
+    };
+
     Task FormAsync(IEnumerable<string> errors, int status) => Layout.SendAsync(HttpContext, "New chat", Fragments.Form(HttpContext, errors), status);
 
     /// <summary>
     /// Creates the group, or finds or creates the direct conversation; Id is null when nobody but
     /// the caller was named, Unknown the first name that matches no user.
     /// </summary>
-    static async Task<(long? Id, bool Created, string? Unknown)> CreateAsync(MySqlConnection connection, long me, Request req, TimeProvider time)
+    async Task<(long? Id, bool Created, string? Unknown)> CreateAsync(MySqlConnection connection, long me, Request req)
     {
         var (others, unknown) = await ResolveOthersAsync(connection, me, req.Members!);
         if (unknown is not null) return (null, false, unknown);
