@@ -18,7 +18,7 @@ public static class ApiAndForm
     {
         endpoint.AllowFormData(urlEncoded: true);
         // The form re-renders itself with the errors, so validation failures reach the handler;
-        // the API route throws them again (FailuresAsApi) for the pipeline's problem details.
+        // the API route throws them again (FormErrors) for the pipeline's problem details.
         endpoint.DontThrowIfValidationFails();
         // The API route stays JSON-only: a cross-site form must not reach an anonymous API call,
         // which the anti-forgery check lets through because browsers cannot send JSON cross-site.
