@@ -10,7 +10,10 @@ namespace Ams.Tests.Browser;
 [Collection(ServicesCollection.Name)]
 public sealed class FormAndApiTests(Services services)
 {
-    /// <summary>The validator's message for the API's problem, and the form's HTML with its status.</summary>
+    /// <summary>
+    /// Sends the same invalid input to the API and to the form; asserts that the form shows the
+    /// message of the API's problem, and returns both.
+    /// </summary>
     static async Task<(string Reason, string Html)> BothAsync(IAlbaHost app, string apiUrl, object json, string? bearer,
         Browser browser, string formUrl, Dictionary<string, string> form)
     {
@@ -23,6 +26,7 @@ public sealed class FormAndApiTests(Services services)
         var reason = Assert.Single((await api.ProblemAsync(400))["errors"]!.AsArray())!["reason"]!.GetValue<string>();
         var html = await (await browser.PostFormAsync(formUrl, form, 422, htmx: true)).ReadAsTextAsync();
         Assert.Contains("role=\"alert\"", html);
+        Assert.Contains(WebUtility.HtmlEncode(reason), html);
         return (reason, html);
     }
 
@@ -34,10 +38,9 @@ public sealed class FormAndApiTests(Services services)
         await browser.GetAsync("/register");
         // The page's inputs accept it (12+ characters); only the validator knows the list.
         const string common = "1qaz2wsx3edc";
-        var (reason, html) = await BothAsync(app, "/api/register", new { username = Api.UniqueName(), password = common }, null,
+        var (reason, _) = await BothAsync(app, "/api/register", new { username = Api.UniqueName(), password = common }, null,
             browser, "/register", new() { ["username"] = Api.UniqueName(), ["password"] = common });
         Assert.Equal("This password is on the list of commonly used passwords; choose another.", reason);
-        Assert.Contains(WebUtility.HtmlEncode(reason), html);
     }
 
     [Fact]
@@ -51,7 +54,6 @@ public sealed class FormAndApiTests(Services services)
         var (reason, html) = await BothAsync(app, "/api/conversations", new { members = names }, token,
             browser, "/c/new", new() { ["members"] = string.Join(", ", names) });
         Assert.Equal("A conversation has at most 100 members.", reason);
-        Assert.Contains(WebUtility.HtmlEncode(reason), html);
         Assert.StartsWith("<form id=\"new-chat\"", html.Trim());
     }
 
@@ -66,7 +68,6 @@ public sealed class FormAndApiTests(Services services)
         var (reason, html) = await BothAsync(app, "/api/2fa/enable", new { code = "12345" }, token,
             browser, "/settings/2fa/enable", new() { ["code"] = " 12345 " });
         Assert.Equal("Code must be 6 digits.", reason);
-        Assert.Contains(reason, html);
         Assert.StartsWith("<section id=\"two-factor\"", html.Trim());
     }
 
