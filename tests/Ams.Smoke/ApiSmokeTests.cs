@@ -167,6 +167,36 @@ public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper outp
             Assert.Equal(HttpStatusCode.OK, (await browser.GetAsync(asset)).StatusCode);
     }
 
+    [Fact]
+    public async Task Browser_forms_bind_to_the_same_request_types_as_the_api()
+    {
+        using var client = app.Client();
+        var friends = new[] { Unique("fa"), Unique("fb") };
+        foreach (var friend in friends)
+            Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/api/register", new { username = friend, password = Password })).StatusCode);
+        using var browser = app.Client(cookies: true);
+        var name = Unique("forms");
+        Assert.Equal(HttpStatusCode.Created, (await browser.PostAsJsonAsync("/api/register", new { username = name, password = Password })).StatusCode);
+        var loginPage = await browser.GetStringAsync("/login");
+        await browser.PostAsync("/login", Form(loginPage, ("username", name), ("password", Password)));
+        var home = await browser.GetStringAsync("/");
+
+        // A list from one comma-separated field, and an optional field left empty.
+        var chat = await browser.PostAsync("/c/new", Form(home, ("members", string.Join(", ", friends)), ("title", "")));
+        Assert.Equal(HttpStatusCode.SeeOther, chat.StatusCode);
+        Assert.StartsWith("/c/", chat.Headers.Location!.ToString());
+
+        var settings = await browser.GetStringAsync("/settings/2fa");
+        var invalid = await browser.PostAsync("/settings/2fa/enable", Form(settings, ("code", "12345")));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, invalid.StatusCode);
+        Assert.Contains("Code must be 6 digits.", await invalid.Content.ReadAsStringAsync());
+        var enrol = await browser.PostAsync("/settings/2fa/setup", Form(settings));
+        Assert.Contains("data:image/svg+xml;base64,", await enrol.Content.ReadAsStringAsync());
+    }
+
+    static FormUrlEncodedContent Form(string page, params (string Name, string Value)[] fields) =>
+        new(fields.Select(f => KeyValuePair.Create(f.Name, f.Value)).Append(KeyValuePair.Create("_csrf", Csrf(page))));
+
     static async Task<JsonObject> AssertProblem(HttpResponseMessage response, int status)
     {
         var text = await response.Content.ReadAsStringAsync();

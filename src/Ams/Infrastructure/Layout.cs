@@ -1,3 +1,4 @@
+using FastEndpoints;
 using Htmx;
 
 namespace Ams.Infrastructure;
@@ -30,6 +31,10 @@ public static class Layout
     /// <summary>htmx swaps the fragment in place; a plain form post gets the whole page around it.</summary>
     public static string PageOrFragment(HttpContext http, string title, Html fragment) =>
         http.Request.IsHtmx() ? fragment.Value : Page(title, fragment);
+
+    /// <summary>A form's answer that is not a redirect: the form again, with its errors or its result.</summary>
+    public static Task SendAsync(HttpContext http, string title, Html fragment, int status = StatusCodes.Status200OK) =>
+        http.Response.SendStringAsync(PageOrFragment(http, title, fragment), status, "text/html; charset=utf-8", http.RequestAborted);
 
     /// <summary>The hidden anti-forgery field every form carries.</summary>
     public static Html CsrfField(HttpContext http) =>

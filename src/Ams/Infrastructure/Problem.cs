@@ -8,8 +8,7 @@ public static class Problem
     public static async Task WriteAsync(HttpContext http, int status, string title, string? detail = null, TimeSpan? retryAfter = null)
     {
         http.Response.StatusCode = status;
-        if (retryAfter is { } wait)
-            http.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (retryAfter is { } wait) RetryAfter(http, wait);
         var writer = http.RequestServices.GetRequiredService<IProblemDetailsService>();
         await writer.WriteAsync(new ProblemDetailsContext
         {
@@ -17,6 +16,10 @@ public static class Problem
             ProblemDetails = new ProblemDetails { Status = status, Title = title, Detail = detail },
         });
     }
+
+    /// <summary>Whole seconds, never 0: a client told "0" retries at once and is refused again.</summary>
+    public static void RetryAfter(HttpContext http, TimeSpan wait) =>
+        http.Response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
 public static class NotFound

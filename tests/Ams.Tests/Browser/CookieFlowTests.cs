@@ -1,102 +1,16 @@
 using System.Net;
-using System.Text.RegularExpressions;
 using Ams.Tests.Support;
 
 namespace Ams.Tests.Browser;
 
 /// <summary>The browser's path: pages, form posts with anti-forgery, and the session cookie.</summary>
 [Collection(ServicesCollection.Name)]
-public sealed partial class CookieFlowTests(Services services)
+public sealed class CookieFlowTests(Services services)
 {
-    sealed class Browser(IAlbaHost app, bool https = false)
-    {
-        readonly Dictionary<string, string> cookies = new();
-        public string? Csrf { get; private set; }
-        public List<string> LastSetCookies { get; } = new();
-
-        public async Task<IScenarioResult> GetAsync(string url, int status = 200)
-        {
-            var result = await app.Scenario(s =>
-            {
-                s.Get.Url(url);
-                Prepare(s);
-                s.StatusCodeShouldBe(status);
-            });
-            Absorb(result);
-            var html = await result.ReadAsTextAsync();
-            if (CsrfField().Match(html) is { Success: true } m) Csrf = WebUtility.HtmlDecode(m.Groups[1].Value);
-            return result;
-        }
-
-        public async Task<IScenarioResult> PostFormAsync(string url, Dictionary<string, string> form, int status, bool withToken = true, bool htmx = false)
-        {
-            if (withToken && Csrf is not null) form["_csrf"] = Csrf;
-            var result = await app.Scenario(s =>
-            {
-                s.Post.FormData(form).ToUrl(url);
-                Prepare(s);
-                if (htmx) s.WithRequestHeader("HX-Request", "true");
-                s.StatusCodeShouldBe(status);
-            });
-            Absorb(result);
-            return result;
-        }
-
-        public async Task<IScenarioResult> PostAsync(string url, int status, string? csrfHeader)
-        {
-            var result = await app.Scenario(s =>
-            {
-                s.Post.Url(url);
-                Prepare(s);
-                if (csrfHeader is not null) s.WithRequestHeader("X-CSRF-Token", csrfHeader);
-                s.StatusCodeShouldBe(status);
-            });
-            Absorb(result);
-            return result;
-        }
-
-        void Prepare(Scenario s)
-        {
-            s.From("192.0.2.200");
-            if (https) s.ConfigureHttpContext(c => c.Request.Scheme = "https");
-            if (cookies.Count > 0) s.WithRequestHeader("Cookie", string.Join("; ", cookies.Select(c => $"{c.Key}={c.Value}")));
-        }
-
-        void Absorb(IScenarioResult result)
-        {
-            LastSetCookies.Clear();
-            foreach (var header in result.Context.Response.Headers.SetCookie)
-            {
-                LastSetCookies.Add(header!);
-                var pair = header!.Split(';')[0];
-                var (name, value) = (pair[..pair.IndexOf('=')], pair[(pair.IndexOf('=') + 1)..]);
-                if (value.Length == 0 || header.Contains("expires=Thu, 01 Jan 1970", StringComparison.OrdinalIgnoreCase)) cookies.Remove(name);
-                else cookies[name] = value;
-            }
-        }
-
-        public bool Has(string cookie) => cookies.ContainsKey(cookie);
-    }
-
-    [GeneratedRegex("name=\"_csrf\" value=\"([^\"]+)\"")]
-    private static partial Regex CsrfField();
-
-    async Task<(Browser Browser, string Username)> SignedInAsync(bool https = false, string? displayName = null)
-    {
-        var app = await services.AppAsync();
-        var name = Api.UniqueName("web");
-        await app.RegisterAsync(name, displayName: displayName);
-        var browser = new Browser(app, https);
-        await browser.GetAsync("/login");
-        var login = await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 303);
-        Assert.Equal("/", login.Context.Response.Headers.Location.ToString());
-        return (browser, name);
-    }
-
     [Fact]
     public async Task Signing_in_sets_an_HttpOnly_SameSite_Strict_session_cookie_that_the_API_accepts()
     {
-        var (browser, name) = await SignedInAsync();
+        var (browser, name) = await Browser.SignedInAsync(services);
         var cookie = Assert.Single(browser.LastSetCookies, c => c.StartsWith("ams_session="));
         Assert.Contains("httponly", cookie, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("samesite=strict", cookie, StringComparison.OrdinalIgnoreCase);
@@ -109,7 +23,7 @@ public sealed partial class CookieFlowTests(Services services)
     [Fact]
     public async Task Over_HTTPS_the_cookie_is_Secure_with_the_Host_prefix()
     {
-        var (browser, _) = await SignedInAsync(https: true);
+        var (browser, _) = await Browser.SignedInAsync(services, https: true);
         var cookie = Assert.Single(browser.LastSetCookies, c => c.StartsWith("__Host-ams_session="));
         Assert.Contains("secure", cookie, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("path=/", cookie, StringComparison.OrdinalIgnoreCase);
@@ -139,7 +53,7 @@ public sealed partial class CookieFlowTests(Services services)
     [Fact]
     public async Task Cookie_authenticated_API_writes_need_the_token_and_bearer_calls_do_not()
     {
-        var (browser, _) = await SignedInAsync();
+        var (browser, _) = await Browser.SignedInAsync(services);
         await browser.GetAsync("/");   // the page carries the token for this session
         await (await browser.PostAsync("/api/logout", 403, csrfHeader: null)).ProblemAsync(403);
         await browser.PostAsync("/api/logout", 403, csrfHeader: "wrong");
@@ -164,7 +78,7 @@ public sealed partial class CookieFlowTests(Services services)
     [Fact]
     public async Task The_logout_form_ends_the_session_and_clears_the_cookie()
     {
-        var (browser, _) = await SignedInAsync();
+        var (browser, _) = await Browser.SignedInAsync(services);
         await browser.GetAsync("/");
         var result = await browser.PostFormAsync("/logout", new(), 303);
         Assert.Equal("/login", result.Context.Response.Headers.Location.ToString());
@@ -232,7 +146,7 @@ public sealed partial class CookieFlowTests(Services services)
     [Fact]
     public async Task Two_factor_in_the_browser_enrol_then_sign_in_with_a_recovery_code()
     {
-        var (browser, name) = await SignedInAsync();
+        var (browser, name) = await Browser.SignedInAsync(services);
         var settings = await (await browser.GetAsync("/settings/2fa")).ReadAsTextAsync();
         Assert.Contains("Two-factor authentication is off", settings);
         var enrol = await (await browser.PostFormAsync("/settings/2fa/setup", new(), 200, htmx: true)).ReadAsTextAsync();

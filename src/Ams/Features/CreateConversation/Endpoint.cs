@@ -8,26 +8,49 @@ namespace Ams.Features.CreateConversation;
 
 /// <summary>
 /// A group (title, or two or more others), or the direct conversation with one other user,
-/// which exists at most once per pair: asking again returns it with 200.
+/// which exists at most once per pair: asking again returns it with 200. The JSON call and the
+/// browser's "new chat" form (see <see cref="ApiAndForm"/>).
 /// </summary>
 public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time) : Endpoint<Request, ConversationView>
 {
+    const string NobodyElse = "Name at least one member besides yourself.";
+
     public override void Configure()
     {
-        Post("/api/conversations");
+        Post("/api/conversations", "/c/new");
+        ApiAndForm.Configure(Definition);
+    }
+
+    // The form has one text field of comma-separated names, and an empty title means none.
+    public override void OnBeforeValidate(Request req)
+    {
+        if (HttpContext.IsApi()) return;
+        req.Members = req.Members?.SelectMany(m => m.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+        req.Title = string.IsNullOrWhiteSpace(req.Title) ? null : req.Title.Trim();
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)
     {
+        if (this.FormErrors() is { } errors)
+        {
+            await FormAsync(errors, StatusCodes.Status422UnprocessableEntity);
+            return;
+        }
         var me = User.UserId();
         await using var connection = await db.OpenConnectionAsync(ct);
-        switch (await CreateAsync(connection, me, req, time))
+        var outcome = await CreateAsync(connection, me, req);
+        await (HttpContext.IsApi() ? ApiReplyAsync(connection, me, outcome, ct) : FormReplyAsync(outcome));
+    }
+
+    async Task ApiReplyAsync(MySqlConnection connection, long me, (long? Id, bool Created, string? Unknown) outcome, CancellationToken ct)
+    {
+        switch (outcome)
         {
             case (_, _, { } unknown):
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{unknown}'.");
                 break;
             case (null, _, _):
-                ThrowError(r => r.Members, "Name at least one member besides yourself.");
+                ThrowError(r => r.Members, NobodyElse);
                 break;
             case ({ } id, var created, _):
                 var view = await Conversations.FindAsync(connection, envelope, me, id);
@@ -36,11 +59,20 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
         }
     }
 
+    Task FormReplyAsync((long? Id, bool Created, string? Unknown) outcome) => outcome switch
+    {
+        (_, _, { } unknown) => FormAsync([$"There is no user '{unknown}'."], StatusCodes.Status404NotFound),
+        (null, _, _) => FormAsync([NobodyElse], StatusCodes.Status422UnprocessableEntity),
+        ({ } id, _, _) => Layout.RedirectAfterPostAsync(HttpContext, $"/c/{id}"),
+    };
+
+    Task FormAsync(IEnumerable<string> errors, int status) => Layout.SendAsync(HttpContext, "New chat", Fragments.Form(HttpContext, errors), status);
+
     /// <summary>
     /// Creates the group, or finds or creates the direct conversation; Id is null when nobody but
     /// the caller was named, Unknown the first name that matches no user.
     /// </summary>
-    internal static async Task<(long? Id, bool Created, string? Unknown)> CreateAsync(MySqlConnection connection, long me, Request req, TimeProvider time)
+    async Task<(long? Id, bool Created, string? Unknown)> CreateAsync(MySqlConnection connection, long me, Request req)
     {
         var (others, unknown) = await ResolveOthersAsync(connection, me, req.Members!);
         if (unknown is not null) return (null, false, unknown);

@@ -1,20 +1,34 @@
 using Ams.Infrastructure;
 using FastEndpoints;
+using Microsoft.AspNetCore.Authentication;
 
 namespace Ams.Features.Logout;
 
-/// <summary>Deletes the session from Redis, which every node reads, so it dies everywhere at once.</summary>
+/// <summary>
+/// Deletes the session from Redis, which every node reads, so it dies everywhere at once. The
+/// JSON call and the browser's form (see <see cref="ApiAndForm"/>).
+/// </summary>
 public sealed class Endpoint(SessionStore sessions) : EndpointWithoutRequest
 {
     public override void Configure()
     {
-        Post("/api/logout");
+        Post("/api/logout", "/logout");
+        // The form signs out whoever is there (and clears a stale cookie); the API needs a session.
+        AllowAnonymous();
+        ApiAndForm.Configure(Definition);
     }
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        await sessions.RevokeAsync(HttpContext.Session());
+        var signedIn = User.Identity?.IsAuthenticated == true;
+        if (HttpContext.IsApi() && !signedIn)
+        {
+            // The same 401 the authorization middleware sends for any other API call.
+            await HttpContext.ChallengeAsync();
+            return;
+        }
+        if (signedIn) await sessions.RevokeAsync(HttpContext.Session());
         SessionCookie.Delete(HttpContext);
-        await Send.NoContentAsync(ct);
+        await (HttpContext.IsApi() ? Send.NoContentAsync(ct) : Layout.RedirectAfterPostAsync(HttpContext, "/login"));
     }
 }

@@ -1,20 +1,54 @@
 using Ams.Infrastructure;
 using FastEndpoints;
+using MySqlConnector;
 
 namespace Ams.Features.TwoFactor;
 
-/// <summary>Turns 2FA off; needs the password and a current code (or a recovery code).</summary>
-public sealed class DisableEndpoint(Operations operations) : Endpoint<DisableRequest>
+/// <summary>
+/// Turns 2FA off with the password and a current or recovery code; the user's other sessions
+/// end. The JSON call and the settings form (see <see cref="ApiAndForm"/>).
+/// </summary>
+public sealed class DisableEndpoint(MySqlDataSource db, Totp totp, Passwords passwords, SessionStore sessions) : Endpoint<DisableRequest>
 {
     public override void Configure()
     {
-        Post("/api/2fa/disable");
+        Post("/api/2fa/disable", "/settings/2fa/disable");
+        ApiAndForm.Configure(Definition);
+    }
+
+    // Codes are often pasted with stray spaces.
+    public override void OnBeforeValidate(DisableRequest req)
+    {
+        if (!HttpContext.IsApi()) req.Code = req.Code.Trim();
     }
 
     public override async Task HandleAsync(DisableRequest req, CancellationToken ct)
     {
-        var outcome = await operations.DisableAsync(HttpContext.Session(), req.Password, req.Code);
-        if (outcome is Operations.Done) await Send.NoContentAsync(ct);
-        else await Operations.WriteFailureAsync(HttpContext, outcome);
+        if (this.FormErrors() is { } errors)
+        {
+            await Settings.InvalidFormAsync(HttpContext, errors, enabledBefore: true);
+            return;
+        }
+        var outcome = await DisableAsync(HttpContext.Session(), req.Password, req.Code);
+        if (outcome is Settings.Done && HttpContext.IsApi()) await Send.NoContentAsync(ct);
+        else await Settings.ReplyAsync(HttpContext, outcome, enabledAfter: false);
+    }
+
+    async Task<Settings.Outcome> DisableAsync(Session session, string password, string code)
+    {
+        var user = (await Users.FindByIdAsync(db, session.UserId, default))!;
+        if (!user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is not on.");
+        if (await totp.LockedForAsync(user.Id) is { } wait) return new Settings.LockedOut(wait);
+        await using var connection = await db.OpenConnectionAsync();
+        var secret = await totp.SecretAsync(connection, user.Id);
+        if (!passwords.Verify(user.PasswordHash, password) || secret is null || !await totp.VerifySecondFactorAsync(connection, user.Id, secret, code))
+        {
+            await totp.RecordFailureAsync(user.Id, null);
+            return new Settings.Refused();
+        }
+        await totp.ResetAsync(user.Id);
+        await Sql.DisableAsync(connection, user.Id);
+        await sessions.RevokeAllAsync(user.Id, exceptSessionId: session.Id);
+        return new Settings.Done();
     }
 }

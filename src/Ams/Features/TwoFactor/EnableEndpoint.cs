@@ -1,20 +1,55 @@
 using Ams.Infrastructure;
 using FastEndpoints;
+using MySqlConnector;
 
 namespace Ams.Features.TwoFactor;
 
-/// <summary>Confirms enrolment with a code from the new authenticator; returns the recovery codes, once.</summary>
-public sealed class EnableEndpoint(Operations operations) : Endpoint<CodeRequest, RecoveryCodesResponse>
+/// <summary>
+/// Confirms enrolment with a code from the new authenticator; returns the recovery codes, once,
+/// and ends the user's other sessions. The JSON call and the settings form (see <see cref="ApiAndForm"/>).
+/// </summary>
+public sealed class EnableEndpoint(MySqlDataSource db, Totp totp, SessionStore sessions) : Endpoint<CodeRequest, RecoveryCodesResponse>
 {
     public override void Configure()
     {
-        Post("/api/2fa/enable");
+        Post("/api/2fa/enable", "/settings/2fa/enable");
+        ApiAndForm.Configure(Definition);
+    }
+
+    // Codes are often pasted with stray spaces.
+    public override void OnBeforeValidate(CodeRequest req)
+    {
+        if (!HttpContext.IsApi()) req.Code = req.Code.Trim();
     }
 
     public override async Task HandleAsync(CodeRequest req, CancellationToken ct)
     {
-        var outcome = await operations.EnableAsync(HttpContext.Session(), req.Code);
-        if (outcome is Operations.Done done) await Send.OkAsync(new RecoveryCodesResponse(done.RecoveryCodes!), ct);
-        else await Operations.WriteFailureAsync(HttpContext, outcome);
+        if (this.FormErrors() is { } errors)
+        {
+            await Settings.InvalidFormAsync(HttpContext, errors, enabledBefore: false);
+            return;
+        }
+        var outcome = await EnableAsync(HttpContext.Session(), req.Code);
+        if (outcome is Settings.Done done && HttpContext.IsApi()) await Send.OkAsync(new RecoveryCodesResponse(done.RecoveryCodes!), ct);
+        else await Settings.ReplyAsync(HttpContext, outcome, enabledAfter: true);
+    }
+
+    async Task<Settings.Outcome> EnableAsync(Session session, string code)
+    {
+        var user = (await Users.FindByIdAsync(db, session.UserId, default))!;
+        if (user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is already on.");
+        await using var connection = await db.OpenConnectionAsync();
+        if (await totp.SecretAsync(connection, user.Id) is not { } secret) return new Settings.Invalid("Start with the setup step.");
+        if (await totp.LockedForAsync(user.Id) is { } wait) return new Settings.LockedOut(wait);
+        if (!await totp.VerifyTotpAsync(user.Id, secret, code))
+        {
+            await totp.RecordFailureAsync(user.Id, null);
+            return new Settings.Refused();
+        }
+        await totp.ResetAsync(user.Id);
+        var (codes, hashes) = totp.NewRecoveryCodes(user.Id);
+        await Sql.EnableAsync(connection, user.Id, hashes);
+        await sessions.RevokeAllAsync(user.Id, exceptSessionId: session.Id);
+        return new Settings.Done(codes);
     }
 }

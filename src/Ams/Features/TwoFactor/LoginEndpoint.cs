@@ -7,46 +7,46 @@ namespace Ams.Features.TwoFactor;
 /// <summary>
 /// The second login step: the challenge from the password step plus a TOTP or recovery code.
 /// Only now is a session created. Wrong codes count against the account and the challenge.
+/// The JSON call and the browser's form (see <see cref="ApiAndForm"/>).
 /// </summary>
 public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges challenges, SessionStore sessions) : Endpoint<LoginRequest, LoginResponse>
 {
+    abstract record Outcome;
+    sealed record BadChallenge : Outcome;
+    sealed record WrongCode : Outcome;
+    sealed record LockedOut(TimeSpan RetryAfter) : Outcome;
+    sealed record Succeeded(string Token, Session Session, UserRow User) : Outcome;
+
     public override void Configure()
     {
-        Post("/api/login/2fa");
+        Post("/api/login/2fa", "/login/2fa");
         AllowAnonymous();
+        ApiAndForm.Configure(Definition);
+    }
+
+    // The browser's challenge is in the HttpOnly cookie the password step set, never in the page.
+    public override void OnBeforeValidate(LoginRequest req)
+    {
+        if (HttpContext.IsApi()) return;
+        req.Challenge = HttpContext.Request.Cookies[Login.Endpoint.SecondFactorCookie] ?? "";
+        req.Code = req.Code.Trim();
     }
 
     public override async Task HandleAsync(LoginRequest req, CancellationToken ct)
     {
-        switch (await SecondStep.AttemptAsync(db, totp, challenges, sessions, req.Challenge, req.Code, ct))
+        if (this.FormErrors() is { } errors)
         {
-            case SecondStep.Succeeded s:
-                await Send.OkAsync(new LoginResponse(s.Token, s.Session.ExpiresAt, s.User.ToView()), ct);
-                break;
-            case SecondStep.LockedOut l:
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many wrong codes", "Wait before trying again.", l.RetryAfter);
-                break;
-            case SecondStep.WrongCode:
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid code");
-                break;
-            default:
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid or expired challenge", "Sign in with your password again.");
-                break;
+            // The browser user never typed the challenge: a missing or mangled cookie means start over.
+            await (ValidationFailures.Any(f => string.Equals(f.PropertyName, nameof(LoginRequest.Challenge), StringComparison.OrdinalIgnoreCase))
+                ? FormReplyAsync(new BadChallenge())
+                : FormAsync(errors, StatusCodes.Status422UnprocessableEntity));
+            return;
         }
+        var outcome = await AttemptAsync(req.Challenge, req.Code, ct);
+        await (HttpContext.IsApi() ? ApiReplyAsync(outcome, ct) : FormReplyAsync(outcome));
     }
-}
 
-/// <summary>The second step, shared by the API and the browser form.</summary>
-static class SecondStep
-{
-    public abstract record Outcome;
-    public sealed record BadChallenge : Outcome;
-    public sealed record WrongCode : Outcome;
-    public sealed record LockedOut(TimeSpan RetryAfter) : Outcome;
-    public sealed record Succeeded(string Token, Session Session, UserRow User) : Outcome;
-
-    public static async Task<Outcome> AttemptAsync(MySqlDataSource db, Totp totp, Challenges challenges, SessionStore sessions,
-        string challenge, string code, CancellationToken ct)
+    async Task<Outcome> AttemptAsync(string challenge, string code, CancellationToken ct)
     {
         if (await challenges.FindAsync(challenge) is not { } found) return new BadChallenge();
         if (await totp.LockedForAsync(found.UserId) is { } wait) return new LockedOut(wait);
@@ -63,4 +63,33 @@ static class SecondStep
         var (token, session) = await sessions.CreateAsync(user.Id);
         return new Succeeded(token, session, user);
     }
+
+    Task ApiReplyAsync(Outcome outcome, CancellationToken ct) => outcome switch
+    {
+        Succeeded s => Send.OkAsync(new LoginResponse(s.Token, s.Session.ExpiresAt, s.User.ToView()), ct),
+        LockedOut l => Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many wrong codes", "Wait before trying again.", l.RetryAfter),
+        WrongCode => Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid code"),
+        _ /* BadChallenge */ => Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid or expired challenge", "Sign in with your password again."),
+    };
+
+    Task FormReplyAsync(Outcome outcome)
+    {
+        switch (outcome)
+        {
+            case Succeeded s:
+                HttpContext.Response.Cookies.Delete(Login.Endpoint.SecondFactorCookie, SessionCookie.Options(HttpContext.Request, null));
+                SessionCookie.Append(HttpContext, s.Token, s.Session.ExpiresAt);
+                return Layout.RedirectAfterPostAsync(HttpContext, "/");
+            case LockedOut l:
+                Problem.RetryAfter(HttpContext, l.RetryAfter);
+                return FormAsync(["Too many wrong codes. Wait and try again."], StatusCodes.Status429TooManyRequests);
+            case WrongCode:
+                return FormAsync(["That code did not work."], StatusCodes.Status401Unauthorized);
+            default: // BadChallenge
+                return FormAsync(["This sign-in has expired. Start over with your password."], StatusCodes.Status401Unauthorized);
+        }
+    }
+
+    Task FormAsync(IEnumerable<string> errors, int status) =>
+        Layout.SendAsync(HttpContext, "Two-factor authentication", Fragments.SecondStep(HttpContext, errors), status);
 }

@@ -1,20 +1,57 @@
 using Ams.Infrastructure;
 using FastEndpoints;
+using MySqlConnector;
 
 namespace Ams.Features.TwoFactor;
 
-/// <summary>New recovery codes for a current TOTP code and the password; the old ones stop working.</summary>
-public sealed class RecoveryCodesEndpoint(Operations operations) : Endpoint<DisableRequest, RecoveryCodesResponse>
+/// <summary>
+/// New recovery codes for the password and a current TOTP code; the old ones stop working.
+/// The JSON call and the settings form (see <see cref="ApiAndForm"/>).
+/// </summary>
+public sealed class RecoveryCodesEndpoint(MySqlDataSource db, Totp totp, Passwords passwords) : Endpoint<DisableRequest, RecoveryCodesResponse>
 {
     public override void Configure()
     {
-        Post("/api/2fa/recovery-codes");
+        Post("/api/2fa/recovery-codes", "/settings/2fa/recovery-codes");
+        ApiAndForm.Configure(Definition);
+    }
+
+    // Codes are often pasted with stray spaces.
+    public override void OnBeforeValidate(DisableRequest req)
+    {
+        if (!HttpContext.IsApi()) req.Code = req.Code.Trim();
     }
 
     public override async Task HandleAsync(DisableRequest req, CancellationToken ct)
     {
-        var outcome = await operations.RegenerateAsync(HttpContext.Session(), req.Password, req.Code);
-        if (outcome is Operations.Done done) await Send.OkAsync(new RecoveryCodesResponse(done.RecoveryCodes!), ct);
-        else await Operations.WriteFailureAsync(HttpContext, outcome);
+        if (this.FormErrors() is { } errors)
+        {
+            await Settings.InvalidFormAsync(HttpContext, errors, enabledBefore: true);
+            return;
+        }
+        var outcome = await RegenerateAsync(HttpContext.Session(), req.Password, req.Code);
+        if (outcome is Settings.Done done && HttpContext.IsApi()) await Send.OkAsync(new RecoveryCodesResponse(done.RecoveryCodes!), ct);
+        else await Settings.ReplyAsync(HttpContext, outcome, enabledAfter: true);
+    }
+
+    async Task<Settings.Outcome> RegenerateAsync(Session session, string password, string code)
+    {
+        var user = (await Users.FindByIdAsync(db, session.UserId, default))!;
+        if (await totp.LockedForAsync(user.Id) is { } wait) return new Settings.LockedOut(wait);
+        await using var connection = await db.OpenConnectionAsync();
+        var secret = user.TwoFactorEnabled ? await totp.SecretAsync(connection, user.Id) : null;
+        if (secret is null || !passwords.Verify(user.PasswordHash, password) || !await totp.VerifyTotpAsync(user.Id, secret, code))
+        {
+            await totp.RecordFailureAsync(user.Id, null);
+            return new Settings.Refused();
+        }
+        await totp.ResetAsync(user.Id);
+        var (codes, hashes) = totp.NewRecoveryCodes(user.Id);
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await Sql.ReplaceCodesAsync(connection, transaction, user.Id, hashes);
+            await transaction.CommitAsync();
+        }
+        return new Settings.Done(codes);
     }
 }

@@ -8,6 +8,5 @@ public sealed class Services : ISliceServices
     {
         builder.Services.AddSingleton(builder.Configuration.GetSection("TwoFactor").Get<GuardOptions>() ?? new());
         builder.Services.AddSingleton<Totp>();
-        builder.Services.AddSingleton<Operations>();
     }
 }

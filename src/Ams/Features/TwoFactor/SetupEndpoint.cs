@@ -8,28 +8,36 @@ namespace Ams.Features.TwoFactor;
 
 /// <summary>
 /// Starts (or restarts) enrolment: a new secret from the entropy mixer, sealed at rest, pending
-/// until <c>/api/2fa/enable</c> confirms a code from it.
+/// until <c>/api/2fa/enable</c> confirms a code from it. The JSON call and the settings form
+/// (see <see cref="ApiAndForm"/>).
 /// </summary>
 public sealed class SetupEndpoint(MySqlDataSource db, Envelope envelope, Totp totp, TimeProvider time) : EndpointWithoutRequest<SetupResponse>
 {
+    const string AlreadyOn = "Two-factor authentication is already on.";
+
     public override void Configure()
     {
-        Post("/api/2fa/setup");
+        Post("/api/2fa/setup", "/settings/2fa/setup");
+        ApiAndForm.Configure(Definition);
     }
 
     public override async Task HandleAsync(CancellationToken ct)
     {
         var user = (await Users.FindByIdAsync(db, User.UserId(), ct))!;
+        var api = HttpContext.IsApi();
         if (user.TwoFactorEnabled)
         {
-            await Problem.WriteAsync(HttpContext, StatusCodes.Status409Conflict, "Two-factor authentication is already on",
-                "Turn it off first to enrol a new authenticator.");
+            await (api
+                ? Problem.WriteAsync(HttpContext, StatusCodes.Status409Conflict, "Two-factor authentication is already on",
+                    "Turn it off first to enrol a new authenticator.")
+                : Settings.SectionAsync(HttpContext, Fragments.Settings(HttpContext, true, [AlreadyOn])));
             return;
         }
-        await Send.OkAsync(await StartAsync(db, envelope, totp, time, user), ct);
+        var setup = await StartAsync(user);
+        await (api ? Send.OkAsync(setup, ct) : Settings.SectionAsync(HttpContext, Fragments.Enrol(HttpContext, setup, [])));
     }
 
-    internal static async Task<SetupResponse> StartAsync(MySqlDataSource db, Envelope envelope, Totp totp, TimeProvider time, UserRow user)
+    async Task<SetupResponse> StartAsync(UserRow user)
     {
         var secret = totp.NewSecret();
         await using (var connection = await db.OpenConnectionAsync())

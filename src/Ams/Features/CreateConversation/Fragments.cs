@@ -1,0 +1,19 @@
+using Ams.Infrastructure;
+
+namespace Ams.Features.CreateConversation;
+
+static class Fragments
+{
+    public static Html Form(HttpContext http, IEnumerable<string> errors) => Html.Of($"""
+        <form id="new-chat" method="post" action="/c/new" hx-post="/c/new" hx-target="this" hx-swap="outerHTML">
+          <h2>New chat</h2>
+          {Layout.Errors(errors)}
+          {Layout.CsrfField(http)}
+          <label for="members">With (usernames, comma-separated)</label>
+          <input id="members" name="members" required autocomplete="off">
+          <label for="title">Group title <small>(optional)</small></label>
+          <input id="title" name="title" maxlength="100">
+          <button type="submit">Start</button>
+        </form>
+        """);
+}

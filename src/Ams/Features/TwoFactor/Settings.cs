@@ -1,0 +1,46 @@
+using Ams.Infrastructure;
+
+namespace Ams.Features.TwoFactor;
+
+/// <summary>What enabling, disabling and new recovery codes come to, and how each route shows it.</summary>
+static class Settings
+{
+    public abstract record Outcome;
+    public sealed record Done(IReadOnlyList<string>? RecoveryCodes = null) : Outcome;
+    public sealed record Invalid(string Message) : Outcome;
+    public sealed record Refused : Outcome;
+    public sealed record LockedOut(TimeSpan RetryAfter) : Outcome;
+
+    const string Title = "Two-factor authentication";
+
+    /// <summary>
+    /// Every outcome but the API's success (each endpoint sends its own body for that). The form
+    /// swaps the settings section; <paramref name="enabledAfter"/> is the state a success leaves.
+    /// </summary>
+    public static Task ReplyAsync(HttpContext http, Outcome outcome, bool enabledAfter)
+    {
+        if (http.IsApi())
+            return outcome switch
+            {
+                LockedOut l => Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many wrong codes", "Wait before trying again.", l.RetryAfter),
+                Invalid i => Problem.WriteAsync(http, StatusCodes.Status400BadRequest, i.Message),
+                _ => Problem.WriteAsync(http, StatusCodes.Status401Unauthorized, "Invalid code or password"),
+            };
+        if (outcome is LockedOut wait) Problem.RetryAfter(http, wait.RetryAfter);
+        var (status, section) = outcome switch
+        {
+            Done { RecoveryCodes: { } codes } => (200, Fragments.RecoveryCodes(codes)),
+            Done => (200, Fragments.Settings(http, enabledAfter, [])),
+            LockedOut => (429, Fragments.Settings(http, enabledAfter, ["Too many wrong codes. Wait and try again."])),
+            Invalid i => (400, Fragments.Settings(http, !enabledAfter, [i.Message])),
+            _ => (401, Fragments.Settings(http, enabledAfter, ["That code or password did not work."])),
+        };
+        return Layout.SendAsync(http, Title, section, status);
+    }
+
+    /// <summary>A form that failed validation: the section as it was, with the messages.</summary>
+    public static Task InvalidFormAsync(HttpContext http, string[] errors, bool enabledBefore) =>
+        Layout.SendAsync(http, Title, Fragments.Settings(http, enabledBefore, errors), StatusCodes.Status422UnprocessableEntity);
+
+    public static Task SectionAsync(HttpContext http, Html section) => Layout.SendAsync(http, Title, section);
+}

@@ -1,0 +1,127 @@
+using System.Net;
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Browser;
+
+/// <summary>
+/// A use case's JSON call and its browser form run one handler: the same validator (messages
+/// that only the validator knows come back through both) and the same throttle answers.
+/// </summary>
+[Collection(ServicesCollection.Name)]
+public sealed class FormAndApiTests(Services services)
+{
+    /// <summary>
+    /// Sends the same invalid input to the API and to the form; asserts that the form shows the
+    /// message of the API's problem, and returns both.
+    /// </summary>
+    static async Task<(string Reason, string Html)> BothAsync(IAlbaHost app, string apiUrl, object json, string? bearer,
+        Browser browser, string formUrl, Dictionary<string, string> form)
+    {
+        var api = await app.Scenario(s =>
+        {
+            s.Post.Json(json).ToUrl(apiUrl);
+            if (bearer is not null) s.WithRequestHeader("Authorization", $"Bearer {bearer}");
+            s.StatusCodeShouldBe(400);
+        });
+        var reason = Assert.Single((await api.ProblemAsync(400))["errors"]!.AsArray())!["reason"]!.GetValue<string>();
+        var html = await (await browser.PostFormAsync(formUrl, form, 422, htmx: true)).ReadAsTextAsync();
+        Assert.Contains("role=\"alert\"", html);
+        Assert.Contains(WebUtility.HtmlEncode(reason), html);
+        return (reason, html);
+    }
+
+    [Fact]
+    public async Task Register_refuses_a_common_password_with_the_same_message_through_the_API_and_the_form()
+    {
+        var app = await services.AppAsync();
+        var browser = new Browser(app);
+        await browser.GetAsync("/register");
+        // The page's inputs accept it (12+ characters); only the validator knows the list.
+        const string common = "1qaz2wsx3edc";
+        var (reason, _) = await BothAsync(app, "/api/register", new { username = Api.UniqueName(), password = common }, null,
+            browser, "/register", new() { ["username"] = Api.UniqueName(), ["password"] = common });
+        Assert.Equal("This password is on the list of commonly used passwords; choose another.", reason);
+    }
+
+    [Fact]
+    public async Task Creating_a_conversation_over_the_member_limit_gives_the_same_message_through_the_API_and_the_form()
+    {
+        var (browser, _) = await Browser.SignedInAsync(services);
+        await browser.GetAsync("/c/new");
+        var app = await services.AppAsync();
+        var token = await app.NewUserTokenAsync("cv");
+        var names = Enumerable.Range(0, 101).Select(i => $"someone{i}").ToList();
+        var (reason, html) = await BothAsync(app, "/api/conversations", new { members = names }, token,
+            browser, "/c/new", new() { ["members"] = string.Join(", ", names) });
+        Assert.Equal("A conversation has at most 100 members.", reason);
+        Assert.StartsWith("<form id=\"new-chat\"", html.Trim());
+    }
+
+    [Fact]
+    public async Task The_two_factor_forms_run_the_validator_as_the_API_does()
+    {
+        var (browser, _) = await Browser.SignedInAsync(services);
+        await browser.GetAsync("/settings/2fa");
+        var app = await services.AppAsync();
+        var token = await app.NewUserTokenAsync("v2");
+        // Five digits: refused by the validator before any code is checked or counted.
+        var (reason, html) = await BothAsync(app, "/api/2fa/enable", new { code = "12345" }, token,
+            browser, "/settings/2fa/enable", new() { ["code"] = " 12345 " });
+        Assert.Equal("Code must be 6 digits.", reason);
+        Assert.StartsWith("<section id=\"two-factor\"", html.Trim());
+    }
+
+    [Fact]
+    public async Task A_throttled_two_factor_form_post_says_when_to_retry_as_the_API_does()
+    {
+        var (browser, _) = await Browser.SignedInAsync(services);
+        await browser.GetAsync("/settings/2fa");
+        await browser.PostFormAsync("/settings/2fa/setup", new(), 200, htmx: true);
+        for (var i = 0; i < 5; i++)
+            await browser.PostFormAsync("/settings/2fa/enable", new() { ["code"] = "000000" }, 401, htmx: true);
+        var locked = await browser.PostFormAsync("/settings/2fa/enable", new() { ["code"] = "000000" }, 429, htmx: true);
+        Assert.Contains("Too many wrong codes.", await locked.ReadAsTextAsync());
+        AssertRetryAfter(locked, TimeSpan.FromMinutes(15));
+    }
+
+    [Fact]
+    public async Task A_throttled_sign_in_form_post_says_when_to_retry_in_whole_seconds_of_at_least_one()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("thr");
+        await app.RegisterAsync(name);
+        var browser = new Browser(app) { Address = "198.51.100.77" };
+        await browser.GetAsync("/login");
+        for (var i = 0; i < 5; i++)
+            await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = "wrong password!" }, 401, htmx: true);
+        var locked = await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 429, htmx: true);
+        Assert.Contains("Too many failed sign-ins.", await locked.ReadAsTextAsync());
+        AssertRetryAfter(locked, TimeSpan.FromMinutes(15));
+    }
+
+    [Fact]
+    public async Task The_API_route_of_a_use_case_with_a_form_still_refuses_form_posts()
+    {
+        var app = await services.AppAsync();
+        var browser = new Browser(app);
+        await browser.GetAsync("/login");
+        // A cross-site page can post a form to an anonymous API call without any token; it must not be read.
+        await browser.PostFormAsync("/api/login", new() { ["username"] = "alice", ["password"] = Api.Password }, 415);
+        await browser.PostFormAsync("/api/register", new() { ["username"] = Api.UniqueName(), ["password"] = Api.Password }, 415);
+    }
+
+    [Fact]
+    public async Task The_second_step_form_without_its_challenge_cookie_asks_to_start_over()
+    {
+        var browser = new Browser(await services.AppAsync());
+        await browser.GetAsync("/login/2fa");
+        var html = await (await browser.PostFormAsync("/login/2fa", new() { ["code"] = "123456" }, 401, htmx: true)).ReadAsTextAsync();
+        Assert.Contains("This sign-in has expired. Start over with your password.", html);
+    }
+
+    static void AssertRetryAfter(IScenarioResult result, TimeSpan window)
+    {
+        Assert.True(long.TryParse(result.Context.Response.Headers.RetryAfter.ToString(), out var seconds), "Retry-After is missing or not whole seconds");
+        Assert.InRange(seconds, 1, (long)window.TotalSeconds);
+    }
+}
