@@ -38,7 +38,7 @@ builder.Services.AddDatabase(config);
 builder.Services.AddRedis(config);
 builder.Services.AddSingleton(config.GetSection("Sessions").Get<SessionLifetime>() ?? new());
 builder.Services.AddSingleton<SessionStore>();
-builder.Services.AddSingleton<Passwords>();
+builder.Services.AddSingleton(new Passwords(config)); // built here so that a bad Passwords:* setting stops the start
 builder.Services.AddSingleton(config.GetSection("Login").Get<Ams.Features.Login.ThrottleOptions>() ?? new());
 builder.Services.AddSingleton<Ams.Features.Login.Throttle>();
 builder.Services.AddSingleton(sp => MasterKeys.Load(config, builder.Environment, sp.GetRequiredService<ILoggerFactory>().CreateLogger("Ams.Crypto")));
