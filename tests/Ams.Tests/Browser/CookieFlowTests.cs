@@ -5,8 +5,7 @@ using Ams.Tests.Support;
 namespace Ams.Tests.Browser;
 
 /// <summary>The browser's path: pages, form posts with anti-forgery, and the session cookie.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed partial class CookieFlowTests(Services services)
+public sealed partial class CookieFlowTests(Services services) : IClassFixture<Services>
 {
     sealed class Browser(IAlbaHost app, bool https = false)
     {

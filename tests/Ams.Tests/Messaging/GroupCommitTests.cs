@@ -11,13 +11,12 @@ namespace Ams.Tests.Messaging;
 /// Concurrent sends share transactions (Features/SendMessage/GroupCommit.cs); each one must still
 /// be stored once, in order, with one event per member numbered without gaps or repeats.
 /// </summary>
-[Collection(ServicesCollection.Name)]
-public sealed class GroupCommitTests(Services services)
+public sealed class GroupCommitTests(Services services) : IClassFixture<Services>
 {
     /// <summary>Holds a conversation's row lock in a transaction of the test's own, as another node's send would.</summary>
     async Task<(MySqlConnection, MySqlTransaction)> LockAsync(string conversationId)
     {
-        var connection = new MySqlConnection(services.MariaDb.ConnectionString("ams"));
+        var connection = new MySqlConnection(services.MariaDb.ConnectionString(services.Database));
         await connection.OpenAsync();
         var transaction = await connection.BeginTransactionAsync();
         await using var lockRow = new MySqlCommand("SELECT id FROM conversations WHERE id = @id FOR UPDATE", connection, transaction);
