@@ -8,8 +8,9 @@ namespace Ams.Tests.Support;
 /// A test class's own database on the run's one MariaDB server, and its own redis-server
 /// (a class fixture: <c>IClassFixture&lt;Services&gt;</c>). Classes do not share a Redis because
 /// the app's keys and pub/sub channels are fixed names: two databases' nodes on one Redis would
-/// see each other's sessions and live events. With nothing shared but the MariaDB server,
-/// classes run in parallel (xunit.runner.json); those that must not are in <see cref="SerialCollection"/>.
+/// see each other's sessions and live events. With nothing shared but the MariaDB server, each
+/// class is its own xunit collection and up to four run at once (xunit.runner.json). A class whose
+/// timing the others' load would disturb belongs in a collection with DisableParallelization.
 /// </summary>
 public sealed class Services : IAsyncLifetime
 {
@@ -91,14 +92,4 @@ public sealed class Services : IAsyncLifetime
         if (shared is not null) await shared.DisposeAsync();
         await Redis.DisposeAsync();
     }
-}
-
-/// <summary>
-/// Classes whose assertions depend on timing the other classes' load would disturb: xunit runs
-/// this collection on its own, after the parallel ones.
-/// </summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class SerialCollection
-{
-    public const string Name = "serial";
 }
