@@ -47,7 +47,9 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
                 throw new Xunit.Sdk.XunitException($"the send finished ({send.Status}) without waiting for the lock the test holds");
             if (started.Elapsed > TimeSpan.FromSeconds(10))
                 throw new Xunit.Sdk.XunitException("after 10 s nothing waits for the lock the test holds");
-            await Task.Delay(10);
+            // InnoDB refreshes the INNODB_TRX / INNODB_LOCK_WAITS snapshot only after 100 ms
+            // without a read (CACHE_MIN_IDLE_TIME_US): polled faster, it would never change.
+            await Task.Delay(150);
         }
     }
 
