@@ -87,7 +87,7 @@ public static class Accounts
     {
         builder.Services.AddSingleton(builder.Configuration.GetSection("Sessions").Get<SessionLifetime>() ?? new());
         builder.Services.AddSingleton<SessionStore>();
-        builder.Services.AddSingleton<Passwords>();
+        builder.Services.AddSingleton(new Passwords(builder.Configuration));   // built here so that a bad Passwords:* setting stops the start
         builder.Services.AddSingleton<Challenges>();
         builder.Services.AddAuthentication(SessionAuthentication.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, SessionAuthentication>(SessionAuthentication.SchemeName, null);

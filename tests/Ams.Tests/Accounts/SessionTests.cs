@@ -2,8 +2,7 @@ using Ams.Tests.Support;
 
 namespace Ams.Tests.Accounts;
 
-[Collection(ServicesCollection.Name)]
-public sealed class SessionTests(Services services)
+public sealed class SessionTests(Services services) : IClassFixture<Services>
 {
     static Task<IScenarioResult> Me(IAlbaHost app, string token, int status) => app.Scenario(s =>
     {

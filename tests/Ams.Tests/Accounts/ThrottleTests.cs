@@ -2,8 +2,7 @@ using Ams.Tests.Support;
 
 namespace Ams.Tests.Accounts;
 
-[Collection(ServicesCollection.Name)]
-public sealed class ThrottleTests(Services services)
+public sealed class ThrottleTests(Services services) : IClassFixture<Services>
 {
     static Task<IScenarioResult> Attempt(IAlbaHost app, string username, string password, string ip, int status, string? forwardedFor = null) =>
         app.Scenario(s =>

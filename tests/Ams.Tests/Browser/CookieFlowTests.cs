@@ -4,8 +4,7 @@ using Ams.Tests.Support;
 namespace Ams.Tests.Browser;
 
 /// <summary>The browser's path: pages, form posts with anti-forgery, and the session cookie.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class CookieFlowTests(Services services)
+public sealed partial class CookieFlowTests(Services services) : IClassFixture<Services>
 {
     [Fact]
     public async Task Signing_in_sets_an_HttpOnly_SameSite_Strict_session_cookie_that_the_API_accepts()

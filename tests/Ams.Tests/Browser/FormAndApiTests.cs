@@ -7,8 +7,7 @@ namespace Ams.Tests.Browser;
 /// A use case's JSON call and its browser form run one handler: the same validator (messages
 /// that only the validator knows come back through both) and the same throttle answers.
 /// </summary>
-[Collection(ServicesCollection.Name)]
-public sealed class FormAndApiTests(Services services)
+public sealed class FormAndApiTests(Services services) : IClassFixture<Services>
 {
     /// <summary>
     /// Sends the same invalid input to the API and to the form; asserts that the form shows the

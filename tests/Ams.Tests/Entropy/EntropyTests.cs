@@ -14,8 +14,7 @@ namespace Ams.Tests.Entropy;
 /// random.org (a fake on loopback) → Redis pool → each node's mixer → data keys. Each test has
 /// its own Redis so that pool, quota and back-off state do not leak between tests.
 /// </summary>
-[Collection(ServicesCollection.Name)]
-public sealed class EntropyTests(Services services) : IAsyncLifetime
+public sealed class EntropyTests(Services services) : IClassFixture<Services>, IAsyncLifetime
 {
     FakeRandomOrg randomOrg = null!;
     RedisServer redis = null!;

@@ -8,8 +8,7 @@ using MySqlConnector;
 namespace Ams.Tests.Entropy;
 
 /// <summary>AES-256-GCM envelope encryption against the real database.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class EnvelopeTests(Services services)
+public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
 {
     const string Purpose = "test-secret";
 
@@ -33,13 +32,13 @@ public sealed class EnvelopeTests(Services services)
         var envelope = app.Services.GetRequiredService<Envelope>();
         var secret = "JBSWY3DPEHPK3PXP-" + Guid.NewGuid().ToString("N");
         var blob = await SealAsync(envelope, app, secret, "row-1", "alice");
-        await services.MariaDb.ExecuteAsRootAsync(
-            $"CREATE TABLE IF NOT EXISTS ams.sealed_test (id VARCHAR(64) PRIMARY KEY, secret VARBINARY(512)); " +
-            $"INSERT INTO ams.sealed_test VALUES ('{Guid.NewGuid():N}', 0x{Convert.ToHexString(blob)})");
+        await services.SqlAsync(
+            $"CREATE TABLE IF NOT EXISTS sealed_test (id VARCHAR(64) PRIMARY KEY, secret VARBINARY(512)); " +
+            $"INSERT INTO sealed_test VALUES ('{Guid.NewGuid():N}', 0x{Convert.ToHexString(blob)})");
 
         Assert.Equal(secret, await envelope.OpenStringAsync(blob, Purpose, ["row-1", "alice"]));
-        var dump = await services.MariaDb.ExecuteAsRootAsync(
-            "SELECT HEX(secret), secret FROM ams.sealed_test; SELECT HEX(id), HEX(wrapped), kek_id, entropy FROM ams.data_keys;");
+        var dump = await services.SqlAsync(
+            "SELECT HEX(secret), secret FROM sealed_test; SELECT HEX(id), HEX(wrapped), kek_id, entropy FROM data_keys;");
         Assert.DoesNotContain(secret, dump);
         Assert.DoesNotContain(Convert.ToHexString(Encoding.UTF8.GetBytes(secret)), dump);
         Assert.DoesNotContain(Convert.ToHexString(Encoding.UTF8.GetBytes(secret[..16])), dump);
@@ -82,8 +81,8 @@ public sealed class EnvelopeTests(Services services)
         var envelope = EnvelopeFor(app, Services.MasterKeys);
         var blob = await SealAsync(envelope, app, "wrapped", "row-5");
         var keyId = Convert.ToHexString(blob.AsSpan(1, 16));
-        await services.MariaDb.ExecuteAsRootAsync(
-            $"UPDATE ams.data_keys SET wrapped = CONCAT(LEFT(wrapped, 20), CHAR(ASCII(SUBSTRING(wrapped, 21, 1)) ^ 1), SUBSTRING(wrapped, 22)) WHERE id = 0x{keyId}");
+        await services.SqlAsync(
+            $"UPDATE data_keys SET wrapped = CONCAT(LEFT(wrapped, 20), CHAR(ASCII(SUBSTRING(wrapped, 21, 1)) ^ 1), SUBSTRING(wrapped, 22)) WHERE id = 0x{keyId}");
         // A fresh envelope has no cached key, so it must unwrap the stored one.
         Assert.Null(await EnvelopeFor(app, Services.MasterKeys).OpenAsync(blob, Purpose, ["row-5"]));
     }

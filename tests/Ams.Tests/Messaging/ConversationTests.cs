@@ -3,8 +3,7 @@ using Ams.Tests.Support;
 namespace Ams.Tests.Messaging;
 
 /// <summary>POST /api/conversations, GET /api/conversations, GET /api/conversations/{id}, POST /api/conversations/{id}/members.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class ConversationTests(Services services)
+public sealed class ConversationTests(Services services) : IClassFixture<Services>
 {
     static void AssertConversationShape(JsonObject conversation)
     {

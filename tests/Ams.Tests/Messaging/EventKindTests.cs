@@ -29,8 +29,7 @@ sealed class PingEvents() : EventKind<Ping>(Kind, PingJson.Default.Ping)
 /// The live-event model is open: a kind is all in its slice (payload, HTML, replay), and the log,
 /// the hub and the streams carry it without knowing it.
 /// </summary>
-[Collection(ServicesCollection.Name)]
-public sealed class EventKindTests(Services services)
+public sealed class EventKindTests(Services services) : IClassFixture<Services>
 {
     static async Task<long> UserIdAsync(IAlbaHost app, string username)
     {

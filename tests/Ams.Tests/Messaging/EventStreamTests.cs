@@ -5,8 +5,7 @@ using Ams.Tests.Support;
 namespace Ams.Tests.Messaging;
 
 /// <summary>GET /api/events and /events: live delivery across nodes, replay, Redis outages, logout.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class EventStreamTests(Services services)
+public sealed class EventStreamTests(Services services) : IClassFixture<Services>
 {
     static async Task<SseEvent> NextMessageAsync(SseClient stream, string kind = "message")
     {

@@ -3,8 +3,7 @@ using Ams.Tests.Support;
 namespace Ams.Tests.Messaging;
 
 /// <summary>GET /api/conversations/{id}/messages?before=&amp;limit=.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class HistoryTests(Services services)
+public sealed class HistoryTests(Services services) : IClassFixture<Services>
 {
     static List<JsonObject> Messages(JsonObject page) => page["messages"]!.AsArray().Select(m => m!.AsObject()).ToList();
 

@@ -3,8 +3,7 @@ using Ams.Tests.Support;
 namespace Ams.Tests.Messaging;
 
 /// <summary>Two app instances on the same MariaDB and Redis see one set of conversations.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class MultiNodeTests(Services services)
+public sealed class MultiNodeTests(Services services) : IClassFixture<Services>
 {
     [Fact]
     public async Task Two_nodes_see_the_same_conversations_messages_and_read_state()

@@ -3,8 +3,7 @@ using Ams.Tests.Support;
 namespace Ams.Tests.Messaging;
 
 /// <summary>POST /api/conversations/{id}/read {upTo}.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class ReadTests(Services services)
+public sealed class ReadTests(Services services) : IClassFixture<Services>
 {
     static string ReadUrl(string id) => $"/api/conversations/{Chat.Esc(id)}/read";
 

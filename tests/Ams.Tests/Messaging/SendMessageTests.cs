@@ -4,8 +4,7 @@ using Ams.Tests.Support;
 namespace Ams.Tests.Messaging;
 
 /// <summary>POST /api/messages.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class SendMessageTests(Services services)
+public sealed class SendMessageTests(Services services) : IClassFixture<Services>
 {
     const string Timestamp = @"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?Z$";
 

@@ -3,8 +3,7 @@ using Ams.Tests.Support;
 namespace Ams.Tests.Messaging;
 
 /// <summary>POST /api/messages is throttled per sender: 429 with Retry-After.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class SendThrottleTests(Services services)
+public sealed class SendThrottleTests(Services services) : IClassFixture<Services>
 {
     [Fact]
     public async Task A_burst_of_sends_from_one_user_is_eventually_429_with_Retry_After_and_nothing_throttled_is_stored()

@@ -4,14 +4,13 @@ using Ams.Tests.Support;
 namespace Ams.Tests.Messaging;
 
 /// <summary>Message bodies are encrypted at rest: the raw rows never hold the plaintext.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class StorageTests(Services services)
+public sealed class StorageTests(Services services) : IClassFixture<Services>
 {
     /// <summary>(table, column) pairs of the ams schema, optionally of one table.</summary>
     async Task<List<(string Table, string Column)>> ColumnsAsync(string? table)
     {
-        var output = await services.MariaDb.ExecuteAsRootAsync(
-            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'ams'"
+        var output = await services.SqlAsync(
+            $"SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{services.Database}'"
             + (table is null ? "" : $" AND TABLE_NAME = '{table}'") + " ORDER BY TABLE_NAME, ORDINAL_POSITION");
         return output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1)
             .Select(line => line.TrimEnd('\r').Split('\t'))
@@ -25,9 +24,9 @@ public sealed class StorageTests(Services services)
         var dump = new StringBuilder();
         foreach (var table in columns.GroupBy(c => c.Table))
         {
-            dump.AppendLine(await services.MariaDb.ExecuteAsRootAsync($"SELECT * FROM ams.`{table.Key}`"));
+            dump.AppendLine(await services.SqlAsync($"SELECT * FROM `{table.Key}`"));
             var hexes = string.Join(", ", table.Select(c => $"HEX(`{c.Column}`)"));
-            dump.AppendLine(await services.MariaDb.ExecuteAsRootAsync($"SELECT {hexes} FROM ams.`{table.Key}`"));
+            dump.AppendLine(await services.SqlAsync($"SELECT {hexes} FROM `{table.Key}`"));
         }
         return dump.ToString();
     }
@@ -65,7 +64,7 @@ public sealed class StorageTests(Services services)
 
         var columns = await ColumnsAsync("messages");
         Assert.True(columns.Count > 0, "there is no ams.messages table");
-        var count = (await services.MariaDb.ExecuteAsRootAsync("SELECT COUNT(*) FROM ams.messages")).Trim().Split('\n').Last().Trim();
+        var count = (await services.SqlAsync("SELECT COUNT(*) FROM messages")).Trim().Split('\n').Last().Trim();
         Assert.True(int.Parse(count) >= 1, "ams.messages is empty after a send");
 
         AssertNoPlaintext(await DumpAsync(columns), body, marker, "ams.messages");

@@ -3,8 +3,7 @@ using Ams.Tests.Support;
 
 namespace Ams.Tests.Platform;
 
-[Collection(ServicesCollection.Name)]
-public sealed class HealthTests(Services services)
+public sealed class HealthTests(Services services) : IClassFixture<Services>
 {
     [Fact]
     public async Task Healthz_reports_both_parts_ok_without_authentication()

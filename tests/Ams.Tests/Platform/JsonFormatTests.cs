@@ -9,8 +9,7 @@ namespace Ams.Tests.Platform;
 /// Each slice has its own JSON context, reached through the resolver chain of the app's options;
 /// the output must stay what api.md promises: camelCase, timestamps in UTC with milliseconds.
 /// </summary>
-[Collection(ServicesCollection.Name)]
-public sealed class JsonFormatTests(Services services)
+public sealed class JsonFormatTests(Services services) : IClassFixture<Services>
 {
     [Fact]
     public async Task A_slice_type_written_through_the_app_options_is_camel_case_with_utc_milliseconds()

@@ -2,8 +2,7 @@ using Ams.Tests.Support;
 
 namespace Ams.Tests.Platform;
 
-[Collection(ServicesCollection.Name)]
-public sealed class MigrationTests(Services services)
+public sealed class MigrationTests(Services services) : IClassFixture<Services>
 {
     [Fact]
     public async Task Two_nodes_starting_together_on_an_empty_database_apply_each_migration_once()

@@ -2,8 +2,7 @@ using Ams.Tests.Support;
 
 namespace Ams.Tests.Platform;
 
-[Collection(ServicesCollection.Name)]
-public sealed class SecurityHeaderTests(Services services)
+public sealed class SecurityHeaderTests(Services services) : IClassFixture<Services>
 {
     [Theory]
     [InlineData("GET", "/healthz", 200)]

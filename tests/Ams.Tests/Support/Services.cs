@@ -4,31 +4,69 @@ using Ams.Testing;
 
 namespace Ams.Tests.Support;
 
-/// <summary>One real MariaDB and one real Redis for the whole test run, on free loopback ports.</summary>
+/// <summary>
+/// A test class's own database on the run's one MariaDB server, and its own redis-server
+/// (a class fixture: <c>IClassFixture&lt;Services&gt;</c>). Classes do not share a Redis because
+/// the app's keys and pub/sub channels are fixed names: two databases' nodes on one Redis would
+/// see each other's sessions and live events. With nothing shared but the MariaDB server, each
+/// class is its own xunit collection and up to four run at once (xunit.runner.json). A class whose
+/// timing the others' load would disturb belongs in a collection with DisableParallelization.
+/// </summary>
 public sealed class Services : IAsyncLifetime
 {
+    static readonly Lazy<Task<MariaDbServer>> server = new(StartServerAsync);
+    static int databases;
+
     public MariaDbServer MariaDb { get; private set; } = null!;
     public RedisServer Redis { get; private set; } = null!;
+
+    /// <summary>This class's database, the default for <see cref="StartAppAsync"/>.</summary>
+    public string Database { get; } = $"ams{Interlocked.Increment(ref databases)}";
+
     IAlbaHost? shared;
 
     public async Task InitializeAsync()
     {
-        var mariadb = MariaDbServer.StartAsync();
         var redis = RedisServer.StartAsync();
-        MariaDb = await mariadb;
+        MariaDb = await server.Value;
         Redis = await redis;
+        await MariaDb.CreateDatabaseAsync(Database);
     }
 
-    /// <summary>The app most tests share; tests that need their own settings start their own.</summary>
-    public async Task<IAlbaHost> AppAsync() => shared ??= await StartAppAsync("ams");
+    static async Task<MariaDbServer> StartServerAsync()
+    {
+        var mariadb = await MariaDbServer.StartAsync();
+        // A clean stop at the end of the run; ServerProcess also stops it if the test host dies.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => mariadb.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        return mariadb;
+    }
+
+    /// <summary>The app most tests of a class share; tests that need their own settings start their own.</summary>
+    public async Task<IAlbaHost> AppAsync() => shared ??= await StartAppAsync();
 
     /// <summary>The master key every test node shares, as Crypto:MasterKeys.</summary>
     public static string MasterKeys { get; } = "test:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
 
-    /// <summary>Another app instance ("node") against the same database and Redis unless told otherwise.</summary>
-    public async Task<IAlbaHost> StartAppAsync(string database = "ams", IDictionary<string, string?>? settings = null, string? redis = null,
+    /// <summary>
+    /// The Argon2id cost of test nodes: libsodium's minimum instead of the production 19 MiB, t = 2,
+    /// which would cost every register and login ~20 ms of CPU. Pass <see cref="ProductionPasswords"/>
+    /// in <c>settings</c> for a node with the production cost.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string?> CheapPasswords { get; } = new Dictionary<string, string?>
+    {
+        ["Passwords:MemoryKiB"] = Ams.Infrastructure.Passwords.MinMemoryKiB.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Passwords:Iterations"] = Ams.Infrastructure.Passwords.MinIterations.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>Unsets the test cost, so the node runs as a host without any Passwords:* setting.</summary>
+    public static IReadOnlyDictionary<string, string?> ProductionPasswords { get; } =
+        CheapPasswords.ToDictionary(setting => setting.Key, _ => (string?)null);
+
+    /// <summary>Another app instance ("node") against this class's database and Redis unless told otherwise.</summary>
+    public async Task<IAlbaHost> StartAppAsync(string? database = null, IEnumerable<KeyValuePair<string, string?>>? settings = null, string? redis = null,
         Action<IServiceCollection>? services = null, string environment = "Production")
     {
+        database ??= Database;
         await MariaDb.CreateDatabaseAsync(database);
         return await AlbaHost.For<Program>(builder =>
         {
@@ -38,22 +76,20 @@ public sealed class Services : IAsyncLifetime
             builder.UseSetting("Crypto:MasterKeys", MasterKeys);
             // Tests drive refills and reseeds themselves.
             builder.UseSetting("Entropy:Background", "false");
-            foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+            foreach (var (key, value) in CheapPasswords)
+                builder.UseSetting(key, value);
+            foreach (var (key, value) in settings ?? [])
                 builder.UseSetting(key, value);
             if (services is not null) builder.ConfigureTestServices(services);
         });
     }
 
+    /// <summary>Runs SQL as root with this class's database as the default one.</summary>
+    public Task<string> SqlAsync(string sql) => MariaDb.ExecuteAsRootAsync($"USE `{Database}`; {sql}");
+
     public async Task DisposeAsync()
     {
         if (shared is not null) await shared.DisposeAsync();
         await Redis.DisposeAsync();
-        await MariaDb.DisposeAsync();
     }
-}
-
-[CollectionDefinition(Name)]
-public sealed class ServicesCollection : ICollectionFixture<Services>
-{
-    public const string Name = "services";
 }

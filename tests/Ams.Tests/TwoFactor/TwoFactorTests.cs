@@ -8,8 +8,7 @@ using OtpNet;
 namespace Ams.Tests.TwoFactor;
 
 /// <summary>TOTP enrolment, login step-up, recovery codes and the guards, on a fake clock.</summary>
-[Collection(ServicesCollection.Name)]
-public sealed class TwoFactorTests(Services services) : IAsyncLifetime
+public sealed class TwoFactorTests(Services services) : IClassFixture<Services>, IAsyncLifetime
 {
     readonly FakeTimeProvider clock = new(new DateTimeOffset(2026, 11, 25, 12, 0, 10, TimeSpan.Zero));
     IAlbaHost app = null!;
@@ -91,7 +90,7 @@ public sealed class TwoFactorTests(Services services) : IAsyncLifetime
     public async Task The_secret_is_not_in_the_raw_rows()
     {
         var (_, _, secret, setup) = await SetUpAsync();
-        var dump = await services.MariaDb.ExecuteAsRootAsync("SELECT user_id, HEX(secret), secret FROM ams.two_factor; SELECT HEX(wrapped) FROM ams.data_keys;");
+        var dump = await services.SqlAsync("SELECT user_id, HEX(secret), secret FROM two_factor; SELECT HEX(wrapped) FROM data_keys;");
         Assert.DoesNotContain(setup["secret"]!.GetValue<string>(), dump);
         Assert.DoesNotContain(Convert.ToHexString(secret), dump);
         Assert.DoesNotContain(Encoding.Latin1.GetString(secret), dump);

@@ -1,0 +1,77 @@
+using Ams.Infrastructure;
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Accounts;
+
+/// <summary>
+/// Passwords:MemoryKiB and Passwords:Iterations: test hosts hash at libsodium's minimum cost,
+/// a host without them at the production cost, and a stored hash verifies whatever the current
+/// cost is because the PHC string carries its own parameters.
+/// </summary>
+public sealed class PasswordCostTests(Services services) : IClassFixture<Services>
+{
+    const string ProductionPrefix = "$argon2id$v=19$m=19456,t=2,p=1$";
+    static readonly string CheapPrefix = $"$argon2id$v=19$m={Passwords.MinMemoryKiB},t={Passwords.MinIterations},p=1$";
+
+    async Task<string> StoredHashAsync(string name) =>
+        (await services.SqlAsync($"SELECT password_hash FROM users WHERE username = '{name}'")).Trim().Split('\n').Last().Trim();
+
+    [Fact]
+    public async Task A_cheap_hash_still_verifies_on_a_host_at_the_production_cost_which_upgrades_it()
+    {
+        var cheap = await services.AppAsync();
+        var name = Api.UniqueName("cost");
+        await cheap.RegisterAsync(name);
+        Assert.StartsWith(CheapPrefix, await StoredHashAsync(name));
+
+        await using var production = await services.StartAppAsync(settings: Services.ProductionPasswords);
+        await production.Scenario(s =>
+        {
+            s.Post.Json(new { username = name, password = Api.Password + "!" }).ToUrl("/api/login");
+            s.StatusCodeShouldBe(401);
+        });
+        Assert.StartsWith(CheapPrefix, await StoredHashAsync(name));
+        await production.LoginAsync(name);
+        Assert.StartsWith(ProductionPrefix, await StoredHashAsync(name));
+        // And the other way round: the cheap host verifies the production hash by its own parameters.
+        await cheap.LoginAsync(name);
+
+        var fresh = Api.UniqueName("cost");
+        await production.RegisterAsync(fresh);
+        Assert.StartsWith(ProductionPrefix, await StoredHashAsync(fresh));
+    }
+
+    [Fact]
+    public void Each_hash_carries_its_own_parameters()
+    {
+        var cheap = new Passwords(Passwords.MinMemoryKiB * 1024, Passwords.MinIterations);
+        var production = new Passwords();
+        var cheapHash = cheap.Hash(Api.Password);
+        var productionHash = production.Hash(Api.Password);
+        Assert.StartsWith(CheapPrefix, cheapHash);
+        Assert.StartsWith(ProductionPrefix, productionHash);
+        Assert.True(production.Verify(cheapHash, Api.Password));
+        Assert.False(production.Verify(cheapHash, Api.Password + " "));
+        Assert.True(cheap.Verify(productionHash, Api.Password));
+        Assert.False(cheap.Verify(productionHash, Api.Password + " "));
+        Assert.True(production.NeedsRehash(cheapHash));
+        Assert.False(production.NeedsRehash(productionHash));
+        Assert.False(cheap.NeedsRehash(cheapHash));
+    }
+
+    [Theory]
+    [InlineData("Passwords:MemoryKiB", "7")]
+    [InlineData("Passwords:MemoryKiB", "0")]
+    [InlineData("Passwords:MemoryKiB", "-19456")]
+    [InlineData("Passwords:MemoryKiB", "1048577")]
+    [InlineData("Passwords:MemoryKiB", "19 MiB")]
+    [InlineData("Passwords:Iterations", "0")]
+    [InlineData("Passwords:Iterations", "65")]
+    [InlineData("Passwords:Iterations", "2.5")]
+    public async Task A_nonsense_cost_stops_the_start(string key, string value)
+    {
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => services.StartAppAsync(
+            settings: new Dictionary<string, string?> { [key] = value }));
+        Assert.Contains($"{key} is '{value}'", error.ToString());
+    }
+}
