@@ -66,6 +66,7 @@ builder.Services.AddSingleton(config.GetSection("TwoFactor").Get<Ams.Features.Tw
 builder.Services.AddSingleton<Ams.Features.TwoFactor.Totp>();
 builder.Services.AddSingleton<Ams.Features.TwoFactor.Operations>();
 builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemResponses.Customize);
+builder.Services.AddSingleton<Microsoft.AspNetCore.Http.IProblemDetailsWriter, ProblemJsonWriter>();
 builder.Services.AddAuthentication(SessionAuthentication.SchemeName)
     .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, SessionAuthentication>(SessionAuthentication.SchemeName, null);
 builder.Services.AddAuthorization();
@@ -87,6 +88,7 @@ var app = builder.Build();
 app.UseSecurityHeaders();
 app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = ProblemResponses.StatusFor });
 app.UseStatusCodePages();
+app.UseUnreadableBodiesAsBadRequest();
 if (config["Network:TrustedProxies"] is { Length: > 0 }) app.UseForwardedHeaders();
 app.UseBodySizeLimit();
 app.UseStaticFiles(new StaticFileOptions
@@ -96,7 +98,14 @@ app.UseStaticFiles(new StaticFileOptions
 app.UseAuthentication();
 app.UseAntiforgeryCheck();
 app.UseAuthorization();
-app.UseFastEndpoints(Registrations.Configure);
+app.UseFastEndpoints(c =>
+{
+    Registrations.Configure(c);
+    // In the API's words, never the serializer's: its messages name .NET types and internals.
+    c.Binding.JsonExceptionTransformer = e => new FluentValidation.Results.ValidationFailure(
+        e.Path is { Length: > 1 } path ? path.TrimStart('$', '.') : "body",
+        e.Path is { Length: > 1 } at ? $"The value at {at} is not of the expected type or is not valid JSON." : "The request body is not valid JSON.");
+});
 
 // Fail fast, before serving anything, when Production has no master key.
 var masterKeys = app.Services.GetRequiredService<MasterKeys>();
