@@ -43,3 +43,7 @@ clean:
 # Re-wrap every data key under the first of Crypto__MasterKeys (uses the dev servers unless ConnectionStrings__* are set)
 rotate-keys:
     ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" scripts/dev-services.sh dotnet run --project src/Ams -c Release -- --rotate-keys
+
+# Fuzz every route for longer with a random seed (or replay one: just fuzz 20000 SEED); a failure prints its seed
+fuzz iterations="20000" seed="random": build
+    AMS_FUZZ_SEED={{seed}} AMS_FUZZ_ITER={{iterations}} dotnet test tests/Ams.Tests -c Release --no-build --filter "FullyQualifiedName~Ams.Tests.Fuzz" --logger "console;verbosity=detailed"

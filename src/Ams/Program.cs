@@ -35,7 +35,7 @@ builder.Services.ConfigureHttpJsonOptions(o =>
     o.SerializerOptions.Converters.Add(new UtcTimestampConverter());
     o.SerializerOptions.Converters.Add(new UtcOffsetTimestampConverter());
 });
-builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemResponses.Customize);
+builder.AddProblemResponses();
 builder.Services.AddDatabase(config);
 builder.Services.AddRedis(config);
 builder.AddAccounts();
@@ -60,6 +60,7 @@ var app = builder.Build();
 app.UseSecurityHeaders();
 app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = ProblemResponses.StatusFor });
 app.UseStatusCodePages();
+app.UseUnreadableBodiesAsBadRequest();
 if (config["Network:TrustedProxies"] is { Length: > 0 }) app.UseForwardedHeaders();
 app.UseBodySizeLimit();
 app.UseStaticFiles(new StaticFileOptions
@@ -74,6 +75,10 @@ app.UseFastEndpoints(c =>
     Slices.AddRequestTypes(c.Binding.ReflectionCache);
     // The same type URI that ASP.NET uses for every other 400 the app sends.
     c.Errors.UseProblemDetails(p => p.TypeValue = "https://tools.ietf.org/html/rfc9110#section-15.5.1");
+    // In the API's words, never the serializer's: its messages name .NET types and internals.
+    c.Binding.JsonExceptionTransformer = e => new FluentValidation.Results.ValidationFailure(
+        e.Path is { Length: > 1 } path ? path.TrimStart('$', '.') : "body",
+        e.Path is { Length: > 1 } at ? $"The value at {at} is not of the expected type or is not valid JSON." : "The request body is not valid JSON.");
 });
 
 // Fail fast, before serving anything, when Production has no master key.

@@ -1,4 +1,7 @@
+
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
 
 namespace Ams.Infrastructure;
 
@@ -32,6 +35,14 @@ public static class NotFound
 /// <summary>How unhandled failures become problem responses: no exception text, ever.</summary>
 public static class ProblemResponses
 {
+    /// <summary>RFC 9457 bodies for every error the app or ASP.NET writes, in application/problem+json always.</summary>
+    public static IHostApplicationBuilder AddProblemResponses(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = Customize);
+        builder.Services.AddSingleton<IProblemDetailsWriter, ProblemJsonWriter>();
+        return builder;
+    }
+
     public static int StatusFor(Exception exception) => exception switch
     {
         BadHttpRequestException bad => bad.StatusCode,
@@ -56,5 +67,52 @@ public static class ProblemResponses
                 problem.Detail ??= $"Request bodies are limited to {RequestLimits.MaxBodyBytes / 1024} KiB.";
                 break;
         }
+    }
+}
+
+/// <summary>
+/// Writes every problem as <c>application/problem+json</c>, whatever the request's Accept header
+/// says. ASP.NET's own writer declines when Accept names neither JSON nor */* (an EventSource's
+/// <c>text/event-stream</c>, an image, XML), and a problem nobody can write becomes a 500.
+/// </summary>
+public sealed class ProblemJsonWriter(IOptions<ProblemDetailsOptions> options, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json) : IProblemDetailsWriter
+{
+    // ASP.NET's defaults for the statuses it knows, so the bodies stay what they were.
+    static readonly Dictionary<int, (string Type, string Title)> Defaults = new()
+    {
+        [400] = ("https://tools.ietf.org/html/rfc9110#section-15.5.1", "Bad Request"),
+        [401] = ("https://tools.ietf.org/html/rfc9110#section-15.5.2", "Unauthorized"),
+        [403] = ("https://tools.ietf.org/html/rfc9110#section-15.5.4", "Forbidden"),
+        [404] = ("https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"),
+        [405] = ("https://tools.ietf.org/html/rfc9110#section-15.5.6", "Method Not Allowed"),
+        [406] = ("https://tools.ietf.org/html/rfc9110#section-15.5.7", "Not Acceptable"),
+        [408] = ("https://tools.ietf.org/html/rfc9110#section-15.5.9", "Request Timeout"),
+        [409] = ("https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict"),
+        [412] = ("https://tools.ietf.org/html/rfc9110#section-15.5.13", "Precondition Failed"),
+        [415] = ("https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"),
+        [422] = ("https://tools.ietf.org/html/rfc9110#section-15.5.21", "Unprocessable Entity"),
+        [426] = ("https://tools.ietf.org/html/rfc9110#section-15.5.22", "Upgrade Required"),
+        [500] = ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "An error occurred while processing your request."),
+        [502] = ("https://tools.ietf.org/html/rfc9110#section-15.6.3", "Bad Gateway"),
+        [503] = ("https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"),
+        [504] = ("https://tools.ietf.org/html/rfc9110#section-15.6.5", "Gateway Timeout"),
+    };
+
+    public bool CanWrite(ProblemDetailsContext context) => true;
+
+    public ValueTask WriteAsync(ProblemDetailsContext context)
+    {
+        var http = context.HttpContext;
+        var problem = context.ProblemDetails;
+        problem.Status ??= http.Response.StatusCode;
+        if (Defaults.TryGetValue(problem.Status.Value, out var known))
+        {
+            problem.Type ??= known.Type;
+            problem.Title ??= known.Title;
+        }
+        problem.Title ??= ReasonPhrases.GetReasonPhrase(problem.Status.Value);
+        options.Value.CustomizeProblemDetails?.Invoke(context);
+        return new ValueTask(http.Response.WriteAsJsonAsync(problem, json.Value.SerializerOptions.GetTypeInfo(typeof(ProblemDetails)),
+            "application/problem+json", http.RequestAborted));
     }
 }

@@ -19,3 +19,52 @@ public static class RequestLimits
         await next(http);
     });
 }
+
+public static class UnreadableBodies
+{
+    const string Reason = "The request body could not be read: a form may not carry NUL characters or invalid UTF-8, " +
+        "more than 1,024 fields or a field name over 2,048 characters, and a multipart body needs its boundary.";
+
+    /// <summary>
+    /// A body the form reader refuses (it throws <see cref="InvalidDataException"/> wherever the form
+    /// is first read: the anti-forgery check, the binder) is the client's mistake: 400, as problem
+    /// details for the API and as a page for the browser, and one log line instead of a stack trace.
+    /// </summary>
+    public static IApplicationBuilder UseUnreadableBodiesAsBadRequest(this IApplicationBuilder app)
+    {
+        var logger = app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("Ams.Requests");
+        return app.Use(async (http, next) =>
+        {
+            // FastEndpoints answers a JSON call sent without a Content-Type with a bare 415 whose
+            // response has already started, so no problem body can be added afterwards.
+            if (http.Request.ContentType is null && http.Request.Path.StartsWithSegments("/api")
+                && http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>() is { ContentTypes.Count: > 0 } accepts)
+            {
+                await Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
+                    $"Send the request body as {accepts.ContentTypes[0]}.");
+                return;
+            }
+            try
+            {
+                await next(http);
+            }
+            catch (InvalidDataException e) when (!http.Response.HasStarted)
+            {
+                logger.LogInformation("Refused an unreadable {Method} {Path} body ({Message})", http.Request.Method, http.Request.Path, e.Message);
+                http.Response.Clear();
+                http.Response.StatusCode = StatusCodes.Status400BadRequest;
+                if (http.Request.Path.StartsWithSegments("/api"))
+                {
+                    await Problem.WriteAsync(http, StatusCodes.Status400BadRequest, "Unreadable request body", Reason);
+                    return;
+                }
+                var page = Layout.PageOrFragment(http, "Form not accepted", Html.Of($"""
+                    {Layout.Errors([Reason])}
+                    <p><a href="{http.Request.Path}">Back to the form</a></p>
+                    """));
+                http.Response.ContentType = "text/html; charset=utf-8";
+                await http.Response.WriteAsync(page, http.RequestAborted);
+            }
+        });
+    }
+}

@@ -1,0 +1,140 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using Ams.Tests.Messaging;
+using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Ams.Tests.Platform;
+
+/// <summary>
+/// Bodies the form reader refuses, found by scanners: a NUL in any field of a cookie-carrying form
+/// post, multipart without a boundary, over 1,024 fields, a field name over 2,048 characters. Each
+/// is a 400 (problem details on the API, an HTML page for the browser) with one log line.
+/// </summary>
+public sealed class MalformedBodyTests(Services services) : IClassFixture<Services>
+{
+    public static TheoryData<string> BrowserForms() =>
+    [
+        "/login", "/register", "/login/2fa", "/logout", "/c/new", "/c/{id}/send",
+        "/settings/2fa/setup", "/settings/2fa/enable", "/settings/2fa/disable", "/settings/2fa/recovery-codes",
+    ];
+
+    public static TheoryData<string, string> Bodies() => new()
+    {
+        { "application/x-www-form-urlencoded", "body=a%00b&_csrf={csrf}" },
+        { "application/x-www-form-urlencoded", "_csrf={csrf}&title=%00" },
+        { "multipart/form-data", "--b\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nx\r\n--b--\r\n" },
+        { "application/x-www-form-urlencoded", string.Join("&", Enumerable.Range(0, 1_025).Select(i => $"f{i}=1")) },
+        { "application/x-www-form-urlencoded", new string('k', 2_049) + "=v" },
+    };
+
+    sealed record Browser(Member Member, string Csrf, string ConversationId, CapturedLogs Logs, IAlbaHost App);
+
+    static async Task<Browser> BrowserAsync(Services services)
+    {
+        var logs = new CapturedLogs();
+        var app = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var alice = await app.MemberAsync("ma");
+        var bob = await app.MemberAsync("mb");
+        var direct = await app.DirectAsync(alice, bob);
+        var page = await app.Scenario(s =>
+        {
+            s.Get.Url("/c/new");
+            s.WithRequestHeader("Cookie", $"ams_session={alice.Token}");
+        });
+        var csrf = Regex.Match(await page.ReadAsTextAsync(), "name=\"_csrf\" value=\"([^\"]+)\"").Groups[1].Value;
+        return new Browser(alice, csrf, direct.Id(), logs, app);
+    }
+
+    // The token travels in the form, as a browser sends it, so the anti-forgery check has to read the body.
+    static async Task<HttpResponseMessage> PostAsync(Browser b, string path, string contentType, string body, bool htmx = false)
+    {
+        using var client = b.App.Server.CreateClient();
+        var request = new HttpRequestMessage(HttpMethod.Post, path.Replace("{id}", b.ConversationId))
+        {
+            Content = new ByteArrayContent(Encoding.UTF8.GetBytes(body.Replace("{csrf}", b.Csrf))),
+        };
+        request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        request.Headers.TryAddWithoutValidation("Cookie", $"ams_session={b.Member.Token}");
+        if (htmx) request.Headers.TryAddWithoutValidation("HX-Request", "true");
+        return await client.SendAsync(request);
+    }
+
+    [Theory]
+    [MemberData(nameof(BrowserForms))]
+    public async Task A_NUL_in_a_browser_form_is_a_400_page_with_one_log_line(string path)
+    {
+        var browser = await BrowserAsync(services);
+        await using var _ = browser.App;
+        using var response = await PostAsync(browser, path, "application/x-www-form-urlencoded", "_csrf={csrf}&body=a%00b&username=a%00");
+        var html = await response.Content.ReadAsStringAsync();
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.StartsWith("text/html", response.Content.Headers.ContentType?.ToString());
+        Assert.Contains("<!doctype html>", html);
+        Assert.Contains("role=\"alert\"", html);
+        Api.AssertNoInternals(html);
+        var logged = browser.Logs.Lines.Where(l => l.Contains("unreadable", StringComparison.OrdinalIgnoreCase)).ToList();
+        Assert.Single(logged);
+        Assert.DoesNotContain("   at ", logged[0]);
+        Assert.DoesNotContain(browser.Logs.Lines, l => l.StartsWith("Error", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [MemberData(nameof(Bodies))]
+    public async Task Every_unreadable_body_is_a_400_for_the_api_and_the_browser_and_htmx_gets_a_fragment(string contentType, string body)
+    {
+        var browser = await BrowserAsync(services);
+        await using var _ = browser.App;
+
+        using var api = await PostAsync(browser, "/api/conversations", contentType, body);
+        Assert.Equal(400, (int)api.StatusCode);
+        Assert.StartsWith("application/problem+json", api.Content.Headers.ContentType?.ToString());
+        Api.AssertNoInternals(await api.Content.ReadAsStringAsync());
+
+        using var htmx = await PostAsync(browser, "/c/new", contentType, body, htmx: true);
+        var fragment = await htmx.Content.ReadAsStringAsync();
+        Assert.Equal(400, (int)htmx.StatusCode);
+        Assert.DoesNotContain("<!doctype html>", fragment);
+        Assert.Contains("role=\"alert\"", fragment);
+        Assert.DoesNotContain(browser.Logs.Lines, l => l.Contains("   at ", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("text/event-stream")]
+    [InlineData("image/png")]
+    [InlineData("application/xml")]
+    [InlineData("text/plain")]
+    public async Task Problems_are_written_whatever_the_Accept_header_says(string accept)
+    {
+        var app = await services.AppAsync();
+        var unauthorized = await app.Scenario(s =>
+        {
+            s.Get.Url("/api/events");
+            s.WithRequestHeader("Accept", accept);
+            s.StatusCodeShouldBe(401);
+        });
+        Assert.StartsWith("application/problem+json", unauthorized.Context.Response.ContentType);
+        var notFound = await app.Scenario(s =>
+        {
+            s.Get.Url("/api/conversations/1");
+            s.WithBearerToken("ams_not-a-session");
+            s.WithRequestHeader("Accept", accept);
+            s.StatusCodeShouldBe(401);
+        });
+        Assert.StartsWith("application/problem+json", notFound.Context.Response.ContentType);
+    }
+
+    [Fact]
+    public async Task A_wrong_json_type_is_answered_in_the_api_s_words()
+    {
+        var app = await services.AppAsync();
+        var result = await app.PostRawAsync("/api/register", """{"username": 5, "password": "x"}""", null, 400);
+        var text = await result.ReadAsTextAsync();
+        Assert.Contains("username", text);
+        foreach (var runtime in new[] { "token type", "System.", "Ams.", "could not be converted" })
+            Assert.DoesNotContain(runtime, text);
+        var notAnObject = await app.PostRawAsync("/api/register", "0.5", null, 400);
+        Assert.DoesNotContain("Ams.", await notAnObject.ReadAsTextAsync());
+    }
+}
