@@ -7,46 +7,69 @@ namespace Ams.Features.SendMessage;
 
 /// <summary>
 /// Durable in MariaDB (sealed, with its events) before the 201; then published through Redis
-/// for live delivery. A Redis outage delays live delivery, never the send.
+/// for live delivery. A Redis outage delays live delivery, never the send. The JSON call and the
+/// browser's composer (see <see cref="ApiAndForm"/>): app.js posts the composer with fetch and
+/// shows the message when it comes back over the event stream (so it appears once, in order, on
+/// every tab); a plain form post is redirected back to the conversation.
 /// </summary>
 public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, TimeProvider time)
     : Endpoint<Request, MessageView>
 {
+    abstract record Outcome;
+    sealed record Sent(MessageView Message) : Outcome;
+    sealed record Throttled(TimeSpan RetryAfter) : Outcome;
+    sealed record UnknownUser(string Username) : Outcome;
+    sealed record SendingToSelf : Outcome;
+    sealed record NoConversation : Outcome;
+
+    const string ToSelf = "You cannot send a direct message to yourself.";
+
     public override void Configure()
     {
-        Post("/api/messages");
+        Post("/api/messages", "/c/{conversationId}/send");
+        ApiAndForm.Configure(Definition);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)
     {
-        switch (await Sending.SendAsync(db, store, events, messages, throttle, time, User.UserId(), req, ct))
+        // The composer shows problems as they come; it has no form to re-render.
+        if (this.FormErrors() is { } errors)
         {
-            case Sending.Sent sent:
+            await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, errors[0]);
+            return;
+        }
+        switch (await SendAsync(req, ct))
+        {
+            case Sent sent when HttpContext.IsApi():
                 await Send.ResponseAsync(sent.Message, StatusCodes.Status201Created, ct);
                 break;
-            case Sending.SendingToSelf:
-                ThrowError(r => r.To!, "You cannot send a direct message to yourself.");
+            case Sent when HttpContext.Request.Headers["X-Requested-With"] == "fetch":
+                await Send.NoContentAsync(ct);
                 break;
-            case var failure:
-                await Sending.WriteFailureAsync(HttpContext, failure);
+            case Sent:
+                await Layout.RedirectAfterPostAsync(HttpContext, $"/c/{req.ConversationId}");
+                break;
+            case SendingToSelf when HttpContext.IsApi():
+                ThrowError(r => r.To!, ToSelf);
+                break;
+            case Throttled t:
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many messages", "Slow down and try again.", t.RetryAfter);
+                break;
+            case UnknownUser u:
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{u.Username}'.");
+                break;
+            case SendingToSelf:
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, ToSelf);
+                break;
+            default:
+                await NotFound.ConversationAsync(HttpContext);
                 break;
         }
     }
-}
 
-/// <summary>The send itself, shared by the API and the browser's composer.</summary>
-static class Sending
-{
-    public abstract record Outcome;
-    public sealed record Sent(MessageView Message) : Outcome;
-    public sealed record Throttled(TimeSpan RetryAfter) : Outcome;
-    public sealed record UnknownUser(string Username) : Outcome;
-    public sealed record SendingToSelf : Outcome;
-    public sealed record NoConversation : Outcome;
-
-    public static async Task<Outcome> SendAsync(MySqlDataSource db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, TimeProvider time,
-        long me, Request req, CancellationToken ct)
+    async Task<Outcome> SendAsync(Request req, CancellationToken ct)
     {
+        var me = User.UserId();
         if (await throttle.TrySendAsync(me) is { } wait) return new Throttled(wait);
         long conversationId;
         if (req.To is { Length: > 0 } to)
@@ -66,12 +89,4 @@ static class Sending
         await events.PublishAsync(messages.Live(stored.Recipients, stored.Seqs, view));
         return new Sent(view);
     }
-
-    public static Task WriteFailureAsync(HttpContext http, Outcome outcome) => outcome switch
-    {
-        Throttled t => Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many messages", "Slow down and try again.", t.RetryAfter),
-        UnknownUser u => Problem.WriteAsync(http, StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{u.Username}'."),
-        SendingToSelf => Problem.WriteAsync(http, StatusCodes.Status400BadRequest, "You cannot send a direct message to yourself."),
-        _ => NotFound.ConversationAsync(http),
-    };
 }
