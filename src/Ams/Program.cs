@@ -61,6 +61,7 @@ app.UseSecurityHeaders();
 app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = ProblemResponses.StatusFor });
 app.UseStatusCodePages();
 app.UseUnreadableBodiesAsBadRequest();
+app.UseNoInternalRoutes();
 if (config["Network:TrustedProxies"] is { Length: > 0 }) app.UseForwardedHeaders();
 app.UseBodySizeLimit();
 app.UseStaticFiles(new StaticFileOptions

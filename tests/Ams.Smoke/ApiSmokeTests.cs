@@ -90,6 +90,23 @@ public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper outp
         await AssertProblem(await client.PostAsJsonAsync("/api/register", new { username = Unique("c"), password = "1qaz2wsx3edc" }), 400);
         await AssertProblem(await client.PostAsync("/api/register", new StringContent("{\"username\":", System.Text.Encoding.UTF8, "application/json")), 400);
         await AssertProblem(await client.PostAsync("/api/login", new StringContent("{\"username\":1}", System.Text.Encoding.UTF8, "application/json")), 400);
+        // What real clients send: an EventSource asks for text/event-stream, a browser for HTML.
+        foreach (var accept in new[] { "text/event-stream", "text/html", "image/png" })
+        {
+            using var stream = new HttpRequestMessage(HttpMethod.Get, "/api/events");
+            stream.Headers.TryAddWithoutValidation("Accept", accept);
+            await AssertProblem(await client.SendAsync(stream), 401);
+        }
+        // FastEndpoints' test-helper route would list every endpoint's type name.
+        Assert.DoesNotContain("Ams.", (await AssertProblem(await client.GetAsync("/_test_url_cache_"), 404)).ToJsonString());
+        using (var nul = new StringContent("_csrf=x&username=a%00b", System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"))
+        {
+            using var form = new HttpRequestMessage(HttpMethod.Post, "/login") { Content = nul };
+            form.Headers.TryAddWithoutValidation("Cookie", "ams_csrf=pre-session");
+            var refused = await client.SendAsync(form);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.StartsWith("text/html", refused.Content.Headers.ContentType?.ToString());
+        }
         await AssertProblem(await client.PostAsync("/api/register", new StringContent(new string('x', 70_000), System.Text.Encoding.UTF8, "application/json")), 413);
         // Chunked, so no Content-Length to refuse up front: Kestrel stops reading at 64 KiB and
         // answers 413. The client may instead see the connection close while it is still
