@@ -36,7 +36,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWi
 
         await using var connection = await db.OpenConnectionAsync(ct);
         var me = User.UserId();
-        if (!Ids.TryParse(Route<string>("id"), out var id) || await Conversations.JoinedAfterAsync(connection, me, id) is not { } joinedAfter)
+        if (!Ids.TryParse(Route<string>("id"), out var id) || await Sql.JoinedAfterAsync(connection, me, id) is not { } joinedAfter)
         {
             await NotFound.ConversationAsync(HttpContext);
             return;

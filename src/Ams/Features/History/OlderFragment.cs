@@ -23,7 +23,7 @@ public sealed class OlderFragment(MySqlDataSource db, Envelope envelope) : Endpo
         var before = long.MaxValue;
         if (!Ids.TryParse(Route<string>("id"), out var id)
             || HttpContext.Request.Query.ContainsKey("before") && !Ids.TryParse(HttpContext.Request.Query["before"], out before)
-            || await Conversations.JoinedAfterAsync(connection, user.Id, id) is not { } joinedAfter)
+            || await Sql.JoinedAfterAsync(connection, user.Id, id) is not { } joinedAfter)
         {
             await NotFound.ConversationAsync(HttpContext);
             return;

@@ -6,6 +6,12 @@ namespace Ams.Features.History;
 
 static class Sql
 {
+    /// <summary>The caller's membership: where their view starts, or null for a non-member.</summary>
+    public static Task<long?> JoinedAfterAsync(MySqlConnection connection, long userId, long conversationId, MySqlTransaction? transaction = null) =>
+        connection.QuerySingleOrDefaultAsync<long?>(
+            "SELECT joined_after_message_id FROM conversation_members WHERE conversation_id = @conversationId AND user_id = @userId",
+            new { conversationId, userId }, transaction);
+
     /// <summary>
     /// Up to <paramref name="limit"/> + 1 messages before <paramref name="before"/>, newest first,
     /// never older than the reader's joining point (the extra one says whether there is more).

@@ -8,6 +8,11 @@ static class Sql
 {
     public sealed record Marked(long[] Recipients, long[] Seqs);
 
+    static async Task<long[]> MemberIdsAsync(MySqlConnection connection, long conversationId, MySqlTransaction transaction) =>
+        (await connection.QueryAsync<long>(
+            "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id",
+            new { conversationId }, transaction)).ToArray();
+
     /// <summary>
     /// Moves the reader's mark forward (never back) and records a read event for every member;
     /// null when the message is not one the caller can see in that conversation.
@@ -25,7 +30,7 @@ static class Sql
             UPDATE conversation_members SET last_read_message_id = GREATEST(last_read_message_id, @upTo)
             WHERE conversation_id = @conversationId AND user_id = @readerId
             """, new { upTo, conversationId, readerId }, transaction);
-        var recipients = await Conversations.MemberIdsAsync(connection, conversationId, transaction);
+        var recipients = await MemberIdsAsync(connection, conversationId, transaction);
         var seqs = await EventLog.AppendAsync(connection, transaction,
             recipients.Select(r => new NewEvent(r, ReadEvents.Kind, conversationId, upTo, readerId)).ToList(), now);
         await transaction.CommitAsync();

@@ -67,17 +67,6 @@ public static class Conversations
             lastMessages.GetValueOrDefault(r.Id), r.Unread)).ToList();
     }
 
-    /// <summary>The caller's membership: where their view starts, or null for a non-member.</summary>
-    public static Task<long?> JoinedAfterAsync(MySqlConnection connection, long userId, long conversationId, MySqlTransaction? transaction = null) =>
-        connection.QuerySingleOrDefaultAsync<long?>(
-            "SELECT joined_after_message_id FROM conversation_members WHERE conversation_id = @conversationId AND user_id = @userId",
-            new { conversationId, userId }, transaction);
-
-    public static async Task<long[]> MemberIdsAsync(MySqlConnection connection, long conversationId, MySqlTransaction? transaction = null) =>
-        (await connection.QueryAsync<long>(
-            "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id",
-            new { conversationId }, transaction)).ToArray();
-
     public static async Task<long> InsertAsync(MySqlConnection connection, MySqlTransaction transaction, string kind, string? title,
         string? directKey, long[] memberIds, DateTime now)
     {
