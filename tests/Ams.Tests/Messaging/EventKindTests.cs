@@ -51,11 +51,7 @@ public sealed class EventKindTests(Services services) : IClassFixture<Services>
     [Fact]
     public async Task A_kind_registered_by_a_slice_reaches_json_and_html_streams_live_and_on_replay()
     {
-        await using var app = await services.StartAppAsync(services: s =>
-        {
-            s.AddSingleton<PingEvents>();
-            s.AddSingleton<IEventKind>(sp => sp.GetRequiredService<PingEvents>());
-        });
+        await using var app = await services.StartAppAsync(services: s => s.AddEventKind<PingEvents>());
         var alice = await app.MemberAsync("pa");
         var id = await UserIdAsync(app, alice.Name);
         await using var json = await SseClient.OpenAsync(app, alice.Token);

@@ -7,7 +7,6 @@ public sealed class Services : ISliceServices
 {
     public static void Add(IHostApplicationBuilder builder)
     {
-        builder.Services.AddSingleton<ReadEvents>();
-        builder.Services.AddSingleton<IEventKind>(sp => sp.GetRequiredService<ReadEvents>());
+        builder.Services.AddEventKind<ReadEvents>();
     }
 }

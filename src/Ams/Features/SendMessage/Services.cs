@@ -7,8 +7,7 @@ public sealed class Services : ISliceServices
 {
     public static void Add(IHostApplicationBuilder builder)
     {
-        builder.Services.AddSingleton<MessageEvents>();
-        builder.Services.AddSingleton<IEventKind>(sp => sp.GetRequiredService<MessageEvents>());
+        builder.Services.AddEventKind<MessageEvents>();
         builder.Services.AddSingleton(builder.Configuration.GetSection("Messaging").Get<SendLimits>() ?? new());
         builder.Services.AddSingleton<Throttle>();
         builder.Services.AddSingleton<GroupCommit>();

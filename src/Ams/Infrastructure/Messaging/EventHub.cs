@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using System.Threading.Channels;
 using StackExchange.Redis;
@@ -130,5 +131,14 @@ public static class LiveEvents
         builder.Services.AddSingleton<EventHub>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EventHub>());
         return builder;
+    }
+
+    /// <summary>A slice's event kind: injectable as itself (to publish) and among the kinds streams render and replay.</summary>
+    public static IServiceCollection AddEventKind<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TKind>(
+        this IServiceCollection services) where TKind : class, IEventKind
+    {
+        services.AddSingleton<TKind>();
+        services.AddSingleton<IEventKind>(sp => sp.GetRequiredService<TKind>());
+        return services;
     }
 }
