@@ -75,7 +75,7 @@ public sealed class FormAndApiTests(Services services) : IClassFixture<Services>
     {
         var (browser, _) = await Browser.SignedInAsync(services);
         await browser.GetAsync("/settings/2fa");
-        await browser.PostFormAsync("/settings/2fa/setup", new(), 200, htmx: true);
+        await browser.PostFormAsync("/settings/2fa/setup", new() { ["password"] = Api.Password }, 200, htmx: true);
         for (var i = 0; i < 5; i++)
             await browser.PostFormAsync("/settings/2fa/enable", new() { ["code"] = "000000" }, 401, htmx: true);
         var locked = await browser.PostFormAsync("/settings/2fa/enable", new() { ["code"] = "000000" }, 429, htmx: true);
