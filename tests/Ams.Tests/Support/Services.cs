@@ -66,6 +66,9 @@ public sealed class Services : IAsyncLifetime
     public static IReadOnlyDictionary<string, string?> RoomyLimits { get; } = new Dictionary<string, string?>
     {
         ["Registration:MaxPerAddress"] = "1000000",
+        ["Conversations:MaxCreates"] = "1000000",
+        ["Conversations:MaxMemberAdds"] = "1000000",
+        ["Conversations:MaxReads"] = "1000000",
     };
 
     /// <summary>Unsets the test cost, so the node runs as a host without any Passwords:* setting.</summary>

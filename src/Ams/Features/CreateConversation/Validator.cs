@@ -6,14 +6,15 @@ namespace Ams.Features.CreateConversation;
 
 public sealed class Validator : Validator<Request>
 {
-    public const int MaxMembers = 100;
+    /// <summary>A bound on the request's list alone; the group's size is checked against Conversations:MaxMembers.</summary>
+    public const int MaxNames = 10_000;
 
     public Validator()
     {
         // Stop at the first failing rule of a field: later rules may assume the earlier ones held (e.g. not null).
         RuleLevelCascadeMode = CascadeMode.Stop;
         RuleFor(r => r.Members).NotEmpty().WithMessage("Name at least one other member.")
-            .Must(m => m!.Count <= MaxMembers).WithMessage($"A conversation has at most {MaxMembers} members.");
+            .Must(m => m!.Count <= MaxNames).WithMessage($"Name at most {MaxNames} members.");
         RuleForEach(r => r.Members).NotEmpty().WithMessage("Member usernames must not be empty.")
             .MaximumLength(64).WithMessage("Member username is too long.");
         RuleFor(r => r.Title!)
