@@ -49,10 +49,10 @@ public sealed class FormAndApiTests(Services services) : IClassFixture<Services>
         await browser.GetAsync("/c/new");
         var app = await services.AppAsync();
         var token = await app.NewUserTokenAsync("cv");
-        var names = Enumerable.Range(0, 101).Select(i => $"someone{i}").ToList();
+        var names = Enumerable.Range(0, 257).Select(i => $"someone{i}").ToList();
         var (reason, html) = await BothAsync(app, "/api/conversations", new { members = names }, token,
             browser, "/c/new", new() { ["members"] = string.Join(", ", names) });
-        Assert.Equal("A conversation has at most 100 members.", reason);
+        Assert.Equal("A conversation has at most 256 members.", reason);
         Assert.StartsWith("<form id=\"new-chat\"", html.Trim());
     }
 

@@ -11,7 +11,9 @@ public sealed class ConversationLimitTests(Services services) : IClassFixture<Se
         await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Conversations:MaxMembers"] = "3" });
         var m = await app.MembersAsync(5, "big");
         var tooBig = await app.PostAsync("/api/conversations", new { members = new[] { m[1].Name, m[2].Name, m[3].Name }, title = "big" }, m[0].Token, 400);
-        Assert.Contains("at most 3 members", (await tooBig.ProblemAsync(400))["detail"].Str());
+        Assert.Equal("A conversation has at most 3 members.", (await tooBig.ProblemAsync(400))["errors"]![0]!["reason"].Str());
+        var fourNames = await app.PostAsync("/api/conversations", new { members = new[] { m[1].Name, m[2].Name, m[3].Name, m[4].Name }, title = "big" }, m[0].Token, 400);
+        Assert.Equal("A conversation has at most 3 members.", (await fourNames.ProblemAsync(400))["errors"]![0]!["reason"].Str());
         Assert.Empty(await app.InboxAsync(m[0]));
         var group = await app.GroupAsync(m[0], "three", m[1], m[2]);
         var full = await app.PostAsync($"/api/conversations/{group.Id()}/members", new { username = m[3].Name }, m[0].Token, 409);

@@ -62,7 +62,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
         switch (outcome)
         {
             case (_, _, TooMany):
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, "Too many members", limits.TooManyMembers);
+                ThrowError(r => r.Members, limits.TooManyMembers);
                 break;
             case (_, _, { } unknown):
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{unknown}'.");
@@ -79,7 +79,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
 
     Task FormReplyAsync((long? Id, bool Created, string? Unknown) outcome) => outcome switch
     {
-        (_, _, TooMany) => FormAsync([limits.TooManyMembers], StatusCodes.Status400BadRequest),
+        (_, _, TooMany) => FormAsync([limits.TooManyMembers], StatusCodes.Status422UnprocessableEntity),
         (_, _, { } unknown) => FormAsync([$"There is no user '{unknown}'."], StatusCodes.Status404NotFound),
         (null, _, _) => FormAsync([NobodyElse], StatusCodes.Status422UnprocessableEntity),
         ({ } id, _, _) => Layout.RedirectAfterPostAsync(HttpContext, $"/c/{id}"),
@@ -93,8 +93,6 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
     /// </summary>
     async Task<(long? Id, bool Created, string? Unknown)> CreateAsync(MySqlConnection connection, long me, Request req)
     {
-        // More distinct names than the largest group is too many, whoever they are: no need to look them up.
-        if (req.Members!.Select(n => n.Trim().ToLowerInvariant()).Distinct().Count() > limits.MaxMembers) return (null, false, TooMany);
         var (others, unknown) = await ResolveOthersAsync(connection, me, req.Members!);
         if (unknown is not null) return (null, false, unknown);
         if (others.Length == 0) return (null, false, null);

@@ -41,5 +41,5 @@ public sealed class ConversationLimits
     public static Task TooManyAsync(HttpContext http, string what, TimeSpan wait) =>
         Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, $"Too many {what}", "Wait before trying again.", wait);
 
-    public string TooManyMembers => $"A group has at most {MaxMembers} members.";
+    public string TooManyMembers => $"A conversation has at most {MaxMembers} members.";
 }
