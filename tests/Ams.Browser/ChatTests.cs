@@ -133,7 +133,7 @@ public sealed class ChatTests(AppProcess app, Chromium chromium)
         using var client = app.Client();
         var login = await (await client.PostAsJsonAsync("/api/login", new { username = name, password = Password })).Content.ReadFromJsonAsync<JsonObject>();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login!["token"]!.GetValue<string>());
-        var setup = await (await client.PostAsync("/api/2fa/setup", null)).Content.ReadFromJsonAsync<JsonObject>();
+        var setup = await (await client.PostAsJsonAsync("/api/2fa/setup", new { password = Password })).Content.ReadFromJsonAsync<JsonObject>();
         var secret = OtpNet.Base32Encoding.ToBytes(setup!["secret"]!.GetValue<string>());
         var enabledInStep = DateTimeOffset.UtcNow.ToUnixTimeSeconds() / 30;
         Assert.True((await client.PostAsJsonAsync("/api/2fa/enable", new { code = new OtpNet.Totp(secret).ComputeTotp() })).IsSuccessStatusCode);

@@ -234,7 +234,7 @@ public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper outp
         var invalid = await browser.PostAsync("/settings/2fa/enable", Form(settings, ("code", "12345")));
         Assert.Equal(HttpStatusCode.UnprocessableEntity, invalid.StatusCode);
         Assert.Contains("Code must be 6 digits.", await invalid.Content.ReadAsStringAsync());
-        var enrol = await browser.PostAsync("/settings/2fa/setup", Form(settings));
+        var enrol = await browser.PostAsync("/settings/2fa/setup", Form(settings, ("password", Password)));
         Assert.Contains("data:image/svg+xml;base64,", await enrol.Content.ReadAsStringAsync());
     }
 

@@ -20,7 +20,7 @@ public sealed class TwoFactorSmokeTests(AppProcess app) : IClassFixture<AppProce
         var login = await (await client.PostAsJsonAsync("/api/login", new { username = name, password = Password })).Content.ReadFromJsonAsync<JsonObject>();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login!["token"]!.GetValue<string>());
 
-        var setup = await (await client.PostAsync("/api/2fa/setup", null)).Content.ReadFromJsonAsync<JsonObject>();
+        var setup = await (await client.PostAsJsonAsync("/api/2fa/setup", new { password = Password })).Content.ReadFromJsonAsync<JsonObject>();
         Assert.StartsWith("<svg", setup!["qrSvg"]!.GetValue<string>());
         var secret = Base32Encoding.ToBytes(setup["secret"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.Unauthorized, (await client.PostAsJsonAsync("/api/2fa/enable", new { code = "000000" })).StatusCode);
@@ -28,7 +28,7 @@ public sealed class TwoFactorSmokeTests(AppProcess app) : IClassFixture<AppProce
         Assert.Equal(HttpStatusCode.OK, enabled.StatusCode);
         var recovery = (await enabled.Content.ReadFromJsonAsync<JsonObject>())!["recoveryCodes"]!.AsArray().Select(c => c!.GetValue<string>()).ToList();
         Assert.Equal(10, recovery.Count);
-        Assert.Equal(HttpStatusCode.Conflict, (await client.PostAsync("/api/2fa/setup", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await client.PostAsJsonAsync("/api/2fa/setup", new { password = Password })).StatusCode);
 
         using var anonymous = app.Client();
         var step = await (await anonymous.PostAsJsonAsync("/api/login", new { username = name, password = Password })).Content.ReadFromJsonAsync<JsonObject>();

@@ -32,22 +32,69 @@ public sealed class Passwords
     readonly int memoryBytes;
     readonly int iterations;
     readonly Lazy<string> decoy;
+    // Argon2id costs memoryBytes of RAM and a core for its duration: anonymous callers (register,
+    // login) could otherwise run as many at once as they can open connections. At most
+    // MaxConcurrent run on this node; the rest queue for QueueTimeout, then get 503.
+    readonly SemaphoreSlim slots;
+    readonly TimeSpan queueTimeout;
+
+    /// <summary>How long a hash waits for a free slot before the request is answered 503.</summary>
+    public static readonly TimeSpan DefaultQueueTimeout = TimeSpan.FromSeconds(2);
 
     public Passwords() : this(MemoryBytes, Iterations) { }
 
-    /// <summary>The cost from <c>Passwords:MemoryKiB</c> and <c>Passwords:Iterations</c>, each defaulting to the constants above.</summary>
+    /// <summary>
+    /// The cost from <c>Passwords:MemoryKiB</c> and <c>Passwords:Iterations</c>, each defaulting to the constants above;
+    /// <c>Passwords:MaxConcurrent</c> (default: the processor count) and <c>Passwords:QueueTimeoutMs</c> (default 2000).
+    /// </summary>
     public Passwords(IConfiguration configuration)
         : this(Setting(configuration, "Passwords:MemoryKiB", MemoryBytes / 1024, MinMemoryKiB, MaxMemoryKiB) * 1024,
-               Setting(configuration, "Passwords:Iterations", Iterations, MinIterations, MaxIterations)) { }
+               Setting(configuration, "Passwords:Iterations", Iterations, MinIterations, MaxIterations),
+               Setting(configuration, "Passwords:MaxConcurrent", Environment.ProcessorCount, 1, 1024),
+               TimeSpan.FromMilliseconds(Setting(configuration, "Passwords:QueueTimeoutMs", (int)DefaultQueueTimeout.TotalMilliseconds, 0, 60_000))) { }
 
-    public Passwords(int memoryBytes, int iterations)
+    public Passwords(int memoryBytes, int iterations) : this(memoryBytes, iterations, Environment.ProcessorCount, DefaultQueueTimeout) { }
+
+    public Passwords(int memoryBytes, int iterations, int maxConcurrent, TimeSpan queueTimeout)
     {
         this.memoryBytes = memoryBytes;
         this.iterations = iterations;
-        decoy = new(() => Hash(Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24))));
+        slots = new SemaphoreSlim(maxConcurrent, maxConcurrent);
+        this.queueTimeout = queueTimeout;
+        decoy = new(() => ComputeHash(Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24))));
     }
 
+    /// <summary>Hashes on a free slot, waiting briefly for one; <see cref="PasswordHashingBusyException"/> (503) when none frees up.</summary>
+    public async Task<string> HashAsync(string password, CancellationToken ct = default)
+    {
+        await EnterAsync(ct);
+        try { return ComputeHash(password); }
+        finally { slots.Release(); }
+    }
+
+    /// <summary><see cref="Verify"/> on a free slot, waiting briefly for one.</summary>
+    public async Task<bool> VerifyAsync(string? phc, string password, CancellationToken ct = default)
+    {
+        if (phc is null) _ = decoy.Value;   // built outside the slot: it hashes itself
+        await EnterAsync(ct);
+        try { return VerifyNow(phc, password); }
+        finally { slots.Release(); }
+    }
+
+    async Task EnterAsync(CancellationToken ct)
+    {
+        if (!await slots.WaitAsync(queueTimeout, ct)) throw new PasswordHashingBusyException();
+    }
+
+    /// <summary>Synchronous <see cref="HashAsync"/>: blocks the thread while it queues.</summary>
     public string Hash(string password)
+    {
+        if (!slots.Wait(queueTimeout)) throw new PasswordHashingBusyException();
+        try { return ComputeHash(password); }
+        finally { slots.Release(); }
+    }
+
+    string ComputeHash(string password)
     {
         Span<char> phc = stackalloc char[Argon2id.HashSize];
         Argon2id.ComputeHash(phc, Encoding.UTF8.GetBytes(password), iterations, memoryBytes);
@@ -59,6 +106,14 @@ public sealed class Passwords
     /// checked against a decoy hash so that it costs the same time as a wrong password.
     /// </summary>
     public bool Verify(string? phc, string password)
+    {
+        if (phc is null) _ = decoy.Value;
+        if (!slots.Wait(queueTimeout)) throw new PasswordHashingBusyException();
+        try { return VerifyNow(phc, password); }
+        finally { slots.Release(); }
+    }
+
+    bool VerifyNow(string? phc, string password)
     {
         var ok = Argon2id.VerifyHash(phc ?? decoy.Value, Encoding.UTF8.GetBytes(password));
         return ok && phc is not null;
@@ -76,3 +131,6 @@ public sealed class Passwords
         return value;
     }
 }
+
+/// <summary>Every password-hashing slot stayed busy for the whole queue time: answered 503 with Retry-After.</summary>
+public sealed class PasswordHashingBusyException() : Exception("Every password hashing slot is busy.");

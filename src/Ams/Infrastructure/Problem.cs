@@ -46,6 +46,7 @@ public static class ProblemResponses
     public static int StatusFor(Exception exception) => exception switch
     {
         BadHttpRequestException bad => bad.StatusCode,
+        PasswordHashingBusyException => StatusCodes.Status503ServiceUnavailable,
         StackExchange.Redis.RedisException or MySqlConnector.MySqlException or TimeoutException => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status500InternalServerError,
     };
@@ -57,6 +58,11 @@ public static class ProblemResponses
         problem.Instance ??= context.HttpContext.Request.Path;
         switch (problem.Status)
         {
+            case StatusCodes.Status503ServiceUnavailable when context.Exception is PasswordHashingBusyException:
+                problem.Title = "Server busy";
+                problem.Detail = "Too many password checks are running. Try again shortly.";
+                context.HttpContext.Response.Headers.RetryAfter = "2";
+                break;
             case StatusCodes.Status503ServiceUnavailable when context.Exception is not null:
                 problem.Title = "Service temporarily unavailable";
                 problem.Detail = "A backing service is unreachable. Try again shortly.";

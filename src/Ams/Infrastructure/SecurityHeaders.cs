@@ -24,6 +24,8 @@ public static class SecurityHeaders
             headers["Cross-Origin-Resource-Policy"] = "same-origin";
             headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()";
             if (string.IsNullOrEmpty(headers.CacheControl)) headers.CacheControl = "no-store";
+            // HSTS only means something on a secure response (RFC 6797 §7.2: ignored over HTTP).
+            if (http.Request.IsHttps) headers.StrictTransportSecurity = "max-age=31536000; includeSubDomains";
             return Task.CompletedTask;
         });
         return next(http);

@@ -206,4 +206,21 @@ public sealed class RegisterTests(Services services) : IClassFixture<Services>
     }
 
     static HttpContent JsonContent(object value) => System.Net.Http.Json.JsonContent.Create(value);
+
+    [Fact]
+    public async Task A_name_with_a_trailing_newline_is_invalid_not_a_second_account()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("nl");
+        await app.RegisterAsync(name);
+        foreach (var username in new[] { name + "\n", new string('a', 32) + "\n", name + "\r\n" })
+        {
+            var result = await app.Scenario(s =>
+            {
+                s.Post.Json(new { username, password = Api.Password }).ToUrl("/api/register");
+                s.StatusCodeShouldBe(400);
+            });
+            Assert.Contains("username", Api.ErrorNames(await result.ProblemAsync(400)));
+        }
+    }
 }

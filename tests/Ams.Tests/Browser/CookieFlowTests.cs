@@ -148,7 +148,7 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
         var (browser, name) = await Browser.SignedInAsync(services);
         var settings = await (await browser.GetAsync("/settings/2fa")).ReadAsTextAsync();
         Assert.Contains("Two-factor authentication is off", settings);
-        var enrol = await (await browser.PostFormAsync("/settings/2fa/setup", new(), 200, htmx: true)).ReadAsTextAsync();
+        var enrol = await (await browser.PostFormAsync("/settings/2fa/setup", new() { ["password"] = Api.Password }, 200, htmx: true)).ReadAsTextAsync();
         Assert.Contains("src=\"data:image/svg+xml;base64,", enrol);
         var secret = System.Text.RegularExpressions.Regex.Match(enrol, "<code>([A-Z2-7]+)</code>").Groups[1].Value;
         var code = new OtpNet.Totp(OtpNet.Base32Encoding.ToBytes(secret)).ComputeTotp();
@@ -169,5 +169,60 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
         Assert.Equal("/", done.Context.Response.Headers.Location.ToString());
         Assert.True(browser.Has("ams_session"));
         Assert.Contains("Two-factor authentication: on", await (await browser.GetAsync("/")).ReadAsTextAsync());
+    }
+
+    [Fact]
+    public async Task A_browser_that_signed_in_before_gets_in_while_strangers_are_throttled()
+    {
+        var (browser, name) = await Browser.SignedInAsync(services);
+        var device = Assert.Single(browser.LastSetCookies, c => c.StartsWith("ams_device="));
+        Assert.Contains("httponly", device, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("samesite=strict", device, StringComparison.OrdinalIgnoreCase);
+        var app = await services.AppAsync();
+        for (var i = 0; i < 5; i++)
+            await app.Scenario(s =>
+            {
+                s.Post.Json(new { username = name, password = "wrong password!" }).ToUrl("/api/login");
+                s.From($"198.51.100.{200 + i}");
+                s.StatusCodeShouldBe(401);
+            });
+        var stranger = new Browser(app) { Address = "198.51.100.210" };
+        await stranger.GetAsync("/login");
+        await stranger.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 429);
+        await browser.GetAsync("/");
+        await browser.PostFormAsync("/logout", new(), 303);
+        await browser.GetAsync("/login");
+        await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 303);
+        Assert.True(browser.Has("ams_session"));
+    }
+
+    [Fact]
+    public async Task Over_HTTPS_the_second_factor_challenge_cookie_has_the_Host_prefix()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("hosttf");
+        await app.RegisterAsync(name);
+        var token = await app.LoginAsync(name);
+        var setup = await (await app.Scenario(s =>
+        {
+            s.Post.Json(new { password = Api.Password }).ToUrl("/api/2fa/setup");
+            s.WithBearerToken(token);
+        })).JsonAsync();
+        var secret = OtpNet.Base32Encoding.ToBytes(setup["secret"]!.GetValue<string>());
+        await app.Scenario(s =>
+        {
+            s.Post.Json(new { code = new OtpNet.Totp(secret).ComputeTotp() }).ToUrl("/api/2fa/enable");
+            s.WithBearerToken(token);
+        });
+        var browser = new Browser(app, https: true);
+        await browser.GetAsync("/login");
+        await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 303);
+        var cookie = Assert.Single(browser.LastSetCookies, c => c.Contains("ams_2fa_challenge="));
+        Assert.StartsWith("__Host-ams_2fa_challenge=", cookie);
+        Assert.Contains("secure", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("path=/", cookie, StringComparison.OrdinalIgnoreCase);
+        await browser.GetAsync("/login/2fa");
+        var wrong = await browser.PostFormAsync("/login/2fa", new() { ["code"] = "000000" }, 401);
+        Assert.Contains("That code did not work.", await wrong.ReadAsTextAsync());
     }
 }

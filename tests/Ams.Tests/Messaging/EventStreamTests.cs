@@ -205,4 +205,54 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         var result = await app.Scenario(s => { s.Get.Url("/api/events"); s.StatusCodeShouldBe(401); });
         await result.ProblemAsync(401);
     }
+
+    [Fact]
+    public async Task One_user_may_hold_only_so_many_streams_per_node()
+    {
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Events:MaxStreamsPerUser"] = "2" });
+        var alice = await app.MemberAsync("cap");
+        await using var first = await SseClient.OpenAsync(app, alice.Token);
+        await using var second = await SseClient.OpenAsync(app, alice.Token);
+        Assert.Equal(200, (int)second.Response.StatusCode);
+        await using (var third = await SseClient.OpenAsync(app, alice.Token))
+        {
+            Assert.Equal(429, (int)third.Response.StatusCode);
+            Assert.Equal("application/problem+json", third.Response.Content.Headers.ContentType?.MediaType);
+            Assert.NotNull(third.Response.Headers.RetryAfter);
+        }
+        // Another user is not affected, and a closed stream frees its place.
+        var bob = await app.MemberAsync("cap");
+        await using (var bobs = await SseClient.OpenAsync(app, bob.Token)) Assert.Equal(200, (int)bobs.Response.StatusCode);
+        await first.DisposeAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            await using var again = await SseClient.OpenAsync(app, alice.Token);
+            if ((int)again.Response.StatusCode == 200) break;
+            Assert.True(DateTime.UtcNow < deadline, "the closed stream's place was never freed");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task A_client_too_far_behind_gets_a_reset_then_live_events()
+    {
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Events:MaxReplay"] = "3" });
+        var alice = await app.MemberAsync("far");
+        var bob = await app.MemberAsync("far");
+        var direct = await app.DirectAsync(alice, bob);
+        for (var i = 0; i < 6; i++) await app.SendAsync(alice, direct.Id(), $"old {i}");
+        await using var stream = await SseClient.OpenAsync(app, bob.Token, lastEventId: "0");
+        var reset = await stream.NextAsync() ?? throw new Xunit.Sdk.XunitException("the stream ended");
+        Assert.Equal("reset", reset.Event);
+        Assert.Equal("", reset.Data);
+        Assert.False(string.IsNullOrEmpty(reset.Id));
+        var sent = await app.SendAsync(alice, direct.Id(), "live");
+        var live = await NextMessageAsync(stream);
+        Assert.Equal(sent.Id(), JsonNode.Parse(live.Data)!.Id());
+        Assert.True(long.Parse(live.Id!) > long.Parse(reset.Id!));
+        // Near enough, the same client replays as before.
+        await using var near = await SseClient.OpenAsync(app, bob.Token, lastEventId: reset.Id);
+        Assert.Equal(sent.Id(), JsonNode.Parse((await NextMessageAsync(near)).Data)!.Id());
+    }
 }

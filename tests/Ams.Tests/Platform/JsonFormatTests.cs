@@ -18,9 +18,9 @@ public sealed class JsonFormatTests(Services services) : IClassFixture<Services>
         var options = app.Services.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
         var at = new DateTimeOffset(2026, 11, 25, 19, 0, 0, 123, TimeSpan.FromHours(1));
 
-        var json = JsonSerializer.Serialize(new Features.Login.ChallengeResponse(true, "c", at), options);
+        var json = JsonSerializer.Serialize(new Features.Login.ChallengeResponse(true, "c", at, "amd_d"), options);
 
-        Assert.Equal("""{"twoFactorRequired":true,"challenge":"c","expiresAt":"2026-11-25T18:00:00.123Z"}""", json);
+        Assert.Equal("""{"twoFactorRequired":true,"challenge":"c","expiresAt":"2026-11-25T18:00:00.123Z","deviceToken":"amd_d"}""", json);
         Assert.All(Slices.JsonContexts, c => Assert.Contains(c, options.TypeInfoResolverChain));
     }
 }

@@ -137,4 +137,20 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
         var notAnObject = await app.PostRawAsync("/api/register", "0.5", null, 400);
         Assert.DoesNotContain("Ams.", await notAnObject.ReadAsTextAsync());
     }
+
+    [Fact]
+    public async Task An_event_stream_with_a_revoked_token_gets_a_401_problem()
+    {
+        var app = await services.AppAsync();
+        var token = await app.NewUserTokenAsync("rev");
+        await app.Scenario(s => { s.Post.Url("/api/logout"); s.WithBearerToken(token); s.StatusCodeShouldBe(204); });
+        var refused = await app.Scenario(s =>
+        {
+            s.Get.Url("/api/events");
+            s.WithBearerToken(token);
+            s.WithRequestHeader("Accept", "text/event-stream");
+            s.StatusCodeShouldBe(401);
+        });
+        await refused.ProblemAsync(401);
+    }
 }

@@ -49,4 +49,18 @@ public sealed class SecurityHeaderTests(Services services) : IClassFixture<Servi
             Assert.Contains("name=\"_csrf\"", html);
         }
     }
+
+    [Fact]
+    public async Task HSTS_is_sent_over_HTTPS_only()
+    {
+        var app = await services.AppAsync();
+        var secure = await app.Scenario(s =>
+        {
+            s.Get.Url("/login");
+            s.ConfigureHttpContext(c => c.Request.Scheme = "https");
+        });
+        Assert.Equal("max-age=31536000; includeSubDomains", secure.Context.Response.Headers.StrictTransportSecurity.ToString());
+        var plain = await app.Scenario(s => s.Get.Url("/login"));
+        Assert.False(plain.Context.Response.Headers.ContainsKey("Strict-Transport-Security"));
+    }
 }

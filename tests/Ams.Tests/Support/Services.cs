@@ -58,6 +58,19 @@ public sealed class Services : IAsyncLifetime
         ["Passwords:Iterations"] = Ams.Infrastructure.Passwords.MinIterations.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
+    /// <summary>
+    /// Every test host's requests come from a handful of addresses, and a class registers far more
+    /// accounts than a real address would: the per-address registration limit is raised for them.
+    /// Tests of that limit pass their own setting.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string?> RoomyLimits { get; } = new Dictionary<string, string?>
+    {
+        ["Registration:MaxPerAddress"] = "1000000",
+        ["Conversations:MaxCreates"] = "1000000",
+        ["Conversations:MaxMemberAdds"] = "1000000",
+        ["Conversations:MaxReads"] = "1000000",
+    };
+
     /// <summary>Unsets the test cost, so the node runs as a host without any Passwords:* setting.</summary>
     public static IReadOnlyDictionary<string, string?> ProductionPasswords { get; } =
         CheapPasswords.ToDictionary(setting => setting.Key, _ => (string?)null);
@@ -77,6 +90,8 @@ public sealed class Services : IAsyncLifetime
             // Tests drive refills and reseeds themselves.
             builder.UseSetting("Entropy:Background", "false");
             foreach (var (key, value) in CheapPasswords)
+                builder.UseSetting(key, value);
+            foreach (var (key, value) in RoomyLimits)
                 builder.UseSetting(key, value);
             foreach (var (key, value) in settings ?? [])
                 builder.UseSetting(key, value);

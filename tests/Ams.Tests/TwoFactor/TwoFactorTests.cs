@@ -36,7 +36,7 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         var name = Api.UniqueName("tf");
         await app.RegisterAsync(name);
         var token = await app.LoginAsync(name);
-        var setup = await (await Post(app, "/api/2fa/setup", null, token, 200)).JsonAsync();
+        var setup = await (await Post(app, "/api/2fa/setup", new { password = Api.Password }, token, 200)).JsonAsync();
         return (name, token, Base32Encoding.ToBytes(setup["secret"]!.GetValue<string>()), setup);
     }
 
@@ -68,7 +68,7 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         var me = await (await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); })).JsonAsync();
         Assert.False(me["twoFactorEnabled"]!.GetValue<bool>());
         await app.LoginAsync(name);   // pending: the password alone still signs in
-        await Post(app, "/api/2fa/setup", null, null, 401);
+        await Post(app, "/api/2fa/setup", new { password = Api.Password }, null, 401);
     }
 
     [Fact]
@@ -83,7 +83,7 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         Assert.All(codes, c => Assert.Matches("^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$", c));
         var me = await (await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); })).JsonAsync();
         Assert.True(me["twoFactorEnabled"]!.GetValue<bool>());
-        await (await Post(app, "/api/2fa/setup", null, token, 409)).ProblemAsync(409);
+        await (await Post(app, "/api/2fa/setup", new { password = Api.Password }, token, 409)).ProblemAsync(409);
     }
 
     [Fact]
@@ -151,7 +151,11 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         var user = await EnrolAsync();
         var challenge = await ChallengeAsync(app, user.Name);
         for (var i = 0; i < 3; i++) await Post(app, "/api/login/2fa", new { challenge, code = "000000" }, null, 401);
-        await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 401);
+        // api.md: past the challenge's limit even a correct code is 429 until the challenge expires.
+        var spent = await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 429);
+        Assert.True(int.Parse(spent.Context.Response.Headers.RetryAfter.ToString()) > 0);
+        // A fresh challenge still works: the account has two wrong codes left.
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret) }, null, 200);
     }
 
     [Fact]
@@ -238,12 +242,82 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         var name = Api.UniqueName("fc");
         await node.RegisterAsync(name);
         var token = await node.LoginAsync(name);
-        var secret = Base32Encoding.ToBytes((await (await Post(node, "/api/2fa/setup", null, token, 200)).JsonAsync())["secret"]!.GetValue<string>());
+        var secret = Base32Encoding.ToBytes((await (await Post(node, "/api/2fa/setup", new { password = Api.Password }, token, 200)).JsonAsync())["secret"]!.GetValue<string>());
         await Post(node, "/api/2fa/enable", new { code = Code(secret) }, token, 200);
         var challenge = await ChallengeAsync(node, name);
         clock.Advance(TimeSpan.FromSeconds(30));
         await redis.StopAsync();
         var refused = await Post(node, "/api/login/2fa", new { challenge, code = Code(secret) }, null, 503);
         await refused.ProblemAsync(503);
+    }
+
+    [Fact]
+    public async Task Setup_needs_the_password_and_a_wrong_one_counts_as_a_failed_login()
+    {
+        var name = Api.UniqueName("tfpw");
+        await app.RegisterAsync(name);
+        var token = await app.LoginAsync(name);
+        await (await Post(app, "/api/2fa/setup", new { }, token, 400)).ProblemAsync(400);
+        for (var i = 0; i < 5; i++)
+            await (await Post(app, "/api/2fa/setup", new { password = "stolen session only" }, token, 401)).ProblemAsync(401);
+        // Those were failed logins: the account's password budget is spent for strangers.
+        await app.Scenario(s =>
+        {
+            s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login");
+            s.From("192.0.2.178");
+            s.StatusCodeShouldBe(429);
+        });
+        await Post(app, "/api/2fa/setup", new { password = Api.Password }, token, 429);
+    }
+
+    [Fact]
+    public async Task Thirty_parallel_wrong_codes_on_one_challenge_get_at_most_three_checked()
+    {
+        var user = await EnrolAsync();
+        var challenge = await ChallengeAsync(app, user.Name);
+        var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(i => app.Scenario(s =>
+        {
+            s.Post.Json(new { challenge, code = $"{i:D6}" == Code(user.Secret) ? "999999" : $"{i:D6}" }).ToUrl("/api/login/2fa");
+            s.IgnoreStatusCode();
+        })));
+        var statuses = results.Select(r => r.Context.Response.StatusCode).ToList();
+        Assert.True(statuses.Count(s => s == 401) <= 3, string.Join(",", statuses));
+        Assert.Equal(30, statuses.Count(s => s is 401 or 429));
+        await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 429);
+    }
+
+    [Fact]
+    public async Task Thirty_parallel_wrong_codes_on_one_account_get_at_most_five_checked()
+    {
+        var user = await EnrolAsync();
+        var challenges = new List<string>();
+        for (var i = 0; i < 10; i++) challenges.Add(await ChallengeAsync(app, user.Name));
+        var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(i => app.Scenario(s =>
+        {
+            s.Post.Json(new { challenge = challenges[i % 10], code = "000000" }).ToUrl("/api/login/2fa");
+            s.IgnoreStatusCode();
+        })));
+        var statuses = results.Select(r => r.Context.Response.StatusCode).ToList();
+        Assert.True(statuses.Count(s => s == 401) <= 5, string.Join(",", statuses));
+        Assert.Equal(30, statuses.Count(s => s is 401 or 429));
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret) }, null, 429);
+    }
+
+    [Theory]
+    [InlineData("/api/2fa/disable")]
+    [InlineData("/api/2fa/recovery-codes")]
+    public async Task Parallel_wrong_codes_with_a_session_get_at_most_five_checked(string url)
+    {
+        var user = await EnrolAsync();
+        var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(i => app.Scenario(s =>
+        {
+            s.Post.Json(new { password = Api.Password, code = "000000" }).ToUrl(url);
+            s.WithBearerToken(user.Token);
+            s.IgnoreStatusCode();
+        })));
+        var statuses = results.Select(r => r.Context.Response.StatusCode).ToList();
+        Assert.True(statuses.Count(s => s == 401) <= 5, string.Join(",", statuses));
+        Assert.Equal(30, statuses.Count(s => s is 401 or 429));
+        await Post(app, url, new { password = Api.Password, code = Code(user.Secret) }, user.Token, 429);
     }
 }

@@ -3,11 +3,13 @@ using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
+using StackExchange.Redis;
 
 namespace Ams.Features.AddMember;
 
 /// <summary>Adds someone to a group; they see messages from then on.</summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time) : Endpoint<Request, ConversationView>
+public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits)
+    : Endpoint<Request, ConversationView>
 {
     public override void Configure()
     {
@@ -22,9 +24,17 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
             await NotFound.ConversationAsync(HttpContext);
             return;
         }
-        await using var connection = await db.OpenConnectionAsync(ct);
-        switch (await Sql.AddAsync(connection, me, id, req.Username.Trim().ToLowerInvariant(), time.UtcNowMillis()))
+        if (await ConversationLimits.TryAsync(redis, "member-adds", me, limits.MaxMemberAdds, limits.MemberAddWindow) is { } wait)
         {
+            await ConversationLimits.TooManyAsync(HttpContext, "members added", wait);
+            return;
+        }
+        await using var connection = await db.OpenConnectionAsync(ct);
+        switch (await Sql.AddAsync(connection, me, id, req.Username.Trim().ToLowerInvariant(), time.UtcNowMillis(), limits.MaxMembers))
+        {
+            case Sql.Outcome.Full:
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status409Conflict, "Group is full", limits.TooManyMembers);
+                return;
             case Sql.Outcome.NotFound:
                 await NotFound.ConversationAsync(HttpContext);
                 return;

@@ -5,13 +5,13 @@ namespace Ams.Features.AddMember;
 
 static class Sql
 {
-    public enum Outcome { Added, AlreadyMember, NotFound, NotAGroup, UnknownUser }
+    public enum Outcome { Added, AlreadyMember, NotFound, NotAGroup, UnknownUser, Full }
 
     /// <summary>
     /// Adds the user to a group the caller belongs to. The newcomer's view starts after the
     /// current last message; the conversation row is locked so no message slips in between.
     /// </summary>
-    public static async Task<Outcome> AddAsync(MySqlConnection connection, long callerId, long conversationId, string username, DateTime now)
+    public static async Task<Outcome> AddAsync(MySqlConnection connection, long callerId, long conversationId, string username, DateTime now, int maxMembers)
     {
         await using var transaction = await connection.BeginTransactionAsync();
         var conversation = await connection.QuerySingleOrDefaultAsync<ConversationRow>("""
@@ -24,12 +24,25 @@ static class Sql
             new { username }, transaction);
         if (userId is null) return Outcome.UnknownUser;
         if (conversation.Kind != "group") return Outcome.NotAGroup;
+        // The conversation row is locked, so concurrent adds are counted one after another.
+        var count = await connection.QuerySingleAsync<CountRow>("""
+            SELECT COUNT(*) AS Members, CAST(COALESCE(SUM(user_id = @userId), 0) AS SIGNED) AS Already
+            FROM conversation_members WHERE conversation_id = @conversationId
+            """, new { conversationId, userId }, transaction);
+        if (count.Already > 0) return Outcome.AlreadyMember;
+        if (count.Members >= maxMembers) return Outcome.Full;
         var added = await connection.ExecuteAsync("""
             INSERT IGNORE INTO conversation_members (conversation_id, user_id, joined_after_message_id, last_read_message_id, joined_at)
             VALUES (@conversationId, @userId, @last, @last, @now)
             """, new { conversationId, userId, last = conversation.LastMessageId, now }, transaction);
         await transaction.CommitAsync();
         return added == 1 ? Outcome.Added : Outcome.AlreadyMember;
+    }
+
+    internal sealed class CountRow
+    {
+        public long Members { get; set; }
+        public long Already { get; set; }
     }
 
     internal sealed class ConversationRow

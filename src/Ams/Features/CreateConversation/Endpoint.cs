@@ -3,6 +3,7 @@ using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
+using StackExchange.Redis;
 
 namespace Ams.Features.CreateConversation;
 
@@ -11,9 +12,12 @@ namespace Ams.Features.CreateConversation;
 /// which exists at most once per pair: asking again returns it with 200. The JSON call and the
 /// browser's "new chat" form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time) : Endpoint<Request, ConversationView>
+public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits)
+    : Endpoint<Request, ConversationView>
 {
     const string NobodyElse = "Name at least one member besides yourself.";
+    // Not a username (those are at least 3 characters): the outcome for a group over Conversations:MaxMembers.
+    const string TooMany = "";
 
     public override void Configure()
     {
@@ -37,6 +41,17 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
             return;
         }
         var me = User.UserId();
+        // Counted before the names are resolved: a creation is one whether or not it succeeds.
+        if (await ConversationLimits.TryAsync(redis, "conversation-creates", me, limits.MaxCreates, limits.CreateWindow) is { } wait)
+        {
+            if (HttpContext.IsApi()) await ConversationLimits.TooManyAsync(HttpContext, "new conversations", wait);
+            else
+            {
+                Problem.RetryAfter(HttpContext, wait);
+                await FormAsync([$"Too many new conversations. Try again in {Math.Ceiling(wait.TotalMinutes)} minutes."], StatusCodes.Status429TooManyRequests);
+            }
+            return;
+        }
         await using var connection = await db.OpenConnectionAsync(ct);
         var outcome = await CreateAsync(connection, me, req);
         await (HttpContext.IsApi() ? ApiReplyAsync(connection, me, outcome, ct) : FormReplyAsync(outcome));
@@ -46,6 +61,9 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
     {
         switch (outcome)
         {
+            case (_, _, TooMany):
+                ThrowError(r => r.Members, limits.TooManyMembers);
+                break;
             case (_, _, { } unknown):
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{unknown}'.");
                 break;
@@ -61,6 +79,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
 
     Task FormReplyAsync((long? Id, bool Created, string? Unknown) outcome) => outcome switch
     {
+        (_, _, TooMany) => FormAsync([limits.TooManyMembers], StatusCodes.Status422UnprocessableEntity),
         (_, _, { } unknown) => FormAsync([$"There is no user '{unknown}'."], StatusCodes.Status404NotFound),
         (null, _, _) => FormAsync([NobodyElse], StatusCodes.Status422UnprocessableEntity),
         ({ } id, _, _) => Layout.RedirectAfterPostAsync(HttpContext, $"/c/{id}"),
@@ -70,13 +89,14 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
 
     /// <summary>
     /// Creates the group, or finds or creates the direct conversation; Id is null when nobody but
-    /// the caller was named, Unknown the first name that matches no user.
+    /// the caller was named, Unknown the first name that matches no user (or <see cref="TooMany"/>).
     /// </summary>
     async Task<(long? Id, bool Created, string? Unknown)> CreateAsync(MySqlConnection connection, long me, Request req)
     {
         var (others, unknown) = await ResolveOthersAsync(connection, me, req.Members!);
         if (unknown is not null) return (null, false, unknown);
         if (others.Length == 0) return (null, false, null);
+        if (others.Length + 1 > limits.MaxMembers) return (null, false, TooMany);
         var (id, created) = others.Length == 1 && req.Title is null
             ? await Conversations.FindOrCreateDirectAsync(connection, me, others[0], time.UtcNowMillis())
             : (await Sql.CreateGroupAsync(connection, req.Title, [me, .. others], time.UtcNowMillis()), true);

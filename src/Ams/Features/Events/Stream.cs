@@ -12,6 +12,10 @@ public sealed class StreamOptions
     public TimeSpan KeepAlive { get; set; } = TimeSpan.FromSeconds(15);
     /// <summary>Events a stream may fall behind by before it is disconnected (it resumes with Last-Event-ID).</summary>
     public int QueueCapacity { get; set; } = Subscriber.DefaultCapacity;
+    /// <summary>Open streams one user may hold on this node; one more gets 429.</summary>
+    public int MaxStreamsPerUser { get; set; } = 16;
+    /// <summary>Events a resuming stream may replay; a client further behind gets <c>event: reset</c> and goes live.</summary>
+    public int MaxReplay { get; set; } = 10_000;
 }
 
 /// <summary>
@@ -25,10 +29,36 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
     IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
 {
     readonly Dictionary<string, IEventKind> byKind = kinds.ToDictionary(k => k.Name);
+    // Open streams per user on this node: each holds a connection, a queue and a subscription.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<long, int> open = new();
 
     public async Task RunAsync(HttpContext http, StreamFormat format, CancellationToken ct)
     {
         var session = http.Session();
+        if (open.AddOrUpdate(session.UserId, 1, (_, n) => n + 1) > options.MaxStreamsPerUser)
+        {
+            Release(session.UserId);
+            await Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many open event streams",
+                $"At most {options.MaxStreamsPerUser} streams per user; close one first.", TimeSpan.FromSeconds(5));
+            return;
+        }
+        try
+        {
+            await RunCountedAsync(http, session, format, ct);
+        }
+        finally
+        {
+            Release(session.UserId);
+        }
+    }
+
+    void Release(long userId)
+    {
+        if (open.AddOrUpdate(userId, 0, (_, n) => n - 1) <= 0) open.TryRemove(KeyValuePair.Create(userId, 0));
+    }
+
+    async Task RunCountedAsync(HttpContext http, Session session, StreamFormat format, CancellationToken ct)
+    {
         var user = await Users.FindByIdAsync(db, session.UserId, ct);
         if (user is null) return;
         var response = http.Response;
@@ -46,7 +76,19 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
             await response.WriteAsync(": connected\n\n", ct);
             await response.Body.FlushAsync(ct);
             // Starting live needs no replay: every number up to the latest is already committed.
-            if (resumeAfter is not null) last = await ReplayAsync(response, subscriber, last, ct);
+            if (resumeAfter is not null)
+            {
+                // Replay is bounded: a client too far behind is told to reload, then goes live. The
+                // reset carries the latest id, so its next reconnect resumes from there.
+                var latest = await LatestAsync(user.Id, ct);
+                if (latest - last > options.MaxReplay)
+                {
+                    await response.WriteAsync($"id: {latest.ToString(CultureInfo.InvariantCulture)}\nevent: reset\n\n", ct);
+                    await response.Body.FlushAsync(ct);
+                    last = latest;
+                }
+                else last = await ReplayAsync(response, subscriber, last, ct);
+            }
             // One keep-alive timer per quiet period, not one per event; every ready event is written
             // before a single flush, so a burst costs one flush per stream rather than one per event.
             var tick = KeepAliveTimer(ct);

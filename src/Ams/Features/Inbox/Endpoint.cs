@@ -1,3 +1,5 @@
+using System.Globalization;
+using FluentValidation.Results;
 using Ams.Infrastructure;
 using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
@@ -6,7 +8,10 @@ using MySqlConnector;
 
 namespace Ams.Features.Inbox;
 
-/// <summary>The caller's conversations, newest activity first, each with its last message and unread count.</summary>
+/// <summary>
+/// The caller's conversations, newest activity first, each with its last message and unread count:
+/// a page of <c>?limit=</c> (1–200, default 50), after the conversation <c>?before=</c> names.
+/// </summary>
 public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest<List<ConversationView>>
 {
     public override void Configure()
@@ -16,7 +21,19 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWi
 
     public override async Task HandleAsync(CancellationToken ct)
     {
+        var query = HttpContext.Request.Query;
+        var limit = Sql.DefaultLimit;
+        if (query.ContainsKey("limit") && (!int.TryParse(query["limit"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out limit)
+            || limit is < 1 or > Sql.MaxLimit))
+            AddError(new ValidationFailure("limit", $"limit must be a whole number from 1 to {Sql.MaxLimit}."));
+        long? before = null;
+        if (query.ContainsKey("before"))
+        {
+            if (Ids.TryParse(query["before"].ToString(), out var id)) before = id;
+            else AddError(new ValidationFailure("before", "before must be a conversation id."));
+        }
+        ThrowIfAnyErrors();
         await using var connection = await db.OpenConnectionAsync(ct);
-        await Send.OkAsync(await Sql.ListAsync(connection, envelope, User.UserId()), ct);
+        await Send.OkAsync(await Sql.ListAsync(connection, envelope, User.UserId(), limit, before), ct);
     }
 }

@@ -8,11 +8,26 @@ namespace Ams.Features.Inbox;
 /// <summary>The inbox query, shared with the browser's conversation list (Chat).</summary>
 public static class Sql
 {
-    /// <summary>The caller's inbox, newest activity first.</summary>
-    public static async Task<List<ConversationView>> ListAsync(MySqlConnection connection, Envelope envelope, long userId)
+    public const int DefaultLimit = 50;
+    public const int MaxLimit = 200;
+
+    /// <summary>
+    /// A page of the caller's inbox, newest activity first: up to <paramref name="limit"/>
+    /// conversations that sort after <paramref name="before"/> (keyset paging; the cursor is the id
+    /// of the last conversation of the previous page, and only one of the caller's own counts).
+    /// </summary>
+    public static async Task<List<ConversationView>> ListAsync(MySqlConnection connection, Envelope envelope, long userId,
+        int limit = DefaultLimit, long? before = null)
     {
-        var rows = (await connection.QueryAsync<Conversations.Row>(
-            Conversations.Select + " WHERE cm.user_id = @userId ORDER BY c.last_activity_at DESC, c.id DESC", new { userId })).ToList();
+        var rows = (await connection.QueryAsync<Conversations.Row>(Conversations.Select + """
+             WHERE cm.user_id = @userId
+               AND (@before IS NULL OR (c.last_activity_at, c.id) < (
+                    SELECT c2.last_activity_at, c2.id FROM conversations c2
+                    JOIN conversation_members m2 ON m2.conversation_id = c2.id AND m2.user_id = @userId
+                    WHERE c2.id = @before))
+             ORDER BY c.last_activity_at DESC, c.id DESC
+             LIMIT @limit
+            """, new { userId, before, limit })).ToList();
         return await Conversations.ViewsAsync(connection, envelope, rows);
     }
 }

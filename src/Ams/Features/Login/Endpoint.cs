@@ -8,16 +8,17 @@ namespace Ams.Features.Login;
 /// The password step: a session (the API's token, the browser's cookie), or with 2FA on only a
 /// challenge for the second step. The JSON call and the browser's form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle throttle, SessionStore sessions, Challenges challenges)
+public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle throttle, Devices devices, SessionStore sessions, Challenges challenges)
     : Endpoint<Request, Response>
 {
-    public const string SecondFactorCookie = "ams_2fa_challenge";
+    /// <summary>The second-factor challenge's cookie: <c>__Host-</c> prefixed over HTTPS, as the session cookie is.</summary>
+    public static string SecondFactorCookie(HttpRequest request) => request.IsHttps ? "__Host-ams_2fa_challenge" : "ams_2fa_challenge";
 
     abstract record Outcome;
     sealed record Throttled(TimeSpan RetryAfter) : Outcome;
     sealed record Rejected : Outcome;
-    sealed record Succeeded(string Token, Session Session, UserRow User) : Outcome;
-    sealed record NeedsSecondFactor(string Challenge, DateTimeOffset ExpiresAt) : Outcome;
+    sealed record Succeeded(string Token, Session Session, UserRow User, string DeviceToken) : Outcome;
+    sealed record NeedsSecondFactor(string Challenge, DateTimeOffset ExpiresAt, string DeviceToken) : Outcome;
 
     public override void Configure()
     {
@@ -39,32 +40,39 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
 
     async Task<Outcome> SignInAsync(Request req, CancellationToken ct)
     {
-        var username = req.Username.ToLowerInvariant();
         var address = ClientAddress.BucketOf(HttpContext);
-        if (await throttle.TryAttemptAsync(username, address) is { } wait) return new Throttled(wait);
+        // The account is found first, so that every spelling of its name shares its budget.
+        var user = await Sql.FindUserAsync(db, req.Username.ToLowerInvariant(), ct);
+        var account = Login.Throttle.AccountOf(user, req.Username);
+        // A client that signed in to this account before is judged by its own budget (OWASP device cookies).
+        var device = await devices.ReadAsync(req.DeviceToken ?? HttpContext.Request.Cookies[Devices.CookieName(HttpContext.Request)]);
+        if (device is not null && device.UserId != user?.Id) device = null;
+        var wait = device is not null ? await throttle.TryDeviceAttemptAsync(device.Id) : await throttle.TryAttemptAsync(account, address);
+        if (wait is { } w) return new Throttled(w);
 
-        var user = await Sql.FindUserAsync(db, username, ct);
         // A missing user is verified against a decoy hash, so both failures cost the same.
-        if (!passwords.Verify(user?.PasswordHash, req.Password) || user is null) return new Rejected();
+        if (!await passwords.VerifyAsync(user?.PasswordHash, req.Password, ct) || user is null) return new Rejected();
 
-        await throttle.ForgiveAsync(username, address);
+        if (device is not null) await throttle.ForgiveDeviceAsync(device.Id);
+        else await throttle.ForgiveAsync(account, address);
+        var deviceToken = device?.Token ?? await devices.IssueAsync(user.Id);
         if (passwords.NeedsRehash(user.PasswordHash))
-            await Sql.UpdateHashAsync(db, user.Id, user.PasswordHash, passwords.Hash(req.Password), ct);
+            await Sql.UpdateHashAsync(db, user.Id, user.PasswordHash, await passwords.HashAsync(req.Password, ct), ct);
         if (user.TwoFactorEnabled)
         {
             var (challenge, expiresAt) = await challenges.CreateAsync(user.Id);
-            return new NeedsSecondFactor(challenge, expiresAt);
+            return new NeedsSecondFactor(challenge, expiresAt, deviceToken);
         }
         var (token, session) = await sessions.CreateAsync(user.Id);
-        return new Succeeded(token, session, user);
+        return new Succeeded(token, session, user, deviceToken);
     }
 
     Task ApiReplyAsync(Outcome outcome, CancellationToken ct) => outcome switch
     {
         Throttled t => Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many failed sign-ins", "Wait before trying again.", t.RetryAfter),
-        NeedsSecondFactor c => HttpContext.Response.WriteAsJsonAsync(new ChallengeResponse(true, c.Challenge, c.ExpiresAt),
+        NeedsSecondFactor c => HttpContext.Response.WriteAsJsonAsync(new ChallengeResponse(true, c.Challenge, c.ExpiresAt, c.DeviceToken),
             LoginJson.Default.ChallengeResponse, cancellationToken: ct),
-        Succeeded s => Send.OkAsync(new Response(s.Token, s.Session.ExpiresAt, s.User.ToView()), ct),
+        Succeeded s => Send.OkAsync(new Response(s.Token, s.Session.ExpiresAt, s.User.ToView(), s.DeviceToken), ct),
         _ /* Rejected */ => Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid username or password"),
     };
 
@@ -77,16 +85,21 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
                 return FormAsync(req.Username, [$"Too many failed sign-ins. Try again in {Math.Ceiling(t.RetryAfter.TotalMinutes)} minutes."],
                     StatusCodes.Status429TooManyRequests);
             case NeedsSecondFactor c:
+                AppendDeviceCookie(c.DeviceToken);
                 // The challenge rides in a short-lived HttpOnly cookie, never in a URL.
-                HttpContext.Response.Cookies.Append(SecondFactorCookie, c.Challenge, SessionCookie.Options(HttpContext.Request, c.ExpiresAt));
+                HttpContext.Response.Cookies.Append(SecondFactorCookie(HttpContext.Request), c.Challenge, SessionCookie.Options(HttpContext.Request, c.ExpiresAt));
                 return Layout.RedirectAfterPostAsync(HttpContext, "/login/2fa");
             case Succeeded s:
+                AppendDeviceCookie(s.DeviceToken);
                 SessionCookie.Append(HttpContext, s.Token, s.Session.ExpiresAt);
                 return Layout.RedirectAfterPostAsync(HttpContext, "/");
             default: // Rejected
                 return FormAsync(req.Username, ["Invalid username or password."], StatusCodes.Status401Unauthorized);
         }
     }
+
+    void AppendDeviceCookie(string deviceToken) =>
+        HttpContext.Response.Cookies.Append(Devices.CookieName(HttpContext.Request), deviceToken, Devices.CookieOptions(HttpContext.Request));
 
     Task FormAsync(string username, IEnumerable<string> errors, int status) =>
         Layout.SendAsync(HttpContext, "Sign in", Fragments.Form(HttpContext, username, errors), status);

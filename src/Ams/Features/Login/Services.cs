@@ -8,5 +8,6 @@ public sealed class Services : ISliceServices
     {
         builder.Services.AddSingleton(builder.Configuration.GetSection("Login").Get<ThrottleOptions>() ?? new());
         builder.Services.AddSingleton<Throttle>();
+        builder.Services.AddSingleton<Devices>();
     }
 }

@@ -7,13 +7,18 @@ public sealed class ThrottleOptions
 {
     public int MaxFailuresPerAccount { get; set; } = 5;
     public int MaxFailuresPerAddress { get; set; } = 30;
+    /// <summary>Failures a known device (one holding a device token for the account) may make before it is throttled too.</summary>
+    public int MaxFailuresPerDevice { get; set; } = 5;
     public TimeSpan Window { get; set; } = TimeSpan.FromMinutes(15);
 }
 
 /// <summary>
 /// Failed-login budgets per account and per client address, in Redis so every node shares
 /// them. An attempt is counted before the password is checked (and forgiven on success), so a
-/// burst of parallel guesses cannot all slip in under the limit.
+/// burst of parallel guesses cannot all slip in under the limit. The account is named by
+/// <see cref="AccountOf"/>: its id once found, so every spelling MariaDB matches to it (case,
+/// trailing spaces) shares one budget. A known device (see <see cref="Devices"/>) has its own
+/// budget instead of the account's and the address's.
 /// </summary>
 public sealed class Throttle(IConnectionMultiplexer redis, ThrottleOptions options)
 {
@@ -34,23 +39,45 @@ public sealed class Throttle(IConnectionMultiplexer redis, ThrottleOptions optio
         return wait
         """;
 
+    /// <summary>
+    /// The throttling name of an account: its id when it exists, else the typed name as MariaDB's
+    /// case-insensitive, trailing-space-blind collation would compare it.
+    /// </summary>
+    public static string AccountOf(UserRow? user, string typed) =>
+        user is not null ? $"id:{user.Id}" : $"name:{typed.TrimEnd(' ').ToLowerInvariant()}";
+
     /// <summary>Counts an attempt; returns how long to wait when a budget is spent.</summary>
-    public async Task<TimeSpan?> TryAttemptAsync(string username, string address)
+    public async Task<TimeSpan?> TryAttemptAsync(string account, string address)
     {
         var wait = (long)await redis.GetDatabase().ScriptEvaluateAsync(Acquire,
-            [AccountKey(username), AddressKey(address)],
+            [AccountKey(account), AddressKey(address)],
             [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerAccount, options.MaxFailuresPerAddress]);
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
     }
 
+    /// <summary>Counts an attempt from a known device against that device's budget alone.</summary>
+    public async Task<TimeSpan?> TryDeviceAttemptAsync(string deviceId)
+    {
+        var wait = (long)await redis.GetDatabase().ScriptEvaluateAsync(Acquire,
+            [DeviceKey(deviceId)], [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerDevice]);
+        return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
+    }
+
     /// <summary>A correct password: the attempt was not a failure, and the account's slate is clean.</summary>
-    public async Task ForgiveAsync(string username, string address)
+    public async Task ForgiveAsync(string account, string address)
     {
         var db = redis.GetDatabase();
-        await db.KeyDeleteAsync(AccountKey(username));
+        await db.KeyDeleteAsync(AccountKey(account));
         await db.StringDecrementAsync(AddressKey(address));
     }
 
-    static string AccountKey(string username) => $"{Redis.KeyPrefix}login-failures:user:{username}";
+    /// <summary>
+    /// A correct password from a known device: only the device's slate is cleaned. The account's
+    /// count stays, so strangers' guesses stay throttled while the owner signs in.
+    /// </summary>
+    public Task ForgiveDeviceAsync(string deviceId) => redis.GetDatabase().KeyDeleteAsync(DeviceKey(deviceId));
+
+    static string AccountKey(string account) => $"{Redis.KeyPrefix}login-failures:account:{account}";
+    static string DeviceKey(string deviceId) => $"{Redis.KeyPrefix}login-failures:device:{deviceId}";
     static string AddressKey(string address) => $"{Redis.KeyPrefix}login-failures:addr:{address}";
 }

@@ -15,5 +15,6 @@ public sealed class Validator : Validator<Request>
             .MaximumLength(64).WithMessage("Username is too long.");
         RuleFor(r => r.Password).NotEmpty().WithMessage("Password is required.")
             .MaximumLength(1024).WithMessage("Password is too long.");
+        RuleFor(r => r.DeviceToken).MaximumLength(100).WithMessage("Device token is too long.");
     }
 }

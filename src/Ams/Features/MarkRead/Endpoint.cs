@@ -2,11 +2,13 @@ using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
+using StackExchange.Redis;
 
 namespace Ams.Features.MarkRead;
 
 /// <summary>Read receipts: the caller has read everything up to a message; every member's stream hears of it.</summary>
-public sealed class Endpoint(MySqlDataSource db, EventLog events, ReadEvents reads, TimeProvider time) : Endpoint<Request>
+public sealed class Endpoint(MySqlDataSource db, EventLog events, ReadEvents reads, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits)
+    : Endpoint<Request>
 {
     public override void Configure()
     {
@@ -16,12 +18,23 @@ public sealed class Endpoint(MySqlDataSource db, EventLog events, ReadEvents rea
     public override async Task HandleAsync(Request req, CancellationToken ct)
     {
         var me = User.UserId();
+        if (await ConversationLimits.TryAsync(redis, "reads", me, limits.MaxReads, limits.ReadWindow) is { } wait)
+        {
+            await ConversationLimits.TooManyAsync(HttpContext, "read receipts", wait);
+            return;
+        }
         Ids.TryParse(req.UpTo, out var upTo);
         await using var connection = await db.OpenConnectionAsync(ct);
         if (!Ids.TryParse(Route<string>("id"), out var id)
             || await Sql.MarkAsync(connection, me, id, upTo, time.UtcNowMillis()) is not { } marked)
         {
             await NotFound.ConversationAsync(HttpContext);
+            return;
+        }
+        // A mark that did not move (an older or the same message) changes nothing and tells nobody.
+        if (marked.Recipients.Length == 0)
+        {
+            await Send.NoContentAsync(ct);
             return;
         }
         var reader = (await Users.FindByIdAsync(db, me, ct))!;

@@ -7,6 +7,7 @@ public sealed class Services : ISliceServices
 {
     public static void Add(IHostApplicationBuilder builder)
     {
+        ConversationLimits.Add(builder);
         builder.Services.AddEventKind<ReadEvents>();
     }
 }

@@ -15,7 +15,7 @@ static class Sql
 
     /// <summary>
     /// Moves the reader's mark forward (never back) and records a read event for every member;
-    /// null when the message is not one the caller can see in that conversation.
+    /// no recipients when the mark did not move (nothing is recorded); null when the message is not one the caller can see in that conversation.
     /// </summary>
     public static async Task<Marked?> MarkAsync(MySqlConnection connection, long readerId, long conversationId, long upTo, DateTime now)
     {
@@ -26,10 +26,15 @@ static class Sql
             WHERE m.id = @upTo AND m.conversation_id = @conversationId AND m.id > cm.joined_after_message_id
             """, new { readerId, upTo, conversationId }, transaction);
         if (visible is null) return null;
-        await connection.ExecuteAsync("""
-            UPDATE conversation_members SET last_read_message_id = GREATEST(last_read_message_id, @upTo)
-            WHERE conversation_id = @conversationId AND user_id = @readerId
+        var moved = await connection.ExecuteAsync("""
+            UPDATE conversation_members SET last_read_message_id = @upTo
+            WHERE conversation_id = @conversationId AND user_id = @readerId AND last_read_message_id < @upTo
             """, new { upTo, conversationId, readerId }, transaction);
+        if (moved == 0)
+        {
+            await transaction.CommitAsync();
+            return new Marked([], []);
+        }
         var recipients = await MemberIdsAsync(connection, conversationId, transaction);
         var seqs = await EventLog.AppendAsync(connection, transaction,
             recipients.Select(r => new NewEvent(r, ReadEvents.Kind, conversationId, upTo, readerId)).ToList(), now);

@@ -1,11 +1,12 @@
 using Ams.Infrastructure;
 using FastEndpoints;
 using MySqlConnector;
+using StackExchange.Redis;
 
 namespace Ams.Features.Register;
 
 /// <summary>Creates an account: the JSON call and the browser's form (see <see cref="ApiAndForm"/>).</summary>
-public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvider time) : Endpoint<Request, Response>
+public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvider time, IConnectionMultiplexer redis, RegistrationLimits limits) : Endpoint<Request, Response>
 {
     public override void Configure()
     {
@@ -27,9 +28,17 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvid
             await FormAsync(req, errors, StatusCodes.Status422UnprocessableEntity);
             return;
         }
+        // Counted before the (deliberately expensive) hash, so a burst cannot outrun the limit.
+        if (await RateLimit.TryAcquireAsync(redis, $"registrations:addr:{ClientAddress.BucketOf(HttpContext)}", limits.MaxPerAddress, limits.Window) is { } wait)
+        {
+            await (HttpContext.IsApi()
+                ? Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many registrations", "Wait before registering another account.", wait)
+                : ThrottledFormAsync(req, wait));
+            return;
+        }
         var username = req.Username.ToLowerInvariant();
         var displayName = req.DisplayName ?? username;
-        var id = await Sql.InsertUserAsync(db, username, displayName, passwords.Hash(req.Password), time.UtcNowMillis(), ct);
+        var id = await Sql.InsertUserAsync(db, username, displayName, await passwords.HashAsync(req.Password, ct), time.UtcNowMillis(), ct);
         var taken = $"The username '{username}' is already registered.";
         await ((HttpContext.IsApi(), id) switch
         {
@@ -39,6 +48,13 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvid
             (false, null) => FormAsync(req, [taken], StatusCodes.Status409Conflict),
             (false, _) => Layout.RedirectAfterPostAsync(HttpContext, "/login?registered=1"),
         });
+    }
+
+    Task ThrottledFormAsync(Request values, TimeSpan wait)
+    {
+        Problem.RetryAfter(HttpContext, wait);
+        return FormAsync(values, [$"Too many registrations from your address. Try again in {Math.Ceiling(wait.TotalMinutes)} minutes."],
+            StatusCodes.Status429TooManyRequests);
     }
 
     Task FormAsync(Request values, IEnumerable<string> errors, int status) =>

@@ -38,14 +38,11 @@ public sealed class DisableEndpoint(MySqlDataSource db, Totp totp, Passwords pas
     {
         var user = (await Users.FindByIdAsync(db, session.UserId, default))!;
         if (!user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is not on.");
-        if (await totp.LockedForAsync(user.Id) is { } wait) return new Settings.LockedOut(wait);
+        if (await totp.TryAttemptAsync(user.Id, null) is { } wait) return new Settings.LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync();
         var secret = await totp.SecretAsync(connection, user.Id);
-        if (!passwords.Verify(user.PasswordHash, password) || secret is null || !await totp.VerifySecondFactorAsync(connection, user.Id, secret, code))
-        {
-            await totp.RecordFailureAsync(user.Id, null);
+        if (!await passwords.VerifyAsync(user.PasswordHash, password) || secret is null || !await totp.VerifySecondFactorAsync(connection, user.Id, secret, code))
             return new Settings.Refused();
-        }
         await totp.ResetAsync(user.Id);
         await Sql.DisableAsync(connection, user.Id);
         await sessions.RevokeAllAsync(user.Id, exceptSessionId: session.Id);

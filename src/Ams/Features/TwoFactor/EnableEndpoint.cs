@@ -40,12 +40,8 @@ public sealed class EnableEndpoint(MySqlDataSource db, Totp totp, SessionStore s
         if (user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is already on.");
         await using var connection = await db.OpenConnectionAsync();
         if (await totp.SecretAsync(connection, user.Id) is not { } secret) return new Settings.Invalid("Start with the setup step.");
-        if (await totp.LockedForAsync(user.Id) is { } wait) return new Settings.LockedOut(wait);
-        if (!await totp.VerifyTotpAsync(user.Id, secret, code))
-        {
-            await totp.RecordFailureAsync(user.Id, null);
-            return new Settings.Refused();
-        }
+        if (await totp.TryAttemptAsync(user.Id, null) is { } wait) return new Settings.LockedOut(wait);
+        if (!await totp.VerifyTotpAsync(user.Id, secret, code)) return new Settings.Refused();
         await totp.ResetAsync(user.Id);
         var (codes, hashes) = totp.NewRecoveryCodes(user.Id);
         await Sql.EnableAsync(connection, user.Id, hashes);

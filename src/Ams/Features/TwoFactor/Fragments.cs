@@ -47,6 +47,8 @@ static class Fragments
               {Layout.Errors(errors)}
               <form method="post" action="/settings/2fa/setup" hx-post="/settings/2fa/setup" hx-target="#two-factor" hx-swap="outerHTML">
                 {Layout.CsrfField(http)}
+                <label for="setup-password">Password</label>
+                <input id="setup-password" name="password" type="password" autocomplete="current-password" required maxlength="1024">
                 <button type="submit">Set up an authenticator app</button>
               </form>
             </section>

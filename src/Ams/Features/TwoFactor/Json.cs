@@ -9,6 +9,7 @@ namespace Ams.Features.TwoFactor;
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true,
     Converters = [typeof(UtcTimestampConverter), typeof(UtcOffsetTimestampConverter)])]
 [JsonSerializable(typeof(CodeRequest))]
+[JsonSerializable(typeof(SetupRequest))]
 [JsonSerializable(typeof(DisableRequest))]
 [JsonSerializable(typeof(LoginRequest))]
 [JsonSerializable(typeof(SetupResponse))]

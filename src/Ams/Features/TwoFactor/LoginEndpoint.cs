@@ -28,7 +28,7 @@ public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges chal
     public override void OnBeforeValidate(LoginRequest req)
     {
         if (HttpContext.IsApi()) return;
-        req.Challenge = HttpContext.Request.Cookies[Login.Endpoint.SecondFactorCookie] ?? "";
+        req.Challenge = HttpContext.Request.Cookies[Login.Endpoint.SecondFactorCookie(HttpContext.Request)] ?? "";
         req.Code = req.Code.Trim();
     }
 
@@ -49,14 +49,11 @@ public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges chal
     async Task<Outcome> AttemptAsync(string challenge, string code, CancellationToken ct)
     {
         if (await challenges.FindAsync(challenge) is not { } found) return new BadChallenge();
-        if (await totp.LockedForAsync(found.UserId) is { } wait) return new LockedOut(wait);
+        // Counted before the code is checked: past either limit even a right code is refused.
+        if (await totp.TryAttemptAsync(found.UserId, found.Id) is { } wait) return new LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync(ct);
         var secret = await totp.SecretAsync(connection, found.UserId);
-        if (secret is null || !await totp.VerifySecondFactorAsync(connection, found.UserId, secret, code))
-        {
-            if (await totp.RecordFailureAsync(found.UserId, found.Id)) await challenges.RedeemAsync(found.Id);
-            return new WrongCode();
-        }
+        if (secret is null || !await totp.VerifySecondFactorAsync(connection, found.UserId, secret, code)) return new WrongCode();
         if (!await challenges.RedeemAsync(found.Id)) return new BadChallenge();
         await totp.ResetAsync(found.UserId);
         var user = (await Users.FindByIdAsync(db, found.UserId, ct))!;
@@ -77,7 +74,7 @@ public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges chal
         switch (outcome)
         {
             case Succeeded s:
-                HttpContext.Response.Cookies.Delete(Login.Endpoint.SecondFactorCookie, SessionCookie.Options(HttpContext.Request, null));
+                HttpContext.Response.Cookies.Delete(Login.Endpoint.SecondFactorCookie(HttpContext.Request), SessionCookie.Options(HttpContext.Request, null));
                 SessionCookie.Append(HttpContext, s.Token, s.Session.ExpiresAt);
                 return Layout.RedirectAfterPostAsync(HttpContext, "/");
             case LockedOut l:

@@ -37,14 +37,11 @@ public sealed class RecoveryCodesEndpoint(MySqlDataSource db, Totp totp, Passwor
     async Task<Settings.Outcome> RegenerateAsync(Session session, string password, string code)
     {
         var user = (await Users.FindByIdAsync(db, session.UserId, default))!;
-        if (await totp.LockedForAsync(user.Id) is { } wait) return new Settings.LockedOut(wait);
+        if (await totp.TryAttemptAsync(user.Id, null) is { } wait) return new Settings.LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync();
         var secret = user.TwoFactorEnabled ? await totp.SecretAsync(connection, user.Id) : null;
-        if (secret is null || !passwords.Verify(user.PasswordHash, password) || !await totp.VerifyTotpAsync(user.Id, secret, code))
-        {
-            await totp.RecordFailureAsync(user.Id, null);
+        if (secret is null || !await passwords.VerifyAsync(user.PasswordHash, password) || !await totp.VerifyTotpAsync(user.Id, secret, code))
             return new Settings.Refused();
-        }
         await totp.ResetAsync(user.Id);
         var (codes, hashes) = totp.NewRecoveryCodes(user.Id);
         await using (var transaction = await connection.BeginTransactionAsync())

@@ -7,6 +7,11 @@ public sealed class CodeRequest
     public string Code { get; set; } = "";
 }
 
+public sealed class SetupRequest
+{
+    public string Password { get; set; } = "";
+}
+
 public sealed class DisableRequest
 {
     public string Password { get; set; } = "";

@@ -8,10 +8,12 @@ namespace Ams.Features.TwoFactor;
 
 /// <summary>
 /// Starts (or restarts) enrolment: a new secret from the entropy mixer, sealed at rest, pending
-/// until <c>/api/2fa/enable</c> confirms a code from it. The JSON call and the settings form
-/// (see <see cref="ApiAndForm"/>).
+/// until <c>/api/2fa/enable</c> confirms a code from it. Needs the password, so that a stolen
+/// session alone cannot put the account under an attacker's authenticator; a wrong one counts
+/// as a failed login. The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class SetupEndpoint(MySqlDataSource db, Envelope envelope, Totp totp, TimeProvider time) : EndpointWithoutRequest<SetupResponse>
+public sealed class SetupEndpoint(MySqlDataSource db, Envelope envelope, Totp totp, TimeProvider time, Passwords passwords, Login.Throttle throttle)
+    : Endpoint<SetupRequest, SetupResponse>
 {
     const string AlreadyOn = "Two-factor authentication is already on.";
 
@@ -21,8 +23,13 @@ public sealed class SetupEndpoint(MySqlDataSource db, Envelope envelope, Totp to
         ApiAndForm.Configure(Definition);
     }
 
-    public override async Task HandleAsync(CancellationToken ct)
+    public override async Task HandleAsync(SetupRequest req, CancellationToken ct)
     {
+        if (this.FormErrors() is { } errors)
+        {
+            await Settings.InvalidFormAsync(HttpContext, errors, enabledBefore: false);
+            return;
+        }
         var user = (await Users.FindByIdAsync(db, User.UserId(), ct))!;
         var api = HttpContext.IsApi();
         if (user.TwoFactorEnabled)
@@ -33,6 +40,22 @@ public sealed class SetupEndpoint(MySqlDataSource db, Envelope envelope, Totp to
                 : Settings.SectionAsync(HttpContext, Fragments.Settings(HttpContext, true, [AlreadyOn])));
             return;
         }
+        var account = Login.Throttle.AccountOf(user, user.Username);
+        var address = ClientAddress.BucketOf(HttpContext);
+        if (await throttle.TryAttemptAsync(account, address) is { } wait)
+        {
+            await Settings.ReplyAsync(HttpContext, new Settings.LockedOut(wait), enabledAfter: false);
+            return;
+        }
+        if (!await passwords.VerifyAsync(user.PasswordHash, req.Password, ct))
+        {
+            await (api
+                ? Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid password")
+                : Layout.SendAsync(HttpContext, "Two-factor authentication", Fragments.Settings(HttpContext, false, ["That password did not work."]),
+                    StatusCodes.Status401Unauthorized));
+            return;
+        }
+        await throttle.ForgiveAsync(account, address);
         var setup = await StartAsync(user);
         await (api ? Send.OkAsync(setup, ct) : Settings.SectionAsync(HttpContext, Fragments.Enrol(HttpContext, setup, [])));
     }

@@ -35,14 +35,24 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMulti
         return 1
         """;
 
-    const string CountFailure = """
-        local n = 0
+    // KEYS: counters; ARGV[i*2-1]: that counter's window ms, ARGV[i*2]: its limit. Counts the attempt in
+    // every counter, or (when one is already spent) in none, and returns the ms until the fullest
+    // spent counter resets.
+    const string Acquire = """
+        local wait = 0
         for i, key in ipairs(KEYS) do
-            local c = redis.call('INCR', key)
-            if c == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
-            if i == 2 then n = c end
+            local n = redis.call('INCR', key)
+            if n == 1 then redis.call('PEXPIRE', key, ARGV[i * 2 - 1]) end
+            if n > tonumber(ARGV[i * 2]) then
+                local ttl = redis.call('PTTL', key)
+                if ttl < 1 then ttl = 1 end
+                wait = math.max(wait, ttl)
+            end
         end
-        return n
+        if wait > 0 then
+            for _, key in ipairs(KEYS) do redis.call('DECR', key) end
+        end
+        return wait
         """;
 
     IDatabase Db => redis.GetDatabase();
@@ -70,22 +80,22 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMulti
             ? await envelope.OpenAsync(sealedSecret, SecretPurpose, SealedFields(userId))
             : null;
 
-    /// <summary>How long this account must wait before trying another code, or null.</summary>
-    public async Task<TimeSpan?> LockedForAsync(long userId)
+    /// <summary>
+    /// Counts an attempt at a secret (a code, or a password with a code) against the account and,
+    /// for the login step, the challenge, atomically and before anything is checked: however many
+    /// requests arrive at once, at most the limits are ever verified. Returns how long to wait
+    /// when either budget is spent (that attempt is not counted), else null. A success clears the
+    /// account's count (<see cref="ResetAsync"/>); a failure stays counted.
+    /// </summary>
+    public async Task<TimeSpan?> TryAttemptAsync(long userId, string? challengeId)
     {
-        var key = AccountKey(userId);
-        var failures = (long?)await Db.StringGetAsync(key) ?? 0;
-        if (failures < options.MaxFailuresPerAccount) return null;
-        var ttl = await Db.KeyTimeToLiveAsync(key);
-        return ttl is { } wait && wait > TimeSpan.Zero ? wait : options.Window;
-    }
-
-    /// <summary>Counts a wrong code; returns true when the challenge has had its last try.</summary>
-    public async Task<bool> RecordFailureAsync(long userId, string? challengeId)
-    {
-        RedisKey[] keys = challengeId is null ? [AccountKey(userId)] : [AccountKey(userId), ChallengeKey(challengeId)];
-        var challengeFailures = (long)await Db.ScriptEvaluateAsync(CountFailure, keys, [(long)options.Window.TotalMilliseconds]);
-        return challengeId is not null && challengeFailures >= options.MaxFailuresPerChallenge;
+        var window = (long)options.Window.TotalMilliseconds;
+        var (keys, args) = challengeId is null
+            ? (new RedisKey[] { AccountKey(userId) }, new RedisValue[] { window, options.MaxFailuresPerAccount })
+            : ([AccountKey(userId), ChallengeKey(challengeId)],
+               [window, options.MaxFailuresPerAccount, (long)Challenges.Lifetime.TotalMilliseconds, options.MaxFailuresPerChallenge]);
+        var wait = (long)await Db.ScriptEvaluateAsync(Acquire, keys, args);
+        return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
     }
 
     public Task ResetAsync(long userId) => Db.KeyDeleteAsync(AccountKey(userId));

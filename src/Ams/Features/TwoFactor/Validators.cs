@@ -21,6 +21,15 @@ public sealed class CodeValidator : Validator<CodeRequest>
     }
 }
 
+public sealed class SetupValidator : Validator<SetupRequest>
+{
+    public SetupValidator()
+    {
+        RuleLevelCascadeMode = CascadeMode.Stop;
+        RuleFor(r => r.Password).NotEmpty().WithMessage("Password is required.").MaximumLength(1024).WithMessage("Password is too long.");
+    }
+}
+
 public sealed class DisableValidator : Validator<DisableRequest>
 {
     public DisableValidator()

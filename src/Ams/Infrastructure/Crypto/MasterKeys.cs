@@ -77,7 +77,7 @@ public sealed partial class MasterKeys
         return Parse(File.ReadAllText(file));
     }
 
-    [GeneratedRegex("^[A-Za-z0-9_-]{1,32}$")]
+    [GeneratedRegex(@"\A[A-Za-z0-9_-]{1,32}\z")]
     private static partial Regex IdPattern();
 }
 
