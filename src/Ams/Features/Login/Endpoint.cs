@@ -8,7 +8,7 @@ namespace Ams.Features.Login;
 /// The password step: a session (the API's token, the browser's cookie), or with 2FA on only a
 /// challenge for the second step. The JSON call and the browser's form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle throttle, SessionStore sessions, Challenges challenges)
+public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle throttle, SessionStore sessions, Challenges challenges, SecurityEvents events)
     : Endpoint<Request, Response>
 {
     public const string SecondFactorCookie = "ams_2fa_challenge";
@@ -41,11 +41,19 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
     {
         var username = req.Username.ToLowerInvariant();
         var address = ClientAddress.BucketOf(HttpContext);
-        if (await throttle.TryAttemptAsync(username, address) is { } wait) return new Throttled(wait);
+        if (await throttle.TryAttemptAsync(username, address) is { } wait)
+        {
+            if (await Sql.FindUserAsync(db, username, ct) is { } locked) events.RecordInBackground(locked.Id, SecurityEvents.LoginThrottled, HttpContext, oncePer: wait);
+            return new Throttled(wait);
+        }
 
         var user = await Sql.FindUserAsync(db, username, ct);
         // A missing user is verified against a decoy hash, so both failures cost the same.
-        if (!passwords.Verify(user?.PasswordHash, req.Password) || user is null) return new Rejected();
+        if (!passwords.Verify(user?.PasswordHash, req.Password) || user is null)
+        {
+            if (user is not null) events.RecordInBackground(user.Id, SecurityEvents.LoginFailed, HttpContext);
+            return new Rejected();
+        }
 
         await throttle.ForgiveAsync(username, address);
         if (passwords.NeedsRehash(user.PasswordHash))
@@ -55,7 +63,8 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
             var (challenge, expiresAt) = await challenges.CreateAsync(user.Id);
             return new NeedsSecondFactor(challenge, expiresAt);
         }
-        var (token, session) = await sessions.CreateAsync(user.Id);
+        var (token, session) = await sessions.CreateAsync(user.Id, HttpContext);
+        await events.RecordAsync(user.Id, SecurityEvents.Login, HttpContext);
         return new Succeeded(token, session, user);
     }
 
