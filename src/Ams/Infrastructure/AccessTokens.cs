@@ -44,10 +44,12 @@ public sealed class AccessTokenStore(MySqlDataSource db, IConnectionMultiplexer 
 
     IDatabase Db => redis.GetDatabase();
 
-    public async Task<(string Token, AccessTokenRow Row)> CreateAsync(long userId, string name, DateTime? expiresAt)
+    /// <summary>A new token; <paramref name="lifetime"/> null: it never expires.</summary>
+    public async Task<(string Token, AccessTokenRow Row)> CreateAsync(long userId, string name, TimeSpan? lifetime)
     {
         var token = TokenPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
-        var row = new AccessTokenRow { UserId = userId, Name = name, CreatedAt = time.UtcNowMillis(), ExpiresAt = expiresAt };
+        var now = time.UtcNowMillis();
+        var row = new AccessTokenRow { UserId = userId, Name = name, CreatedAt = now, ExpiresAt = now + lifetime };
         await using var connection = await db.OpenConnectionAsync();
         row.Id = await connection.ExecuteScalarAsync<long>("""
             INSERT INTO access_tokens (user_id, name, token_hash, created_at, expires_at)

@@ -8,7 +8,7 @@ namespace Ams.Features.AccessTokens;
 /// A new personal access token, shown once (201). The JSON call and the settings form (which
 /// shows the token in the tokens section, once).
 /// </summary>
-public sealed class CreateEndpoint(AccessTokenStore tokens, SecurityEvents events, TimeProvider time) : Endpoint<CreateRequest, CreateResponse>
+public sealed class CreateEndpoint(AccessTokenStore tokens, SecurityEvents events) : Endpoint<CreateRequest, CreateResponse>
 {
     public override void Configure()
     {
@@ -25,8 +25,7 @@ public sealed class CreateEndpoint(AccessTokenStore tokens, SecurityEvents event
                 StatusCodes.Status422UnprocessableEntity);
             return;
         }
-        var expiresAt = req.ExpiresInDays is { } days ? time.UtcNowMillis().AddDays(days) : (DateTime?)null;
-        var (token, row) = await tokens.CreateAsync(userId, req.Name, expiresAt);
+        var (token, row) = await tokens.CreateAsync(userId, req.Name, req.ExpiresInDays is { } days ? TimeSpan.FromDays(days) : null);
         await events.RecordAsync(userId, SecurityEvents.TokenCreated, HttpContext);
         var created = new CreateResponse(Id(row.Id), row.Name, token, row.CreatedAt, row.ExpiresAt);
         if (HttpContext.IsApi()) await Send.ResponseAsync(created, StatusCodes.Status201Created, ct);

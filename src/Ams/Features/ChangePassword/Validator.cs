@@ -16,8 +16,9 @@ public sealed class Validator : Validator<Request>
             .MaximumLength(1024).WithMessage("Current password is too long.");
         RuleFor(r => r.NewPassword).Custom((password, context) =>
         {
+            // (FastEndpoints may camel-case property names globally, hence the case-insensitive match.)
             var result = RegisterRules.Validate(new Register.Request { Username = "", Password = password ?? "" });
-            foreach (var failure in result.Errors.Where(f => f.PropertyName == nameof(Register.Request.Password)))
+            foreach (var failure in result.Errors.Where(f => string.Equals(f.PropertyName, nameof(Register.Request.Password), StringComparison.OrdinalIgnoreCase)))
                 context.AddFailure(new ValidationFailure(nameof(Request.NewPassword), failure.ErrorMessage));
         });
     }

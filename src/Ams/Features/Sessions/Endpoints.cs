@@ -76,7 +76,7 @@ public sealed class RevokeOthersEndpoint(SessionStore sessions, SecurityEvents e
     public override void Configure()
     {
         Post("/api/sessions/revoke-others", "/settings/sessions/revoke-others");
-        AllowFormData(urlEncoded: true);
+        ApiAndForm.Configure(Definition);
     }
 
     public override async Task HandleAsync(CancellationToken ct)
