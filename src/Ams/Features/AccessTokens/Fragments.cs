@@ -31,8 +31,8 @@ static class Fragments
             {Layout.CsrfField(http)}
             <label for="token-name">Name</label>
             <input id="token-name" name="name" required maxlength="64">
-            <label for="token-days">Expires in days (1–365; empty: never)</label>
-            <input id="token-days" name="expiresInDays" type="number" min="1" max="365">
+            <label for="token-days">Expires in days (1–365; a token that never expires is made with the API)</label>
+            <input id="token-days" name="expiresInDays" type="number" min="1" max="365" value="90" required>
             <button type="submit">Create token</button>
           </form>
         </section>
