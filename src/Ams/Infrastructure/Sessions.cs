@@ -267,6 +267,30 @@ public sealed class SessionStore
         }
     }
 
+    /// <summary>
+    /// Whether the session still exists, asked of Redis itself: for the catch-up after a Redis
+    /// outage, when a revocation may have been published unheard. Waits up to about 5 s for Redis
+    /// to answer (its connections come back one at a time), and says no if it never does: the
+    /// stream then closes and its client resumes with Last-Event-ID after authenticating again.
+    /// </summary>
+    public async Task<bool> ConfirmAsync(string sessionId, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            if (pending.ContainsKey(sessionId)) return false;
+            if (AccessTokenStore.IsAccessTokenSessionId(sessionId)) return await tokens.ExistsAsync(sessionId);
+            try
+            {
+                return await Db.KeyExistsAsync(SessionKey(sessionId));
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                if (attempt >= 20) return false;
+            }
+            await Task.Delay(250, ct);
+        }
+    }
+
     /// <summary>The user's live sessions, newest first.</summary>
     public async Task<List<SessionInfo>> ListAsync(long userId)
     {

@@ -74,7 +74,7 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
                         {
                             // A catch-up after this node lost Redis: the revocation may have been published
                             // while it could not hear, so the session is checked before anything is replayed.
-                            if (revoked = !await sessions.ExistsAsync(session.Id)) break;
+                            if (revoked = !await sessions.ConfirmAsync(session.Id, ct)) break;
                             last = await ReplayAsync(response, subscriber, last, ct);
                         }
                         else if (item.Seq > last + 1)
