@@ -69,6 +69,7 @@ app.UseStaticFiles(new StaticFileOptions
     OnPrepareResponse = f => f.Context.Response.Headers.CacheControl = "public, max-age=3600",
 });
 app.UseAuthentication();
+app.UseAccessTokenScope();
 app.UseAntiforgeryCheck();
 app.UseAuthorization();
 app.UseFastEndpoints(c =>

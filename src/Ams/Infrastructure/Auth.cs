@@ -20,7 +20,18 @@ public sealed class SessionAuthentication(
     {
         var token = BearerToken(Request) ?? Request.Cookies[SessionCookie.Name(Request)];
         if (string.IsNullOrEmpty(token)) return AuthenticateResult.NoResult();
-        var session = await sessions.FindAsync(token);
+        Session? session;
+        try
+        {
+            session = await sessions.FindAsync(token);
+        }
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException
+                                  && Context.GetEndpoint()?.Metadata.GetMetadata<SignOutEndpoint>() is not null)
+        {
+            // Signing out never waits for Redis: the endpoint revokes the token it was given either way.
+            Context.Items[UnverifiedKey] = token;
+            return AuthenticateResult.NoResult();
+        }
         if (session is null) return AuthenticateResult.Fail("The session is unknown, expired or revoked.");
         Context.Items[typeof(Session)] = session;
         var identity = new ClaimsIdentity(
@@ -42,6 +53,11 @@ public sealed class SessionAuthentication(
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         Problem.WriteAsync(Context, StatusCodes.Status403Forbidden, "Forbidden");
 
+    const string UnverifiedKey = "ams:unverified-token";
+
+    /// <summary>On a <see cref="SignOutEndpoint"/>: the token Redis could not check (an outage), or null.</summary>
+    public static string? UnverifiedToken(HttpContext http) => http.Items[UnverifiedKey] as string;
+
     public static string? BearerToken(HttpRequest request)
     {
         var header = request.Headers.Authorization.ToString();
@@ -49,14 +65,28 @@ public sealed class SessionAuthentication(
     }
 }
 
+/// <summary>Endpoint metadata: signing out, which must work even when Redis cannot check the session.</summary>
+public sealed class SignOutEndpoint;
+
 public static class SessionCookie
 {
     // The __Host- prefix makes browsers refuse the cookie unless it is Secure, host-only and
     // Path=/, which only works over HTTPS; plain-HTTP development uses the bare name.
     public static string Name(HttpRequest request) => request.IsHttps ? "__Host-ams_session" : "ams_session";
 
-    public static void Append(HttpContext http, string token, DateTimeOffset expires) =>
+    /// <summary>
+    /// Sets the session cookie. A cookie it replaces (signing in again in the same browser) is
+    /// a session of its own that nobody can use any more: it is revoked before the response starts.
+    /// </summary>
+    public static void Append(HttpContext http, string token, DateTimeOffset expires)
+    {
+        if (http.Request.Cookies[Name(http.Request)] is { Length: > 0 } replaced && replaced != token)
+        {
+            var sessions = http.RequestServices.GetRequiredService<SessionStore>();
+            http.Response.OnStarting(() => sessions.RevokeTokenAsync(replaced));
+        }
         http.Response.Cookies.Append(Name(http.Request), token, Options(http.Request, expires));
+    }
 
     public static void Delete(HttpContext http) =>
         http.Response.Cookies.Delete(Name(http.Request), Options(http.Request, null));
@@ -86,7 +116,9 @@ public static class Accounts
     public static IHostApplicationBuilder AddAccounts(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton(builder.Configuration.GetSection("Sessions").Get<SessionLifetime>() ?? new());
+        builder.Services.AddSingleton<AccessTokenStore>();
         builder.Services.AddSingleton<SessionStore>();
+        builder.Services.AddSingleton<SecurityEvents>();
         builder.Services.AddSingleton(new Passwords(builder.Configuration));   // built here so that a bad Passwords:* setting stops the start
         builder.Services.AddSingleton<Challenges>();
         builder.Services.AddAuthentication(SessionAuthentication.SchemeName)

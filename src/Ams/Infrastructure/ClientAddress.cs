@@ -5,6 +5,25 @@ namespace Ams.Infrastructure;
 
 public static class ClientAddress
 {
+    /// <summary>The peer address as the server saw it (after trusted proxies), for people to read: session lists, security history.</summary>
+    public static string Of(HttpContext http)
+    {
+        var address = http.Connection.RemoteIpAddress;
+        if (address is null) return "unknown";
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        return address.ToString();
+    }
+
+    /// <summary>The client's User-Agent, cut to what a person needs to recognise the device.</summary>
+    public static string UserAgentOf(HttpContext http)
+    {
+        var agent = http.Request.Headers.UserAgent.ToString();
+        agent = new string(agent.Where(c => !char.IsControl(c)).Take(MaxUserAgent).ToArray());
+        return agent;
+    }
+
+    public const int MaxUserAgent = 256;
+
     /// <summary>
     /// The peer address as a throttling bucket. X-Forwarded-For is only believed when
     /// <c>Network:TrustedProxies</c> lists the proxy (see Program), so a client cannot forge

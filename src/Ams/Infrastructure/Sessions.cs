@@ -14,22 +14,47 @@ public sealed class SessionLifetime
     public TimeSpan OutageGrace { get; set; } = TimeSpan.FromMinutes(5);
 }
 
-public sealed record Session(string Id, long UserId, DateTimeOffset ExpiresAt);
+/// <summary>A signed-in session, or (<paramref name="IsAccessToken"/>) a personal access token acting as one.</summary>
+public sealed record Session(string Id, long UserId, DateTimeOffset ExpiresAt, bool IsAccessToken = false);
+
+/// <summary>What the session list shows of one session: never the token.</summary>
+public sealed record SessionInfo(string Id, DateTimeOffset CreatedAt, DateTimeOffset LastSeenAt, string UserAgent, string Address);
 
 /// <summary>
 /// Sessions live in Redis, shared by every node, so a logout is seen by all of them at once.
 /// The client holds a 256-bit random token; Redis holds only its SHA-256, so a Redis dump
 /// or a MONITOR session yields no usable tokens.
 /// </summary>
-public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time, SessionLifetime options)
+public sealed class SessionStore
 {
+    readonly IConnectionMultiplexer redis;
+    readonly TimeProvider time;
+    readonly SessionLifetime options;
+    readonly AccessTokenStore tokens;
+    readonly ILogger<SessionStore> logger;
+
+    public SessionStore(IConnectionMultiplexer redis, TimeProvider time, SessionLifetime options, AccessTokenStore tokens, ILogger<SessionStore> logger)
+    {
+        this.redis = redis;
+        this.time = time;
+        this.options = options;
+        this.tokens = tokens;
+        this.logger = logger;
+        // Revocations this node could not write while Redis was away go out first thing.
+        redis.ConnectionRestored += (_, _) => _ = RetryPendingAsync();
+    }
+
+    /// <summary>The last-seen time is written at most this often per session.</summary>
+    public static readonly TimeSpan LastSeenResolution = TimeSpan.FromMinutes(1);
+
     /// <summary>Where revoked session ids are announced: every node drops its copy and closes their streams.</summary>
     public static readonly RedisChannel RevokedChannel = RedisChannel.Literal(Redis.KeyPrefix + "sessions-revoked");
 
     const string TokenPrefix = "ams_";
 
     // Reads the session and slides its idle expiry in one round trip, never past the
-    // absolute lifetime stored with it.
+    // absolute lifetime stored with it; its metadata (KEYS[2]) follows, and its last-seen time
+    // is written when it is older than ARGV[3] ms.
     const string FindAndSlide = """
         local v = redis.call('GET', KEYS[1])
         if not v then return false end
@@ -37,10 +62,13 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
         local expires = tonumber(string.sub(v, sep + 1))
         local ttl = math.min(tonumber(ARGV[1]), expires - tonumber(ARGV[2]))
         if ttl <= 0 then
-            redis.call('DEL', KEYS[1])
+            redis.call('DEL', KEYS[1], KEYS[2])
             return false
         end
         redis.call('PEXPIRE', KEYS[1], ttl)
+        local seen = tonumber(redis.call('HGET', KEYS[2], 's') or '0')
+        if tonumber(ARGV[2]) - seen >= tonumber(ARGV[3]) then redis.call('HSET', KEYS[2], 's', ARGV[2]) end
+        redis.call('PEXPIRE', KEYS[2], ttl)
         return v
         """;
 
@@ -51,7 +79,8 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
     // every node's copy through the RevokedChannel subscription.
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, (Session Session, DateTimeOffset SeenAt)> recent = new();
 
-    public async Task<(string Token, Session Session)> CreateAsync(long userId)
+    /// <summary>A new session; <paramref name="http"/> gives the metadata the session list shows (user agent, address).</summary>
+    public async Task<(string Token, Session Session)> CreateAsync(long userId, HttpContext? http = null)
     {
         var token = TokenPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
         var id = IdOf(token);
@@ -61,24 +90,35 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
         var value = $"{userId.ToString(CultureInfo.InvariantCulture)}|{expires.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
         var batch = Db.CreateBatch();
         var set = batch.StringSetAsync(SessionKey(id), value, ttl);
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var meta = batch.HashSetAsync(MetaKey(id),
+        [
+            new HashEntry("c", nowMs), new HashEntry("s", nowMs),
+            new HashEntry("u", http is null ? "" : ClientAddress.UserAgentOf(http)),
+            new HashEntry("a", http is null ? "" : ClientAddress.Of(http)),
+        ]);
+        var metaTtl = batch.KeyExpireAsync(MetaKey(id), ttl);
         var index = batch.SetAddAsync(UserKey(userId), id);
         var indexTtl = batch.KeyExpireAsync(UserKey(userId), options.AbsoluteLifetime);
         batch.Execute();
-        await Task.WhenAll(set, index, indexTtl);
+        await Task.WhenAll(set, meta, metaTtl, index, indexTtl);
         return (token, new Session(id, userId, expires));
     }
 
+    /// <summary>The session of a session token or of a personal access token, or null.</summary>
     public async Task<Session?> FindAsync(string token)
     {
+        if (AccessTokenStore.IsAccessToken(token)) return await tokens.FindAsync(token);
         if (!token.StartsWith(TokenPrefix, StringComparison.Ordinal) || token.Length > 64) return null;
         var id = IdOf(token);
+        if (pending.ContainsKey(id)) return null;
         var now = time.GetUtcNow();
         RedisResult result;
         try
         {
             result = await Db.ScriptEvaluateAsync(FindAndSlide,
-                [SessionKey(id)],
-                [(long)options.IdleTimeout.TotalMilliseconds, now.ToUnixTimeMilliseconds()]);
+                [SessionKey(id), MetaKey(id)],
+                [(long)options.IdleTimeout.TotalMilliseconds, now.ToUnixTimeMilliseconds(), (long)LastSeenResolution.TotalMilliseconds]);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -105,20 +145,118 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
     /// <summary>Drops a revoked session from this node's outage fallback.</summary>
     public void Forget(string sessionId) => recent.TryRemove(sessionId, out _);
 
+    /// <summary>
+    /// Ends the session on every node. When Redis cannot be reached the revocation is kept on this
+    /// node (which refuses the session from then on) and written as soon as Redis answers again;
+    /// it never fails, so a logout always completes.
+    /// </summary>
     public async Task RevokeAsync(Session session)
     {
+        if (session.IsAccessToken) return;   // tokens are revoked through AccessTokenStore
+        Forget(session.Id);
+        try
+        {
+            await RevokeInRedisAsync(session.Id, session.UserId);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            pending[session.Id] = session.UserId;
+            logger.LogWarning("Redis is unreachable; session revocation kept on this node and retried ({Error})", e.Message);
+            StartRetrying();
+        }
+    }
+
+    /// <summary>Ends the session behind a token (the cookie a new sign-in replaces), if it is one of ours.</summary>
+    public async Task RevokeTokenAsync(string token)
+    {
+        if (!token.StartsWith(TokenPrefix, StringComparison.Ordinal) || token.Length > 64) return;
+        var id = IdOf(token);
+        long userId = 0;
+        try
+        {
+            var value = (string?)await Db.StringGetAsync(SessionKey(id));
+            if (value is null) return;
+            userId = long.Parse(value.AsSpan(0, value.IndexOf('|')), CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            if (recent.TryGetValue(id, out var seen)) userId = seen.Session.UserId;
+        }
+        await RevokeAsync(new Session(id, userId, DateTimeOffset.MinValue));
+    }
+
+    /// <summary>Ends one of the user's sessions by its public id; false when the user has no such session.</summary>
+    public async Task<bool> RevokeByIdAsync(long userId, string sessionId)
+    {
+        if (!IsSessionId(sessionId)) return false;
+        if (!await Db.SetContainsAsync(UserKey(userId), sessionId) || !await Db.KeyExistsAsync(SessionKey(sessionId))) return false;
+        await RevokeInRedisAsync(sessionId, userId);
+        Forget(sessionId);
+        return true;
+    }
+
+    async Task RevokeInRedisAsync(string sessionId, long userId)
+    {
         var batch = Db.CreateBatch();
-        var del = batch.KeyDeleteAsync(SessionKey(session.Id));
-        var unindex = batch.SetRemoveAsync(UserKey(session.UserId), session.Id);
+        var del = batch.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]);
+        var unindex = userId > 0 ? batch.SetRemoveAsync(UserKey(userId), sessionId) : Task.FromResult(true);
         batch.Execute();
         await Task.WhenAll(del, unindex);
-        Forget(session.Id);
-        await AnnounceAsync([session.Id]);
+        await AnnounceAsync([sessionId]);
+        pending.TryRemove(sessionId, out _);
+    }
+
+    // Revocations made while Redis was unreachable (session id → user id). This node refuses
+    // them at once; every node does once they are written.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> pending = new();
+    int retrying;
+
+    /// <summary>How many revocations wait for Redis on this node.</summary>
+    public int PendingRevocations => pending.Count;
+
+    void StartRetrying()
+    {
+        if (Interlocked.Exchange(ref retrying, 1) == 1) return;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                while (!pending.IsEmpty)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1));
+                    await RetryPendingAsync();
+                }
+            }
+            finally
+            {
+                Volatile.Write(ref retrying, 0);
+                if (!pending.IsEmpty) StartRetrying();
+            }
+        });
+    }
+
+    /// <summary>Writes the revocations that waited for Redis; those that still cannot be written wait on.</summary>
+    public async Task RetryPendingAsync()
+    {
+        foreach (var (id, userId) in pending.ToArray())
+        {
+            try
+            {
+                await RevokeInRedisAsync(id, userId);
+                logger.LogInformation("A session revocation made during a Redis outage is now in effect on every node");
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                return;
+            }
+        }
     }
 
     /// <summary>Whether the session still exists; true while Redis cannot say (an outage is no logout).</summary>
     public async Task<bool> ExistsAsync(string sessionId)
     {
+        if (pending.ContainsKey(sessionId)) return false;
+        if (AccessTokenStore.IsAccessTokenSessionId(sessionId)) return await tokens.ExistsAsync(sessionId);
         try
         {
             return await Db.KeyExistsAsync(SessionKey(sessionId));
@@ -129,22 +267,80 @@ public sealed class SessionStore(IConnectionMultiplexer redis, TimeProvider time
         }
     }
 
+    /// <summary>
+    /// Whether the session still exists, asked of Redis itself: for the catch-up after a Redis
+    /// outage, when a revocation may have been published unheard. Waits up to about 5 s for Redis
+    /// to answer (its connections come back one at a time), and says no if it never does: the
+    /// stream then closes and its client resumes with Last-Event-ID after authenticating again.
+    /// </summary>
+    public async Task<bool> ConfirmAsync(string sessionId, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            if (pending.ContainsKey(sessionId)) return false;
+            if (AccessTokenStore.IsAccessTokenSessionId(sessionId)) return await tokens.ExistsAsync(sessionId);
+            try
+            {
+                return await Db.KeyExistsAsync(SessionKey(sessionId));
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                if (attempt >= 20) return false;
+            }
+            await Task.Delay(250, ct);
+        }
+    }
+
+    /// <summary>The user's live sessions, newest first.</summary>
+    public async Task<List<SessionInfo>> ListAsync(long userId)
+    {
+        var ids = (await Db.SetMembersAsync(UserKey(userId))).Select(v => (string)v!).ToArray();
+        var batch = Db.CreateBatch();
+        var reads = ids.Select(id => (Id: id, Exists: batch.KeyExistsAsync(SessionKey(id)), Meta: batch.HashGetAllAsync(MetaKey(id)))).ToArray();
+        batch.Execute();
+        var list = new List<SessionInfo>();
+        var gone = new List<RedisValue>();
+        foreach (var read in reads)
+        {
+            if (!await read.Exists)
+            {
+                gone.Add(read.Id);
+                continue;
+            }
+            var meta = (await read.Meta).ToDictionary(e => (string)e.Name!, e => e.Value);
+            DateTimeOffset At(string field) => DateTimeOffset.FromUnixTimeMilliseconds(meta.TryGetValue(field, out var v) && v.TryParse(out long ms) ? ms : 0);
+            list.Add(new SessionInfo(read.Id, At("c"), At("s"),
+                meta.TryGetValue("u", out var u) ? (string)u! : "", meta.TryGetValue("a", out var a) ? (string)a! : ""));
+        }
+        if (gone.Count > 0) await Db.SetRemoveAsync(UserKey(userId), gone.ToArray());
+        return list.OrderByDescending(s => s.CreatedAt).ThenBy(s => s.Id, StringComparer.Ordinal).ToList();
+    }
+
     // Open event streams of these sessions close on every node (EventHub listens).
     Task AnnounceAsync(IEnumerable<string> sessionIds) =>
         Task.WhenAll(sessionIds.Select(id => redis.GetSubscriber().PublishAsync(RevokedChannel, id)));
 
-    /// <summary>Ends every session of the user on every node, optionally sparing one.</summary>
-    public async Task RevokeAllAsync(long userId, string? exceptSessionId = null)
+    /// <summary>
+    /// Ends every session of the user on every node, optionally sparing one; with
+    /// <paramref name="includeTokens"/> the user's personal access tokens too.
+    /// </summary>
+    public async Task RevokeAllAsync(long userId, string? exceptSessionId = null, bool includeTokens = false)
     {
+        if (includeTokens) await tokens.RevokeAllAsync(userId);
         var ids = await Db.SetMembersAsync(UserKey(userId));
         var doomed = ids.Select(v => (string)v!).Where(id => id != exceptSessionId).ToArray();
         if (doomed.Length == 0) return;
-        await Db.KeyDeleteAsync(doomed.Select(id => (RedisKey)SessionKey(id)).ToArray());
+        await Db.KeyDeleteAsync(doomed.SelectMany(id => new RedisKey[] { SessionKey(id), MetaKey(id) }).ToArray());
         await Db.SetRemoveAsync(UserKey(userId), doomed.Select(id => (RedisValue)id).ToArray());
+        foreach (var id in doomed) Forget(id);
         await AnnounceAsync(doomed);
     }
 
+    /// <summary>A session's public id is the SHA-256 of its token: it names the session, and cannot be used as one.</summary>
+    public static bool IsSessionId(string id) => id.Length == 64 && id.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
+
     static string IdOf(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
     static string SessionKey(string id) => $"{Redis.KeyPrefix}session:{id}";
+    static string MetaKey(string id) => $"{Redis.KeyPrefix}session-meta:{id}";
     static string UserKey(long userId) => $"{Redis.KeyPrefix}user-sessions:{userId}";
 }

@@ -225,4 +225,57 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
         var wrong = await browser.PostFormAsync("/login/2fa", new() { ["code"] = "000000" }, 401);
         Assert.Contains("That code did not work.", await wrong.ReadAsTextAsync());
     }
+
+    [Fact]
+    public async Task Signing_in_again_in_the_same_browser_ends_the_session_of_the_cookie_it_replaces()
+    {
+        var (browser, name) = await Browser.SignedInAsync(services);
+        var app = await services.AppAsync();
+        var old = SessionToken(browser.LastSetCookies);
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(old); s.StatusCodeShouldBe(200); });
+        await browser.GetAsync("/login");
+        await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 303);
+        var current = SessionToken(browser.LastSetCookies);
+        Assert.NotEqual(old, current);
+        // Old code: the replaced session stayed valid though no browser holds it any more.
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(old); s.StatusCodeShouldBe(401); });
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(current); s.StatusCodeShouldBe(200); });
+    }
+
+    [Fact]
+    public async Task The_settings_page_changes_the_password_lists_sessions_and_makes_a_token_shown_once_all_encoded()
+    {
+        var (browser, name) = await Browser.SignedInAsync(services);
+        var app = await services.AppAsync();
+        // A second session with a hostile user agent: shown as text.
+        await app.Scenario(s =>
+        {
+            s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login");
+            s.WithRequestHeader("User-Agent", "<script>alert(1)</script>");
+            s.StatusCodeShouldBe(200);
+        });
+        var page = await (await browser.GetAsync("/settings")).ReadAsTextAsync();
+        foreach (var section in new[] { "id=\"password\"", "id=\"sessions\"", "id=\"tokens\"", "id=\"security-history\"" })
+            Assert.Contains(section, page);
+        Assert.DoesNotContain("<script>alert(1)</script>", page);
+        Assert.Contains("&lt;script&gt;alert(1)&lt;/script&gt;", page);
+        Assert.Contains("name=\"_csrf\"", page);
+        Assert.Contains("href=\"/settings\"", await (await browser.GetAsync("/")).ReadAsTextAsync());
+
+        var created = await (await browser.PostFormAsync("/settings/tokens", new() { ["name"] = "<i>bot</i>", ["expiresInDays"] = "30" }, 200, htmx: true)).ReadAsTextAsync();
+        Assert.Contains("&lt;i&gt;bot&lt;/i&gt;", created);
+        Assert.Matches("amspat_[A-Za-z0-9_-]{43}", created);
+        Assert.DoesNotMatch("amspat_", await (await browser.GetAsync("/settings")).ReadAsTextAsync());
+
+        await browser.PostFormAsync("/settings/password", new() { ["currentPassword"] = "wrong wrong wrong", ["newPassword"] = "another fine passphrase" }, 401, htmx: true);
+        var changed = await (await browser.PostFormAsync("/settings/password",
+            new() { ["currentPassword"] = Api.Password, ["newPassword"] = "another fine passphrase" }, 200, htmx: true)).ReadAsTextAsync();
+        Assert.Contains("Password changed", changed);
+        await browser.GetAsync("/settings");   // this session stays
+        await browser.PostFormAsync("/settings/sessions/revoke-others", new(), 200, htmx: true);
+        await browser.PostFormAsync("/settings/password", new() { ["currentPassword"] = "x", ["newPassword"] = "y" }, 403, withToken: false);
+    }
+
+    static string SessionToken(IEnumerable<string> setCookies) =>
+        setCookies.Select(c => c.Split(';')[0]).Single(c => c.StartsWith("ams_session=", StringComparison.Ordinal))["ams_session=".Length..];
 }

@@ -124,6 +124,7 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         await node1.SendAsync(alice, direct.Id(), "before the outage");
         var before = await NextMessageAsync(stream);
 
+        await SaveAsync(redis);   // the sessions outlive the restart, as with a persistent Redis
         await redis.StopAsync();
         var during = await node1.Scenario(s =>
         {
@@ -137,9 +138,72 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         var caughtUp = await stream.NextAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(duringId, JsonNode.Parse(caughtUp!.Data)!.Id());
 
-        // This Redis restarted empty (sessions included, so bob signs in again): the replay comes from MariaDB.
-        await using var again = await SseClient.OpenAsync(node2, await node2.LoginAsync(bob.Name), before.Id);
+        // A fresh stream after the restart: the replay comes from MariaDB.
+        // (StackExchange.Redis restores its two connections one after the other: the interactive one may
+        // still be reconnecting when the subscription's catch-up has run, so the stream is opened once /api/me works.)
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((await node2.GetAsync("/api/me", bob.Token, null)).Status() != 200 && DateTime.UtcNow < deadline) await Task.Delay(100);
+        await using var again = await SseClient.OpenAsync(node2, bob.Token, before.Id);
         Assert.Equal(duringId, JsonNode.Parse((await NextMessageAsync(again)).Data)!.Id());
+    }
+
+    static async Task SaveAsync(RedisServer redis)
+    {
+        await using var client = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        await client.GetDatabase().ExecuteAsync("SAVE");
+    }
+
+    [Fact]
+    public async Task A_stream_whose_session_ended_while_its_node_was_cut_off_gets_no_catch_up_replay()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var settings = redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
+        await using var node1 = await services.StartAppAsync(redis: settings);
+        await using var node2 = await services.StartAppAsync(redis: settings);
+        var alice = await node1.MemberAsync("pa");
+        var bob = await node1.MemberAsync("pb");
+        var direct = await node1.DirectAsync(alice, bob);
+        await using var stream = await SseClient.OpenAsync(node2, bob.Token);
+
+        // The partition: Redis comes back without bob's session (it was revoked while node 2 could
+        // not hear the announcement; an empty restart is the same for node 2).
+        await redis.StopAsync();
+        await node1.PostAsync("/api/messages", new { conversationId = direct.Id(), body = "for bob's eyes only" }, alice.Token, 201);
+        await redis.StartAgainAsync();
+
+        // Old code: the catch-up replayed the message to the revoked session's stream.
+        var next = await stream.NextAsync(TimeSpan.FromSeconds(15));
+        Assert.True(next is null, $"the revoked session's stream got {next?.Event}: {next?.Data}");
+    }
+
+    [Fact]
+    public async Task Logging_out_while_Redis_is_down_clears_the_cookie_and_takes_effect_everywhere_when_Redis_returns()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var settings = redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
+        await using var node1 = await services.StartAppAsync(redis: settings);
+        await using var node2 = await services.StartAppAsync(redis: settings);
+        var bob = await node1.MemberAsync("ob");
+        await SaveAsync(redis);
+        await redis.StopAsync();
+
+        // Old code: 503, and the session lived on.
+        var logout = await node1.Scenario(s =>
+        {
+            s.Post.Url("/api/logout");
+            s.WithBearerToken(bob.Token);
+            s.StatusCodeShouldBe(204);
+        });
+        Assert.Contains(logout.Context.Response.Headers.SetCookie, c => c!.StartsWith("ams_session=;", StringComparison.Ordinal));
+        await node1.GetAsync("/api/me", bob.Token, 401);   // this node refuses it at once
+
+        await redis.StartAgainAsync();   // with bob's session: the revocation still has to be written
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while ((await node2.GetAsync("/api/me", bob.Token, null)).Status() != 401)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the revocation never reached Redis");
+            await Task.Delay(200);
+        }
     }
 
     [Fact]

@@ -44,7 +44,7 @@ public sealed class Page(MySqlDataSource db, Envelope envelope) : EndpointWithou
         var main = Html.Of($"""
             <div class="chat{(open is null ? "" : " has-open")}" data-me="{user.Username}" data-after="{after}">
               <aside class="sidebar" aria-label="Conversations">
-                <p class="whoami"><strong>{user.DisplayName}</strong> @{user.Username} · <a href="/settings/2fa">Two-factor authentication: {(user.TwoFactorEnabled ? "on" : "off")}</a></p>
+                <p class="whoami"><strong>{user.DisplayName}</strong> @{user.Username} · <a href="/settings/2fa">Two-factor authentication: {(user.TwoFactorEnabled ? "on" : "off")}</a> · <a href="/settings">Settings</a></p>
                 <form method="post" action="/logout" class="inline">
                   {Layout.CsrfField(HttpContext)}
                   <button type="submit" class="link">Sign out</button>

@@ -109,9 +109,16 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
                         tick = KeepAliveTimer(ct);
                         continue;
                     }
+                    var revoked = false;
                     while (subscriber.Reader.TryRead(out var item))
                     {
-                        if (item.Event is null) last = await ReplayAsync(response, subscriber, last, ct);
+                        if (item.Event is null)
+                        {
+                            // A catch-up after this node lost Redis: the revocation may have been published
+                            // while it could not hear, so the session is checked before anything is replayed.
+                            if (revoked = !await sessions.ConfirmAsync(session.Id, ct)) break;
+                            last = await ReplayAsync(response, subscriber, last, ct);
+                        }
                         else if (item.Seq > last + 1)
                         {
                             // A user's numbers have no holes, and a number is only taken once the one
@@ -127,6 +134,7 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
                         }
                     }
                     await response.Body.FlushAsync(ct);
+                    if (revoked) break;
                 }
             }
             finally

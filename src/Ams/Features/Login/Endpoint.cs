@@ -8,7 +8,7 @@ namespace Ams.Features.Login;
 /// The password step: a session (the API's token, the browser's cookie), or with 2FA on only a
 /// challenge for the second step. The JSON call and the browser's form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle throttle, Devices devices, SessionStore sessions, Challenges challenges)
+public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle throttle, Devices devices, SessionStore sessions, Challenges challenges, SecurityEvents events)
     : Endpoint<Request, Response>
 {
     /// <summary>The second-factor challenge's cookie: <c>__Host-</c> prefixed over HTTPS, as the session cookie is.</summary>
@@ -48,10 +48,18 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
         var device = await devices.ReadAsync(req.DeviceToken ?? HttpContext.Request.Cookies[Devices.CookieName(HttpContext.Request)]);
         if (device is not null && device.UserId != user?.Id) device = null;
         var wait = device is not null ? await throttle.TryDeviceAttemptAsync(device.Id) : await throttle.TryAttemptAsync(account, address);
-        if (wait is { } w) return new Throttled(w);
+        if (wait is { } w)
+        {
+            if (user is not null) events.RecordInBackground(user.Id, SecurityEvents.LoginThrottled, HttpContext, oncePer: w);
+            return new Throttled(w);
+        }
 
         // A missing user is verified against a decoy hash, so both failures cost the same.
-        if (!await passwords.VerifyAsync(user?.PasswordHash, req.Password, ct) || user is null) return new Rejected();
+        if (!await passwords.VerifyAsync(user?.PasswordHash, req.Password, ct) || user is null)
+        {
+            if (user is not null) events.RecordInBackground(user.Id, SecurityEvents.LoginFailed, HttpContext);
+            return new Rejected();
+        }
 
         if (device is not null) await throttle.ForgiveDeviceAsync(device.Id);
         else await throttle.ForgiveAsync(account, address);
@@ -63,7 +71,8 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
             var (challenge, expiresAt) = await challenges.CreateAsync(user.Id);
             return new NeedsSecondFactor(challenge, expiresAt, deviceToken);
         }
-        var (token, session) = await sessions.CreateAsync(user.Id);
+        var (token, session) = await sessions.CreateAsync(user.Id, HttpContext);
+        await events.RecordAsync(user.Id, SecurityEvents.Login, HttpContext);
         return new Succeeded(token, session, user, deviceToken);
     }
 

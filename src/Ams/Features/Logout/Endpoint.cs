@@ -6,7 +6,8 @@ namespace Ams.Features.Logout;
 
 /// <summary>
 /// Deletes the session from Redis, which every node reads, so it dies everywhere at once. The
-/// JSON call and the browser's form (see <see cref="ApiAndForm"/>).
+/// JSON call and the browser's form (see <see cref="ApiAndForm"/>). It always clears the cookie and
+/// succeeds: while Redis is unreachable the revocation is kept and written when Redis returns.
 /// </summary>
 public sealed class Endpoint(SessionStore sessions) : EndpointWithoutRequest
 {
@@ -16,18 +17,22 @@ public sealed class Endpoint(SessionStore sessions) : EndpointWithoutRequest
         // The form signs out whoever is there (and clears a stale cookie); the API needs a session.
         AllowAnonymous();
         ApiAndForm.Configure(Definition);
+        Description(b => b.WithMetadata(new SignOutEndpoint()));
     }
 
     public override async Task HandleAsync(CancellationToken ct)
     {
         var signedIn = User.Identity?.IsAuthenticated == true;
-        if (HttpContext.IsApi() && !signedIn)
+        // Redis could not check the token (an outage): it is revoked all the same, see SessionStore.RevokeAsync.
+        var unverified = SessionAuthentication.UnverifiedToken(HttpContext);
+        if (HttpContext.IsApi() && !signedIn && unverified is null)
         {
             // The same 401 the authorization middleware sends for any other API call.
             await HttpContext.ChallengeAsync();
             return;
         }
         if (signedIn) await sessions.RevokeAsync(HttpContext.Session());
+        else if (unverified is not null) await sessions.RevokeTokenAsync(unverified);
         SessionCookie.Delete(HttpContext);
         await (HttpContext.IsApi() ? Send.NoContentAsync(ct) : Layout.RedirectAfterPostAsync(HttpContext, "/login"));
     }

@@ -8,7 +8,7 @@ namespace Ams.Features.TwoFactor;
 /// Turns 2FA off with the password and a current or recovery code; the user's other sessions
 /// end. The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class DisableEndpoint(MySqlDataSource db, Totp totp, Passwords passwords, SessionStore sessions) : Endpoint<DisableRequest>
+public sealed class DisableEndpoint(MySqlDataSource db, Totp totp, Passwords passwords, SessionStore sessions, SecurityEvents events) : Endpoint<DisableRequest>
 {
     public override void Configure()
     {
@@ -46,6 +46,8 @@ public sealed class DisableEndpoint(MySqlDataSource db, Totp totp, Passwords pas
         await totp.ResetAsync(user.Id);
         await Sql.DisableAsync(connection, user.Id);
         await sessions.RevokeAllAsync(user.Id, exceptSessionId: session.Id);
+        if (!Totp.IsTotpCode(code)) await events.RecordAsync(user.Id, SecurityEvents.RecoveryCodeUsed, HttpContext);
+        await events.RecordAsync(user.Id, SecurityEvents.TwoFactorDisabled, HttpContext);
         return new Settings.Done();
     }
 }

@@ -8,7 +8,7 @@ namespace Ams.Features.TwoFactor;
 /// Confirms enrolment with a code from the new authenticator; returns the recovery codes, once,
 /// and ends the user's other sessions. The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class EnableEndpoint(MySqlDataSource db, Totp totp, SessionStore sessions) : Endpoint<CodeRequest, RecoveryCodesResponse>
+public sealed class EnableEndpoint(MySqlDataSource db, Totp totp, SessionStore sessions, SecurityEvents events) : Endpoint<CodeRequest, RecoveryCodesResponse>
 {
     public override void Configure()
     {
@@ -46,6 +46,7 @@ public sealed class EnableEndpoint(MySqlDataSource db, Totp totp, SessionStore s
         var (codes, hashes) = totp.NewRecoveryCodes(user.Id);
         await Sql.EnableAsync(connection, user.Id, hashes);
         await sessions.RevokeAllAsync(user.Id, exceptSessionId: session.Id);
+        await events.RecordAsync(user.Id, SecurityEvents.TwoFactorEnabled, HttpContext);
         return new Settings.Done(codes);
     }
 }

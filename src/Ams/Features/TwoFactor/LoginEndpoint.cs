@@ -9,7 +9,7 @@ namespace Ams.Features.TwoFactor;
 /// Only now is a session created. Wrong codes count against the account and the challenge.
 /// The JSON call and the browser's form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges challenges, SessionStore sessions) : Endpoint<LoginRequest, LoginResponse>
+public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges challenges, SessionStore sessions, SecurityEvents events) : Endpoint<LoginRequest, LoginResponse>
 {
     abstract record Outcome;
     sealed record BadChallenge : Outcome;
@@ -53,11 +53,17 @@ public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges chal
         if (await totp.TryAttemptAsync(found.UserId, found.Id) is { } wait) return new LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync(ct);
         var secret = await totp.SecretAsync(connection, found.UserId);
-        if (secret is null || !await totp.VerifySecondFactorAsync(connection, found.UserId, secret, code)) return new WrongCode();
+        if (secret is null || !await totp.VerifySecondFactorAsync(connection, found.UserId, secret, code))
+        {
+            events.RecordInBackground(found.UserId, SecurityEvents.LoginFailed, HttpContext);
+            return new WrongCode();
+        }
         if (!await challenges.RedeemAsync(found.Id)) return new BadChallenge();
         await totp.ResetAsync(found.UserId);
         var user = (await Users.FindByIdAsync(db, found.UserId, ct))!;
-        var (token, session) = await sessions.CreateAsync(user.Id);
+        var (token, session) = await sessions.CreateAsync(user.Id, HttpContext);
+        if (!Totp.IsTotpCode(code)) await events.RecordAsync(user.Id, SecurityEvents.RecoveryCodeUsed, HttpContext);
+        await events.RecordAsync(user.Id, SecurityEvents.Login, HttpContext);
         return new Succeeded(token, session, user);
     }
 

@@ -8,7 +8,7 @@ namespace Ams.Features.TwoFactor;
 /// New recovery codes for the password and a current TOTP code; the old ones stop working.
 /// The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class RecoveryCodesEndpoint(MySqlDataSource db, Totp totp, Passwords passwords) : Endpoint<DisableRequest, RecoveryCodesResponse>
+public sealed class RecoveryCodesEndpoint(MySqlDataSource db, Totp totp, Passwords passwords, SecurityEvents events) : Endpoint<DisableRequest, RecoveryCodesResponse>
 {
     public override void Configure()
     {
@@ -49,6 +49,7 @@ public sealed class RecoveryCodesEndpoint(MySqlDataSource db, Totp totp, Passwor
             await Sql.ReplaceCodesAsync(connection, transaction, user.Id, hashes);
             await transaction.CommitAsync();
         }
+        await events.RecordAsync(user.Id, SecurityEvents.RecoveryCodesRegenerated, HttpContext);
         return new Settings.Done(codes);
     }
 }

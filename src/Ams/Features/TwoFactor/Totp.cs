@@ -21,7 +21,7 @@ public sealed class GuardOptions
 /// node, failures are counted per account and per challenge, and recovery codes are single use.
 /// Redis errors propagate (503): the guards fail closed.
 /// </summary>
-public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMultiplexer redis, TimeProvider time, GuardOptions options)
+public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMultiplexer redis, TimeProvider time, GuardOptions options, MasterKeys masterKeys)
 {
     public const string SecretPurpose = "totp-secret";
     const string Base32 = "abcdefghijklmnopqrstuvwxyz234567";
@@ -110,10 +110,14 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMulti
     }
 
     /// <summary>A TOTP code, or an unused recovery code (which is used up).</summary>
-    public async Task<bool> VerifySecondFactorAsync(MySqlConnection connection, long userId, byte[] secret, string code) =>
-        IsTotpCode(code)
-            ? await VerifyTotpAsync(userId, secret, code)
-            : NormalizeRecoveryCode(code) is { } recovery && await Sql.UseRecoveryCodeAsync(connection, userId, HashRecoveryCode(userId, recovery));
+    public async Task<bool> VerifySecondFactorAsync(MySqlConnection connection, long userId, byte[] secret, string code)
+    {
+        if (IsTotpCode(code)) return await VerifyTotpAsync(userId, secret, code);
+        if (NormalizeRecoveryCode(code) is not { } recovery) return false;
+        foreach (var hash in RecoveryCodeHashes(userId, recovery))
+            if (await Sql.UseRecoveryCodeAsync(connection, userId, hash)) return true;
+        return false;
+    }
 
     /// <summary>Ten codes of 60 random bits each, shown once as xxxx-xxxx-xxxx; only their hashes are kept.</summary>
     public (List<string> Codes, List<string> Hashes) NewRecoveryCodes(long userId)
@@ -128,11 +132,29 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMulti
             var code = new string(chars);
             codes.Add($"{code[..4]}-{code[4..8]}-{code[8..]}");
         }
-        return (codes, codes.Select(c => HashRecoveryCode(userId, NormalizeRecoveryCode(c)!)).ToList());
+        return (codes, codes.Select(c => KeyedHash(masterKeys.Primary, userId, NormalizeRecoveryCode(c)!)).ToList());
     }
 
-    static string HashRecoveryCode(long userId, string normalized) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"ams/recovery/v1|{userId}|{normalized}")));
+    /// <summary>
+    /// What a stored recovery code may look like: HMAC-SHA256 under a key derived from each master
+    /// key (the first one for new codes; the others after a rotation), then the unkeyed SHA-256 of
+    /// codes made before v2, which keep working until used or replaced. A stolen table alone
+    /// cannot be searched for the 60-bit codes without the master key.
+    /// </summary>
+    IEnumerable<string> RecoveryCodeHashes(long userId, string normalized)
+    {
+        yield return KeyedHash(masterKeys.Primary, userId, normalized);
+        foreach (var id in masterKeys.Ids)
+            if (id != masterKeys.PrimaryId && masterKeys.TryGet(id, out var key)) yield return KeyedHash(key, userId, normalized);
+        yield return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"ams/recovery/v1|{userId}|{normalized}")));
+    }
+
+    static string KeyedHash(byte[] masterKey, long userId, string normalized)
+    {
+        Span<byte> key = stackalloc byte[32];
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, masterKey, key, salt: [], info: "ams/recovery-code-hmac/v2"u8);
+        return Convert.ToHexStringLower(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes($"ams/recovery/v2|{userId}|{normalized}")));
+    }
 
     public static string Base32Secret(byte[] secret) => Base32Encoding.ToString(secret).TrimEnd('=');
 

@@ -1,0 +1,96 @@
+using System.Globalization;
+using Ams.Infrastructure;
+using FastEndpoints;
+
+namespace Ams.Features.AccessTokens;
+
+/// <summary>
+/// A new personal access token, shown once (201). The JSON call and the settings form (which
+/// shows the token in the tokens section, once).
+/// </summary>
+public sealed class CreateEndpoint(AccessTokenStore tokens, SecurityEvents events) : Endpoint<CreateRequest, CreateResponse>
+{
+    public override void Configure()
+    {
+        Post("/api/tokens", "/settings/tokens");
+        ApiAndForm.Configure(Definition);
+    }
+
+    public override async Task HandleAsync(CreateRequest req, CancellationToken ct)
+    {
+        var userId = User.UserId();
+        if (this.FormErrors() is { } errors)
+        {
+            await Layout.SendAsync(HttpContext, "Settings", Fragments.Section(HttpContext, await tokens.ListAsync(userId), null, errors),
+                StatusCodes.Status422UnprocessableEntity);
+            return;
+        }
+        var (token, row) = await tokens.CreateAsync(userId, req.Name, req.ExpiresInDays is { } days ? TimeSpan.FromDays(days) : null);
+        await events.RecordAsync(userId, SecurityEvents.TokenCreated, HttpContext);
+        var created = new CreateResponse(Id(row.Id), row.Name, token, row.CreatedAt, row.ExpiresAt);
+        if (HttpContext.IsApi()) await Send.ResponseAsync(created, StatusCodes.Status201Created, ct);
+        else await Layout.SendAsync(HttpContext, "Settings", Fragments.Section(HttpContext, await tokens.ListAsync(userId), created, []));
+    }
+
+    internal static string Id(long id) => id.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>The caller's tokens (never the tokens themselves), newest first.</summary>
+public sealed class ListEndpoint(AccessTokenStore tokens) : EndpointWithoutRequest<List<TokenView>>
+{
+    public override void Configure()
+    {
+        Get("/api/tokens");
+    }
+
+    public override async Task HandleAsync(CancellationToken ct) =>
+        await Send.OkAsync(Views(await tokens.ListAsync(User.UserId())), ct);
+
+    internal static List<TokenView> Views(IEnumerable<AccessTokenRow> rows) =>
+        rows.Select(r => new TokenView(CreateEndpoint.Id(r.Id), r.Name, r.CreatedAt, r.ExpiresAt, r.LastUsedAt)).ToList();
+}
+
+/// <summary>Revokes one of the caller's tokens on every node at once; 404 when the caller has no such token.</summary>
+public sealed class RevokeEndpoint(AccessTokenStore tokens, SecurityEvents events) : EndpointWithoutRequest
+{
+    public override void Configure()
+    {
+        Verbs(Http.DELETE);
+        Routes("/api/tokens/{id}");
+    }
+
+    public override async Task HandleAsync(CancellationToken ct)
+    {
+        if (!await RevokeAsync(tokens, events, HttpContext, Route<string>("id")))
+        {
+            await Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "No such token");
+            return;
+        }
+        await Send.NoContentAsync(ct);
+    }
+
+    internal static async Task<bool> RevokeAsync(AccessTokenStore tokens, SecurityEvents events, HttpContext http, string? id)
+    {
+        var userId = http.User.UserId();
+        if (!long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var tokenId) || !await tokens.RevokeAsync(userId, tokenId))
+            return false;
+        await events.RecordAsync(userId, SecurityEvents.TokenRevoked, http);
+        return true;
+    }
+}
+
+/// <summary>The settings page's "Revoke" button: the same as DELETE /api/tokens/{id}, then back to the settings.</summary>
+public sealed class RevokeFormEndpoint(AccessTokenStore tokens, SecurityEvents events) : EndpointWithoutRequest
+{
+    public override void Configure()
+    {
+        Post("/settings/tokens/{id}/revoke");
+        AllowFormData(urlEncoded: true);
+    }
+
+    public override async Task HandleAsync(CancellationToken ct)
+    {
+        await RevokeEndpoint.RevokeAsync(tokens, events, HttpContext, Route<string>("id"));
+        await Layout.RedirectAfterPostAsync(HttpContext, "/settings");
+    }
+}

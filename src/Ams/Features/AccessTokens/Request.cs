@@ -1,0 +1,13 @@
+namespace Ams.Features.AccessTokens;
+
+public sealed class CreateRequest
+{
+    public string Name { get; set; } = "";
+    /// <summary>1..365; null: the token never expires.</summary>
+    public int? ExpiresInDays { get; set; }
+}
+
+/// <summary>The token, shown this once.</summary>
+public sealed record CreateResponse(string Id, string Name, string Token, DateTime CreatedAt, DateTime? ExpiresAt);
+
+public sealed record TokenView(string Id, string Name, DateTime CreatedAt, DateTime? ExpiresAt, DateTime? LastUsedAt);

@@ -1,0 +1,23 @@
+using Ams.Infrastructure;
+using FastEndpoints;
+using FluentValidation;
+
+namespace Ams.Features.AccessTokens;
+
+public sealed class Validator : Validator<CreateRequest>
+{
+    public const int MaxDays = 365;
+
+    public Validator()
+    {
+        RuleLevelCascadeMode = CascadeMode.Stop;
+        RuleFor(r => r.Name)
+            .NotEmpty().WithMessage("Name is required.")
+            .Must(Text.IsWellFormed).WithMessage("Name contains invalid Unicode.")
+            .Must(n => Text.Length(n) is >= 1 and <= 64 && !string.IsNullOrWhiteSpace(n)).WithMessage("Name must be 1–64 characters.")
+            .Must(n => !Text.HasControlCharacters(n)).WithMessage("Name must not contain control characters.");
+        RuleFor(r => r.ExpiresInDays)
+            .InclusiveBetween(1, MaxDays).WithMessage($"expiresInDays must be from 1 to {MaxDays}.")
+            .When(r => r.ExpiresInDays is not null);
+    }
+}

@@ -1,0 +1,90 @@
+using Ams.Infrastructure;
+using FastEndpoints;
+using MySqlConnector;
+
+namespace Ams.Features.ChangePassword;
+
+/// <summary>
+/// A new password for the current one. A wrong current password counts as a failed sign-in for
+/// the account (the login throttle's budget); success ends every other session and every
+/// personal access token of the user at once, and the calling session stays. The JSON call and
+/// the settings form (see <see cref="ApiAndForm"/>).
+/// </summary>
+public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Login.Throttle throttle, SessionStore sessions, SecurityEvents events)
+    : Endpoint<Request>
+{
+    abstract record Outcome;
+    sealed record Changed : Outcome;
+    sealed record Throttled(TimeSpan RetryAfter) : Outcome;
+    sealed record WrongPassword : Outcome;
+    sealed record Invalid(string Message) : Outcome;
+
+    public override void Configure()
+    {
+        Post("/api/account/password", "/settings/password");
+        ApiAndForm.Configure(Definition);
+    }
+
+    public override async Task HandleAsync(Request req, CancellationToken ct)
+    {
+        if (this.FormErrors() is { } errors)
+        {
+            await Layout.SendAsync(HttpContext, "Settings", Fragments.Form(HttpContext, errors), StatusCodes.Status422UnprocessableEntity);
+            return;
+        }
+        var outcome = await ChangeAsync(HttpContext.Session(), req, ct);
+        if (HttpContext.IsApi())
+        {
+            await (outcome switch
+            {
+                Changed => Send.NoContentAsync(ct),
+                Throttled t => Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many failed sign-ins", "Wait before trying again.", t.RetryAfter),
+                Invalid i => InvalidAsync(i.Message),
+                _ => Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Wrong current password"),
+            });
+            return;
+        }
+        if (outcome is Throttled wait) Problem.RetryAfter(HttpContext, wait.RetryAfter);
+        var (status, form) = outcome switch
+        {
+            Changed => (200, Fragments.Form(HttpContext, [], changed: true)),
+            Throttled => (429, Fragments.Form(HttpContext, ["Too many failed sign-ins. Wait and try again."])),
+            Invalid i => (400, Fragments.Form(HttpContext, [i.Message])),
+            _ => (401, Fragments.Form(HttpContext, ["The current password is wrong."])),
+        };
+        await Layout.SendAsync(HttpContext, "Settings", form, status);
+    }
+
+    Task InvalidAsync(string message)
+    {
+        AddError(r => r.NewPassword, message);
+        ThrowIfAnyErrors();
+        return Task.CompletedTask;
+    }
+
+    async Task<Outcome> ChangeAsync(Session session, Request req, CancellationToken ct)
+    {
+        var user = (await Users.FindByIdAsync(db, session.UserId, ct))!;
+        var address = ClientAddress.BucketOf(HttpContext);
+        // The account's login budget: a guess here costs what a guess at the sign-in costs.
+        var account = Login.Throttle.AccountOf(user, user.Username);
+        if (await throttle.TryAttemptAsync(account, address) is { } wait)
+        {
+            events.RecordInBackground(user.Id, SecurityEvents.LoginThrottled, HttpContext, oncePer: wait);
+            return new Throttled(wait);
+        }
+        if (!await passwords.VerifyAsync(user.PasswordHash, req.CurrentPassword, ct))
+        {
+            await events.RecordAsync(user.Id, SecurityEvents.LoginFailed, HttpContext);
+            return new WrongPassword();
+        }
+        await throttle.ForgiveAsync(account, address);
+        if (string.Equals(req.NewPassword, user.Username, StringComparison.OrdinalIgnoreCase))
+            return new Invalid("Password must not be the username.");
+        if (!await Sql.ReplaceHashAsync(db, user.Id, user.PasswordHash, await passwords.HashAsync(req.NewPassword, ct), ct))
+            return new WrongPassword();   // changed meanwhile by another request: the password given is no longer the current one
+        await sessions.RevokeAllAsync(user.Id, exceptSessionId: session.Id, includeTokens: true);
+        await events.RecordAsync(user.Id, SecurityEvents.PasswordChanged, HttpContext);
+        return new Changed();
+    }
+}

@@ -1,0 +1,14 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Ams.Features.SecurityHistory;
+
+/// <summary>The slice's API types, serialized by source generation (Native AOT has no reflection-based JSON).</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true,
+    Converters = [typeof(UtcTimestampConverter), typeof(UtcOffsetTimestampConverter)])]
+[JsonSerializable(typeof(SecurityEventView))]
+[JsonSerializable(typeof(List<SecurityEventView>))]
+sealed partial class SecurityHistoryJson : JsonSerializerContext;
+
+/// <summary>api.md <c>securityEvent</c>.</summary>
+public sealed record SecurityEventView(DateTime At, string Kind, string Address, string UserAgent);

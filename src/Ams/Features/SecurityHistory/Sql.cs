@@ -1,0 +1,27 @@
+using Dapper;
+using MySqlConnector;
+
+namespace Ams.Features.SecurityHistory;
+
+public sealed class EventRow
+{
+    public DateTime At { get; set; }
+    public string Kind { get; set; } = "";
+    public string Address { get; set; } = "";
+    public string UserAgent { get; set; } = "";
+
+    public SecurityEventView ToView() => new(DateTime.SpecifyKind(At, DateTimeKind.Utc), Kind, Address, UserAgent);
+}
+
+static class Sql
+{
+    public static async Task<List<SecurityEventView>> LatestAsync(MySqlDataSource db, long userId, int limit, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<EventRow>("""
+            SELECT at AS At, kind AS Kind, address AS Address, user_agent AS UserAgent
+            FROM security_events WHERE user_id = @userId ORDER BY id DESC LIMIT @limit
+            """, new { userId, limit });
+        return rows.Select(r => r.ToView()).ToList();
+    }
+}
