@@ -127,6 +127,25 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     }
 
     [Fact]
+    public async Task Once_a_step_is_accepted_that_step_and_the_one_before_are_refused_on_both_nodes()
+    {
+        var user = await EnrolAsync();
+        // Far from the enabling step, so step N − 1 has never been used: only "later than the last
+        // accepted step" refuses it, not "not this exact step again".
+        clock.Advance(TimeSpan.FromMinutes(3));
+        var previous = Code(user.Secret, TimeSpan.FromSeconds(-30));
+        var current = Code(user.Secret);
+        Assert.NotEqual(previous, current);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = current }, null, 200);
+        await using var node2 = await NodeAsync();
+        foreach (var node in new[] { app, node2 })
+            foreach (var code in new[] { previous, current })
+                await Post(node, "/api/login/2fa", new { challenge = await ChallengeAsync(node, user.Name), code }, null, 401);
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await Post(node2, "/api/login/2fa", new { challenge = await ChallengeAsync(node2, user.Name), code = Code(user.Secret) }, null, 200);
+    }
+
+    [Fact]
     public async Task A_code_one_step_old_is_accepted_and_two_steps_old_is_not()
     {
         var user = await EnrolAsync();
