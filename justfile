@@ -48,7 +48,7 @@ rotate-keys:
 fuzz iterations="20000" seed="random": build
     AMS_FUZZ_SEED={{seed}} AMS_FUZZ_ITER={{iterations}} dotnet test tests/Ams.Tests -c Release --no-build --filter "FullyQualifiedName~Ams.Tests.Fuzz" --logger "console;verbosity=detailed"
 
-# Mutation testing (Stryker.NET) of the security-critical code, by area: crypto, twofactor, sessions, throttles, membership, or all; reports in artifacts/mutation/<area>/reports (see docs/quality.md)
+# Mutation testing (Stryker.NET) of the security-critical code, by area: crypto, twofactor, sessions, throttles, membership, or all; reports in artifacts/mutation/<area>/reports (docs/quality.md)
 mutate area="all":
     dotnet tool restore
     for a in {{ if area == "all" { "crypto twofactor sessions throttles membership" } else { area } }}; do \
