@@ -47,3 +47,10 @@ rotate-keys:
 # Fuzz every route for longer with a random seed (or replay one: just fuzz 20000 SEED); a failure prints its seed
 fuzz iterations="20000" seed="random": build
     AMS_FUZZ_SEED={{seed}} AMS_FUZZ_ITER={{iterations}} dotnet test tests/Ams.Tests -c Release --no-build --filter "FullyQualifiedName~Ams.Tests.Fuzz" --logger "console;verbosity=detailed"
+
+# Mutation testing (Stryker.NET) of the security-critical code, by area: crypto, twofactor, sessions, throttles, membership, or all; reports in artifacts/mutation/<area>/reports (docs/quality.md)
+mutate area="all":
+    dotnet tool restore
+    for a in {{ if area == "all" { "crypto twofactor sessions throttles membership" } else { area } }}; do \
+        (cd src/Ams && dotnet stryker -f ../../stryker/$a.json --test-project ../../tests/Ams.Tests/Ams.Tests.csproj -O ../../artifacts/mutation/$a --skip-version-check); \
+    done

@@ -30,6 +30,16 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task Correct_passwords_do_not_use_up_the_address_budget()
+    {
+        // Many people behind one NAT address sign in successfully all day.
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Login:MaxFailuresPerAddress"] = "3" });
+        var name = Api.UniqueName("nat");
+        await app.RegisterAsync(name);
+        for (var i = 0; i < 5; i++) await Attempt(app, name, Api.Password, "203.0.113.90", 200);
+    }
+
+    [Fact]
     public async Task A_successful_login_clears_the_account_budget()
     {
         var app = await services.AppAsync();

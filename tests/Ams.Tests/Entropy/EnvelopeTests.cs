@@ -2,6 +2,7 @@ using System.Text;
 using Ams.Infrastructure.Crypto;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using MySqlConnector;
 
@@ -14,10 +15,10 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
 
     static string NewKeys(string id) => $"{id}:{Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}";
 
-    Envelope EnvelopeFor(IAlbaHost app, string masterKeys) => new(
+    Envelope EnvelopeFor(IAlbaHost app, string masterKeys, CapturedLogs? logs = null) => new(
         app.Services.GetRequiredService<MySqlDataSource>(), MasterKeys.Parse(masterKeys),
         app.Services.GetRequiredService<EntropyMixer>(), app.Services.GetRequiredService<IKeyMintCounter>(),
-        TimeProvider.System, NullLogger<Envelope>.Instance);
+        TimeProvider.System, logs is null ? NullLogger<Envelope>.Instance : new LoggerFactory([logs]).CreateLogger<Envelope>());
 
     async Task<byte[]> SealAsync(Envelope envelope, IAlbaHost app, string plaintext, params string[] row)
     {
@@ -109,6 +110,55 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
         var after = EnvelopeFor(app, newKey);   // the old key is gone
         for (var i = 0; i < blobs.Count; i++)
             Assert.Equal(secrets[i], await after.OpenStringAsync(blobs[i], Purpose, [$"r{i}"]));
+    }
+
+    [Fact]
+    public async Task An_empty_plaintext_round_trips_and_a_blob_one_byte_too_short_is_null_not_an_exception()
+    {
+        var app = await services.AppAsync();
+        var envelope = EnvelopeFor(app, Services.MasterKeys);
+        var blob = await SealAsync(envelope, app, "", "row-7");
+        Assert.Equal(1 + 16 + 12 + 16, blob.Length);
+        Assert.Equal("", await envelope.OpenStringAsync(blob, Purpose, ["row-7"]));
+        // The key id is intact, so only the length check stands between this and a negative array size.
+        Assert.Null(await envelope.OpenAsync(blob[..^1], Purpose, ["row-7"]));
+    }
+
+    [Fact]
+    public async Task A_record_whose_data_key_is_gone_opens_to_null_and_the_log_says_which_key()
+    {
+        var app = await services.AppAsync();
+        var blob = await SealAsync(EnvelopeFor(app, Services.MasterKeys), app, "orphan", "row-6");
+        var keyId = new Guid(blob.AsSpan(1, 16), bigEndian: true);
+        await services.SqlAsync($"DELETE FROM data_keys WHERE id = 0x{Convert.ToHexString(blob.AsSpan(1, 16))}");
+        var logs = new CapturedLogs();
+        Assert.Null(await EnvelopeFor(app, Services.MasterKeys, logs).OpenAsync(blob, Purpose, ["row-6"]));
+        Assert.Contains($"Warning Ams.Infrastructure.Crypto.Envelope: Undecryptable {Purpose} ciphertext: data key {keyId} missing or not unwrappable", logs.Lines);
+    }
+
+    [Fact]
+    public async Task Rotation_goes_past_a_full_batch_and_logs_what_it_did()
+    {
+        // One more key than a batch holds: stopping after a full batch would leave one under the old key.
+        var database = "rotation_" + Guid.NewGuid().ToString("N")[..8];
+        var oldKeys = NewKeys("old");
+        var newKey = NewKeys("new");
+        await using var app = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = oldKeys });
+        var db = app.Services.GetRequiredService<MySqlDataSource>();
+        var before = EnvelopeFor(app, oldKeys);
+        var blobs = new List<byte[]>();
+        await using (var connection = await db.OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            for (var i = 0; i < 501; i++)
+                blobs.Add((await before.SealStringAsync($"s{i}", Purpose, [$"b{i}"], connection, transaction)).Blob);
+            await transaction.CommitAsync();
+        }
+        var logs = new CapturedLogs();
+        var rotation = await KeyRotation.RunAsync(db, MasterKeys.Parse($"{newKey},{oldKeys}"), logs.CreateLogger("rotation"));
+        Assert.Equal((501, 0, 0), (rotation.Rewrapped, rotation.Unreadable, rotation.RemainingUnderOtherKeys));
+        Assert.Contains("Information rotation: Key rotation: 501 data keys re-wrapped under 'new', 0 unreadable, 0 still under other keys", logs.Lines);
+        Assert.Equal("s500", await EnvelopeFor(app, newKey).OpenStringAsync(blobs[500], Purpose, ["b500"]));
     }
 
     [Fact]

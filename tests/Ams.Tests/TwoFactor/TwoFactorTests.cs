@@ -127,6 +127,25 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     }
 
     [Fact]
+    public async Task Once_a_step_is_accepted_that_step_and_the_one_before_are_refused_on_both_nodes()
+    {
+        var user = await EnrolAsync();
+        // Far from the enabling step, so step N − 1 has never been used: only "later than the last
+        // accepted step" refuses it, not "not this exact step again".
+        clock.Advance(TimeSpan.FromMinutes(3));
+        var previous = Code(user.Secret, TimeSpan.FromSeconds(-30));
+        var current = Code(user.Secret);
+        Assert.NotEqual(previous, current);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = current }, null, 200);
+        await using var node2 = await NodeAsync();
+        foreach (var node in new[] { app, node2 })
+            foreach (var code in new[] { previous, current })
+                await Post(node, "/api/login/2fa", new { challenge = await ChallengeAsync(node, user.Name), code }, null, 401);
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await Post(node2, "/api/login/2fa", new { challenge = await ChallengeAsync(node2, user.Name), code = Code(user.Secret) }, null, 200);
+    }
+
+    [Fact]
     public async Task A_code_one_step_old_is_accepted_and_two_steps_old_is_not()
     {
         var user = await EnrolAsync();
@@ -159,6 +178,17 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     }
 
     [Fact]
+    public async Task Each_challenge_counts_its_own_failures_and_survives_two()
+    {
+        var user = await EnrolAsync();
+        var first = await ChallengeAsync(app, user.Name);
+        var second = await ChallengeAsync(app, user.Name);
+        for (var i = 0; i < 2; i++) await Post(app, "/api/login/2fa", new { challenge = first, code = "000000" }, null, 401);
+        for (var i = 0; i < 2; i++) await Post(app, "/api/login/2fa", new { challenge = second, code = "000000" }, null, 401);
+        await Post(app, "/api/login/2fa", new { challenge = second, code = Code(user.Secret) }, null, 200);
+    }
+
+    [Fact]
     public async Task Five_wrong_codes_lock_the_account_and_a_correct_code_is_then_refused_with_429()
     {
         var user = await EnrolAsync();
@@ -185,6 +215,28 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         Assert.False(me["twoFactorEnabled"]!.GetValue<bool>());
         await app.LoginAsync(user.Name);   // the password alone again
         await Post(app, "/api/2fa/disable", new { password = Api.Password, code = "123456" }, user.Token, 400);
+    }
+
+    [Fact]
+    public async Task A_successful_sign_in_clears_the_failure_count()
+    {
+        var user = await EnrolAsync();
+        for (var i = 0; i < 4; i++)
+            await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = "000000" }, null, 401);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret) }, null, 200);
+        clock.Advance(TimeSpan.FromSeconds(30));
+        // Without the reset this would be the fifth failure in the window and lock the account.
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = "000000" }, null, 401);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret) }, null, 200);
+    }
+
+    [Fact]
+    public async Task Disabling_takes_a_recovery_code_but_never_works_without_the_password()
+    {
+        var user = await EnrolAsync();
+        await Post(app, "/api/2fa/disable", new { code = user.RecoveryCodes[0] }, user.Token, 400);
+        await Post(app, "/api/2fa/disable", new { password = "", code = user.RecoveryCodes[0] }, user.Token, 400);
+        await Post(app, "/api/2fa/disable", new { password = Api.Password, code = user.RecoveryCodes[0] }, user.Token, 204);
     }
 
     [Fact]
@@ -217,6 +269,7 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     [InlineData("{\"challenge\":\"amc_x\",\"code\":\"12345\"}")]
     [InlineData("{\"challenge\":\"amc_x\",\"code\":123456}")]
     [InlineData("{oops")]
+    [InlineData("{\"challenge\":\"amc_x\",\"code\":\"0000-0000-000a\"}")]   // 0, 1, 8 and 9 are not base32
     public async Task Malformed_second_step_requests_are_400(string body)
     {
         var result = await app.Scenario(s =>

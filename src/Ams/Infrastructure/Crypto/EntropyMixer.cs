@@ -16,15 +16,27 @@ public static class EntropyModes
 /// key, so a free random.org quota lasts the whole day), and the state ratchets forward after
 /// every output so that a later state compromise does not reveal earlier keys.
 /// </summary>
-public sealed class EntropyMixer(TimeProvider time)
+public sealed class EntropyMixer
 {
     public const string Description = "HKDF-SHA256(state, os) per key; state reseeded with HKDF-SHA256(state, random.org ‖ os)";
     static readonly byte[] ReseedInfo = "ams/mixer/reseed/v1"u8.ToArray();
     static readonly byte[] RatchetInfo = "ams/mixer/ratchet/v1"u8.ToArray();
 
     readonly Lock gate = new();
-    readonly byte[] state = RandomNumberGenerator.GetBytes(32);
+    readonly TimeProvider time;
+    readonly Action<Span<byte>> osRandom;
+    readonly byte[] state = new byte[32];
     DateTimeOffset? lastAtmosphericReseed;
+
+    public EntropyMixer(TimeProvider time) : this(time, RandomNumberGenerator.Fill) { }
+
+    /// <summary>Tests pass their own OS source to show that its bytes reach every output.</summary>
+    internal EntropyMixer(TimeProvider time, Action<Span<byte>> os)
+    {
+        this.time = time;
+        osRandom = os;
+        os(state);
+    }
 
     /// <summary>How long an atmospheric reseed keeps the mixer in <c>random.org+os</c> mode.</summary>
     public TimeSpan FreshFor { get; set; } = TimeSpan.FromMinutes(10);
@@ -40,7 +52,7 @@ public sealed class EntropyMixer(TimeProvider time)
     {
         Span<byte> ikm = stackalloc byte[atmospheric.Length + 32];
         atmospheric.CopyTo(ikm);
-        RandomNumberGenerator.Fill(ikm[atmospheric.Length..]);
+        osRandom(ikm[atmospheric.Length..]);
         lock (gate)
         {
             Span<byte> prk = stackalloc byte[32];
@@ -57,7 +69,7 @@ public sealed class EntropyMixer(TimeProvider time)
     {
         Span<byte> os = stackalloc byte[32];
         Span<byte> prk = stackalloc byte[32];
-        RandomNumberGenerator.Fill(os);
+        osRandom(os);
         string mode;
         lock (gate)
         {
