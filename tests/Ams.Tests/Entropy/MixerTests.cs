@@ -137,7 +137,7 @@ public sealed class MixerTests(Services services) : IClassFixture<Services>
         foreach (var node in new[] { node1, node2 })
         {
             var token = await node.NewUserTokenAsync("mix");
-            var setup = await node.Scenario(s => { s.Post.Url("/api/2fa/setup"); s.WithBearerToken(token); s.StatusCodeShouldBe(200); });
+            var setup = await node.Scenario(s => { s.Post.Json(new { password = Api.Password }).ToUrl("/api/2fa/setup"); s.WithBearerToken(token); s.StatusCodeShouldBe(200); });
             secrets.Add((await setup.JsonAsync())["secret"]!.GetValue<string>());
         }
         Assert.NotEqual(secrets[0], secrets[1]);
