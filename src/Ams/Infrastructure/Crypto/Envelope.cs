@@ -25,8 +25,9 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
 
     // Unwrapped data keys by id. Bounded: a cleared cache only costs a query and an unwrap.
     readonly ConcurrentDictionary<Guid, byte[]> cache = new();
-    const int CacheLimit = 10_000;
+    internal const int CacheLimit = 10_000;
     int cached;
+    internal int CachedKeys => cache.Count;
 
     public sealed record Sealed(byte[] Blob, string Entropy);
 
@@ -159,7 +160,7 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
     }
 
     // Length-prefixed, so no two different field lists encode alike.
-    static byte[] AssociatedData(string purpose, IReadOnlyList<string> rowFields, byte[] keyId)
+    internal static byte[] AssociatedData(string purpose, IReadOnlyList<string> rowFields, byte[] keyId)
     {
         var buffer = new List<byte> { FormatVersion };
         void Add(ReadOnlySpan<byte> part)
