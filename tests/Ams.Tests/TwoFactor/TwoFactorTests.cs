@@ -169,7 +169,9 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     {
         var user = await EnrolAsync();
         var challenge = await ChallengeAsync(app, user.Name);
-        for (var i = 0; i < 3; i++) await Post(app, "/api/login/2fa", new { challenge, code = "000000" }, null, 401);
+        var wrong = await (await Post(app, "/api/login/2fa", new { challenge, code = "000000" }, null, 401)).ProblemAsync(401);
+        Assert.Equal("Invalid code", wrong["title"]!.GetValue<string>());
+        for (var i = 0; i < 2; i++) await Post(app, "/api/login/2fa", new { challenge, code = "000000" }, null, 401);
         // api.md: past the challenge's limit even a correct code is 429 until the challenge expires.
         var spent = await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 429);
         Assert.True(int.Parse(spent.Context.Response.Headers.RetryAfter.ToString()) > 0);
@@ -284,7 +286,9 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     [Fact]
     public async Task An_unknown_challenge_is_401()
     {
-        await (await Post(app, "/api/login/2fa", new { challenge = "amc_doesnotexist", code = "123456" }, null, 401)).ProblemAsync(401);
+        var problem = await (await Post(app, "/api/login/2fa", new { challenge = "amc_doesnotexist", code = "123456" }, null, 401)).ProblemAsync(401);
+        Assert.Equal("Invalid or expired challenge", problem["title"]!.GetValue<string>());
+        Assert.Equal("Sign in with your password again.", problem["detail"]!.GetValue<string>());
     }
 
     [Fact]
