@@ -531,6 +531,21 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
         using var noToken = new HttpRequestMessage(HttpMethod.Post, "/api/attachments") { Content = Files.Multipart([1], "a.bin") };
         noToken.Headers.Add("Cookie", $"ams_session={alice.Token}");
         Assert.Equal(403, (int)(await client.SendAsync(noToken)).StatusCode);
+        using var inForm = new HttpRequestMessage(HttpMethod.Post, "/api/attachments");
+        var page = await app.Scenario(s => { s.Get.Url("/c/new"); s.WithRequestHeader("Cookie", $"ams_session={alice.Token}"); });
+        var csrf = System.Text.RegularExpressions.Regex.Match(await page.ReadAsTextAsync(), "name=\"_csrf\" value=\"([^\"]+)\"").Groups[1].Value;
+        Assert.NotEmpty(csrf);
+        // The token only counts in the header: the upload's body is never read as a form.
+        var body = Encoding.UTF8.GetString(await Files.Multipart([1], "a.bin").ReadAsByteArrayAsync());
+        body = body.Replace("--ams-test-boundary\r\n", $"--ams-test-boundary\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n--ams-test-boundary\r\n", StringComparison.Ordinal);
+        inForm.Content = new StringContent(body);
+        inForm.Content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("multipart/form-data; boundary=ams-test-boundary");
+        inForm.Headers.Add("Cookie", $"ams_session={alice.Token}");
+        Assert.Equal(403, (int)(await client.SendAsync(inForm)).StatusCode);
+        using var withToken = new HttpRequestMessage(HttpMethod.Post, "/api/attachments") { Content = Files.Multipart([1, 2], "a.bin") };
+        withToken.Headers.Add("Cookie", $"ams_session={alice.Token}");
+        withToken.Headers.Add("X-CSRF-Token", csrf);
+        Assert.Equal(201, (int)(await client.SendAsync(withToken)).StatusCode);
     }
 }
 
