@@ -234,6 +234,28 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task Live_and_replayed_message_events_carry_the_attachments()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("la");
+        var bob = await app.MemberAsync("lb");
+        var group = await app.GroupAsync(alice, "live", bob);
+        var upload = await app.UploadAsync(alice, [0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 1, 2], "anim.gif");
+        Assert.Equal("image/gif", upload["contentType"].Str());
+        await using var stream = await SseClient.OpenAsync(app, bob.Token);
+        var sent = await app.SendWithAsync(alice, group.Id(), "look", upload.Id());
+        SseEvent? live;
+        do live = await stream.NextAsync(); while (live is not null && live.Event != "message");
+        Assert.NotNull(live);
+        Chat.SameJson(sent, JsonNode.Parse(live!.Data)!.AsObject(), "live event");
+        await using var replay = await SseClient.OpenAsync(app, bob.Token, (long.Parse(live.Id!) - 1).ToString());
+        var again = await replay.NextAsync();
+        Assert.Equal("message", again!.Event);
+        Chat.SameJson(sent, JsonNode.Parse(again.Data)!.AsObject(), "replayed event");
+        Assert.Equal(upload.ToJsonString(), JsonNode.Parse(again.Data)!["attachments"]![0]!.ToJsonString());
+    }
+
+    [Fact]
     public async Task An_attachment_is_sent_once_and_only_by_its_uploader()
     {
         var app = await services.AppAsync();
