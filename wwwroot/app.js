@@ -80,6 +80,17 @@
     }
     refreshList();
   });
+  // A deleted message becomes its tombstone where it is shown (its text and files are gone).
+  events.addEventListener("message.deleted", (e) => {
+    const tombstone = fragment(e.data);
+    const shown = document.getElementById(tombstone.id);
+    if (shown) {
+      shown.classList.add("deleted");
+      shown.querySelectorAll("p, ul.attachments").forEach((part) => part.remove());
+      shown.append(tombstone.querySelector("p"));
+    }
+    refreshList();
+  });
   events.addEventListener("read", (e) => {
     const receipt = fragment(e.data);
     if (receipt.dataset.username === me) { refreshList(); return; }
@@ -113,20 +124,98 @@
       e.target.form.requestSubmit();
     }
   });
+  function composerStatus(form) {
+    return form.querySelector(".errors") ?? form.insertAdjacentElement("afterbegin", Object.assign(document.createElement("p"), { className: "errors", role: "alert" }));
+  }
+
   document.addEventListener("submit", async (e) => {
     const form = e.target;
     if (form.id !== "composer") return;
     e.preventDefault();
     const text = form.elements.body.value;
-    if (!text.trim()) return;
-    const status = form.querySelector(".errors") ?? form.insertAdjacentElement("afterbegin", Object.assign(document.createElement("p"), { className: "errors", role: "alert" }));
+    const status = composerStatus(form);
     status.textContent = "";
-    const response = await post(form.action, new URLSearchParams(new FormData(form)), "application/x-www-form-urlencoded");
+    const pending = [...form.querySelectorAll("#pending li")];
+    if (pending.some((li) => !li.dataset.id && !li.classList.contains("failed"))) {
+      status.textContent = "Wait for the uploads to finish.";
+      return;
+    }
+    const attachments = pending.filter((li) => li.dataset.id).map((li) => li.dataset.id);
+    if (!text.trim() && attachments.length === 0) return;
+    // With attachments the message goes as JSON to the API (the same endpoint as the form route).
+    const response = attachments.length === 0
+      ? await post(form.action, new URLSearchParams(new FormData(form)), "application/x-www-form-urlencoded")
+      : await post("/api/messages", JSON.stringify({ conversationId: form.dataset.conversation, body: text, attachments }), "application/json");
     if (response.ok) {
       form.elements.body.value = "";
+      form.querySelector("#pending")?.replaceChildren();
     } else {
       const problem = await response.json().catch(() => null);
       status.textContent = problem?.title ?? `Not sent (${response.status})`;
     }
+  });
+
+  // Attachments: picked, dropped or pasted files upload at once (XHR, for the progress bar); the
+  // composer sends their ids with the message. The server names, sizes and types them.
+  function upload(file) {
+    const list = document.getElementById("pending");
+    if (!list) return;
+    const li = document.createElement("li");
+    const name = Object.assign(document.createElement("span"), { className: "name", textContent: file.name || "pasted file" });
+    const remove = Object.assign(document.createElement("button"), { type: "button", className: "remove", textContent: "×", title: "Remove" });
+    remove.setAttribute("aria-label", `Remove ${name.textContent}`);
+    const progress = Object.assign(document.createElement("progress"), { max: 1, value: 0 });
+    li.append(name, remove, progress);
+    list.append(li);
+    const xhr = new XMLHttpRequest();
+    remove.addEventListener("click", () => { xhr.abort(); li.remove(); });
+    xhr.open("POST", "/api/attachments");
+    xhr.setRequestHeader("X-CSRF-Token", csrf());
+    xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) progress.value = e.loaded / e.total; });
+    xhr.addEventListener("load", () => {
+      let answer = null;
+      try { answer = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status === 201 && answer?.id) {
+        li.dataset.id = answer.id;
+        progress.remove();
+        name.textContent = answer.name;
+        li.classList.add("done");
+      } else {
+        li.classList.add("failed");
+        progress.remove();
+        li.append(Object.assign(document.createElement("span"), { className: "error", textContent: answer?.title ?? `Upload failed (${xhr.status})` }));
+      }
+    });
+    xhr.addEventListener("error", () => { li.classList.add("failed"); progress.remove(); });
+    const data = new FormData();
+    data.append("file", file, file.name || "pasted");
+    xhr.send(data);
+  }
+
+  document.addEventListener("change", (e) => {
+    if (e.target.id !== "attach-input") return;
+    for (const file of e.target.files) upload(file);
+    e.target.value = "";
+  });
+  document.addEventListener("paste", (e) => {
+    if (!document.getElementById("composer") || !e.clipboardData?.files.length) return;
+    e.preventDefault();
+    for (const file of e.clipboardData.files) upload(file);
+  });
+  document.addEventListener("dragover", (e) => {
+    const composer = document.getElementById("composer");
+    if (!composer || !e.dataTransfer?.types.includes("Files")) return;
+    e.preventDefault();
+    composer.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", (e) => {
+    if (e.relatedTarget === null) document.getElementById("composer")?.classList.remove("dragging");
+  });
+  document.addEventListener("drop", (e) => {
+    const composer = document.getElementById("composer");
+    if (!composer || !e.dataTransfer?.files.length) return;
+    e.preventDefault();
+    composer.classList.remove("dragging");
+    for (const file of e.dataTransfer.files) upload(file);
   });
 })();

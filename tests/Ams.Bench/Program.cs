@@ -5,7 +5,7 @@ using Ams.Testing;
 // `just bench` runs the full set and rewrites docs/benchmarks.md; `--smoke` runs a few seconds of
 // each scenario (part of `just test`, so the harness cannot rot) and writes to artifacts/.
 var smoke = args.Contains("--smoke");
-// `--only send` (or a list of footprint, floor, send, delivery, connections, prosody) runs just those
+// `--only send` (or a list of footprint, floor, send, delivery, connections, attachments, prosody) runs just those
 // and writes to artifacts/, for profiling a node under that load; the node PIDs are printed.
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
 bool Runs(string scenario) => only is null || only.Contains(scenario);
@@ -61,6 +61,7 @@ try
     if (Runs("send")) report.Add(await Scenarios.SendThroughputAsync(node1.BaseAddress, settings));
     if (Runs("delivery")) report.Add(await Scenarios.DeliveryAsync(node1.BaseAddress, node2.BaseAddress, settings));
     if (Runs("connections")) report.Add(await Scenarios.ConnectionsAsync(node1, settings));
+    if (Runs("attachments")) report.Add(await AttachmentScenarios.RunAsync(node2, mariadb.ConnectionString("ams"), smoke));
 }
 finally
 {

@@ -37,7 +37,8 @@ public static class Antiforgery
         var binding = BindingSecret(http.Request);
         if (binding is null) return false;
         string? presented = http.Request.Headers[HeaderName];
-        if (string.IsNullOrEmpty(presented) && http.Request.HasFormContentType)
+        // A streamed upload's body is the file: it is never read (and buffered) here, so its token must be in the header.
+        if (string.IsNullOrEmpty(presented) && http.Request.HasFormContentType && http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is null)
             presented = (await http.Request.ReadFormAsync(http.RequestAborted))[FormField];
         if (string.IsNullOrEmpty(presented)) return false;
         return CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Token(binding)), Encoding.UTF8.GetBytes(presented));

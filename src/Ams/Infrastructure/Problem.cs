@@ -69,7 +69,9 @@ public static class ProblemResponses
                 context.HttpContext.Response.Headers.RetryAfter = "5";
                 break;
             case StatusCodes.Status413PayloadTooLarge:
-                problem.Title = "Request body too large";
+                // The server's own 413 (Kestrel's limit); an endpoint's own 413 keeps its title.
+                if (problem.Title is null || problem.Title == ReasonPhrases.GetReasonPhrase(StatusCodes.Status413PayloadTooLarge))
+                    problem.Title = "Request body too large";
                 problem.Detail ??= $"Request bodies are limited to {RequestLimits.MaxBodyBytes / 1024} KiB.";
                 break;
         }

@@ -1,5 +1,11 @@
 namespace Ams.Infrastructure;
 
+/// <summary>
+/// Endpoint metadata: the endpoint streams a body larger than <see cref="RequestLimits.MaxBodyBytes"/>
+/// and enforces its own limit (it raises the server's limit for its request and counts as it reads).
+/// </summary>
+public sealed class StreamedBody;
+
 public static class RequestLimits
 {
     public const long MaxBodyBytes = 64 * 1024;
@@ -10,7 +16,8 @@ public static class RequestLimits
     /// </summary>
     public static IApplicationBuilder UseBodySizeLimit(this IApplicationBuilder app) => app.Use(async (http, next) =>
     {
-        if (http.Request.ContentLength > MaxBodyBytes)
+        // A streamed upload enforces its own, larger limit while it reads.
+        if (http.Request.ContentLength > MaxBodyBytes && http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is null)
         {
             await Problem.WriteAsync(http, StatusCodes.Status413PayloadTooLarge, "Request body too large",
                 $"Request bodies are limited to {MaxBodyBytes / 1024} KiB.");

@@ -7,6 +7,14 @@ public static class SecurityHeaders
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+    static readonly object OwnPolicy = new();
+
+    /// <summary>
+    /// Serves this response under <paramref name="policy"/> instead of the pages' policy. Only for
+    /// stricter policies: a user's file is served with <c>sandbox</c>, so it can never run as a page of the app.
+    /// </summary>
+    public static void UseStricterPolicy(HttpContext http, string policy) => http.Items[OwnPolicy] = policy;
+
     /// <summary>
     /// Set when the response starts, so error responses (whose headers the exception handler
     /// clears) get them too. Everything is <c>no-store</c> unless a static file says otherwise.
@@ -16,7 +24,9 @@ public static class SecurityHeaders
         http.Response.OnStarting(() =>
         {
             var headers = http.Response.Headers;
-            headers.ContentSecurityPolicy = ContentSecurityPolicy;
+            // A response may bring a stricter policy of its own (a download: "sandbox"); pages get the app's.
+            if (http.Items[OwnPolicy] is not string own) headers.ContentSecurityPolicy = ContentSecurityPolicy;
+            else headers.ContentSecurityPolicy = own;
             headers.XContentTypeOptions = "nosniff";
             headers.XFrameOptions = "DENY";
             headers["Referrer-Policy"] = "no-referrer";

@@ -48,9 +48,13 @@ public sealed partial class FuzzTests(Services services, ITestOutputHelper outpu
         var carol = await app.MemberAsync("fc");
         var own = await app.GroupAsync(alice, "fuzzed", bob);
         var others = await app.GroupAsync(bob, "not alice's", carol);
+        // Carol's messages come first: the small ids the fuzzer tries ("1", the conversation ids) are
+        // messages Alice cannot see, so a fuzzed DELETE /api/messages/{id} cannot destroy what the
+        // snapshot below must find unchanged.
+        await app.SendAsync(carol, others.Id(), "private");
+        await app.SendAsync(carol, others.Id(), "private too");
         var stored = new List<string>();
         for (var i = 0; i < 5; i++) stored.Add((await app.SendAsync(i % 2 == 0 ? alice : bob, own.Id(), $"kept {i} <b>&</b>")).Id());
-        await app.SendAsync(carol, others.Id(), "private");
         var cutoff = await CutoffAsync(app);
         var before = await SnapshotAsync(app, cutoff);
 

@@ -11,10 +11,16 @@ static class Fragments
               <a href="/c/{c.Id}">
                 <span class="title">{Title(c, me)}</span>
                 {(c.Unread > 0 ? Html.Of($"""<span class="badge" aria-label="{c.Unread} unread">{c.Unread}</span>""") : Html.Empty)}
-                <span class="preview">{(c.LastMessage is { } m ? $"{m.Sender.DisplayName}: {m.Body ?? "(cannot be decrypted)"}" : "No messages yet")}</span>
+                <span class="preview">{(c.LastMessage is { } m ? $"{m.Sender.DisplayName}: {Preview(m)}" : "No messages yet")}</span>
               </a>
             </li>
             """)));
+
+    static string Preview(MessageView m) =>
+        m.Deleted ? "(deleted)"
+        : m.Body is null ? "(cannot be decrypted)"
+        : m.Body.Length == 0 && m.Attachments.Count > 0 ? "📎 " + string.Join(", ", m.Attachments.Select(a => a.Name))
+        : m.Body;
 
     public static string Title(ConversationView c, string me) =>
         c.Title ?? string.Join(", ", c.Members.Where(m => m.Username != me).Select(m => m.DisplayName).DefaultIfEmpty(me));
@@ -33,8 +39,13 @@ static class Fragments
         <form id="composer" method="post" action="/c/{c.Id}/send" data-conversation="{c.Id}">
           {Layout.CsrfField(http)}
           <label for="body">Message <small>(Enter sends, Shift+Enter for a new line)</small></label>
-          <textarea id="body" name="body" rows="2" maxlength="4000" required></textarea>
-          <button type="submit">Send</button>
+          <textarea id="body" name="body" rows="2" maxlength="4000"></textarea>
+          <ul id="pending" class="pending" aria-label="Attachments" aria-live="polite"></ul>
+          <div class="composer-actions">
+            <label class="attach" for="attach-input">Attach files <small>(or drop or paste them)</small></label>
+            <input type="file" id="attach-input" class="visually-hidden" multiple>
+            <button type="submit">Send</button>
+          </div>
         </form>
         """);
 }

@@ -1,4 +1,6 @@
 using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
+using Ams.Infrastructure.Files;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
@@ -12,7 +14,7 @@ namespace Ams.Features.SendMessage;
 /// shows the message when it comes back over the event stream (so it appears once, in order, on
 /// every tab); a plain form post is redirected back to the conversation.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, TimeProvider time)
+public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, Envelope envelope, TimeProvider time)
     : Endpoint<Request, MessageView>
 {
     abstract record Outcome;
@@ -21,6 +23,7 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
     sealed record UnknownUser(string Username) : Outcome;
     sealed record SendingToSelf : Outcome;
     sealed record NoConversation : Outcome;
+    sealed record AttachmentsUnavailable : Outcome;
 
     const string ToSelf = "You cannot send a direct message to yourself.";
 
@@ -61,6 +64,10 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
             case SendingToSelf:
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, ToSelf);
                 break;
+            case AttachmentsUnavailable:
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, "Attachment not available",
+                    "Each attachment must be an upload of yours that has not been sent yet.");
+                break;
             default:
                 await NotFound.ConversationAsync(HttpContext);
                 break;
@@ -81,11 +88,33 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
         }
         else if (!Ids.TryParse(req.ConversationId, out conversationId)) return new NoConversation();
 
+        var attachmentIds = (req.Attachments ?? []).Select(a => Ids.TryParse(a, out var id) ? id : 0).ToArray();
+        IReadOnlyList<AttachmentView> attachments = [];
+        if (attachmentIds.Length > 0)
+        {
+            await using var connection = await db.OpenConnectionAsync(ct);
+            if (await Attachments.ClaimAsync(connection, envelope, me, attachmentIds) is not { } claimed) return new AttachmentsUnavailable();
+            attachments = claimed;
+        }
+
         // Not cancelled with the request: once queued, the send is stored whether or not the client waits.
-        var stored = await store.StoreAsync(conversationId, me, req.Body);
-        if (stored is null) return new NoConversation();
+        Sql.Stored? stored;
+        try
+        {
+            stored = await store.StoreAsync(conversationId, me, req.Body, attachmentIds);
+        }
+        catch
+        {
+            await Attachments.ReleaseAsync(db, attachmentIds);
+            throw;
+        }
+        if (stored is null)
+        {
+            await Attachments.ReleaseAsync(db, attachmentIds);
+            return new NoConversation();
+        }
         var view = new MessageView(Ids.Of(stored.Id), Ids.Of(conversationId), stored.Sender, req.Body,
-            DateTime.SpecifyKind(stored.SentAt, DateTimeKind.Utc), stored.Entropy);
+            DateTime.SpecifyKind(stored.SentAt, DateTimeKind.Utc), stored.Entropy, attachments);
         await events.PublishAsync(messages.Live(stored.Recipients, stored.Seqs, view));
         return new Sent(view);
     }

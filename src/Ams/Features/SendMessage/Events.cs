@@ -17,10 +17,11 @@ public sealed class MessageEvents(Envelope envelope) : EventKind<MessageView>(Ki
     {
         var rows = (await connection.QueryAsync<MessageRow>(
             $"SELECT {MessageRow.Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
-            new { ids = SqlLists.Ids(events.Select(e => e.SubjectId).Distinct()) })).ToDictionary(r => r.Id);
+            new { ids = SqlLists.Ids(events.Select(e => e.SubjectId).Distinct()) })).ToList();
+        var byId = (await MessageRow.ToViewsAsync(connection, envelope, rows)).ToDictionary(v => v.Id);
         var views = new MessageView?[events.Count];
         for (var i = 0; i < events.Count; i++)
-            if (rows.TryGetValue(events[i].SubjectId, out var row)) views[i] = await row.ToViewAsync(envelope);
+            if (byId.TryGetValue(Ids.Of(events[i].SubjectId), out var view)) views[i] = view;
         return views;
     }
 }

@@ -5,4 +5,6 @@ public sealed class Request
     public string? ConversationId { get; set; }
     public string? To { get; set; }
     public string Body { get; set; } = "";
+    /// <summary>Ids of the caller's own unsent uploads (api.md "Attachments"); with one or more, the body may be empty.</summary>
+    public List<string>? Attachments { get; set; }
 }

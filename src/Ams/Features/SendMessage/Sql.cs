@@ -13,7 +13,8 @@ static class Sql
     public static Task<long?> FindUserAsync(MySqlConnection connection, string username) =>
         connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username });
 
-    public sealed record Pending(long ConversationId, long SenderId, string Body);
+    /// <summary>A send; its attachments are already claimed for it (message_id 0, see Endpoint) and are linked in its transaction.</summary>
+    public sealed record Pending(long ConversationId, long SenderId, string Body, long[] Attachments);
 
     public sealed record Stored(long Id, MemberView Sender, long[] Recipients, long[] Seqs, string Entropy, DateTime SentAt);
 
@@ -134,6 +135,7 @@ static class Sql
         var latest = new Dictionary<long, (long Id, DateTime At)>();           // conversation → newest message
         var reads = new SortedDictionary<(long Conversation, long User), long>(); // sender's own read mark
         var events = new List<NewEvent>();                                      // one per member, in message order
+        var links = new List<string>();                                         // attachment → message
         var n = 0;
         for (var i = 0; i < batch.Count; i++)
         {
@@ -158,7 +160,16 @@ static class Sql
             if (!latest.TryGetValue(conversation, out var newest) || newest.Id < ids[i]) latest[conversation] = (ids[i], sentAt[i]);
             reads[(conversation, sender)] = Math.Max(ids[i], reads.GetValueOrDefault((conversation, sender)));
             foreach (var member in members[conversation]) events.Add(new NewEvent(member, MessageEvents.Kind, conversation, ids[i], sender));
+            for (var p = 0; p < batch[i].Attachments.Length; p++)
+                links.Add(string.Create(CultureInfo.InvariantCulture, $"{{\"a\":{batch[i].Attachments[p]},\"m\":{ids[i]},\"p\":{p},\"s\":{sender}}}"));
         }
+        // Each attachment joins exactly one message: only a claimed upload of the sender's is linked.
+        var linkSql = links.Count == 0 ? "" : """
+            UPDATE JSON_TABLE(@links, '$[*]' COLUMNS (a BIGINT UNSIGNED PATH '$.a', m BIGINT UNSIGNED PATH '$.m', p INT PATH '$.p', s BIGINT UNSIGNED PATH '$.s')) AS l
+                STRAIGHT_JOIN attachments at FORCE INDEX (PRIMARY) ON at.id = l.a AND at.uploader_id = l.s AND at.message_id = 0
+                SET at.message_id = l.m, at.position = l.p;
+            """;
+        if (links.Count > 0) second.Parameters.AddWithValue("@links", Json(links));
         second.Parameters.AddWithValue("@activity", Json(reads.Select(r =>
         {
             var (id, at) = latest[r.Key.Conversation];
@@ -173,6 +184,7 @@ static class Sql
                 STRAIGHT_JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = a.c
                 STRAIGHT_JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = a.c AND cm.user_id = a.u
                 SET c.last_message_id = a.m, c.last_activity_at = a.t, cm.last_read_message_id = a.r;
+            {linkSql}
             {EventLog.Statements(second, events, now)}
             COMMIT;
             """;

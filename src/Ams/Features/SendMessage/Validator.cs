@@ -1,4 +1,5 @@
 using Ams.Infrastructure;
+using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using FluentValidation;
 
@@ -7,15 +8,21 @@ namespace Ams.Features.SendMessage;
 public sealed class Validator : Validator<Request>
 {
     public const int MaxBodyLength = 4000;
+    public const int MaxAttachments = 10;
 
     public Validator()
     {
         // Stop at the first failing rule of a field: later rules may assume the earlier ones held (e.g. not null).
         RuleLevelCascadeMode = CascadeMode.Stop;
         RuleFor(r => r.Body)
-            .NotEmpty().WithMessage("Body must not be empty.")
+            .NotEmpty().When(r => r.Attachments is not { Count: > 0 }).WithMessage("Body must not be empty.")
+            .NotNull().WithMessage("Body must not be null.")
             .Must(Text.IsWellFormed).WithMessage("Body contains invalid Unicode.")
             .Must(b => Text.Length(b) <= MaxBodyLength).WithMessage($"Body must be at most {MaxBodyLength} characters.");
+        RuleFor(r => r.Attachments)
+            .Must(a => a is null || a.Count <= MaxAttachments).WithMessage($"A message has at most {MaxAttachments} attachments.")
+            .Must(a => a is null || a.All(id => Ids.TryParse(id, out _))).WithMessage("Attachments must be attachment ids.")
+            .Must(a => a is null || a.Distinct().Count() == a.Count).WithMessage("Each attachment may be named once.");
         RuleFor(r => r.ConversationId)
             .Must((r, id) => string.IsNullOrEmpty(id) != string.IsNullOrEmpty(r.To)).WithMessage("Give either conversationId or to, not both.");
     }

@@ -90,6 +90,38 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
     }
 
     /// <summary>
+    /// A fresh data key for a record that does its own encryption (an attachment's chunks), minted
+    /// like every other key and wrapped by the primary master key; the caller stores
+    /// <see cref="PendingKey"/> with its record. Deleting that <c>data_keys</c> row destroys it.
+    /// </summary>
+    public (byte[] DataKey, PendingKey Key) MintKey()
+    {
+        var dataKey = new byte[32];
+        var entropy = mixer.Fill(dataKey, DataKeyPurpose);
+        var id = Guid.CreateVersion7(time.GetUtcNow());
+        var idBytes = id.ToByteArray(bigEndian: true);
+        var wrapped = Wrap(dataKey, idBytes, masterKeys.PrimaryId, masterKeys.Primary);
+        Remember(id, dataKey);
+        minted.Count(entropy);
+        return (dataKey, new PendingKey(idBytes, masterKeys.PrimaryId, wrapped, entropy, time.GetUtcNow().UtcDateTime));
+    }
+
+    /// <summary>A data key by its id (16 bytes, as stored), or null when it is gone or cannot be unwrapped.</summary>
+    public Task<byte[]?> KeyAsync(byte[] keyId) =>
+        keyId.Length == IdSize ? DataKeyAsync(new Guid(keyId, bigEndian: true), keyId) : Task.FromResult<byte[]?>(null);
+
+    /// <summary>Drops destroyed keys from this node's cache (their data_keys rows are already deleted).</summary>
+    public void Forget(IEnumerable<byte[]> keyIds)
+    {
+        foreach (var keyId in keyIds)
+            if (keyId.Length == IdSize) cache.TryRemove(new Guid(keyId, bigEndian: true), out _);
+    }
+
+    /// <summary>The id of the data key a sealed blob was made with, or null for a blob of another format.</summary>
+    public static byte[]? KeyIdOf(byte[] blob) =>
+        blob.Length >= Header + TagSize && blob[0] == FormatVersion ? blob.AsSpan(1, IdSize).ToArray() : null;
+
+    /// <summary>
     /// The plaintext, or null when the blob was tampered with, belongs to another row, or its key
     /// is gone. That is logged and left to the caller to show as undecryptable.
     /// </summary>

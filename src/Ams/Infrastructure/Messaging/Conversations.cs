@@ -57,10 +57,13 @@ public static class Conversations
         var lastIds = rows.Where(r => r.LastMessageId > r.JoinedAfter).Select(r => r.LastMessageId).ToArray();
         var lastMessages = new Dictionary<long, MessageView>();
         if (lastIds.Length > 0)
-            foreach (var message in await connection.QueryAsync<MessageRow>(
+        {
+            var messageRows = (await connection.QueryAsync<MessageRow>(
                 $"SELECT {MessageRow.Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
-                new { ids = SqlLists.Ids(lastIds) }))
-                lastMessages[message.ConversationId] = await message.ToViewAsync(envelope);
+                new { ids = SqlLists.Ids(lastIds) })).ToList();
+            var views = await MessageRow.ToViewsAsync(connection, envelope, messageRows);
+            for (var i = 0; i < messageRows.Count; i++) lastMessages[messageRows[i].ConversationId] = views[i];
+        }
         return rows.Select(r => new ConversationView(
             Ids.Of(r.Id), r.Kind, r.Title,
             members[r.Id].Select(m => new MemberView(m.Username, m.DisplayName)).ToList(),

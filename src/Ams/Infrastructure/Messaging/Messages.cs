@@ -1,4 +1,5 @@
 using Ams.Infrastructure.Crypto;
+using Ams.Infrastructure.Files;
 using MySqlConnector;
 
 namespace Ams.Infrastructure.Messaging;
@@ -9,7 +10,7 @@ public sealed class MessageRow
     /// <summary>The select list for <c>messages m JOIN users u ON u.id = m.sender_id</c>.</summary>
     public const string Columns = """
         m.id AS Id, m.conversation_id AS ConversationId, m.sender_id AS SenderId, m.body AS Body, m.entropy AS Entropy,
-        m.sent_at AS SentAt, u.username AS SenderUsername, u.display_name AS SenderDisplayName
+        m.sent_at AS SentAt, m.deleted_at AS DeletedAt, u.username AS SenderUsername, u.display_name AS SenderDisplayName
         """;
 
     public long Id { get; set; }
@@ -18,6 +19,7 @@ public sealed class MessageRow
     public byte[] Body { get; set; } = [];
     public string Entropy { get; set; } = "";
     public DateTime SentAt { get; set; }
+    public DateTime? DeletedAt { get; set; }
     public string SenderUsername { get; set; } = "";
     public string SenderDisplayName { get; set; } = "";
 
@@ -25,8 +27,21 @@ public sealed class MessageRow
     public static string[] SealedFields(long id, long conversationId, long senderId) => [Ids.Of(id), Ids.Of(conversationId), Ids.Of(senderId)];
     public const string Purpose = "message";
 
-    public async Task<MessageView> ToViewAsync(Envelope envelope) => new(
-        Ids.Of(Id), Ids.Of(ConversationId), new MemberView(SenderUsername, SenderDisplayName),
-        await envelope.OpenStringAsync(Body, Purpose, SealedFields(Id, ConversationId, SenderId)),
-        DateTime.SpecifyKind(SentAt, DateTimeKind.Utc), Entropy);
+    /// <summary>The view of one message with its attachments (from <see cref="ToViewsAsync"/>'s lookup).</summary>
+    public async Task<MessageView> ToViewAsync(Envelope envelope, IReadOnlyList<AttachmentView> attachments) => DeletedAt is not null
+        ? new(Ids.Of(Id), Ids.Of(ConversationId), new MemberView(SenderUsername, SenderDisplayName), null,
+            DateTime.SpecifyKind(SentAt, DateTimeKind.Utc), Entropy, [], Deleted: true)
+        : new(Ids.Of(Id), Ids.Of(ConversationId), new MemberView(SenderUsername, SenderDisplayName),
+            await envelope.OpenStringAsync(Body, Purpose, SealedFields(Id, ConversationId, SenderId)),
+            DateTime.SpecifyKind(SentAt, DateTimeKind.Utc), Entropy, attachments);
+
+    /// <summary>The views of several messages, in order, their attachments read in one query.</summary>
+    public static async Task<List<MessageView>> ToViewsAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows)
+    {
+        var attachments = await AttachmentQueries.ForMessagesAsync(connection, envelope, rows.Where(r => r.DeletedAt is null).Select(r => r.Id));
+        var views = new List<MessageView>(rows.Count);
+        foreach (var row in rows)
+            views.Add(await row.ToViewAsync(envelope, attachments.TryGetValue(row.Id, out var list) ? list : []));
+        return views;
+    }
 }

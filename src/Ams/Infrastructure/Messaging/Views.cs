@@ -5,8 +5,16 @@ namespace Ams.Infrastructure.Messaging;
 /// <summary>api.md's <c>members[]</c> entry and <c>message.sender</c>.</summary>
 public sealed record MemberView(string Username, string DisplayName);
 
-/// <summary>api.md's <c>message</c>. Body is null when its ciphertext does not open (tampered or misplaced).</summary>
-public sealed record MessageView(string Id, string ConversationId, MemberView Sender, string? Body, DateTime SentAt, string Entropy);
+/// <summary>
+/// api.md's <c>message</c>. Body is null when its ciphertext does not open (tampered or misplaced)
+/// and in the tombstone of a deleted message (<see cref="Deleted"/>, no attachments).
+/// </summary>
+public sealed record MessageView(string Id, string ConversationId, MemberView Sender, string? Body, DateTime SentAt, string Entropy,
+    IReadOnlyList<Files.AttachmentView> Attachments, bool Deleted = false)
+{
+    /// <summary>Messages cannot be edited yet: always null.</summary>
+    public DateTime? EditedAt => null;
+}
 
 /// <summary>api.md's <c>conversation</c>.</summary>
 public sealed record ConversationView(string Id, string Kind, string? Title, IReadOnlyList<MemberView> Members, MessageView? LastMessage, long Unread);

@@ -1,0 +1,51 @@
+using System.Globalization;
+using System.Text;
+
+namespace Ams.Features.Attachments;
+
+/// <summary>Uploaders' file names made harmless, and the RFC 6266 / 5987 header that gives them back.</summary>
+public static class FileNames
+{
+    public const int MaxLength = 200;
+    public const string Fallback = "file";
+
+    /// <summary>
+    /// The last path segment (either slash), without control, format (bidirectional overrides) or
+    /// invalid characters, trimmed of spaces and dots at the ends, at most <see cref="MaxLength"/>
+    /// characters (never a split surrogate pair); <see cref="Fallback"/> when nothing is left.
+    /// </summary>
+    public static string Clean(string? name)
+    {
+        if (string.IsNullOrEmpty(name)) return Fallback;
+        var last = name.LastIndexOfAny(['/', '\\']);
+        if (last >= 0) name = name[(last + 1)..];
+        var text = new StringBuilder(name.Length);
+        foreach (var rune in name.EnumerateRunes())
+        {
+            if (rune == Rune.ReplacementChar) continue;
+            var category = Rune.GetUnicodeCategory(rune);
+            if (category is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.Surrogate
+                or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned or UnicodeCategory.LineSeparator
+                or UnicodeCategory.ParagraphSeparator) continue;
+            if (text.Length + rune.Utf16SequenceLength > MaxLength) break;
+            text.Append(rune.ToString());
+        }
+        var cleaned = text.ToString().Trim().Trim('.').Trim();
+        return cleaned.Length == 0 ? Fallback : cleaned;
+    }
+
+    /// <summary><c>attachment; filename="ascii"; filename*=UTF-8''percent-encoded</c> (or <c>inline</c>).</summary>
+    public static string ContentDisposition(string name, bool inline)
+    {
+        var ascii = new StringBuilder(name.Length);
+        foreach (var c in name) ascii.Append(c is >= ' ' and < (char)0x7F and not '"' and not '\\' and not '%' ? c : '_');
+        var encoded = new StringBuilder(name.Length * 3);
+        foreach (var b in Encoding.UTF8.GetBytes(name))
+        {
+            var c = (char)b;
+            if (char.IsAsciiLetterOrDigit(c) || "!#$&+-.^_`|~".Contains(c)) encoded.Append(c);
+            else encoded.Append(CultureInfo.InvariantCulture, $"%{b:X2}");
+        }
+        return $"{(inline ? "inline" : "attachment")}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}";
+    }
+}

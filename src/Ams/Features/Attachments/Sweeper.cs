@@ -1,0 +1,65 @@
+using Ams.Infrastructure.Crypto;
+using Ams.Infrastructure.Files;
+using MySqlConnector;
+
+namespace Ams.Features.Attachments;
+
+/// <summary>
+/// Removes uploads never sent within <see cref="AttachmentOptions.UnsentLifetime"/> (and uploads
+/// interrupted over an hour ago): their keys first, then their rows, then their chunks; and
+/// chunks whose attachment is already gone (a delete interrupted between the two steps).
+/// </summary>
+public sealed class Sweeper(MySqlDataSource db, Envelope envelope, IChunkStore store, AttachmentOptions options,
+    TimeProvider time, ILogger<Sweeper> logger) : BackgroundService
+{
+    const int Batch = 500;
+    static readonly TimeSpan InterruptedAfter = TimeSpan.FromHours(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(options.SweepInterval, time, stoppingToken);
+                await SweepAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is MySqlException or TimeoutException)
+            {
+                logger.LogWarning("Attachment sweep failed ({Message}); retrying at the next interval", e.Message);
+            }
+        }
+    }
+
+    /// <summary>One sweep; how many attachments it removed.</summary>
+    public async Task<int> SweepAsync(CancellationToken ct = default)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        var removed = 0;
+        while (true)
+        {
+            List<long> expired;
+            await using (var connection = await db.OpenConnectionAsync(ct))
+            {
+                expired = await Sql.ExpiredAsync(connection, now - options.UnsentLifetime, now - InterruptedAfter, Batch);
+                if (expired.Count == 0) break;
+                await using var transaction = await connection.BeginTransactionAsync(ct);
+                var keys = await AttachmentQueries.DestroyAsync(connection, transaction, expired);
+                await transaction.CommitAsync(ct);
+                envelope.Forget(keys);
+            }
+            await store.DeleteAsync(expired, ct);
+            removed += expired.Count;
+            if (expired.Count < Batch) break;
+        }
+        var orphans = await store.OrphansAsync(Batch, ct);
+        await store.DeleteAsync([.. orphans], ct);
+        if (removed > 0 || orphans.Count > 0)
+            logger.LogInformation("Attachment sweep: {Expired} expired uploads and {Orphans} orphaned chunk sets removed", removed, orphans.Count);
+        return removed;
+    }
+}

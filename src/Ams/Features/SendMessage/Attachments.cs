@@ -1,0 +1,47 @@
+using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
+using Ams.Infrastructure.Files;
+using Dapper;
+using MySqlConnector;
+
+namespace Ams.Features.SendMessage;
+
+/// <summary>
+/// A send's attachments: claimed for it before it is queued (message_id 0: no other send can take
+/// them), linked to the message in the send's own transaction, released if the send fails.
+/// </summary>
+static class Attachments
+{
+    /// <summary>The views of the claimed attachments in request order, or null (nothing claimed) unless all are the sender's unsent uploads.</summary>
+    public static async Task<IReadOnlyList<AttachmentView>?> ClaimAsync(MySqlConnection connection, Envelope envelope, long senderId, long[] ids)
+    {
+        if (ids.Any(id => id <= 0)) return null;
+        await using var transaction = await connection.BeginTransactionAsync();
+        var rows = (await connection.QueryAsync<AttachmentRow>($"""
+            SELECT {AttachmentRow.Columns} FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id
+            WHERE a.uploader_id = @senderId AND a.message_id IS NULL AND a.state = 'ready'
+            FOR UPDATE
+            """, new { ids = SqlLists.Ids(ids), senderId }, transaction)).ToDictionary(r => r.Id);
+        if (rows.Count != ids.Length)
+        {
+            await transaction.RollbackAsync();
+            return null;
+        }
+        await connection.ExecuteAsync($"UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id SET a.message_id = 0",
+            new { ids = SqlLists.Ids(ids) }, transaction);
+        await transaction.CommitAsync();
+        var views = new List<AttachmentView>(ids.Length);
+        foreach (var id in ids)
+            if (await rows[id].ToViewAsync(envelope) is { } view) views.Add(view);
+        return views;
+    }
+
+    /// <summary>Gives claimed attachments back to their uploader after a send that stored nothing.</summary>
+    public static async Task ReleaseAsync(MySqlDataSource db, long[] ids)
+    {
+        if (ids.Length == 0) return;
+        await using var connection = await db.OpenConnectionAsync();
+        await connection.ExecuteAsync($"UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id SET a.message_id = NULL WHERE a.message_id = 0",
+            new { ids = SqlLists.Ids(ids) });
+    }
+}
