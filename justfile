@@ -51,6 +51,6 @@ fuzz iterations="20000" seed="random": build
 # Mutation testing (Stryker.NET) of the security-critical code, by area: crypto, twofactor, sessions, throttles, membership, or all; reports in artifacts/mutation/<area>/reports (docs/quality.md)
 mutate area="all":
     dotnet tool restore
-    for a in {{ if area == "all" { "crypto twofactor sessions throttles membership" } else { area } }}; do \
+    for a in {{ if area == "all" { "crypto twofactor sessions throttles membership attachments" } else { area } }}; do \
         (cd src/Ams && dotnet stryker -f ../../stryker/$a.json --test-project ../../tests/Ams.Tests/Ams.Tests.csproj -O ../../artifacts/mutation/$a --skip-version-check); \
     done
