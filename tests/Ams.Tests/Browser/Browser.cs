@@ -13,12 +13,13 @@ sealed partial class Browser(IAlbaHost app, bool https = false)
     public string Address { get; init; } = "192.0.2.200";
     public List<string> LastSetCookies { get; } = new();
 
-    public async Task<IScenarioResult> GetAsync(string url, int status = 200)
+    public async Task<IScenarioResult> GetAsync(string url, int status = 200, string? bearer = null)
     {
         var result = await app.Scenario(s =>
         {
             s.Get.Url(url);
             Prepare(s);
+            if (bearer is not null) s.WithRequestHeader("Authorization", $"Bearer {bearer}");
             s.StatusCodeShouldBe(status);
         });
         Absorb(result);
@@ -27,13 +28,15 @@ sealed partial class Browser(IAlbaHost app, bool https = false)
         return result;
     }
 
-    public async Task<IScenarioResult> PostFormAsync(string url, Dictionary<string, string> form, int status, bool withToken = true, bool htmx = false)
+    public async Task<IScenarioResult> PostFormAsync(string url, Dictionary<string, string> form, int status, bool withToken = true, bool htmx = false,
+        bool tokenInHeader = false)
     {
-        if (withToken && Csrf is not null) form["_csrf"] = Csrf;
+        if (withToken && !tokenInHeader && Csrf is not null) form["_csrf"] = Csrf;
         var result = await app.Scenario(s =>
         {
             s.Post.FormData(form).ToUrl(url);
             Prepare(s);
+            if (withToken && tokenInHeader && Csrf is not null) s.WithRequestHeader("X-CSRF-Token", Csrf);
             if (htmx) s.WithRequestHeader("HX-Request", "true");
             s.StatusCodeShouldBe(status);
         });
