@@ -9,30 +9,11 @@ namespace Ams.Smoke;
 /// <summary>Attachments on the AOT binary behind Kestrel: a multi-chunk streamed upload past the 64 KiB body limit, ranges, sending and deleting.</summary>
 public sealed class AttachmentSmokeTests(AppProcess app) : IClassFixture<AppProcess>
 {
-    const string Password = "correct horse battery staple";
-
-    async Task<(string Name, HttpClient Client)> UserAsync(string prefix)
-    {
-        var name = $"{prefix}{Guid.NewGuid():N}"[..20];
-        var client = app.Client();
-        Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/api/register", new { username = name, password = Password })).StatusCode);
-        var login = await (await client.PostAsJsonAsync("/api/login", new { username = name, password = Password })).Content.ReadFromJsonAsync<JsonObject>();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login!["token"]!.GetValue<string>());
-        return (name, client);
-    }
-
-    static async Task<JsonNode> JsonAsync(HttpResponseMessage response, HttpStatusCode status)
-    {
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(status == response.StatusCode, $"expected {status}, got {response.StatusCode}: {text}");
-        return JsonNode.Parse(text)!;
-    }
-
     [Fact]
     public async Task Upload_download_range_send_and_delete()
     {
-        var (_, a) = await UserAsync("fa");
-        var (bob, b) = await UserAsync("fb");
+        var (_, a) = await app.UserAsync("fa");
+        var (bob, b) = await app.UserAsync("fb");
         var bytes = new byte[3 * 256 * 1024 + 777];
         Random.Shared.NextBytes(bytes);
         bytes[0] = 0x25; bytes[1] = 0x50; bytes[2] = 0x44; bytes[3] = 0x46; bytes[4] = 0x2D;   // %PDF-
@@ -43,7 +24,7 @@ public sealed class AttachmentSmokeTests(AppProcess app) : IClassFixture<AppProc
         form.Add(file, "file", "résumé.pdf");
         using var upload = new HttpRequestMessage(HttpMethod.Post, "/api/attachments") { Content = form };
         upload.Headers.TransferEncodingChunked = true;
-        var attachment = await JsonAsync(await a.SendAsync(upload), HttpStatusCode.Created);
+        var attachment = await SmokeUsers.JsonAsync(await a.SendAsync(upload), HttpStatusCode.Created);
         Assert.Equal("application/pdf", attachment["contentType"]!.GetValue<string>());
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(bytes)), attachment["sha256"]!.GetValue<string>());
         Assert.Equal("résumé.pdf", attachment["name"]!.GetValue<string>());
@@ -65,10 +46,10 @@ public sealed class AttachmentSmokeTests(AppProcess app) : IClassFixture<AppProc
         }
         Assert.Equal(HttpStatusCode.NotFound, (await b.GetAsync($"/api/attachments/{id}")).StatusCode);
 
-        var sent = await JsonAsync(await a.PostAsJsonAsync("/api/messages", new { to = bob, body = "", attachments = new[] { id } }), HttpStatusCode.Created);
+        var sent = await SmokeUsers.JsonAsync(await a.PostAsJsonAsync("/api/messages", new { to = bob, body = "", attachments = new[] { id } }), HttpStatusCode.Created);
         Assert.Equal(id, sent["attachments"]![0]!["id"]!.GetValue<string>());
         Assert.Equal(bytes, await b.GetByteArrayAsync($"/api/attachments/{id}"));
-        var history = await JsonAsync(await b.GetAsync($"/api/conversations/{sent["conversationId"]!.GetValue<string>()}/messages"), HttpStatusCode.OK);
+        var history = await SmokeUsers.JsonAsync(await b.GetAsync($"/api/conversations/{sent["conversationId"]!.GetValue<string>()}/messages"), HttpStatusCode.OK);
         Assert.Equal(id, history["messages"]![0]!["attachments"]![0]!["id"]!.GetValue<string>());
 
         // Too large: the server's default limit is 25 MiB.
@@ -82,7 +63,7 @@ public sealed class AttachmentSmokeTests(AppProcess app) : IClassFixture<AppProc
         Assert.Equal(HttpStatusCode.Forbidden, (await b.DeleteAsync($"/api/messages/{sent["id"]!.GetValue<string>()}")).StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await a.DeleteAsync($"/api/messages/{sent["id"]!.GetValue<string>()}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await b.GetAsync($"/api/attachments/{id}")).StatusCode);
-        var tombstone = await JsonAsync(await b.GetAsync($"/api/conversations/{sent["conversationId"]!.GetValue<string>()}/messages"), HttpStatusCode.OK);
+        var tombstone = await SmokeUsers.JsonAsync(await b.GetAsync($"/api/conversations/{sent["conversationId"]!.GetValue<string>()}/messages"), HttpStatusCode.OK);
         Assert.True(tombstone["messages"]![0]!["deleted"]!.GetValue<bool>());
     }
 }

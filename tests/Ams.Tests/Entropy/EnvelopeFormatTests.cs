@@ -23,10 +23,8 @@ public sealed class EnvelopeFormatTests(Services services) : IClassFixture<Servi
         public override DateTimeOffset GetUtcNow() => now;
     }
 
-    Envelope EnvelopeFor(IAlbaHost app, TimeProvider? time = null, CapturedLogs? logs = null) => new(
-        app.Services.GetRequiredService<MySqlDataSource>(), MasterKeys.Parse(Services.MasterKeys),
-        app.Services.GetRequiredService<EntropyMixer>(), app.Services.GetRequiredService<IKeyMintCounter>(),
-        time ?? TimeProvider.System, logs is null ? NullLogger<Envelope>.Instance : new LoggerFactory([logs]).CreateLogger<Envelope>());
+    static Envelope EnvelopeFor(IAlbaHost app, TimeProvider? time = null, CapturedLogs? logs = null) =>
+        Envelopes.For(app, Services.MasterKeys, logs, time);
 
     static async Task<byte[]> StoreAsync(Envelope envelope, IAlbaHost app, string plaintext, params string[] row)
     {
@@ -141,8 +139,7 @@ public sealed class EnvelopeFormatTests(Services services) : IClassFixture<Servi
         var database = "rotation_" + Guid.NewGuid().ToString("N")[..8];
         var oldKeys = "old:" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
         await using var app = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = oldKeys });
-        var writer = new Envelope(app.Services.GetRequiredService<MySqlDataSource>(), MasterKeys.Parse(oldKeys),
-            app.Services.GetRequiredService<EntropyMixer>(), app.Services.GetRequiredService<IKeyMintCounter>(), TimeProvider.System, NullLogger<Envelope>.Instance);
+        var writer = Envelopes.For(app, oldKeys);
         var blob = await StoreAsync(writer, app, "kept", "k1");
         var keyId = new Guid(blob.AsSpan(1, 16), bigEndian: true);
         var logs = new CapturedLogs();

@@ -15,10 +15,7 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
 
     static string NewKeys(string id) => $"{id}:{Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))}";
 
-    Envelope EnvelopeFor(IAlbaHost app, string masterKeys, CapturedLogs? logs = null) => new(
-        app.Services.GetRequiredService<MySqlDataSource>(), MasterKeys.Parse(masterKeys),
-        app.Services.GetRequiredService<EntropyMixer>(), app.Services.GetRequiredService<IKeyMintCounter>(),
-        TimeProvider.System, logs is null ? NullLogger<Envelope>.Instance : new LoggerFactory([logs]).CreateLogger<Envelope>());
+    static Envelope EnvelopeFor(IAlbaHost app, string masterKeys, CapturedLogs? logs = null) => Envelopes.For(app, masterKeys, logs);
 
     async Task<byte[]> SealAsync(Envelope envelope, IAlbaHost app, string plaintext, params string[] row)
     {

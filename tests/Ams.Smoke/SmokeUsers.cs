@@ -1,0 +1,30 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Ams.Testing;
+
+namespace Ams.Smoke;
+
+static class SmokeUsers
+{
+    public const string Password = "correct horse battery staple";
+
+    /// <summary>A newly registered user and a client that sends their bearer token.</summary>
+    public static async Task<(string Name, HttpClient Client)> UserAsync(this AppProcess app, string prefix)
+    {
+        var name = $"{prefix}{Guid.NewGuid():N}"[..20];
+        var client = app.Client();
+        Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/api/register", new { username = name, password = Password })).StatusCode);
+        var login = await (await client.PostAsJsonAsync("/api/login", new { username = name, password = Password })).Content.ReadFromJsonAsync<JsonObject>();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login!["token"]!.GetValue<string>());
+        return (name, client);
+    }
+
+    /// <summary>The response's JSON, after checking its status (the body is in the failure message).</summary>
+    public static async Task<JsonNode> JsonAsync(HttpResponseMessage response, HttpStatusCode status)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(status == response.StatusCode, $"expected {status}, got {response.StatusCode}: {text}");
+        return JsonNode.Parse(text)!;
+    }
+}
