@@ -60,4 +60,20 @@ public sealed partial class CookieFlowTests
         Assert.Equal("Authentication required", problem["title"]!.GetValue<string>());
         Assert.Equal("Send a valid session token as 'Authorization: Bearer <token>' or sign in.", problem["detail"]!.GetValue<string>());
     }
+
+    [Fact]
+    public async Task The_two_factor_pages_are_HTML_pages_and_the_settings_need_a_session()
+    {
+        var app = await services.AppAsync();
+        var anonymous = await new Browser(app).GetAsync("/settings/2fa", 302);
+        Assert.Equal("/login", anonymous.Context.Response.Headers.Location.ToString());
+
+        var (browser, _) = await Browser.SignedInAsync(services);
+        foreach (var url in new[] { "/settings/2fa", "/login/2fa" })
+        {
+            var page = await browser.GetAsync(url);
+            Assert.Equal("text/html; charset=utf-8", page.Context.Response.ContentType);
+            Assert.Contains("<title>Two-factor authentication · AMS</title>", await page.ReadAsTextAsync());
+        }
+    }
 }
