@@ -54,7 +54,9 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
     {
         var (browser, _) = await Browser.SignedInAsync(services);
         await browser.GetAsync("/");   // the page carries the token for this session
-        await (await browser.PostAsync("/api/logout", 403, csrfHeader: null)).ProblemAsync(403);
+        var refused = await (await browser.PostAsync("/api/logout", 403, csrfHeader: null)).ProblemAsync(403);
+        Assert.Equal("Cookie-authenticated writes need the page's token in the X-CSRF-Token header or the _csrf form field.",
+            refused["detail"]!.GetValue<string>());
         await browser.PostAsync("/api/logout", 403, csrfHeader: "wrong");
         await browser.GetAsync("/api/me");   // still signed in
         await browser.PostAsync("/api/logout", 204, csrfHeader: browser.Csrf);
