@@ -91,6 +91,12 @@
     }
     refreshList();
   });
+  // An edited message replaces the one shown (same id); one not shown is left alone.
+  events.addEventListener("message.edited", (e) => {
+    const edited = fragment(e.data);
+    document.getElementById(edited.id)?.replaceWith(edited);
+    refreshList();
+  });
   events.addEventListener("read", (e) => {
     const receipt = fragment(e.data);
     if (receipt.dataset.username === me) { refreshList(); return; }

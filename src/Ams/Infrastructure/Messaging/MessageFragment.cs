@@ -11,7 +11,11 @@ namespace Ams.Infrastructure.Messaging;
 /// </summary>
 public static class MessageFragment
 {
-    public static Html Of(MessageView m, string viewerUsername) => Html.Of($"""<li id="m-{m.Id}" class="message{(m.Sender.Username == viewerUsername ? " mine" : "")}{(m.Deleted ? " deleted" : "")}" data-conversation="{m.ConversationId}"><span class="sender">{m.Sender.DisplayName}</span> <time datetime="{m.SentAt.ToString("O", CultureInfo.InvariantCulture)}">{m.SentAt.ToString("HH:mm", CultureInfo.InvariantCulture)}</time>{Body(m)}{Attachments(m.Attachments)}</li>""");
+    public static Html Of(MessageView m, string viewerUsername) => Html.Of($"""<li id="m-{m.Id}" class="message{(m.Sender.Username == viewerUsername ? " mine" : "")}{(m.Deleted ? " deleted" : "")}" data-conversation="{m.ConversationId}"><span class="sender">{m.Sender.DisplayName}</span> <time datetime="{m.SentAt.ToString("O", CultureInfo.InvariantCulture)}">{m.SentAt.ToString("HH:mm", CultureInfo.InvariantCulture)}</time>{Edited(m)}{Body(m)}{Attachments(m.Attachments)}</li>""");
+
+    static Html Edited(MessageView m) => m.EditedAt is { } at && !m.Deleted
+        ? Html.Of($""" <span class="edited" title="{at.ToString("O", CultureInfo.InvariantCulture)}">(edited)</span>""")
+        : Html.Empty;
 
     static Html Body(MessageView m) =>
         m.Deleted ? Html.Of($"""<p class="muted">Message deleted</p>""")

@@ -7,14 +7,11 @@ public sealed record MemberView(string Username, string DisplayName);
 
 /// <summary>
 /// api.md's <c>message</c>. Body is null when its ciphertext does not open (tampered or misplaced)
-/// and in the tombstone of a deleted message (<see cref="Deleted"/>, no attachments).
+/// and in the tombstone of a deleted message (<see cref="Deleted"/>, no attachments). <see cref="EditedAt"/> is the
+/// last edit's time (null when never edited, and in a tombstone).
 /// </summary>
 public sealed record MessageView(string Id, string ConversationId, MemberView Sender, string? Body, DateTime SentAt, string Entropy,
-    IReadOnlyList<Files.AttachmentView> Attachments, bool Deleted = false)
-{
-    /// <summary>Messages cannot be edited yet: always null.</summary>
-    public DateTime? EditedAt => null;
-}
+    IReadOnlyList<Files.AttachmentView> Attachments, bool Deleted = false, DateTime? EditedAt = null);
 
 /// <summary>api.md's <c>conversation</c>.</summary>
 public sealed record ConversationView(string Id, string Kind, string? Title, IReadOnlyList<MemberView> Members, MessageView? LastMessage, long Unread);
