@@ -97,6 +97,13 @@
     document.getElementById(edited.id)?.replaceWith(edited);
     refreshList();
   });
+  // A rename or a membership change: the list is refreshed; a conversation the reader was just
+  // removed from (or left in another tab) closes.
+  events.addEventListener("conversation", (e) => {
+    const update = fragment(e.data);
+    if (update.dataset.conversation === openId() && update.dataset.member === "false") { location.assign("/"); return; }
+    refreshList();
+  });
   events.addEventListener("read", (e) => {
     const receipt = fragment(e.data);
     if (receipt.dataset.username === me) { refreshList(); return; }

@@ -42,8 +42,10 @@ static class Sql
         if (deleted) return new Deleted();
 
         var members = new List<long>();
+        // A locking read: a removal committing meanwhile is waited for (and its member left out),
+        // and one not yet begun waits for this edit.
         await using (var read = new MySqlCommand(
-            "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id", connection, transaction))
+            "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id LOCK IN SHARE MODE", connection, transaction))
         {
             read.Parameters.AddWithValue("@conversationId", conversationId);
             await using var reader = await read.ExecuteReaderAsync();

@@ -182,8 +182,12 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
             await using (var connection = await db.OpenConnectionAsync(ct))
             {
                 page = await Sql.AfterAsync(connection, subscriber.UserId, last);
+                // A conversation the user has left or was removed from replays nothing but the
+                // conversation events that say so: its messages are no longer theirs to read.
+                var left = await Sql.LeftAsync(connection, subscriber.UserId, page.Select(e => e.ConversationId));
                 // Each kind rebuilds its own events, in one query per kind and page.
-                foreach (var group in page.GroupBy(e => e.Kind))
+                foreach (var group in page.Where(e => !left.Contains(e.ConversationId) || e.Kind == GetConversation.ConversationEvents.Kind)
+                    .GroupBy(e => e.Kind))
                 {
                     var events = group.ToList();
                     if (!byKind.TryGetValue(group.Key, out var kind))

@@ -38,7 +38,7 @@ public abstract class EventKind<T>(string name, JsonTypeInfo<T> json) : IEventKi
 
     public async Task<LiveEvent?[]> ReplayAsync(MySqlConnection connection, long userId, IReadOnlyList<StoredEvent> events)
     {
-        var payloads = await LoadAsync(connection, events);
+        var payloads = await LoadAsync(connection, userId, events);
         return events.Select((e, i) => payloads[i] is { } payload ? Live([userId], [e.Seq], payload) : null).ToArray();
     }
 
@@ -46,4 +46,11 @@ public abstract class EventKind<T>(string name, JsonTypeInfo<T> json) : IEventKi
 
     /// <summary>The payloads of stored events, in order; null where the subject is gone.</summary>
     protected abstract Task<T?[]> LoadAsync(MySqlConnection connection, IReadOnlyList<StoredEvent> events);
+
+    /// <summary>
+    /// The payloads of one recipient's stored events. The same for every recipient unless a kind's
+    /// payload depends on who reads it (a conversation's unread count).
+    /// </summary>
+    protected virtual Task<T?[]> LoadAsync(MySqlConnection connection, long userId, IReadOnlyList<StoredEvent> events) =>
+        LoadAsync(connection, events);
 }

@@ -13,8 +13,15 @@ public sealed record MemberView(string Username, string DisplayName);
 public sealed record MessageView(string Id, string ConversationId, MemberView Sender, string? Body, DateTime SentAt, string Entropy,
     IReadOnlyList<Files.AttachmentView> Attachments, bool Deleted = false, DateTime? EditedAt = null);
 
-/// <summary>api.md's <c>conversation</c>.</summary>
-public sealed record ConversationView(string Id, string Kind, string? Title, IReadOnlyList<MemberView> Members, MessageView? LastMessage, long Unread);
+/// <summary>
+/// api.md's <c>conversation.members[]</c> entry: <see cref="ReadUpTo"/> is the member's read mark
+/// (null before they have read anything).
+/// </summary>
+public sealed record ConversationMemberView(string Username, string DisplayName, string? ReadUpTo);
+
+/// <summary>api.md's <c>conversation</c>. <see cref="Owner"/> is the group's owner (its creator until they leave), null for direct conversations.</summary>
+public sealed record ConversationView(string Id, string Kind, string? Title, string? Owner, IReadOnlyList<ConversationMemberView> Members,
+    MessageView? LastMessage, long Unread);
 
 public static class Ids
 {
