@@ -41,8 +41,9 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog eve
                 return;
             case Sql.Edited done:
                 if (done.OldKey is { } oldKey) envelope.Forget([oldKey]);
-                var view = (await MessageRow.LoadAsync(connection, envelope, [id]))[id];
-                await events.PublishAsync(edited.Live(done.Members, done.Seqs, view));
+                var me = User.UserId();
+                var view = (await MessageRow.LoadAsync(connection, envelope, [id], me))[id];
+                await edited.PublishAsync(events, view, id, await Reactions.LoadAsync(connection, [id]), done.Members, done.Seqs);
                 await Send.OkAsync(view, ct);
                 return;
         }

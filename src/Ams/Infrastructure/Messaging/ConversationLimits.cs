@@ -16,6 +16,8 @@ public sealed class ConversationLimits
     public TimeSpan MemberAddWindow { get; set; } = TimeSpan.FromMinutes(10);
     public int MaxReads { get; set; } = 120;
     public TimeSpan ReadWindow { get; set; } = TimeSpan.FromMinutes(1);
+    public int MaxReactions { get; set; } = 120;
+    public TimeSpan ReactionWindow { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Registers the one instance, whichever slice asks first.</summary>
     public static void Add(IHostApplicationBuilder builder) =>

@@ -60,18 +60,24 @@ public static class Conversations
         // A member added later does not see what was said before they joined.
         var lastIds = rows.Where(r => r.LastMessageId > r.JoinedAfter).Select(r => r.LastMessageId).Distinct().ToArray();
         var lastMessages = new Dictionary<long, MessageView>();
+        var reactions = new Dictionary<long, List<Reactions.Tally>>();
         if (lastIds.Length > 0)
         {
             var messageRows = (await connection.QueryAsync<MessageRow>(
                 $"SELECT {MessageRow.Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
                 new { ids = SqlLists.Ids(lastIds) })).ToList();
-            var views = await MessageRow.ToViewsAsync(connection, envelope, messageRows);
+            (var views, reactions) = await MessageRow.ToViewsWithReactionsAsync(connection, envelope, messageRows);
             for (var i = 0; i < messageRows.Count; i++) lastMessages[messageRows[i].ConversationId] = views[i];
         }
+        // Each row is one viewer: their own "me" in the last message's reactions.
+        MessageView? LastFor(Row r) =>
+            r.LastMessageId > r.JoinedAfter && lastMessages.GetValueOrDefault(r.Id) is { } m
+                ? m.Deleted ? m : m with { Reactions = Reactions.For(reactions, r.LastMessageId, r.UserId) }
+                : null;
         return rows.Select(r => new ConversationView(
             Ids.Of(r.Id), r.Kind, r.Title, r.Owner,
             members[r.Id].Select(m => new ConversationMemberView(m.Username, m.DisplayName, m.LastRead > 0 ? Ids.Of(m.LastRead) : null)).ToList(),
-            r.LastMessageId > r.JoinedAfter ? lastMessages.GetValueOrDefault(r.Id) : null, r.Unread)).ToList();
+            LastFor(r), r.Unread)).ToList();
     }
 
     /// <summary>

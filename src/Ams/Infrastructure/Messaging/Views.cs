@@ -11,7 +11,11 @@ public sealed record MemberView(string Username, string DisplayName);
 /// last edit's time (null when never edited, and in a tombstone).
 /// </summary>
 public sealed record MessageView(string Id, string ConversationId, MemberView Sender, string? Body, DateTime SentAt, string Entropy,
-    IReadOnlyList<Files.AttachmentView> Attachments, bool Deleted = false, DateTime? EditedAt = null);
+    IReadOnlyList<Files.AttachmentView> Attachments, bool Deleted = false, DateTime? EditedAt = null)
+{
+    /// <summary>Each emoji once with its count and whether the viewer is among those who chose it; empty in a tombstone.</summary>
+    public IReadOnlyList<ReactionView> Reactions { get; init; } = [];
+}
 
 /// <summary>
 /// api.md's <c>conversation.members[]</c> entry: <see cref="ReadUpTo"/> is the member's read mark
