@@ -119,6 +119,11 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
                             if (revoked = !await sessions.ConfirmAsync(session.Id, ct)) break;
                             last = await ReplayAsync(response, subscriber, last, ct);
                         }
+                        else if (item.Seq == 0)
+                        {
+                            // Ephemeral (never stored): written as it comes, without an id, and the resume point stays.
+                            await WriteAsync(response, subscriber, 0, item.Event, ct);
+                        }
                         else if (item.Seq > last + 1)
                         {
                             // A user's numbers have no holes, and a number is only taken once the one
@@ -209,16 +214,16 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
         }
     }
 
-    /// <summary>One event frame; the caller flushes.</summary>
+    /// <summary>One event frame (without <c>id:</c> for an ephemeral one, seq 0); the caller flushes.</summary>
     async Task WriteAsync(HttpResponse response, Subscriber subscriber, long seq, LiveEvent live, CancellationToken ct)
     {
         string data;
         if (subscriber.Format == StreamFormat.Json) data = live.Payload;
         else if (byKind.TryGetValue(live.Kind, out var kind)) data = kind.Html(live, subscriber.Username);
         else return;   // a kind this node does not know yet (a newer node published it): the browser could not show it
-        var frame = new StringBuilder(data.Length + 64)
-            .Append("id: ").Append(seq.ToString(CultureInfo.InvariantCulture)).Append('\n')
-            .Append("event: ").Append(live.Kind).Append('\n');
+        var frame = new StringBuilder(data.Length + 64);
+        if (seq > 0) frame.Append("id: ").Append(seq.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        frame.Append("event: ").Append(live.Kind).Append('\n');
         foreach (var line in data.Split('\n')) frame.Append("data: ").Append(line).Append('\n');
         frame.Append('\n');
         await response.WriteAsync(frame.ToString(), ct);

@@ -33,6 +33,12 @@ public abstract class EventKind<T>(string name, JsonTypeInfo<T> json) : IEventKi
     public LiveEvent Live(long[] userIds, long[] seqs, T payload) =>
         new(name, userIds, seqs, JsonSerializer.Serialize(payload, json)) { Parsed = payload };
 
+    /// <summary>
+    /// An event that is never stored: no number (every seq 0), so streams write it without an
+    /// <c>id:</c>, only to those connected now, and never replay it.
+    /// </summary>
+    public LiveEvent Ephemeral(long[] userIds, T payload) => Live(userIds, new long[userIds.Length], payload);
+
     public string Html(LiveEvent live, string viewerUsername) =>
         Html((T)(live.Parsed ??= JsonSerializer.Deserialize(live.Payload, json)!), viewerUsername);
 
