@@ -10,7 +10,7 @@ namespace Ams.Features.AddMember;
 
 /// <summary>Adds someone to a group; they see messages from then on.</summary>
 public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits,
-    EventLog events, ConversationEvents conversations)
+    EventLog events, ConversationEvents conversations, Presence presence)
     : Endpoint<Request, ConversationView>
 {
     public override void Configure()
@@ -49,6 +49,6 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
                 break;
         }
         if (told is not null) await conversations.PublishAsync(events, connection, id, told.Recipients, told.Seqs);
-        await Send.OkAsync((await Conversations.FindAsync(connection, envelope, me, id))!, ct);
+        await Send.OkAsync(await presence.ApplyAsync((await Conversations.FindAsync(connection, envelope, me, id))!), ct);
     }
 }

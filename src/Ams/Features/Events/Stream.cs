@@ -25,7 +25,7 @@ public sealed class StreamOptions
 /// doubles nothing. Publications can arrive out of order (two nodes, two writers); a gap in the
 /// numbers is filled from the table.
 /// </summary>
-public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessions,
+public sealed class Stream(EventHub hub, Presence presence, MySqlDataSource db, SessionStore sessions,
     IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
 {
     readonly Dictionary<string, IEventKind> byKind = kinds.ToDictionary(k => k.Name);
@@ -69,6 +69,7 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
 
         var subscriber = hub.Register(user.Id, user.Username, session.Id, format, options.QueueCapacity);
         subscriber.OnOverflow = http.Abort;
+        await presence.ConnectedAsync(user.Username);
         try
         {
             var resumeAfter = ResumeAfter(http.Request);
@@ -157,6 +158,7 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
         finally
         {
             hub.Unregister(subscriber);
+            await presence.DisconnectedAsync(user.Id, user.Username);
         }
     }
 

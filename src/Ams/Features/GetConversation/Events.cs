@@ -12,7 +12,7 @@ namespace Ams.Features.GetConversation;
 /// gets the conversation as they see it (their own unread count and last message); someone no
 /// longer in it gets title, owner and the members now, with no message and nothing unread.
 /// </summary>
-public sealed class ConversationEvents(Envelope envelope) : EventKind<ConversationView>(Kind, AppJsonContext.Default.ConversationView)
+public sealed class ConversationEvents(Envelope envelope, Presence presence) : EventKind<ConversationView>(Kind, AppJsonContext.Default.ConversationView)
 {
     public const string Kind = "conversation";
 
@@ -34,7 +34,9 @@ public sealed class ConversationEvents(Envelope envelope) : EventKind<Conversati
         var views = new Dictionary<long, ConversationView?>();
         foreach (var id in events.Select(e => e.ConversationId).Distinct())
             views[id] = await Conversations.FindAsync(connection, envelope, userId, id) ?? await Conversations.OutsiderViewAsync(connection, envelope, id);
-        return events.Select(e => views[e.ConversationId]).ToArray();
+        var known = views.Values.OfType<ConversationView>().ToList();
+        var applied = (await presence.ApplyAsync(known)).ToDictionary(v => v.Id);
+        return events.Select(e => views[e.ConversationId] is { } v ? applied[v.Id] : null).ToArray();
     }
 
     /// <summary>
@@ -44,12 +46,17 @@ public sealed class ConversationEvents(Envelope envelope) : EventKind<Conversati
     public async Task PublishAsync(EventLog log, MySqlConnection connection, long conversationId, long[] recipients, long[] seqs)
     {
         var views = await Conversations.ForMembersAsync(connection, envelope, conversationId);
+        if (views.Count > 0)
+        {
+            var online = (await presence.ApplyAsync(views.Values.Take(1).ToList()))[0].Members;
+            foreach (var user in views.Keys.ToList()) views[user] = views[user] with { Members = online };
+        }
         ConversationView? outsider = null;
         var groups = new Dictionary<string, (ConversationView View, List<long> Users, List<long> Seqs)>();
         for (var i = 0; i < recipients.Length; i++)
         {
             if (!views.TryGetValue(recipients[i], out var view))
-                view = outsider ??= await Conversations.OutsiderViewAsync(connection, envelope, conversationId);
+                view = outsider ??= await Conversations.OutsiderViewAsync(connection, envelope, conversationId) is { } o ? await presence.ApplyAsync(o) : null;
             if (view is null) continue;
             var json = JsonSerializer.Serialize(view, AppJsonContext.Default.ConversationView);
             if (!groups.TryGetValue(json, out var group)) groups[json] = group = (view, [], []);

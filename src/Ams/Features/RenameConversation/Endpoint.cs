@@ -12,7 +12,8 @@ namespace Ams.Features.RenameConversation;
 /// members, 400 for a direct conversation, 404 for non-members); every member gets
 /// <c>event: conversation</c>.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog events, ConversationEvents conversations, TimeProvider time)
+public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog events, ConversationEvents conversations, TimeProvider time,
+    Presence presence)
     : Endpoint<Request, ConversationView>
 {
     public override void Configure()
@@ -42,7 +43,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog eve
                 return;
             case Sql.Renamed done:
                 await conversations.PublishAsync(events, connection, id, done.Members, done.Seqs);
-                await Send.OkAsync((await Conversations.FindAsync(connection, envelope, me, id))!, ct);
+                await Send.OkAsync(await presence.ApplyAsync((await Conversations.FindAsync(connection, envelope, me, id))!), ct);
                 return;
         }
     }

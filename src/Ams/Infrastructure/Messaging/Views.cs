@@ -21,7 +21,11 @@ public sealed record MessageView(string Id, string ConversationId, MemberView Se
 /// api.md's <c>conversation.members[]</c> entry: <see cref="ReadUpTo"/> is the member's read mark
 /// (null before they have read anything).
 /// </summary>
-public sealed record ConversationMemberView(string Username, string DisplayName, string? ReadUpTo);
+public sealed record ConversationMemberView(string Username, string DisplayName, string? ReadUpTo)
+{
+    /// <summary>Has a live event stream open now, on any node (<see cref="Presence"/>).</summary>
+    public bool Online { get; init; }
+}
 
 /// <summary>api.md's <c>conversation</c>. <see cref="Owner"/> is the group's owner (its creator until they leave), null for direct conversations.</summary>
 public sealed record ConversationView(string Id, string Kind, string? Title, string? Owner, IReadOnlyList<ConversationMemberView> Members,
