@@ -91,6 +91,44 @@
     }
     refreshList();
   });
+  // An edited message replaces the one shown (same id); one not shown is left alone.
+  events.addEventListener("message.edited", (e) => {
+    const edited = fragment(e.data);
+    document.getElementById(edited.id)?.replaceWith(edited);
+    refreshList();
+  });
+  // A rename or a membership change: the list is refreshed; a conversation the reader was just
+  // removed from (or left in another tab) closes.
+  events.addEventListener("conversation", (e) => {
+    const update = fragment(e.data);
+    if (update.dataset.conversation === openId() && update.dataset.member === "false") { location.assign("/"); return; }
+    refreshList();
+  });
+  // A reaction added or taken back: the message's count for that emoji moves by one.
+  events.addEventListener("reaction", (e) => {
+    const change = fragment(e.data).dataset;
+    const shown = document.getElementById("m-" + change.message);
+    if (!shown) return;
+    let list = shown.querySelector("ul.reactions");
+    if (!list) {
+      list = Object.assign(document.createElement("ul"), { className: "reactions" });
+      list.setAttribute("aria-label", "Reactions");
+      shown.append(list);
+    }
+    let item = [...list.children].find((li) => li.dataset.emoji === change.emoji);
+    if (!item && change.added === "true") {
+      item = Object.assign(document.createElement("li"), { className: "reaction" });
+      item.dataset.emoji = change.emoji;
+      item.append(Object.assign(document.createElement("span"), { className: "emoji", textContent: change.emoji }), " ",
+        Object.assign(document.createElement("span"), { className: "count", textContent: "0" }));
+      list.append(item);
+    }
+    if (!item) return;
+    const count = Number(item.querySelector(".count").textContent) + (change.added === "true" ? 1 : -1);
+    if (count <= 0) { item.remove(); return; }
+    item.querySelector(".count").textContent = String(count);
+    if (change.mine === "true") item.classList.toggle("mine", change.added === "true");
+  });
   events.addEventListener("read", (e) => {
     const receipt = fragment(e.data);
     if (receipt.dataset.username === me) { refreshList(); return; }

@@ -46,7 +46,8 @@ public sealed partial class FuzzTests(Services services, ITestOutputHelper outpu
         var alice = await app.MemberAsync("fa");
         var bob = await app.MemberAsync("fb");
         var carol = await app.MemberAsync("fc");
-        var own = await app.GroupAsync(alice, "fuzzed", bob);
+        // Bob owns the group Alice fuzzes from: a fuzzed rename of it is a 403 (the snapshot keeps its title).
+        var own = await app.GroupAsync(bob, "fuzzed", alice);
         var others = await app.GroupAsync(bob, "not alice's", carol);
         // Carol's messages come first: the small ids the fuzzer tries ("1", the conversation ids) are
         // messages Alice cannot see, so a fuzzed DELETE /api/messages/{id} cannot destroy what the

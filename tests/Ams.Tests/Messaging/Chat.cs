@@ -48,6 +48,44 @@ public static class Chat
             if (status is { } expected) s.StatusCodeShouldBe(expected); else s.IgnoreStatusCode();
         });
 
+    public static Task<IScenarioResult> PatchAsync(this IAlbaHost app, string url, object body, string? token, int? status) =>
+        app.Scenario(s =>
+        {
+            s.Patch.Json(body).ToUrl(url);
+            if (token is not null) s.WithBearerToken(token);
+            if (status is { } expected) s.StatusCodeShouldBe(expected); else s.IgnoreStatusCode();
+        });
+
+    /// <summary>PATCHes <paramref name="json"/> exactly as written, as application/json.</summary>
+    public static Task<IScenarioResult> PatchRawAsync(this IAlbaHost app, string url, string json, string? token, int? status) =>
+        app.Scenario(s =>
+        {
+            s.Patch.Text(json).ToUrl(url);
+            s.WithRequestHeader("Content-Type", "application/json");
+            if (token is not null) s.WithBearerToken(token);
+            if (status is { } expected) s.StatusCodeShouldBe(expected); else s.IgnoreStatusCode();
+        });
+
+    public static Task<IScenarioResult> DeleteAsync(this IAlbaHost app, string url, string? token, int? status) =>
+        app.Scenario(s =>
+        {
+            s.Delete.Url(url);
+            if (token is not null) s.WithBearerToken(token);
+            if (status is { } expected) s.StatusCodeShouldBe(expected); else s.IgnoreStatusCode();
+        });
+
+    /// <summary>The next event of <paramref name="kind"/> on the stream, skipping others; fails on a quiet stream.</summary>
+    public static async Task<SseEvent> NextOfAsync(this SseClient stream, string kind)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            var next = await stream.NextAsync();
+            Assert.True(next is not null, $"the stream ended before an event: {kind}");
+            if (next!.Event == kind) return next;
+        }
+        throw new Xunit.Sdk.XunitException($"no event: {kind} in 100 events");
+    }
+
     public static int Status(this IScenarioResult result) => result.Context.Response.StatusCode;
 
     public static string Str(this JsonNode? node) => node!.GetValue<string>();

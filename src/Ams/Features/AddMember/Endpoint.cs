@@ -1,3 +1,4 @@
+using Ams.Features.GetConversation;
 using Ams.Infrastructure;
 using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
@@ -8,7 +9,8 @@ using StackExchange.Redis;
 namespace Ams.Features.AddMember;
 
 /// <summary>Adds someone to a group; they see messages from then on.</summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits)
+public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits,
+    EventLog events, ConversationEvents conversations, Presence presence)
     : Endpoint<Request, ConversationView>
 {
     public override void Configure()
@@ -30,7 +32,8 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
             return;
         }
         await using var connection = await db.OpenConnectionAsync(ct);
-        switch (await Sql.AddAsync(connection, me, id, req.Username.Trim().ToLowerInvariant(), time.UtcNowMillis(), limits.MaxMembers))
+        var (outcome, told) = await Sql.AddAsync(connection, me, id, req.Username.Trim().ToLowerInvariant(), time.UtcNowMillis(), limits.MaxMembers);
+        switch (outcome)
         {
             case Sql.Outcome.Full:
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status409Conflict, "Group is full", limits.TooManyMembers);
@@ -45,6 +48,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
                 ThrowError(r => r.Username, "Members can only be added to group conversations.");
                 break;
         }
-        await Send.OkAsync((await Conversations.FindAsync(connection, envelope, me, id))!, ct);
+        if (told is not null) await conversations.PublishAsync(events, connection, id, told.Recipients, told.Seqs);
+        await Send.OkAsync(await presence.ApplyAsync((await Conversations.FindAsync(connection, envelope, me, id))!), ct);
     }
 }

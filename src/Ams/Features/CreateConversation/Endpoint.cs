@@ -12,7 +12,8 @@ namespace Ams.Features.CreateConversation;
 /// which exists at most once per pair: asking again returns it with 200. The JSON call and the
 /// browser's "new chat" form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits)
+public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits,
+    Presence presence)
     : Endpoint<Request, ConversationView>
 {
     const string NobodyElse = "Name at least one member besides yourself.";
@@ -71,7 +72,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
                 ThrowError(r => r.Members, NobodyElse);
                 break;
             case ({ } id, var created, _):
-                var view = await Conversations.FindAsync(connection, envelope, me, id);
+                var view = await Conversations.FindAsync(connection, envelope, me, id) is { } found ? await presence.ApplyAsync(found) : null;
                 await Send.ResponseAsync(view!, created ? StatusCodes.Status201Created : StatusCodes.Status200OK, ct);
                 break;
         }

@@ -18,10 +18,11 @@ static class Sql
             $"SELECT u.id AS Id, u.username AS Username FROM {SqlLists.NamesTable} JOIN users u ON u.username = names.name",
             new { names = SqlLists.Names(usernames) })).ToList();
 
+    /// <summary>A new group owned by its creator, the first of <paramref name="memberIds"/>.</summary>
     public static async Task<long> CreateGroupAsync(MySqlConnection connection, string? title, long[] memberIds, DateTime now)
     {
         await using var transaction = await connection.BeginTransactionAsync();
-        var id = await Conversations.InsertAsync(connection, transaction, "group", title, null, memberIds, now);
+        var id = await Conversations.InsertAsync(connection, transaction, "group", title, null, memberIds, now, ownerId: memberIds[0]);
         await transaction.CommitAsync();
         return id;
     }

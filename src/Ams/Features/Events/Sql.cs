@@ -25,4 +25,19 @@ static class Sql
             ORDER BY seq LIMIT 500
             """, new { userId, afterSeq }))
         .Select(r => new StoredEvent(r.Seq, r.Kind, r.ConversationId, r.SubjectId, r.ActorId)).ToList();
+
+    /// <summary>
+    /// Of <paramref name="conversationIds"/>, the conversations that exist and the user is no longer
+    /// a member of (left or removed): a replay skips their events, as history answers 404 for them.
+    /// </summary>
+    public static async Task<HashSet<long>> LeftAsync(MySqlConnection connection, long userId, IEnumerable<long> conversationIds)
+    {
+        var ids = conversationIds.Where(id => id > 0).Distinct().ToList();
+        if (ids.Count == 0) return [];
+        return (await connection.QueryAsync<long>($"""
+            SELECT c.id FROM {Ams.Infrastructure.SqlLists.IdsTable} JOIN conversations c ON c.id = ids.id
+            LEFT JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = @userId
+            WHERE cm.user_id IS NULL
+            """, new { ids = Ams.Infrastructure.SqlLists.Ids(ids), userId })).ToHashSet();
+    }
 }

@@ -25,7 +25,7 @@ public sealed class StreamOptions
 /// doubles nothing. Publications can arrive out of order (two nodes, two writers); a gap in the
 /// numbers is filled from the table.
 /// </summary>
-public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessions,
+public sealed class Stream(EventHub hub, Presence presence, MySqlDataSource db, SessionStore sessions,
     IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
 {
     readonly Dictionary<string, IEventKind> byKind = kinds.ToDictionary(k => k.Name);
@@ -69,6 +69,7 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
 
         var subscriber = hub.Register(user.Id, user.Username, session.Id, format, options.QueueCapacity);
         subscriber.OnOverflow = http.Abort;
+        await presence.ConnectedAsync(user.Username);
         try
         {
             var resumeAfter = ResumeAfter(http.Request);
@@ -119,6 +120,11 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
                             if (revoked = !await sessions.ConfirmAsync(session.Id, ct)) break;
                             last = await ReplayAsync(response, subscriber, last, ct);
                         }
+                        else if (item.Seq == 0)
+                        {
+                            // Ephemeral (never stored): written as it comes, without an id, and the resume point stays.
+                            await WriteAsync(response, subscriber, 0, item.Event, ct);
+                        }
                         else if (item.Seq > last + 1)
                         {
                             // A user's numbers have no holes, and a number is only taken once the one
@@ -152,6 +158,7 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
         finally
         {
             hub.Unregister(subscriber);
+            await presence.DisconnectedAsync(user.Id, user.Username);
         }
     }
 
@@ -182,8 +189,12 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
             await using (var connection = await db.OpenConnectionAsync(ct))
             {
                 page = await Sql.AfterAsync(connection, subscriber.UserId, last);
+                // A conversation the user has left or was removed from replays nothing but the
+                // conversation events that say so: its messages are no longer theirs to read.
+                var left = await Sql.LeftAsync(connection, subscriber.UserId, page.Select(e => e.ConversationId));
                 // Each kind rebuilds its own events, in one query per kind and page.
-                foreach (var group in page.GroupBy(e => e.Kind))
+                foreach (var group in page.Where(e => !left.Contains(e.ConversationId) || e.Kind == GetConversation.ConversationEvents.Kind)
+                    .GroupBy(e => e.Kind))
                 {
                     var events = group.ToList();
                     if (!byKind.TryGetValue(group.Key, out var kind))
@@ -205,16 +216,16 @@ public sealed class Stream(EventHub hub, MySqlDataSource db, SessionStore sessio
         }
     }
 
-    /// <summary>One event frame; the caller flushes.</summary>
+    /// <summary>One event frame (without <c>id:</c> for an ephemeral one, seq 0); the caller flushes.</summary>
     async Task WriteAsync(HttpResponse response, Subscriber subscriber, long seq, LiveEvent live, CancellationToken ct)
     {
         string data;
         if (subscriber.Format == StreamFormat.Json) data = live.Payload;
         else if (byKind.TryGetValue(live.Kind, out var kind)) data = kind.Html(live, subscriber.Username);
         else return;   // a kind this node does not know yet (a newer node published it): the browser could not show it
-        var frame = new StringBuilder(data.Length + 64)
-            .Append("id: ").Append(seq.ToString(CultureInfo.InvariantCulture)).Append('\n')
-            .Append("event: ").Append(live.Kind).Append('\n');
+        var frame = new StringBuilder(data.Length + 64);
+        if (seq > 0) frame.Append("id: ").Append(seq.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        frame.Append("event: ").Append(live.Kind).Append('\n');
         foreach (var line in data.Split('\n')) frame.Append("data: ").Append(line).Append('\n');
         frame.Append('\n');
         await response.WriteAsync(frame.ToString(), ct);

@@ -6,7 +6,7 @@ using MySqlConnector;
 
 namespace Ams.Features.GetConversation;
 
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest<ConversationView>
+public sealed class Endpoint(MySqlDataSource db, Envelope envelope, Presence presence) : EndpointWithoutRequest<ConversationView>
 {
     public override void Configure()
     {
@@ -22,6 +22,6 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWi
             await NotFound.ConversationAsync(HttpContext);
             return;
         }
-        await Send.OkAsync(view, ct);
+        await Send.OkAsync(await presence.ApplyAsync(view), ct);
     }
 }

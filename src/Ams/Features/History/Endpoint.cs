@@ -44,7 +44,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWi
         var rows = await Sql.BeforeAsync(connection, id, joinedAfter, before, limit);
         var more = rows.Count > limit;
         var page = rows.Take(limit).Reverse().ToList();
-        var messages = await MessageRow.ToViewsAsync(connection, envelope, page);
+        var messages = await MessageRow.ToViewsAsync(connection, envelope, page, me);
         await Send.OkAsync(new Response(messages, more ? messages[0].Id : null), ct);
     }
 }

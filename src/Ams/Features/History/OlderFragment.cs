@@ -33,7 +33,7 @@ public sealed class OlderFragment(MySqlDataSource db, Envelope envelope) : Endpo
         var html = new System.Text.StringBuilder();
         if (rows.Count > PageSize)
             html.Append(Html.Of($"""<li id="older"><button type="button" hx-get="/c/{Ids.Of(id)}/older?before={Ids.Of(page[0].Id)}" hx-target="#older" hx-swap="outerHTML">Load older messages</button></li>"""));
-        foreach (var view in await MessageRow.ToViewsAsync(connection, envelope, page))
+        foreach (var view in await MessageRow.ToViewsAsync(connection, envelope, page, user.Id))
             html.Append(MessageFragment.Of(view, user.Username).Value);
         await Send.StringAsync(html.ToString(), 200, "text/html; charset=utf-8", ct);
     }

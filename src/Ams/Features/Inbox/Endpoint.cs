@@ -12,7 +12,7 @@ namespace Ams.Features.Inbox;
 /// The caller's conversations, newest activity first, each with its last message and unread count:
 /// a page of <c>?limit=</c> (1–200, default 50), after the conversation <c>?before=</c> names.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest<List<ConversationView>>
+public sealed class Endpoint(MySqlDataSource db, Envelope envelope, Presence presence) : EndpointWithoutRequest<List<ConversationView>>
 {
     public override void Configure()
     {
@@ -34,6 +34,6 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWi
         }
         ThrowIfAnyErrors();
         await using var connection = await db.OpenConnectionAsync(ct);
-        await Send.OkAsync(await Sql.ListAsync(connection, envelope, User.UserId(), limit, before), ct);
+        await Send.OkAsync(await presence.ApplyAsync(await Sql.ListAsync(connection, envelope, User.UserId(), limit, before)), ct);
     }
 }

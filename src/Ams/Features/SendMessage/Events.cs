@@ -13,12 +13,16 @@ public sealed class MessageEvents(Envelope envelope) : EventKind<MessageView>(Ki
 
     protected override string Html(MessageView payload, string viewerUsername) => MessageFragment.Of(payload, viewerUsername).Value;
 
-    protected override async Task<MessageView?[]> LoadAsync(MySqlConnection connection, IReadOnlyList<StoredEvent> events)
+    protected override Task<MessageView?[]> LoadAsync(MySqlConnection connection, IReadOnlyList<StoredEvent> events) =>
+        LoadAsync(connection, 0, events);
+
+    /// <summary>A replay shows the message as it is now, its reactions as this recipient sees them.</summary>
+    protected override async Task<MessageView?[]> LoadAsync(MySqlConnection connection, long userId, IReadOnlyList<StoredEvent> events)
     {
         var rows = (await connection.QueryAsync<MessageRow>(
             $"SELECT {MessageRow.Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
             new { ids = SqlLists.Ids(events.Select(e => e.SubjectId).Distinct()) })).ToList();
-        var byId = (await MessageRow.ToViewsAsync(connection, envelope, rows)).ToDictionary(v => v.Id);
+        var byId = (await MessageRow.ToViewsAsync(connection, envelope, rows, userId)).ToDictionary(v => v.Id);
         var views = new MessageView?[events.Count];
         for (var i = 0; i < events.Count; i++)
             if (byId.TryGetValue(Ids.Of(events[i].SubjectId), out var view)) views[i] = view;

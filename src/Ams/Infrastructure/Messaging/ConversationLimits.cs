@@ -16,6 +16,11 @@ public sealed class ConversationLimits
     public TimeSpan MemberAddWindow { get; set; } = TimeSpan.FromMinutes(10);
     public int MaxReads { get; set; } = 120;
     public TimeSpan ReadWindow { get; set; } = TimeSpan.FromMinutes(1);
+    public int MaxReactions { get; set; } = 120;
+    public TimeSpan ReactionWindow { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>Typing notices per user: a client sends one every few seconds while someone types.</summary>
+    public int MaxTyping { get; set; } = 10;
+    public TimeSpan TypingWindow { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Registers the one instance, whichever slice asks first.</summary>
     public static void Add(IHostApplicationBuilder builder) =>

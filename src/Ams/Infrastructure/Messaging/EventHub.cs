@@ -57,6 +57,12 @@ public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions
 
     public int Count => byUser.Values.Sum(s => s.Count);
 
+    public bool HasSubscribers(long userId) => byUser.TryGetValue(userId, out var set) && !set.IsEmpty;
+
+    /// <summary>The users with a stream open on this node now.</summary>
+    public List<string> Usernames() =>
+        byUser.Values.Select(set => set.Keys.FirstOrDefault()?.Username).OfType<string>().Distinct().ToList();
+
     public Subscriber Register(long userId, string username, string sessionId, StreamFormat format, int capacity = Subscriber.DefaultCapacity)
     {
         var subscriber = new Subscriber(userId, username, sessionId, format, capacity);
@@ -130,6 +136,9 @@ public static class LiveEvents
         builder.Services.AddSingleton<EventLog>();
         builder.Services.AddSingleton<EventHub>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EventHub>());
+        builder.Services.AddSingleton(builder.Configuration.GetSection("Presence").Get<PresenceOptions>() ?? new());
+        builder.Services.AddSingleton<Presence>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Presence>());
         return builder;
     }
 

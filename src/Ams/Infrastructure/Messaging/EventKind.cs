@@ -33,12 +33,18 @@ public abstract class EventKind<T>(string name, JsonTypeInfo<T> json) : IEventKi
     public LiveEvent Live(long[] userIds, long[] seqs, T payload) =>
         new(name, userIds, seqs, JsonSerializer.Serialize(payload, json)) { Parsed = payload };
 
+    /// <summary>
+    /// An event that is never stored: no number (every seq 0), so streams write it without an
+    /// <c>id:</c>, only to those connected now, and never replay it.
+    /// </summary>
+    public LiveEvent Ephemeral(long[] userIds, T payload) => Live(userIds, new long[userIds.Length], payload);
+
     public string Html(LiveEvent live, string viewerUsername) =>
         Html((T)(live.Parsed ??= JsonSerializer.Deserialize(live.Payload, json)!), viewerUsername);
 
     public async Task<LiveEvent?[]> ReplayAsync(MySqlConnection connection, long userId, IReadOnlyList<StoredEvent> events)
     {
-        var payloads = await LoadAsync(connection, events);
+        var payloads = await LoadAsync(connection, userId, events);
         return events.Select((e, i) => payloads[i] is { } payload ? Live([userId], [e.Seq], payload) : null).ToArray();
     }
 
@@ -46,4 +52,11 @@ public abstract class EventKind<T>(string name, JsonTypeInfo<T> json) : IEventKi
 
     /// <summary>The payloads of stored events, in order; null where the subject is gone.</summary>
     protected abstract Task<T?[]> LoadAsync(MySqlConnection connection, IReadOnlyList<StoredEvent> events);
+
+    /// <summary>
+    /// The payloads of one recipient's stored events. The same for every recipient unless a kind's
+    /// payload depends on who reads it (a conversation's unread count).
+    /// </summary>
+    protected virtual Task<T?[]> LoadAsync(MySqlConnection connection, long userId, IReadOnlyList<StoredEvent> events) =>
+        LoadAsync(connection, events);
 }

@@ -11,7 +11,15 @@ namespace Ams.Infrastructure.Messaging;
 /// </summary>
 public static class MessageFragment
 {
-    public static Html Of(MessageView m, string viewerUsername) => Html.Of($"""<li id="m-{m.Id}" class="message{(m.Sender.Username == viewerUsername ? " mine" : "")}{(m.Deleted ? " deleted" : "")}" data-conversation="{m.ConversationId}"><span class="sender">{m.Sender.DisplayName}</span> <time datetime="{m.SentAt.ToString("O", CultureInfo.InvariantCulture)}">{m.SentAt.ToString("HH:mm", CultureInfo.InvariantCulture)}</time>{Body(m)}{Attachments(m.Attachments)}</li>""");
+    public static Html Of(MessageView m, string viewerUsername) => Html.Of($"""<li id="m-{m.Id}" class="message{(m.Sender.Username == viewerUsername ? " mine" : "")}{(m.Deleted ? " deleted" : "")}" data-conversation="{m.ConversationId}"><span class="sender">{m.Sender.DisplayName}</span> <time datetime="{m.SentAt.ToString("O", CultureInfo.InvariantCulture)}">{m.SentAt.ToString("HH:mm", CultureInfo.InvariantCulture)}</time>{Edited(m)}{Body(m)}{Attachments(m.Attachments)}{ReactionList(m)}</li>""");
+
+    /// <summary>Each emoji with its count; the viewer's own are marked (app.js keeps them current from <c>event: reaction</c>).</summary>
+    static Html ReactionList(MessageView m) => m.Reactions.Count == 0 ? Html.Empty
+        : Html.Of($"""<ul class="reactions" aria-label="Reactions">{Html.Join(m.Reactions.Select(r => Html.Of($"""<li class="reaction{(r.Me ? " mine" : "")}" data-emoji="{r.Emoji}"><span class="emoji">{r.Emoji}</span> <span class="count">{r.Count}</span></li>"""))) }</ul>""");
+
+    static Html Edited(MessageView m) => m.EditedAt is { } at && !m.Deleted
+        ? Html.Of($""" <span class="edited" title="{at.ToString("O", CultureInfo.InvariantCulture)}">(edited)</span>""")
+        : Html.Empty;
 
     static Html Body(MessageView m) =>
         m.Deleted ? Html.Of($"""<p class="muted">Message deleted</p>""")

@@ -1,5 +1,6 @@
 using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Files;
+using Dapper;
 using MySqlConnector;
 
 namespace Ams.Infrastructure.Messaging;
@@ -10,7 +11,7 @@ public sealed class MessageRow
     /// <summary>The select list for <c>messages m JOIN users u ON u.id = m.sender_id</c>.</summary>
     public const string Columns = """
         m.id AS Id, m.conversation_id AS ConversationId, m.sender_id AS SenderId, m.body AS Body, m.entropy AS Entropy,
-        m.sent_at AS SentAt, m.deleted_at AS DeletedAt, u.username AS SenderUsername, u.display_name AS SenderDisplayName
+        m.sent_at AS SentAt, m.edited_at AS EditedAt, m.deleted_at AS DeletedAt, u.username AS SenderUsername, u.display_name AS SenderDisplayName
         """;
 
     public long Id { get; set; }
@@ -19,6 +20,7 @@ public sealed class MessageRow
     public byte[] Body { get; set; } = [];
     public string Entropy { get; set; } = "";
     public DateTime SentAt { get; set; }
+    public DateTime? EditedAt { get; set; }
     public DateTime? DeletedAt { get; set; }
     public string SenderUsername { get; set; } = "";
     public string SenderDisplayName { get; set; } = "";
@@ -33,15 +35,43 @@ public sealed class MessageRow
             DateTime.SpecifyKind(SentAt, DateTimeKind.Utc), Entropy, [], Deleted: true)
         : new(Ids.Of(Id), Ids.Of(ConversationId), new MemberView(SenderUsername, SenderDisplayName),
             await envelope.OpenStringAsync(Body, Purpose, SealedFields(Id, ConversationId, SenderId)),
-            DateTime.SpecifyKind(SentAt, DateTimeKind.Utc), Entropy, attachments);
+            DateTime.SpecifyKind(SentAt, DateTimeKind.Utc), Entropy, attachments,
+            EditedAt: EditedAt is { } edited ? DateTime.SpecifyKind(edited, DateTimeKind.Utc) : null);
 
-    /// <summary>The views of several messages, in order, their attachments read in one query.</summary>
-    public static async Task<List<MessageView>> ToViewsAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows)
+    /// <summary>
+    /// The views of several messages, in order, as <paramref name="viewerId"/> sees them (their
+    /// reactions' <c>me</c>), attachments and reactions read in one query each.
+    /// </summary>
+    public static async Task<List<MessageView>> ToViewsAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows, long viewerId = 0)
     {
-        var attachments = await AttachmentQueries.ForMessagesAsync(connection, envelope, rows.Where(r => r.DeletedAt is null).Select(r => r.Id));
+        var (views, reactions) = await ToViewsWithReactionsAsync(connection, envelope, rows);
+        for (var i = 0; i < views.Count; i++)
+            if (!views[i].Deleted) views[i] = views[i] with { Reactions = Reactions.For(reactions, rows[i].Id, viewerId) };
+        return views;
+    }
+
+    /// <summary>The views without reactions, and the reactions loaded for them, for callers that show one message to several viewers.</summary>
+    public static async Task<(List<MessageView> Views, Dictionary<long, List<Reactions.Tally>> Reactions)> ToViewsWithReactionsAsync(
+        MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows)
+    {
+        var live = rows.Where(r => r.DeletedAt is null).Select(r => r.Id).ToList();
+        var attachments = await AttachmentQueries.ForMessagesAsync(connection, envelope, live);
+        var reactions = await Reactions.LoadAsync(connection, live);
         var views = new List<MessageView>(rows.Count);
         foreach (var row in rows)
             views.Add(await row.ToViewAsync(envelope, attachments.TryGetValue(row.Id, out var list) ? list : []));
-        return views;
+        return (views, reactions);
+    }
+
+    /// <summary>The current views of messages by id (missing ids are absent), their attachments read in one query.</summary>
+    public static async Task<Dictionary<long, MessageView>> LoadAsync(MySqlConnection connection, Envelope envelope, IEnumerable<long> ids, long viewerId = 0)
+    {
+        var rows = (await connection.QueryAsync<MessageRow>(
+            $"SELECT {Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
+            new { ids = SqlLists.Ids(ids.Distinct()) })).ToList();
+        var views = await ToViewsAsync(connection, envelope, rows, viewerId);
+        var byId = new Dictionary<long, MessageView>(rows.Count);
+        for (var i = 0; i < rows.Count; i++) byId[rows[i].Id] = views[i];
+        return byId;
     }
 }

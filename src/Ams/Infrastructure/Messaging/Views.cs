@@ -7,17 +7,29 @@ public sealed record MemberView(string Username, string DisplayName);
 
 /// <summary>
 /// api.md's <c>message</c>. Body is null when its ciphertext does not open (tampered or misplaced)
-/// and in the tombstone of a deleted message (<see cref="Deleted"/>, no attachments).
+/// and in the tombstone of a deleted message (<see cref="Deleted"/>, no attachments). <see cref="EditedAt"/> is the
+/// last edit's time (null when never edited, and in a tombstone).
 /// </summary>
 public sealed record MessageView(string Id, string ConversationId, MemberView Sender, string? Body, DateTime SentAt, string Entropy,
-    IReadOnlyList<Files.AttachmentView> Attachments, bool Deleted = false)
+    IReadOnlyList<Files.AttachmentView> Attachments, bool Deleted = false, DateTime? EditedAt = null)
 {
-    /// <summary>Messages cannot be edited yet: always null.</summary>
-    public DateTime? EditedAt => null;
+    /// <summary>Each emoji once with its count and whether the viewer is among those who chose it; empty in a tombstone.</summary>
+    public IReadOnlyList<ReactionView> Reactions { get; init; } = [];
 }
 
-/// <summary>api.md's <c>conversation</c>.</summary>
-public sealed record ConversationView(string Id, string Kind, string? Title, IReadOnlyList<MemberView> Members, MessageView? LastMessage, long Unread);
+/// <summary>
+/// api.md's <c>conversation.members[]</c> entry: <see cref="ReadUpTo"/> is the member's read mark
+/// (null before they have read anything).
+/// </summary>
+public sealed record ConversationMemberView(string Username, string DisplayName, string? ReadUpTo)
+{
+    /// <summary>Has a live event stream open now, on any node (<see cref="Presence"/>).</summary>
+    public bool Online { get; init; }
+}
+
+/// <summary>api.md's <c>conversation</c>. <see cref="Owner"/> is the group's owner (its creator until they leave), null for direct conversations.</summary>
+public sealed record ConversationView(string Id, string Kind, string? Title, string? Owner, IReadOnlyList<ConversationMemberView> Members,
+    MessageView? LastMessage, long Unread);
 
 public static class Ids
 {

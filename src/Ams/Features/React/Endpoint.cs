@@ -1,0 +1,77 @@
+using Ams.Infrastructure;
+using Ams.Infrastructure.Messaging;
+using FastEndpoints;
+using MySqlConnector;
+using StackExchange.Redis;
+
+namespace Ams.Features.React;
+
+/// <summary>
+/// <c>PUT /api/messages/{id}/reactions/{emoji}</c> and <c>DELETE …</c>: add or take back one
+/// emoji (URL-encoded in the path) on a message the caller can see. Both are idempotent (204
+/// whether or not anything changed; only a change is announced as <c>event: reaction</c>). 400
+/// when the path segment is not exactly one emoji (<see cref="Emoji"/>), 404 for a message the
+/// caller cannot see or that is deleted, 429 past the per-user budget (<c>Conversations__MaxReactions</c>).
+/// </summary>
+public abstract class ReactionEndpoint(MySqlDataSource db, EventLog events, ReactionEvents reactions, TimeProvider time,
+    IConnectionMultiplexer redis, ConversationLimits limits) : EndpointWithoutRequest
+{
+    protected abstract bool Add { get; }
+
+    public override async Task HandleAsync(CancellationToken ct)
+    {
+        var emoji = Route<string>("emoji", isRequired: false);
+        if (!Emoji.IsOne(emoji))
+        {
+            AddError(new FluentValidation.Results.ValidationFailure("emoji", "emoji must be exactly one emoji."));
+            ThrowIfAnyErrors();
+        }
+        if (!Ids.TryParse(Route<string>("id", isRequired: false), out var id))
+        {
+            await NotFoundAsync();
+            return;
+        }
+        var me = User.UserId();
+        if (await ConversationLimits.TryAsync(redis, "reactions", me, limits.MaxReactions, limits.ReactionWindow) is { } wait)
+        {
+            await ConversationLimits.TooManyAsync(HttpContext, "reactions", wait);
+            return;
+        }
+        await using var connection = await db.OpenConnectionAsync(ct);
+        switch (await Sql.SetAsync(connection, me, id, emoji!, Add, time.UtcNowMillis()))
+        {
+            case Sql.NotFound:
+                await NotFoundAsync();
+                return;
+            case Sql.Changed done:
+                await events.PublishAsync(reactions.Live(done.Members, done.Seqs,
+                    new ReactionChange(Ids.Of(id), Ids.Of(done.ConversationId), emoji!, done.Username, Add)));
+                break;
+        }
+        await Send.NoContentAsync(ct);
+    }
+
+    Task NotFoundAsync() => Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Message not found");
+}
+
+public sealed class AddEndpoint(MySqlDataSource db, EventLog events, ReactionEvents reactions, TimeProvider time,
+    IConnectionMultiplexer redis, ConversationLimits limits) : ReactionEndpoint(db, events, reactions, time, redis, limits)
+{
+    protected override bool Add => true;
+
+    public override void Configure()
+    {
+        Put("/api/messages/{id}/reactions/{emoji}");
+    }
+}
+
+public sealed class RemoveEndpoint(MySqlDataSource db, EventLog events, ReactionEvents reactions, TimeProvider time,
+    IConnectionMultiplexer redis, ConversationLimits limits) : ReactionEndpoint(db, events, reactions, time, redis, limits)
+{
+    protected override bool Add => false;
+
+    public override void Configure()
+    {
+        Delete("/api/messages/{id}/reactions/{emoji}");
+    }
+}

@@ -1,0 +1,42 @@
+using Ams.Infrastructure;
+using Ams.Infrastructure.Messaging;
+using Dapper;
+using MySqlConnector;
+
+namespace Ams.Features.React;
+
+/// <summary>api.md's <c>event: reaction</c> payload: <paramref name="Username"/> added or took back <paramref name="Emoji"/>.</summary>
+public sealed record ReactionChange(string MessageId, string ConversationId, string Emoji, string Username, bool Added);
+
+/// <summary><c>event: reaction</c>, for every member of the message's conversation.</summary>
+public sealed class ReactionEvents() : EventKind<ReactionChange>(Kind, ReactJson.Default.ReactionChange)
+{
+    public const string Kind = "reaction";
+
+    /// <summary>The browser's fragment: which message, emoji and user; app.js updates the message's counts.</summary>
+    protected override string Html(ReactionChange payload, string viewerUsername) => Ams.Infrastructure.Html.Of(
+        $"""<span class="reaction-change" data-message="{payload.MessageId}" data-conversation="{payload.ConversationId}" data-emoji="{payload.Emoji}" data-username="{payload.Username}" data-added="{(payload.Added ? "true" : "false")}"{(payload.Username == viewerUsername ? Ams.Infrastructure.Html.Raw(" data-mine=\"true\"") : Ams.Infrastructure.Html.Empty)}></span>""").Value;
+
+    /// <summary>Replays the stored change (not today's tally); a change on a message deleted since is skipped.</summary>
+    protected override async Task<ReactionChange?[]> LoadAsync(MySqlConnection connection, IReadOnlyList<StoredEvent> events)
+    {
+        var rows = (await connection.QueryAsync<Row>($"""
+            SELECT rc.id AS Id, rc.message_id AS MessageId, m.conversation_id AS ConversationId, rc.emoji AS Emoji, u.username AS Username, rc.added AS Added
+            FROM {SqlLists.IdsTable} JOIN reaction_changes rc ON rc.id = ids.id
+            JOIN messages m ON m.id = rc.message_id AND m.deleted_at IS NULL JOIN users u ON u.id = rc.user_id
+            """, new { ids = SqlLists.Ids(events.Select(e => e.SubjectId).Distinct()) })).ToDictionary(r => r.Id);
+        return events.Select(e => rows.TryGetValue(e.SubjectId, out var r)
+            ? new ReactionChange(Ids.Of(r.MessageId), Ids.Of(r.ConversationId), r.Emoji, r.Username, r.Added)
+            : null).ToArray();
+    }
+
+    internal sealed class Row
+    {
+        public long Id { get; set; }
+        public long MessageId { get; set; }
+        public long ConversationId { get; set; }
+        public string Emoji { get; set; } = "";
+        public string Username { get; set; } = "";
+        public bool Added { get; set; }
+    }
+}

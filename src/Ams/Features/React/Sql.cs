@@ -1,0 +1,75 @@
+using Ams.Infrastructure.Messaging;
+using MySqlConnector;
+
+namespace Ams.Features.React;
+
+static class Sql
+{
+    public abstract record Outcome;
+    public sealed record NotFound : Outcome;
+    public sealed record Unchanged : Outcome;
+    public sealed record Changed(long ConversationId, long[] Members, long[] Seqs, string Username) : Outcome;
+
+    /// <summary>
+    /// Adds or takes back the caller's <paramref name="emoji"/> on a message they can see (not a
+    /// deleted one). Nothing changes, and nobody is told, when it is already so; otherwise the
+    /// change is logged and every member gets <c>event: reaction</c>, in one transaction.
+    /// </summary>
+    public static async Task<Outcome> SetAsync(MySqlConnection connection, long userId, long messageId, string emoji, bool add, DateTime now)
+    {
+        await using var transaction = await connection.BeginTransactionAsync();
+        long conversationId;
+        string username;
+        await using (var find = new MySqlCommand("""
+            SELECT m.conversation_id, (SELECT username FROM users WHERE id = @userId) FROM messages m
+            JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = @userId
+            WHERE m.id = @id AND m.id > cm.joined_after_message_id AND m.deleted_at IS NULL
+            LOCK IN SHARE MODE
+            """, connection, transaction))
+        {
+            find.Parameters.AddWithValue("@id", messageId);
+            find.Parameters.AddWithValue("@userId", userId);
+            await using var reader = await find.ExecuteReaderAsync();
+            if (!await reader.ReadAsync()) return new NotFound();
+            (conversationId, username) = (reader.GetInt64(0), reader.GetString(1));
+        }
+        long changeId;
+        var members = new List<long>();
+        await using (var change = new MySqlCommand(add
+            ? "INSERT IGNORE INTO reactions (message_id, emoji, user_id, created_at) VALUES (@id, @emoji, @userId, @now)"
+            : "DELETE FROM reactions WHERE message_id = @id AND emoji = @emoji AND user_id = @userId", connection, transaction))
+        {
+            change.Parameters.AddWithValue("@id", messageId);
+            change.Parameters.AddWithValue("@emoji", emoji);
+            change.Parameters.AddWithValue("@userId", userId);
+            change.Parameters.AddWithValue("@now", now);
+            if (await change.ExecuteNonQueryAsync() == 0)
+            {
+                await transaction.CommitAsync();
+                return new Unchanged();
+            }
+        }
+        await using (var log = new MySqlCommand("""
+            INSERT INTO reaction_changes (message_id, emoji, user_id, added, created_at) VALUES (@id, @emoji, @userId, @added, @now);
+            SELECT LAST_INSERT_ID();
+            SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id LOCK IN SHARE MODE;
+            """, connection, transaction))
+        {
+            log.Parameters.AddWithValue("@id", messageId);
+            log.Parameters.AddWithValue("@emoji", emoji);
+            log.Parameters.AddWithValue("@userId", userId);
+            log.Parameters.AddWithValue("@added", add);
+            log.Parameters.AddWithValue("@now", now);
+            log.Parameters.AddWithValue("@conversationId", conversationId);
+            await using var reader = await log.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            changeId = Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture);
+            await reader.NextResultAsync();
+            while (await reader.ReadAsync()) members.Add(reader.GetInt64(0));
+        }
+        var seqs = await EventLog.AppendAsync(connection, transaction,
+            members.Select(m => new NewEvent(m, ReactionEvents.Kind, conversationId, changeId, userId)).ToList(), now);
+        await transaction.CommitAsync();
+        return new Changed(conversationId, [.. members], seqs, username);
+    }
+}

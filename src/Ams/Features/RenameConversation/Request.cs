@@ -1,0 +1,6 @@
+namespace Ams.Features.RenameConversation;
+
+public sealed class Request
+{
+    public string? Title { get; set; }
+}

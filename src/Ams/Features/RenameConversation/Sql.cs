@@ -1,0 +1,51 @@
+using Ams.Features.GetConversation;
+using Ams.Infrastructure.Messaging;
+using MySqlConnector;
+
+namespace Ams.Features.RenameConversation;
+
+static class Sql
+{
+    public abstract record Outcome;
+    public sealed record NotFound : Outcome;
+    public sealed record NotAGroup : Outcome;
+    public sealed record NotOwner : Outcome;
+    public sealed record Renamed(long[] Members, long[] Seqs) : Outcome;
+
+    /// <summary>The owner renames a group they belong to; every member gets <c>event: conversation</c> (stored with the change).</summary>
+    public static async Task<Outcome> RenameAsync(MySqlConnection connection, long callerId, long conversationId, string title, DateTime now)
+    {
+        await using var transaction = await connection.BeginTransactionAsync();
+        string kind;
+        long? ownerId;
+        await using (var find = new MySqlCommand("""
+            SELECT c.kind, c.owner_id FROM conversations c
+            JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = @callerId
+            WHERE c.id = @conversationId FOR UPDATE
+            """, connection, transaction))
+        {
+            find.Parameters.AddWithValue("@callerId", callerId);
+            find.Parameters.AddWithValue("@conversationId", conversationId);
+            await using var reader = await find.ExecuteReaderAsync();
+            if (!await reader.ReadAsync()) return new NotFound();
+            (kind, ownerId) = (reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetInt64(1));
+        }
+        if (kind != "group") return new NotAGroup();
+        if (ownerId != callerId) return new NotOwner();
+        var members = new List<long>();
+        await using (var update = new MySqlCommand("""
+            UPDATE conversations SET title = @title WHERE id = @conversationId;
+            SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id;
+            """, connection, transaction))
+        {
+            update.Parameters.AddWithValue("@title", title);
+            update.Parameters.AddWithValue("@conversationId", conversationId);
+            await using var reader = await update.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) members.Add(reader.GetInt64(0));
+        }
+        var seqs = await EventLog.AppendAsync(connection, transaction,
+            members.Select(m => new NewEvent(m, ConversationEvents.Kind, conversationId, conversationId, callerId)).ToList(), now);
+        await transaction.CommitAsync();
+        return new Renamed([.. members], seqs);
+    }
+}

@@ -1,0 +1,137 @@
+using Emoji = Ams.Features.React.Emoji;
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Messaging;
+
+/// <summary>PUT/DELETE /api/messages/{id}/reactions/{emoji}: one emoji, idempotent, counted per viewer, live and replayed on every node.</summary>
+public sealed class ReactionTests(Services services) : IClassFixture<Services>
+{
+    static string Url(JsonNode message, string emoji) => $"/api/messages/{Chat.Esc(message.Id())}/reactions/{Uri.EscapeDataString(emoji)}";
+
+    static Task<IScenarioResult> PutAsync(IAlbaHost app, string url, string? token, int status) =>
+        app.Scenario(s =>
+        {
+            s.Put.Url(url);
+            if (token is not null) s.WithBearerToken(token);
+            s.StatusCodeShouldBe(status);
+        });
+
+    [Theory]
+    [InlineData("👍"), InlineData("👍🏽"), InlineData("❤️"), InlineData("❤"), InlineData("☕"), InlineData("🇫🇷"), InlineData("👩‍💻"),
+     InlineData("👨‍👩‍👧‍👦"), InlineData("🧑🏻‍❤️‍💋‍🧑🏼"), InlineData("1️⃣"), InlineData("#⃣"), InlineData("🏴󠁧󠁢󠁳󠁣󠁴󠁿"), InlineData("🫠"), InlineData("©️")]
+    public void One_emoji_is_accepted(string emoji) => Assert.True(Emoji.IsOne(emoji), emoji);
+
+    [Theory]
+    [InlineData(""), InlineData(" "), InlineData("a"), InlineData("1"), InlineData("#"), InlineData("ab"), InlineData("👍👍"), InlineData("👍 "),
+     InlineData(" 👍"), InlineData("🏻"), InlineData("\u200D"), InlineData("\u200D👍"), InlineData("👍\u200D"), InlineData("🇫"), InlineData("🇫🇷🇩🇪"),
+     InlineData("😀\u0301"), InlineData("\ud83d"), InlineData("\ufe0f"), InlineData("<b>"), InlineData("é"), InlineData("中"), InlineData("🏴󠁧󠁢"),
+     InlineData("\u20e3"), InlineData("�"), InlineData(null)]
+    public void Anything_else_is_not(string? text) => Assert.False(Emoji.IsOne(text), text);
+
+    [Fact]
+    public void A_long_run_of_joined_emoji_is_not_one_emoji() =>
+        Assert.False(Emoji.IsOne(string.Join("\u200D", Enumerable.Repeat("👍", 9))));
+
+    [Fact]
+    public async Task Reactions_are_idempotent_counted_per_viewer_and_reach_members_on_another_node_live_and_replayed()
+    {
+        var node1 = await services.AppAsync();
+        await using var node2 = await services.StartAppAsync();
+        var alice = await node1.MemberAsync("ka");
+        var bob = await node1.MemberAsync("kb");
+        var carol = await node1.MemberAsync("kc");
+        var group = await node1.GroupAsync(alice, "reactions", bob);
+        var message = await node1.SendAsync(alice, group.Id(), "react to me");
+        Assert.Empty(message["reactions"]!.AsArray());
+        await using var bobs = await SseClient.OpenAsync(node2, bob.Token);
+        await using var html = await SseClient.OpenAsync(node2, bob.Token, path: "/events");
+
+        await PutAsync(node1, Url(message, "👍"), alice.Token, 204);
+        await PutAsync(node1, Url(message, "👍"), alice.Token, 204);   // again: nothing changes, nobody is told
+        await PutAsync(node2, Url(message, "👍"), bob.Token, 204);
+        await PutAsync(node2, Url(message, "❤️"), bob.Token, 204);
+        await node1.DeleteAsync(Url(message, "👍"), alice.Token, 204);
+        await node1.DeleteAsync(Url(message, "👍"), alice.Token, 204);   // again: idempotent
+        await node1.DeleteAsync(Url(message, "🎉"), alice.Token, 204);   // never added
+
+        var expected = new[] { (alice.Name, "👍", true), (bob.Name, "👍", true), (bob.Name, "❤️", true), (alice.Name, "👍", false) };
+        var live = new List<SseEvent>();
+        foreach (var (who, emoji, added) in expected)
+        {
+            var next = await bobs.NextOfAsync("reaction");
+            var data = JsonNode.Parse(next.Data)!;
+            Assert.Equal((message.Id(), group.Id(), emoji, who, added),
+                (data["messageId"].Str(), data["conversationId"].Str(), data["emoji"].Str(), data["username"].Str(), data["added"]!.GetValue<bool>()));
+            live.Add(next);
+        }
+        Assert.True(await bobs.QuietForAsync(TimeSpan.FromMilliseconds(500)));
+        var fragment = (await html.NextOfAsync("reaction")).Data;
+        Assert.Contains($"data-emoji=\"{System.Text.Encodings.Web.HtmlEncoder.Default.Encode("👍")}\"", fragment);
+        Assert.Contains("data-added=\"true\"", fragment);
+        Assert.Contains($"data-message=\"{message.Id()}\"", fragment);
+
+        // The tally, as each viewer sees it, everywhere a message appears.
+        JsonArray Expected(bool bobsView) => new(
+            new JsonObject { ["emoji"] = "👍", ["count"] = 1, ["me"] = bobsView },
+            new JsonObject { ["emoji"] = "❤️", ["count"] = 1, ["me"] = bobsView });
+        Chat.SameJson(Expected(true), (await node1.HistoryAsync(bob, group.Id()))[0]["reactions"], "bob's history");
+        Chat.SameJson(Expected(false), (await node2.HistoryAsync(alice, group.Id()))[0]["reactions"], "alice's history");
+        Chat.SameJson(Expected(true), (await node2.InboxEntryAsync(bob, group.Id()))!["lastMessage"]!["reactions"], "bob's inbox");
+        Chat.SameJson(Expected(false), (await node1.ConversationAsync(alice, group.Id()))["lastMessage"]!["reactions"], "alice's conversation");
+        Assert.Contains("class=\"reactions\"", await (await node1.Scenario(s =>
+        {
+            s.Get.Url($"/c/{group.Id()}/older");
+            s.WithRequestHeader("Cookie", $"ams_session={bob.Token}");
+        })).ReadAsTextAsync());
+
+        // An edit keeps the reactions and tells each member their own "me".
+        // (A stream read with a time limit that ran out is spent: a fresh one.)
+        await using var bobsAgain = await SseClient.OpenAsync(node2, bob.Token);
+        var edited = await (await node1.PatchAsync($"/api/messages/{message.Id()}", new { body = "edited" }, alice.Token, 200)).JsonAsync();
+        Chat.SameJson(Expected(false), edited["reactions"], "the edit's answer (alice)");
+        Chat.SameJson(Expected(true), JsonNode.Parse((await bobsAgain.NextOfAsync("message.edited")).Data)!["reactions"], "bob's message.edited");
+
+        // Replayed after a reconnect: the same changes, in order.
+        await using var replay = await SseClient.OpenAsync(node1, bob.Token, (long.Parse(live[0].Id!) - 1).ToString());
+        foreach (var original in live)
+        {
+            var again = (await replay.NextAsync())!;
+            Assert.Equal((original.Id, "reaction", original.Data), (again.Id, again.Event, again.Data));
+        }
+
+        // A deleted message has no reactions and takes none.
+        await node1.DeleteAsync($"/api/messages/{message.Id()}", alice.Token, 204);
+        Assert.Empty((await node1.HistoryAsync(bob, group.Id()))[0]["reactions"]!.AsArray());
+        await PutAsync(node1, Url(message, "👍"), bob.Token, 404);
+    }
+
+    [Fact]
+    public async Task Not_one_emoji_is_400_a_message_the_caller_cannot_see_is_404_and_too_many_is_429()
+    {
+        await using var app = await services.StartAppAsync(settings: [new("Conversations:MaxReactions", "6")]);
+        var alice = await app.MemberAsync("ja");
+        var bob = await app.MemberAsync("jb");
+        var carol = await app.MemberAsync("jc");
+        var group = await app.GroupAsync(alice, "bad reactions", bob);
+        var message = await app.SendAsync(alice, group.Id(), "hi");
+
+        foreach (var bad in new[] { "a", "%F0%9F", "%F0%9F%91%8D%F0%9F%91%8D", "%20", "%C0%AF", new string('9', 400) })
+        {
+            var problem = await (await PutAsync(app, $"/api/messages/{message.Id()}/reactions/{bad}", alice.Token, 400)).ProblemAsync(400);
+            Assert.Equal(new[] { "emoji" }, Api.ErrorNames(problem));
+        }
+        await (await app.DeleteAsync($"/api/messages/{message.Id()}/reactions/a", alice.Token, 400)).ProblemAsync(400);
+        await (await PutAsync(app, Url(message, "👍"), carol.Token, 404)).ProblemAsync(404);
+        await (await app.DeleteAsync(Url(message, "👍"), carol.Token, 404)).ProblemAsync(404);
+        await (await PutAsync(app, "/api/messages/abc/reactions/%F0%9F%91%8D", alice.Token, 404)).ProblemAsync(404);
+        await PutAsync(app, Url(message, "👍"), null, 401);
+        // Someone added later cannot react to what was said before they joined.
+        await app.PostAsync($"/api/conversations/{Chat.Esc(group.Id())}/members", new { username = carol.Name }, alice.Token, 200);
+        await (await PutAsync(app, Url(message, "👍"), carol.Token, 404)).ProblemAsync(404);
+
+        for (var i = 0; i < 6; i++) await PutAsync(app, Url(message, "👍"), bob.Token, 204);
+        var throttled = await PutAsync(app, Url(message, "👍"), bob.Token, 429);
+        await throttled.ProblemAsync(429);
+        Assert.True(int.Parse(throttled.Context.Response.Headers.RetryAfter.ToString()) >= 1);
+    }
+}
