@@ -22,24 +22,10 @@ static class Sql
     public static async Task<Outcome> DeleteAsync(MySqlConnection connection, long userId, long messageId, DateTime now)
     {
         await using var transaction = await connection.BeginTransactionAsync();
-        long conversationId, senderId;
-        byte[] body;
-        bool deleted;
-        await using (var find = new MySqlCommand("""
-            SELECT m.conversation_id, m.sender_id, m.body, m.deleted_at IS NOT NULL FROM messages m
-            JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = @userId
-            WHERE m.id = @id AND m.id > cm.joined_after_message_id
-            FOR UPDATE
-            """, connection, transaction))
-        {
-            find.Parameters.AddWithValue("@id", messageId);
-            find.Parameters.AddWithValue("@userId", userId);
-            await using var reader = await find.ExecuteReaderAsync();
-            if (!await reader.ReadAsync()) return new NotFound();
-            (conversationId, senderId, body, deleted) = (reader.GetInt64(0), reader.GetInt64(1), (byte[])reader.GetValue(2), reader.GetBoolean(3));
-        }
-        if (senderId != userId) return new NotSender();
-        if (deleted) return new AlreadyDeleted();
+        if (await LockedMessage.ForUpdateAsync(connection, transaction, userId, messageId) is not { } message) return new NotFound();
+        if (message.SenderId != userId) return new NotSender();
+        if (message.Deleted) return new AlreadyDeleted();
+        var (conversationId, body) = (message.ConversationId, message.Body);
 
         var attachments = new List<long>();
         var members = new List<long>();

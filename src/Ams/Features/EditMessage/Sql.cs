@@ -22,24 +22,10 @@ static class Sql
     public static async Task<Outcome> EditAsync(MySqlConnection connection, Envelope envelope, long userId, long messageId, string body, DateTime now)
     {
         await using var transaction = await connection.BeginTransactionAsync();
-        long conversationId, senderId;
-        byte[] oldBody;
-        bool deleted;
-        await using (var find = new MySqlCommand("""
-            SELECT m.conversation_id, m.sender_id, m.body, m.deleted_at IS NOT NULL FROM messages m
-            JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = @userId
-            WHERE m.id = @id AND m.id > cm.joined_after_message_id
-            FOR UPDATE
-            """, connection, transaction))
-        {
-            find.Parameters.AddWithValue("@id", messageId);
-            find.Parameters.AddWithValue("@userId", userId);
-            await using var reader = await find.ExecuteReaderAsync();
-            if (!await reader.ReadAsync()) return new NotFound();
-            (conversationId, senderId, oldBody, deleted) = (reader.GetInt64(0), reader.GetInt64(1), (byte[])reader.GetValue(2), reader.GetBoolean(3));
-        }
-        if (senderId != userId) return new NotSender();
-        if (deleted) return new Deleted();
+        if (await LockedMessage.ForUpdateAsync(connection, transaction, userId, messageId) is not { } message) return new NotFound();
+        if (message.SenderId != userId) return new NotSender();
+        if (message.Deleted) return new Deleted();
+        var (conversationId, oldBody) = (message.ConversationId, message.Body);
 
         var members = new List<long>();
         // A locking read: a removal committing meanwhile is waited for (and its member left out),
@@ -52,7 +38,7 @@ static class Sql
             while (await reader.ReadAsync()) members.Add(reader.GetInt64(0));
         }
 
-        var (sealedBody, key) = envelope.Seal(Encoding.UTF8.GetBytes(body), MessageRow.Purpose, MessageRow.SealedFields(messageId, conversationId, senderId));
+        var (sealedBody, key) = envelope.Seal(Encoding.UTF8.GetBytes(body), MessageRow.Purpose, MessageRow.SealedFields(messageId, conversationId, message.SenderId));
         var oldKey = Envelope.KeyIdOf(oldBody);
         await using (var update = new MySqlCommand(Envelope.PendingKey.InsertSql + """
             DELETE FROM data_keys WHERE id = @oldKey;
