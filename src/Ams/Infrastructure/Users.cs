@@ -37,4 +37,16 @@ public static class Users
     /// <summary>The signed-in user of a page that anonymous visitors may also reach, or null.</summary>
     public static async Task<UserRow?> SignedInAsync(HttpContext http, MySqlDataSource db, CancellationToken ct) =>
         http.User.Identity?.IsAuthenticated == true ? await FindByIdAsync(db, http.User.UserId(), ct) : null;
+
+    /// <summary>The signed-in user of a page only they may see, or null once the visitor is sent to the sign-in page.</summary>
+    public static async Task<UserRow?> SignedInOrToLoginAsync(HttpContext http, MySqlDataSource db, CancellationToken ct)
+    {
+        var user = await SignedInAsync(http, db, ct);
+        if (user is null)
+        {
+            http.Response.Redirect("/login");
+            await http.Response.StartAsync(ct);   // sent: the endpoint then writes nothing more
+        }
+        return user;
+    }
 }

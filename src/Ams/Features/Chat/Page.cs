@@ -20,12 +20,7 @@ public sealed class Page(MySqlDataSource db, Envelope envelope) : EndpointWithou
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        var user = await Users.SignedInAsync(HttpContext, db, ct);
-        if (user is null)
-        {
-            await Send.RedirectAsync("/login");
-            return;
-        }
+        if (await Users.SignedInOrToLoginAsync(HttpContext, db, ct) is not { } user) return;
         await using var connection = await db.OpenConnectionAsync(ct);
         // Read before the page's content: the stream replays from here, so whatever happens while
         // the page renders still arrives (app.js drops what the page already shows).

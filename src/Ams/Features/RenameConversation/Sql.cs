@@ -16,21 +16,9 @@ static class Sql
     public static async Task<Outcome> RenameAsync(MySqlConnection connection, long callerId, long conversationId, string title, DateTime now)
     {
         await using var transaction = await connection.BeginTransactionAsync();
-        string kind;
-        long? ownerId;
-        await using (var find = new MySqlCommand("""
-            SELECT c.kind, c.owner_id FROM conversations c
-            JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = @callerId
-            WHERE c.id = @conversationId FOR UPDATE
-            """, connection, transaction))
-        {
-            find.Parameters.AddWithValue("@callerId", callerId);
-            find.Parameters.AddWithValue("@conversationId", conversationId);
-            await using var reader = await find.ExecuteReaderAsync();
-            if (!await reader.ReadAsync()) return new NotFound();
-            (kind, ownerId) = (reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetInt64(1));
-        }
-        if (kind != "group") return new NotAGroup();
+        if (await LockedConversation.ForUpdateAsync(connection, transaction, callerId, conversationId) is not { } conversation) return new NotFound();
+        if (!conversation.IsGroup) return new NotAGroup();
+        var ownerId = conversation.OwnerId;
         if (ownerId != callerId) return new NotOwner();
         var members = new List<long>();
         await using (var update = new MySqlCommand("""

@@ -18,12 +18,7 @@ public sealed class Page(MySqlDataSource db, SessionStore sessions, AccessTokenS
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        var user = await Users.SignedInAsync(HttpContext, db, ct);
-        if (user is null)
-        {
-            await Send.RedirectAsync("/login");
-            return;
-        }
+        if (await Users.SignedInOrToLoginAsync(HttpContext, db, ct) is not { } user) return;
         var sessionList = await Sessions.ListEndpoint.ListAsync(sessions, HttpContext);
         var tokenList = await tokens.ListAsync(user.Id);
         var history = await SecurityHistory.Endpoint.LatestAsync(db, user.Id, ct);

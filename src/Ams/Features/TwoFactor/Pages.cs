@@ -28,12 +28,7 @@ public sealed class SettingsPage(MySqlDataSource db) : EndpointWithoutRequest
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        var user = await Users.SignedInAsync(HttpContext, db, ct);
-        if (user is null)
-        {
-            await Send.RedirectAsync("/login");
-            return;
-        }
+        if (await Users.SignedInOrToLoginAsync(HttpContext, db, ct) is not { } user) return;
         await Send.StringAsync(Layout.Page("Two-factor authentication", Fragments.Settings(HttpContext, user.TwoFactorEnabled, [])),
             200, "text/html; charset=utf-8", ct);
     }
