@@ -59,7 +59,8 @@ var app = builder.Build();
 
 app.UseSecurityHeaders();
 app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = ProblemResponses.StatusFor });
-app.UseStatusCodePages();
+// A browser navigating to a missing page gets a page; everything else problem details.
+app.UseStatusCodePages(new StatusCodePagesOptions { HandleAsync = Layout.StatusCodePageAsync });
 app.UseUnreadableBodiesAsBadRequest();
 app.UseNoInternalRoutes();
 if (config["Network:TrustedProxies"] is { Length: > 0 }) app.UseForwardedHeaders();
