@@ -43,7 +43,8 @@ public sealed class Driver(AppProcess app, Chromium chromium)
         return (await response.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<string>();
     }
 
-    public async Task<IBrowserContext> ContextAsync(int width = 1280, int? height = null, bool touch = false, bool dark = false) =>
+    /// <param name="bypassCsp">Only for axe-core, which Playwright injects as an inline script.</param>
+    public async Task<IBrowserContext> ContextAsync(int width = 1280, int? height = null, bool touch = false, bool dark = false, bool bypassCsp = false) =>
         await chromium.Browser.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = app.BaseAddress.ToString(),
@@ -52,11 +53,12 @@ public sealed class Driver(AppProcess app, Chromium chromium)
             IsMobile = touch,
             ColorScheme = dark ? ColorScheme.Dark : ColorScheme.Light,
             ReducedMotion = ReducedMotion.Reduce,
+            BypassCSP = bypassCsp,
         });
 
-    public async Task<IPage> SignedInAsync(string name, int width = 1280, int? height = null, bool touch = false, bool dark = false)
+    public async Task<IPage> SignedInAsync(string name, int width = 1280, int? height = null, bool touch = false, bool dark = false, bool bypassCsp = false)
     {
-        var page = await (await ContextAsync(width, height, touch, dark)).NewPageAsync();
+        var page = await (await ContextAsync(width, height, touch, dark, bypassCsp)).NewPageAsync();
         await page.GotoAsync("/login");
         await page.GetByLabel("Username").FillAsync(name);
         await page.GetByLabel("Password").FillAsync(Password);
