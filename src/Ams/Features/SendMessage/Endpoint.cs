@@ -24,6 +24,7 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
     sealed record SendingToSelf : Outcome;
     sealed record NoConversation : Outcome;
     sealed record AttachmentsUnavailable : Outcome;
+    sealed record KeyReused : Outcome;
 
     const string ToSelf = "You cannot send a direct message to yourself.";
 
@@ -41,7 +42,13 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
             await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, errors[0]);
             return;
         }
-        switch (await SendAsync(req, ct))
+        if (!IdempotencyKeys.TryRead(HttpContext.Request, req, out var key))
+        {
+            await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, "Invalid Idempotency-Key",
+                $"{IdempotencyKeys.Header} must be one value of 1 to {IdempotencyKeys.MaxLength} visible ASCII characters.");
+            return;
+        }
+        switch (await SendAsync(req, key, ct))
         {
             case Sent sent when HttpContext.IsApi():
                 await Send.ResponseAsync(sent.Message, StatusCodes.Status201Created, ct);
@@ -68,15 +75,21 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, "Attachment not available",
                     "Each attachment must be an upload of yours that has not been sent yet.");
                 break;
+            case KeyReused:
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status422UnprocessableEntity, "Idempotency-Key reused",
+                    "This Idempotency-Key was already used for a different message.");
+                break;
             default:
                 await NotFound.ConversationAsync(HttpContext);
                 break;
         }
     }
 
-    async Task<Outcome> SendAsync(Request req, CancellationToken ct)
+    async Task<Outcome> SendAsync(Request req, IdempotencyKeys.Key? key, CancellationToken ct)
     {
         var me = User.UserId();
+        // A retry is answered before the throttle counts it: it sends nothing.
+        if (key is not null && await EarlierSendAsync(me, key, ct) is { } earlier) return earlier;
         if (await throttle.TrySendAsync(me) is { } wait) return new Throttled(wait);
         long conversationId;
         if (req.To is { Length: > 0 } to)
@@ -101,7 +114,14 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
         Sql.Stored? stored;
         try
         {
-            stored = await store.StoreAsync(conversationId, me, req.Body, attachmentIds);
+            stored = await store.StoreAsync(conversationId, me, req.Body, attachmentIds, key);
+        }
+        catch (MySqlException e) when (key is not null && e.ErrorCode == MySqlErrorCode.DuplicateKeyEntry)
+        {
+            // The same key won a race on another request; this one stored nothing.
+            await Attachments.ReleaseAsync(db, attachmentIds);
+            if (await EarlierSendAsync(me, key, ct) is { } winner) return winner;
+            throw;
         }
         catch
         {
@@ -117,5 +137,15 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
             DateTime.SpecifyKind(stored.SentAt, DateTimeKind.Utc), stored.Entropy, attachments);
         await events.PublishAsync(messages.Live(stored.Recipients, stored.Seqs, view));
         return new Sent(view);
+    }
+
+    /// <summary>What an earlier send with this key gets again: its message as it is now, or 422 for a different request.</summary>
+    async Task<Outcome?> EarlierSendAsync(long me, IdempotencyKeys.Key key, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        if (await IdempotencyKeys.FindAsync(connection, me, key, time.UtcNowMillis()) is not { } earlier) return null;
+        if (!earlier.SameRequest) return new KeyReused();
+        var views = await MessageRow.LoadAsync(connection, envelope, [earlier.MessageId], me);
+        return views.TryGetValue(earlier.MessageId, out var view) ? new Sent(view) : new NoConversation();
     }
 }

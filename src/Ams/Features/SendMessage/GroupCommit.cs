@@ -23,9 +23,9 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
     int writing;
 
     /// <summary>The stored message, or null when the sender is not a member of the conversation.</summary>
-    internal Task<Sql.Stored?> StoreAsync(long conversationId, long senderId, string body, long[]? attachments = null)
+    internal Task<Sql.Stored?> StoreAsync(long conversationId, long senderId, string body, long[]? attachments = null, IdempotencyKeys.Key? key = null)
     {
-        var entry = new Entry(new Sql.Pending(conversationId, senderId, body, attachments ?? []),
+        var entry = new Entry(new Sql.Pending(conversationId, senderId, body, attachments ?? [], key),
             new TaskCompletionSource<Sql.Stored?>(TaskCreationOptions.RunContinuationsAsynchronously));
         queue.Enqueue(entry);
         StartWriter();

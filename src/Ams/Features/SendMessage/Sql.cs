@@ -14,7 +14,7 @@ static class Sql
         connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username });
 
     /// <summary>A send; its attachments are already claimed for it (message_id 0, see Endpoint) and are linked in its transaction.</summary>
-    public sealed record Pending(long ConversationId, long SenderId, string Body, long[] Attachments);
+    public sealed record Pending(long ConversationId, long SenderId, string Body, long[] Attachments, IdempotencyKeys.Key? Key = null);
 
     public sealed record Stored(long Id, MemberView Sender, long[] Recipients, long[] Seqs, string Entropy, DateTime SentAt);
 
@@ -136,6 +136,7 @@ static class Sql
         var reads = new SortedDictionary<(long Conversation, long User), long>(); // sender's own read mark
         var events = new List<NewEvent>();                                      // one per member, in message order
         var links = new List<string>();                                         // attachment → message
+        var idempotencyKeys = new StringBuilder();                              // the sends' Idempotency-Keys
         var n = 0;
         for (var i = 0; i < batch.Count; i++)
         {
@@ -160,6 +161,12 @@ static class Sql
             if (!latest.TryGetValue(conversation, out var newest) || newest.Id < ids[i]) latest[conversation] = (ids[i], sentAt[i]);
             reads[(conversation, sender)] = Math.Max(ids[i], reads.GetValueOrDefault((conversation, sender)));
             foreach (var member in members[conversation]) events.Add(new NewEvent(member, MessageEvents.Kind, conversation, ids[i], sender));
+            if (batch[i].Key is { } idempotency)
+            {
+                idempotencyKeys.Append(CultureInfo.InvariantCulture, $"{(idempotencyKeys.Length > 0 ? "," : "")}({sender},@ik{i},@ih{i},{ids[i]},@keyedAt)");
+                second.Parameters.AddWithValue($"@ik{i}", idempotency.Value);
+                second.Parameters.AddWithValue($"@ih{i}", idempotency.RequestSha256);
+            }
             for (var p = 0; p < batch[i].Attachments.Length; p++)
                 links.Add(string.Create(CultureInfo.InvariantCulture, $"{{\"a\":{batch[i].Attachments[p]},\"m\":{ids[i]},\"p\":{p},\"s\":{sender}}}"));
         }
@@ -170,6 +177,15 @@ static class Sql
                 SET at.message_id = l.m, at.position = l.p;
             """;
         if (links.Count > 0) second.Parameters.AddWithValue("@links", Json(links));
+        // A key already taken (the same send racing on another node) fails the batch with a duplicate
+        // key before its COMMIT; GroupCommit then writes its sends one by one and the endpoint
+        // answers the loser with the winner's message.
+        var keySql = "";
+        if (idempotencyKeys.Length > 0)
+        {
+            keySql = $"INSERT INTO idempotency_keys (sender_id, idempotency_key, request_sha256, message_id, created_at) VALUES {idempotencyKeys};";
+            second.Parameters.AddWithValue("@keyedAt", now);
+        }
         second.Parameters.AddWithValue("@activity", Json(reads.Select(r =>
         {
             var (id, at) = latest[r.Key.Conversation];
@@ -185,6 +201,7 @@ static class Sql
                 STRAIGHT_JOIN conversation_members cm FORCE INDEX (PRIMARY) ON cm.conversation_id = a.c AND cm.user_id = a.u
                 SET c.last_message_id = a.m, c.last_activity_at = a.t, cm.last_read_message_id = a.r;
             {linkSql}
+            {keySql}
             {EventLog.Statements(second, events, now)}
             COMMIT;
             """;

@@ -1,0 +1,41 @@
+using Ams.Infrastructure;
+using MySqlConnector;
+
+namespace Ams.Features.SendMessage;
+
+/// <summary>Deletes idempotency keys past their 24 hours (FindAsync already ignores them; this keeps the table small).</summary>
+public sealed class KeySweeper(MySqlDataSource db, TimeProvider time, ILogger<KeySweeper> logger) : BackgroundService
+{
+    static readonly TimeSpan Interval = TimeSpan.FromHours(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(Interval, time, stoppingToken);
+                await SweepAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is MySqlException or TimeoutException)
+            {
+                logger.LogWarning("Idempotency key sweep failed ({Message}); retrying at the next interval", e.Message);
+            }
+        }
+    }
+
+    /// <summary>One sweep; how many keys it deleted.</summary>
+    public async Task<int> SweepAsync(CancellationToken ct = default)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var total = 0;
+        int deleted;
+        do total += deleted = await IdempotencyKeys.SweepAsync(connection, time.UtcNowMillis());
+        while (deleted == IdempotencyKeys.SweepBatch);
+        return total;
+    }
+}

@@ -1,0 +1,244 @@
+using Ams.Infrastructure;
+using Ams.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using MySqlConnector;
+using StackExchange.Redis;
+
+namespace Ams.Tests.Accounts;
+
+/// <summary>
+/// The session store on its own, against a real redis-server and a fake clock: what the session
+/// list shows, the key lifetimes, and what one node does while Redis is unreachable (the outage
+/// fallback, revocations kept until Redis takes them). A bare store hears no revocation
+/// announcements, so each forgetting it must do itself shows here.
+/// </summary>
+public sealed class SessionStoreTests : IAsyncLifetime
+{
+    static readonly DateTimeOffset Start = new(2026, 12, 2, 9, 0, 0, TimeSpan.Zero);
+    readonly FakeTimeProvider time = new(Start);
+    RedisServer redis = null!;
+    ConnectionMultiplexer connection = null!;
+
+    public async Task InitializeAsync()
+    {
+        redis = await RedisServer.StartAsync();
+        connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000,abortConnect=false");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await connection.DisposeAsync();
+        await redis.DisposeAsync();
+    }
+
+    SessionStore Store(SessionLifetime? lifetime = null) => new(connection, time, lifetime ?? new SessionLifetime(),
+        new AccessTokenStore(new MySqlDataSource("Server=127.0.0.1;Port=1"), connection, time, NullLogger<AccessTokenStore>.Instance),
+        NullLogger<SessionStore>.Instance);
+
+    IDatabase Db => connection.GetDatabase();
+
+    static async Task<Exception?> OutageAsync(Func<Task> call)
+    {
+        try { await call(); return null; }
+        catch (Exception e) { return e; }
+    }
+
+    async Task StopRedisAsync()
+    {
+        await redis.StopAsync();
+        // Until the multiplexer notices, a call may still be queued rather than fail.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (connection.IsConnected && DateTime.UtcNow < deadline) await Task.Delay(50);
+    }
+
+    async Task StartRedisAgainAsync()
+    {
+        await redis.StartAgainAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (DateTime.UtcNow < deadline)
+        {
+            try { await Db.PingAsync(); return; }
+            catch (Exception e) when (e is RedisException or TimeoutException) { await Task.Delay(100); }
+        }
+    }
+
+    [Fact]
+    public async Task The_list_shows_each_sessions_times_and_last_seen_moves_once_a_minute()
+    {
+        var store = Store();
+        var (token, session) = await store.CreateAsync(7);
+        var info = Assert.Single(await store.ListAsync(7));
+        Assert.Equal((session.Id, Start, Start, "", ""), (info.Id, info.CreatedAt, info.LastSeenAt, info.UserAgent, info.Address));
+        Assert.Equal(Start + new SessionLifetime().AbsoluteLifetime, session.ExpiresAt);
+
+        time.Advance(TimeSpan.FromSeconds(59));
+        Assert.NotNull(await store.FindAsync(token));
+        Assert.Equal(Start, Assert.Single(await store.ListAsync(7)).LastSeenAt);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.NotNull(await store.FindAsync(token));
+        info = Assert.Single(await store.ListAsync(7));
+        Assert.Equal((Start, Start.AddMinutes(1)), (info.CreatedAt, info.LastSeenAt));
+        Assert.Empty(await store.ListAsync(8));
+    }
+
+    [Fact]
+    public async Task The_list_is_newest_first_and_sessions_made_in_the_same_millisecond_keep_one_order()
+    {
+        var store = Store();
+        var older = (await store.CreateAsync(5)).Session.Id;
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var twins = new[] { (await store.CreateAsync(5)).Session.Id, (await store.CreateAsync(5)).Session.Id };
+        var list = await store.ListAsync(5);
+        Assert.Equal([.. twins.Order(StringComparer.Ordinal), older], list.Select(s => s.Id));
+        // A session gone from Redis leaves the list and the user's index.
+        await Db.KeyDeleteAsync($"{Ams.Infrastructure.Redis.KeyPrefix}session:{older}");
+        Assert.Equal(2, (await store.ListAsync(5)).Count);
+        Assert.Equal(2, await Db.SetLengthAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:5"));
+    }
+
+    [Theory]
+    [InlineData(1, 2, 1)]   // idle shorter: the key lives as long as the idle timeout
+    [InlineData(3, 2, 2)]   // idle longer than the whole lifetime: the lifetime bounds the key
+    public async Task A_new_sessions_keys_live_as_long_as_the_shorter_of_idle_and_lifetime(int idleHours, int lifetimeHours, int expectedHours)
+    {
+        var store = Store(new SessionLifetime { IdleTimeout = TimeSpan.FromHours(idleHours), AbsoluteLifetime = TimeSpan.FromHours(lifetimeHours) });
+        var id = (await store.CreateAsync(9)).Session.Id;
+        foreach (var key in new[] { $"session:{id}", $"session-meta:{id}" })
+        {
+            var ttl = await Db.KeyTimeToLiveAsync(Ams.Infrastructure.Redis.KeyPrefix + key);
+            Assert.InRange(ttl!.Value, TimeSpan.FromHours(expectedHours) - TimeSpan.FromMinutes(1), TimeSpan.FromHours(expectedHours));
+        }
+        var index = await Db.KeyTimeToLiveAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:9");
+        Assert.InRange(index!.Value, TimeSpan.FromHours(lifetimeHours) - TimeSpan.FromMinutes(1), TimeSpan.FromHours(lifetimeHours));
+    }
+
+    [Fact]
+    public async Task During_an_outage_a_session_seen_within_the_grace_still_works_and_one_past_it_or_expired_does_not()
+    {
+        var store = Store(new SessionLifetime { OutageGrace = TimeSpan.FromMinutes(5), AbsoluteLifetime = TimeSpan.FromMinutes(30) });
+        var (token, session) = await store.CreateAsync(11);
+        var (unseenToken, _) = await store.CreateAsync(11);
+        Assert.NotNull(await store.FindAsync(token));
+        await StopRedisAsync();
+
+        Assert.Equal(session.Id, (await store.FindAsync(token))!.Id);
+        Assert.NotNull(await OutageAsync(() => store.FindAsync(unseenToken)));   // never confirmed on this node
+        Assert.True(await store.ExistsAsync(session.Id));                         // an outage is no logout
+        time.Advance(TimeSpan.FromMinutes(5));
+        Assert.Equal(session.Id, (await store.FindAsync(token))!.Id);             // the grace's last instant
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.NotNull(await OutageAsync(() => store.FindAsync(token)));
+    }
+
+    [Fact]
+    public async Task During_an_outage_a_session_past_its_lifetime_does_not_work()
+    {
+        var store = Store(new SessionLifetime { OutageGrace = TimeSpan.FromHours(1), AbsoluteLifetime = TimeSpan.FromMinutes(10) });
+        var (token, _) = await store.CreateAsync(12);
+        time.Advance(TimeSpan.FromMinutes(9));
+        Assert.NotNull(await store.FindAsync(token));
+        await StopRedisAsync();
+        Assert.NotNull(await store.FindAsync(token));
+        time.Advance(TimeSpan.FromMinutes(1));
+        Assert.NotNull(await OutageAsync(() => store.FindAsync(token)));
+    }
+
+    [Fact]
+    public async Task A_revocation_during_an_outage_is_refused_at_once_and_written_when_Redis_returns()
+    {
+        var store = Store();
+        var (token, session) = await store.CreateAsync(13);
+        var (other, _) = await store.CreateAsync(13);
+        Assert.NotNull(await store.FindAsync(token));
+        Assert.NotNull(await store.FindAsync(other));
+        await SaveAsync();
+        await StopRedisAsync();
+
+        await store.RevokeAsync(session);   // never fails: a logout always completes
+        Assert.Equal(1, store.PendingRevocations);
+        Assert.Null(await store.FindAsync(token));
+        Assert.False(await store.ExistsAsync(session.Id));
+        Assert.False(await store.ConfirmAsync(session.Id, CancellationToken.None));
+        Assert.NotNull(await store.FindAsync(other));   // the other session rides out the outage
+
+        await StartRedisAgainAsync();
+        // Written by the retry loop (or the reconnect), without anyone asking again.
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (store.PendingRevocations > 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.Equal(0, store.PendingRevocations);
+        Assert.False(await Db.KeyExistsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}session:{session.Id}"));
+        Assert.False(await Db.SetContainsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:13", session.Id));
+        Assert.Null(await store.FindAsync(token));
+        Assert.NotNull(await store.FindAsync(other));
+        Assert.Single(await store.ListAsync(13));
+    }
+
+    [Fact]
+    public async Task Revocations_that_wait_for_Redis_are_retried_until_it_takes_them()
+    {
+        var store = Store();
+        var sessions = new List<Session>();
+        for (var i = 0; i < 3; i++) sessions.Add((await store.CreateAsync(14)).Session);
+        await SaveAsync();
+        await StopRedisAsync();
+        foreach (var s in sessions) await store.RevokeAsync(s);
+        Assert.Equal(3, store.PendingRevocations);
+        await store.RetryPendingAsync();   // still down: they wait on
+        Assert.Equal(3, store.PendingRevocations);
+        await Task.Delay(2500);            // the retry loop keeps going while Redis is down
+        Assert.Equal(3, store.PendingRevocations);
+
+        await StartRedisAgainAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (store.PendingRevocations > 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.Equal(0, store.PendingRevocations);
+        Assert.Empty(await store.ListAsync(14));
+        foreach (var s in sessions) Assert.False(await store.ConfirmAsync(s.Id, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_session_revoked_by_id_or_with_all_others_is_forgotten_by_the_outage_fallback_at_once()
+    {
+        var store = Store();
+        var (byId, byIdSession) = await store.CreateAsync(15);
+        var (kept, keptSession) = await store.CreateAsync(15);
+        var (others, _) = await store.CreateAsync(15);
+        var (bySelf, bySelfSession) = await store.CreateAsync(15);
+        foreach (var t in new[] { byId, kept, others, bySelf }) Assert.NotNull(await store.FindAsync(t));
+
+        Assert.True(await store.RevokeByIdAsync(15, byIdSession.Id));
+        Assert.False(await store.RevokeByIdAsync(15, byIdSession.Id));
+        await store.RevokeAsync(bySelfSession);
+        await store.RevokeAllAsync(15, exceptSessionId: keptSession.Id);
+        Assert.Equal(0, store.PendingRevocations);
+        await StopRedisAsync();
+
+        // No announcement reached this bare store: only its own forgetting keeps them out.
+        Assert.NotNull(await OutageAsync(() => store.FindAsync(byId)));
+        Assert.NotNull(await OutageAsync(() => store.FindAsync(others)));
+        Assert.NotNull(await OutageAsync(() => store.FindAsync(bySelf)));
+        Assert.Equal(keptSession.Id, (await store.FindAsync(kept))!.Id);
+    }
+
+    [Fact]
+    public async Task Session_ids_are_64_lower_case_hex_and_nothing_else_is_looked_up()
+    {
+        var store = Store();
+        var (_, session) = await store.CreateAsync(16);
+        Assert.True(SessionStore.IsSessionId(session.Id));
+        foreach (var bad in new[] { session.Id.ToUpperInvariant(), session.Id[..63], session.Id + "0", session.Id[..63] + "g", "", new string('/', 64) })
+        {
+            Assert.False(SessionStore.IsSessionId(bad), bad);
+            Assert.False(await store.RevokeByIdAsync(16, bad));
+        }
+        Assert.True(SessionStore.IsSessionId(new string('0', 32) + new string('f', 32)));
+        Assert.Single(await store.ListAsync(16));
+    }
+
+    async Task SaveAsync()
+    {
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        await admin.GetDatabase().ExecuteAsync("SAVE");
+    }
+}

@@ -1,0 +1,186 @@
+using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Primitives;
+
+namespace Ams.Tests.Messaging;
+
+/// <summary>
+/// Idempotency-Key on POST /api/messages (api.md): a client that lost the answer retries with the
+/// same key, on any node, and gets the first send back with nothing stored twice.
+/// </summary>
+public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Services>
+{
+    static Task<IScenarioResult> SendWithKeyAsync(IAlbaHost app, Member sender, object body, StringValues key, int? status = null) =>
+        app.Scenario(s =>
+        {
+            s.Post.Json(body).ToUrl("/api/messages");
+            s.WithBearerToken(sender.Token);
+            s.ConfigureHttpContext(c => c.Request.Headers["Idempotency-Key"] = key);
+            if (status is { } expected) s.StatusCodeShouldBe(expected); else s.IgnoreStatusCode();
+        });
+
+    async Task<string> ScalarAsync(string sql)
+    {
+        var lines = (await services.SqlAsync(sql)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        return lines.Length < 2 ? "" : lines[^1].Trim();
+    }
+
+    Task<string> MessagesInAsync(string conversationId) => ScalarAsync($"SELECT COUNT(*) FROM messages WHERE conversation_id = {conversationId}");
+
+    [Fact]
+    public async Task A_retry_on_another_node_returns_the_first_message_and_stores_nothing_new()
+    {
+        var node1 = await services.AppAsync();
+        await using var node2 = await services.StartAppAsync();
+        var alice = await node1.MemberAsync("ika");
+        var bob = await node1.MemberAsync("ikb");
+        var group = await node1.GroupAsync(alice, "keys", bob);
+        var body = new { conversationId = group.Id(), body = "only once" };
+
+        var first = await (await SendWithKeyAsync(node1, alice, body, "retry-1", 201)).JsonAsync();
+        await using var stream = await SseClient.OpenAsync(node2, bob.Token, "0");
+        var again = await (await SendWithKeyAsync(node2, alice, body, "retry-1", 201)).JsonAsync();
+
+        Chat.SameJson(first, again, "the retried send's answer");
+        Assert.Equal("1", await MessagesInAsync(group.Id()));
+        Assert.Equal("1", await ScalarAsync($"SELECT COUNT(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.username = '{bob.Name}' AND e.subject_id = {first.Id()}"));
+        // Bob's stream replays the one message, and the retry publishes nothing more.
+        var replayed = await stream.NextOfAsync("message");
+        Assert.Equal(first.Id(), JsonNode.Parse(replayed.Data)!.Id());
+        var next = await node1.SendAsync(alice, group.Id(), "the next one");
+        Assert.Equal(next.Id(), JsonNode.Parse((await stream.NextOfAsync("message")).Data)!.Id());
+
+        // A key is the sender's own: Bob's send with the same key is a new message.
+        var bobs = await (await SendWithKeyAsync(node1, bob, body, "retry-1", 201)).JsonAsync();
+        Assert.NotEqual(first.Id(), bobs.Id());
+        // A new key is a new send.
+        var other = await (await SendWithKeyAsync(node1, alice, body, "retry-2", 201)).JsonAsync();
+        Assert.NotEqual(first.Id(), other.Id());
+        Assert.Equal("4", await MessagesInAsync(group.Id()));
+
+        // A deleted message comes back as its tombstone, not as a new send.
+        await node1.Scenario(s => { s.Delete.Url($"/api/messages/{first.Id()}"); s.WithBearerToken(alice.Token); s.StatusCodeShouldBe(204); });
+        var tombstone = await (await SendWithKeyAsync(node2, alice, body, "retry-1", 201)).JsonAsync();
+        Assert.Equal(first.Id(), tombstone.Id());
+        Assert.True(tombstone["deleted"]!.GetValue<bool>());
+        Assert.Equal("4", await MessagesInAsync(group.Id()));
+    }
+
+    [Fact]
+    public async Task The_same_key_for_a_different_message_is_422_and_stores_nothing()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ikc");
+        var bob = await app.MemberAsync("ikd");
+        var group = await app.GroupAsync(alice, "keys", bob);
+        await SendWithKeyAsync(app, alice, new { conversationId = group.Id(), body = "the first" }, "k", 201);
+
+        foreach (var different in new object[]
+        {
+            new { conversationId = group.Id(), body = "a different body" },
+            new { to = bob.Name, body = "the first" },
+        })
+        {
+            var problem = await (await SendWithKeyAsync(app, alice, different, "k")).ProblemAsync(422);
+            Assert.Contains("Idempotency-Key", problem["title"].Str());
+        }
+        Assert.Equal("1", await MessagesInAsync(group.Id()));
+        Assert.Equal("0", await ScalarAsync($"SELECT COUNT(*) FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id AND c.kind = 'direct' JOIN users u ON u.id = cm.user_id WHERE u.username = '{alice.Name}'"));
+    }
+
+    [Fact]
+    public async Task Racing_retries_on_two_nodes_store_one_message_and_all_get_it()
+    {
+        var node1 = await services.AppAsync();
+        await using var node2 = await services.StartAppAsync();
+        var alice = await node1.MemberAsync("ike");
+        var bob = await node1.MemberAsync("ikf");
+        var group = await node1.GroupAsync(alice, "race", bob);
+        var body = new { conversationId = group.Id(), body = "raced" };
+
+        for (var round = 0; round < 3; round++)
+        {
+            var key = $"race-{round}";
+            var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(async i =>
+            {
+                var result = await SendWithKeyAsync(i % 2 == 0 ? node1 : node2, alice, body, key);
+                Assert.Equal(201, result.Context.Response.StatusCode);
+                return (await result.JsonAsync()).Id();
+            }));
+            Assert.Single(answers.Distinct());
+        }
+        Assert.Equal("3", await MessagesInAsync(group.Id()));
+        Assert.Equal("3", await ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys k JOIN users u ON u.id = k.sender_id WHERE u.username = '{alice.Name}'"));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("has space")]
+    [InlineData("naïve")]
+    [InlineData("tab\there")]
+    [InlineData("0123456789012345678901234567890123456789012345678901234567890123x")]
+    public async Task A_malformed_key_is_400_and_sends_nothing(string key)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ikg");
+        var bob = await app.MemberAsync("ikh");
+        var group = await app.GroupAsync(alice, "bad keys", bob);
+        var problem = await (await SendWithKeyAsync(app, alice, new { conversationId = group.Id(), body = "x" }, key)).ProblemAsync(400);
+        Assert.Contains("Idempotency-Key", problem["title"].Str());
+        Assert.Equal("0", await MessagesInAsync(group.Id()));
+    }
+
+    [Fact]
+    public async Task Two_key_headers_are_400_and_the_longest_key_works()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("iki");
+        var bob = await app.MemberAsync("ikj");
+        var group = await app.GroupAsync(alice, "keys", bob);
+        var body = new { conversationId = group.Id(), body = "x" };
+        await (await SendWithKeyAsync(app, alice, body, new StringValues(["a", "b"]))).ProblemAsync(400);
+        Assert.Equal("0", await MessagesInAsync(group.Id()));
+
+        var longest = new string('~', 63) + "!";
+        var first = await (await SendWithKeyAsync(app, alice, body, longest, 201)).JsonAsync();
+        Assert.Equal(first.Id(), (await (await SendWithKeyAsync(app, alice, body, longest, 201)).JsonAsync()).Id());
+        Assert.Equal("1", await MessagesInAsync(group.Id()));
+    }
+
+    [Fact]
+    public async Task A_retry_is_answered_even_when_the_sender_is_throttled()
+    {
+        await using var app = await services.StartAppAsync(settings: [new("Messaging:MaxSends", "1"), new("Messaging:Window", "00:01:00")]);
+        var alice = await app.MemberAsync("ikk");
+        var bob = await app.MemberAsync("ikl");
+        var group = await app.GroupAsync(alice, "slow", bob);
+        var body = new { conversationId = group.Id(), body = "once" };
+        var first = await (await SendWithKeyAsync(app, alice, body, "t", 201)).JsonAsync();
+        Assert.Equal(first.Id(), (await (await SendWithKeyAsync(app, alice, body, "t", 201)).JsonAsync()).Id());
+        await (await SendWithKeyAsync(app, alice, body, "t2")).ProblemAsync(429);
+    }
+
+    [Fact]
+    public async Task A_key_older_than_a_day_is_forgotten_and_the_sweeper_deletes_it()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ikm");
+        var bob = await app.MemberAsync("ikn");
+        var group = await app.GroupAsync(alice, "old keys", bob);
+        var body = new { conversationId = group.Id(), body = "yesterday" };
+        var first = await (await SendWithKeyAsync(app, alice, body, "old", 201)).JsonAsync();
+        var stale = await (await SendWithKeyAsync(app, alice, body, "stale", 201)).JsonAsync();
+        var fresh = await (await SendWithKeyAsync(app, alice, body, "fresh", 201)).JsonAsync();
+        await services.SqlAsync($"UPDATE idempotency_keys SET created_at = created_at - INTERVAL 25 HOUR WHERE message_id IN ({first.Id()}, {stale.Id()})");
+
+        var anew = await (await SendWithKeyAsync(app, alice, body, "old", 201)).JsonAsync();
+        Assert.NotEqual(first.Id(), anew.Id());
+        Assert.Equal(anew.Id(), (await (await SendWithKeyAsync(app, alice, body, "old", 201)).JsonAsync()).Id());
+
+        var swept = await app.Services.GetRequiredService<Ams.Features.SendMessage.KeySweeper>().SweepAsync();
+        Assert.True(swept >= 1);
+        Assert.Equal("0", await ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys WHERE message_id = {stale.Id()}"));
+        Assert.Equal("1", await ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys WHERE message_id = {fresh.Id()}"));
+        Assert.Equal("1", await ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys WHERE message_id = {anew.Id()}"));
+    }
+}
