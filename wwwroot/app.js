@@ -68,7 +68,6 @@
       if (at && (!previous || dayKey(previous.at) !== dayKey(at))) {
         const day = document.createElement("li");
         day.className = "day";
-        day.setAttribute("role", "separator");
         day.textContent = dayLabel(at);
         li.before(day);
       }
@@ -525,6 +524,12 @@
   messages()?.addEventListener("click", async (e) => {
     const li = e.target.closest("li.message");
     if (!li) return;
+    // On touch screens there is no hover: a tap on a message shows its actions.
+    if (!e.target.closest("button, a, form")) {
+      messages().querySelectorAll("li.tapped").forEach((other) => { if (other !== li) other.classList.remove("tapped"); });
+      li.classList.toggle("tapped");
+      return;
+    }
     if (e.target.closest("button.edit")) startEdit(li);
     else if (e.target.closest("button.delete")) {
       if (!confirm("Delete this message for everyone? This cannot be undone.")) return;

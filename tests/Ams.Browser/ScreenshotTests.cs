@@ -29,7 +29,7 @@ public sealed class ScreenshotTests(AppProcess app, Chromium chromium)
         await SendAsync(aliceApi, group, "Please read the migration part.");
         await SendAsync(bobApi, group, "Reading now.");
         await SendAsync(bobApi, group, "The second step needs the new config key, I'll add it.");
-        await SendAsync(carolApi, group, "Tests are green on my side 🎉");
+        await SendAsync(carolApi, group, "Tests are green on my side.");
         await SendAsync(aliceApi, group, "Great, shipping after lunch.");
 
         Directory.CreateDirectory(Folder);

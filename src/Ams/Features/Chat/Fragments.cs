@@ -31,7 +31,7 @@ static class Fragments
     /// "… is typing", and keeps both current from the live events).
     /// </summary>
     static Html Members(ConversationView c, string me) => Html.Join(c.Members.Select(m => Html.Of($"""
-        <li data-username="{m.Username}" data-name="{m.DisplayName}" data-read-up-to="{m.ReadUpTo ?? ""}" class="{(m.Online ? "online" : "offline")}"><span class="dot" aria-hidden="true"></span>{m.DisplayName}<span class="visually-hidden">{(m.Online ? " (online)" : "")}</span>{(c.Kind == "group" && c.Owner == me && m.Username != me ? Html.Of($""" <button type="button" class="link remove-member" data-username="{m.Username}">Remove<span class="visually-hidden"> {m.DisplayName}</span></button>""") : Html.Empty)}</li>
+        <li data-username="{m.Username}" data-name="{m.DisplayName}" data-read-up-to="{m.ReadUpTo ?? ""}" class="{(m.Online ? "online" : "offline")}"><span class="dot" aria-hidden="true"></span>{m.DisplayName}<span class="visually-hidden">{(m.Online ? " (online)" : "")}</span></li>
         """)));
 
     /// <summary>Rename (the owner), add, remove (the owner), leave: each a call of the JSON API by app.js.</summary>
@@ -50,6 +50,7 @@ static class Fragments
             <input id="add-username" name="username" required autocomplete="off" list="user-suggestions" data-autocomplete="users">
             <button type="submit">Add</button>
           </form>
+          {(c.Owner == me ? Html.Of($"""<ul class="manage-members" aria-label="Remove members">{Html.Join(c.Members.Where(m => m.Username != me).Select(m => Html.Of($"""<li>{m.DisplayName} <button type="button" class="link remove-member" data-username="{m.Username}">Remove<span class="visually-hidden"> {m.DisplayName}</span></button></li>""")))}</ul>""") : Html.Empty)}
           <button type="button" class="leave" data-conversation="{c.Id}">Leave group</button>
           <p class="errors" role="alert" id="group-errors"></p>
         </details>
@@ -76,7 +77,7 @@ static class Fragments
           {Layout.CsrfField(http)}
           <label for="body" class="visually-hidden">Message</label>
           <div class="composer-row">
-            <label class="attach" for="attach-input" title="Attach files (or drop or paste them)"><span aria-hidden="true">📎</span><span class="visually-hidden">Attach files</span></label>
+            <label class="attach" for="attach-input" title="Attach files (or drop or paste them)"><span aria-hidden="true">+</span><span class="visually-hidden">Attach files</span></label>
             <input type="file" id="attach-input" class="visually-hidden" multiple>
             <textarea id="body" name="body" rows="1" maxlength="4000" placeholder="Message" aria-describedby="composer-hint"></textarea>
             <button type="submit" class="send">Send</button>
