@@ -8,6 +8,9 @@ static class Sql
 {
     public static async Task<UserRow?> FindUserAsync(MySqlDataSource db, string username, CancellationToken ct)
     {
+        // Usernames are ASCII (the column is ascii_bin): MariaDB refuses to compare it with text it
+        // cannot convert ("Illegal mix of collations"), so such a name is simply no account.
+        if (!System.Text.Ascii.IsValid(username)) return null;
         await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {Users.RowColumns} FROM users WHERE username = @username", new { username });
     }
