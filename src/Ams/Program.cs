@@ -38,6 +38,7 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 builder.AddProblemResponses();
 builder.Services.AddDatabase(config);
 builder.Services.AddRedis(config);
+builder.Services.AddSingleton<Outages>();
 builder.AddAccounts();
 builder.AddEnvelopeEncryption();
 builder.AddLiveEvents();
@@ -58,7 +59,11 @@ if (config["Network:TrustedProxies"] is { Length: > 0 } proxies)
 var app = builder.Build();
 
 app.UseSecurityHeaders();
-app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = ProblemResponses.StatusFor });
+app.UseExceptionHandler(new ExceptionHandlerOptions
+{
+    StatusCodeSelector = ProblemResponses.StatusFor,
+    SuppressDiagnosticsCallback = c => app.Services.GetRequiredService<Outages>().Refused(c.Exception),
+});
 // A browser navigating to a missing page gets a page; everything else problem details.
 app.UseStatusCodePages(new StatusCodePagesOptions { HandleAsync = Layout.StatusCodePageAsync });
 app.UseUnreadableBodiesAsBadRequest();

@@ -75,6 +75,11 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Freezes the server (SIGSTOP): connections stay open, nothing is answered until <see cref="Resume"/>.</summary>
+    public void Pause() => (_process ?? throw new InvalidOperationException("redis-server is not running")).Pause();
+
+    public void Resume() => _process?.Resume();
+
     /// <summary>Starts a fresh (empty) server on the same <see cref="Port"/>; no-op if it is running.</summary>
     public async Task StartAgainAsync(CancellationToken ct = default)
     {

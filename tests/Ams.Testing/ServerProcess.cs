@@ -13,6 +13,8 @@ internal sealed class ServerProcess : IDisposable
 {
     private const int SigTerm = 15;
     private const int SigKill = 9;
+    private const int SigStop = 19;
+    private const int SigCont = 18;
 
     // $0 and "$@" are the server and its arguments. Prints the server's pid, then waits for it.
     // The watcher ignores TERM once it has started cleaning up, so the wrapper's final kill
@@ -108,6 +110,12 @@ internal sealed class ServerProcess : IDisposable
             await _wrapper.WaitForExitAsync();
         }
     }
+
+    /// <summary>SIGSTOP: the server keeps its sockets open and answers nothing, as a hung or swapped-out server does.</summary>
+    public void Pause() => _ = kill(Id, SigStop);
+
+    /// <summary>SIGCONT after <see cref="Pause"/>.</summary>
+    public void Resume() => _ = kill(Id, SigCont);
 
     public string LogTail(int lines = 40)
     {

@@ -24,6 +24,83 @@ public static class Redis
         // session cache, the event table's replay, an open send throttle) or answers 503.
         options.BacklogPolicy = BacklogPolicy.FailFast;
         services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(options));
+        services.AddSingleton<RedisCircuit>();
         return services;
     }
+}
+
+/// <summary>
+/// Bounds the Redis calls on the request path. A Redis that stops answering without closing its
+/// connections (paused, swapped out, a network dropping packets) would otherwise hold a request
+/// for the client's whole timeout at each call, one after another. A call gets <see cref="Budget"/>;
+/// the first one to run out marks Redis as not answering, and from then on calls fail at once (so
+/// each caller takes its fallback without waiting) until a probe gets a PING answered.
+/// </summary>
+public sealed class RedisCircuit
+{
+    public static readonly TimeSpan Budget = TimeSpan.FromSeconds(1);
+    static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(250);
+
+    readonly IConnectionMultiplexer redis;
+    readonly ILogger<RedisCircuit> logger;
+    int open;
+
+    public RedisCircuit(IConnectionMultiplexer redis, ILogger<RedisCircuit> logger)
+    {
+        this.redis = redis;
+        this.logger = logger;
+        redis.ConnectionRestored += (_, _) => Answering?.Invoke();
+    }
+
+    /// <summary>Redis answers again: after a reconnect, or a probe answered after calls ran out of time.</summary>
+    public event Action? Answering;
+
+    /// <summary>Whether Redis is known not to answer right now.</summary>
+    public bool IsOpen => Volatile.Read(ref open) == 1;
+
+    public async Task<T> CallAsync<T>(Func<IDatabase, Task<T>> call)
+    {
+        if (IsOpen) throw NotAnswering();
+        try
+        {
+            return await call(redis.GetDatabase()).WaitAsync(Budget);
+        }
+        catch (TimeoutException)
+        {
+            Trip();
+            throw NotAnswering();
+        }
+    }
+
+    public Task PublishAsync(RedisChannel channel, RedisValue message) =>
+        CallAsync(_ => redis.GetSubscriber().PublishAsync(channel, message));
+
+    void Trip()
+    {
+        if (Interlocked.Exchange(ref open, 1) == 1) return;
+        logger.LogWarning("Redis did not answer within {Budget} ms; calls fail fast until it answers a PING", Budget.TotalMilliseconds);
+        _ = Task.Run(ProbeAsync);
+    }
+
+    async Task ProbeAsync()
+    {
+        while (true)
+        {
+            await Task.Delay(ProbeInterval);
+            try
+            {
+                await redis.GetDatabase().PingAsync().WaitAsync(Budget);
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                continue;
+            }
+            Volatile.Write(ref open, 0);
+            logger.LogInformation("Redis answers again; calls go through");
+            Answering?.Invoke();
+            return;
+        }
+    }
+
+    static RedisConnectionException NotAnswering() => new(ConnectionFailureType.SocketFailure, CommandFlags.None, "Redis is not answering", null, CommandStatus.Unknown);
 }

@@ -28,14 +28,16 @@ public sealed record SessionInfo(string Id, DateTimeOffset CreatedAt, DateTimeOf
 public sealed class SessionStore
 {
     readonly IConnectionMultiplexer redis;
+    readonly RedisCircuit circuit;
     readonly TimeProvider time;
     readonly SessionLifetime options;
     readonly AccessTokenStore tokens;
     readonly ILogger<SessionStore> logger;
 
-    public SessionStore(IConnectionMultiplexer redis, TimeProvider time, SessionLifetime options, AccessTokenStore tokens, ILogger<SessionStore> logger)
+    public SessionStore(IConnectionMultiplexer redis, RedisCircuit circuit, TimeProvider time, SessionLifetime options, AccessTokenStore tokens, ILogger<SessionStore> logger)
     {
         this.redis = redis;
+        this.circuit = circuit;
         this.time = time;
         this.options = options;
         this.tokens = tokens;
@@ -116,9 +118,9 @@ public sealed class SessionStore
         RedisResult result;
         try
         {
-            result = await Db.ScriptEvaluateAsync(FindAndSlide,
+            result = await circuit.CallAsync(db => db.ScriptEvaluateAsync(FindAndSlide,
                 [SessionKey(id), MetaKey(id)],
-                [(long)options.IdleTimeout.TotalMilliseconds, now.ToUnixTimeMilliseconds(), (long)LastSeenResolution.TotalMilliseconds]);
+                [(long)options.IdleTimeout.TotalMilliseconds, now.ToUnixTimeMilliseconds(), (long)LastSeenResolution.TotalMilliseconds]));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {

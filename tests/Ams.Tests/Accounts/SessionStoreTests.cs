@@ -32,7 +32,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         await redis.DisposeAsync();
     }
 
-    SessionStore Store(SessionLifetime? lifetime = null) => new(connection, time, lifetime ?? new SessionLifetime(),
+    SessionStore Store(SessionLifetime? lifetime = null) => new(connection, new RedisCircuit(connection, NullLogger<RedisCircuit>.Instance), time, lifetime ?? new SessionLifetime(),
         new AccessTokenStore(new MySqlDataSource("Server=127.0.0.1;Port=1"), connection, time, NullLogger<AccessTokenStore>.Instance),
         NullLogger<SessionStore>.Instance);
 

@@ -85,9 +85,4 @@ public static class Files
     }
 
     /// <summary>The single value a query returns (root, --batch output).</summary>
-    public static async Task<string> ScalarAsync(this Services services, string sql)
-    {
-        var lines = (await services.SqlAsync(sql)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        return lines.Length < 2 ? "" : lines[^1].Trim();
-    }
 }

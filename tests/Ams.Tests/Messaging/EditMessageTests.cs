@@ -7,11 +7,6 @@ public sealed class EditMessageTests(Services services) : IClassFixture<Services
 {
     static string Url(string id) => $"/api/messages/{Chat.Esc(id)}";
 
-    async Task<string> ScalarAsync(string sql)
-    {
-        var lines = (await services.SqlAsync(sql)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        return lines.Length < 2 ? "" : lines[^1].Trim();
-    }
 
     [Fact]
     public async Task An_edit_reseals_the_body_under_a_new_key_destroys_the_old_one_and_reaches_members_on_another_node_live_and_replayed()
@@ -23,8 +18,8 @@ public sealed class EditMessageTests(Services services) : IClassFixture<Services
         var group = await node1.GroupAsync(alice, "edits", bob);
         var message = await node1.SendAsync(alice, group.Id(), "the first words");
         var later = await node1.SendAsync(bob, group.Id(), "a reply");
-        var oldKey = await ScalarAsync($"SELECT HEX(SUBSTRING(body, 2, 16)) FROM messages WHERE id = {message.Id()}");
-        Assert.Equal("1", await ScalarAsync($"SELECT COUNT(*) FROM data_keys WHERE id = UNHEX('{oldKey}')"));
+        var oldKey = await services.ScalarAsync($"SELECT HEX(SUBSTRING(body, 2, 16)) FROM messages WHERE id = {message.Id()}");
+        Assert.Equal("1", await services.ScalarAsync($"SELECT COUNT(*) FROM data_keys WHERE id = UNHEX('{oldKey}')"));
         await using var stream = await SseClient.OpenAsync(node2, bob.Token);
         await using var html = await SseClient.OpenAsync(node2, bob.Token, path: "/events");
 
@@ -37,11 +32,11 @@ public sealed class EditMessageTests(Services services) : IClassFixture<Services
         Assert.False(edited["deleted"]!.GetValue<bool>());
 
         // A new data key sealed it; the old key is gone, so the old ciphertext can never be opened again.
-        var newKey = await ScalarAsync($"SELECT HEX(SUBSTRING(body, 2, 16)) FROM messages WHERE id = {message.Id()}");
+        var newKey = await services.ScalarAsync($"SELECT HEX(SUBSTRING(body, 2, 16)) FROM messages WHERE id = {message.Id()}");
         Assert.NotEqual(oldKey, newKey);
-        Assert.Equal("0", await ScalarAsync($"SELECT COUNT(*) FROM data_keys WHERE id = UNHEX('{oldKey}')"));
-        Assert.Equal("1", await ScalarAsync($"SELECT COUNT(*) FROM data_keys WHERE id = UNHEX('{newKey}')"));
-        Assert.Equal("0", await ScalarAsync("SELECT COUNT(*) FROM messages WHERE INSTR(body, 'better') > 0"));
+        Assert.Equal("0", await services.ScalarAsync($"SELECT COUNT(*) FROM data_keys WHERE id = UNHEX('{oldKey}')"));
+        Assert.Equal("1", await services.ScalarAsync($"SELECT COUNT(*) FROM data_keys WHERE id = UNHEX('{newKey}')"));
+        Assert.Equal("0", await services.ScalarAsync("SELECT COUNT(*) FROM messages WHERE INSTR(body, 'better') > 0"));
 
         // Live on the other node, as JSON and as the browser's fragment (encoded, marked edited).
         var live = await stream.NextOfAsync("message.edited");
@@ -73,7 +68,7 @@ public sealed class EditMessageTests(Services services) : IClassFixture<Services
 
         // A second edit replaces the key again.
         await node2.PatchAsync(Url(message.Id()), new { body = "third try" }, alice.Token, 200);
-        Assert.Equal("0", await ScalarAsync($"SELECT COUNT(*) FROM data_keys WHERE id = UNHEX('{newKey}')"));
+        Assert.Equal("0", await services.ScalarAsync($"SELECT COUNT(*) FROM data_keys WHERE id = UNHEX('{newKey}')"));
         Assert.Equal("third try", (await node1.HistoryAsync(bob, group.Id()))[0]["body"].Str());
     }
 

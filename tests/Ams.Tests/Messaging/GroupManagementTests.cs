@@ -158,7 +158,7 @@ public sealed class GroupManagementTests(Services services) : IClassFixture<Serv
         await app.DeleteAsync(MemberUrl(group, bob), dave.Token, 204);
         // The owner may leave too; the last one out leaves an empty, ownerless group nobody sees.
         await app.DeleteAsync(MemberUrl(group, dave), dave.Token, 204);
-        Assert.Equal("", await ScalarAsync($"SELECT owner_id FROM conversations WHERE id = {group.Id()} AND owner_id IS NOT NULL"));
+        Assert.Equal("", await services.ScalarAsync($"SELECT owner_id FROM conversations WHERE id = {group.Id()} AND owner_id IS NOT NULL"));
         await app.GetAsync(Url(group), dave.Token, 404);
     }
 
@@ -212,9 +212,4 @@ public sealed class GroupManagementTests(Services services) : IClassFixture<Serv
         Assert.Null((await app.DirectAsync(alice, bob))["owner"]);
     }
 
-    async Task<string> ScalarAsync(string sql)
-    {
-        var lines = (await services.SqlAsync(sql)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        return lines.Length < 2 ? "" : lines[^1].Trim();
-    }
 }

@@ -19,13 +19,8 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
             if (status is { } expected) s.StatusCodeShouldBe(expected); else s.IgnoreStatusCode();
         });
 
-    async Task<string> ScalarAsync(string sql)
-    {
-        var lines = (await services.SqlAsync(sql)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        return lines.Length < 2 ? "" : lines[^1].Trim();
-    }
 
-    Task<string> MessagesInAsync(string conversationId) => ScalarAsync($"SELECT COUNT(*) FROM messages WHERE conversation_id = {conversationId}");
+    Task<string> MessagesInAsync(string conversationId) => services.ScalarAsync($"SELECT COUNT(*) FROM messages WHERE conversation_id = {conversationId}");
 
     [Fact]
     public async Task A_retry_on_another_node_returns_the_first_message_and_stores_nothing_new()
@@ -43,7 +38,7 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
 
         Chat.SameJson(first, again, "the retried send's answer");
         Assert.Equal("1", await MessagesInAsync(group.Id()));
-        Assert.Equal("1", await ScalarAsync($"SELECT COUNT(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.username = '{bob.Name}' AND e.subject_id = {first.Id()}"));
+        Assert.Equal("1", await services.ScalarAsync($"SELECT COUNT(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.username = '{bob.Name}' AND e.subject_id = {first.Id()}"));
         // Bob's stream replays the one message, and the retry publishes nothing more.
         var replayed = await stream.NextOfAsync("message");
         Assert.Equal(first.Id(), JsonNode.Parse(replayed.Data)!.Id());
@@ -85,7 +80,7 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
             Assert.Contains("Idempotency-Key", problem["title"].Str());
         }
         Assert.Equal("1", await MessagesInAsync(group.Id()));
-        Assert.Equal("0", await ScalarAsync($"SELECT COUNT(*) FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id AND c.kind = 'direct' JOIN users u ON u.id = cm.user_id WHERE u.username = '{alice.Name}'"));
+        Assert.Equal("0", await services.ScalarAsync($"SELECT COUNT(*) FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id AND c.kind = 'direct' JOIN users u ON u.id = cm.user_id WHERE u.username = '{alice.Name}'"));
     }
 
     [Fact]
@@ -110,7 +105,7 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
             Assert.Single(answers.Distinct());
         }
         Assert.Equal("3", await MessagesInAsync(group.Id()));
-        Assert.Equal("3", await ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys k JOIN users u ON u.id = k.sender_id WHERE u.username = '{alice.Name}'"));
+        Assert.Equal("3", await services.ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys k JOIN users u ON u.id = k.sender_id WHERE u.username = '{alice.Name}'"));
     }
 
     [Theory]
@@ -179,8 +174,8 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
 
         var swept = await app.Services.GetRequiredService<Ams.Features.SendMessage.KeySweeper>().SweepAsync();
         Assert.True(swept >= 1);
-        Assert.Equal("0", await ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys WHERE message_id = {stale.Id()}"));
-        Assert.Equal("1", await ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys WHERE message_id = {fresh.Id()}"));
-        Assert.Equal("1", await ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys WHERE message_id = {anew.Id()}"));
+        Assert.Equal("0", await services.ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys WHERE message_id = {stale.Id()}"));
+        Assert.Equal("1", await services.ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys WHERE message_id = {fresh.Id()}"));
+        Assert.Equal("1", await services.ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys WHERE message_id = {anew.Id()}"));
     }
 }

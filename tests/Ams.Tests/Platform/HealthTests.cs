@@ -1,5 +1,8 @@
 using Ams.Testing;
 using Ams.Tests.Support;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Ams.Tests.Platform;
 
@@ -46,6 +49,7 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
     public async Task With_MariaDB_down_healthz_is_503_naming_mariadb()
     {
         var mariadb = await MariaDbServer.StartAsync();
+        var logs = new CapturedLogs();
         try
         {
             await mariadb.CreateDatabaseAsync("ams");
@@ -55,9 +59,19 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
                 builder.UseSetting("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams") + "Connection Timeout=1;");
                 builder.UseSetting("ConnectionStrings:Redis", services.Redis.ConnectionString);
                 builder.UseSetting("Crypto:MasterKeys", Services.MasterKeys);
+                builder.ConfigureTestServices(s => s.AddSingleton<ILoggerProvider>(logs));
             });
             await mariadb.DisposeAsync();
             var health = await app.Scenario(s => { s.Get.Url("/healthz"); s.StatusCodeShouldBe(503); });
+            for (var i = 0; i < 5; i++)
+                await (await app.Scenario(s =>
+                {
+                    s.Post.Json(new { username = Api.UniqueName(), password = Api.Password }).ToUrl("/api/register");
+                    s.StatusCodeShouldBe(503);
+                })).ProblemAsync(503);
+            Assert.DoesNotContain(logs.Lines, l => l.Contains("   at ", StringComparison.Ordinal));
+            Assert.DoesNotContain(logs.Lines, l => l.Contains("unhandled exception", StringComparison.OrdinalIgnoreCase));
+            Assert.Single(logs.Lines, l => l.StartsWith("Warning Ams.Infrastructure.Outages: MariaDB is unreachable (", StringComparison.Ordinal));
             var body = await health.JsonAsync();
             Assert.NotEqual("ok", body["mariadb"]!.GetValue<string>());
             Assert.Equal("ok", body["redis"]!.GetValue<string>());
@@ -72,6 +86,35 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
         {
             await mariadb.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task A_Redis_outage_logs_one_line_as_it_starts_and_one_as_it_ends_not_a_stack_trace_per_refused_request()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(redis: redis.ConnectionString, services: s => s.AddSingleton<ILoggerProvider>(logs));
+        await redis.StopAsync();
+
+        const int refused = 25;
+        for (var i = 0; i < refused; i++)
+            await (await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken("ams_" + new string((char)('a' + i), 43)); s.StatusCodeShouldBe(503); })).ProblemAsync(503);
+        Assert.DoesNotContain(logs.Lines, l => l.Contains("unhandled exception", StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain("   at ", logs.All);
+        Assert.Single(logs.Lines, l => l.StartsWith("Warning Ams.Infrastructure.Outages: Redis is unreachable (", StringComparison.Ordinal));
+
+        await redis.StartAgainAsync();
+        await WaitUntilAsync(() => Task.FromResult(logs.Lines.Any(l => l.Contains("Outages: Redis is reachable again", StringComparison.Ordinal))));
+        var back = Assert.Single(logs.Lines, l => l.Contains("Outages: Redis is reachable again", StringComparison.Ordinal));
+        Assert.StartsWith("Information ", back);
+        Assert.EndsWith($"; {refused} requests were refused meanwhile", back);
+        var fresh = await app.NewUserTokenAsync();   // this Redis kept nothing: a new session shows it serves again
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(fresh); s.StatusCodeShouldBe(200); });
+
+        // The next outage is a new one, logged again.
+        await redis.StopAsync();
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken("ams_" + new string('z', 43)); s.StatusCodeShouldBe(503); });
+        Assert.Equal(2, logs.Lines.Count(l => l.Contains("Outages: Redis is unreachable", StringComparison.Ordinal)));
     }
 
     static async Task WaitUntilAsync(Func<Task<bool>> condition)

@@ -102,6 +102,13 @@ public sealed class Services : IAsyncLifetime
     /// <summary>Runs SQL as root with this class's database as the default one.</summary>
     public Task<string> SqlAsync(string sql) => MariaDb.ExecuteAsRootAsync($"USE `{Database}`; {sql}");
 
+    /// <summary>The last value <paramref name="sql"/> prints ("" when it prints no row).</summary>
+    public async Task<string> ScalarAsync(string sql)
+    {
+        var lines = (await SqlAsync(sql)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        return lines.Length < 2 ? "" : lines[^1].Trim();
+    }
+
     public async Task DisposeAsync()
     {
         if (shared is not null) await shared.DisposeAsync();

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Files;
 using MySqlConnector;
@@ -15,25 +16,8 @@ public sealed class Sweeper(MySqlDataSource db, Envelope envelope, IChunkStore s
     const int Batch = 500;
     static readonly TimeSpan InterruptedAfter = TimeSpan.FromHours(1);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(options.SweepInterval, time, stoppingToken);
-                await SweepAsync(stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is MySqlException or TimeoutException)
-            {
-                logger.LogWarning("Attachment sweep failed ({Message}); retrying at the next interval", e.Message);
-            }
-        }
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Periodic.RunAsync(options.SweepInterval, time, logger, "Attachment sweep", SweepAsync, stoppingToken);
 
     /// <summary>One sweep; how many attachments it removed.</summary>
     public async Task<int> SweepAsync(CancellationToken ct = default)

@@ -90,7 +90,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 // An error the server returned stopped the batch before its COMMIT, and the batch
                 // was rolled back, so writing it again cannot store anything twice. After any other
                 // error (the connection lost, a timeout) the COMMIT may have happened: no retry.
-                var refused = e is MySqlException { SqlState: not null } server && IsServerError(server.ErrorCode);
+                var refused = e is MySqlException { SqlState: not null } server && Outages.IsServerError(server.ErrorCode);
                 // A lock wait that timed out is not retried: it already held up every send on the node.
                 if (refused && attempt < Attempts && e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock })
                 {
@@ -117,9 +117,6 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
         try { await connection.DisposeAsync(); }
         catch (MySqlException) { }   // already broken; the pool discards it
     }
-
-    // MariaDB's own error numbers; MySqlConnector's client-side errors (lost connection, timeouts) are 0 or 2000–2999.
-    static bool IsServerError(MySqlErrorCode code) => (int)code is >= 1000 and < 2000 or >= 3000;
 
     async Task<MySqlConnection> OpenAsync()
     {

@@ -8,25 +8,8 @@ public sealed class KeySweeper(MySqlDataSource db, TimeProvider time, ILogger<Ke
 {
     static readonly TimeSpan Interval = TimeSpan.FromHours(1);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(Interval, time, stoppingToken);
-                await SweepAsync(stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is MySqlException or TimeoutException)
-            {
-                logger.LogWarning("Idempotency key sweep failed ({Message}); retrying at the next interval", e.Message);
-            }
-        }
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Periodic.RunAsync(Interval, time, logger, "Idempotency key sweep", SweepAsync, stoppingToken);
 
     /// <summary>One sweep; how many keys it deleted.</summary>
     public async Task<int> SweepAsync(CancellationToken ct = default)

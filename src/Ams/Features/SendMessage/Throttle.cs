@@ -13,7 +13,7 @@ public sealed class SendLimits
 /// Sends per user per window, counted in Redis so the limit holds across nodes. If Redis is
 /// down, sending still works (messages are durable in MariaDB); only the limit lapses.
 /// </summary>
-public sealed class Throttle(IConnectionMultiplexer redis, SendLimits options)
+public sealed class Throttle(RedisCircuit circuit, SendLimits options)
 {
     const string Count = """
         local n = redis.call('INCR', KEYS[1])
@@ -26,8 +26,8 @@ public sealed class Throttle(IConnectionMultiplexer redis, SendLimits options)
     {
         try
         {
-            var wait = (long)await redis.GetDatabase().ScriptEvaluateAsync(Count, [$"{Redis.KeyPrefix}sends:{userId}"],
-                [(long)options.Window.TotalMilliseconds, options.MaxSends]);
+            var wait = (long)await circuit.CallAsync(db => db.ScriptEvaluateAsync(Count, [$"{Redis.KeyPrefix}sends:{userId}"],
+                [(long)options.Window.TotalMilliseconds, options.MaxSends]));
             return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
         }
         catch (Exception e) when (e is RedisException or TimeoutException)

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -27,8 +28,18 @@ public readonly record struct NewEvent(long UserId, string Kind, long Conversati
 /// per recipient, and only then published through Redis. MariaDB is the source of truth:
 /// a stream that missed a publication (Redis down, client away) replays from the table.
 /// </summary>
-public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> logger)
+public sealed class EventLog
 {
+    readonly RedisCircuit circuit;
+    readonly ILogger<EventLog> logger;
+
+    public EventLog(RedisCircuit circuit, ILogger<EventLog> logger)
+    {
+        this.circuit = circuit;
+        this.logger = logger;
+        circuit.Answering += () => _ = RepublishAsync();
+    }
+
     public static readonly RedisChannel Channel = RedisChannel.Literal(Redis.KeyPrefix + "events");
 
     /// <summary>
@@ -108,18 +119,51 @@ public sealed class EventLog(IConnectionMultiplexer redis, ILogger<EventLog> log
         connection.QuerySingleOrDefaultAsync<long>("SELECT seq FROM user_event_seq WHERE user_id = @userId", new { userId });
 
     /// <summary>
-    /// After the commit. A failure is not the sender's problem: the event is in the table and every
-    /// stream catches up from there when Redis is back.
+    /// After the commit. A failure is not the sender's problem: the event is in the table, and it is
+    /// published again as soon as Redis answers (a stream that sees a gap replays from the table).
     /// </summary>
     public async Task PublishAsync(LiveEvent live)
     {
         try
         {
-            await redis.GetSubscriber().PublishAsync(Channel, JsonSerializer.Serialize(live, AppJsonContext.Default.LiveEvent));
+            await circuit.PublishAsync(Channel, JsonSerializer.Serialize(live, AppJsonContext.Default.LiveEvent));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            logger.LogWarning("Live {Kind} event not published ({Message}); streams will replay it from the database", live.Kind, e.Message);
+            // Past the bound the oldest are dropped: their streams still replay them at the next event's gap.
+            if (unpublished.Count < MaxUnpublished) unpublished.Enqueue(live);
+            logger.LogWarning("Live {Kind} event not published ({Message}); it goes out when Redis answers, and streams replay it from the database", live.Kind, e.Message);
+        }
+    }
+
+    // Live events Redis did not take while it was away or not answering. Streams skip what they
+    // have already written (by event number), so a late or repeated one does no harm.
+    const int MaxUnpublished = 10_000;
+    readonly ConcurrentQueue<LiveEvent> unpublished = new();
+    int republishing;
+
+    /// <summary>Publishes the events that waited for Redis; stops at the first that still cannot go.</summary>
+    public async Task RepublishAsync()
+    {
+        if (Interlocked.Exchange(ref republishing, 1) == 1) return;
+        var sent = 0;
+        try
+        {
+            while (unpublished.TryPeek(out var live))
+            {
+                await circuit.PublishAsync(Channel, JsonSerializer.Serialize(live, AppJsonContext.Default.LiveEvent));
+                unpublished.TryDequeue(out _);
+                sent++;
+            }
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            // Still away: the next Answering tries again.
+        }
+        finally
+        {
+            Volatile.Write(ref republishing, 0);
+            if (sent > 0) logger.LogInformation("Published {Count} live events that waited for Redis", sent);
         }
     }
 }

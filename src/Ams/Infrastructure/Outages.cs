@@ -1,0 +1,77 @@
+using System.Collections.Concurrent;
+using MySqlConnector;
+using StackExchange.Redis;
+
+namespace Ams.Infrastructure;
+
+/// <summary>
+/// While MariaDB or Redis is unreachable, every request that needs it answers 503 (see
+/// <see cref="ProblemResponses"/>). The log gets one line when such an outage starts and one when
+/// it ends, with how many requests it refused, instead of a stack trace per request: hundreds a
+/// second would bury everything else an operator needs then.
+/// </summary>
+public sealed class Outages(MySqlDataSource db, IConnectionMultiplexer redis, TimeProvider time, ILogger<Outages> logger)
+{
+    public const string MariaDb = "MariaDB";
+    public const string Redis = "Redis";
+    static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(1);
+
+    sealed class Outage(DateTimeOffset since)
+    {
+        public readonly DateTimeOffset Since = since;
+        public long Refused;
+    }
+
+    readonly ConcurrentDictionary<string, Outage> current = new();
+
+    /// <summary>Whether <paramref name="exception"/> is a backing service being unreachable; if so the refusal is counted.</summary>
+    public bool Refused(Exception exception)
+    {
+        if (BackendOf(exception) is not { } backend) return false;
+        var outage = current.GetOrAdd(backend, _ => new Outage(time.GetUtcNow()));
+        if (Interlocked.Increment(ref outage.Refused) == 1)
+        {
+            logger.LogWarning("{Backend} is unreachable ({Error}); requests that need it answer 503 until it is back", backend, exception.Message);
+            _ = Task.Run(() => WatchAsync(backend, outage));
+        }
+        return true;
+    }
+
+    /// <summary>The backend an exception says is unreachable, or null for anything else (an error the server returned is a fault to log in full).</summary>
+    static string? BackendOf(Exception exception) => exception switch
+    {
+        // MySqlConnector's own errors (no SQLSTATE): cannot connect (1042), connection lost, timeouts.
+        MySqlException { SqlState: null } => MariaDb,
+        RedisConnectionException or RedisTimeoutException => Redis,
+        _ => null,
+    };
+
+    /// <summary>MariaDB's own error numbers; MySqlConnector's client-side ones (lost connection, timeouts) are 0 or 2000–2999.</summary>
+    public static bool IsServerError(MySqlErrorCode code) => (int)code is >= 1000 and < 2000 or >= 3000;
+
+    async Task WatchAsync(string backend, Outage outage)
+    {
+        while (true)
+        {
+            await Task.Delay(ProbeInterval, time);
+            try
+            {
+                if (backend == MariaDb)
+                {
+                    await using var connection = await db.OpenConnectionAsync();
+                    await using var ping = new MySqlCommand("SELECT 1", connection);
+                    await ping.ExecuteScalarAsync();
+                }
+                else await redis.GetDatabase().PingAsync();
+            }
+            catch (Exception e) when (BackendOf(e) is not null)
+            {
+                continue;
+            }
+            current.TryRemove(backend, out _);
+            logger.LogInformation("{Backend} is reachable again after {Seconds:F1} s; {Refused} requests were refused meanwhile",
+                backend, (time.GetUtcNow() - outage.Since).TotalSeconds, Interlocked.Read(ref outage.Refused));
+            return;
+        }
+    }
+}

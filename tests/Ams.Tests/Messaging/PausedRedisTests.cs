@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using Ams.Testing;
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Messaging;
+
+/// <summary>
+/// A Redis that hangs (SIGSTOP: its connections stay open, nothing is answered) must not hold up
+/// sends: the Redis calls on the send path share a bound, then fail fast until Redis answers, and
+/// the live events that could not go out are published once it does.
+/// </summary>
+public sealed class PausedRedisTests(Services services) : IClassFixture<Services>
+{
+    [Fact]
+    public async Task Sends_during_a_Redis_pause_answer_at_once_and_reach_live_streams_on_both_nodes_after_it_resumes()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        // The production timeouts (5 s per call): the bound must come from AMS, not from the test's settings.
+        await using var node1 = await services.StartAppAsync(redis: redis.ConnectionString);
+        await using var node2 = await services.StartAppAsync(redis: redis.ConnectionString);
+        var alice = await node1.MemberAsync("pra");
+        var bob = await node1.MemberAsync("prb");
+        var direct = await node1.DirectAsync(alice, bob);
+        await using var stream = await SseClient.OpenAsync(node2, bob.Token);
+        await node1.SendAsync(alice, direct.Id(), "before the pause");
+        Assert.Equal("before the pause", JsonNode.Parse((await stream.NextOfAsync("message")).Data)!["body"].Str());
+
+        var sent = new List<string>();
+        TimeSpan elapsed;
+        redis.Pause();
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            for (var i = 0; i < 6; i++) sent.Add((await node1.SendAsync(alice, direct.Id(), $"paused {i}")).Id());
+            elapsed = watch.Elapsed;
+        }
+        finally
+        {
+            redis.Resume();
+        }
+        // Before: three 5 s timeouts in series for each send (session, throttle, publish), 90 s here.
+        // Now: one bound of 1 s for the first, nothing for the rest. The margin is for a loaded machine.
+        Assert.True(elapsed < TimeSpan.FromSeconds(10), $"six sends during the pause took {elapsed.TotalSeconds:F1} s");
+
+        // Every one reaches Bob's open stream on the other node, in order, once.
+        var received = new List<string>();
+        string? lastId = null;
+        while (received.Count < sent.Count)
+        {
+            var next = await stream.NextAsync(TimeSpan.FromSeconds(20));
+            Assert.True(next is not null, $"got {received.Count} of {sent.Count} after the pause");
+            lastId = next!.Id ?? lastId;
+            if (next.Event == "message") received.Add(JsonNode.Parse(next.Data)!.Id());
+        }
+        Assert.Equal(sent, received);
+        // The late and the republished copies of an event are the same event: none is written twice.
+        try
+        {
+            while (await stream.NextAsync(TimeSpan.FromSeconds(2)) is { } extra) Assert.NotEqual("message", extra.Event);
+        }
+        catch (OperationCanceledException)
+        {
+            // Quiet for 2 s: nothing more came.
+        }
+
+        // And sending works normally again, live (a new stream: the quiet wait above ended that one).
+        await using var resumed = await SseClient.OpenAsync(node2, bob.Token, lastId);
+        var after = await node1.SendAsync(alice, direct.Id(), "after the pause");
+        Assert.Equal(after.Id(), JsonNode.Parse((await resumed.NextOfAsync("message")).Data)!.Id());
+    }
+}
