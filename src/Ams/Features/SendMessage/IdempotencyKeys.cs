@@ -59,7 +59,8 @@ static class IdempotencyKeys
     public static Task<int> SweepAsync(MySqlConnection connection, DateTime now) =>
         connection.ExecuteAsync($"DELETE FROM idempotency_keys WHERE created_at < @cutoff LIMIT {SweepBatch}", new { cutoff = now - Lifetime });
 
-    sealed class StoredKey
+    // internal, not private: Dapper.AOT's generated reader must see the type, or the call falls back to reflection (IL2104 at publish).
+    internal sealed class StoredKey
     {
         public long MessageId { get; set; }
         public string RequestSha256 { get; set; } = "";
