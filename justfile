@@ -36,6 +36,11 @@ publish:
     if grep -E "warning [A-Z]+[0-9]+" artifacts/publish.log; then echo "publish has warnings (see above)"; exit 1; fi
     ls -l {{publish_dir}}/Ams
 
+# The README's screenshots (375 and 1280 px, light and dark) from the browser tests into docs/screenshots/
+screenshots: build publish
+    dotnet test tests/Ams.Browser -c Release --no-build --filter "FullyQualifiedName~ScreenshotTests"
+    cp artifacts/screenshots/chat-1280-light.png artifacts/screenshots/chat-1280-dark.png artifacts/screenshots/chat-375-light.png artifacts/screenshots/chat-375-dark.png artifacts/screenshots/list-375-light.png artifacts/screenshots/list-375-dark.png docs/screenshots/
+
 # Remove build output (keeps .data/)
 clean:
     rm -rf artifacts src/*/bin src/*/obj tests/*/bin tests/*/obj

@@ -64,7 +64,8 @@ app.UseExceptionHandler(new ExceptionHandlerOptions
     StatusCodeSelector = ProblemResponses.StatusFor,
     SuppressDiagnosticsCallback = c => app.Services.GetRequiredService<Outages>().Refused(c.Exception),
 });
-app.UseStatusCodePages();
+// A browser navigating to a missing page gets a page; everything else problem details.
+app.UseStatusCodePages(new StatusCodePagesOptions { HandleAsync = Layout.StatusCodePageAsync });
 app.UseUnreadableBodiesAsBadRequest();
 app.UseNoInternalRoutes();
 if (config["Network:TrustedProxies"] is { Length: > 0 }) app.UseForwardedHeaders();

@@ -86,7 +86,7 @@ public sealed class ChatTests(AppProcess app, Chromium chromium)
         await Assertions.Expect(Messages(bobPage).First.Locator("p")).ToHaveTextAsync("Hello Bob!\nSecond line.");
 
         // Opening it reads it: Alice gets the receipt.
-        await Assertions.Expect(alicePage.Locator("#receipt")).ToContainTextAsync($"Read by {bob}");
+        await Assertions.Expect(alicePage.Locator("#receipt")).ToContainTextAsync("Seen by Bob B.");
         await SendAsync(bobPage, "Hi Alice");
         await Assertions.Expect(Messages(alicePage)).ToHaveCountAsync(2);
         await Assertions.Expect(Messages(alicePage).Last).ToContainTextAsync("Hi Alice");
@@ -156,7 +156,7 @@ public sealed class ChatTests(AppProcess app, Chromium chromium)
         await page.GetByLabel("Code from your authenticator app, or a recovery code").FillAsync(fresh);
         await page.GetByLabel("Code from your authenticator app, or a recovery code").PressAsync("Enter");
         await page.WaitForURLAsync(url => new Uri(url).AbsolutePath == "/");
-        await Assertions.Expect(page.Locator(".whoami")).ToContainTextAsync("Two-factor authentication: on");
+        await Assertions.Expect(page.Locator(".account")).ToContainTextAsync("Two-factor authentication: on");
     }
 
     [Fact]

@@ -1,12 +1,13 @@
 using FastEndpoints;
 using Htmx;
+using Microsoft.AspNetCore.Diagnostics;
 
 namespace Ams.Infrastructure;
 
 /// <summary>The page shell every server-rendered page shares.</summary>
 public static class Layout
 {
-    public static string Page(string title, Html main, bool chat = false) => Html.Of($"""
+    public static string Page(string title, Html main, bool chat = false, string skipTo = "#main") => Html.Of($"""
         <!doctype html>
         <html lang="en">
         <head>
@@ -17,16 +18,54 @@ public static class Layout
         <link rel="icon" href="data:,">
         <link rel="stylesheet" href="/app.css">
         <script src="/htmx.min.js" defer></script>
+        <script src="/forms.js" defer></script>
         {(chat ? Html.Raw("""<script src="/app.js" defer></script>""") : Html.Empty)}
         </head>
-        <body>
+        <body{(chat ? Html.Raw(" class=\"app\"") : Html.Empty)}>
+        <a class="skip" href="{skipTo}">Skip to {(skipTo == "#body" ? "the message composer" : "the content")}</a>
         <header><a href="/" class="brand">AMS</a></header>
-        <main{(chat ? Html.Raw(" class=\"wide\"") : Html.Empty)}>
+        <main id="main" tabindex="-1"{(chat ? Html.Raw(" class=\"wide\"") : Html.Empty)}>
         {main}
         </main>
         </body>
         </html>
         """).Value;
+
+    /// <summary>
+    /// Whether an error should be a page rather than problem JSON: a browser navigating (a GET of a
+    /// non-API path that is neither htmx's nor app.js's fetch of a fragment).
+    /// </summary>
+    public static bool WantsPage(HttpContext http) =>
+        !http.Request.Path.StartsWithSegments("/api") && HttpMethods.IsGet(http.Request.Method) && !http.Request.IsHtmx()
+        && !http.Request.Headers.ContainsKey("X-Requested-With");
+
+    /// <summary>An error as a page of the app: what happened, and the way back.</summary>
+    public static Task SendErrorPageAsync(HttpContext http, int status, string title, string text) =>
+        http.Response.SendStringAsync(Page(title, Html.Of($"""
+            <section class="error-page">
+              <h1>{title}</h1>
+              <p>{text}</p>
+              <p><a href="/">Back to your chats</a></p>
+            </section>
+            """)), status, "text/html; charset=utf-8", http.RequestAborted);
+
+    /// <summary>
+    /// The body of an error response that has none yet: a page for a browser navigating to a
+    /// non-API path, otherwise ASP.NET's problem details.
+    /// </summary>
+    public static Task StatusCodePageAsync(StatusCodeContext context)
+    {
+        var http = context.HttpContext;
+        var accept = http.Request.Headers.Accept.ToString();
+        if (WantsPage(http) && accept.Contains("text/html", StringComparison.OrdinalIgnoreCase))
+            return http.Response.StatusCode == StatusCodes.Status404NotFound
+                ? SendErrorPageAsync(http, 404, "Page not found", "There is nothing at this address.")
+                : SendErrorPageAsync(http, http.Response.StatusCode, "Something went wrong",
+                    Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(http.Response.StatusCode));
+        return DefaultStatusCodePages.HandleAsync(context);
+    }
+
+    static readonly StatusCodePagesOptions DefaultStatusCodePages = new();
 
     /// <summary>htmx swaps the fragment in place; a plain form post gets the whole page around it.</summary>
     public static string PageOrFragment(HttpContext http, string title, Html fragment) =>

@@ -28,8 +28,10 @@ public static class Problem
 public static class NotFound
 {
     /// <summary>The one 404 for anything about a conversation: missing and forbidden look the same.</summary>
-    public static Task ConversationAsync(HttpContext http) =>
-        Problem.WriteAsync(http, StatusCodes.Status404NotFound, "Conversation not found");
+    public static Task ConversationAsync(HttpContext http) => Layout.WantsPage(http)
+        ? Layout.SendErrorPageAsync(http, StatusCodes.Status404NotFound, "Conversation not found",
+            "It does not exist, or you are not a member of it.")
+        : Problem.WriteAsync(http, StatusCodes.Status404NotFound, "Conversation not found");
 }
 
 /// <summary>How unhandled failures become problem responses: no exception text, ever.</summary>

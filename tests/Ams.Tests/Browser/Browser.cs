@@ -13,12 +13,13 @@ sealed partial class Browser(IAlbaHost app, bool https = false)
     public string Address { get; init; } = "192.0.2.200";
     public List<string> LastSetCookies { get; } = new();
 
-    public async Task<IScenarioResult> GetAsync(string url, int status = 200, string? bearer = null)
+    public async Task<IScenarioResult> GetAsync(string url, int status = 200, string? bearer = null, string? accept = null)
     {
         var result = await app.Scenario(s =>
         {
             s.Get.Url(url);
             Prepare(s);
+            if (accept is not null) s.WithRequestHeader("Accept", accept);
             if (bearer is not null) s.WithRequestHeader("Authorization", $"Bearer {bearer}");
             s.StatusCodeShouldBe(status);
         });

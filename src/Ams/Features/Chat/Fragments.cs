@@ -5,12 +5,13 @@ namespace Ams.Features.Chat;
 
 static class Fragments
 {
+    // aria-current sits on the link itself: that is what a screen reader lands on.
     public static Html ConversationList(IEnumerable<ConversationView> inbox, string me, string? activeId) =>
         Html.Join(inbox.Select(c => Html.Of($"""
-            <li id="c-{c.Id}" data-conversation="{c.Id}"{(c.Id == activeId ? Html.Raw(" class=\"active\" aria-current=\"page\"") : Html.Empty)}>
-              <a href="/c/{c.Id}">
+            <li id="c-{c.Id}" data-conversation="{c.Id}"{(c.Id == activeId ? Html.Raw(" class=\"active\"") : Html.Empty)}>
+              <a href="/c/{c.Id}"{(c.Id == activeId ? Html.Raw(" aria-current=\"page\"") : Html.Empty)}>
                 <span class="title">{Title(c, me)}</span>
-                {(c.Unread > 0 ? Html.Of($"""<span class="badge" aria-label="{c.Unread} unread">{c.Unread}</span>""") : Html.Empty)}
+                {(c.Unread > 0 ? Html.Of($"""<span class="badge" data-unread="{c.Unread}">{c.Unread}</span><span class="visually-hidden"> unread</span>""") : Html.Empty)}
                 <span class="preview">{(c.LastMessage is { } m ? $"{m.Sender.DisplayName}: {Preview(m)}" : "No messages yet")}</span>
               </a>
             </li>
@@ -25,27 +26,64 @@ static class Fragments
     public static string Title(ConversationView c, string me) =>
         c.Title ?? string.Join(", ", c.Members.Where(m => m.Username != me).Select(m => m.DisplayName).DefaultIfEmpty(me));
 
-    // The history arrives through History's "older" fragment, loaded at once and then on scroll.
+    /// <summary>
+    /// The members with their online state and read marks (app.js names them in "Seen by …" and
+    /// "… is typing", and keeps both current from the live events).
+    /// </summary>
+    static Html Members(ConversationView c, string me) => Html.Join(c.Members.Select(m => Html.Of($"""
+        <li data-username="{m.Username}" data-name="{m.DisplayName}" data-read-up-to="{m.ReadUpTo ?? ""}" class="{(m.Online ? "online" : "offline")}"><span class="dot" aria-hidden="true"></span>{m.DisplayName}<span class="visually-hidden">{(m.Online ? " (online)" : "")}</span></li>
+        """)));
+
+    /// <summary>Rename (the owner), add, remove (the owner), leave: each a call of the JSON API by app.js.</summary>
+    static Html GroupSettings(HttpContext http, ConversationView c, string me) => c.Kind != "group" ? Html.Empty : Html.Of($"""
+        <details class="group-settings">
+          <summary>Group settings</summary>
+          {(c.Owner == me ? Html.Of($"""
+          <form class="rename" data-conversation="{c.Id}">
+            <label for="rename-title">Group name</label>
+            <input id="rename-title" name="title" maxlength="100" required value="{c.Title}">
+            <button type="submit">Rename</button>
+          </form>
+          """) : Html.Empty)}
+          <form class="add-member" data-conversation="{c.Id}">
+            <label for="add-username">Add member</label>
+            <input id="add-username" name="username" required autocomplete="off" list="user-suggestions" data-autocomplete="users">
+            <button type="submit">Add</button>
+          </form>
+          {(c.Owner == me ? Html.Of($"""<ul class="manage-members" aria-label="Remove members">{Html.Join(c.Members.Where(m => m.Username != me).Select(m => Html.Of($"""<li>{m.DisplayName} <button type="button" class="link remove-member" data-username="{m.Username}">Remove<span class="visually-hidden"> {m.DisplayName}</span></button></li>""")))}</ul>""") : Html.Empty)}
+          <button type="button" class="leave" data-conversation="{c.Id}">Leave group</button>
+          <p class="errors" role="alert" id="group-errors"></p>
+        </details>
+        """);
+
+    // The history arrives through History's "older" fragment, loaded by app.js at once and then
+    // one page per scroll to the top. Only new messages are announced (#announcer), not history.
     public static Html Panel(HttpContext http, ConversationView c, string me) => Html.Of($"""
         <header class="panel-header">
           <a class="back" href="/">← Chats</a>
-          <h2>{Title(c, me)}</h2>
-          <p class="members">{string.Join(", ", c.Members.Select(m => "@" + m.Username))}</p>
-          <p class="receipt" id="receipt" aria-live="polite"></p>
+          <h1 id="panel-title">{Title(c, me)}</h1>
+          <ul class="members" id="members" aria-label="Members" data-kind="{c.Kind}">{Members(c, me)}</ul>
+          {GroupSettings(http, c, me)}
         </header>
-        <ol id="messages" data-conversation="{c.Id}" aria-live="polite" aria-label="Messages">
-          <li id="older" hx-get="/c/{c.Id}/older" hx-trigger="load" hx-target="#older" hx-swap="outerHTML"><span class="muted">Loading…</span></li>
+        <ol id="messages" data-conversation="{c.Id}" tabindex="0" aria-labelledby="panel-title">
+          <li id="older" data-older="/c/{c.Id}/older"><span class="muted">Loading…</span></li>
         </ol>
+        <div class="under-messages">
+          <p class="typing" id="typing"></p>
+          <p class="receipt" id="receipt"></p>
+          <button type="button" id="jump-new" class="jump-new" hidden>New messages ↓</button>
+        </div>
         <form id="composer" method="post" action="/c/{c.Id}/send" data-conversation="{c.Id}">
           {Layout.CsrfField(http)}
-          <label for="body">Message <small>(Enter sends, Shift+Enter for a new line)</small></label>
-          <textarea id="body" name="body" rows="2" maxlength="4000"></textarea>
-          <ul id="pending" class="pending" aria-label="Attachments" aria-live="polite"></ul>
-          <div class="composer-actions">
-            <label class="attach" for="attach-input">Attach files <small>(or drop or paste them)</small></label>
+          <label for="body" class="visually-hidden">Message</label>
+          <div class="composer-row">
+            <label class="attach" for="attach-input" title="Attach files (or drop or paste them)"><span aria-hidden="true">+</span><span class="visually-hidden">Attach files</span></label>
             <input type="file" id="attach-input" class="visually-hidden" multiple>
-            <button type="submit">Send</button>
+            <textarea id="body" name="body" rows="1" maxlength="4000" placeholder="Message" aria-describedby="composer-hint"></textarea>
+            <button type="submit" class="send">Send</button>
           </div>
+          <small id="composer-hint" class="hint">Enter sends, Shift+Enter for a new line, ↑ edits your last message</small>
+          <ul id="pending" class="pending" aria-label="Attachments" aria-live="polite"></ul>
         </form>
         """);
 }

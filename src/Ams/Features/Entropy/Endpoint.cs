@@ -41,7 +41,11 @@ public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, IConnec
     }
 }
 
-/// <summary>The chat's small status panel: is atmospheric noise flowing?</summary>
+/// <summary>
+/// The chat's small status panel, for every user: whether the keys of their new messages carry
+/// atmospheric noise. How the server is configured (keys, pool, quota) is for operators
+/// (<c>/api/entropy</c>, logs, metrics), not for this panel.
+/// </summary>
 public sealed class Panel(EntropyMixer mixer, RandomOrgClient client, IConnectionMultiplexer redis) : EndpointWithoutRequest
 {
     public override void Configure()
@@ -55,10 +59,10 @@ public sealed class Panel(EntropyMixer mixer, RandomOrgClient client, IConnectio
         var flowing = status.Mode == EntropyModes.Atmospheric;
         var html = Infrastructure.Html.Of($"""
             <section class="entropy" aria-live="polite">
-              <h2>Entropy</h2>
-              <p class="{(flowing ? "ok" : "muted")}">{(flowing ? "Atmospheric noise is flowing (random.org + OS)" : "OS randomness only")}</p>
-              <p><small>Pool {status.PoolBytes} bytes · keys minted: {status.KeysMinted.WithAtmospheric} atmospheric, {status.KeysMinted.OsOnly} OS only</small></p>
-              {(status.RandomOrg.LastError is { } error ? Infrastructure.Html.Of($"<p><small>{error}</small></p>") : Infrastructure.Html.Empty)}
+              <h2>Encryption keys</h2>
+              <p class="{(flowing ? "ok" : "muted")}">{(flowing
+                  ? "Your new messages' keys carry atmospheric noise (random.org), mixed with this server's own randomness."
+                  : "Your new messages' keys use this server's own randomness; atmospheric noise is not flowing right now.")}</p>
             </section>
             """);
         await Send.StringAsync(html.Value, 200, "text/html; charset=utf-8", ct);

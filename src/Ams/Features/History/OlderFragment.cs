@@ -6,7 +6,10 @@ using MySqlConnector;
 
 namespace Ams.Features.History;
 
-/// <summary>The browser's "load older" step: the previous page as message fragments, after a new button for the one before.</summary>
+/// <summary>
+/// The browser's "load older" step: the previous page as message fragments, after a new button
+/// for the one before (app.js fetches it: one page per scroll to the top, keeping the reader's place).
+/// </summary>
 public sealed class OlderFragment(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest
 {
     public const int PageSize = 50;
@@ -32,7 +35,7 @@ public sealed class OlderFragment(MySqlDataSource db, Envelope envelope) : Endpo
         var page = rows.Take(PageSize).Reverse().ToList();
         var html = new System.Text.StringBuilder();
         if (rows.Count > PageSize)
-            html.Append(Html.Of($"""<li id="older"><button type="button" hx-get="/c/{Ids.Of(id)}/older?before={Ids.Of(page[0].Id)}" hx-target="#older" hx-swap="outerHTML">Load older messages</button></li>"""));
+            html.Append(Html.Of($"""<li id="older" data-older="/c/{Ids.Of(id)}/older?before={Ids.Of(page[0].Id)}"><button type="button">Load older messages</button></li>"""));
         foreach (var view in await MessageRow.ToViewsAsync(connection, envelope, page, user.Id))
             html.Append(MessageFragment.Of(view, user.Username).Value);
         await Send.StringAsync(html.ToString(), 200, "text/html; charset=utf-8", ct);

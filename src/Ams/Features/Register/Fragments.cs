@@ -10,7 +10,10 @@ static class Fragments
           {Layout.Errors(errors)}
           {Layout.CsrfField(http)}
           <label for="username">Username</label>
-          <input id="username" name="username" autocomplete="username" required minlength="3" maxlength="32" pattern="[A-Za-z0-9_.\-]+" value="{values?.Username}">
+          <input id="username" name="username" autocomplete="username" required minlength="3" maxlength="32" pattern="[A-Za-z0-9_.\-]+"
+                 aria-describedby="username-hint" title="3–32 letters, digits, dots, dashes or underscores"
+                 data-pattern-message="Use 3–32 letters (A–Z), digits, dots, dashes or underscores, without spaces." value="{values?.Username}">
+          <small id="username-hint" class="hint-line">3–32 letters (A–Z), digits, dots, dashes or underscores; no spaces.</small>
           <label for="displayName">Display name <small>(optional)</small></label>
           <input id="displayName" name="displayName" maxlength="64" value="{values?.DisplayName}">
           <label for="password">Password <small>(12–128 characters)</small></label>

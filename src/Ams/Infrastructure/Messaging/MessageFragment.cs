@@ -9,13 +9,20 @@ namespace Ams.Infrastructure.Messaging;
 /// (<c>/attachments/{id}</c>), everything else as a card with name, size and type; both
 /// download under the original name.
 /// </summary>
-public static class MessageFragment
+public static partial class MessageFragment
 {
-    public static Html Of(MessageView m, string viewerUsername) => Html.Of($"""<li id="m-{m.Id}" class="message{(m.Sender.Username == viewerUsername ? " mine" : "")}{(m.Deleted ? " deleted" : "")}" data-conversation="{m.ConversationId}"><span class="sender">{m.Sender.DisplayName}</span> <time datetime="{m.SentAt.ToString("O", CultureInfo.InvariantCulture)}">{m.SentAt.ToString("HH:mm", CultureInfo.InvariantCulture)}</time>{Edited(m)}{Body(m)}{Attachments(m.Attachments)}{ReactionList(m)}</li>""");
+    public static Html Of(MessageView m, string viewerUsername)
+    {
+        var mine = m.Sender.Username == viewerUsername;
+        return Html.Of($"""<li id="m-{m.Id}" class="message{(mine ? " mine" : "")}{(m.Deleted ? " deleted" : "")}" data-conversation="{m.ConversationId}" data-sender="{m.Sender.Username}" data-sender-name="{m.Sender.DisplayName}"><span class="sender">{m.Sender.DisplayName}</span> <time datetime="{m.SentAt.ToString("O", CultureInfo.InvariantCulture)}">{m.SentAt.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)} UTC</time>{Edited(m)}{Body(m)}{Attachments(m.Attachments)}{ReactionList(m)}{Actions(m, mine)}</li>""");
+    }
+
+    /// <summary>React for everyone; edit and delete for the sender (the API refuses anyone else anyway).</summary>
+    static Html Actions(MessageView m, bool mine) => m.Deleted ? Html.Empty : Html.Of($"""<span class="actions"><button type="button" class="react" aria-label="React to {m.Sender.DisplayName}'s message" aria-haspopup="true">☺+</button>{(mine ? Html.Raw("""<button type="button" class="edit">Edit</button><button type="button" class="delete">Delete</button>""") : Html.Empty)}</span>""");
 
     /// <summary>Each emoji with its count; the viewer's own are marked (app.js keeps them current from <c>event: reaction</c>).</summary>
     static Html ReactionList(MessageView m) => m.Reactions.Count == 0 ? Html.Empty
-        : Html.Of($"""<ul class="reactions" aria-label="Reactions">{Html.Join(m.Reactions.Select(r => Html.Of($"""<li class="reaction{(r.Me ? " mine" : "")}" data-emoji="{r.Emoji}"><span class="emoji">{r.Emoji}</span> <span class="count">{r.Count}</span></li>"""))) }</ul>""");
+        : Html.Of($"""<ul class="reactions" aria-label="Reactions">{Html.Join(m.Reactions.Select(r => Html.Of($"""<li class="reaction{(r.Me ? " mine" : "")}" data-emoji="{r.Emoji}"><button type="button" aria-pressed="{(r.Me ? "true" : "false")}"><span class="emoji">{r.Emoji}</span> <span class="count">{r.Count}</span></button></li>"""))) }</ul>""");
 
     static Html Edited(MessageView m) => m.EditedAt is { } at && !m.Deleted
         ? Html.Of($""" <span class="edited" title="{at.ToString("O", CultureInfo.InvariantCulture)}">(edited)</span>""")
@@ -25,7 +32,30 @@ public static class MessageFragment
         m.Deleted ? Html.Of($"""<p class="muted">Message deleted</p>""")
         : m.Body is null ? Html.Of($"""<p>(this message cannot be decrypted)</p>""")
         : m.Body.Length == 0 && m.Attachments.Count > 0 ? Html.Empty
-        : Html.Of($"""<p>{m.Body}</p>""");
+        : Html.Of($"""<p class="body">{Linked(m.Body)}</p>""");
+
+    /// <summary>
+    /// The body with its http and https addresses as links (every other scheme stays text), each
+    /// part HTML-encoded; line breaks stay (CSS pre-wrap).
+    /// </summary>
+    public static Html Linked(string body)
+    {
+        var parts = new List<Html>();
+        var at = 0;
+        foreach (System.Text.RegularExpressions.Match link in Links().Matches(body))
+        {
+            var url = link.Value.TrimEnd('.', ',', ';', ':', '!', '?', ')', ']', '\'', '"');
+            if (url.Length <= "https://".Length) continue;
+            parts.Add(Html.Of($"{body[at..link.Index]}"));
+            parts.Add(Html.Of($"""<a href="{url}" rel="noopener noreferrer" target="_blank">{url}</a>"""));
+            at = link.Index + url.Length;
+        }
+        parts.Add(Html.Of($"{body[at..]}"));
+        return Html.Join(parts);
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\bhttps?://[^\s<>""]+", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
+    private static partial System.Text.RegularExpressions.Regex Links();
 
     static Html Attachments(IReadOnlyList<AttachmentView> attachments) => attachments.Count == 0 ? Html.Empty
         : Html.Of($"""<ul class="attachments">{Html.Join(attachments.Select(Attachment))}</ul>""");
