@@ -75,19 +75,29 @@ static WebApplication Build(string[] args, bool admin)
     builder.AddAccounts();
     builder.AddEnvelopeEncryption();
     builder.AddLiveEvents();
+    builder.AddMetricsExposition();
+    // Logging__Console__FormatterName=json: one JSON object per line, with the request's trace and span ids.
+    builder.Services.Configure<Microsoft.Extensions.Logging.Console.JsonConsoleFormatterOptions>(o =>
+    {
+        o.IncludeScopes = true;
+        o.UseUtcTimestamp = true;
+        o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+    });
     Slices.AddServices(builder);
     builder.Services.AddFastEndpoints(Slices.Types);
     // X-Forwarded-For is believed only from proxies the operator names; otherwise a client could
-    // pick its own address and dodge the per-address login throttle.
+    // pick its own address and dodge the per-address login throttle. Addresses or CIDRs.
     if (config["Network:TrustedProxies"] is { Length: > 0 } proxies)
+    {
+        var trusted = ClientAddress.ParseNetworks(proxies, "Network:TrustedProxies");
         builder.Services.Configure<ForwardedHeadersOptions>(o =>
         {
             o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
             o.KnownProxies.Clear();
             o.KnownIPNetworks.Clear();
-            foreach (var proxy in proxies.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                o.KnownProxies.Add(IPAddress.Parse(proxy));
+            foreach (var network in trusted) o.KnownIPNetworks.Add(network);
         });
+    }
 
     if (admin) builder.Logging.AddFilter((category, level) => level >= LogLevel.Warning);   // a command's output is its own
     var app = builder.Build();
@@ -98,6 +108,7 @@ static WebApplication Build(string[] args, bool admin)
     app.UseUnreadableBodiesAsBadRequest();
     app.UseNoInternalRoutes();
     if (config["Network:TrustedProxies"] is { Length: > 0 }) app.UseForwardedHeaders();
+    app.UseMetricsExposition();
     app.UseBodySizeLimit();
     app.UseStaticFiles(new StaticFileOptions
     {
