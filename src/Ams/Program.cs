@@ -34,7 +34,7 @@ try
     if (admin) return await Ams.Features.Admin.Cli.RunAsync(app.Services, args[1..], Console.In, Console.Out, Console.Error);
     await app.StartAsync();
 }
-catch (Exception e) when (e is not HostAbortedException)
+catch (Exception e) when (e is not HostAbortedException && !StartupFailure.Propagate)
 {
     return StartupFailure.Report(e, Console.Error);
 }
@@ -57,7 +57,8 @@ static WebApplication Build(string[] args, bool admin)
         o.AddServerHeader = false;
         o.Limits.MaxRequestBodySize = RequestLimits.MaxBodyBytes;
     });
-    if (string.IsNullOrEmpty(builder.Configuration["urls"]))
+    // The default only when no listener is configured: the container sets ASPNETCORE_HTTP_PORTS.
+    if (new[] { "urls", "http_ports", "https_ports" }.All(key => string.IsNullOrEmpty(builder.Configuration[key])))
         builder.WebHost.UseUrls("http://localhost:8082");
 
     var config = builder.Configuration;

@@ -12,6 +12,12 @@ public static class StartupFailure
 {
     public const int ExitCode = 1;
 
+    /// <summary>
+    /// Set by in-process hosts (the integration tests start Program through Alba): they want the
+    /// exception itself, as a test failure or an expected refusal, not an exit code.
+    /// </summary>
+    public static bool Propagate { get; set; }
+
     public static int Report(Exception e, TextWriter stderr)
     {
         var messages = new List<string>();
