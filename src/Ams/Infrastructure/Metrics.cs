@@ -20,7 +20,6 @@ public static class AmsMetrics
     public static readonly Histogram<int> GroupCommitBatch = Meter.CreateHistogram<int>("ams.send.batch.size", "{message}",
         "Sends written by one group-commit transaction.", advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64] });
     public static readonly Counter<long> EventsDelivered = Meter.CreateCounter<long>("ams.events.delivered", "{event}", "Live events handed to this node's open streams.");
-    public static readonly UpDownCounter<long> OpenStreams = Meter.CreateUpDownCounter<long>("ams.events.streams.open", "{stream}", "Event streams open on this node.");
     public static readonly Histogram<int> ReplaySize = Meter.CreateHistogram<int>("ams.events.replay.size", "{event}",
         "Events one resuming stream replayed from the database.", advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [0, 1, 10, 100, 1000, 10000] });
     public static readonly Counter<long> Throttled = Meter.CreateCounter<long>("ams.requests.throttled", "{request}", "Requests refused with 429 by a limit.");

@@ -51,9 +51,21 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
 /// connection); each published event is deserialized once per node and its payload, already the API's JSON,
 /// goes to every local subscriber as it is.
 /// </summary>
-public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions, IHostApplicationLifetime lifetime, ILogger<EventHub> logger) : IHostedService
+public sealed class EventHub : IHostedService
 {
+    readonly IConnectionMultiplexer redis;
+    readonly SessionStore sessions;
+    readonly IHostApplicationLifetime lifetime;
+    readonly ILogger<EventHub> logger;
     volatile bool stopping;
+
+    public EventHub(IConnectionMultiplexer redis, SessionStore sessions, IHostApplicationLifetime lifetime, ILogger<EventHub> logger,
+        System.Diagnostics.Metrics.IMeterFactory meters)
+    {
+        (this.redis, this.sessions, this.lifetime, this.logger) = (redis, sessions, lifetime, logger);
+        meters.Create(new System.Diagnostics.Metrics.MeterOptions(AmsMetrics.MeterName)).CreateObservableUpDownCounter("ams.events.streams.open", () => Count, "{stream}",
+            "Event streams open on this node.");
+    }
 
     readonly ConcurrentDictionary<long, ConcurrentDictionary<Subscriber, byte>> byUser = new();
 
@@ -69,14 +81,13 @@ public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions
     {
         var subscriber = new Subscriber(userId, username, sessionId, format, capacity);
         byUser.GetOrAdd(userId, _ => new()).TryAdd(subscriber, 0);
-        AmsMetrics.OpenStreams.Add(1);
         if (stopping) subscriber.Close();   // registered while the node shuts down: ends at once, like the rest
         return subscriber;
     }
 
     public void Unregister(Subscriber subscriber)
     {
-        if (byUser.TryGetValue(subscriber.UserId, out var set) && set.TryRemove(subscriber, out _)) AmsMetrics.OpenStreams.Add(-1);
+        if (byUser.TryGetValue(subscriber.UserId, out var set)) set.TryRemove(subscriber, out _);
     }
 
     public async Task StartAsync(CancellationToken cancellationToken)
