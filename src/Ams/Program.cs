@@ -77,13 +77,15 @@ static WebApplication Build(string[] args, bool admin)
     builder.AddEnvelopeEncryption();
     builder.AddLiveEvents();
     builder.AddMetricsExposition();
-    // Logging__Console__FormatterName=json: one JSON object per line, with the request's trace and span ids.
-    builder.Services.Configure<Microsoft.Extensions.Logging.Console.JsonConsoleFormatterOptions>(o =>
-    {
-        o.IncludeScopes = true;
-        o.UseUtcTimestamp = true;
-        o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-    });
+    // Logging__Console__FormatterName=json: one JSON object per line, with the request's trace and span
+    // ids. Said explicitly, since the slim builder's console logger pins the simple formatter.
+    if (string.Equals(config["Logging:Console:FormatterName"], "json", StringComparison.OrdinalIgnoreCase))
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+        });
     Slices.AddServices(builder);
     builder.Services.AddFastEndpoints(Slices.Types);
     // X-Forwarded-For is believed only from proxies the operator names; otherwise a client could
