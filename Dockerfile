@@ -12,14 +12,19 @@ COPY src/Ams/Ams.csproj src/Ams/
 RUN dotnet restore src/Ams/Ams.csproj -r linux-x64
 COPY src/ src/
 COPY wwwroot/ wwwroot/
-# The same publish as `just publish`.
-RUN dotnet publish src/Ams -c Release -r linux-x64 --no-restore -o /app \
+# The same publish as `just publish`. GET /api/version reports AMS_COMMIT (the build context has
+# no .git): docker build --build-arg AMS_COMMIT=$(git rev-parse HEAD) .
+ARG AMS_COMMIT=unknown
+RUN dotnet publish src/Ams -c Release -r linux-x64 --no-restore -o /app -p:AmsCommit=$AMS_COMMIT \
  && rm -f /app/*.dbg
 
 FROM mcr.microsoft.com/dotnet/runtime-deps:10.0 AS runtime
 WORKDIR /app
 COPY --from=build /app ./
-ENV ASPNETCORE_URLS=http://+:8082 \
+# The port replaces the base image's ASPNETCORE_HTTP_PORTS=8080 (setting ASPNETCORE_URLS as well
+# would make every start warn that one overrides the other). `Ams --healthcheck` probes the port
+# configured here, or the first URL of ASPNETCORE_URLS if an operator sets that instead.
+ENV ASPNETCORE_HTTP_PORTS=8082 \
     ASPNETCORE_ENVIRONMENT=Production
 EXPOSE 8082
 # The image's unprivileged user (uid 1654).

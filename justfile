@@ -45,6 +45,11 @@ screenshots: build publish
 clean:
     rm -rf artifacts src/*/bin src/*/obj tests/*/bin tests/*/obj
 
+# Administration against the local setup: just admin list-users | create-user NAME < password-file | invite --uses 3 | … (README "Administration")
+[positional-arguments]
+admin *args:
+    ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" scripts/dev-services.sh dotnet run --project src/Ams -c Release --no-launch-profile -v q -- admin "$@"
+
 # Re-wrap every data key under the first of Crypto__MasterKeys (uses the dev servers unless ConnectionStrings__* are set)
 rotate-keys:
     ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" scripts/dev-services.sh dotnet run --project src/Ams -c Release -- --rotate-keys

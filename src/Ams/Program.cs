@@ -10,99 +10,135 @@ using StackExchange.Redis;
 
 if (args.Contains(HealthProbe.Flag)) return await HealthProbe.RunAsync();
 
-var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+// `Ams admin …` runs one administration command against the server's configuration and exits.
+var admin = Ams.Features.Admin.Cli.IsAdmin(args);
+WebApplication app;
+// Everything up to serving is startup: what fails there (a missing or placeholder setting, an
+// unreachable database, a port in use) ends the process with its message alone and exit code 1,
+// never a stack trace (and never an abort, which PID 1 in a container turns into exit 134/139).
+try
 {
-    Args = args,
-    // appsettings.json and the repository's top-level wwwroot/ are copied beside the binary by
-    // the build and the publish, so the app finds them wherever it is started from.
-    ContentRootPath = AppContext.BaseDirectory,
-    WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),
-});
-builder.WebHost.ConfigureKestrel(o =>
-{
-    o.AddServerHeader = false;
-    o.Limits.MaxRequestBodySize = RequestLimits.MaxBodyBytes;
-});
-if (string.IsNullOrEmpty(builder.Configuration["urls"]))
-    builder.WebHost.UseUrls("http://localhost:8082");
-
-var config = builder.Configuration;
-builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.ConfigureHttpJsonOptions(o =>
-{
-    // FastEndpoints copies these options in UseFastEndpoints, so its serializer gets the contexts too.
-    foreach (var (i, context) in Slices.JsonContexts.Index()) o.SerializerOptions.TypeInfoResolverChain.Insert(i, context);
-    o.SerializerOptions.Converters.Add(new UtcTimestampConverter());
-    o.SerializerOptions.Converters.Add(new UtcOffsetTimestampConverter());
-});
-builder.AddProblemResponses();
-builder.Services.AddDatabase(config);
-builder.Services.AddRedis(config);
-builder.Services.AddSingleton<Outages>();
-builder.AddAccounts();
-builder.AddEnvelopeEncryption();
-builder.AddLiveEvents();
-Slices.AddServices(builder);
-builder.Services.AddFastEndpoints(Slices.Types);
-// X-Forwarded-For is believed only from proxies the operator names; otherwise a client could
-// pick its own address and dodge the per-address login throttle.
-if (config["Network:TrustedProxies"] is { Length: > 0 } proxies)
-    builder.Services.Configure<ForwardedHeadersOptions>(o =>
+    app = Build(admin ? [] : args, admin);
+    // Fail fast, before serving anything, when Production has no master key.
+    var masterKeys = app.Services.GetRequiredService<MasterKeys>();
+    var db = app.Services.GetRequiredService<MySqlDataSource>();
+    var loggers = app.Services.GetRequiredService<ILoggerFactory>();
+    await Migrations.ApplyAsync(db, loggers.CreateLogger("Ams.Migrations"), app.Lifetime.ApplicationStopping);
+    if (args.Contains(KeyRotation.Flag))
     {
-        o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
-        o.KnownProxies.Clear();
-        o.KnownIPNetworks.Clear();
-        foreach (var proxy in proxies.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            o.KnownProxies.Add(IPAddress.Parse(proxy));
+        var rotation = await KeyRotation.RunAsync(db, masterKeys, loggers.CreateLogger("Ams.KeyRotation"));
+        Console.WriteLine($"re-wrapped {rotation.Rewrapped} data keys under '{masterKeys.PrimaryId}'; " +
+                          $"{rotation.RemainingUnderOtherKeys} remain under other master keys ({rotation.Unreadable} unreadable)");
+        return rotation.RemainingUnderOtherKeys == 0 ? 0 : 1;
+    }
+    if (admin) return await Ams.Features.Admin.Cli.RunAsync(app.Services, args[1..], Console.In, Console.Out, Console.Error);
+    await app.StartAsync();
+}
+catch (Exception e) when (e is not HostAbortedException && !StartupFailure.Propagate)
+{
+    return StartupFailure.Report(e, Console.Error);
+}
+await app.WaitForShutdownAsync();
+await app.DisposeAsync();
+return 0;
+
+static WebApplication Build(string[] args, bool admin)
+{
+    var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+    {
+        Args = args,
+        // appsettings.json and the repository's top-level wwwroot/ are copied beside the binary by
+        // the build and the publish, so the app finds them wherever it is started from.
+        ContentRootPath = AppContext.BaseDirectory,
+        WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),
+    });
+    builder.WebHost.ConfigureKestrel(o =>
+    {
+        o.AddServerHeader = false;
+        o.Limits.MaxRequestBodySize = RequestLimits.MaxBodyBytes;
+    });
+    // The default only when no listener is configured: the container sets ASPNETCORE_HTTP_PORTS.
+    if (new[] { "urls", "http_ports", "https_ports" }.All(key => string.IsNullOrEmpty(builder.Configuration[key])))
+        builder.WebHost.UseUrls("http://localhost:8082");
+
+    var config = builder.Configuration;
+    builder.Services.AddSingleton(TimeProvider.System);
+    builder.Services.ConfigureHttpJsonOptions(o =>
+    {
+        // FastEndpoints copies these options in UseFastEndpoints, so its serializer gets the contexts too.
+        foreach (var (i, context) in Slices.JsonContexts.Index()) o.SerializerOptions.TypeInfoResolverChain.Insert(i, context);
+        o.SerializerOptions.Converters.Add(new UtcTimestampConverter());
+        o.SerializerOptions.Converters.Add(new UtcOffsetTimestampConverter());
+    });
+    builder.AddProblemResponses();
+    builder.Services.AddDatabase(config);
+    builder.Services.AddRedis(config);
+    builder.Services.AddSingleton<Outages>();
+    builder.AddAccounts();
+    builder.AddEnvelopeEncryption();
+    builder.AddLiveEvents();
+    builder.AddMetricsExposition();
+    // Logging__Console__FormatterName=json: one JSON object per line, with the request's trace and span
+    // ids. Said explicitly, since the slim builder's console logger pins the simple formatter.
+    if (string.Equals(config["Logging:Console:FormatterName"], "json", StringComparison.OrdinalIgnoreCase))
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+        });
+    Slices.AddServices(builder);
+    builder.Services.AddFastEndpoints(Slices.Types);
+    // X-Forwarded-For is believed only from proxies the operator names; otherwise a client could
+    // pick its own address and dodge the per-address login throttle. Addresses or CIDRs.
+    if (config["Network:TrustedProxies"] is { Length: > 0 } proxies)
+    {
+        var trusted = ClientAddress.ParseNetworks(proxies, "Network:TrustedProxies");
+        builder.Services.Configure<ForwardedHeadersOptions>(o =>
+        {
+            o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            o.KnownProxies.Clear();
+            o.KnownIPNetworks.Clear();
+            foreach (var network in trusted) o.KnownIPNetworks.Add(network);
+        });
+    }
+
+    if (admin) builder.Logging.AddFilter((category, level) => level >= LogLevel.Warning);   // a command's output is its own
+    var app = builder.Build();
+
+    app.UseSecurityHeaders();
+    app.UseExceptionHandler(new ExceptionHandlerOptions
+    {
+        StatusCodeSelector = ProblemResponses.StatusFor,
+        SuppressDiagnosticsCallback = c => app.Services.GetRequiredService<Outages>().Refused(c.Exception),
+    });
+    // A browser navigating to a missing page gets a page; everything else problem details.
+    app.UseStatusCodePages(new StatusCodePagesOptions { HandleAsync = Layout.StatusCodePageAsync });
+    app.UseUnreadableBodiesAsBadRequest();
+    app.UseNoInternalRoutes();
+    if (config["Network:TrustedProxies"] is { Length: > 0 }) app.UseForwardedHeaders();
+    app.UseMetricsExposition();
+    app.UseBodySizeLimit();
+    app.UseStaticFiles(new StaticFileOptions
+    {
+        OnPrepareResponse = f => f.Context.Response.Headers.CacheControl = "public, max-age=3600",
+    });
+    app.UseAuthentication();
+    app.UseAccessTokenScope();
+    app.UseAntiforgeryCheck();
+    app.UseAuthorization();
+    app.UseFastEndpoints(c =>
+    {
+        Slices.AddRequestTypes(c.Binding.ReflectionCache);
+        // The same type URI that ASP.NET uses for every other 400 the app sends.
+        c.Errors.UseProblemDetails(p => p.TypeValue = "https://tools.ietf.org/html/rfc9110#section-15.5.1");
+        // In the API's words, never the serializer's: its messages name .NET types and internals.
+        c.Binding.JsonExceptionTransformer = e => new FluentValidation.Results.ValidationFailure(
+            e.Path is { Length: > 1 } path ? path.TrimStart('$', '.') : "body",
+            e.Path is { Length: > 1 } at ? $"The value at {at} is not of the expected type or is not valid JSON." : "The request body is not valid JSON.");
     });
 
-var app = builder.Build();
-
-app.UseSecurityHeaders();
-app.UseExceptionHandler(new ExceptionHandlerOptions
-{
-    StatusCodeSelector = ProblemResponses.StatusFor,
-    SuppressDiagnosticsCallback = c => app.Services.GetRequiredService<Outages>().Refused(c.Exception),
-});
-// A browser navigating to a missing page gets a page; everything else problem details.
-app.UseStatusCodePages(new StatusCodePagesOptions { HandleAsync = Layout.StatusCodePageAsync });
-app.UseUnreadableBodiesAsBadRequest();
-app.UseNoInternalRoutes();
-if (config["Network:TrustedProxies"] is { Length: > 0 }) app.UseForwardedHeaders();
-app.UseBodySizeLimit();
-app.UseStaticFiles(new StaticFileOptions
-{
-    OnPrepareResponse = f => f.Context.Response.Headers.CacheControl = "public, max-age=3600",
-});
-app.UseAuthentication();
-app.UseAccessTokenScope();
-app.UseAntiforgeryCheck();
-app.UseAuthorization();
-app.UseFastEndpoints(c =>
-{
-    Slices.AddRequestTypes(c.Binding.ReflectionCache);
-    // The same type URI that ASP.NET uses for every other 400 the app sends.
-    c.Errors.UseProblemDetails(p => p.TypeValue = "https://tools.ietf.org/html/rfc9110#section-15.5.1");
-    // In the API's words, never the serializer's: its messages name .NET types and internals.
-    c.Binding.JsonExceptionTransformer = e => new FluentValidation.Results.ValidationFailure(
-        e.Path is { Length: > 1 } path ? path.TrimStart('$', '.') : "body",
-        e.Path is { Length: > 1 } at ? $"The value at {at} is not of the expected type or is not valid JSON." : "The request body is not valid JSON.");
-});
-
-// Fail fast, before serving anything, when Production has no master key.
-var masterKeys = app.Services.GetRequiredService<MasterKeys>();
-var db = app.Services.GetRequiredService<MySqlDataSource>();
-var loggers = app.Services.GetRequiredService<ILoggerFactory>();
-await Migrations.ApplyAsync(db, loggers.CreateLogger("Ams.Migrations"), app.Lifetime.ApplicationStopping);
-if (args.Contains(KeyRotation.Flag))
-{
-    var rotation = await KeyRotation.RunAsync(db, masterKeys, loggers.CreateLogger("Ams.KeyRotation"));
-    Console.WriteLine($"re-wrapped {rotation.Rewrapped} data keys under '{masterKeys.PrimaryId}'; " +
-                      $"{rotation.RemainingUnderOtherKeys} remain under other master keys ({rotation.Unreadable} unreadable)");
-    return rotation.RemainingUnderOtherKeys == 0 ? 0 : 1;
+    return app;
 }
-
-app.Run();
-return 0;
 
 public partial class Program;

@@ -114,6 +114,41 @@ public sealed class AppProcess : IAsyncLifetime
 
     public string Log { get { lock (log) return log.ToString(); } }
 
+    public string MariaDbConnection => mariaDbConnection;
+    public string RedisConnection => redisConnection;
+    public string MasterKeys => masterKeys;
+
+    /// <summary>
+    /// Runs the binary once more as a command (e.g. <c>admin list-users</c>) with the server's
+    /// configuration, <paramref name="environment"/> on top (a null value removes a variable).
+    /// </summary>
+    public async Task<(int ExitCode, string Stdout, string Stderr)> RunCommandAsync(IEnumerable<string> commandArguments, string? stdin = null,
+        IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        var start = new ProcessStartInfo(fileName, arguments.Concat(commandArguments))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            WorkingDirectory = Path.GetDirectoryName(Path.GetFullPath(fileName))!,
+        };
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment["ConnectionStrings__MariaDb"] = mariaDbConnection;
+        start.Environment["ConnectionStrings__Redis"] = redisConnection;
+        start.Environment["Crypto__MasterKeys"] = masterKeys;
+        foreach (var (key, value) in extraEnvironment) start.Environment[key] = value;
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
+            if (value is null) start.Environment.Remove(key); else start.Environment[key] = value;
+        using var command = Process.Start(start)!;
+        var stdout = command.StandardOutput.ReadToEndAsync();
+        var stderr = command.StandardError.ReadToEndAsync();
+        if (stdin is not null) await command.StandardInput.WriteAsync(stdin);
+        command.StandardInput.Close();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await command.WaitForExitAsync(timeout.Token);
+        return (command.ExitCode, await stdout, await stderr);
+    }
+
     public long ResidentBytes()
     {
         process.Refresh();

@@ -43,4 +43,31 @@ public static class ClientAddress
         }
         return address.ToString();
     }
+
+    /// <summary>
+    /// A comma-separated list of CIDRs (<c>10.0.0.0/8</c>, <c>fd00::/8</c>) or single addresses
+    /// (a /32 or /128), for <c>Network:TrustedProxies</c> and <c>Metrics:AllowFrom</c>. A bad entry
+    /// stops the server at start with the setting's name.
+    /// </summary>
+    public static List<IPNetwork> ParseNetworks(string setting, string key)
+    {
+        var networks = new List<IPNetwork>();
+        foreach (var entry in setting.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (entry.Contains('/') ? IPNetwork.TryParse(entry, out var network) : TrySingle(entry, out network))
+                networks.Add(network);
+            else
+                throw new ConfigurationException($"{key}: '{entry}' is neither an IP address nor a CIDR such as 10.0.0.0/8 or fd00::/8.");
+        }
+        return networks;
+    }
+
+    static bool TrySingle(string entry, out IPNetwork network)
+    {
+        network = default;
+        if (!IPAddress.TryParse(entry, out var address)) return false;
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        network = new IPNetwork(address, address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128);
+        return true;
+    }
 }

@@ -11,7 +11,7 @@ public static class Database
     {
         var connectionString = config.GetConnectionString("MariaDb");
         if (string.IsNullOrWhiteSpace(connectionString))
-            throw new InvalidOperationException(
+            throw new ConfigurationException(
                 "ConnectionStrings:MariaDb is not set. Use `just run` for a local server, or set ConnectionStrings__MariaDb.");
         var builder = new MySqlConnectionStringBuilder(connectionString)
         {

@@ -11,7 +11,7 @@ public static class Redis
     {
         var configuration = config.GetConnectionString("Redis");
         if (string.IsNullOrWhiteSpace(configuration))
-            throw new InvalidOperationException(
+            throw new ConfigurationException(
                 "ConnectionStrings:Redis is not set. Use `just run` for a local server, or set ConnectionStrings__Redis.");
         var options = ConfigurationOptions.Parse(configuration);
         // Start even when Redis is briefly away; the multiplexer reconnects on its own and

@@ -15,6 +15,8 @@ public sealed class UserRow
     public string PasswordHash { get; set; } = "";
     public bool TwoFactorEnabled { get; set; }
     public DateTime CreatedAt { get; set; }
+    /// <summary>Set by <c>Ams admin disable</c>: such an account cannot sign in.</summary>
+    public DateTime? DisabledAt { get; set; }
 
     public UserView ToView() => new(Id.ToString(System.Globalization.CultureInfo.InvariantCulture), Username, DisplayName, TwoFactorEnabled,
         DateTime.SpecifyKind(CreatedAt, DateTimeKind.Utc));
@@ -25,7 +27,7 @@ public static class Users
     /// <summary>The select list that fills a <see cref="UserRow"/>.</summary>
     public const string RowColumns = """
         id AS Id, username AS Username, display_name AS DisplayName, password_hash AS PasswordHash,
-        two_factor_enabled AS TwoFactorEnabled, created_at AS CreatedAt
+        two_factor_enabled AS TwoFactorEnabled, created_at AS CreatedAt, disabled_at AS DisabledAt
         """;
 
     public static async Task<UserRow?> FindByIdAsync(MySqlDataSource db, long id, CancellationToken ct)

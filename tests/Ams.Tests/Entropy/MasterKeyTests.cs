@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Infrastructure.Crypto;
 using Ams.Tests.Support;
 using Microsoft.Extensions.Configuration;
@@ -42,7 +43,7 @@ public sealed class MasterKeyTests
     [InlineData("k1:{A},k2:AAAA", "Crypto:MasterKeys key 'k2' must be 32 bytes (base64 of 32 random bytes), not 3.")]
     public void Each_bad_setting_is_refused_with_a_message_that_names_the_entry(string setting, string message)
     {
-        var error = Assert.Throws<InvalidOperationException>(() => MasterKeys.Parse(setting.Replace("{A}", KeyA).Replace("{B}", KeyB)));
+        var error = Assert.Throws<ConfigurationException>(() => MasterKeys.Parse(setting.Replace("{A}", KeyA).Replace("{B}", KeyB)));
         Assert.StartsWith(message, error.Message);
         Assert.DoesNotContain(KeyB, error.Message);
     }
@@ -50,7 +51,7 @@ public sealed class MasterKeyTests
     [Fact]
     public void Production_without_keys_says_how_to_make_one()
     {
-        var error = Assert.Throws<InvalidOperationException>(() =>
+        var error = Assert.Throws<ConfigurationException>(() =>
             MasterKeys.Load(Config(), new Environment("Production"), new CapturedLogs().CreateLogger("t")));
         Assert.Contains("Set Crypto__MasterKeys to 'id:base64key'", error.Message);
         Assert.Contains("AMS will not store data without a master key.", error.Message);

@@ -17,5 +17,6 @@ public sealed class Services : ISliceServices
         builder.Services.AddSingleton<Pool>();
         builder.Services.AddSingleton<Refiller>();
         builder.Services.AddHostedService<Service>();
+        builder.Services.AddHostedService<EntropyMetrics>();
     }
 }

@@ -182,6 +182,7 @@ public sealed class Stream(EventHub hub, Presence presence, MySqlDataSource db, 
 
     async Task<long> ReplayAsync(HttpResponse response, Subscriber subscriber, long last, CancellationToken ct)
     {
+        var total = 0;
         while (true)
         {
             List<StoredEvent> page;
@@ -208,11 +209,17 @@ public sealed class Stream(EventHub hub, Presence presence, MySqlDataSource db, 
             }
             foreach (var stored in page)
             {
-                if (replayed.GetValueOrDefault(stored.Seq) is { } live) await WriteAsync(response, subscriber, stored.Seq, live, ct);
+                if (replayed.GetValueOrDefault(stored.Seq) is { } live)
+                {
+                    await WriteAsync(response, subscriber, stored.Seq, live, ct);
+                    total++;
+                }
                 last = stored.Seq;
             }
             await response.Body.FlushAsync(ct);
-            if (page.Count < Sql.PageSize) return last;
+            if (page.Count >= Sql.PageSize) continue;
+            AmsMetrics.ReplaySize.Record(total);
+            return last;
         }
     }
 

@@ -14,7 +14,7 @@ public sealed class Endpoint(MySqlDataSource db, IConnectionMultiplexer redis, I
 
     public override void Configure()
     {
-        Get("/healthz");
+        Get("/healthz", "/readyz");
         AllowAnonymous();
     }
 
@@ -48,4 +48,18 @@ public sealed class Endpoint(MySqlDataSource db, IConnectionMultiplexer redis, I
             return "unreachable";
         }
     }
+}
+
+public sealed record LiveResponse(string Status);
+
+/// <summary><c>GET /livez</c>: 200 while the process serves; no dependency is checked (a restart would not mend them).</summary>
+public sealed class Livez : EndpointWithoutRequest<LiveResponse>
+{
+    public override void Configure()
+    {
+        Get("/livez");
+        AllowAnonymous();
+    }
+
+    public override Task HandleAsync(CancellationToken ct) => Send.OkAsync(new LiveResponse("ok"), ct);
 }

@@ -9,4 +9,5 @@ namespace Ams.Features.Health;
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true,
     Converters = [typeof(UtcTimestampConverter), typeof(UtcOffsetTimestampConverter)])]
 [JsonSerializable(typeof(Response))]
+[JsonSerializable(typeof(LiveResponse))]
 sealed partial class HealthJson : JsonSerializerContext;

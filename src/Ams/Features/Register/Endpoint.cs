@@ -28,6 +28,13 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvid
             await FormAsync(req, errors, StatusCodes.Status422UnprocessableEntity);
             return;
         }
+        if (limits.Mode == RegistrationMode.Closed)
+        {
+            await (HttpContext.IsApi()
+                ? Problem.WriteAsync(HttpContext, StatusCodes.Status403Forbidden, "Registration closed", ClosedDetail)
+                : FormAsync(req, [ClosedDetail], StatusCodes.Status403Forbidden));
+            return;
+        }
         // Counted before the (deliberately expensive) hash, so a burst cannot outrun the limit.
         if (await RateLimit.TryAcquireAsync(redis, $"registrations:addr:{ClientAddress.BucketOf(HttpContext)}", limits.MaxPerAddress, limits.Window) is { } wait)
         {
@@ -38,7 +45,24 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvid
         }
         var username = req.Username.ToLowerInvariant();
         var displayName = req.DisplayName ?? username;
-        var id = await Sql.InsertUserAsync(db, username, displayName, await passwords.HashAsync(req.Password, ct), time.UtcNowMillis(), ct);
+        long? id;
+        if (limits.Mode == RegistrationMode.Invite)
+        {
+            // Missing, unknown and used codes get the same answer; an unusable one costs no password hash.
+            var (outcome, created) = await Invites.IsUsableAsync(db, req.Invite, ct)
+                ? await Sql.InsertInvitedUserAsync(db, Invites.HashOf(req.Invite!), username, displayName, await passwords.HashAsync(req.Password, ct), time.UtcNowMillis(), ct)
+                : (Sql.InvitedOutcome.InviteRejected, 0);
+            if (outcome == Sql.InvitedOutcome.InviteRejected)
+            {
+                await (HttpContext.IsApi()
+                    ? Problem.WriteAsync(HttpContext, StatusCodes.Status403Forbidden, "Invite required", InviteDetail)
+                    : FormAsync(req, [InviteDetail], StatusCodes.Status403Forbidden));
+                return;
+            }
+            id = outcome == Sql.InvitedOutcome.Created ? created : null;
+        }
+        else
+            id = await Sql.InsertUserAsync(db, username, displayName, await passwords.HashAsync(req.Password, ct), time.UtcNowMillis(), ct);
         var taken = $"The username '{username}' is already registered.";
         await ((HttpContext.IsApi(), id) switch
         {
@@ -50,6 +74,9 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvid
         });
     }
 
+    public const string ClosedDetail = "Registration is closed on this server; an administrator creates accounts.";
+    public const string InviteDetail = "Registration needs a valid, unused invite code from an administrator.";
+
     Task ThrottledFormAsync(Request values, TimeSpan wait)
     {
         Problem.RetryAfter(HttpContext, wait);
@@ -58,5 +85,5 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvid
     }
 
     Task FormAsync(Request values, IEnumerable<string> errors, int status) =>
-        Layout.SendAsync(HttpContext, "Register", Fragments.Form(HttpContext, values, errors), status);
+        Layout.SendAsync(HttpContext, "Register", Fragments.Form(HttpContext, values, errors, limits.Mode), status);
 }

@@ -4,7 +4,15 @@ namespace Ams.Features.Register;
 
 static class Fragments
 {
-    public static Html Form(HttpContext http, Request? values, IEnumerable<string> errors) => Html.Of($"""
+    public static Html Form(HttpContext http, Request? values, IEnumerable<string> errors, RegistrationMode mode) => mode == RegistrationMode.Closed
+        ? Html.Of($"""
+            <section id="register">
+              <h1>Registration is closed</h1>
+              <p>This server does not take new accounts. Ask its administrator for one.</p>
+              <p>Already registered? <a href="/login">Sign in</a></p>
+            </section>
+            """)
+        : Html.Of($"""
         <form id="register" method="post" action="/register" hx-post="/register" hx-target="this" hx-swap="outerHTML">
           <h1>Create an account</h1>
           {Layout.Errors(errors)}
@@ -18,8 +26,14 @@ static class Fragments
           <input id="displayName" name="displayName" maxlength="64" value="{values?.DisplayName}">
           <label for="password">Password <small>(12–128 characters)</small></label>
           <input id="password" name="password" type="password" autocomplete="new-password" required minlength="12" maxlength="128">
+          {(mode == RegistrationMode.Invite ? InviteField(values) : Html.Empty)}
           <button type="submit">Register</button>
           <p>Already registered? <a href="/login">Sign in</a></p>
         </form>
+        """);
+
+    static Html InviteField(Request? values) => Html.Of($"""
+        <label for="invite">Invite code</label>
+        <input id="invite" name="invite" required autocomplete="off" value="{values?.Invite}">
         """);
 }

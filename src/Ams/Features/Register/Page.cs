@@ -3,7 +3,7 @@ using FastEndpoints;
 
 namespace Ams.Features.Register;
 
-public sealed class Page : EndpointWithoutRequest
+public sealed class Page(RegistrationLimits limits) : EndpointWithoutRequest
 {
     public override void Configure()
     {
@@ -12,5 +12,5 @@ public sealed class Page : EndpointWithoutRequest
     }
 
     public override Task HandleAsync(CancellationToken ct) =>
-        Send.StringAsync(Layout.Page("Register", Fragments.Form(HttpContext, null, [])), 200, "text/html; charset=utf-8", ct);
+        Send.StringAsync(Layout.Page("Register", Fragments.Form(HttpContext, null, [], limits.Mode)), 200, "text/html; charset=utf-8", ct);
 }

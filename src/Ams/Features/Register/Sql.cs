@@ -11,16 +11,45 @@ static class Sql
         await using var connection = await db.OpenConnectionAsync(ct);
         try
         {
-            return await connection.ExecuteScalarAsync<long>("""
-                INSERT INTO users (username, display_name, password_hash, created_at)
-                VALUES (@username, @displayName, @passwordHash, @createdAt);
-                INSERT INTO user_event_seq (user_id) VALUES (LAST_INSERT_ID());
-                SELECT LAST_INSERT_ID();
-                """, new { username, displayName, passwordHash, createdAt });
+            return await InsertAsync(connection, null, username, displayName, passwordHash, createdAt);
         }
         catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.DuplicateKeyEntry)
         {
             return null;
         }
     }
+
+    public enum InvitedOutcome { Created, Taken, InviteRejected }
+
+    /// <summary>
+    /// Takes one use of the invite and inserts the user in one transaction: a taken name gives the
+    /// use back, and two registrations racing for the last use cannot both succeed.
+    /// </summary>
+    public static async Task<(InvitedOutcome Outcome, long Id)> InsertInvitedUserAsync(MySqlDataSource db, string inviteHash, string username,
+        string displayName, string passwordHash, DateTime createdAt, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        var taken = await connection.ExecuteAsync("UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = @inviteHash AND uses_left > 0",
+            new { inviteHash }, transaction);
+        if (taken != 1) return (InvitedOutcome.InviteRejected, 0);
+        try
+        {
+            var id = await InsertAsync(connection, transaction, username, displayName, passwordHash, createdAt);
+            await transaction.CommitAsync(ct);
+            return (InvitedOutcome.Created, id);
+        }
+        catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.DuplicateKeyEntry)
+        {
+            return (InvitedOutcome.Taken, 0);
+        }
+    }
+
+    static Task<long> InsertAsync(MySqlConnection connection, MySqlTransaction? transaction, string username, string displayName, string passwordHash, DateTime createdAt) =>
+        connection.ExecuteScalarAsync<long>("""
+            INSERT INTO users (username, display_name, password_hash, created_at)
+            VALUES (@username, @displayName, @passwordHash, @createdAt);
+            INSERT INTO user_event_seq (user_id) VALUES (LAST_INSERT_ID());
+            SELECT LAST_INSERT_ID();
+            """, new { username, displayName, passwordHash, createdAt }, transaction);
 }

@@ -80,6 +80,8 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 connection ??= await OpenAsync();
                 var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis());
                 for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(stored[i]);
+                AmsMetrics.GroupCommitBatch.Record(batch.Count);
+                AmsMetrics.MessagesSent.Add(batch.Count);
                 logger.LogDebug("Stored a batch of {Count} sends", batch.Count);
                 return connection;
             }

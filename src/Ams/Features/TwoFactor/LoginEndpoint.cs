@@ -61,6 +61,7 @@ public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges chal
         if (!await challenges.RedeemAsync(found.Id)) return new BadChallenge();
         await totp.ResetAsync(found.UserId);
         var user = (await Users.FindByIdAsync(db, found.UserId, ct))!;
+        if (user.DisabledAt is not null) return new BadChallenge();   // disabled by an administrator meanwhile
         var (token, session) = await sessions.CreateAsync(user.Id, HttpContext);
         if (!Totp.IsTotpCode(code)) await events.RecordAsync(user.Id, SecurityEvents.RecoveryCodeUsed, HttpContext);
         await events.RecordAsync(user.Id, SecurityEvents.Login, HttpContext);

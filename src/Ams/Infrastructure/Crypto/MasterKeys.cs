@@ -35,17 +35,17 @@ public sealed partial class MasterKeys
             var colon = entries[i].IndexOf(':');
             var id = colon > 0 ? entries[i][..colon] : "";
             if (!IdPattern().IsMatch(id))
-                throw new InvalidOperationException($"Crypto:MasterKeys entry {i + 1}: expected 'id:base64key' with an id of 1–32 letters, digits, '_' or '-'.");
+                throw new ConfigurationException($"Crypto:MasterKeys entry {i + 1}: expected 'id:base64key' with an id of 1–32 letters, digits, '_' or '-'.");
             byte[] key;
             try { key = Convert.FromBase64String(entries[i][(colon + 1)..]); }
-            catch (FormatException) { throw new InvalidOperationException($"Crypto:MasterKeys key '{id}' is not valid base64."); }
+            catch (FormatException) { throw new ConfigurationException($"Crypto:MasterKeys key '{id}' is not valid base64."); }
             if (key.Length != KeySize)
-                throw new InvalidOperationException($"Crypto:MasterKeys key '{id}' must be {KeySize} bytes (base64 of 32 random bytes), not {key.Length}.");
+                throw new ConfigurationException($"Crypto:MasterKeys key '{id}' must be {KeySize} bytes (base64 of 32 random bytes), not {key.Length}.");
             if (parsed.Any(p => p.Item1 == id))
-                throw new InvalidOperationException($"Crypto:MasterKeys lists the id '{id}' twice.");
+                throw new ConfigurationException($"Crypto:MasterKeys lists the id '{id}' twice.");
             parsed.Add((id, key));
         }
-        if (parsed.Count == 0) throw new InvalidOperationException("Crypto:MasterKeys is empty.");
+        if (parsed.Count == 0) throw new ConfigurationException("Crypto:MasterKeys is empty.");
         return new MasterKeys(parsed);
     }
 
@@ -57,7 +57,7 @@ public sealed partial class MasterKeys
     {
         if (config["Crypto:MasterKeys"] is { Length: > 0 } setting) return Parse(setting);
         if (!environment.IsDevelopment())
-            throw new InvalidOperationException(
+            throw new ConfigurationException(
                 "Crypto:MasterKeys is not set. Set Crypto__MasterKeys to 'id:base64key' (e.g. \"k1:$(openssl rand -base64 32)\"); " +
                 "AMS will not store data without a master key.");
         var file = Path.GetFullPath(config["Crypto:DevKeyFile"] ?? Path.Combine(".data", "dev-master-keys"));

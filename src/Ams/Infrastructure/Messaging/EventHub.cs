@@ -51,8 +51,22 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
 /// connection); each published event is deserialized once per node and its payload, already the API's JSON,
 /// goes to every local subscriber as it is.
 /// </summary>
-public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions, ILogger<EventHub> logger) : IHostedService
+public sealed class EventHub : IHostedService
 {
+    readonly IConnectionMultiplexer redis;
+    readonly SessionStore sessions;
+    readonly IHostApplicationLifetime lifetime;
+    readonly ILogger<EventHub> logger;
+    volatile bool stopping;
+
+    public EventHub(IConnectionMultiplexer redis, SessionStore sessions, IHostApplicationLifetime lifetime, ILogger<EventHub> logger,
+        System.Diagnostics.Metrics.IMeterFactory meters)
+    {
+        (this.redis, this.sessions, this.lifetime, this.logger) = (redis, sessions, lifetime, logger);
+        meters.Create(new System.Diagnostics.Metrics.MeterOptions(AmsMetrics.MeterName)).CreateObservableUpDownCounter("ams.events.streams.open", () => Count, "{stream}",
+            "Event streams open on this node.");
+    }
+
     readonly ConcurrentDictionary<long, ConcurrentDictionary<Subscriber, byte>> byUser = new();
 
     public int Count => byUser.Values.Sum(s => s.Count);
@@ -67,6 +81,7 @@ public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions
     {
         var subscriber = new Subscriber(userId, username, sessionId, format, capacity);
         byUser.GetOrAdd(userId, _ => new()).TryAdd(subscriber, 0);
+        if (stopping) subscriber.Close();   // registered while the node shuts down: ends at once, like the rest
         return subscriber;
     }
 
@@ -77,6 +92,10 @@ public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        // On shutdown (docker stop, a rolling update) every live stream ends at once, before the server
+        // waits for requests to finish: clients resume on another node with Last-Event-ID, and the
+        // drain is left to in-flight calls such as sends.
+        lifetime.ApplicationStopping.Register(CloseAll);
         var subscriber = redis.GetSubscriber();
         await subscriber.SubscribeAsync(EventLog.Channel, (_, payload) => Deliver(payload));
         await subscriber.SubscribeAsync(SessionStore.RevokedChannel, (_, session) => CloseSession(session.ToString()));
@@ -87,9 +106,15 @@ public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
+        CloseAll();
+        return Task.CompletedTask;
+    }
+
+    void CloseAll()
+    {
+        stopping = true;
         foreach (var set in byUser.Values)
             foreach (var subscriber in set.Keys) subscriber.Close();
-        return Task.CompletedTask;
     }
 
     void Deliver(RedisValue payload)
@@ -108,7 +133,11 @@ public sealed class EventHub(IConnectionMultiplexer redis, SessionStore sessions
         for (var i = 0; i < live.UserIds.Length; i++)
         {
             if (!byUser.TryGetValue(live.UserIds[i], out var set) || set.IsEmpty) continue;
-            foreach (var subscriber in set.Keys) subscriber.Offer(new Outgoing(live.Seqs[i], live));
+            foreach (var subscriber in set.Keys)
+            {
+                subscriber.Offer(new Outgoing(live.Seqs[i], live));
+                AmsMetrics.EventsDelivered.Add(1);
+            }
         }
     }
 

@@ -1,0 +1,30 @@
+namespace Ams.Infrastructure;
+
+/// <summary>A setting the server cannot run with: the message says which and how to fix it, and is all an operator sees.</summary>
+public sealed class ConfigurationException(string message) : InvalidOperationException(message);
+
+/// <summary>
+/// What stops the process before it serves: bad configuration, an unreachable database at start,
+/// a port in use. The operator gets the message alone on stderr and exit code 1, never a stack
+/// trace or an abort (exit 134/139 in a container, where PID 1 cannot abort cleanly).
+/// </summary>
+public static class StartupFailure
+{
+    public const int ExitCode = 1;
+
+    /// <summary>
+    /// Set by in-process hosts (the integration tests start Program through Alba): they want the
+    /// exception itself, as a test failure or an expected refusal, not an exit code.
+    /// </summary>
+    public static bool Propagate { get; set; }
+
+    public static int Report(Exception e, TextWriter stderr)
+    {
+        var messages = new List<string>();
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+            if (!messages.Contains(inner.Message)) messages.Add(inner.Message);
+        stderr.WriteLine($"AMS cannot start: {string.Join(" ", messages)}");
+        stderr.Flush();
+        return ExitCode;
+    }
+}

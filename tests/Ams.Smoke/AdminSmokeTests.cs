@@ -1,0 +1,149 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Ams.Testing;
+
+namespace Ams.Smoke;
+
+/// <summary>`Ams admin …`, registration by invite, and refusing bad configuration: the AOT binary as an operator runs it.</summary>
+public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
+{
+    const string Password = SmokeUsers.Password;
+
+    Task<(int ExitCode, string Stdout, string Stderr)> Admin(string stdin, params string[] args) => app.RunCommandAsync(["admin", .. args], stdin);
+
+    async Task<HttpResponseMessage> LoginAsync(string name, string password)
+    {
+        using var client = app.Client();
+        return await client.PostAsJsonAsync("/api/login", new { username = name, password });
+    }
+
+    static void AssertNoStackTrace(string output) => Assert.DoesNotMatch(@"(?m)^\s+at |Unhandled exception|Exception:", output);
+
+    [Fact]
+    public async Task Every_admin_command_with_its_exit_code()
+    {
+        var name = $"ad{Guid.NewGuid():N}"[..20];
+        var created = await Admin(Password + "\n", "create-user", name, "--display-name", "Ada Admin");
+        Assert.True(created.ExitCode == 0, created.Stderr);
+        Assert.Contains(name, created.Stdout);
+        var login = await LoginAsync(name, Password);
+        Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+        var me = (await login.Content.ReadFromJsonAsync<JsonObject>())!;
+        Assert.Equal("Ada Admin", me["user"]!["displayName"]!.GetValue<string>());
+        var token = me["token"]!.GetValue<string>();
+
+        // Taken, weak password, no password, unknown command: 1 with a message on stderr.
+        var taken = await Admin(Password + "\n", "create-user", name);
+        Assert.Equal(1, taken.ExitCode);
+        Assert.Contains("already registered", taken.Stderr);
+        var weak = await Admin("short\n", "create-user", $"w{name}"[..20]);
+        Assert.Equal(1, weak.ExitCode);
+        Assert.Contains("12–128", weak.Stderr);
+        Assert.Equal(1, (await Admin("", "create-user", $"n{name}"[..20])).ExitCode);
+        var unknown = await Admin("", "frobnicate");
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("usage:", unknown.Stderr);
+        Assert.Equal(1, (await Admin("", "disable", "nosuchuser")).ExitCode);
+        Assert.Equal(1, (await Admin("", "invite", "--uses", "0")).ExitCode);
+        foreach (var result in new[] { taken, weak, unknown }) AssertNoStackTrace(result.Stderr);
+
+        // A personal access token too, to see it end with the sessions.
+        using var bearer = app.Client();
+        bearer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        var pat = (await (await bearer.PostAsJsonAsync("/api/tokens", new { name = "bot" })).Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>();
+        using var bot = app.Client();
+        bot.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", pat);
+        Assert.Equal(HttpStatusCode.OK, (await bot.GetAsync("/api/me")).StatusCode);
+
+        // Disable: sessions and tokens end at once; sign-in is the wrong password's 401, body for body.
+        Assert.Equal(0, (await Admin("", "disable", name)).ExitCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await bearer.GetAsync("/api/me")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await bot.GetAsync("/api/me")).StatusCode);
+        var disabled = await LoginAsync(name, Password);
+        var wrong = await LoginAsync(name, "not the password at all");
+        Assert.Equal(HttpStatusCode.Unauthorized, disabled.StatusCode);
+        static string WithoutTrace(string body) => System.Text.RegularExpressions.Regex.Replace(body, "\"traceId\":\"[^\"]*\"", "");
+        Assert.Equal(WithoutTrace(await wrong.Content.ReadAsStringAsync()), WithoutTrace(await disabled.Content.ReadAsStringAsync()));
+        var list = await Admin("", "list-users");
+        Assert.Equal(0, list.ExitCode);
+        Assert.Matches($@"(?m)^{name}\tAda Admin\t\d{{4}}-\d\d-\d\dT[\d:]+Z\toff\tdisabled$", list.Stdout);
+
+        Assert.Equal(0, (await Admin("", "enable", name)).ExitCode);
+        var again = await LoginAsync(name, Password);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        bearer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer",
+            (await again.Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>());
+        Assert.Contains($"{name}\tAda Admin", (await Admin("", "list-users")).Stdout);
+        Assert.Matches($@"(?m)^{name}\t.*\tenabled$", (await Admin("", "list-users")).Stdout);
+
+        // Reset: the new password works, the old one and every session do not.
+        const string newPassword = "an administrator's new passphrase";
+        Assert.Equal(1, (await Admin("short\n", "reset-password", name)).ExitCode);
+        var reset = await Admin(newPassword + "\n", "reset-password", name);
+        Assert.True(reset.ExitCode == 0, reset.Stderr);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await bearer.GetAsync("/api/me")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await LoginAsync(name, Password)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await LoginAsync(name, newPassword)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Invite_mode_takes_codes_from_admin_invite_once()
+    {
+        var invite = await Admin("", "invite");
+        Assert.Equal(0, invite.ExitCode);
+        var code = invite.Stdout.TrimEnd().Split('\n')[^1];
+        Assert.StartsWith("ami_", code);
+        var twice = (await Admin("", "invite", "--uses", "2")).Stdout.TrimEnd().Split('\n')[^1];
+
+        var invited = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys,
+            new Dictionary<string, string> { ["Registration__Mode"] = "invite" });
+        try
+        {
+        using var client = invited.Client();
+        async Task<HttpResponseMessage> RegisterAsync(string? with) =>
+            await client.PostAsJsonAsync("/api/register", new { username = $"in{Guid.NewGuid():N}"[..20], password = Password, invite = with });
+        var missing = await RegisterAsync(null);
+        var unknown = await RegisterAsync("ami_" + new string('A', 43));
+        Assert.Equal(HttpStatusCode.Forbidden, missing.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, unknown.StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await RegisterAsync(code)).StatusCode);
+        var used = await RegisterAsync(code);
+        Assert.Equal(HttpStatusCode.Forbidden, used.StatusCode);
+        var bodies = new[] { missing, unknown, used }.Select(r => r.Content.ReadAsStringAsync().Result)
+            .Select(b => System.Text.RegularExpressions.Regex.Replace(b, "\"traceId\":\"[^\"]*\"", "")).Distinct().ToList();
+        Assert.Single(bodies);
+        Assert.Contains("Invite required", bodies[0]);
+        Assert.Equal(HttpStatusCode.Created, (await RegisterAsync(twice)).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await RegisterAsync(twice)).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await RegisterAsync(twice)).StatusCode);
+        Assert.Contains("name=\"invite\"", await client.GetStringAsync("/register"));
+        }
+        finally
+        {
+            await invited.DisposeAsync();
+        }
+    }
+
+    [Theory]
+    [InlineData("Crypto__MasterKeys", null, "Crypto:MasterKeys is not set")]
+    [InlineData("Crypto__MasterKeys", "k1:REPLACE_WITH_BASE64_OF_32_RANDOM_BYTES", "Crypto:MasterKeys key 'k1' is not valid base64")]
+    [InlineData("Crypto__MasterKeys", "k1:c2hvcnQ=", "must be 32 bytes")]
+    [InlineData("ConnectionStrings__MariaDb", null, "ConnectionStrings:MariaDb is not set")]
+    [InlineData("ConnectionStrings__Redis", "", "ConnectionStrings:Redis is not set")]
+    [InlineData("Registration__Mode", "sometimes", "Registration:Mode must be open, invite or closed")]
+    public async Task Bad_configuration_is_refused_with_its_message_alone_and_exit_1(string key, string? value, string message)
+    {
+        var (exitCode, stdout, stderr) = await app.RunCommandAsync([], environment: new Dictionary<string, string?>
+        {
+            [key] = value,
+            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{FreePort.Next()}",
+        });
+        Assert.Equal(1, exitCode);
+        Assert.Contains(message, stderr);
+        Assert.StartsWith("AMS cannot start:", stderr);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+        AssertNoStackTrace(stdout + stderr);
+        Assert.DoesNotContain("REPLACE_WITH", stderr);   // never echo key material, even a placeholder
+    }
+}

@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Ams.Testing;
+
+namespace Ams.Smoke;
+
+/// <summary>The AOT binary as operators watch it: version, probes, metrics, JSON logs, and a prompt shutdown with a live stream open.</summary>
+public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProcess>
+{
+    [Fact]
+    public async Task Version_probes_and_metrics()
+    {
+        using var client = app.Client();
+        var version = (await client.GetFromJsonAsync<JsonObject>("/api/version"))!;
+        Assert.Matches(@"^\d+\.\d+\.\d+", version["version"]!.GetValue<string>());
+        Assert.Matches("^[0-9a-f]{40}$", version["commit"]!.GetValue<string>());   // built inside the git checkout
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/livez")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/readyz")).StatusCode);
+        var (_, user) = await app.UserAsync("om");
+        var (other, _) = await app.UserAsync("om");
+        Assert.Equal(HttpStatusCode.Created, (await user.PostAsJsonAsync("/api/messages", new { to = other, body = "metered" })).StatusCode);
+        var metrics = await client.GetStringAsync("/metrics");   // from loopback: allowed by default
+        Assert.Matches(@"(?m)^ams_messages_sent_total [1-9]", metrics);
+        Assert.Matches(@"(?m)^http_server_request_duration_seconds_count\{.*http_route=""/api/messages"".*\} [1-9]", metrics);
+        Assert.Matches(@"(?m)^dotnet_process_memory_working_set_bytes [1-9]", metrics);
+    }
+
+    [Fact]
+    public async Task Json_logs_parse_line_by_line_with_trace_ids_and_shutdown_ends_streams_at_once()
+    {
+        var node = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys,
+            new Dictionary<string, string> { ["Logging__Console__FormatterName"] = "json" });
+        try
+        {
+            var name = $"jl{Guid.NewGuid():N}"[..20];
+            using var client = node.Client();
+            Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/api/register", new { username = name, password = SmokeUsers.Password })).StatusCode);
+            var login = (await (await client.PostAsJsonAsync("/api/login", new { username = name, password = SmokeUsers.Password })).Content.ReadFromJsonAsync<JsonObject>())!;
+
+            // A live stream open while the node is told to stop (SIGTERM, as docker stop does).
+            using var streaming = node.Client();
+            streaming.Timeout = TimeSpan.FromSeconds(30);
+            var request = new HttpRequestMessage(HttpMethod.Get, "/api/events");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", login["token"]!.GetValue<string>());
+            request.Headers.Accept.ParseAdd("text/event-stream");
+            using var response = await streaming.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            var body = await response.Content.ReadAsStreamAsync();
+            var first = new byte[64];
+            Assert.True(await body.ReadAsync(first) > 0);
+            var drained = Task.Run(async () => { try { await body.CopyToAsync(Stream.Null); } catch (IOException) { } catch (HttpRequestException) { } });
+            var stopping = Stopwatch.StartNew();
+            await node.StopAsync();
+            Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(5), $"stopping took {stopping.Elapsed} with a stream open");
+            Assert.True(await Task.WhenAny(drained, Task.Delay(5000)) == drained, "the stream did not end");
+
+            var lines = node.Log.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+            Assert.NotEmpty(lines);
+            var parsed = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();   // every line is one JSON object
+            Assert.All(parsed, p => Assert.True(p.TryGetProperty("LogLevel", out _) && p.TryGetProperty("Category", out _)));
+            var security = parsed.Single(p => p.GetProperty("Message").GetString()!.StartsWith("Security event login for user", StringComparison.Ordinal));
+            var scope = security.GetProperty("Scopes").EnumerateArray().First(s => s.ValueKind == JsonValueKind.Object && s.TryGetProperty("TraceId", out _));
+            Assert.Matches("^[0-9a-f]{32}$", scope.GetProperty("TraceId").GetString()!);
+            Assert.Matches("^[0-9a-f]{16}$", scope.GetProperty("SpanId").GetString()!);
+            Assert.DoesNotContain(SmokeUsers.Password, node.Log);
+            Assert.DoesNotContain(login["token"]!.GetValue<string>(), node.Log);
+        }
+        finally
+        {
+            await node.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,122 @@
+using System.Net;
+using Alba;
+using Ams.Infrastructure;
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Platform;
+
+/// <summary>/metrics (AMS's own metrics after traffic, only for Metrics:AllowFrom), /livez, /readyz, /api/version, and trusted proxies by CIDR.</summary>
+public sealed class OperationsTests(Services services) : IClassFixture<Services>
+{
+    static async Task<string> MetricsAsync(IAlbaHost app, string from, int status) =>
+        await (await app.Scenario(s => { s.Get.Url("/metrics"); s.From(from); s.StatusCodeShouldBe(status); })).ReadAsTextAsync();
+
+    [Fact]
+    public async Task Metrics_show_traffic_and_ams_instruments_to_allowed_addresses_only()
+    {
+        await using var app = await services.StartAppAsync(settings: [new("Metrics:AllowFrom", "127.0.0.0/8, 10.9.0.0/16")]);
+        var token = await app.NewUserTokenAsync("mx");
+        var other = Api.UniqueName("mx");
+        await app.RegisterAsync(other);
+        await app.Scenario(s =>
+        {
+            s.Post.Json(new { to = other, body = "counted" }).ToUrl("/api/messages");
+            s.WithRequestHeader("Authorization", $"Bearer {token}");
+            s.StatusCodeShouldBe(201);
+        });
+        await using (var stream = await SseClient.OpenAsync(app, token, lastEventId: "0"))
+        {
+            Assert.NotNull(await stream.NextAsync());   // the replayed message: the replay is done
+            // The stream registers as its response starts; give it a moment on a busy machine.
+            var open = false;
+            for (var i = 0; i < 50 && !open; i++, await Task.Delay(100))
+                open = System.Text.RegularExpressions.Regex.IsMatch(await MetricsAsync(app, "127.0.0.1", 200), @"(?m)^ams_events_streams_open [1-9]");
+            Assert.True(open, "no open stream counted");
+        }
+
+        var metrics = "";
+        for (var i = 0; i < 50 && !metrics.Contains("ams_events_replay_size_count"); i++, await Task.Delay(100))
+            metrics = await MetricsAsync(app, "10.9.3.4", 200);
+        Assert.Matches(@"(?m)^# TYPE ams_messages_sent_total counter$", metrics);
+        Assert.Matches(@"(?m)^ams_messages_sent_total [1-9]", metrics);
+        Assert.Matches(@"(?m)^ams_send_batch_size_bucket\{le=""\+Inf""\} [1-9]", metrics);
+        Assert.Matches(@"(?m)^ams_events_replay_size_count [1-9]", metrics);
+        Assert.Matches(@"(?m)^ams_entropy_mode\{mode=""os""\} 1$", metrics);
+        Assert.Matches(@"(?m)^ams_entropy_pool_size_bytes \d+$", metrics);
+        Assert.Matches(@"(?m)^# TYPE http_server_request_duration_seconds histogram$", metrics);
+        Assert.Matches(@"(?m)^http_server_request_duration_seconds_bucket\{.*http_route=""/api/messages"".*le=""0\.005""\} \d+$", metrics);
+        Assert.Matches(@"(?m)^dotnet_gc_", metrics);
+        // Every line is a comment or `name{labels} value`.
+        foreach (var line in metrics.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            Assert.Matches(@"^(# (HELP|TYPE) \S+ .+|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? \S+)$", line);
+
+        var refused = await app.Scenario(s => { s.Get.Url("/metrics"); s.From("192.0.2.7"); s.StatusCodeShouldBe(404); });
+        await refused.ProblemAsync(404);
+    }
+
+    [Fact]
+    public async Task Throttled_requests_are_counted()
+    {
+        await using var app = await services.StartAppAsync(settings: [new("Registration:MaxPerAddress", "1")]);
+        for (var i = 0; i < 2; i++)
+            await app.Scenario(s =>
+            {
+                s.Post.Json(new { username = Api.UniqueName("th"), password = Api.Password }).ToUrl("/api/register");
+                s.From("198.51.100.77");
+                s.StatusCodeShouldBe(i == 0 ? 201 : 429);
+            });
+        Assert.Matches(@"(?m)^ams_requests_throttled_total\{http_route=""/api/register""\} [1-9]", await MetricsAsync(app, "127.0.0.1", 200));
+    }
+
+    [Fact]
+    public async Task Livez_readyz_and_version()
+    {
+        var app = await services.AppAsync();
+        Assert.Equal("ok", (await (await app.Scenario(s => s.Get.Url("/livez"))).JsonAsync())["status"]!.GetValue<string>());
+        var ready = await (await app.Scenario(s => s.Get.Url("/readyz"))).JsonAsync();
+        Assert.Equal("ok", ready["mariadb"]!.GetValue<string>());
+        var version = await (await app.Scenario(s => s.Get.Url("/api/version"))).JsonAsync();
+        Assert.Matches(@"^\d+\.\d+\.\d+", version["version"]!.GetValue<string>());
+        Assert.Matches("^([0-9a-f]{40}|unknown)$", version["commit"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Trusted_proxies_are_taken_by_cidr()
+    {
+        await using var app = await services.StartAppAsync(settings: [new("Network:TrustedProxies", "10.0.0.0/8, 192.0.2.10")]);
+        var name = Api.UniqueName("px");
+        await app.RegisterAsync(name);
+        async Task<string> SessionAddressAsync(string peer)
+        {
+            var login = await (await app.Scenario(s =>
+            {
+                s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login");
+                s.From(peer);
+                s.WithRequestHeader("X-Forwarded-For", "203.0.113.9");
+            })).JsonAsync();
+            var sessions = await (await app.Scenario(s =>
+            {
+                s.Get.Url("/api/sessions");
+                s.WithRequestHeader("Authorization", $"Bearer {login["token"]!.GetValue<string>()}");
+            })).JsonAsync();
+            return sessions.AsArray().Single(x => x!["current"]!.GetValue<bool>())!["address"]!.GetValue<string>();
+        }
+        Assert.Equal("203.0.113.9", await SessionAddressAsync("10.200.1.2"));
+        Assert.Equal("203.0.113.9", await SessionAddressAsync("192.0.2.10"));
+        Assert.Equal("192.0.2.11", await SessionAddressAsync("192.0.2.11"));
+    }
+
+    [Theory]
+    [InlineData("10.0.0.0/8,::1", 2)]
+    [InlineData(" 192.0.2.1 , fd00::/8 ", 2)]
+    [InlineData("", 0)]
+    public void Networks_parse_addresses_and_cidrs(string setting, int count) =>
+        Assert.Equal(count, ClientAddress.ParseNetworks(setting, "X").Count);
+
+    [Theory]
+    [InlineData("10.0.0.0/33")]
+    [InlineData("proxy.local")]
+    [InlineData("10.0.0.0/8/8")]
+    public void Bad_networks_name_the_setting(string setting) =>
+        Assert.Contains("Network:TrustedProxies", Assert.Throws<ConfigurationException>(() => ClientAddress.ParseNetworks(setting, "Network:TrustedProxies")).Message);
+}
