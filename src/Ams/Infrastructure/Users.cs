@@ -24,6 +24,13 @@ public sealed class UserRow
 
 public static class Users
 {
+    /// <summary>
+    /// Whether any account could have this name. Usernames are ASCII (the column is ascii_bin), and
+    /// MariaDB refuses to compare that column with text it cannot convert ("Illegal mix of
+    /// collations"), so a lookup of anything else must not reach it: such a name is no account.
+    /// </summary>
+    public static bool CouldExist(string username) => System.Text.Ascii.IsValid(username);
+
     /// <summary>The select list that fills a <see cref="UserRow"/>.</summary>
     public const string RowColumns = """
         id AS Id, username AS Username, display_name AS DisplayName, password_hash AS PasswordHash,

@@ -212,4 +212,19 @@ public sealed class GroupManagementTests(Services services) : IClassFixture<Serv
         Assert.Null((await app.DirectAsync(alice, bob))["owner"]);
     }
 
+    [Theory]
+    [InlineData("🦊")]
+    [InlineData("zoë")]
+    public async Task A_username_no_account_can_have_is_an_unknown_user_wherever_it_is_named(string name)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("nu");
+        var bob = await app.MemberAsync("nv");
+        var group = await app.GroupAsync(alice, "names", bob);
+        await (await app.DeleteAsync($"{Url(group)}/members/{Uri.EscapeDataString(name)}", alice.Token, 404)).ProblemAsync(404);
+        await (await app.PostAsync($"{Url(group)}/members", new { username = name }, alice.Token, null)).ProblemAsync(404);
+        await (await app.PostAsync("/api/messages", new { to = name, body = "hi" }, alice.Token, 404)).ProblemAsync(404);
+        await (await app.PostAsync("/api/login", new { username = name, password = Api.Password }, null, 401)).ProblemAsync(401);
+        Assert.Equal(2, (await app.ConversationAsync(alice, group.Id()))["members"]!.AsArray().Count);
+    }
 }

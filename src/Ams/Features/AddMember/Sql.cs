@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Features.GetConversation;
 using Ams.Infrastructure.Messaging;
 using Dapper;
@@ -26,8 +27,9 @@ static class Sql
             WHERE c.id = @conversationId FOR UPDATE
             """, new { callerId, conversationId }, transaction);
         if (conversation is null) return (Outcome.NotFound, null);
-        var userId = await connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username",
-            new { username }, transaction);
+        var userId = Users.CouldExist(username)
+            ? await connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username }, transaction)
+            : null;
         if (userId is null) return (Outcome.UnknownUser, null);
         if (conversation.Kind != "group") return (Outcome.NotAGroup, null);
         // The conversation row is locked, so concurrent adds are counted one after another.

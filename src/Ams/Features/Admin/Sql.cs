@@ -8,6 +8,7 @@ static class Sql
 {
     public static async Task<UserRow?> FindUserAsync(MySqlDataSource db, string username)
     {
+        if (!Users.CouldExist(username)) return null;
         await using var connection = await db.OpenConnectionAsync();
         return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {Users.RowColumns} FROM users WHERE username = @username", new { username });
     }

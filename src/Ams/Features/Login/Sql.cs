@@ -9,9 +9,7 @@ static class Sql
     /// <summary>The account that may sign in: a disabled one is not found, so it gets the wrong password's 401 after the same work.</summary>
     public static async Task<UserRow?> FindUserAsync(MySqlDataSource db, string username, CancellationToken ct)
     {
-        // Usernames are ASCII (the column is ascii_bin): MariaDB refuses to compare it with text it
-        // cannot convert ("Illegal mix of collations"), so such a name is simply no account.
-        if (!System.Text.Ascii.IsValid(username)) return null;
+        if (!Users.CouldExist(username)) return null;
         await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {Users.RowColumns} FROM users WHERE username = @username AND disabled_at IS NULL", new { username });
     }

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Features.GetConversation;
 using Ams.Infrastructure.Messaging;
 using MySqlConnector;
@@ -28,6 +29,7 @@ static class Sql
         if (!conversation.IsGroup) return new NotAGroup();
         var ownerId = conversation.OwnerId;
         long? targetId = null;
+        if (Users.CouldExist(username))
         await using (var target = new MySqlCommand("""
             SELECT u.id FROM users u JOIN conversation_members cm ON cm.user_id = u.id AND cm.conversation_id = @conversationId
             WHERE u.username = @username

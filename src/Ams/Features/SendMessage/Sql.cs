@@ -10,8 +10,9 @@ namespace Ams.Features.SendMessage;
 
 static class Sql
 {
-    public static Task<long?> FindUserAsync(MySqlConnection connection, string username) =>
-        connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username });
+    public static Task<long?> FindUserAsync(MySqlConnection connection, string username) => Users.CouldExist(username)
+        ? connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username })
+        : Task.FromResult<long?>(null);
 
     /// <summary>A send; its attachments are already claimed for it (message_id 0, see Endpoint) and are linked in its transaction.</summary>
     public sealed record Pending(long ConversationId, long SenderId, string Body, long[] Attachments, IdempotencyKeys.Key? Key = null);
