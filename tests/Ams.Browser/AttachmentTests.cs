@@ -9,42 +9,16 @@ namespace Ams.Browser;
 [Collection(BrowserCollection.Name)]
 public sealed class AttachmentTests(AppProcess app, Chromium chromium)
 {
-    const string Password = "correct horse battery staple";
+    readonly Driver driver = new(app, chromium);
     // A 1×1 PNG, so the preview really renders.
     static readonly byte[] Png = Convert.FromBase64String("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==");
-
-    async Task<string> RegisterAsync(string prefix)
-    {
-        var name = $"{prefix}{Guid.NewGuid():N}"[..16];
-        using var client = app.Client();
-        var response = await client.PostAsJsonAsync("/api/register", new { username = name, password = Password });
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        return name;
-    }
-
-    async Task<IPage> SignedInAsync(string name, int width = 1280)
-    {
-        var context = await chromium.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = app.BaseAddress.ToString(),
-            ViewportSize = new ViewportSize { Width = width, Height = width < 600 ? 740 : 800 },
-            AcceptDownloads = true,
-        });
-        var page = await context.NewPageAsync();
-        await page.GotoAsync("/login");
-        await page.GetByLabel("Username").FillAsync(name);
-        await page.GetByLabel("Password").FillAsync(Password);
-        await page.GetByLabel("Password").PressAsync("Enter");
-        await page.WaitForURLAsync(url => new Uri(url).AbsolutePath == "/");
-        return page;
-    }
 
     [Fact]
     public async Task Alice_attaches_a_file_and_an_image_and_Bob_previews_and_downloads_them()
     {
-        var alice = await RegisterAsync("fa");
-        var bob = await RegisterAsync("fb");
-        var alicePage = await SignedInAsync(alice);
+        var alice = await driver.RegisterAsync("fa");
+        var bob = await driver.RegisterAsync("fb");
+        var alicePage = await driver.SignedInAsync(alice);
         var errors = new List<string>();
         alicePage.Console += (_, m) => { if (m.Type == "error") errors.Add(m.Text); };
 
@@ -70,7 +44,7 @@ public sealed class AttachmentTests(AppProcess app, Chromium chromium)
         await Assertions.Expect(alicePage.Locator("#pending li")).ToHaveCountAsync(0);
         await Assertions.Expect(alicePage.Locator("#messages li.message ul.attachments li")).ToHaveCountAsync(3);
 
-        var bobPage = await SignedInAsync(bob, width: 375);
+        var bobPage = await driver.SignedInAsync(bob, width: 375);
         await bobPage.GotoAsync(path);
         var message = bobPage.Locator("#messages li.message").Last;
         await Assertions.Expect(message.Locator("p")).ToHaveTextAsync("files for you");

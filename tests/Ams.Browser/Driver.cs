@@ -54,6 +54,7 @@ public sealed class Driver(AppProcess app, Chromium chromium)
             ColorScheme = dark ? ColorScheme.Dark : ColorScheme.Light,
             ReducedMotion = ReducedMotion.Reduce,
             BypassCSP = bypassCsp,
+            AcceptDownloads = true,
         });
 
     public async Task<IPage> SignedInAsync(string name, int width = 1280, int? height = null, bool touch = false, bool dark = false, bool bypassCsp = false)
