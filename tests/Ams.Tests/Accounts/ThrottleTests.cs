@@ -93,4 +93,31 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
         Assert.Equal(5, statuses.Count(s => s == 401));
         Assert.Equal(7, statuses.Count(s => s == 429));
     }
+
+    [Fact]
+    public async Task A_known_device_has_a_budget_of_its_own_that_ends_in_429_with_Retry_After()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("device");
+        await app.RegisterAsync(name);
+        async Task<string> DeviceTokenAsync() => (await (await Attempt(app, name, Api.Password, "203.0.113.120", 200)).JsonAsync())["deviceToken"]!.GetValue<string>();
+        var laptop = await DeviceTokenAsync();
+        var phone = await DeviceTokenAsync();
+        Assert.NotEqual(laptop, phone);
+
+        Task<IScenarioResult> FromDevice(string deviceToken, string password, int status) => app.Scenario(s =>
+        {
+            s.Post.Json(new { username = name, password, deviceToken }).ToUrl("/api/login");
+            s.From("203.0.113.121");
+            s.StatusCodeShouldBe(status);
+        });
+        for (var i = 0; i < 5; i++) await FromDevice(laptop, "wrong password!", 401);
+        var throttled = await FromDevice(laptop, Api.Password, 429);
+        await throttled.ProblemAsync(429);
+        Assert.InRange(int.Parse(throttled.Context.Response.Headers.RetryAfter.ToString()), 1, 15 * 60);
+
+        // The phone's budget is untouched by the laptop's failures, and so is the account's.
+        await FromDevice(phone, Api.Password, 200);
+        await Attempt(app, name, Api.Password, "203.0.113.122", 200);
+    }
 }
