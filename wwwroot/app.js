@@ -240,6 +240,7 @@
       const mine = li.dataset.sender === me;
       if (list && li.dataset.conversation === list.dataset.conversation && !byId(li.id)) {
         const wasAtEnd = atEnd(list);
+        li.classList.add("arrived");
         list.append(li);
         decorate();
         if (typingTimers.has(li.dataset.sender)) { clearTimeout(typingTimers.get(li.dataset.sender)); typingTimers.delete(li.dataset.sender); showTyping(); }
@@ -578,8 +579,7 @@
   let lookup = 0;
   document.addEventListener("input", (e) => {
     const input = e.target;
-    if (!(input instanceof HTMLInputElement) || !(input.id === "members" || input.dataset.autocomplete === "users")) return;
-    input.setAttribute("list", "user-suggestions");
+    if (!(input instanceof HTMLInputElement) || input.dataset.autocomplete !== "users") return;
     const parts = input.value.split(",");
     const prefix = parts.pop().trim();
     clearTimeout(lookup);

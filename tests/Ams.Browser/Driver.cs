@@ -44,7 +44,9 @@ public sealed class Driver(AppProcess app, Chromium chromium)
     }
 
     /// <param name="bypassCsp">Only for axe-core, which Playwright injects as an inline script.</param>
-    public async Task<IBrowserContext> ContextAsync(int width = 1280, int? height = null, bool touch = false, bool dark = false, bool bypassCsp = false) =>
+    /// <param name="timeZone">An IANA zone for the browser's clock; the machine's when null.</param>
+    public async Task<IBrowserContext> ContextAsync(int width = 1280, int? height = null, bool touch = false, bool dark = false, bool bypassCsp = false,
+        bool reducedMotion = true, string? timeZone = null) =>
         await chromium.Browser.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = app.BaseAddress.ToString(),
@@ -52,14 +54,19 @@ public sealed class Driver(AppProcess app, Chromium chromium)
             HasTouch = touch,
             IsMobile = touch,
             ColorScheme = dark ? ColorScheme.Dark : ColorScheme.Light,
-            ReducedMotion = ReducedMotion.Reduce,
+            ReducedMotion = reducedMotion ? ReducedMotion.Reduce : ReducedMotion.NoPreference,
+            TimezoneId = timeZone,
+            Locale = "en-US",
             BypassCSP = bypassCsp,
             AcceptDownloads = true,
         });
 
-    public async Task<IPage> SignedInAsync(string name, int width = 1280, int? height = null, bool touch = false, bool dark = false, bool bypassCsp = false)
+    public async Task<IPage> SignedInAsync(string name, int width = 1280, int? height = null, bool touch = false, bool dark = false, bool bypassCsp = false,
+        bool reducedMotion = true, string? timeZone = null, string? initScript = null)
     {
-        var page = await (await ContextAsync(width, height, touch, dark, bypassCsp)).NewPageAsync();
+        var context = await ContextAsync(width, height, touch, dark, bypassCsp, reducedMotion, timeZone);
+        if (initScript is not null) await context.AddInitScriptAsync(initScript);
+        var page = await context.NewPageAsync();
         await page.GotoAsync("/login");
         await page.GetByLabel("Username").FillAsync(name);
         await page.GetByLabel("Password").FillAsync(Password);

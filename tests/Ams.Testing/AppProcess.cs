@@ -114,6 +114,10 @@ public sealed class AppProcess : IAsyncLifetime
 
     public string Log { get { lock (log) return log.ToString(); } }
 
+    /// <summary>SQL as root in the app's database, on the server this fixture started.</summary>
+    public Task<string> SqlAsync(string sql) =>
+        (mariadb ?? throw new InvalidOperationException("Only the fixture's own MariaDB takes SQL here.")).ExecuteAsRootAsync($"USE ams; {sql}");
+
     public string MariaDbConnection => mariaDbConnection;
     public string RedisConnection => redisConnection;
     public string MasterKeys => masterKeys;

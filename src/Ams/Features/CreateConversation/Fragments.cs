@@ -9,8 +9,8 @@ static class Fragments
           <h2>New chat</h2>
           {Layout.Errors(errors)}
           {Layout.CsrfField(http)}
-          <label for="members">With (usernames, comma-separated)</label>
-          <input id="members" name="members" required autocomplete="off">
+          <label for="new-chat-members">With (usernames, comma-separated)</label>
+          <input id="new-chat-members" name="members" required autocomplete="off" list="user-suggestions" data-autocomplete="users">
           <label for="title">Group title <small>(optional)</small></label>
           <input id="title" name="title" maxlength="100">
           <button type="submit">Start</button>
