@@ -57,7 +57,8 @@ internal sealed class ServerProcess : IDisposable
 
     /// <param name="orphanDir">Deleted by the wrapper if the test process goes away without stopping the server.</param>
     public static async Task<ServerProcess> StartAsync(
-        string fileName, IEnumerable<string> arguments, string logPath, string orphanDir, CancellationToken ct)
+        string fileName, IEnumerable<string> arguments, string logPath, string orphanDir, CancellationToken ct,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var startInfo = new ProcessStartInfo("/bin/sh")
         {
@@ -74,6 +75,10 @@ internal sealed class ServerProcess : IDisposable
         }
         startInfo.Environment["AMS_SERVER_LOG"] = logPath;
         startInfo.Environment["AMS_SERVER_ORPHAN_DIR"] = orphanDir;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            startInfo.Environment[name] = value;
+        }
 
         var wrapper = Process.Start(startInfo)
             ?? throw new InvalidOperationException($"Could not start {fileName}.");
