@@ -78,6 +78,7 @@ static WebApplication Build(string[] args, bool admin)
     builder.AddEnvelopeEncryption();
     builder.AddLiveEvents();
     builder.AddMetricsExposition();
+    builder.AddOtlpExport();
     // Logging__Console__FormatterName=json: one JSON object per line, with the request's trace and span
     // ids. Said explicitly, since the slim builder's console logger pins the simple formatter.
     if (string.Equals(config["Logging:Console:FormatterName"], "json", StringComparison.OrdinalIgnoreCase))

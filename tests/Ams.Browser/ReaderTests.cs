@@ -18,10 +18,7 @@ public sealed class ReaderTests(AppProcess app, Chromium chromium)
     [Fact]
     public async Task A_reader_at_the_end_follows_new_messages_and_one_who_scrolled_up_gets_a_New_messages_marker()
     {
-        var alice = await driver.RegisterAsync("na", "Alice");
-        var bob = await driver.RegisterAsync("nb", "Bob");
-        var aliceApi = await driver.ApiAsync(alice);
-        var id = await ConversationAsync(aliceApi, [bob]);
+        var (bob, aliceApi, id) = await AliceAndBobAsync("n");
         for (var i = 0; i < 30; i++) await SendAsync(aliceApi, id, $"line {i}");
         var page = await driver.SignedInAsync(bob, height: 600);
         await page.GotoAsync($"/c/{id}");
@@ -50,10 +47,7 @@ public sealed class ReaderTests(AppProcess app, Chromium chromium)
     [Fact]
     public async Task Times_are_in_the_readers_zone_and_locale_and_each_local_day_starts_with_a_separator()
     {
-        var alice = await driver.RegisterAsync("da", "Alice");
-        var bob = await driver.RegisterAsync("db", "Bob");
-        var aliceApi = await driver.ApiAsync(alice);
-        var id = await ConversationAsync(aliceApi, [bob]);
+        var (bob, aliceApi, id) = await AliceAndBobAsync("d");
         var evening = await SendAsync(aliceApi, id, "late in Kathmandu");
         var night = await SendAsync(aliceApi, id, "after midnight in Kathmandu");
         await SendAsync(aliceApi, id, "today");
@@ -127,10 +121,7 @@ public sealed class ReaderTests(AppProcess app, Chromium chromium)
     [Fact]
     public async Task Unread_messages_show_in_the_tab_title_and_as_a_favicon_badge_until_read()
     {
-        var alice = await driver.RegisterAsync("ua", "Alice");
-        var bob = await driver.RegisterAsync("ub", "Bob");
-        var aliceApi = await driver.ApiAsync(alice);
-        var id = await ConversationAsync(aliceApi, [bob]);
+        var (bob, aliceApi, id) = await AliceAndBobAsync("u");
         var page = await driver.SignedInAsync(bob);
         await Assertions.Expect(page).ToHaveTitleAsync("Chats · AMS");
         Assert.DoesNotContain("circle", await FaviconAsync(page));
@@ -151,10 +142,7 @@ public sealed class ReaderTests(AppProcess app, Chromium chromium)
     [Fact]
     public async Task Desktop_notifications_are_asked_for_on_a_click_and_shown_only_while_the_tab_is_hidden()
     {
-        var alice = await driver.RegisterAsync("oa", "Alice");
-        var bob = await driver.RegisterAsync("ob", "Bob");
-        var aliceApi = await driver.ApiAsync(alice);
-        var id = await ConversationAsync(aliceApi, [bob]);
+        var (bob, aliceApi, id) = await AliceAndBobAsync("o");
         // A stand-in Notification API and a switch for the page's visibility, installed before app.js runs.
         var page = await driver.SignedInAsync(bob, initScript: """
             (() => {
@@ -193,10 +181,7 @@ public sealed class ReaderTests(AppProcess app, Chromium chromium)
     [Fact]
     public async Task A_live_message_eases_in_unless_the_reader_asks_for_reduced_motion()
     {
-        var alice = await driver.RegisterAsync("ma", "Alice");
-        var bob = await driver.RegisterAsync("mb", "Bob");
-        var aliceApi = await driver.ApiAsync(alice);
-        var id = await ConversationAsync(aliceApi, [bob]);
+        var (bob, aliceApi, id) = await AliceAndBobAsync("m");
         await SendAsync(aliceApi, id, "history");
         var moving = await driver.SignedInAsync(bob, reducedMotion: false);
         var still = await driver.SignedInAsync(bob, reducedMotion: true);
@@ -211,6 +196,15 @@ public sealed class ReaderTests(AppProcess app, Chromium chromium)
         Assert.Equal("none", await Messages(moving).First.EvaluateAsync<string>(Animation));
         Assert.Equal("arrive", await Messages(moving).Last.EvaluateAsync<string>(Animation));
         Assert.Equal("none", await Messages(still).Last.EvaluateAsync<string>(Animation));
+    }
+
+    /// <summary>Alice (an API client) and Bob (a username) in a direct conversation.</summary>
+    async Task<(string Bob, HttpClient AliceApi, string Id)> AliceAndBobAsync(string prefix)
+    {
+        var alice = await driver.RegisterAsync(prefix + "a", "Alice");
+        var bob = await driver.RegisterAsync(prefix + "b", "Bob");
+        var aliceApi = await driver.ApiAsync(alice);
+        return (bob, aliceApi, await ConversationAsync(aliceApi, [bob]));
     }
 
     static async Task<string> FaviconAsync(IPage page) =>

@@ -29,6 +29,35 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
     }
 
     [Fact]
+    public async Task The_AOT_binary_exports_its_metrics_over_OTLP_when_an_endpoint_is_set()
+    {
+        await using var collector = await OtlpCollector.StartAsync();
+        var node = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys,
+            new Dictionary<string, string>
+            {
+                ["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.Address,
+                ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+                ["OTEL_METRIC_EXPORT_INTERVAL"] = "300",
+            });
+        try
+        {
+            var (_, user) = await SmokeUsers.UserAsync(node.Client(), "ox");
+            var (other, _) = await SmokeUsers.UserAsync(node.Client(), "ox");
+            Assert.Equal(HttpStatusCode.Created, (await user.PostAsJsonAsync("/api/messages", new { to = other, body = "exported" })).StatusCode);
+            OtlpCollector.Request? export = null;
+            for (var i = 0; i < 100 && export is null; i++, await Task.Delay(100))
+                export = collector.Received.FirstOrDefault(r => r.Text.Contains("ams.messages.sent") && r.Text.Contains("http.server.request.duration"));
+            Assert.True(export is not null, $"no export with AMS's and ASP.NET Core's metrics in {collector.Received.Count} requests:\n{node.Log}");
+            Assert.Equal("/v1/metrics", export.Path);
+            Assert.Contains("service.name", export.Text);
+        }
+        finally
+        {
+            await node.StopAsync();
+        }
+    }
+
+    [Fact]
     public async Task Json_logs_parse_line_by_line_with_trace_ids_and_shutdown_ends_streams_at_once()
     {
         var node = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys,

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using Ams.Testing;
 
@@ -26,9 +25,8 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
             await using var proxy = server == "nginx"
                 ? await ReverseProxy.StartNginxAsync(sample, node.BaseAddress.Port)
                 : await ReverseProxy.StartCaddyAsync(sample, node.BaseAddress.Port);
-            using var alice = await UserAsync(proxy, "pa");
-            using var bob = await UserAsync(proxy, "pb");
-            var bobName = (await (await bob.GetAsync("/api/me")).Content.ReadFromJsonAsync<JsonObject>())!["username"]!.GetValue<string>();
+            var (_, alice) = await SmokeUsers.UserAsync(proxy.Client(), "pa");
+            var (bobName, bob) = await SmokeUsers.UserAsync(proxy.Client(), "pb");
 
             // The node saw HTTPS through X-Forwarded-Proto: HSTS is only sent on secure requests.
             using (var me = await alice.GetAsync("/api/me"))
@@ -79,15 +77,5 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
             var sample = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "docs", "proxy", file)).ReplaceLineEndings("\n");
             Assert.Contains($"```{fence}\n{sample}```", readme.ReplaceLineEndings("\n"));
         }
-    }
-
-    static async Task<HttpClient> UserAsync(ReverseProxy proxy, string prefix)
-    {
-        var name = $"{prefix}{Guid.NewGuid():N}"[..20];
-        var client = proxy.Client();
-        Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/api/register", new { username = name, password = SmokeUsers.Password })).StatusCode);
-        var login = await (await client.PostAsJsonAsync("/api/login", new { username = name, password = SmokeUsers.Password })).Content.ReadFromJsonAsync<JsonObject>();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login!["token"]!.GetValue<string>());
-        return client;
     }
 }

@@ -10,10 +10,12 @@ static class SmokeUsers
     public const string Password = "correct horse battery staple";
 
     /// <summary>A newly registered user and a client that sends their bearer token.</summary>
-    public static async Task<(string Name, HttpClient Client)> UserAsync(this AppProcess app, string prefix)
+    public static Task<(string Name, HttpClient Client)> UserAsync(this AppProcess app, string prefix) => UserAsync(app.Client(), prefix);
+
+    /// <summary>Registers and signs in through <paramref name="client"/> (a node's or a proxy's), which then carries the token.</summary>
+    public static async Task<(string Name, HttpClient Client)> UserAsync(HttpClient client, string prefix)
     {
         var name = $"{prefix}{Guid.NewGuid():N}"[..20];
-        var client = app.Client();
         Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/api/register", new { username = name, password = Password })).StatusCode);
         var login = await (await client.PostAsJsonAsync("/api/login", new { username = name, password = Password })).Content.ReadFromJsonAsync<JsonObject>();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login!["token"]!.GetValue<string>());

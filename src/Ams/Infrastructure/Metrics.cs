@@ -3,6 +3,8 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
 using System.Text;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Ams.Infrastructure;
 
@@ -246,6 +248,27 @@ public static class MetricsEndpoint
     }
 
     public sealed record MetricsAccess(IReadOnlyList<IPNetwork> AllowFrom);
+
+    /// <summary>
+    /// Optional push of the same meters over OTLP, by OpenTelemetry's own exporter, when
+    /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> (or <c>OTEL_EXPORTER_OTLP_METRICS_ENDPOINT</c>) is set. The
+    /// exporter's standard variables apply as OpenTelemetry documents them (_PROTOCOL, _HEADERS,
+    /// <c>OTEL_METRIC_EXPORT_INTERVAL</c>); <c>OTEL_SERVICE_NAME</c> defaults to "ams".
+    /// </summary>
+    public static IHostApplicationBuilder AddOtlpExport(this IHostApplicationBuilder builder)
+    {
+        var config = builder.Configuration;
+        var endpoints = new[] { "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" }
+            .Where(key => config[key] is { Length: > 0 }).ToList();
+        if (endpoints.Count == 0) return builder;
+        foreach (var key in endpoints)
+            if (!Uri.TryCreate(config[key], UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                throw new ConfigurationException($"{key}: '{config[key]}' is not an http:// or https:// URL such as http://collector:4318.");
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService(config["OTEL_SERVICE_NAME"] is { Length: > 0 } name ? name : "ams", serviceVersion: BuildInfo.Version))
+            .WithMetrics(metrics => metrics.AddMeter(MetricsExposition.Meters).AddOtlpExporter());
+        return builder;
+    }
 
     /// <summary>Starts listening at once (so counts begin with the first request) and answers <c>/metrics</c>.</summary>
     public static IApplicationBuilder UseMetricsExposition(this IApplicationBuilder app)

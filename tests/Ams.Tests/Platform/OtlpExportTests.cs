@@ -1,0 +1,50 @@
+using Ams.Testing;
+using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Ams.Tests.Platform;
+
+/// <summary>OTLP export with OpenTelemetry's own exporter, received by <see cref="OtlpCollector"/>.</summary>
+public sealed class OtlpExportTests(Services services) : IClassFixture<Services>
+{
+    [Fact]
+    public async Task With_an_OTLP_endpoint_set_AMS_metrics_are_pushed_over_http_protobuf()
+    {
+        await using var collector = await OtlpCollector.StartAsync();
+        await using var app = await services.StartAppAsync(settings:
+        [
+            new("OTEL_EXPORTER_OTLP_ENDPOINT", collector.Address),
+            new("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            new("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+            new("OTEL_SERVICE_NAME", "ams-otlp-test"),
+        ]);
+        var token = await app.NewUserTokenAsync("ot");
+        var other = Api.UniqueName("ot");
+        await app.RegisterAsync(other);
+        await app.Scenario(s =>
+        {
+            s.Post.Json(new { to = other, body = "exported" }).ToUrl("/api/messages");
+            s.WithRequestHeader("Authorization", $"Bearer {token}");
+            s.StatusCodeShouldBe(201);
+        });
+
+        OtlpCollector.Request? export = null;
+        for (var i = 0; i < 100 && export is null; i++, await Task.Delay(100))
+            export = collector.Received.FirstOrDefault(r => r.Text.Contains("ams.messages.sent"));
+        Assert.True(export is not null, $"no export with ams.messages.sent; {collector.Received.Count} requests to {string.Join(", ", collector.Received.Select(r => r.Path).Distinct())}");
+        Assert.Equal("/v1/metrics", export.Path);
+        Assert.Equal("application/x-protobuf", export.ContentType);
+        Assert.Contains("ams-otlp-test", export.Text);          // service.name
+        Assert.Contains("ams.send.batch.size", export.Text);    // the group-commit histogram
+    }
+
+    [Fact]
+    public async Task Without_an_endpoint_no_exporter_runs_and_a_malformed_one_stops_the_start_naming_the_setting()
+    {
+        await using (var quiet = await services.StartAppAsync())
+            Assert.Null(quiet.Services.GetService<OpenTelemetry.Metrics.MeterProvider>());
+
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => services.StartAppAsync(settings: [new("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]));
+        Assert.Contains("OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' is not an http:// or https:// URL", error.Message);
+    }
+}
