@@ -7,7 +7,7 @@ namespace Ams.Infrastructure;
 /// How a JSON call appears in <c>docs/openapi.json</c>: its summary, its success response and
 /// every problem it can answer. Endpoint metadata only, read by nothing at run time: the tests
 /// generate the document from it under the JIT (NSwag cannot run in the AOT binary) and fail when
-/// the committed file differs; the binary serves that file (<see cref="Features.OpenApi.Endpoint"/>).
+/// the committed file differs; the binary serves that file at <c>GET /openapi.json</c>.
 /// </summary>
 public static class ApiDocs
 {

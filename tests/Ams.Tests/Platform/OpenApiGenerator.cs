@@ -220,13 +220,8 @@ static class OpenApiGenerator
         }
     }
 
-    /// <summary>The repository's docs/openapi.json, found upwards from the test binary.</summary>
-    public static string CommittedPath()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Ams.sln"))) return Path.Combine(dir.FullName, "docs", "openapi.json");
-        throw new InvalidOperationException("No Ams.sln above " + AppContext.BaseDirectory);
-    }
+    /// <summary>The repository's docs/openapi.json.</summary>
+    public static string CommittedPath() => Path.Combine(Ams.Testing.AppProcess.RepositoryRoot(), "docs", "openapi.json");
 
     /// <summary>Microsoft.OpenApi's reading of a document: its version, and every reader error and warning.</summary>
     public static (Ms.OpenApiDocument? Document, Ms.OpenApiSpecVersion Version, List<string> Problems) Read(string json)
