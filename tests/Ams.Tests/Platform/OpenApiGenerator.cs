@@ -80,10 +80,11 @@ static class OpenApiGenerator
                 pending.Push(schemas[name]!);
         doc["components"]!["schemas"] = Sorted(schemas.Where(s => reached.Contains(s.Key)));
         var operations = doc["paths"]!.AsObject().SelectMany(p => p.Value!.AsObject()).Select(o => o.Value!.AsObject()).ToList();
-        // Every 429 and 503 AMS writes says how long to wait (Problem.RetryAfter, ProblemResponses.Customize).
+        // NSwag leaves some statuses (206) without a description, which OpenAPI requires.
         foreach (var (status, response) in operations.SelectMany(o => o["responses"]!.AsObject()))
             if (response!["description"]?.GetValue<string>() is null or "")
                 response["description"] = Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(int.Parse(status, System.Globalization.CultureInfo.InvariantCulture));
+        // Every 429 and 503 AMS writes says how long to wait (Problem.RetryAfter, ProblemResponses.Customize).
         foreach (var response in operations.SelectMany(o => o["responses"]!.AsObject()).Where(r => r.Key is "429" or "503").Select(r => r.Value!.AsObject()))
             response["headers"] = new JsonObject
             {
