@@ -70,6 +70,25 @@ public sealed class OpenApiTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task Committed_document_passes_the_OpenAPI_3_1_JSON_Schema()
+    {
+        // A second, independent check (Kiota reads with Microsoft.OpenApi too): the official OpenAPI 3.1
+        // schema, applied by ajv in @seriousme/openapi-schema-validator (tests/Ams.Tests/package.json).
+        var root = Path.GetDirectoryName(Path.GetDirectoryName(CommittedPath))!;
+        var cli = Path.Combine(root, "tests", "Ams.Tests", "node_modules", "@seriousme", "openapi-schema-validator", "bin", "validate-api-cli.js");
+        Assert.Contains("\"valid\": true", await RunAsync(root, "node", cli, CommittedPath));
+
+        // And it can fail: a document without its info object is refused.
+        var broken = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!.AsObject();
+        broken.Remove("info");
+        var file = Path.Combine(Directory.CreateTempSubdirectory("ams-openapi-").FullName, "broken.json");
+        await File.WriteAllTextAsync(file, broken.ToJsonString());
+        var refused = await Assert.ThrowsAnyAsync<Xunit.Sdk.XunitException>(() => RunAsync(root, "node", cli, file));
+        Assert.Contains("must have required property 'info'", refused.Message);
+        Directory.Delete(Path.GetDirectoryName(file)!, recursive: true);
+    }
+
+    [Fact]
     public async Task Document_has_every_api_route_and_nothing_else()
     {
         var host = await AppAsync();
