@@ -12,6 +12,8 @@ COPY src/Ams/Ams.csproj src/Ams/
 RUN dotnet restore src/Ams/Ams.csproj -r linux-x64
 COPY src/ src/
 COPY wwwroot/ wwwroot/
+# GET /openapi.json serves this file, embedded in the binary.
+COPY docs/openapi.json docs/
 # The same publish as `just publish`. GET /api/version reports AMS_COMMIT (the build context has
 # no .git): docker build --build-arg AMS_COMMIT=$(git rev-parse HEAD) .
 ARG AMS_COMMIT=unknown

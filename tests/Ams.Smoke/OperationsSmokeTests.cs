@@ -58,6 +58,18 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
     }
 
     [Fact]
+    public async Task Api_document_is_served_from_the_binary_as_committed()
+    {
+        // The binary cannot generate it: it serves docs/openapi.json as embedded at publish time.
+        using var client = app.Client();
+        using var response = await client.GetAsync("/openapi.json");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        var committed = await File.ReadAllTextAsync(Path.Combine(AppProcess.RepositoryRoot(), "docs", "openapi.json"));
+        Assert.Equal(committed, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task Json_logs_parse_line_by_line_with_trace_ids_and_shutdown_ends_streams_at_once()
     {
         var node = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys,

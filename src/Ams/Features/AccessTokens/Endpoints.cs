@@ -14,6 +14,7 @@ public sealed class CreateEndpoint(AccessTokenStore tokens, SecurityEvents event
     {
         Post("/api/tokens", "/settings/tokens");
         ApiAndForm.Configure(Definition);
+        ApiDocs.Document(Definition, "Create a personal access token (shown once)", b => b.Produces<CreateResponse>(StatusCodes.Status201Created), 400);
     }
 
     public override async Task HandleAsync(CreateRequest req, CancellationToken ct)
@@ -41,6 +42,7 @@ public sealed class ListEndpoint(AccessTokenStore tokens) : EndpointWithoutReque
     public override void Configure()
     {
         Get("/api/tokens");
+        ApiDocs.Document(Definition, "The account's personal access tokens", b => b.Produces<List<TokenView>>(StatusCodes.Status200OK));
     }
 
     public override async Task HandleAsync(CancellationToken ct) =>
@@ -57,6 +59,7 @@ public sealed class RevokeEndpoint(AccessTokenStore tokens, SecurityEvents event
     {
         Verbs(Http.DELETE);
         Routes("/api/tokens/{id}");
+        ApiDocs.Document(Definition, "Revoke a personal access token", b => b.Produces(StatusCodes.Status204NoContent), 404);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

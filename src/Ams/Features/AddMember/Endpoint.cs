@@ -16,6 +16,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
     public override void Configure()
     {
         Post("/api/conversations/{id}/members");
+        ApiDocs.Document(Definition, "Add a member to a group", b => b.Produces<ConversationView>(StatusCodes.Status200OK), 400, 404, 409, 429);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)

@@ -27,6 +27,10 @@ public sealed class DownloadEndpoint(MySqlDataSource db, Envelope envelope, IChu
     public override void Configure()
     {
         Get("/api/attachments/{id}", "/attachments/{id}");
+        ApiDocs.Document(Definition, "Download an attachment: the original bytes",
+            b => b.Produces(StatusCodes.Status200OK, typeof(Stream), "application/octet-stream")
+                .Produces(StatusCodes.Status206PartialContent, typeof(Stream), "application/octet-stream")
+                .Header("Range", "one byte range (bytes=start-end): 206 with those bytes"), 404, 416);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

@@ -32,6 +32,9 @@ public sealed class UploadEndpoint(MySqlDataSource db, Envelope envelope, IChunk
         Post("/api/attachments");
         AllowFileUploads(dontAutoBindFormData: true);
         Options(b => b.WithMetadata(new StreamedBody()));
+        ApiDocs.Document(Definition, "Upload a file to attach to a message",
+            b => b.Produces<AttachmentView>(StatusCodes.Status201Created).WithMetadata(new ApiFileUpload("file", "the file: its name and bytes")),
+            400, 413, 429);
     }
 
     abstract record Outcome;

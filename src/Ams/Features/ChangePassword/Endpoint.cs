@@ -23,6 +23,7 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Login.Thro
     {
         Post("/api/account/password", "/settings/password");
         ApiAndForm.Configure(Definition);
+        ApiDocs.Document(Definition, "Change the password; every other session and token ends", b => b.Produces(StatusCodes.Status204NoContent), 400, 429);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)

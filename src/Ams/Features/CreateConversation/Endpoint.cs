@@ -24,6 +24,9 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
     {
         Post("/api/conversations", "/c/new");
         ApiAndForm.Configure(Definition);
+        // 200 when the direct conversation existed already.
+        ApiDocs.Document(Definition, "Open a direct conversation or create a group",
+            b => b.Produces<ConversationView>(StatusCodes.Status201Created).Produces<ConversationView>(StatusCodes.Status200OK), 400, 404, 429);
     }
 
     // The form has one text field of comma-separated names, and an empty title means none.

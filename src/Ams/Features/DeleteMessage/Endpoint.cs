@@ -19,6 +19,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, IChunkStore 
     public override void Configure()
     {
         Delete("/api/messages/{id}");
+        ApiDocs.Document(Definition, "Delete a message and destroy its body and attachments (its sender only)", b => b.Produces(StatusCodes.Status204NoContent), 403, 404);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

@@ -18,6 +18,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog eve
     public override void Configure()
     {
         Patch("/api/messages/{id}");
+        ApiDocs.Document(Definition, "Edit a message (its sender only)", b => b.Produces<MessageView>(StatusCodes.Status200OK), 400, 403, 404);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Infrastructure.Crypto;
 using FastEndpoints;
 using StackExchange.Redis;
@@ -14,6 +15,7 @@ public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, IConnec
     public override void Configure()
     {
         Get("/api/entropy");
+        ApiDocs.Document(Definition, "Where this node's randomness comes from, and random.org's quota", b => b.Produces<Response>(StatusCodes.Status200OK));
     }
 
     public override async Task HandleAsync(CancellationToken ct) => await Send.OkAsync(await ReadAsync(mixer, client, redis), ct);

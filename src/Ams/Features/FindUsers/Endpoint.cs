@@ -25,6 +25,10 @@ public sealed partial class Endpoint(MySqlDataSource db, IConnectionMultiplexer 
     public override void Configure()
     {
         Get("/api/users");
+        ApiDocs.Document(Definition, "Users whose username starts with a prefix",
+            b => b.Produces<List<MemberView>>(StatusCodes.Status200OK)
+                .Query("prefix", "string", "2 to 32 characters of a-z, 0-9, _ . -", required: true)
+                .Query("limit", "integer", $"1..{MaxLimit}, default {DefaultLimit}"), 400, 429);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

@@ -11,6 +11,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, Presence pre
     public override void Configure()
     {
         Get("/api/conversations/{id}");
+        ApiDocs.Document(Definition, "One conversation", b => b.Produces<ConversationView>(StatusCodes.Status200OK), 404);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

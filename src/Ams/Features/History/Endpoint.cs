@@ -21,6 +21,10 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWi
     public override void Configure()
     {
         Get("/api/conversations/{id}/messages");
+        ApiDocs.Document(Definition, "A page of a conversation's history, oldest to newest",
+            b => b.Produces<Response>(StatusCodes.Status200OK)
+                .Query("before", "string", "a message id: the page before it (the response's nextBefore)")
+                .Query("limit", "integer", $"1..{MaxLimit}, default {DefaultLimit}"), 400, 404);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

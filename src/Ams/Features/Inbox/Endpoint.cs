@@ -17,6 +17,10 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, Presence pre
     public override void Configure()
     {
         Get("/api/conversations");
+        ApiDocs.Document(Definition, "The inbox: conversations by newest activity, with the last message and unread count",
+            b => b.Produces<List<ConversationView>>(StatusCodes.Status200OK)
+                .Query("limit", "integer", $"1..{Sql.MaxLimit}, default {Sql.DefaultLimit}")
+                .Query("before", "string", "a conversation id: the page after it"), 400);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

@@ -25,6 +25,9 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
         Post("/api/login", "/login");
         AllowAnonymous();
         ApiAndForm.Configure(Definition);
+        // With two-factor authentication on, the 200 is a challenge for POST /api/login/2fa instead of a session.
+        ApiDocs.Document(Definition, "Sign in with a username and password",
+            b => b.Produces<Response>(StatusCodes.Status200OK).Produces<ChallengeResponse>(StatusCodes.Status200OK), 400, 401, 429);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)

@@ -18,6 +18,7 @@ public sealed class Endpoint(SessionStore sessions) : EndpointWithoutRequest
         AllowAnonymous();
         ApiAndForm.Configure(Definition);
         Description(b => b.WithMetadata(new SignOutEndpoint()));
+        ApiDocs.Document(Definition, "Sign out: the token stops working everywhere", b => b.Produces(StatusCodes.Status204NoContent).NeedsSession(), 401);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

@@ -13,6 +13,7 @@ public sealed class Endpoint(MySqlDataSource db, EventLog events, ReadEvents rea
     public override void Configure()
     {
         Post("/api/conversations/{id}/read");
+        ApiDocs.Document(Definition, "Mark a conversation read up to a message", b => b.Produces(StatusCodes.Status204NoContent), 400, 404, 429);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)

@@ -9,6 +9,7 @@ public sealed class Endpoint(MySqlDataSource db) : EndpointWithoutRequest<UserVi
     public override void Configure()
     {
         Get("/api/me");
+        ApiDocs.Document(Definition, "The signed-in user", b => b.Produces<UserView>(StatusCodes.Status200OK));
     }
 
     public override async Task HandleAsync(CancellationToken ct)

@@ -62,6 +62,7 @@ public sealed class AddEndpoint(MySqlDataSource db, EventLog events, ReactionEve
     public override void Configure()
     {
         Put("/api/messages/{id}/reactions/{emoji}");
+        ApiDocs.Document(Definition, "Add your reaction (one emoji, URL-encoded) to a message", b => b.Produces(StatusCodes.Status204NoContent), 400, 404, 429);
     }
 }
 
@@ -73,5 +74,6 @@ public sealed class RemoveEndpoint(MySqlDataSource db, EventLog events, Reaction
     public override void Configure()
     {
         Delete("/api/messages/{id}/reactions/{emoji}");
+        ApiDocs.Document(Definition, "Remove your reaction from a message", b => b.Produces(StatusCodes.Status204NoContent), 400, 404, 429);
     }
 }

@@ -13,6 +13,7 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvid
         Post("/api/register", "/register");
         AllowAnonymous();
         ApiAndForm.Configure(Definition);
+        ApiDocs.Document(Definition, "Create an account", b => b.Produces<Response>(StatusCodes.Status201Created), 400, 403, 409, 429);
     }
 
     // An empty optional field means "not given", as a missing JSON property does.

@@ -18,6 +18,7 @@ public sealed class Endpoint(MySqlDataSource db, EventLog events, ConversationEv
     public override void Configure()
     {
         Delete("/api/conversations/{id}/members/{username}");
+        ApiDocs.Document(Definition, "Leave a group, or remove a member (the owner only)", b => b.Produces(StatusCodes.Status204NoContent), 400, 403, 404);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

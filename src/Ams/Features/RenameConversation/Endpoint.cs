@@ -19,6 +19,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog eve
     public override void Configure()
     {
         Patch("/api/conversations/{id}");
+        ApiDocs.Document(Definition, "Rename a group (its owner only)", b => b.Produces<ConversationView>(StatusCodes.Status200OK), 400, 403, 404);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)

@@ -13,6 +13,8 @@ public sealed class Endpoint(MySqlDataSource db) : EndpointWithoutRequest<List<S
     public override void Configure()
     {
         Get("/api/account/security-events");
+        ApiDocs.Document(Definition, "The account's security history, newest first",
+            b => b.Produces<List<SecurityEventView>>(StatusCodes.Status200OK).Query("limit", "integer", $"1..{MaxLimit}, default {DefaultLimit}"), 400);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

@@ -32,6 +32,10 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
     {
         Post("/api/messages", "/c/{conversationId}/send");
         ApiAndForm.Configure(Definition);
+        ApiDocs.Document(Definition, "Send a message to a conversation, or to a user's direct conversation",
+            b => b.Produces<MessageView>(StatusCodes.Status201Created).Header(IdempotencyKeys.Header,
+                $"1 to {IdempotencyKeys.MaxLength} visible ASCII characters: a repeat returns the first send's message and stores nothing (24 h, per sender)"),
+            400, 404, 422, 429);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)

@@ -9,6 +9,7 @@ public sealed class ListEndpoint(SessionStore sessions) : EndpointWithoutRequest
     public override void Configure()
     {
         Get("/api/sessions");
+        ApiDocs.Document(Definition, "The account's sessions, newest first", b => b.Produces<List<SessionView>>(StatusCodes.Status200OK));
     }
 
     public override async Task HandleAsync(CancellationToken ct) =>
@@ -33,6 +34,7 @@ public sealed class RevokeEndpoint(SessionStore sessions, SecurityEvents events)
     {
         Verbs(Http.DELETE);
         Routes("/api/sessions/{id}");
+        ApiDocs.Document(Definition, "End one of the account's sessions", b => b.Produces(StatusCodes.Status204NoContent), 404);
     }
 
     public override async Task HandleAsync(CancellationToken ct)
@@ -77,6 +79,7 @@ public sealed class RevokeOthersEndpoint(SessionStore sessions, SecurityEvents e
     {
         Post("/api/sessions/revoke-others", "/settings/sessions/revoke-others");
         ApiAndForm.Configure(Definition);
+        ApiDocs.Document(Definition, "End every session but the calling one", b => b.Produces(StatusCodes.Status204NoContent));
     }
 
     public override async Task HandleAsync(CancellationToken ct)

@@ -14,6 +14,7 @@ public sealed class DisableEndpoint(MySqlDataSource db, Totp totp, Passwords pas
     {
         Post("/api/2fa/disable", "/settings/2fa/disable");
         ApiAndForm.Configure(Definition);
+        ApiDocs.Document(Definition, "Turn two-factor authentication off", b => b.Produces(StatusCodes.Status204NoContent), 400, 401, 429);
     }
 
     // Codes are often pasted with stray spaces.

@@ -14,6 +14,7 @@ public sealed class EnableEndpoint(MySqlDataSource db, Totp totp, SessionStore s
     {
         Post("/api/2fa/enable", "/settings/2fa/enable");
         ApiAndForm.Configure(Definition);
+        ApiDocs.Document(Definition, "Confirm enrolment with a code: two-factor authentication is on; the recovery codes", b => b.Produces<RecoveryCodesResponse>(StatusCodes.Status200OK), 400, 401, 429);
     }
 
     // Codes are often pasted with stray spaces.

@@ -22,6 +22,7 @@ public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges chal
         Post("/api/login/2fa", "/login/2fa");
         AllowAnonymous();
         ApiAndForm.Configure(Definition);
+        ApiDocs.Document(Definition, "Finish a sign-in with a TOTP or recovery code", b => b.Produces<LoginResponse>(StatusCodes.Status200OK), 400, 401, 429);
     }
 
     // The browser's challenge is in the HttpOnly cookie the password step set, never in the page.

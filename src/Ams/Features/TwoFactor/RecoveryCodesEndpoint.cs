@@ -14,6 +14,7 @@ public sealed class RecoveryCodesEndpoint(MySqlDataSource db, Totp totp, Passwor
     {
         Post("/api/2fa/recovery-codes", "/settings/2fa/recovery-codes");
         ApiAndForm.Configure(Definition);
+        ApiDocs.Document(Definition, "New recovery codes; the old ones stop working", b => b.Produces<RecoveryCodesResponse>(StatusCodes.Status200OK), 400, 401, 429);
     }
 
     // Codes are often pasted with stray spaces.

@@ -21,6 +21,7 @@ public sealed class SetupEndpoint(MySqlDataSource db, Envelope envelope, Totp to
     {
         Post("/api/2fa/setup", "/settings/2fa/setup");
         ApiAndForm.Configure(Definition);
+        ApiDocs.Document(Definition, "Start two-factor enrolment: the secret, its otpauth URI and QR code", b => b.Produces<SetupResponse>(StatusCodes.Status200OK), 400, 401, 409);
     }
 
     public override async Task HandleAsync(SetupRequest req, CancellationToken ct)

@@ -18,6 +18,7 @@ public sealed class Endpoint(MySqlDataSource db, EventLog events, TypingEvents t
     public override void Configure()
     {
         Post("/api/conversations/{id}/typing");
+        ApiDocs.Document(Definition, "Tell the other members you are typing", b => b.Produces(StatusCodes.Status204NoContent), 404, 429);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

@@ -1,0 +1,65 @@
+using FastEndpoints;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace Ams.Infrastructure;
+
+/// <summary>
+/// How a JSON call appears in <c>docs/openapi.json</c>: its summary, its success response and
+/// every problem it can answer. Endpoint metadata only, read by nothing at run time: the tests
+/// generate the document from it under the JIT (NSwag cannot run in the AOT binary) and fail when
+/// the committed file differs; the binary serves that file at <c>GET /openapi.json</c>.
+/// </summary>
+public static class ApiDocs
+{
+    public const string ProblemJson = "application/problem+json";
+
+    /// <summary>
+    /// Call last in <c>Configure()</c>, after the routes and <c>AllowAnonymous()</c>. Besides the
+    /// <paramref name="problems"/> the handler answers itself, the pipeline adds to every call what it
+    /// can answer there: 401 (no valid session or token) unless anonymous, 403 to a personal access
+    /// token on an account-security call, 413 for a body over 64 KiB on calls that take one, and 503
+    /// when MariaDB or Redis is unreachable.
+    /// </summary>
+    public static void Document(EndpointDefinition endpoint, string summary, Action<RouteHandlerBuilder> success, params int[] problems)
+    {
+        var route = endpoint.Routes?.FirstOrDefault(r => r.StartsWith("/api/", StringComparison.Ordinal))
+            ?? throw new InvalidOperationException("Only /api/ calls are documented.");
+        var statuses = new SortedSet<int>(problems) { StatusCodes.Status503ServiceUnavailable };
+        if (endpoint.AnonymousVerbs is null) statuses.Add(StatusCodes.Status401Unauthorized);
+        if (AccessTokenScope.IsAccountSecurity(route)) statuses.Add(StatusCodes.Status403Forbidden);
+        if (endpoint.Verbs?.Any(v => v.ToString() is "POST" or "PUT" or "PATCH") == true) statuses.Add(StatusCodes.Status413PayloadTooLarge);
+        endpoint.Summary(s =>
+        {
+            s.Summary = summary;
+            foreach (var status in statuses) s.Responses[status] = ReasonPhrases.GetReasonPhrase(status);
+        });
+        endpoint.Description(b =>
+        {
+            // FastEndpoints guesses 200 with the response type, 400 and 401; the call says what it does.
+            b.ClearDefaultProduces();
+            success(b);
+            // One shape for every problem: RFC 9457 with traceId, and errors [{name, reason}] on validation failures.
+            foreach (var status in statuses) b.Produces<FastEndpoints.ProblemDetails>(status, ProblemJson);
+        });
+    }
+
+    /// <summary>A query parameter the handler reads itself (no request DTO declares it).</summary>
+    public static RouteHandlerBuilder Query(this RouteHandlerBuilder builder, string name, string type, string description, bool required = false) =>
+        builder.WithMetadata(new ApiParameter("query", name, type, description, required));
+
+    /// <summary>The API route needs a session or token although the endpoint allows anonymous calls for its browser twin.</summary>
+    public static RouteHandlerBuilder NeedsSession(this RouteHandlerBuilder builder) => builder.WithMetadata(new ApiSessionRequired());
+
+    /// <summary>A request header the call honours.</summary>
+    public static RouteHandlerBuilder Header(this RouteHandlerBuilder builder, string name, string description) =>
+        builder.WithMetadata(new ApiParameter("header", name, "string", description, Required: false));
+}
+
+/// <summary>Endpoint metadata for the document: a parameter outside the request DTO (<paramref name="In"/>: query or header).</summary>
+public sealed record ApiParameter(string In, string Name, string Type, string Description, bool Required);
+
+/// <summary>Endpoint metadata for the document: the call takes <c>multipart/form-data</c> with one file in the part <paramref name="Part"/>.</summary>
+public sealed record ApiFileUpload(string Part, string Description);
+
+/// <summary>Endpoint metadata for the document: see <see cref="ApiDocs.NeedsSession"/>.</summary>
+public sealed class ApiSessionRequired;

@@ -1,0 +1,234 @@
+using Ams.Infrastructure;
+using FastEndpoints.Swagger;
+using Microsoft.AspNetCore.Http.Metadata;
+using Microsoft.Extensions.DependencyInjection;
+using Ms = Microsoft.OpenApi;
+using Namotion.Reflection;
+using NJsonSchema;
+using NJsonSchema.Generation;
+using NSwag;
+using NSwag.Generation;
+using NSwag.Generation.AspNetCore;
+using NSwag.Generation.Processors;
+using NSwag.Generation.Processors.Contexts;
+
+namespace Ams.Tests.Platform;
+
+/// <summary>
+/// Generates <c>docs/openapi.json</c> from the running app's endpoints: NSwag (through FastEndpoints'
+/// Swagger support, JIT only, so never in the AOT binary) writes OpenAPI 3.0 from each endpoint's
+/// metadata (<see cref="ApiDocs"/>), the document keeps the <c>/api/</c> calls only, and
+/// Microsoft.OpenApi reads it and writes it as OpenAPI 3.1, paths and schemas sorted so the file
+/// changes only when the API does.
+/// </summary>
+static class OpenApiGenerator
+{
+    const string Name = "v1";
+
+    /// <summary>The services a test host needs for <see cref="GenerateAsync"/>.</summary>
+    public static void AddDocument(IServiceCollection services) => services.SwaggerDocument(o =>
+    {
+        o.EnableJWTBearerAuth = false;
+        o.AutoTagPathSegmentIndex = 2;   // /api/{tag}/…
+        o.DocumentSettings = s =>
+        {
+            s.DocumentName = Name;
+            s.Title = "AMS";
+            s.Version = "1";
+            s.Description = "The JSON API of AMS, a self-hosted messaging server. docs/api.md in the repository is the contract in prose. " +
+                            "Every error is an RFC 9457 problem (application/problem+json).";
+            s.AddAuth("bearer", new OpenApiSecurityScheme
+            {
+                Type = OpenApiSecuritySchemeType.Http,
+                Scheme = "bearer",
+                Description = "A session token from POST /api/login (or /api/login/2fa), or a personal access token from POST /api/tokens.",
+            });
+            s.MarkNonNullablePropsAsRequired();
+            s.SchemaSettings.SchemaNameGenerator = new SchemaNames();
+            s.SchemaSettings.SchemaProcessors.Add(new ProblemSchema());
+            // First, so that no other processor sees a browser route: FastEndpoints would strip the form
+            // twin's route parameters (/c/{conversationId}/send) from the request schema both routes share.
+            s.OperationProcessors.Insert(0, new ApiRoutesOnly());
+            s.OperationProcessors.Add(new Operations());
+        };
+    });
+
+    /// <summary>The document as the committed file holds it: OpenAPI 3.1 JSON, LF line ends, a final newline.</summary>
+    public static async Task<string> GenerateAsync(IServiceProvider services)
+    {
+        var nswag = await services.GetRequiredService<IOpenApiDocumentGenerator>().GenerateAsync(Name);
+        var json = Trim(JsonNode.Parse(nswag.ToJson())!.AsObject());
+        var read = Ms.OpenApiDocument.Parse(json.ToJsonString(), "json");
+        if (read.Diagnostic?.Errors.Count > 0 || read.Document is null)
+            throw new InvalidOperationException("Microsoft.OpenApi cannot read NSwag's document: " + string.Join("; ", read.Diagnostic!.Errors));
+        using var text = new StringWriter { NewLine = "\n" };
+        read.Document.SerializeAsV31(new Ms.OpenApiJsonWriter(text));
+        return text.ToString().ReplaceLineEndings("\n").TrimEnd() + "\n";
+    }
+
+    /// <summary>The /api/ paths only, sorted; the schemas they reach, sorted; Retry-After on 429 and 503; no generator noise.</summary>
+    static JsonObject Trim(JsonObject doc)
+    {
+        doc.Remove("x-generator");
+        var paths = doc["paths"]!.AsObject();
+        doc["paths"] = Sorted(paths.Where(p => p.Key.StartsWith("/api/", StringComparison.Ordinal)));
+        var schemas = doc["components"]!["schemas"]!.AsObject();
+        var reached = new HashSet<string>();
+        var pending = new Stack<JsonNode>([doc["paths"]!]);
+        while (pending.TryPop(out var node))
+            foreach (var name in Refs(node).Where(reached.Add))
+                pending.Push(schemas[name]!);
+        doc["components"]!["schemas"] = Sorted(schemas.Where(s => reached.Contains(s.Key)));
+        var operations = doc["paths"]!.AsObject().SelectMany(p => p.Value!.AsObject()).Select(o => o.Value!.AsObject()).ToList();
+        // NSwag leaves some statuses (206) without a description, which OpenAPI requires.
+        foreach (var (status, response) in operations.SelectMany(o => o["responses"]!.AsObject()))
+            if (response!["description"]?.GetValue<string>() is null or "")
+                response["description"] = Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(int.Parse(status, System.Globalization.CultureInfo.InvariantCulture));
+        // Every 429 and 503 AMS writes says how long to wait (Problem.RetryAfter, ProblemResponses.Customize).
+        foreach (var response in operations.SelectMany(o => o["responses"]!.AsObject()).Where(r => r.Key is "429" or "503").Select(r => r.Value!.AsObject()))
+            response["headers"] = new JsonObject
+            {
+                ["Retry-After"] = new JsonObject
+                {
+                    ["description"] = "Seconds to wait before trying again.",
+                    ["schema"] = new JsonObject { ["type"] = "integer" },
+                },
+            };
+        foreach (var body in operations.Select(o => o["requestBody"]).OfType<JsonObject>())
+        {
+            body.Remove("x-name");
+            body.Remove("x-position");
+            if (body["description"]?.GetValue<string>() == "") body.Remove("description");
+        }
+        return doc;
+    }
+
+    const string SchemaRef = "#/components/schemas/";
+
+    static IEnumerable<string> Refs(JsonNode? node) => node switch
+    {
+        JsonObject o => o.SelectMany(p => p.Key == "$ref" && p.Value!.GetValue<string>().StartsWith(SchemaRef, StringComparison.Ordinal)
+            ? [p.Value!.GetValue<string>()[SchemaRef.Length..]]
+            : Refs(p.Value)),
+        JsonArray a => a.SelectMany(Refs),
+        _ => [],
+    };
+
+    static JsonObject Sorted(IEnumerable<KeyValuePair<string, JsonNode?>> items) =>
+        new(items.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, p.Value?.DeepClone())).ToList());
+
+    /// <summary>A slice's types by slice and name (RegisterRequest, TwoFactorLoginRequest); shared views by their own name.</summary>
+    sealed class SchemaNames : ISchemaNameGenerator
+    {
+        public string Generate(Type type)
+        {
+            if (type == typeof(FastEndpoints.ProblemDetails)) return "Problem";
+            if (type == typeof(FastEndpoints.ProblemDetails.Error)) return "ProblemError";
+            const string features = "Ams.Features.";
+            return type.Namespace?.StartsWith(features, StringComparison.Ordinal) == true
+                ? type.Namespace[features.Length..].Replace(".", "") + type.Name
+                : type.Name;
+        }
+    }
+
+    /// <summary>The problem shape as AMS writes it: FastEndpoints' class, without its placeholder defaults (AMS sets its own type URIs).</summary>
+    sealed class ProblemSchema : ISchemaProcessor
+    {
+        public void Process(SchemaProcessorContext context)
+        {
+            var schema = context.Schema;
+            if (context.ContextualType.Type == typeof(FastEndpoints.ProblemDetails))
+            {
+                schema.Description = "RFC 9457 problem details. Validation failures list the fields in errors; other problems have none.";
+                // Every problem AMS writes has these (ProblemResponses.Customize adds traceId and instance); errors only validation failures.
+                schema.RequiredProperties.Clear();
+                foreach (var name in new[] { "type", "title", "status", "instance", "traceId" }) schema.RequiredProperties.Add(name);
+            }
+            else if (context.ContextualType.Type == typeof(FastEndpoints.ProblemDetails.Error))
+            {
+                schema.Description = "One validation failure: name is the camelCase field.";
+                schema.RequiredProperties.Clear();
+                foreach (var name in new[] { "name", "reason" }) schema.RequiredProperties.Add(name);
+            }
+            else return;
+            foreach (var property in schema.Properties.Values) property.Default = null;
+        }
+    }
+
+    /// <summary>Browser routes (pages, fragments, form posts) are not part of the API document.</summary>
+    sealed class ApiRoutesOnly : IOperationProcessor
+    {
+        public bool Process(OperationProcessorContext context) =>
+            context.OperationDescription.Path.StartsWith("/api/", StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// What NSwag cannot see by itself: the operation id (from the endpoint's slice and class), a bearer
+    /// requirement on an anonymous endpoint's API route (<see cref="ApiSessionRequired"/>), the
+    /// query and header parameters a handler reads itself (<see cref="ApiParameter"/>), a file upload
+    /// (<see cref="ApiFileUpload"/>), one status with two possible bodies (oneOf), and bytes as bytes
+    /// (a <see cref="Stream"/> body).
+    /// </summary>
+    sealed class Operations : IOperationProcessor
+    {
+        public bool Process(OperationProcessorContext context)
+        {
+            var endpoint = context.GetEndpointDefinition()!;
+            var metadata = ((AspNetCoreOperationProcessorContext)context).ApiDescription.ActionDescriptor.EndpointMetadata;
+            var operation = context.OperationDescription.Operation;
+            var slice = endpoint.EndpointType.Namespace!.Split('.')[^1];
+            var id = slice + endpoint.EndpointType.Name.Replace("Endpoint", "");
+            operation.OperationId = char.ToLowerInvariant(id[0]) + id[1..];
+
+            foreach (var p in metadata.OfType<ApiParameter>())
+                operation.Parameters.Add(new OpenApiParameter
+                {
+                    Name = p.Name,
+                    Kind = p.In == "query" ? OpenApiParameterKind.Query : OpenApiParameterKind.Header,
+                    Description = p.Description,
+                    IsRequired = p.Required,
+                    Schema = new JsonSchema { Type = p.Type == "integer" ? JsonObjectType.Integer : JsonObjectType.String },
+                });
+
+            if (metadata.OfType<ApiSessionRequired>().Any() && operation.Security is not { Count: > 0 })
+                (operation.Security ??= []).Add(new OpenApiSecurityRequirement { ["bearer"] = [] });
+
+            if (metadata.OfType<ApiFileUpload>().SingleOrDefault() is { } upload)
+            {
+                var form = new JsonSchema { Type = JsonObjectType.Object };
+                form.Properties[upload.Part] = new JsonSchemaProperty { Type = JsonObjectType.String, Format = "binary", Description = upload.Description };
+                form.RequiredProperties.Add(upload.Part);
+                operation.RequestBody = new OpenApiRequestBody { IsRequired = true };
+                operation.RequestBody.Content["multipart/form-data"] = new OpenApiMediaType { Schema = form };
+            }
+
+            foreach (var status in metadata.OfType<IProducesResponseTypeMetadata>().GroupBy(m => m.StatusCode))
+            {
+                var types = status.Select(m => m.Type).OfType<Type>().Distinct().ToList();
+                if (types.Count < 2) continue;
+                var oneOf = new JsonSchema();
+                foreach (var type in types)
+                    oneOf.OneOf.Add(context.SchemaGenerator.GenerateWithReference<JsonSchema>(type.ToContextualType(), context.SchemaResolver));
+                var response = operation.Responses[status.Key.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+                response.Content["application/json"] = new OpenApiMediaType { Schema = oneOf };
+            }
+
+            foreach (var bytes in metadata.OfType<IProducesResponseTypeMetadata>().Where(m => m.Type == typeof(Stream)))
+            foreach (var contentType in bytes.ContentTypes)
+                operation.Responses[bytes.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture)].Content[contentType] =
+                    new OpenApiMediaType { Schema = new JsonSchema { Type = JsonObjectType.String, Format = "binary" } };
+            return true;
+        }
+    }
+
+    /// <summary>The repository's docs/openapi.json.</summary>
+    public static string CommittedPath() => Path.Combine(Ams.Testing.AppProcess.RepositoryRoot(), "docs", "openapi.json");
+
+    /// <summary>Microsoft.OpenApi's reading of a document: its version, and every reader error and warning.</summary>
+    public static (Ms.OpenApiDocument? Document, Ms.OpenApiSpecVersion Version, List<string> Problems) Read(string json)
+    {
+        var read = Ms.OpenApiDocument.Parse(json, "json", new Ms.Reader.OpenApiReaderSettings());
+        var problems = read.Diagnostic!.Errors.Select(e => $"error: {e}").Concat(read.Diagnostic.Warnings.Select(w => $"warning: {w}")).ToList();
+        return (read.Document, read.Diagnostic.SpecificationVersion, problems);
+    }
+}

@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using Ams.Tests.Support;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.OpenApi;
+
+namespace Ams.Tests.Platform;
+
+/// <summary>
+/// GET /openapi.json and docs/openapi.json: generated from the endpoints, in sync with what is
+/// committed and served, covering every /api/ route, and valid OpenAPI 3.1 to a real reader.
+/// <c>just openapi</c> rewrites the committed file (AMS_OPENAPI_WRITE=1).
+/// </summary>
+public sealed class OpenApiTests(Services services) : IClassFixture<Services>
+{
+    static readonly string CommittedPath = OpenApiGenerator.CommittedPath();
+
+    IAlbaHost? app;
+    async Task<IAlbaHost> AppAsync() => app ??= await services.StartAppAsync(services: OpenApiGenerator.AddDocument);
+
+    [Fact]
+    public async Task Committed_document_is_the_one_the_endpoints_generate()
+    {
+        var generated = await OpenApiGenerator.GenerateAsync((await AppAsync()).Services);
+        if (Environment.GetEnvironmentVariable("AMS_OPENAPI_WRITE") == "1") await File.WriteAllTextAsync(CommittedPath, generated);
+        var committed = (await File.ReadAllTextAsync(CommittedPath)).ReplaceLineEndings("\n");
+        if (committed == generated) return;
+        var (want, have) = (generated.Split('\n'), committed.Split('\n'));
+        var line = Enumerable.Range(0, Math.Min(want.Length, have.Length)).FirstOrDefault(i => want[i] != have[i], Math.Min(want.Length, have.Length));
+        Assert.Fail($"docs/openapi.json differs from what the endpoints generate (first at line {line + 1}:\n" +
+                    $"  committed: {(line < have.Length ? have[line].Trim() : "<end>")}\n  generated: {(line < want.Length ? want[line].Trim() : "<end>")}).\n" +
+                    "Run `just openapi` to rewrite it, check the diff, and commit it with the endpoint change.");
+    }
+
+    [Fact]
+    public async Task Served_document_is_the_committed_file_without_authentication()
+    {
+        var result = await (await AppAsync()).Scenario(s =>
+        {
+            s.Get.Url("/openapi.json");
+            s.StatusCodeShouldBe(200);
+        });
+        Assert.Equal("application/json", result.Context.Response.ContentType);
+        var served = await result.ReadAsTextAsync();
+        Assert.Equal(await File.ReadAllTextAsync(CommittedPath), served);
+        Assert.StartsWith("3.1.", JsonNode.Parse(served)!["openapi"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Committed_document_is_valid_OpenAPI_3_1()
+    {
+        var (document, version, problems) = OpenApiGenerator.Read(await File.ReadAllTextAsync(CommittedPath));
+        Assert.NotNull(document);
+        Assert.Equal(OpenApiSpecVersion.OpenApi3_1, version);
+        Assert.Empty(problems);
+        Assert.Empty(document.Validate(ValidationRuleSet.GetDefaultRuleSet()) ?? []);
+    }
+
+    [Fact]
+    public async Task Validator_rejects_a_broken_document()
+    {
+        // The validity test above proves something only if the reader finds faults: a dangling
+        // schema reference and an operation without responses must be reported.
+        var json = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!;
+        json["paths"]!["/api/me"]!["get"]!.AsObject().Remove("responses");
+        json["paths"]!["/api/register"]!["post"]!["requestBody"]!["content"]!["application/json"]!["schema"]!["$ref"] = "#/components/schemas/Nowhere";
+        var (document, _, problems) = OpenApiGenerator.Read(json.ToJsonString());
+        var validation = document?.Validate(ValidationRuleSet.GetDefaultRuleSet()) ?? [];
+        Assert.NotEmpty(problems.Concat(validation.Select(e => e.ToString())));
+    }
+
+    [Fact]
+    public async Task Committed_document_passes_the_OpenAPI_3_1_JSON_Schema()
+    {
+        // A second, independent check (Kiota reads with Microsoft.OpenApi too): the official OpenAPI 3.1
+        // schema, applied by ajv in @seriousme/openapi-schema-validator (tests/Ams.Tests/package.json).
+        var root = Path.GetDirectoryName(Path.GetDirectoryName(CommittedPath))!;
+        var cli = Path.Combine(root, "tests", "Ams.Tests", "node_modules", "@seriousme", "openapi-schema-validator", "bin", "validate-api-cli.js");
+        Assert.Contains("\"valid\": true", await RunAsync(root, "node", cli, CommittedPath));
+
+        // And it can fail: a document without its info object is refused.
+        var broken = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!.AsObject();
+        broken.Remove("info");
+        var file = Path.Combine(Directory.CreateTempSubdirectory("ams-openapi-").FullName, "broken.json");
+        await File.WriteAllTextAsync(file, broken.ToJsonString());
+        var refused = await Assert.ThrowsAnyAsync<Xunit.Sdk.XunitException>(() => RunAsync(root, "node", cli, file));
+        Assert.Contains("must have required property 'info'", refused.Message);
+        Directory.Delete(Path.GetDirectoryName(file)!, recursive: true);
+    }
+
+    [Fact]
+    public async Task Document_has_every_api_route_and_nothing_else()
+    {
+        var host = await AppAsync();
+        var routes = host.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
+            .Where(e => e.RoutePattern.RawText!.TrimStart('/').StartsWith("api/", StringComparison.Ordinal))
+            .SelectMany(e => (e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["GET"])
+                .Select(m => $"{m.ToLowerInvariant()} /{e.RoutePattern.RawText!.TrimStart('/')}"))
+            .Order(StringComparer.Ordinal).ToList();
+        Assert.True(routes.Count >= 35, $"only {routes.Count} /api/ routes in the endpoint registry");
+        var paths = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!["paths"]!.AsObject();
+        var documented = paths.SelectMany(p => p.Value!.AsObject().Select(o => $"{o.Key} {p.Key}")).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(routes, documented);
+    }
+
+    [Fact]
+    public async Task Every_operation_has_a_summary_its_responses_and_problem_details_for_every_failure()
+    {
+        var doc = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!;
+        var failures = new List<string>();
+        var anonymous = new List<string>();
+        foreach (var (path, item) in doc["paths"]!.AsObject())
+        foreach (var (method, op) in item!.AsObject())
+        {
+            var call = $"{method.ToUpperInvariant()} {path}";
+            if (string.IsNullOrWhiteSpace(op!["summary"]?.GetValue<string>())) failures.Add($"{call}: no summary");
+            if (string.IsNullOrEmpty(op["operationId"]?.GetValue<string>())) failures.Add($"{call}: no operationId");
+            var responses = op["responses"]!.AsObject();
+            if (!responses.Any(r => r.Key.StartsWith('2'))) failures.Add($"{call}: no success response");
+            if (!responses.ContainsKey("503")) failures.Add($"{call}: no 503");
+            foreach (var (status, response) in responses.Where(r => r.Key[0] is '4' or '5'))
+                if (response!["content"]?["application/problem+json"]?["schema"]?["$ref"]?.GetValue<string>() != "#/components/schemas/Problem")
+                    failures.Add($"{call}: {status} is not application/problem+json Problem");
+            // A call that needs a session says so twice: the bearer requirement and its 401.
+            if (op["security"] is null) anonymous.Add(call);
+            else if (!responses.ContainsKey("401")) failures.Add($"{call}: needs a bearer token but has no 401");
+        }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+        Assert.Equal(["GET /api/version", "POST /api/login", "POST /api/login/2fa", "POST /api/register"], anonymous.Order(StringComparer.Ordinal));
+        // Spot checks of what the endpoints declare.
+        Assert.NotNull(doc["paths"]!["/api/register"]!["post"]!["responses"]!["201"]);
+        Assert.Null(doc["paths"]!["/api/register"]!["post"]!["security"]);
+        Assert.NotNull(doc["paths"]!["/api/messages"]!["post"]!["responses"]!["422"]);
+        Assert.Contains(doc["paths"]!["/api/messages"]!["post"]!["parameters"]!.AsArray(), p => p!["name"]!.GetValue<string>() == "Idempotency-Key");
+        Assert.NotNull(doc["paths"]!["/api/sessions"]!["get"]!["responses"]!["403"]);   // a personal access token is refused
+        Assert.NotNull(doc["paths"]!["/api/attachments"]!["post"]!["requestBody"]!["content"]!["multipart/form-data"]);
+        Assert.Equal(2, doc["paths"]!["/api/login"]!["post"]!["responses"]!["200"]!["content"]!["application/json"]!["schema"]!["oneOf"]!.AsArray().Count);
+    }
+
+    [Fact]
+    public async Task Kiota_generates_a_client_from_the_committed_document()
+    {
+        var root = Path.GetDirectoryName(Path.GetDirectoryName(CommittedPath))!;
+        var output = Directory.CreateTempSubdirectory("ams-kiota-").FullName;
+        try
+        {
+            await RunAsync(root, "dotnet", "tool", "restore");
+            var log = await RunAsync(root, "dotnet", "tool", "run", "kiota", "generate", "--language", "CSharp", "--openapi", CommittedPath,
+                "--output", output, "--class-name", "AmsClient", "--namespace-name", "Ams.Client", "--log-level", "Warning");
+            Assert.Contains("Generation completed successfully", log);
+            // Kiota's log: "warn: Category[id]" (or fail:, crit:) and the message on the next line.
+            var lines = log.Split('\n');
+            var warnings = lines.Zip(lines.Skip(1)).Where(p => p.First.StartsWith("warn:") || p.First.StartsWith("fail:") || p.First.StartsWith("crit:"))
+                .Select(p => p.Second.Trim())
+                // The document is served by the server it describes, so it names none (OpenAPI's default is "/").
+                .Where(w => !w.Contains("servers entry (v3)") && !w.StartsWith("No server url found"))
+                // POST /api/login answers a session or a two-factor challenge; the two shapes share no property to discriminate on.
+                .Where(w => !w.Contains("The schema /api/login is a polymorphic type but does not define a discriminator"))
+                .ToList();
+            Assert.True(warnings.Count == 0, "Kiota warns:\n" + string.Join("\n", warnings));
+            // Every problem response became the client's exception type, and every call a request builder.
+            Assert.Contains(": ApiException", await File.ReadAllTextAsync(Path.Combine(output, "Models", "Problem.cs")));
+            Assert.True(File.Exists(Path.Combine(output, "Api", "Conversations", "Item", "Messages", "MessagesRequestBuilder.cs")));
+            Assert.True(File.Exists(Path.Combine(output, "Api", "Attachments", "AttachmentsRequestBuilder.cs")));
+        }
+        finally
+        {
+            Directory.Delete(output, recursive: true);
+        }
+    }
+
+    static async Task<string> RunAsync(string directory, string fileName, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(fileName, arguments)
+        {
+            WorkingDirectory = directory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            Environment = { ["KIOTA_OFFLINE_ENABLED"] = "true", ["KIOTA_TUTORIAL_ENABLED"] = "false", ["DOTNET_NOLOGO"] = "1" },
+        };
+        using var process = Process.Start(start)!;
+        var (stdout, stderr) = (process.StandardOutput.ReadToEndAsync(), process.StandardError.ReadToEndAsync());
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        await process.WaitForExitAsync(timeout.Token);
+        var log = (await stdout + "\n" + await stderr).ReplaceLineEndings("\n");
+        Assert.True(process.ExitCode == 0, $"{fileName} {string.Join(' ', arguments)} exited {process.ExitCode}:\n{log}");
+        return log;
+    }
+}
