@@ -9,6 +9,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY global.json Directory.Build.props Ams.sln ./
 COPY src/Ams/Ams.csproj src/Ams/
+# The source generator the app references (src/Ams.Generators) is restored and built with it.
+COPY src/Ams.Generators/Ams.Generators.csproj src/Ams.Generators/
 RUN dotnet restore src/Ams/Ams.csproj -r linux-x64
 COPY src/ src/
 COPY wwwroot/ wwwroot/

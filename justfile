@@ -20,6 +20,10 @@ test: build
     dotnet test tests/Ams.Browser -c Release --no-build
     dotnet run --project tests/Ams.Bench -c Release --no-build -- --smoke
 
+# The container, proven (tests/container/run): builds the real Dockerfile on local stand-ins of its base images, runs it against MariaDB and Redis, drives the API and the event stream through it, checks docker-compose.yml; installs docker.io and starts dockerd if needed (root)
+container-test:
+    tests/container/run
+
 # The benchmarks (tests/Ams.Bench): AOT and JIT footprint, floor, send throughput, delivery across two nodes, 10,000 SSE connections; writes docs/benchmarks.md
 bench: build publish
     command -v prosody >/dev/null || [ "$(id -u)" -ne 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y prosody lua-dbi-mysql || true
