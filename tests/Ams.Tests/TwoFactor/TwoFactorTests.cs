@@ -1,5 +1,7 @@
 using System.Text;
 using Ams.Testing;
+using Ams.Tests.Account;
+using Ams.Tests.Messaging;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
@@ -239,6 +241,56 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         await Post(app, "/api/2fa/disable", new { code = user.RecoveryCodes[0] }, user.Token, 400);
         await Post(app, "/api/2fa/disable", new { password = "", code = user.RecoveryCodes[0] }, user.Token, 400);
         await Post(app, "/api/2fa/disable", new { password = Api.Password, code = user.RecoveryCodes[0] }, user.Token, 204);
+    }
+
+    [Fact]
+    public async Task Each_settings_call_says_what_is_wrong_and_the_history_records_what_was_done()
+    {
+        async Task Refused(string url, object body, string token, int status, string message) =>
+            Assert.Contains(message, await (await Post(app, url, body, token, status)).ReadAsTextAsync());
+        var name = Api.UniqueName("tw");
+        await app.RegisterAsync(name);
+        var token = await app.LoginAsync(name);
+        await Refused("/api/2fa/enable", new { code = Code(new byte[20]) }, token, 400, "Start with the setup step.");
+        await Refused("/api/2fa/disable", new { password = Api.Password, code = "123456" }, token, 400, "Two-factor authentication is not on.");
+        var secret = Base32Encoding.ToBytes((await (await Post(app, "/api/2fa/setup", new { password = Api.Password }, token, 200)).JsonAsync())["secret"]!.GetValue<string>());
+        await Refused("/api/2fa/enable", new { }, token, 400, "Code is required.");
+        var codes = (await (await Post(app, "/api/2fa/enable", new { code = Code(secret) }, token, 200)).JsonAsync())["recoveryCodes"]!.AsArray();
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await Refused("/api/2fa/enable", new { code = Code(secret) }, token, 400, "Two-factor authentication is already on.");
+        await Refused("/api/2fa/setup", new { password = Api.Password }, token, 409, "Turn it off first to enrol a new authenticator.");
+        await Refused("/api/2fa/disable", new { password = Api.Password }, token, 400, "Code is required.");
+        await Refused("/api/2fa/disable", new { password = Api.Password, code = "12345" }, token, 400, "Code must be 6 digits or a recovery code.");
+        // The API takes a code as sent: spaces make it malformed (only the forms trim pasted codes).
+        await Refused("/api/2fa/disable", new { password = Api.Password, code = $" {Code(secret)} " }, token, 400, "Code must be 6 digits or a recovery code.");
+        await Refused("/api/2fa/recovery-codes", new { password = Api.Password, code = $" {Code(secret)} " }, token, 400, "Code must be 6 digits or a recovery code.");
+
+        await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(secret) }, token, 200);
+        Assert.Equal("2fa.recovery-codes-regenerated", (await app.SecurityEventsAsync(token, "?limit=1"))[0]!["kind"].Str());
+        clock.Advance(TimeSpan.FromSeconds(30));
+        var fresh = (await (await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(secret) }, token, 200)).JsonAsync())["recoveryCodes"]!.AsArray();
+        await Post(app, "/api/2fa/disable", new { password = Api.Password, code = fresh[0]!.GetValue<string>() }, token, 204);
+        Assert.Equal(["2fa.disabled", "2fa.recovery-code-used"], (await app.SecurityEventsAsync(token, "?limit=2")).Select(e => e!["kind"].Str()));
+
+        // Disabling with an authenticator code records no recovery code.
+        secret = Base32Encoding.ToBytes((await (await Post(app, "/api/2fa/setup", new { password = Api.Password }, token, 200)).JsonAsync())["secret"]!.GetValue<string>());
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await Post(app, "/api/2fa/enable", new { code = Code(secret) }, token, 200);
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await Post(app, "/api/2fa/disable", new { password = Api.Password, code = Code(secret) }, token, 204);
+        Assert.Equal(["2fa.disabled", "2fa.enabled"], (await app.SecurityEventsAsync(token, "?limit=2")).Select(e => e!["kind"].Str()));
+        Assert.NotEmpty(codes);
+    }
+
+    [Fact]
+    public async Task New_recovery_codes_clear_the_accounts_wrong_code_count()
+    {
+        var user = await EnrolAsync();
+        for (var i = 0; i < 4; i++)
+            await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = "000000" }, user.Token, 401);
+        await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(user.Secret) }, user.Token, 200);
+        // Without the reset this would be the sixth attempt in the window: 429.
+        await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = "000000" }, user.Token, 401);
     }
 
     [Fact]
