@@ -199,9 +199,12 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         for (var i = 0; i < 5; i++)
             await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = "000000" }, null, 401);
         var locked = await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret) }, null, 429);
-        await locked.ProblemAsync(429);
+        var problem = await locked.ProblemAsync(429);
+        Assert.Equal(("Too many wrong codes", "Wait before trying again."), (problem["title"]!.GetValue<string>(), problem["detail"]!.GetValue<string>()));
         Assert.True(int.Parse(locked.Context.Response.Headers.RetryAfter.ToString()) > 0);
-        await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(user.Secret) }, user.Token, 429);
+        // The settings calls share the account's count, and say so the same way.
+        var settings = await (await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(user.Secret) }, user.Token, 429)).ProblemAsync(429);
+        Assert.Equal(("Too many wrong codes", "Wait before trying again."), (settings["title"]!.GetValue<string>(), settings["detail"]!.GetValue<string>()));
     }
 
     [Fact]
