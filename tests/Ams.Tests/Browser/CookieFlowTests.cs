@@ -181,6 +181,45 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
     }
 
     [Fact]
+    public async Task Each_two_factor_form_failure_says_why_and_shows_the_settings_as_they_really_are()
+    {
+        var (browser, _) = await Browser.SignedInAsync(services);
+        await browser.GetAsync("/settings/2fa");
+        async Task<string> Form(string url, Dictionary<string, string> form, int status, string message, bool on)
+        {
+            var html = await (await browser.PostFormAsync(url, form, status, htmx: true)).ReadAsTextAsync();
+            Assert.StartsWith("<", html.TrimStart());   // a fragment, not problem JSON
+            Assert.Contains(message, html);
+            Assert.Contains(on ? "Two-factor authentication is on" : "Two-factor authentication is off", html);
+            return html;
+        }
+        await Form("/settings/2fa/setup", new() { ["password"] = "not my password" }, 401, "That password did not work.", on: false);
+        await Form("/settings/2fa/setup", new() { ["password"] = "" }, 422, "Password is required.", on: false);
+        async Task<byte[]> EnrolAsync()
+        {
+            var enrol = await (await browser.PostFormAsync("/settings/2fa/setup", new() { ["password"] = Api.Password }, 200, htmx: true)).ReadAsTextAsync();
+            return OtpNet.Base32Encoding.ToBytes(System.Text.RegularExpressions.Regex.Match(enrol, "<code>([A-Z2-7]+)</code>").Groups[1].Value);
+        }
+        var secret = await EnrolAsync();
+        await Form("/settings/2fa/enable", new() { ["code"] = "12345" }, 422, "Code must be 6 digits.", on: false);
+        // A wrong code does not turn it on, and the section must not pretend it did.
+        await Form("/settings/2fa/enable", new() { ["code"] = "000000" }, 401, "That code or password did not work.", on: false);
+        secret = await EnrolAsync();
+        await browser.PostFormAsync("/settings/2fa/enable", new() { ["code"] = new OtpNet.Totp(secret).ComputeTotp() }, 200, htmx: true);
+        Assert.Contains("Two-factor authentication is on", await (await browser.GetAsync("/settings/2fa")).ReadAsTextAsync());
+
+        await Form("/settings/2fa/enable", new() { ["code"] = "123456" }, 400, "Two-factor authentication is already on.", on: true);
+        await Form("/settings/2fa/setup", new() { ["password"] = Api.Password }, 200, "Two-factor authentication is already on.", on: true);
+        await Form("/settings/2fa/disable", new() { ["password"] = Api.Password, ["code"] = "12345" }, 422, "Code must be 6 digits or a recovery code.", on: true);
+        await Form("/settings/2fa/disable", new() { ["password"] = Api.Password, ["code"] = "000000" }, 401, "That code or password did not work.", on: true);
+        await Form("/settings/2fa/recovery-codes", new() { ["password"] = Api.Password, ["code"] = "12345" }, 422, "Code must be 6 digits", on: true);
+        for (var i = 0; i < 4; i++)   // with the one above, the account's five wrong codes
+            await Form("/settings/2fa/recovery-codes", new() { ["password"] = Api.Password, ["code"] = "000000" }, 401, "That code or password did not work.", on: true);
+        var locked = await Form("/settings/2fa/disable", new() { ["password"] = Api.Password, ["code"] = "000000" }, 429, "Too many wrong codes. Wait and try again.", on: true);
+        Assert.NotEmpty(locked);
+    }
+
+    [Fact]
     public async Task A_browser_that_signed_in_before_gets_in_while_strangers_are_throttled()
     {
         var (browser, name) = await Browser.SignedInAsync(services);

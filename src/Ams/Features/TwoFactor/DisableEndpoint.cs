@@ -32,13 +32,13 @@ public sealed class DisableEndpoint(MySqlDataSource db, Totp totp, Passwords pas
         }
         var outcome = await DisableAsync(HttpContext.Session(), req.Password, req.Code);
         if (outcome is Settings.Done && HttpContext.IsApi()) await Send.NoContentAsync(ct);
-        else await Settings.ReplyAsync(HttpContext, outcome, enabledAfter: false);
+        else await Settings.ReplyAsync(HttpContext, outcome, enabledBefore: true, enabledAfter: false);
     }
 
     async Task<Settings.Outcome> DisableAsync(Session session, string password, string code)
     {
         var user = (await Users.FindByIdAsync(db, session.UserId, default))!;
-        if (!user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is not on.");
+        if (!user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is not on.", Enabled: false);
         if (await totp.TryAttemptAsync(user.Id, null) is { } wait) return new Settings.LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync();
         var secret = await totp.SecretAsync(connection, user.Id);

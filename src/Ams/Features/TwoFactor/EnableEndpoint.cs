@@ -32,15 +32,15 @@ public sealed class EnableEndpoint(MySqlDataSource db, Totp totp, SessionStore s
         }
         var outcome = await EnableAsync(HttpContext.Session(), req.Code);
         if (outcome is Settings.Done done && HttpContext.IsApi()) await Send.OkAsync(new RecoveryCodesResponse(done.RecoveryCodes!), ct);
-        else await Settings.ReplyAsync(HttpContext, outcome, enabledAfter: true);
+        else await Settings.ReplyAsync(HttpContext, outcome, enabledBefore: false, enabledAfter: true);
     }
 
     async Task<Settings.Outcome> EnableAsync(Session session, string code)
     {
         var user = (await Users.FindByIdAsync(db, session.UserId, default))!;
-        if (user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is already on.");
+        if (user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is already on.", Enabled: true);
         await using var connection = await db.OpenConnectionAsync();
-        if (await totp.SecretAsync(connection, user.Id) is not { } secret) return new Settings.Invalid("Start with the setup step.");
+        if (await totp.SecretAsync(connection, user.Id) is not { } secret) return new Settings.Invalid("Start with the setup step.", Enabled: false);
         if (await totp.TryAttemptAsync(user.Id, null) is { } wait) return new Settings.LockedOut(wait);
         if (!await totp.VerifyTotpAsync(user.Id, secret, code)) return new Settings.Refused();
         await totp.ResetAsync(user.Id);

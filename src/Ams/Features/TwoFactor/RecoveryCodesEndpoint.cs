@@ -32,7 +32,7 @@ public sealed class RecoveryCodesEndpoint(MySqlDataSource db, Totp totp, Passwor
         }
         var outcome = await RegenerateAsync(HttpContext.Session(), req.Password, req.Code);
         if (outcome is Settings.Done done && HttpContext.IsApi()) await Send.OkAsync(new RecoveryCodesResponse(done.RecoveryCodes!), ct);
-        else await Settings.ReplyAsync(HttpContext, outcome, enabledAfter: true);
+        else await Settings.ReplyAsync(HttpContext, outcome, enabledBefore: true, enabledAfter: true);
     }
 
     async Task<Settings.Outcome> RegenerateAsync(Session session, string password, string code)

@@ -7,7 +7,8 @@ static class Settings
 {
     public abstract record Outcome;
     public sealed record Done(IReadOnlyList<string>? RecoveryCodes = null) : Outcome;
-    public sealed record Invalid(string Message) : Outcome;
+    /// <param name="Enabled">Whether two-factor authentication is on, as the refusal leaves it.</param>
+    public sealed record Invalid(string Message, bool Enabled) : Outcome;
     public sealed record Refused : Outcome;
     public sealed record LockedOut(TimeSpan RetryAfter) : Outcome;
 
@@ -15,9 +16,10 @@ static class Settings
 
     /// <summary>
     /// Every outcome but the API's success (each endpoint sends its own body for that). The form
-    /// swaps the settings section; <paramref name="enabledAfter"/> is the state a success leaves.
+    /// swaps the settings section for the state the user is in after it: <paramref name="enabledAfter"/>
+    /// after a success, <paramref name="enabledBefore"/> after a wrong code or password or a lockout.
     /// </summary>
-    public static Task ReplyAsync(HttpContext http, Outcome outcome, bool enabledAfter)
+    public static Task ReplyAsync(HttpContext http, Outcome outcome, bool enabledBefore, bool enabledAfter)
     {
         if (http.IsApi())
             return outcome switch
@@ -31,9 +33,9 @@ static class Settings
         {
             Done { RecoveryCodes: { } codes } => (200, Fragments.RecoveryCodes(codes)),
             Done => (200, Fragments.Settings(http, enabledAfter, [])),
-            LockedOut => (429, Fragments.Settings(http, enabledAfter, ["Too many wrong codes. Wait and try again."])),
-            Invalid i => (400, Fragments.Settings(http, !enabledAfter, [i.Message])),
-            _ => (401, Fragments.Settings(http, enabledAfter, ["That code or password did not work."])),
+            LockedOut => (429, Fragments.Settings(http, enabledBefore, ["Too many wrong codes. Wait and try again."])),
+            Invalid i => (400, Fragments.Settings(http, i.Enabled, [i.Message])),
+            _ => (401, Fragments.Settings(http, enabledBefore, ["That code or password did not work."])),
         };
         return Layout.SendAsync(http, Title, section, status);
     }

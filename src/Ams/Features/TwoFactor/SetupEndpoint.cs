@@ -45,7 +45,7 @@ public sealed class SetupEndpoint(MySqlDataSource db, Envelope envelope, Totp to
         var address = ClientAddress.BucketOf(HttpContext);
         if (await throttle.TryAttemptAsync(account, address) is { } wait)
         {
-            await Settings.ReplyAsync(HttpContext, new Settings.LockedOut(wait), enabledAfter: false);
+            await Settings.ReplyAsync(HttpContext, new Settings.LockedOut(wait), enabledBefore: false, enabledAfter: false);
             return;
         }
         if (!await passwords.VerifyAsync(user.PasswordHash, req.Password, ct))
