@@ -220,6 +220,47 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
     }
 
     [Fact]
+    public async Task The_second_sign_in_step_form_tells_a_malformed_code_from_a_lost_sign_in_and_locks_out_with_Retry_After()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("sf");
+        await app.RegisterAsync(name);
+        var token = await app.LoginAsync(name);
+        var setup = await (await app.Scenario(s => { s.Post.Json(new { password = Api.Password }).ToUrl("/api/2fa/setup"); s.WithBearerToken(token); })).JsonAsync();
+        var secret = OtpNet.Base32Encoding.ToBytes(setup["secret"]!.GetValue<string>());
+        await app.Scenario(s => { s.Post.Json(new { code = new OtpNet.Totp(secret).ComputeTotp() }).ToUrl("/api/2fa/enable"); s.WithBearerToken(token); });
+
+        var browser = new Browser(app) { Address = "192.0.2.201" };
+        async Task PasswordStepAsync()
+        {
+            await browser.GetAsync("/login");
+            await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = Api.Password }, 303);
+            await browser.GetAsync("/login/2fa");
+        }
+        async Task<string> CodeAsync(string code, int status) => await (await browser.PostFormAsync("/login/2fa", new() { ["code"] = code }, status)).ReadAsTextAsync();
+
+        await PasswordStepAsync();
+        var malformed = await CodeAsync("12345", 422);
+        Assert.Contains("Code must be 6 digits or a recovery code.", malformed);
+        Assert.DoesNotContain("This sign-in has expired", malformed);
+        Assert.Contains("<title>Two-factor authentication · AMS</title>", malformed);
+
+        // No challenge cookie at all (and a malformed code too): the sign-in is lost, start over.
+        var stranger = new Browser(app) { Address = "192.0.2.202" };
+        await stranger.GetAsync("/login");
+        Assert.Contains("This sign-in has expired. Start over with your password.",
+            await (await stranger.PostFormAsync("/login/2fa", new() { ["code"] = "12345" }, 401)).ReadAsTextAsync());
+
+        // Five wrong codes (a challenge takes three) lock the account: 429 with Retry-After.
+        for (var i = 0; i < 3; i++) await CodeAsync("000000", 401);
+        await PasswordStepAsync();
+        for (var i = 0; i < 2; i++) await CodeAsync("000000", 401);
+        var locked = await browser.PostFormAsync("/login/2fa", new() { ["code"] = "000000" }, 429);
+        Assert.Contains("Too many wrong codes. Wait and try again.", await locked.ReadAsTextAsync());
+        Assert.True(int.Parse(locked.Context.Response.Headers.RetryAfter.ToString()) > 0);
+    }
+
+    [Fact]
     public async Task A_browser_that_signed_in_before_gets_in_while_strangers_are_throttled()
     {
         var (browser, name) = await Browser.SignedInAsync(services);
