@@ -69,6 +69,99 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
     }
 
     [Fact]
+    public async Task The_HAProxy_sample_spreads_two_nodes_and_a_stream_resumes_on_the_other_when_one_stops()
+    {
+        var settings = new Dictionary<string, string> { ["Network__TrustedProxies"] = "127.0.0.1/32", ["Registration__MaxPerAddress"] = "10000" };
+        var nodes = new[]
+        {
+            await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys, settings),
+            await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys, settings),
+        };
+        try
+        {
+            var sample = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "docs", "proxy", "haproxy.cfg"));
+            await using var proxy = await ReverseProxy.StartHaproxyAsync(sample, nodes.Select(n => n.BaseAddress.Port).ToList());
+            var (_, alice) = await SmokeUsers.UserAsync(proxy.Client(), "ha");
+            var (bobName, bob) = await SmokeUsers.UserAsync(proxy.Client(), "hb");
+            using (var me = await alice.GetAsync("/api/me"))
+                Assert.True(me.Headers.Contains("Strict-Transport-Security"), "the forwarded scheme did not arrive");
+            Assert.Equal(HttpStatusCode.NotFound, (await alice.GetAsync("/metrics")).StatusCode);
+
+            var stream = new EventReader(bob);
+            await stream.OpenAsync(null);
+            for (var i = 0; i < 4; i++)
+                Assert.Equal(HttpStatusCode.Created, (await alice.PostAsJsonAsync("/api/messages", new { to = bobName, body = $"before {i}" })).StatusCode);
+            for (var i = 0; i < 4; i++) Assert.Contains($"before {i}", await stream.NextMessageAsync());
+            // Round robin: both nodes took sends.
+            foreach (var node in nodes)
+            {
+                using var direct = node.Client();
+                Assert.Matches(@"(?m)^ams_messages_sent_total [1-9]", await direct.GetStringAsync("/metrics"));
+            }
+
+            // One node stops (a deploy, a crash): sends go on through the other, and the stream
+            // resumes after the last event it saw, missing nothing.
+            await nodes[0].StopAsync();
+            for (var i = 0; i < 3; i++)
+                Assert.Equal(HttpStatusCode.Created, (await alice.PostAsJsonAsync("/api/messages", new { to = bobName, body = $"after {i}" })).StatusCode);
+            await stream.OpenAsync(stream.LastEventId);
+            var seen = new List<string>();
+            for (var i = 0; i < 3; i++) seen.Add(await stream.NextMessageAsync());
+            for (var i = 0; i < 3; i++) Assert.Contains($"after {i}", seen[i]);
+            Assert.DoesNotContain(seen, data => data.Contains("before"));
+            stream.Dispose();
+        }
+        finally
+        {
+            foreach (var node in nodes) await node.StopAsync();
+        }
+    }
+
+    /// <summary>An SSE client that remembers the last event id, to resume as EventSource does.</summary>
+    sealed class EventReader(HttpClient client) : IDisposable
+    {
+        HttpResponseMessage? response;
+        StreamReader? reader;
+        public string? LastEventId { get; private set; }
+
+        public async Task OpenAsync(string? lastEventId)
+        {
+            Dispose();
+            var request = new HttpRequestMessage(HttpMethod.Get, "/api/events");
+            request.Headers.Accept.ParseAdd("text/event-stream");
+            if (lastEventId is not null) request.Headers.Add("Last-Event-ID", lastEventId);
+            response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        }
+
+        /// <summary>The data of the next <c>message</c> event, within 10 s.</summary>
+        public async Task<string> NextMessageAsync()
+        {
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            string? kind = null, id = null;
+            while (await reader!.ReadLineAsync(wait.Token) is { } line)
+            {
+                if (line.StartsWith("id: ")) id = line[4..];
+                else if (line.StartsWith("event: ")) kind = line[7..];
+                else if (line.StartsWith("data: ") && kind == "message")
+                {
+                    LastEventId = id ?? LastEventId;
+                    return line[6..];
+                }
+                else if (line.Length == 0) { LastEventId = id ?? LastEventId; kind = null; id = null; }
+            }
+            throw new InvalidOperationException("the stream ended");
+        }
+
+        public void Dispose()
+        {
+            reader?.Dispose();
+            response?.Dispose();
+        }
+    }
+
+    [Fact]
     public void The_README_shows_the_tested_samples_unchanged()
     {
         var readme = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "README.md"));

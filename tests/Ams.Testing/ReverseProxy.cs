@@ -8,7 +8,7 @@ namespace Ams.Testing;
 
 /// <summary>
 /// One of the repository's sample proxy configurations (docs/proxy/) running for real in front of
-/// a node, with TLS on a free loopback port. Only what a loopback test cannot have is rewritten:
+/// one node or several, with TLS on a free loopback port. Only what a loopback test cannot have is rewritten:
 /// the public name, the ports and the certificate; every other line is the sample's.
 /// </summary>
 public sealed class ReverseProxy : IAsyncDisposable
@@ -29,7 +29,7 @@ public sealed class ReverseProxy : IAsyncDisposable
 
     public string LogTail() => process.LogTail();
 
-    /// <summary>A client of the proxy. Its certificate is self-made (nginx) or from Caddy's own CA: any is accepted.</summary>
+    /// <summary>A client of the proxy. Its certificate is self-made (nginx, HAProxy) or from Caddy's own CA: any is accepted.</summary>
     public HttpClient Client() => new(new HttpClientHandler
     {
         ServerCertificateCustomValidationCallback = HttpClientHandler.DangerousAcceptAnyServerCertificateValidator,
@@ -92,6 +92,24 @@ public sealed class ReverseProxy : IAsyncDisposable
             new Dictionary<string, string> { ["HOME"] = directory, ["XDG_DATA_HOME"] = directory, ["XDG_CONFIG_HOME"] = directory });
     }
 
+    /// <param name="config">docs/proxy/haproxy.cfg: its sample servers become <paramref name="upstreamPorts"/>.</param>
+    public static async Task<ReverseProxy> StartHaproxyAsync(string config, IReadOnlyList<int> upstreamPorts)
+    {
+        var directory = Directory.CreateTempSubdirectory("ams-haproxy-").FullName;
+        var port = FreePort.Next();
+        var (certificate, key) = WriteCertificate(directory);
+        var bundle = Path.Combine(directory, "bundle.pem");   // HAProxy reads the certificate and its key from one file
+        File.WriteAllText(bundle, File.ReadAllText(certificate) + "\n" + File.ReadAllText(key) + "\n");
+        // The one limit a test machine may not have: file descriptors for 20,000 connections.
+        config = Replace(config, @"(?m)(?<=^\s*)maxconn \d+", "maxconn 1000");
+        config = Replace(config, @"bind :443 ssl crt \S+", $"bind 127.0.0.1:{port} ssl crt {bundle}");
+        config = Replace(config, @"(?m)^(\s*server ams\d+ \S+ check\r?\n)+",
+            string.Concat(upstreamPorts.Select((p, i) => $"    server ams{i + 1} 127.0.0.1:{p} check\n")));
+        var path = Path.Combine(directory, "haproxy.cfg");
+        File.WriteAllText(path, config);
+        return await StartAsync("haproxy", ["-f", path, "-db"], directory, port, new Dictionary<string, string>());
+    }
+
     static async Task<ReverseProxy> StartAsync(string fileName, string[] arguments, string directory, int port, IReadOnlyDictionary<string, string> environment)
     {
         var process = await ServerProcess.StartAsync(fileName, arguments, Path.Combine(directory, "server.log"), directory, CancellationToken.None, environment);
@@ -107,7 +125,21 @@ public sealed class ReverseProxy : IAsyncDisposable
             }
             await Task.Delay(50);
         }
-        return proxy;
+        // Accepting TCP is not yet serving TLS and HTTP: wait for any HTTP answer through it.
+        using var client = proxy.Client();
+        client.Timeout = TimeSpan.FromSeconds(5);
+        while (true)
+        {
+            try
+            {
+                using var _ = await client.GetAsync("/livez");
+                return proxy;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && started.Elapsed < StartTimeout)
+            {
+                await Task.Delay(100);
+            }
+        }
     }
 
     /// <summary>A self-signed ECDSA certificate for 127.0.0.1, as PEM files nginx reads.</summary>
