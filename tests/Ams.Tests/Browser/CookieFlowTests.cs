@@ -223,12 +223,7 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
     public async Task The_second_sign_in_step_form_tells_a_malformed_code_from_a_lost_sign_in_and_locks_out_with_Retry_After()
     {
         var app = await services.AppAsync();
-        var name = Api.UniqueName("sf");
-        await app.RegisterAsync(name);
-        var token = await app.LoginAsync(name);
-        var setup = await (await app.Scenario(s => { s.Post.Json(new { password = Api.Password }).ToUrl("/api/2fa/setup"); s.WithBearerToken(token); })).JsonAsync();
-        var secret = OtpNet.Base32Encoding.ToBytes(setup["secret"]!.GetValue<string>());
-        await app.Scenario(s => { s.Post.Json(new { code = new OtpNet.Totp(secret).ComputeTotp() }).ToUrl("/api/2fa/enable"); s.WithBearerToken(token); });
+        var (name, _, _, _) = await app.TwoFactorUserAsync("sf");
 
         var browser = new Browser(app) { Address = "192.0.2.201" };
         async Task PasswordStepAsync()

@@ -31,6 +31,22 @@ public static class Api
         return JsonNode.Parse(await result.ReadAsTextAsync())!["token"]!.GetValue<string>();
     }
 
+    /// <summary>A new user with two-factor authentication on: their session token (from before it was on), TOTP secret and recovery codes.</summary>
+    public static async Task<(string Name, string Token, byte[] Secret, List<string> RecoveryCodes)> TwoFactorUserAsync(this IAlbaHost host, string prefix)
+    {
+        var name = UniqueName(prefix);
+        await host.RegisterAsync(name);
+        var token = await host.LoginAsync(name);
+        var setup = JsonNode.Parse(await (await host.Scenario(s => { s.Post.Json(new { password = Password }).ToUrl("/api/2fa/setup"); s.WithBearerToken(token); })).ReadAsTextAsync())!;
+        var secret = OtpNet.Base32Encoding.ToBytes(setup["secret"]!.GetValue<string>());
+        var enabled = JsonNode.Parse(await (await host.Scenario(s =>
+        {
+            s.Post.Json(new { code = new OtpNet.Totp(secret).ComputeTotp() }).ToUrl("/api/2fa/enable");
+            s.WithBearerToken(token);
+        })).ReadAsTextAsync())!;
+        return (name, token, secret, enabled["recoveryCodes"]!.AsArray().Select(c => c!.GetValue<string>()).ToList());
+    }
+
     public static async Task<string> NewUserTokenAsync(this IAlbaHost host, string prefix = "u")
     {
         var name = UniqueName(prefix);
