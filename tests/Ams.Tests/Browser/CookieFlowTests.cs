@@ -185,13 +185,12 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
     {
         var (browser, _) = await Browser.SignedInAsync(services);
         await browser.GetAsync("/settings/2fa");
-        async Task<string> Form(string url, Dictionary<string, string> form, int status, string message, bool on)
+        async Task Form(string url, Dictionary<string, string> form, int status, string message, bool on)
         {
             var html = await (await browser.PostFormAsync(url, form, status, htmx: true)).ReadAsTextAsync();
             Assert.StartsWith("<", html.TrimStart());   // a fragment, not problem JSON
             Assert.Contains(message, html);
             Assert.Contains(on ? "Two-factor authentication is on" : "Two-factor authentication is off", html);
-            return html;
         }
         await Form("/settings/2fa/setup", new() { ["password"] = "not my password" }, 401, "That password did not work.", on: false);
         await Form("/settings/2fa/setup", new() { ["password"] = "" }, 422, "Password is required.", on: false);
@@ -215,8 +214,7 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
         await Form("/settings/2fa/recovery-codes", new() { ["password"] = Api.Password, ["code"] = "12345" }, 422, "Code must be 6 digits", on: true);
         for (var i = 0; i < 4; i++)   // with the one above, the account's five wrong codes
             await Form("/settings/2fa/recovery-codes", new() { ["password"] = Api.Password, ["code"] = "000000" }, 401, "That code or password did not work.", on: true);
-        var locked = await Form("/settings/2fa/disable", new() { ["password"] = Api.Password, ["code"] = "000000" }, 429, "Too many wrong codes. Wait and try again.", on: true);
-        Assert.NotEmpty(locked);
+        await Form("/settings/2fa/disable", new() { ["password"] = Api.Password, ["code"] = "000000" }, 429, "Too many wrong codes. Wait and try again.", on: true);
     }
 
     [Fact]

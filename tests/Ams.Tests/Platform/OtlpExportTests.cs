@@ -1,4 +1,5 @@
 using Ams.Testing;
+using Ams.Tests.Messaging;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -18,15 +19,8 @@ public sealed class OtlpExportTests(Services services) : IClassFixture<Services>
             new("OTEL_METRIC_EXPORT_INTERVAL", "300"),
             new("OTEL_SERVICE_NAME", "ams-otlp-test"),
         ]);
-        var token = await app.NewUserTokenAsync("ot");
-        var other = Api.UniqueName("ot");
-        await app.RegisterAsync(other);
-        await app.Scenario(s =>
-        {
-            s.Post.Json(new { to = other, body = "exported" }).ToUrl("/api/messages");
-            s.WithRequestHeader("Authorization", $"Bearer {token}");
-            s.StatusCodeShouldBe(201);
-        });
+        var members = await app.MembersAsync(2, "ot");
+        await app.PostAsync("/api/messages", new { to = members[1].Name, body = "exported" }, members[0].Token, 201);
 
         OtlpCollector.Request? export = null;
         for (var i = 0; i < 100 && export is null; i++, await Task.Delay(100))

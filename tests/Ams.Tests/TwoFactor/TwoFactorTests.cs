@@ -258,7 +258,7 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         await Refused("/api/2fa/disable", new { password = Api.Password, code = "123456" }, token, 400, "Two-factor authentication is not on.");
         var secret = Base32Encoding.ToBytes((await (await Post(app, "/api/2fa/setup", new { password = Api.Password }, token, 200)).JsonAsync())["secret"]!.GetValue<string>());
         await Refused("/api/2fa/enable", new { }, token, 400, "Code is required.");
-        var codes = (await (await Post(app, "/api/2fa/enable", new { code = Code(secret) }, token, 200)).JsonAsync())["recoveryCodes"]!.AsArray();
+        await Post(app, "/api/2fa/enable", new { code = Code(secret) }, token, 200);
         clock.Advance(TimeSpan.FromSeconds(30));
         await Refused("/api/2fa/enable", new { code = Code(secret) }, token, 400, "Two-factor authentication is already on.");
         await Refused("/api/2fa/setup", new { password = Api.Password }, token, 409, "Turn it off first to enrol a new authenticator.");
@@ -282,7 +282,6 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         clock.Advance(TimeSpan.FromSeconds(30));
         await Post(app, "/api/2fa/disable", new { password = Api.Password, code = Code(secret) }, token, 204);
         Assert.Equal(["2fa.disabled", "2fa.enabled"], (await app.SecurityEventsAsync(token, "?limit=2")).Select(e => e!["kind"].Str()));
-        Assert.NotEmpty(codes);
     }
 
     [Fact]
