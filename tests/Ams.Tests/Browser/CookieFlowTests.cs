@@ -218,6 +218,25 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
     }
 
     [Fact]
+    public async Task The_setup_form_answers_a_wrong_password_with_a_whole_page_and_its_lockout_leaves_the_section_off()
+    {
+        var (browser, _) = await Browser.SignedInAsync(services);
+        await browser.GetAsync("/settings/2fa");
+        var page = await (await browser.PostFormAsync("/settings/2fa/setup", new() { ["password"] = "not my password" }, 401)).ReadAsTextAsync();
+        Assert.Contains("<title>Two-factor authentication · AMS</title>", page);
+        Assert.Contains("That password did not work.", page);
+
+        for (var i = 0; i < 4; i++)   // with the one above, the account's five failures
+            await browser.PostFormAsync("/settings/2fa/setup", new() { ["password"] = "not my password" }, 401, htmx: true);
+        var locked = await browser.PostFormAsync("/settings/2fa/setup", new() { ["password"] = Api.Password }, 429, htmx: true);
+        var html = await locked.ReadAsTextAsync();
+        Assert.Contains("Too many wrong codes. Wait and try again.", html);
+        Assert.Contains("Two-factor authentication is off", html);
+        Assert.DoesNotContain("Two-factor authentication is on", html);
+        Assert.True(int.Parse(locked.Context.Response.Headers.RetryAfter.ToString()) > 0);
+    }
+
+    [Fact]
     public async Task The_second_sign_in_step_form_tells_a_malformed_code_from_a_lost_sign_in_and_locks_out_with_Retry_After()
     {
         var app = await services.AppAsync();
