@@ -16,13 +16,17 @@ test: build
     dotnet test tests/Ams.Tests -c Release --no-build
     dotnet test tests/Ams.Generators.Tests -c Release --no-build
     just publish
-    dotnet test tests/Ams.Smoke -c Release --no-build
+    dotnet test tests/Ams.Smoke -c Release --no-build --filter "Category!=Cluster"
     dotnet test tests/Ams.Browser -c Release --no-build
     dotnet run --project tests/Ams.Bench -c Release --no-build -- --smoke
 
 # The container, proven (tests/container/run): builds the real Dockerfile on local stand-ins of its base images, runs it against MariaDB and Redis, drives the API and the event stream through it, checks docker-compose.yml; installs docker.io and starts dockerd if needed (root)
 container-test:
     tests/container/run
+
+# AMS on the clustered engines (the Category=Cluster tests of tests/Ams.Smoke, on the AOT binary): a three-node MariaDB Galera Cluster on 127.0.0.1-3, AMS nodes each on its own Galera node; needs galera-4 and rsync
+cluster-test: build publish
+    dotnet test tests/Ams.Smoke -c Release --no-build --filter "Category=Cluster" --logger "console;verbosity=normal"
 
 # The benchmarks (tests/Ams.Bench): AOT and JIT footprint, floor, send throughput, delivery across two nodes, 10,000 SSE connections; writes docs/benchmarks.md
 bench: build publish

@@ -160,7 +160,7 @@ public sealed partial class MariaDbServer : IAsyncDisposable
         return false;
     }
 
-    private static async Task<bool> SocketAcceptsAsync(string path, CancellationToken ct)
+    internal static async Task<bool> SocketAcceptsAsync(string path, CancellationToken ct)
     {
         if (!File.Exists(path))
         {
@@ -178,11 +178,11 @@ public sealed partial class MariaDbServer : IAsyncDisposable
         }
     }
 
-    private static Task<string> RootSqlAsync(string socketPath, string sql, CancellationToken ct) =>
+    internal static Task<string> RootSqlAsync(string socketPath, string sql, CancellationToken ct) =>
         ProcessRunner.RunAsync("mariadb",
             ["--no-defaults", $"--socket={socketPath}", "-uroot", "--batch", "-e", sql], ct);
 
-    private static string CheckIdentifier(string name) =>
+    internal static string CheckIdentifier(string name) =>
         IdentifierPattern().IsMatch(name)
             ? name
             : throw new ArgumentException($"'{name}' is not a plain database name ([A-Za-z0-9_], at most 64).", nameof(name));
@@ -196,7 +196,7 @@ public sealed partial class MariaDbServer : IAsyncDisposable
     /// under Stryker) starts one server or more. Made under a private name and renamed into place,
     /// so concurrent test hosts never see half a template.
     /// </summary>
-    private static readonly Lazy<Task<string>> DataDirTemplate = new(CreateTemplateAsync);
+    internal static readonly Lazy<Task<string>> DataDirTemplate = new(CreateTemplateAsync);
 
     private static async Task<string> CreateTemplateAsync()
     {
@@ -243,7 +243,7 @@ public sealed partial class MariaDbServer : IAsyncDisposable
         }
     }
 
-    private static Task CopyDirectoryAsync(string from, string to, CancellationToken ct) => Task.Run(() =>
+    internal static Task CopyDirectoryAsync(string from, string to, CancellationToken ct) => Task.Run(() =>
     {
         foreach (var directory in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
         {
@@ -256,7 +256,7 @@ public sealed partial class MariaDbServer : IAsyncDisposable
         }
     }, ct);
 
-    private static void DeleteDirectory(string path)
+    internal static void DeleteDirectory(string path)
     {
         try
         {

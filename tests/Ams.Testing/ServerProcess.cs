@@ -119,6 +119,11 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>SIGSTOP: the server keeps its sockets open and answers nothing, as a hung or swapped-out server does.</summary>
     public void Pause() => _ = kill(Id, SigStop);
 
+    /// <summary>SIGKILL at once, as a crash: the server gets no chance to shut down cleanly.</summary>
+    public void Kill() => _ = kill(Id, SigKill);
+
+    public Task WaitForExitAsync() => _wrapper.WaitForExitAsync();
+
     /// <summary>SIGCONT after <see cref="Pause"/>.</summary>
     public void Resume() => _ = kill(Id, SigCont);
 
