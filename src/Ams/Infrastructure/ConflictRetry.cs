@@ -1,0 +1,51 @@
+using MySqlConnector;
+
+namespace Ams.Infrastructure;
+
+/// <summary>
+/// Runs a write request again when MariaDB refused its transaction with a deadlock error. On a
+/// Galera cluster that is how a commit fails that conflicts with one certified first on another
+/// node; on one server, a deadlock. Either way the transaction was rolled back whole, so nothing
+/// of it is stored and the endpoint can simply run again on the same request. Sends have their
+/// own retry in the group-commit writer; this covers every other write (edits, reactions, read
+/// marks, group changes, accounts).
+/// </summary>
+public static class ConflictRetry
+{
+    /// <summary>
+    /// How often a refused transaction is run: a node can lose the race many times in a row while
+    /// the others keep writing to the same rows, so up to ~4 s of backing off (<see cref="BackOff"/>).
+    /// </summary>
+    public const int Attempts = 40;
+
+    /// <summary>A random wait that grows with the attempt, to 200 ms: writers that collided do not collide again at once.</summary>
+    public static TimeSpan BackOff(int attempt) => TimeSpan.FromMilliseconds(Random.Shared.Next(Math.Min(1 << Math.Min(attempt, 8), 200)));
+
+    public static IApplicationBuilder UseConflictRetry(this IApplicationBuilder app) => app.Use(async (http, next) =>
+    {
+        // Reads do not conflict, and a streamed upload cannot be read twice.
+        if (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)
+            || http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is not null)
+        {
+            await next(http);
+            return;
+        }
+        // Every other body is at most RequestLimits.MaxBodyBytes: kept in memory to be read again.
+        http.Request.EnableBuffering(bufferThreshold: (int)RequestLimits.MaxBodyBytes + 1);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await next(http);
+                return;
+            }
+            catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.LockDeadlock && attempt < Attempts && !http.Response.HasStarted)
+            {
+                AmsMetrics.ConflictRetries.Add(1, new KeyValuePair<string, object?>("operation", "request"));
+                http.Response.Clear();
+                http.Request.Body.Position = 0;
+                await Task.Delay(BackOff(attempt), http.RequestAborted);
+            }
+        }
+    });
+}
