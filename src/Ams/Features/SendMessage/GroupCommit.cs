@@ -15,6 +15,10 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
     // One writer per node: while it is on the wire the next batch collects. Measured against two
     // and four writers, one gave the best throughput and latency (docs/benchmarks-history.md).
     const int MaxBatch = 64;
+    // Galera refuses a commit that conflicts with one certified first on another node (deadlock
+    // error). Nodes writing to one conversation at the same time lose that race often, and a node
+    // can lose it many times in a row while the others keep writing: up to ~4 s of backing off.
+    const int ConflictAttempts = 40;
 
     sealed record Entry(Sql.Pending Send, TaskCompletionSource<Sql.Stored?> Done);
 
@@ -92,15 +96,14 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 // was rolled back, so writing it again cannot store anything twice. After any other
                 // error (the connection lost, a timeout) the COMMIT may have happened: no retry.
                 var refused = e is MySqlException { SqlState: not null } server && Outages.IsServerError(server.ErrorCode);
-                // Galera refuses a commit that conflicts with one certified first on another node with
-                // a deadlock error: written again. A lock wait that timed out is not retried: it
-                // already held up every send on the node.
+                // A lock wait that timed out is not retried: it already held up every send on the node.
                 var conflict = refused && e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock };
-                if (conflict && attempt < ConflictRetry.Attempts)
+                if (conflict && attempt < ConflictAttempts)
                 {
                     logger.LogDebug("Send batch of {Count} retried after a conflicting commit", batch.Count);
-                    AmsMetrics.ConflictRetries.Add(1, new KeyValuePair<string, object?>("operation", "send"));
-                    await Task.Delay(ConflictRetry.BackOff(attempt));
+                    AmsMetrics.ConflictRetries.Add(1);
+                    // Random and growing, so the writers that collided do not collide again at once.
+                    await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(Math.Min(1 << Math.Min(attempt, 8), 200))));
                     continue;
                 }
                 // One send the database refuses must not fail the others that shared its batch:
