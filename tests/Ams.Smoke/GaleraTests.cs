@@ -32,6 +32,19 @@ public sealed class GaleraFixture : IAsyncLifetime
         return (database, nodes);
     }
 
+    /// <summary>Stops the nodes; their warnings and failures go to the test's output.</summary>
+    public async Task StopAsync(IEnumerable<AppProcess> nodes, ITestOutputHelper output)
+    {
+        foreach (var node in nodes)
+        {
+            var lines = node.Log.Split('\n');
+            for (var l = 0; l < lines.Length; l++)
+                if (lines[l].StartsWith("fail") || lines[l].StartsWith("warn"))
+                    output.WriteLine(string.Join(" | ", lines[l..Math.Min(lines.Length, l + 30)].Where(x => x.Contains("Ams") || !x.StartsWith("         at"))));
+            await node.DisposeAsync();
+        }
+    }
+
     /// <summary>One column of one row, from any running node.</summary>
     public async Task<long> ScalarAsync(int node, string sql) =>
         long.Parse((await Galera.RootSqlAsync(node, sql)).Split('\n')[1].Trim());
@@ -65,75 +78,7 @@ public sealed class GaleraTests(GaleraFixture cluster, ITestOutputHelper output)
         }
         finally
         {
-            foreach (var node in nodes) await node.DisposeAsync();
-        }
-    }
-
-    [Fact]
-    public async Task Sends_racing_through_three_Galera_nodes_into_one_group_are_each_stored_once_with_gapless_event_numbers()
-    {
-        var (database, nodes) = await cluster.NodesAsync(3, cluster.Galera.ConnectionString);
-        try
-        {
-            var users = new List<(string Name, HttpClient Client)>();
-            for (var i = 0; i < 3; i++) users.Add(await SmokeUsers.UserAsync(nodes[i].Client(), $"gs{i}"));
-            var group = await SmokeUsers.JsonAsync(await users[0].Client.PostAsJsonAsync("/api/conversations",
-                new { members = new[] { users[1].Name, users[2].Name }, title = "race" }), HttpStatusCode.Created);
-            var conversationId = group["id"]!.GetValue<string>();
-
-            // Four senders per node, each user on its own node, all into the one conversation.
-            const int perSender = 15;
-            var acknowledged = await Task.WhenAll(users.SelectMany(u => Enumerable.Range(0, 4).Select(async s =>
-            {
-                var ids = new List<long>();
-                for (var m = 0; m < perSender; m++)
-                {
-                    var sent = await SmokeUsers.JsonAsync(await u.Client.PostAsJsonAsync("/api/messages",
-                        new { conversationId, body = $"{u.Name} {s}.{m}" }), HttpStatusCode.Created);
-                    ids.Add(long.Parse(sent["id"]!.GetValue<string>()));
-                }
-                return ids;
-            })));
-            var ids = acknowledged.SelectMany(a => a).ToList();
-            Assert.Equal(3 * 4 * perSender, ids.Distinct().Count());
-
-            for (var g = 0; g < 3; g++)   // every Galera node holds each message once
-            {
-                Assert.Equal(ids.Count, await cluster.ScalarAsync(g, $"SELECT COUNT(*) FROM {database}.messages WHERE conversation_id = {conversationId}"));
-                Assert.Equal(ids.Count, await cluster.ScalarAsync(g,
-                    $"SELECT COUNT(*) FROM {database}.messages WHERE conversation_id = {conversationId} AND id IN ({string.Join(',', ids)})"));
-            }
-            // Each member got one event per message, numbered 1, 2, 3, … with no gap and no repeat.
-            foreach (var (name, _) in users)
-            {
-                var user = $"(SELECT id FROM {database}.users WHERE username = '{name}')";
-                Assert.Equal(ids.Count, await cluster.ScalarAsync(1,
-                    $"SELECT COUNT(*) FROM {database}.events WHERE user_id = {user} AND kind = 'message' AND conversation_id = {conversationId}"));
-                var (count, distinct, max, counter) = (
-                    await cluster.ScalarAsync(1, $"SELECT COUNT(*) FROM {database}.events WHERE user_id = {user}"),
-                    await cluster.ScalarAsync(1, $"SELECT COUNT(DISTINCT seq) FROM {database}.events WHERE user_id = {user}"),
-                    await cluster.ScalarAsync(1, $"SELECT MAX(seq) FROM {database}.events WHERE user_id = {user}"),
-                    await cluster.ScalarAsync(1, $"SELECT seq FROM {database}.user_event_seq WHERE user_id = {user}"));
-                Assert.Equal((count, count, count), (distinct, max, counter));
-            }
-
-            // The race was real: Galera refused conflicting commits and AMS wrote them again.
-            var retries = 0.0;
-            foreach (var node in nodes)
-                retries += (await node.Client().GetStringAsync("/metrics")).Split('\n')
-                    .Where(l => l.StartsWith("ams_send_conflicts_total")).Sum(l => double.Parse(l.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture));
-            output.WriteLine($"{ids.Count} sends, {retries} batches written again after a Galera conflict");
-            Assert.True(retries > 0, "no send met a conflicting commit; the test did not race");
-        }
-        finally
-        {
-            foreach (var node in nodes)
-            {
-                var lines = node.Log.Split('\n');
-                for (var l = 0; l < lines.Length - 1; l++)
-                    if (lines[l].StartsWith("fail") || lines[l].StartsWith("warn")) output.WriteLine(string.Join(" | ", lines[l..Math.Min(lines.Length, l + 30)].Where(x => x.Contains("Ams") || !x.StartsWith("         at"))));
-                await node.DisposeAsync();
-            }
+            await cluster.StopAsync(nodes, output);
         }
     }
 }
@@ -156,50 +101,21 @@ public sealed class GaleraFailoverTests(GaleraFixture cluster, ITestOutputHelper
             var conversationId = conversation["id"]!.GetValue<string>();
 
             const int perSender = 60;
-            var killed = new TaskCompletionSource();
-            var refusals = 0;
+            var client = new RetryingClient();
             async Task<List<long>> SendAllAsync((string Name, HttpClient Client) user)
             {
                 var ids = new List<long>();
                 for (var m = 0; m < perSender; m++)
                 {
-                    // A client that retries with the same Idempotency-Key until it gets its answer.
-                    var key = $"{user.Name}-{m}";
-                    for (var attempt = 1; ; attempt++)
-                    {
-                        try
-                        {
-                            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
-                            {
-                                Content = JsonContent.Create(new { conversationId, body = $"{user.Name} {m}" }),
-                            };
-                            request.Headers.Add("Idempotency-Key", key);
-                            using var response = await user.Client.SendAsync(request);
-                            if (response.StatusCode == HttpStatusCode.Created)
-                            {
-                                ids.Add(long.Parse((await SmokeUsers.JsonAsync(response, HttpStatusCode.Created))["id"]!.GetValue<string>()));
-                                break;
-                            }
-                            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
-                        }
-                        catch (HttpRequestException) { }
-                        Interlocked.Increment(ref refusals);
-                        Assert.True(attempt < 200, $"send {key} never acknowledged");
-                        await Task.Delay(100);
-                    }
-                    if (m == perSender / 3 && user.Name == alice.Name)
-                    {
-                        await cluster.Galera.KillAsync(0);
-                        killed.SetResult();
-                    }
+                    ids.Add(await client.SendAsync(user, conversationId, m.ToString()));
+                    if (m == perSender / 3 && user.Name == alice.Name) await cluster.Galera.KillAsync(0);
                 }
                 return ids;
             }
             var sent = await Task.WhenAll(SendAllAsync(alice), SendAllAsync(bob));
-            Assert.True(killed.Task.IsCompleted);
             var ids = sent.SelectMany(s => s).ToList();
             Assert.Equal(2 * perSender, ids.Distinct().Count());
-            output.WriteLine($"{ids.Count} sends acknowledged; {refusals} answers were 503 or a dropped connection and were retried with the same key");
+            output.WriteLine($"{ids.Count} sends acknowledged; {client.Retries} answers were 503 or a dropped connection and were repeated with the same key");
 
             Assert.Equal(2, await cluster.Galera.ClusterSizeAsync(1));
             foreach (var g in new[] { 1, 2 })
@@ -221,7 +137,41 @@ public sealed class GaleraFailoverTests(GaleraFixture cluster, ITestOutputHelper
         }
         finally
         {
-            foreach (var node in nodes) await node.DisposeAsync();
+            await cluster.StopAsync(nodes, output);
+        }
+    }
+}
+
+/// <summary>
+/// A client that sends each message with its own Idempotency-Key and repeats it, with the same
+/// key, after a 503 or a dropped connection until it is acknowledged.
+/// </summary>
+sealed class RetryingClient
+{
+    int retries;
+    public int Retries => retries;
+
+    public async Task<long> SendAsync((string Name, HttpClient Client) user, string conversationId, string tag)
+    {
+        var key = $"{user.Name}-{tag}";
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
+                {
+                    Content = JsonContent.Create(new { conversationId, body = $"{user.Name} {tag}" }),
+                };
+                request.Headers.Add("Idempotency-Key", key);
+                using var response = await user.Client.SendAsync(request);
+                if (response.StatusCode == HttpStatusCode.Created)
+                    return long.Parse((await SmokeUsers.JsonAsync(response, HttpStatusCode.Created))["id"]!.GetValue<string>());
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            }
+            catch (HttpRequestException) { }
+            Interlocked.Increment(ref retries);
+            Assert.True(attempt < 200, $"send {key} never acknowledged");
+            await Task.Delay(100);
         }
     }
 }

@@ -21,8 +21,6 @@ public static class AmsMetrics
     public static readonly Counter<long> MessagesSent = Meter.CreateCounter<long>("ams.messages.sent", "{message}", "Messages committed (each one sent by a user).");
     public static readonly Histogram<int> GroupCommitBatch = Meter.CreateHistogram<int>("ams.send.batch.size", "{message}",
         "Sends written by one group-commit transaction.", advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64] });
-    public static readonly Counter<long> ConflictRetries = Meter.CreateCounter<long>("ams.send.conflicts", "{batch}",
-        "Send batches written again because the database refused a conflicting commit (Galera certification, deadlock).");
     public static readonly Counter<long> EventsDelivered = Meter.CreateCounter<long>("ams.events.delivered", "{event}", "Live events handed to this node's open streams.");
     public static readonly Histogram<int> ReplaySize = Meter.CreateHistogram<int>("ams.events.replay.size", "{event}",
         "Events one resuming stream replayed from the database.", advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [0, 1, 10, 100, 1000, 10000] });

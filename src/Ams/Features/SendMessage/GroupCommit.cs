@@ -15,10 +15,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
     // One writer per node: while it is on the wire the next batch collects. Measured against two
     // and four writers, one gave the best throughput and latency (docs/benchmarks-history.md).
     const int MaxBatch = 64;
-    // Galera refuses a commit that conflicts with one certified first on another node (deadlock
-    // error). Nodes writing to one conversation at the same time lose that race often, and a node
-    // can lose it many times in a row while the others keep writing: up to ~4 s of backing off.
-    const int ConflictAttempts = 40;
+    const int Attempts = 3;
 
     sealed record Entry(Sql.Pending Send, TaskCompletionSource<Sql.Stored?> Done);
 
@@ -97,18 +94,14 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 // error (the connection lost, a timeout) the COMMIT may have happened: no retry.
                 var refused = e is MySqlException { SqlState: not null } server && Outages.IsServerError(server.ErrorCode);
                 // A lock wait that timed out is not retried: it already held up every send on the node.
-                var conflict = refused && e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock };
-                if (conflict && attempt < ConflictAttempts)
+                if (refused && attempt < Attempts && e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock })
                 {
-                    logger.LogDebug("Send batch of {Count} retried after a conflicting commit", batch.Count);
-                    AmsMetrics.ConflictRetries.Add(1);
-                    // Random and growing, so the writers that collided do not collide again at once.
-                    await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(Math.Min(1 << Math.Min(attempt, 8), 200))));
+                    logger.LogInformation("Send batch of {Count} retried after {Error}", batch.Count, ((MySqlException)e).ErrorCode);
                     continue;
                 }
                 // One send the database refuses must not fail the others that shared its batch:
                 // they are written one by one, so only the refused one answers 503.
-                if (refused && !conflict && batch.Count > 1)
+                if (refused && batch.Count > 1)
                 {
                     logger.LogWarning("Send batch of {Count} refused ({Message}); writing its sends one by one", batch.Count, e.Message);
                     foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection);
