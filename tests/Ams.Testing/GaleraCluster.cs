@@ -125,8 +125,8 @@ public sealed class GaleraCluster : IAsyncDisposable
     private async Task StartNodeAsync(int i, bool bootstrap, CancellationToken ct)
     {
         var node = _nodes[i];
-        var arguments = new List<string>
-        {
+        List<string> arguments =
+        [
             "--no-defaults",
             $"--user={(Environment.UserName == "root" ? "mysql" : Environment.UserName)}",
             $"--datadir={Path.Combine(node.Dir, "data")}",
@@ -134,13 +134,7 @@ public sealed class GaleraCluster : IAsyncDisposable
             $"--socket={node.Socket}",
             $"--port={Port}",
             $"--bind-address={node.Address}",
-            "--skip-name-resolve",
-            "--innodb-buffer-pool-size=64M",
-            "--innodb-log-file-size=16M",
-            "--innodb-flush-log-at-trx-commit=2",
-            "--character-set-server=utf8mb4",
-            "--collation-server=utf8mb4_unicode_ci",
-            "--max-connections=500",
+            .. MariaDbServer.SmallServerArguments,
             // What Galera needs (README, "MariaDB Galera Cluster").
             "--binlog-format=ROW",
             "--innodb-autoinc-lock-mode=2",
@@ -154,7 +148,7 @@ public sealed class GaleraCluster : IAsyncDisposable
             $"--wsrep-provider-options=gmcast.listen_addr=tcp://{node.Address}:{node.GcommPort};ist.recv_addr={node.Address}:{node.IstPort};gcache.size=64M;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S",
             $"--wsrep-sst-receive-address={node.Address}:{node.SstPort}",
             "--wsrep-sst-method=rsync",
-        };
+        ];
         if (bootstrap) arguments.Add("--wsrep-new-cluster");
         node.Process = await ServerProcess.StartAsync("mariadbd", arguments, Path.Combine(node.Dir, "mariadbd.log"), _baseDir, ct);
         var started = Stopwatch.StartNew();

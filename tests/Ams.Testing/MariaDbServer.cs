@@ -125,9 +125,14 @@ public sealed partial class MariaDbServer : IAsyncDisposable
         $"--socket={socketPath}",
         $"--port={port}",
         "--bind-address=127.0.0.1",
-        "--skip-name-resolve",
         "--skip-log-bin",
-        // Small and relaxed durability: many of these run side by side and hold nothing of value.
+        .. SmallServerArguments,
+    ];
+
+    /// <summary>Small and relaxed durability: many of these run side by side and hold nothing of value.</summary>
+    internal static readonly string[] SmallServerArguments =
+    [
+        "--skip-name-resolve",
         "--innodb-buffer-pool-size=64M",
         "--innodb-log-file-size=16M",
         "--innodb-flush-log-at-trx-commit=2",
