@@ -43,10 +43,6 @@ public sealed class GaleraCluster : IAsyncDisposable
     /// <summary>The SQL port every node listens on, each on its own loopback address.</summary>
     public int Port { get; }
 
-    public int Size => _nodes.Length;
-
-    public string Address(int node) => _nodes[node].Address;
-
     public static async Task<GaleraCluster> StartAsync(int size = 3, CancellationToken ct = default)
     {
         var baseDir = Directory.CreateTempSubdirectory("ams-galera-").FullName;
@@ -177,7 +173,6 @@ public sealed class GaleraCluster : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        // The last to go is the one whose saved state may bootstrap; order does not matter here.
         await Task.WhenAll(_nodes.Where(n => n.Process is not null).Select(async n =>
         {
             await n.Process!.StopAsync(StopGrace);
