@@ -1,5 +1,9 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using Ams.Infrastructure;
 using Ams.Testing;
+using Ams.Tests.Support;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using MySqlConnector;
@@ -32,9 +36,13 @@ public sealed class SessionStoreTests : IAsyncLifetime
         await redis.DisposeAsync();
     }
 
-    SessionStore Store(SessionLifetime? lifetime = null) => new(connection, new RedisCircuit(connection, NullLogger<RedisCircuit>.Instance), time, lifetime ?? new SessionLifetime(),
-        new AccessTokenStore(new MySqlDataSource("Server=127.0.0.1;Port=1"), connection, time, NullLogger<AccessTokenStore>.Instance),
-        NullLogger<SessionStore>.Instance);
+    SessionStore Store(SessionLifetime? lifetime = null, IConnectionMultiplexer? multiplexer = null, ILogger<SessionStore>? logger = null)
+    {
+        multiplexer ??= connection;
+        return new(multiplexer, new RedisCircuit(multiplexer, NullLogger<RedisCircuit>.Instance), time, lifetime ?? new SessionLifetime(),
+            new AccessTokenStore(new MySqlDataSource("Server=127.0.0.1;Port=1"), multiplexer, time, NullLogger<AccessTokenStore>.Instance),
+            logger ?? NullLogger<SessionStore>.Instance);
+    }
 
     IDatabase Db => connection.GetDatabase();
 
@@ -198,6 +206,65 @@ public sealed class SessionStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_revocation_Redis_refuses_on_a_live_connection_is_retried_every_second_until_it_is_taken()
+    {
+        // Redis stays connected and only refuses deletes (StackExchange.Redis deletes with
+        // UNLINK), so no reconnect can write the revocation: only the retry loop does.
+        var logs = new CapturedLogs();
+        using var logging = LoggerFactory.Create(b => b.AddProvider(logs));
+        var store = Store(logger: logging.CreateLogger<SessionStore>());
+        var (token, session) = await store.CreateAsync(17);
+        var (other, _) = await store.CreateAsync(17);
+        var announced = new ConcurrentQueue<string>();
+        await connection.GetSubscriber().SubscribeAsync(SessionStore.RevokedChannel, (_, id) => announced.Enqueue(id!));
+        await AdminAsync("ACL", "SETUSER", "default", "-del", "-unlink");
+
+        await store.RevokeAsync(session);
+        Assert.Equal(1, store.PendingRevocations);
+        Assert.Null(await store.FindAsync(token));
+        await Task.Delay(2500);   // two rounds of the loop, each refused
+        Assert.Equal(1, store.PendingRevocations);
+        Assert.True(await Db.KeyExistsAsync(SessionKey(session.Id)));
+        Assert.Empty(announced);
+
+        await AdminAsync("ACL", "SETUSER", "default", "+del", "+unlink");
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((store.PendingRevocations > 0 || announced.IsEmpty) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.Equal(0, store.PendingRevocations);
+        Assert.False(await Db.KeyExistsAsync(SessionKey(session.Id)));
+        Assert.False(await Db.SetContainsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:17", session.Id));
+        Assert.Equal([session.Id], announced);
+        Assert.NotNull(await store.FindAsync(other));
+        Assert.Single(logs.Lines, l => l.Contains("session revocation kept on this node and retried"));
+        Assert.Single(logs.Lines, l => l.Contains("now in effect on every node"));
+    }
+
+    [Fact]
+    public async Task Confirming_a_session_waits_about_five_seconds_for_Redis_and_says_no_if_it_never_answers()
+    {
+        // The app's own connection settings: fail at once while disconnected, never queue.
+        var options = ConfigurationOptions.Parse(redis.ConnectionString);
+        options.AbortOnConnectFail = false;
+        options.ConnectTimeout = 1000;
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        options.ReconnectRetryPolicy = new LinearRetry(100);
+        await using var failFast = await ConnectionMultiplexer.ConnectAsync(options);
+        var store = Store(multiplexer: failFast);
+        var (_, session) = await store.CreateAsync(18);
+        await SaveAsync();
+        await StopRedisAsync();
+        while (failFast.IsConnected) await Task.Delay(50);
+
+        var waited = Stopwatch.StartNew();
+        Assert.False(await store.ConfirmAsync(session.Id, CancellationToken.None));
+        Assert.True(waited.Elapsed >= TimeSpan.FromSeconds(4), $"gave up after {waited.Elapsed} instead of waiting for Redis");
+
+        var confirming = store.ConfirmAsync(session.Id, CancellationToken.None);
+        await StartRedisAgainAsync();
+        Assert.True(await confirming);
+    }
+
+    [Fact]
     public async Task A_session_revoked_by_id_or_with_all_others_is_forgotten_by_the_outage_fallback_at_once()
     {
         var store = Store();
@@ -236,9 +303,13 @@ public sealed class SessionStoreTests : IAsyncLifetime
         Assert.Single(await store.ListAsync(16));
     }
 
-    async Task SaveAsync()
+    static string SessionKey(string id) => $"{Ams.Infrastructure.Redis.KeyPrefix}session:{id}";
+
+    Task SaveAsync() => AdminAsync("SAVE");
+
+    async Task AdminAsync(string command, params object[] args)
     {
         await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
-        await admin.GetDatabase().ExecuteAsync("SAVE");
+        await admin.GetDatabase().ExecuteAsync(command, args);
     }
 }
