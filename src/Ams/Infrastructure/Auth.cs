@@ -50,9 +50,6 @@ public sealed class SessionAuthentication(
             "Send a valid session token as 'Authorization: Bearer <token>' or sign in.");
     }
 
-    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
-        Problem.WriteAsync(Context, StatusCodes.Status403Forbidden, "Forbidden");
-
     const string UnverifiedKey = "ams:unverified-token";
 
     /// <summary>On a <see cref="SignOutEndpoint"/>: the token Redis could not check (an outage), or null.</summary>

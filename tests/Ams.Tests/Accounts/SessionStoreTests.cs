@@ -140,6 +140,29 @@ public sealed class SessionStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task During_an_outage_no_session_is_made_and_only_tokens_of_the_session_shape_are_looked_up()
+    {
+        var store = Store();
+        await StopRedisAsync();
+        Assert.NotNull(await OutageAsync(() => store.CreateAsync(19)));   // a sign-in answers 503, never a dead token
+
+        // "ams_" and at most 64 characters: anything else is refused without asking Redis, so
+        // garbage gets 401 even now; a token of the right shape can only be answered by Redis.
+        var longest = "ams_" + new string('A', 60);
+        Assert.NotNull(await OutageAsync(() => store.FindAsync(longest)));
+        Assert.Null(await store.FindAsync(longest + "A"));
+        Assert.Null(await store.FindAsync("sms_" + new string('A', 43)));
+        Assert.Null(await store.FindAsync(""));
+
+        // The same shape rule for the cookie a new sign-in replaces: only a session token is kept for revocation.
+        await store.RevokeTokenAsync(longest + "A");
+        await store.RevokeTokenAsync("sms_" + new string('A', 43));
+        Assert.Equal(0, store.PendingRevocations);
+        await store.RevokeTokenAsync(longest);
+        Assert.Equal(1, store.PendingRevocations);
+    }
+
+    [Fact]
     public async Task During_an_outage_a_session_past_its_lifetime_does_not_work()
     {
         var store = Store(new SessionLifetime { OutageGrace = TimeSpan.FromHours(1), AbsoluteLifetime = TimeSpan.FromMinutes(10) });
@@ -279,6 +302,9 @@ public sealed class SessionStoreTests : IAsyncLifetime
         await store.RevokeAsync(bySelfSession);
         await store.RevokeAllAsync(15, exceptSessionId: keptSession.Id);
         Assert.Equal(0, store.PendingRevocations);
+        Assert.Equal([keptSession.Id], (await Db.SetMembersAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:15")).Select(v => (string)v!));
+        foreach (var gone in new[] { byIdSession.Id, bySelfSession.Id })
+            Assert.False(await Db.KeyExistsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}session-meta:{gone}"));
         await StopRedisAsync();
 
         // No announcement reached this bare store: only its own forgetting keeps them out.

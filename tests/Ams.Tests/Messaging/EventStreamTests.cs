@@ -186,6 +186,8 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         var bob = await node1.MemberAsync("ob");
         await SaveAsync(redis);
         await redis.StopAsync();
+        // Node 2 never saw this session, so it cannot tell: 503, not a 401 that would sign bob out.
+        await node2.GetAsync("/api/me", bob.Token, 503);
 
         // Old code: 503, and the session lived on.
         var logout = await node1.Scenario(s =>
