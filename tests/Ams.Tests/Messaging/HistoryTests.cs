@@ -54,6 +54,9 @@ public sealed class HistoryTests(Services services) : IClassFixture<Services>
         var page = await app.PageAsync(alice, direct.Id(), "limit=5");
         Assert.Equal(new[] { "one", "two" }, Chat.Bodies(Messages(page)));
         Assert.Null(page["nextBefore"]);
+        var exact = await app.PageAsync(alice, direct.Id(), "limit=2");   // as many left as asked for
+        Assert.Equal(new[] { "one", "two" }, Chat.Bodies(Messages(exact)));
+        Assert.Null(exact["nextBefore"]);
     }
 
     [Fact]
@@ -81,16 +84,52 @@ public sealed class HistoryTests(Services services) : IClassFixture<Services>
         Assert.Equal(55, Messages(max).Count);
         var one = await app.PageAsync(owner, group.Id(), "limit=1");
         Assert.Equal(new[] { "n55" }, Chat.Bodies(Messages(one)));
+
+        // The browser's "load older": the same pages as message fragments, oldest first, after a
+        // button for the page before while there is one.
+        var stranger = await app.MemberAsync("dz");
+        async Task<(int Status, string? Type, string Html)> OlderAsync(Member who, string path)
+        {
+            var result = await app.Scenario(s =>
+            {
+                s.Get.Url(path);
+                s.WithRequestHeader("Cookie", $"ams_session={who.Token}");
+                s.IgnoreStatusCode();
+            });
+            return (result.Context.Response.StatusCode, result.Context.Response.ContentType, await result.ReadAsTextAsync());
+        }
+        var newest = await OlderAsync(owner, $"/c/{group.Id()}/older");
+        Assert.Equal((200, "text/html; charset=utf-8"), (newest.Status, newest.Type));
+        Assert.StartsWith($"""<li id="older" data-older="/c/{group.Id()}/older?before={cursor}"><button type="button">Load older messages</button></li>""", newest.Html);
+        Assert.Equal(Enumerable.Range(6, 50).Select(i => $"n{i}"), Bodies(newest.Html));
+        var oldest = await OlderAsync(owner, $"/c/{group.Id()}/older?before={cursor}");
+        Assert.Equal(Enumerable.Range(1, 5).Select(i => $"n{i}"), Bodies(oldest.Html));
+        Assert.DoesNotContain("id=\"older\"", oldest.Html);
+        var n51 = Messages(max)[50].Id();
+        Assert.Equal("n51", Messages(max)[50]["body"].Str());
+        var exactlyAPage = await OlderAsync(owner, $"/c/{group.Id()}/older?before={Chat.Esc(n51)}");
+        Assert.Equal(Enumerable.Range(1, 50).Select(i => $"n{i}"), Bodies(exactlyAPage.Html));
+        Assert.DoesNotContain("id=\"older\"", exactlyAPage.Html);
+        foreach (var (who, path) in new[] { (stranger, $"/c/{group.Id()}/older"), (owner, $"/c/{group.Id()}/older?before=abc"), (owner, "/c/abc/older") })
+            Assert.Equal(404, (await OlderAsync(who, path)).Status);
     }
 
+    // The bodies in the order the fragments show them.
+    static IEnumerable<string> Bodies(string html) =>
+        System.Text.RegularExpressions.Regex.Matches(html, @">(n\d+)<").Select(m => m.Groups[1].Value);
+
+    const string LimitReason = "limit must be a whole number from 1 to 100.", BeforeReason = "before must be a message id.";
+
     [Theory]
-    [InlineData("limit=0")]
-    [InlineData("limit=101")]
-    [InlineData("limit=-1")]
-    [InlineData("limit=1000000")]
-    [InlineData("limit=abc")]
-    [InlineData("limit=99999999999999999999")]
-    public async Task A_limit_outside_1_to_100_is_400(string query)
+    [InlineData("limit=0", "limit", LimitReason)]
+    [InlineData("limit=101", "limit", LimitReason)]
+    [InlineData("limit=-1", "limit", LimitReason)]
+    [InlineData("limit=1000000", "limit", LimitReason)]
+    [InlineData("limit=abc", "limit", LimitReason)]
+    [InlineData("limit=99999999999999999999", "limit", LimitReason)]
+    [InlineData("before=abc", "before", BeforeReason)]
+    [InlineData("before=", "before", BeforeReason)]
+    public async Task A_limit_outside_1_to_100_or_a_before_that_is_no_message_id_is_400_saying_which(string query, string name, string reason)
     {
         var app = await services.AppAsync();
         var alice = await app.MemberAsync("la");
@@ -98,7 +137,9 @@ public sealed class HistoryTests(Services services) : IClassFixture<Services>
         var direct = await app.DirectAsync(alice, bob);
         await app.SendAsync(alice, direct.Id(), "hi");
         var result = await app.GetAsync($"/api/conversations/{Chat.Esc(direct.Id())}/messages?{query}", alice.Token, 400);
-        await result.ProblemAsync(400);
+        var error = Assert.Single((await result.ProblemAsync(400))["errors"]!.AsArray())!;
+        Assert.Equal(name, error["name"].Str());
+        Assert.Equal(reason, error["reason"].Str());
     }
 
     [Fact]
