@@ -1,4 +1,8 @@
 using Ams.Tests.Support;
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Ams.Infrastructure.Messaging;
+using MySqlConnector;
 
 namespace Ams.Tests.Messaging;
 
@@ -333,6 +337,35 @@ public sealed class ConversationTests(Services services) : IClassFixture<Service
     }
 
     [Fact]
+    public async Task A_direct_conversation_is_keyed_by_its_pair_lower_id_first_and_a_creation_that_loses_the_race_gets_the_winners()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ka");
+        var bob = await app.MemberAsync("kb");
+        var carol = await app.MemberAsync("kc");
+        async Task<long> IdOf(Member m) => long.Parse(await services.ScalarAsync($"SELECT id FROM users WHERE username = '{m.Name}'"), CultureInfo.InvariantCulture);
+        var (a, b, c) = (await IdOf(alice), await IdOf(bob), await IdOf(carol));
+        Assert.True(a < b);
+
+        // The key is stored: an existing pair must be found whoever of the two opens it, across versions.
+        var direct = await app.DirectAsync(bob, alice);
+        Assert.Equal($"{a}:{b}", await services.ScalarAsync($"SELECT direct_key FROM conversations WHERE id = {direct.Id()}"));
+
+        // Another creation of the pair commits between this one's lookup and its insert.
+        var data = app.Services.GetRequiredService<MySqlDataSource>();
+        await using var winner = await data.OpenConnectionAsync();
+        await using var transaction = await winner.BeginTransactionAsync();
+        var winnerId = await Conversations.InsertAsync(winner, transaction, "direct", null, $"{a}:{c}", [a, c], DateTime.UtcNow);
+        await using var loser = await data.OpenConnectionAsync();
+        var losing = Conversations.FindOrCreateDirectAsync(loser, c, a, DateTime.UtcNow);
+        await Task.Delay(500);
+        Assert.False(losing.IsCompleted, "the second creation did not wait for the first one's key");
+        await transaction.CommitAsync();
+        Assert.Equal((winnerId, false), (await losing).ToTuple().ToValueTuple());
+        Assert.Equal(Ids.Of(winnerId), (await app.OpenAsync(alice, null, 200, carol)).Id());
+    }
+
+    [Fact]
     public async Task A_member_added_later_sees_only_messages_sent_after_joining_and_receives_later_ones()
     {
         var app = await services.AppAsync();
@@ -341,9 +374,14 @@ public sealed class ConversationTests(Services services) : IClassFixture<Service
         var dave = await app.MemberAsync("ld");
         var group = await app.GroupAsync(alice, "history is private", bob);
         var early1 = await app.SendAsync(alice, group.Id(), "before dave 1");
-        await app.SendAsync(bob, group.Id(), "before dave 2");
+        var before = await app.SendAsync(bob, group.Id(), "before dave 2");
+        await using var davesStream = await SseClient.OpenAsync(app, dave.Token);
+        await using var bobsStream = await SseClient.OpenAsync(app, bob.Token);
 
         await app.PostAsync($"/api/conversations/{Chat.Esc(group.Id())}/members", new { username = dave.Name }, alice.Token, 200);
+        // The add as each member hears of it: the last message only for those who were there.
+        Assert.Null(JsonNode.Parse((await davesStream.NextOfAsync("conversation")).Data)!["lastMessage"]);
+        Chat.SameJson(before, JsonNode.Parse((await bobsStream.NextOfAsync("conversation")).Data)!["lastMessage"], "bob's conversation event");
 
         Assert.Empty(await app.HistoryAsync(dave, group.Id()));
         var davesView = await app.ConversationAsync(dave, group.Id());
