@@ -102,6 +102,7 @@ public sealed class ReactionTests(Services services) : IClassFixture<Services>
         // A deleted message has no reactions and takes none.
         await node1.DeleteAsync($"/api/messages/{message.Id()}", alice.Token, 204);
         Assert.Empty((await node1.HistoryAsync(bob, group.Id()))[0]["reactions"]!.AsArray());
+        Assert.Empty((await node1.ConversationAsync(bob, group.Id()))["lastMessage"]!["reactions"]!.AsArray());
         await PutAsync(node1, Url(message, "👍"), bob.Token, 404);
     }
 
