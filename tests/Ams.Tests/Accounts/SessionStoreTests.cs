@@ -91,6 +91,17 @@ public sealed class SessionStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_session_whose_metadata_is_gone_is_listed_with_empty_fields()
+    {
+        var store = Store();
+        var (_, session) = await store.CreateAsync(6);
+        await Db.KeyDeleteAsync($"{Ams.Infrastructure.Redis.KeyPrefix}session-meta:{session.Id}");
+        var listed = Assert.Single(await store.ListAsync(6));
+        Assert.Equal((session.Id, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "", ""),
+            (listed.Id, listed.CreatedAt, listed.LastSeenAt, listed.UserAgent, listed.Address));
+    }
+
+    [Fact]
     public async Task The_list_is_newest_first_and_sessions_made_in_the_same_millisecond_keep_one_order()
     {
         var store = Store();
@@ -247,6 +258,10 @@ public sealed class SessionStoreTests : IAsyncLifetime
         Assert.Null(await store.FindAsync(token));
         await Task.Delay(2500);   // two rounds of the loop, each refused
         Assert.Equal(1, store.PendingRevocations);
+        // Once a second, not in a tight loop: the revocation and at most three rounds asked Redis.
+        var info = await AdminInfoAsync("commandstats");
+        var refused = int.Parse(System.Text.RegularExpressions.Regex.Match(info, @"cmdstat_unlink:.*rejected_calls=(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(refused, 2, 4);
         Assert.True(await Db.KeyExistsAsync(SessionKey(session.Id)));
         Assert.Empty(announced);
 
@@ -300,6 +315,9 @@ public sealed class SessionStoreTests : IAsyncLifetime
         Assert.True(await store.RevokeByIdAsync(15, byIdSession.Id));
         Assert.False(await store.RevokeByIdAsync(15, byIdSession.Id));
         await store.RevokeAsync(bySelfSession);
+        Assert.False(await Db.SetContainsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:15", bySelfSession.Id));
+        await store.RevokeTokenAsync(bySelf);   // a cookie whose session is already gone: nothing to do
+        Assert.Equal(0, store.PendingRevocations);
         await store.RevokeAllAsync(15, exceptSessionId: keptSession.Id);
         Assert.Equal(0, store.PendingRevocations);
         Assert.Equal([keptSession.Id], (await Db.SetMembersAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:15")).Select(v => (string)v!));
@@ -332,6 +350,12 @@ public sealed class SessionStoreTests : IAsyncLifetime
     static string SessionKey(string id) => $"{Ams.Infrastructure.Redis.KeyPrefix}session:{id}";
 
     Task SaveAsync() => AdminAsync("SAVE");
+
+    async Task<string> AdminInfoAsync(string section)
+    {
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        return (string)(await admin.GetDatabase().ExecuteAsync("INFO", section))!;
+    }
 
     async Task AdminAsync(string command, params object[] args)
     {
