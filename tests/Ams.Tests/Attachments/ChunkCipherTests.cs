@@ -168,6 +168,7 @@ public sealed class FileNameTests
 {
     [Theory]
     [InlineData("/etc/passwd", "passwd")]
+    [InlineData("/passwd", "passwd")]                                 // a slash first
     [InlineData("\\\\server\\share\\a.txt", "a.txt")]
     [InlineData("a\uFFFDb.txt", "ab.txt")]
     [InlineData("a\uD800b.txt", "ab.txt")]                          // a lone surrogate
