@@ -105,11 +105,19 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         var challenge = await ChallengeAsync(app, user.Name);
         await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(challenge); s.StatusCodeShouldBe(401); });
         await Post(app, "/api/logout", null, challenge, 401);
+        await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret, TimeSpan.FromMinutes(5)) }, null, 401);
         var login = await (await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 200)).JsonAsync();
         var token = login["token"]!.GetValue<string>();
         Assert.Equal(user.Name, login["user"]!["username"]!.GetValue<string>());
         Assert.True(login["user"]!["twoFactorEnabled"]!.GetValue<bool>());
         await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); s.StatusCodeShouldBe(200); });
+        // The history has the wrong code and the sign-in it completed (the failure is written in
+        // the background, so in either order).
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        string[] kinds;
+        while ((kinds = (await app.SecurityEventsAsync(token, "?limit=2")).Select(e => e!["kind"].Str()).ToArray()).Length < 2 && DateTime.UtcNow < deadline)
+            await Task.Delay(50);
+        Assert.Equal(["login", "login.failed"], kinds.Order(StringComparer.Ordinal));
         // Single use.
         clock.Advance(TimeSpan.FromSeconds(30));
         await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 401);
@@ -257,6 +265,8 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         await Refused("/api/2fa/enable", new { code = Code(new byte[20]) }, token, 400, "Start with the setup step.");
         await Refused("/api/2fa/disable", new { password = Api.Password, code = "123456" }, token, 400, "Two-factor authentication is not on.");
         var secret = Base32Encoding.ToBytes((await (await Post(app, "/api/2fa/setup", new { password = Api.Password }, token, 200)).JsonAsync())["secret"]!.GetValue<string>());
+        // A pending authenticator is not on: its code makes no recovery codes.
+        await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(secret) }, token, 401);
         await Refused("/api/2fa/enable", new { }, token, 400, "Code is required.");
         await Post(app, "/api/2fa/enable", new { code = Code(secret) }, token, 200);
         clock.Advance(TimeSpan.FromSeconds(30));
