@@ -12,6 +12,14 @@ public sealed class RecoveryCodeTests(Services services) : IClassFixture<Service
     static string LegacyHash(string userId, string normalized) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"ams/recovery/v1|{userId}|{normalized}")));
 
+    // The documented v2 hash: HMAC-SHA256 under a key derived from the primary master key.
+    static string KeyedHash(string userId, string normalized)
+    {
+        var primary = Convert.FromBase64String(Services.MasterKeys.Split(',')[0].Split(':', 2)[1]);
+        var key = HKDF.DeriveKey(HashAlgorithmName.SHA256, primary, 32, salt: [], info: "ams/recovery-code-hmac/v2"u8.ToArray());
+        return Convert.ToHexStringLower(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes($"ams/recovery/v2|{userId}|{normalized}")));
+    }
+
     [Fact]
     public async Task New_codes_are_keyed_hashes_and_an_old_unkeyed_hash_still_signs_in_once()
     {
@@ -26,7 +34,10 @@ public sealed class RecoveryCodeTests(Services services) : IClassFixture<Service
 
         var stored = await services.SqlAsync($"SELECT code_hash FROM recovery_codes WHERE user_id = {userId}");
         foreach (var code in codes)
+        {
             Assert.DoesNotContain(LegacyHash(userId, code.Replace("-", "")), stored);   // not the unkeyed SHA-256 any more
+            Assert.Contains(KeyedHash(userId, code.Replace("-", "")), stored);
+        }
 
         // A code stored by the previous version (unkeyed SHA-256) signs in, once.
         await services.SqlAsync($"INSERT INTO recovery_codes (user_id, code_hash) VALUES ({userId}, '{LegacyHash(userId, "abcdefghijkm")}')");
