@@ -329,6 +329,17 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = fresh[0] }, null, 200);
     }
 
+    [Fact]
+    public async Task A_second_step_without_a_code_says_the_code_is_required()
+    {
+        var result = await app.Scenario(s =>
+        {
+            s.Post.Json(new { challenge = "amc_x" }).ToUrl("/api/login/2fa");
+            s.StatusCodeShouldBe(400);
+        });
+        Assert.Contains("Code is required.", await result.ReadAsTextAsync());
+    }
+
     [Theory]
     [InlineData("{\"challenge\":\"amc_x\"}")]
     [InlineData("{\"code\":\"123456\"}")]
