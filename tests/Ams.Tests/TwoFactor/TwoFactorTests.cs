@@ -201,6 +201,17 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     }
 
     [Fact]
+    public async Task The_account_limit_comes_from_the_TwoFactor_settings()
+    {
+        await using var strict = await services.StartAppAsync(settings: [new("TwoFactor:MaxFailuresPerAccount", "2")],
+            services: s => s.AddSingleton<TimeProvider>(clock));
+        var user = await EnrolAsync();
+        for (var i = 0; i < 2; i++)
+            await Post(strict, "/api/login/2fa", new { challenge = await ChallengeAsync(strict, user.Name), code = "000000" }, null, 401);
+        await Post(strict, "/api/login/2fa", new { challenge = await ChallengeAsync(strict, user.Name), code = Code(user.Secret) }, null, 429);
+    }
+
+    [Fact]
     public async Task Five_wrong_codes_lock_the_account_and_a_correct_code_is_then_refused_with_429()
     {
         var user = await EnrolAsync();
