@@ -201,6 +201,18 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     }
 
     [Fact]
+    public async Task Setting_up_again_with_the_right_password_does_not_use_up_the_sign_in_budget()
+    {
+        // The setup's password check shares the sign-in throttle; a right password gives its attempt back.
+        await using var node = await services.StartAppAsync(settings: [new("Login:MaxFailuresPerAddress", "3")],
+            services: s => s.AddSingleton<TimeProvider>(clock));
+        var name = Api.UniqueName("su");
+        await node.RegisterAsync(name);
+        var token = await node.LoginAsync(name);
+        for (var i = 0; i < 5; i++) await Post(node, "/api/2fa/setup", new { password = Api.Password }, token, 200);
+    }
+
+    [Fact]
     public async Task The_account_limit_comes_from_the_TwoFactor_settings()
     {
         await using var strict = await services.StartAppAsync(settings: [new("TwoFactor:MaxFailuresPerAccount", "2")],
