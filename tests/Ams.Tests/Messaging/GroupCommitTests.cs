@@ -54,6 +54,22 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task A_batch_with_two_sends_to_one_conversation_makes_the_later_one_its_last_message()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("la");
+        var bob = await app.MemberAsync("lb");
+        var direct = await app.DirectAsync(alice, bob);
+        async Task<long> IdOf(Member m) => long.Parse(await services.ScalarAsync($"SELECT id FROM users WHERE username = '{m.Name}'"), CultureInfo.InvariantCulture);
+        var conversation = long.Parse(direct.Id(), CultureInfo.InvariantCulture);
+        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        var stored = await Ams.Features.SendMessage.Sql.StoreAsync(connection, app.Services.GetRequiredService<Ams.Infrastructure.Crypto.Envelope>(),
+            [new(conversation, await IdOf(alice), "first", []), new(conversation, await IdOf(bob), "second", [])], DateTime.UtcNow);
+        var last = (await app.ConversationAsync(alice, direct.Id()))["lastMessage"]!;
+        Assert.Equal((stored[1]!.Id.ToString(CultureInfo.InvariantCulture), "second"), (last.Id(), last["body"].Str()));
+    }
+
+    [Fact]
     public async Task Concurrent_sends_share_transactions_yet_every_message_and_event_is_stored_once_and_in_order()
     {
         var logs = new CapturedLogs();
