@@ -343,8 +343,7 @@ public sealed class ConversationTests(Services services) : IClassFixture<Service
         var alice = await app.MemberAsync("ka");
         var bob = await app.MemberAsync("kb");
         var carol = await app.MemberAsync("kc");
-        async Task<long> IdOf(Member m) => long.Parse(await services.ScalarAsync($"SELECT id FROM users WHERE username = '{m.Name}'"), CultureInfo.InvariantCulture);
-        var (a, b, c) = (await IdOf(alice), await IdOf(bob), await IdOf(carol));
+        var (a, b, c) = (await services.UserIdAsync(alice.Name), await services.UserIdAsync(bob.Name), await services.UserIdAsync(carol.Name));
         Assert.True(a < b);
 
         // The key is stored: an existing pair must be found whoever of the two opens it, across versions.

@@ -60,11 +60,10 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         var alice = await app.MemberAsync("la");
         var bob = await app.MemberAsync("lb");
         var direct = await app.DirectAsync(alice, bob);
-        async Task<long> IdOf(Member m) => long.Parse(await services.ScalarAsync($"SELECT id FROM users WHERE username = '{m.Name}'"), CultureInfo.InvariantCulture);
         var conversation = long.Parse(direct.Id(), CultureInfo.InvariantCulture);
         await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
         var stored = await Ams.Features.SendMessage.Sql.StoreAsync(connection, app.Services.GetRequiredService<Ams.Infrastructure.Crypto.Envelope>(),
-            [new(conversation, await IdOf(alice), "first", []), new(conversation, await IdOf(bob), "second", [])], DateTime.UtcNow);
+            [new(conversation, await services.UserIdAsync(alice.Name), "first", []), new(conversation, await services.UserIdAsync(bob.Name), "second", [])], DateTime.UtcNow);
         var last = (await app.ConversationAsync(alice, direct.Id()))["lastMessage"]!;
         Assert.Equal((stored[1]!.Id.ToString(CultureInfo.InvariantCulture), "second"), (last.Id(), last["body"].Str()));
     }

@@ -109,6 +109,10 @@ public sealed class Services : IAsyncLifetime
         return lines.Length < 2 ? "" : lines[^1].Trim();
     }
 
+    /// <summary>A registered user's id, as the database has it.</summary>
+    public async Task<long> UserIdAsync(string username) =>
+        long.Parse(await ScalarAsync($"SELECT id FROM users WHERE username = '{username}'"), System.Globalization.CultureInfo.InvariantCulture);
+
     public async Task DisposeAsync()
     {
         if (shared is not null) await shared.DisposeAsync();
