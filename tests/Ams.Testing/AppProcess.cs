@@ -177,6 +177,13 @@ public sealed class AppProcess : IAsyncLifetime
     /// <summary>Starts the process again after <see cref="StopAsync"/>, on the same port and data (a node back after an outage).</summary>
     public Task StartAgainAsync() => LaunchAsync();
 
+    /// <summary>SIGKILL, as a crashed machine: no drain, open streams and requests just drop.</summary>
+    public async Task KillAsync()
+    {
+        process.Kill();
+        await process.WaitForExitAsync();
+    }
+
     public async Task StopAsync()
     {
         if (process is { HasExited: false })

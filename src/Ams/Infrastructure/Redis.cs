@@ -50,6 +50,43 @@ public sealed class RedisCircuit
         this.redis = redis;
         this.logger = logger;
         redis.ConnectionRestored += (_, _) => Answering?.Invoke();
+        redis.ConnectionFailed += (_, e) =>
+        {
+            if (e.ConnectionType == ConnectionType.Interactive && e.EndPoint is { } endPoint && redis.GetServer(endPoint).ServerType == ServerType.Cluster)
+                _ = Task.Run(() => FollowFailoverAsync(endPoint));
+        };
+    }
+
+    // When a Redis Cluster master dies, a replica takes over its slots, but the client keeps
+    // sending their commands to the dead node until it reloads the cluster's topology (by itself
+    // only at its next periodic check). So the topology is reloaded every half second until the
+    // node is back or the failover had time to finish.
+    static readonly TimeSpan FailoverWatch = TimeSpan.FromSeconds(30);
+    int followingFailover;
+
+    async Task FollowFailoverAsync(System.Net.EndPoint endPoint)
+    {
+        if (Interlocked.Exchange(ref followingFailover, 1) == 1) return;
+        try
+        {
+            var until = DateTime.UtcNow + FailoverWatch;
+            while (DateTime.UtcNow < until && !redis.GetServer(endPoint).IsConnected)
+            {
+                await Task.Delay(ProbeInterval * 2);
+                try
+                {
+                    await redis.ConfigureAsync();
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    // The whole cluster is away: try again at the next turn.
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref followingFailover, 0);
+        }
     }
 
     /// <summary>Redis answers again: after a reconnect, or a probe answered after calls ran out of time.</summary>

@@ -332,7 +332,8 @@ public sealed class SessionStore
         var ids = await Db.SetMembersAsync(UserKey(userId));
         var doomed = ids.Select(v => (string)v!).Where(id => id != exceptSessionId).ToArray();
         if (doomed.Length == 0) return;
-        await Db.KeyDeleteAsync(doomed.SelectMany(id => new RedisKey[] { SessionKey(id), MetaKey(id) }).ToArray());
+        // One DEL per session: a Redis Cluster refuses a DEL whose keys live in different slots.
+        await Task.WhenAll(doomed.Select(id => Db.KeyDeleteAsync([SessionKey(id), MetaKey(id)])));
         await Db.SetRemoveAsync(UserKey(userId), doomed.Select(id => (RedisValue)id).ToArray());
         foreach (var id in doomed) Forget(id);
         await AnnounceAsync(doomed);
@@ -343,6 +344,8 @@ public sealed class SessionStore
 
     static string IdOf(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
     static string SessionKey(string id) => $"{Redis.KeyPrefix}session:{id}";
-    static string MetaKey(string id) => $"{Redis.KeyPrefix}session-meta:{id}";
+    // The session key's whole name as the hash tag puts the metadata in the session's Redis
+    // Cluster slot (FindAndSlide touches both), while session keys keep the name they always had.
+    static string MetaKey(string id) => $"{Redis.KeyPrefix}session-meta:{{{SessionKey(id)}}}";
     static string UserKey(long userId) => $"{Redis.KeyPrefix}user-sessions:{userId}";
 }

@@ -46,6 +46,9 @@ public sealed class SessionStoreTests : IAsyncLifetime
 
     IDatabase Db => connection.GetDatabase();
 
+    // Spelled out here so a renamed key fails these tests: the session key is the Redis Cluster hash tag.
+    static string MetaKey(string id) => $"ams:session-meta:{{ams:session:{id}}}";
+
     static async Task<Exception?> OutageAsync(Func<Task> call)
     {
         try { await call(); return null; }
@@ -95,7 +98,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
     {
         var store = Store();
         var (_, session) = await store.CreateAsync(6);
-        await Db.KeyDeleteAsync($"{Ams.Infrastructure.Redis.KeyPrefix}session-meta:{session.Id}");
+        Assert.True(await Db.KeyDeleteAsync(MetaKey(session.Id)));
         var listed = Assert.Single(await store.ListAsync(6));
         Assert.Equal((session.Id, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "", ""),
             (listed.Id, listed.CreatedAt, listed.LastSeenAt, listed.UserAgent, listed.Address));
@@ -123,9 +126,9 @@ public sealed class SessionStoreTests : IAsyncLifetime
     {
         var store = Store(new SessionLifetime { IdleTimeout = TimeSpan.FromHours(idleHours), AbsoluteLifetime = TimeSpan.FromHours(lifetimeHours) });
         var id = (await store.CreateAsync(9)).Session.Id;
-        foreach (var key in new[] { $"session:{id}", $"session-meta:{id}" })
+        foreach (var key in new[] { $"{Ams.Infrastructure.Redis.KeyPrefix}session:{id}", MetaKey(id) })
         {
-            var ttl = await Db.KeyTimeToLiveAsync(Ams.Infrastructure.Redis.KeyPrefix + key);
+            var ttl = await Db.KeyTimeToLiveAsync(key);
             Assert.InRange(ttl!.Value, TimeSpan.FromHours(expectedHours) - TimeSpan.FromMinutes(1), TimeSpan.FromHours(expectedHours));
         }
         var index = await Db.KeyTimeToLiveAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:9");
@@ -322,7 +325,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         Assert.Equal(0, store.PendingRevocations);
         Assert.Equal([keptSession.Id], (await Db.SetMembersAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:15")).Select(v => (string)v!));
         foreach (var gone in new[] { byIdSession.Id, bySelfSession.Id })
-            Assert.False(await Db.KeyExistsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}session-meta:{gone}"));
+            Assert.False(await Db.KeyExistsAsync(MetaKey(gone)));
         await StopRedisAsync();
 
         // No announcement reached this bare store: only its own forgetting keeps them out.

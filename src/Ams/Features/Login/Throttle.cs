@@ -77,7 +77,9 @@ public sealed class Throttle(IConnectionMultiplexer redis, ThrottleOptions optio
     /// </summary>
     public Task ForgiveDeviceAsync(string deviceId) => redis.GetDatabase().KeyDeleteAsync(DeviceKey(deviceId));
 
-    static string AccountKey(string account) => $"{Redis.KeyPrefix}login-failures:account:{account}";
-    static string DeviceKey(string deviceId) => $"{Redis.KeyPrefix}login-failures:device:{deviceId}";
-    static string AddressKey(string address) => $"{Redis.KeyPrefix}login-failures:addr:{address}";
+    // One hash tag for every login counter: Acquire counts an account and an address together, and
+    // a Redis Cluster runs a script only on keys of one slot. Sign-ins are too rare to crowd it.
+    static string AccountKey(string account) => $"{Redis.KeyPrefix}login-failures:{{login}}:account:{account}";
+    static string DeviceKey(string deviceId) => $"{Redis.KeyPrefix}login-failures:{{login}}:device:{deviceId}";
+    static string AddressKey(string address) => $"{Redis.KeyPrefix}login-failures:{{login}}:addr:{address}";
 }

@@ -92,7 +92,7 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMulti
         var window = (long)options.Window.TotalMilliseconds;
         var (keys, args) = challengeId is null
             ? (new RedisKey[] { AccountKey(userId) }, new RedisValue[] { window, options.MaxFailuresPerAccount })
-            : ([AccountKey(userId), ChallengeKey(challengeId)],
+            : ([AccountKey(userId), ChallengeKey(userId, challengeId)],
                [window, options.MaxFailuresPerAccount, (long)Challenges.Lifetime.TotalMilliseconds, options.MaxFailuresPerChallenge]);
         var wait = (long)await Db.ScriptEvaluateAsync(Acquire, keys, args);
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
@@ -158,6 +158,8 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMulti
 
     public static string Base32Secret(byte[] secret) => Base32Encoding.ToString(secret).TrimEnd('=');
 
-    static string AccountKey(long userId) => $"{Redis.KeyPrefix}2fa-failures:user:{userId}";
-    static string ChallengeKey(string challengeId) => $"{Redis.KeyPrefix}2fa-failures:challenge:{challengeId}";
+    // The user's id as the hash tag: Acquire counts the account and the challenge together, and a
+    // Redis Cluster runs a script only on keys of one slot.
+    static string AccountKey(long userId) => $"{Redis.KeyPrefix}2fa-failures:user:{{{userId}}}";
+    static string ChallengeKey(long userId, string challengeId) => $"{Redis.KeyPrefix}2fa-failures:challenge:{{{userId}}}:{challengeId}";
 }

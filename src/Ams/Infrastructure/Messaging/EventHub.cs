@@ -97,7 +97,7 @@ public sealed class EventHub : IHostedService
         // drain is left to in-flight calls such as sends.
         lifetime.ApplicationStopping.Register(CloseAll);
         var subscriber = redis.GetSubscriber();
-        await subscriber.SubscribeAsync(EventLog.Channel, (_, payload) => Deliver(payload));
+        foreach (var channel in EventLog.Channels) await subscriber.SubscribeAsync(channel, (_, payload) => Deliver(payload));
         await subscriber.SubscribeAsync(SessionStore.RevokedChannel, (_, session) => CloseSession(session.ToString()));
         // Publications made while this node was cut off from Redis are lost to pub/sub, not to
         // the event table: every stream replays from there.

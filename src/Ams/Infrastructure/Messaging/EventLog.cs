@@ -40,7 +40,22 @@ public sealed class EventLog
         circuit.Answering += () => _ = RepublishAsync();
     }
 
-    public static readonly RedisChannel Channel = RedisChannel.Literal(Redis.KeyPrefix + "events");
+    /// <summary>
+    /// Live events go out on this many sharded pub/sub channels (SPUBLISH, Redis 7): on a Redis
+    /// Cluster each channel lives on one shard, so publishing spreads over the masters instead of
+    /// every message crossing every node. Every AMS node listens to all of them.
+    /// </summary>
+    public const int ChannelCount = 16;
+
+    public static readonly RedisChannel[] Channels = Enumerable.Range(0, ChannelCount)
+        .Select(i => RedisChannel.Sharded($"{Redis.KeyPrefix}events:{i}")).ToArray();
+
+    /// <summary>
+    /// By the lowest recipient id, so one conversation's events keep to one channel and arrive in
+    /// order; across channels streams put them back in order (a gap replays from the table).
+    /// </summary>
+    public static RedisChannel ChannelOf(LiveEvent live) =>
+        Channels[live.UserIds.Length == 0 ? 0 : (int)(live.UserIds.Min() % ChannelCount)];
 
     /// <summary>
     /// The two statements that number and store <paramref name="events"/>, to run inside the
@@ -126,7 +141,7 @@ public sealed class EventLog
     {
         try
         {
-            await circuit.PublishAsync(Channel, JsonSerializer.Serialize(live, AppJsonContext.Default.LiveEvent));
+            await circuit.PublishAsync(ChannelOf(live), JsonSerializer.Serialize(live, AppJsonContext.Default.LiveEvent));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -151,7 +166,7 @@ public sealed class EventLog
         {
             while (unpublished.TryPeek(out var live))
             {
-                await circuit.PublishAsync(Channel, JsonSerializer.Serialize(live, AppJsonContext.Default.LiveEvent));
+                await circuit.PublishAsync(ChannelOf(live), JsonSerializer.Serialize(live, AppJsonContext.Default.LiveEvent));
                 unpublished.TryDequeue(out _);
                 sent++;
             }

@@ -1,0 +1,231 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using Ams.Testing;
+using Xunit.Abstractions;
+
+namespace Ams.Smoke;
+
+/// <summary>The whole clustered form: three Galera nodes, a Redis Cluster of six, three AOT nodes behind the HAProxy sample.</summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    public GaleraCluster Galera { get; private set; } = null!;
+    public RedisCluster Redis { get; private set; } = null!;
+    public AppProcess[] Nodes { get; private set; } = [];
+    public ReverseProxy Proxy { get; private set; } = null!;
+    public string Database { get; } = "d_" + Guid.NewGuid().ToString("N")[..8];
+
+    public async Task InitializeAsync()
+    {
+        var redis = RedisCluster.StartAsync();
+        Galera = await GaleraCluster.StartAsync(3);
+        Redis = await redis;
+        await Galera.CreateDatabaseAsync(Database);
+        var masterKeys = "app:" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        var binary = Path.Combine(AppProcess.RepositoryRoot(), "artifacts", "publish", "Ams");
+        var environment = new Dictionary<string, string>
+        {
+            ["Network__TrustedProxies"] = "127.0.0.1/32", ["Registration__MaxPerAddress"] = "10000", ["Messaging__MaxSends"] = "100000",
+        };
+        Nodes = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ =>
+            AppProcess.LaunchAsync(binary, [], Galera.ConnectionString(Database), Redis.ConnectionString, masterKeys, environment)));
+        var sample = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "docs", "proxy", "haproxy.cfg"));
+        Proxy = await ReverseProxy.StartHaproxyAsync(sample, Nodes.Select(n => n.BaseAddress.Port).ToList());
+    }
+
+    public async Task<long> ScalarAsync(string sql) =>
+        long.Parse((await Galera.RootSqlAsync(1, sql)).Split('\n')[1].Trim());
+
+    public async Task DisposeAsync()
+    {
+        if (Proxy is not null) await Proxy.DisposeAsync();
+        foreach (var node in Nodes) await node.DisposeAsync();
+        if (Redis is not null) await Redis.DisposeAsync();
+        if (Galera is not null) await Galera.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// The fault drill of <c>just cluster-test</c>: sends go on through HAProxy while a Galera node, a
+/// Redis master and an AMS node are killed, one after another.
+/// </summary>
+[Trait("Category", "Cluster")]
+public sealed class ClusterDrillTests(ClusterFixture cluster, ITestOutputHelper output) : IClassFixture<ClusterFixture>
+{
+    [Fact]
+    public async Task Through_the_kills_of_a_Galera_node_a_Redis_master_and_an_AMS_node_every_acknowledged_send_is_stored_once_and_streamed_once()
+    {
+        try
+        {
+            await DrillAsync();
+        }
+        finally
+        {
+            // What the nodes warned about, for the record (and the diagnosis of a failure).
+            for (var n = 0; n < cluster.Nodes.Length; n++)
+                foreach (var line in cluster.Nodes[n].Log.Split('\n').Select((l, i) => (l, i)).Where(x => x.l.StartsWith("warn") || x.l.StartsWith("fail")))
+                    output.WriteLine($"node {n + 1}: {line.l} {cluster.Nodes[n].Log.Split('\n').ElementAtOrDefault(line.i + 1)?.Trim()}");
+        }
+    }
+
+    async Task DrillAsync()
+    {
+        var alice = await SmokeUsers.UserAsync(cluster.Proxy.Client(), "da");
+        var bob = await SmokeUsers.UserAsync(cluster.Proxy.Client(), "db");
+        var carol = await SmokeUsers.UserAsync(cluster.Proxy.Client(), "dc");
+        var conversationId = (await SmokeUsers.JsonAsync(await alice.Client.PostAsJsonAsync("/api/conversations",
+            new { members = new[] { bob.Name, carol.Name } }), HttpStatusCode.Created))["id"]!.GetValue<string>();
+
+        // The Redis master to kill serves this conversation's event channel, and each user gets a
+        // session stored on it too (a few sign-ins land one there).
+        var lowest = await cluster.ScalarAsync($"SELECT MIN(id) FROM {cluster.Database}.users WHERE username IN ('{alice.Name}', '{bob.Name}', '{carol.Name}')");
+        var doomed = await cluster.Redis.MasterOfAsync($"ams:events:{lowest % 16}");
+        var sessionsOnDoomed = new List<string>();
+        foreach (var user in new[] { alice, bob, carol })
+            for (var attempt = 0; ; attempt++)
+            {
+                Assert.True(attempt < 40, "no session landed on the doomed master");
+                var token = await LoginAsync(user.Name);
+                if (await cluster.Redis.MasterOfAsync($"ams:session:{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)))}") != doomed) continue;
+                sessionsOnDoomed.Add(token);
+                break;
+            }
+
+        using var stop = new CancellationTokenSource();
+        var streams = new[] { new StreamCollector(cluster.Proxy, Token(bob)), new StreamCollector(cluster.Proxy, Token(carol)) };
+        var reading = streams.Select(s => s.RunAsync(stop.Token)).ToArray();
+        await Task.WhenAll(streams.Select(s => s.Opened));
+
+        const int perSender = 90;
+        var client = new RetryingClient();
+        async Task<List<long>> SendAllAsync((string Name, HttpClient Client) user)
+        {
+            var ids = new List<long>();
+            for (var m = 0; m < perSender; m++)
+            {
+                ids.Add(await client.SendAsync(user, conversationId, m.ToString()));
+                if (user.Name != alice.Name) continue;
+                if (m == 20) await Fault("Galera node 1 killed", () => cluster.Galera.KillAsync(0));
+                if (m == 45) await Fault($"Redis master :{doomed} killed", () => cluster.Redis.KillAsync(doomed));
+                if (m == 70) await Fault("AMS node 3 killed", () => cluster.Nodes[2].KillAsync());
+            }
+            return ids;
+        }
+        var sent = await Task.WhenAll(SendAllAsync(alice), SendAllAsync(bob));
+        var ids = sent.SelectMany(s => s).ToList();
+        output.WriteLine($"{ids.Count} sends acknowledged; {client.Retries} answers were 5xx or a dropped connection and were repeated with the same key");
+        Assert.Equal(2 * perSender, ids.Distinct().Count());
+
+        // Stored once, numbered without a gap.
+        Assert.Equal(ids.Count, await cluster.ScalarAsync($"SELECT COUNT(*) FROM {cluster.Database}.messages WHERE conversation_id = {conversationId}"));
+        Assert.Equal(ids.Count, await cluster.ScalarAsync(
+            $"SELECT COUNT(*) FROM {cluster.Database}.messages WHERE conversation_id = {conversationId} AND id IN ({string.Join(',', ids)})"));
+        foreach (var name in new[] { alice.Name, bob.Name, carol.Name })
+        {
+            var user = $"(SELECT id FROM {cluster.Database}.users WHERE username = '{name}')";
+            Assert.Equal(ids.Count, await cluster.ScalarAsync($"SELECT COUNT(*) FROM {cluster.Database}.events WHERE user_id = {user} AND kind = 'message'"));
+            Assert.Equal(await cluster.ScalarAsync($"SELECT COUNT(*) FROM {cluster.Database}.events WHERE user_id = {user}"),
+                await cluster.ScalarAsync($"SELECT MAX(seq) FROM {cluster.Database}.events WHERE user_id = {user}"));
+        }
+
+        // Streamed once to every member's stream, resumed with Last-Event-ID wherever it dropped.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (streams.Any(s => s.MessageIds.Count < ids.Count) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        await stop.CancelAsync();
+        await Task.WhenAll(reading);
+        foreach (var stream in streams)
+        {
+            output.WriteLine($"stream: {stream.MessageIds.Count} messages over {stream.Connections} connections");
+            Assert.Equal(ids.Order(), stream.MessageIds.Order());
+            Assert.Equal(stream.EventIds.Count, stream.EventIds.Distinct().Count());
+        }
+
+        // No valid session was lost with the master, and the scripts run on the promoted replica.
+        await cluster.Redis.WaitUntilHealthyAsync(5);
+        foreach (var token in sessionsOnDoomed.Concat(new[] { alice, bob, carol }.Select(Token)))
+        {
+            using var me = cluster.Proxy.Client();
+            me.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            Assert.Equal(HttpStatusCode.OK, (await me.GetAsync("/api/me")).StatusCode);
+        }
+        using var guesser = cluster.Proxy.Client();
+        for (var i = 0; i < 5; i++)
+            Assert.Equal(HttpStatusCode.Unauthorized, (await guesser.PostAsJsonAsync("/api/login", new { username = carol.Name, password = "wrong " + i })).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await guesser.PostAsJsonAsync("/api/login", new { username = carol.Name, password = "wrong" })).StatusCode);
+
+        // The killed Redis node comes back as a replica.
+        await cluster.Redis.StartAgainAsync(doomed);
+    }
+
+    async Task Fault(string what, Func<Task> fault)
+    {
+        await fault();
+        output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {what}");
+    }
+
+    async Task<string> LoginAsync(string name)
+    {
+        using var client = cluster.Proxy.Client();
+        var login = await SmokeUsers.JsonAsync(await client.PostAsJsonAsync("/api/login", new { username = name, password = SmokeUsers.Password }), HttpStatusCode.OK);
+        return login["token"]!.GetValue<string>();
+    }
+
+    static string Token((string Name, HttpClient Client) user) => user.Client.DefaultRequestHeaders.Authorization!.Parameter!;
+
+    /// <summary>An event stream that, like EventSource, reconnects with Last-Event-ID whenever it drops or is refused.</summary>
+    sealed class StreamCollector(ReverseProxy proxy, string token)
+    {
+        readonly TaskCompletionSource opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        string? lastEventId;
+        public Task Opened => opened.Task;
+        public List<long> MessageIds { get; } = [];
+        public List<long> EventIds { get; } = [];
+        public int Connections { get; private set; }
+
+        public async Task RunAsync(CancellationToken stop)
+        {
+            using var client = proxy.Client();
+            client.Timeout = Timeout.InfiniteTimeSpan;
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var request = new HttpRequestMessage(HttpMethod.Get, "/api/events");
+                    request.Headers.Accept.ParseAdd("text/event-stream");
+                    if (lastEventId is not null) request.Headers.Add("Last-Event-ID", lastEventId);
+                    using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stop);
+                    if (response.StatusCode == HttpStatusCode.OK)
+                    {
+                        Connections++;
+                        opened.TrySetResult();
+                        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(stop));
+                        string? kind = null, id = null;
+                        while (await reader.ReadLineAsync(stop) is { } line)
+                        {
+                            if (line.StartsWith("id: ")) id = line[4..];
+                            else if (line.StartsWith("event: ")) kind = line[7..];
+                            else if (line.StartsWith("data: ") && kind == "message")
+                            {
+                                MessageIds.Add(long.Parse(JsonNode.Parse(line[6..])!["id"]!.GetValue<string>()));
+                                EventIds.Add(long.Parse(id!));
+                                lastEventId = id;
+                            }
+                            else if (line.Length == 0)
+                            {
+                                lastEventId = id ?? lastEventId;
+                                (kind, id) = (null, null);
+                            }
+                        }
+                    }
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !stop.IsCancellationRequested)) { }
+                catch (OperationCanceledException) { return; }
+                try { await Task.Delay(100, stop); }
+                catch (OperationCanceledException) { return; }
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+namespace Ams.Testing;
+
+/// <summary>
+/// A Redis Cluster on loopback: three masters and three replicas (redis-server with
+/// <c>--cluster-enabled yes</c>, joined by <c>redis-cli --cluster create</c>), non-persistent apart
+/// from each node's <c>nodes.conf</c>, so a killed node started again rejoins as a replica.
+/// Failure detection is fast (<c>cluster-node-timeout</c> 1 s) and the cluster keeps serving the
+/// slots it still covers while one master is being replaced.
+/// </summary>
+public sealed class RedisCluster : IAsyncDisposable
+{
+    static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(30);
+
+    readonly Node[] nodes;
+
+    RedisCluster(Node[] nodes) => this.nodes = nodes;
+
+    /// <summary>StackExchange.Redis configuration string naming every node (any one would do; all make start-up robust).</summary>
+    public string ConnectionString => string.Join(',', nodes.Select(n => $"127.0.0.1:{n.Port}"));
+
+    public static async Task<RedisCluster> StartAsync(int masters = 3, int replicasPerMaster = 1)
+    {
+        var nodes = Enumerable.Range(0, masters * (1 + replicasPerMaster)).Select(_ => new Node()).ToArray();
+        var cluster = new RedisCluster(nodes);
+        try
+        {
+            await Task.WhenAll(nodes.Select(n => n.StartAsync()));
+            await ProcessRunner.RunAsync("redis-cli",
+                ["--cluster", "create", .. nodes.Select(n => $"127.0.0.1:{n.Port}"), "--cluster-replicas", replicasPerMaster.ToString(), "--cluster-yes"]);
+            await cluster.WaitUntilHealthyAsync(nodes.Length);
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Runs one redis-cli command against the node on <paramref name="port"/>.</summary>
+    public static Task<string> CliAsync(int port, params string[] command) =>
+        ProcessRunner.RunAsync("redis-cli", ["-p", port.ToString(), .. command]);
+
+    /// <summary>The port of the master that serves <paramref name="key"/> (or channel) right now.</summary>
+    public async Task<int> MasterOfAsync(string key)
+    {
+        var slot = int.Parse((await CliAsync(RunningPort(), "CLUSTER", "KEYSLOT", key)).Trim());
+        foreach (var line in (await CliAsync(RunningPort(), "CLUSTER", "NODES")).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            // <id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <state> <slots...>
+            var fields = line.Split(' ');
+            if (!fields[2].Contains("master") || fields[2].Contains("fail")) continue;
+            foreach (var range in fields[8..])
+            {
+                if (range.StartsWith('[')) continue;
+                var bounds = range.Split('-');
+                var (low, high) = (int.Parse(bounds[0]), int.Parse(bounds[^1]));
+                if (slot >= low && slot <= high) return int.Parse(fields[1].Split('@')[0].Split(':')[1]);
+            }
+        }
+        throw new InvalidOperationException($"No master serves slot {slot}.");
+    }
+
+    /// <summary>Kills the node on <paramref name="port"/> (SIGKILL): no goodbye to the cluster, its replica takes over after the node timeout.</summary>
+    public async Task KillAsync(int port)
+    {
+        var node = nodes.Single(n => n.Port == port);
+        node.Process!.Kill();
+        await node.Process.WaitForExitAsync();
+    }
+
+    /// <summary>Starts a killed node again; it rejoins from its nodes.conf (as a replica, once its slots moved on).</summary>
+    public async Task StartAgainAsync(int port)
+    {
+        await nodes.Single(n => n.Port == port).StartAsync();
+        await WaitUntilHealthyAsync(nodes.Length);
+    }
+
+    /// <summary>Waits until every slot is served again and the cluster counts <paramref name="known"/> healthy nodes.</summary>
+    public async Task WaitUntilHealthyAsync(int known)
+    {
+        var deadline = DateTime.UtcNow + ReadyTimeout;
+        var info = "";
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                info = await CliAsync(RunningPort(), "CLUSTER", "INFO");
+                var nodesText = await CliAsync(RunningPort(), "CLUSTER", "NODES");
+                var healthy = nodesText.Split('\n', StringSplitOptions.RemoveEmptyEntries).Count(l => !l.Split(' ')[2].Contains("fail") && l.Contains(" connected"));
+                if (info.Contains("cluster_state:ok") && info.Contains("cluster_slots_ok:16384") && healthy == known) return;
+            }
+            catch (InvalidOperationException)
+            {
+                // A node still starting: ask again.
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"The Redis Cluster did not become healthy with {known} nodes:\n{info}");
+    }
+
+    int RunningPort() => nodes.First(n => n.Process is { HasExited: false }).Port;
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var node in nodes) await node.DisposeAsync();
+    }
+
+    sealed class Node : IAsyncDisposable
+    {
+        public readonly string Dir = Directory.CreateTempSubdirectory("ams-redis-cluster-").FullName;
+        public int Port { get; private set; } = FreePort.Next();
+        int busPort = FreePort.Next();
+        public ServerProcess? Process;
+
+        /// <summary>Starts the node; the first start moves to other ports while somebody else holds the picked ones.</summary>
+        public async Task StartAsync()
+        {
+            var firstStart = Process is null;
+            for (var attempt = 1; ; attempt++)
+            {
+                Process?.Dispose();
+                Process = await ServerProcess.StartAsync("redis-server",
+                [
+                    "--port", Port.ToString(), "--bind", "127.0.0.1",
+                    "--cluster-enabled", "yes", "--cluster-port", busPort.ToString(),
+                    "--cluster-config-file", Path.Combine(Dir, "nodes.conf"),
+                    "--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no",
+                    "--save", "", "--appendonly", "no", "--dir", Dir,
+                ], Path.Combine(Dir, "redis.log"), Dir, CancellationToken.None);
+                if (await AnswersAsync()) return;
+                var log = Process.LogTail();
+                await Process.StopAsync(TimeSpan.FromSeconds(5));
+                if (!firstStart || attempt == 5 || !log.Contains("Address already in use"))
+                    throw new InvalidOperationException($"redis-server (cluster node) on {Port} did not start:\n{log}");
+                (Port, busPort) = (FreePort.Next(), FreePort.Next());
+            }
+        }
+
+        // Answers as itself: INFO names our pid, not that of a server somebody else started on the port.
+        async Task<bool> AnswersAsync()
+        {
+            var deadline = DateTime.UtcNow + ReadyTimeout;
+            while (DateTime.UtcNow < deadline && !Process!.HasExited)
+            {
+                try
+                {
+                    if ((await CliAsync(Port, "INFO", "server")).Split('\n').Any(line => line.Trim() == $"process_id:{Process.Id}")) return true;
+                }
+                catch (InvalidOperationException)
+                {
+                    // Not listening yet.
+                }
+                await Task.Delay(20);
+            }
+            return false;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (Process is not null) await Process.StopAsync(TimeSpan.FromSeconds(5));
+            Process?.Dispose();
+            if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+using Alba;
+using Ams.Testing;
+using Ams.Tests.Messaging;
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Platform;
+
+/// <summary>A Redis Cluster of three masters and three replicas for one test class.</summary>
+public sealed class RedisClusterFixture : IAsyncLifetime
+{
+    public RedisCluster Cluster { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Cluster = await RedisCluster.StartAsync();
+
+    public async Task DisposeAsync() => await Cluster.DisposeAsync();
+}
+
+/// <summary>
+/// AMS on a Redis Cluster: every script that touches several keys finds them in one slot (a
+/// cluster refuses it otherwise, CROSSSLOT), and live events travel on sharded channels.
+/// </summary>
+public sealed class RedisClusterTests(Services services, RedisClusterFixture redis) : IClassFixture<Services>, IClassFixture<RedisClusterFixture>
+{
+    Task<IAlbaHost> AppAsync() => services.StartAppAsync(redis: redis.Cluster.ConnectionString);
+
+    [Fact]
+    public async Task Sessions_keep_their_metadata_and_end_together_across_the_slots()
+    {
+        await using var app = await AppAsync();
+        var name = Api.UniqueName("rc");
+        await app.RegisterAsync(name);
+        var tokens = new List<string>();
+        for (var i = 0; i < 6; i++) tokens.Add(await app.LoginAsync(name));   // six sessions: spread over the slots of all three masters
+        var listed = (await (await app.Scenario(s => { s.Get.Url("/api/sessions"); s.WithBearerToken(tokens[0]); })).JsonAsync()).AsArray();
+        Assert.Equal(6, listed.Count);
+        Assert.All(listed, session => Assert.Equal("192.0.2.1", session!["address"]!.GetValue<string>()));
+
+        await app.Scenario(s => { s.Post.Json(new { }).ToUrl("/api/sessions/revoke-others"); s.WithBearerToken(tokens[0]); s.StatusCodeShouldBe(204); });
+        foreach (var token in tokens[1..])
+            await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); s.StatusCodeShouldBe(401); });
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(tokens[0]); s.StatusCodeShouldBe(200); });
+    }
+
+    [Fact]
+    public async Task Failed_sign_ins_count_per_account_and_address_together()
+    {
+        await using var app = await AppAsync();
+        var name = Api.UniqueName("rt");
+        await app.RegisterAsync(name);
+        for (var i = 0; i < 5; i++)
+            await app.Scenario(s => { s.Post.Json(new { username = name, password = "wrong password " + i }).ToUrl("/api/login"); s.From("198.51.100.40"); s.StatusCodeShouldBe(401); });
+        await app.Scenario(s => { s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login"); s.From("198.51.100.40"); s.StatusCodeShouldBe(429); });
+    }
+
+    [Fact]
+    public async Task Wrong_second_factor_codes_count_per_account_and_challenge_together()
+    {
+        await using var app = await AppAsync();
+        var (name, _, secret, _) = await app.TwoFactorUserAsync("r2");
+        var challenge = (await (await app.Scenario(s => { s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login"); })).JsonAsync())["challenge"]!.GetValue<string>();
+        for (var i = 0; i < 3; i++)
+            await app.Scenario(s => { s.Post.Json(new { challenge, code = "000000" == new OtpNet.Totp(secret).ComputeTotp() ? "111111" : "000000" }).ToUrl("/api/login/2fa"); s.StatusCodeShouldBe(401); });
+        // The challenge's budget is spent: even the right code waits.
+        await app.Scenario(s => { s.Post.Json(new { challenge, code = new OtpNet.Totp(secret).ComputeTotp() }).ToUrl("/api/login/2fa"); s.StatusCodeShouldBe(429); });
+    }
+
+    [Fact]
+    public async Task Live_events_travel_on_sharded_channels_to_a_stream_on_another_node()
+    {
+        await using var node1 = await AppAsync();
+        await using var node2 = await AppAsync();
+        var (alice, bob) = (await node1.MemberAsync("ra"), await node1.MemberAsync("rb"));
+        var conversation = (await node1.DirectAsync(alice, bob))["id"]!.GetValue<string>();
+        await using var stream = await SseClient.OpenAsync(node2, bob.Token);
+        await node1.SendAsync(alice, conversation, "across the cluster");
+        Assert.Contains("across the cluster", (await stream.NextOfAsync("message")).Data);
+
+        // Subscribed with SSUBSCRIBE (both nodes, on every channel), not with SUBSCRIBE.
+        var lowest = Math.Min(await services.UserIdAsync(alice.Name), await services.UserIdAsync(bob.Name));
+        var channel = $"ams:events:{lowest % 16}";
+        var master = await redis.Cluster.MasterOfAsync(channel);
+        Assert.Equal($"{channel}\n2\n", await RedisCluster.CliAsync(master, "PUBSUB", "SHARDNUMSUB", channel));
+        Assert.Equal("", (await RedisCluster.CliAsync(master, "PUBSUB", "CHANNELS", "ams:events:*")).Trim());
+    }
+}
