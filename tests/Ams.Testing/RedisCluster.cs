@@ -18,6 +18,8 @@ public sealed class RedisCluster : IAsyncDisposable
     /// <summary>StackExchange.Redis configuration string naming every node (any one would do; all make start-up robust).</summary>
     public string ConnectionString => string.Join(',', nodes.Select(n => $"127.0.0.1:{n.Port}"));
 
+    public IReadOnlyList<int> Ports => nodes.Select(n => n.Port).ToList();
+
     public static async Task<RedisCluster> StartAsync(int masters = 3, int replicasPerMaster = 1)
     {
         var nodes = Enumerable.Range(0, masters * (1 + replicasPerMaster)).Select(_ => new Node()).ToArray();
