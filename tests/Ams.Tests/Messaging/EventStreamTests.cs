@@ -147,6 +147,21 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         Assert.Equal(duringId, JsonNode.Parse((await NextMessageAsync(again)).Data)!.Id());
     }
 
+    [Fact]
+    public async Task During_a_rolling_update_what_a_node_of_the_previous_release_publishes_reaches_the_streams()
+    {
+        var app = await services.AppAsync();
+        var bob = await app.MemberAsync("rb");
+        await using var stream = await SseClient.OpenAsync(app, bob.Token);
+        // The previous release published every live event on one classic channel, ams:events.
+        var typing = new Ams.Infrastructure.Messaging.LiveEvent("typing", [await services.UserIdAsync(bob.Name)], [0],
+            """{"conversationId":"1","username":"old-node"}""");
+        await using var client = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(services.Redis.ConnectionString);
+        Assert.Equal(1, await client.GetSubscriber().PublishAsync(StackExchange.Redis.RedisChannel.Literal("ams:events"),
+            System.Text.Json.JsonSerializer.Serialize(typing, Ams.AppJsonContext.Default.LiveEvent)));
+        Assert.Equal("old-node", JsonNode.Parse((await NextMessageAsync(stream, "typing")).Data)!["username"].Str());
+    }
+
     static async Task SaveAsync(RedisServer redis)
     {
         await using var client = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");

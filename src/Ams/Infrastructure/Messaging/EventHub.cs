@@ -98,6 +98,8 @@ public sealed class EventHub : IHostedService
         lifetime.ApplicationStopping.Register(CloseAll);
         var subscriber = redis.GetSubscriber();
         foreach (var channel in EventLog.Channels) await subscriber.SubscribeAsync(channel, (_, payload) => Deliver(payload));
+        // What nodes of the previous release publish, during a rolling update (see CHANGELOG).
+        await subscriber.SubscribeAsync(EventLog.PreviousChannel, (_, payload) => Deliver(payload));
         await subscriber.SubscribeAsync(SessionStore.RevokedChannel, (_, session) => CloseSession(session.ToString()));
         // Publications made while this node was cut off from Redis are lost to pub/sub, not to
         // the event table: every stream replays from there.

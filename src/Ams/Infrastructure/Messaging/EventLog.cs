@@ -47,6 +47,9 @@ public sealed class EventLog
     /// </summary>
     public const int ChannelCount = 16;
 
+    /// <summary>The one classic channel of releases before the sharded ones; only listened to.</summary>
+    public static readonly RedisChannel PreviousChannel = RedisChannel.Literal(Redis.KeyPrefix + "events");
+
     public static readonly RedisChannel[] Channels = Enumerable.Range(0, ChannelCount)
         .Select(i => RedisChannel.Sharded($"{Redis.KeyPrefix}events:{i}")).ToArray();
 
