@@ -24,9 +24,13 @@ test: build
 container-test:
     tests/container/run
 
-# AMS on the clustered engines (the Category=Cluster tests of tests/Ams.Smoke, on the AOT binary): a three-node MariaDB Galera Cluster on 127.0.0.1-3, AMS nodes each on its own Galera node; needs galera-4 and rsync
+# AMS on the clustered engines (the Category=Cluster tests of tests/Ams.Smoke, on the AOT binary): Galera on 127.0.0.1-3, a Redis Cluster of six, HAProxy, and the fault drill; needs galera-4, rsync and haproxy
 cluster-test: build publish
     dotnet test tests/Ams.Smoke -c Release --no-build --filter "Category=Cluster" --logger "console;verbosity=normal"
+
+# The clustered form on loopback, to try by hand until Ctrl-C: three Galera nodes, a Redis Cluster of six, three AMS nodes (AOT) behind HAProxy; needs galera-4, rsync, haproxy (README "Redis Cluster")
+cluster: build publish
+    dotnet run --project tests/Ams.Cluster -c Release --no-build
 
 # The benchmarks (tests/Ams.Bench): AOT and JIT footprint, floor, send throughput, delivery across two nodes, 10,000 SSE connections; writes docs/benchmarks.md
 bench: build publish

@@ -8,42 +8,19 @@ using Xunit.Abstractions;
 
 namespace Ams.Smoke;
 
-/// <summary>The whole clustered form: three Galera nodes, a Redis Cluster of six, three AOT nodes behind the HAProxy sample.</summary>
+/// <summary>The drill's <see cref="LoopbackCluster"/>, with limits raised for one address sending fast.</summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
-    public GaleraCluster Galera { get; private set; } = null!;
-    public RedisCluster Redis { get; private set; } = null!;
-    public AppProcess[] Nodes { get; private set; } = [];
-    public ReverseProxy Proxy { get; private set; } = null!;
-    public string Database { get; } = "d_" + Guid.NewGuid().ToString("N")[..8];
+    public LoopbackCluster Cluster { get; private set; } = null!;
 
-    public async Task InitializeAsync()
+    public async Task InitializeAsync() => Cluster = await LoopbackCluster.StartAsync(new Dictionary<string, string>
     {
-        var redis = RedisCluster.StartAsync();
-        Galera = await GaleraCluster.StartAsync(3);
-        Redis = await redis;
-        await Galera.CreateDatabaseAsync(Database);
-        var masterKeys = "app:" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
-        var binary = Path.Combine(AppProcess.RepositoryRoot(), "artifacts", "publish", "Ams");
-        var environment = new Dictionary<string, string>
-        {
-            ["Network__TrustedProxies"] = "127.0.0.1/32", ["Registration__MaxPerAddress"] = "10000", ["Messaging__MaxSends"] = "100000",
-        };
-        Nodes = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ =>
-            AppProcess.LaunchAsync(binary, [], Galera.ConnectionString(Database), Redis.ConnectionString, masterKeys, environment)));
-        var sample = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "docs", "proxy", "haproxy.cfg"));
-        Proxy = await ReverseProxy.StartHaproxyAsync(sample, Nodes.Select(n => n.BaseAddress.Port).ToList());
-    }
-
-    public async Task<long> ScalarAsync(string sql) =>
-        long.Parse((await Galera.RootSqlAsync(1, sql)).Split('\n')[1].Trim());
+        ["Registration__MaxPerAddress"] = "10000", ["Messaging__MaxSends"] = "100000",
+    });
 
     public async Task DisposeAsync()
     {
-        if (Proxy is not null) await Proxy.DisposeAsync();
-        foreach (var node in Nodes) await node.DisposeAsync();
-        if (Redis is not null) await Redis.DisposeAsync();
-        if (Galera is not null) await Galera.DisposeAsync();
+        if (Cluster is not null) await Cluster.DisposeAsync();
     }
 }
 
@@ -52,8 +29,10 @@ public sealed class ClusterFixture : IAsyncLifetime
 /// Redis master and an AMS node are killed, one after another.
 /// </summary>
 [Trait("Category", "Cluster")]
-public sealed class ClusterDrillTests(ClusterFixture cluster, ITestOutputHelper output) : IClassFixture<ClusterFixture>
+public sealed class ClusterDrillTests(ClusterFixture fixture, ITestOutputHelper output) : IClassFixture<ClusterFixture>
 {
+    LoopbackCluster Cluster => fixture.Cluster;
+
     [Fact]
     public async Task Through_the_kills_of_a_Galera_node_a_Redis_master_and_an_AMS_node_every_acknowledged_send_is_stored_once_and_streamed_once()
     {
@@ -64,37 +43,37 @@ public sealed class ClusterDrillTests(ClusterFixture cluster, ITestOutputHelper 
         finally
         {
             // What the nodes warned about, for the record (and the diagnosis of a failure).
-            for (var n = 0; n < cluster.Nodes.Length; n++)
-                foreach (var line in cluster.Nodes[n].Log.Split('\n').Select((l, i) => (l, i)).Where(x => x.l.StartsWith("warn") || x.l.StartsWith("fail")))
-                    output.WriteLine($"node {n + 1}: {line.l} {cluster.Nodes[n].Log.Split('\n').ElementAtOrDefault(line.i + 1)?.Trim()}");
+            for (var n = 0; n < Cluster.Nodes.Length; n++)
+                foreach (var line in Cluster.Nodes[n].Log.Split('\n').Select((l, i) => (l, i)).Where(x => x.l.StartsWith("warn") || x.l.StartsWith("fail")))
+                    output.WriteLine($"node {n + 1}: {line.l} {Cluster.Nodes[n].Log.Split('\n').ElementAtOrDefault(line.i + 1)?.Trim()}");
         }
     }
 
     async Task DrillAsync()
     {
-        var alice = await SmokeUsers.UserAsync(cluster.Proxy.Client(), "da");
-        var bob = await SmokeUsers.UserAsync(cluster.Proxy.Client(), "db");
-        var carol = await SmokeUsers.UserAsync(cluster.Proxy.Client(), "dc");
+        var alice = await SmokeUsers.UserAsync(Cluster.Proxy.Client(), "da");
+        var bob = await SmokeUsers.UserAsync(Cluster.Proxy.Client(), "db");
+        var carol = await SmokeUsers.UserAsync(Cluster.Proxy.Client(), "dc");
         var conversationId = (await SmokeUsers.JsonAsync(await alice.Client.PostAsJsonAsync("/api/conversations",
             new { members = new[] { bob.Name, carol.Name } }), HttpStatusCode.Created))["id"]!.GetValue<string>();
 
         // The Redis master to kill serves this conversation's event channel, and each user gets a
         // session stored on it too (a few sign-ins land one there).
-        var lowest = await cluster.ScalarAsync($"SELECT MIN(id) FROM {cluster.Database}.users WHERE username IN ('{alice.Name}', '{bob.Name}', '{carol.Name}')");
-        var doomed = await cluster.Redis.MasterOfAsync($"ams:events:{lowest % 16}");
+        var lowest = await Cluster.ScalarAsync($"SELECT MIN(id) FROM {Cluster.Database}.users WHERE username IN ('{alice.Name}', '{bob.Name}', '{carol.Name}')");
+        var doomed = await Cluster.Redis.MasterOfAsync($"ams:events:{lowest % 16}");
         var sessionsOnDoomed = new List<string>();
         foreach (var user in new[] { alice, bob, carol })
             for (var attempt = 0; ; attempt++)
             {
                 Assert.True(attempt < 40, "no session landed on the doomed master");
                 var token = await LoginAsync(user.Name);
-                if (await cluster.Redis.MasterOfAsync($"ams:session:{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)))}") != doomed) continue;
+                if (await Cluster.Redis.MasterOfAsync($"ams:session:{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)))}") != doomed) continue;
                 sessionsOnDoomed.Add(token);
                 break;
             }
 
         using var stop = new CancellationTokenSource();
-        var streams = new[] { new StreamCollector(cluster.Proxy, Token(bob)), new StreamCollector(cluster.Proxy, Token(carol)) };
+        var streams = new[] { new StreamCollector(Cluster.Proxy, Token(bob)), new StreamCollector(Cluster.Proxy, Token(carol)) };
         var reading = streams.Select(s => s.RunAsync(stop.Token)).ToArray();
         await Task.WhenAll(streams.Select(s => s.Opened));
 
@@ -107,9 +86,9 @@ public sealed class ClusterDrillTests(ClusterFixture cluster, ITestOutputHelper 
             {
                 ids.Add(await client.SendAsync(user, conversationId, m.ToString()));
                 if (user.Name != alice.Name) continue;
-                if (m == 20) await Fault("Galera node 1 killed", () => cluster.Galera.KillAsync(0));
-                if (m == 45) await Fault($"Redis master :{doomed} killed", () => cluster.Redis.KillAsync(doomed));
-                if (m == 70) await Fault("AMS node 3 killed", () => cluster.Nodes[2].KillAsync());
+                if (m == 20) await Fault("Galera node 1 killed", () => Cluster.Galera.KillAsync(0));
+                if (m == 45) await Fault($"Redis master :{doomed} killed", () => Cluster.Redis.KillAsync(doomed));
+                if (m == 70) await Fault("AMS node 3 killed", () => Cluster.Nodes[2].KillAsync());
             }
             return ids;
         }
@@ -119,15 +98,15 @@ public sealed class ClusterDrillTests(ClusterFixture cluster, ITestOutputHelper 
         Assert.Equal(2 * perSender, ids.Distinct().Count());
 
         // Stored once, numbered without a gap.
-        Assert.Equal(ids.Count, await cluster.ScalarAsync($"SELECT COUNT(*) FROM {cluster.Database}.messages WHERE conversation_id = {conversationId}"));
-        Assert.Equal(ids.Count, await cluster.ScalarAsync(
-            $"SELECT COUNT(*) FROM {cluster.Database}.messages WHERE conversation_id = {conversationId} AND id IN ({string.Join(',', ids)})"));
+        Assert.Equal(ids.Count, await Cluster.ScalarAsync($"SELECT COUNT(*) FROM {Cluster.Database}.messages WHERE conversation_id = {conversationId}"));
+        Assert.Equal(ids.Count, await Cluster.ScalarAsync(
+            $"SELECT COUNT(*) FROM {Cluster.Database}.messages WHERE conversation_id = {conversationId} AND id IN ({string.Join(',', ids)})"));
         foreach (var name in new[] { alice.Name, bob.Name, carol.Name })
         {
-            var user = $"(SELECT id FROM {cluster.Database}.users WHERE username = '{name}')";
-            Assert.Equal(ids.Count, await cluster.ScalarAsync($"SELECT COUNT(*) FROM {cluster.Database}.events WHERE user_id = {user} AND kind = 'message'"));
-            Assert.Equal(await cluster.ScalarAsync($"SELECT COUNT(*) FROM {cluster.Database}.events WHERE user_id = {user}"),
-                await cluster.ScalarAsync($"SELECT MAX(seq) FROM {cluster.Database}.events WHERE user_id = {user}"));
+            var user = $"(SELECT id FROM {Cluster.Database}.users WHERE username = '{name}')";
+            Assert.Equal(ids.Count, await Cluster.ScalarAsync($"SELECT COUNT(*) FROM {Cluster.Database}.events WHERE user_id = {user} AND kind = 'message'"));
+            Assert.Equal(await Cluster.ScalarAsync($"SELECT COUNT(*) FROM {Cluster.Database}.events WHERE user_id = {user}"),
+                await Cluster.ScalarAsync($"SELECT MAX(seq) FROM {Cluster.Database}.events WHERE user_id = {user}"));
         }
 
         // Streamed once to every member's stream, resumed with Last-Event-ID wherever it dropped.
@@ -143,20 +122,20 @@ public sealed class ClusterDrillTests(ClusterFixture cluster, ITestOutputHelper 
         }
 
         // No valid session was lost with the master, and the scripts run on the promoted replica.
-        await cluster.Redis.WaitUntilHealthyAsync(5);
+        await Cluster.Redis.WaitUntilHealthyAsync(5);
         foreach (var token in sessionsOnDoomed.Concat(new[] { alice, bob, carol }.Select(Token)))
         {
-            using var me = cluster.Proxy.Client();
+            using var me = Cluster.Proxy.Client();
             me.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
             Assert.Equal(HttpStatusCode.OK, (await me.GetAsync("/api/me")).StatusCode);
         }
-        using var guesser = cluster.Proxy.Client();
+        using var guesser = Cluster.Proxy.Client();
         for (var i = 0; i < 5; i++)
             Assert.Equal(HttpStatusCode.Unauthorized, (await guesser.PostAsJsonAsync("/api/login", new { username = carol.Name, password = "wrong " + i })).StatusCode);
         Assert.Equal(HttpStatusCode.TooManyRequests, (await guesser.PostAsJsonAsync("/api/login", new { username = carol.Name, password = "wrong" })).StatusCode);
 
         // The killed Redis node comes back as a replica.
-        await cluster.Redis.StartAgainAsync(doomed);
+        await Cluster.Redis.StartAgainAsync(doomed);
     }
 
     async Task Fault(string what, Func<Task> fault)
@@ -167,7 +146,7 @@ public sealed class ClusterDrillTests(ClusterFixture cluster, ITestOutputHelper 
 
     async Task<string> LoginAsync(string name)
     {
-        using var client = cluster.Proxy.Client();
+        using var client = Cluster.Proxy.Client();
         var login = await SmokeUsers.JsonAsync(await client.PostAsJsonAsync("/api/login", new { username = name, password = SmokeUsers.Password }), HttpStatusCode.OK);
         return login["token"]!.GetValue<string>();
     }
