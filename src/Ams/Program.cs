@@ -128,6 +128,7 @@ static WebApplication Build(string[] args, bool admin)
     app.UseAccessTokenScope();
     app.UseAntiforgeryCheck();
     app.UseAuthorization();
+    app.UseConflictRetry();
     app.UseFastEndpoints(c =>
     {
         Slices.AddRequestTypes(c.Binding.ReflectionCache);

@@ -7,6 +7,26 @@ namespace Ams.Infrastructure;
 
 public static class Database
 {
+    /// <summary>
+    /// Runs <paramref name="statements"/> one per round trip with the command's parameters; returns
+    /// the rows the last one changed. Inside a transaction, statements that change data go one per
+    /// round trip, never batched: on a Galera cluster a transaction aborted under a
+    /// multi-statement batch (a conflicting write set applied from another node) does not stop
+    /// the batch, and the statements after the abort point run on outside the transaction,
+    /// committed one by one. Sent separately, the next statement (or the COMMIT) is refused with
+    /// a deadlock error instead, and the transaction can run again whole (<see cref="ConflictRetry"/>).
+    /// </summary>
+    public static async Task<int> ExecuteEachAsync(this MySqlCommand command, params string[] statements)
+    {
+        var changed = 0;
+        foreach (var statement in statements)
+        {
+            command.CommandText = statement;
+            changed = await command.ExecuteNonQueryAsync();
+        }
+        return changed;
+    }
+
     public static IServiceCollection AddDatabase(this IServiceCollection services, IConfiguration config)
     {
         var connectionString = config.GetConnectionString("MariaDb");

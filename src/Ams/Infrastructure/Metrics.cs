@@ -24,6 +24,8 @@ public static class AmsMetrics
     public static readonly Counter<long> EventsDelivered = Meter.CreateCounter<long>("ams.events.delivered", "{event}", "Live events handed to this node's open streams.");
     public static readonly Histogram<int> ReplaySize = Meter.CreateHistogram<int>("ams.events.replay.size", "{event}",
         "Events one resuming stream replayed from the database.", advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [0, 1, 10, 100, 1000, 10000] });
+    public static readonly Counter<long> ConflictRetries = Meter.CreateCounter<long>("ams.db.conflict_retries", "{retry}",
+        "Transactions run again because the database refused a conflicting commit (Galera certification, deadlock); operation: send (a group-commit batch) or request.");
     public static readonly Counter<long> Throttled = Meter.CreateCounter<long>("ams.requests.throttled", "{request}", "Requests refused with 429 by a limit.");
 }
 

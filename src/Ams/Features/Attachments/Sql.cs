@@ -16,17 +16,17 @@ static class Sql
     public static async Task<long> BeginAsync(MySqlConnection connection, long uploaderId, Envelope.PendingKey key, byte[] noncePrefix, DateTime now)
     {
         await using var transaction = await connection.BeginTransactionAsync();
-        await using var insert = new MySqlCommand(Envelope.PendingKey.InsertSql + """
-            INSERT INTO attachments (uploader_id, state, chunk_size, key_id, nonce_prefix, created_at)
-                VALUES (@uploader, 'uploading', @chunkSize, @keyId, @prefix, @now);
-            SELECT LAST_INSERT_ID();
-            """, connection, transaction);
+        await using var insert = new MySqlCommand { Connection = connection, Transaction = transaction };
         key.AddParameters(insert);
         insert.Parameters.AddWithValue("@uploader", uploaderId);
         insert.Parameters.AddWithValue("@chunkSize", ChunkCipher.ChunkSize);
         insert.Parameters.AddWithValue("@prefix", noncePrefix);
         insert.Parameters.AddWithValue("@now", now);
-        var id = Convert.ToInt64(await insert.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+        await insert.ExecuteEachAsync(Envelope.PendingKey.InsertSql, """
+            INSERT INTO attachments (uploader_id, state, chunk_size, key_id, nonce_prefix, created_at)
+                VALUES (@uploader, 'uploading', @chunkSize, @keyId, @prefix, @now)
+            """);
+        var id = insert.LastInsertedId;
         await transaction.CommitAsync();
         return id;
     }

@@ -29,30 +29,28 @@ static class Sql
 
         var attachments = new List<long>();
         var members = new List<long>();
-        await using (var read = new MySqlCommand("""
-            SELECT id FROM attachments WHERE message_id = @id;
-            SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id;
-            """, connection, transaction))
+        // One statement per round trip (see Database.ExecuteEachAsync).
+        await using (var read = new MySqlCommand("SELECT id FROM attachments WHERE message_id = @id", connection, transaction))
         {
             read.Parameters.AddWithValue("@id", messageId);
             read.Parameters.AddWithValue("@conversationId", conversationId);
-            await using var reader = await read.ExecuteReaderAsync();
-            while (await reader.ReadAsync()) attachments.Add(reader.GetInt64(0));
-            await reader.NextResultAsync();
-            while (await reader.ReadAsync()) members.Add(reader.GetInt64(0));
+            await using (var reader = await read.ExecuteReaderAsync())
+                while (await reader.ReadAsync()) attachments.Add(reader.GetInt64(0));
+            read.CommandText = "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id";
+            await using (var reader = await read.ExecuteReaderAsync())
+                while (await reader.ReadAsync()) members.Add(reader.GetInt64(0));
         }
         var keys = await AttachmentQueries.DestroyAsync(connection, transaction, attachments);
-        await using (var tombstone = new MySqlCommand("""
-            DELETE FROM data_keys WHERE id = @bodyKey;
-            UPDATE messages SET body = '', deleted_at = @now WHERE id = @id;
-            """, connection, transaction))
+        await using (var tombstone = new MySqlCommand { Connection = connection, Transaction = transaction })
         {
             var bodyKey = Envelope.KeyIdOf(body) ?? [];
             if (bodyKey.Length > 0) keys.Add(bodyKey);
             tombstone.Parameters.AddWithValue("@bodyKey", bodyKey);
             tombstone.Parameters.AddWithValue("@id", messageId);
             tombstone.Parameters.AddWithValue("@now", now);
-            await tombstone.ExecuteNonQueryAsync();
+            await tombstone.ExecuteEachAsync(
+                "DELETE FROM data_keys WHERE id = @bodyKey",
+                "UPDATE messages SET body = '', deleted_at = @now WHERE id = @id");
         }
         var events = members.Select(m => new NewEvent(m, DeletedEvents.Kind, conversationId, messageId, userId)).ToList();
         var seqs = await EventLog.AppendAsync(connection, transaction, events, now);

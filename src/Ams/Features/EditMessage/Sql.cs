@@ -1,4 +1,5 @@
 using System.Text;
+using Ams.Infrastructure;
 using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
 using MySqlConnector;
@@ -40,10 +41,7 @@ static class Sql
 
         var (sealedBody, key) = envelope.Seal(Encoding.UTF8.GetBytes(body), MessageRow.Purpose, MessageRow.SealedFields(messageId, conversationId, message.SenderId));
         var oldKey = Envelope.KeyIdOf(oldBody);
-        await using (var update = new MySqlCommand(Envelope.PendingKey.InsertSql + """
-            DELETE FROM data_keys WHERE id = @oldKey;
-            UPDATE messages SET body = @body, entropy = @entropy, edited_at = @now WHERE id = @id;
-            """, connection, transaction))
+        await using (var update = new MySqlCommand { Connection = connection, Transaction = transaction })
         {
             key.AddParameters(update);
             // Plain MySqlCommand parameters: Dapper.AOT would expand a byte[] parameter as a list.
@@ -52,7 +50,9 @@ static class Sql
             update.Parameters.AddWithValue("@entropy", sealedBody.Entropy);
             update.Parameters.AddWithValue("@now", now);
             update.Parameters.AddWithValue("@id", messageId);
-            await update.ExecuteNonQueryAsync();
+            await update.ExecuteEachAsync(Envelope.PendingKey.InsertSql,
+                "DELETE FROM data_keys WHERE id = @oldKey",
+                "UPDATE messages SET body = @body, entropy = @entropy, edited_at = @now WHERE id = @id");
         }
         var events = members.Select(m => new NewEvent(m, EditedEvents.Kind, conversationId, messageId, userId)).ToList();
         var seqs = await EventLog.AppendAsync(connection, transaction, events, now);

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using MySqlConnector;
 
@@ -49,11 +50,7 @@ static class Sql
                 return new Unchanged();
             }
         }
-        await using (var log = new MySqlCommand("""
-            INSERT INTO reaction_changes (message_id, emoji, user_id, added, created_at) VALUES (@id, @emoji, @userId, @added, @now);
-            SELECT LAST_INSERT_ID();
-            SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id LOCK IN SHARE MODE;
-            """, connection, transaction))
+        await using (var log = new MySqlCommand { Connection = connection, Transaction = transaction })
         {
             log.Parameters.AddWithValue("@id", messageId);
             log.Parameters.AddWithValue("@emoji", emoji);
@@ -61,10 +58,11 @@ static class Sql
             log.Parameters.AddWithValue("@added", add);
             log.Parameters.AddWithValue("@now", now);
             log.Parameters.AddWithValue("@conversationId", conversationId);
+            // One statement per round trip (see Database.ExecuteEachAsync).
+            await log.ExecuteEachAsync("INSERT INTO reaction_changes (message_id, emoji, user_id, added, created_at) VALUES (@id, @emoji, @userId, @added, @now)");
+            changeId = log.LastInsertedId;
+            log.CommandText = "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id LOCK IN SHARE MODE";
             await using var reader = await log.ExecuteReaderAsync();
-            await reader.ReadAsync();
-            changeId = Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture);
-            await reader.NextResultAsync();
             while (await reader.ReadAsync()) members.Add(reader.GetInt64(0));
         }
         var seqs = await EventLog.AppendAsync(connection, transaction,

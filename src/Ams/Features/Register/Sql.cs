@@ -9,9 +9,12 @@ static class Sql
     public static async Task<long?> InsertUserAsync(MySqlDataSource db, string username, string displayName, string passwordHash, DateTime createdAt, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
         try
         {
-            return await InsertAsync(connection, null, username, displayName, passwordHash, createdAt);
+            var id = await InsertAsync(connection, transaction, username, displayName, passwordHash, createdAt);
+            await transaction.CommitAsync(ct);
+            return id;
         }
         catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.DuplicateKeyEntry)
         {
@@ -45,11 +48,15 @@ static class Sql
         }
     }
 
-    static Task<long> InsertAsync(MySqlConnection connection, MySqlTransaction? transaction, string username, string displayName, string passwordHash, DateTime createdAt) =>
-        connection.ExecuteScalarAsync<long>("""
+    // One statement per round trip (see Database.ExecuteEachAsync).
+    static async Task<long> InsertAsync(MySqlConnection connection, MySqlTransaction transaction, string username, string displayName, string passwordHash, DateTime createdAt)
+    {
+        var id = await connection.ExecuteScalarAsync<long>("""
             INSERT INTO users (username, display_name, password_hash, created_at)
-            VALUES (@username, @displayName, @passwordHash, @createdAt);
-            INSERT INTO user_event_seq (user_id) VALUES (LAST_INSERT_ID());
-            SELECT LAST_INSERT_ID();
+            VALUES (@username, @displayName, @passwordHash, @createdAt)
+            RETURNING id
             """, new { username, displayName, passwordHash, createdAt }, transaction);
+        await connection.ExecuteAsync("INSERT INTO user_event_seq (user_id) VALUES (@id)", new { id }, transaction);
+        return id;
+    }
 }

@@ -44,17 +44,19 @@ static class Sql
         if (targetId is not { } removed) return new NotAMember();
 
         var remaining = new List<long>();
-        await using (var delete = new MySqlCommand("""
-            DELETE FROM conversation_members WHERE conversation_id = @conversationId AND user_id = @removed;
-            UPDATE conversations SET owner_id = (
-                SELECT cm.user_id FROM conversation_members cm WHERE cm.conversation_id = @conversationId
-                ORDER BY cm.joined_at, cm.user_id LIMIT 1)
-            WHERE id = @conversationId AND owner_id = @removed;
-            SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id;
-            """, connection, transaction))
+        await using (var delete = new MySqlCommand { Connection = connection, Transaction = transaction })
         {
             delete.Parameters.AddWithValue("@conversationId", conversationId);
             delete.Parameters.AddWithValue("@removed", removed);
+            await delete.ExecuteEachAsync(
+                "DELETE FROM conversation_members WHERE conversation_id = @conversationId AND user_id = @removed",
+                """
+                UPDATE conversations SET owner_id = (
+                    SELECT cm.user_id FROM conversation_members cm WHERE cm.conversation_id = @conversationId
+                    ORDER BY cm.joined_at, cm.user_id LIMIT 1)
+                WHERE id = @conversationId AND owner_id = @removed
+                """);
+            delete.CommandText = "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id";
             await using var reader = await delete.ExecuteReaderAsync();
             while (await reader.ReadAsync()) remaining.Add(reader.GetInt64(0));
         }

@@ -1,4 +1,5 @@
 using Ams.Features.GetConversation;
+using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using MySqlConnector;
 
@@ -21,13 +22,12 @@ static class Sql
         var ownerId = conversation.OwnerId;
         if (ownerId != callerId) return new NotOwner();
         var members = new List<long>();
-        await using (var update = new MySqlCommand("""
-            UPDATE conversations SET title = @title WHERE id = @conversationId;
-            SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id;
-            """, connection, transaction))
+        await using (var update = new MySqlCommand { Connection = connection, Transaction = transaction })
         {
             update.Parameters.AddWithValue("@title", title);
             update.Parameters.AddWithValue("@conversationId", conversationId);
+            await update.ExecuteEachAsync("UPDATE conversations SET title = @title WHERE id = @conversationId");
+            update.CommandText = "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id";
             await using var reader = await update.ExecuteReaderAsync();
             while (await reader.ReadAsync()) members.Add(reader.GetInt64(0));
         }

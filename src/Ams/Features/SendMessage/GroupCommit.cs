@@ -8,14 +8,18 @@ namespace Ams.Features.SendMessage;
 /// <summary>
 /// Group commit for sends: the sends that arrive while a batch is being written go together in
 /// the next one, so under load MariaDB parses, locks and commits once for many messages (see
-/// docs/benchmarks-history.md). A lone send is written at once, in two round trips.
+/// docs/benchmarks-history.md). A lone send is written at once, in three round trips.
 /// </summary>
 public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvider time, ILogger<GroupCommit> logger)
 {
     // One writer per node: while it is on the wire the next batch collects. Measured against two
     // and four writers, one gave the best throughput and latency (docs/benchmarks-history.md).
     const int MaxBatch = 64;
-    const int Attempts = 3;
+    // A write set certified first on another Galera node refuses a conflicting commit (deadlock
+    // error), and nodes writing into one conversation at once lose that race often, sometimes many
+    // times in a row: the batch is written again, whole, after a growing random wait (see
+    // ConflictRetry), up to ~4 s in all. On one server a deadlock is rare and one retry settles it.
+    const int Attempts = ConflictRetry.Attempts;
 
     sealed record Entry(Sql.Pending Send, TaskCompletionSource<Sql.Stored?> Done);
 
@@ -89,25 +93,36 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
             {
                 await DisposeQuietlyAsync(connection);
                 connection = null;
-                // An error the server returned stopped the batch before its COMMIT, and the batch
-                // was rolled back, so writing it again cannot store anything twice. After any other
-                // error (the connection lost, a timeout) the COMMIT may have happened: no retry.
-                var refused = e is MySqlException { SqlState: not null } server && Outages.IsServerError(server.ErrorCode);
-                // A lock wait that timed out is not retried: it already held up every send on the node.
-                if (refused && attempt < Attempts && e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock })
+                // An error the server returned came before the COMMIT was sent (its own round trip,
+                // after every other result: see Sql), and the transaction was rolled back, so
+                // writing the batch again cannot store anything twice. After any other error (the
+                // connection lost, a timeout) the COMMIT may have happened: no retry.
+                var refused = e is Sql.AbortedUnderBatch
+                    || e is MySqlException { SqlState: not null } server && Outages.IsServerError(server.ErrorCode);
+                // A conflict (a deadlock, or on Galera a commit refused for a write set certified
+                // first elsewhere) is written again whole; a lock wait that timed out is not: it
+                // already held up every send on the node.
+                var conflict = e is Sql.AbortedUnderBatch || ConflictRetry.IsConflict(e);
+                if (conflict && attempt < Attempts)
                 {
-                    logger.LogInformation("Send batch of {Count} retried after {Error}", batch.Count, ((MySqlException)e).ErrorCode);
+                    logger.LogDebug("Send batch of {Count} written again after a conflict ({Error})", batch.Count, e.Message);
+                    AmsMetrics.ConflictRetries.Add(1, new KeyValuePair<string, object?>("operation", "send"));
+                    await Task.Delay(ConflictRetry.BackOff(attempt));
                     continue;
                 }
                 // One send the database refuses must not fail the others that shared its batch:
-                // they are written one by one, so only the refused one answers 503.
-                if (refused && batch.Count > 1)
+                // they are written one by one, so only the refused one answers 503. (Not after
+                // conflicts: written one by one they would only conflict more.)
+                if (refused && !conflict && batch.Count > 1)
                 {
                     logger.LogWarning("Send batch of {Count} refused ({Message}); writing its sends one by one", batch.Count, e.Message);
                     foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection);
                     return connection;
                 }
-                foreach (var entry in batch) entry.Done.TrySetException(e);
+                // Conflicts that did not settle in time answer 503 (TimeoutException), and are not run
+                // again by ConflictRetry: the batch was written again for seconds already.
+                var failure = conflict ? new TimeoutException($"Send batch of {batch.Count} still conflicting after {Attempts} attempts", e) : e;
+                foreach (var entry in batch) entry.Done.TrySetException(failure);
                 return null;
             }
         }
@@ -125,7 +140,10 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
         var connection = await db.OpenConnectionAsync();
         // A conversation locked elsewhere should hold up this node's sends for seconds, not the
         // 50 s default: the writer is shared by every send on the node.
-        await using var timeout = new MySqlCommand("SET SESSION innodb_lock_wait_timeout = 5", connection);
+        // Autocommit off: statements a batch runs after its transaction was aborted under it
+        // (Galera) must open a new transaction that nothing commits, not commit one by one (see Sql).
+        // The pool resets the session when the connection is next opened.
+        await using var timeout = new MySqlCommand("SET SESSION innodb_lock_wait_timeout = 5, autocommit = 0", connection);
         await timeout.ExecuteNonQueryAsync();
         return connection;
     }

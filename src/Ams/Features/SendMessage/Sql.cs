@@ -22,14 +22,19 @@ static class Sql
     const string ItemsTable = "JSON_TABLE(@items, '$[*]' COLUMNS (o INT PATH '$.o', c BIGINT UNSIGNED PATH '$.c', s BIGINT UNSIGNED PATH '$.s')) AS i";
 
     /// <summary>
-    /// Stores a batch of sends in one transaction and two round trips: the sealed messages, an
+    /// Stores a batch of sends in one transaction and three round trips: the sealed messages, an
     /// event for every member, and each conversation's new activity. Returns, in batch order,
     /// what was stored, or null for a sender who is not a member of the conversation.
     /// Locking the conversations (ascending) orders each one's message ids with their commits.
-    /// The transaction is begun and committed inside the batches. When the server refuses a
-    /// statement, the batch stops before its COMMIT and is rolled back before the exception leaves,
-    /// so a pooled connection never keeps its locks; when the connection fails instead, whether the
-    /// COMMIT happened is unknown (see GroupCommit).
+    /// The connection must have autocommit off (GroupCommit opens it so): a transaction that the
+    /// server aborts in the middle of a multi-statement batch (a Galera node's brute-force abort
+    /// for a conflicting write set applied from another node) does not stop the batch; the
+    /// statements after it run on, outside that transaction. With autocommit off they only open a
+    /// new transaction, which nothing commits: the COMMIT is its own round trip, sent only after
+    /// every result of the batches came back without an error and the last batch found its own
+    /// messages (see <see cref="AbortedUnderBatch"/>). On any error the transaction is rolled back before the
+    /// exception leaves, so a pooled connection never keeps its locks; when the connection fails
+    /// instead, whether the COMMIT happened is unknown (see GroupCommit).
     /// </summary>
     public static async Task<Stored?[]> StoreAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now)
     {
@@ -116,6 +121,8 @@ static class Sql
                 list.Add(user);
                 names.TryAdd(user, new MemberView(reader.GetString(2), reader.GetString(3)));
             }
+            // An error the server reports after the last result (an abort it noticed late) throws here.
+            while (await reader.NextResultAsync()) { }
         }
         foreach (var list in members.Values) list.Sort();
         var stored = new Stored?[batch.Count];
@@ -128,10 +135,14 @@ static class Sql
 
         // Round trip 2: the data keys and sealed bodies; each conversation's activity with each
         // sender's own read mark; one event per member, numbered by the members' counters (locked
-        // here, after the read marks, in the order MarkRead takes them too); and the commit.
+        // here, after the read marks, in the order MarkRead takes them too); and the check that
+        // the transaction still holds its messages. Round trip 3: the commit.
         await using var second = new MySqlCommand { Connection = connection };
         var keys = new StringBuilder("INSERT INTO data_keys (id, kek_id, wrapped, entropy, created_at) VALUES ");
-        var bodies = new StringBuilder("INSERT INTO messages (id, conversation_id, sender_id, body, entropy, sent_at) VALUES ");
+        // An UPDATE of the rows round trip 1 inserted, never an insert: in a transaction that lost
+        // them (see AbortedUnderBatch) it finds nothing, rather than writing the messages again.
+        var bodies = new StringBuilder("UPDATE messages FORCE INDEX (PRIMARY) SET body = CASE id");
+        var entropies = new StringBuilder(", entropy = CASE id");
         var entropy = new string[batch.Count];
         var latest = new Dictionary<long, (long Id, DateTime At)>();           // conversation → newest message
         var reads = new SortedDictionary<(long Conversation, long User), long>(); // sender's own read mark
@@ -154,10 +165,10 @@ static class Sql
             second.Parameters.AddWithValue($"@kw{n}", key.Wrapped);
             second.Parameters.AddWithValue($"@ke{n}", key.Entropy);
             second.Parameters.AddWithValue($"@kc{n}", key.CreatedAt);
-            bodies.Append(CultureInfo.InvariantCulture, $"{separator}({ids[i]},{conversation},{sender},@b{n},@e{n},@t{n})");
+            bodies.Append(CultureInfo.InvariantCulture, $" WHEN {ids[i]} THEN @b{n}");
+            entropies.Append(CultureInfo.InvariantCulture, $" WHEN {ids[i]} THEN @e{n}");
             second.Parameters.AddWithValue($"@b{n}", sealedBody.Blob);
             second.Parameters.AddWithValue($"@e{n}", sealedBody.Entropy);
-            second.Parameters.AddWithValue($"@t{n}", sentAt[i]);
             n++;
             if (!latest.TryGetValue(conversation, out var newest) || newest.Id < ids[i]) latest[conversation] = (ids[i], sentAt[i]);
             reads[(conversation, sender)] = Math.Max(ids[i], reads.GetValueOrDefault((conversation, sender)));
@@ -193,9 +204,10 @@ static class Sql
             return string.Create(CultureInfo.InvariantCulture,
                 $"{{\"c\":{r.Key.Conversation},\"u\":{r.Key.User},\"m\":{id},\"t\":\"{at:yyyy-MM-dd HH:mm:ss.fff}\",\"r\":{r.Value}}}");
         })));
+        var storedIds = string.Join(",", ids.Where(id => id != 0));
         second.CommandText = $"""
             {keys};
-            {bodies} ON DUPLICATE KEY UPDATE body = VALUE(body), entropy = VALUE(entropy);
+            {bodies} END{entropies} END WHERE id IN ({storedIds});
             UPDATE JSON_TABLE(@activity, '$[*]' COLUMNS (c BIGINT UNSIGNED PATH '$.c', u BIGINT UNSIGNED PATH '$.u', m BIGINT UNSIGNED PATH '$.m',
                     t DATETIME(3) PATH '$.t', r BIGINT UNSIGNED PATH '$.r')) AS a
                 STRAIGHT_JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = a.c
@@ -204,14 +216,20 @@ static class Sql
             {linkSql}
             {keySql}
             {EventLog.Statements(second, events, now)}
-            COMMIT;
+            SELECT COUNT(*) FROM messages FORCE INDEX (PRIMARY) WHERE id IN ({storedIds}) AND body <> '';
             """;
         long[] numbers;
         await using (var reader = await second.ExecuteReaderAsync())
         {
             numbers = await EventLog.ReadSeqsAsync(reader, events);
-            while (await reader.NextResultAsync()) { }   // the COMMIT's outcome
+            await reader.NextResultAsync();
+            await reader.ReadAsync();
+            var found = reader.GetInt64(0);
+            while (await reader.NextResultAsync()) { }   // an error reported after the last result throws here
+            if (found != n) throw new AbortedUnderBatch(n, found);
         }
+        await using (var commit = new MySqlCommand("COMMIT", connection))
+            await commit.ExecuteNonQueryAsync();
         var seqOf = new Dictionary<(long User, long Message), long>(events.Count);
         for (var e = 0; e < events.Count; e++) seqOf[(events[e].UserId, events[e].SubjectId)] = numbers[e];
 
@@ -226,4 +244,15 @@ static class Sql
     }
 
     static string Json(IEnumerable<string> objects) => "[" + string.Join(",", objects) + "]";
+
+    /// <summary>
+    /// The check before the COMMIT: the transaction still holds the messages round trip 1 inserted.
+    /// When a statement's transaction is aborted under it (Galera), the server may go on with the
+    /// rest of the batch in a new transaction without reporting the abort in time; the batch's
+    /// last statement then no longer finds its messages, and committing would store the rest of
+    /// the batch without them (events numbered from counters that the abort rolled back). Treated
+    /// as the conflict it is: rolled back and written again (see GroupCommit).
+    /// </summary>
+    public sealed class AbortedUnderBatch(int expected, long found)
+        : Exception($"The send transaction was aborted under its batch: {found} of its {expected} messages left; rolled back");
 }

@@ -45,11 +45,10 @@ static class Sql
     public static async Task DisableAsync(MySqlConnection connection, long userId)
     {
         await using var transaction = await connection.BeginTransactionAsync();
-        await connection.ExecuteAsync("""
-            UPDATE users SET two_factor_enabled = FALSE WHERE id = @userId;
-            DELETE FROM two_factor WHERE user_id = @userId;
-            DELETE FROM recovery_codes WHERE user_id = @userId;
-            """, new { userId }, transaction);
+        // One statement per round trip (see Database.ExecuteEachAsync).
+        await connection.ExecuteAsync("UPDATE users SET two_factor_enabled = FALSE WHERE id = @userId", new { userId }, transaction);
+        await connection.ExecuteAsync("DELETE FROM two_factor WHERE user_id = @userId", new { userId }, transaction);
+        await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId", new { userId }, transaction);
         await transaction.CommitAsync();
     }
 

@@ -67,15 +67,15 @@ public static class AttachmentQueries
     {
         var keys = new List<byte[]>();
         if (ids.Count == 0) return keys;
-        await using var command = new MySqlCommand($"""
-            SELECT a.key_id FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id FOR UPDATE;
-            DELETE k FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id STRAIGHT_JOIN data_keys k ON k.id = a.key_id;
-            DELETE a FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id;
-            """, connection, transaction);
+        await using var command = new MySqlCommand(
+            $"SELECT a.key_id FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id FOR UPDATE", connection, transaction);
         command.Parameters.AddWithValue("@ids", SqlLists.Ids(ids));
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync()) keys.Add((byte[])reader.GetValue(0));
-        while (await reader.NextResultAsync()) { }
+        await using (var reader = await command.ExecuteReaderAsync())
+            while (await reader.ReadAsync()) keys.Add((byte[])reader.GetValue(0));
+        // One statement per round trip (see Database.ExecuteEachAsync).
+        await command.ExecuteEachAsync(
+            $"DELETE k FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id STRAIGHT_JOIN data_keys k ON k.id = a.key_id",
+            $"DELETE a FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id");
         return keys;
     }
 }

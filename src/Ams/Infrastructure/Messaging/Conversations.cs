@@ -114,8 +114,8 @@ public static class Conversations
     {
         var id = await connection.ExecuteScalarAsync<long>("""
             INSERT INTO conversations (kind, title, direct_key, owner_id, created_at, last_activity_at)
-            VALUES (@kind, @title, @directKey, @ownerId, @now, @now);
-            SELECT LAST_INSERT_ID();
+            VALUES (@kind, @title, @directKey, @ownerId, @now, @now)
+            RETURNING id
             """, new { kind, title, directKey, ownerId, now }, transaction);
         foreach (var userId in memberIds)
             await connection.ExecuteAsync(

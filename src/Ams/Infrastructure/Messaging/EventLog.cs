@@ -62,11 +62,33 @@ public sealed class EventLog
 
     /// <summary>
     /// The two statements that number and store <paramref name="events"/>, to run inside the
-    /// caller's transaction, alone or batched with its own statements. Their one result set
-    /// (the stored numbers) is read back with <see cref="ReadSeqsAsync"/>. Parameters are named
-    /// <c>@ev*</c>.
+    /// caller's transaction, batched with its own statements. Their one result set (the stored
+    /// numbers) is read back with <see cref="ReadSeqsAsync"/>. Parameters are named <c>@ev*</c>.
+    /// Only for a connection with autocommit off whose batch is checked before its COMMIT (the
+    /// send writer): on Galera a transaction aborted under a multi-statement batch does not stop
+    /// it, and the INSERT would run on outside the transaction, numbering from counters whose
+    /// increment was rolled back. Everything else uses <see cref="AppendAsync"/>.
     /// </summary>
-    public static string Statements(MySqlCommand command, IReadOnlyList<NewEvent> events, DateTime now)
+    public static string Statements(MySqlCommand command, IReadOnlyList<NewEvent> events, DateTime now) =>
+        $"{Parameters(command, events, now)};\n{InsertSql}";
+
+    // Driven from the JSON lists with primary-key lookups (a scan would lock every counter it passes).
+    const string CountersSql = """
+        UPDATE JSON_TABLE(@evCounts, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', n INT PATH '$.n')) AS n
+            STRAIGHT_JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = n.u
+            SET s.seq = s.seq + n.n
+        """;
+    const string InsertSql = """
+        INSERT INTO events (user_id, seq, kind, conversation_id, subject_id, actor_id, created_at)
+            SELECT STRAIGHT_JOIN e.u, s.seq - e.b, e.k, e.c, e.m, e.a, @evNow
+            FROM JSON_TABLE(@evList, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', b INT PATH '$.b', k VARCHAR(32) PATH '$.k',
+                c BIGINT UNSIGNED PATH '$.c', m BIGINT UNSIGNED PATH '$.m', a BIGINT UNSIGNED PATH '$.a')) AS e
+            JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = e.u
+            RETURNING user_id, seq;
+        """;
+
+    /// <summary>Adds the <c>@ev*</c> parameters to <paramref name="command"/>; returns the counters' UPDATE.</summary>
+    static string Parameters(MySqlCommand command, IReadOnlyList<NewEvent> events, DateTime now)
     {
         // Each user's counter moves once, by that user's number of events; an event's number is
         // the counter after the move minus how many of that user's events follow it ("back").
@@ -87,18 +109,7 @@ public sealed class EventLog
             string.Create(CultureInfo.InvariantCulture, $"{{\"u\":{p.Key},\"n\":{p.Value}}}"))) + "]");
         command.Parameters.AddWithValue("@evList", list.ToString());
         command.Parameters.AddWithValue("@evNow", now);
-        // Driven from the JSON lists with primary-key lookups (a scan would lock every counter it passes).
-        return """
-            UPDATE JSON_TABLE(@evCounts, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', n INT PATH '$.n')) AS n
-                STRAIGHT_JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = n.u
-                SET s.seq = s.seq + n.n;
-            INSERT INTO events (user_id, seq, kind, conversation_id, subject_id, actor_id, created_at)
-                SELECT STRAIGHT_JOIN e.u, s.seq - e.b, e.k, e.c, e.m, e.a, @evNow
-                FROM JSON_TABLE(@evList, '$[*]' COLUMNS (u BIGINT UNSIGNED PATH '$.u', b INT PATH '$.b', k VARCHAR(32) PATH '$.k',
-                    c BIGINT UNSIGNED PATH '$.c', m BIGINT UNSIGNED PATH '$.m', a BIGINT UNSIGNED PATH '$.a')) AS e
-                JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = e.u
-                RETURNING user_id, seq;
-            """;
+        return CountersSql;
     }
 
     /// <summary>The numbers <see cref="Statements"/> gave, in <paramref name="events"/> order.</summary>
@@ -123,11 +134,17 @@ public sealed class EventLog
         return seqs;
     }
 
-    /// <summary>Numbers and stores events in one round trip of the caller's transaction; returns the numbers in list order.</summary>
+    /// <summary>
+    /// Numbers and stores events in the caller's transaction, one statement per round trip (a
+    /// transaction aborted under the first is reported by the second, which then does not run);
+    /// returns the numbers in list order.
+    /// </summary>
     public static async Task<long[]> AppendAsync(MySqlConnection connection, MySqlTransaction transaction, IReadOnlyList<NewEvent> events, DateTime now)
     {
         await using var command = new MySqlCommand { Connection = connection, Transaction = transaction };
-        command.CommandText = Statements(command, events, now);
+        command.CommandText = Parameters(command, events, now);
+        await command.ExecuteNonQueryAsync();
+        command.CommandText = InsertSql;
         await using var reader = await command.ExecuteReaderAsync();
         return await ReadSeqsAsync(reader, events);
     }

@@ -1,0 +1,56 @@
+using MySqlConnector;
+
+namespace Ams.Infrastructure;
+
+/// <summary>
+/// Transactions that MariaDB refused with a deadlock error run again. On a Galera cluster that is
+/// how a commit fails that conflicts with a write set certified first on another node (or a
+/// transaction aborted under it for one being applied); on one server, a deadlock. Either way the
+/// transaction was rolled back whole, provided nothing of it ran outside it: every transaction
+/// sends one statement per command, except the send writer, which keeps autocommit off and
+/// checks its batch before a COMMIT of its own (SendMessage.Sql). Sends have their own retry in
+/// the group-commit writer; <see cref="UseConflictRetry"/> covers every other write request.
+/// </summary>
+public static class ConflictRetry
+{
+    /// <summary>
+    /// How often a refused transaction is run: a node can lose the race many times in a row while
+    /// the others keep writing to the same rows, so up to ~4 s of backing off (<see cref="BackOff"/>).
+    /// </summary>
+    public const int Attempts = 40;
+
+    /// <summary>A deadlock error: the transaction was rolled back and may simply run again.</summary>
+    public static bool IsConflict(Exception e) => e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock };
+
+    /// <summary>A random wait that grows with the attempt, to 200 ms: writers that collided do not collide again at once.</summary>
+    public static TimeSpan BackOff(int attempt) => TimeSpan.FromMilliseconds(Random.Shared.Next(Math.Min(1 << Math.Min(attempt, 8), 200)));
+
+    /// <summary>Runs a write request again, whole, when its transaction lost a conflict, as long as its answer has not started.</summary>
+    public static IApplicationBuilder UseConflictRetry(this IApplicationBuilder app) => app.Use(async (http, next) =>
+    {
+        // Reads do not conflict, and a streamed upload cannot be read twice.
+        if (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)
+            || http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is not null)
+        {
+            await next(http);
+            return;
+        }
+        // Every other body is at most RequestLimits.MaxBodyBytes: kept in memory to be read again.
+        http.Request.EnableBuffering(bufferThreshold: (int)RequestLimits.MaxBodyBytes + 1);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await next(http);
+                return;
+            }
+            catch (Exception e) when (IsConflict(e) && attempt < Attempts && !http.Response.HasStarted)
+            {
+                AmsMetrics.ConflictRetries.Add(1, new KeyValuePair<string, object?>("operation", "request"));
+                http.Response.Clear();
+                http.Request.Body.Position = 0;
+                await Task.Delay(BackOff(attempt), http.RequestAborted);
+            }
+        }
+    });
+}
