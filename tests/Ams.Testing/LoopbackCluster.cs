@@ -4,8 +4,8 @@ namespace Ams.Testing;
 
 /// <summary>
 /// The clustered form on loopback: a three-node Galera cluster (127.0.0.1–3), a Redis Cluster of
-/// three masters and three replicas, three AMS nodes on the AOT binary (every one on Galera's
-/// fail-over list) and the HAProxy sample in front of them. <c>just cluster</c> and the drill of
+/// three masters and three replicas, three AMS nodes on the AOT binary (each writing through its own
+/// Galera node, the others on its fail-over list) and the HAProxy sample in front of them. <c>just cluster</c> and the drill of
 /// <c>just cluster-test</c> both start it.
 /// </summary>
 public sealed class LoopbackCluster : IAsyncDisposable
@@ -28,8 +28,9 @@ public sealed class LoopbackCluster : IAsyncDisposable
             var masterKeys = "cluster:" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
             var binary = Path.Combine(AppProcess.RepositoryRoot(), "artifacts", "publish", "Ams");
             var settings = new Dictionary<string, string>(environment ?? new Dictionary<string, string>()) { ["Network__TrustedProxies"] = "127.0.0.1/32" };
-            cluster.Nodes = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ =>
-                AppProcess.LaunchAsync(binary, [], cluster.Galera.ConnectionString(cluster.Database), cluster.Redis.ConnectionString, masterKeys, settings)));
+            // Multi-writer: AMS node i writes through Galera node i, and fails over to the next.
+            cluster.Nodes = await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
+                AppProcess.LaunchAsync(binary, [], cluster.Galera.ConnectionStringFrom(cluster.Database, i), cluster.Redis.ConnectionString, masterKeys, settings)));
             var sample = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "docs", "proxy", "haproxy.cfg"));
             cluster.Proxy = await ReverseProxy.StartHaproxyAsync(sample, cluster.Nodes.Select(n => n.BaseAddress.Port).ToList());
             return cluster;
