@@ -12,6 +12,13 @@ public sealed class SessionLifetime
     public TimeSpan AbsoluteLifetime { get; set; } = TimeSpan.FromDays(7);
     /// <summary>While Redis is unreachable, a session this node saw valid this recently still works.</summary>
     public TimeSpan OutageGrace { get; set; } = TimeSpan.FromMinutes(5);
+    /// <summary>
+    /// How long a node trusts a session it confirmed in Redis before asking again. Revocations are
+    /// announced to every node, which drops its copy at once; this bounds only an announcement that
+    /// never went out (the revoking node died between deleting the session and announcing it).
+    /// Zero asks Redis on every request.
+    /// </summary>
+    public TimeSpan LocalCache { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>A signed-in session, or (<paramref name="IsAccessToken"/>) a personal access token acting as one.</summary>
@@ -44,6 +51,35 @@ public sealed class SessionStore
         this.logger = logger;
         // Revocations this node could not write while Redis was away go out first thing.
         redis.ConnectionRestored += (_, _) => _ = RetryPendingAsync();
+        // The local cache is only as exact as the revocation announcements this node hears. Those
+        // missed while the subscription's connection was down cost at most LocalCache, and once it
+        // is back nothing confirmed before it is trusted (from a second after the reconnect, for
+        // the re-subscription to land).
+        redis.ConnectionRestored += (_, e) =>
+        {
+            if (e.ConnectionType == ConnectionType.Subscription) Volatile.Write(ref listeningSince, (time.GetUtcNow() + TimeSpan.FromSeconds(1)).UtcTicks);
+        };
+        _ = ListenAsync();
+    }
+
+    // From when (UTC ticks) this node hears every revocation announcement; MaxValue while it does not.
+    long listeningSince = long.MaxValue;
+
+    async Task ListenAsync()
+    {
+        while (true)
+        {
+            try
+            {
+                await redis.GetSubscriber().SubscribeAsync(RevokedChannel, (_, id) => Forget(id.ToString()));
+                Volatile.Write(ref listeningSince, time.GetUtcNow().UtcTicks);
+                return;
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1));
+            }
+        }
     }
 
     /// <summary>The last-seen time is written at most this often per session.</summary>
@@ -115,6 +151,9 @@ public sealed class SessionStore
         var id = IdOf(token);
         if (pending.ContainsKey(id)) return null;
         var now = time.GetUtcNow();
+        if (recent.TryGetValue(id, out var known) && known.SeenAt.UtcTicks >= Volatile.Read(ref listeningSince)
+            && now - known.SeenAt < options.LocalCache && known.Session.ExpiresAt > now)
+            return known.Session;
         RedisResult result;
         try
         {
@@ -141,11 +180,25 @@ public sealed class SessionStore
             DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(value.AsSpan(sep + 1), CultureInfo.InvariantCulture)));
         if (recent.Count > 100_000) recent.Clear();
         recent[id] = (session, now);
+        // A revocation announced while Redis was still answering this lookup: the answer is stale.
+        if (revoked.ContainsKey(id)) recent.TryRemove(id, out _);
         return session;
     }
 
-    /// <summary>Drops a revoked session from this node's outage fallback.</summary>
-    public void Forget(string sessionId) => recent.TryRemove(sessionId, out _);
+    // Sessions revoked lately, so that a lookup answered just before the revocation cannot put one
+    // back into the cache after the announcement removed it.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> revoked = new();
+
+    /// <summary>Drops a revoked session from this node's cache and outage fallback.</summary>
+    public void Forget(string sessionId)
+    {
+        var now = time.GetUtcNow();
+        revoked[sessionId] = now;
+        recent.TryRemove(sessionId, out _);
+        if (revoked.Count > 1000)
+            foreach (var (id, at) in revoked)
+                if (now - at > TimeSpan.FromMinutes(1)) revoked.TryRemove(id, out _);
+    }
 
     /// <summary>
     /// Ends the session on every node. When Redis cannot be reached the revocation is kept on this

@@ -77,7 +77,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
     [Fact]
     public async Task The_list_shows_each_sessions_times_and_last_seen_moves_once_a_minute()
     {
-        var store = Store();
+        var store = Store(new SessionLifetime { LocalCache = TimeSpan.Zero });   // every lookup reaches Redis
         var (token, session) = await store.CreateAsync(7);
         var info = Assert.Single(await store.ListAsync(7));
         Assert.Equal((session.Id, Start, Start, "", ""), (info.Id, info.CreatedAt, info.LastSeenAt, info.UserAgent, info.Address));
@@ -91,6 +91,92 @@ public sealed class SessionStoreTests : IAsyncLifetime
         info = Assert.Single(await store.ListAsync(7));
         Assert.Equal((Start, Start.AddMinutes(1)), (info.CreatedAt, info.LastSeenAt));
         Assert.Empty(await store.ListAsync(8));
+    }
+
+    [Fact]
+    public async Task A_confirmed_session_is_trusted_for_LocalCache_without_Redis_then_asked_again()
+    {
+        var store = Store();
+        var (token, session) = await store.CreateAsync(21);
+        Assert.NotNull(await store.FindAsync(token));
+        var lookups = await EvalCallsAsync();
+        // Gone from Redis with no announcement (the revoking node died in between): the copy
+        // serves until LocalCache (10 s) has passed since Redis last confirmed it.
+        Assert.True(await Db.KeyDeleteAsync($"ams:session:{session.Id}"));
+        time.Advance(TimeSpan.FromSeconds(9));
+        Assert.Equal(session, await store.FindAsync(token));
+        Assert.Equal(lookups, await EvalCallsAsync());
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Null(await store.FindAsync(token));
+        Assert.Equal(lookups + 1, await EvalCallsAsync());
+    }
+
+    [Fact]
+    public async Task A_revocation_announced_by_another_node_ends_the_cached_copy()
+    {
+        var (node1, node2) = (Store(), Store());
+        var (token, session) = await node1.CreateAsync(22);
+        // Once node 2 listens to announcements, its lookups come from its cache.
+        await WaitUntilAsync(async () =>
+        {
+            Assert.NotNull(await node2.FindAsync(token));
+            var lookups = await EvalCallsAsync();
+            await node2.FindAsync(token);
+            return await EvalCallsAsync() == lookups;
+        });
+        await node1.RevokeAsync(session);
+        await WaitUntilAsync(async () => await node2.FindAsync(token) is null, TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
+    public async Task A_lookup_answered_after_the_announcement_overtook_it_is_not_cached()
+    {
+        var store = Store();
+        var (token, session) = await store.CreateAsync(24);
+        await WaitUntilAsync(() => Task.FromResult(connection.GetSubscriber().IsConnected(SessionStore.RevokedChannel)));
+        store.Forget(session.Id);   // the announcement, heard before a lookup that read the session just before its deletion
+        Assert.NotNull(await store.FindAsync(token));
+        Assert.True(await Db.KeyDeleteAsync($"ams:session:{session.Id}"));
+        Assert.Null(await store.FindAsync(token));
+    }
+
+    [Fact]
+    public async Task After_its_subscription_dropped_a_node_trusts_nothing_it_confirmed_before()
+    {
+        var store = Store();
+        var (token, session) = await store.CreateAsync(23);
+        Assert.NotNull(await store.FindAsync(token));
+        // Redis drops this node's subscription: announcements may be missed from here on.
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        await admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("CLIENT", "KILL", "TYPE", "pubsub");
+        Assert.True(await Db.KeyDeleteAsync($"ams:session:{session.Id}"));
+        await WaitUntilAsync(async () => await store.FindAsync(token) is null, TimeSpan.FromSeconds(2));
+
+        // Back, a new session is cached again; the old one stays gone.
+        var (again, _) = await store.CreateAsync(23);
+        await WaitUntilAsync(() => Task.FromResult(connection.GetSubscriber().IsConnected(SessionStore.RevokedChannel)));
+        time.Advance(TimeSpan.FromSeconds(2));   // past the second a re-subscription is given
+        Assert.NotNull(await store.FindAsync(again));
+        var lookups = await EvalCallsAsync();
+        Assert.NotNull(await store.FindAsync(again));
+        Assert.Equal(lookups, await EvalCallsAsync());
+    }
+
+    async Task<long> EvalCallsAsync()
+    {
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        var stats = (string)(await admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("INFO", "commandstats"))!;
+        return stats.Split('\n').Where(l => l.StartsWith("cmdstat_eval")).Sum(l => long.Parse(l.Split("calls=")[1].Split(',')[0]));
+    }
+
+    static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? within = null)
+    {
+        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(5));
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition did not come true in time");
+            await Task.Delay(10);
+        }
     }
 
     [Fact]

@@ -145,7 +145,6 @@ public sealed class EventHub : IHostedService
 
     void CloseSession(string sessionId)
     {
-        sessions.Forget(sessionId);
         foreach (var set in byUser.Values)
             foreach (var subscriber in set.Keys)
                 if (subscriber.SessionId == sessionId) subscriber.Close();
