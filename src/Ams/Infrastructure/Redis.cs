@@ -109,6 +109,31 @@ public sealed class RedisCircuit
         }
     }
 
+    /// <summary>
+    /// For a node whose connection to Redis is down: waits up to <paramref name="limit"/> for it
+    /// to come back. False at once for a Redis that is connected but not answering (the circuit
+    /// handles that one), and after the limit.
+    /// </summary>
+    public async Task<bool> ReconnectedWithinAsync(TimeSpan limit)
+    {
+        if (redis.IsConnected) return false;
+        var back = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnRestored(object? sender, ConnectionFailedEventArgs e)
+        {
+            if (e.ConnectionType == ConnectionType.Interactive) back.TrySetResult();
+        }
+        redis.ConnectionRestored += OnRestored;
+        try
+        {
+            if (redis.IsConnected) return true;   // restored between the first look and the subscription
+            return await Task.WhenAny(back.Task, Task.Delay(limit)) == back.Task;
+        }
+        finally
+        {
+            redis.ConnectionRestored -= OnRestored;
+        }
+    }
+
     public Task PublishAsync(RedisChannel channel, RedisValue message) =>
         CallAsync(_ => redis.GetSubscriber().PublishAsync(channel, message));
 

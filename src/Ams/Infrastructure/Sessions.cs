@@ -82,6 +82,9 @@ public sealed class SessionStore
         }
     }
 
+    /// <summary>How long a lookup of a session this node has not seen waits for a reconnecting Redis.</summary>
+    public static readonly TimeSpan ReconnectWait = TimeSpan.FromSeconds(2);
+
     /// <summary>The last-seen time is written at most this often per session.</summary>
     public static readonly TimeSpan LastSeenResolution = TimeSpan.FromMinutes(1);
 
@@ -154,18 +157,23 @@ public sealed class SessionStore
         if (recent.TryGetValue(id, out var known) && known.SeenAt.UtcTicks >= Volatile.Read(ref listeningSince)
             && now - known.SeenAt < options.LocalCache && known.Session.ExpiresAt > now)
             return known.Session;
+        Task<RedisResult> Lookup() => circuit.CallAsync(db => db.ScriptEvaluateAsync(FindAndSlide,
+            [SessionKey(id), MetaKey(id)],
+            [(long)options.IdleTimeout.TotalMilliseconds, now.ToUnixTimeMilliseconds(), (long)LastSeenResolution.TotalMilliseconds]));
         RedisResult result;
         try
         {
-            result = await circuit.CallAsync(db => db.ScriptEvaluateAsync(FindAndSlide,
-                [SessionKey(id), MetaKey(id)],
-                [(long)options.IdleTimeout.TotalMilliseconds, now.ToUnixTimeMilliseconds(), (long)LastSeenResolution.TotalMilliseconds]));
+            result = await Lookup();
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
             if (recent.TryGetValue(id, out var seen) && now - seen.SeenAt <= options.OutageGrace && seen.Session.ExpiresAt > now)
                 return seen.Session;
-            throw;
+            // Right after an outage another node may already hand out sessions while this one is
+            // still reconnecting (its next attempt is up to a second away): a session this node has
+            // not seen waits for the reconnect rather than answering 503.
+            if (!await circuit.ReconnectedWithinAsync(ReconnectWait)) throw;
+            result = await Lookup();
         }
         if (result.IsNull)
         {

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Ams.Infrastructure;
 using Ams.Testing;
 using Ams.Tests.Support;
 
@@ -160,6 +162,25 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         Assert.Equal(1, await client.GetSubscriber().PublishAsync(StackExchange.Redis.RedisChannel.Literal("ams:events"),
             System.Text.Json.JsonSerializer.Serialize(typing, Ams.AppJsonContext.Default.LiveEvent)));
         Assert.Equal("old-node", JsonNode.Parse((await NextMessageAsync(stream, "typing")).Data)!["username"].Str());
+    }
+
+    [Fact]
+    public async Task Right_after_Redis_returns_a_node_still_reconnecting_waits_for_it_instead_of_refusing_a_session_it_never_saw()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var settings = redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
+        await using var node1 = await services.StartAppAsync(redis: settings);
+        await using var node2 = await services.StartAppAsync(redis: settings);
+        var bob = await node2.MemberAsync("rw");   // signed in through node 2: node 1 has never seen the session
+        await SaveAsync(redis);
+        await redis.StopAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((await node1.GetAsync("/api/me", bob.Token, null)).Status() != 503) Assert.True(DateTime.UtcNow < deadline, "node 1 never noticed the outage");
+
+        await redis.StartAgainAsync();   // with the saved sessions
+        var waited = Stopwatch.StartNew();
+        Assert.Equal(200, (await node1.GetAsync("/api/me", bob.Token, null)).Status());
+        Assert.True(waited.Elapsed < SessionStore.ReconnectWait + TimeSpan.FromSeconds(1), $"waited {waited.Elapsed}");
     }
 
     static async Task SaveAsync(RedisServer redis)
