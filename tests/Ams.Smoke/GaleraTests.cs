@@ -56,6 +56,17 @@ public sealed class GaleraFixture : IAsyncLifetime
         return retries;
     }
 
+    /// <summary>The user's events (<paramref name="user"/>: SQL for the id) are numbered 1..N, each once, up to their counter.</summary>
+    public async Task AssertGaplessEventsAsync(int node, string database, string user)
+    {
+        var (count, distinct, max, counter) = (
+            await ScalarAsync(node, $"SELECT COUNT(*) FROM {database}.events WHERE user_id = {user}"),
+            await ScalarAsync(node, $"SELECT COUNT(DISTINCT seq) FROM {database}.events WHERE user_id = {user}"),
+            await ScalarAsync(node, $"SELECT MAX(seq) FROM {database}.events WHERE user_id = {user}"),
+            await ScalarAsync(node, $"SELECT seq FROM {database}.user_event_seq WHERE user_id = {user}"));
+        Assert.Equal((count, count, count), (distinct, max, counter));
+    }
+
     /// <summary>One column of one row, from any running node.</summary>
     public async Task<long> ScalarAsync(int node, string sql) =>
         long.Parse((await Galera.RootSqlAsync(node, sql)).Split('\n')[1].Trim());
@@ -105,21 +116,28 @@ public sealed class GaleraMultiWriterTests(GaleraFixture cluster, ITestOutputHel
 {
     static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>A user signed in through each node, and a group of them all.</summary>
+    static async Task<(List<(string Name, HttpClient Client)> Users, JsonNode Group)> UserOnEachNodeInOneGroupAsync(AppProcess[] nodes, string prefix, string title)
+    {
+        var users = new List<(string Name, HttpClient Client)>();
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            var client = nodes[i].Client();
+            client.Timeout = RequestTimeout;
+            users.Add(await SmokeUsers.UserAsync(client, $"{prefix}{i}"));
+        }
+        var group = await SmokeUsers.JsonAsync(await users[0].Client.PostAsJsonAsync("/api/conversations",
+            new { members = users.Skip(1).Select(u => u.Name).ToArray(), title }), HttpStatusCode.Created);
+        return (users, group);
+    }
+
     [Fact]
     public async Task Sends_racing_through_three_Galera_nodes_into_one_group_are_each_stored_once_with_gapless_event_numbers()
     {
         var (database, nodes) = await cluster.NodesAsync(3, cluster.Galera.ConnectionString);
         try
         {
-            var users = new List<(string Name, HttpClient Client)>();
-            for (var i = 0; i < 3; i++)
-            {
-                var client = nodes[i].Client();
-                client.Timeout = RequestTimeout;
-                users.Add(await SmokeUsers.UserAsync(client, $"gs{i}"));
-            }
-            var group = await SmokeUsers.JsonAsync(await users[0].Client.PostAsJsonAsync("/api/conversations",
-                new { members = new[] { users[1].Name, users[2].Name }, title = "race" }), HttpStatusCode.Created);
+            var (users, group) = await UserOnEachNodeInOneGroupAsync(nodes, "gs", "race");
             var conversationId = group["id"]!.GetValue<string>();
 
             // Four senders per node, each user on its own node, all into the one conversation; every
@@ -193,12 +211,7 @@ public sealed class GaleraMultiWriterTests(GaleraFixture cluster, ITestOutputHel
                         $"SELECT COUNT(*) FROM {database}.events WHERE user_id = {user} AND kind = 'message' AND conversation_id = {conversationId}"));
                     Assert.Equal(ids.Count, await cluster.ScalarAsync(g,
                         $"SELECT COUNT(DISTINCT subject_id) FROM {database}.events WHERE user_id = {user} AND kind = 'message' AND subject_id IN ({string.Join(',', ids)})"));
-                    var (count, distinct, max, counter) = (
-                        await cluster.ScalarAsync(g, $"SELECT COUNT(*) FROM {database}.events WHERE user_id = {user}"),
-                        await cluster.ScalarAsync(g, $"SELECT COUNT(DISTINCT seq) FROM {database}.events WHERE user_id = {user}"),
-                        await cluster.ScalarAsync(g, $"SELECT MAX(seq) FROM {database}.events WHERE user_id = {user}"),
-                        await cluster.ScalarAsync(g, $"SELECT seq FROM {database}.user_event_seq WHERE user_id = {user}"));
-                    Assert.Equal((count, count, count), (distinct, max, counter));
+                    await cluster.AssertGaplessEventsAsync(g, database, user);
                 }
             }
             // The race was real: Galera refused conflicting commits and AMS wrote the batches again.
@@ -218,15 +231,7 @@ public sealed class GaleraMultiWriterTests(GaleraFixture cluster, ITestOutputHel
         var (database, nodes) = await cluster.NodesAsync(3, cluster.Galera.ConnectionString);
         try
         {
-            var users = new List<(string Name, HttpClient Client)>();
-            for (var i = 0; i < 3; i++)
-            {
-                var client = nodes[i].Client();
-                client.Timeout = RequestTimeout;
-                users.Add(await SmokeUsers.UserAsync(client, $"gr{i}"));
-            }
-            var group = await SmokeUsers.JsonAsync(await users[0].Client.PostAsJsonAsync("/api/conversations",
-                new { members = new[] { users[1].Name, users[2].Name }, title = "reactions" }), HttpStatusCode.Created);
+            var (users, group) = await UserOnEachNodeInOneGroupAsync(nodes, "gr", "reactions");
             var message = await SmokeUsers.JsonAsync(await users[0].Client.PostAsJsonAsync("/api/messages",
                 new { conversationId = group["id"]!.GetValue<string>(), body = "react to this" }), HttpStatusCode.Created);
             var messageId = message["id"]!.GetValue<string>();
@@ -251,12 +256,7 @@ public sealed class GaleraMultiWriterTests(GaleraFixture cluster, ITestOutputHel
             {
                 var user = $"(SELECT id FROM {database}.users WHERE username = '{name}')";
                 Assert.Equal(3 * emoji.Length, await cluster.ScalarAsync(1, $"SELECT COUNT(*) FROM {database}.events WHERE user_id = {user} AND kind = 'reaction'"));
-                var (count, distinct, max, counter) = (
-                    await cluster.ScalarAsync(1, $"SELECT COUNT(*) FROM {database}.events WHERE user_id = {user}"),
-                    await cluster.ScalarAsync(1, $"SELECT COUNT(DISTINCT seq) FROM {database}.events WHERE user_id = {user}"),
-                    await cluster.ScalarAsync(1, $"SELECT MAX(seq) FROM {database}.events WHERE user_id = {user}"),
-                    await cluster.ScalarAsync(1, $"SELECT seq FROM {database}.user_event_seq WHERE user_id = {user}"));
-                Assert.Equal((count, count, count), (distinct, max, counter));
+                await cluster.AssertGaplessEventsAsync(1, database, user);
             }
             var retries = await cluster.ConflictRetriesAsync(nodes, "request");
             output.WriteLine($"{3 * emoji.Length} reactions, {retries} requests run again after a conflict");

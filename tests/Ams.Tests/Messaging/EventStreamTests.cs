@@ -115,10 +115,8 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     [Fact]
     public async Task A_send_while_Redis_is_down_succeeds_and_is_delivered_when_Redis_returns_and_replay_survives_the_restart()
     {
-        await using var redis = await RedisServer.StartAsync();
-        var settings = redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
-        await using var node1 = await services.StartAppAsync(redis: settings);
-        await using var node2 = await services.StartAppAsync(redis: settings);
+        await using var own = await OwnRedis.StartAsync(services);
+        var (redis, node1, node2) = (own.Redis, own.Node1, own.Node2);
         var alice = await node1.MemberAsync("da");
         var bob = await node1.MemberAsync("db");
         var direct = await node1.DirectAsync(alice, bob);
@@ -167,10 +165,8 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     [Fact]
     public async Task Right_after_Redis_returns_a_node_still_reconnecting_waits_for_it_instead_of_refusing_a_session_it_never_saw()
     {
-        await using var redis = await RedisServer.StartAsync();
-        var settings = redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
-        await using var node1 = await services.StartAppAsync(redis: settings);
-        await using var node2 = await services.StartAppAsync(redis: settings);
+        await using var own = await OwnRedis.StartAsync(services);
+        var (redis, node1, node2) = (own.Redis, own.Node1, own.Node2);
         var bob = await node2.MemberAsync("rw");   // signed in through node 2: node 1 has never seen the session
         await SaveAsync(redis);
         await redis.StopAsync();
@@ -183,6 +179,28 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         Assert.True(waited.Elapsed < SessionStore.ReconnectWait + TimeSpan.FromSeconds(1), $"waited {waited.Elapsed}");
     }
 
+    /// <summary>Two nodes on a Redis of their own, which the test stops and starts; 1 s Redis timeouts.</summary>
+    sealed class OwnRedis : IAsyncDisposable
+    {
+        public RedisServer Redis { get; private init; } = null!;
+        public Alba.IAlbaHost Node1 { get; private init; } = null!;
+        public Alba.IAlbaHost Node2 { get; private init; } = null!;
+
+        public static async Task<OwnRedis> StartAsync(Services services)
+        {
+            var redis = await RedisServer.StartAsync();
+            var settings = redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
+            return new OwnRedis { Redis = redis, Node1 = await services.StartAppAsync(redis: settings), Node2 = await services.StartAppAsync(redis: settings) };
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Node2.DisposeAsync();
+            await Node1.DisposeAsync();
+            await Redis.DisposeAsync();
+        }
+    }
+
     static async Task SaveAsync(RedisServer redis)
     {
         await using var client = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
@@ -192,10 +210,8 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     [Fact]
     public async Task A_stream_whose_session_ended_while_its_node_was_cut_off_gets_no_catch_up_replay()
     {
-        await using var redis = await RedisServer.StartAsync();
-        var settings = redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
-        await using var node1 = await services.StartAppAsync(redis: settings);
-        await using var node2 = await services.StartAppAsync(redis: settings);
+        await using var own = await OwnRedis.StartAsync(services);
+        var (redis, node1, node2) = (own.Redis, own.Node1, own.Node2);
         var alice = await node1.MemberAsync("pa");
         var bob = await node1.MemberAsync("pb");
         var direct = await node1.DirectAsync(alice, bob);
@@ -215,10 +231,8 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     [Fact]
     public async Task Logging_out_while_Redis_is_down_clears_the_cookie_and_takes_effect_everywhere_when_Redis_returns()
     {
-        await using var redis = await RedisServer.StartAsync();
-        var settings = redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
-        await using var node1 = await services.StartAppAsync(redis: settings);
-        await using var node2 = await services.StartAppAsync(redis: settings);
+        await using var own = await OwnRedis.StartAsync(services);
+        var (redis, node1, node2) = (own.Redis, own.Node1, own.Node2);
         var bob = await node1.MemberAsync("ob");
         await SaveAsync(redis);
         await redis.StopAsync();
