@@ -30,6 +30,7 @@ public sealed class RedisCluster : IAsyncDisposable
             await ProcessRunner.RunAsync("redis-cli",
                 ["--cluster", "create", .. nodes.Select(n => $"127.0.0.1:{n.Port}"), "--cluster-replicas", replicasPerMaster.ToString(), "--cluster-yes"]);
             await cluster.WaitUntilHealthyAsync(nodes.Length);
+            await cluster.WaitUntilReplicasSyncedAsync();
             return cluster;
         }
         catch
@@ -43,7 +44,7 @@ public sealed class RedisCluster : IAsyncDisposable
     public static Task<string> CliAsync(int port, params string[] command) =>
         ProcessRunner.RunAsync("redis-cli", ["-p", port.ToString(), .. command]);
 
-    /// <summary>The port of the master that serves <paramref name="key"/> (or channel) right now.</summary>
+    /// <summary>The port of the master that serves <paramref name="key"/> (or channel) right now; 0 while none does (mid-failover).</summary>
     public async Task<int> MasterOfAsync(string key)
     {
         var slot = int.Parse((await CliAsync(RunningPort(), "CLUSTER", "KEYSLOT", key)).Trim());
@@ -60,7 +61,7 @@ public sealed class RedisCluster : IAsyncDisposable
                 if (slot >= low && slot <= high) return int.Parse(fields[1].Split('@')[0].Split(':')[1]);
             }
         }
-        throw new InvalidOperationException($"No master serves slot {slot}.");
+        return 0;
     }
 
     /// <summary>Kills the node on <paramref name="port"/> (SIGKILL): no goodbye to the cluster, its replica takes over after the node timeout.</summary>
@@ -69,6 +70,22 @@ public sealed class RedisCluster : IAsyncDisposable
         var node = nodes.Single(n => n.Port == port);
         node.Process!.Kill();
         await node.Process.WaitForExitAsync();
+    }
+
+    /// <summary>Freezes the node on <paramref name="port"/> (SIGSTOP): its connections stay open and nothing answers, and the cluster replaces it as if dead.</summary>
+    public void Pause(int port)
+    {
+        var node = nodes.Single(n => n.Port == port);
+        node.Process!.Pause();
+        node.Paused = true;
+    }
+
+    /// <summary>Lets a paused node go on; it learns it was replaced and becomes a replica.</summary>
+    public void Resume(int port)
+    {
+        var node = nodes.Single(n => n.Port == port);
+        node.Process!.Resume();
+        node.Paused = false;
     }
 
     /// <summary>Starts a killed node again; it rejoins from its nodes.conf (as a replica, once its slots moved on).</summary>
@@ -101,7 +118,19 @@ public sealed class RedisCluster : IAsyncDisposable
         throw new TimeoutException($"The Redis Cluster did not become healthy with {known} nodes:\n{info}");
     }
 
-    int RunningPort() => nodes.First(n => n.Process is { HasExited: false }).Port;
+    // Until a replica's first full copy is done, a failover would lose what its master held.
+    async Task WaitUntilReplicasSyncedAsync()
+    {
+        var deadline = DateTime.UtcNow + ReadyTimeout;
+        foreach (var node in nodes)
+            while ((await CliAsync(node.Port, "INFO", "replication")) is var info && info.Contains("role:slave") && !info.Contains("master_link_status:up"))
+            {
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"The replica on {node.Port} never finished its first sync:\n{info}");
+                await Task.Delay(50);
+            }
+    }
+
+    int RunningPort() => nodes.First(n => n.Process is { HasExited: false } && !n.Paused).Port;
 
     public async ValueTask DisposeAsync()
     {
@@ -114,6 +143,7 @@ public sealed class RedisCluster : IAsyncDisposable
         public int Port { get; private set; } = FreePort.Next();
         int busPort = FreePort.Next();
         public ServerProcess? Process;
+        public bool Paused;
 
         /// <summary>Starts the node; the first start moves to other ports while somebody else holds the picked ones.</summary>
         public async Task StartAsync()
@@ -128,6 +158,7 @@ public sealed class RedisCluster : IAsyncDisposable
                     "--cluster-enabled", "yes", "--cluster-port", busPort.ToString(),
                     "--cluster-config-file", Path.Combine(Dir, "nodes.conf"),
                     "--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no",
+                    "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",   // a replica takes over however long its link was quiet (a hung master keeps it open)
                     "--save", "", "--appendonly", "no", "--dir", Dir,
                 ], Path.Combine(Dir, "redis.log"), Dir, CancellationToken.None);
                 if (await AnswersAsync()) return;

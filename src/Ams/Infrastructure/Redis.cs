@@ -53,24 +53,27 @@ public sealed class RedisCircuit
         redis.ConnectionFailed += (_, e) =>
         {
             if (e.ConnectionType == ConnectionType.Interactive && e.EndPoint is { } endPoint && redis.GetServer(endPoint).ServerType == ServerType.Cluster)
-                _ = Task.Run(() => FollowFailoverAsync(endPoint));
+                _ = Task.Run(() => FollowFailoverAsync(() => redis.GetServer(endPoint).IsConnected));
         };
     }
 
     // When a Redis Cluster master dies, a replica takes over its slots, but the client keeps
     // sending their commands to the dead node until it reloads the cluster's topology (by itself
     // only at its next periodic check). So the topology is reloaded every half second until the
-    // node is back or the failover had time to finish.
+    // node is back or the failover had time to finish. A paused master (hung, its connections
+    // open) shows only as calls running out of time: each trip of the circuit reloads it too.
     static readonly TimeSpan FailoverWatch = TimeSpan.FromSeconds(30);
     int followingFailover;
 
-    async Task FollowFailoverAsync(System.Net.EndPoint endPoint)
+    bool IsCluster => redis.GetEndPoints().Any(e => redis.GetServer(e).ServerType == ServerType.Cluster);
+
+    async Task FollowFailoverAsync(Func<bool> settled)
     {
         if (Interlocked.Exchange(ref followingFailover, 1) == 1) return;
         try
         {
             var until = DateTime.UtcNow + FailoverWatch;
-            while (DateTime.UtcNow < until && !redis.GetServer(endPoint).IsConnected)
+            while (DateTime.UtcNow < until && !settled())
             {
                 await Task.Delay(ProbeInterval * 2);
                 try
@@ -142,6 +145,7 @@ public sealed class RedisCircuit
         if (Interlocked.Exchange(ref open, 1) == 1) return;
         logger.LogWarning("Redis did not answer within {Budget} ms; calls fail fast until it answers a PING", Budget.TotalMilliseconds);
         _ = Task.Run(ProbeAsync);
+        if (IsCluster) _ = Task.Run(() => FollowFailoverAsync(() => !IsOpen));
     }
 
     async Task ProbeAsync()

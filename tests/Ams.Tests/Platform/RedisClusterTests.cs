@@ -65,6 +65,37 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
     }
 
     [Fact]
+    public async Task When_a_master_hangs_the_cluster_replaces_it_and_its_sessions_work_again_through_the_promoted_replica()
+    {
+        await using var app = await AppAsync();
+        var name = Api.UniqueName("rp");
+        await app.RegisterAsync(name);
+        var token = await app.LoginAsync(name);
+        var key = $"ams:session:{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token)))}";
+        var hung = await redis.Cluster.MasterOfAsync(key);
+        redis.Cluster.Pause(hung);   // connections stay open, nothing answers: only timeouts tell
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (await redis.Cluster.MasterOfAsync(key) is var now && (now == hung || now == 0)) Assert.True(DateTime.UtcNow < deadline, $"the cluster never replaced the paused master {hung}:\n" + await RedisCluster.CliAsync(redis.Cluster.Ports.First(p => p != hung), "CLUSTER", "NODES"));
+            // Once the replica is promoted, the node finds it within a few seconds (not at its
+            // next periodic check, a minute away).
+            var promoted = DateTime.UtcNow;
+            int status;
+            while ((status = (await app.GetAsync("/api/me", token, null)).Status()) != 200)
+            {
+                Assert.True(DateTime.UtcNow < promoted.AddSeconds(10), $"the session never worked again through the promoted replica: {status}");
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            redis.Cluster.Resume(hung);
+            await redis.Cluster.WaitUntilHealthyAsync(6);
+        }
+    }
+
+    [Fact]
     public async Task Live_events_travel_on_sharded_channels_to_a_stream_on_another_node()
     {
         await using var node1 = await AppAsync();
