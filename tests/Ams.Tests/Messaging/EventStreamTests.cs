@@ -201,6 +201,27 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         }
     }
 
+    [Fact]
+    public async Task A_subscription_that_went_deaf_without_an_error_is_noticed_and_made_again()
+    {
+        await using var own = await OwnRedis.StartAsync(services);
+        var (redis, node1, node2) = (own.Redis, own.Node1, own.Node2);
+        var alice = await node1.MemberAsync("ha");
+        var bob = await node1.MemberAsync("hb");
+        var direct = await node1.DirectAsync(alice, bob);
+        await using var stream = await SseClient.OpenAsync(node2, bob.Token);
+        // Redis drops every subscription to channels the user may no longer use, and refuses them
+        // when the client reconnects; once allowed again, the client does not subscribe again by itself.
+        await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        var server = admin.GetServer(admin.GetEndPoints()[0]);
+        await server.ExecuteAsync("ACL", "SETUSER", "default", "resetchannels");
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await server.ExecuteAsync("ACL", "SETUSER", "default", "allchannels");
+
+        await node1.SendAsync(alice, direct.Id(), "heard again");
+        Assert.Contains("heard again", (await NextMessageAsync(stream)).Data);
+    }
+
     static async Task SaveAsync(RedisServer redis)
     {
         await using var client = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");

@@ -97,19 +97,90 @@ public sealed class EventHub : IHostedService
         // drain is left to in-flight calls such as sends.
         lifetime.ApplicationStopping.Register(CloseAll);
         var subscriber = redis.GetSubscriber();
-        foreach (var channel in EventLog.Channels) await subscriber.SubscribeAsync(channel, (_, payload) => Deliver(payload));
+        for (var i = 0; i < EventLog.ChannelCount; i++) await SubscribeAsync(i);
         // What nodes of the previous release publish, during a rolling update (see CHANGELOG).
-        await subscriber.SubscribeAsync(EventLog.PreviousChannel, (_, payload) => Deliver(payload));
+        await subscriber.SubscribeAsync(EventLog.PreviousChannel, (_, payload) => Deliver((string)payload!));
         await subscriber.SubscribeAsync(SessionStore.RevokedChannel, (_, session) => CloseSession(session.ToString()));
         // Publications made while this node was cut off from Redis are lost to pub/sub, not to
         // the event table: every stream replays from there.
         redis.ConnectionRestored += (_, _) => CatchUpAll();
+        watching = Task.Run(() => WatchChannelsAsync(watchStop.Token), CancellationToken.None);
     }
 
-    public Task StopAsync(CancellationToken cancellationToken)
+    public async Task StopAsync(CancellationToken cancellationToken)
     {
         CloseAll();
-        return Task.CompletedTask;
+        await watchStop.CancelAsync();
+        await watching;
+    }
+
+    Task SubscribeAsync(int channel)
+    {
+        Volatile.Write(ref heardAt[channel], Environment.TickCount64);   // a fresh subscription gets a whole silence limit
+        return redis.GetSubscriber().SubscribeAsync(EventLog.Channels[channel], (_, payload) => Deliver(channel, payload));
+    }
+
+    // A subscription can go deaf without an error: after a failover (Sentinel's or a Redis
+    // Cluster's) the client may keep a channel subscribed on the dead master while publications
+    // go to the promoted one. So every node publishes its own heartbeat on each channel once a
+    // second and listens for it; a channel silent for 3 s while Redis has been taking its heartbeats
+    // for as long is subscribed again, and every stream replays what it missed.
+    static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(1);
+    static readonly TimeSpan SilenceLimit = TimeSpan.FromSeconds(3);
+    const string HeartbeatPrefix = "heartbeat:";
+    readonly string heartbeat = HeartbeatPrefix + Guid.NewGuid().ToString("N");
+    readonly long[] heardAt = new long[EventLog.ChannelCount];
+    readonly long[] takenSince = new long[EventLog.ChannelCount];   // since when Redis takes the channel's heartbeats (0: it does not)
+    readonly CancellationTokenSource watchStop = new();
+    Task watching = Task.CompletedTask;
+
+    async Task WatchChannelsAsync(CancellationToken ct)
+    {
+        var subscriber = redis.GetSubscriber();
+        using var timer = new PeriodicTimer(HeartbeatInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                var now = Environment.TickCount64;
+                var sent = EventLog.Channels.Select(channel => subscriber.PublishAsync(channel, heartbeat)).ToArray();
+                try
+                {
+                    await Task.WhenAll(sent).WaitAsync(RedisCircuit.Budget, ct);
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    // Redis does not take them: an outage, which ends with ConnectionRestored's catch-up.
+                    foreach (var task in sent) _ = task.ContinueWith(t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+                }
+                var deaf = new List<int>();
+                for (var i = 0; i < sent.Length; i++)
+                {
+                    if (!sent[i].IsCompletedSuccessfully) takenSince[i] = 0;
+                    else if (takenSince[i] == 0) takenSince[i] = now;
+                    else if (now - takenSince[i] > SilenceLimit.TotalMilliseconds && now - Volatile.Read(ref heardAt[i]) > SilenceLimit.TotalMilliseconds)
+                        deaf.Add(i);
+                }
+                if (deaf.Count == 0) continue;
+                logger.LogWarning("Live-event channels {Channels} stopped delivering; subscribing to them again", string.Join(",", deaf));
+                try
+                {
+                    foreach (var i in deaf)
+                    {
+                        await subscriber.UnsubscribeAsync(EventLog.Channels[i]);
+                        await SubscribeAsync(i);
+                    }
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    // Not answering mid-repair: the next ticks find the channel still deaf and try again.
+                }
+                CatchUpAll();
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
     }
 
     void CloseAll()
@@ -119,12 +190,23 @@ public sealed class EventHub : IHostedService
             foreach (var subscriber in set.Keys) subscriber.Close();
     }
 
-    void Deliver(RedisValue payload)
+    void Deliver(int channel, RedisValue payload)
+    {
+        var text = (string)payload!;
+        if (text.StartsWith(HeartbeatPrefix, StringComparison.Ordinal))
+        {
+            if (text == heartbeat) Volatile.Write(ref heardAt[channel], Environment.TickCount64);
+            return;
+        }
+        Deliver(text);
+    }
+
+    void Deliver(string payload)
     {
         LiveEvent? live;
         try
         {
-            live = JsonSerializer.Deserialize((string)payload!, AppJsonContext.Default.LiveEvent);
+            live = JsonSerializer.Deserialize(payload, AppJsonContext.Default.LiveEvent);
         }
         catch (JsonException e)
         {
