@@ -54,15 +54,14 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
 public sealed class EventHub : IHostedService
 {
     readonly IConnectionMultiplexer redis;
-    readonly SessionStore sessions;
     readonly IHostApplicationLifetime lifetime;
     readonly ILogger<EventHub> logger;
     volatile bool stopping;
 
-    public EventHub(IConnectionMultiplexer redis, SessionStore sessions, IHostApplicationLifetime lifetime, ILogger<EventHub> logger,
+    public EventHub(IConnectionMultiplexer redis, IHostApplicationLifetime lifetime, ILogger<EventHub> logger,
         System.Diagnostics.Metrics.IMeterFactory meters)
     {
-        (this.redis, this.sessions, this.lifetime, this.logger) = (redis, sessions, lifetime, logger);
+        (this.redis, this.lifetime, this.logger) = (redis, lifetime, logger);
         meters.Create(new System.Diagnostics.Metrics.MeterOptions(AmsMetrics.MeterName)).CreateObservableUpDownCounter("ams.events.streams.open", () => Count, "{stream}",
             "Event streams open on this node.");
     }
