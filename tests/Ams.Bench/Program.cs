@@ -17,7 +17,9 @@ foreach (var path in new[] { aot, jit })
 
 var settings = smoke ? Settings.Smoke : Settings.Full;
 Console.WriteLine($"AMS benchmark ({(smoke ? "smoke" : "full")}) on {Environment.ProcessorCount} cores");
-await using var mariadb = await MariaDbServer.StartAsync();
+// Durable, as deployed: an fsync per commit (BENCH_DURABLE=0 for the relaxed test setting).
+var durable = Environment.GetEnvironmentVariable("BENCH_DURABLE") != "0";
+await using var mariadb = await MariaDbServer.StartAsync(durable: durable);
 await using var redis = await RedisServer.StartAsync();
 await mariadb.CreateDatabaseAsync("ams");
 var masterKeys = "bench:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));

@@ -39,7 +39,9 @@ public sealed partial class MariaDbServer : IAsyncDisposable
     /// <summary>The server's stdout and stderr, i.e. its error log.</summary>
     public string LogPath => _process.LogPath;
 
-    public static async Task<MariaDbServer> StartAsync(CancellationToken ct = default)
+    /// <param name="durable">The server's own default, an fsync per commit
+    /// (<c>innodb_flush_log_at_trx_commit=1</c>): what the benchmarks measure. Tests flush once a second.</param>
+    public static async Task<MariaDbServer> StartAsync(CancellationToken ct = default, bool durable = false)
     {
         // Layout: data/ (datadir), tmp/, s.sock, mariadbd.log. Nothing else may live in the datadir:
         // every subdirectory there shows up as a database. The base path is kept short because
@@ -60,7 +62,7 @@ public sealed partial class MariaDbServer : IAsyncDisposable
             {
                 var port = FreePort.Next();
                 process = await ServerProcess.StartAsync("mariadbd",
-                    ServerArguments(dataDir, tmpDir, socketPath, port), Path.Combine(baseDir, "mariadbd.log"), baseDir, ct);
+                    ServerArguments(dataDir, tmpDir, socketPath, port, durable), Path.Combine(baseDir, "mariadbd.log"), baseDir, ct);
                 if (await WaitUntilReadyAsync(process, socketPath, port, started, ct))
                 {
                     var password = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
@@ -116,7 +118,7 @@ public sealed partial class MariaDbServer : IAsyncDisposable
         DeleteDirectory(_baseDir);
     }
 
-    private static List<string> ServerArguments(string dataDir, string tmpDir, string socketPath, int port) =>
+    private static List<string> ServerArguments(string dataDir, string tmpDir, string socketPath, int port, bool durable) =>
     [
         "--no-defaults",
         $"--user={Environment.UserName}",
@@ -127,6 +129,7 @@ public sealed partial class MariaDbServer : IAsyncDisposable
         "--bind-address=127.0.0.1",
         "--skip-log-bin",
         .. SmallServerArguments,
+        .. durable ? ["--innodb-flush-log-at-trx-commit=1"] : Array.Empty<string>(),
     ];
 
     /// <summary>Small and relaxed durability: many of these run side by side and hold nothing of value.</summary>
