@@ -32,10 +32,11 @@ cluster-test: build publish
 cluster: build publish
     dotnet run --project tests/Ams.Cluster -c Release --no-build
 
-# The benchmarks (tests/Ams.Bench): AOT and JIT footprint, floor, send throughput, delivery across two nodes, 10,000 SSE connections; writes docs/benchmarks.md
-bench: build publish
+# The benchmarks (tests/Ams.Bench): AOT and JIT footprint, floor, send throughput, delivery across two nodes, 10,000 SSE connections; writes docs/benchmarks.md. `just bench --cluster` adds floor, send and delivery on the loopback cluster (needs galera-4, rsync, haproxy)
+[positional-arguments]
+bench *args: build publish
     command -v prosody >/dev/null || [ "$(id -u)" -ne 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y prosody lua-dbi-mysql || true
-    ulimit -n "$(ulimit -Hn)" && dotnet run --project tests/Ams.Bench -c Release --no-build
+    ulimit -n "$(ulimit -Hn)" && dotnet run --project tests/Ams.Bench -c Release --no-build -- "$@"
 
 # Build everything (warnings are errors)
 build:

@@ -5,6 +5,7 @@ using Ams.Testing;
 // `just bench` runs the full set and rewrites docs/benchmarks.md; `--smoke` runs a few seconds of
 // each scenario (part of `just test`, so the harness cannot rot) and writes to artifacts/.
 var smoke = args.Contains("--smoke");
+// `--cluster` adds the floor, send and delivery scenarios on the loopback cluster (`just cluster`).
 // `--only send` (or a list of footprint, floor, send, delivery, connections, attachments, prosody) runs just those
 // and writes to artifacts/, for profiling a node under that load; the node PIDs are printed.
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
@@ -59,8 +60,9 @@ var node2 = await Launch(true);
 Console.WriteLine($"node 1 pid {node1.ProcessId}, node 2 pid {node2.ProcessId}");
 try
 {
-    if (Runs("floor")) report.Add(await Scenarios.FloorAsync(mariadb.ConnectionString("ams"), redis.ConnectionString, settings));
-    if (Runs("send")) report.Add(await Scenarios.SendThroughputAsync(node1.BaseAddress, settings));
+    var cpu = new CpuMeter();
+    if (Runs("floor")) report.Add(await Scenarios.FloorAsync(mariadb.ConnectionString("ams"), redis.ConnectionString, settings, cpu));
+    if (Runs("send")) report.Add(await Scenarios.SendThroughputAsync(node1.BaseAddress, settings, cpu));
     if (Runs("delivery")) report.Add(await Scenarios.DeliveryAsync(node1.BaseAddress, node2.BaseAddress, settings));
     if (Runs("connections")) report.Add(await Scenarios.ConnectionsAsync(node1, settings));
     if (Runs("attachments")) report.Add(await AttachmentScenarios.RunAsync(node2, mariadb.ConnectionString("ams"), smoke));
@@ -70,6 +72,11 @@ finally
     await node1.StopAsync();
     await node2.StopAsync();
 }
+
+// `--cluster`: the same load again on the clustered engines, through HAProxy, after the single
+// nodes are stopped.
+if (args.Contains("--cluster"))
+    foreach (var result in await ClusterScenarios.RunAsync(environment, settings, Runs)) report.Add(result);
 
 // The peer runs alone, after AMS is stopped, so neither competes with the other for the 2 cores.
 if (!Runs("prosody")) { }
