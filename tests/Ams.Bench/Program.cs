@@ -7,9 +7,11 @@ using Ams.Testing;
 var smoke = args.Contains("--smoke");
 // `--cluster` adds the floor, send and delivery scenarios on the loopback cluster (`just cluster`).
 // `--only send` (or a list of footprint, floor, send, delivery, connections, attachments, prosody) runs just those
-// and writes to artifacts/, for profiling a node under that load; the node PIDs are printed.
+// and writes to artifacts/, for profiling a node under that load; the node PIDs are printed. Delivery
+// runs at each of the settings' rates: `delivery` is all of them, `delivery-1000` one (likewise
+// `prosody` and `prosody-200`, …, `prosody-throughput`).
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
-bool Runs(string scenario) => only is null || only.Contains(scenario);
+bool Runs(string scenario) => only is null || only.Contains(scenario) || only.Contains(scenario.Split('-')[0]);
 var root = AppProcess.RepositoryRoot();
 var aot = Path.Combine(root, "artifacts", "publish", "Ams");
 var jit = Path.Combine(root, "src", "Ams", "bin", "Release", "net10.0", "Ams.dll");
@@ -63,7 +65,8 @@ try
     var cpu = new CpuMeter();
     if (Runs("floor")) report.Add(await Scenarios.FloorAsync(mariadb.ConnectionString("ams"), redis.ConnectionString, settings, cpu));
     if (Runs("send")) report.Add(await Scenarios.SendThroughputAsync(node1.BaseAddress, settings, cpu));
-    if (Runs("delivery")) report.Add(await Scenarios.DeliveryAsync(node1.BaseAddress, node2.BaseAddress, settings));
+    foreach (var rate in settings.DeliveryRates)
+        if (Runs($"delivery-{rate}")) report.Add(await Scenarios.DeliveryAsync(node1.BaseAddress, node2.BaseAddress, mariadb.ConnectionString("ams"), settings, rate));
     if (Runs("connections")) report.Add(await Scenarios.ConnectionsAsync(node1, settings));
     if (Runs("attachments")) report.Add(await AttachmentScenarios.RunAsync(node2, mariadb.ConnectionString("ams"), smoke));
 }
@@ -79,11 +82,13 @@ if (args.Contains("--cluster"))
     foreach (var result in await ClusterScenarios.RunAsync(environment, settings, Runs)) report.Add(result);
 
 // The peer runs alone, after AMS is stopped, so neither competes with the other for the 2 cores.
-if (!Runs("prosody")) { }
+var peerRates = settings.DeliveryRates.Where(rate => Runs($"prosody-{rate}")).ToArray();
+var peerThroughput = Runs("prosody-throughput");
+if (peerRates.Length == 0 && !peerThroughput) { }
 else if (smoke) report.Note("Prosody peer: not run in the smoke.");
 else if (!Prosody.Installed) report.Note("Prosody peer: not measured (install Debian's prosody and lua-dbi-mysql).");
 else
-    foreach (var result in await PeerScenarios.ProsodyAsync(mariadb, settings)) report.Add(result);
+    foreach (var result in await PeerScenarios.ProsodyAsync(mariadb, settings, peerRates, peerThroughput)) report.Add(result);
 
 var historyFile = Path.Combine(root, "docs", "benchmarks-history.md");
 if (File.Exists(historyFile)) report.History(File.ReadAllText(historyFile));

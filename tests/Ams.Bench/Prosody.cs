@@ -60,6 +60,9 @@ sealed class Prosody : IAsyncDisposable
             sql = { driver = "MySQL", database = "prosody", username = "{{connection.UserID}}", password = "{{connection.Password}}", host = "127.0.0.1", port = {{connection.Port}} }
             default_archive_policy = true
             archive_expires_after = "never"
+            -- Kestrel sends AMS's events with Nagle off; Prosody keeps it on unless told, which
+            -- can hold a small stanza back for a delayed ACK. Off here, so both answer as soon as they can.
+            network_settings = { nagle = false }
             log = { { levels = { min = "error" }, to = "file", filename = "{{directory}}/prosody.log" } }
             VirtualHost "{{Host}}"
             """);
