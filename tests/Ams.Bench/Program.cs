@@ -5,7 +5,7 @@ using Ams.Testing;
 // `just bench` runs the full set and rewrites docs/benchmarks.md; `--smoke` runs a few seconds of
 // each scenario (part of `just test`, so the harness cannot rot) and writes to artifacts/.
 var smoke = args.Contains("--smoke");
-// `--only send` (or a list of footprint, floor, send, delivery, connections, attachments, prosody) runs just those
+// `--only send` (or a list of footprint, floor, send, delivery, connections, attachments, connections50k, prosody) runs just those
 // and writes to artifacts/, for profiling a node under that load; the node PIDs are printed.
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
 bool Runs(string scenario) => only is null || only.Contains(scenario);
@@ -16,6 +16,9 @@ foreach (var path in new[] { aot, jit })
     if (!File.Exists(path)) throw new FileNotFoundException($"{path} is missing: run `just build` and `just publish` first.");
 
 var settings = smoke ? Settings.Smoke : Settings.Full;
+// The node and this process each hold one descriptor per stream (`just bench` raises the limit).
+if (Runs("connections50k") && OpenFilesLimit() is { } limit && limit < settings.ManyConnections[^1] + 1000)
+    throw new InvalidOperationException($"the open-files limit is {limit}: connections50k needs {settings.ManyConnections[^1] + 1000} (as root: ulimit -Hn 200000; ulimit -n 200000)");
 Console.WriteLine($"AMS benchmark ({(smoke ? "smoke" : "full")}) on {Environment.ProcessorCount} cores");
 // Durable, as deployed: an fsync per commit (BENCH_DURABLE=0 for the relaxed test setting).
 var durable = Environment.GetEnvironmentVariable("BENCH_DURABLE") != "0";
@@ -70,6 +73,14 @@ finally
     await node1.StopAsync();
     await node2.StopAsync();
 }
+// A node of its own, started fresh, so the steps measure streams and not what earlier scenarios left.
+if (Runs("connections50k"))
+{
+    var node = await Launch(true);
+    Console.WriteLine($"connections50k node pid {node.ProcessId}");
+    try { report.Add(await Scenarios.ManyConnectionsAsync(node, settings)); }
+    finally { await node.StopAsync(); }
+}
 
 // The peer runs alone, after AMS is stopped, so neither competes with the other for the 2 cores.
 if (!Runs("prosody")) { }
@@ -84,3 +95,10 @@ var output = smoke || only is not null ? Path.Combine(root, "artifacts", "benchm
 report.Write(output);
 Console.WriteLine($"wrote {output}");
 return report.Failures.Count == 0 ? 0 : 1;
+
+static long? OpenFilesLimit()
+{
+    if (!File.Exists("/proc/self/limits")) return null;
+    var line = File.ReadLines("/proc/self/limits").FirstOrDefault(l => l.StartsWith("Max open files", StringComparison.Ordinal));
+    return line?.Split(' ', StringSplitOptions.RemoveEmptyEntries) is [.., var soft, _, _] && long.TryParse(soft, out var value) ? value : null;
+}
