@@ -36,7 +36,7 @@ cluster: build publish
 bench: build publish
     command -v prosody >/dev/null || [ "$(id -u)" -ne 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y prosody lua-dbi-mysql || true
     # Each of 50,000 streams holds a descriptor in the node and one in the harness: root raises the hard limit.
-    { [ "$(id -u)" -ne 0 ] || ulimit -Hn 200000; } && ulimit -n "$(ulimit -Hn)" && dotnet run --project tests/Ams.Bench -c Release --no-build
+    { [ "$(id -u)" -ne 0 ] || ulimit -Hn 200000 2>/dev/null || true; } && ulimit -n "$(ulimit -Hn)" && dotnet run --project tests/Ams.Bench -c Release --no-build
 
 # Build everything (warnings are errors)
 build:

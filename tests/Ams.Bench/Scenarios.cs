@@ -224,8 +224,18 @@ static class Scenarios
         ConnectionsAsync(node, "Connections", [settings.Connections], settings.BurstMessages, settings.PerSourceAddress);
 
     /// <summary>The same, in steps up to 50,000 on a node of its own: whether memory per connection stays flat.</summary>
-    public static Task<Result> ManyConnectionsAsync(AppProcess node, Settings settings) =>
-        ConnectionsAsync(node, "Connections 50k", settings.ManyConnections, Math.Max(1, settings.BurstMessages / 4), settings.PerSourceAddress);
+    public static Task<Result> ManyConnectionsAsync(AppProcess node, int[] steps, Settings settings) =>
+        ConnectionsAsync(node, "Connections 50k", steps, Math.Max(1, settings.BurstMessages / 4), settings.PerSourceAddress);
+
+    /// <summary>The node's own GC figures from /metrics (System.Runtime), for telling live objects from what the GC keeps.</summary>
+    static async Task<string> GcFiguresAsync(Uri node)
+    {
+        using var client = Client.For(node);
+        var text = await client.GetStringAsync("/metrics");
+        return string.Join(", ", text.Split('\n')
+            .Where(l => l.StartsWith("dotnet_gc_last_collection_", StringComparison.Ordinal) || l.StartsWith("dotnet_gc_collections", StringComparison.Ordinal))
+            .Select(l => l.Replace("dotnet_gc_", "")));
+    }
 
     // RSS is read 2 s after the last connection of a step has its response headers (every stream
     // is registered with the hub by then), never while connections are still opening.
@@ -261,7 +271,7 @@ static class Scenarios
                 after = node.ResidentBytes();
                 measured.Add((step, after));
                 var perConnection = (after - before) / (double)step / 1024;
-                Console.WriteLine($"{name}: {step} open in {openSeconds:F0} s, RSS {after / 1048576} MB, {perConnection:F1} KB per connection");
+                Console.WriteLine($"{name}: {step} open in {openSeconds:F0} s, RSS {after / 1048576} MB, {perConnection:F1} KB per connection; {await GcFiguresAsync(node.BaseAddress)}");
                 figures.Add(steps.Length == 1
                     ? ("RSS after (MB)", $"{after / 1048576.0:F0}")
                     : ($"{step / 1000.0:0.#}k: RSS (MB)", $"{after / 1048576.0:F0}"));
