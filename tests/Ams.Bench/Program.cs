@@ -46,9 +46,10 @@ var environment = new Dictionary<string, string>
     ["Passwords__QueueTimeoutMs"] = "60000",
     ["Logging__LogLevel__Default"] = "Warning",
     ["Entropy__Background"] = "false",
-    // BENCH_GC_SERVER=0 runs the nodes on the workstation GC (see docs/benchmarks-history.md).
-    ["DOTNET_gcServer"] = Environment.GetEnvironmentVariable("BENCH_GC_SERVER") ?? "1",
 };
+// The nodes run on the GC the binary is built with (src/Ams/Ams.csproj: workstation). BENCH_GC_SERVER
+// sets DOTNET_gcServer, which the JIT build honours and the AOT binary only when built with the server GC.
+if (Environment.GetEnvironmentVariable("BENCH_GC_SERVER") is { } gcServer) environment["DOTNET_gcServer"] = gcServer;
 // Experiments: BENCH_NODE_X=y sets X=y for the AMS nodes only (not for this load-generating process).
 foreach (System.Collections.DictionaryEntry variable in Environment.GetEnvironmentVariables())
     if (variable.Key is string name && name.StartsWith("BENCH_NODE_", StringComparison.Ordinal))

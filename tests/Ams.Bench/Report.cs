@@ -102,10 +102,13 @@ sealed class Report(bool smoke)
             // Flat: the cost per connection at the last step within 10 % of the first step's.
             double Kb(int i) => (many.Steps[i].ResidentBytes - many.ResidentBefore) / (double)many.Steps[i].Connections / 1024;
             var (first, last) = (Kb(0), Kb(many.Steps.Count - 1));
-            yield return Check(last <= first * 1.1 && many.Failures.Count == 0,
-                $"50,000 SSE connections on one node with memory per connection flat: " +
+            var text = $"50,000 SSE connections on one node with memory per connection flat: " +
                 string.Join(", ", many.Steps.Select((s, i) => $"{s.Connections / 1000}k {s.ResidentBytes / 1048576.0:F0} MB ({Kb(i):F1} KB each)")) +
-                $"; {many.Figures.FirstOrDefault(f => f.Figure == "deliveries").Value} burst deliveries");
+                $"; {many.Figures.FirstOrDefault(f => f.Figure == "deliveries").Value} burst deliveries";
+            // Steps stopped short by the open-files limit prove nothing about 50,000.
+            yield return many.Steps[^1].Connections < 50_000
+                ? $"**not measured** to the end: {text} (the steps stop where this machine's open-files limit does)"
+                : Check(last <= first * 1.1 && many.Failures.Count == 0, text);
         }
         if (footprint.FirstOrDefault(f => f.Build == "Native AOT") is { } aot)
         {
