@@ -103,7 +103,7 @@ sealed class Report(bool smoke)
             double Kb(int i) => (many.Steps[i].ResidentBytes - many.ResidentBefore) / (double)many.Steps[i].Connections / 1024;
             var (first, last) = (Kb(0), Kb(many.Steps.Count - 1));
             var text = $"50,000 SSE connections on one node with memory per connection flat: " +
-                string.Join(", ", many.Steps.Select((s, i) => $"{s.Connections / 1000}k {s.ResidentBytes / 1048576.0:F0} MB ({Kb(i):F1} KB each)")) +
+                string.Join(", ", many.Steps.Select((s, i) => $"{s.Connections:N0}: {s.ResidentBytes / 1048576.0:F0} MB ({Kb(i):F1} KB each)")) +
                 $"; {many.Figures.FirstOrDefault(f => f.Figure == "deliveries").Value} burst deliveries";
             // Steps stopped short by the open-files limit prove nothing about 50,000.
             yield return many.Steps[^1].Connections < 50_000
