@@ -6,7 +6,7 @@ using Ams.Testing;
 // each scenario (part of `just test`, so the harness cannot rot) and writes to artifacts/.
 var smoke = args.Contains("--smoke");
 // `--cluster` adds the floor, send and delivery scenarios on the loopback cluster (`just cluster`).
-// `--only send` (or a list of footprint, floor, send, delivery, connections, attachments, prosody) runs just those
+// `--only send` (or a list of footprint, floor, send, delivery, connections, attachments, connections50k, prosody) runs just those
 // and writes to artifacts/, for profiling a node under that load; the node PIDs are printed. Delivery
 // runs at each of the settings' rates: `delivery` is all of them, `delivery-1000` one (likewise
 // `prosody` and `prosody-200`, …, `prosody-throughput`).
@@ -19,6 +19,17 @@ foreach (var path in new[] { aot, jit })
     if (!File.Exists(path)) throw new FileNotFoundException($"{path} is missing: run `just build` and `just publish` first.");
 
 var settings = smoke ? Settings.Smoke : Settings.Full;
+var report = new Report(smoke);
+// The node and this process each hold one descriptor per stream (`just bench` raises the limit as
+// far as it may). Where the hard limit cannot be raised (root without CAP_SYS_RESOURCE, as in some
+// containers), the steps stop below it, in 5,000s, and the report says so.
+var manySteps = settings.ManyConnections;
+if (Runs("connections50k") && OpenFilesLimit() is { } limit && limit < manySteps[^1] + 1000)
+{
+    var cap = (int)(limit - 1000) / 1000 * 1000;
+    manySteps = [.. Enumerable.Range(1, cap / 5000).Select(i => i * 5000).Where(s => s < cap), cap];
+    report.Note($"Connections 50k: the open-files limit here is {limit} and cannot be raised (`ulimit -Hn` needs CAP_SYS_RESOURCE), so the steps stop at {cap:N0}.");
+}
 Console.WriteLine($"AMS benchmark ({(smoke ? "smoke" : "full")}) on {Environment.ProcessorCount} cores");
 // Durable, as deployed: an fsync per commit (BENCH_DURABLE=0 for the relaxed test setting).
 var durable = Environment.GetEnvironmentVariable("BENCH_DURABLE") != "0";
@@ -38,9 +49,10 @@ var environment = new Dictionary<string, string>
     ["Passwords__QueueTimeoutMs"] = "60000",
     ["Logging__LogLevel__Default"] = "Warning",
     ["Entropy__Background"] = "false",
-    // BENCH_GC_SERVER=0 runs the nodes on the workstation GC (see docs/benchmarks-history.md).
-    ["DOTNET_gcServer"] = Environment.GetEnvironmentVariable("BENCH_GC_SERVER") ?? "1",
 };
+// The nodes run on the GC the binary is built with (src/Ams/Ams.csproj: workstation). BENCH_GC_SERVER
+// sets DOTNET_gcServer, which the JIT build honours and the AOT binary only when built with the server GC.
+if (Environment.GetEnvironmentVariable("BENCH_GC_SERVER") is { } gcServer) environment["DOTNET_gcServer"] = gcServer;
 // Experiments: BENCH_NODE_X=y sets X=y for the AMS nodes only (not for this load-generating process).
 foreach (System.Collections.DictionaryEntry variable in Environment.GetEnvironmentVariables())
     if (variable.Key is string name && name.StartsWith("BENCH_NODE_", StringComparison.Ordinal))
@@ -49,7 +61,6 @@ Task<AppProcess> Launch(bool native) => native
     ? AppProcess.LaunchAsync(aot, [], mariadb.ConnectionString("ams"), redis.ConnectionString, masterKeys, environment)
     : AppProcess.LaunchAsync("dotnet", [jit], mariadb.ConnectionString("ams"), redis.ConnectionString, masterKeys, environment);
 
-var report = new Report(smoke);
 if (Runs("footprint"))
 {
     var (builds, firstLaunch) = await Scenarios.FootprintAsync(Launch, aot, jit);
@@ -75,6 +86,14 @@ finally
     await node1.StopAsync();
     await node2.StopAsync();
 }
+// A node of its own, started fresh, so the steps measure streams and not what earlier scenarios left.
+if (Runs("connections50k"))
+{
+    var node = await Launch(true);
+    Console.WriteLine($"connections50k node pid {node.ProcessId}");
+    try { report.Add(await Scenarios.ManyConnectionsAsync(node, manySteps, settings)); }
+    finally { await node.StopAsync(); }
+}
 
 // `--cluster`: the same load again on the clustered engines, through HAProxy, after the single
 // nodes are stopped.
@@ -96,3 +115,10 @@ var output = smoke || only is not null ? Path.Combine(root, "artifacts", "benchm
 report.Write(output);
 Console.WriteLine($"wrote {output}");
 return report.Failures.Count == 0 ? 0 : 1;
+
+static long? OpenFilesLimit()
+{
+    if (!File.Exists("/proc/self/limits")) return null;
+    var line = File.ReadLines("/proc/self/limits").FirstOrDefault(l => l.StartsWith("Max open files", StringComparison.Ordinal));
+    return line?.Split(' ', StringSplitOptions.RemoveEmptyEntries) is [.., var soft, _, _] && long.TryParse(soft, out var value) ? value : null;
+}

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net;
 using System.Net.Http.Json;
 using Ams.Testing;
 using HdrHistogram;
@@ -9,10 +10,12 @@ using StackExchange.Redis;
 namespace Ams.Bench;
 
 /// <param name="DeliveryRates">The fixed send rates at which AMS, then Prosody, deliver (each for Duration).</param>
-sealed record Settings(TimeSpan Duration, int Concurrency, int[] DeliveryRates, int Connections, int BurstMessages)
+/// <param name="ManyConnections">The steps of the many-connections scenario.</param>
+/// <param name="PerSourceAddress">The many-connections scenario's connections per loopback source address.</param>
+sealed record Settings(TimeSpan Duration, int Concurrency, int[] DeliveryRates, int Connections, int BurstMessages, int[] ManyConnections, int PerSourceAddress)
 {
-    public static readonly Settings Smoke = new(TimeSpan.FromSeconds(2), 8, [200], 50, 5);
-    public static readonly Settings Full = new(TimeSpan.FromSeconds(20), 64, [200, 500, 1000], 10_000, 20);
+    public static readonly Settings Smoke = new(TimeSpan.FromSeconds(2), 8, [200], 50, 5, [20, 40], 20);
+    public static readonly Settings Full = new(TimeSpan.FromSeconds(20), 64, [200, 500, 1000], 10_000, 20, [10_000, 20_000, 30_000, 40_000, 50_000], 10_000);
 }
 
 sealed record Result(string Name, string What, LongHistogram? Latency, List<(string Figure, string Value)> Figures, List<string> Failures)
@@ -23,6 +26,9 @@ sealed record Result(string Name, string What, LongHistogram? Latency, List<(str
     public long Lost { get; init; }
     public long Duplicated { get; init; }
     public long ResidentBytes { get; init; }
+    /// <summary>The connections scenarios: RSS before any stream, and after each step of open streams.</summary>
+    public long ResidentBefore { get; init; }
+    public List<(int Connections, long ResidentBytes)> Steps { get; init; } = [];
 }
 
 sealed record Footprint(string Build, long SizeBytes, TimeSpan FirstOk, long IdleRssBytes);
@@ -293,41 +299,82 @@ static class Scenarios
     }
 
     /// <summary>Many idle SSE connections on one node: memory per connection, then a burst delivered to all of them.</summary>
-    public static async Task<Result> ConnectionsAsync(AppProcess node, Settings settings)
+    public static Task<Result> ConnectionsAsync(AppProcess node, Settings settings) =>
+        ConnectionsAsync(node, "Connections", [settings.Connections], settings.BurstMessages, settings.PerSourceAddress);
+
+    /// <summary>The same, in steps up to 50,000 on a node of its own: whether memory per connection stays flat.</summary>
+    public static Task<Result> ManyConnectionsAsync(AppProcess node, int[] steps, Settings settings) =>
+        ConnectionsAsync(node, "Connections 50k", steps, Math.Max(1, settings.BurstMessages / 4), settings.PerSourceAddress);
+
+    /// <summary>The node's own GC figures from /metrics (System.Runtime), for telling live objects from what the GC keeps.</summary>
+    static async Task<string> GcFiguresAsync(Uri node)
+    {
+        using var client = Client.For(node);
+        var text = await client.GetStringAsync("/metrics");
+        return string.Join(", ", text.Split('\n')
+            .Where(l => l.StartsWith("dotnet_gc_last_collection_", StringComparison.Ordinal) || l.StartsWith("dotnet_gc_collections", StringComparison.Ordinal))
+            .Select(l => l.Replace("dotnet_gc_", "")));
+    }
+
+    // RSS is read 2 s after the last connection of a step has its response headers (every stream
+    // is registered with the hub by then), never while connections are still opening.
+    static async Task<Result> ConnectionsAsync(AppProcess node, string name, int[] steps, int burst, int perSourceAddress)
     {
         var (_, senderToken) = await Client.UserAsync(node.BaseAddress, "cs");
         var (listener, listenerToken) = await Client.UserAsync(node.BaseAddress, "cl");
         var conversation = await Client.DirectAsync(node.BaseAddress, senderToken, listener);
+        var server = new IPEndPoint(IPAddress.Parse(node.BaseAddress.Host), node.BaseAddress.Port);
         var before = node.ResidentBytes();
         var sentAt = new ConcurrentDictionary<string, long>();
         var histogram = NewHistogram();
         long deliveries = 0;
-        var streams = new List<Sse>(settings.Connections);
-        for (var i = 0; i < settings.Connections; i++)
-            streams.Add(await Sse.OpenAsync(node.BaseAddress, listenerToken, body =>
+        var streams = new LeanSse[steps[^1]];
+        var figures = new List<(string Figure, string Value)> { ("RSS before (MB)", $"{before / 1048576.0:F0}") };
+        long after = 0;
+        var opened = 0;
+        var measured = new List<(int, long)>();
+        try
+        {
+            foreach (var step in steps)
             {
-                if (sentAt.TryGetValue(body, out var start)) { Record(histogram, start); Interlocked.Increment(ref deliveries); }
-            }));
-        await Task.Delay(TimeSpan.FromSeconds(2));
-        var after = node.ResidentBytes();
-        using (var client = Client.For(node.BaseAddress, senderToken))
-            for (var i = 0; i < settings.BurstMessages; i++)
-            {
-                var body = $"burst {i}";
-                sentAt[body] = Stopwatch.GetTimestamp();
-                (await client.PostAsJsonAsync("/api/messages", new { conversationId = conversation, body })).EnsureSuccessStatusCode();
+                var clock = Stopwatch.StartNew();
+                // 127.0.0.2, .3, …: loopback offers fewer than 30,000 ephemeral ports per source address.
+                await Parallel.ForAsync(opened, step, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, _) =>
+                    streams[i] = await LeanSse.OpenAsync(server, new IPAddress([127, 0, 0, (byte)(2 + i / perSourceAddress)]), listenerToken, body =>
+                    {
+                        if (sentAt.TryGetValue(body, out var start)) { Record(histogram, start); Interlocked.Increment(ref deliveries); }
+                    }));
+                opened = step;
+                var openSeconds = clock.Elapsed.TotalSeconds;
+                await Task.Delay(TimeSpan.FromSeconds(2));
+                after = node.ResidentBytes();
+                measured.Add((step, after));
+                var perConnection = (after - before) / (double)step / 1024;
+                Console.WriteLine($"{name}: {step} open in {openSeconds:F0} s, RSS {after / 1048576} MB, {perConnection:F1} KB per connection; {await GcFiguresAsync(node.BaseAddress)}");
+                figures.Add(steps.Length == 1
+                    ? ("RSS after (MB)", $"{after / 1048576.0:F0}")
+                    : ($"{step / 1000.0:0.#}k: RSS (MB)", $"{after / 1048576.0:F0}"));
+                figures.Add((steps.Length == 1 ? "per connection (KB)" : $"{step / 1000.0:0.#}k: per connection (KB)", $"{perConnection:F1}"));
             }
-        var expected = (long)settings.Connections * settings.BurstMessages;
-        var wait = Stopwatch.StartNew();
-        while (Interlocked.Read(ref deliveries) < expected && wait.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(50);
-        foreach (var stream in streams) await stream.DisposeAsync();
-        var perConnection = (after - before) / (double)settings.Connections;
-        Console.WriteLine($"{settings.Connections} SSE connections: RSS {before / 1048576} → {after / 1048576} MB, {deliveries}/{expected} deliveries");
-        return new Result("Connections", $"{settings.Connections} idle SSE connections on one node; a burst of {settings.BurstMessages} messages to all of them",
-            histogram,
-            [("RSS before (MB)", $"{before / 1048576.0:F0}"), ("RSS after (MB)", $"{after / 1048576.0:F0}"),
-             ("per connection (KB)", $"{perConnection / 1024:F1}"), ("deliveries", $"{deliveries}/{expected}")],
-            deliveries == expected ? [] : [$"{expected - deliveries} burst deliveries missing"]) { ResidentBytes = after };
+            using (var client = Client.For(node.BaseAddress, senderToken))
+                for (var i = 0; i < burst; i++)
+                {
+                    var body = $"burst {i}";
+                    sentAt[body] = Stopwatch.GetTimestamp();
+                    (await client.PostAsJsonAsync("/api/messages", new { conversationId = conversation, body })).EnsureSuccessStatusCode();
+                }
+            var expected = (long)opened * burst;
+            var wait = Stopwatch.StartNew();
+            while (Interlocked.Read(ref deliveries) < expected && wait.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(50);
+            Console.WriteLine($"{name}: {opened} SSE connections, RSS {before / 1048576} → {after / 1048576} MB, {deliveries}/{expected} deliveries");
+            figures.Add(("deliveries", $"{deliveries}/{expected}"));
+            return new Result(name, $"{opened} idle SSE connections on one node{(steps.Length > 1 ? $" (a node of its own), opened in steps of {steps[0]}" : "")}; a burst of {burst} messages to all of them",
+                histogram, figures, deliveries == expected ? [] : [$"{expected - deliveries} burst deliveries missing"]) { ResidentBytes = after, ResidentBefore = before, Steps = measured };
+        }
+        finally
+        {
+            foreach (var stream in streams) stream?.Dispose();
+        }
     }
 }
 

@@ -182,14 +182,10 @@ public static class AccessTokenScope
     public static bool IsAccountSecurity(PathString path) => Refused.Any(p => path.StartsWithSegments(p, StringComparison.OrdinalIgnoreCase));
 
     /// <summary>After authentication: a token on an account-security call is refused before any endpoint runs.</summary>
-    public static IApplicationBuilder UseAccessTokenScope(this IApplicationBuilder app) => app.Use(async (http, next) =>
-    {
-        if (http.Items[typeof(Session)] is Session { IsAccessToken: true } && IsAccountSecurity(http.Request.Path))
-        {
-            await Problem.WriteAsync(http, StatusCodes.Status403Forbidden, "Not allowed with a personal access token",
-                "Account security calls need a signed-in session, not a personal access token.");
-            return;
-        }
-        await next(http);
-    });
+    public static IApplicationBuilder UseAccessTokenScope(this IApplicationBuilder app) => app.Use((http, next) =>
+        // Not async: a pass-through holds no state machine for the request's lifetime (see RequestLimits.UseBodySizeLimit).
+        http.Items[typeof(Session)] is Session { IsAccessToken: true } && IsAccountSecurity(http.Request.Path)
+            ? Problem.WriteAsync(http, StatusCodes.Status403Forbidden, "Not allowed with a personal access token",
+                "Account security calls need a signed-in session, not a personal access token.")
+            : next(http));
 }

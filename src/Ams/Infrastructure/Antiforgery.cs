@@ -49,21 +49,28 @@ public static class Antiforgery
     /// requests carry their credential explicitly and need no token; so do anonymous JSON API
     /// calls, which a cross-site form cannot make.
     /// </summary>
-    public static IApplicationBuilder UseAntiforgeryCheck(this IApplicationBuilder app) => app.Use(async (http, next) =>
+    public static IApplicationBuilder UseAntiforgeryCheck(this IApplicationBuilder app) => app.Use((http, next) =>
     {
         var request = http.Request;
         var safe = HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || HttpMethods.IsOptions(request.Method);
         var needsToken = !safe
             && SessionAuthentication.BearerToken(request) is null
             && (request.Cookies.ContainsKey(SessionCookie.Name(request)) || !request.Path.StartsWithSegments("/api"));
-        if (needsToken && !await IsValidAsync(http))
+        // Not async when no token is needed: a pass-through holds no state machine for the
+        // request's lifetime (see RequestLimits.UseBodySizeLimit).
+        return needsToken ? CheckedAsync(http, next) : next(http);
+    });
+
+    static async Task CheckedAsync(HttpContext http, RequestDelegate next)
+    {
+        if (!await IsValidAsync(http))
         {
             await Problem.WriteAsync(http, StatusCodes.Status403Forbidden, "Anti-forgery token missing or invalid",
                 $"Cookie-authenticated writes need the page's token in the {HeaderName} header or the {FormField} form field.");
             return;
         }
         await next(http);
-    });
+    }
 
     static string? BindingSecret(HttpRequest request) =>
         request.Cookies[SessionCookie.Name(request)] is { Length: > 0 } session ? session

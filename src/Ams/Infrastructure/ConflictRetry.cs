@@ -26,15 +26,16 @@ public static class ConflictRetry
     public static TimeSpan BackOff(int attempt) => TimeSpan.FromMilliseconds(Random.Shared.Next(Math.Min(1 << Math.Min(attempt, 8), 200)));
 
     /// <summary>Runs a write request again, whole, when its transaction lost a conflict, as long as its answer has not started.</summary>
-    public static IApplicationBuilder UseConflictRetry(this IApplicationBuilder app) => app.Use(async (http, next) =>
+    public static IApplicationBuilder UseConflictRetry(this IApplicationBuilder app) => app.Use((http, next) =>
+        // Reads do not conflict, and a streamed upload cannot be read twice. Passed through
+        // without a state machine held for the request's lifetime (see RequestLimits.UseBodySizeLimit).
+        HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)
+            || http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is not null
+            ? next(http)
+            : RetryingAsync(http, next));
+
+    static async Task RetryingAsync(HttpContext http, RequestDelegate next)
     {
-        // Reads do not conflict, and a streamed upload cannot be read twice.
-        if (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)
-            || http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is not null)
-        {
-            await next(http);
-            return;
-        }
         // Every other body is at most RequestLimits.MaxBodyBytes: kept in memory to be read again.
         http.Request.EnableBuffering(bufferThreshold: (int)RequestLimits.MaxBodyBytes + 1);
         for (var attempt = 1; ; attempt++)
@@ -52,5 +53,5 @@ public static class ConflictRetry
                 await Task.Delay(BackOff(attempt), http.RequestAborted);
             }
         }
-    });
+    }
 }

@@ -277,25 +277,36 @@ public static class MetricsEndpoint
     {
         var exposition = app.ApplicationServices.GetRequiredService<MetricsExposition>();
         var access = app.ApplicationServices.GetRequiredService<MetricsAccess>();
-        return app.Use(async (http, next) =>
+        return app.Use((http, next) =>
         {
             if (!http.Request.Path.Equals(Path, StringComparison.OrdinalIgnoreCase) || !HttpMethods.IsGet(http.Request.Method))
             {
-                await next(http);
-                if (http.Response.StatusCode == StatusCodes.Status429TooManyRequests)
-                    AmsMetrics.Throttled.Add(1, new KeyValuePair<string, object?>("http.route", (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unknown"));
-                return;
+                // Counted when the answer starts, not after `next`: awaiting it would hold a state
+                // machine for the request's lifetime (an event stream runs for hours).
+                http.Response.OnStarting(static state =>
+                {
+                    var http = (HttpContext)state;
+                    if (http.Response.StatusCode == StatusCodes.Status429TooManyRequests)
+                        AmsMetrics.Throttled.Add(1, new KeyValuePair<string, object?>("http.route", (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unknown"));
+                    return Task.CompletedTask;
+                }, http);
+                return next(http);
             }
-            var address = http.Connection.RemoteIpAddress;
-            if (address?.IsIPv4MappedToIPv6 == true) address = address.MapToIPv4();
-            if (address is null || !access.AllowFrom.Any(n => n.Contains(address)))
-            {
-                http.Response.StatusCode = StatusCodes.Status404NotFound;   // the status-code pages write the usual problem
-                return;
-            }
-            http.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-            http.Response.Headers.CacheControl = "no-store";
-            await http.Response.WriteAsync(exposition.Scrape(), http.RequestAborted);
+            return ScrapeAsync(http, access, exposition);
         });
+    }
+
+    static async Task ScrapeAsync(HttpContext http, MetricsAccess access, MetricsExposition exposition)
+    {
+        var address = http.Connection.RemoteIpAddress;
+        if (address?.IsIPv4MappedToIPv6 == true) address = address.MapToIPv4();
+        if (address is null || !access.AllowFrom.Any(n => n.Contains(address)))
+        {
+            http.Response.StatusCode = StatusCodes.Status404NotFound;   // the status-code pages write the usual problem
+            return;
+        }
+        http.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+        http.Response.Headers.CacheControl = "no-store";
+        await http.Response.WriteAsync(exposition.Scrape(), http.RequestAborted);
     }
 }

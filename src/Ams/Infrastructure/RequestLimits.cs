@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Http.Features;
+
 namespace Ams.Infrastructure;
 
 /// <summary>
@@ -13,18 +15,16 @@ public static class RequestLimits
     /// <summary>
     /// Kestrel enforces <see cref="MaxBodyBytes"/> while reading (chunked bodies included);
     /// this answers a declared oversized body before anything reads it, under any server.
+    /// Not an async lambda: a pass-through returns <c>next</c>'s task instead of holding a state
+    /// machine for as long as the request runs (an event stream runs for hours; see
+    /// docs/benchmarks-history.md, SSE memory).
     /// </summary>
-    public static IApplicationBuilder UseBodySizeLimit(this IApplicationBuilder app) => app.Use(async (http, next) =>
-    {
+    public static IApplicationBuilder UseBodySizeLimit(this IApplicationBuilder app) => app.Use((http, next) =>
         // A streamed upload enforces its own, larger limit while it reads.
-        if (http.Request.ContentLength > MaxBodyBytes && http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is null)
-        {
-            await Problem.WriteAsync(http, StatusCodes.Status413PayloadTooLarge, "Request body too large",
-                $"Request bodies are limited to {MaxBodyBytes / 1024} KiB.");
-            return;
-        }
-        await next(http);
-    });
+        http.Request.ContentLength > MaxBodyBytes && http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is null
+            ? Problem.WriteAsync(http, StatusCodes.Status413PayloadTooLarge, "Request body too large",
+                $"Request bodies are limited to {MaxBodyBytes / 1024} KiB.")
+            : next(http));
 }
 
 public static class UnreadableBodies
@@ -40,38 +40,45 @@ public static class UnreadableBodies
     public static IApplicationBuilder UseUnreadableBodiesAsBadRequest(this IApplicationBuilder app)
     {
         var logger = app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("Ams.Requests");
-        return app.Use(async (http, next) =>
+        return app.Use((http, next) =>
         {
             // FastEndpoints answers a JSON call sent without a Content-Type with a bare 415 whose
             // response has already started, so no problem body can be added afterwards.
             if (http.Request.ContentType is null && http.Request.Path.StartsWithSegments("/api")
                 && http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>() is { ContentTypes.Count: > 0 } accepts)
-            {
-                await Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
+                return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
                     $"Send the request body as {accepts.ContentTypes[0]}.");
+            // No body, nothing to refuse: passed through without a state machine held for the
+            // request's lifetime (an event stream runs for hours; see UseBodySizeLimit).
+            var collection = http.Features;   // (the ASP.NET feature collection, not a slice)
+            return collection.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false }
+                ? next(http)
+                : ReadableAsync(http, next, logger);
+        });
+    }
+
+    static async Task ReadableAsync(HttpContext http, RequestDelegate next, ILogger logger)
+    {
+        try
+        {
+            await next(http);
+        }
+        catch (InvalidDataException e) when (!http.Response.HasStarted)
+        {
+            logger.LogInformation("Refused an unreadable {Method} {Path} body ({Message})", http.Request.Method, http.Request.Path, e.Message);
+            http.Response.Clear();
+            http.Response.StatusCode = StatusCodes.Status400BadRequest;
+            if (http.Request.Path.StartsWithSegments("/api"))
+            {
+                await Problem.WriteAsync(http, StatusCodes.Status400BadRequest, "Unreadable request body", Reason);
                 return;
             }
-            try
-            {
-                await next(http);
-            }
-            catch (InvalidDataException e) when (!http.Response.HasStarted)
-            {
-                logger.LogInformation("Refused an unreadable {Method} {Path} body ({Message})", http.Request.Method, http.Request.Path, e.Message);
-                http.Response.Clear();
-                http.Response.StatusCode = StatusCodes.Status400BadRequest;
-                if (http.Request.Path.StartsWithSegments("/api"))
-                {
-                    await Problem.WriteAsync(http, StatusCodes.Status400BadRequest, "Unreadable request body", Reason);
-                    return;
-                }
-                var page = Layout.PageOrFragment(http, "Form not accepted", Html.Of($"""
-                    {Layout.Errors([Reason])}
-                    <p><a href="{http.Request.Path}">Back to the form</a></p>
-                    """));
-                http.Response.ContentType = "text/html; charset=utf-8";
-                await http.Response.WriteAsync(page, http.RequestAborted);
-            }
-        });
+            var page = Layout.PageOrFragment(http, "Form not accepted", Html.Of($"""
+                {Layout.Errors([Reason])}
+                <p><a href="{http.Request.Path}">Back to the form</a></p>
+                """));
+            http.Response.ContentType = "text/html; charset=utf-8";
+            await http.Response.WriteAsync(page, http.RequestAborted);
+        }
     }
 }

@@ -25,31 +25,43 @@ public sealed class StreamOptions
 /// doubles nothing. Publications can arrive out of order (two nodes, two writers); a gap in the
 /// numbers is filled from the table.
 /// </summary>
-public sealed class Stream(EventHub hub, Presence presence, MySqlDataSource db, SessionStore sessions,
-    IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
+public sealed class Stream : IDisposable
 {
-    readonly Dictionary<string, IEventKind> byKind = kinds.ToDictionary(k => k.Name);
+    readonly EventHub hub;
+    readonly Presence presence;
+    readonly MySqlDataSource db;
+    readonly SessionStore sessions;
+    readonly StreamOptions options;
+    readonly ILogger<Stream> logger;
+    readonly Dictionary<string, IEventKind> byKind;
     // Open streams per user on this node: each holds a connection, a queue and a subscription.
     readonly System.Collections.Concurrent.ConcurrentDictionary<long, int> open = new();
+    // One timer for the node's streams, not a timer and a linked token source per stream and quiet
+    // period: with thousands of idle streams those were a few hundred bytes each
+    // (docs/benchmarks-history.md, SSE memory). Every stream gets a keep-alive each period.
+    readonly Timer keepAlive;
 
-    public async Task RunAsync(HttpContext http, StreamFormat format, CancellationToken ct)
+    public Stream(EventHub hub, Presence presence, MySqlDataSource db, SessionStore sessions,
+        IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
+    {
+        (this.hub, this.presence, this.db, this.sessions, this.options, this.logger) = (hub, presence, db, sessions, options, logger);
+        byKind = kinds.ToDictionary(k => k.Name);
+        keepAlive = new Timer(static state => ((EventHub)state!).OfferAll(Outgoing.KeepAlive), hub, options.KeepAlive, options.KeepAlive);
+    }
+
+    public void Dispose() => keepAlive.Dispose();
+
+    /// <summary>Not async itself: the stream's one state machine is <see cref="RunCountedAsync"/>, which releases the count.</summary>
+    public Task RunAsync(HttpContext http, StreamFormat format, CancellationToken ct)
     {
         var session = http.Session();
         if (open.AddOrUpdate(session.UserId, 1, (_, n) => n + 1) > options.MaxStreamsPerUser)
         {
             Release(session.UserId);
-            await Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many open event streams",
+            return Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many open event streams",
                 $"At most {options.MaxStreamsPerUser} streams per user; close one first.", TimeSpan.FromSeconds(5));
-            return;
         }
-        try
-        {
-            await RunCountedAsync(http, session, format, ct);
-        }
-        finally
-        {
-            Release(session.UserId);
-        }
+        return RunCountedAsync(http, session, format, ct);
     }
 
     void Release(long userId)
@@ -59,61 +71,50 @@ public sealed class Stream(EventHub hub, Presence presence, MySqlDataSource db, 
 
     async Task RunCountedAsync(HttpContext http, Session session, StreamFormat format, CancellationToken ct)
     {
-        var user = await Users.FindByIdAsync(db, session.UserId, ct);
-        if (user is null) return;
-        var response = http.Response;
-        response.ContentType = "text/event-stream; charset=utf-8";
-        response.Headers.CacheControl = "no-store";
-        response.Headers["X-Accel-Buffering"] = "no";
-        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-
-        var subscriber = hub.Register(user.Id, user.Username, session.Id, format, options.QueueCapacity);
-        subscriber.OnOverflow = http.Abort;
-        await presence.ConnectedAsync(user.Username);
         try
         {
-            var resumeAfter = ResumeAfter(http.Request);
-            var last = resumeAfter ?? await LatestAsync(user.Id, ct);
-            await response.WriteAsync(": connected\n\n", ct);
-            await response.Body.FlushAsync(ct);
-            // Starting live needs no replay: every number up to the latest is already committed.
-            if (resumeAfter is not null)
-            {
-                // Replay is bounded: a client too far behind is told to reload, then goes live. The
-                // reset carries the latest id, so its next reconnect resumes from there.
-                var latest = await LatestAsync(user.Id, ct);
-                if (latest - last > options.MaxReplay)
-                {
-                    await response.WriteAsync($"id: {latest.ToString(CultureInfo.InvariantCulture)}\nevent: reset\n\n", ct);
-                    await response.Body.FlushAsync(ct);
-                    last = latest;
-                }
-                else last = await ReplayAsync(response, subscriber, last, ct);
-            }
-            // One keep-alive timer per quiet period, not one per event; every ready event is written
-            // before a single flush, so a burst costs one flush per stream rather than one per event.
-            var tick = KeepAliveTimer(ct);
+            var user = await Users.FindByIdAsync(db, session.UserId, ct);
+            if (user is null) return;
+            var response = http.Response;
+            response.ContentType = "text/event-stream; charset=utf-8";
+            response.Headers.CacheControl = "no-store";
+            response.Headers["X-Accel-Buffering"] = "no";
+            http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+
+            var subscriber = hub.Register(user.Id, user.Username, session.Id, format, options.QueueCapacity);
+            subscriber.OnOverflow = http.Abort;
+            await presence.ConnectedAsync(user.Username);
             try
             {
+                var resumeAfter = ResumeAfter(http.Request);
+                var last = resumeAfter ?? await LatestAsync(user.Id, ct);
+                await response.WriteAsync(": connected\n\n", ct);
+                await response.Body.FlushAsync(ct);
+                // Starting live needs no replay: every number up to the latest is already committed.
+                if (resumeAfter is not null)
+                {
+                    // Replay is bounded: a client too far behind is told to reload, then goes live. The
+                    // reset carries the latest id, so its next reconnect resumes from there.
+                    var latest = await LatestAsync(user.Id, ct);
+                    if (latest - last > options.MaxReplay)
+                    {
+                        await response.WriteAsync($"id: {latest.ToString(CultureInfo.InvariantCulture)}\nevent: reset\n\n", ct);
+                        await response.Body.FlushAsync(ct);
+                        last = latest;
+                    }
+                    else last = await ReplayAsync(response, subscriber, last, ct);
+                }
+                // Every ready event is written before a single flush, so a burst costs one flush per
+                // stream rather than one per event. Keep-alives come through the queue too (the node's timer).
                 while (!ct.IsCancellationRequested)
                 {
-                    try
-                    {
-                        if (!await subscriber.Reader.WaitToReadAsync(tick.Token)) break;   // closed: logout or overflow
-                    }
-                    catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-                    {
-                        if (!await sessions.ExistsAsync(session.Id)) break;
-                        await response.WriteAsync(": keep-alive\n\n", ct);
-                        await response.Body.FlushAsync(ct);
-                        tick.Dispose();
-                        tick = KeepAliveTimer(ct);
-                        continue;
-                    }
+                    if (!await subscriber.Reader.WaitToReadAsync(ct)) break;   // closed: logout or overflow
                     var revoked = false;
+                    var keepAlive = false;
                     while (subscriber.Reader.TryRead(out var item))
                     {
-                        if (item.Event is null)
+                        if (ReferenceEquals(item, Outgoing.KeepAlive)) keepAlive = true;
+                        else if (item.Event is null)
                         {
                             // A catch-up after this node lost Redis: the revocation may have been published
                             // while it could not hear, so the session is checked before anything is replayed.
@@ -139,26 +140,31 @@ public sealed class Stream(EventHub hub, Presence presence, MySqlDataSource db, 
                             last = item.Seq;
                         }
                     }
+                    if (keepAlive && !revoked)
+                    {
+                        if (!await sessions.ExistsAsync(session.Id)) break;
+                        await response.WriteAsync(": keep-alive\n\n", ct);
+                    }
                     await response.Body.FlushAsync(ct);
                     if (revoked) break;
                 }
+                if (subscriber.Overflowed)
+                    logger.LogInformation("Event stream of user {UserId} fell {Capacity} events behind and was closed; it resumes with Last-Event-ID",
+                        user.Id, subscriber.Capacity);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                // The client went away.
             }
             finally
             {
-                tick.Dispose();
+                hub.Unregister(subscriber);
+                await presence.DisconnectedAsync(user.Id, user.Username);
             }
-            if (subscriber.Overflowed)
-                logger.LogInformation("Event stream of user {UserId} fell {Capacity} events behind and was closed; it resumes with Last-Event-ID",
-                    user.Id, subscriber.Capacity);
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            // The client went away.
         }
         finally
         {
-            hub.Unregister(subscriber);
-            await presence.DisconnectedAsync(user.Id, user.Username);
+            Release(session.UserId);
         }
     }
 
@@ -236,12 +242,5 @@ public sealed class Stream(EventHub hub, Presence presence, MySqlDataSource db, 
         foreach (var line in data.Split('\n')) frame.Append("data: ").Append(line).Append('\n');
         frame.Append('\n');
         await response.WriteAsync(frame.ToString(), ct);
-    }
-
-    CancellationTokenSource KeepAliveTimer(CancellationToken ct)
-    {
-        var timer = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timer.CancelAfter(options.KeepAlive);
-        return timer;
     }
 }

@@ -9,7 +9,11 @@ namespace Ams.Infrastructure.Messaging;
 public enum StreamFormat { Json, Html }
 
 /// <summary>One queued item for a stream: an event for the subscriber, or (Seq 0) "replay from the database".</summary>
-public sealed record Outgoing(long Seq, LiveEvent? Event);
+public sealed record Outgoing(long Seq, LiveEvent? Event)
+{
+    /// <summary>Time for a keep-alive comment (the events slice's timer offers it to every stream).</summary>
+    public static readonly Outgoing KeepAlive = new(-1, null);
+}
 
 /// <summary>
 /// One open event stream. Its queue is bounded: a client that stops reading does not hold up
@@ -234,8 +238,14 @@ public sealed class EventHub : IHostedService
     void CatchUpAll()
     {
         logger.LogInformation("Redis connection restored; {Count} streams replay what they missed", Count);
+        OfferAll(new Outgoing(0, null));
+    }
+
+    /// <summary>One item to every stream open on this node.</summary>
+    public void OfferAll(Outgoing item)
+    {
         foreach (var set in byUser.Values)
-            foreach (var subscriber in set.Keys) subscriber.Offer(new Outgoing(0, null));
+            foreach (var subscriber in set.Keys) subscriber.Offer(item);
     }
 }
 
