@@ -101,7 +101,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         var (token, session) = await store.CreateAsync(20);
         Assert.NotNull(await store.FindAsync(token));
         // Gone from Redis with no announcement: nothing on the node still vouches for it.
-        Assert.True(await Db.KeyDeleteAsync($"ams:session:{session.Id}"));
+        Assert.True(await Db.KeyDeleteAsync(SessionKey(session.Id)));
         Assert.Null(await store.FindAsync(token));
     }
 
@@ -114,7 +114,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         var lookups = await EvalCallsAsync();
         // Gone from Redis with no announcement (the revoking node died in between): the copy
         // serves until LocalCache (10 s) has passed since Redis last confirmed it.
-        Assert.True(await Db.KeyDeleteAsync($"ams:session:{session.Id}"));
+        Assert.True(await Db.KeyDeleteAsync(SessionKey(session.Id)));
         time.Advance(TimeSpan.FromSeconds(9));
         Assert.Equal(session, await store.FindAsync(token));
         Assert.Equal(lookups, await EvalCallsAsync());
@@ -148,7 +148,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         await WaitUntilAsync(() => Task.FromResult(connection.GetSubscriber().IsConnected(SessionStore.RevokedChannel)));
         store.Forget(session.Id);   // the announcement, heard before a lookup that read the session just before its deletion
         Assert.NotNull(await store.FindAsync(token));
-        Assert.True(await Db.KeyDeleteAsync($"ams:session:{session.Id}"));
+        Assert.True(await Db.KeyDeleteAsync(SessionKey(session.Id)));
         Assert.Null(await store.FindAsync(token));
     }
 
@@ -161,7 +161,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         // Redis drops this node's subscription: announcements may be missed from here on.
         await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
         await admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("CLIENT", "KILL", "TYPE", "pubsub");
-        Assert.True(await Db.KeyDeleteAsync($"ams:session:{session.Id}"));
+        Assert.True(await Db.KeyDeleteAsync(SessionKey(session.Id)));
         await WaitUntilAsync(async () => await store.FindAsync(token) is null, TimeSpan.FromSeconds(2));
 
         // Back, a new session is cached again; the old one stays gone.
