@@ -27,7 +27,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
             await cluster.Galera.CreateDatabaseAsync(cluster.Database);
             var masterKeys = "cluster:" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
             var binary = Path.Combine(AppProcess.RepositoryRoot(), "artifacts", "publish", "Ams");
-            var settings = new Dictionary<string, string>(environment ?? new Dictionary<string, string>()) { ["Network__TrustedProxies"] = "127.0.0.1/32" };
+            var settings = new Dictionary<string, string>(environment ?? new Dictionary<string, string>()) { ["Network__TrustedProxies"] = "127.0.0.1/32", ["Redis__Replicas"] = "1" };
             // Multi-writer: AMS node i writes through Galera node i, and fails over to the next.
             cluster.Nodes = await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
                 AppProcess.LaunchAsync(binary, [], cluster.Galera.ConnectionStringFrom(cluster.Database, i), cluster.Redis.ConnectionString, masterKeys, settings)));

@@ -12,8 +12,9 @@ public sealed class RedisCluster : IAsyncDisposable
     static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(30);
 
     readonly Node[] nodes;
+    readonly int masters;
 
-    RedisCluster(Node[] nodes) => this.nodes = nodes;
+    RedisCluster(Node[] nodes, int masters) => (this.nodes, this.masters) = (nodes, masters);
 
     /// <summary>StackExchange.Redis configuration string naming every node (any one would do; all make start-up robust).</summary>
     public string ConnectionString => string.Join(',', nodes.Select(n => $"127.0.0.1:{n.Port}"));
@@ -23,7 +24,7 @@ public sealed class RedisCluster : IAsyncDisposable
     public static async Task<RedisCluster> StartAsync(int masters = 3, int replicasPerMaster = 1)
     {
         var nodes = Enumerable.Range(0, masters * (1 + replicasPerMaster)).Select(_ => new Node()).ToArray();
-        var cluster = new RedisCluster(nodes);
+        var cluster = new RedisCluster(nodes, masters);
         try
         {
             await Task.WhenAll(nodes.Select(n => n.StartAsync()));
@@ -64,6 +65,33 @@ public sealed class RedisCluster : IAsyncDisposable
         return 0;
     }
 
+    /// <summary>Every replica with the port of its master, as the cluster sees them now.</summary>
+    public async Task<List<(int Replica, int Master)>> ReplicasAsync()
+    {
+        // <id> <ip:port@bus> <flags> <master id> …
+        var nodesText = (await CliAsync(RunningPort(), "CLUSTER", "NODES")).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')).ToList();
+        static int PortOf(string[] fields) => int.Parse(fields[1].Split('@')[0].Split(':')[1]);
+        var byId = nodesText.ToDictionary(f => f[0], PortOf);
+        return nodesText.Where(f => f[2].Contains("slave")).Select(f => (PortOf(f), byId[f[3]])).ToList();
+    }
+
+    /// <summary>
+    /// Cuts every replica off its master: the replica is paused and the master closes the
+    /// replication link, so what the masters are written from now on reaches no replica (a paused
+    /// replica with its link open would still find it in its socket buffer when resumed).
+    /// Returns the replicas' ports, for <see cref="Resume"/>.
+    /// </summary>
+    public async Task<List<int>> CutOffReplicasAsync()
+    {
+        var pairs = await ReplicasAsync();
+        foreach (var (replica, master) in pairs)
+        {
+            Pause(replica);
+            await CliAsync(master, "CLIENT", "KILL", "TYPE", "replica");
+        }
+        return pairs.Select(p => p.Replica).ToList();
+    }
+
     /// <summary>Kills the node on <paramref name="port"/> (SIGKILL): no goodbye to the cluster, its replica takes over after the node timeout.</summary>
     public async Task KillAsync(int port)
     {
@@ -88,11 +116,12 @@ public sealed class RedisCluster : IAsyncDisposable
         node.Paused = false;
     }
 
-    /// <summary>Starts a killed node again; it rejoins from its nodes.conf (as a replica, once its slots moved on).</summary>
+    /// <summary>Starts a killed node again; it rejoins from its nodes.conf (as a replica, once its slots moved on) and has its copy.</summary>
     public async Task StartAgainAsync(int port)
     {
         await nodes.Single(n => n.Port == port).StartAsync();
         await WaitUntilHealthyAsync(nodes.Length);
+        await WaitUntilReplicasSyncedAsync();
     }
 
     /// <summary>Waits until every slot is served again and the cluster counts <paramref name="known"/> healthy nodes.</summary>
@@ -118,16 +147,22 @@ public sealed class RedisCluster : IAsyncDisposable
         throw new TimeoutException($"The Redis Cluster did not become healthy with {known} nodes:\n{info}");
     }
 
-    // Until a replica's first full copy is done, a failover would lose what its master held.
-    async Task WaitUntilReplicasSyncedAsync()
+    /// <summary>
+    /// Waits until every replica's link to its master is up: until a replica's first full copy is
+    /// done, a failover would lose what its master held. A node started again may still call
+    /// itself a master for a moment before it learns its slots moved on, so this counts replicas.
+    /// </summary>
+    public async Task WaitUntilReplicasSyncedAsync()
     {
         var deadline = DateTime.UtcNow + ReadyTimeout;
-        foreach (var node in nodes)
-            while ((await CliAsync(node.Port, "INFO", "replication")) is var info && info.Contains("role:slave") && !info.Contains("master_link_status:up"))
-            {
-                if (DateTime.UtcNow > deadline) throw new TimeoutException($"The replica on {node.Port} never finished its first sync:\n{info}");
-                await Task.Delay(50);
-            }
+        var replicas = nodes.Length - masters;
+        while (true)
+        {
+            var infos = await Task.WhenAll(nodes.Select(n => CliAsync(n.Port, "INFO", "replication")));
+            if (infos.Count(i => i.Contains("role:slave") && i.Contains("master_link_status:up")) == replicas) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("The replicas never all finished their sync:\n" + string.Join("\n", infos));
+            await Task.Delay(50);
+        }
     }
 
     int RunningPort() => nodes.First(n => n.Process is { HasExited: false } && !n.Paused).Port;

@@ -25,7 +25,109 @@ public static class Redis
         options.BacklogPolicy = BacklogPolicy.FailFast;
         services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(options));
         services.AddSingleton<RedisCircuit>();
+        var replication = config.GetSection("Redis").Get<ReplicationOptions>() ?? new();
+        if (replication.Replicas < 0 || replication.ReplicaWait <= TimeSpan.Zero || replication.ReplicaWait > TimeSpan.FromSeconds(10))
+            throw new ConfigurationException("Redis:Replicas must be 0 or more and Redis:ReplicaWait between 0 and 10 s (for example 00:00:00.100).");
+        services.AddSingleton(sp => new ReplicatedWrites(sp.GetRequiredService<IConnectionMultiplexer>(), options, replication, sp.GetRequiredService<ILogger<ReplicatedWrites>>()));
         return services;
+    }
+}
+
+public sealed class ReplicationOptions
+{
+    /// <summary>How many replicas of a master must hold a new session or a revocation before AMS answers it; 0 (one Redis, no replicas) does not wait.</summary>
+    public int Replicas { get; set; }
+    /// <summary>How long a write waits for those replicas before it counts as not written.</summary>
+    public TimeSpan ReplicaWait { get; set; } = TimeSpan.FromMilliseconds(100);
+}
+
+/// <summary>
+/// Redis writes that must outlive their master: a new session, a revocation. Redis replicates
+/// asynchronously, so a master that answers a write and dies the next instant may never pass it
+/// to the replica that takes over. With <see cref="ReplicationOptions.Replicas"/> set, these writes
+/// are followed by WAIT on every master they touched, and count only once that many replicas hold
+/// them. WAIT holds the connection it is sent on until the replicas answer, so these writes travel
+/// on a multiplexer of their own, never on the one every request shares.
+/// </summary>
+public sealed class ReplicatedWrites
+{
+    readonly IConnectionMultiplexer shared;
+    readonly ReplicationOptions replication;
+    readonly ILogger<ReplicatedWrites> logger;
+    readonly ConnectionMultiplexer? own;
+    long reloadedAt;
+
+    public ReplicatedWrites(IConnectionMultiplexer shared, ConfigurationOptions options, ReplicationOptions replication, ILogger<ReplicatedWrites> logger)
+    {
+        this.shared = shared;
+        this.replication = replication;
+        this.logger = logger;
+        if (replication.Replicas == 0) return;
+        var ownOptions = options.Clone();
+        ownOptions.CommandMap = CommandMap.Create(["SUBSCRIBE"], available: false);   // writes only: no subscription connection
+        own = ConnectionMultiplexer.Connect(ownOptions);
+    }
+
+    /// <summary>Where these writes go: a connection of their own when they wait for replicas, else the shared one.</summary>
+    public IDatabase Database => own is null ? shared.GetDatabase() : own.GetDatabase();
+
+    /// <summary>
+    /// Runs <paramref name="write"/> on <see cref="Database"/>, then answers whether enough
+    /// replicas of each master holding <paramref name="keys"/> have it. Throws when the write
+    /// itself fails; false when the replicas do not confirm it in time, and the caller writes
+    /// again later (or, for a new session, with another key).
+    /// </summary>
+    public async Task<bool> WriteAsync(Func<IDatabase, Task> write, params RedisKey[] keys)
+    {
+        if (own is null)
+        {
+            await write(shared.GetDatabase());
+            return true;
+        }
+        try
+        {
+            await write(own.GetDatabase());
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            Reload();
+            throw;
+        }
+        var ms = (long)replication.ReplicaWait.TotalMilliseconds;
+        try
+        {
+            var servers = keys.Select(key => own.GetServer(key, flags: CommandFlags.DemandMaster)).DistinctBy(server => server.EndPoint).ToArray();
+            var answers = await Task.WhenAll(servers.Select(server => server.ExecuteAsync("WAIT", replication.Replicas, ms)))
+                .WaitAsync(replication.ReplicaWait + RedisCircuit.Budget);
+            if (answers.All(held => (long)held >= replication.Replicas)) return true;
+            logger.LogWarning("Fewer than {Replicas} replicas confirmed a session write within {Wait} ms", replication.Replicas, ms);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            logger.LogWarning("A session write could not be confirmed by Redis ({Error})", e.Message);
+        }
+        Reload();
+        return false;
+    }
+
+    // A master that died or hung moves its slots to a replica: this multiplexer learns of it by
+    // reloading the topology (the shared one does so through RedisCircuit), at most twice a second.
+    void Reload()
+    {
+        var now = Environment.TickCount64;
+        if (now - Interlocked.Exchange(ref reloadedAt, now) > 500) _ = ReloadAsync();
+    }
+
+    async Task ReloadAsync()
+    {
+        try
+        {
+            await own!.ConfigureAsync();
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            // The next failed write tries again.
+        }
     }
 }
 

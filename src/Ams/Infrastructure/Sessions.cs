@@ -42,11 +42,13 @@ public sealed class SessionStore
     readonly TimeProvider time;
     readonly SessionLifetime options;
     readonly AccessTokenStore tokens;
+    readonly ReplicatedWrites writes;
     readonly ILogger<SessionStore> logger;
 
-    public SessionStore(IConnectionMultiplexer redis, RedisCircuit circuit, TimeProvider time, SessionLifetime options, AccessTokenStore tokens, ILogger<SessionStore> logger)
+    public SessionStore(IConnectionMultiplexer redis, RedisCircuit circuit, TimeProvider time, SessionLifetime options, AccessTokenStore tokens, ReplicatedWrites writes, ILogger<SessionStore> logger)
     {
         this.redis = redis;
+        this.writes = writes;
         this.circuit = circuit;
         this.time = time;
         this.options = options;
@@ -126,13 +128,42 @@ public sealed class SessionStore
     /// <summary>A new session; <paramref name="http"/> gives the metadata the session list shows (user agent, address).</summary>
     public async Task<(string Token, Session Session)> CreateAsync(long userId, HttpContext? http = null)
     {
-        var token = TokenPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
-        var id = IdOf(token);
+        // A session no replica holds (Redis__Replicas) is not handed out: a failover of its master
+        // would lose it. Another token lands on another master, most likely one whose replica is
+        // there, so a shard missing its replica (just failed over) does not stop sign-ins.
+        for (var attempt = 1; ; attempt++)
+        {
+            var token = TokenPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
+            var session = new Session(IdOf(token), userId, time.GetUtcNow() + options.AbsoluteLifetime);
+            if (await writes.WriteAsync(db => WriteSessionAsync(db, session, http), SessionKey(session.Id), UserKey(userId))) return (token, session);
+            _ = DeleteUnconfirmedAsync(session.Id, userId);
+            if (attempt == 4)
+                throw NotReplicated("a new session");
+        }
+    }
+
+    static RedisConnectionException NotReplicated(string what) =>
+        new(ConnectionFailureType.UnableToResolvePhysicalConnection, CommandFlags.None, $"No Redis replica confirmed {what}", null, CommandStatus.Unknown);
+
+    async Task DeleteUnconfirmedAsync(string sessionId, long userId)
+    {
+        try
+        {
+            await Task.WhenAll(writes.Database.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]), writes.Database.SetRemoveAsync(UserKey(userId), sessionId));
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            // Nobody holds its token; it expires after the idle timeout, and the session list skips it once its key is gone.
+        }
+    }
+
+    async Task WriteSessionAsync(IDatabase db, Session session, HttpContext? http)
+    {
+        var (id, userId) = (session.Id, session.UserId);
         var now = time.GetUtcNow();
-        var expires = now + options.AbsoluteLifetime;
         var ttl = options.IdleTimeout < options.AbsoluteLifetime ? options.IdleTimeout : options.AbsoluteLifetime;
-        var value = $"{userId.ToString(CultureInfo.InvariantCulture)}|{expires.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
-        var batch = Db.CreateBatch();
+        var value = $"{userId.ToString(CultureInfo.InvariantCulture)}|{session.ExpiresAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}";
+        var batch = db.CreateBatch();
         var set = batch.StringSetAsync(SessionKey(id), value, ttl);
         var nowMs = now.ToUnixTimeMilliseconds();
         var meta = batch.HashSetAsync(MetaKey(id),
@@ -146,7 +177,6 @@ public sealed class SessionStore
         var indexTtl = batch.KeyExpireAsync(UserKey(userId), options.AbsoluteLifetime);
         batch.Execute();
         await Task.WhenAll(set, meta, metaTtl, index, indexTtl);
-        return (token, new Session(id, userId, expires));
     }
 
     /// <summary>The session of a session token or of a personal access token, or null.</summary>
@@ -227,7 +257,7 @@ public sealed class SessionStore
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
             pending[session.Id] = session.UserId;
-            logger.LogWarning("Redis is unreachable; session revocation kept on this node and retried ({Error})", e.Message);
+            logger.LogWarning("Session revocation not yet in effect everywhere; kept on this node and retried ({Error})", e.Message);
             StartRetrying();
         }
     }
@@ -256,19 +286,24 @@ public sealed class SessionStore
     {
         if (!IsSessionId(sessionId)) return false;
         if (!await Db.SetContainsAsync(UserKey(userId), sessionId) || !await Db.KeyExistsAsync(SessionKey(sessionId))) return false;
-        await RevokeInRedisAsync(sessionId, userId);
-        Forget(sessionId);
+        await RevokeAsync(new Session(sessionId, userId, DateTimeOffset.MinValue));
         return true;
     }
 
     async Task RevokeInRedisAsync(string sessionId, long userId)
     {
-        var batch = Db.CreateBatch();
-        var del = batch.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]);
-        var unindex = userId > 0 ? batch.SetRemoveAsync(UserKey(userId), sessionId) : Task.FromResult(true);
-        batch.Execute();
-        await Task.WhenAll(del, unindex);
+        var replicated = await writes.WriteAsync(db =>
+        {
+            var batch = db.CreateBatch();
+            var del = batch.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]);
+            var unindex = userId > 0 ? batch.SetRemoveAsync(UserKey(userId), sessionId) : Task.FromResult(true);
+            batch.Execute();
+            return Task.WhenAll(del, unindex);
+        }, userId > 0 ? [SessionKey(sessionId), UserKey(userId)] : [SessionKey(sessionId)]);
         await AnnounceAsync([sessionId]);
+        // Deleted on the master, so refused everywhere now; but until a replica holds the deletion
+        // a failover could bring the session back, so this node keeps writing it until one does.
+        if (!replicated) throw NotReplicated("the revocation");
         pending.TryRemove(sessionId, out _);
     }
 
@@ -309,7 +344,7 @@ public sealed class SessionStore
             try
             {
                 await RevokeInRedisAsync(id, userId);
-                logger.LogInformation("A session revocation made during a Redis outage is now in effect on every node");
+                logger.LogInformation("A session revocation kept on this node is now in effect on every node");
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
@@ -394,13 +429,9 @@ public sealed class SessionStore
     {
         if (includeTokens) await tokens.RevokeAllAsync(userId);
         var ids = await Db.SetMembersAsync(UserKey(userId));
-        var doomed = ids.Select(v => (string)v!).Where(id => id != exceptSessionId).ToArray();
-        if (doomed.Length == 0) return;
-        // One DEL per session: a Redis Cluster refuses a DEL whose keys live in different slots.
-        await Task.WhenAll(doomed.Select(id => Db.KeyDeleteAsync([SessionKey(id), MetaKey(id)])));
-        await Db.SetRemoveAsync(UserKey(userId), doomed.Select(id => (RedisValue)id).ToArray());
-        foreach (var id in doomed) Forget(id);
-        await AnnounceAsync(doomed);
+        // One revocation per session: a Redis Cluster refuses a DEL whose keys live in different slots.
+        await Task.WhenAll(ids.Select(v => (string)v!).Where(id => id != exceptSessionId)
+            .Select(id => RevokeAsync(new Session(id, userId, DateTimeOffset.MinValue))));
     }
 
     /// <summary>A session's public id is the SHA-256 of its token: it names the session, and cannot be used as one.</summary>

@@ -84,7 +84,11 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
             int status;
             while ((status = (await app.GetAsync("/api/me", token, null)).Status()) != 200)
             {
-                Assert.True(DateTime.UtcNow < promoted.AddSeconds(10), $"the session never worked again through the promoted replica: {status}");
+                if (DateTime.UtcNow > promoted.AddSeconds(10))
+                {
+                    var holder = await redis.Cluster.MasterOfAsync(key);
+                    Assert.Fail($"the session never worked again through the promoted replica: {status}; {holder} holds [{await RedisCluster.CliAsync(holder, "GET", key)}]\n{await RedisCluster.CliAsync(holder, "CLUSTER", "NODES")}");
+                }
                 await Task.Delay(100);
             }
         }
@@ -92,6 +96,78 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         {
             redis.Cluster.Resume(hung);
             await redis.Cluster.WaitUntilHealthyAsync(6);
+            await redis.Cluster.WaitUntilReplicasSyncedAsync();
+        }
+    }
+
+    // Redis__Replicas=1: a new session or a revocation counts once a replica of its master holds it.
+    Task<IAlbaHost> ReplicatedAppAsync() => services.StartAppAsync(redis: redis.Cluster.ConnectionString, settings: [new("Redis:Replicas", "1")]);
+
+    static string SessionKeyOf(string token) => $"ams:session:{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token)))}";
+
+    [Fact]
+    public async Task A_sign_in_that_no_replica_holds_is_refused_rather_than_handed_out_to_be_lost_in_a_failover()
+    {
+        await using var app = await ReplicatedAppAsync();
+        var name = Api.UniqueName("rw");
+        await app.RegisterAsync(name);
+        var replicas = await redis.Cluster.CutOffReplicasAsync();
+        try
+        {
+            var refused = await app.Scenario(s => { s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login"); s.StatusCodeShouldBe(503); });
+            Assert.Equal("application/problem+json", refused.Context.Response.ContentType);
+            Assert.DoesNotContain("token", await refused.ReadAsTextAsync());
+        }
+        finally
+        {
+            foreach (var replica in replicas) redis.Cluster.Resume(replica);
+            await redis.Cluster.WaitUntilHealthyAsync(6);
+            await redis.Cluster.WaitUntilReplicasSyncedAsync();
+        }
+        // Its replicas back, the same shard takes sessions again: the refusal was for want of them.
+        var token = await app.LoginAsync(name);
+        await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); s.StatusCodeShouldBe(200); });
+    }
+
+    [Fact]
+    public async Task A_sign_out_made_while_no_replica_could_take_it_stays_in_effect_when_a_replica_that_still_holds_the_session_takes_over()
+    {
+        await using var node1 = await ReplicatedAppAsync();
+        await using var node2 = await ReplicatedAppAsync();
+        var name = Api.UniqueName("ro");
+        await node1.RegisterAsync(name);
+        var token = await node1.LoginAsync(name);   // on the master and its replica
+        var key = SessionKeyOf(token);
+        var master = await redis.Cluster.MasterOfAsync(key);
+        var replicas = await redis.Cluster.CutOffReplicasAsync();
+        try
+        {
+            await node1.Scenario(s => { s.Post.Json(new { }).ToUrl("/api/logout"); s.WithBearerToken(token); s.StatusCodeShouldBe(204); });
+            await node2.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); s.StatusCodeShouldBe(401); });
+            // The master dies with the deletion; its replica, which never got it, takes over.
+            await redis.Cluster.KillAsync(master);
+            foreach (var replica in replicas) redis.Cluster.Resume(replica);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (await redis.Cluster.MasterOfAsync(key) is var now && (now == master || now == 0))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the cluster never replaced the killed master");
+                await Task.Delay(100);
+            }
+            // node1 writes the revocation again (to the promoted replica) until a replica holds it:
+            // on every node the session is refused again within seconds, and stays refused.
+            var promoted = DateTime.UtcNow;
+            int status;
+            while ((status = (await node2.GetAsync("/api/me", token, null)).Status()) != 401)
+            {
+                Assert.True(DateTime.UtcNow < promoted.AddSeconds(10), $"the signed-out session came back with the promoted replica: {status}");
+                await Task.Delay(100);
+            }
+            Assert.Equal("", (await RedisCluster.CliAsync(await redis.Cluster.MasterOfAsync(key), "GET", key)).Trim());
+        }
+        finally
+        {
+            foreach (var replica in replicas) redis.Cluster.Resume(replica);
+            await redis.Cluster.StartAgainAsync(master);
         }
     }
 
