@@ -301,6 +301,29 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task Keep_alives_reach_every_stream_once_a_period_spread_over_it_rather_than_all_at_once()
+    {
+        // Each keep-alive asks Redis whether the stream's session still exists: 10,000 streams
+        // asking at the same instant would be a burst every period.
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Events:KeepAlive"] = "00:00:01.600", ["Events:MaxStreamsPerUser"] = "32" });
+        var bob = await app.MemberAsync("kp");
+        var streams = new List<SseClient>();
+        for (var i = 0; i < 24; i++) streams.Add(await SseClient.OpenAsync(app, bob.Token));
+        try
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var arrivals = await Task.WhenAll(streams.Select(async stream => { await stream.NextKeepAliveAsync(TimeSpan.FromSeconds(10)); return clock.Elapsed; }));
+            Assert.All(arrivals, at => Assert.True(at < TimeSpan.FromSeconds(3.5), $"a stream waited {at.TotalSeconds:F1} s for its keep-alive"));
+            Assert.True(arrivals.Max() - arrivals.Min() > TimeSpan.FromMilliseconds(400),
+                $"every keep-alive came at once: {string.Join(", ", arrivals.Select(a => a.TotalMilliseconds.ToString("F0")))} ms");
+        }
+        finally
+        {
+            foreach (var stream in streams) await stream.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_stalled_stream_does_not_delay_anyone_else()
     {
         var app = await services.AppAsync();

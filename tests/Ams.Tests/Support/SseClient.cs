@@ -63,6 +63,16 @@ public sealed class SseClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Reads on until the next keep-alive comment (skipping anything else); fails after <paramref name="timeout"/> or at the stream's end.</summary>
+    public async Task NextKeepAliveAsync(TimeSpan timeout)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(life.Token);
+        limit.CancelAfter(timeout);
+        while (await reader.ReadLineAsync(limit.Token) is { } line)
+            if (line.StartsWith(": keep-alive", StringComparison.Ordinal)) return;
+        throw new EndOfStreamException("the stream ended before a keep-alive");
+    }
+
     /// <summary>True when no event arrives within <paramref name="window"/>.</summary>
     public async Task<bool> QuietForAsync(TimeSpan window)
     {

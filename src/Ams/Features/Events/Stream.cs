@@ -38,15 +38,25 @@ public sealed class Stream : IDisposable
     readonly System.Collections.Concurrent.ConcurrentDictionary<long, int> open = new();
     // One timer for the node's streams, not a timer and a linked token source per stream and quiet
     // period: with thousands of idle streams those were a few hundred bytes each
-    // (docs/benchmarks-history.md, SSE memory). Every stream gets a keep-alive each period.
+    // (docs/benchmarks-history.md, SSE memory). Every stream gets a keep-alive each period, a
+    // share of them at each tick: every keep-alive asks Redis whether its session still exists,
+    // and 10,000 streams asking at the same instant would be a burst every period.
     readonly Timer keepAlive;
+    readonly int keepAliveShares;
+    int keepAliveTick;
 
     public Stream(EventHub hub, Presence presence, MySqlDataSource db, SessionStore sessions,
         IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
     {
         (this.hub, this.presence, this.db, this.sessions, this.options, this.logger) = (hub, presence, db, sessions, options, logger);
         byKind = kinds.ToDictionary(k => k.Name);
-        keepAlive = new Timer(static state => ((EventHub)state!).OfferAll(Outgoing.KeepAlive), hub, options.KeepAlive, options.KeepAlive);
+        keepAliveShares = (int)Math.Clamp(options.KeepAlive.TotalMilliseconds / 100, 1, 16);
+        var tick = options.KeepAlive / keepAliveShares;
+        keepAlive = new Timer(static state =>
+        {
+            var stream = (Stream)state!;
+            stream.hub.OfferKeepAlive((int)((uint)Interlocked.Increment(ref stream.keepAliveTick) % (uint)stream.keepAliveShares), stream.keepAliveShares);
+        }, this, tick, tick);
     }
 
     public void Dispose() => keepAlive.Dispose();

@@ -241,8 +241,16 @@ public sealed class EventHub : IHostedService
         OfferAll(new Outgoing(0, null));
     }
 
+    /// <summary>A keep-alive to the streams in <paramref name="share"/> of <paramref name="shares"/> (by identity, so each stream is always in the same one).</summary>
+    public void OfferKeepAlive(int share, int shares)
+    {
+        foreach (var set in byUser.Values)
+            foreach (var subscriber in set.Keys)
+                if ((uint)System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(subscriber) % (uint)shares == share) subscriber.Offer(Outgoing.KeepAlive);
+    }
+
     /// <summary>One item to every stream open on this node.</summary>
-    public void OfferAll(Outgoing item)
+    void OfferAll(Outgoing item)
     {
         foreach (var set in byUser.Values)
             foreach (var subscriber in set.Keys) subscriber.Offer(item);
