@@ -49,7 +49,7 @@ public sealed class ReplicationOptions
 /// them. WAIT holds the connection it is sent on until the replicas answer, so these writes travel
 /// on a multiplexer of their own, never on the one every request shares.
 /// </summary>
-public sealed class ReplicatedWrites
+public sealed class ReplicatedWrites : IDisposable
 {
     readonly IConnectionMultiplexer shared;
     readonly ReplicationOptions replication;
@@ -67,6 +67,8 @@ public sealed class ReplicatedWrites
         ownOptions.CommandMap = CommandMap.Create(["SUBSCRIBE"], available: false);   // writes only: no subscription connection
         own = ConnectionMultiplexer.Connect(ownOptions);
     }
+
+    public void Dispose() => own?.Dispose();
 
     /// <summary>Where these writes go: a connection of their own when they wait for replicas, else the shared one.</summary>
     public IDatabase Database => own is null ? shared.GetDatabase() : own.GetDatabase();
