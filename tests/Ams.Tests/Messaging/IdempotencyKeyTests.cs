@@ -1,3 +1,4 @@
+using Ams.Tests.Attachments;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Primitives;
@@ -81,6 +82,37 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
         }
         Assert.Equal("1", await MessagesInAsync(group.Id()));
         Assert.Equal("0", await services.ScalarAsync($"SELECT COUNT(*) FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id AND c.kind = 'direct' JOIN users u ON u.id = cm.user_id WHERE u.username = '{alice.Name}'"));
+    }
+
+    [Fact]
+    public async Task A_repeat_while_the_first_send_still_holds_its_attachments_is_409_not_a_refusal_of_the_attachments()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ikf");
+        var bob = await app.MemberAsync("ikg");
+        var group = await app.GroupAsync(alice, "keys", bob);
+        var file = (await app.UploadAsync(alice, Files.Random(100, 7))).Id();
+        var body = new { conversationId = group.Id(), body = "with a file", attachments = new[] { file } };
+
+        // What a first send does before its transaction commits: it claims the attachments.
+        await services.SqlAsync($"UPDATE attachments SET message_id = 0 WHERE id = {file}");
+        var busy = await SendWithKeyAsync(app, alice, body, "files-1");
+        var problem = await busy.ProblemAsync(409);
+        Assert.Contains("in progress", problem["title"].Str());
+        Assert.Equal("1", busy.Context.Response.Headers.RetryAfter.ToString());
+        Assert.Equal("0", await MessagesInAsync(group.Id()));
+        // Without a key nothing says it is the same send: those attachments are taken.
+        await app.Scenario(s => { s.Post.Json(body).ToUrl("/api/messages"); s.WithBearerToken(alice.Token); s.StatusCodeShouldBe(400); });
+
+        // The first send failed and gave them back: the repeat stores the message, and the next
+        // repeat (the attachments now linked to it) gets the same message back.
+        await services.SqlAsync($"UPDATE attachments SET message_id = NULL WHERE id = {file}");
+        var stored = await (await SendWithKeyAsync(app, alice, body, "files-1", 201)).JsonAsync();
+        var again = await (await SendWithKeyAsync(app, alice, body, "files-1", 201)).JsonAsync();
+        Chat.SameJson(stored, again, "the repeated send's answer");
+        Assert.Equal("1", await MessagesInAsync(group.Id()));
+        // Another send of the same, now sent, attachments is refused as before.
+        await (await SendWithKeyAsync(app, alice, body, "files-2")).ProblemAsync(400);
     }
 
     [Fact]

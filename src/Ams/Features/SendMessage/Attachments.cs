@@ -36,6 +36,13 @@ static class Attachments
         return views;
     }
 
+    /// <summary>Whether a send still being stored holds one of these uploads of the sender (claimed, not yet linked).</summary>
+    public static async Task<bool> AnyBeingSentAsync(MySqlConnection connection, long senderId, long[] ids) =>
+        ids.All(id => id > 0) && await connection.ExecuteScalarAsync<long>($"""
+            SELECT COUNT(*) FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id
+            WHERE a.uploader_id = @senderId AND a.message_id = 0
+            """, new { ids = SqlLists.Ids(ids), senderId }) > 0;
+
     /// <summary>Gives claimed attachments back to their uploader after a send that stored nothing.</summary>
     public static async Task ReleaseAsync(MySqlDataSource db, long[] ids)
     {

@@ -25,6 +25,7 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
     sealed record NoConversation : Outcome;
     sealed record AttachmentsUnavailable : Outcome;
     sealed record KeyReused : Outcome;
+    sealed record StillStoring : Outcome;
 
     const string ToSelf = "You cannot send a direct message to yourself.";
 
@@ -35,7 +36,7 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
         ApiDocs.Document(Definition, "Send a message to a conversation, or to a user's direct conversation",
             b => b.Produces<MessageView>(StatusCodes.Status201Created).Header(IdempotencyKeys.Header,
                 $"1 to {IdempotencyKeys.MaxLength} visible ASCII characters: a repeat returns the first send's message and stores nothing (24 h, per sender)"),
-            400, 404, 422, 429);
+            400, 404, 409, 422, 429);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)
@@ -79,6 +80,11 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, "Attachment not available",
                     "Each attachment must be an upload of yours that has not been sent yet.");
                 break;
+            case StillStoring:
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status409Conflict, "Send still in progress",
+                    "An earlier send is still storing these attachments. Repeat this request with the same Idempotency-Key in a moment to get its message.",
+                    TimeSpan.FromSeconds(1));
+                break;
             case KeyReused:
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status422UnprocessableEntity, "Idempotency-Key reused",
                     "This Idempotency-Key was already used for a different message.");
@@ -110,7 +116,15 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
         if (attachmentIds.Length > 0)
         {
             await using var connection = await db.OpenConnectionAsync(ct);
-            if (await Attachments.ClaimAsync(connection, envelope, me, attachmentIds) is not { } claimed) return new AttachmentsUnavailable();
+            if (await Attachments.ClaimAsync(connection, envelope, me, attachmentIds) is not { } claimed)
+            {
+                // A repeat whose first send is still being stored finds the attachments claimed by
+                // it (or, by now, linked to its message): that send may yet succeed, so the repeat
+                // is not told they are gone.
+                if (key is null) return new AttachmentsUnavailable();
+                if (await EarlierSendAsync(me, key, ct) is { } finished) return finished;
+                return await Attachments.AnyBeingSentAsync(connection, me, attachmentIds) ? new StillStoring() : new AttachmentsUnavailable();
+            }
             attachments = claimed;
         }
 
