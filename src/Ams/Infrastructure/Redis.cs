@@ -64,7 +64,8 @@ public sealed class ReplicatedWrites : IDisposable
         this.logger = logger;
         if (replication.Replicas == 0) return;
         var ownOptions = options.Clone();
-        ownOptions.CommandMap = CommandMap.Create(["SUBSCRIBE"], available: false);   // writes only: no subscription connection
+        // Writes only: no subscription connection, unless the sentinels' announcements of a new master need one.
+        if (string.IsNullOrEmpty(ownOptions.ServiceName)) ownOptions.CommandMap = CommandMap.Create(["SUBSCRIBE"], available: false);
         own = ConnectionMultiplexer.Connect(ownOptions);
     }
 
