@@ -23,6 +23,15 @@ public static class Redis
         // While disconnected, fail at once rather than queue: every caller has a fallback (the
         // session cache, the event table's replay, an open send throttle) or answers 503.
         options.BacklogPolicy = BacklogPolicy.FailFast;
+        if (!string.IsNullOrEmpty(options.ServiceName))
+        {
+            // Under Sentinel the client follows a failover with blocking calls on pool threads (to
+            // the sentinels, and a reconfigure waited for synchronously, retried every second), one
+            // set per multiplexer. On two cores the pool (two threads to start with, one more
+            // every half second) starved: requests waited ~14 s after a master kill, not ~2 s.
+            ThreadPool.GetMinThreads(out var workers, out var io);
+            ThreadPool.SetMinThreads(Math.Max(workers, 32), io);
+        }
         services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(options));
         services.AddSingleton<RedisCircuit>();
         var replication = config.GetSection("Redis").Get<ReplicationOptions>() ?? new();
