@@ -21,7 +21,7 @@ public sealed class RedisSentinelFixture : IAsyncLifetime
 public sealed class RedisSentinelTests(Services services, RedisSentinelFixture sentinel) : IClassFixture<Services>, IClassFixture<RedisSentinelFixture>
 {
     [Fact]
-    public async Task Sessions_sends_and_resumed_streams_carry_on_when_the_sentinels_replace_a_dead_master()
+    public async Task Sessions_sends_and_open_streams_carry_on_when_the_sentinels_replace_a_dead_master()
     {
         IEnumerable<KeyValuePair<string, string?>> settings = [new("Redis:Replicas", "1")];
         await using var node1 = await services.StartAppAsync(redis: sentinel.Redis.ConnectionString, settings: settings);
@@ -29,12 +29,9 @@ public sealed class RedisSentinelTests(Services services, RedisSentinelFixture s
         var alice = await node1.MemberAsync("sa");
         var bob = await node1.MemberAsync("sb");
         var direct = (await node1.DirectAsync(alice, bob)).Id();
-        string lastSeen;
-        await using (var stream = await SseClient.OpenAsync(node2, bob.Token))
-        {
-            await node1.SendAsync(alice, direct, "before the failover");
-            lastSeen = (await stream.NextOfAsync("message")).Id!;
-        }
+        await using var stream = await SseClient.OpenAsync(node2, bob.Token);
+        await node1.SendAsync(alice, direct, "before the failover");
+        var lastSeen = (await stream.NextOfAsync("message")).Id!;
 
         var killed = DateTime.UtcNow;
         await sentinel.Redis.KillMasterAsync();
@@ -57,7 +54,10 @@ public sealed class RedisSentinelTests(Services services, RedisSentinelFixture s
         }
         await node2.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(bob.Token); s.StatusCodeShouldBe(200); });
         await node2.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(alice.Token); s.StatusCodeShouldBe(200); });
-        // A stream that resumes where it left off gets the message sent after the failover.
+        // The stream that stayed open on the other node gets it (it once missed it in 1 of 6 runs:
+        // the send came between the reconnect's replay and the subscriptions being back), and so
+        // does one that resumes where it left off.
+        Assert.Equal(sent, JsonNode.Parse((await stream.NextOfAsync("message")).Data)!.Id());
         await using var resumed = await SseClient.OpenAsync(node2, bob.Token, lastSeen);
         Assert.Equal(sent, JsonNode.Parse((await resumed.NextOfAsync("message")).Data)!.Id());
     }

@@ -106,7 +106,11 @@ public sealed class EventHub : IHostedService
         await subscriber.SubscribeAsync(SessionStore.RevokedChannel, (_, session) => CloseSession(session.ToString()));
         // Publications made while this node was cut off from Redis are lost to pub/sub, not to
         // the event table: every stream replays from there.
-        redis.ConnectionRestored += (_, _) => CatchUpAll();
+        redis.ConnectionRestored += (_, _) =>
+        {
+            Volatile.Write(ref catchUpOnceHeard, Environment.TickCount64);
+            CatchUpAll();
+        };
         watching = Task.Run(() => WatchChannelsAsync(watchStop.Token), CancellationToken.None);
     }
 
@@ -134,6 +138,11 @@ public sealed class EventHub : IHostedService
     readonly string heartbeat = HeartbeatPrefix + Guid.NewGuid().ToString("N");
     readonly long[] heardAt = new long[EventLog.ChannelCount];
     readonly long[] takenSince = new long[EventLog.ChannelCount];   // since when Redis takes the channel's heartbeats (0: it does not)
+    // The catch-up at a reconnect can come before the subscriptions are in place again on the
+    // server, and a send stored after it but published before them reached no stream (seen after a
+    // Sentinel failover). So once every channel has carried this node's own heartbeat again, the
+    // streams replay once more. The time of the last reconnect; 0 when that replay is done.
+    long catchUpOnceHeard;
     readonly CancellationTokenSource watchStop = new();
     Task watching = Task.CompletedTask;
 
@@ -164,6 +173,10 @@ public sealed class EventHub : IHostedService
                     else if (now - takenSince[i] > SilenceLimit.TotalMilliseconds && now - Volatile.Read(ref heardAt[i]) > SilenceLimit.TotalMilliseconds)
                         deaf.Add(i);
                 }
+                var reconnected = Volatile.Read(ref catchUpOnceHeard);
+                if (reconnected != 0 && Enumerable.Range(0, heardAt.Length).All(i => Volatile.Read(ref heardAt[i]) > reconnected)
+                    && Interlocked.CompareExchange(ref catchUpOnceHeard, 0, reconnected) == reconnected)
+                    CatchUpAll();
                 if (deaf.Count == 0) continue;
                 logger.LogWarning("Live-event channels {Channels} stopped delivering; subscribing to them again", string.Join(",", deaf));
                 try
@@ -237,7 +250,7 @@ public sealed class EventHub : IHostedService
 
     void CatchUpAll()
     {
-        logger.LogInformation("Redis connection restored; {Count} streams replay what they missed", Count);
+        logger.LogInformation("{Count} streams replay what Redis may not have carried to them", Count);
         OfferAll(new Outgoing(0, null));
     }
 
