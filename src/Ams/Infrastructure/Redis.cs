@@ -126,8 +126,8 @@ public sealed class ReplicatedWrites : IDisposable
     // reloading the topology (the shared one does so through RedisCircuit), at most twice a second.
     void Reload()
     {
-        var now = Environment.TickCount64;
-        if (now - Interlocked.Exchange(ref reloadedAt, now) > 500) _ = ReloadAsync();
+        var (now, last) = (Environment.TickCount64, Interlocked.Read(ref reloadedAt));
+        if (now - last > 500 && Interlocked.CompareExchange(ref reloadedAt, now, last) == last) _ = ReloadAsync();
     }
 
     async Task ReloadAsync()

@@ -50,8 +50,7 @@ public static class UnreadableBodies
                     $"Send the request body as {accepts.ContentTypes[0]}.");
             // No body, nothing to refuse: passed through without a state machine held for the
             // request's lifetime (an event stream runs for hours; see UseBodySizeLimit).
-            var collection = http.Features;   // (the ASP.NET feature collection, not a slice)
-            return collection.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false }
+            return http.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false }
                 ? next(http)
                 : ReadableAsync(http, next, logger);
         });

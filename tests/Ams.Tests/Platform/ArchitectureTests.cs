@@ -12,7 +12,9 @@ public sealed partial class ArchitectureTests
         throw new InvalidOperationException("Ams.sln not found above the test binaries");
     }
 
-    [GeneratedRegex(@"\bFeatures\.|Ams\.Features")]
+    // A slice's namespace, written out or relative (Features.X inside namespace Ams); not a member
+    // access such as ASP.NET's HttpContext.Features.
+    [GeneratedRegex(@"(?<![\w.])Features\.|Ams\.Features")]
     private static partial Regex FeaturesReference();
 
     [Fact]
