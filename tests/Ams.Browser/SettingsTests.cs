@@ -67,7 +67,11 @@ public sealed class SettingsTests(AppProcess app, Chromium chromium)
         Assert.Equal(0, await page.Locator("#tokens pre.token").CountAsync());
 
         // Ending the other sessions signs the other browser out.
+        // The click does not wait for htmx's answer: the shortened list is the sign the sessions are gone.
+        var sessions = page.Locator("#sessions ul.sessions > li");
+        await Assertions.Expect(sessions).ToHaveCountAsync(2);
         await page.GetByRole(AriaRole.Button, new() { Name = "End all other sessions" }).ClickAsync();
+        await Assertions.Expect(sessions).ToHaveCountAsync(1);
         await other.GotoAsync("/");
         await other.WaitForURLAsync(url => new Uri(url).AbsolutePath == "/login");
 
