@@ -97,7 +97,9 @@
   function refreshList() {
     if (refreshing) { again = true; return; }
     refreshing = true;
-    fetch(`/c/list?active=${encodeURIComponent(openId() ?? "")}`, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+    // As many as are shown, so older pages loaded by hand stay (the server's limit is 200).
+    const shown = Math.min(Math.max(document.querySelectorAll("#conversations li[data-conversation]").length, 50), 200);
+    fetch(`/c/list?active=${encodeURIComponent(openId() ?? "")}&limit=${shown}`, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
       .then((r) => (r.ok ? r.text() : null))
       .then((html) => { if (html !== null) { byId("conversations").innerHTML = html; showUnread(); } })
       .catch(() => { /* offline: the next event refreshes it */ })
@@ -106,6 +108,26 @@
         if (again) { again = false; refreshList(); }
       });
   }
+
+  // "Older conversations" ends a list with more: the next page replaces the button.
+  byId("conversations")?.addEventListener("click", (e) => {
+    const button = e.target.closest("li.more button");
+    if (!button || button.disabled) return;
+    button.disabled = true;
+    fetch(`/c/list?active=${encodeURIComponent(openId() ?? "")}&before=${encodeURIComponent(button.dataset.before)}`,
+      { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+      .then((r) => (r.ok ? r.text() : null))
+      .then((html) => {
+        if (html === null) { button.disabled = false; return; }
+        const template = document.createElement("template");
+        template.innerHTML = html.trim();
+        // A live refresh may have brought some of them in already.
+        for (const li of template.content.querySelectorAll("li[data-conversation]")) if (byId(li.id)) li.remove();
+        button.closest("li").replaceWith(template.content);
+        showUnread();
+      })
+      .catch(() => { button.disabled = false; });
+  });
 
   // ---- Read receipts with names ----------------------------------------------------------------
   let lastRead = 0;

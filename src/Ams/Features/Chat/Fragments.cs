@@ -6,7 +6,17 @@ namespace Ams.Features.Chat;
 static class Fragments
 {
     // aria-current sits on the link itself: that is what a screen reader lands on.
-    public static Html ConversationList(IEnumerable<ConversationView> inbox, string me, string? activeId) =>
+    /// <summary>
+    /// One page of the list; <paramref name="page"/> holds one row more than <paramref name="limit"/>
+    /// when there are older conversations, and then the page ends in a button that loads them.
+    /// </summary>
+    public static Html ConversationList(List<ConversationView> page, int limit, string me, string? activeId) => Html.Of($"""
+        {ConversationItems(page.Take(limit), me, activeId)}{(page.Count > limit ? Html.Of($"""
+        <li class="more"><button type="button" data-before="{page[limit - 1].Id}">Older conversations</button></li>
+        """) : Html.Empty)}
+        """);
+
+    static Html ConversationItems(IEnumerable<ConversationView> inbox, string me, string? activeId) =>
         Html.Join(inbox.Select(c => Html.Of($"""
             <li id="c-{c.Id}" data-conversation="{c.Id}"{(c.Id == activeId ? Html.Raw(" class=\"active\"") : Html.Empty)}>
               <a href="/c/{c.Id}"{(c.Id == activeId ? Html.Raw(" aria-current=\"page\"") : Html.Empty)}>

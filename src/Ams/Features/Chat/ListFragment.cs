@@ -16,10 +16,14 @@ public sealed class ListFragment(MySqlDataSource db, Envelope envelope) : Endpoi
 
     public override async Task HandleAsync(CancellationToken ct)
     {
+        // ?before= for the next page (the list's "Older conversations"), ?limit= to refresh as many as are shown.
+        var (limit, before, errors) = Inbox.Sql.PageOf(HttpContext.Request.Query);
+        foreach (var error in errors) AddError(error);
+        ThrowIfAnyErrors();
         var user = (await Users.FindByIdAsync(db, User.UserId(), ct))!;
         await using var connection = await db.OpenConnectionAsync(ct);
-        var inbox = await Inbox.Sql.ListAsync(connection, envelope, user.Id);
+        var page = await Inbox.Sql.ListAsync(connection, envelope, user.Id, limit + 1, before);
         var active = HttpContext.Request.Query["active"].ToString();
-        await Send.StringAsync(Fragments.ConversationList(inbox, user.Username, active).Value, 200, "text/html; charset=utf-8", ct);
+        await Send.StringAsync(Fragments.ConversationList(page, limit, user.Username, active).Value, 200, "text/html; charset=utf-8", ct);
     }
 }

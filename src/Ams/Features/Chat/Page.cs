@@ -25,9 +25,12 @@ public sealed class Page(MySqlDataSource db, Envelope envelope, Presence presenc
         // Read before the page's content: the stream replays from here, so whatever happens while
         // the page renders still arrives (app.js drops what the page already shows).
         var after = await EventLog.LatestAsync(connection, user.Id);
-        var inbox = await Inbox.Sql.ListAsync(connection, envelope, user.Id);
+        var inbox = await Inbox.Sql.ListAsync(connection, envelope, user.Id, Inbox.Sql.DefaultLimit + 1);
         var routeId = Route<string>("id", isRequired: false);
-        var open = routeId is null ? null : inbox.FirstOrDefault(c => c.Id == routeId);
+        // A conversation older than the list's first page opens all the same.
+        var open = routeId is null ? null
+            : inbox.Take(Inbox.Sql.DefaultLimit).FirstOrDefault(c => c.Id == routeId)
+              ?? (Ids.TryParse(routeId, out var id) ? await Conversations.FindAsync(connection, envelope, user.Id, id) : null);
         if (routeId is not null && open is null)
         {
             await NotFound.ConversationAsync(HttpContext);
@@ -52,7 +55,7 @@ public sealed class Page(MySqlDataSource db, Envelope envelope, Presence presenc
                 </nav>
                 <button type="button" class="link" id="enable-notifications" hidden>Turn on desktop notifications</button>
                 {listHeading}
-                <ul id="conversations" aria-label="Conversations">{Fragments.ConversationList(inbox, user.Username, open?.Id)}</ul>
+                <ul id="conversations" aria-label="Conversations">{Fragments.ConversationList(inbox, Inbox.Sql.DefaultLimit, user.Username, open?.Id)}</ul>
                 <div hx-get="/c/new" hx-trigger="load" hx-swap="outerHTML"></div>
                 <div hx-get="/entropy/panel" hx-trigger="load" hx-swap="outerHTML"></div>
               </aside>

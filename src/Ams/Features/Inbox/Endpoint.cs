@@ -1,5 +1,3 @@
-using System.Globalization;
-using FluentValidation.Results;
 using Ams.Infrastructure;
 using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
@@ -25,17 +23,8 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, Presence pre
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        var query = HttpContext.Request.Query;
-        var limit = Sql.DefaultLimit;
-        if (query.ContainsKey("limit") && (!int.TryParse(query["limit"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out limit)
-            || limit is < 1 or > Sql.MaxLimit))
-            AddError(new ValidationFailure("limit", $"limit must be a whole number from 1 to {Sql.MaxLimit}."));
-        long? before = null;
-        if (query.ContainsKey("before"))
-        {
-            if (Ids.TryParse(query["before"].ToString(), out var id)) before = id;
-            else AddError(new ValidationFailure("before", "before must be a conversation id."));
-        }
+        var (limit, before, errors) = Sql.PageOf(HttpContext.Request.Query);
+        foreach (var error in errors) AddError(error);
         ThrowIfAnyErrors();
         await using var connection = await db.OpenConnectionAsync(ct);
         await Send.OkAsync(await presence.ApplyAsync(await Sql.ListAsync(connection, envelope, User.UserId(), limit, before)), ct);

@@ -1,6 +1,8 @@
+using System.Globalization;
 using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
 using Dapper;
+using FluentValidation.Results;
 using MySqlConnector;
 
 namespace Ams.Features.Inbox;
@@ -10,6 +12,23 @@ public static class Sql
 {
     public const int DefaultLimit = 50;
     public const int MaxLimit = 200;
+
+    /// <summary>A page's <c>?limit=</c> (1–200, default 50) and <c>?before=</c> (a conversation id), and what is wrong with them.</summary>
+    public static (int Limit, long? Before, List<ValidationFailure> Errors) PageOf(IQueryCollection query)
+    {
+        var errors = new List<ValidationFailure>();
+        var limit = DefaultLimit;
+        if (query.ContainsKey("limit") && (!int.TryParse(query["limit"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out limit)
+            || limit is < 1 or > MaxLimit))
+            errors.Add(new ValidationFailure("limit", $"limit must be a whole number from 1 to {MaxLimit}."));
+        long? before = null;
+        if (query.ContainsKey("before"))
+        {
+            if (Ids.TryParse(query["before"].ToString(), out var id)) before = id;
+            else errors.Add(new ValidationFailure("before", "before must be a conversation id."));
+        }
+        return (limit, before, errors);
+    }
 
     /// <summary>
     /// A page of the caller's inbox, newest activity first: up to <paramref name="limit"/>
