@@ -165,6 +165,23 @@ public sealed class RedisCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits until every replica of the master on <paramref name="master"/> holds what that master was written so far.</summary>
+    public async Task WaitUntilReplicatedAsync(int master)
+    {
+        static long Offset(string info, string field) =>
+            long.Parse(info.Split('\n').First(l => l.StartsWith(field + ":", StringComparison.Ordinal))[(field.Length + 1)..].Trim());
+        var written = Offset(await CliAsync(master, "INFO", "replication"), "master_repl_offset");
+        var replicas = (await ReplicasAsync()).Where(p => p.Master == master).Select(p => p.Replica).ToList();
+        var deadline = DateTime.UtcNow + ReadyTimeout;
+        while (true)
+        {
+            var infos = await Task.WhenAll(replicas.Select(r => CliAsync(r, "INFO", "replication")));
+            if (replicas.Count > 0 && infos.All(i => Offset(i, "slave_repl_offset") >= written)) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"The replicas of {master} never caught up with offset {written}:\n" + string.Join("\n", infos));
+            await Task.Delay(20);
+        }
+    }
+
     int RunningPort() => nodes.First(n => n.Process is { HasExited: false } && !n.Paused).Port;
 
     public async ValueTask DisposeAsync()
