@@ -257,7 +257,9 @@ public sealed class SessionStore
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
             pending[session.Id] = session.UserId;
-            logger.LogWarning("Session revocation not yet in effect everywhere; kept on this node and retried ({Error})", e.Message);
+            // One line per outage, not per session: "revoke all" for a user with many sessions.
+            if (Interlocked.Exchange(ref warned, 1) == 0)
+                logger.LogWarning("Session revocations not yet in effect everywhere; kept on this node and retried every second ({Error})", e.Message);
             StartRetrying();
         }
     }
@@ -310,7 +312,7 @@ public sealed class SessionStore
     // Revocations made while Redis was unreachable (session id → user id). This node refuses
     // them at once; every node does once they are written.
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> pending = new();
-    int retrying;
+    int retrying, warned, written;
 
     /// <summary>How many revocations wait for Redis on this node.</summary>
     public int PendingRevocations => pending.Count;
@@ -344,13 +346,15 @@ public sealed class SessionStore
             try
             {
                 await RevokeInRedisAsync(id, userId);
-                logger.LogInformation("A session revocation kept on this node is now in effect on every node");
+                Interlocked.Increment(ref written);
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
                 return;
             }
         }
+        if (pending.IsEmpty && Interlocked.Exchange(ref warned, 0) == 1)
+            logger.LogInformation("{Count} session revocations kept on this node are now in effect on every node", Interlocked.Exchange(ref written, 0));
     }
 
     /// <summary>Whether the session still exists; true while Redis cannot say (an outage is no logout).</summary>
