@@ -25,6 +25,19 @@ public static class ConflictRetry
     /// <summary>A random wait that grows with the attempt, to 200 ms: writers that collided do not collide again at once.</summary>
     public static TimeSpan BackOff(int attempt) => TimeSpan.FromMilliseconds(Random.Shared.Next(Math.Min(1 << Math.Min(attempt, 8), 200)));
 
+    /// <summary>
+    /// True the first time a request asks to count against <paramref name="budget"/> (a throttle),
+    /// false when a run of the same request after a conflict asks again: the first run counted it,
+    /// and a retry must not spend the user's budget twice.
+    /// </summary>
+    public static bool FirstCount(HttpContext http, string budget)
+    {
+        if (http.Items[CountedKey] is not HashSet<string> counted) http.Items[CountedKey] = counted = [];
+        return counted.Add(budget);
+    }
+
+    static readonly object CountedKey = new();
+
     /// <summary>Runs a write request again, whole, when its transaction lost a conflict, as long as its answer has not started.</summary>
     public static IApplicationBuilder UseConflictRetry(this IApplicationBuilder app) => app.Use((http, next) =>
         // Reads do not conflict, and a streamed upload cannot be read twice. Passed through

@@ -1,4 +1,5 @@
 using Ams.Tests.Support;
+using MySqlConnector;
 
 namespace Ams.Tests.Messaging;
 
@@ -21,6 +22,43 @@ public sealed class ConversationLimitTests(Services services) : IClassFixture<Se
         Assert.Equal(3, (await app.ConversationAsync(m[0], group.Id()))["members"]!.AsArray().Count);
         // Adding someone already in it is still fine.
         await app.PostAsync($"/api/conversations/{group.Id()}/members", new { username = m[1].Name }, m[0].Token, 200);
+    }
+
+    [Fact]
+    public async Task A_create_run_again_after_a_deadlock_counts_once_against_the_users_budget()
+    {
+        // The class's database: its user ids are unique within the Redis the class shares, so
+        // the budget counted here is this test's users' alone.
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Conversations:MaxCreates"] = "2" });
+        var m = await app.MembersAsync(2, "cc");
+        // The next conversation INSERT fails once with MariaDB's deadlock error, as a Galera
+        // certification failure does; the count lives in a MyISAM table, which the failed
+        // statement's rollback leaves alone.
+        await services.SqlAsync("CREATE TABLE test_deadlocks (n INT NOT NULL) ENGINE=MyISAM; INSERT INTO test_deadlocks VALUES (1);");
+        await using (var connection = new MySqlConnection(services.MariaDb.ConnectionString(services.Database)))
+        {
+            await connection.OpenAsync();
+            await new MySqlCommand("""
+                CREATE TRIGGER test_deadlock BEFORE INSERT ON conversations FOR EACH ROW
+                IF (SELECT n FROM test_deadlocks) > 0 THEN
+                  UPDATE test_deadlocks SET n = n - 1;
+                  SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'Deadlock found by the test';
+                END IF
+                """, connection).ExecuteNonQueryAsync();
+        }
+        try
+        {
+            await app.GroupAsync(m[0], "after a deadlock", m[1]);
+            Assert.Equal("0", await services.ScalarAsync("SELECT n FROM test_deadlocks"));   // the deadlock happened
+            // Two creates are the budget: the retried one counted once, so the second still fits.
+            await app.GroupAsync(m[0], "second", m[1]);
+            var third = await app.PostAsync("/api/conversations", new { members = new[] { m[1].Name }, title = "third" }, m[0].Token, 429);
+            await third.ProblemAsync(429);
+        }
+        finally
+        {
+            await services.SqlAsync("DROP TRIGGER test_deadlock; DROP TABLE test_deadlocks;");
+        }
     }
 
     [Fact]
