@@ -21,9 +21,13 @@ public static class RateLimit
         return 0
         """;
 
-    /// <summary>Counts one call against <paramref name="key"/>; how long to wait when the window's budget is spent, else null.</summary>
-    public static async Task<TimeSpan?> TryAcquireAsync(IConnectionMultiplexer redis, string key, int limit, TimeSpan window)
+    /// <summary>
+    /// Counts one call against <paramref name="key"/>, once per request however often a conflict
+    /// runs it (<see cref="ConflictRetry.FirstCount"/>); how long to wait when the window's budget is spent, else null.
+    /// </summary>
+    public static async Task<TimeSpan?> TryAcquireAsync(HttpContext http, IConnectionMultiplexer redis, string key, int limit, TimeSpan window)
     {
+        if (!ConflictRetry.FirstCount(http, key)) return null;
         var wait = (long)await redis.GetDatabase().ScriptEvaluateAsync(Acquire, [$"{Redis.KeyPrefix}{key}"],
             [(long)window.TotalMilliseconds, limit]);
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;

@@ -292,7 +292,8 @@ public sealed class SessionStore
         return true;
     }
 
-    async Task RevokeInRedisAsync(string sessionId, long userId)
+    /// <summary>Whether this call took the revocation off the pending ones.</summary>
+    async Task<bool> RevokeInRedisAsync(string sessionId, long userId)
     {
         var replicated = await writes.WriteAsync(db =>
         {
@@ -306,7 +307,7 @@ public sealed class SessionStore
         // Deleted on the master, so refused everywhere now; but until a replica holds the deletion
         // a failover could bring the session back, so this node keeps writing it until one does.
         if (!replicated) throw NotReplicated("the revocation");
-        pending.TryRemove(sessionId, out _);
+        return pending.TryRemove(sessionId, out _);
     }
 
     // Revocations made while Redis was unreachable (session id → user id). This node refuses
@@ -345,8 +346,8 @@ public sealed class SessionStore
         {
             try
             {
-                await RevokeInRedisAsync(id, userId);
-                Interlocked.Increment(ref written);
+                // A reconnect's retry and the loop's may write the same one: counted where it leaves pending.
+                if (await RevokeInRedisAsync(id, userId)) Interlocked.Increment(ref written);
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {

@@ -27,7 +27,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
             await NotFound.ConversationAsync(HttpContext);
             return;
         }
-        if (ConflictRetry.FirstCount(HttpContext, "member-adds") && await ConversationLimits.TryAsync(redis, "member-adds", me, limits.MaxMemberAdds, limits.MemberAddWindow) is { } wait)
+        if (await ConversationLimits.TryAsync(HttpContext, redis, "member-adds", me, limits.MaxMemberAdds, limits.MemberAddWindow) is { } wait)
         {
             await ConversationLimits.TooManyAsync(HttpContext, "members added", wait);
             return;

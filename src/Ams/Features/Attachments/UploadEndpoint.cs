@@ -51,7 +51,7 @@ public sealed class UploadEndpoint(MySqlDataSource db, Envelope envelope, IChunk
             return;
         }
         if (HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = allowance;
-        if (ConflictRetry.FirstCount(HttpContext, "uploads") && await ConversationLimits.TryAsync(redis, "uploads", me, options.MaxUploads, options.UploadWindow) is { } wait)
+        if (await ConversationLimits.TryAsync(HttpContext, redis, "uploads", me, options.MaxUploads, options.UploadWindow) is { } wait)
         {
             await Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many uploads", "Wait before uploading again.", wait);
             return;

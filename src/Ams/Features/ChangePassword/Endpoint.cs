@@ -69,7 +69,7 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Login.Thro
         var address = ClientAddress.BucketOf(HttpContext);
         // The account's login budget: a guess here costs what a guess at the sign-in costs.
         var account = Login.Throttle.AccountOf(user, user.Username);
-        if (ConflictRetry.FirstCount(HttpContext, "password") && await throttle.TryAttemptAsync(account, address) is { } wait)
+        if (await throttle.TryAttemptAsync(HttpContext, account, address) is { } wait)
         {
             events.RecordInBackground(user.Id, SecurityEvents.LoginThrottled, HttpContext, oncePer: wait);
             return new Throttled(wait);

@@ -29,7 +29,7 @@ public sealed class Page(MySqlDataSource db, Envelope envelope, Presence presenc
         var routeId = Route<string>("id", isRequired: false);
         // A conversation older than the list's first page opens all the same.
         var open = routeId is null ? null
-            : inbox.Take(Inbox.Sql.DefaultLimit).FirstOrDefault(c => c.Id == routeId)
+            : inbox.FirstOrDefault(c => c.Id == routeId)
               ?? (Ids.TryParse(routeId, out var id) ? await Conversations.FindAsync(connection, envelope, user.Id, id) : null);
         if (routeId is not null && open is null)
         {

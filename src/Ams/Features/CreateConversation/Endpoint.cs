@@ -46,7 +46,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider
         }
         var me = User.UserId();
         // Counted before the names are resolved: a creation is one whether or not it succeeds.
-        if (ConflictRetry.FirstCount(HttpContext, "conversation-creates") && await ConversationLimits.TryAsync(redis, "conversation-creates", me, limits.MaxCreates, limits.CreateWindow) is { } wait)
+        if (await ConversationLimits.TryAsync(HttpContext, redis, "conversation-creates", me, limits.MaxCreates, limits.CreateWindow) is { } wait)
         {
             if (HttpContext.IsApi()) await ConversationLimits.TooManyAsync(HttpContext, "new conversations", wait);
             else

@@ -42,7 +42,7 @@ public sealed partial class Endpoint(MySqlDataSource db, IConnectionMultiplexer 
             AddError(new FluentValidation.Results.ValidationFailure("limit", $"limit must be a whole number from 1 to {MaxLimit}."));
         ThrowIfAnyErrors();
 
-        if (ConflictRetry.FirstCount(HttpContext, "user-lookups") && await ConversationLimits.TryAsync(redis, "user-lookups", User.UserId(), limits.MaxLookups, limits.LookupWindow) is { } wait)
+        if (await ConversationLimits.TryAsync(HttpContext, redis, "user-lookups", User.UserId(), limits.MaxLookups, limits.LookupWindow) is { } wait)
         {
             await ConversationLimits.TooManyAsync(HttpContext, "user lookups", wait);
             return;

@@ -50,8 +50,7 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Throttle t
         // A client that signed in to this account before is judged by its own budget (OWASP device cookies).
         var device = await devices.ReadAsync(req.DeviceToken ?? HttpContext.Request.Cookies[Devices.CookieName(HttpContext.Request)]);
         if (device is not null && device.UserId != user?.Id) device = null;
-        var wait = !ConflictRetry.FirstCount(HttpContext, "login") ? null
-            : device is not null ? await throttle.TryDeviceAttemptAsync(device.Id) : await throttle.TryAttemptAsync(account, address);
+        var wait = device is not null ? await throttle.TryDeviceAttemptAsync(HttpContext, device.Id) : await throttle.TryAttemptAsync(HttpContext, account, address);
         if (wait is { } w)
         {
             if (user is not null) events.RecordInBackground(user.Id, SecurityEvents.LoginThrottled, HttpContext, oncePer: w);

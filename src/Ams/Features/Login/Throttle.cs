@@ -46,9 +46,10 @@ public sealed class Throttle(IConnectionMultiplexer redis, ThrottleOptions optio
     public static string AccountOf(UserRow? user, string typed) =>
         user is not null ? $"id:{user.Id}" : $"name:{typed.TrimEnd(' ').ToLowerInvariant()}";
 
-    /// <summary>Counts an attempt; returns how long to wait when a budget is spent.</summary>
-    public async Task<TimeSpan?> TryAttemptAsync(string account, string address)
+    /// <summary>Counts an attempt (once per request, see <see cref="ConflictRetry.FirstCount"/>); returns how long to wait when a budget is spent.</summary>
+    public async Task<TimeSpan?> TryAttemptAsync(HttpContext http, string account, string address)
     {
+        if (!ConflictRetry.FirstCount(http, "password")) return null;
         var wait = (long)await redis.GetDatabase().ScriptEvaluateAsync(Acquire,
             [AccountKey(account), AddressKey(address)],
             [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerAccount, options.MaxFailuresPerAddress]);
@@ -56,8 +57,9 @@ public sealed class Throttle(IConnectionMultiplexer redis, ThrottleOptions optio
     }
 
     /// <summary>Counts an attempt from a known device against that device's budget alone.</summary>
-    public async Task<TimeSpan?> TryDeviceAttemptAsync(string deviceId)
+    public async Task<TimeSpan?> TryDeviceAttemptAsync(HttpContext http, string deviceId)
     {
+        if (!ConflictRetry.FirstCount(http, "password")) return null;
         var wait = (long)await redis.GetDatabase().ScriptEvaluateAsync(Acquire,
             [DeviceKey(deviceId)], [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerDevice]);
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;

@@ -19,7 +19,7 @@ public sealed class Endpoint(MySqlDataSource db, EventLog events, ReadEvents rea
     public override async Task HandleAsync(Request req, CancellationToken ct)
     {
         var me = User.UserId();
-        if (ConflictRetry.FirstCount(HttpContext, "reads") && await ConversationLimits.TryAsync(redis, "reads", me, limits.MaxReads, limits.ReadWindow) is { } wait)
+        if (await ConversationLimits.TryAsync(HttpContext, redis, "reads", me, limits.MaxReads, limits.ReadWindow) is { } wait)
         {
             await ConversationLimits.TooManyAsync(HttpContext, "read receipts", wait);
             return;

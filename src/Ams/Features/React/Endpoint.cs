@@ -32,7 +32,7 @@ public abstract class ReactionEndpoint(MySqlDataSource db, EventLog events, Reac
             return;
         }
         var me = User.UserId();
-        if (ConflictRetry.FirstCount(HttpContext, "reactions") && await ConversationLimits.TryAsync(redis, "reactions", me, limits.MaxReactions, limits.ReactionWindow) is { } wait)
+        if (await ConversationLimits.TryAsync(HttpContext, redis, "reactions", me, limits.MaxReactions, limits.ReactionWindow) is { } wait)
         {
             await ConversationLimits.TooManyAsync(HttpContext, "reactions", wait);
             return;

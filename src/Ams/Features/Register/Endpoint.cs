@@ -37,7 +37,7 @@ public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvid
             return;
         }
         // Counted before the (deliberately expensive) hash, so a burst cannot outrun the limit.
-        if (ConflictRetry.FirstCount(HttpContext, "registrations") && await RateLimit.TryAcquireAsync(redis, $"registrations:addr:{ClientAddress.BucketOf(HttpContext)}", limits.MaxPerAddress, limits.Window) is { } wait)
+        if (await RateLimit.TryAcquireAsync(HttpContext, redis, $"registrations:addr:{ClientAddress.BucketOf(HttpContext)}", limits.MaxPerAddress, limits.Window) is { } wait)
         {
             await (HttpContext.IsApi()
                 ? Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many registrations", "Wait before registering another account.", wait)

@@ -100,7 +100,7 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
         var me = User.UserId();
         // A retry is answered before the throttle counts it: it sends nothing.
         if (key is not null && await EarlierSendAsync(me, key, ct) is { } earlier) return earlier;
-        if (ConflictRetry.FirstCount(HttpContext, "sends") && await throttle.TrySendAsync(me) is { } wait) return new Throttled(wait);
+        if (await throttle.TrySendAsync(HttpContext, me) is { } wait) return new Throttled(wait);
         long conversationId;
         if (req.To is { Length: > 0 } to)
         {

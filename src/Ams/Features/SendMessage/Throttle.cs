@@ -22,8 +22,10 @@ public sealed class Throttle(RedisCircuit circuit, SendLimits options)
         return 0
         """;
 
-    public async Task<TimeSpan?> TrySendAsync(long userId)
+    /// <summary>Counts a send, once per request however often a conflict runs it (<see cref="ConflictRetry.FirstCount"/>); how long to wait when the budget is spent.</summary>
+    public async Task<TimeSpan?> TrySendAsync(HttpContext http, long userId)
     {
+        if (!ConflictRetry.FirstCount(http, "sends")) return null;
         try
         {
             var wait = (long)await circuit.CallAsync(db => db.ScriptEvaluateAsync(Count, [$"{Redis.KeyPrefix}sends:{userId}"],

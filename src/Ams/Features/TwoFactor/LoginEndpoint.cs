@@ -51,7 +51,7 @@ public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges chal
     {
         if (await challenges.FindAsync(challenge) is not { } found) return new BadChallenge();
         // Counted before the code is checked: past either limit even a right code is refused.
-        if (ConflictRetry.FirstCount(HttpContext, "totp") && await totp.TryAttemptAsync(found.UserId, found.Id) is { } wait) return new LockedOut(wait);
+        if (await totp.TryAttemptAsync(HttpContext, found.UserId, found.Id) is { } wait) return new LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync(ct);
         var secret = await totp.SecretAsync(connection, found.UserId);
         if (secret is null || !await totp.VerifySecondFactorAsync(connection, found.UserId, secret, code))

@@ -43,7 +43,7 @@ public sealed class SetupEndpoint(MySqlDataSource db, Envelope envelope, Totp to
         }
         var account = Login.Throttle.AccountOf(user, user.Username);
         var address = ClientAddress.BucketOf(HttpContext);
-        if (ConflictRetry.FirstCount(HttpContext, "password") && await throttle.TryAttemptAsync(account, address) is { } wait)
+        if (await throttle.TryAttemptAsync(HttpContext, account, address) is { } wait)
         {
             await Settings.ReplyAsync(HttpContext, new Settings.LockedOut(wait), enabledBefore: false, enabledAfter: false);
             return;

@@ -87,8 +87,10 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMulti
     /// when either budget is spent (that attempt is not counted), else null. A success clears the
     /// account's count (<see cref="ResetAsync"/>); a failure stays counted.
     /// </summary>
-    public async Task<TimeSpan?> TryAttemptAsync(long userId, string? challengeId)
+    public async Task<TimeSpan?> TryAttemptAsync(HttpContext http, long userId, string? challengeId)
     {
+        // Once per request, however often a conflict runs it (ConflictRetry.FirstCount).
+        if (!ConflictRetry.FirstCount(http, "totp")) return null;
         var window = (long)options.Window.TotalMilliseconds;
         var (keys, args) = challengeId is null
             ? (new RedisKey[] { AccountKey(userId) }, new RedisValue[] { window, options.MaxFailuresPerAccount })

@@ -29,7 +29,7 @@ public sealed class Endpoint(MySqlDataSource db, EventLog events, TypingEvents t
             await NotFound.ConversationAsync(HttpContext);
             return;
         }
-        if (ConflictRetry.FirstCount(HttpContext, "typing") && await ConversationLimits.TryAsync(redis, "typing", me, limits.MaxTyping, limits.TypingWindow) is { } wait)
+        if (await ConversationLimits.TryAsync(HttpContext, redis, "typing", me, limits.MaxTyping, limits.TypingWindow) is { } wait)
         {
             await ConversationLimits.TooManyAsync(HttpContext, "typing notices", wait);
             return;

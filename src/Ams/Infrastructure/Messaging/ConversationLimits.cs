@@ -31,11 +31,11 @@ public sealed class ConversationLimits
     /// is spent. Fails open: while Redis is down the messages are still durable in MariaDB and
     /// only the limit lapses (as for sending).
     /// </summary>
-    public static async Task<TimeSpan?> TryAsync(IConnectionMultiplexer redis, string action, long userId, int limit, TimeSpan window)
+    public static async Task<TimeSpan?> TryAsync(HttpContext http, IConnectionMultiplexer redis, string action, long userId, int limit, TimeSpan window)
     {
         try
         {
-            return await RateLimit.TryAcquireAsync(redis, $"{action}:{userId}", limit, window);
+            return await RateLimit.TryAcquireAsync(http, redis, $"{action}:{userId}", limit, window);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
