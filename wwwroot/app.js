@@ -623,11 +623,34 @@
   const switcherInput = byId("switcher-input");
   const switcherList = byId("switcher-list");
   let switcherActive = 0;
+  // Conversations older than the list shows, fetched when the switcher opens: it finds every one.
+  let switcherOlder = [], switcherLoads = 0;
+  const linksOf = (root) => [...root.querySelectorAll("a[href^='/c/']")]
+    .map((a) => ({ href: a.getAttribute("href"), title: a.querySelector(".title")?.textContent ?? "" }));
   function switcherOptions() {
     const query = switcherInput.value.trim().toLowerCase();
-    return [...document.querySelectorAll("#conversations a")]
-      .map((a) => ({ href: a.getAttribute("href"), title: a.querySelector(".title")?.textContent ?? "" }))
+    const shown = linksOf(byId("conversations") ?? document.createElement("ul"));
+    const seen = new Set(shown.map((c) => c.href));
+    return [...shown, ...switcherOlder.filter((c) => !seen.has(c.href))]
       .filter((c) => c.title.toLowerCase().includes(query));
+  }
+  async function loadOlderForSwitcher() {
+    const load = ++switcherLoads;   // a reopened switcher starts over; the earlier load stops
+    switcherOlder = [];
+    let before = [...document.querySelectorAll("#conversations li.more button")].pop()?.dataset.before;
+    // At most 1,000 more (five pages of the server's largest), so a huge account stays quick.
+    for (let page = 0; before && page < 5 && load === switcherLoads; page++) {
+      try {
+        const response = await fetch(`/c/list?limit=200&before=${encodeURIComponent(before)}`,
+          { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } });
+        if (!response.ok || load !== switcherLoads) return;
+        const template = document.createElement("template");
+        template.innerHTML = (await response.text()).trim();
+        switcherOlder.push(...linksOf(template.content));
+        before = template.content.querySelector("li.more button")?.dataset.before;
+        renderSwitcher();
+      } catch { return; /* offline: the shown ones still switch */ }
+    }
   }
   function renderSwitcher() {
     const options = switcherOptions();
@@ -649,6 +672,7 @@
     renderSwitcher();
     switcher.showModal();
     switcherInput.focus();
+    loadOlderForSwitcher();
   }
   switcherInput?.addEventListener("input", () => { switcherActive = 0; renderSwitcher(); });
   switcherInput?.addEventListener("keydown", (e) => {

@@ -4,7 +4,7 @@ using static Ams.Browser.Driver;
 
 namespace Ams.Browser;
 
-/// <summary>A list longer than a page: the rest loads on demand, and a live refresh keeps it.</summary>
+/// <summary>A list longer than a page: the rest loads on demand, a live refresh keeps it, and the quick switcher finds all of it.</summary>
 [Collection(BrowserCollection.Name)]
 public sealed class ConversationListTests(AppProcess app, Chromium chromium)
 {
@@ -23,6 +23,16 @@ public sealed class ConversationListTests(AppProcess app, Chromium chromium)
         var older = page.GetByRole(AriaRole.Button, new() { Name = "Older conversations" });
         await Assertions.Expect(items).ToHaveCountAsync(50);
         await Assertions.Expect(items.Last).ToContainTextAsync("Group 02");
+
+        // The quick switcher finds one that is not shown yet, and opens it.
+        await page.Keyboard.PressAsync("Control+k");
+        var search = page.GetByRole(AriaRole.Combobox, new() { Name = "Jump to a conversation" });
+        await search.FillAsync("group 01");
+        await Assertions.Expect(page.Locator("#switcher-list li")).ToHaveTextAsync(["Group 01"]);
+        await search.PressAsync("Enter");
+        await page.WaitForURLAsync(url => new Uri(url).AbsolutePath == $"/c/{ids[1]}");
+        await Assertions.Expect(page.Locator("#panel-title")).ToHaveTextAsync("Group 01");
+        await Assertions.Expect(items).ToHaveCountAsync(50);
 
         await older.ClickAsync();
         await Assertions.Expect(items).ToHaveCountAsync(52);
