@@ -81,7 +81,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
         {
             try
             {
-                connection ??= await OpenAsync();
+                connection ??= await db.OpenConnectionAsync();
                 var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis());
                 for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(stored[i]);
                 AmsMetrics.GroupCommitBatch.Record(batch.Count);
@@ -133,18 +133,5 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
         if (connection is null) return;
         try { await connection.DisposeAsync(); }
         catch (MySqlException) { }   // already broken; the pool discards it
-    }
-
-    async Task<MySqlConnection> OpenAsync()
-    {
-        var connection = await db.OpenConnectionAsync();
-        // A conversation locked elsewhere should hold up this node's sends for seconds, not the
-        // 50 s default: the writer is shared by every send on the node.
-        // Autocommit off: statements a batch runs after its transaction was aborted under it
-        // (Galera) must open a new transaction that nothing commits, not commit one by one (see Sql).
-        // The pool resets the session when the connection is next opened.
-        await using var timeout = new MySqlCommand("SET SESSION innodb_lock_wait_timeout = 5, autocommit = 0", connection);
-        await timeout.ExecuteNonQueryAsync();
-        return connection;
     }
 }

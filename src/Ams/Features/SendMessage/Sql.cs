@@ -26,7 +26,7 @@ static class Sql
     /// event for every member, and each conversation's new activity. Returns, in batch order,
     /// what was stored, or null for a sender who is not a member of the conversation.
     /// Locking the conversations (ascending) orders each one's message ids with their commits.
-    /// The connection must have autocommit off (GroupCommit opens it so): a transaction that the
+    /// Round trip 1 turns autocommit off first: a transaction that the
     /// server aborts in the middle of a multi-statement batch (a Galera node's brute-force abort
     /// for a conflicting write set applied from another node) does not stop the batch; the
     /// statements after it run on, outside that transaction. With autocommit off they only open a
@@ -82,7 +82,12 @@ static class Sql
         var sentAt = new DateTime[batch.Count];
         var members = new Dictionary<long, List<long>>();
         var names = new Dictionary<long, MemberView>();
+        // The session settings ride in round trip 1 rather than a round trip of their own when the
+        // writer takes a connection from the pool (which resets them): at a few hundred sends a
+        // second most batches start an idle writer. A conversation locked elsewhere holds up this
+        // node's sends (one writer for all of them) for seconds, not the 50 s default.
         await using (var first = new MySqlCommand($"""
+            SET SESSION autocommit = 0, innodb_lock_wait_timeout = 5;
             START TRANSACTION;
             SELECT STRAIGHT_JOIN c.id FROM {SqlLists.IdsTable} JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = ids.id FOR UPDATE;
             SELECT STRAIGHT_JOIN cm.user_id FROM {ItemsTable}
