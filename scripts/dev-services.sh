@@ -103,9 +103,11 @@ stop_started() {
 }
 
 child=
+stopped=
 on_signal() { # INT|TERM
   # Before the command runs: leave through the EXIT trap, which stops the servers.
   [ -n "$child" ] || exit $((128 + $(kill -l "$1")))
+  stopped=1
   # Ctrl-C reaches the command directly (same process group); a TERM sent to this script
   # alone does not, so pass it on. Either way the command decides when it is done.
   [ "$1" = INT ] || kill -TERM "$child" 2>/dev/null || true
@@ -212,6 +214,18 @@ if [ -z "${ConnectionStrings__MariaDb:-}" ] || [ -z "${ConnectionStrings__Redis:
   [ -n "${ConnectionStrings__Redis:-}" ] || start_redis
 fi
 
+# The development master key lives with the data it encrypts. The app's default, ./.data, is
+# src/Ams/.data under `dotnet run --project src/Ams`, where earlier versions left it: moved once.
+if [ -z "${Crypto__DevKeyFile:-}" ]; then
+  mkdir -p "$data"
+  old_key="$repo/src/Ams/.data/dev-master-keys"
+  if [ ! -e "$data/dev-master-keys" ] && [ -e "$old_key" ]; then
+    mv "$old_key" "$data/dev-master-keys"
+    log "moved the development master key from $old_key to $data/dev-master-keys"
+  fi
+  export Crypto__DevKeyFile="$data/dev-master-keys"
+fi
+
 if [ $# -eq 0 ]; then
   log "services up; Ctrl-C stops them"
   log "ConnectionStrings__MariaDb=$ConnectionStrings__MariaDb"
@@ -230,4 +244,7 @@ while :; do
   wait "$child" && status=0 || status=$?
   alive "$child" || break # wait also returns when a trapped signal arrives
 done
+# Stopped by Ctrl-C or a TERM, as asked: a command that ended on that signal (130, 143) did what it
+# was told, and `just run` should not report it as a failed recipe.
+if [ -n "$stopped" ] && { [ "$status" -eq 130 ] || [ "$status" -eq 143 ]; }; then status=0; fi
 exit "$status"
