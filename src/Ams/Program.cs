@@ -132,8 +132,14 @@ static WebApplication Build(string[] args, bool admin)
     app.UseFastEndpoints(c =>
     {
         Slices.AddRequestTypes(c.Binding.ReflectionCache);
-        // The same type URI that ASP.NET uses for every other 400 the app sends.
-        c.Errors.UseProblemDetails(p => p.TypeValue = "https://tools.ietf.org/html/rfc9110#section-15.5.1");
+        c.Errors.UseProblemDetails(p =>
+        {
+            // The same type URI that ASP.NET gives every other 400 the app sends (FastEndpoints'
+            // own map, which TypeValue does not override, cites RFC 7231). Validation is always a 400.
+            p.TypeTransformer = _ => "https://tools.ietf.org/html/rfc9110#section-15.5.1";
+            // A detail for every failure, not only a single one: clients that show the detail alone still say something.
+            p.DetailTransformer = d => d.Errors.Count() is var n && n == 1 ? d.Errors.First().Reason : $"The request has {n} problems; errors lists each.";
+        });
         // In the API's words, never the serializer's: its messages name .NET types and internals.
         c.Binding.JsonExceptionTransformer = e => new FluentValidation.Results.ValidationFailure(
             e.Path is { Length: > 1 } path ? path.TrimStart('$', '.') : "body",

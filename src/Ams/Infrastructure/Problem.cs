@@ -32,6 +32,9 @@ public static class NotFound
         ? Layout.SendErrorPageAsync(http, StatusCodes.Status404NotFound, "Conversation not found",
             "It does not exist, or you are not a member of it.")
         : Problem.WriteAsync(http, StatusCodes.Status404NotFound, "Conversation not found");
+
+    /// <summary>A message that does not exist, or that the caller cannot see.</summary>
+    public static Task MessageAsync(HttpContext http) => Problem.WriteAsync(http, StatusCodes.Status404NotFound, "Message not found");
 }
 
 /// <summary>How unhandled failures become problem responses: no exception text, ever.</summary>

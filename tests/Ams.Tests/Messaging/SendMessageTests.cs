@@ -140,19 +140,20 @@ public sealed class SendMessageTests(Services services) : IClassFixture<Services
     }
 
     [Theory]
-    [InlineData("""{"body":"nowhere"}""")]
-    [InlineData("""{"conversationId":"{id}","to":"{other}","body":"both"}""")]
-    [InlineData("""{"conversationId":null,"to":null,"body":"nulls"}""")]
-    [InlineData("""{"conversationId":"","body":"empty id"}""")]
-    [InlineData("""{"to":"","body":"empty to"}""")]
-    public async Task Exactly_one_of_conversationId_and_to_is_required(string template)
+    [InlineData("""{"body":"nowhere"}""", "Give conversationId or to: where the message goes.")]
+    [InlineData("""{"conversationId":"{id}","to":"{other}","body":"both"}""", "Give either conversationId or to, not both.")]
+    [InlineData("""{"conversationId":null,"to":null,"body":"nulls"}""", "Give conversationId or to: where the message goes.")]
+    [InlineData("""{"conversationId":"","body":"empty id"}""", "Give conversationId or to: where the message goes.")]
+    [InlineData("""{"to":"","body":"empty to"}""", "Give conversationId or to: where the message goes.")]
+    public async Task Exactly_one_of_conversationId_and_to_is_required(string template, string reason)
     {
         var app = await services.AppAsync();
         var alice = await app.MemberAsync("qa");
         var bob = await app.MemberAsync("qb");
         var direct = await app.DirectAsync(alice, bob);
         var result = await app.PostRawAsync("/api/messages", template.Replace("{id}", direct.Id()).Replace("{other}", bob.Name), alice.Token, 400);
-        await result.ProblemAsync(400);
+        var problem = await result.ProblemAsync(400);
+        Assert.Equal(reason, Assert.Single(problem["errors"]!.AsArray())!["reason"].Str());
         Assert.Empty(await app.HistoryAsync(alice, direct.Id()));
     }
 

@@ -126,6 +126,29 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
     }
 
     [Fact]
+    public async Task A_validation_400_has_the_type_of_every_other_400_and_a_detail_however_many_failures()
+    {
+        var app = await services.AppAsync();
+        var several = await (await app.PostRawAsync("/api/register", """{"username":"!","password":"x"}""", null, 400)).ProblemAsync(400);
+        var single = await (await app.PostRawAsync("/api/register", """{"username":"!","password":"correct horse battery staple"}""", null, 400)).ProblemAsync(400);
+        var alice = await app.MemberAsync("pt");
+        var other = await app.Scenario(s =>
+        {
+            s.Post.Json(new { to = "nobody", body = "x" }).ToUrl("/api/messages");
+            s.WithBearerToken(alice.Token);
+            s.WithRequestHeader("Idempotency-Key", new string('k', 65));
+            s.StatusCodeShouldBe(400);
+        });
+        var otherType = (await other.ProblemAsync(400))["type"].Str();
+        Assert.Equal("https://tools.ietf.org/html/rfc9110#section-15.5.1", otherType);
+        Assert.Equal((otherType, "Bad Request"), (several["type"].Str(), several["title"].Str()));
+        Assert.Equal(otherType, single["type"].Str());
+        Assert.Equal(2, several["errors"]!.AsArray().Count);
+        Assert.Equal("The request has 2 problems; errors lists each.", several["detail"].Str());
+        Assert.Equal(single["errors"]![0]!["reason"].Str(), single["detail"].Str());
+    }
+
+    [Fact]
     public async Task A_wrong_json_type_is_answered_in_the_api_s_words()
     {
         var app = await services.AppAsync();

@@ -77,7 +77,8 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     public async Task Enabling_needs_a_right_code_returns_ten_distinct_recovery_codes_and_then_setup_is_409()
     {
         var (_, token, secret, _) = await SetUpAsync();
-        await (await Post(app, "/api/2fa/enable", new { code = Code(secret, TimeSpan.FromMinutes(5)) }, token, 401)).ProblemAsync(401);
+        var wrongCode = await (await Post(app, "/api/2fa/enable", new { code = Code(secret, TimeSpan.FromMinutes(5)) }, token, 401)).ProblemAsync(401);
+        Assert.Equal("Invalid code", wrongCode["title"].Str());
         await Post(app, "/api/2fa/enable", new { code = "12ab56" }, token, 400);
         var codes = (await (await Post(app, "/api/2fa/enable", new { code = Code(secret) }, token, 200)).JsonAsync())["recoveryCodes"]!.AsArray()
             .Select(c => c!.GetValue<string>()).ToList();

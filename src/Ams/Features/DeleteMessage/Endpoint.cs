@@ -26,7 +26,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, IChunkStore 
     {
         if (!Ids.TryParse(Route<string>("id", isRequired: false), out var id))
         {
-            await NotFoundAsync();
+            await NotFound.MessageAsync(HttpContext);
             return;
         }
         Sql.Outcome outcome;
@@ -35,7 +35,7 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, IChunkStore 
         switch (outcome)
         {
             case Sql.NotFound:
-                await NotFoundAsync();
+                await NotFound.MessageAsync(HttpContext);
                 return;
             case Sql.NotSender:
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status403Forbidden, "Not your message", "Only its sender can delete a message.");
@@ -57,5 +57,4 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, IChunkStore 
         await Send.NoContentAsync(ct);
     }
 
-    Task NotFoundAsync() => Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Message not found");
 }

@@ -25,14 +25,14 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog eve
     {
         if (!Ids.TryParse(Route<string>("id", isRequired: false), out var id))
         {
-            await NotFoundAsync();
+            await NotFound.MessageAsync(HttpContext);
             return;
         }
         await using var connection = await db.OpenConnectionAsync(ct);
         switch (await Sql.EditAsync(connection, envelope, User.UserId(), id, req.Body, time.UtcNowMillis()))
         {
             case Sql.NotFound:
-                await NotFoundAsync();
+                await NotFound.MessageAsync(HttpContext);
                 return;
             case Sql.NotSender:
                 await Problem.WriteAsync(HttpContext, StatusCodes.Status403Forbidden, "Not your message", "Only its sender can edit a message.");
@@ -50,5 +50,4 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog eve
         }
     }
 
-    Task NotFoundAsync() => Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Message not found");
 }

@@ -26,10 +26,16 @@ public sealed class Endpoint(MySqlDataSource db, EventLog events, ReadEvents rea
         }
         Ids.TryParse(req.UpTo, out var upTo);
         await using var connection = await db.OpenConnectionAsync(ct);
-        if (!Ids.TryParse(Route<string>("id"), out var id)
-            || await Sql.MarkAsync(connection, me, id, upTo, time.UtcNowMillis()) is not { } marked)
+        if (!Ids.TryParse(Route<string>("id"), out var id))
         {
             await NotFound.ConversationAsync(HttpContext);
+            return;
+        }
+        var (marked, member) = await Sql.MarkAsync(connection, me, id, upTo, time.UtcNowMillis());
+        if (marked is null)
+        {
+            // A member names a message that is not (visibly) in the conversation; anyone else learns nothing.
+            await (member ? NotFound.MessageAsync(HttpContext) : NotFound.ConversationAsync(HttpContext));
             return;
         }
         // A mark that did not move (an older or the same message) changes nothing and tells nobody.

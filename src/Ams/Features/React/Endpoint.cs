@@ -28,7 +28,7 @@ public abstract class ReactionEndpoint(MySqlDataSource db, EventLog events, Reac
         }
         if (!Ids.TryParse(Route<string>("id", isRequired: false), out var id))
         {
-            await NotFoundAsync();
+            await NotFound.MessageAsync(HttpContext);
             return;
         }
         var me = User.UserId();
@@ -41,7 +41,7 @@ public abstract class ReactionEndpoint(MySqlDataSource db, EventLog events, Reac
         switch (await Sql.SetAsync(connection, me, id, emoji!, Add, time.UtcNowMillis()))
         {
             case Sql.NotFound:
-                await NotFoundAsync();
+                await NotFound.MessageAsync(HttpContext);
                 return;
             case Sql.Changed done:
                 await events.PublishAsync(reactions.Live(done.Members, done.Seqs,
@@ -51,7 +51,6 @@ public abstract class ReactionEndpoint(MySqlDataSource db, EventLog events, Reac
         await Send.NoContentAsync(ct);
     }
 
-    Task NotFoundAsync() => Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Message not found");
 }
 
 public sealed class AddEndpoint(MySqlDataSource db, EventLog events, ReactionEvents reactions, TimeProvider time,

@@ -24,6 +24,7 @@ public sealed class Validator : Validator<Request>
             .Must(a => a is null || a.All(id => Ids.TryParse(id, out _))).WithMessage("Attachments must be attachment ids.")
             .Must(a => a is null || a.Distinct().Count() == a.Count).WithMessage("Each attachment may be named once.");
         RuleFor(r => r.ConversationId)
-            .Must((r, id) => string.IsNullOrEmpty(id) != string.IsNullOrEmpty(r.To)).WithMessage("Give either conversationId or to, not both.");
+            .Must((r, id) => !string.IsNullOrEmpty(id) || !string.IsNullOrEmpty(r.To)).WithMessage("Give conversationId or to: where the message goes.")
+            .Must((r, id) => string.IsNullOrEmpty(id) || string.IsNullOrEmpty(r.To)).WithMessage("Give either conversationId or to, not both.");
     }
 }

@@ -26,7 +26,8 @@ static class Settings
             {
                 LockedOut l => Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many wrong codes", "Wait before trying again.", l.RetryAfter),
                 Invalid i => Problem.WriteAsync(http, StatusCodes.Status400BadRequest, i.Message),
-                _ => Problem.WriteAsync(http, StatusCodes.Status401Unauthorized, "Invalid code or password"),
+                // Enabling takes a code alone; the others take both, and do not say which was wrong.
+                _ => Problem.WriteAsync(http, StatusCodes.Status401Unauthorized, enabledBefore ? "Invalid code or password" : "Invalid code"),
             };
         if (outcome is LockedOut wait) Problem.RetryAfter(http, wait.RetryAfter);
         var (status, section) = outcome switch
