@@ -9,7 +9,7 @@ default:
 
 # Serve AMS on http://localhost:8082; starts MariaDB and Redis (data in .data/) unless ConnectionStrings__* are set
 run:
-    ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" scripts/dev-services.sh dotnet run --project src/Ams -c Release
+    ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" DEV_SERVICES_STOP_IS_SUCCESS=1 scripts/dev-services.sh dotnet run --project src/Ams -c Release
 
 # Every test: unit and integration (real MariaDB and Redis), the source generator's snapshots, then the Native-AOT binary: API smoke and the chat in Chromium
 test: build

@@ -219,9 +219,14 @@ fi
 if [ -z "${Crypto__DevKeyFile:-}" ]; then
   mkdir -p "$data"
   old_key="$repo/src/Ams/.data/dev-master-keys"
-  if [ ! -e "$data/dev-master-keys" ] && [ -e "$old_key" ]; then
-    mv "$old_key" "$data/dev-master-keys"
-    log "moved the development master key from $old_key to $data/dev-master-keys"
+  if [ -e "$old_key" ]; then
+    # -n: never replace a key already there (two commands starting at once both try this).
+    if [ ! -e "$data/dev-master-keys" ] && mv -n "$old_key" "$data/dev-master-keys" 2>/dev/null && [ ! -e "$old_key" ]; then
+      log "moved the development master key from $old_key to $data/dev-master-keys"
+    elif [ -e "$old_key" ] && ! cmp -s "$old_key" "$data/dev-master-keys"; then
+      log "WARNING: two different development master keys: $data/dev-master-keys (used) and $old_key (not used)."
+      log "WARNING: messages sealed under the other one do not decrypt; keep the one your data needs (README, Crypto__MasterKeys)."
+    fi
   fi
   export Crypto__DevKeyFile="$data/dev-master-keys"
 fi
@@ -231,6 +236,7 @@ if [ $# -eq 0 ]; then
   log "ConnectionStrings__MariaDb=$ConnectionStrings__MariaDb"
   log "ConnectionStrings__Redis=$ConnectionStrings__Redis"
   set -- sleep infinity
+  DEV_SERVICES_STOP_IS_SUCCESS=1
 fi
 
 # In the background, not exec'd and not in the foreground: the EXIT trap has to run after the
@@ -242,9 +248,14 @@ child=$!
 status=0
 while :; do
   wait "$child" && status=0 || status=$?
-  alive "$child" || break # wait also returns when a trapped signal arrives
+  # wait also returns when a trapped signal arrives (128 + its number): the command goes on, so
+  # wait again for its own status. (When it ended in the same instant, bash has none to give.)
+  alive "$child" || break
 done
-# Stopped by Ctrl-C or a TERM, as asked: a command that ended on that signal (130, 143) did what it
-# was told, and `just run` should not report it as a failed recipe.
-if [ -n "$stopped" ] && { [ "$status" -eq 130 ] || [ "$status" -eq 143 ]; }; then status=0; fi
+# `just run` (DEV_SERVICES_STOP_IS_SUCCESS=1) stopped by Ctrl-C or a TERM, as asked: a server that
+# ended on that signal (130, 143) did what it was told, not a failed recipe. Other commands (admin,
+# key rotation) cut short keep their status.
+if [ -n "$stopped" ] && [ "${DEV_SERVICES_STOP_IS_SUCCESS:-}" = 1 ] && { [ "$status" -eq 130 ] || [ "$status" -eq 143 ]; }; then
+  status=0
+fi
 exit "$status"
