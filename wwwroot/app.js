@@ -629,10 +629,10 @@
     .map((a) => ({ href: a.getAttribute("href"), title: a.querySelector(".title")?.textContent ?? "" }));
   function switcherOptions() {
     const query = switcherInput.value.trim().toLowerCase();
-    const shown = linksOf(byId("conversations") ?? document.createElement("ul"));
-    const seen = new Set(shown.map((c) => c.href));
-    return [...shown, ...switcherOlder.filter((c) => !seen.has(c.href))]
-      .filter((c) => c.title.toLowerCase().includes(query));
+    const seen = new Set();
+    // A page fetched while the list moved may repeat one: each conversation once.
+    return [...linksOf(byId("conversations") ?? document.createElement("ul")), ...switcherOlder]
+      .filter((c) => !seen.has(c.href) && seen.add(c.href) && c.title.toLowerCase().includes(query));
   }
   async function loadOlderForSwitcher() {
     const load = ++switcherLoads;   // a reopened switcher starts over; the earlier load stops
@@ -644,8 +644,10 @@
         const response = await fetch(`/c/list?limit=200&before=${encodeURIComponent(before)}`,
           { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } });
         if (!response.ok || load !== switcherLoads) return;
+        const html = await response.text();
+        if (load !== switcherLoads) return;
         const template = document.createElement("template");
-        template.innerHTML = (await response.text()).trim();
+        template.innerHTML = html.trim();
         switcherOlder.push(...linksOf(template.content));
         before = template.content.querySelector("li.more button")?.dataset.before;
         renderSwitcher();
@@ -692,6 +694,8 @@
     if (choice) location.assign(choice.dataset.href);
   });
   switcher?.addEventListener("click", (e) => { if (e.target === switcher) switcher.close(); });
+  // Closed (Escape, a click outside, a choice): the pages still loading are not wanted.
+  switcher?.addEventListener("close", () => { switcherLoads++; });
 
   // ---- Desktop notifications: asked for on a click, shown only while the tab is hidden -----------
   const enable = byId("enable-notifications");

@@ -205,7 +205,7 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
         var secret = await EnrolAsync();
         await Form("/settings/2fa/enable", new() { ["code"] = "12345" }, 422, "Code must be 6 digits.", on: false);
         // A wrong code does not turn it on, and the section must not pretend it did.
-        await Form("/settings/2fa/enable", new() { ["code"] = "000000" }, 401, "That code or password did not work.", on: false);
+        await Form("/settings/2fa/enable", new() { ["code"] = "000000" }, 401, "That code did not work.", on: false);
         secret = await EnrolAsync();
         await browser.PostFormAsync("/settings/2fa/enable", new() { ["code"] = new OtpNet.Totp(secret).ComputeTotp() }, 200, htmx: true);
         Assert.Contains("Two-factor authentication is on", await (await browser.GetAsync("/settings/2fa")).ReadAsTextAsync());

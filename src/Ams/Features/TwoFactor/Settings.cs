@@ -36,7 +36,7 @@ static class Settings
             Done => (200, Fragments.Settings(http, enabledAfter, [])),
             LockedOut => (429, Fragments.Settings(http, enabledBefore, ["Too many wrong codes. Wait and try again."])),
             Invalid i => (400, Fragments.Settings(http, i.Enabled, [i.Message])),
-            _ => (401, Fragments.Settings(http, enabledBefore, ["That code or password did not work."])),
+            _ => (401, Fragments.Settings(http, enabledBefore, [enabledBefore ? "That code or password did not work." : "That code did not work."])),
         };
         return Layout.SendAsync(http, Title, section, status);
     }
