@@ -43,6 +43,11 @@ public sealed class GaleraFixture : IAsyncLifetime
                     output.WriteLine(string.Join(" | ", lines[l..Math.Min(lines.Length, l + 30)].Where(x => x.Contains("Ams") || !x.StartsWith("         at"))));
             await node.DisposeAsync();
         }
+        // What the Galera nodes said meanwhile (a brute-force abort that waited, a conflict), so that
+        // a stall that fails a test once in many runs can be told from the AMS side afterwards.
+        for (var g = 0; g < 3; g++)
+            foreach (var line in Galera.LogTail(g).Split('\n').Where(l => l.Contains("[Warning]") || l.Contains("[ERROR]") || l.Contains("BF")).TakeLast(40))
+                output.WriteLine($"galera {g + 1}: {line}");
     }
 
     /// <summary>The nodes' <c>ams_db_conflict_retries_total</c> for one operation, summed.</summary>

@@ -115,6 +115,9 @@ public sealed class GaleraCluster : IAsyncDisposable
     /// <summary>Starts a stopped node again; it rejoins and catches up (IST, or a full transfer).</summary>
     public Task RejoinAsync(int node, CancellationToken ct = default) => StartNodeAsync(node, bootstrap: false, ct);
 
+    /// <summary>The end of a node's server log (WSREP notes, warnings, errors), for a failed test's output.</summary>
+    public string LogTail(int node, int lines = 300) => _nodes[node].Process?.LogTail(lines) ?? "(not started)";
+
     public async Task<int> ClusterSizeAsync(int node) =>
         int.Parse((await RootSqlAsync(node, "SHOW STATUS LIKE 'wsrep_cluster_size'")).Split('\n', '\t')[3]);
 
