@@ -56,5 +56,4 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, IChunkStore 
         }
         await Send.NoContentAsync(ct);
     }
-
 }

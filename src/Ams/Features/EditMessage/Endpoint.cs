@@ -49,5 +49,4 @@ public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog eve
                 return;
         }
     }
-
 }

@@ -50,7 +50,6 @@ public abstract class ReactionEndpoint(MySqlDataSource db, EventLog events, Reac
         }
         await Send.NoContentAsync(ct);
     }
-
 }
 
 public sealed class AddEndpoint(MySqlDataSource db, EventLog events, ReactionEvents reactions, TimeProvider time,
