@@ -2,6 +2,8 @@ using Alba;
 using Ams.Testing;
 using Ams.Tests.Messaging;
 using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Ams.Tests.Platform;
 
@@ -197,5 +199,92 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         }
         Assert.Equal(2, sharded);
         Assert.Equal("", classic);
+    }
+
+    // Held: the replica takes over only when told, 4 s on; until then the channel's slot has no
+    // master, and node1's tries to publish fail, some by timeout, some refused at once (no timeout
+    // trips the circuit, whose recovery would try again). Not held: it takes over within about 2 s,
+    // and the waiting publication may reach the promoted replica before the nodes' subscriptions do.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_live_event_not_published_while_its_master_was_dead_reaches_idle_streams_and_goes_out_once_a_replica_takes_over(bool failoverHeld)
+    {
+        var logs = new CapturedLogs();
+        await using var node1 = await services.StartAppAsync(redis: redis.Cluster.ConnectionString,
+            services: s => s.AddSingleton<ILoggerProvider>(logs));
+        await using var node2 = await AppAsync();
+        var (alice, bob) = (await node1.MemberAsync("rk"), await node1.MemberAsync("rl"));
+        var conversation = (await node1.DirectAsync(alice, bob))["id"]!.GetValue<string>();
+        var lowest = Math.Min(await services.UserIdAsync(alice.Name), await services.UserIdAsync(bob.Name));
+        var doomed = await redis.Cluster.MasterOfAsync($"ams:events:{lowest % 16}");
+        // Their sessions live elsewhere: this is about the event, not about a lost session.
+        async Task<Member> AwayFromDoomedAsync(Member member)
+        {
+            while (await redis.Cluster.MasterOfAsync(SessionKeyOf(member.Token)) == doomed)
+                member = member with { Token = await node1.LoginAsync(member.Name) };
+            return member;
+        }
+        (alice, bob) = (await AwayFromDoomedAsync(alice), await AwayFromDoomedAsync(bob));
+        // One stream on each node: either node's subscription may still be moving to the promoted
+        // replica when the waiting publication goes out.
+        await using var onNode1 = await SseClient.OpenAsync(node1, bob.Token);
+        await using var onNode2 = await SseClient.OpenAsync(node2, bob.Token);
+        await node1.SendAsync(alice, conversation, "before");
+        foreach (var stream in new[] { onNode1, onNode2 }) Assert.Contains("before", (await stream.NextOfAsync("message")).Data);
+
+        var heir = (await redis.Cluster.ReplicasAsync()).Single(pair => pair.Master == doomed).Replica;
+        if (failoverHeld) await RedisCluster.CliAsync(heir, "CONFIG", "SET", "cluster-replica-no-failover", "yes");
+        await redis.Cluster.KillAsync(doomed);
+        try
+        {
+            // Stored, but its channel's master is gone: the publication waits on node1. Nothing
+            // else is sent, so the streams have no later event to show them a gap.
+            var key = Guid.NewGuid().ToString();
+            for (var attempt = 0; ; attempt++)
+            {
+                var sent = await node1.Scenario(s =>
+                {
+                    s.Post.Json(new { conversationId = conversation, body = "while the master was dead" }).ToUrl("/api/messages");
+                    s.WithBearerToken(alice.Token);
+                    s.WithRequestHeader("Idempotency-Key", key);
+                    s.IgnoreStatusCode();
+                });
+                if (sent.Status() == 201) break;
+                Assert.True(attempt < 20 && sent.Status() is 503 or 429, $"the send answered {sent.Status()}: {await sent.ReadAsTextAsync()}");
+                await Task.Delay(500);
+            }
+            if (failoverHeld)
+            {
+                await Task.Delay(4000);
+                await RedisCluster.CliAsync(heir, "CONFIG", "SET", "cluster-replica-no-failover", "no");
+            }
+            foreach (var (stream, node) in new[] { (onNode1, 1), (onNode2, 2) })
+            {
+                SseEvent? next = null;
+                try
+                {
+                    do next = await stream.NextAsync(TimeSpan.FromSeconds(30));
+                    while (next is { Event: not "message" });
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                Assert.True(next?.Data.Contains("while the master was dead") == true, $"the stream on node {node} did not get the message within 30 s");
+            }
+            // And it went out (not only replayed by these streams, whose own heartbeats failed too): a
+            // node that never lost the shard itself hears of the event only that way.
+            var published = DateTime.UtcNow.AddSeconds(10);
+            while (!logs.Lines.Any(line => line.Contains("Published 1 live events that waited for Redis")))
+            {
+                Assert.True(DateTime.UtcNow < published, "node1 never published the event that waited:\n" + logs.All);
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            await RedisCluster.CliAsync(heir, "CONFIG", "SET", "cluster-replica-no-failover", "no");
+            await redis.Cluster.StartAgainAsync(doomed);
+        }
     }
 }

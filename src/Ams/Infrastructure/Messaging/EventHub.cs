@@ -140,8 +140,11 @@ public sealed class EventHub : IHostedService
     readonly long[] takenSince = new long[EventLog.ChannelCount];   // since when Redis takes the channel's heartbeats (0: it does not)
     // The catch-up at a reconnect can come before the subscriptions are in place again on the
     // server, and a send stored after it but published before them reached no stream (seen after a
-    // Sentinel failover). So once every channel has carried this node's own heartbeat again, the
-    // streams replay once more. The time of the last reconnect; 0 when that replay is done.
+    // Sentinel failover). The same after a Redis Cluster master dies, with no reconnect at all:
+    // the promoted replica takes publications (another node's, waiting since the death) before
+    // this node's subscriptions have moved to it. So once every channel has carried this node's own
+    // heartbeat again, the streams replay once more. The time of the last reconnect or heartbeat
+    // Redis did not take; 0 when that replay is done.
     long catchUpOnceHeard;
     readonly CancellationTokenSource watchStop = new();
     Task watching = Task.CompletedTask;
@@ -162,13 +165,17 @@ public sealed class EventHub : IHostedService
                 }
                 catch (Exception e) when (e is RedisException or TimeoutException)
                 {
-                    // Redis does not take them: an outage, which ends with ConnectionRestored's catch-up.
+                    // Redis does not take them (all or one shard's): an outage, which ends with a catch-up below.
                     foreach (var task in sent) _ = task.ContinueWith(t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
                 }
                 var deaf = new List<int>();
                 for (var i = 0; i < sent.Length; i++)
                 {
-                    if (!sent[i].IsCompletedSuccessfully) takenSince[i] = 0;
+                    if (!sent[i].IsCompletedSuccessfully)
+                    {
+                        takenSince[i] = 0;
+                        Volatile.Write(ref catchUpOnceHeard, now);
+                    }
                     else if (takenSince[i] == 0) takenSince[i] = now;
                     else if (now - takenSince[i] > SilenceLimit.TotalMilliseconds && now - Volatile.Read(ref heardAt[i]) > SilenceLimit.TotalMilliseconds)
                         deaf.Add(i);

@@ -32,11 +32,13 @@ public sealed class EventLog
 {
     readonly RedisCircuit circuit;
     readonly ILogger<EventLog> logger;
+    readonly CancellationToken stopping;
 
-    public EventLog(RedisCircuit circuit, ILogger<EventLog> logger)
+    public EventLog(RedisCircuit circuit, ILogger<EventLog> logger, IHostApplicationLifetime lifetime)
     {
         this.circuit = circuit;
         this.logger = logger;
+        stopping = lifetime.ApplicationStopping;
         circuit.Answering += () => _ = RepublishAsync();
     }
 
@@ -155,7 +157,7 @@ public sealed class EventLog
 
     /// <summary>
     /// After the commit. A failure is not the sender's problem: the event is in the table, and it is
-    /// published again as soon as Redis answers (a stream that sees a gap replays from the table).
+    /// published again until Redis takes it (a stream that sees a gap replays from the table).
     /// </summary>
     public async Task PublishAsync(LiveEvent live)
     {
@@ -165,9 +167,10 @@ public sealed class EventLog
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            // Past the bound the oldest are dropped: their streams still replay them at the next event's gap.
+            // Past the bound it is not kept: its streams still replay it at their next event's gap.
             if (unpublished.Count < MaxUnpublished) unpublished.Enqueue(live);
             logger.LogWarning("Live {Kind} event not published ({Message}); it goes out when Redis answers, and streams replay it from the database", live.Kind, e.Message);
+            _ = RepublishAsync();
         }
     }
 
@@ -177,28 +180,58 @@ public sealed class EventLog
     readonly ConcurrentQueue<LiveEvent> unpublished = new();
     int republishing;
 
-    /// <summary>Publishes the events that waited for Redis; stops at the first that still cannot go.</summary>
-    public async Task RepublishAsync()
+    // Tried again on this beat until all are out, not only when the circuit closes: a Redis Cluster
+    // master that died refuses at once (no timeout trips the circuit), and its slots answer again
+    // only when a replica has taken over. An idle stream would otherwise never see its gap.
+    static readonly TimeSpan RepublishInterval = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Publishes the events that waited for Redis, again and again until Redis has taken every one.</summary>
+    async Task RepublishAsync()
     {
-        if (Interlocked.Exchange(ref republishing, 1) == 1) return;
-        var sent = 0;
-        try
+        while (!unpublished.IsEmpty && !stopping.IsCancellationRequested)
         {
-            while (unpublished.TryPeek(out var live))
+            if (Interlocked.Exchange(ref republishing, 1) == 1) return;
+            try
             {
-                await circuit.PublishAsync(ChannelOf(live), JsonSerializer.Serialize(live, AppJsonContext.Default.LiveEvent));
-                unpublished.TryDequeue(out _);
-                sent++;
+                while (await RepublishRoundAsync() > 0) await Task.Delay(RepublishInterval, stopping);
             }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                // The node stops: what still waits is in the table, for the streams to replay.
+            }
+            finally
+            {
+                Volatile.Write(ref republishing, 0);
+            }
+            // Loops again for one queued after the last round but before the flag came down.
         }
-        catch (Exception e) when (e is RedisException or TimeoutException)
+    }
+
+    /// <summary>One try for each waiting event, in order per channel: a channel that refuses keeps the rest of its events for the next round. The number still waiting.</summary>
+    async Task<int> RepublishRoundAsync()
+    {
+        if (circuit.IsOpen) return unpublished.Count;   // known not to answer: its probe finds out when it does
+        var refused = new HashSet<RedisChannel>();
+        var sent = 0;
+        for (var n = unpublished.Count; n > 0 && unpublished.TryDequeue(out var live); n--)
         {
-            // Still away: the next Answering tries again.
+            var channel = ChannelOf(live);
+            if (!refused.Contains(channel))
+            {
+                try
+                {
+                    await circuit.PublishAsync(channel, JsonSerializer.Serialize(live, AppJsonContext.Default.LiveEvent));
+                    sent++;
+                    continue;
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    refused.Add(channel);
+                }
+            }
+            unpublished.Enqueue(live);
         }
-        finally
-        {
-            Volatile.Write(ref republishing, 0);
-            if (sent > 0) logger.LogInformation("Published {Count} live events that waited for Redis", sent);
-        }
+        if (sent > 0) logger.LogInformation("Published {Count} live events that waited for Redis", sent);
+        return unpublished.Count;
     }
 }
