@@ -144,7 +144,7 @@ public sealed class EventHub : IHostedService
     // the promoted replica takes publications (another node's, waiting since the death) before
     // this node's subscriptions have moved to it. So once every channel has carried this node's own
     // heartbeat again, the streams replay once more. The time of the last reconnect or heartbeat
-    // Redis did not take; 0 when that replay is done.
+    // Redis refused; 0 when that replay is done.
     long catchUpOnceHeard;
     readonly CancellationTokenSource watchStop = new();
     Task watching = Task.CompletedTask;
@@ -165,17 +165,20 @@ public sealed class EventHub : IHostedService
                 }
                 catch (Exception e) when (e is RedisException or TimeoutException)
                 {
-                    // Redis does not take them (all or one shard's): an outage, which ends with a catch-up below.
-                    foreach (var task in sent) _ = task.ContinueWith(t => t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+                    // Redis refuses them, at once or in the end (all or one shard's): an outage, which
+                    // may have cost other publications too, so it ends with a catch-up below. Merely
+                    // slow is not an outage: a replay of every stream on a loaded node would only load it more.
+                    foreach (var task in sent)
+                        _ = task.ContinueWith(t =>
+                        {
+                            _ = t.Exception;
+                            Volatile.Write(ref catchUpOnceHeard, Environment.TickCount64);
+                        }, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
                 }
                 var deaf = new List<int>();
                 for (var i = 0; i < sent.Length; i++)
                 {
-                    if (!sent[i].IsCompletedSuccessfully)
-                    {
-                        takenSince[i] = 0;
-                        Volatile.Write(ref catchUpOnceHeard, now);
-                    }
+                    if (!sent[i].IsCompletedSuccessfully) takenSince[i] = 0;
                     else if (takenSince[i] == 0) takenSince[i] = now;
                     else if (now - takenSince[i] > SilenceLimit.TotalMilliseconds && now - Volatile.Read(ref heardAt[i]) > SilenceLimit.TotalMilliseconds)
                         deaf.Add(i);

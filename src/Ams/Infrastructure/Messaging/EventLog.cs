@@ -39,7 +39,7 @@ public sealed class EventLog
         this.circuit = circuit;
         this.logger = logger;
         stopping = lifetime.ApplicationStopping;
-        circuit.Answering += () => _ = RepublishAsync();
+        circuit.Answering += () => _ = Task.Run(RepublishAsync);
     }
 
     /// <summary>
@@ -167,15 +167,20 @@ public sealed class EventLog
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            // Past the bound it is not kept: its streams still replay it at their next event's gap.
-            if (unpublished.Count < MaxUnpublished) unpublished.Enqueue(live);
-            logger.LogWarning("Live {Kind} event not published ({Message}); it goes out when Redis answers, and streams replay it from the database", live.Kind, e.Message);
-            _ = RepublishAsync();
+            if (unpublished.Count >= MaxUnpublished)
+            {
+                logger.LogWarning("Live {Kind} event not published ({Message}), and {Max} wait already: streams replay it from the database at their next catch-up or gap", live.Kind, e.Message, MaxUnpublished);
+                return;
+            }
+            unpublished.Enqueue(live);
+            logger.LogWarning("Live {Kind} event not published ({Message}); it goes out when Redis takes it, and streams replay it from the database", live.Kind, e.Message);
+            _ = Task.Run(RepublishAsync);
         }
     }
 
     // Live events Redis did not take while it was away or not answering. Streams skip what they
-    // have already written (by event number), so a late or repeated one does no harm.
+    // have already written (by event number), so a late or repeated one does no harm (a typing
+    // notice, which has no number, may come late).
     const int MaxUnpublished = 10_000;
     readonly ConcurrentQueue<LiveEvent> unpublished = new();
     int republishing;
@@ -185,7 +190,7 @@ public sealed class EventLog
     // only when a replica has taken over. An idle stream would otherwise never see its gap.
     static readonly TimeSpan RepublishInterval = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>Publishes the events that waited for Redis, again and again until Redis has taken every one.</summary>
+    /// <summary>Publishes the events that waited for Redis, again and again until Redis has taken every one or the node stops.</summary>
     async Task RepublishAsync()
     {
         while (!unpublished.IsEmpty && !stopping.IsCancellationRequested)
@@ -199,15 +204,22 @@ public sealed class EventLog
             {
                 // The node stops: what still waits is in the table, for the streams to replay.
             }
+            catch (Exception e)
+            {
+                logger.LogError(e, "Publishing the live events that waited for Redis failed; the next one not published tries again");
+                return;
+            }
             finally
             {
-                Volatile.Write(ref republishing, 0);
+                // A full fence: the emptiness check below must not be read before the flag is down,
+                // or an event queued in between would find the loop busy and wait for the next one.
+                Interlocked.Exchange(ref republishing, 0);
             }
             // Loops again for one queued after the last round but before the flag came down.
         }
     }
 
-    /// <summary>One try for each waiting event, in order per channel: a channel that refuses keeps the rest of its events for the next round. The number still waiting.</summary>
+    /// <summary>One try for each waiting event: a channel that refuses keeps the rest of its events for the next round. The number still waiting.</summary>
     async Task<int> RepublishRoundAsync()
     {
         if (circuit.IsOpen) return unpublished.Count;   // known not to answer: its probe finds out when it does
@@ -224,7 +236,7 @@ public sealed class EventLog
                     sent++;
                     continue;
                 }
-                catch (Exception e) when (e is RedisException or TimeoutException)
+                catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
                 {
                     refused.Add(channel);
                 }
