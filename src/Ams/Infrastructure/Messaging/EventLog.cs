@@ -167,6 +167,9 @@ public sealed class EventLog
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
+            // A typing notice (no event number) is worth nothing seconds late, and a stream could
+            // not tell a late copy from a new one.
+            if (live.Seqs.All(seq => seq == 0)) return;
             if (unpublished.Count >= MaxUnpublished)
             {
                 logger.LogWarning("Live {Kind} event not published ({Message}), and {Max} wait already: streams replay it from the database at their next catch-up or gap", live.Kind, e.Message, MaxUnpublished);
@@ -179,8 +182,7 @@ public sealed class EventLog
     }
 
     // Live events Redis did not take while it was away or not answering. Streams skip what they
-    // have already written (by event number), so a late or repeated one does no harm (a typing
-    // notice, which has no number, may come late).
+    // have already written (by event number), so a late or repeated one does no harm.
     const int MaxUnpublished = 10_000;
     readonly ConcurrentQueue<LiveEvent> unpublished = new();
     int republishing;
