@@ -13,17 +13,35 @@ public static class FreePort
     /// </summary>
     public static int Next()
     {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try
+        // The kernel may hand the same port out again at once, so two calls in a row (a server
+        // with two ports, such as Caddy's http_port and https_port) could get one port twice:
+        // a port handed out recently is not handed out again.
+        while (true)
         {
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-        finally
-        {
-            listener.Stop();
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            int port;
+            try
+            {
+                port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            }
+            finally
+            {
+                listener.Stop();
+            }
+            lock (recent)
+            {
+                if (!recent.Add(port)) continue;
+                order.Enqueue(port);
+                if (order.Count > RecentLimit) recent.Remove(order.Dequeue());
+                return port;
+            }
         }
     }
+
+    const int RecentLimit = 4096;
+    static readonly HashSet<int> recent = [];
+    static readonly Queue<int> order = new();
 
     /// <summary>True if something accepts TCP connections on 127.0.0.1:<paramref name="port"/>.</summary>
     public static async Task<bool> AcceptsAsync(int port, CancellationToken ct = default)
