@@ -114,6 +114,7 @@ public sealed class Stream : IDisposable
                     }
                     else last = await ReplayAsync(response, subscriber, last, ct);
                 }
+                subscriber.Delivered = last;
                 // Every ready event is written before a single flush, so a burst costs one flush per
                 // stream rather than one per event. Keep-alives come through the queue too (the node's timer).
                 while (!ct.IsCancellationRequested)
@@ -129,7 +130,7 @@ public sealed class Stream : IDisposable
                             // A catch-up after this node lost Redis: the revocation may have been published
                             // while it could not hear, so the session is checked before anything is replayed.
                             if (revoked = !await sessions.ConfirmAsync(session.Id, ct)) break;
-                            last = await ReplayAsync(response, subscriber, last, ct);
+                            if (!ReferenceEquals(item, Outgoing.ConfirmSession)) last = await ReplayAsync(response, subscriber, last, ct);
                         }
                         else if (item.Seq == 0)
                         {
@@ -157,6 +158,7 @@ public sealed class Stream : IDisposable
                     }
                     await response.Body.FlushAsync(ct);
                     if (revoked) break;
+                    subscriber.Delivered = last;
                 }
                 if (subscriber.Overflowed)
                     logger.LogInformation("Event stream of user {UserId} fell {Capacity} events behind and was closed; it resumes with Last-Event-ID",

@@ -155,6 +155,20 @@ public sealed class EventLog
     public static Task<long> LatestAsync(MySqlConnection connection, long userId) =>
         connection.QuerySingleOrDefaultAsync<long>("SELECT seq FROM user_event_seq WHERE user_id = @userId", new { userId });
 
+    /// <summary>Each user's latest event number (users without events are left out).</summary>
+    public static async Task<Dictionary<long, long>> LatestAsync(MySqlConnection connection, IEnumerable<long> userIds)
+    {
+        await using var select = new MySqlCommand($"""
+            SELECT STRAIGHT_JOIN s.user_id, s.seq FROM {SqlLists.IdsTable}
+                JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = ids.id
+            """, connection);
+        select.Parameters.AddWithValue("@ids", SqlLists.Ids(userIds));
+        await using var reader = await select.ExecuteReaderAsync();
+        var latest = new Dictionary<long, long>();
+        while (await reader.ReadAsync()) latest[reader.GetInt64(0)] = reader.GetInt64(1);
+        return latest;
+    }
+
     /// <summary>
     /// After the commit. A failure is not the sender's problem: the event is in the table, and it is
     /// published again until Redis takes it (a stream that sees a gap replays from the table).
