@@ -6,7 +6,7 @@ using Ams.Testing;
 // each scenario (part of `just test`, so the harness cannot rot) and writes to artifacts/.
 var smoke = args.Contains("--smoke");
 // `--cluster` adds the floor, send and delivery scenarios on the loopback cluster (`just cluster`).
-// `--only send` (or a list of footprint, floor, send, delivery, connections, attachments, connections50k, prosody) runs just those
+// `--only send` (or a list of footprint, floor, send, delivery, connections, catchup, attachments, connections50k, prosody) runs just those
 // and writes to artifacts/, for profiling a node under that load; the node PIDs are printed. Delivery
 // runs at each of the settings' rates: `delivery` is all of them, `delivery-1000` one (likewise
 // `prosody` and `prosody-200`, …, `prosody-throughput`).
@@ -48,6 +48,8 @@ var environment = new Dictionary<string, string>
     ["Events__MaxStreamsPerUser"] = "100000000",
     ["Passwords__QueueTimeoutMs"] = "60000",
     ["Logging__LogLevel__Default"] = "Warning",
+    // Its catch-ups (one line each) for the catch-up scenario.
+    ["Logging__LogLevel__Ams.Infrastructure.Messaging.EventHub"] = "Information",
     ["Entropy__Background"] = "false",
 };
 // The nodes run on the GC the binary is built with (src/Ams/Ams.csproj: workstation). BENCH_GC_SERVER
@@ -79,6 +81,7 @@ try
     foreach (var rate in settings.DeliveryRates)
         if (Runs($"delivery-{rate}")) report.Add(await Scenarios.DeliveryAsync(node1.BaseAddress, node2.BaseAddress, mariadb.ConnectionString("ams"), settings, rate));
     if (Runs("connections")) report.Add(await Scenarios.ConnectionsAsync(node1, settings));
+    if (Runs("catchup")) report.Add(await Scenarios.CatchUpAsync(node2, redis, mariadb.ConnectionString("ams"), settings));
     if (Runs("attachments")) report.Add(await AttachmentScenarios.RunAsync(node2, mariadb.ConnectionString("ams"), smoke));
 }
 finally

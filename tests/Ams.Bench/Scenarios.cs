@@ -316,6 +316,100 @@ static class Scenarios
             .Select(l => l.Replace("dotnet_gc_", "")));
     }
 
+    /// <summary>
+    /// Idle streams of 100 users (5 in the smoke) on one node, each up to date, then a Redis restart that keeps its
+    /// data (sessions survive): what the node's catch-up asks of MariaDB, how sends fare meanwhile
+    /// (one every 50 ms for half the scenario duration from Redis's return), and whether every stream is still live after.
+    /// </summary>
+    public static async Task<Result> CatchUpAsync(AppProcess node, RedisServer redis, string mariaDb, Settings settings)
+    {
+        var users = Math.Min(100, settings.Connections / 10);
+        var (_, senderToken) = await Client.UserAsync(node.BaseAddress, "ks");
+        var listeners = new List<(string Token, string Conversation)>();
+        for (var u = 0; u < users; u++)
+        {
+            var (name, token) = await Client.UserAsync(node.BaseAddress, "kl");
+            listeners.Add((token, await Client.DirectAsync(node.BaseAddress, senderToken, name)));
+        }
+        var server = new IPEndPoint(IPAddress.Parse(node.BaseAddress.Host), node.BaseAddress.Port);
+        var received = new ConcurrentDictionary<string, int>();
+        var streams = new LeanSse[settings.Connections];
+        using var sender = Client.For(node.BaseAddress, senderToken);
+        async Task<int> EveryoneGetsAsync(string body)
+        {
+            await Task.WhenAll(listeners.Select(async l =>
+                (await sender.PostAsJsonAsync("/api/messages", new { conversationId = l.Conversation, body = $"{body} {l.Conversation}" })).EnsureSuccessStatusCode()));
+            var wait = Stopwatch.StartNew();
+            int Count() => listeners.Sum(l => received.GetValueOrDefault($"{body} {l.Conversation}"));
+            while (Count() < streams.Length && wait.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(50);
+            return Count();
+        }
+        async Task<long> StatementsAsync()
+        {
+            await using var connection = new MySqlConnection(mariaDb);
+            await connection.OpenAsync();
+            await using var status = new MySqlCommand("SHOW GLOBAL STATUS LIKE 'Questions'", connection);
+            await using var reader = await status.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            return long.Parse(reader.GetString(1), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        async Task<(LongHistogram Latency, int Failed, int Sent)> SendForAsync(TimeSpan window)
+        {
+            var histogram = NewHistogram();
+            var failed = 0;
+            var sends = new List<Task>();
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; clock.Elapsed < window; i++)
+            {
+                var started = Stopwatch.GetTimestamp();
+                var conversation = listeners[i % users].Conversation;
+                sends.Add(Task.Run(async () =>
+                {
+                    using var response = await sender.PostAsJsonAsync("/api/messages", new { conversationId = conversation, body = "meanwhile" });
+                    if (response.IsSuccessStatusCode) Record(histogram, started);
+                    else Interlocked.Increment(ref failed);
+                }));
+                await Task.Delay(50);
+            }
+            await Task.WhenAll(sends);
+            return (histogram, failed, sends.Count);
+        }
+        try
+        {
+            await Parallel.ForAsync(0, streams.Length, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, _) =>
+                streams[i] = await LeanSse.OpenAsync(server, new IPAddress([127, 0, 0, (byte)(2 + i / settings.PerSourceAddress)]), listeners[i % users].Token,
+                    body => received.AddOrUpdate(body, 1, (_, n) => n + 1)));
+            var before = await EveryoneGetsAsync("before");
+
+            // The same sends with Redis up first, for the statements they cost on their own.
+            var window = settings.Duration / 2;
+            var statements = await StatementsAsync();
+            var (_, _, quietSends) = await SendForAsync(window);
+            var quiet = await StatementsAsync() - statements;
+
+            await using (var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true"))
+                await admin.GetDatabase().ExecuteAsync("SAVE");
+            await redis.StopAsync();
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            statements = await StatementsAsync();
+            await redis.StartAgainAsync();
+            var (histogram, failed, catchUpSends) = await SendForAsync(window);
+            var catchUp = await StatementsAsync() - statements - quiet * catchUpSends / Math.Max(1, quietSends);
+            var after = await EveryoneGetsAsync("after");
+            foreach (var line in node.Log.Split('\n').Where(l => l.Contains(" streams replay what Redis", StringComparison.Ordinal))) Console.WriteLine($"catch-up, node: {line.Trim()}");
+            Console.WriteLine($"catch-up: {streams.Length} streams of {users} users; MariaDB statements besides the sends {catchUp}; sends p50/p99/max " +
+                $"{Milliseconds(histogram, 50):F1}/{Milliseconds(histogram, 99):F1}/{histogram.GetMaxValue() * 1000.0 / Stopwatch.Frequency:F0} ms, {failed} failed; live before/after {before}/{after}");
+            return new Result("Catch-up", $"{streams.Length} idle streams of {users} users, all up to date, then a Redis restart that keeps its data; a send every 50 ms for {window.TotalSeconds:F0} s from Redis's return",
+                histogram,
+                [("MariaDB statements in that time besides the sends' own (measured with Redis up)", $"{catchUp:N0}"), ("streams live before / after", $"{before} / {after}"), ("sends failed", $"{failed}")],
+                after == streams.Length && failed == 0 ? [] : [$"{streams.Length - after} streams no longer live, {failed} sends failed"]);
+        }
+        finally
+        {
+            foreach (var stream in streams) stream?.Dispose();
+        }
+    }
+
     // RSS is read 2 s after the last connection of a step has its response headers (every stream
     // is registered with the hub by then), never while connections are still opening.
     static async Task<Result> ConnectionsAsync(AppProcess node, string name, int[] steps, int burst, int perSourceAddress)

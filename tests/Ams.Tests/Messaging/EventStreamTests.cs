@@ -278,6 +278,59 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         Assert.Contains("carol still live", (await NextMessageAsync(carolStream)).Data);
     }
 
+    [Fact]
+    public async Task A_catch_up_of_many_streams_behind_replays_a_few_at_a_time_rather_than_drain_the_connection_pool()
+    {
+        // Connections in use by the nodes' pool for this test's database, at their peak.
+        const string database = "amsreplaybound";
+        var (gate, used, peak) = (new Lock(), 0, 0);
+        using var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == "MySqlConnector" && instrument.Name.Contains("connection", StringComparison.Ordinal)) l.EnableMeasurementEvents(instrument);
+            },
+        };
+        listener.SetMeasurementEventCallback<int>((_, value, tags, _) =>
+        {
+            string? pool = null, state = null;
+            foreach (var tag in tags)
+                if (tag.Key.EndsWith("pool.name", StringComparison.Ordinal)) pool = tag.Value as string;
+                else if (tag.Key.EndsWith("state", StringComparison.Ordinal)) state = tag.Value as string;
+            if (state != "used" || pool?.Contains(database, StringComparison.Ordinal) != true) return;
+            lock (gate) peak = Math.Max(peak, used += value);
+        });
+        listener.Start();
+
+        // Node 2 has a Redis of its own, so it never hears what node 1 publishes: its streams fall
+        // behind, and a restart of its Redis makes every one of them replay from MariaDB at once.
+        await using var redis = await RedisServer.StartAsync();
+        await using var node1 = await services.StartAppAsync(database);
+        await using var node2 = await services.StartAppAsync(database, redis: redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000",
+            settings: new Dictionary<string, string?> { ["Events:MaxStreamsPerUser"] = "1000" });
+        var alice = await node1.MemberAsync("ra");
+        var bob = await node1.MemberAsync("rb");
+        var direct = await node1.DirectAsync(alice, bob);
+        var bobOnNode2 = await node2.LoginAsync(bob.Name);
+        var streams = await Task.WhenAll(Enumerable.Range(0, 120).Select(_ => SseClient.OpenAsync(node2, bobOnNode2)));
+        try
+        {
+            await node1.SendAsync(alice, direct.Id(), "node 2 did not hear this");
+            lock (gate) peak = used;
+            await SaveAsync(redis);   // bob's session on node 2 survives the restart
+            await redis.StopAsync();
+            await redis.StartAgainAsync();
+            foreach (var stream in streams)
+                Assert.Contains("node 2 did not hear this", (await NextMessageAsync(stream, timeout: TimeSpan.FromSeconds(30))).Data);
+            // 16 replays at a time, and a connection or two for anything else (before: up to one per stream).
+            lock (gate) Assert.InRange(peak, 1, 20);
+        }
+        finally
+        {
+            foreach (var stream in streams) await stream.DisposeAsync();
+        }
+    }
+
     static async Task<string> WaitForLogAsync(CapturedLogs logs, string text)
     {
         var deadline = DateTime.UtcNow.AddSeconds(15);

@@ -32,4 +32,28 @@ public sealed class SubscriberTests
         for (var seq = 1; seq <= 10_000; seq++) subscriber.Offer(Item(seq));
         Assert.True(subscriber.Overflowed);
     }
+
+    [Fact]
+    public void A_catch_up_still_queued_is_not_queued_again_and_a_replay_outranks_a_session_check()
+    {
+        var subscriber = new Subscriber(1, "u", "s", StreamFormat.Json);
+        List<Outgoing> Drain()
+        {
+            var items = new List<Outgoing>();
+            while (subscriber.Reader.TryRead(out var item)) items.Add(item);
+            return items;
+        }
+        subscriber.OfferCatchUp(Outgoing.ConfirmSession);
+        subscriber.OfferCatchUp(Outgoing.ConfirmSession);
+        subscriber.OfferCatchUp(Outgoing.CatchUp);   // more than the queued session check: queued too
+        subscriber.OfferCatchUp(Outgoing.CatchUp);
+        subscriber.OfferCatchUp(Outgoing.ConfirmSession);
+        Assert.Equal([Outgoing.ConfirmSession, Outgoing.CatchUp], Drain());
+
+        subscriber.OfferCatchUp(Outgoing.CatchUp);
+        Assert.Empty(Drain());   // the stream has not taken the last one yet
+        subscriber.CatchUpTaken();
+        subscriber.OfferCatchUp(Outgoing.CatchUp);
+        Assert.Equal([Outgoing.CatchUp], Drain());
+    }
 }

@@ -44,6 +44,12 @@ public sealed class Stream : IDisposable
     readonly Timer keepAlive;
     readonly int keepAliveShares;
     int keepAliveTick;
+    // Replays reading MariaDB at once, node-wide. A catch-up after Redis returns, or the streams of
+    // a dead node resuming here, can start thousands together: unbounded, they queued for the
+    // connection pool ahead of every send (sends took seconds, docs/benchmarks-history.md,
+    // 2026-12-03). Bounded, they take their turn and leave the pool to everything else.
+    const int ConcurrentReplays = 16;
+    readonly SemaphoreSlim replaying = new(ConcurrentReplays);
 
     public Stream(EventHub hub, Presence presence, MySqlDataSource db, SessionStore sessions,
         IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
@@ -129,6 +135,7 @@ public sealed class Stream : IDisposable
                         {
                             // A catch-up after this node lost Redis: the revocation may have been published
                             // while it could not hear, so the session is checked before anything is replayed.
+                            subscriber.CatchUpTaken();
                             if (revoked = !await sessions.ConfirmAsync(session.Id, ct)) break;
                             if (!ReferenceEquals(item, Outgoing.ConfirmSession)) last = await ReplayAsync(response, subscriber, last, ct);
                         }
@@ -205,8 +212,10 @@ public sealed class Stream : IDisposable
         {
             List<StoredEvent> page;
             var replayed = new Dictionary<long, LiveEvent?>();
-            await using (var connection = await db.OpenConnectionAsync(ct))
+            await replaying.WaitAsync(ct);
+            try
             {
+                await using var connection = await db.OpenConnectionAsync(ct);
                 page = await Sql.AfterAsync(connection, subscriber.UserId, last);
                 // A conversation the user has left or was removed from replays nothing but the
                 // conversation events that say so: its messages are no longer theirs to read.
@@ -224,6 +233,10 @@ public sealed class Stream : IDisposable
                     var lives = await kind.ReplayAsync(connection, subscriber.UserId, events);
                     for (var i = 0; i < events.Count; i++) replayed[events[i].Seq] = lives[i];
                 }
+            }
+            finally
+            {
+                replaying.Release();
             }
             foreach (var stored in page)
             {

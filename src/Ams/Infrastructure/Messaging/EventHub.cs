@@ -68,6 +68,30 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
     }
 
     public void Close() => queue.Writer.TryComplete();
+
+    int catchUpQueued;   // 0 none, 1 ConfirmSession, 2 CatchUp
+
+    /// <summary>
+    /// <see cref="Outgoing.CatchUp"/> or <see cref="Outgoing.ConfirmSession"/>, unless one that does
+    /// as much is still queued: the stream reads Redis and MariaDB when it takes that one, which is
+    /// after this call, so a second would only repeat it (a Redis reconnect brings up to three
+    /// catch-ups within a second, and a stream waiting for its turn to replay would do all three).
+    /// </summary>
+    public void OfferCatchUp(Outgoing item)
+    {
+        var level = ReferenceEquals(item, Outgoing.CatchUp) ? 2 : 1;
+        int queued;
+        do
+        {
+            queued = Volatile.Read(ref catchUpQueued);
+            if (queued >= level) return;
+        }
+        while (Interlocked.CompareExchange(ref catchUpQueued, level, queued) != queued);
+        Offer(item);
+    }
+
+    /// <summary>The stream took a catch-up off its queue: the next one is queued again.</summary>
+    public void CatchUpTaken() => Volatile.Write(ref catchUpQueued, 0);
 }
 
 /// <summary>
@@ -305,16 +329,16 @@ public sealed class EventHub : IHostedService
             {
                 if (stream.Delivered < latest.GetValueOrDefault(stream.UserId))
                 {
-                    stream.Offer(Outgoing.CatchUp);
+                    stream.OfferCatchUp(Outgoing.CatchUp);
                     behind++;
                 }
-                else stream.Offer(Outgoing.ConfirmSession);
+                else stream.OfferCatchUp(Outgoing.ConfirmSession);
             }
         }
         catch (Exception e)
         {
             logger.LogWarning("Could not read the latest event numbers for a catch-up ({Message}); every stream replays", e.Message);
-            foreach (var stream in streams) stream.Offer(Outgoing.CatchUp);
+            foreach (var stream in streams) stream.OfferCatchUp(Outgoing.CatchUp);
         }
         logger.LogInformation("{Behind} of {Count} streams replay what Redis may not have carried to them", behind, streams.Count);
     });
