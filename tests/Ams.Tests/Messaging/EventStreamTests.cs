@@ -322,8 +322,10 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
             await redis.StartAgainAsync();
             foreach (var stream in streams)
                 Assert.Contains("node 2 did not hear this", (await NextMessageAsync(stream, timeout: TimeSpan.FromSeconds(30))).Data);
-            // 16 replays at a time, and a connection or two for anything else (before: up to one per stream).
-            lock (gate) Assert.InRange(peak, 1, 20);
+            // 16 replays at a time, each with a second connection while it fetches a data key it has not
+            // cached yet (Envelope), and a few for anything else. Before: the whole pool, and streams
+            // failed for want of a connection.
+            lock (gate) Assert.InRange(peak, 1, 36);
         }
         finally
         {

@@ -56,4 +56,16 @@ public sealed class SubscriberTests
         subscriber.OfferCatchUp(Outgoing.CatchUp);
         Assert.Equal([Outgoing.CatchUp], Drain());
     }
+
+    [Fact]
+    public void Offering_to_a_closed_stream_is_no_overflow_and_aborts_nothing()
+    {
+        var aborted = 0;
+        var subscriber = new Subscriber(1, "u", "s", StreamFormat.Json) { OnOverflow = () => aborted++ };
+        subscriber.Close();   // a logout: the stream's request ends, its connection may serve the next one
+        subscriber.Offer(Item(1));
+        subscriber.OfferCatchUp(Outgoing.CatchUp);
+        Assert.False(subscriber.Overflowed);
+        Assert.Equal(0, aborted);
+    }
 }

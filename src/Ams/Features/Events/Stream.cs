@@ -177,6 +177,7 @@ public sealed class Stream : IDisposable
             }
             finally
             {
+                subscriber.OnOverflow = null;   // the request is over: nothing may abort it (or the next on its connection) now
                 hub.Unregister(subscriber);
                 await presence.DisconnectedAsync(user.Id, user.Username);
             }

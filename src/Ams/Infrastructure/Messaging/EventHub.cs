@@ -59,15 +59,23 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
     }
     public ChannelReader<Outgoing> Reader => queue.Reader;
 
+    volatile bool closed;
+
     public void Offer(Outgoing item)
     {
-        if (queue.Writer.TryWrite(item) || Overflowed) return;
+        // A closed queue (logout, shutdown) refuses the write too; that is no overflow, and the
+        // stream's request may be over already (a catch-up offers to the streams it listed first).
+        if (queue.Writer.TryWrite(item) || Overflowed || closed) return;
         Overflowed = true;
         queue.Writer.TryComplete();
         OnOverflow?.Invoke();
     }
 
-    public void Close() => queue.Writer.TryComplete();
+    public void Close()
+    {
+        closed = true;
+        queue.Writer.TryComplete();
+    }
 
     int catchUpQueued;   // 0 none, 1 ConfirmSession, 2 CatchUp
 
@@ -305,6 +313,9 @@ public sealed class EventHub : IHostedService
 
     // Users per query of their latest event numbers at a catch-up.
     const int CatchUpChunk = 1000;
+    // How long a catch-up waits for those numbers (every stream's session check waits with it)
+    // before it gives up and has every stream replay.
+    static readonly TimeSpan CatchUpReadLimit = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// After Redis may have dropped publications, every stream on the node catches up. Only those
@@ -321,9 +332,11 @@ public sealed class EventHub : IHostedService
         try
         {
             var latest = new Dictionary<long, long>();
-            await using (var connection = await db.OpenConnectionAsync())
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(watchStop.Token);
+            limit.CancelAfter(CatchUpReadLimit);
+            await using (var connection = await db.OpenConnectionAsync(limit.Token))
                 foreach (var users in streams.Select(s => s.UserId).Distinct().Chunk(CatchUpChunk))
-                    foreach (var (user, seq) in await EventLog.LatestAsync(connection, users)) latest[user] = seq;
+                    foreach (var (user, seq) in await EventLog.LatestAsync(connection, users, limit.Token)) latest[user] = seq;
             behind = 0;
             foreach (var stream in streams)
             {
