@@ -318,8 +318,9 @@ static class Scenarios
 
     /// <summary>
     /// Idle streams of 100 users (5 in the smoke) on one node, each up to date, then a Redis restart that keeps its
-    /// data (sessions survive): what the node's catch-up asks of MariaDB, how sends fare meanwhile
-    /// (one every 50 ms for half the scenario duration from Redis's return), and whether every stream is still live after.
+    /// data (sessions survive), twice: what the node's catch-up asks of MariaDB with nobody sending,
+    /// then how sends fare while it runs (one every 50 ms for half the scenario duration from
+    /// Redis's return), and whether every stream is still live after.
     /// </summary>
     public static async Task<Result> CatchUpAsync(AppProcess node, RedisServer redis, string mariaDb, Settings settings)
     {
@@ -387,21 +388,36 @@ static class Scenarios
             var (_, _, quietSends) = await SendForAsync(window);
             var quiet = await StatementsAsync() - statements;
 
-            await using (var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true"))
-                await admin.GetDatabase().ExecuteAsync("SAVE");
-            await redis.StopAsync();
-            await Task.Delay(TimeSpan.FromSeconds(1));
+            async Task RestartRedisAsync()
+            {
+                await using (var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true"))
+                    await admin.GetDatabase().ExecuteAsync("SAVE");
+                await redis.StopAsync();
+                await Task.Delay(TimeSpan.FromSeconds(1));
+            }
+            // First a restart with nobody sending: what the catch-up alone costs when every stream is up to date.
+            await RestartRedisAsync();
+            statements = await StatementsAsync();
+            await redis.StartAgainAsync();
+            await Task.Delay(window);
+            var idle = await StatementsAsync() - statements;
+            var idleCatchUps = node.Log.Split('\n').Count(l => l.Contains(" streams replay what Redis", StringComparison.Ordinal));
+
+            await RestartRedisAsync();
             statements = await StatementsAsync();
             await redis.StartAgainAsync();
             var (histogram, failed, catchUpSends) = await SendForAsync(window);
             var catchUp = await StatementsAsync() - statements - quiet * catchUpSends / Math.Max(1, quietSends);
             var after = await EveryoneGetsAsync("after");
-            foreach (var line in node.Log.Split('\n').Where(l => l.Contains(" streams replay what Redis", StringComparison.Ordinal))) Console.WriteLine($"catch-up, node: {line.Trim()}");
-            Console.WriteLine($"catch-up: {streams.Length} streams of {users} users; MariaDB statements besides the sends {catchUp}; sends p50/p99/max " +
+            var catchUps = node.Log.Split('\n').Where(l => l.Contains(" streams replay what Redis", StringComparison.Ordinal)).ToList();
+            foreach (var line in catchUps) Console.WriteLine($"catch-up, node: {line.Trim()}");
+            Console.WriteLine($"catch-up: {streams.Length} streams of {users} users; idle restart: {idleCatchUps} catch-ups, {idle} MariaDB statements; " +
+                $"restart while sending: {catchUps.Count - idleCatchUps} catch-ups, MariaDB statements besides the sends {catchUp}; sends p50/p99/max " +
                 $"{Milliseconds(histogram, 50):F1}/{Milliseconds(histogram, 99):F1}/{histogram.GetMaxValue() * 1000.0 / Stopwatch.Frequency:F0} ms, {failed} failed; live before/after {before}/{after}");
-            return new Result("Catch-up", $"{streams.Length} idle streams of {users} users, all up to date, then a Redis restart that keeps its data; a send every 50 ms for {window.TotalSeconds:F0} s from Redis's return",
+            return new Result("Catch-up", $"{streams.Length} idle streams of {users} users, all up to date, then Redis restarted with its data twice: with nobody sending, then with a send every 50 ms for {window.TotalSeconds:F0} s from Redis's return",
                 histogram,
-                [("MariaDB statements in that time besides the sends' own (measured with Redis up)", $"{catchUp:N0}"), ("streams live before / after", $"{before} / {after}"), ("sends failed", $"{failed}")],
+                [("MariaDB statements, a restart with nobody sending", $"{idle:N0}"),
+                    ("MariaDB statements, a restart while sending, besides the sends' own (measured with Redis up)", $"{catchUp:N0}"), ("streams live before / after", $"{before} / {after}"), ("sends failed", $"{failed}")],
                 after == streams.Length && failed == 0 ? [] : [$"{streams.Length - after} streams no longer live, {failed} sends failed"]);
         }
         finally
