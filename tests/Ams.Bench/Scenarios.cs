@@ -399,9 +399,12 @@ static class Scenarios
             await RestartRedisAsync();
             statements = await StatementsAsync();
             await redis.StartAgainAsync();
-            await Task.Delay(window);
+            int CatchUps() => node.Log.Split('\n').Count(l => l.Contains(" streams replay what Redis", StringComparison.Ordinal));
+            // At least the window, and (the smoke's window is short) until the node has reconnected and caught up.
+            var idleWait = Stopwatch.StartNew();
+            while (idleWait.Elapsed < window || (CatchUps() < 2 && idleWait.Elapsed < TimeSpan.FromSeconds(15))) await Task.Delay(100);
             var idle = await StatementsAsync() - statements;
-            var idleCatchUps = node.Log.Split('\n').Count(l => l.Contains(" streams replay what Redis", StringComparison.Ordinal));
+            var idleCatchUps = CatchUps();
 
             await RestartRedisAsync();
             statements = await StatementsAsync();
