@@ -39,6 +39,11 @@ public sealed partial class MariaDbServer : IAsyncDisposable
     /// <summary>The server's stdout and stderr, i.e. its error log.</summary>
     public string LogPath => _process.LogPath;
 
+    /// <summary>Freezes the server (SIGSTOP): connections stay open, nothing is answered until <see cref="Resume"/>.</summary>
+    public void Pause() => _process.Pause();
+
+    public void Resume() => _process.Resume();
+
     /// <param name="durable">The server's own defaults: an fsync per commit
     /// (<c>innodb_flush_log_at_trx_commit=1</c>) and InnoDB's default sizes; what the benchmarks
     /// measure. Tests flush once a second and run small.</param>

@@ -333,15 +333,54 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         }
     }
 
-    static async Task<string> WaitForLogAsync(CapturedLogs logs, string text)
+    [Fact]
+    public async Task A_catch_up_that_cannot_read_the_latest_event_numbers_has_every_stream_replay()
     {
-        var deadline = DateTime.UtcNow.AddSeconds(15);
+        // MariaDB and node 2's Redis of their own: MariaDB is paused below, and node 2 never hears
+        // what node 1 publishes, so its stream gets the message only by replaying.
+        await using var mariadb = await MariaDbServer.StartAsync();
+        await mariadb.CreateDatabaseAsync("ams");
+        await using var redis = await RedisServer.StartAsync();
+        var own = new Dictionary<string, string?> { ["ConnectionStrings:MariaDb"] = mariadb.ConnectionString("ams") };
+        await using var node1 = await services.StartAppAsync(settings: own);
+        var logs = new CapturedLogs();
+        await using var node2 = await services.StartAppAsync(redis: redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000",
+            settings: new Dictionary<string, string?>(own) { ["Logging:LogLevel:Ams.Infrastructure.Messaging.EventHub"] = "Information" },
+            services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var alice = await node1.MemberAsync("fa");
+        var bob = await node1.MemberAsync("fb");
+        var direct = await node1.DirectAsync(alice, bob);
+        await using var stream = await SseClient.OpenAsync(node2, await node2.LoginAsync(bob.Name));
+        await node1.SendAsync(alice, direct.Id(), "only a replay brings this");
+
+        await SaveAsync(redis);
+        mariadb.Pause();
+        try
+        {
+            await redis.StopAsync();
+            await redis.StartAgainAsync();
+            // Every catch-up of the reconnect (one per restored connection, one once the heartbeats are
+            // heard again) must have given up on MariaDB, or a later one would bring the message anyway.
+            await WaitForLogAsync(logs, "Could not read the latest event numbers for a catch-up", count: 3, seconds: 30);
+        }
+        finally
+        {
+            mariadb.Resume();
+        }
+        Assert.Contains("only a replay brings this", (await NextMessageAsync(stream, timeout: TimeSpan.FromSeconds(30))).Data);
+    }
+
+    /// <summary>The first log line with <paramref name="text"/>, once <paramref name="count"/> have been written.</summary>
+    static async Task<string> WaitForLogAsync(CapturedLogs logs, string text, int count = 1, int seconds = 15)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (DateTime.UtcNow < deadline)
         {
-            if (logs.Lines.FirstOrDefault(l => l.Contains(text, StringComparison.Ordinal)) is { } line) return line;
+            var lines = logs.Lines.Where(l => l.Contains(text, StringComparison.Ordinal)).ToList();
+            if (lines.Count >= count) return lines[0];
             await Task.Delay(100);
         }
-        throw new Xunit.Sdk.XunitException($"no log line with '{text}':\n{logs.All}");
+        throw new Xunit.Sdk.XunitException($"fewer than {count} log lines with '{text}':\n{logs.All}");
     }
 
     [Fact]

@@ -120,11 +120,11 @@ public sealed class Stream : IDisposable
                     }
                     else last = await ReplayAsync(response, subscriber, last, ct);
                 }
-                subscriber.Delivered = last;
                 // Every ready event is written before a single flush, so a burst costs one flush per
                 // stream rather than one per event. Keep-alives come through the queue too (the node's timer).
                 while (!ct.IsCancellationRequested)
                 {
+                    subscriber.Delivered = last;   // what a catch-up compares with the latest stored event
                     if (!await subscriber.Reader.WaitToReadAsync(ct)) break;   // closed: logout or overflow
                     var revoked = false;
                     var keepAlive = false;
@@ -165,7 +165,6 @@ public sealed class Stream : IDisposable
                     }
                     await response.Body.FlushAsync(ct);
                     if (revoked) break;
-                    subscriber.Delivered = last;
                 }
                 if (subscriber.Overflowed)
                     logger.LogInformation("Event stream of user {UserId} fell {Capacity} events behind and was closed; it resumes with Last-Event-ID",

@@ -331,12 +331,11 @@ public sealed class EventHub : IHostedService
         var behind = streams.Count;
         try
         {
-            var latest = new Dictionary<long, long>();
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(watchStop.Token);
-            limit.CancelAfter(CatchUpReadLimit);
-            await using (var connection = await db.OpenConnectionAsync(limit.Token))
-                foreach (var users in streams.Select(s => s.UserId).Distinct().Chunk(CatchUpChunk))
-                    foreach (var (user, seq) in await EventLog.LatestAsync(connection, users, limit.Token)) latest[user] = seq;
+            // Not cancelled through MySqlConnector, which asks a hung server to kill the query and
+            // waits for it: the read is left to finish on its own, its failure observed.
+            var read = LatestAsync(streams.Select(s => s.UserId).Distinct());
+            _ = read.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            var latest = await read.WaitAsync(CatchUpReadLimit, watchStop.Token);
             behind = 0;
             foreach (var stream in streams)
             {
@@ -355,6 +354,15 @@ public sealed class EventHub : IHostedService
         }
         logger.LogInformation("{Behind} of {Count} streams replay what Redis may not have carried to them", behind, streams.Count);
     });
+
+    async Task<Dictionary<long, long>> LatestAsync(IEnumerable<long> userIds)
+    {
+        var latest = new Dictionary<long, long>();
+        await using var connection = await db.OpenConnectionAsync();
+        foreach (var users in userIds.Chunk(CatchUpChunk))
+            foreach (var (user, seq) in await EventLog.LatestAsync(connection, users)) latest[user] = seq;
+        return latest;
+    }
 
     /// <summary>A keep-alive to the streams in <paramref name="share"/> of <paramref name="shares"/> (by identity, so each stream is always in the same one).</summary>
     public void OfferKeepAlive(int share, int shares)

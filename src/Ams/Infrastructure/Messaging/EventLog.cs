@@ -156,16 +156,16 @@ public sealed class EventLog
         connection.QuerySingleOrDefaultAsync<long>("SELECT seq FROM user_event_seq WHERE user_id = @userId", new { userId });
 
     /// <summary>Each user's latest event number (users without events are left out).</summary>
-    public static async Task<Dictionary<long, long>> LatestAsync(MySqlConnection connection, IEnumerable<long> userIds, CancellationToken ct)
+    public static async Task<Dictionary<long, long>> LatestAsync(MySqlConnection connection, IEnumerable<long> userIds)
     {
         await using var select = new MySqlCommand($"""
             SELECT STRAIGHT_JOIN s.user_id, s.seq FROM {SqlLists.IdsTable}
                 JOIN user_event_seq s FORCE INDEX (PRIMARY) ON s.user_id = ids.id
             """, connection);
         select.Parameters.AddWithValue("@ids", SqlLists.Ids(userIds));
-        await using var reader = await select.ExecuteReaderAsync(ct);
+        await using var reader = await select.ExecuteReaderAsync();
         var latest = new Dictionary<long, long>();
-        while (await reader.ReadAsync(ct)) latest[reader.GetInt64(0)] = reader.GetInt64(1);
+        while (await reader.ReadAsync()) latest[reader.GetInt64(0)] = reader.GetInt64(1);
         return latest;
     }
 
