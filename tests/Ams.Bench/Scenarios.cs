@@ -83,17 +83,20 @@ static class Scenarios
             return !relative.StartsWith("linux-x64/") && (!relative.StartsWith("runtimes/") || relative.StartsWith("runtimes/linux-x64/"));
         });
 
+    static async Task CreateFloorTableAsync(string mariaDb)
+    {
+        await using var setup = new MySqlConnection(mariaDb);
+        await setup.OpenAsync();
+        await new MySqlCommand("""
+            CREATE TABLE IF NOT EXISTS bench_floor (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, conversation_id BIGINT UNSIGNED NOT NULL,
+            sender_id BIGINT UNSIGNED NOT NULL, body VARBINARY(200) NOT NULL, sent_at DATETIME(3) NOT NULL) ENGINE=InnoDB
+            """, setup).ExecuteNonQueryAsync();
+    }
+
     /// <summary>The same insert and publish a send does, straight from the client libraries: the ceiling.</summary>
     public static async Task<Result> FloorAsync(string mariaDb, string redisConfiguration, Settings settings, CpuMeter cpu)
     {
-        await using (var setup = new MySqlConnection(mariaDb))
-        {
-            await setup.OpenAsync();
-            await new MySqlCommand("""
-                CREATE TABLE IF NOT EXISTS bench_floor (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, conversation_id BIGINT UNSIGNED NOT NULL,
-                sender_id BIGINT UNSIGNED NOT NULL, body VARBINARY(200) NOT NULL, sent_at DATETIME(3) NOT NULL) ENGINE=InnoDB
-                """, setup).ExecuteNonQueryAsync();
-        }
+        await CreateFloorTableAsync(mariaDb);
         await using var redis = await ConnectionMultiplexer.ConnectAsync(redisConfiguration);
         var channel = RedisChannel.Literal("bench:floor");
         var histogram = NewHistogram();
@@ -212,26 +215,7 @@ static class Scenarios
         await WaitForAsync(() => pairs.Count(p => received.ContainsKey($"warm-up {p}")) == pairs.Count, TimeSpan.FromSeconds(10));
         Volatile.Write(ref measuring, true);
 
-        var total = (int)(rate * settings.Duration.TotalSeconds);
-        var inFlight = new SemaphoreSlim(512);
-        var tasks = new List<Task>(total);
-        var started = Stopwatch.GetTimestamp();
-        for (var i = 0; i < total; i++)
-        {
-            var due = started + (long)(i * (double)Stopwatch.Frequency / rate);
-            var wait = due - Stopwatch.GetTimestamp();
-            if (wait > Stopwatch.Frequency / 1000) await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency));
-            await inFlight.WaitAsync();
-            var body = $"delivery {i}";
-            var pair = i % pairs.Count;
-            tasks.Add(Task.Run(async () =>
-            {
-                try { await SendAsync(pair, body, true); }
-                finally { inFlight.Release(); }
-            }));
-        }
-        await Task.WhenAll(tasks);
-        var achieved = total / ((double)(Stopwatch.GetTimestamp() - started) / Stopwatch.Frequency);
+        var achieved = await PaceAsync(rate, settings.Duration, i => SendAsync(i % pairs.Count, $"delivery {i}", true));
         await DrainAsync(sentAt, received);
         foreach (var stream in streams) await stream.DisposeAsync();
         foreach (var client in clients) client.Dispose();
@@ -246,6 +230,91 @@ static class Scenarios
         return new Result($"Delivery {rate}/s", $"send on node 1 → SSE on node 2, {rate}/s for {settings.Duration.TotalSeconds:F0} s, {pairs.Count} conversations",
             histogram, [("rate achieved/s", $"{achieved:F0}"), ("sent", $"{sentAt.Count}"), ("lost", $"{lost}"), ("duplicated", $"{duplicated}"),
                 ("201 p50/p99 (ms)", $"{Milliseconds(posts, 50):F1}/{Milliseconds(posts, 99):F1}")], failures)
+            { Rate = achieved, TargetRate = rate, Lost = lost, Duplicated = duplicated };
+    }
+
+    /// <summary>Starts <paramref name="send"/>(0, 1, …) at <paramref name="rate"/> a second for <paramref name="duration"/>, each on its own (at most 512 at once); the rate achieved.</summary>
+    static async Task<double> PaceAsync(int rate, TimeSpan duration, Func<int, Task> send)
+    {
+        var total = (int)(rate * duration.TotalSeconds);
+        var inFlight = new SemaphoreSlim(512);
+        var tasks = new List<Task>(total);
+        var started = Stopwatch.GetTimestamp();
+        for (var i = 0; i < total; i++)
+        {
+            var due = started + (long)(i * (double)Stopwatch.Frequency / rate);
+            var wait = due - Stopwatch.GetTimestamp();
+            if (wait > Stopwatch.Frequency / 1000) await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency));
+            await inFlight.WaitAsync();
+            var n = i;
+            tasks.Add(Task.Run(async () =>
+            {
+                try { await send(n); }
+                finally { inFlight.Release(); }
+            }));
+        }
+        await Task.WhenAll(tasks);
+        return total / ((double)(Stopwatch.GetTimestamp() - started) / Stopwatch.Frequency);
+    }
+
+    /// <summary>
+    /// The delivery floor: what the machine's own parts take for a delivery at a fixed rate, with no
+    /// AMS in the path. Each send is the floor's durable INSERT on a pooled connection and a PUBLISH;
+    /// a second Redis connection (node 2's part) receives it. No HTTP, SSE, crypto, event numbers or
+    /// second statement: a lower bound for any design that stores a message before it delivers it.
+    /// </summary>
+    public static async Task<Result> FloorDeliveryAsync(string mariaDb, string redisConfiguration, Settings settings, int rate)
+    {
+        await QuiesceAsync(mariaDb);
+        await CreateFloorTableAsync(mariaDb);
+        await using var publisher = await ConnectionMultiplexer.ConnectAsync(redisConfiguration);
+        await using var subscriber = await ConnectionMultiplexer.ConnectAsync(redisConfiguration);
+        const int pairs = 50;   // as many recipients as the AMS delivery scenario has
+        var sentAt = new ConcurrentDictionary<string, long>();
+        var received = new ConcurrentDictionary<string, int>();
+        var histogram = NewHistogram();
+        for (var p = 0; p < pairs; p++)
+            await subscriber.GetSubscriber().SubscribeAsync(RedisChannel.Literal($"bench:floor-delivery:{p}"), (_, message) =>
+            {
+                var body = (string)message!;
+                if (received.AddOrUpdate(body, 1, (_, n) => n + 1) == 1 && !body.StartsWith("warm-up", StringComparison.Ordinal)
+                    && sentAt.TryGetValue(body, out var start)) Record(histogram, start);
+            });
+        long failed = 0;
+        async Task SendAsync(string body, int i)
+        {
+            sentAt[body] = Stopwatch.GetTimestamp();
+            try
+            {
+                await using (var connection = new MySqlConnection(mariaDb))
+                {
+                    await connection.OpenAsync();
+                    await using var insert = new MySqlCommand(
+                        "INSERT INTO bench_floor (conversation_id, sender_id, body, sent_at) VALUES (@c, @s, @b, UTC_TIMESTAMP(3))", connection);
+                    insert.Parameters.AddWithValue("@c", i % pairs);
+                    insert.Parameters.AddWithValue("@s", i % pairs);
+                    insert.Parameters.AddWithValue("@b", System.Text.Encoding.UTF8.GetBytes(body));
+                    await insert.ExecuteNonQueryAsync();
+                }
+                await publisher.GetSubscriber().PublishAsync(RedisChannel.Literal($"bench:floor-delivery:{i % pairs}"), body);
+            }
+            catch (Exception e) when (e is MySqlException or RedisException or TimeoutException)
+            {
+                Interlocked.Increment(ref failed);
+                sentAt.TryRemove(body, out _);
+            }
+        }
+        // Not measured, as for AMS: the pool's connections are opened first.
+        await Task.WhenAll(Enumerable.Range(0, pairs).Select(p => SendAsync($"warm-up {p}", p)));
+        var achieved = await PaceAsync(rate, settings.Duration, i => SendAsync($"delivery {i}", i));
+        await DrainAsync(sentAt, received);
+        var lost = sentAt.Keys.Count(k => !received.ContainsKey(k));
+        var duplicated = received.Values.Count(n => n > 1);
+        Console.WriteLine($"floor delivery at {achieved:F0}/s (asked {rate}/s): {sentAt.Count} sent, {lost} lost, {failed} failed; " +
+            $"p50/p99 {Milliseconds(histogram, 50):F2}/{Milliseconds(histogram, 99):F2} ms");
+        return new Result($"Floor delivery {rate}/s", $"INSERT (durable) + PUBLISH → a second Redis connection, {rate}/s for {settings.Duration.TotalSeconds:F0} s, {pairs} channels, no HTTP, SSE or crypto",
+            histogram, [("rate achieved/s", $"{achieved:F0}"), ("sent", $"{sentAt.Count}"), ("lost", $"{lost}")],
+            lost + failed == 0 ? [] : [$"floor delivery: {lost} lost, {failed} failed"])
             { Rate = achieved, TargetRate = rate, Lost = lost, Duplicated = duplicated };
     }
 
