@@ -68,4 +68,33 @@ public sealed class SubscriberTests
         Assert.False(subscriber.Overflowed);
         Assert.Equal(0, aborted);
     }
+
+    [Fact]
+    public void Offers_racing_on_a_full_queue_disconnect_the_stream_once()
+    {
+        // Offers come from the node's Redis callback and from catch-ups on the thread pool at once;
+        // the abort must not run twice (the second could hit the next request on the connection).
+        // Eight threads offer to the same full queue together, round after round.
+        const int rounds = 20_000, racers = 8;
+        var aborts = new int[rounds];
+        var subscribers = Enumerable.Range(0, rounds).Select(round =>
+        {
+            var subscriber = new Subscriber(1, "u", "s", StreamFormat.Json, capacity: 1) { OnOverflow = () => Interlocked.Increment(ref aborts[round]) };
+            subscriber.Offer(Item(1));
+            return subscriber;
+        }).ToArray();
+        using var start = new Barrier(racers);
+        var threads = Enumerable.Range(0, racers).Select(r => new Thread(() =>
+        {
+            for (var round = 0; round < rounds; round++)
+            {
+                start.SignalAndWait();
+                subscribers[round].Offer(Item(2 + r));
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.All(subscribers, s => Assert.True(s.Overflowed));
+        Assert.Equal(0, aborts.Count(n => n != 1));
+    }
 }

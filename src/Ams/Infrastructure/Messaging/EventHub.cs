@@ -43,7 +43,8 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
     public string Username { get; } = username;
     public string SessionId { get; } = sessionId;
     public StreamFormat Format { get; } = format;
-    public bool Overflowed { get; private set; }
+    public bool Overflowed => Volatile.Read(ref overflowed) == 1;
+    int overflowed;
 
     long delivered;
 
@@ -65,8 +66,9 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
     {
         // A closed queue (logout, shutdown) refuses the write too; that is no overflow, and the
         // stream's request may be over already (a catch-up offers to the streams it listed first).
-        if (queue.Writer.TryWrite(item) || Overflowed || closed) return;
-        Overflowed = true;
+        // Offers race (the Redis callback, catch-ups on the thread pool): only the first to find the
+        // queue full aborts the stream.
+        if (queue.Writer.TryWrite(item) || closed || Interlocked.Exchange(ref overflowed, 1) == 1) return;
         queue.Writer.TryComplete();
         OnOverflow?.Invoke();
     }
