@@ -279,6 +279,28 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task A_catch_up_reads_the_latest_event_numbers_of_thousands_of_users_a_thousand_at_a_time()
+    {
+        await services.AppAsync();   // the schema
+        var connectionString = services.MariaDb.ConnectionString(services.Database);
+        await using var db = new MySqlConnector.MySqlDataSource(connectionString);
+        // 2,500 users of the test's own (ids no real user has), three queries' worth; every third one
+        // without an event yet, as a user with a stream and no events is.
+        var users = Enumerable.Range(1, 2_500).Select(i => 9_000_000_000L + i).ToList();
+        await using (var connection = await db.OpenConnectionAsync())
+        await using (var insert = new MySqlConnector.MySqlCommand(
+            "INSERT INTO user_event_seq (user_id, seq) VALUES " + string.Join(",", users.Where(u => u % 3 != 0).Select(u => $"({u},{u % 1000 + 1})")),
+            connection))
+            await insert.ExecuteNonQueryAsync();
+
+        var latest = await Ams.Infrastructure.Messaging.EventHub.LatestAsync(db, users);
+
+        Assert.Equal(users.Count(u => u % 3 != 0), latest.Count);
+        Assert.All(users.Where(u => u % 3 != 0), u => Assert.Equal(u % 1000 + 1, latest[u]));
+        Assert.DoesNotContain(latest.Keys, u => u % 3 == 0);
+    }
+
+    [Fact]
     public async Task A_catch_up_of_many_streams_behind_replays_a_few_at_a_time_rather_than_drain_the_connection_pool()
     {
         // Connections in use by the nodes' pool for this test's database, at their peak.

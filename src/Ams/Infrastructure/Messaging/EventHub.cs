@@ -335,7 +335,7 @@ public sealed class EventHub : IHostedService
         {
             // Not cancelled through MySqlConnector, which asks a hung server to kill the query and
             // waits for it: the read is left to finish on its own, its failure observed.
-            var read = LatestAsync(streams.Select(s => s.UserId).Distinct());
+            var read = LatestAsync(db, streams.Select(s => s.UserId).Distinct());
             _ = read.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             var latest = await read.WaitAsync(CatchUpReadLimit, watchStop.Token);
             behind = 0;
@@ -357,7 +357,7 @@ public sealed class EventHub : IHostedService
         logger.LogInformation("{Behind} of {Count} streams replay what Redis may not have carried to them", behind, streams.Count);
     });
 
-    async Task<Dictionary<long, long>> LatestAsync(IEnumerable<long> userIds)
+    internal static async Task<Dictionary<long, long>> LatestAsync(MySqlDataSource db, IEnumerable<long> userIds)
     {
         var latest = new Dictionary<long, long>();
         await using var connection = await db.OpenConnectionAsync();
