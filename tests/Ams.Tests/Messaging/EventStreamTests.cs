@@ -279,6 +279,86 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task A_stream_waiting_its_turn_to_replay_keeps_its_queue_from_overflowing_and_loses_nothing()
+    {
+        // A queue of 8 events, and every replay slot of the node taken, as by a large catch-up.
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Events:QueueCapacity"] = "8" });
+        var (alice, bob) = (await app.MemberAsync("a"), await app.MemberAsync("b"));
+        var direct = await app.DirectAsync(alice, bob);
+        var slots = app.Services.GetRequiredService<Ams.Features.Events.Stream>().ReplaySlots;
+        var held = 0;
+        while (slots.Wait(0)) held++;
+        Assert.True(held > 0);
+        SseClient stream;
+        try
+        {
+            // Bob resumes from his first event, so his stream replays, and waits for a slot while
+            // 30 messages (more than its queue holds) come live.
+            stream = await SseClient.OpenAsync(app, bob.Token, lastEventId: "0");
+            for (var i = 0; i < 30; i++) await app.SendAsync(alice, direct.Id(), $"while waiting {i}");
+            await Task.Delay(500);
+        }
+        finally
+        {
+            slots.Release(held);
+        }
+        await using (stream)
+        {
+            // Every message once and in order, on the same connection: it was not closed as overflowing.
+            var bodies = new List<string>();
+            while (bodies.Count < 30) bodies.Add(JsonNode.Parse((await NextMessageAsync(stream)).Data)!["body"].Str());
+            Assert.Equal(Enumerable.Range(0, 30).Select(i => $"while waiting {i}"), bodies);
+            await app.SendAsync(alice, direct.Id(), "after");
+            Assert.Equal("after", JsonNode.Parse((await NextMessageAsync(stream)).Data)!["body"].Str());
+        }
+    }
+
+    [Fact]
+    public async Task A_catch_up_that_reaches_a_stream_waiting_its_turn_to_replay_still_checks_its_session()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(redis: redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000",
+            settings: new Dictionary<string, string?>
+            {
+                ["Events:KeepAlive"] = "00:10:00",   // only the catch-up may check the session
+                ["Logging:LogLevel:Ams.Infrastructure.Messaging.EventHub"] = "Information",
+            },
+            services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var (alice, dave) = (await app.MemberAsync("wa"), await app.MemberAsync("wd"));
+        await app.DirectAsync(alice, dave);
+        var daveSession = (await (await app.GetAsync("/api/sessions", dave.Token, 200)).JsonAsync()).AsArray()[0]!["id"].Str();
+        var slots = app.Services.GetRequiredService<Ams.Features.Events.Stream>().ReplaySlots;
+        var held = 0;
+        while (slots.Wait(0)) held++;
+        SseClient stream;
+        try
+        {
+            // Dave's stream resumes, so it waits for a slot; meanwhile his session ends unannounced
+            // and Redis restarts: the catch-up reaches the stream while it waits.
+            stream = await SseClient.OpenAsync(app, dave.Token, lastEventId: "0");
+            await using (var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true"))
+                Assert.True(await admin.GetDatabase().KeyDeleteAsync($"{Redis.KeyPrefix}session:{daveSession}"));
+            await SaveAsync(redis);
+            await redis.StopAsync();
+            await redis.StartAgainAsync();
+            await WaitForLogAsync(logs, "streams replay what Redis may not have carried", seconds: 30);
+            await Task.Delay(200);
+        }
+        finally
+        {
+            slots.Release(held);
+        }
+        await using (stream)
+        {
+            // The replay runs, then the session check the catch-up asked for closes the stream.
+            var ended = false;
+            for (var i = 0; i < 20 && !ended; i++) ended = await stream.NextAsync(TimeSpan.FromSeconds(15)) is null;
+            Assert.True(ended);
+        }
+    }
+
+    [Fact]
     public async Task A_catch_up_reads_the_latest_event_numbers_of_thousands_of_users_a_thousand_at_a_time()
     {
         await services.AppAsync();   // the schema

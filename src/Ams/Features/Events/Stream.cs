@@ -50,6 +50,7 @@ public sealed class Stream : IDisposable
     // 2026-12-03). Bounded, they take their turn and leave the pool to everything else.
     const int ConcurrentReplays = 16;
     readonly SemaphoreSlim replaying = new(ConcurrentReplays);
+    internal SemaphoreSlim ReplaySlots => replaying;   // tests hold them
 
     public Stream(EventHub hub, Presence presence, MySqlDataSource db, SessionStore sessions,
         IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
@@ -212,7 +213,7 @@ public sealed class Stream : IDisposable
         {
             List<StoredEvent> page;
             var replayed = new Dictionary<long, LiveEvent?>();
-            await replaying.WaitAsync(ct);
+            await TakeReplaySlotAsync(subscriber, ct);
             try
             {
                 await using var connection = await db.OpenConnectionAsync(ct);
@@ -252,6 +253,43 @@ public sealed class Stream : IDisposable
             AmsMetrics.ReplaySize.Record(total);
             return last;
         }
+    }
+
+    /// <summary>
+    /// Waits for one of the node's replay slots, reading the stream's queue meanwhile: behind a large
+    /// catch-up the wait can be long, and a full queue would close the stream. What it takes off
+    /// is not needed: a stored event was committed before it was published, so the replay that
+    /// follows reads it from MariaDB anyway; a typing notice would be stale, a keep-alive is
+    /// moot while the stream is about to write. A catch-up taken here is replaced by its session
+    /// check, queued again, since the replay does the rest of it.
+    /// </summary>
+    async Task TakeReplaySlotAsync(Subscriber subscriber, CancellationToken ct)
+    {
+        var slot = replaying.WaitAsync(ct);
+        if (slot.IsCompleted)
+        {
+            await slot;
+            return;
+        }
+        var confirmSession = false;
+        using (var waiting = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            while (true)
+            {
+                var readable = subscriber.Reader.WaitToReadAsync(waiting.Token).AsTask();
+                // A slot; or a closed queue, or the request ended (the slot's wait ends with it).
+                if (await Task.WhenAny(slot, readable) == slot || !readable.IsCompletedSuccessfully || !readable.Result) break;
+                while (subscriber.Reader.TryRead(out var item))
+                    if (item.Event is null && !ReferenceEquals(item, Outgoing.KeepAlive))
+                    {
+                        subscriber.CatchUpTaken();
+                        confirmSession = true;
+                    }
+            }
+            waiting.Cancel();   // the read still waiting, if the slot came first
+        }
+        await slot;
+        if (confirmSession) subscriber.OfferCatchUp(Outgoing.ConfirmSession);
     }
 
     /// <summary>One event frame (without <c>id:</c> for an ephemeral one, seq 0); the caller flushes.</summary>
