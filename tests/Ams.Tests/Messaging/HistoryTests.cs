@@ -224,4 +224,52 @@ public sealed class HistoryTests(Services services) : IClassFixture<Services>
         var missing = await (await app.GetAsync("/api/conversations/abc/messages", alice.Token, 404)).ProblemAsync(404);
         Chat.SameJson(Chat.WithoutRequestParts(stranger), Chat.WithoutRequestParts(missing), "non-member vs missing conversation");
     }
+
+    [Fact]
+    public async Task A_node_that_has_not_seen_the_data_keys_reads_them_in_one_query_per_page_not_one_connection_each()
+    {
+        // Every message and attachment has a data key of its own; a node that has not cached them
+        // (just started, or the streams of a dead node resuming here) must not take a pooled
+        // connection per key.
+        const string database = "history_cold_keys";
+        var takes = 0;
+        var measuring = false;
+        using var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == "MySqlConnector" && instrument.Name == "db.client.connections.usage") l.EnableMeasurementEvents(instrument);
+            },
+        };
+        listener.SetMeasurementEventCallback<int>((_, value, tags, _) =>
+        {
+            string? pool = null, state = null;
+            foreach (var tag in tags)
+                if (tag.Key.EndsWith("pool.name", StringComparison.Ordinal)) pool = tag.Value as string;
+                else if (tag.Key.EndsWith("state", StringComparison.Ordinal)) state = tag.Value as string;
+            if (Volatile.Read(ref measuring) && value > 0 && state == "used" && pool?.Contains(database, StringComparison.Ordinal) == true)
+                Interlocked.Increment(ref takes);
+        });
+        listener.Start();
+        await using var writer = await services.StartAppAsync(database);
+        var (alice, bob) = (await writer.MemberAsync("ka"), await writer.MemberAsync("kb"));
+        var direct = await writer.DirectAsync(alice, bob);
+        var uploads = new List<string>();
+        for (var i = 0; i < 5; i++) uploads.Add((await Ams.Tests.Attachments.Files.UploadAsync(writer, alice, "hello"u8.ToArray(), $"notes{i}.txt")).Id());
+        await writer.PostAsync("/api/messages", new { conversationId = direct.Id(), body = "with files", attachments = uploads }, alice.Token, 201);
+        for (var i = 0; i < 30; i++) await writer.SendAsync(alice, direct.Id(), $"cold {i}");
+        await using var reader = await services.StartAppAsync(database);
+        await reader.PageAsync(bob, direct.Id(), "limit=1");   // the session and the user, as any request has them
+
+        Volatile.Write(ref measuring, true);
+        var page = await reader.PageAsync(bob, direct.Id(), "limit=50");
+        Volatile.Write(ref measuring, false);
+
+        var messages = Messages(page);
+        Assert.Equal(31, messages.Count);
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => $"cold {i}").Prepend("with files"), messages.Select(m => m["body"].Str()));
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => $"notes{i}.txt"), messages[0]["attachments"]!.AsArray().Select(a => a!["name"].Str()));
+        // The page's own connection, and one for the node's background work at most: not one per key (37).
+        Assert.True(takes is >= 1 and <= 2, $"{takes} connections taken from the pool");
+    }
 }

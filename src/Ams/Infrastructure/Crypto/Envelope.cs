@@ -163,6 +163,33 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
     public async Task<string?> OpenStringAsync(byte[] blob, string purpose, IReadOnlyList<string> rowFields) =>
         await OpenAsync(blob, purpose, rowFields) is { } bytes ? Encoding.UTF8.GetString(bytes) : null;
 
+    /// <summary>
+    /// Reads the data keys of <paramref name="keyIds"/> this node has not cached, in one query per
+    /// 500 on the caller's connection, so that opening a page of records (each sealed under a key of
+    /// its own) does not take a pooled connection and a round trip per record. Keys that are gone
+    /// or do not unwrap are left to <see cref="OpenAsync"/>, which logs them.
+    /// </summary>
+    public async Task LoadKeysAsync(MySqlConnection connection, IEnumerable<byte[]?> keyIds)
+    {
+        var missing = keyIds.OfType<byte[]>().Where(k => k.Length == IdSize)
+            .Select(k => (Id: new Guid(k, bigEndian: true), Bytes: k))
+            .Where(k => !cache.ContainsKey(k.Id)).DistinctBy(k => k.Id).ToList();
+        foreach (var chunk in missing.Chunk(500))
+        {
+            await using var select = new MySqlCommand { Connection = connection };
+            for (var i = 0; i < chunk.Length; i++) select.Parameters.AddWithValue($"@k{i}", chunk[i].Bytes);
+            select.CommandText = $"SELECT id, kek_id, wrapped FROM data_keys WHERE id IN ({string.Join(",", chunk.Select((_, i) => $"@k{i}"))})";
+            await using var reader = await select.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                var idBytes = (byte[])reader.GetValue(0);
+                var kekId = reader.GetString(1);
+                if (!masterKeys.TryGet(kekId, out var kek)) continue;
+                if (Unwrap((byte[])reader.GetValue(2), idBytes, kekId, kek) is { } dataKey) Remember(new Guid(idBytes, bigEndian: true), dataKey);
+            }
+        }
+    }
+
     async Task<byte[]?> DataKeyAsync(Guid id, byte[] idBytes)
     {
         if (cache.TryGetValue(id, out var known)) return known;

@@ -45,10 +45,11 @@ public static class AttachmentQueries
         var result = new Dictionary<long, List<AttachmentView>>();
         var ids = messageIds.Distinct().ToList();
         if (ids.Count == 0) return result;
-        var rows = await connection.QueryAsync<AttachmentRow>($"""
+        var rows = (await connection.QueryAsync<AttachmentRow>($"""
             SELECT {AttachmentRow.Columns} FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.message_id = ids.id
             ORDER BY a.message_id, a.position
-            """, new { ids = SqlLists.Ids(ids) });
+            """, new { ids = SqlLists.Ids(ids) })).AsList();
+        await envelope.LoadKeysAsync(connection, rows.Select(r => r.KeyId));
         foreach (var row in rows)
         {
             if (await row.ToViewAsync(envelope) is not { } view) continue;

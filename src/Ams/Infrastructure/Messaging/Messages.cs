@@ -55,6 +55,7 @@ public sealed class MessageRow
         MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows)
     {
         var live = rows.Where(r => r.DeletedAt is null).Select(r => r.Id).ToList();
+        await envelope.LoadKeysAsync(connection, rows.Where(r => r.DeletedAt is null).Select(r => Envelope.KeyIdOf(r.Body)));
         var attachments = await AttachmentQueries.ForMessagesAsync(connection, envelope, live);
         var reactions = await Reactions.LoadAsync(connection, live);
         var views = new List<MessageView>(rows.Count);
