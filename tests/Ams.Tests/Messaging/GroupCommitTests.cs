@@ -178,6 +178,25 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.Equal("after the lock", (await waiting)["body"].Str());
     }
 
+    /// <summary>An app on a database of its own with a group of alice, bob and mallory that has one message, and a connection to that database.</summary>
+    async Task<(IAlbaHost App, MySqlConnection Connection, Member Alice, Member Bob, Member Mallory, JsonObject Group)> GroupWithMalloryAsync(
+        string database, Dictionary<string, string?>? settings = null)
+    {
+        var app = await services.StartAppAsync(database, settings);
+        var (alice, bob, mallory) = (await app.MemberAsync("ga"), await app.MemberAsync("gb"), await app.MemberAsync("gm"));
+        var group = await app.GroupAsync(alice, "mallory's", bob, mallory);
+        await app.SendAsync(alice, group.Id(), "before");
+        var connection = new MySqlConnection(services.MariaDb.ConnectionString(database));
+        await connection.OpenAsync();
+        return (app, connection, alice, bob, mallory, group);
+    }
+
+    static async Task<long> Scalar(MySqlConnection connection, string sql)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+    }
+
     [Fact]
     public async Task A_batch_whose_transaction_no_longer_holds_its_messages_is_rolled_back_never_committed()
     {
@@ -185,18 +204,10 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         // batch runs on outside it; the writer's last statement then no longer finds the messages
         // round trip 1 inserted. Simulated here on one server by a trigger that leaves mallory's
         // sealed bodies unwritten: committing would store messages without a body, with events.
-        const string database = "gc_lost_messages";
-        await using var app = await services.StartAppAsync(database);
-        var (alice, bob, mallory) = (await app.MemberAsync("la"), await app.MemberAsync("lb"), await app.MemberAsync("lm"));
-        var group = await app.GroupAsync(alice, "lost", bob, mallory);
-        await app.SendAsync(alice, group.Id(), "before");
-        await using var connection = new MySqlConnection(services.MariaDb.ConnectionString(database));
-        await connection.OpenAsync();
-        async Task<long> ScalarAsync(string sql)
-        {
-            await using var command = new MySqlCommand(sql, connection);
-            return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
-        }
+        var (app, connection, alice, bob, mallory, group) = await GroupWithMalloryAsync("gc_lost_messages");
+        await using var _ = app;
+        await using var __ = connection;
+        Task<long> ScalarAsync(string sql) => Scalar(connection, sql);
         var malloryId = await ScalarAsync($"SELECT id FROM users WHERE username = '{mallory.Name}'");
         var (messages, keys, events) = (await ScalarAsync("SELECT COUNT(*) FROM messages"), await ScalarAsync("SELECT COUNT(*) FROM data_keys"),
             await ScalarAsync("SELECT COUNT(*) FROM events"));
@@ -219,20 +230,10 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     [Fact]
     public async Task A_send_the_database_refuses_fails_alone_and_leaves_nothing_behind()
     {
-        const string database = "gc_refused";
-        await using var app = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Messaging:MaxSends"] = "1000" });
-        var alice = await app.MemberAsync("ra");
-        var bob = await app.MemberAsync("rb");
-        var mallory = await app.MemberAsync("rm");
-        var group = await app.GroupAsync(alice, "refusals", bob, mallory);
-        await app.SendAsync(alice, group.Id(), "before");
-        await using var connection = new MySqlConnection(services.MariaDb.ConnectionString(database));
-        await connection.OpenAsync();
-        async Task<long> ScalarAsync(string sql)
-        {
-            await using var command = new MySqlCommand(sql, connection);
-            return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
-        }
+        var (app, connection, alice, bob, mallory, group) = await GroupWithMalloryAsync("gc_refused", new Dictionary<string, string?> { ["Messaging:MaxSends"] = "1000" });
+        await using var _ = app;
+        await using var __ = connection;
+        Task<long> ScalarAsync(string sql) => Scalar(connection, sql);
         var malloryId = await ScalarAsync($"SELECT id FROM users WHERE username = '{mallory.Name}'");
         var bobSeq = await ScalarAsync($"SELECT seq FROM user_event_seq s JOIN users u ON u.id = s.user_id WHERE u.username = '{bob.Name}'");
         var keys = await ScalarAsync("SELECT COUNT(*) FROM data_keys");
