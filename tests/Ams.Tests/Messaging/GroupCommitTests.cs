@@ -198,6 +198,36 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task A_send_whose_batch_meets_deadlocks_is_written_again_and_stored_once()
+    {
+        // A Galera certification conflict fails the commit with MariaDB's deadlock error; the writer
+        // writes the whole batch again. Here the events INSERT of the batch fails so three times in a
+        // row (the count lives in a MyISAM table, which the rollbacks leave alone).
+        var (app, connection, alice, bob, mallory, group) = await GroupWithMalloryAsync("gc_deadlocks");
+        await using var _ = app;
+        await using var __ = connection;
+        Task<long> ScalarAsync(string sql) => Scalar(connection, sql);
+        var (messages, events) = (await ScalarAsync("SELECT COUNT(*) FROM messages"), await ScalarAsync("SELECT COUNT(*) FROM events"));
+        await ScalarAsync("CREATE TABLE test_deadlocks (n INT NOT NULL) ENGINE=MyISAM");
+        await ScalarAsync("INSERT INTO test_deadlocks VALUES (3)");
+        await ScalarAsync("""
+            CREATE TRIGGER test_deadlock BEFORE INSERT ON events FOR EACH ROW
+            IF (SELECT n FROM test_deadlocks) > 0 THEN
+              UPDATE test_deadlocks SET n = n - 1;
+              SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'Deadlock found by the test';
+            END IF
+            """);
+
+        var sent = await app.SendAsync(mallory, group.Id(), "after three deadlocks");
+
+        Assert.Equal(0, await ScalarAsync("SELECT n FROM test_deadlocks"));   // all three happened
+        Assert.Equal(messages + 1, await ScalarAsync("SELECT COUNT(*) FROM messages"));
+        Assert.Equal(events + 3, await ScalarAsync("SELECT COUNT(*) FROM events"));   // one per member
+        Assert.Equal(["before", "after three deadlocks"], (await app.HistoryAsync(bob, group.Id())).Select(m => m["body"].Str()));
+        Assert.Equal(sent.Id(), (await app.HistoryAsync(alice, group.Id()))[^1].Id());
+    }
+
+    [Fact]
     public async Task A_batch_whose_transaction_no_longer_holds_its_messages_is_rolled_back_never_committed()
     {
         // On Galera a transaction can be aborted under a multi-statement batch while the rest of the
