@@ -70,11 +70,13 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
         var bob = await app.MemberAsync("ikd");
         var group = await app.GroupAsync(alice, "keys", bob);
         await SendWithKeyAsync(app, alice, new { conversationId = group.Id(), body = "the first" }, "k", 201);
+        var file = (await app.UploadAsync(alice, Files.Random(100, 3))).Id();
 
         foreach (var different in new object[]
         {
             new { conversationId = group.Id(), body = "a different body" },
             new { to = bob.Name, body = "the first" },
+            new { conversationId = group.Id(), body = "the first", attachments = new[] { file } },
         })
         {
             var problem = await (await SendWithKeyAsync(app, alice, different, "k")).ProblemAsync(422);
@@ -188,7 +190,7 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
     }
 
     [Fact]
-    public async Task A_key_older_than_a_day_is_forgotten_and_the_sweeper_deletes_it()
+    public async Task A_key_is_honoured_for_a_day_then_forgotten_and_the_sweeper_deletes_it()
     {
         var app = await services.AppAsync();
         var alice = await app.MemberAsync("ikm");
@@ -199,6 +201,9 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
         var stale = await (await SendWithKeyAsync(app, alice, body, "stale", 201)).JsonAsync();
         var fresh = await (await SendWithKeyAsync(app, alice, body, "fresh", 201)).JsonAsync();
         await services.SqlAsync($"UPDATE idempotency_keys SET created_at = created_at - INTERVAL 25 HOUR WHERE message_id IN ({first.Id()}, {stale.Id()})");
+        await services.SqlAsync($"UPDATE idempotency_keys SET created_at = created_at - INTERVAL 23 HOUR WHERE message_id = {fresh.Id()}");
+        // Within the day a key still answers with its message (api.md: 24 h).
+        Assert.Equal(fresh.Id(), (await (await SendWithKeyAsync(app, alice, body, "fresh", 201)).JsonAsync()).Id());
 
         var anew = await (await SendWithKeyAsync(app, alice, body, "old", 201)).JsonAsync();
         Assert.NotEqual(first.Id(), anew.Id());
