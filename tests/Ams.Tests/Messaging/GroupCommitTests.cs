@@ -179,8 +179,28 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     }
 
     /// <summary>An app on a database of its own with a group of alice, bob and mallory that has one message, and a connection to that database.</summary>
-    async Task<(IAlbaHost App, MySqlConnection Connection, Member Alice, Member Bob, Member Mallory, JsonObject Group)> GroupWithMalloryAsync(
-        string database, Dictionary<string, string?>? settings = null)
+    sealed class MalloryGroup(IAlbaHost app, MySqlConnection connection, Member alice, Member bob, Member mallory, JsonObject group) : IAsyncDisposable
+    {
+        public IAlbaHost App => app;
+        public Member Alice => alice;
+        public Member Bob => bob;
+        public Member Mallory => mallory;
+        public JsonObject Group => group;
+
+        public async Task<long> ScalarAsync(string sql)
+        {
+            await using var command = new MySqlCommand(sql, connection);
+            return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await connection.DisposeAsync();
+            await app.DisposeAsync();
+        }
+    }
+
+    async Task<MalloryGroup> GroupWithMalloryAsync(string database, Dictionary<string, string?>? settings = null)
     {
         var app = await services.StartAppAsync(database, settings);
         var (alice, bob, mallory) = (await app.MemberAsync("ga"), await app.MemberAsync("gb"), await app.MemberAsync("gm"));
@@ -188,13 +208,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         await app.SendAsync(alice, group.Id(), "before");
         var connection = new MySqlConnection(services.MariaDb.ConnectionString(database));
         await connection.OpenAsync();
-        return (app, connection, alice, bob, mallory, group);
-    }
-
-    static async Task<long> Scalar(MySqlConnection connection, string sql)
-    {
-        await using var command = new MySqlCommand(sql, connection);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+        return new MalloryGroup(app, connection, alice, bob, mallory, group);
     }
 
     [Fact]
@@ -203,14 +217,12 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         // A Galera certification conflict fails the commit with MariaDB's deadlock error; the writer
         // writes the whole batch again. Here the events INSERT of the batch fails so three times in a
         // row (the count lives in a MyISAM table, which the rollbacks leave alone).
-        var (app, connection, alice, bob, mallory, group) = await GroupWithMalloryAsync("gc_deadlocks");
-        await using var _ = app;
-        await using var __ = connection;
-        Task<long> ScalarAsync(string sql) => Scalar(connection, sql);
-        var (messages, events) = (await ScalarAsync("SELECT COUNT(*) FROM messages"), await ScalarAsync("SELECT COUNT(*) FROM events"));
-        await ScalarAsync("CREATE TABLE test_deadlocks (n INT NOT NULL) ENGINE=MyISAM");
-        await ScalarAsync("INSERT INTO test_deadlocks VALUES (3)");
-        await ScalarAsync("""
+        await using var g = await GroupWithMalloryAsync("gc_deadlocks");
+        var (app, alice, bob, mallory, group) = (g.App, g.Alice, g.Bob, g.Mallory, g.Group);
+        var (messages, events) = (await g.ScalarAsync("SELECT COUNT(*) FROM messages"), await g.ScalarAsync("SELECT COUNT(*) FROM events"));
+        await g.ScalarAsync("CREATE TABLE test_deadlocks (n INT NOT NULL) ENGINE=MyISAM");
+        await g.ScalarAsync("INSERT INTO test_deadlocks VALUES (3)");
+        await g.ScalarAsync("""
             CREATE TRIGGER test_deadlock BEFORE INSERT ON events FOR EACH ROW
             IF (SELECT n FROM test_deadlocks) > 0 THEN
               UPDATE test_deadlocks SET n = n - 1;
@@ -220,9 +232,9 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
 
         var sent = await app.SendAsync(mallory, group.Id(), "after three deadlocks");
 
-        Assert.Equal(0, await ScalarAsync("SELECT n FROM test_deadlocks"));   // all three happened
-        Assert.Equal(messages + 1, await ScalarAsync("SELECT COUNT(*) FROM messages"));
-        Assert.Equal(events + 3, await ScalarAsync("SELECT COUNT(*) FROM events"));   // one per member
+        Assert.Equal(0, await g.ScalarAsync("SELECT n FROM test_deadlocks"));   // all three happened
+        Assert.Equal(messages + 1, await g.ScalarAsync("SELECT COUNT(*) FROM messages"));
+        Assert.Equal(events + 3, await g.ScalarAsync("SELECT COUNT(*) FROM events"));   // one per member
         Assert.Equal(["before", "after three deadlocks"], (await app.HistoryAsync(bob, group.Id())).Select(m => m["body"].Str()));
         Assert.Equal(sent.Id(), (await app.HistoryAsync(alice, group.Id()))[^1].Id());
     }
@@ -234,14 +246,12 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         // batch runs on outside it; the writer's last statement then no longer finds the messages
         // round trip 1 inserted. Simulated here on one server by a trigger that leaves mallory's
         // sealed bodies unwritten: committing would store messages without a body, with events.
-        var (app, connection, alice, bob, mallory, group) = await GroupWithMalloryAsync("gc_lost_messages");
-        await using var _ = app;
-        await using var __ = connection;
-        Task<long> ScalarAsync(string sql) => Scalar(connection, sql);
-        var malloryId = await ScalarAsync($"SELECT id FROM users WHERE username = '{mallory.Name}'");
-        var (messages, keys, events) = (await ScalarAsync("SELECT COUNT(*) FROM messages"), await ScalarAsync("SELECT COUNT(*) FROM data_keys"),
-            await ScalarAsync("SELECT COUNT(*) FROM events"));
-        await ScalarAsync($"""
+        await using var g = await GroupWithMalloryAsync("gc_lost_messages");
+        var (app, alice, bob, mallory, group) = (g.App, g.Alice, g.Bob, g.Mallory, g.Group);
+        var malloryId = await g.ScalarAsync($"SELECT id FROM users WHERE username = '{mallory.Name}'");
+        var (messages, keys, events) = (await g.ScalarAsync("SELECT COUNT(*) FROM messages"), await g.ScalarAsync("SELECT COUNT(*) FROM data_keys"),
+            await g.ScalarAsync("SELECT COUNT(*) FROM events"));
+        await g.ScalarAsync($"""
             CREATE TRIGGER lose_mallory BEFORE UPDATE ON messages FOR EACH ROW
             IF NEW.sender_id = {malloryId} THEN SET NEW.body = ''; END IF
             """);
@@ -249,10 +259,10 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         var refused = await app.PostAsync("/api/messages", new { conversationId = group.Id(), body = "never stored" }, mallory.Token, null);
 
         Assert.Equal(503, refused.Status());
-        Assert.Equal(messages, await ScalarAsync("SELECT COUNT(*) FROM messages"));
-        Assert.Equal(keys, await ScalarAsync("SELECT COUNT(*) FROM data_keys"));
-        Assert.Equal(events, await ScalarAsync("SELECT COUNT(*) FROM events"));
-        await ScalarAsync("DROP TRIGGER lose_mallory");
+        Assert.Equal(messages, await g.ScalarAsync("SELECT COUNT(*) FROM messages"));
+        Assert.Equal(keys, await g.ScalarAsync("SELECT COUNT(*) FROM data_keys"));
+        Assert.Equal(events, await g.ScalarAsync("SELECT COUNT(*) FROM events"));
+        await g.ScalarAsync("DROP TRIGGER lose_mallory");
         Assert.Equal("after", (await app.SendAsync(mallory, group.Id(), "after"))["body"].Str());
         Assert.Equal(["before", "after"], (await app.HistoryAsync(bob, group.Id())).Select(m => m["body"].Str()));
     }
@@ -262,15 +272,13 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     [InlineData(4025)]   // a CHECK constraint: MariaDB's server errors go past 3000 (client errors are 2000-2999)
     public async Task A_send_the_database_refuses_fails_alone_and_leaves_nothing_behind(int error)
     {
-        var (app, connection, alice, bob, mallory, group) = await GroupWithMalloryAsync($"gc_refused_{error}", new Dictionary<string, string?> { ["Messaging:MaxSends"] = "1000" });
-        await using var _ = app;
-        await using var __ = connection;
-        Task<long> ScalarAsync(string sql) => Scalar(connection, sql);
-        var malloryId = await ScalarAsync($"SELECT id FROM users WHERE username = '{mallory.Name}'");
-        var bobSeq = await ScalarAsync($"SELECT seq FROM user_event_seq s JOIN users u ON u.id = s.user_id WHERE u.username = '{bob.Name}'");
-        var keys = await ScalarAsync("SELECT COUNT(*) FROM data_keys");
+        await using var g = await GroupWithMalloryAsync($"gc_refused_{error}", new Dictionary<string, string?> { ["Messaging:MaxSends"] = "1000" });
+        var (app, alice, bob, mallory, group) = (g.App, g.Alice, g.Bob, g.Mallory, g.Group);
+        var malloryId = await g.ScalarAsync($"SELECT id FROM users WHERE username = '{mallory.Name}'");
+        var bobSeq = await g.ScalarAsync($"SELECT seq FROM user_event_seq s JOIN users u ON u.id = s.user_id WHERE u.username = '{bob.Name}'");
+        var keys = await g.ScalarAsync("SELECT COUNT(*) FROM data_keys");
         // A real refusal from MariaDB, in the middle of the batch's second round trip.
-        await ScalarAsync($"""
+        await g.ScalarAsync($"""
             CREATE TRIGGER refuse_mallory BEFORE INSERT ON events FOR EACH ROW
             IF NEW.actor_id = {malloryId} THEN SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = {error}, MESSAGE_TEXT = 'refused by the test'; END IF
             """);
@@ -294,10 +302,10 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         var history = await app.HistoryAsync(bob, group.Id());
         Assert.Equal(1 + 16, history.Count);
         Assert.DoesNotContain(history, m => m["sender"]!["username"].Str() == mallory.Name);
-        Assert.Equal(0, await ScalarAsync($"SELECT COUNT(*) FROM messages WHERE sender_id = {malloryId}"));
-        Assert.Equal(keys + 16, await ScalarAsync("SELECT COUNT(*) FROM data_keys"));
+        Assert.Equal(0, await g.ScalarAsync($"SELECT COUNT(*) FROM messages WHERE sender_id = {malloryId}"));
+        Assert.Equal(keys + 16, await g.ScalarAsync("SELECT COUNT(*) FROM data_keys"));
         // Bob's numbers went up by exactly the 16 messages he got, and his stream saw them in order.
-        Assert.Equal(bobSeq + 16, await ScalarAsync($"SELECT seq FROM user_event_seq s JOIN users u ON u.id = s.user_id WHERE u.username = '{bob.Name}'"));
+        Assert.Equal(bobSeq + 16, await g.ScalarAsync($"SELECT seq FROM user_event_seq s JOIN users u ON u.id = s.user_id WHERE u.username = '{bob.Name}'"));
         var seen = new List<long>();
         while (seen.Count < 16)
         {
