@@ -83,6 +83,8 @@ static class Scenarios
             return !relative.StartsWith("linux-x64/") && (!relative.StartsWith("runtimes/") || relative.StartsWith("runtimes/linux-x64/"));
         });
 
+    const string FloorInsert = "INSERT INTO bench_floor (conversation_id, sender_id, body, sent_at) VALUES (@c, @s, @b, UTC_TIMESTAMP(3))";
+
     static async Task CreateFloorTableAsync(string mariaDb)
     {
         await using var setup = new MySqlConnection(mariaDb);
@@ -114,7 +116,7 @@ static class Scenarios
                 {
                     await connection.OpenAsync();
                     await using var insert = new MySqlCommand(
-                        "INSERT INTO bench_floor (conversation_id, sender_id, body, sent_at) VALUES (@c, @s, @b, UTC_TIMESTAMP(3))", connection);
+                        FloorInsert, connection);
                     insert.Parameters.AddWithValue("@c", worker);
                     insert.Parameters.AddWithValue("@s", worker);
                     insert.Parameters.AddWithValue("@b", body);
@@ -290,7 +292,7 @@ static class Scenarios
                 {
                     await connection.OpenAsync();
                     await using var insert = new MySqlCommand(
-                        "INSERT INTO bench_floor (conversation_id, sender_id, body, sent_at) VALUES (@c, @s, @b, UTC_TIMESTAMP(3))", connection);
+                        FloorInsert, connection);
                     insert.Parameters.AddWithValue("@c", i % pairs);
                     insert.Parameters.AddWithValue("@s", i % pairs);
                     insert.Parameters.AddWithValue("@b", System.Text.Encoding.UTF8.GetBytes(body));

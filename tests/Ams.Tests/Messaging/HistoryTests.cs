@@ -232,25 +232,7 @@ public sealed class HistoryTests(Services services) : IClassFixture<Services>
         // (just started, or the streams of a dead node resuming here) must not take a pooled
         // connection per key.
         const string database = "history_cold_keys";
-        var takes = 0;
-        var measuring = false;
-        using var listener = new System.Diagnostics.Metrics.MeterListener
-        {
-            InstrumentPublished = (instrument, l) =>
-            {
-                if (instrument.Meter.Name == "MySqlConnector" && instrument.Name == "db.client.connections.usage") l.EnableMeasurementEvents(instrument);
-            },
-        };
-        listener.SetMeasurementEventCallback<int>((_, value, tags, _) =>
-        {
-            string? pool = null, state = null;
-            foreach (var tag in tags)
-                if (tag.Key.EndsWith("pool.name", StringComparison.Ordinal)) pool = tag.Value as string;
-                else if (tag.Key.EndsWith("state", StringComparison.Ordinal)) state = tag.Value as string;
-            if (Volatile.Read(ref measuring) && value > 0 && state == "used" && pool?.Contains(database, StringComparison.Ordinal) == true)
-                Interlocked.Increment(ref takes);
-        });
-        listener.Start();
+        using var pool = new PoolUsage(database);
         await using var writer = await services.StartAppAsync(database);
         var (alice, bob) = (await writer.MemberAsync("ka"), await writer.MemberAsync("kb"));
         var direct = await writer.DirectAsync(alice, bob);
@@ -261,9 +243,9 @@ public sealed class HistoryTests(Services services) : IClassFixture<Services>
         await using var reader = await services.StartAppAsync(database);
         await reader.PageAsync(bob, direct.Id(), "limit=1");   // the session and the user, as any request has them
 
-        Volatile.Write(ref measuring, true);
+        var before = pool.Takes;
         var page = await reader.PageAsync(bob, direct.Id(), "limit=50");
-        Volatile.Write(ref measuring, false);
+        var takes = pool.Takes - before;
 
         var messages = Messages(page);
         Assert.Equal(31, messages.Count);

@@ -178,15 +178,9 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
         {
             await using var select = new MySqlCommand { Connection = connection };
             for (var i = 0; i < chunk.Length; i++) select.Parameters.AddWithValue($"@k{i}", chunk[i].Bytes);
-            select.CommandText = $"SELECT id, kek_id, wrapped FROM data_keys WHERE id IN ({string.Join(",", chunk.Select((_, i) => $"@k{i}"))})";
+            select.CommandText = $"SELECT {KeyColumns} FROM data_keys WHERE id IN ({string.Join(",", chunk.Select((_, i) => $"@k{i}"))})";
             await using var reader = await select.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                var idBytes = (byte[])reader.GetValue(0);
-                var kekId = reader.GetString(1);
-                if (!masterKeys.TryGet(kekId, out var kek)) continue;
-                if (Unwrap((byte[])reader.GetValue(2), idBytes, kekId, kek) is { } dataKey) Remember(new Guid(idBytes, bigEndian: true), dataKey);
-            }
+            while (await reader.ReadAsync()) UnwrapRow(reader);
         }
     }
 
@@ -194,15 +188,21 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
     {
         if (cache.TryGetValue(id, out var known)) return known;
         await using var connection = await db.OpenConnectionAsync();
-        await using var select = new MySqlCommand("SELECT kek_id, wrapped FROM data_keys WHERE id = @id", connection);
+        await using var select = new MySqlCommand($"SELECT {KeyColumns} FROM data_keys WHERE id = @id", connection);
         select.Parameters.AddWithValue("@id", idBytes);
         await using var reader = await select.ExecuteReaderAsync();
-        if (!await reader.ReadAsync()) return null;
-        var kekId = reader.GetString(0);
-        var wrapped = (byte[])reader.GetValue(1);
-        if (!masterKeys.TryGet(kekId, out var kek)) return null;
-        var dataKey = Unwrap(wrapped, idBytes, kekId, kek);
-        if (dataKey is not null) Remember(id, dataKey);
+        return await reader.ReadAsync() ? UnwrapRow(reader) : null;
+    }
+
+    const string KeyColumns = "id, kek_id, wrapped";
+
+    /// <summary>The data key of a <see cref="KeyColumns"/> row, remembered; null when its master key is unknown or it does not unwrap.</summary>
+    byte[]? UnwrapRow(MySqlDataReader reader)
+    {
+        var idBytes = (byte[])reader.GetValue(0);
+        var kekId = reader.GetString(1);
+        if (!masterKeys.TryGet(kekId, out var kek) || Unwrap((byte[])reader.GetValue(2), idBytes, kekId, kek) is not { } dataKey) return null;
+        Remember(new Guid(idBytes, bigEndian: true), dataKey);
         return dataKey;
     }
 

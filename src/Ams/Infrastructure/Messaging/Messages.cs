@@ -54,8 +54,9 @@ public sealed class MessageRow
     public static async Task<(List<MessageView> Views, Dictionary<long, List<Reactions.Tally>> Reactions)> ToViewsWithReactionsAsync(
         MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows)
     {
-        var live = rows.Where(r => r.DeletedAt is null).Select(r => r.Id).ToList();
-        await envelope.LoadKeysAsync(connection, rows.Where(r => r.DeletedAt is null).Select(r => Envelope.KeyIdOf(r.Body)));
+        var liveRows = rows.Where(r => r.DeletedAt is null).ToList();
+        var live = liveRows.ConvertAll(r => r.Id);
+        await envelope.LoadKeysAsync(connection, liveRows.Select(r => Envelope.KeyIdOf(r.Body)));
         var attachments = await AttachmentQueries.ForMessagesAsync(connection, envelope, live);
         var reactions = await Reactions.LoadAsync(connection, live);
         var views = new List<MessageView>(rows.Count);
