@@ -40,7 +40,9 @@ public static class Database
         };
         if (!connectionString.Contains("CharacterSet", StringComparison.OrdinalIgnoreCase))
             builder.CharacterSet = "utf8mb4";
-        services.AddSingleton(new MySqlDataSourceBuilder(builder.ConnectionString).Build());
+        // Built by the container, not handed to it, so that stopping the host disposes it: an instance
+        // registered ready-made is never disposed, and its idle connections stay open on the server.
+        services.AddSingleton(_ => new MySqlDataSourceBuilder(builder.ConnectionString).Build());
         return services;
     }
 }

@@ -69,6 +69,32 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_node_that_stops_closes_its_database_connections()
+    {
+        // Its own database, so that only this node's connections are counted.
+        var database = $"{services.Database}_stop";
+        var app = await services.StartAppAsync(database);
+        var token = await app.NewUserTokenAsync("st");
+        var other = Api.UniqueName("st");
+        await app.RegisterAsync(other);
+        await app.Scenario(s =>
+        {
+            s.Post.Json(new { to = other, body = "pooled" }).ToUrl("/api/messages");
+            s.WithRequestHeader("Authorization", $"Bearer {token}");
+            s.StatusCodeShouldBe(201);
+        });
+        var connections = $"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{database}'";
+        Assert.NotEqual("0", await services.ScalarAsync(connections));
+
+        await app.DisposeAsync();
+        // Left open, a stopped node's idle pool would hold the server's connections for minutes.
+        var left = "";
+        for (var i = 0; i < 50 && left != "0"; i++, await Task.Delay(100))
+            left = await services.ScalarAsync(connections);
+        Assert.Equal("0", left);
+    }
+
+    [Fact]
     public async Task Livez_readyz_and_version()
     {
         var app = await services.AppAsync();
