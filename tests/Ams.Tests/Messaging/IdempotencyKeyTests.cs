@@ -63,6 +63,23 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
     }
 
     [Fact]
+    public async Task A_repeat_whose_message_is_gone_is_404_not_a_reused_key_and_sends_nothing()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ike");
+        var bob = await app.MemberAsync("ikf");
+        var group = await app.GroupAsync(alice, "keys", bob);
+        var body = new { conversationId = group.Id(), body = "purged" };
+        var first = await (await SendWithKeyAsync(app, alice, body, "gone", 201)).JsonAsync();
+        // No endpoint removes a message row (a deletion leaves its tombstone); an operator's purge does.
+        await services.SqlAsync($"DELETE FROM messages WHERE id = {first.Id()}");
+
+        var problem = await (await SendWithKeyAsync(app, alice, body, "gone")).ProblemAsync(404);
+        Assert.DoesNotContain("Idempotency-Key", problem["title"].Str());
+        Assert.Equal("0", await MessagesInAsync(group.Id()));
+    }
+
+    [Fact]
     public async Task The_same_key_for_a_different_message_is_422_and_stores_nothing()
     {
         var app = await services.AppAsync();
