@@ -4,7 +4,7 @@ namespace Ams.Tests.Support;
 
 /// <summary>
 /// The connections MySqlConnector's pools for one database have in use, from its own metrics
-/// (every app instance on that database counts): at the peak, and how many times one was taken.
+/// (every app instance on that database counts): now, at the peak, and how many times one was taken.
 /// </summary>
 public sealed class PoolUsage : IDisposable
 {
@@ -38,6 +38,9 @@ public sealed class PoolUsage : IDisposable
     }
 
     public int Peak { get { lock (gate) return peak; } }
+
+    /// <summary>In use now, counted from when this listener started.</summary>
+    public int Used { get { lock (gate) return used; } }
 
     public int Takes { get { lock (gate) return takes; } }
 
