@@ -17,17 +17,19 @@ public sealed partial class MariaDbServer : IAsyncDisposable
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(20);
 
-    private readonly ServerProcess _process;
+    private ServerProcess _process;
     private readonly string _baseDir;
     private readonly string _password;
+    private readonly bool _durable;
     private int _disposed;
 
-    private MariaDbServer(ServerProcess process, string baseDir, int port, string password)
+    private MariaDbServer(ServerProcess process, string baseDir, int port, string password, bool durable)
     {
         _process = process;
         _baseDir = baseDir;
         Port = port;
         _password = password;
+        _durable = durable;
     }
 
     public int Port { get; }
@@ -75,7 +77,7 @@ public sealed partial class MariaDbServer : IAsyncDisposable
                     await RootSqlAsync(socketPath,
                         $"CREATE USER '{UserName}'@'127.0.0.1' IDENTIFIED BY '{password}'; " +
                         $"GRANT ALL ON *.* TO '{UserName}'@'127.0.0.1';", ct);
-                    return new MariaDbServer(process, baseDir, port, password);
+                    return new MariaDbServer(process, baseDir, port, password, durable);
                 }
 
                 var log = process.LogTail();
@@ -99,6 +101,20 @@ public sealed partial class MariaDbServer : IAsyncDisposable
             DeleteDirectory(baseDir);
             throw;
         }
+    }
+
+    /// <summary>Shuts the server down (SIGTERM, SIGKILL after 20 s), keeping its data for <see cref="StartAgainAsync"/>.</summary>
+    public Task StopAsync() => _process.StopAsync(StopGrace);
+
+    /// <summary>Starts the stopped server again on the same port and data.</summary>
+    public async Task StartAgainAsync(CancellationToken ct = default)
+    {
+        if (!_process.HasExited) throw new InvalidOperationException("mariadbd is still running");
+        _process.Dispose();
+        _process = await ServerProcess.StartAsync("mariadbd",
+            ServerArguments(DataDir, Path.Combine(_baseDir, "tmp"), RootSocketPath, Port, _durable), Path.Combine(_baseDir, "mariadbd.log"), _baseDir, ct);
+        if (!await WaitUntilReadyAsync(_process, RootSocketPath, Port, Stopwatch.StartNew(), ct))
+            throw new InvalidOperationException($"mariadbd exited before it was ready again. Log tail:\n{_process.LogTail()}");
     }
 
     /// <summary>MySqlConnector connection string for <paramref name="database"/> as user <c>ams</c>.</summary>

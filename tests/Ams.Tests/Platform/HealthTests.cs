@@ -46,7 +46,7 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
-    public async Task With_MariaDB_down_healthz_is_503_naming_mariadb()
+    public async Task With_MariaDB_down_healthz_is_503_naming_mariadb_and_its_return_is_logged_with_the_refusals()
     {
         var mariadb = await MariaDbServer.StartAsync();
         var logs = new CapturedLogs();
@@ -61,7 +61,7 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
                 builder.UseSetting("Crypto:MasterKeys", Services.MasterKeys);
                 builder.ConfigureTestServices(s => s.AddSingleton<ILoggerProvider>(logs));
             });
-            await mariadb.DisposeAsync();
+            await mariadb.StopAsync();
             var health = await app.Scenario(s => { s.Get.Url("/healthz"); s.StatusCodeShouldBe(503); });
             for (var i = 0; i < 5; i++)
                 await (await app.Scenario(s =>
@@ -81,6 +81,20 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
                 s.StatusCodeShouldBe(503);
             });
             await register.ProblemAsync(503);
+
+            // Probed once a second: still down is not logged as back.
+            await Task.Delay(TimeSpan.FromSeconds(2.5));
+            Assert.DoesNotContain(logs.Lines, l => l.Contains("reachable again", StringComparison.Ordinal));
+            await mariadb.StartAgainAsync();
+            await WaitUntilAsync(() => Task.FromResult(logs.Lines.Any(l => l.Contains("Outages: MariaDB is reachable again", StringComparison.Ordinal))));
+            var back = Assert.Single(logs.Lines, l => l.Contains("Outages: MariaDB is reachable again", StringComparison.Ordinal));
+            Assert.StartsWith("Information ", back);
+            Assert.EndsWith("; 6 requests were refused meanwhile", back);
+            await app.Scenario(s =>
+            {
+                s.Post.Json(new { username = Api.UniqueName(), password = Api.Password }).ToUrl("/api/register");
+                s.StatusCodeShouldBe(201);
+            });
         }
         finally
         {
