@@ -89,16 +89,24 @@ public sealed class EnvelopeFormatTests(Services services) : IClassFixture<Servi
     }
 
     [Fact]
-    public async Task The_key_cache_keeps_up_to_its_limit_then_starts_over()
+    public async Task The_key_cache_keeps_the_keys_in_use_and_never_more_than_its_limit()
     {
         var app = await services.AppAsync();
         var envelope = EnvelopeFor(app);
-        for (var i = 0; i < Envelope.CacheLimit; i++) envelope.Seal([], Purpose, []);
-        Assert.Equal(Envelope.CacheLimit, envelope.CachedKeys);
-        envelope.Seal([], Purpose, []);
-        Assert.Equal(1, envelope.CachedKeys);
-        envelope.Seal([], Purpose, []);
-        Assert.Equal(2, envelope.CachedKeys);
+        Guid SealOne() => new(envelope.Seal([], Purpose, []).Key.Id, bigEndian: true);
+        var inUse = SealOne();
+        var idle = SealOne();
+        var recent = new List<Guid>();
+        for (var round = 0; round < 4; round++)
+        {
+            for (var i = 0; i < Envelope.CacheLimit / 2; i++) recent.Add(SealOne());
+            Assert.InRange(envelope.CachedKeys, Envelope.CacheLimit / 2, Envelope.CacheLimit);
+            // Read again now and then, as a conversation's recent messages are.
+            Assert.NotNull(await envelope.KeyAsync(inUse.ToByteArray(bigEndian: true)));
+        }
+        Assert.True(envelope.Caches(inUse), "a key read in every round was dropped");
+        Assert.False(envelope.Caches(idle), "a key nobody read stayed");
+        Assert.All(recent[^(Envelope.CacheLimit / 2 - 1)..], id => Assert.True(envelope.Caches(id)));
     }
 
     [Fact]

@@ -23,11 +23,30 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
     static readonly byte[] DataKeyPurpose = "ams/data-key/v1"u8.ToArray();
     static readonly byte[] NoncePurpose = "ams/nonce/v1"u8.ToArray();
 
-    // Unwrapped data keys by id. Bounded: a cleared cache only costs a query and an unwrap.
-    readonly ConcurrentDictionary<Guid, byte[]> cache = new();
+    // Unwrapped data keys by id, in two generations: keys are remembered in the newer one, and when
+    // it holds half the limit the older one is dropped and a new one begun. A key found in the older
+    // one is remembered again, so the keys in use (a conversation's recent messages, which readers
+    // ask for most) stay while the node goes on sealing a key per message. A key dropped costs only
+    // a query and an unwrap.
+    sealed class Generation
+    {
+        public readonly ConcurrentDictionary<Guid, byte[]> Keys = new();
+        // Counted here rather than with Keys.Count, which takes every lock of the dictionary and
+        // showed up in the send profile (docs/benchmarks-history.md). Approximate is enough.
+        public int Count;
+    }
+    Generation newer = new(), older = new();
     internal const int CacheLimit = 10_000;
-    int cached;
-    internal int CachedKeys => cache.Count;
+    internal int CachedKeys => newer.Keys.Count + older.Keys.Keys.Count(id => !newer.Keys.ContainsKey(id));
+    internal bool Caches(Guid id) => TryCached(id, out _);
+
+    bool TryCached(Guid id, out byte[] dataKey)
+    {
+        if (Volatile.Read(ref newer).Keys.TryGetValue(id, out dataKey!)) return true;
+        if (!Volatile.Read(ref older).Keys.TryGetValue(id, out dataKey!)) return false;
+        Remember(id, dataKey);
+        return true;
+    }
 
     public sealed record Sealed(byte[] Blob, string Entropy);
 
@@ -114,7 +133,12 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
     public void Forget(IEnumerable<byte[]> keyIds)
     {
         foreach (var keyId in keyIds)
-            if (keyId.Length == IdSize) cache.TryRemove(new Guid(keyId, bigEndian: true), out _);
+            if (keyId.Length == IdSize)
+            {
+                var id = new Guid(keyId, bigEndian: true);
+                Volatile.Read(ref newer).Keys.TryRemove(id, out _);
+                Volatile.Read(ref older).Keys.TryRemove(id, out _);
+            }
     }
 
     /// <summary>The id of the data key a sealed blob was made with, or null for a blob of another format.</summary>
@@ -173,7 +197,7 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
     {
         var missing = keyIds.OfType<byte[]>().Where(k => k.Length == IdSize)
             .Select(k => (Id: new Guid(k, bigEndian: true), Bytes: k))
-            .Where(k => !cache.ContainsKey(k.Id)).DistinctBy(k => k.Id).ToList();
+            .Where(k => !TryCached(k.Id, out _)).DistinctBy(k => k.Id).ToList();
         foreach (var chunk in missing.Chunk(500))
         {
             await using var select = new MySqlCommand { Connection = connection };
@@ -186,7 +210,7 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
 
     async Task<byte[]?> DataKeyAsync(Guid id, byte[] idBytes)
     {
-        if (cache.TryGetValue(id, out var known)) return known;
+        if (TryCached(id, out var known)) return known;
         await using var connection = await db.OpenConnectionAsync();
         await using var select = new MySqlCommand($"SELECT {KeyColumns} FROM data_keys WHERE id = @id", connection);
         select.Parameters.AddWithValue("@id", idBytes);
@@ -208,14 +232,12 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
 
     void Remember(Guid id, byte[] dataKey)
     {
-        // Counted here rather than with cache.Count, which takes every lock of the dictionary and
-        // showed up in the send profile (docs/benchmarks-history.md). Approximate is enough.
-        if (Interlocked.Increment(ref cached) > CacheLimit)
-        {
-            cache.Clear();
-            Interlocked.Exchange(ref cached, 0);
-        }
-        cache[id] = dataKey;
+        var generation = Volatile.Read(ref newer);
+        generation.Keys[id] = dataKey;
+        if (Interlocked.Increment(ref generation.Count) != CacheLimit / 2) return;
+        // Older first: in between, both are this one and nothing is missed.
+        Volatile.Write(ref older, generation);
+        Volatile.Write(ref newer, new Generation());
     }
 
     // Length-prefixed, so no two different field lists encode alike.
