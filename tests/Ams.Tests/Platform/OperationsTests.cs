@@ -1,6 +1,7 @@
 using System.Net;
 using Alba;
 using Ams.Infrastructure;
+using Ams.Tests.Messaging;
 using Ams.Tests.Support;
 
 namespace Ams.Tests.Platform;
@@ -74,15 +75,8 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
         // Its own database, so that only this node's connections are counted.
         var database = $"{services.Database}_stop";
         var app = await services.StartAppAsync(database);
-        var token = await app.NewUserTokenAsync("st");
-        var other = Api.UniqueName("st");
-        await app.RegisterAsync(other);
-        await app.Scenario(s =>
-        {
-            s.Post.Json(new { to = other, body = "pooled" }).ToUrl("/api/messages");
-            s.WithRequestHeader("Authorization", $"Bearer {token}");
-            s.StatusCodeShouldBe(201);
-        });
+        var (alice, bob) = (await app.MemberAsync("st"), await app.MemberAsync("st"));
+        await app.SendAsync(alice, (await app.DirectAsync(alice, bob)).Id(), "pooled");
         var connections = $"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{database}'";
         Assert.NotEqual("0", await services.ScalarAsync(connections));
 
