@@ -37,7 +37,8 @@ static class ClusterScenarios
         {
             // Below the cluster's send ceiling here (about 1,300/s in the send row): at 1,000/s a run
             // measures its queues, not its delivery.
-            var delivery = await Scenarios.DeliveryAsync(proxy, proxy, cluster.Galera.ConnectionString(cluster.Database), settings, Math.Min(500, settings.DeliveryRates.Max()));
+            var galera = Enumerable.Range(0, cluster.Galera.Size).Select(node => cluster.Galera.ConnectionString(cluster.Database, node)).ToArray();
+            var delivery = await Scenarios.DeliveryAsync(proxy, proxy, galera, settings, Math.Min(500, settings.DeliveryRates.Max()));
             results.Add(delivery with { Name = "Cluster: delivery", What = $"send and SSE both through HAProxy (any node to any node), {delivery.What[(delivery.What.IndexOf(',') + 2)..]}, {Where}" });
         }
         return results;

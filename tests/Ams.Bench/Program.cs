@@ -79,7 +79,7 @@ try
     if (Runs("floor")) report.Add(await Scenarios.FloorAsync(mariadb.ConnectionString("ams"), redis.ConnectionString, settings, cpu));
     if (Runs("send")) report.Add(await Scenarios.SendThroughputAsync(node1.BaseAddress, settings, cpu));
     foreach (var rate in settings.DeliveryRates)
-        if (Runs($"delivery-{rate}")) report.Add(await Scenarios.DeliveryAsync(node1.BaseAddress, node2.BaseAddress, mariadb.ConnectionString("ams"), settings, rate));
+        if (Runs($"delivery-{rate}")) report.Add(await Scenarios.DeliveryAsync(node1.BaseAddress, node2.BaseAddress, [mariadb.ConnectionString("ams")], settings, rate));
     if (Runs("connections")) report.Add(await Scenarios.ConnectionsAsync(node1, settings));
     if (Runs("catchup")) report.Add(await Scenarios.CatchUpAsync(node2, redis, mariadb.ConnectionString("ams"), settings));
     if (Runs("attachments")) report.Add(await AttachmentScenarios.RunAsync(node2, mariadb.ConnectionString("ams"), smoke));

@@ -175,9 +175,10 @@ static class Scenarios
     }
 
     /// <summary>Senders on node 1 at a fixed rate, subscribers on node 2: send → SSE receipt, every message checked.</summary>
-    public static async Task<Result> DeliveryAsync(Uri node1, Uri node2, string mariaDb, Settings settings, int rate)
+    /// <param name="mariaDbs">Every server that stores the messages (each Galera node applies every write), to quiesce first.</param>
+    public static async Task<Result> DeliveryAsync(Uri node1, Uri node2, IReadOnlyList<string> mariaDbs, Settings settings, int rate)
     {
-        await QuiesceAsync(mariaDb);
+        await Task.WhenAll(mariaDbs.Select(QuiesceAsync));
         var pairs = await PairsAsync(node1, Math.Min(50, settings.Concurrency * 2));
         var sentAt = new ConcurrentDictionary<string, long>();
         var received = new ConcurrentDictionary<string, int>();

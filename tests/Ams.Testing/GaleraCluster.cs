@@ -43,6 +43,9 @@ public sealed class GaleraCluster : IAsyncDisposable
     /// <summary>The SQL port every node listens on, each on its own loopback address.</summary>
     public int Port { get; }
 
+    /// <summary>How many nodes the cluster has.</summary>
+    public int Size => _nodes.Length;
+
     public static async Task<GaleraCluster> StartAsync(int size = 3, CancellationToken ct = default)
     {
         var baseDir = Directory.CreateTempSubdirectory("ams-galera-").FullName;
