@@ -6,10 +6,10 @@ using Ams.Testing;
 // each scenario (part of `just test`, so the harness cannot rot) and writes to artifacts/.
 var smoke = args.Contains("--smoke");
 // `--cluster` adds the floor, send and delivery scenarios on the loopback cluster (`just cluster`).
-// `--only send` (or a list of footprint, floor, send, delivery, connections, catchup, attachments, floordelivery, connections50k, prosody) runs just those
+// `--only send` (or a list of footprint, floor, send, delivery, connections, catchup, attachments, floordelivery, httpfloordelivery, connections50k, prosody) runs just those
 // and writes to artifacts/, for profiling a node under that load; the node PIDs are printed. Delivery
 // runs at each of the settings' rates: `delivery` is all of them, `delivery-1000` one (likewise
-// `floordelivery`, `prosody` and `prosody-200`, …, `prosody-throughput`).
+// `floordelivery`, `httpfloordelivery`, `prosody` and `prosody-200`, …, `prosody-throughput`).
 var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault()?.Split(',');
 bool Runs(string scenario) => only is null || only.Contains(scenario) || only.Contains(scenario.Split('-')[0]);
 var root = AppProcess.RepositoryRoot();
@@ -89,9 +89,12 @@ finally
     await node1.StopAsync();
     await node2.StopAsync();
 }
-// The delivery floor at the same rates, with the nodes stopped (as for Prosody below).
+// The delivery floor at the same rates, with the nodes stopped (as for Prosody below), without and
+// with HTTP and SSE in the path.
 foreach (var rate in settings.DeliveryRates)
     if (Runs($"floordelivery-{rate}")) report.Add(await Scenarios.FloorDeliveryAsync(mariadb.ConnectionString("ams"), redis.ConnectionString, settings, rate));
+foreach (var rate in settings.DeliveryRates)
+    if (Runs($"httpfloordelivery-{rate}")) report.Add(await HttpFloorScenario.RunAsync(mariadb.ConnectionString("ams"), redis.ConnectionString, settings, rate));
 // A node of its own, started fresh, so the steps measure streams and not what earlier scenarios left.
 if (Runs("connections50k"))
 {

@@ -87,6 +87,7 @@ sealed class Report(bool smoke)
     Result? Ams(int rate) => results.FirstOrDefault(r => r.TargetRate == rate && r.Name.StartsWith("Delivery", StringComparison.Ordinal));
     Result? Peer(int rate) => results.FirstOrDefault(r => r.TargetRate == rate && r.Name.StartsWith("Prosody", StringComparison.Ordinal));
     Result? Floor(int rate) => results.FirstOrDefault(r => r.TargetRate == rate && r.Name.StartsWith("Floor", StringComparison.Ordinal));
+    Result? HttpFloor(int rate) => results.FirstOrDefault(r => r.TargetRate == rate && r.Name.StartsWith("HTTP floor", StringComparison.Ordinal));
 
     /// <summary>The same job at the same fixed rates, AMS (send on node 1, SSE on node 2) next to Prosody (one server).</summary>
     void DeliveryTable(StringBuilder md)
@@ -95,17 +96,18 @@ sealed class Report(bool smoke)
         if (rates.Count == 0) return;
         md.AppendLine("## Delivery: AMS, Prosody and the floor side by side").AppendLine();
         md.AppendLine("Send → receipt at a fixed rate, every message checked; they run one after the other on the same machine and MariaDB, never at once. " +
-            "The floor is no server at all: the harness's own durable INSERT and PUBLISH, received on a second Redis connection.").AppendLine();
-        md.AppendLine("| rate | AMS p50 | AMS p99 | AMS p99.9 | AMS max | Prosody p50 | Prosody p99 | Prosody p99.9 | Prosody max | floor p50 | floor p99 | lost/duplicated (AMS; Prosody) |");
-        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+            "The floor is no server at all: the harness's own durable INSERT and PUBLISH, received on a second Redis connection. " +
+            "The HTTP floor puts the same behind a bare Kestrel POST (201 after both) and an SSE stream fed by the subscription, in the harness's process.").AppendLine();
+        md.AppendLine("| rate | AMS p50 | AMS p99 | AMS p99.9 | AMS max | Prosody p50 | Prosody p99 | Prosody p99.9 | Prosody max | floor p50 | floor p99 | HTTP floor p50 | HTTP floor p99 | lost/duplicated (AMS; Prosody) |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         string Cells(Result? r) => r?.Latency is { TotalCount: > 0 } h
             ? string.Join(" | ", new[] { 50, 99, 99.9, 100 }.Select(p => F(Ms(h.GetValueAtPercentile(p))) + " ms"))
             : "– | – | – | –";
         string Loss(Result? r) => r is null ? "–" : $"{r.Lost}/{r.Duplicated}";
         foreach (var rate in rates)
         {
-            var floor = Floor(rate)?.Latency is { TotalCount: > 0 } f ? $"{F(Ms(f.GetValueAtPercentile(50)))} ms | {F(Ms(f.GetValueAtPercentile(99)))} ms" : "– | –";
-            md.AppendLine($"| {rate.ToString("N0", CultureInfo.InvariantCulture)}/s | {Cells(Ams(rate))} | {Cells(Peer(rate))} | {floor} | {Loss(Ams(rate))}; {Loss(Peer(rate))} |");
+            string Two(Result? r) => r?.Latency is { TotalCount: > 0 } f ? $"{F(Ms(f.GetValueAtPercentile(50)))} ms | {F(Ms(f.GetValueAtPercentile(99)))} ms" : "– | –";
+            md.AppendLine($"| {rate.ToString("N0", CultureInfo.InvariantCulture)}/s | {Cells(Ams(rate))} | {Cells(Peer(rate))} | {Two(Floor(rate))} | {Two(HttpFloor(rate))} | {Loss(Ams(rate))}; {Loss(Peer(rate))} |");
         }
         md.AppendLine();
     }
@@ -117,7 +119,8 @@ sealed class Report(bool smoke)
         if (delivery?.Latency is { TotalCount: > 0 } d)
             yield return Check(Ms(d.GetValueAtPercentile(99)) <= 5 && delivery.Failures.Count == 0,
                 $"delivery p99 ≤ 5 ms at 1,000 sends/s across two nodes with zero loss (measured p99 {F(Ms(d.GetValueAtPercentile(99)))} ms at {delivery.Rate:F0}/s" +
-                (Floor(delivery.TargetRate)?.Latency is { TotalCount: > 0 } f ? $"; the floor with no server in the path: p99 {F(Ms(f.GetValueAtPercentile(99)))} ms)" : ")"));
+                (Floor(delivery.TargetRate)?.Latency is { TotalCount: > 0 } f ? $"; the floor with no server in the path: p99 {F(Ms(f.GetValueAtPercentile(99)))} ms" : "") +
+                (HttpFloor(delivery.TargetRate)?.Latency is { TotalCount: > 0 } h ? $"; with bare HTTP and SSE: p99 {F(Ms(h.GetValueAtPercentile(99)))} ms)" : ")"));
         if (Ams(200)?.Latency is { TotalCount: > 0 } ours200 && Peer(200)?.Latency is { TotalCount: > 0 } theirs200)
             yield return Check(ours200.GetValueAtPercentile(99) <= theirs200.GetValueAtPercentile(99),
                 $"delivery at 200 sends/s no slower than Prosody at p99 ({F(Ms(ours200.GetValueAtPercentile(99)))} ms vs {F(Ms(theirs200.GetValueAtPercentile(99)))} ms)");

@@ -38,7 +38,7 @@ static class Scenarios
     // Microsecond resolution, up to a minute.
     internal static LongHistogram NewHistogram() => new(TimeStamp.Minutes(1), 3);
     internal static void Record(LongHistogram h, long startTicks) { lock (h) h.RecordValue(Math.Max(1, Stopwatch.GetTimestamp() - startTicks)); }
-    static double Milliseconds(LongHistogram h, double percentile) => h.GetValueAtPercentile(percentile) * 1000.0 / Stopwatch.Frequency;
+    internal static double Milliseconds(LongHistogram h, double percentile) => h.GetValueAtPercentile(percentile) * 1000.0 / Stopwatch.Frequency;
 
     public static async Task<(List<Footprint> Builds, TimeSpan FirstLaunch)> FootprintAsync(Func<bool, Task<AppProcess>> launch, string aot, string jit)
     {
@@ -83,9 +83,9 @@ static class Scenarios
             return !relative.StartsWith("linux-x64/") && (!relative.StartsWith("runtimes/") || relative.StartsWith("runtimes/linux-x64/"));
         });
 
-    const string FloorInsert = "INSERT INTO bench_floor (conversation_id, sender_id, body, sent_at) VALUES (@c, @s, @b, UTC_TIMESTAMP(3))";
+    internal const string FloorInsert = "INSERT INTO bench_floor (conversation_id, sender_id, body, sent_at) VALUES (@c, @s, @b, UTC_TIMESTAMP(3))";
 
-    static async Task CreateFloorTableAsync(string mariaDb)
+    internal static async Task CreateFloorTableAsync(string mariaDb)
     {
         await using var setup = new MySqlConnection(mariaDb);
         await setup.OpenAsync();
@@ -237,7 +237,7 @@ static class Scenarios
     }
 
     /// <summary>Starts <paramref name="send"/>(0, 1, …) at <paramref name="rate"/> a second for <paramref name="duration"/>, each on its own (at most 512 at once); the rate achieved.</summary>
-    static async Task<double> PaceAsync(int rate, TimeSpan duration, Func<int, Task> send)
+    internal static async Task<double> PaceAsync(int rate, TimeSpan duration, Func<int, Task> send)
     {
         var total = (int)(rate * duration.TotalSeconds);
         var inFlight = new SemaphoreSlim(512);
