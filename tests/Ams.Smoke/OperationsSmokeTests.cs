@@ -57,6 +57,34 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
         }
     }
 
+    static int SocketEventThreads(AppProcess node) =>
+        Directory.GetDirectories($"/proc/{node.ProcessId}/task").Count(task => File.ReadAllText(Path.Combine(task, "comm")).Trim() == ".NET Sockets");
+
+    [Fact]
+    public async Task The_AOT_binary_serves_with_socket_completions_inline_when_the_operator_sets_1()
+    {
+        // The runtime makes one socket event thread per core when completions run on them, and
+        // one for up to 30 cores otherwise, so on a machine of 2 or more cores the count tells.
+        Assert.True(Environment.ProcessorCount > 1, "needs 2 cores or more to tell the modes apart");
+        Assert.Equal(1, SocketEventThreads(app));
+        var inline = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys,
+            new Dictionary<string, string> { ["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1" });
+        try
+        {
+            Assert.Equal(Environment.ProcessorCount, SocketEventThreads(inline));
+            // Registering and signing in hash on the thread pool; the send and the inbox go through MariaDB and Redis.
+            var (other, otherClient) = await SmokeUsers.UserAsync(inline.Client(), "sc");
+            var (_, user) = await SmokeUsers.UserAsync(inline.Client(), "sc");
+            Assert.Equal(HttpStatusCode.Created, (await user.PostAsJsonAsync("/api/messages", new { to = other, body = "inline" })).StatusCode);
+            var inbox = await otherClient.GetFromJsonAsync<JsonArray>("/api/conversations");
+            Assert.Single(inbox!);
+        }
+        finally
+        {
+            await inline.StopAsync();
+        }
+    }
+
     [Fact]
     public async Task Api_document_is_served_from_the_binary_as_committed()
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Geralt;
 
@@ -67,6 +68,7 @@ public sealed class Passwords
     /// <summary>Hashes on a free slot, waiting briefly for one; <see cref="PasswordHashingBusyException"/> (503) when none frees up.</summary>
     public async Task<string> HashAsync(string password, CancellationToken ct = default)
     {
+        await LeaveCallersThreadAsync();
         await EnterAsync(ct);
         try { return ComputeHash(password); }
         finally { slots.Release(); }
@@ -75,11 +77,17 @@ public sealed class Passwords
     /// <summary><see cref="Verify"/> on a free slot, waiting briefly for one.</summary>
     public async Task<bool> VerifyAsync(string? phc, string password, CancellationToken ct = default)
     {
+        await LeaveCallersThreadAsync();
         if (phc is null) _ = decoy.Value;   // built outside the slot: it hashes itself
         await EnterAsync(ct);
         try { return VerifyNow(phc, password); }
         finally { slots.Release(); }
     }
+
+    // A hash holds a core for tens of milliseconds, and with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
+    // (README) its caller may be a socket event thread (a login goes on there after reading the
+    // account from MariaDB), whose sockets would all wait as long: it runs on the thread pool.
+    static YieldAwaitable LeaveCallersThreadAsync() => Task.Yield();
 
     async Task EnterAsync(CancellationToken ct)
     {

@@ -59,6 +59,33 @@ public sealed class PasswordCostTests(Services services) : IClassFixture<Service
         Assert.False(cheap.NeedsRehash(cheapHash));
     }
 
+    [Fact]
+    public async Task Hashing_and_verifying_leave_the_callers_thread()
+    {
+        // The caller may be a socket event thread (inline socket completions): a hash at the production
+        // cost (tens of ms) must not run on it, so each call hands back an unfinished task at once.
+        var passwords = new Passwords();
+        var stored = passwords.Hash(Api.Password);
+        Task<string>? hash = null;
+        Task<bool>? verify = null, unknownAccount = null;
+        var finishedOnReturn = new List<string>();
+        var caller = new Thread(() =>
+        {
+            hash = passwords.HashAsync(Api.Password);
+            if (hash.IsCompleted) finishedOnReturn.Add("HashAsync");
+            verify = passwords.VerifyAsync(stored, Api.Password);
+            if (verify.IsCompleted) finishedOnReturn.Add("VerifyAsync");
+            unknownAccount = passwords.VerifyAsync(null, Api.Password);   // the decoy hash is made on first use
+            if (unknownAccount.IsCompleted) finishedOnReturn.Add("VerifyAsync(null)");
+        });
+        caller.Start();
+        caller.Join();
+        Assert.Empty(finishedOnReturn);
+        Assert.StartsWith(ProductionPrefix, await hash!);
+        Assert.True(await verify!);
+        Assert.False(await unknownAccount!);
+    }
+
     [Theory]
     [InlineData("Passwords:MemoryKiB", "7")]
     [InlineData("Passwords:MemoryKiB", "0")]
