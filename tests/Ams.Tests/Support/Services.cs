@@ -81,6 +81,10 @@ public sealed class Services : IAsyncLifetime
     {
         database ??= Database;
         await MariaDb.CreateDatabaseAsync(database);
+        // Alba starts the host synchronously. Run with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1,
+        // this method may be on a socket event thread after the await above, and blocking it can
+        // hold up the Redis connect the start waits for: the start runs on the thread pool.
+        await Task.Yield();
         return await AlbaHost.For<Program>(builder =>
         {
             builder.UseSetting("environment", environment);
