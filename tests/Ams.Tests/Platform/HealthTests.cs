@@ -1,6 +1,5 @@
 using Ams.Testing;
 using Ams.Tests.Support;
-using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -53,14 +52,10 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
         try
         {
             await mariadb.CreateDatabaseAsync("ams");
-            await using var app = await AlbaHost.For<Program>(builder =>
-            {
-                builder.UseSetting("environment", "Production");
-                builder.UseSetting("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams") + "Connection Timeout=1;");
-                builder.UseSetting("ConnectionStrings:Redis", services.Redis.ConnectionString);
-                builder.UseSetting("Crypto:MasterKeys", Services.MasterKeys);
-                builder.ConfigureTestServices(s => s.AddSingleton<ILoggerProvider>(logs));
-            });
+            // A node of the class's kind whose database is on the server this test stops.
+            await using var app = await services.StartAppAsync(
+                settings: [new("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams") + "Connection Timeout=1;")],
+                services: s => s.AddSingleton<ILoggerProvider>(logs));
             await mariadb.StopAsync();
             var health = await app.Scenario(s => { s.Get.Url("/healthz"); s.StatusCodeShouldBe(503); });
             for (var i = 0; i < 5; i++)
