@@ -12,7 +12,6 @@ if (args.Contains(HealthProbe.Flag)) return await HealthProbe.RunAsync();
 
 // `Ams admin …` runs one administration command against the server's configuration and exits.
 var admin = Ams.Features.Admin.Cli.IsAdmin(args);
-var serving = !admin && !args.Contains(KeyRotation.Flag);
 WebApplication app;
 // Everything up to serving is startup: what fails there (a missing or placeholder setting, an
 // unreachable database, a port in use) ends the process with its message alone and exit code 1,
@@ -24,11 +23,6 @@ try
     var masterKeys = app.Services.GetRequiredService<MasterKeys>();
     var db = app.Services.GetRequiredService<MySqlDataSource>();
     var loggers = app.Services.GetRequiredService<ILoggerFactory>();
-    // Both Redis connections are made synchronously: here, before anything has awaited a socket,
-    // on the main thread. With DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 (README) code after
-    // an awaited socket read runs on that socket's event thread, and a connect made there could
-    // wait for a completion only that blocked thread delivers (5 s, then it gives up).
-    if (serving) app.Services.GetRequiredService<ReplicatedWrites>();
     await Migrations.ApplyAsync(db, loggers.CreateLogger("Ams.Migrations"), app.Lifetime.ApplicationStopping);
     if (args.Contains(KeyRotation.Flag))
     {

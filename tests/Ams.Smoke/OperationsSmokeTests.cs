@@ -86,6 +86,35 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
     }
 
     [Fact]
+    public async Task A_serving_node_holds_both_its_Redis_connections_before_it_first_waits_for_MariaDB()
+    {
+        // Both are made synchronously, so they must be made before anything awaits a socket: with
+        // inline completions a connect made after such an await may block the event thread that
+        // would complete it, and wait out its timeout. They are, while the app is built: FastEndpoints
+        // makes each endpoint once to map its route, and the session store they need connects both.
+        await using var redis = await RedisServer.StartAsync();
+        var nowhere = $"Server=127.0.0.1;Port={FreePort.Next()};User ID=ams;Password=unused;Database=ams;Connection Timeout=1;";
+        // With a replica to wait for, sessions and revocations are written on a connection of their own.
+        var node = await AppProcess.LaunchAsync(app.BinaryPath, [], nowhere, redis.ConnectionString, app.MasterKeys,
+            new Dictionary<string, string> { ["Redis__Replicas"] = "1" }, untilHealthy: false);
+        try
+        {
+            for (var i = 0; i < 300 && !node.Log.Contains("MariaDB is not reachable yet"); i++) await Task.Delay(50);
+            Assert.Contains("MariaDB is not reachable yet", node.Log);
+            // Nothing but the node knows this Redis's port: the shared connection's two sockets
+            // (commands, subscriptions) and the replicated writes' one.
+            var toRedis = File.ReadLines("/proc/net/tcp").Skip(1)
+                .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                .Count(columns => columns[3] == "01" && Convert.ToInt32(columns[2].Split(':')[1], 16) == redis.Port);
+            Assert.True(toRedis == 3, $"{toRedis} connections to Redis while the node waits for MariaDB:\n{node.Log}");
+        }
+        finally
+        {
+            await node.KillAsync();
+        }
+    }
+
+    [Fact]
     public async Task Api_document_is_served_from_the_binary_as_committed()
     {
         // The binary cannot generate it: it serves docs/openapi.json as embedded at publish time.

@@ -55,7 +55,7 @@ public sealed class AppProcess : IAsyncLifetime
     /// against servers the caller owns.
     /// </summary>
     public static async Task<AppProcess> LaunchAsync(string fileName, IEnumerable<string> arguments, string mariaDbConnection,
-        string redisConnection, string masterKeys, IReadOnlyDictionary<string, string>? environment = null)
+        string redisConnection, string masterKeys, IReadOnlyDictionary<string, string>? environment = null, bool untilHealthy = true)
     {
         var app = new AppProcess
         {
@@ -63,7 +63,7 @@ public sealed class AppProcess : IAsyncLifetime
             masterKeys = masterKeys, extraEnvironment = environment ?? new Dictionary<string, string>(),
             BaseAddress = new Uri($"http://127.0.0.1:{FreePort.Next()}"),
         };
-        await app.LaunchAsync();
+        await app.LaunchAsync(untilHealthy);
         return app;
     }
 
@@ -76,7 +76,7 @@ public sealed class AppProcess : IAsyncLifetime
         await LaunchAsync();
     }
 
-    async Task LaunchAsync()
+    async Task LaunchAsync(bool untilHealthy = true)
     {
         var start = new ProcessStartInfo(fileName, arguments)
         {
@@ -96,6 +96,7 @@ public sealed class AppProcess : IAsyncLifetime
         process.ErrorDataReceived += (_, e) => { lock (log) log.WriteLine(e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
+        if (!untilHealthy) return;
 
         using var probe = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
         while (true)
