@@ -53,6 +53,7 @@ public sealed class AppProcess : IAsyncLifetime
     /// <summary>
     /// Starts <paramref name="fileName"/> (the AOT binary, or <c>dotnet</c> with the JIT build's dll)
     /// against servers the caller owns.
+    /// <paramref name="untilHealthy"/> false returns once the process runs, for a test of its start itself.
     /// </summary>
     public static async Task<AppProcess> LaunchAsync(string fileName, IEnumerable<string> arguments, string mariaDbConnection,
         string redisConnection, string masterKeys, IReadOnlyDictionary<string, string>? environment = null, bool untilHealthy = true)
