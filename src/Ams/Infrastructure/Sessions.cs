@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -13,15 +14,23 @@ public sealed class SessionLifetime
     /// <summary>While Redis is unreachable, a session this node saw valid this recently still works.</summary>
     public TimeSpan OutageGrace { get; set; } = TimeSpan.FromMinutes(5);
     /// <summary>
-    /// How long a node trusts a session it confirmed in Redis before asking again; zero (the
-    /// default) asks Redis on every request. Revocations are announced to every node, which drops
-    /// its copy as the announcement arrives: until then (usually under a millisecond, longer on a
-    /// loaded node) another node may still accept the session, so a logout is no longer in effect
-    /// everywhere by the time it is answered. Off by default: measured, it did not raise send
-    /// throughput (docs/benchmarks-history.md), and "a session dies everywhere at once" is the
-    /// promise.
+    /// How long a node trusts a session it confirmed in Redis before asking again; zero asks Redis
+    /// on every request. A revocation is answered only once every node that may hold a copy has
+    /// dropped it, or has stopped trusting its copies because it no longer hears the revocation
+    /// channel (README, "Revocation guarantees"). What no node is told of (a session gone from
+    /// Redis unannounced: the revoking node died in between, or Redis lost its data) is trusted
+    /// for at most this long.
     /// </summary>
-    public TimeSpan LocalCache { get; set; } = TimeSpan.Zero;
+    public TimeSpan LocalCache { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often a node caching sessions publishes its ping on the revocation channel.</summary>
+    internal TimeSpan PingInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// A node trusts its copies only while the newest ping of its own it heard back was sent less
+    /// than this long ago; a revocation waits at most this long for the nodes that do not answer.
+    /// </summary>
+    internal static readonly TimeSpan HearingLimit = TimeSpan.FromMilliseconds(500);
 }
 
 /// <summary>A signed-in session, or (<paramref name="IsAccessToken"/>) a personal access token acting as one.</summary>
@@ -76,14 +85,119 @@ public sealed class SessionStore
         {
             try
             {
-                await redis.GetSubscriber().SubscribeAsync(RevokedChannel, (_, id) => Forget(id.ToString()));
+                // One queue, in the order Redis took them: a ping of this node's heard after a
+                // revocation means that revocation was handled first.
+                var queue = await redis.GetSubscriber().SubscribeAsync(RevokedChannel);
+                queue.OnMessage(message => Heard(message.Message.ToString()));
                 Volatile.Write(ref listeningSince, time.GetUtcNow().UtcTicks);
+                if (options.LocalCache > TimeSpan.Zero) _ = PingAsync();
                 return;
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
                 await Task.Delay(TimeSpan.FromSeconds(1));
             }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+        }
+    }
+
+    // The revocation channel carries, besides revoked session ids, each caching node's pings
+    // ("ping:<node>:<its Stopwatch timestamp>") and every node's acknowledgement of a revocation
+    // ("ack:<node>:<session id>").
+    const string PingPrefix = "ping:", AckPrefix = "ack:";
+    readonly string nodeId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    // When (Stopwatch) the newest ping of this node's that came back was sent; 0 before the first.
+    long ownPingSent;
+    // The other caching nodes, by id: when (Stopwatch) their last ping was heard.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> peers = new();
+    // Revocations of this node's waiting for the other nodes, by session id.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, Acknowledgements> awaited = new();
+
+    /// <summary>The revoked session id a message on <see cref="RevokedChannel"/> announces, or null for a ping or acknowledgement.</summary>
+    public static string? RevokedSessionOf(string message) =>
+        message.StartsWith(PingPrefix, StringComparison.Ordinal) || message.StartsWith(AckPrefix, StringComparison.Ordinal) ? null : message;
+
+    bool HearsRevocations => Stopwatch.GetElapsedTime(Volatile.Read(ref ownPingSent)) < SessionLifetime.HearingLimit;
+
+    void Heard(string message)
+    {
+        if (message.StartsWith(PingPrefix, StringComparison.Ordinal))
+        {
+            var parts = message.Split(':');
+            if (parts.Length != 3) return;
+            if (parts[1] != nodeId) peers[parts[1]] = Stopwatch.GetTimestamp();
+            else if (long.TryParse(parts[2], CultureInfo.InvariantCulture, out var sent)) Volatile.Write(ref ownPingSent, sent);
+            return;
+        }
+        if (message.StartsWith(AckPrefix, StringComparison.Ordinal))
+        {
+            var parts = message.Split(':', 3);
+            if (parts.Length == 3 && awaited.TryGetValue(parts[2], out var waiting)) waiting.Acknowledged(parts[1]);
+            return;
+        }
+        Forget(message);
+        // This node's own announcement, back: every ping published before it has been heard, so
+        // the nodes heard lately are all that can have confirmed the session from their caches.
+        if (awaited.TryGetValue(message, out var own))
+            own.Expect(peers.Where(p => Stopwatch.GetElapsedTime(p.Value) < PeerWindow).Select(p => p.Key));
+        if (options.LocalCache > TimeSpan.Zero)
+            _ = redis.GetSubscriber().PublishAsync(RevokedChannel, $"{AckPrefix}{nodeId}:{message}", CommandFlags.FireAndForget);
+    }
+
+    // Longer than HearingLimit: a node that trusts its copies has had a ping heard within it.
+    static readonly TimeSpan PeerWindow = TimeSpan.FromSeconds(2);
+
+    async Task PingAsync()
+    {
+        using var timer = new PeriodicTimer(options.PingInterval);
+        do
+        {
+            try
+            {
+                await redis.GetSubscriber().PublishAsync(RevokedChannel,
+                    $"{PingPrefix}{nodeId}:{Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture)}", CommandFlags.FireAndForget);
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                // Unheard pings are the point: this node stops trusting its copies.
+            }
+        } while (await timer.WaitForNextTickAsync());
+    }
+
+    sealed class Acknowledgements
+    {
+        readonly HashSet<string> acknowledged = [];
+        HashSet<string>? expected;
+        public readonly TaskCompletionSource Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Acknowledged(string node)
+        {
+            lock (acknowledged)
+            {
+                acknowledged.Add(node);
+                Check();
+            }
+        }
+
+        public void Expect(IEnumerable<string> nodes)
+        {
+            lock (acknowledged)
+            {
+                expected ??= [.. nodes];
+                Check();
+            }
+        }
+
+        void Check()
+        {
+            if (expected is not null && expected.IsSubsetOf(acknowledged)) Done.TrySetResult();
         }
     }
 
@@ -188,7 +302,7 @@ public sealed class SessionStore
         if (pending.ContainsKey(id)) return null;
         var now = time.GetUtcNow();
         if (recent.TryGetValue(id, out var known) && known.SeenAt.UtcTicks >= Volatile.Read(ref listeningSince)
-            && now - known.SeenAt < options.LocalCache && known.Session.ExpiresAt > now)
+            && now - known.SeenAt < options.LocalCache && known.Session.ExpiresAt > now && HearsRevocations)
             return known.Session;
         Task<RedisResult> Lookup() => circuit.CallAsync(db => db.ScriptEvaluateAsync(FindAndSlide,
             [SessionKey(id), MetaKey(id)],
@@ -303,7 +417,7 @@ public sealed class SessionStore
             batch.Execute();
             return Task.WhenAll(del, unindex);
         }, userId > 0 ? [SessionKey(sessionId), UserKey(userId)] : [SessionKey(sessionId)]);
-        await AnnounceAsync([sessionId]);
+        await AnnounceAndWaitAsync(sessionId);
         // Deleted on the master, so refused everywhere now; but until a replica holds the deletion
         // a failover could bring the session back, so this node keeps writing it until one does.
         if (!replicated) throw NotReplicated("the revocation");
@@ -422,9 +536,24 @@ public sealed class SessionStore
         return list.OrderByDescending(s => s.CreatedAt).ThenBy(s => s.Id, StringComparer.Ordinal).ToList();
     }
 
-    // Open event streams of these sessions close on every node (EventHub listens).
-    Task AnnounceAsync(IEnumerable<string> sessionIds) =>
-        Task.WhenAll(sessionIds.Select(id => redis.GetSubscriber().PublishAsync(RevokedChannel, id)));
+    // Every node drops its copy and its open event streams of the session close (EventHub
+    // listens). Answered once each caching node heard lately has acknowledged, or after
+    // HearingLimit: a node that has not acknowledged by then has stopped trusting its copies,
+    // since no ping of its own published after the announcement has come back to it unheard.
+    async Task AnnounceAndWaitAsync(string sessionId)
+    {
+        var acknowledgements = new Acknowledgements();
+        awaited[sessionId] = acknowledgements;
+        try
+        {
+            await redis.GetSubscriber().PublishAsync(RevokedChannel, sessionId);
+            await acknowledgements.Done.Task.WaitAsync(SessionLifetime.HearingLimit).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        finally
+        {
+            awaited.TryRemove(KeyValuePair.Create(sessionId, acknowledgements));
+        }
+    }
 
     /// <summary>
     /// Ends every session of the user on every node, optionally sparing one; with

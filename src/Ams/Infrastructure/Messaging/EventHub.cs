@@ -158,7 +158,10 @@ public sealed class EventHub : IHostedService
         for (var i = 0; i < EventLog.ChannelCount; i++) await SubscribeAsync(i);
         // What nodes of the previous release publish, during a rolling update (see CHANGELOG).
         await subscriber.SubscribeAsync(EventLog.PreviousChannel, (_, payload) => Deliver((string)payload!));
-        await subscriber.SubscribeAsync(SessionStore.RevokedChannel, (_, session) => CloseSession(session.ToString()));
+        await subscriber.SubscribeAsync(SessionStore.RevokedChannel, (_, message) =>
+        {
+            if (SessionStore.RevokedSessionOf(message.ToString()) is { } session) CloseSession(session);
+        });
         // Publications made while this node was cut off from Redis are lost to pub/sub, not to
         // the event table: every stream replays from there.
         redis.ConnectionRestored += (_, _) =>
