@@ -65,18 +65,23 @@ public sealed class SessionStore
         this.logger = logger;
         // Revocations this node could not write while Redis was away go out first thing.
         redis.ConnectionRestored += (_, _) => _ = RetryPendingAsync();
-        // The local cache is only as exact as the revocation announcements this node hears. Those
-        // missed while the subscription's connection was down cost at most LocalCache, and once it
-        // is back nothing confirmed before it is trusted (from a second after the reconnect, for
-        // the re-subscription to land).
+        // The local cache is only as exact as the revocation announcements this node hears: once
+        // its subscription's connection fails or comes back (or moves, with a Redis Cluster
+        // failover), nothing confirmed before is trusted, from the first ping of its own heard
+        // through the subscription in place again.
+        redis.ConnectionFailed += (_, e) =>
+        {
+            if (e.ConnectionType == ConnectionType.Subscription) Volatile.Write(ref listeningSince, long.MaxValue);
+        };
         redis.ConnectionRestored += (_, e) =>
         {
-            if (e.ConnectionType == ConnectionType.Subscription) Volatile.Write(ref listeningSince, (time.GetUtcNow() + TimeSpan.FromSeconds(1)).UtcTicks);
+            if (e.ConnectionType == ConnectionType.Subscription) Volatile.Write(ref listeningSince, long.MaxValue);
         };
         _ = ListenAsync();
     }
 
-    // From when (UTC ticks) this node hears every revocation announcement; MaxValue while it does not.
+    // From when (UTC ticks) this node hears every revocation announcement; MaxValue until it
+    // hears a ping of its own, after a start or a reconnect.
     long listeningSince = long.MaxValue;
 
     async Task ListenAsync()
@@ -89,7 +94,6 @@ public sealed class SessionStore
                 // revocation means that revocation was handled first.
                 var queue = await redis.GetSubscriber().SubscribeAsync(RevokedChannel);
                 queue.OnMessage(message => Heard(message.Message.ToString()));
-                Volatile.Write(ref listeningSince, time.GetUtcNow().UtcTicks);
                 if (options.LocalCache > TimeSpan.Zero) _ = PingAsync();
                 return;
             }
@@ -120,7 +124,7 @@ public sealed class SessionStore
     public static string? RevokedSessionOf(string message) =>
         message.StartsWith(PingPrefix, StringComparison.Ordinal) || message.StartsWith(AckPrefix, StringComparison.Ordinal) ? null : message;
 
-    bool HearsRevocations => Stopwatch.GetElapsedTime(Volatile.Read(ref ownPingSent)) < SessionLifetime.HearingLimit;
+    internal bool HearsRevocations => Stopwatch.GetElapsedTime(Volatile.Read(ref ownPingSent)) < SessionLifetime.HearingLimit;
 
     void Heard(string message)
     {
@@ -129,7 +133,11 @@ public sealed class SessionStore
             var parts = message.Split(':');
             if (parts.Length != 3) return;
             if (parts[1] != nodeId) peers[parts[1]] = Stopwatch.GetTimestamp();
-            else if (long.TryParse(parts[2], CultureInfo.InvariantCulture, out var sent)) Volatile.Write(ref ownPingSent, sent);
+            else if (long.TryParse(parts[2], CultureInfo.InvariantCulture, out var sent))
+            {
+                Volatile.Write(ref ownPingSent, sent);
+                Interlocked.CompareExchange(ref listeningSince, time.GetUtcNow().UtcTicks, long.MaxValue);
+            }
             return;
         }
         if (message.StartsWith(AckPrefix, StringComparison.Ordinal))
@@ -208,7 +216,12 @@ public sealed class SessionStore
     public static readonly TimeSpan LastSeenResolution = TimeSpan.FromMinutes(1);
 
     /// <summary>Where revoked session ids are announced: every node drops its copy and closes their streams.</summary>
-    public static readonly RedisChannel RevokedChannel = RedisChannel.Literal(Redis.KeyPrefix + "sessions-revoked");
+    /// <remarks>
+    /// Routed by its name's slot on a Redis Cluster, so every node publishes and subscribes on the
+    /// same master and hears the channel in the order that master took it (the local cache relies
+    /// on it); a classic channel still reaches nodes subscribed elsewhere through the cluster bus.
+    /// </remarks>
+    public static readonly RedisChannel RevokedChannel = RedisChannel.Literal(Redis.KeyPrefix + "sessions-revoked").WithKeyRouting();
 
     const string TokenPrefix = "ams_";
 

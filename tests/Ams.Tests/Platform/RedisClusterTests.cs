@@ -44,6 +44,37 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
     }
 
     [Fact]
+    public async Task A_sign_out_is_in_effect_on_a_node_that_cached_the_session_when_it_is_answered()
+    {
+        await using var node1 = await AppAsync();
+        await using var node2 = await AppAsync();
+        var name = Api.UniqueName("rv");
+        await node1.RegisterAsync(name);
+        var token = await node1.LoginAsync(name);
+        // Node 2 serves the session from its cache once it hears its own pings.
+        var store2 = node2.Services.GetRequiredService<Ams.Infrastructure.SessionStore>();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!store2.HearsRevocations)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "node 2 never heard its own pings");
+            await Task.Delay(50);
+        }
+        await node2.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); s.StatusCodeShouldBe(200); });
+
+        var answered = System.Diagnostics.Stopwatch.StartNew();
+        await node1.Scenario(s => { s.Post.Json(new { }).ToUrl("/api/logout"); s.WithBearerToken(token); s.StatusCodeShouldBe(204); });
+        Assert.True(answered.Elapsed < Ams.Infrastructure.SessionLifetime.HearingLimit, $"node 2 did not acknowledge: the sign-out took {answered.Elapsed}");
+        await node2.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(token); s.StatusCodeShouldBe(401); });
+
+        // Both nodes subscribe to the revocation channel on one master, the one its name's slot is on.
+        var subscribed = new Dictionary<int, int>();
+        foreach (var port in redis.Cluster.Ports)
+            subscribed[port] = int.Parse((await RedisCluster.CliAsync(port, "PUBSUB", "NUMSUB", "ams:sessions-revoked")).Split('\n')[1]);
+        Assert.Equal(2, subscribed[await redis.Cluster.MasterOfAsync("ams:sessions-revoked")]);
+        Assert.Equal(2, subscribed.Values.Sum());
+    }
+
+    [Fact]
     public async Task Failed_sign_ins_count_per_account_and_address_together()
     {
         await using var app = await AppAsync();
