@@ -147,10 +147,12 @@ public sealed class SessionStore
             return;
         }
         Forget(message);
+        // Nodes gone for good (each start is a new id) are dropped.
+        foreach (var (peer, heardAt) in peers)
+            if (Stopwatch.GetElapsedTime(heardAt) >= PeerWindow) peers.TryRemove(KeyValuePair.Create(peer, heardAt));
         // This node's own announcement, back: every ping published before it has been heard, so
         // the nodes heard lately are all that can have confirmed the session from their caches.
-        if (awaited.TryGetValue(message, out var own))
-            own.Expect(peers.Where(p => Stopwatch.GetElapsedTime(p.Value) < PeerWindow).Select(p => p.Key));
+        if (awaited.TryGetValue(message, out var own)) own.Expect(peers.Keys);
         if (options.LocalCache > TimeSpan.Zero)
             _ = redis.GetSubscriber().PublishAsync(RevokedChannel, $"{AckPrefix}{nodeId}:{message}", CommandFlags.FireAndForget);
     }
@@ -551,8 +553,9 @@ public sealed class SessionStore
 
     // Every node drops its copy and its open event streams of the session close (EventHub
     // listens). Answered once each caching node heard lately has acknowledged, or after
-    // HearingLimit: a node that has not acknowledged by then has stopped trusting its copies,
-    // since no ping of its own published after the announcement has come back to it unheard.
+    // HearingLimit. A node that has not acknowledged by then has heard no ping of its own sent
+    // after the announcement (it would have heard the announcement first), so it no longer
+    // trusts its copies.
     async Task AnnounceAndWaitAsync(string sessionId)
     {
         var acknowledgements = new Acknowledgements();
