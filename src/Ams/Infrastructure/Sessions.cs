@@ -1,6 +1,7 @@
 using System.Buffers.Text;
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using StackExchange.Redis;
@@ -66,23 +67,21 @@ public sealed class SessionStore
         // Revocations this node could not write while Redis was away go out first thing.
         redis.ConnectionRestored += (_, _) => _ = RetryPendingAsync();
         // The local cache is only as exact as the revocation announcements this node hears: once
-        // its subscription's connection fails or comes back (or moves, with a Redis Cluster
-        // failover), nothing confirmed before is trusted, from the first ping of its own heard
-        // through the subscription in place again.
-        redis.ConnectionFailed += (_, e) =>
-        {
-            if (e.ConnectionType == ConnectionType.Subscription) Volatile.Write(ref listeningSince, long.MaxValue);
-        };
-        redis.ConnectionRestored += (_, e) =>
-        {
-            if (e.ConnectionType == ConnectionType.Subscription) Volatile.Write(ref listeningSince, long.MaxValue);
-        };
+        // a connection fails or comes back (with RESP3 the subscription shares the interactive
+        // one), the topology changes, or the subscription moves to another server, nothing
+        // confirmed before is trusted, from the first ping of its own heard afterwards.
+        redis.ConnectionFailed += (_, _) => StopTrusting();
+        redis.ConnectionRestored += (_, _) => StopTrusting();
+        redis.ConfigurationChanged += (_, _) => StopTrusting();
         _ = ListenAsync();
     }
 
-    // From when (UTC ticks) this node hears every revocation announcement; MaxValue until it
-    // hears a ping of its own, after a start or a reconnect.
+    // From when (TimeProvider timestamp) this node hears every revocation announcement; MaxValue
+    // until it hears a ping of its own, after a start or a reconnect.
     long listeningSince = long.MaxValue;
+    EndPoint? subscribedAt;
+
+    void StopTrusting() => Volatile.Write(ref listeningSince, long.MaxValue);
 
     async Task ListenAsync()
     {
@@ -90,6 +89,9 @@ public sealed class SessionStore
         {
             try
             {
+                // A subscription that fails leaves its queue registered, unread; so it is tried
+                // only on a connected multiplexer.
+                while (!redis.IsConnected) await Task.Delay(200);
                 // One queue, in the order Redis took them: a ping of this node's heard after a
                 // revocation means that revocation was handled first.
                 var queue = await redis.GetSubscriber().SubscribeAsync(RevokedChannel);
@@ -115,6 +117,8 @@ public sealed class SessionStore
     readonly string nodeId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
     // When (Stopwatch) the newest ping of this node's that came back was sent; 0 before the first.
     long ownPingSent;
+    // When (Stopwatch) this node last began to hear its own pings after not trusting its copies.
+    long heardSince;
     // The other caching nodes, by id: when (Stopwatch) their last ping was heard.
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> peers = new();
     // Revocations of this node's waiting for the other nodes, by session id.
@@ -124,7 +128,8 @@ public sealed class SessionStore
     public static string? RevokedSessionOf(string message) =>
         message.StartsWith(PingPrefix, StringComparison.Ordinal) || message.StartsWith(AckPrefix, StringComparison.Ordinal) ? null : message;
 
-    internal bool HearsRevocations => Stopwatch.GetElapsedTime(Volatile.Read(ref ownPingSent)) < SessionLifetime.HearingLimit;
+    // A margin below HearingLimit, for the revoking node's timer, which may fire a little early.
+    internal bool HearsRevocations => Stopwatch.GetElapsedTime(Volatile.Read(ref ownPingSent)) < SessionLifetime.HearingLimit - TimeSpan.FromMilliseconds(50);
 
     void Heard(string message)
     {
@@ -135,8 +140,15 @@ public sealed class SessionStore
             if (parts[1] != nodeId) peers[parts[1]] = Stopwatch.GetTimestamp();
             else if (long.TryParse(parts[2], CultureInfo.InvariantCulture, out var sent))
             {
+                var endpoint = redis.GetSubscriber().SubscribedEndpoint(RevokedChannel);
+                if (!Equals(endpoint, subscribedAt))
+                {
+                    subscribedAt = endpoint;
+                    StopTrusting();
+                }
                 Volatile.Write(ref ownPingSent, sent);
-                Interlocked.CompareExchange(ref listeningSince, time.GetUtcNow().UtcTicks, long.MaxValue);
+                if (Interlocked.CompareExchange(ref listeningSince, time.GetTimestamp(), long.MaxValue) == long.MaxValue)
+                    Volatile.Write(ref heardSince, Stopwatch.GetTimestamp());
             }
             return;
         }
@@ -151,8 +163,12 @@ public sealed class SessionStore
         foreach (var (peer, heardAt) in peers)
             if (Stopwatch.GetElapsedTime(heardAt) >= PeerWindow) peers.TryRemove(KeyValuePair.Create(peer, heardAt));
         // This node's own announcement, back: every ping published before it has been heard, so
-        // the nodes heard lately are all that can have confirmed the session from their caches.
-        if (awaited.TryGetValue(message, out var own)) own.Expect(peers.Keys);
+        // the nodes heard lately are all that can have confirmed the session from their caches;
+        // unless this node has not been listening for long enough to have heard each of them (it
+        // then waits out HearingLimit).
+        if (awaited.TryGetValue(message, out var own) && Volatile.Read(ref listeningSince) != long.MaxValue
+            && Stopwatch.GetElapsedTime(Volatile.Read(ref heardSince)) > SessionLifetime.HearingLimit + options.PingInterval)
+            own.Expect(peers.Keys);
         if (options.LocalCache > TimeSpan.Zero)
             _ = redis.GetSubscriber().PublishAsync(RevokedChannel, $"{AckPrefix}{nodeId}:{message}", CommandFlags.FireAndForget);
     }
@@ -174,7 +190,7 @@ public sealed class SessionStore
             {
                 return;
             }
-            catch (Exception e) when (e is RedisException or TimeoutException)
+            catch (Exception)
             {
                 // Unheard pings are the point: this node stops trusting its copies.
             }
@@ -252,7 +268,7 @@ public sealed class SessionStore
     // Sessions this node has recently confirmed in Redis, by id: the fallback during a Redis
     // outage (when nobody can log out either), so that sending keeps working. Revocations reach
     // every node's copy through the RevokedChannel subscription.
-    readonly System.Collections.Concurrent.ConcurrentDictionary<string, (Session Session, DateTimeOffset SeenAt)> recent = new();
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, (Session Session, DateTimeOffset SeenAt, long Confirmed)> recent = new();
 
     /// <summary>A new session; <paramref name="http"/> gives the metadata the session list shows (user agent, address).</summary>
     public async Task<(string Token, Session Session)> CreateAsync(long userId, HttpContext? http = null)
@@ -316,8 +332,9 @@ public sealed class SessionStore
         var id = IdOf(token);
         if (pending.ContainsKey(id)) return null;
         var now = time.GetUtcNow();
-        if (recent.TryGetValue(id, out var known) && known.SeenAt.UtcTicks >= Volatile.Read(ref listeningSince)
-            && now - known.SeenAt < options.LocalCache && known.Session.ExpiresAt > now && HearsRevocations)
+        var confirmed = time.GetTimestamp();
+        if (recent.TryGetValue(id, out var known) && known.Confirmed >= Volatile.Read(ref listeningSince)
+            && time.GetElapsedTime(known.Confirmed) < options.LocalCache && known.Session.ExpiresAt > now && HearsRevocations)
             return known.Session;
         Task<RedisResult> Lookup() => circuit.CallAsync(db => db.ScriptEvaluateAsync(FindAndSlide,
             [SessionKey(id), MetaKey(id)],
@@ -349,10 +366,11 @@ public sealed class SessionStore
             long.Parse(value.AsSpan(0, sep), CultureInfo.InvariantCulture),
             DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(value.AsSpan(sep + 1), CultureInfo.InvariantCulture)));
         if (recent.Count > 100_000) recent.Clear();
-        recent[id] = (session, now);
+        recent[id] = (session, now, confirmed);
         // A revocation announced while Redis was still answering this lookup: the answer is stale.
-        if (revoked.ContainsKey(id)) recent.TryRemove(id, out _);
-        return session;
+        if (!revoked.ContainsKey(id)) return session;
+        recent.TryRemove(id, out _);
+        return null;
     }
 
     // Sessions revoked lately, so that a lookup answered just before the revocation cannot put one
@@ -560,9 +578,25 @@ public sealed class SessionStore
     {
         var acknowledgements = new Acknowledgements();
         awaited[sessionId] = acknowledgements;
+        var deleted = Stopwatch.GetTimestamp();
         try
         {
-            await redis.GetSubscriber().PublishAsync(RevokedChannel, sessionId);
+            // Deleted but not announced, the revocation is not answered: the announcement is
+            // retried until it goes out, or until every copy confirmed before the deletion is
+            // past LocalCache.
+            while (true)
+            {
+                try
+                {
+                    await redis.GetSubscriber().PublishAsync(RevokedChannel, sessionId);
+                    break;
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    if (Stopwatch.GetElapsedTime(deleted) >= options.LocalCache) throw;
+                    await Task.Delay(100);
+                }
+            }
             await acknowledgements.Done.Task.WaitAsync(SessionLifetime.HearingLimit).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
         finally
