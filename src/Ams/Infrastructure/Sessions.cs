@@ -129,7 +129,8 @@ public sealed class SessionStore
         message.StartsWith(PingPrefix, StringComparison.Ordinal) || message.StartsWith(AckPrefix, StringComparison.Ordinal) ? null : message;
 
     // A margin below HearingLimit, for the revoking node's timer, which may fire a little early.
-    internal bool HearsRevocations => Stopwatch.GetElapsedTime(Volatile.Read(ref ownPingSent)) < SessionLifetime.HearingLimit - TimeSpan.FromMilliseconds(50);
+    static readonly TimeSpan TrustLimit = SessionLifetime.HearingLimit - TimeSpan.FromMilliseconds(50);
+    internal bool HearsRevocations => Stopwatch.GetElapsedTime(Volatile.Read(ref ownPingSent)) < TrustLimit;
 
     void Heard(string message)
     {
@@ -265,10 +266,11 @@ public sealed class SessionStore
 
     IDatabase Db => redis.GetDatabase();
 
-    // Sessions this node has recently confirmed in Redis, by id: the fallback during a Redis
-    // outage (when nobody can log out either), so that sending keeps working. Revocations reach
-    // every node's copy through the RevokedChannel subscription.
-    readonly System.Collections.Concurrent.ConcurrentDictionary<string, (Session Session, DateTimeOffset SeenAt, long Confirmed)> recent = new();
+    // Sessions this node has recently confirmed in Redis, by id, with when (TimeProvider
+    // timestamp): the local cache, and the fallback during a Redis outage (when nobody can log out
+    // either), so that sending keeps working. Revocations reach every node's copy through the
+    // RevokedChannel subscription.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, (Session Session, long Confirmed)> recent = new();
 
     /// <summary>A new session; <paramref name="http"/> gives the metadata the session list shows (user agent, address).</summary>
     public async Task<(string Token, Session Session)> CreateAsync(long userId, HttpContext? http = null)
@@ -346,7 +348,7 @@ public sealed class SessionStore
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            if (recent.TryGetValue(id, out var seen) && now - seen.SeenAt <= options.OutageGrace && seen.Session.ExpiresAt > now)
+            if (recent.TryGetValue(id, out var seen) && time.GetElapsedTime(seen.Confirmed) <= options.OutageGrace && seen.Session.ExpiresAt > now)
                 return seen.Session;
             // Right after an outage another node may already hand out sessions while this one is
             // still reconnecting (its next attempt is up to a second away): a session this node has
@@ -366,7 +368,7 @@ public sealed class SessionStore
             long.Parse(value.AsSpan(0, sep), CultureInfo.InvariantCulture),
             DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(value.AsSpan(sep + 1), CultureInfo.InvariantCulture)));
         if (recent.Count > 100_000) recent.Clear();
-        recent[id] = (session, now, confirmed);
+        recent[id] = (session, confirmed);
         // A revocation announced while Redis was still answering this lookup: the answer is stale.
         if (!revoked.ContainsKey(id)) return session;
         recent.TryRemove(id, out _);
