@@ -24,7 +24,7 @@ public sealed class SessionLifetime
     /// </summary>
     public TimeSpan LocalCache { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How often a node caching sessions publishes its ping on the revocation channel.</summary>
+    /// <summary>How often a node publishes its ping on the revocation channel (whether it caches sessions or not: the pings also show the channel is not deaf).</summary>
     internal TimeSpan PingInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
@@ -89,14 +89,8 @@ public sealed class SessionStore
         {
             try
             {
-                // A subscription that fails leaves its queue registered, unread; so it is tried
-                // only on a connected multiplexer.
-                while (!redis.IsConnected) await Task.Delay(200);
-                // One queue, in the order Redis took them: a ping of this node's heard after a
-                // revocation means that revocation was handled first.
-                var queue = await redis.GetSubscriber().SubscribeAsync(RevokedChannel);
-                queue.OnMessage(message => Heard(message.Message.ToString()));
-                if (options.LocalCache > TimeSpan.Zero) _ = PingAsync();
+                await SubscribeAsync();
+                _ = PingAsync();
                 return;
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
@@ -110,16 +104,44 @@ public sealed class SessionStore
         }
     }
 
-    // The revocation channel carries, besides revoked session ids, each caching node's pings
+    ChannelMessageQueue? subscription;
+
+    async Task SubscribeAsync()
+    {
+        // A subscription that fails leaves its queue registered, unread; so it is tried only on a
+        // connected multiplexer.
+        while (!redis.IsConnected) await Task.Delay(200);
+        // One queue, in the order Redis took them: a ping of this node's heard after a revocation
+        // means that revocation was handled first.
+        var queue = await redis.GetSubscriber().SubscribeAsync(RevokedChannel);
+        Volatile.Write(ref ownPingHeardAt, Stopwatch.GetTimestamp());   // a fresh subscription gets a whole silence limit
+        queue.OnMessage(message => Heard(message.Message.ToString()));
+        subscription = queue;
+    }
+
+    /// <summary>Each revoked session id this node hears announced (EventHub closes its streams).</summary>
+    public event Action<string>? Revoked;
+
+    /// <summary>
+    /// The revocation channel went deaf and is subscribed again: announcements made meanwhile were
+    /// not heard (EventHub has every stream check its session).
+    /// </summary>
+    public event Action? AnnouncementsMissed;
+
+    // The revocation channel carries, besides revoked session ids, each node's pings
     // ("ping:<node>:<its Stopwatch timestamp>") and every node's acknowledgement of a revocation
     // ("ack:<node>:<session id>").
     const string PingPrefix = "ping:", AckPrefix = "ack:";
     readonly string nodeId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
     // When (Stopwatch) the newest ping of this node's that came back was sent; 0 before the first.
     long ownPingSent;
+    // When (Stopwatch) a ping of this node's was last heard, or the channel last subscribed.
+    long ownPingHeardAt;
+    // Since when (Stopwatch) Redis has taken every ping of this node's; 0 after one it refused.
+    long pingsTakenSince;
     // When (Stopwatch) this node last began to hear its own pings after not trusting its copies.
     long heardSince;
-    // The other caching nodes, by id: when (Stopwatch) their last ping was heard.
+    // The other nodes, by id: when (Stopwatch) their last ping was heard.
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> peers = new();
     // Revocations of this node's waiting for the other nodes, by session id.
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, Acknowledgements> awaited = new();
@@ -148,6 +170,7 @@ public sealed class SessionStore
                     StopTrusting();
                 }
                 Volatile.Write(ref ownPingSent, sent);
+                Volatile.Write(ref ownPingHeardAt, Stopwatch.GetTimestamp());
                 if (Interlocked.CompareExchange(ref listeningSince, time.GetTimestamp(), long.MaxValue) == long.MaxValue)
                     Volatile.Write(ref heardSince, Stopwatch.GetTimestamp());
             }
@@ -160,6 +183,7 @@ public sealed class SessionStore
             return;
         }
         Forget(message);
+        Revoked?.Invoke(message);
         // Nodes gone for good (each start is a new id) are dropped.
         foreach (var (peer, heardAt) in peers)
             if (Stopwatch.GetElapsedTime(heardAt) >= PeerWindow) peers.TryRemove(KeyValuePair.Create(peer, heardAt));
@@ -170,12 +194,16 @@ public sealed class SessionStore
         if (awaited.TryGetValue(message, out var own) && Volatile.Read(ref listeningSince) != long.MaxValue
             && Stopwatch.GetElapsedTime(Volatile.Read(ref heardSince)) > SessionLifetime.HearingLimit + options.PingInterval)
             own.Expect(peers.Keys);
-        if (options.LocalCache > TimeSpan.Zero)
-            _ = redis.GetSubscriber().PublishAsync(RevokedChannel, $"{AckPrefix}{nodeId}:{message}", CommandFlags.FireAndForget);
+        _ = redis.GetSubscriber().PublishAsync(RevokedChannel, $"{AckPrefix}{nodeId}:{message}", CommandFlags.FireAndForget);
     }
 
     // Longer than HearingLimit: a node that trusts its copies has had a ping heard within it.
     static readonly TimeSpan PeerWindow = TimeSpan.FromSeconds(2);
+
+    // A subscription can go deaf without an error (a channel the server stopped allowing and
+    // allows again, a failover that leaves it on the old master): a channel that has carried none
+    // of this node's pings for this long while Redis took them is subscribed again.
+    internal static readonly TimeSpan SilenceLimit = TimeSpan.FromSeconds(3);
 
     async Task PingAsync()
     {
@@ -184,8 +212,21 @@ public sealed class SessionStore
         {
             try
             {
-                await redis.GetSubscriber().PublishAsync(RevokedChannel,
-                    $"{PingPrefix}{nodeId}:{Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture)}", CommandFlags.FireAndForget);
+                var ping = redis.GetSubscriber().PublishAsync(RevokedChannel,
+                    $"{PingPrefix}{nodeId}:{Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture)}");
+                _ = ping.ContinueWith(taken =>
+                {
+                    if (!taken.IsCompletedSuccessfully)
+                    {
+                        _ = taken.Exception;   // observed: a refused ping is expected
+                        Volatile.Write(ref pingsTakenSince, 0);
+                    }
+                    else Interlocked.CompareExchange(ref pingsTakenSince, Stopwatch.GetTimestamp(), 0);
+                }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                var takenSince = Volatile.Read(ref pingsTakenSince);
+                if (takenSince != 0 && Stopwatch.GetElapsedTime(takenSince) > SilenceLimit
+                    && Stopwatch.GetElapsedTime(Volatile.Read(ref ownPingHeardAt)) > SilenceLimit)
+                    await SubscribeAgainAsync();
             }
             catch (ObjectDisposedException)
             {
@@ -196,6 +237,15 @@ public sealed class SessionStore
                 // Unheard pings are the point: this node stops trusting its copies.
             }
         } while (await timer.WaitForNextTickAsync());
+    }
+
+    async Task SubscribeAgainAsync()
+    {
+        logger.LogWarning("The session revocation channel stopped delivering; subscribing to it again");
+        StopTrusting();
+        if (subscription is { } deaf) await deaf.UnsubscribeAsync();
+        await SubscribeAsync();
+        AnnouncementsMissed?.Invoke();
     }
 
     sealed class Acknowledgements
@@ -572,7 +622,7 @@ public sealed class SessionStore
     }
 
     // Every node drops its copy and its open event streams of the session close (EventHub
-    // listens). Answered once each caching node heard lately has acknowledged, or after
+    // listens). Answered once each node heard lately has acknowledged, or after
     // HearingLimit. A node that has not acknowledged by then has heard no ping of its own sent
     // after the announcement (it would have heard the announcement first), so it no longer
     // trusts its copies.

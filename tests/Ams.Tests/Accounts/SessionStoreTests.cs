@@ -106,6 +106,20 @@ public sealed class SessionStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task With_LocalCache_zero_nodes_still_ping_and_acknowledge_so_a_logout_does_not_wait_out_the_hearing_limit()
+    {
+        await using var other = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        var off = new SessionLifetime { LocalCache = TimeSpan.Zero };
+        var (node1, node2) = (Store(off), Store(off, multiplexer: other));
+        var (_, session) = await node1.CreateAsync(29);
+        await WaitUntilAsync(() => Task.FromResult(node1.HearsRevocations && node2.HearsRevocations));
+        await Task.Delay(SessionLifetime.HearingLimit + TimeSpan.FromMilliseconds(300));
+        var revoking = Stopwatch.StartNew();
+        await node1.RevokeAsync(session);
+        Assert.True(revoking.Elapsed < SessionLifetime.HearingLimit, $"the revocation took {revoking.Elapsed}");
+    }
+
+    [Fact]
     public async Task By_default_a_confirmed_session_is_trusted_for_ten_seconds_without_Redis_then_asked_again()
     {
         var store = Store();
@@ -230,6 +244,27 @@ public sealed class SessionStoreTests : IAsyncLifetime
         Assert.True(await Db.KeyDeleteAsync(SessionKey(session.Id)));
         await WaitUntilAsync(() => Task.FromResult(!store.HearsRevocations));
         Assert.Null(await store.FindAsync(token));
+    }
+
+    [Fact]
+    public async Task A_revocation_channel_gone_deaf_without_an_error_is_subscribed_again_and_heard()
+    {
+        var store = Store();
+        var missed = 0;
+        var announced = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        store.AnnouncementsMissed += () => Interlocked.Increment(ref missed);
+        store.Revoked += announced.Enqueue;
+        await WaitUntilAsync(() => Task.FromResult(store.HearsRevocations));
+        // Redis drops every subscription to channels the user may no longer use, and refuses them
+        // when the client reconnects; once allowed again, the client does not subscribe again by itself.
+        await AdminAsync("ACL", "SETUSER", "default", "resetchannels");
+        await WaitUntilAsync(() => Task.FromResult(!store.HearsRevocations));
+        await AdminAsync("ACL", "SETUSER", "default", "allchannels");
+
+        await WaitUntilAsync(() => Task.FromResult(store.HearsRevocations), SessionStore.SilenceLimit + TimeSpan.FromSeconds(5));
+        Assert.True(Volatile.Read(ref missed) >= 1, "the streams were not told that announcements may have been missed");
+        await connection.GetSubscriber().PublishAsync(SessionStore.RevokedChannel, new string('d', 64));
+        await WaitUntilAsync(() => Task.FromResult(announced.Contains(new string('d', 64))));
     }
 
     // Whether the store answers for the session from its cache (asks Redis once, then not again).

@@ -188,11 +188,16 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         public Alba.IAlbaHost Node1 { get; private init; } = null!;
         public Alba.IAlbaHost Node2 { get; private init; } = null!;
 
-        public static async Task<OwnRedis> StartAsync(Services services)
+        public static async Task<OwnRedis> StartAsync(Services services, Dictionary<string, string?>? node2Settings = null)
         {
             var redis = await RedisServer.StartAsync();
             var settings = redis.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
-            return new OwnRedis { Redis = redis, Node1 = await services.StartAppAsync(redis: settings), Node2 = await services.StartAppAsync(redis: settings) };
+            return new OwnRedis
+            {
+                Redis = redis,
+                Node1 = await services.StartAppAsync(redis: settings),
+                Node2 = await services.StartAppAsync(redis: settings, settings: node2Settings),
+            };
         }
 
         public async ValueTask DisposeAsync()
@@ -222,6 +227,44 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
 
         await node1.SendAsync(alice, direct.Id(), "heard again");
         Assert.Contains("heard again", (await NextMessageAsync(stream)).Data);
+    }
+
+    [Fact]
+    public async Task A_revocation_channel_that_went_deaf_is_made_again_and_a_logout_it_missed_still_ends_the_stream()
+    {
+        // Keep-alives check sessions too: kept out of the way, so only the revocation channel and
+        // what follows its repair can close a stream here.
+        await using var own = await OwnRedis.StartAsync(services, new() { ["Events:KeepAlive"] = "00:10:00" });
+        var (redis, node1, node2) = (own.Redis, own.Node1, own.Node2);
+        var bob = await node1.MemberAsync("rb");
+        var carol = await node1.MemberAsync("rc");
+        await using var bobStream = await SseClient.OpenAsync(node2, bob.Token);
+        await using var carolStream = await SseClient.OpenAsync(node2, carol.Token);
+        var hearing = node2.Services.GetRequiredService<SessionStore>();
+        async Task UntilAsync(Func<bool> condition)
+        {
+            var deadline = DateTime.UtcNow + SessionStore.SilenceLimit + TimeSpan.FromSeconds(10);
+            while (!condition()) { Assert.True(DateTime.UtcNow < deadline, "not in time"); await Task.Delay(20); }
+        }
+        await UntilAsync(() => hearing.HearsRevocations);
+
+        // Only the revocation channel is refused (its subscription dropped with the connection, and
+        // refused at the reconnect), long enough for the event channels to be heard again and their
+        // catch-up done; then allowed again, and the client does not subscribe to it by itself.
+        await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        var server = admin.GetServer(admin.GetEndPoints()[0]);
+        await server.ExecuteAsync("ACL", "SETUSER", "default", "resetchannels", "&ams:events*");
+        await UntilAsync(() => !hearing.HearsRevocations);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await server.ExecuteAsync("ACL", "SETUSER", "default", "allchannels");
+
+        // Carol signs out while node 2 cannot hear it: her stream ends once the channel is made again.
+        await node1.Scenario(s => { s.Post.Url("/api/logout"); s.WithBearerToken(carol.Token); s.StatusCodeShouldBe(204); });
+        Assert.Null(await carolStream.NextAsync(SessionStore.SilenceLimit + TimeSpan.FromSeconds(5)));
+        // And node 2 hears announcements again: Bob's logout ends his stream at once.
+        await UntilAsync(() => hearing.HearsRevocations);
+        await node1.Scenario(s => { s.Post.Url("/api/logout"); s.WithBearerToken(bob.Token); s.StatusCodeShouldBe(204); });
+        Assert.Null(await bobStream.NextAsync(TimeSpan.FromSeconds(5)));
     }
 
     static async Task SaveAsync(RedisServer redis)

@@ -117,10 +117,12 @@ public sealed class EventHub : IHostedService
     readonly ILogger<EventHub> logger;
     volatile bool stopping;
 
-    public EventHub(IConnectionMultiplexer redis, MySqlDataSource db, IHostApplicationLifetime lifetime, ILogger<EventHub> logger,
+    readonly SessionStore sessions;
+
+    public EventHub(IConnectionMultiplexer redis, MySqlDataSource db, SessionStore sessions, IHostApplicationLifetime lifetime, ILogger<EventHub> logger,
         System.Diagnostics.Metrics.IMeterFactory meters)
     {
-        (this.redis, this.db, this.lifetime, this.logger) = (redis, db, lifetime, logger);
+        (this.redis, this.db, this.sessions, this.lifetime, this.logger) = (redis, db, sessions, lifetime, logger);
         meters.Create(new System.Diagnostics.Metrics.MeterOptions(AmsMetrics.MeterName)).CreateObservableUpDownCounter("ams.events.streams.open", () => Count, "{stream}",
             "Event streams open on this node.");
     }
@@ -158,10 +160,9 @@ public sealed class EventHub : IHostedService
         for (var i = 0; i < EventLog.ChannelCount; i++) await SubscribeAsync(i);
         // What nodes of the previous release publish, during a rolling update (see CHANGELOG).
         await subscriber.SubscribeAsync(EventLog.PreviousChannel, (_, payload) => Deliver((string)payload!));
-        await subscriber.SubscribeAsync(SessionStore.RevokedChannel, (_, message) =>
-        {
-            if (SessionStore.RevokedSessionOf(message.ToString()) is { } session) CloseSession(session);
-        });
+        // The session store owns the revocation channel and keeps it from going deaf.
+        sessions.Revoked += CloseSession;
+        sessions.AnnouncementsMissed += CatchUpAll;
         // Publications made while this node was cut off from Redis are lost to pub/sub, not to
         // the event table: every stream replays from there.
         redis.ConnectionRestored += (_, _) =>
