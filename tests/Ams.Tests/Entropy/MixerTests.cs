@@ -74,7 +74,7 @@ public sealed class MixerTests(Services services) : IClassFixture<Services>
     [Fact]
     public void Each_key_is_the_documented_HKDF_of_state_and_fresh_OS_bytes()
     {
-        var draws = new Queue<byte[]>(Enumerable.Range(1, 4).Select(i => Enumerable.Repeat((byte)i, 32).ToArray()));
+        var draws = new Queue<byte[]>(Enumerable.Range(1, 6).Select(i => Enumerable.Repeat((byte)i, 32).ToArray()));
         var mixer = new EntropyMixer(clock, buffer => draws.Dequeue().CopyTo(buffer));
 
         // The same construction written out independently.
@@ -98,6 +98,17 @@ public sealed class MixerTests(Services services) : IClassFixture<Services>
         var second = new byte[32];
         Assert.Equal(EntropyModes.Atmospheric, mixer.Fill(second, "data-key"u8));
         Assert.Equal(Expected(Enumerable.Repeat((byte)4, 32).ToArray(), "data-key", 32), second);
+
+        // A key and its nonce come from one step: one OS draw, one ratchet, two purposes.
+        var (key, nonce) = (new byte[32], new byte[12]);
+        Assert.Equal(EntropyModes.Atmospheric, mixer.Fill(key, "data-key"u8, nonce, "nonce"u8));
+        var prk = HKDF.Extract(HashAlgorithmName.SHA256, Enumerable.Repeat((byte)5, 32).ToArray(), state);
+        state = HKDF.Expand(HashAlgorithmName.SHA256, prk, 32, "ams/mixer/ratchet/v1"u8.ToArray());
+        Assert.Equal(HKDF.Expand(HashAlgorithmName.SHA256, prk, 32, "data-key"u8.ToArray()), key);
+        Assert.Equal(HKDF.Expand(HashAlgorithmName.SHA256, prk, 12, "nonce"u8.ToArray()), nonce);
+        var third = new byte[32];
+        mixer.Fill(third, "data-key"u8);
+        Assert.Equal(Expected(Enumerable.Repeat((byte)6, 32).ToArray(), "data-key", 32), third);
     }
 
     [Fact]

@@ -65,7 +65,13 @@ public sealed class EntropyMixer
     }
 
     /// <summary>Fills <paramref name="output"/> with key material for <paramref name="purpose"/>; returns the mode that minted it.</summary>
-    public string Fill(Span<byte> output, ReadOnlySpan<byte> purpose)
+    public string Fill(Span<byte> output, ReadOnlySpan<byte> purpose) => Fill(output, purpose, [], default);
+
+    /// <summary>
+    /// Two outputs of one mixing step, each expanded under its own purpose (a data key and its
+    /// nonce): one OS draw and one ratchet instead of two, on the send writer's path.
+    /// </summary>
+    public string Fill(Span<byte> output, ReadOnlySpan<byte> purpose, Span<byte> second, ReadOnlySpan<byte> secondPurpose)
     {
         Span<byte> os = stackalloc byte[32];
         Span<byte> prk = stackalloc byte[32];
@@ -78,6 +84,7 @@ public sealed class EntropyMixer
             mode = ModeLocked();
         }
         HKDF.Expand(HashAlgorithmName.SHA256, prk, output, purpose);
+        if (!second.IsEmpty) HKDF.Expand(HashAlgorithmName.SHA256, prk, second, secondPurpose);
         CryptographicOperations.ZeroMemory(prk);
         CryptographicOperations.ZeroMemory(os);
         return mode;

@@ -91,14 +91,12 @@ public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyM
     public (Sealed Sealed, PendingKey Key) Seal(ReadOnlySpan<byte> plaintext, string purpose, IReadOnlyList<string> rowFields)
     {
         var dataKey = new byte[32];
-        var entropy = mixer.Fill(dataKey, DataKeyPurpose);
+        var blob = new byte[Header + plaintext.Length + TagSize];
+        var entropy = mixer.Fill(dataKey, DataKeyPurpose, blob.AsSpan(1 + IdSize, NonceSize), NoncePurpose);
         var id = Guid.CreateVersion7(time.GetUtcNow());
         var idBytes = id.ToByteArray(bigEndian: true);
-
-        var blob = new byte[Header + plaintext.Length + TagSize];
         blob[0] = FormatVersion;
         idBytes.CopyTo(blob, 1);
-        mixer.Fill(blob.AsSpan(1 + IdSize, NonceSize), NoncePurpose);
         using (var aes = new AesGcm(dataKey, TagSize))
             aes.Encrypt(blob.AsSpan(1 + IdSize, NonceSize), plaintext, blob.AsSpan(Header, plaintext.Length),
                 blob.AsSpan(Header + plaintext.Length), AssociatedData(purpose, rowFields, idBytes));
