@@ -104,19 +104,37 @@ public sealed class SessionStore
         }
     }
 
+    // The queue this node reads the channel through; only pings heard on it count. Swapped, with
+    // trust reset, under trustGate, so a ping still coming out of a replaced queue cannot restore
+    // trust that the new subscription has not earned.
     ChannelMessageQueue? subscription;
+    readonly Lock trustGate = new();
 
     async Task SubscribeAsync()
     {
         // A subscription that fails leaves its queue registered, unread; so it is tried only on a
-        // connected multiplexer.
+        // connected multiplexer, and a failure wipes the channel's registrations (this store is its
+        // only subscriber).
         while (!redis.IsConnected) await Task.Delay(200);
-        // One queue, in the order Redis took them: a ping of this node's heard after a revocation
-        // means that revocation was handled first.
-        var queue = await redis.GetSubscriber().SubscribeAsync(RevokedChannel);
-        Volatile.Write(ref ownPingHeardAt, Stopwatch.GetTimestamp());   // a fresh subscription gets a whole silence limit
-        queue.OnMessage(message => Heard(message.Message.ToString()));
-        subscription = queue;
+        ChannelMessageQueue queue;
+        try
+        {
+            // One queue, in the order Redis took them: a ping of this node's heard after a
+            // revocation means that revocation was handled first.
+            queue = await redis.GetSubscriber().SubscribeAsync(RevokedChannel);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            _ = redis.GetSubscriber().UnsubscribeAsync(RevokedChannel).ContinueWith(t => t.Exception, CancellationToken.None,
+                TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            throw;
+        }
+        lock (trustGate)
+        {
+            subscription = queue;
+            StopTrusting();
+        }
+        queue.OnMessage(message => Heard(message.Message.ToString(), queue));
     }
 
     /// <summary>Each revoked session id this node hears announced (EventHub closes its streams).</summary>
@@ -135,10 +153,6 @@ public sealed class SessionStore
     readonly string nodeId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
     // When (Stopwatch) the newest ping of this node's that came back was sent; 0 before the first.
     long ownPingSent;
-    // When (Stopwatch) a ping of this node's was last heard, or the channel last subscribed.
-    long ownPingHeardAt;
-    // Since when (Stopwatch) Redis has taken every ping of this node's; 0 after one it refused.
-    long pingsTakenSince;
     // When (Stopwatch) this node last began to hear its own pings after not trusting its copies.
     long heardSince;
     // The other nodes, by id: when (Stopwatch) their last ping was heard.
@@ -154,7 +168,7 @@ public sealed class SessionStore
     static readonly TimeSpan TrustLimit = SessionLifetime.HearingLimit - TimeSpan.FromMilliseconds(50);
     internal bool HearsRevocations => Stopwatch.GetElapsedTime(Volatile.Read(ref ownPingSent)) < TrustLimit;
 
-    void Heard(string message)
+    void Heard(string message, ChannelMessageQueue from)
     {
         if (message.StartsWith(PingPrefix, StringComparison.Ordinal))
         {
@@ -162,18 +176,19 @@ public sealed class SessionStore
             if (parts.Length != 3) return;
             if (parts[1] != nodeId) peers[parts[1]] = Stopwatch.GetTimestamp();
             else if (long.TryParse(parts[2], CultureInfo.InvariantCulture, out var sent))
-            {
-                var endpoint = redis.GetSubscriber().SubscribedEndpoint(RevokedChannel);
-                if (!Equals(endpoint, subscribedAt))
+                lock (trustGate)
                 {
-                    subscribedAt = endpoint;
-                    StopTrusting();
+                    if (!ReferenceEquals(from, subscription)) return;
+                    var endpoint = redis.GetSubscriber().SubscribedEndpoint(RevokedChannel);
+                    if (!Equals(endpoint, subscribedAt))
+                    {
+                        subscribedAt = endpoint;
+                        StopTrusting();
+                    }
+                    Volatile.Write(ref ownPingSent, sent);
+                    if (Interlocked.CompareExchange(ref listeningSince, time.GetTimestamp(), long.MaxValue) == long.MaxValue)
+                        Volatile.Write(ref heardSince, Stopwatch.GetTimestamp());
                 }
-                Volatile.Write(ref ownPingSent, sent);
-                Volatile.Write(ref ownPingHeardAt, Stopwatch.GetTimestamp());
-                if (Interlocked.CompareExchange(ref listeningSince, time.GetTimestamp(), long.MaxValue) == long.MaxValue)
-                    Volatile.Write(ref heardSince, Stopwatch.GetTimestamp());
-            }
             return;
         }
         if (message.StartsWith(AckPrefix, StringComparison.Ordinal))
@@ -183,7 +198,6 @@ public sealed class SessionStore
             return;
         }
         Forget(message);
-        Revoked?.Invoke(message);
         // Nodes gone for good (each start is a new id) are dropped.
         foreach (var (peer, heardAt) in peers)
             if (Stopwatch.GetElapsedTime(heardAt) >= PeerWindow) peers.TryRemove(KeyValuePair.Create(peer, heardAt));
@@ -195,15 +209,27 @@ public sealed class SessionStore
             && Stopwatch.GetElapsedTime(Volatile.Read(ref heardSince)) > SessionLifetime.HearingLimit + options.PingInterval)
             own.Expect(peers.Keys);
         _ = redis.GetSubscriber().PublishAsync(RevokedChannel, $"{AckPrefix}{nodeId}:{message}", CommandFlags.FireAndForget);
+        try
+        {
+            Revoked?.Invoke(message);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Closing the streams of a revoked session failed");
+        }
     }
 
     // Longer than HearingLimit: a node that trusts its copies has had a ping heard within it.
     static readonly TimeSpan PeerWindow = TimeSpan.FromSeconds(2);
 
     // A subscription can go deaf without an error (a channel the server stopped allowing and
-    // allows again, a failover that leaves it on the old master): a channel that has carried none
-    // of this node's pings for this long while Redis took them is subscribed again.
+    // allows again, a failover that leaves it on the old master). One ping at a time is watched:
+    // once Redis has answered it, it (or a later ping) must come back within this long, unless
+    // this node's queue is still behind (slow, not deaf); otherwise the channel is subscribed
+    // again. A ping Redis has not answered proves nothing (a paused or slow Redis).
     internal static readonly TimeSpan SilenceLimit = TimeSpan.FromSeconds(3);
+    long probeSent;      // Stopwatch stamp the watched ping carries; 0 when none is watched
+    long probeTakenAt;   // when (Stopwatch) Redis answered the watched ping; 0 not yet
 
     async Task PingAsync()
     {
@@ -212,21 +238,34 @@ public sealed class SessionStore
         {
             try
             {
-                var ping = redis.GetSubscriber().PublishAsync(RevokedChannel,
-                    $"{PingPrefix}{nodeId}:{Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture)}");
-                _ = ping.ContinueWith(taken =>
+                var stamp = Stopwatch.GetTimestamp();
+                var ping = redis.GetSubscriber().PublishAsync(RevokedChannel, $"{PingPrefix}{nodeId}:{stamp.ToString(CultureInfo.InvariantCulture)}");
+                var probe = Volatile.Read(ref probeSent);
+                if (probe == 0)
                 {
-                    if (!taken.IsCompletedSuccessfully)
+                    Volatile.Write(ref probeTakenAt, 0);
+                    Volatile.Write(ref probeSent, stamp);
+                    _ = ping.ContinueWith(answered =>
                     {
-                        _ = taken.Exception;   // observed: a refused ping is expected
-                        Volatile.Write(ref pingsTakenSince, 0);
+                        if (answered.IsCompletedSuccessfully) Volatile.Write(ref probeTakenAt, Stopwatch.GetTimestamp());
+                        else
+                        {
+                            _ = answered.Exception;   // observed: a refused ping is expected
+                            Interlocked.CompareExchange(ref probeSent, 0, stamp);
+                        }
+                    }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                }
+                else
+                {
+                    _ = ping.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                    if (Volatile.Read(ref ownPingSent) >= probe) Volatile.Write(ref probeSent, 0);   // it came back
+                    else if (Volatile.Read(ref probeTakenAt) is var taken and not 0 && Stopwatch.GetElapsedTime(taken) > SilenceLimit
+                        && !(subscription is { } queue && queue.TryGetCount(out var backlog) && backlog > 0))
+                    {
+                        Volatile.Write(ref probeSent, 0);
+                        await SubscribeAgainAsync();
                     }
-                    else Interlocked.CompareExchange(ref pingsTakenSince, Stopwatch.GetTimestamp(), 0);
-                }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-                var takenSince = Volatile.Read(ref pingsTakenSince);
-                if (takenSince != 0 && Stopwatch.GetElapsedTime(takenSince) > SilenceLimit
-                    && Stopwatch.GetElapsedTime(Volatile.Read(ref ownPingHeardAt)) > SilenceLimit)
-                    await SubscribeAgainAsync();
+                }
             }
             catch (ObjectDisposedException)
             {
@@ -243,7 +282,8 @@ public sealed class SessionStore
     {
         logger.LogWarning("The session revocation channel stopped delivering; subscribing to it again");
         StopTrusting();
-        if (subscription is { } deaf) await deaf.UnsubscribeAsync();
+        // Every registration of the channel on this multiplexer: this store is its only subscriber.
+        await redis.GetSubscriber().UnsubscribeAsync(RevokedChannel);
         await SubscribeAsync();
         AnnouncementsMissed?.Invoke();
     }

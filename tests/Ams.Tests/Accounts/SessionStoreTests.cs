@@ -267,6 +267,29 @@ public sealed class SessionStoreTests : IAsyncLifetime
         await WaitUntilAsync(() => Task.FromResult(announced.Contains(new string('d', 64))));
     }
 
+    [Fact]
+    public async Task A_paused_Redis_is_not_taken_for_a_deaf_revocation_channel()
+    {
+        // The production timeout: a ping waits up to 5 s for Redis to answer it.
+        await using var patient = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",abortConnect=false");
+        var store = Store(multiplexer: patient);
+        var missed = 0;
+        store.AnnouncementsMissed += () => Interlocked.Increment(ref missed);
+        await WaitUntilAsync(() => Task.FromResult(store.HearsRevocations));
+        redis.Pause();
+        try
+        {
+            await Task.Delay(SessionStore.SilenceLimit + TimeSpan.FromSeconds(1));   // past the silence limit, within the timeout
+        }
+        finally
+        {
+            redis.Resume();
+        }
+        await WaitUntilAsync(() => Task.FromResult(store.HearsRevocations));
+        await Task.Delay(SessionStore.SilenceLimit);
+        Assert.Equal(0, Volatile.Read(ref missed));
+    }
+
     // Whether the store answers for the session from its cache (asks Redis once, then not again).
     async Task<bool> CachesAsync(SessionStore store, string token)
     {
