@@ -267,6 +267,24 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.Equal(["before", "after"], (await app.HistoryAsync(bob, group.Id())).Select(m => m["body"].Str()));
     }
 
+    [Fact]
+    public async Task The_writer_keeps_its_connection_between_sends_a_few_milliseconds_apart()
+    {
+        await using var g = await GroupWithMalloryAsync("gc_linger", new Dictionary<string, string?> { ["Messaging:MaxSends"] = "1000" });
+        var (app, alice, group) = (g.App, g.Alice, g.Group);
+        await app.PostAsync("/api/messages", new { conversationId = group.Id(), body = "first" }, alice.Token, 201);
+        await Task.Delay(500);   // the writer has let its connection go
+        using var pool = new PoolUsage("gc_linger");
+        for (var i = 0; i < 10; i++)
+        {
+            await app.PostAsync("/api/messages", new { conversationId = group.Id(), body = $"lone {i}" }, alice.Token, 201);
+            await Task.Delay(5);
+        }
+        // Ten lone batches on one connection: each one taken from the pool would be reset first.
+        Assert.True(pool.Takes <= 2, $"{pool.Takes} connections taken from the pool for 10 sends");
+        Assert.Equal(11 + 1, (await app.HistoryAsync(g.Bob, group.Id())).Count);
+    }
+
     [Theory]
     [InlineData(1644)]   // SIGNAL's own error
     [InlineData(4025)]   // a CHECK constraint: MariaDB's server errors go past 3000 (client errors are 2000-2999)
@@ -283,6 +301,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
             IF NEW.actor_id = {malloryId} THEN SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = {error}, MESSAGE_TEXT = 'refused by the test'; END IF
             """);
         await using var stream = await SseClient.OpenAsync(app, bob.Token);
+        await Task.Delay(500);   // the writer has let go of the connection it kept after "before"
         using var pool = new PoolUsage($"gc_refused_{error}");
 
         var sends = Enumerable.Range(0, 20).Select(i => Task.Run(async () =>

@@ -25,6 +25,10 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
 
     readonly ConcurrentQueue<Entry> queue = new();
     int writing;
+    // Set while the idle writer waits for the next send, keeping its connection: returned to the
+    // pool between batches, it would be reset (a round trip MariaDB pays for) and taken again.
+    TaskCompletionSource? idle;
+    static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(50);
 
     /// <summary>The stored message, or null when the sender is not a member of the conversation.</summary>
     internal Task<Sql.Stored?> StoreAsync(long conversationId, long senderId, string body, long[]? attachments = null, IdempotencyKeys.Key? key = null)
@@ -32,6 +36,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
         var entry = new Entry(new Sql.Pending(conversationId, senderId, body, attachments ?? [], key),
             new TaskCompletionSource<Sql.Stored?>(TaskCreationOptions.RunContinuationsAsynchronously));
         queue.Enqueue(entry);
+        Volatile.Read(ref idle)?.TrySetResult();
         StartWriter();
         return entry.Done.Task;
     }
@@ -52,7 +57,11 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
             {
                 batch.Clear();
                 while (batch.Count < MaxBatch && queue.TryDequeue(out var entry)) batch.Add(entry);
-                if (batch.Count == 0) break;
+                if (batch.Count == 0)
+                {
+                    if (connection is null || !await NextSendWithinAsync(Linger)) break;
+                    continue;
+                }
                 connection = await WriteBatchAsync(batch, connection);
             }
         }
@@ -126,6 +135,19 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 return null;
             }
         }
+    }
+
+    /// <summary>Whether a send was queued within <paramref name="wait"/>.</summary>
+    async Task<bool> NextSendWithinAsync(TimeSpan wait)
+    {
+        var next = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // A full fence: the emptiness check must not be read before the flag is up, or a send
+        // queued in between would signal nothing and wait out the linger.
+        Interlocked.Exchange(ref idle, next);
+        if (!queue.IsEmpty) next.TrySetResult();
+        await next.Task.WaitAsync(wait).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        Volatile.Write(ref idle, null);
+        return !queue.IsEmpty;
     }
 
     static async Task DisposeQuietlyAsync(MySqlConnection? connection)
