@@ -17,8 +17,9 @@ static class SmokeUsers
     {
         var name = $"{prefix}{Guid.NewGuid():N}"[..20];
         Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/api/register", new { username = name, password = Password })).StatusCode);
-        var login = await (await client.PostAsJsonAsync("/api/login", new { username = name, password = Password })).Content.ReadFromJsonAsync<JsonObject>();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login!["token"]!.GetValue<string>());
+        // The status and body in the failure message: a sign-in refused on a cluster says why.
+        var login = await JsonAsync(await client.PostAsJsonAsync("/api/login", new { username = name, password = Password }), HttpStatusCode.OK);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", login["token"]!.GetValue<string>());
         return (name, client);
     }
 
