@@ -125,8 +125,7 @@ public sealed class SessionStore
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            _ = redis.GetSubscriber().UnsubscribeAsync(RevokedChannel).ContinueWith(t => t.Exception, CancellationToken.None,
-                TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            redis.GetSubscriber().UnsubscribeAsync(RevokedChannel).IgnoreFailure();
             throw;
         }
         lock (trustGate)
@@ -160,8 +159,8 @@ public sealed class SessionStore
     // Revocations of this node's waiting for the other nodes, by session id.
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, Acknowledgements> awaited = new();
 
-    /// <summary>The revoked session id a message on <see cref="RevokedChannel"/> announces, or null for a ping or acknowledgement.</summary>
-    public static string? RevokedSessionOf(string message) =>
+    /// <summary>The revoked session id a message on <see cref="RevokedChannel"/> announces, or null for a ping or acknowledgement (for tests that listen in).</summary>
+    internal static string? RevokedSessionOf(string message) =>
         message.StartsWith(PingPrefix, StringComparison.Ordinal) || message.StartsWith(AckPrefix, StringComparison.Ordinal) ? null : message;
 
     // A margin below HearingLimit, for the revoking node's timer, which may fire a little early.
@@ -240,32 +239,8 @@ public sealed class SessionStore
             {
                 var stamp = Stopwatch.GetTimestamp();
                 var ping = redis.GetSubscriber().PublishAsync(RevokedChannel, $"{PingPrefix}{nodeId}:{stamp.ToString(CultureInfo.InvariantCulture)}");
-                var probe = Volatile.Read(ref probeSent);
-                if (probe == 0)
-                {
-                    Volatile.Write(ref probeTakenAt, 0);
-                    Volatile.Write(ref probeSent, stamp);
-                    _ = ping.ContinueWith(answered =>
-                    {
-                        if (answered.IsCompletedSuccessfully) Volatile.Write(ref probeTakenAt, Stopwatch.GetTimestamp());
-                        else
-                        {
-                            _ = answered.Exception;   // observed: a refused ping is expected
-                            Interlocked.CompareExchange(ref probeSent, 0, stamp);
-                        }
-                    }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-                }
-                else
-                {
-                    _ = ping.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-                    if (Volatile.Read(ref ownPingSent) >= probe) Volatile.Write(ref probeSent, 0);   // it came back
-                    else if (Volatile.Read(ref probeTakenAt) is var taken and not 0 && Stopwatch.GetElapsedTime(taken) > SilenceLimit
-                        && !(subscription is { } queue && queue.TryGetCount(out var backlog) && backlog > 0))
-                    {
-                        Volatile.Write(ref probeSent, 0);
-                        await SubscribeAgainAsync();
-                    }
-                }
+                ping.IgnoreFailure();   // unheard pings are the point: this node stops trusting its copies
+                if (Deaf(stamp, ping)) await SubscribeAgainAsync();
             }
             catch (ObjectDisposedException)
             {
@@ -273,9 +248,37 @@ public sealed class SessionStore
             }
             catch (Exception)
             {
-                // Unheard pings are the point: this node stops trusting its copies.
+                // A repair that failed (Redis went away meanwhile) is tried again with the next probe.
             }
         } while (await timer.WaitForNextTickAsync());
+    }
+
+    /// <summary>Watches <paramref name="ping"/> when no other is watched; whether the watched one proves the channel deaf.</summary>
+    bool Deaf(long stamp, Task ping)
+    {
+        var probe = Volatile.Read(ref probeSent);
+        if (probe == 0)
+        {
+            Volatile.Write(ref probeTakenAt, 0);
+            Volatile.Write(ref probeSent, stamp);
+            // Only this probe's answer counts: an earlier probe's, arriving late, says nothing of this one.
+            _ = ping.ContinueWith(answered =>
+            {
+                if (!answered.IsCompletedSuccessfully) Interlocked.CompareExchange(ref probeSent, 0, stamp);
+                else if (Volatile.Read(ref probeSent) == stamp) Volatile.Write(ref probeTakenAt, Stopwatch.GetTimestamp());
+            }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            return false;
+        }
+        if (Volatile.Read(ref ownPingSent) >= probe)
+        {
+            Volatile.Write(ref probeSent, 0);   // it came back
+            return false;
+        }
+        var taken = Volatile.Read(ref probeTakenAt);
+        if (taken == 0 || Stopwatch.GetElapsedTime(taken) <= SilenceLimit) return false;
+        if (subscription is { } queue && queue.TryGetCount(out var backlog) && backlog > 0) return false;   // behind, not deaf
+        Volatile.Write(ref probeSent, 0);
+        return true;
     }
 
     async Task SubscribeAgainAsync()

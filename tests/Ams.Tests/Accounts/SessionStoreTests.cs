@@ -112,7 +112,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         var off = new SessionLifetime { LocalCache = TimeSpan.Zero };
         var (node1, node2) = (Store(off), Store(off, multiplexer: other));
         var (_, session) = await node1.CreateAsync(29);
-        await WaitUntilAsync(() => Task.FromResult(node1.HearsRevocations && node2.HearsRevocations));
+        await Eventually.TrueAsync(() => node1.HearsRevocations && node2.HearsRevocations);
         await Task.Delay(SessionLifetime.HearingLimit + TimeSpan.FromMilliseconds(300));
         var revoking = Stopwatch.StartNew();
         await node1.RevokeAsync(session);
@@ -124,7 +124,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
     {
         var store = Store();
         var (token, session) = await store.CreateAsync(21);
-        await WaitUntilAsync(() => CachesAsync(store, token));
+        await Eventually.TrueAsync(() => CachesAsync(store, token));
         var lookups = await EvalCallsAsync();
         // Gone from Redis with no announcement (the revoking node died in between): the copy
         // serves until LocalCache (10 s) has passed since Redis last confirmed it.
@@ -145,8 +145,8 @@ public sealed class SessionStoreTests : IAsyncLifetime
         var (token, session) = await node1.CreateAsync(22);
         // Once node 2 hears its own pings, its lookups come from its cache; node 1 counts on the
         // acknowledgements once it has listened long enough to have heard every node.
-        await WaitUntilAsync(() => CachesAsync(node2, token));
-        await WaitUntilAsync(() => Task.FromResult(node1.HearsRevocations));
+        await Eventually.TrueAsync(() => CachesAsync(node2, token));
+        await Eventually.TrueAsync(() => node1.HearsRevocations);
         await Task.Delay(SessionLifetime.HearingLimit + TimeSpan.FromMilliseconds(300));
         Assert.NotNull(await node2.FindAsync(token));
         var revoking = Stopwatch.StartNew();
@@ -161,7 +161,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
     {
         var store = Store();
         var (warmup, _) = await store.CreateAsync(25);
-        await WaitUntilAsync(() => CachesAsync(store, warmup));
+        await Eventually.TrueAsync(() => CachesAsync(store, warmup));
         // Another caching node, played by this test: its pings are heard, its acknowledgements
         // are sent only when asked to.
         const string peer = "feedfacefeedface";
@@ -202,10 +202,10 @@ public sealed class SessionStoreTests : IAsyncLifetime
         await using var other = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
         var node2 = Store(multiplexer: other);
         var (token, session) = await node2.CreateAsync(27);
-        await WaitUntilAsync(() => CachesAsync(node2, token));
+        await Eventually.TrueAsync(() => CachesAsync(node2, token));
         // Node 1 has heard nobody's pings yet but its own first ones: another node may not be among them.
         var node1 = Store();
-        await WaitUntilAsync(() => Task.FromResult(node1.HearsRevocations));
+        await Eventually.TrueAsync(() => node1.HearsRevocations);
         var revoking = Stopwatch.StartNew();
         await node1.RevokeAsync(session);
         Assert.True(revoking.Elapsed >= SessionLifetime.HearingLimit - TimeSpan.FromMilliseconds(20), $"the revocation took {revoking.Elapsed}");
@@ -237,12 +237,12 @@ public sealed class SessionStoreTests : IAsyncLifetime
         // One ping at the start, then none: as if the node's subscription had gone deaf.
         var store = Store(new SessionLifetime { PingInterval = TimeSpan.FromHours(1) });
         var (token, session) = await store.CreateAsync(26);
-        await WaitUntilAsync(() => Task.FromResult(store.HearsRevocations));
+        await Eventually.TrueAsync(() => store.HearsRevocations);
         Assert.NotNull(await store.FindAsync(token));
         // Gone from Redis unannounced: once the node's last ping heard is older than the hearing
         // limit, its copy no longer serves.
         Assert.True(await Db.KeyDeleteAsync(SessionKey(session.Id)));
-        await WaitUntilAsync(() => Task.FromResult(!store.HearsRevocations));
+        await Eventually.TrueAsync(() => !store.HearsRevocations);
         Assert.Null(await store.FindAsync(token));
     }
 
@@ -254,17 +254,17 @@ public sealed class SessionStoreTests : IAsyncLifetime
         var announced = new System.Collections.Concurrent.ConcurrentQueue<string>();
         store.AnnouncementsMissed += () => Interlocked.Increment(ref missed);
         store.Revoked += announced.Enqueue;
-        await WaitUntilAsync(() => Task.FromResult(store.HearsRevocations));
+        await Eventually.TrueAsync(() => store.HearsRevocations);
         // Redis drops every subscription to channels the user may no longer use, and refuses them
         // when the client reconnects; once allowed again, the client does not subscribe again by itself.
         await AdminAsync("ACL", "SETUSER", "default", "resetchannels");
-        await WaitUntilAsync(() => Task.FromResult(!store.HearsRevocations));
+        await Eventually.TrueAsync(() => !store.HearsRevocations);
         await AdminAsync("ACL", "SETUSER", "default", "allchannels");
 
-        await WaitUntilAsync(() => Task.FromResult(store.HearsRevocations), SessionStore.SilenceLimit + TimeSpan.FromSeconds(5));
+        await Eventually.TrueAsync(() => store.HearsRevocations, SessionStore.SilenceLimit + TimeSpan.FromSeconds(5));
         Assert.True(Volatile.Read(ref missed) >= 1, "the streams were not told that announcements may have been missed");
         await connection.GetSubscriber().PublishAsync(SessionStore.RevokedChannel, new string('d', 64));
-        await WaitUntilAsync(() => Task.FromResult(announced.Contains(new string('d', 64))));
+        await Eventually.TrueAsync(() => announced.Contains(new string('d', 64)));
     }
 
     [Fact]
@@ -275,7 +275,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         var store = Store(multiplexer: patient);
         var missed = 0;
         store.AnnouncementsMissed += () => Interlocked.Increment(ref missed);
-        await WaitUntilAsync(() => Task.FromResult(store.HearsRevocations));
+        await Eventually.TrueAsync(() => store.HearsRevocations);
         redis.Pause();
         try
         {
@@ -285,7 +285,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         {
             redis.Resume();
         }
-        await WaitUntilAsync(() => Task.FromResult(store.HearsRevocations));
+        await Eventually.TrueAsync(() => store.HearsRevocations);
         await Task.Delay(SessionStore.SilenceLimit);
         Assert.Equal(0, Volatile.Read(ref missed));
     }
@@ -304,7 +304,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
     {
         var store = Store();
         var (token, session) = await store.CreateAsync(24);
-        await WaitUntilAsync(() => Task.FromResult(connection.GetSubscriber().IsConnected(SessionStore.RevokedChannel)));
+        await Eventually.TrueAsync(() => connection.GetSubscriber().IsConnected(SessionStore.RevokedChannel));
         store.Forget(session.Id);   // the announcement, heard before a lookup that read the session just before its deletion
         Assert.True(await Db.KeyExistsAsync(SessionKey(session.Id)));
         Assert.Null(await store.FindAsync(token));
@@ -316,7 +316,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
     {
         var store = Store();
         var (token, session) = await store.CreateAsync(23);
-        await WaitUntilAsync(() => CachesAsync(store, token));
+        await Eventually.TrueAsync(() => CachesAsync(store, token));
         var restored = 0;
         connection.ConnectionRestored += (_, e) =>
         {
@@ -327,14 +327,14 @@ public sealed class SessionStoreTests : IAsyncLifetime
         await admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("CLIENT", "KILL", "TYPE", "pubsub");
         Assert.True(await Db.KeyDeleteAsync(SessionKey(session.Id)));
         // Once the node hears its own pings again, the copy it confirmed before is still not trusted.
-        await WaitUntilAsync(() => Task.FromResult(Volatile.Read(ref restored) == 1));
-        await WaitUntilAsync(() => Task.FromResult(store.HearsRevocations));
+        await Eventually.TrueAsync(() => Volatile.Read(ref restored) == 1);
+        await Eventually.TrueAsync(() => store.HearsRevocations);
         Assert.Null(await store.FindAsync(token));
 
         // Back, a new session is cached again; the old one stays gone.
         var (again, _) = await store.CreateAsync(23);
-        await WaitUntilAsync(() => Task.FromResult(connection.GetSubscriber().IsConnected(SessionStore.RevokedChannel)));
-        await WaitUntilAsync(async () => await CachesAsync(store, again));
+        await Eventually.TrueAsync(() => connection.GetSubscriber().IsConnected(SessionStore.RevokedChannel));
+        await Eventually.TrueAsync(async () => await CachesAsync(store, again));
     }
 
     async Task<long> EvalCallsAsync()
@@ -342,16 +342,6 @@ public sealed class SessionStoreTests : IAsyncLifetime
         await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
         var stats = (string)(await admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("INFO", "commandstats"))!;
         return stats.Split('\n').Where(l => l.StartsWith("cmdstat_eval")).Sum(l => long.Parse(l.Split("calls=")[1].Split(',')[0]));
-    }
-
-    static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan? within = null)
-    {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(5));
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the condition did not come true in time");
-            await Task.Delay(10);
-        }
     }
 
     [Fact]

@@ -241,12 +241,8 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         await using var bobStream = await SseClient.OpenAsync(node2, bob.Token);
         await using var carolStream = await SseClient.OpenAsync(node2, carol.Token);
         var hearing = node2.Services.GetRequiredService<SessionStore>();
-        async Task UntilAsync(Func<bool> condition)
-        {
-            var deadline = DateTime.UtcNow + SessionStore.SilenceLimit + TimeSpan.FromSeconds(10);
-            while (!condition()) { Assert.True(DateTime.UtcNow < deadline, "not in time"); await Task.Delay(20); }
-        }
-        await UntilAsync(() => hearing.HearsRevocations);
+        var inTime = SessionStore.SilenceLimit + TimeSpan.FromSeconds(10);
+        await Eventually.TrueAsync(() => hearing.HearsRevocations, inTime);
 
         // Only the revocation channel is refused (its subscription dropped with the connection, and
         // refused at the reconnect), long enough for the event channels to be heard again and their
@@ -254,7 +250,7 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
         var server = admin.GetServer(admin.GetEndPoints()[0]);
         await server.ExecuteAsync("ACL", "SETUSER", "default", "resetchannels", "&ams:events*");
-        await UntilAsync(() => !hearing.HearsRevocations);
+        await Eventually.TrueAsync(() => !hearing.HearsRevocations, inTime);
         await Task.Delay(TimeSpan.FromSeconds(3));
         await server.ExecuteAsync("ACL", "SETUSER", "default", "allchannels");
 
@@ -262,7 +258,7 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         await node1.Scenario(s => { s.Post.Url("/api/logout"); s.WithBearerToken(carol.Token); s.StatusCodeShouldBe(204); });
         Assert.Null(await carolStream.NextAsync(SessionStore.SilenceLimit + TimeSpan.FromSeconds(5)));
         // And node 2 hears announcements again: Bob's logout ends his stream at once.
-        await UntilAsync(() => hearing.HearsRevocations);
+        await Eventually.TrueAsync(() => hearing.HearsRevocations, inTime);
         await node1.Scenario(s => { s.Post.Url("/api/logout"); s.WithBearerToken(bob.Token); s.StatusCodeShouldBe(204); });
         Assert.Null(await bobStream.NextAsync(TimeSpan.FromSeconds(5)));
     }

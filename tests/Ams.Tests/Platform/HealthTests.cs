@@ -41,7 +41,7 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
         await login.ProblemAsync(503);
 
         await redis.StartAgainAsync();
-        await WaitUntilAsync(async () => (await app.Scenario(s => { s.Get.Url("/healthz"); s.IgnoreStatusCode(); })).Context.Response.StatusCode == 200);
+        await Eventually.TrueAsync(async () => (await app.Scenario(s => { s.Get.Url("/healthz"); s.IgnoreStatusCode(); })).Context.Response.StatusCode == 200, TimeSpan.FromSeconds(20));
     }
 
     [Fact]
@@ -81,7 +81,7 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
             await Task.Delay(TimeSpan.FromSeconds(2.5));
             Assert.DoesNotContain(logs.Lines, l => l.Contains("reachable again", StringComparison.Ordinal));
             await mariadb.StartAgainAsync();
-            await WaitUntilAsync(() => Task.FromResult(logs.Lines.Any(l => l.Contains("Outages: MariaDB is reachable again", StringComparison.Ordinal))));
+            await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("Outages: MariaDB is reachable again", StringComparison.Ordinal)), TimeSpan.FromSeconds(20));
             var back = Assert.Single(logs.Lines, l => l.Contains("Outages: MariaDB is reachable again", StringComparison.Ordinal));
             Assert.StartsWith("Information ", back);
             Assert.EndsWith("; 6 requests were refused meanwhile", back);
@@ -113,7 +113,7 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
         Assert.Single(logs.Lines, l => l.StartsWith("Warning Ams.Infrastructure.Outages: Redis is unreachable (", StringComparison.Ordinal));
 
         await redis.StartAgainAsync();
-        await WaitUntilAsync(() => Task.FromResult(logs.Lines.Any(l => l.Contains("Outages: Redis is reachable again", StringComparison.Ordinal))));
+        await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("Outages: Redis is reachable again", StringComparison.Ordinal)), TimeSpan.FromSeconds(20));
         var back = Assert.Single(logs.Lines, l => l.Contains("Outages: Redis is reachable again", StringComparison.Ordinal));
         Assert.StartsWith("Information ", back);
         Assert.EndsWith($"; {refused} requests were refused meanwhile", back);
@@ -123,16 +123,6 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
         // The next outage is a new one, logged again (the handler may log just after the response).
         await redis.StopAsync();
         await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken("ams_" + new string('z', 43)); s.StatusCodeShouldBe(503); });
-        await WaitUntilAsync(() => Task.FromResult(logs.Lines.Count(l => l.Contains("Outages: Redis is unreachable", StringComparison.Ordinal)) == 2));
-    }
-
-    static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within 20 s");
-            await Task.Delay(200);
-        }
+        await Eventually.TrueAsync(() => logs.Lines.Count(l => l.Contains("Outages: Redis is unreachable", StringComparison.Ordinal)) == 2, TimeSpan.FromSeconds(20));
     }
 }

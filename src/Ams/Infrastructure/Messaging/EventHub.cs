@@ -340,7 +340,7 @@ public sealed class EventHub : IHostedService
             // Not cancelled through MySqlConnector, which asks a hung server to kill the query and
             // waits for it: the read is left to finish on its own, its failure observed.
             var read = LatestAsync(db, streams.Select(s => s.UserId).Distinct());
-            _ = read.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            read.IgnoreFailure();
             var latest = await read.WaitAsync(CatchUpReadLimit, watchStop.Token);
             behind = 0;
             foreach (var stream in streams)
