@@ -31,7 +31,13 @@ try
                           $"{rotation.RemainingUnderOtherKeys} remain under other master keys ({rotation.Unreadable} unreadable)");
         return rotation.RemainingUnderOtherKeys == 0 ? 0 : 1;
     }
-    if (admin) return await Ams.Features.Admin.Cli.RunAsync(app.Services, args[1..], Console.In, Console.Out, Console.Error);
+    if (admin)
+    {
+        var exitCode = await Ams.Features.Admin.Cli.RunAsync(app.Services, args[1..], Console.In, Console.Out, Console.Error);
+        // Disposed, a session store the command used says goodbye: the servers' revocations stop waiting for it.
+        await app.DisposeAsync();
+        return exitCode;
+    }
     await app.StartAsync();
 }
 catch (Exception e) when (e is not HostAbortedException && !StartupFailure.Propagate)

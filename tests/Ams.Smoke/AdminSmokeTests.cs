@@ -21,6 +21,21 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
     static void AssertNoStackTrace(string output) => Assert.DoesNotMatch(@"(?m)^\s+at |Unhandled exception|Exception:", output);
 
     [Fact]
+    public async Task A_logout_on_the_server_right_after_an_admin_command_does_not_wait_for_the_command_that_ended()
+    {
+        var (_, leaving) = await app.UserAsync("al");
+        var (disabledName, _) = await app.UserAsync("ad");
+        // The server counts on acknowledgements once it has listened for HearingLimit (500 ms) and a ping.
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        // The command's session store pings the servers while it revokes, and says goodbye as it exits;
+        // unheard, the server's next revocations would wait 500 ms for its acknowledgement.
+        Assert.Equal(0, (await Admin("", "disable", disabledName)).ExitCode);
+        var logout = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(HttpStatusCode.NoContent, (await leaving.PostAsync("/api/logout", null)).StatusCode);
+        Assert.True(logout.Elapsed < TimeSpan.FromMilliseconds(400), $"the logout took {logout.Elapsed}");
+    }
+
+    [Fact]
     public async Task Every_admin_command_with_its_exit_code()
     {
         var name = $"ad{Guid.NewGuid():N}"[..20];

@@ -45,7 +45,7 @@ public sealed record SessionInfo(string Id, DateTimeOffset CreatedAt, DateTimeOf
 /// The client holds a 256-bit random token; Redis holds only its SHA-256, so a Redis dump
 /// or a MONITOR session yields no usable tokens.
 /// </summary>
-public sealed class SessionStore
+public sealed class SessionStore : IAsyncDisposable
 {
     readonly IConnectionMultiplexer redis;
     readonly RedisCircuit circuit;
@@ -90,12 +90,19 @@ public sealed class SessionStore
             try
             {
                 await SubscribeAsync();
-                _ = PingAsync();
+                pinging = PingAsync();
                 return;
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
-                await Task.Delay(TimeSpan.FromSeconds(1));
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), stopping.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
             catch (ObjectDisposedException)
             {
@@ -146,9 +153,9 @@ public sealed class SessionStore
     public event Action? AnnouncementsMissed;
 
     // The revocation channel carries, besides revoked session ids, each node's pings
-    // ("ping:<node>:<its Stopwatch timestamp>") and every node's acknowledgement of a revocation
-    // ("ack:<node>:<session id>").
-    const string PingPrefix = "ping:", AckPrefix = "ack:";
+    // ("ping:<node>:<its Stopwatch timestamp>"), every node's acknowledgement of a revocation
+    // ("ack:<node>:<session id>") and the goodbye of a node that stops ("bye:<node>").
+    const string PingPrefix = "ping:", AckPrefix = "ack:", ByePrefix = "bye:";
     readonly string nodeId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
     // When (Stopwatch) the newest ping of this node's that came back was sent; 0 before the first.
     long ownPingSent;
@@ -161,7 +168,8 @@ public sealed class SessionStore
 
     /// <summary>The revoked session id a message on <see cref="RevokedChannel"/> announces, or null for a ping or acknowledgement (for tests that listen in).</summary>
     internal static string? RevokedSessionOf(string message) =>
-        message.StartsWith(PingPrefix, StringComparison.Ordinal) || message.StartsWith(AckPrefix, StringComparison.Ordinal) ? null : message;
+        message.StartsWith(PingPrefix, StringComparison.Ordinal) || message.StartsWith(AckPrefix, StringComparison.Ordinal)
+        || message.StartsWith(ByePrefix, StringComparison.Ordinal) ? null : message;
 
     // A margin below HearingLimit, for the revoking node's timer, which may fire a little early.
     static readonly TimeSpan TrustLimit = SessionLifetime.HearingLimit - TimeSpan.FromMilliseconds(50);
@@ -194,6 +202,15 @@ public sealed class SessionStore
         {
             var parts = message.Split(':', 3);
             if (parts.Length == 3 && awaited.TryGetValue(parts[2], out var waiting)) waiting.Acknowledged(parts[1]);
+            return;
+        }
+        if (message.StartsWith(ByePrefix, StringComparison.Ordinal))
+        {
+            // A node that stopped serves nothing any more: no revocation waits for it. Its last
+            // ping came before its goodbye (one channel, in order), so it is not heard again.
+            var departed = message[ByePrefix.Length..];
+            peers.TryRemove(departed, out _);
+            foreach (var waiting in awaited.Values) waiting.Acknowledged(departed);
             return;
         }
         Forget(message);
@@ -233,8 +250,11 @@ public sealed class SessionStore
     async Task PingAsync()
     {
         using var timer = new PeriodicTimer(options.PingInterval);
+        // Disposing the timer ends the loop: its next wait returns false.
+        await using var _ = stopping.Token.Register(timer.Dispose);
         do
         {
+            if (stopping.IsCancellationRequested) return;
             try
             {
                 var stamp = Stopwatch.GetTimestamp();
@@ -251,6 +271,37 @@ public sealed class SessionStore
                 // A repair that failed (Redis went away meanwhile) is tried again with the next probe.
             }
         } while (await timer.WaitForNextTickAsync());
+    }
+
+    readonly CancellationTokenSource stopping = new();
+    Task pinging = Task.CompletedTask;
+
+    /// <summary>
+    /// Stops pinging, then says goodbye on the channel, so that the other nodes' revocations stop
+    /// waiting for this node's acknowledgement at once rather than for up to
+    /// <see cref="SessionLifetime.HearingLimit"/> while its pings are recent (a rolling restart, an
+    /// admin command). Runs after the server has stopped serving (the container disposes it).
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        await stopping.CancelAsync();
+        try
+        {
+            // A ping loop held up in a repair (Redis hung) is not waited for long; a ping of its
+            // after the goodbye only has this node waited for as one that died.
+            await pinging.WaitAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (TimeoutException)
+        {
+        }
+        try
+        {
+            await redis.GetSubscriber().PublishAsync(RevokedChannel, $"{ByePrefix}{nodeId}").WaitAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            // Unheard, the others wait for this node as for one that died: HearingLimit, within PeerWindow.
+        }
     }
 
     /// <summary>Watches <paramref name="ping"/> when no other is watched; whether the watched one proves the channel deaf.</summary>

@@ -120,6 +120,23 @@ public sealed class SessionStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_node_that_stops_says_goodbye_so_a_revocation_right_after_does_not_wait_for_its_acknowledgement()
+    {
+        var other = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        var (node1, node2) = (Store(), Store(multiplexer: other));
+        var (_, session) = await node1.CreateAsync(31);
+        await Eventually.TrueAsync(() => node1.HearsRevocations && node2.HearsRevocations);
+        // Node 1 has listened long enough to count on acknowledgements, and heard node 2's pings lately.
+        await Task.Delay(SessionLifetime.HearingLimit + TimeSpan.FromMilliseconds(300));
+        // Node 2 stops as a server does: its store, then its connection.
+        await node2.DisposeAsync();
+        await other.DisposeAsync();
+        var revoking = Stopwatch.StartNew();
+        await node1.RevokeAsync(session);
+        Assert.True(revoking.Elapsed < SessionLifetime.HearingLimit, $"the revocation took {revoking.Elapsed}");
+    }
+
+    [Fact]
     public async Task By_default_a_confirmed_session_is_trusted_for_ten_seconds_without_Redis_then_asked_again()
     {
         var store = Store();
