@@ -61,6 +61,8 @@ public static class ProblemResponses
         var problem = context.ProblemDetails;
         problem.Extensions["traceId"] = context.HttpContext.TraceIdentifier;
         problem.Instance ??= context.HttpContext.Request.Path;
+        // ASP.NET's own writer knows no type for some statuses (429 among them); the documented schema requires one.
+        if (problem.Type is null && problem.Status is { } status && ProblemJsonWriter.Defaults.TryGetValue(status, out var known)) problem.Type = known.Type;
         switch (problem.Status)
         {
             case StatusCodes.Status503ServiceUnavailable when context.Exception is PasswordHashingBusyException:
@@ -72,6 +74,11 @@ public static class ProblemResponses
                 problem.Title = "Service temporarily unavailable";
                 problem.Detail = "A backing service is unreachable. Try again shortly.";
                 context.HttpContext.Response.Headers.RetryAfter = "5";
+                break;
+            case StatusCodes.Status415UnsupportedMediaType:
+                // Routing's own 415 (a body in a media type no endpoint of the route takes) comes from an
+                // endpoint of its own, which does not know the one the call wants.
+                problem.Detail ??= "Send the request body as application/json (an upload to /api/attachments as multipart/form-data).";
                 break;
             case StatusCodes.Status413PayloadTooLarge:
                 // The server's own 413 (Kestrel's limit); an endpoint's own 413 keeps its title.
@@ -91,7 +98,7 @@ public static class ProblemResponses
 public sealed class ProblemJsonWriter(IOptions<ProblemDetailsOptions> options, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json) : IProblemDetailsWriter
 {
     // ASP.NET's defaults for the statuses it knows, so the bodies stay what they were.
-    static readonly Dictionary<int, (string Type, string Title)> Defaults = new()
+    internal static readonly Dictionary<int, (string Type, string Title)> Defaults = new()
     {
         [400] = ("https://tools.ietf.org/html/rfc9110#section-15.5.1", "Bad Request"),
         [401] = ("https://tools.ietf.org/html/rfc9110#section-15.5.2", "Unauthorized"),
@@ -102,9 +109,13 @@ public sealed class ProblemJsonWriter(IOptions<ProblemDetailsOptions> options, I
         [408] = ("https://tools.ietf.org/html/rfc9110#section-15.5.9", "Request Timeout"),
         [409] = ("https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict"),
         [412] = ("https://tools.ietf.org/html/rfc9110#section-15.5.13", "Precondition Failed"),
+        [413] = ("https://tools.ietf.org/html/rfc9110#section-15.5.14", "Content Too Large"),
         [415] = ("https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"),
+        [416] = ("https://tools.ietf.org/html/rfc9110#section-15.5.17", "Range Not Satisfiable"),
         [422] = ("https://tools.ietf.org/html/rfc9110#section-15.5.21", "Unprocessable Entity"),
         [426] = ("https://tools.ietf.org/html/rfc9110#section-15.5.22", "Upgrade Required"),
+        // Not in RFC 9110: its own RFC. Without a type a client reads about:blank, whose title is the status phrase.
+        [429] = ("https://tools.ietf.org/html/rfc6585#section-4", "Too Many Requests"),
         [500] = ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "An error occurred while processing your request."),
         [502] = ("https://tools.ietf.org/html/rfc9110#section-15.6.3", "Bad Gateway"),
         [503] = ("https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"),

@@ -46,7 +46,7 @@ public static class UnreadableBodies
             // response has already started, so no problem body can be added afterwards.
             if (http.Request.ContentType is null && http.Request.Path.StartsWithSegments("/api")
                 && http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>() is { ContentTypes.Count: > 0 } accepts)
-                return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
+                return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
                     $"Send the request body as {accepts.ContentTypes[0]}.");
             // No body, nothing to refuse: passed through without a state machine held for the
             // request's lifetime (an event stream runs for hours; see UseBodySizeLimit).

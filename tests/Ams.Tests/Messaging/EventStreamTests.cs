@@ -693,4 +693,26 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         await using var near = await SseClient.OpenAsync(app, bob.Token, lastEventId: reset.Id);
         Assert.Equal(sent.Id(), JsonNode.Parse((await NextMessageAsync(near)).Data)!.Id());
     }
+
+    [Fact]
+    public async Task A_client_whose_last_event_id_is_ahead_of_its_latest_event_gets_a_reset_then_every_new_event()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ahd");
+        var bob = await app.MemberAsync("ahd");
+        var direct = await app.DirectAsync(alice, bob);
+        await app.SendAsync(alice, direct.Id(), "before");
+        // A mistyped id, or one from before the server was restored from an older backup.
+        await using var stream = await SseClient.OpenAsync(app, bob.Token, lastEventId: "1000000");
+        var reset = await stream.NextAsync() ?? throw new Xunit.Sdk.XunitException("the stream ended");
+        Assert.Equal("reset", reset.Event);
+        Assert.Equal("", reset.Data);
+        var latest = long.Parse(reset.Id!);
+        Assert.True(latest < 1000000, $"the reset carried {latest}, not the latest event");
+        // The next event, numbered just after the latest, is not held back for the id the client claimed.
+        var sent = await app.SendAsync(alice, direct.Id(), "after");
+        var live = await NextMessageAsync(stream);
+        Assert.Equal(sent.Id(), JsonNode.Parse(live.Data)!.Id());
+        Assert.Equal(latest + 1, long.Parse(live.Id!));
+    }
 }

@@ -202,6 +202,17 @@ static class OpenApiGenerator
                 operation.RequestBody.Content["multipart/form-data"] = new OpenApiMediaType { Schema = form };
             }
 
+            // A body in another media type (curl's -d without a Content-Type sends a form) is refused
+            // before the handler, like one over 64 KiB: the same problem, for every call that takes a body.
+            if (operation.RequestBody is not null && operation.Responses.TryGetValue("413", out var tooLarge))
+            {
+                var unsupported = new OpenApiResponse { Description = "Unsupported Media Type" };
+                foreach (var (type, media) in tooLarge.Content) unsupported.Content[type] = new OpenApiMediaType { Schema = media.Schema };
+                var ordered = operation.Responses.Append(new("415", unsupported)).OrderBy(r => r.Key, StringComparer.Ordinal).ToList();
+                operation.Responses.Clear();
+                foreach (var (status, response) in ordered) operation.Responses[status] = response;
+            }
+
             foreach (var status in metadata.OfType<IProducesResponseTypeMetadata>().GroupBy(m => m.StatusCode))
             {
                 var types = status.Select(m => m.Type).OfType<Type>().Distinct().ToList();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Ams.Tests.Messaging;
 using Ams.Tests.Support;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -104,6 +105,40 @@ public sealed class OpenApiTests(Services services) : IClassFixture<Services>
         var paths = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!["paths"]!.AsObject();
         var documented = paths.SelectMany(p => p.Value!.AsObject().Select(o => $"{o.Key} {p.Key}")).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(routes, documented);
+    }
+
+    [Fact]
+    public async Task Every_call_documented_with_a_415_answers_a_body_in_another_media_type_with_it()
+    {
+        var doc = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!;
+        var app = await services.AppAsync();
+        var user = await app.MemberAsync("mt");
+        using var client = app.Server.CreateClient();
+        var refused = new List<string>();
+        var answered = new List<string>();
+        foreach (var (path, item) in doc["paths"]!.AsObject())
+        foreach (var (method, op) in item!.AsObject())
+        {
+            if (op!["responses"]!["415"] is null) continue;
+            var url = System.Text.RegularExpressions.Regex.Replace(path, @"\{[^}]+\}", "1");
+            using var request = new HttpRequestMessage(new HttpMethod(method.ToUpperInvariant()), url)
+            {
+                Content = new StringContent("username=alice&password=secret", System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"),
+            };
+            request.Headers.Authorization = new("Bearer", user.Token);
+            using var response = await client.SendAsync(request);
+            var call = $"{method.ToUpperInvariant()} {path}";
+            var text = await response.Content.ReadAsStringAsync();
+            var body = text.Length > 0 ? JsonNode.Parse(text) : null;
+            if ((int)response.StatusCode == 415 && response.Content.Headers.ContentType?.MediaType == "application/problem+json"
+                && body?["status"]?.GetValue<int>() == 415 && body["type"] is not null
+                && body["detail"]?.GetValue<string>() is { } detail && detail.StartsWith("Send the request body as ", StringComparison.Ordinal))
+                answered.Add(call);
+            else refused.Add($"{call}: {(int)response.StatusCode} {response.Content.Headers.ContentType} {text}");
+        }
+        Assert.True(refused.Count == 0, "documented 415 but answered otherwise:\n" + string.Join("\n", refused));
+        Assert.Contains("POST /api/login", answered);
+        Assert.Contains("POST /api/attachments", answered);
     }
 
     [Fact]

@@ -69,6 +69,8 @@ public static class Api
         var body = JsonNode.Parse(text)!.AsObject();
         Assert.Equal(status, body["status"]!.GetValue<int>());
         Assert.False(string.IsNullOrWhiteSpace(body["title"]?.GetValue<string>()));
+        // The documented schema requires a type; without one a client reads about:blank, whose title is the status phrase.
+        Assert.StartsWith("https://", body["type"]?.GetValue<string>() ?? "(no type)");
         AssertNoInternals(text);
         return body;
     }

@@ -111,9 +111,11 @@ public sealed class Stream : IDisposable
                 if (resumeAfter is not null)
                 {
                     // Replay is bounded: a client too far behind is told to reload, then goes live. The
-                    // reset carries the latest id, so its next reconnect resumes from there.
+                    // reset carries the latest id, so its next reconnect resumes from there. So is a
+                    // client ahead of every stored event (a stale or mistyped id, a server restored
+                    // from an older backup): the events numbered up to its id would never reach it.
                     var latest = await LatestAsync(user.Id, ct);
-                    if (latest - last > options.MaxReplay)
+                    if (latest - last > options.MaxReplay || last > latest)
                     {
                         await response.WriteAsync($"id: {latest.ToString(CultureInfo.InvariantCulture)}\nevent: reset\n\n", ct);
                         await response.Body.FlushAsync(ct);
