@@ -108,7 +108,7 @@ public sealed class OpenApiTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
-    public async Task Every_call_documented_with_a_415_answers_a_body_in_another_media_type_with_it()
+    public async Task Exactly_the_calls_documented_with_a_415_answer_a_body_in_another_media_type_with_it()
     {
         var doc = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!;
         var app = await services.AppAsync();
@@ -119,7 +119,8 @@ public sealed class OpenApiTests(Services services) : IClassFixture<Services>
         foreach (var (path, item) in doc["paths"]!.AsObject())
         foreach (var (method, op) in item!.AsObject())
         {
-            if (op!["responses"]!["415"] is null) continue;
+            var documented = op!["responses"]!["415"] is not null;
+            if (!documented && method is not ("post" or "put" or "patch" or "delete")) continue;
             var url = System.Text.RegularExpressions.Regex.Replace(path, @"\{[^}]+\}", "1");
             using var request = new HttpRequestMessage(new HttpMethod(method.ToUpperInvariant()), url)
             {
@@ -130,13 +131,19 @@ public sealed class OpenApiTests(Services services) : IClassFixture<Services>
             var call = $"{method.ToUpperInvariant()} {path}";
             var text = await response.Content.ReadAsStringAsync();
             var body = text.Length > 0 ? JsonNode.Parse(text) : null;
+            if (!documented)
+            {
+                // A call that takes no body ignores one: a form sent to it is not refused as a media type.
+                if ((int)response.StatusCode == 415) refused.Add($"{call}: 415 but not documented");
+                continue;
+            }
             if ((int)response.StatusCode == 415 && response.Content.Headers.ContentType?.MediaType == "application/problem+json"
                 && body?["status"]?.GetValue<int>() == 415 && body["type"] is not null
                 && body["detail"]?.GetValue<string>() is { } detail && detail.StartsWith("Send the request body as ", StringComparison.Ordinal))
                 answered.Add(call);
             else refused.Add($"{call}: {(int)response.StatusCode} {response.Content.Headers.ContentType} {text}");
         }
-        Assert.True(refused.Count == 0, "documented 415 but answered otherwise:\n" + string.Join("\n", refused));
+        Assert.True(refused.Count == 0, "415 documented and answered differ:\n" + string.Join("\n", refused));
         Assert.Contains("POST /api/login", answered);
         Assert.Contains("POST /api/attachments", answered);
     }
