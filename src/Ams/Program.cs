@@ -33,10 +33,15 @@ try
     }
     if (admin)
     {
-        var exitCode = await Ams.Features.Admin.Cli.RunAsync(app.Services, args[1..], Console.In, Console.Out, Console.Error);
-        // Disposed, a session store the command used says goodbye: the servers' revocations stop waiting for it.
-        await app.DisposeAsync();
-        return exitCode;
+        try
+        {
+            return await Ams.Features.Admin.Cli.RunAsync(app.Services, args[1..], Console.In, Console.Out, Console.Error);
+        }
+        finally
+        {
+            // Disposed, a session store the command used says goodbye: the servers' revocations stop waiting for it.
+            try { await app.DisposeAsync(); } catch (Exception) { /* the command's own outcome stands */ }
+        }
     }
     await app.StartAsync();
 }

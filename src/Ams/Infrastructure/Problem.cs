@@ -82,7 +82,9 @@ public static class ProblemResponses
                 break;
             case StatusCodes.Status413PayloadTooLarge:
                 // The server's own 413 (Kestrel's limit); an endpoint's own 413 keeps its title.
-                if (problem.Title is null || problem.Title == ReasonPhrases.GetReasonPhrase(StatusCodes.Status413PayloadTooLarge))
+                // (Both writers' defaults: ASP.NET's own says "Content Too Large", the reason phrase "Payload Too Large".)
+                if (problem.Title is null || problem.Title == ReasonPhrases.GetReasonPhrase(StatusCodes.Status413PayloadTooLarge)
+                    || problem.Title == ProblemJsonWriter.Defaults[StatusCodes.Status413PayloadTooLarge].Title)
                     problem.Title = "Request body too large";
                 problem.Detail ??= $"Request bodies are limited to {RequestLimits.MaxBodyBytes / 1024} KiB.";
                 break;

@@ -90,7 +90,9 @@ public sealed class SessionStore : IAsyncDisposable
             try
             {
                 await SubscribeAsync();
-                pinging = PingAsync();
+                // Under the lock the goodbye takes: either it waits for this loop, or the loop never starts.
+                lock (lifecycle)
+                    if (!stopping.IsCancellationRequested) pinging = PingAsync();
                 return;
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
@@ -104,7 +106,7 @@ public sealed class SessionStore : IAsyncDisposable
                     return;
                 }
             }
-            catch (ObjectDisposedException)
+            catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException)
             {
                 return;
             }
@@ -122,7 +124,7 @@ public sealed class SessionStore : IAsyncDisposable
         // A subscription that fails leaves its queue registered, unread; so it is tried only on a
         // connected multiplexer, and a failure wipes the channel's registrations (this store is its
         // only subscriber).
-        while (!redis.IsConnected) await Task.Delay(200);
+        while (!redis.IsConnected) await Task.Delay(200, stopping.Token);
         ChannelMessageQueue queue;
         try
         {
@@ -274,6 +276,7 @@ public sealed class SessionStore : IAsyncDisposable
     }
 
     readonly CancellationTokenSource stopping = new();
+    readonly Lock lifecycle = new();
     Task pinging = Task.CompletedTask;
 
     /// <summary>
@@ -284,12 +287,17 @@ public sealed class SessionStore : IAsyncDisposable
     /// </summary>
     public async ValueTask DisposeAsync()
     {
-        await stopping.CancelAsync();
+        Task loop;
+        lock (lifecycle)
+        {
+            stopping.Cancel();
+            loop = pinging;
+        }
         try
         {
             // A ping loop held up in a repair (Redis hung) is not waited for long; a ping of its
             // after the goodbye only has this node waited for as one that died.
-            await pinging.WaitAsync(TimeSpan.FromSeconds(1));
+            await loop.WaitAsync(TimeSpan.FromSeconds(1));
         }
         catch (TimeoutException)
         {

@@ -137,6 +137,35 @@ public sealed class SessionStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_goodbye_heard_while_a_revocation_waits_for_that_node_ends_the_wait()
+    {
+        var node = Store();
+        var (_, session) = await node.CreateAsync(32);
+        await Eventually.TrueAsync(() => node.HearsRevocations);
+        // A node that pings but does not acknowledge: one stopping in the middle of a revocation.
+        var silent = connection.GetSubscriber();
+        using var stopPinging = new CancellationTokenSource();
+        var pings = Task.Run(async () =>
+        {
+            while (!stopPinging.IsCancellationRequested)
+            {
+                await silent.PublishAsync(SessionStore.RevokedChannel, $"ping:silent:{Stopwatch.GetTimestamp()}");
+                await Task.Delay(50);
+            }
+        });
+        await Task.Delay(SessionLifetime.HearingLimit + TimeSpan.FromMilliseconds(300));
+        var revoking = Stopwatch.StartNew();
+        var revocation = node.RevokeAsync(session);
+        await Task.Delay(150);
+        Assert.False(revocation.IsCompleted, "the revocation did not wait for the silent node");
+        await stopPinging.CancelAsync();
+        await pings;
+        await silent.PublishAsync(SessionStore.RevokedChannel, "bye:silent");
+        await revocation;
+        Assert.True(revoking.Elapsed < SessionLifetime.HearingLimit - TimeSpan.FromMilliseconds(50), $"the revocation took {revoking.Elapsed}");
+    }
+
+    [Fact]
     public async Task By_default_a_confirmed_session_is_trusted_for_ten_seconds_without_Redis_then_asked_again()
     {
         var store = Store();
