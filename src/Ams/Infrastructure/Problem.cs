@@ -78,7 +78,7 @@ public static class ProblemResponses
             case StatusCodes.Status415UnsupportedMediaType:
                 // Routing's own 415 (a body in a media type no endpoint of the route takes) comes from an
                 // endpoint of its own, which does not know the one the call wants.
-                problem.Detail ??= "Send the request body as application/json (an upload to /api/attachments as multipart/form-data).";
+                problem.Detail ??= "Send the request body as application/json, or as multipart/form-data for a file upload.";
                 break;
             case StatusCodes.Status413PayloadTooLarge:
                 // The server's own 413 (Kestrel's limit); an endpoint's own 413 keeps its title.

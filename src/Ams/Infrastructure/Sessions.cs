@@ -85,31 +85,27 @@ public sealed class SessionStore : IAsyncDisposable
 
     async Task ListenAsync()
     {
-        while (true)
+        try
         {
-            try
-            {
-                await SubscribeAsync();
-                // Under the lock the goodbye takes: either it waits for this loop, or the loop never starts.
-                lock (lifecycle)
-                    if (!stopping.IsCancellationRequested) pinging = PingAsync();
-                return;
-            }
-            catch (Exception e) when (e is RedisException or TimeoutException)
+            while (true)
             {
                 try
                 {
-                    await Task.Delay(TimeSpan.FromSeconds(1), stopping.Token);
-                }
-                catch (OperationCanceledException)
-                {
+                    await SubscribeAsync();
+                    // Under the lock the goodbye takes: either it waits for this loop, or the loop never starts.
+                    lock (lifecycle)
+                        if (!stopping.IsCancellationRequested) pinging = PingAsync();
                     return;
                 }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                }
+                await Task.Delay(TimeSpan.FromSeconds(1), stopping.Token);
             }
-            catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException)
-            {
-                return;
-            }
+        }
+        catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException)
+        {
+            // Stopped: the store or its multiplexer is disposed.
         }
     }
 
@@ -256,7 +252,6 @@ public sealed class SessionStore : IAsyncDisposable
         await using var _ = stopping.Token.Register(timer.Dispose);
         do
         {
-            if (stopping.IsCancellationRequested) return;
             try
             {
                 var stamp = Stopwatch.GetTimestamp();
