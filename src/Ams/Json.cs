@@ -1,4 +1,8 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using System.Text.Unicode;
 using Ams.Infrastructure;
 
 namespace Ams;
@@ -38,4 +42,41 @@ public sealed class UtcOffsetTimestampConverter : JsonConverter<DateTimeOffset>
 
     public override void Write(System.Text.Json.Utf8JsonWriter writer, DateTimeOffset value, System.Text.Json.JsonSerializerOptions options) =>
         new UtcTimestampConverter().Write(writer, value.UtcDateTime, options);
+}
+
+/// <summary>
+/// JSON text as people wrote it: every script and emoji go out as UTF-8, so a Cyrillic message or
+/// a 👍 reaction reads as itself in curl rather than as <c>\u041F…</c> or <c>\uD83D\uDC4D</c>.
+/// The built-in encoders escape everything outside the Basic Multilingual Plane, emoji included:
+/// this one lets a valid surrogate pair through and leaves the rest to
+/// <c>JavaScriptEncoder.Create(UnicodeRanges.All)</c>, which still escapes the HTML-sensitive
+/// characters (<c>&lt; &gt; &amp; ' "</c>), controls, U+2028/2029 and lone surrogates.
+/// </summary>
+public sealed class ReadableJsonEncoder : JavaScriptEncoder
+{
+    public static readonly ReadableJsonEncoder Instance = new();
+
+    static readonly JavaScriptEncoder Bmp = Create(UnicodeRanges.All);
+
+    ReadableJsonEncoder() { }
+
+    /// <summary><paramref name="info"/> (a source-generated context's) writing through this encoder.</summary>
+    public static JsonTypeInfo<T> Of<T>(JsonTypeInfo<T> info) =>
+        (JsonTypeInfo<T>)new JsonSerializerOptions(info.Options) { Encoder = Instance }.GetTypeInfo(typeof(T));
+
+    public override int MaxOutputCharactersPerInputCharacter => Bmp.MaxOutputCharactersPerInputCharacter;
+
+    public override bool WillEncode(int unicodeScalar) => unicodeScalar > 0xFFFF ? !Passes(unicodeScalar) : Bmp.WillEncode(unicodeScalar);
+
+    // Noncharacters (U+1FFFE, U+1FFFF, …) stay escaped, as the BMP's own are.
+    static bool Passes(int supplementary) => (supplementary & 0xFFFE) != 0xFFFE;
+
+    // The built-in scan finds the first character it would escape; from there the writer asks
+    // WillEncode character by character, which lets the emoji through.
+    public override unsafe int FindFirstCharacterToEncode(char* text, int textLength) => Bmp.FindFirstCharacterToEncode(text, textLength);
+
+    public override int FindFirstCharacterToEncodeUtf8(ReadOnlySpan<byte> utf8Text) => Bmp.FindFirstCharacterToEncodeUtf8(utf8Text);
+
+    public override unsafe bool TryEncodeUnicodeScalar(int unicodeScalar, char* buffer, int bufferLength, out int numberOfCharactersWritten) =>
+        Bmp.TryEncodeUnicodeScalar(unicodeScalar, buffer, bufferLength, out numberOfCharactersWritten);
 }

@@ -80,6 +80,7 @@ static WebApplication Build(string[] args, bool admin)
         foreach (var (i, context) in Slices.JsonContexts.Index()) o.SerializerOptions.TypeInfoResolverChain.Insert(i, context);
         o.SerializerOptions.Converters.Add(new UtcTimestampConverter());
         o.SerializerOptions.Converters.Add(new UtcOffsetTimestampConverter());
+        o.SerializerOptions.Encoder = ReadableJsonEncoder.Instance;
     });
     builder.AddProblemResponses();
     builder.Services.AddDatabase(config);

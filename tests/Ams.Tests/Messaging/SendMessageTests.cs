@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Nodes;
 using Ams.Tests.Support;
 
 namespace Ams.Tests.Messaging;
@@ -34,6 +35,32 @@ public sealed class SendMessageTests(Services services) : IClassFixture<Services
 
         Chat.SameJson(message, Assert.Single(await app.HistoryAsync(bob, direct.Id())), "bob's history");
         Chat.SameJson(message, Assert.Single(await app.HistoryAsync(alice, direct.Id())), "alice's history");
+    }
+
+    [Fact]
+    public async Task Every_script_and_emoji_come_back_as_written_in_responses_and_on_the_event_stream_and_html_characters_stay_escaped()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ua");
+        var bob = await app.MemberAsync("ub");
+        var direct = await app.DirectAsync(alice, bob);
+        await using var stream = await SseClient.OpenAsync(app, bob.Token);
+        const string Text = "Привет 👍🏽 中文 é";
+        const string Body = Text + " <b>&'";
+        // What the built-in encoders write for <b>&' (and still should: defence in depth).
+        const string HtmlEscaped = @"\u003Cb\u003E\u0026\u0027";
+
+        var sent = await (await app.PostAsync("/api/messages", new { conversationId = direct.Id(), body = Body }, alice.Token, 201)).ReadAsTextAsync();
+        var page = await (await app.GetAsync($"/api/conversations/{direct.Id()}/messages", bob.Token, 200)).ReadAsTextAsync();
+        SseEvent? live;
+        do live = await stream.NextAsync(); while (live is { Event: not "message" });
+
+        foreach (var (what, json) in new[] { ("the 201", sent), ("history", page), ("the event stream", live!.Data) })
+        {
+            Assert.True(json.Contains(Text + " " + HtmlEscaped, StringComparison.Ordinal), $"{what}: {json}");
+            Assert.DoesNotContain("<b>", json, StringComparison.Ordinal);
+        }
+        Assert.Equal(Body, JsonNode.Parse(live.Data)!["body"].Str());
     }
 
     [Fact]

@@ -23,4 +23,35 @@ public sealed class JsonFormatTests(Services services) : IClassFixture<Services>
         Assert.Equal("""{"twoFactorRequired":true,"challenge":"c","expiresAt":"2026-11-25T18:00:00.123Z","deviceToken":"amd_d"}""", json);
         Assert.All(Slices.JsonContexts, c => Assert.Contains(c, options.TypeInfoResolverChain));
     }
+
+    // Each input with what the encoder must write for it, through both of its searches: the UTF-16
+    // one (string encoding) and the UTF-8 one (Utf8JsonWriter, which the serializer uses).
+    public static TheoryData<string, string> Texts => new()
+    {
+        { "Привет 中文 é", "Привет 中文 é" },
+        { "👍🏽 🇩🇪 x", "👍🏽 🇩🇪 x" },
+        { "a<b>&'\"c", @"a\u003Cb\u003E\u0026\u0027\u0022c" },
+        { "line\u2028sep\u0007", @"line\u2028sep\u0007" },
+        { "👍<", @"👍\u003C" },
+        { "non\U0001FFFEchar", @"non\uD83F\uDFFEchar" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Texts))]
+    public void The_readable_encoder_writes_every_script_and_emoji_as_is_and_escapes_what_html_and_javascript_need_escaped(string text, string expected)
+    {
+        Assert.Equal(expected, ReadableJsonEncoder.Instance.Encode(text));
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = ReadableJsonEncoder.Instance }))
+            writer.WriteStringValue(System.Text.Encoding.UTF8.GetBytes(text));
+        Assert.Equal($"\"{expected}\"", System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
+    }
+
+    [Fact]
+    public void A_lone_surrogate_is_never_written_raw()
+    {
+        var written = ReadableJsonEncoder.Instance.Encode("x\uD83Dy");
+        // Replaced by U+FFFD (raw or escaped), as the built-in encoders do: invalid UTF-16 never goes out.
+        Assert.Matches(@"^x(\uFFFD|\\uFFFD)y$", written);
+    }
 }

@@ -28,10 +28,13 @@ public interface IEventKind
 /// <summary>An event kind whose payload is <typeparamref name="T"/>, serialized by its slice's JSON context.</summary>
 public abstract class EventKind<T>(string name, JsonTypeInfo<T> json) : IEventKind where T : class
 {
+    // What the JSON event stream sends as data: written as the API's responses are.
+    readonly JsonTypeInfo<T> payloadJson = ReadableJsonEncoder.Of(json);
+
     public string Name => name;
 
     public LiveEvent Live(long[] userIds, long[] seqs, T payload) =>
-        new(name, userIds, seqs, JsonSerializer.Serialize(payload, json)) { Parsed = payload };
+        new(name, userIds, seqs, JsonSerializer.Serialize(payload, payloadJson)) { Parsed = payload };
 
     /// <summary>
     /// An event that is never stored: no number (every seq 0), so streams write it without an
@@ -40,7 +43,7 @@ public abstract class EventKind<T>(string name, JsonTypeInfo<T> json) : IEventKi
     public LiveEvent Ephemeral(long[] userIds, T payload) => Live(userIds, new long[userIds.Length], payload);
 
     public string Html(LiveEvent live, string viewerUsername) =>
-        Html((T)(live.Parsed ??= JsonSerializer.Deserialize(live.Payload, json)!), viewerUsername);
+        Html((T)(live.Parsed ??= JsonSerializer.Deserialize(live.Payload, payloadJson)!), viewerUsername);
 
     public async Task<LiveEvent?[]> ReplayAsync(MySqlConnection connection, long userId, IReadOnlyList<StoredEvent> events)
     {
