@@ -79,11 +79,12 @@ public sealed class RedisCluster : IAsyncDisposable
     /// Cuts every replica off its master: the replica is paused and the master closes the
     /// replication link, so what the masters are written from now on reaches no replica (a paused
     /// replica with its link open would still find it in its socket buffer when resumed).
-    /// Returns the replicas' ports, for <see cref="Resume"/>.
+    /// Returns the replicas' ports, for <see cref="Resume"/>. With <paramref name="ofMaster"/>, only
+    /// that master's replicas: one shard as just after a failover, the others as they were.
     /// </summary>
-    public async Task<List<int>> CutOffReplicasAsync()
+    public async Task<List<int>> CutOffReplicasAsync(int? ofMaster = null)
     {
-        var pairs = await ReplicasAsync();
+        var pairs = (await ReplicasAsync()).Where(pair => ofMaster is null || pair.Master == ofMaster).ToList();
         foreach (var (replica, master) in pairs)
         {
             Pause(replica);

@@ -65,6 +65,10 @@ public sealed class ReplicatedWrites : IDisposable
     readonly ILogger<ReplicatedWrites> logger;
     readonly ConnectionMultiplexer? own;
     long reloadedAt;
+    // Masters whose replicas last came short of a WAIT, with when (Environment.TickCount64): a
+    // master just promoted in a failover has none until its old master returns as one.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<System.Net.EndPoint, long> shortOfReplicas = new();
+    static readonly long ShortOfReplicasFor = 5_000;
 
     public ReplicatedWrites(IConnectionMultiplexer shared, ConfigurationOptions options, ReplicationOptions replication, ILogger<ReplicatedWrites> logger)
     {
@@ -111,6 +115,9 @@ public sealed class ReplicatedWrites : IDisposable
             var servers = keys.Select(key => own.GetServer(key, flags: CommandFlags.DemandMaster)).DistinctBy(server => server.EndPoint).ToArray();
             var answers = await Task.WhenAll(servers.Select(server => server.ExecuteAsync("WAIT", replication.Replicas, ms)))
                 .WaitAsync(replication.ReplicaWait + RedisCircuit.Budget);
+            for (var i = 0; i < servers.Length; i++)
+                if ((long)answers[i] >= replication.Replicas) shortOfReplicas.TryRemove(servers[i].EndPoint, out _);
+                else shortOfReplicas[servers[i].EndPoint] = Environment.TickCount64;
             if (answers.All(held => (long)held >= replication.Replicas)) return true;
             logger.LogWarning("Fewer than {Replicas} replicas confirmed a session write within {Wait} ms", replication.Replicas, ms);
         }
@@ -120,6 +127,25 @@ public sealed class ReplicatedWrites : IDisposable
         }
         Reload();
         return false;
+    }
+
+    /// <summary>
+    /// False when a master holding one of <paramref name="keys"/> came short of replicas in the
+    /// last 5 s: a write that may go to other keys (a new session's) goes elsewhere rather than
+    /// wait for a WAIT that will fail again.
+    /// </summary>
+    public bool MayConfirm(params RedisKey[] keys)
+    {
+        if (own is null || shortOfReplicas.IsEmpty) return true;
+        try
+        {
+            return keys.All(key => !(shortOfReplicas.TryGetValue(own.GetServer(key, flags: CommandFlags.DemandMaster).EndPoint, out var at)
+                && Environment.TickCount64 - at < ShortOfReplicasFor));
+        }
+        catch (RedisException)
+        {
+            return true;   // no master known for a slot: the write finds out
+        }
     }
 
     // A master that died or hung moves its slots to a replica: this multiplexer learns of it by

@@ -423,17 +423,26 @@ public sealed class SessionStore : IAsyncDisposable
     public async Task<(string Token, Session Session)> CreateAsync(long userId, HttpContext? http = null)
     {
         // A session no replica holds (Redis__Replicas) is not handed out: a failover of its master
-        // would lose it. Another token lands on another master, most likely one whose replica is
-        // there, so a shard missing its replica (just failed over) does not stop sign-ins.
+        // would lose it, and so would its entry in the user's index, which "sign out everywhere"
+        // reads. The session's id picks both keys (IndexKey), so another token lands on other
+        // masters: tokens are drawn until neither key's master came short of replicas lately, and a
+        // shard missing its replica (just failed over) stops nobody's sign-in.
         for (var attempt = 1; ; attempt++)
         {
-            var token = TokenPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
-            var session = new Session(IdOf(token), userId, time.GetUtcNow() + options.AbsoluteLifetime);
-            if (await writes.WriteAsync(db => WriteSessionAsync(db, session, http), SessionKey(session.Id), UserKey(userId))) return (token, session);
+            var (token, session) = NewSession(userId);
+            for (var draw = 1; draw < 64 && !writes.MayConfirm(SessionKey(session.Id), IndexKey(userId, session.Id)); draw++)
+                (token, session) = NewSession(userId);
+            if (await writes.WriteAsync(db => WriteSessionAsync(db, session, http), SessionKey(session.Id), IndexKey(userId, session.Id))) return (token, session);
             _ = DeleteUnconfirmedAsync(session.Id, userId);
             if (attempt == 4)
                 throw NotReplicated("a new session");
         }
+    }
+
+    (string Token, Session Session) NewSession(long userId)
+    {
+        var token = TokenPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
+        return (token, new Session(IdOf(token), userId, time.GetUtcNow() + options.AbsoluteLifetime));
     }
 
     static RedisConnectionException NotReplicated(string what) =>
@@ -443,7 +452,7 @@ public sealed class SessionStore : IAsyncDisposable
     {
         try
         {
-            await Task.WhenAll(writes.Database.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]), writes.Database.SetRemoveAsync(UserKey(userId), sessionId));
+            await Task.WhenAll(writes.Database.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]), writes.Database.SetRemoveAsync(IndexKey(userId, sessionId), sessionId));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -467,8 +476,8 @@ public sealed class SessionStore : IAsyncDisposable
             new HashEntry("a", http is null ? "" : ClientAddress.Of(http)),
         ]);
         var metaTtl = batch.KeyExpireAsync(MetaKey(id), ttl);
-        var index = batch.SetAddAsync(UserKey(userId), id);
-        var indexTtl = batch.KeyExpireAsync(UserKey(userId), options.AbsoluteLifetime);
+        var index = batch.SetAddAsync(IndexKey(userId, id), id);
+        var indexTtl = batch.KeyExpireAsync(IndexKey(userId, id), options.AbsoluteLifetime);
         batch.Execute();
         await Task.WhenAll(set, meta, metaTtl, index, indexTtl);
     }
@@ -583,7 +592,8 @@ public sealed class SessionStore : IAsyncDisposable
     public async Task<bool> RevokeByIdAsync(long userId, string sessionId)
     {
         if (!IsSessionId(sessionId)) return false;
-        if (!await Db.SetContainsAsync(UserKey(userId), sessionId) || !await Db.KeyExistsAsync(SessionKey(sessionId))) return false;
+        var indexed = await Task.WhenAll(Db.SetContainsAsync(IndexKey(userId, sessionId), sessionId), Db.SetContainsAsync(OldIndexKey(userId), sessionId));
+        if (!indexed.Any(found => found) || !await Db.KeyExistsAsync(SessionKey(sessionId))) return false;
         await RevokeAsync(new Session(sessionId, userId, DateTimeOffset.MinValue));
         return true;
     }
@@ -591,14 +601,18 @@ public sealed class SessionStore : IAsyncDisposable
     /// <summary>Whether this call took the revocation off the pending ones.</summary>
     async Task<bool> RevokeInRedisAsync(string sessionId, long userId)
     {
+        // Only the deletion must outlive a failover: an index entry that comes back names a session
+        // that is gone, which every reader of the index skips. So a master of the user's index
+        // without its replica does not hold up the sign-out.
         var replicated = await writes.WriteAsync(db =>
         {
             var batch = db.CreateBatch();
             var del = batch.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]);
-            var unindex = userId > 0 ? batch.SetRemoveAsync(UserKey(userId), sessionId) : Task.FromResult(true);
+            var unindex = userId > 0 ? batch.SetRemoveAsync(IndexKey(userId, sessionId), sessionId) : Task.FromResult(true);
+            var unindexOld = userId > 0 ? batch.SetRemoveAsync(OldIndexKey(userId), sessionId) : Task.FromResult(true);
             batch.Execute();
-            return Task.WhenAll(del, unindex);
-        }, userId > 0 ? [SessionKey(sessionId), UserKey(userId)] : [SessionKey(sessionId)]);
+            return Task.WhenAll(del, unindex, unindexOld);
+        }, SessionKey(sessionId));
         await AnnounceAndWaitAsync(sessionId);
         // Deleted on the master, so refused everywhere now; but until a replica holds the deletion
         // a failover could bring the session back, so this node keeps writing it until one does.
@@ -696,12 +710,12 @@ public sealed class SessionStore : IAsyncDisposable
     /// <summary>The user's live sessions, newest first.</summary>
     public async Task<List<SessionInfo>> ListAsync(long userId)
     {
-        var ids = (await Db.SetMembersAsync(UserKey(userId))).Select(v => (string)v!).ToArray();
+        var ids = (await IndexedIdsAsync(userId)).ToArray();
         var batch = Db.CreateBatch();
         var reads = ids.Select(id => (Id: id, Exists: batch.KeyExistsAsync(SessionKey(id)), Meta: batch.HashGetAllAsync(MetaKey(id)))).ToArray();
         batch.Execute();
         var list = new List<SessionInfo>();
-        var gone = new List<RedisValue>();
+        var gone = new List<string>();
         foreach (var read in reads)
         {
             if (!await read.Exists)
@@ -714,7 +728,14 @@ public sealed class SessionStore : IAsyncDisposable
             list.Add(new SessionInfo(read.Id, At("c"), At("s"),
                 meta.TryGetValue("u", out var u) ? (string)u! : "", meta.TryGetValue("a", out var a) ? (string)a! : ""));
         }
-        if (gone.Count > 0) await Db.SetRemoveAsync(UserKey(userId), gone.ToArray());
+        if (gone.Count > 0)
+        {
+            var cleanup = Db.CreateBatch();
+            var removals = gone.Select(id => (Task)cleanup.SetRemoveAsync(IndexKey(userId, id), id))
+                .Append(cleanup.SetRemoveAsync(OldIndexKey(userId), [.. gone.Select(id => (RedisValue)id)])).ToArray();
+            cleanup.Execute();
+            await Task.WhenAll(removals);
+        }
         return list.OrderByDescending(s => s.CreatedAt).ThenBy(s => s.Id, StringComparer.Ordinal).ToList();
     }
 
@@ -761,9 +782,9 @@ public sealed class SessionStore : IAsyncDisposable
     public async Task RevokeAllAsync(long userId, string? exceptSessionId = null, bool includeTokens = false)
     {
         if (includeTokens) await tokens.RevokeAllAsync(userId);
-        var ids = await Db.SetMembersAsync(UserKey(userId));
+        var ids = await IndexedIdsAsync(userId);
         // One revocation per session: a Redis Cluster refuses a DEL whose keys live in different slots.
-        await Task.WhenAll(ids.Select(v => (string)v!).Where(id => id != exceptSessionId)
+        await Task.WhenAll(ids.Where(id => id != exceptSessionId)
             .Select(id => RevokeAsync(new Session(id, userId, DateTimeOffset.MinValue))));
     }
 
@@ -775,5 +796,20 @@ public sealed class SessionStore : IAsyncDisposable
     // The session key's whole name as the hash tag puts the metadata in the session's Redis
     // Cluster slot (FindAndSlide touches both), while session keys keep the name they always had.
     static string MetaKey(string id) => $"{Redis.KeyPrefix}session-meta:{{{SessionKey(id)}}}";
-    static string UserKey(long userId) => $"{Redis.KeyPrefix}user-sessions:{userId}";
+    // A user's sessions are indexed in 16 sets, each session in the one its id's first hex digit
+    // names: on a Redis Cluster they spread over the masters (see CreateAsync).
+    static string IndexKey(long userId, string sessionId) => IndexKey(userId, sessionId[0]);
+    static string IndexKey(long userId, char digit) => $"{Redis.KeyPrefix}user-sessions:{userId}:{digit}";
+    // The one set of releases up to 0.15; read until its sessions expire (Sessions__AbsoluteLifetime after the upgrade).
+    static string OldIndexKey(long userId) => $"{Redis.KeyPrefix}user-sessions:{userId}";
+
+    /// <summary>The ids in the user's index (sessions that may have ended since; check their keys).</summary>
+    async Task<HashSet<string>> IndexedIdsAsync(long userId)
+    {
+        var batch = Db.CreateBatch();
+        var reads = "0123456789abcdef".Select(digit => batch.SetMembersAsync(IndexKey(userId, digit)))
+            .Append(batch.SetMembersAsync(OldIndexKey(userId))).ToArray();
+        batch.Execute();
+        return (await Task.WhenAll(reads)).SelectMany(members => members).Select(v => (string)v!).ToHashSet(StringComparer.Ordinal);
+    }
 }

@@ -49,6 +49,15 @@ public sealed class SessionStoreTests : IAsyncLifetime
 
     // Spelled out here so a renamed key fails these tests: the session key is the Redis Cluster hash tag.
     static string MetaKey(string id) => $"ams:session-meta:{{ams:session:{id}}}";
+    // The user's index: sixteen sets, by the session id's first hex digit.
+    static string IndexKey(long user, string id) => $"ams:user-sessions:{user}:{id[0]}";
+
+    async Task<string[]> IndexedAsync(long user)
+    {
+        var ids = new List<string>();
+        foreach (var digit in "0123456789abcdef") ids.AddRange((await Db.SetMembersAsync($"ams:user-sessions:{user}:{digit}")).Select(v => (string)v!));
+        return [.. ids.Order(StringComparer.Ordinal)];
+    }
 
     static async Task<Exception?> OutageAsync(Func<Task> call)
     {
@@ -402,6 +411,30 @@ public sealed class SessionStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Sessions_an_earlier_release_indexed_in_one_set_per_user_are_listed_and_revoked_by_id_and_all_together()
+    {
+        var store = Store();
+        var sessions = new List<Session>();
+        for (var i = 0; i < 3; i++) sessions.Add((await store.CreateAsync(21)).Session);
+        var (_, current) = await store.CreateAsync(21);
+        foreach (var session in sessions)
+        {
+            // Where releases up to 0.15 indexed them.
+            await Db.SetRemoveAsync(IndexKey(21, session.Id), session.Id);
+            await Db.SetAddAsync("ams:user-sessions:21", session.Id);
+        }
+        Assert.Equal([current.Id], await IndexedAsync(21));
+
+        Assert.Equal(sessions.Append(current).Select(s => s.Id).Order(StringComparer.Ordinal), (await store.ListAsync(21)).Select(s => s.Id).Order(StringComparer.Ordinal));
+        Assert.True(await store.RevokeByIdAsync(21, sessions[0].Id));
+        Assert.False(await Db.SetContainsAsync("ams:user-sessions:21", sessions[0].Id));
+        await store.RevokeAllAsync(21, exceptSessionId: current.Id);
+        foreach (var session in sessions) Assert.False(await Db.KeyExistsAsync(SessionKey(session.Id)));
+        Assert.True(await Db.KeyExistsAsync(SessionKey(current.Id)));
+        Assert.Equal([current.Id], (await store.ListAsync(21)).Select(s => s.Id));
+    }
+
+    [Fact]
     public async Task The_list_is_newest_first_and_sessions_made_in_the_same_millisecond_keep_one_order()
     {
         var store = Store();
@@ -413,7 +446,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         // A session gone from Redis leaves the list and the user's index.
         await Db.KeyDeleteAsync($"{Ams.Infrastructure.Redis.KeyPrefix}session:{older}");
         Assert.Equal(2, (await store.ListAsync(5)).Count);
-        Assert.Equal(2, await Db.SetLengthAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:5"));
+        Assert.Equal(twins.Order(StringComparer.Ordinal), await IndexedAsync(5));
     }
 
     [Theory]
@@ -428,7 +461,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
             var ttl = await Db.KeyTimeToLiveAsync(key);
             Assert.InRange(ttl!.Value, TimeSpan.FromHours(expectedHours) - TimeSpan.FromMinutes(1), TimeSpan.FromHours(expectedHours));
         }
-        var index = await Db.KeyTimeToLiveAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:9");
+        var index = await Db.KeyTimeToLiveAsync(IndexKey(9, id));
         Assert.InRange(index!.Value, TimeSpan.FromHours(lifetimeHours) - TimeSpan.FromMinutes(1), TimeSpan.FromHours(lifetimeHours));
     }
 
@@ -510,7 +543,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         while (store.PendingRevocations > 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
         Assert.Equal(0, store.PendingRevocations);
         Assert.False(await Db.KeyExistsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}session:{session.Id}"));
-        Assert.False(await Db.SetContainsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:13", session.Id));
+        Assert.DoesNotContain(session.Id, await IndexedAsync(13));
         Assert.Null(await store.FindAsync(token));
         Assert.NotNull(await store.FindAsync(other));
         Assert.Single(await store.ListAsync(13));
@@ -577,7 +610,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
         while ((store.PendingRevocations > 0 || announced.IsEmpty) && DateTime.UtcNow < deadline) await Task.Delay(50);
         Assert.Equal(0, store.PendingRevocations);
         Assert.False(await Db.KeyExistsAsync(SessionKey(session.Id)));
-        Assert.False(await Db.SetContainsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:17", session.Id));
+        Assert.DoesNotContain(session.Id, await IndexedAsync(17));
         Assert.False(await Db.KeyExistsAsync(SessionKey(third.Id)));
         Assert.Equal(new[] { session.Id, third.Id }.Order(), announced.Order());
         Assert.NotNull(await store.FindAsync(other));
@@ -624,12 +657,12 @@ public sealed class SessionStoreTests : IAsyncLifetime
         Assert.True(await store.RevokeByIdAsync(15, byIdSession.Id));
         Assert.False(await store.RevokeByIdAsync(15, byIdSession.Id));
         await store.RevokeAsync(bySelfSession);
-        Assert.False(await Db.SetContainsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:15", bySelfSession.Id));
+        Assert.DoesNotContain(bySelfSession.Id, await IndexedAsync(15));
         await store.RevokeTokenAsync(bySelf);   // a cookie whose session is already gone: nothing to do
         Assert.Equal(0, store.PendingRevocations);
         await store.RevokeAllAsync(15, exceptSessionId: keptSession.Id);
         Assert.Equal(0, store.PendingRevocations);
-        Assert.Equal([keptSession.Id], (await Db.SetMembersAsync($"{Ams.Infrastructure.Redis.KeyPrefix}user-sessions:15")).Select(v => (string)v!));
+        Assert.Equal([keptSession.Id], await IndexedAsync(15));
         foreach (var gone in new[] { byIdSession.Id, bySelfSession.Id })
             Assert.False(await Db.KeyExistsAsync(MetaKey(gone)));
         await StopRedisAsync();

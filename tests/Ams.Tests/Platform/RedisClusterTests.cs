@@ -169,6 +169,38 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
     }
 
     [Fact]
+    public async Task A_master_without_its_replica_stops_nobodys_sign_in_and_sign_out_everywhere_still_ends_every_session()
+    {
+        await using var app = await ReplicatedAppAsync();
+        var names = new List<string>();
+        for (var i = 0; i < 15; i++)
+        {
+            names.Add(Api.UniqueName("rm"));
+            await app.RegisterAsync(names[^1]);
+        }
+        var master = (await redis.Cluster.ReplicasAsync())[0].Master;
+        var replicas = await redis.Cluster.CutOffReplicasAsync(master);
+        try
+        {
+            // Each user's index is spread over the masters, and each sign-in's keys avoid the one
+            // whose replica is gone; before, every user indexed on that master got 503.
+            var tokens = new List<string>();
+            foreach (var name in names) tokens.Add(await app.LoginAsync(name));
+            foreach (var token in tokens) Assert.NotEqual(master, await redis.Cluster.MasterOfAsync(SessionKeyOf(token)));
+            var second = await app.LoginAsync(names[0]);
+            await app.Scenario(s => { s.Post.Json(new { }).ToUrl("/api/sessions/revoke-others"); s.WithBearerToken(second); s.StatusCodeShouldBe(204); });
+            await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(tokens[0]); s.StatusCodeShouldBe(401); });
+            await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(second); s.StatusCodeShouldBe(200); });
+        }
+        finally
+        {
+            foreach (var replica in replicas) redis.Cluster.Resume(replica);
+            await redis.Cluster.WaitUntilHealthyAsync(6);
+            await redis.Cluster.WaitUntilReplicasSyncedAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_sign_out_made_while_no_replica_could_take_it_stays_in_effect_when_a_replica_that_still_holds_the_session_takes_over()
     {
         await using var node1 = await ReplicatedAppAsync();
