@@ -2,6 +2,8 @@ using System.Diagnostics;
 using Ams.Infrastructure;
 using Ams.Testing;
 using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Ams.Tests.Messaging;
 
@@ -17,7 +19,8 @@ public sealed class PausedRedisTests(Services services) : IClassFixture<Services
     {
         await using var redis = await RedisServer.StartAsync();
         // The production timeouts (5 s per call): the bound must come from AMS, not from the test's settings.
-        await using var node1 = await services.StartAppAsync(redis: redis.ConnectionString);
+        var logs = new CapturedLogs();
+        await using var node1 = await services.StartAppAsync(redis: redis.ConnectionString, services: s => s.AddSingleton<ILoggerProvider>(logs));
         await using var node2 = await services.StartAppAsync(redis: redis.ConnectionString);
         var alice = await node1.MemberAsync("pra");
         var bob = await node1.MemberAsync("prb");
@@ -55,6 +58,9 @@ public sealed class PausedRedisTests(Services services) : IClassFixture<Services
             if (next.Event == "message") received.Add(JsonNode.Parse(next.Data)!.Id());
         }
         Assert.Equal(sent, received);
+        // The log says so once when they start to wait and once when they are out, not once per send.
+        Assert.Single(logs.Lines, line => line.Contains("event not published", StringComparison.Ordinal));
+        await Eventually.TrueAsync(() => logs.Lines.Any(line => line.Contains("Published 6 live events that waited for Redis", StringComparison.Ordinal)));
         // The late and the republished copies of an event are the same event: none is written twice.
         try
         {

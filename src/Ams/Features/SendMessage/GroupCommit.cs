@@ -124,7 +124,9 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 // conflicts: written one by one they would only conflict more.)
                 if (refused && !conflict && batch.Count > 1)
                 {
-                    logger.LogWarning("Send batch of {Count} refused ({Message}); writing its sends one by one", batch.Count, e.Message);
+                    // The error's name, not its message: a duplicate key's message quotes the value (an Idempotency-Key).
+                    logger.LogWarning("Send batch of {Count} refused ({Error}); writing its sends one by one", batch.Count,
+                        e is MySqlException refusal ? refusal.ErrorCode.ToString() : e.GetType().Name);
                     foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection);
                     return connection;
                 }

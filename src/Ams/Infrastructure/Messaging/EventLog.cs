@@ -184,13 +184,17 @@ public sealed class EventLog
             // A typing notice (no event number) is worth nothing seconds late, and a stream could
             // not tell a late copy from a new one.
             if (live.Seqs.All(seq => seq == 0)) return;
+            // One line when events start to wait and one when they are out (RepublishRoundAsync),
+            // not one per send: an outage under load would write thousands.
             if (unpublished.Count >= MaxUnpublished)
             {
-                logger.LogWarning("Live {Kind} event not published ({Message}), and {Max} wait already: streams replay it from the database at their next catch-up or gap", live.Kind, e.Message, MaxUnpublished);
+                if (Interlocked.Exchange(ref overflowLogged, 1) == 0)
+                    logger.LogWarning("Live events not published ({Message}), and {Max} wait already: until they are out, streams replay the next ones from the database at their next catch-up or gap", e.Message, MaxUnpublished);
                 return;
             }
             unpublished.Enqueue(live);
-            logger.LogWarning("Live {Kind} event not published ({Message}); it goes out when Redis takes it, and streams replay it from the database", live.Kind, e.Message);
+            if (Interlocked.Exchange(ref waitingLogged, 1) == 0)
+                logger.LogWarning("Live {Kind} event not published ({Message}); it and the next ones go out when Redis takes them, and streams replay them from the database", live.Kind, e.Message);
             _ = Task.Run(RepublishAsync);
         }
     }
@@ -200,6 +204,8 @@ public sealed class EventLog
     const int MaxUnpublished = 10_000;
     readonly ConcurrentQueue<LiveEvent> unpublished = new();
     int republishing;
+    int waitingLogged, overflowLogged;
+    long republished;
 
     // Tried again on this beat until all are out, not only when the circuit closes: a Redis Cluster
     // master that died refuses at once (no timeout trips the circuit), and its slots answer again
@@ -259,7 +265,14 @@ public sealed class EventLog
             }
             unpublished.Enqueue(live);
         }
-        if (sent > 0) logger.LogInformation("Published {Count} live events that waited for Redis", sent);
+        republished += sent;
+        if (unpublished.IsEmpty && republished > 0)
+        {
+            logger.LogInformation("Published {Count} live events that waited for Redis", republished);
+            republished = 0;
+            Interlocked.Exchange(ref overflowLogged, 0);
+            Interlocked.Exchange(ref waitingLogged, 0);
+        }
         return unpublished.Count;
     }
 }
