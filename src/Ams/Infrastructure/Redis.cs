@@ -23,6 +23,12 @@ public static class Redis
         // While disconnected, fail at once rather than queue: every caller has a fallback (the
         // session cache, the event table's replay, an open send throttle) or answers 503.
         options.BacklogPolicy = BacklogPolicy.FailFast;
+        // Reconnect within about half a second of Redis's return. The client's own policy waits at
+        // least ConnectTimeout / 2 (2.5 s) between attempts, growing to 10 s in a long outage, and
+        // tries only on its heartbeat (1 s): a restarted Redis went unused for 2.5–3 s, while the
+        // other nodes already issued sessions this one could not check.
+        options.HeartbeatInterval = TimeSpan.FromMilliseconds(500);
+        options.ReconnectRetryPolicy = new ExponentialRetry(250, 500);
         if (!string.IsNullOrEmpty(options.ServiceName))
         {
             // Under Sentinel the client follows a failover with blocking calls on pool threads (to

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Ams.Testing;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
@@ -42,6 +43,33 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
 
         await redis.StartAgainAsync();
         await Eventually.TrueAsync(async () => (await app.Scenario(s => { s.Get.Url("/healthz"); s.IgnoreStatusCode(); })).Context.Response.StatusCode == 200, TimeSpan.FromSeconds(20));
+    }
+
+    [Fact]
+    public async Task A_node_signs_users_in_again_within_a_second_of_Redis_coming_back_empty_after_an_outage()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        // The production timeouts: the client's reconnect policy derives from them.
+        await using var app = await services.StartAppAsync(redis: redis.ConnectionString);
+        var name = Api.UniqueName("rc");
+        await app.RegisterAsync(name);
+        await redis.StopAsync();
+        await Eventually.TrueAsync(async () => (await app.Scenario(s => { s.Get.Url("/healthz"); s.IgnoreStatusCode(); })).Context.Response.StatusCode == 503, TimeSpan.FromSeconds(20));
+        // Long enough for the client to have tried and failed a few times (its backoff grows).
+        await Task.Delay(TimeSpan.FromSeconds(4));
+
+        await redis.StartAgainAsync();   // answers PING
+        var back = Stopwatch.StartNew();
+        while (true)
+        {
+            var login = await app.Scenario(s => { s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login"); s.IgnoreStatusCode(); });
+            if (login.Context.Response.StatusCode == 200) break;
+            Assert.Equal(503, login.Context.Response.StatusCode);
+            Assert.True(back.Elapsed < TimeSpan.FromSeconds(10), "no sign-in within 10 s of Redis's return");
+            await Task.Delay(50);
+        }
+        // Before: 2.5 s at least (the client waited ConnectTimeout / 2 between attempts), up to 10 s.
+        Assert.True(back.Elapsed < TimeSpan.FromSeconds(1.5), $"the first sign-in after Redis came back took {back.Elapsed.TotalSeconds:F2} s");
     }
 
     [Fact]
