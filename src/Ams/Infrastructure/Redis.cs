@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using StackExchange.Redis;
 
 namespace Ams.Infrastructure;
@@ -286,9 +287,12 @@ public sealed class RedisCircuit
     public Task PublishAsync(RedisChannel channel, RedisValue message) =>
         CallAsync(_ => redis.GetSubscriber().PublishAsync(channel, message));
 
+    long trippedAt;
+
     void Trip()
     {
         if (Interlocked.Exchange(ref open, 1) == 1) return;
+        trippedAt = Stopwatch.GetTimestamp();
         logger.LogWarning("Redis did not answer within {Budget} ms; calls fail fast until it answers a PING", Budget.TotalMilliseconds);
         _ = Task.Run(ProbeAsync);
         if (IsCluster) _ = Task.Run(() => FollowFailoverAsync(() => !IsOpen));
@@ -308,7 +312,7 @@ public sealed class RedisCircuit
                 continue;
             }
             Volatile.Write(ref open, 0);
-            logger.LogInformation("Redis answers again; calls go through");
+            logger.LogInformation("Redis answers again after {Seconds:F1} s; calls go through", Stopwatch.GetElapsedTime(trippedAt).TotalSeconds);
             Answering?.Invoke();
             return;
         }

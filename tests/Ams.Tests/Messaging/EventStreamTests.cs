@@ -318,6 +318,23 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task A_client_that_stops_reading_is_disconnected_when_its_queue_overflows_and_the_log_says_so()
+    {
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Events:QueueCapacity"] = "8" },
+            services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var (alice, bob) = (await app.MemberAsync("oa"), await app.MemberAsync("ob"));
+        var direct = await app.DirectAsync(alice, bob);
+        await using var stream = await SseClient.OpenAsync(app, bob.Token);
+        // Bob reads nothing: the connection's buffer (64 KiB in the test server) fills, then his queue.
+        var body = new string('x', 3900);
+        for (var i = 0; i < 40 && !logs.Lines.Any(l => l.Contains("events behind", StringComparison.Ordinal)); i++)
+            await app.SendAsync(alice, direct.Id(), body);
+        // Before, the abort that an overflow makes cancelled the stream before it could say why.
+        await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("fell 8 events behind and was closed", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task A_stream_waiting_its_turn_to_replay_keeps_its_queue_from_overflowing_and_loses_nothing()
     {
         // A queue of 8 events, and every replay slot of the node taken, as by a large catch-up.

@@ -61,6 +61,8 @@ public sealed class PausedRedisTests(Services services) : IClassFixture<Services
         // The log says so once when they start to wait and once when they are out, not once per send.
         Assert.Single(logs.Lines, line => line.Contains("event not published", StringComparison.Ordinal));
         await Eventually.TrueAsync(() => logs.Lines.Any(line => line.Contains("Published 6 live events that waited for Redis", StringComparison.Ordinal)));
+        // And how long Redis did not answer.
+        Assert.Contains(logs.Lines, line => System.Text.RegularExpressions.Regex.IsMatch(line, @"Redis answers again after \d+\.\d s"));
         // The late and the republished copies of an event are the same event: none is written twice.
         try
         {

@@ -169,16 +169,16 @@ public sealed class Stream : IDisposable
                     await response.Body.FlushAsync(ct);
                     if (revoked) break;
                 }
-                if (subscriber.Overflowed)
-                    logger.LogInformation("Event stream of user {UserId} fell {Capacity} events behind and was closed; it resumes with Last-Event-ID",
-                        user.Id, subscriber.Capacity);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                // The client went away.
+                // The client went away, or fell behind: an overflow aborts the request.
             }
             finally
             {
+                if (subscriber.Overflowed)
+                    logger.LogInformation("Event stream of user {UserId} fell {Capacity} events behind and was closed; it resumes with Last-Event-ID",
+                        user.Id, subscriber.Capacity);
                 subscriber.OnOverflow = null;   // the request is over: nothing may abort it (or the next on its connection) now
                 hub.Unregister(subscriber);
                 await presence.DisconnectedAsync(user.Id, user.Username);
