@@ -28,9 +28,10 @@ container-test:
 cluster-test: build publish
     dotnet test tests/Ams.Smoke -c Release --no-build --filter "Category=Cluster" --logger "console;verbosity=normal"
 
-# The clustered form on loopback, to try by hand until Ctrl-C: three Galera nodes, a Redis Cluster of six, three AMS nodes (AOT) behind HAProxy; needs galera-4, rsync, haproxy (README "Redis Cluster")
+# The clustered form on loopback, to try by hand until Ctrl-C (type `help` for kill/start commands): three Galera nodes, a Redis Cluster of six, three AMS nodes (AOT) behind HAProxy; needs galera-4, rsync, haproxy (README "Redis Cluster")
 cluster: build publish
-    dotnet run --project tests/Ams.Cluster -c Release --no-build
+    # The app itself rather than `dotnet run`, whose own stop would cut the app's cleanup short
+    dotnet tests/Ams.Cluster/bin/Release/net10.0/Ams.Cluster.dll
 
 # The benchmarks (tests/Ams.Bench): AOT and JIT footprint, floor, send throughput, delivery across two nodes (AMS and Prosody at 200, 500, 1,000/s, next to the delivery floor with and without bare HTTP), 10,000 SSE connections, 50,000 on a node of their own; writes docs/benchmarks.md. `just bench --cluster` adds floor, send and delivery on the loopback cluster (needs galera-4, rsync, haproxy)
 [positional-arguments]

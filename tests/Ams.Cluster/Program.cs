@@ -9,15 +9,71 @@ var stopped = new TaskCompletionSource();
 using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => { context.Cancel = true; stopped.TrySetResult(); });
 using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; stopped.TrySetResult(); });
 
+const string Commands = """
+    kill ams N | start ams N        an AMS node (1-3), SIGKILL / started again on its port
+    kill galera N | start galera N  a Galera node (1-3), SIGKILL / rejoined (it catches up by IST or SST)
+    kill redis PORT | start redis PORT   a Redis Cluster node; a killed master's replica takes over in ~1 s
+    log ams N                       the last 40 lines an AMS node wrote
+    """;
 Console.WriteLine($"""
 
     AMS through HAProxy:  {cluster.Proxy.BaseAddress}   (TLS with a self-signed certificate: curl -k, or accept it in the browser)
     AMS nodes:            {string.Join("  ", cluster.Nodes.Select(n => n.BaseAddress))}
     Galera (MariaDB):     {cluster.Galera.ConnectionString(cluster.Database)}
-    Redis Cluster:        {cluster.Redis.ConnectionString}
+    Redis Cluster:        {cluster.Redis.ConnectionString}   (redis-cli -p <port> CLUSTER NODES lists the masters)
 
-    Try a failover: redis-cli -p <port> SHUTDOWN NOSAVE on a master (redis-cli -p <port> CLUSTER NODES lists them).
-    Ctrl-C stops everything.
+    Try a failover by typing a command here (what a node needs to start again is kept for you):
+    {Commands}
+    Ctrl-C stops everything, including what was started again here.
     """);
+
+_ = Task.Run(async () =>
+{
+    // Without a terminal (started in the background) stdin ends at once: only the signals stop it then.
+    while (Console.In.ReadLine() is { } line)
+    {
+        try
+        {
+            Console.WriteLine(await RunAsync(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine($"failed: {e.Message}");
+        }
+    }
+});
 await stopped.Task;
 Console.WriteLine("Stopping…");
+
+async Task<string> RunAsync(string[] words)
+{
+    switch (words)
+    {
+        case [] or ["help"]:
+            return Commands;
+        case ["kill", "ams", var n] when Node(n) is { } i:
+            await cluster.Nodes[i].KillAsync();
+            return $"AMS node {i + 1} killed; HAProxy sends its requests to the others";
+        case ["start", "ams", var n] when Node(n) is { } i:
+            await cluster.Nodes[i].StartAgainAsync();
+            return $"AMS node {i + 1} serves again on {cluster.Nodes[i].BaseAddress}";
+        case ["log", "ams", var n] when Node(n) is { } i:
+            return string.Join('\n', cluster.Nodes[i].Log.Split('\n').TakeLast(40));
+        case ["kill", "galera", var n] when Node(n) is { } i:
+            await cluster.Galera.KillAsync(i);
+            return $"Galera node {i + 1} killed; the others go on as the primary component";
+        case ["start", "galera", var n] when Node(n) is { } i:
+            await cluster.Galera.RejoinAsync(i);
+            return $"Galera node {i + 1} rejoined and is synced";
+        case ["kill", "redis", var p] when int.TryParse(p, out var port) && cluster.Redis.Ports.Contains(port):
+            await cluster.Redis.KillAsync(port);
+            return $"Redis node {port} killed";
+        case ["start", "redis", var p] when int.TryParse(p, out var port) && cluster.Redis.Ports.Contains(port):
+            await cluster.Redis.StartAgainAsync(port);
+            return $"Redis node {port} rejoined (as a replica, if its slots moved on) and is synced";
+        default:
+            return $"unknown command; one of:\n{Commands}";
+    }
+}
+
+static int? Node(string n) => int.TryParse(n, out var i) && i is >= 1 and <= 3 ? i - 1 : null;
