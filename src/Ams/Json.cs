@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -50,7 +52,8 @@ public sealed class UtcOffsetTimestampConverter : JsonConverter<DateTimeOffset>
 /// The built-in encoders escape everything outside the Basic Multilingual Plane, emoji included:
 /// this one lets a valid surrogate pair through and leaves the rest to
 /// <c>JavaScriptEncoder.Create(UnicodeRanges.All)</c>, which still escapes the HTML-sensitive
-/// characters (<c>&lt; &gt; &amp; ' "</c>), controls, U+2028/2029 and lone surrogates.
+/// characters (<c>&lt; &gt; &amp; ' "</c>) and <c>+ `</c>, controls, U+2028/2029, non-ASCII spaces,
+/// unassigned and private-use code points, and lone surrogates.
 /// </summary>
 public sealed class ReadableJsonEncoder : JavaScriptEncoder
 {
@@ -68,8 +71,9 @@ public sealed class ReadableJsonEncoder : JavaScriptEncoder
 
     public override bool WillEncode(int unicodeScalar) => unicodeScalar > 0xFFFF ? !Passes(unicodeScalar) : Bmp.WillEncode(unicodeScalar);
 
-    // Noncharacters (U+1FFFE, U+1FFFF, …) stay escaped, as the BMP's own are.
-    static bool Passes(int supplementary) => (supplementary & 0xFFFE) != 0xFFFE;
+    // As the BMP's own: unassigned and private-use code points and noncharacters stay escaped.
+    static bool Passes(int supplementary) =>
+        Rune.GetUnicodeCategory(new Rune(supplementary)) is not (UnicodeCategory.OtherNotAssigned or UnicodeCategory.PrivateUse);
 
     // The built-in scan finds the first character it would escape; from there the writer asks
     // WillEncode character by character, which lets the emoji through.

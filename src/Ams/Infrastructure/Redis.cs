@@ -312,7 +312,7 @@ public sealed class RedisCircuit
                 continue;
             }
             Volatile.Write(ref open, 0);
-            logger.LogInformation("Redis answers again after {Seconds:F1} s; calls go through", Stopwatch.GetElapsedTime(trippedAt).TotalSeconds);
+            logger.LogInformation("Redis answers again; calls go through (they failed fast for {Seconds:F1} s)", Stopwatch.GetElapsedTime(trippedAt).TotalSeconds);
             Answering?.Invoke();
             return;
         }

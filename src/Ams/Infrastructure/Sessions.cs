@@ -432,7 +432,11 @@ public sealed class SessionStore : IAsyncDisposable
             var (token, session) = NewSession(userId);
             for (var draw = 1; draw < 64 && !writes.MayConfirm(SessionKey(session.Id), IndexKey(userId, session.Id)); draw++)
                 (token, session) = NewSession(userId);
-            if (await writes.WriteAsync(db => WriteSessionAsync(db, session, http), SessionKey(session.Id), IndexKey(userId, session.Id))) return (token, session);
+            if (await writes.WriteAsync(db => WriteSessionAsync(db, session, http), SessionKey(session.Id), IndexKey(userId, session.Id)))
+            {
+                _ = IndexInOldSetAsync(userId, session.Id);
+                return (token, session);
+            }
             _ = DeleteUnconfirmedAsync(session.Id, userId);
             if (attempt == 4)
                 throw NotReplicated("a new session");
@@ -476,10 +480,34 @@ public sealed class SessionStore : IAsyncDisposable
             new HashEntry("a", http is null ? "" : ClientAddress.Of(http)),
         ]);
         var metaTtl = batch.KeyExpireAsync(MetaKey(id), ttl);
-        var index = batch.SetAddAsync(IndexKey(userId, id), id);
-        var indexTtl = batch.KeyExpireAsync(IndexKey(userId, id), options.AbsoluteLifetime);
         batch.Execute();
-        await Task.WhenAll(set, meta, metaTtl, index, indexTtl);
+        await Task.WhenAll(set, meta, metaTtl);
+        // Indexed only once the session exists: on a Redis Cluster the two keys live on different
+        // masters, and a session list that found the index entry before the key would drop the
+        // entry as a session gone, leaving a live session that "revoke others" cannot find.
+        var indexing = db.CreateBatch();
+        var index = indexing.SetAddAsync(IndexKey(userId, id), id);
+        var indexTtl = indexing.KeyExpireAsync(IndexKey(userId, id), options.AbsoluteLifetime);
+        indexing.Execute();
+        await Task.WhenAll(index, indexTtl);
+    }
+
+    // Also in the one set releases up to 0.15 read, so that during a rolling upgrade (or after a
+    // rollback) their "revoke others" finds the sessions this release makes. Best effort: this
+    // release never depends on it.
+    async Task IndexInOldSetAsync(long userId, string sessionId)
+    {
+        try
+        {
+            var batch = Db.CreateBatch();
+            var add = batch.SetAddAsync(OldIndexKey(userId), sessionId);
+            var ttl = batch.KeyExpireAsync(OldIndexKey(userId), options.AbsoluteLifetime);
+            batch.Execute();
+            await Task.WhenAll(add, ttl);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+        }
     }
 
     /// <summary>The session of a session token or of a personal access token, or null.</summary>
@@ -488,7 +516,9 @@ public sealed class SessionStore : IAsyncDisposable
         if (AccessTokenStore.IsAccessToken(token)) return await tokens.FindAsync(token);
         if (!token.StartsWith(TokenPrefix, StringComparison.Ordinal) || token.Length > 64) return null;
         var id = IdOf(token);
-        if (pending.ContainsKey(id)) return null;
+        // A revocation this node made or heard is final (a session id never comes back): no need
+        // to ask Redis, which during a failover may not know yet, or not answer.
+        if (pending.ContainsKey(id) || revoked.ContainsKey(id)) return null;
         var now = time.GetUtcNow();
         var confirmed = time.GetTimestamp();
         if (recent.TryGetValue(id, out var known) && known.Confirmed >= Volatile.Read(ref listeningSince)
@@ -601,23 +631,28 @@ public sealed class SessionStore : IAsyncDisposable
     /// <summary>Whether this call took the revocation off the pending ones.</summary>
     async Task<bool> RevokeInRedisAsync(string sessionId, long userId)
     {
-        // Only the deletion must outlive a failover: an index entry that comes back names a session
-        // that is gone, which every reader of the index skips. So a master of the user's index
-        // without its replica does not hold up the sign-out.
-        var replicated = await writes.WriteAsync(db =>
-        {
-            var batch = db.CreateBatch();
-            var del = batch.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]);
-            var unindex = userId > 0 ? batch.SetRemoveAsync(IndexKey(userId, sessionId), sessionId) : Task.FromResult(true);
-            var unindexOld = userId > 0 ? batch.SetRemoveAsync(OldIndexKey(userId), sessionId) : Task.FromResult(true);
-            batch.Execute();
-            return Task.WhenAll(del, unindex, unindexOld);
-        }, SessionKey(sessionId));
+        // Only the deletion counts: an index entry left behind (or brought back by a failover) names
+        // a session that is gone, which every reader of the index skips. So a master of the user's
+        // index that is down, or has no replica, does not hold up the sign-out.
+        var replicated = await writes.WriteAsync(db => db.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]), SessionKey(sessionId));
+        if (userId > 0) _ = UnindexAsync(userId, sessionId);
         await AnnounceAndWaitAsync(sessionId);
         // Deleted on the master, so refused everywhere now; but until a replica holds the deletion
         // a failover could bring the session back, so this node keeps writing it until one does.
         if (!replicated) throw NotReplicated("the revocation");
         return pending.TryRemove(sessionId, out _);
+    }
+
+    async Task UnindexAsync(long userId, string sessionId)
+    {
+        try
+        {
+            await Task.WhenAll(Db.SetRemoveAsync(IndexKey(userId, sessionId), sessionId), Db.SetRemoveAsync(OldIndexKey(userId), sessionId));
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            // The next session list drops it.
+        }
     }
 
     // Revocations made while Redis was unreachable (session id → user id). This node refuses
@@ -800,16 +835,43 @@ public sealed class SessionStore : IAsyncDisposable
     // names: on a Redis Cluster they spread over the masters (see CreateAsync).
     static string IndexKey(long userId, string sessionId) => IndexKey(userId, sessionId[0]);
     static string IndexKey(long userId, char digit) => $"{Redis.KeyPrefix}user-sessions:{userId}:{digit}";
-    // The one set of releases up to 0.15; read until its sessions expire (Sessions__AbsoluteLifetime after the upgrade).
+    // The one set of releases up to 0.15. Still read, cleaned and written (best effort) so that
+    // nothing escapes "revoke others" while nodes of both releases run, or after a rollback; it can
+    // go once no node runs 0.15 and Sessions__AbsoluteLifetime has passed since.
     static string OldIndexKey(long userId) => $"{Redis.KeyPrefix}user-sessions:{userId}";
 
-    /// <summary>The ids in the user's index (sessions that may have ended since; check their keys).</summary>
+    /// <summary>
+    /// The ids in the user's index (sessions that may have ended since; check their keys). A set
+    /// whose master does not answer is read again for up to 10 s (a Redis Cluster failover), then
+    /// the call fails: "revoke others" must not quietly miss the sessions indexed there.
+    /// </summary>
     async Task<HashSet<string>> IndexedIdsAsync(long userId)
     {
-        var batch = Db.CreateBatch();
-        var reads = "0123456789abcdef".Select(digit => batch.SetMembersAsync(IndexKey(userId, digit)))
-            .Append(batch.SetMembersAsync(OldIndexKey(userId))).ToArray();
-        batch.Execute();
-        return (await Task.WhenAll(reads)).SelectMany(members => members).Select(v => (string)v!).ToHashSet(StringComparer.Ordinal);
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        var unread = "0123456789abcdef".Select(digit => (RedisKey)IndexKey(userId, digit)).Append(OldIndexKey(userId)).ToList();
+        for (var attempt = 1; ; attempt++)
+        {
+            // Through the circuit: a hung master costs a second, not the client's 5 s, and trips the
+            // circuit, which follows the failover (reloads the topology) until the slots answer again.
+            var reads = unread.Select(key => (Key: key, Members: circuit.CallAsync(db => db.SetMembersAsync(key)))).ToList();
+            var failed = new List<RedisKey>();
+            Exception? failure = null;
+            foreach (var (key, members) in reads)
+            {
+                try
+                {
+                    ids.UnionWith((await members).Select(v => (string)v!));
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    failed.Add(key);
+                    failure = e;
+                }
+            }
+            if (failure is null) return ids;
+            if (attempt == 21) throw failure;
+            unread = failed;
+            await Task.Delay(500);
+        }
     }
 }

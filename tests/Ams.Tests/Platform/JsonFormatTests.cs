@@ -34,6 +34,8 @@ public sealed class JsonFormatTests(Services services) : IClassFixture<Services>
         { "line\u2028sep\u0007", @"line\u2028sep\u0007" },
         { "👍<", @"👍\u003C" },
         { "non\U0001FFFEchar", @"non\uD83F\uDFFEchar" },
+        { "private\U000F0000use", @"private\uDB80\uDC00use" },
+        { "C++", @"C\u002B\u002B" },
     };
 
     [Theory]

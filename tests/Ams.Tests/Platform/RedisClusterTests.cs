@@ -139,6 +139,46 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         }
     }
 
+    [Fact]
+    public async Task Revoke_others_waits_out_the_failover_of_a_master_holding_part_of_the_users_index_and_ends_every_session()
+    {
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(redis: redis.Cluster.ConnectionString, services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var name = Api.UniqueName("rv");
+        await app.RegisterAsync(name);
+        var userId = await services.UserIdAsync(name);
+        var channel = await redis.Cluster.MasterOfAsync(Ams.Infrastructure.SessionStore.RevokedChannel.ToString());
+        var hung = (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master != channel).Master;
+        // A session indexed on the master about to hang (its key elsewhere), and one to revoke the others with.
+        string? indexedThere = null, current = null;
+        for (var i = 0; i < 40 && (indexedThere is null || current is null); i++)
+        {
+            var token = await app.LoginAsync(name);
+            var key = SessionKeyOf(token);
+            if (await redis.Cluster.MasterOfAsync(key) == hung) continue;
+            if (indexedThere is null && await redis.Cluster.MasterOfAsync($"ams:user-sessions:{userId}:{key["ams:session:".Length]}") == hung) indexedThere = token;
+            else current ??= token;
+        }
+        Assert.NotNull(indexedThere);
+        Assert.NotNull(current);
+        await redis.Cluster.WaitUntilReplicatedAsync(hung);
+        redis.Cluster.Pause(hung);
+        try
+        {
+            // Answered once the promoted replica gives the part of the index it holds; before, 503 at once.
+            var revoked = await app.Scenario(s => { s.Post.Json(new { }).ToUrl("/api/sessions/revoke-others"); s.WithBearerToken(current); s.IgnoreStatusCode(); });
+            Assert.True(revoked.Status() == 204, $"{revoked.Status()} {await revoked.ReadAsTextAsync()}\n{logs.All}");
+            await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(indexedThere); s.StatusCodeShouldBe(401); });
+            await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(current); s.StatusCodeShouldBe(200); });
+        }
+        finally
+        {
+            redis.Cluster.Resume(hung);
+            await redis.Cluster.WaitUntilHealthyAsync(6);
+            await redis.Cluster.WaitUntilReplicasSyncedAsync();
+        }
+    }
+
     // Redis__Replicas=1: a new session or a revocation counts once a replica of its master holds it.
     Task<IAlbaHost> ReplicatedAppAsync() => services.StartAppAsync(redis: redis.Cluster.ConnectionString, settings: [new("Redis:Replicas", "1")]);
 
@@ -195,6 +235,43 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         finally
         {
             foreach (var replica in replicas) redis.Cluster.Resume(replica);
+            await redis.Cluster.WaitUntilHealthyAsync(6);
+            await redis.Cluster.WaitUntilReplicasSyncedAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_sign_out_does_not_wait_for_the_master_of_the_users_session_index_when_that_master_hangs()
+    {
+        await using var app = await ReplicatedAppAsync();
+        var name = Api.UniqueName("rx");
+        await app.RegisterAsync(name);
+        var userId = await services.UserIdAsync(name);
+        // Not the master of the revocation channel: a sign-out is announced there.
+        var channel = await redis.Cluster.MasterOfAsync(Ams.Infrastructure.SessionStore.RevokedChannel.ToString());
+        var hung = (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master != channel).Master;
+        // A session whose key lives elsewhere and whose index entry lives on the master about to hang.
+        string? token = null;
+        for (var i = 0; i < 40 && token is null; i++)
+        {
+            var candidate = await app.LoginAsync(name);
+            var id = SessionKeyOf(candidate)["ams:session:".Length..];
+            if (await redis.Cluster.MasterOfAsync(SessionKeyOf(candidate)) != hung
+                && await redis.Cluster.MasterOfAsync($"ams:user-sessions:{userId}:{id[0]}") == hung) token = candidate;
+        }
+        Assert.NotNull(token);
+        redis.Cluster.Pause(hung);
+        try
+        {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            await app.Scenario(s => { s.Post.Json(new { }).ToUrl("/api/logout"); s.WithBearerToken(token); s.StatusCodeShouldBe(204); });
+            // Written and announced, not left pending: the index entry is only cleaned up, later.
+            Assert.Equal(0, app.Services.GetRequiredService<Ams.Infrastructure.SessionStore>().PendingRevocations);
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"the sign-out took {watch.Elapsed.TotalSeconds:F2} s");
+        }
+        finally
+        {
+            redis.Cluster.Resume(hung);
             await redis.Cluster.WaitUntilHealthyAsync(6);
             await redis.Cluster.WaitUntilReplicasSyncedAsync();
         }

@@ -188,6 +188,7 @@ public sealed class EventLog
             // not one per send: an outage under load would write thousands.
             if (unpublished.Count >= MaxUnpublished)
             {
+                Interlocked.Increment(ref dropped);
                 if (Interlocked.Exchange(ref overflowLogged, 1) == 0)
                     logger.LogWarning("Live events not published ({Message}), and {Max} wait already: until they are out, streams replay the next ones from the database at their next catch-up or gap", e.Message, MaxUnpublished);
                 return;
@@ -205,7 +206,7 @@ public sealed class EventLog
     readonly ConcurrentQueue<LiveEvent> unpublished = new();
     int republishing;
     int waitingLogged, overflowLogged;
-    long republished;
+    long republished, dropped;
 
     // Tried again on this beat until all are out, not only when the circuit closes: a Redis Cluster
     // master that died refuses at once (no timeout trips the circuit), and its slots answer again
@@ -268,7 +269,8 @@ public sealed class EventLog
         republished += sent;
         if (unpublished.IsEmpty && republished > 0)
         {
-            logger.LogInformation("Published {Count} live events that waited for Redis", republished);
+            logger.LogInformation("Published {Count} live events that waited for Redis; {Dropped} more did not fit the queue, and streams replay them from the database",
+                republished, Interlocked.Exchange(ref dropped, 0));
             republished = 0;
             Interlocked.Exchange(ref overflowLogged, 0);
             Interlocked.Exchange(ref waitingLogged, 0);
