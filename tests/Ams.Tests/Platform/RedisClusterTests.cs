@@ -147,8 +147,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var name = Api.UniqueName("rv");
         await app.RegisterAsync(name);
         var userId = await services.UserIdAsync(name);
-        var channel = await redis.Cluster.MasterOfAsync(Ams.Infrastructure.SessionStore.RevokedChannel.ToString());
-        var hung = (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master != channel).Master;
+        var hung = await MasterBesidesTheRevocationChannelsAsync();
         // A session indexed on the master about to hang (its key elsewhere), and one to revoke the others with.
         string? indexedThere = null, current = null;
         for (var i = 0; i < 40 && (indexedThere is null || current is null); i++)
@@ -177,6 +176,13 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
             await redis.Cluster.WaitUntilHealthyAsync(6);
             await redis.Cluster.WaitUntilReplicasSyncedAsync();
         }
+    }
+
+    // A master that may hang without holding up revocations: they are announced on the channel.
+    async Task<int> MasterBesidesTheRevocationChannelsAsync()
+    {
+        var channel = await redis.Cluster.MasterOfAsync(Ams.Infrastructure.SessionStore.RevokedChannel.ToString());
+        return (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master != channel).Master;
     }
 
     // Redis__Replicas=1: a new session or a revocation counts once a replica of its master holds it.
@@ -247,9 +253,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var name = Api.UniqueName("rx");
         await app.RegisterAsync(name);
         var userId = await services.UserIdAsync(name);
-        // Not the master of the revocation channel: a sign-out is announced there.
-        var channel = await redis.Cluster.MasterOfAsync(Ams.Infrastructure.SessionStore.RevokedChannel.ToString());
-        var hung = (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master != channel).Master;
+        var hung = await MasterBesidesTheRevocationChannelsAsync();
         // A session whose key lives elsewhere and whose index entry lives on the master about to hang.
         string? token = null;
         for (var i = 0; i < 40 && token is null; i++)
