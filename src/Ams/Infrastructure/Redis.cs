@@ -261,12 +261,28 @@ public sealed class RedisCircuit
 
     /// <summary>
     /// For a node whose connection to Redis is down: waits up to <paramref name="limit"/> for it
-    /// to come back. False at once for a Redis that is connected but not answering (the circuit
-    /// handles that one), and after the limit.
+    /// to come back. For a Redis that is connected but was not answering (the circuit is open):
+    /// waits for the circuit's next probe, which closes it if Redis answers again (a Redis just
+    /// resumed from a pause, whose other clients already hand out sessions). False after the wait.
     /// </summary>
     public async Task<bool> ReconnectedWithinAsync(TimeSpan limit)
     {
-        if (redis.IsConnected) return false;
+        if (redis.IsConnected)
+        {
+            if (!IsOpen) return false;
+            var answering = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            void OnAnswering() => answering.TrySetResult();
+            Answering += OnAnswering;
+            try
+            {
+                if (!IsOpen) return true;   // closed between the first look and the subscription
+                return await Task.WhenAny(answering.Task, Task.Delay(ProbeInterval * 2)) == answering.Task;
+            }
+            finally
+            {
+                Answering -= OnAnswering;
+            }
+        }
         var back = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnRestored(object? sender, ConnectionFailedEventArgs e)
         {

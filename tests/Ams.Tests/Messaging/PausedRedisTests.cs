@@ -78,4 +78,30 @@ public sealed class PausedRedisTests(Services services) : IClassFixture<Services
         var after = await node1.SendAsync(alice, direct.Id(), "after the pause");
         Assert.Equal(after.Id(), JsonNode.Parse((await resumed.NextOfAsync("message")).Data)!.Id());
     }
+
+    [Fact]
+    public async Task A_request_that_needs_Redis_just_as_it_resumes_waits_for_the_circuits_next_probe_rather_than_failing()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var node = await services.StartAppAsync(redis: redis.ConnectionString);
+        var circuit = node.Services.GetRequiredService<RedisCircuit>();
+        redis.Pause();
+        Task<bool> waiting;
+        try
+        {
+            await Assert.ThrowsAnyAsync<Exception>(() => circuit.CallAsync(db => db.PingAsync()));
+            Assert.True(circuit.IsOpen);
+            // A session another node issued after the resume: this node, its circuit still open,
+            // waits for its next probe (every 250 ms) instead of answering 503 at once.
+            waiting = circuit.ReconnectedWithinAsync(TimeSpan.FromSeconds(2));
+            await Task.Delay(100);
+            Assert.False(waiting.IsCompleted);
+        }
+        finally
+        {
+            redis.Resume();
+        }
+        Assert.True(await waiting);
+        Assert.False(circuit.IsOpen);
+    }
 }
