@@ -75,7 +75,7 @@ public sealed class ReplicatedWrites : IDisposable
     // Masters whose replicas last came short of a WAIT, with when (Environment.TickCount64): a
     // master just promoted in a failover has none until its old master returns as one.
     readonly System.Collections.Concurrent.ConcurrentDictionary<System.Net.EndPoint, long> shortOfReplicas = new();
-    static readonly long ShortOfReplicasFor = 5_000;
+    const long ShortOfReplicasFor = 5_000;
 
     public ReplicatedWrites(IConnectionMultiplexer shared, ConfigurationOptions options, ReplicationOptions replication, ILogger<ReplicatedWrites> logger)
     {

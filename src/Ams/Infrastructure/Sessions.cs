@@ -485,11 +485,16 @@ public sealed class SessionStore : IAsyncDisposable
         // Indexed only once the session exists: on a Redis Cluster the two keys live on different
         // masters, and a session list that found the index entry before the key would drop the
         // entry as a session gone, leaving a live session that "revoke others" cannot find.
-        var indexing = db.CreateBatch();
-        var index = indexing.SetAddAsync(IndexKey(userId, id), id);
-        var indexTtl = indexing.KeyExpireAsync(IndexKey(userId, id), options.AbsoluteLifetime);
-        indexing.Execute();
-        await Task.WhenAll(index, indexTtl);
+        await IndexAsync(db, IndexKey(userId, id), id);
+    }
+
+    async Task IndexAsync(IDatabase db, RedisKey set, string sessionId)
+    {
+        var batch = db.CreateBatch();
+        var add = batch.SetAddAsync(set, sessionId);
+        var ttl = batch.KeyExpireAsync(set, options.AbsoluteLifetime);
+        batch.Execute();
+        await Task.WhenAll(add, ttl);
     }
 
     // Also in the one set releases up to 0.15 read, so that during a rolling upgrade (or after a
@@ -499,11 +504,7 @@ public sealed class SessionStore : IAsyncDisposable
     {
         try
         {
-            var batch = Db.CreateBatch();
-            var add = batch.SetAddAsync(OldIndexKey(userId), sessionId);
-            var ttl = batch.KeyExpireAsync(OldIndexKey(userId), options.AbsoluteLifetime);
-            batch.Execute();
-            await Task.WhenAll(add, ttl);
+            await IndexAsync(Db, OldIndexKey(userId), sessionId);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -651,7 +652,7 @@ public sealed class SessionStore : IAsyncDisposable
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            // The next session list drops it.
+            // A later session list drops it.
         }
     }
 
@@ -763,14 +764,7 @@ public sealed class SessionStore : IAsyncDisposable
             list.Add(new SessionInfo(read.Id, At("c"), At("s"),
                 meta.TryGetValue("u", out var u) ? (string)u! : "", meta.TryGetValue("a", out var a) ? (string)a! : ""));
         }
-        if (gone.Count > 0)
-        {
-            var cleanup = Db.CreateBatch();
-            var removals = gone.Select(id => (Task)cleanup.SetRemoveAsync(IndexKey(userId, id), id))
-                .Append(cleanup.SetRemoveAsync(OldIndexKey(userId), [.. gone.Select(id => (RedisValue)id)])).ToArray();
-            cleanup.Execute();
-            await Task.WhenAll(removals);
-        }
+        await Task.WhenAll(gone.Select(id => UnindexAsync(userId, id)));
         return list.OrderByDescending(s => s.CreatedAt).ThenBy(s => s.Id, StringComparer.Ordinal).ToList();
     }
 
