@@ -16,33 +16,14 @@ public sealed class BrowserCollection : ICollectionFixture<AppProcess>, ICollect
 [Collection(BrowserCollection.Name)]
 public sealed class ChatTests(AppProcess app, Chromium chromium)
 {
-    const string Password = "correct horse battery staple";
+    const string Password = Driver.Password;
     static readonly string Screenshots = Path.Combine(RepositoryRoot(), "artifacts", "screenshots");
 
-    async Task<string> RegisterAsync(string prefix, string? displayName = null)
-    {
-        var name = $"{prefix}{Guid.NewGuid():N}"[..16];
-        using var client = app.Client();
-        var response = await client.PostAsJsonAsync("/api/register", new { username = name, password = Password, displayName });
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        return name;
-    }
+    readonly Driver driver = new(app, chromium);
 
-    async Task<IPage> SignedInAsync(string name, int width = 1280)
-    {
-        var context = await chromium.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = app.BaseAddress.ToString(),
-            ViewportSize = new ViewportSize { Width = width, Height = width < 600 ? 740 : 800 },
-        });
-        var page = await context.NewPageAsync();
-        await page.GotoAsync("/login");
-        await page.GetByLabel("Username").FillAsync(name);
-        await page.GetByLabel("Password").FillAsync(Password);
-        await page.GetByLabel("Password").PressAsync("Enter");
-        await page.WaitForURLAsync(url => new Uri(url).AbsolutePath == "/");
-        return page;
-    }
+    Task<string> RegisterAsync(string prefix, string? displayName = null) => driver.RegisterAsync(prefix, displayName);
+
+    Task<IPage> SignedInAsync(string name, int width = 1280) => driver.SignedInAsync(name, width);
 
     static async Task<string> StartChatAsync(IPage page, string with, string? title = null)
     {

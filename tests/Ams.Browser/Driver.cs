@@ -62,16 +62,44 @@ public sealed class Driver(AppProcess app, Chromium chromium)
         });
 
     public async Task<IPage> SignedInAsync(string name, int width = 1280, int? height = null, bool touch = false, bool dark = false, bool bypassCsp = false,
-        bool reducedMotion = true, string? timeZone = null, string? initScript = null)
+        bool reducedMotion = true, string? timeZone = null, string? initScript = null, string password = Password)
     {
         var context = await ContextAsync(width, height, touch, dark, bypassCsp, reducedMotion, timeZone);
         if (initScript is not null) await context.AddInitScriptAsync(initScript);
         var page = await context.NewPageAsync();
+        // What the browser asked and got while signing in, for the failure message: a sign-in that
+        // never reaches / otherwise says only "Timeout 30000ms exceeded".
+        var exchanges = new List<string>();
+        void Answered(object? _, IResponse r) { lock (exchanges) exchanges.Add($"{r.Request.Method} {new Uri(r.Url).PathAndQuery} -> {r.Status}"); }
+        void Failed(object? _, IRequest r) { lock (exchanges) exchanges.Add($"{r.Method} {new Uri(r.Url).PathAndQuery} failed: {r.Failure}"); }
+        page.Response += Answered;
+        page.RequestFailed += Failed;
         await page.GotoAsync("/login");
         await page.GetByLabel("Username").FillAsync(name);
-        await page.GetByLabel("Password").FillAsync(Password);
+        await page.GetByLabel("Password").FillAsync(password);
         await page.GetByLabel("Password").PressAsync("Enter");
-        await page.WaitForURLAsync(url => new Uri(url).AbsolutePath == "/");
+        try
+        {
+            await page.WaitForURLAsync(url => new Uri(url).AbsolutePath == "/");
+        }
+        catch (TimeoutException e)
+        {
+            string seen;
+            lock (exchanges) seen = string.Join("\n  ", exchanges);
+            var log = app.Log.Split('\n');
+            throw new TimeoutException($"""
+                Signing in as {name} did not reach / within 30 s; the page is at {page.Url}.
+                The browser's requests:
+                  {seen}
+                The app's last log lines:
+                {string.Join('\n', log[Math.Max(0, log.Length - 40)..])}
+                """, e);
+        }
+        finally
+        {
+            page.Response -= Answered;
+            page.RequestFailed -= Failed;
+        }
         return page;
     }
 

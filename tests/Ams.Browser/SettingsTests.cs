@@ -10,29 +10,14 @@ namespace Ams.Browser;
 [Collection(BrowserCollection.Name)]
 public sealed class SettingsTests(AppProcess app, Chromium chromium)
 {
-    const string Password = "correct horse battery staple";
+    const string Password = Driver.Password;
     const string NewPassword = "a much longer new passphrase";
 
-    async Task<string> RegisterAsync()
-    {
-        var name = $"set{Guid.NewGuid():N}"[..16];
-        using var client = app.Client();
-        var response = await client.PostAsJsonAsync("/api/register", new { username = name, password = Password });
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        return name;
-    }
+    readonly Driver driver = new(app, chromium);
 
-    async Task<IPage> SignedInAsync(string name, string password = Password)
-    {
-        var context = await chromium.Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = app.BaseAddress.ToString() });
-        var page = await context.NewPageAsync();
-        await page.GotoAsync("/login");
-        await page.GetByLabel("Username").FillAsync(name);
-        await page.GetByLabel("Password").FillAsync(password);
-        await page.GetByLabel("Password").PressAsync("Enter");
-        await page.WaitForURLAsync(url => new Uri(url).AbsolutePath == "/");
-        return page;
-    }
+    Task<string> RegisterAsync() => driver.RegisterAsync("set");
+
+    Task<IPage> SignedInAsync(string name, string password = Password) => driver.SignedInAsync(name, password: password);
 
     async Task<HttpStatusCode> StatusWithTokenAsync(string token, string path)
     {
