@@ -42,7 +42,7 @@ public sealed class Outages(MySqlDataSource db, IConnectionMultiplexer redis, Ti
     {
         // MySqlConnector's own errors (no SQLSTATE): cannot connect (1042), connection lost, timeouts.
         MySqlException { SqlState: null } => MariaDb,
-        RedisConnectionException or RedisTimeoutException => Redis,
+        RedisConnectionException or RedisTimeoutException or ReplicaShortException => Redis,
         _ => null,
     };
 

@@ -70,6 +70,11 @@ public static class ProblemResponses
                 problem.Detail = "Too many password checks are running. Try again shortly.";
                 context.HttpContext.Response.Headers.RetryAfter = "2";
                 break;
+            case StatusCodes.Status503ServiceUnavailable when context.Exception is ReplicaShortException:
+                problem.Title = "Service temporarily unavailable";
+                problem.Detail = "Redis took the change on its master, but no replica confirmed it in time (a failover may be under way). Try again shortly.";
+                context.HttpContext.Response.Headers.RetryAfter = "5";
+                break;
             case StatusCodes.Status503ServiceUnavailable when context.Exception is not null:
                 problem.Title = "Service temporarily unavailable";
                 problem.Detail = "A backing service is unreachable. Try again shortly.";

@@ -177,6 +177,12 @@ public sealed class ReplicatedWrites : IDisposable
 }
 
 /// <summary>
+/// A write Redis took on its master but no replica confirmed in time (<see cref="ReplicatedWrites"/>):
+/// Redis answers, yet a failover could lose the write. A 503 that says so (see ProblemResponses).
+/// </summary>
+public sealed class ReplicaShortException(string message) : RedisException(message);
+
+/// <summary>
 /// Bounds the Redis calls on the request path. A Redis that stops answering without closing its
 /// connections (paused, swapped out, a network dropping packets) would otherwise hold a request
 /// for the client's whole timeout at each call, one after another. A call gets <see cref="Budget"/>;

@@ -449,8 +449,7 @@ public sealed class SessionStore : IAsyncDisposable
         return (token, new Session(IdOf(token), userId, time.GetUtcNow() + options.AbsoluteLifetime));
     }
 
-    static RedisConnectionException NotReplicated(string what) =>
-        new(ConnectionFailureType.UnableToResolvePhysicalConnection, CommandFlags.None, $"No Redis replica confirmed {what}", null, CommandStatus.Unknown);
+    static ReplicaShortException NotReplicated(string what) => new($"No Redis replica confirmed {what}");
 
     async Task DeleteUnconfirmedAsync(string sessionId, long userId)
     {
