@@ -69,7 +69,9 @@ public sealed class Outages(MySqlDataSource db, IConnectionMultiplexer redis, Ti
                 continue;
             }
             current.TryRemove(backend, out _);
-            logger.LogInformation("{Backend} is reachable again after {Seconds:F1} s; {Refused} requests were refused meanwhile",
+            // Timed from the first refusal, not from the failure itself: with fallbacks (sessions this
+            // node knows, a throttle that lapses) Redis can be gone a while before a request needs it.
+            logger.LogInformation("{Backend} is reachable again, {Seconds:F1} s after the first request it failed; {Refused} requests were refused meanwhile",
                 backend, (time.GetUtcNow() - outage.Since).TotalSeconds, Interlocked.Read(ref outage.Refused));
             return;
         }
