@@ -70,8 +70,8 @@ public sealed class Driver(AppProcess app, Chromium chromium)
         // What the browser asked and got while signing in, for the failure message: a sign-in that
         // never reaches / otherwise says only "Timeout 30000ms exceeded".
         var exchanges = new List<string>();
-        void Answered(object? _, IResponse r) { lock (exchanges) exchanges.Add($"{r.Request.Method} {new Uri(r.Url).PathAndQuery} -> {r.Status}"); }
-        void Failed(object? _, IRequest r) { lock (exchanges) exchanges.Add($"{r.Method} {new Uri(r.Url).PathAndQuery} failed: {r.Failure}"); }
+        void Answered(object? _, IResponse r) { lock (exchanges) exchanges.Add($"{r.Request.Method} {r.Url} -> {r.Status}"); }
+        void Failed(object? _, IRequest r) { lock (exchanges) exchanges.Add($"{r.Method} {r.Url} failed: {r.Failure}"); }
         page.Response += Answered;
         page.RequestFailed += Failed;
         await page.GotoAsync("/login");
@@ -88,7 +88,7 @@ public sealed class Driver(AppProcess app, Chromium chromium)
             lock (exchanges) seen = string.Join("\n  ", exchanges);
             var log = app.Log.Split('\n');
             throw new TimeoutException($"""
-                Signing in as {name} did not reach / within 30 s; the page is at {page.Url}.
+                Signing in as {name} did not reach / in time; the page is at {page.Url}.
                 The browser's requests:
                   {seen}
                 The app's last log lines:

@@ -130,4 +130,91 @@ public sealed class SendThrottleTests(Services services) : IClassFixture<Service
         Assert.Null(await Send(far));
         Assert.NotNull(await Send(far));
     }
+
+    [Fact]
+    public async Task A_node_that_had_not_heard_of_another_nodes_sends_lets_one_send_more_through_then_waits_for_Redis()
+    {
+        await using var node1 = await services.StartAppAsync(settings: Limit(10));
+        await using var node2 = await services.StartAppAsync(settings: Limit(10));
+        var (alice, bob) = (await node1.MemberAsync("e1"), await node1.MemberAsync("e2"));
+        var direct = (await node1.DirectAsync(alice, bob)).Id();
+        async Task<int> SendAsync(IAlbaHost node, int i) =>
+            (await node.PostAsync("/api/messages", new { conversationId = direct, body = $"edge {i}" }, alice.Token, null)).Status();
+
+        Assert.Equal(201, await SendAsync(node1, 0));            // node 1 knows a count of 1
+        for (var i = 1; i < 10; i++) Assert.Equal(201, await SendAsync(node2, i));
+        Assert.Equal(429, await SendAsync(node2, 10));           // node 2 knows the limit is reached
+        Assert.Equal(201, await SendAsync(node1, 11));           // node 1 still thinks 1 of 10: the one more
+        Assert.Equal(429, await SendAsync(node1, 12));           // and now it has heard
+        Assert.Equal(11, (await node1.HistoryAsync(bob, direct)).Count);
+    }
+
+    static KeyValuePair<string, string?>[] ShortWindow(int maxSends, int milliseconds) =>
+        [new("Messaging:MaxSends", $"{maxSends}"), new("Messaging:Window", TimeSpan.FromMilliseconds(milliseconds).ToString("c"))];
+
+    [Fact]
+    public async Task A_new_window_starts_from_Redis_count_and_users_two_windows_quiet_are_forgotten()
+    {
+        await using var app = await services.StartAppAsync(settings: ShortWindow(4, 1000));
+        var throttle = app.Services.GetRequiredService<Ams.Features.SendMessage.Throttle>();
+        Task<TimeSpan?> Send(long user) => throttle.TrySendAsync(new DefaultHttpContext(), user);
+        const long user = 9_100_001;
+        for (var i = 0; i < 4; i++) Assert.Null(await Send(user));
+        Assert.NotNull(await Send(user));
+        await Task.Delay(1100);
+        Assert.Null(await Send(user));                           // the new window's first send waits for its count
+
+        services.Redis.Pause();
+        Task<TimeSpan?> next;
+        try
+        {
+            next = Send(user);
+            Assert.True(next.IsCompleted, "the second send of a new window waited: the last window's count was kept");
+        }
+        finally
+        {
+            services.Redis.Resume();
+        }
+        Assert.Null(await next);
+
+        for (var other = 9_100_002L; other < 9_100_010; other++) Assert.Null(await Send(other));
+        Assert.True(throttle.Remembered >= 9, $"{throttle.Remembered} users remembered");
+        await Task.Delay(TimeSpan.FromMilliseconds(2 * 1000 + 300));
+        Assert.Null(await Send(9_100_100));
+        Assert.Equal(1, throttle.Remembered);
+    }
+
+    [Fact]
+    public async Task After_a_count_Redis_did_not_answer_the_next_send_waits_for_one()
+    {
+        await using var app = await services.StartAppAsync(settings: Limit(10));
+        var throttle = app.Services.GetRequiredService<Ams.Features.SendMessage.Throttle>();
+        Task<TimeSpan?> Send(long user) => throttle.TrySendAsync(new DefaultHttpContext(), user);
+        var circuit = app.Services.GetRequiredService<Ams.Infrastructure.RedisCircuit>();
+        const long user = 9_200_001;
+        Assert.Null(await Send(user));
+
+        services.Redis.Pause();
+        try
+        {
+            var unanswered = Send(user);
+            Assert.True(unanswered.IsCompleted, "a send far below the limit waited for Redis");
+            await Eventually.TrueAsync(() => circuit.IsOpen, TimeSpan.FromSeconds(10));   // its count ran out of time
+        }
+        finally
+        {
+            services.Redis.Resume();
+        }
+        await Eventually.TrueAsync(() => !circuit.IsOpen, TimeSpan.FromSeconds(10));
+        services.Redis.Pause();
+        try
+        {
+            var after = Send(user);
+            Assert.False(after.IsCompleted, "after a count Redis did not answer, a send went on without a fresh count");
+        }
+        finally
+        {
+            services.Redis.Resume();
+        }
+    }
 }
