@@ -394,4 +394,37 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.Equal(before, (await app.HistoryAsync(alice, stuck.Id())).Count);
         Assert.Equal("after the lock", (await app.SendAsync(alice, stuck.Id(), "after the lock"))["body"].Str());
     }
+
+    [Fact]
+    public async Task A_send_batch_that_MariaDB_holds_for_seconds_is_logged_once_as_it_waits_and_once_as_it_ends()
+    {
+        await using var mariadb = await Ams.Testing.MariaDbServer.StartAsync();
+        await mariadb.CreateDatabaseAsync("ams");
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(settings: [new("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams"))],
+            services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var (alice, bob) = (await app.MemberAsync("sw"), await app.MemberAsync("sw"));
+        var direct = (await app.DirectAsync(alice, bob)).Id();
+        await app.SendAsync(alice, direct, "before");
+        const string waiting = "GroupCommit: A send batch has waited ", over = "GroupCommit: The send batch that waited for MariaDB is over after ";
+
+        mariadb.Pause();
+        Task<IScenarioResult> held;
+        try
+        {
+            held = app.PostAsync("/api/messages", new { conversationId = direct, body = "held" }, alice.Token, null);
+            await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains(waiting, StringComparison.Ordinal)), TimeSpan.FromSeconds(15));
+            Assert.False(held.IsCompleted, "the send answered while MariaDB was paused");
+            await Task.Delay(TimeSpan.FromSeconds(2.5));   // the watch runs every second: still one line
+        }
+        finally
+        {
+            mariadb.Resume();
+        }
+        Assert.Equal(201, (await held).Status());
+        await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains(over, StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
+        Assert.StartsWith("Warning ", Assert.Single(logs.Lines, l => l.Contains(waiting, StringComparison.Ordinal)));
+        Assert.Single(logs.Lines, l => l.Contains(over, StringComparison.Ordinal));
+        Assert.Equal(["before", "held"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
+    }
 }

@@ -10,7 +10,7 @@ namespace Ams.Features.SendMessage;
 /// the next one, so under load MariaDB parses, locks and commits once for many messages (see
 /// docs/benchmarks-history.md). A lone send is written at once, in three round trips.
 /// </summary>
-public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvider time, ILogger<GroupCommit> logger)
+public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvider time, ILogger<GroupCommit> logger) : IDisposable
 {
     // One writer per node: while it is on the wire the next batch collects. Measured against two
     // and four writers, one gave the best throughput and latency (docs/benchmarks-history.md).
@@ -30,6 +30,14 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
     TaskCompletionSource? idle;
     static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(50);
 
+    // A MariaDB that hangs (paused, a stalled disk) rather than fails holds the writer, and with it
+    // every send on the node, until MySqlConnector's command timeout (30 s), with nothing in the log
+    // meanwhile. A watch once a second says so after StallWarning, and again when the batch is over.
+    static readonly TimeSpan StallWarning = TimeSpan.FromSeconds(5);
+    long batchStartedAt;      // time.GetTimestamp() of the batch on the wire, 0 when none
+    long stalledSince;        // the same for the batch the last warning was about, 0 once it is over
+    ITimer? stallWatch;
+
     /// <summary>The stored message, or null when the sender is not a member of the conversation.</summary>
     internal Task<Sql.Stored?> StoreAsync(long conversationId, long senderId, string body, long[]? attachments = null, IdempotencyKeys.Key? key = null)
     {
@@ -43,8 +51,24 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
 
     void StartWriter()
     {
-        if (Interlocked.CompareExchange(ref writing, 1, 0) == 0) _ = Task.Run(WriteAsync);
+        if (Interlocked.CompareExchange(ref writing, 1, 0) != 0) return;
+        if (Volatile.Read(ref stallWatch) is null)
+        {
+            var watch = time.CreateTimer(_ => WatchForStall(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+            if (Interlocked.CompareExchange(ref stallWatch, watch, null) is not null) watch.Dispose();
+        }
+        _ = Task.Run(WriteAsync);
     }
+
+    void WatchForStall()
+    {
+        var since = Interlocked.Read(ref batchStartedAt);
+        if (since == 0 || time.GetElapsedTime(since) < StallWarning || Interlocked.CompareExchange(ref stalledSince, since, 0) != 0) return;
+        logger.LogWarning("A send batch has waited {Seconds:F0} s for MariaDB; this node's sends wait with it ({Queued} queued behind it)",
+            time.GetElapsedTime(since).TotalSeconds, queue.Count);
+    }
+
+    public void Dispose() => stallWatch?.Dispose();
 
     async Task WriteAsync()
     {
@@ -90,8 +114,10 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
         {
             try
             {
+                Interlocked.Exchange(ref batchStartedAt, time.GetTimestamp());
                 connection ??= await db.OpenConnectionAsync();
                 var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis());
+                BatchOver();
                 for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(stored[i]);
                 AmsMetrics.GroupCommitBatch.Record(batch.Count);
                 AmsMetrics.MessagesSent.Add(batch.Count);
@@ -100,6 +126,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
             }
             catch (Exception e)
             {
+                BatchOver();
                 await DisposeQuietlyAsync(connection);
                 connection = null;
                 // An error the server returned came before the COMMIT was sent (its own round trip,
@@ -137,6 +164,13 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 return null;
             }
         }
+    }
+
+    void BatchOver()
+    {
+        Interlocked.Exchange(ref batchStartedAt, 0);
+        if (Interlocked.Exchange(ref stalledSince, 0) is var stalled and not 0)
+            logger.LogInformation("The send batch that waited for MariaDB is over after {Seconds:F1} s", time.GetElapsedTime(stalled).TotalSeconds);
     }
 
     /// <summary>Whether a send was queued within <paramref name="wait"/>.</summary>
