@@ -401,7 +401,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         await using var mariadb = await Ams.Testing.MariaDbServer.StartAsync();
         await mariadb.CreateDatabaseAsync("ams");
         var logs = new CapturedLogs();
-        await using var app = await services.StartAppAsync(settings: [new("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams"))],
+        await using var app = await services.StartAppAsync(settings: [new("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams") + "Connect Timeout=60;")],
             services: s => s.AddSingleton<ILoggerProvider>(logs));
         var (alice, bob) = (await app.MemberAsync("sw"), await app.MemberAsync("sw"));
         var direct = (await app.DirectAsync(alice, bob)).Id();
@@ -423,8 +423,12 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         }
         Assert.Equal(201, (await held).Status());
         await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains(over, StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
-        Assert.StartsWith("Warning ", Assert.Single(logs.Lines, l => l.Contains(waiting, StringComparison.Ordinal)));
-        Assert.Single(logs.Lines, l => l.Contains(over, StringComparison.Ordinal));
+        await Task.Delay(TimeSpan.FromSeconds(1.5));   // an idle writer is no stall: nothing more is logged
+        var warning = Assert.Single(logs.Lines, l => l.Contains(waiting, StringComparison.Ordinal));
+        Assert.StartsWith("Warning ", warning);
+        Assert.InRange(int.Parse(warning.Split(waiting)[1].Split(' ')[0], CultureInfo.InvariantCulture), 5, 10);
+        var closing = Assert.Single(logs.Lines, l => l.Contains(over, StringComparison.Ordinal));
+        Assert.InRange(double.Parse(closing.Split(over)[1].Split(' ')[0], CultureInfo.InvariantCulture), 7.0, 60.0);
         Assert.Equal(["before", "held"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
     }
 }

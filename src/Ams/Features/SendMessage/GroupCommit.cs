@@ -34,9 +34,11 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
     // every send on the node, until MySqlConnector's command timeout (30 s), with nothing in the log
     // meanwhile. A watch once a second says so after StallWarning, and again when the batch is over.
     static readonly TimeSpan StallWarning = TimeSpan.FromSeconds(5);
+    readonly Lock stall = new();
     long batchStartedAt;      // time.GetTimestamp() of the batch on the wire, 0 when none
     long stalledSince;        // the same for the batch the last warning was about, 0 once it is over
     ITimer? stallWatch;
+    bool disposed;
 
     /// <summary>The stored message, or null when the sender is not a member of the conversation.</summary>
     internal Task<Sql.Stored?> StoreAsync(long conversationId, long senderId, string body, long[]? attachments = null, IdempotencyKeys.Key? key = null)
@@ -52,23 +54,55 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
     void StartWriter()
     {
         if (Interlocked.CompareExchange(ref writing, 1, 0) != 0) return;
-        if (Volatile.Read(ref stallWatch) is null)
-        {
-            var watch = time.CreateTimer(_ => WatchForStall(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
-            if (Interlocked.CompareExchange(ref stallWatch, watch, null) is not null) watch.Dispose();
-        }
+        if (Volatile.Read(ref stallWatch) is null) StartStallWatch();
         _ = Task.Run(WriteAsync);
+    }
+
+    void StartStallWatch()
+    {
+        lock (stall)
+        {
+            if (stallWatch is not null || disposed) return;
+            // Not the first sender's request context: its trace and log scopes are not the watch's.
+            using (ExecutionContext.SuppressFlow())
+                stallWatch = time.CreateTimer(_ => WatchForStall(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        }
+    }
+
+    void BatchStarts()
+    {
+        lock (stall) batchStartedAt = time.GetTimestamp();
+    }
+
+    void BatchOver()
+    {
+        long stalled;
+        lock (stall) (batchStartedAt, stalled, stalledSince) = (0, stalledSince, 0);
+        if (stalled != 0)
+            logger.LogInformation("The send batch that waited for MariaDB is over after {Seconds:F1} s", time.GetElapsedTime(stalled).TotalSeconds);
     }
 
     void WatchForStall()
     {
-        var since = Interlocked.Read(ref batchStartedAt);
-        if (since == 0 || time.GetElapsedTime(since) < StallWarning || Interlocked.CompareExchange(ref stalledSince, since, 0) != 0) return;
+        long since;
+        lock (stall)
+        {
+            since = batchStartedAt;
+            if (since == 0 || stalledSince != 0 || time.GetElapsedTime(since) < StallWarning) return;
+            stalledSince = since;
+        }
         logger.LogWarning("A send batch has waited {Seconds:F0} s for MariaDB; this node's sends wait with it ({Queued} queued behind it)",
             time.GetElapsedTime(since).TotalSeconds, queue.Count);
     }
 
-    public void Dispose() => stallWatch?.Dispose();
+    public void Dispose()
+    {
+        lock (stall)
+        {
+            disposed = true;
+            stallWatch?.Dispose();
+        }
+    }
 
     async Task WriteAsync()
     {
@@ -114,7 +148,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
         {
             try
             {
-                Interlocked.Exchange(ref batchStartedAt, time.GetTimestamp());
+                BatchStarts();
                 connection ??= await db.OpenConnectionAsync();
                 var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis());
                 BatchOver();
@@ -164,13 +198,6 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
                 return null;
             }
         }
-    }
-
-    void BatchOver()
-    {
-        Interlocked.Exchange(ref batchStartedAt, 0);
-        if (Interlocked.Exchange(ref stalledSince, 0) is var stalled and not 0)
-            logger.LogInformation("The send batch that waited for MariaDB is over after {Seconds:F1} s", time.GetElapsedTime(stalled).TotalSeconds);
     }
 
     /// <summary>Whether a send was queued within <paramref name="wait"/>.</summary>
