@@ -431,4 +431,40 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.InRange(double.Parse(closing.Split(over)[1].Split(' ')[0], CultureInfo.InvariantCulture), 7.0, 60.0);
         Assert.Equal(["before", "held"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
     }
+
+    [Fact]
+    public async Task A_batch_that_fails_after_its_stall_was_logged_leaves_the_next_stall_to_be_logged_too()
+    {
+        await using var mariadb = await Ams.Testing.MariaDbServer.StartAsync();
+        await mariadb.CreateDatabaseAsync("ams");
+        var logs = new CapturedLogs();
+        // Its commands (and a pooled open) give up after 7 s, past the 5 s warning: the stalled batch fails with 503.
+        await using var app = await services.StartAppAsync(settings: [new("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams") + "Connect Timeout=7;Default Command Timeout=7;")],
+            services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var (alice, bob) = (await app.MemberAsync("sf"), await app.MemberAsync("sf"));
+        var direct = (await app.DirectAsync(alice, bob)).Id();
+        await app.SendAsync(alice, direct, "before");
+        const string waiting = "GroupCommit: A send batch has waited ";
+        int Warnings() => logs.Lines.Count(l => l.Contains(waiting, StringComparison.Ordinal));
+
+        mariadb.Pause();
+        Task<IScenarioResult> held;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            var failed = await app.PostAsync("/api/messages", new { conversationId = direct, body = "failed" }, alice.Token, null);
+            Assert.Equal(503, failed.Status());
+            Assert.Equal(1, Warnings());
+            var failedAfter = watch.Elapsed;
+            // Still hung: the next batch waits as long, and says so again.
+            held = app.PostAsync("/api/messages", new { conversationId = direct, body = "held" }, alice.Token, null);
+            await Eventually.TrueAsync(() => Warnings() == 2, TimeSpan.FromSeconds(15));
+            Assert.False(held.IsCompleted, $"the second send answered while MariaDB was paused (the first failed after {failedAfter.TotalSeconds:F1} s)");
+        }
+        finally
+        {
+            mariadb.Resume();
+        }
+        Assert.Equal(201, (await held).Status());
+    }
 }
