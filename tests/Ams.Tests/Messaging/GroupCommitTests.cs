@@ -395,18 +395,29 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.Equal("after the lock", (await app.SendAsync(alice, stuck.Id(), "after the lock"))["body"].Str());
     }
 
-    [Fact]
-    public async Task A_send_batch_that_MariaDB_holds_for_seconds_is_logged_once_as_it_waits_and_once_as_it_ends()
+    const string StallWarning = "GroupCommit: A send batch has waited ", StallOver = "GroupCommit: The send batch that waited for MariaDB is over after ";
+
+    /// <summary>A node on a MariaDB of the test's own (to pause), its log, and a conversation with one message sent: the writer has run once.</summary>
+    async Task<(Ams.Testing.MariaDbServer MariaDb, IAlbaHost App, CapturedLogs Logs, Member Alice, Member Bob, string Direct)> OwnMariaDbAsync(string timeouts)
     {
-        await using var mariadb = await Ams.Testing.MariaDbServer.StartAsync();
+        var mariadb = await Ams.Testing.MariaDbServer.StartAsync();
         await mariadb.CreateDatabaseAsync("ams");
         var logs = new CapturedLogs();
-        await using var app = await services.StartAppAsync(settings: [new("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams") + "Connect Timeout=60;")],
+        var app = await services.StartAppAsync(settings: [new("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams") + timeouts)],
             services: s => s.AddSingleton<ILoggerProvider>(logs));
         var (alice, bob) = (await app.MemberAsync("sw"), await app.MemberAsync("sw"));
         var direct = (await app.DirectAsync(alice, bob)).Id();
         await app.SendAsync(alice, direct, "before");
-        const string waiting = "GroupCommit: A send batch has waited ", over = "GroupCommit: The send batch that waited for MariaDB is over after ";
+        return (mariadb, app, logs, alice, bob, direct);
+    }
+
+    [Fact]
+    public async Task A_send_batch_that_MariaDB_holds_for_seconds_is_logged_once_as_it_waits_and_once_as_it_ends()
+    {
+        var (mariadb, app, logs, alice, bob, direct) = await OwnMariaDbAsync("Connect Timeout=60;");
+        await using var stopServer = mariadb;
+        await using var stopNode = app;
+        const string waiting = StallWarning, over = StallOver;
 
         mariadb.Pause();
         Task<IScenarioResult> held;
@@ -435,16 +446,11 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     [Fact]
     public async Task A_batch_that_fails_after_its_stall_was_logged_leaves_the_next_stall_to_be_logged_too()
     {
-        await using var mariadb = await Ams.Testing.MariaDbServer.StartAsync();
-        await mariadb.CreateDatabaseAsync("ams");
-        var logs = new CapturedLogs();
         // Its commands (and a pooled open) give up after 7 s, past the 5 s warning: the stalled batch fails with 503.
-        await using var app = await services.StartAppAsync(settings: [new("ConnectionStrings:MariaDb", mariadb.ConnectionString("ams") + "Connect Timeout=7;Default Command Timeout=7;")],
-            services: s => s.AddSingleton<ILoggerProvider>(logs));
-        var (alice, bob) = (await app.MemberAsync("sf"), await app.MemberAsync("sf"));
-        var direct = (await app.DirectAsync(alice, bob)).Id();
-        await app.SendAsync(alice, direct, "before");
-        const string waiting = "GroupCommit: A send batch has waited ";
+        var (mariadb, app, logs, alice, _, direct) = await OwnMariaDbAsync("Connect Timeout=7;Default Command Timeout=7;");
+        await using var stopServer = mariadb;
+        await using var stopNode = app;
+        const string waiting = StallWarning;
         int Warnings() => logs.Lines.Count(l => l.Contains(waiting, StringComparison.Ordinal));
 
         mariadb.Pause();

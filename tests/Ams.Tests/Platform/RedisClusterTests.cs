@@ -106,7 +106,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var name = Api.UniqueName("rp");
         await app.RegisterAsync(name);
         var token = await app.LoginAsync(name);
-        var key = $"ams:session:{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token)))}";
+        var key = SessionKeyOf(token);
         var hung = await redis.Cluster.MasterOfAsync(key);
         // Replication is asynchronous here (Redis__Replicas=0): a master paused before its replica
         // has the session loses it in the promotion (1 run in 7 under load), which is what the

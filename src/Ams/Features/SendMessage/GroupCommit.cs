@@ -31,7 +31,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
     static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(50);
 
     // A MariaDB that hangs (paused, a stalled disk) rather than fails holds the writer, and with it
-    // every send on the node, until MySqlConnector's command timeout (30 s), with nothing in the log
+    // every send on the node, until MySqlConnector's timeouts (15 s to open, 30 s a command), with nothing in the log
     // meanwhile. A watch once a second says so after StallWarning, and again when the batch is over.
     static readonly TimeSpan StallWarning = TimeSpan.FromSeconds(5);
     readonly Lock stall = new();
