@@ -18,8 +18,10 @@ internal sealed class ServerProcess : IDisposable
 
     // $0 and "$@" are the server and its arguments. Prints the server's pid, then waits for it.
     // The watcher ignores TERM once it has started cleaning up, so the wrapper's final kill
-    // cannot interrupt the cleanup.
+    // cannot interrupt the cleanup. The shell's own messages (a bare "Killed" when a test kills
+    // the server) go to the server's log, not into the test run's output.
     private const string Wrapper = """
+        exec 2>>"$AMS_SERVER_LOG"
         "$0" "$@" </dev/null >>"$AMS_SERVER_LOG" 2>&1 &
         server=$!
         echo "$server"
