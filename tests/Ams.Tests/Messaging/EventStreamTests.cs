@@ -732,4 +732,26 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         Assert.Equal(sent.Id(), JsonNode.Parse(live.Data)!.Id());
         Assert.Equal(latest + 1, long.Parse(live.Id!));
     }
+
+    [Theory]
+    [InlineData("abc", null, "Last-Event-ID")]
+    [InlineData("-5", null, "Last-Event-ID")]
+    [InlineData("99999999999999999999", null, "Last-Event-ID")]
+    [InlineData(null, "abc", "after")]
+    [InlineData(null, "-1", "after")]
+    [InlineData("3", "x", "after")]
+    public async Task A_resume_point_that_is_no_event_id_is_refused_rather_than_taken_for_none(string? lastEventId, string? after, string named)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("rsm");
+        var path = after is null ? "/api/events" : $"/api/events?after={Uri.EscapeDataString(after)}";
+        await using var stream = await SseClient.OpenAsync(app, alice.Token, lastEventId, path);
+        Assert.Equal(400, (int)stream.Response.StatusCode);
+        Assert.Equal("application/problem+json", stream.Response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonNode.Parse(await stream.Response.Content.ReadAsStringAsync())!;
+        Assert.Equal($"Invalid {named}", problem["title"]!.GetValue<string>());
+        // A refused stream is not counted against the user's open streams.
+        await using var valid = await SseClient.OpenAsync(app, alice.Token, "0", "/api/events?after=");
+        Assert.Equal(200, (int)valid.Response.StatusCode);
+    }
 }

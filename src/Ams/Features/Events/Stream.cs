@@ -71,6 +71,9 @@ public sealed class Stream : IDisposable
     /// <summary>Not async itself: the stream's one state machine is <see cref="RunCountedAsync"/>, which releases the count.</summary>
     public Task RunAsync(HttpContext http, StreamFormat format, CancellationToken ct)
     {
+        if (!TryResumeAfter(http.Request, out var resumeAfter, out var invalid))
+            return Problem.WriteAsync(http, StatusCodes.Status400BadRequest, $"Invalid {invalid}",
+                $"{invalid} must be the id of an event the stream sent (a whole number, 0 or more).");
         var session = http.Session();
         if (open.AddOrUpdate(session.UserId, 1, (_, n) => n + 1) > options.MaxStreamsPerUser)
         {
@@ -78,7 +81,7 @@ public sealed class Stream : IDisposable
             return Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many open event streams",
                 $"At most {options.MaxStreamsPerUser} streams per user; close one first.", TimeSpan.FromSeconds(5));
         }
-        return RunCountedAsync(http, session, format, ct);
+        return RunCountedAsync(http, session, format, resumeAfter, ct);
     }
 
     void Release(long userId)
@@ -86,7 +89,7 @@ public sealed class Stream : IDisposable
         if (open.AddOrUpdate(userId, 0, (_, n) => n - 1) <= 0) open.TryRemove(KeyValuePair.Create(userId, 0));
     }
 
-    async Task RunCountedAsync(HttpContext http, Session session, StreamFormat format, CancellationToken ct)
+    async Task RunCountedAsync(HttpContext http, Session session, StreamFormat format, long? resumeAfter, CancellationToken ct)
     {
         try
         {
@@ -103,7 +106,6 @@ public sealed class Stream : IDisposable
             await presence.ConnectedAsync(user.Username);
             try
             {
-                var resumeAfter = ResumeAfter(http.Request);
                 var last = resumeAfter ?? await LatestAsync(user.Id, ct);
                 await response.WriteAsync(": connected\n\n", ct);
                 await response.Body.FlushAsync(ct);
@@ -194,13 +196,26 @@ public sealed class Stream : IDisposable
     /// Last-Event-ID resumes a stream. A first connection may say where its page left off with
     /// <c>?after=</c> (the chat page renders it, so nothing between page and stream is lost);
     /// otherwise (null) the stream starts live: replaying a user's whole history to every new tab
-    /// would cost as much as the history is long.
+    /// would cost as much as the history is long. A value that is no event id is refused (400) rather
+    /// than taken for none: the stream would start live and the client would never learn why its
+    /// missed events did not come.
     /// </summary>
-    static long? ResumeAfter(HttpRequest request) =>
-        long.TryParse(request.Headers["Last-Event-ID"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var last)
-        || long.TryParse(request.Query["after"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out last)
-            ? last
-            : null;
+    static bool TryResumeAfter(HttpRequest request, out long? resumeAfter, out string invalid)
+    {
+        resumeAfter = null;
+        invalid = "";
+        foreach (var (name, value) in (ReadOnlySpan<(string, string)>)[("Last-Event-ID", request.Headers["Last-Event-ID"].ToString()), ("after", request.Query["after"].ToString())])
+        {
+            if (value.Length == 0) continue;
+            if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
+            {
+                invalid = name;
+                return false;
+            }
+            resumeAfter ??= id;   // Last-Event-ID first: a reconnecting EventSource sends it with the page's ?after= still on the URL
+        }
+        return true;
+    }
 
     async Task<long> LatestAsync(long userId, CancellationToken ct)
     {
