@@ -33,8 +33,14 @@ public sealed class UtcTimestampConverter : JsonConverter<DateTime>
     public override DateTime Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options) =>
         reader.GetDateTimeOffset().UtcDateTime;
 
-    public override void Write(System.Text.Json.Utf8JsonWriter writer, DateTime value, System.Text.Json.JsonSerializerOptions options) =>
-        writer.WriteStringValue(value.ToUniversalTime().ToString(Format, System.Globalization.CultureInfo.InvariantCulture));
+    // Formatted into the stack: every message and event carries a timestamp, and a string per write showed in the send profile.
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, DateTime value, System.Text.Json.JsonSerializerOptions options)
+    {
+        Span<byte> utf8 = stackalloc byte[32];
+        if (!value.ToUniversalTime().TryFormat(utf8, out var written, Format, System.Globalization.CultureInfo.InvariantCulture))
+            throw new FormatException($"A timestamp longer than {utf8.Length} bytes");   // years past 9999 do not exist
+        writer.WriteStringValue(utf8[..written]);
+    }
 }
 
 public sealed class UtcOffsetTimestampConverter : JsonConverter<DateTimeOffset>
