@@ -63,6 +63,8 @@ public static class ProblemResponses
         problem.Instance ??= context.HttpContext.Request.Path;
         // ASP.NET's own writer knows no type for some statuses (429 among them); the documented schema requires one.
         if (problem.Type is null && problem.Status is { } status && ProblemJsonWriter.Defaults.TryGetValue(status, out var known)) problem.Type = known.Type;
+        // ASP.NET's own writer (it answers first when the request accepts JSON) types a 422 by RFC 4918, WebDAV's; api.md promises RFC 9110's section.
+        if (problem.Status == StatusCodes.Status422UnprocessableEntity) problem.Type = ProblemJsonWriter.Defaults[StatusCodes.Status422UnprocessableEntity].Type;
         switch (problem.Status)
         {
             case StatusCodes.Status503ServiceUnavailable when context.Exception is PasswordHashingBusyException:

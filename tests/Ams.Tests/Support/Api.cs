@@ -71,6 +71,9 @@ public static class Api
         Assert.False(string.IsNullOrWhiteSpace(body["title"]?.GetValue<string>()));
         // The documented schema requires a type; without one a client reads about:blank, whose title is the status phrase.
         Assert.StartsWith("https://", body["type"]?.GetValue<string>() ?? "(no type)");
+        // api.md: the section of RFC 9110 for the status (RFC 6585's for 429), whichever writer answered.
+        if (Ams.Infrastructure.ProblemJsonWriter.Defaults.TryGetValue(status, out var documented))
+            Assert.Equal(documented.Type, body["type"]!.GetValue<string>());
         AssertNoInternals(text);
         return body;
     }
