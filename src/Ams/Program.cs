@@ -155,7 +155,7 @@ static WebApplication Build(string[] args, bool admin)
         // In the API's words, never the serializer's: its messages name .NET types and internals.
         c.Binding.JsonExceptionTransformer = e => new FluentValidation.Results.ValidationFailure(
             e.Path is { Length: > 1 } path ? path.TrimStart('$', '.') : "body",
-            e.Path is { Length: > 1 } at ? $"The value at {at} is not of the expected type or is not valid JSON." : "The request body is not valid JSON.");
+            e.Path is { Length: > 1 } at ? $"The value at {at} is not of the expected type or is not valid JSON." : "The request body is not a JSON object.");
     });
 
     return app;
