@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Diagnostics;
 using Ams.Infrastructure;
 using Ams.Testing;
@@ -103,5 +104,41 @@ public sealed class PausedRedisTests(Services services) : IClassFixture<Services
         }
         Assert.True(await waiting);
         Assert.False(circuit.IsOpen);
+    }
+
+    [Fact]
+    public async Task Inboxes_conversations_and_new_streams_during_a_Redis_pause_answer_at_once_with_everyone_offline()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var node = await services.StartAppAsync(redis: redis.ConnectionString);
+        var alice = await node.MemberAsync("pia");
+        var bob = await node.MemberAsync("pib");
+        var direct = (await node.DirectAsync(alice, bob)).Id();
+        await using var bobsStream = await SseClient.OpenAsync(node, bob.Token);
+        bool BobOnline(JsonObject conversation) =>
+            conversation["members"]!.AsArray().Single(m => m!["username"].Str() == bob.Name)!["online"]!.GetValue<bool>();
+        await Eventually.TrueAsync(async () => BobOnline(await node.ConversationAsync(alice, direct)), TimeSpan.FromSeconds(5));
+
+        TimeSpan elapsed;
+        redis.Pause();
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Contains(await node.InboxAsync(alice), c => c!.Id() == direct);
+                Assert.False(BobOnline(await node.ConversationAsync(alice, direct)));   // presence is best effort
+                await using var stream = await SseClient.OpenAsync(node, alice.Token);
+                Assert.Equal(200, (int)stream.Response.StatusCode);
+            }
+            elapsed = watch.Elapsed;
+        }
+        finally
+        {
+            redis.Resume();
+        }
+        // Before: each presence read or mark waited out the client's 5 s timeout, nine of them here.
+        Assert.True(elapsed < RedisCircuit.Budget + TimeSpan.FromSeconds(2.5), $"three inboxes, conversations and streams during the pause took {elapsed.TotalSeconds:F1} s");
+        await Eventually.TrueAsync(async () => BobOnline(await node.ConversationAsync(alice, direct)), TimeSpan.FromSeconds(5));
     }
 }

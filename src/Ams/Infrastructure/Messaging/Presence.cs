@@ -16,9 +16,11 @@ public sealed class PresenceOptions
 /// a node adds its mark when a stream opens, removes it when the user's last stream on it closes,
 /// and renews every mark it holds on each heartbeat. A node that dies stops renewing, so its marks
 /// lapse after <see cref="PresenceOptions.Ttl"/>; only marks not yet expired count. Best effort:
-/// while Redis is down everyone reads as offline and nothing fails.
+/// while Redis is down everyone reads as offline and nothing fails. Calls on a request's path go
+/// through the <see cref="RedisCircuit"/>: a hung Redis held every inbox, conversation and new
+/// stream for the client's 5 s timeout, where a send waited 1 s once and then not at all.
 /// </summary>
-public sealed class Presence(IConnectionMultiplexer redis, EventHub hub, PresenceOptions options, TimeProvider time, ILogger<Presence> logger)
+public sealed class Presence(IConnectionMultiplexer redis, RedisCircuit circuit, EventHub hub, PresenceOptions options, TimeProvider time, ILogger<Presence> logger)
     : BackgroundService
 {
     public string NodeId { get; } = Guid.NewGuid().ToString("N");
@@ -30,14 +32,14 @@ public sealed class Presence(IConnectionMultiplexer redis, EventHub hub, Presenc
 
     long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    public Task ConnectedAsync(string username) => MarkAsync([username]);
+    public Task ConnectedAsync(string username) => MarkAsync([username], circuit.CallAsync);
 
     public async Task DisconnectedAsync(long userId, string username)
     {
         if (hub.HasSubscribers(userId)) return;
         try
         {
-            await redis.GetDatabase().SortedSetRemoveAsync(Key(username), NodeId);
+            await circuit.CallAsync(db => db.SortedSetRemoveAsync(Key(username), NodeId));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -45,23 +47,30 @@ public sealed class Presence(IConnectionMultiplexer redis, EventHub hub, Presenc
         }
     }
 
-    async Task MarkAsync(IReadOnlyCollection<string> usernames)
+    // The heartbeat's batch (every user with a stream on the node) stays off the circuit: with
+    // thousands of users it may run past the circuit's budget and would trip it for every request.
+    Task<bool> Uncircuited(Func<IDatabase, Task<bool>> call) => call(redis.GetDatabase());
+
+    async Task MarkAsync(IReadOnlyCollection<string> usernames, Func<Func<IDatabase, Task<bool>>, Task<bool>> run)
     {
         if (usernames.Count == 0) return;
         try
         {
-            var db = redis.GetDatabase();
-            var expiry = Now + (long)options.Ttl.TotalMilliseconds;
-            var batch = db.CreateBatch();
-            var writes = new List<Task>(usernames.Count * 3);
-            foreach (var username in usernames)
+            await run(async db =>
             {
-                writes.Add(batch.SortedSetAddAsync(Key(username), NodeId, expiry));
-                writes.Add(batch.SortedSetRemoveRangeByScoreAsync(Key(username), double.NegativeInfinity, Now));
-                writes.Add(batch.KeyExpireAsync(Key(username), options.Ttl));
-            }
-            batch.Execute();
-            await Task.WhenAll(writes);
+                var expiry = Now + (long)options.Ttl.TotalMilliseconds;
+                var batch = db.CreateBatch();
+                var writes = new List<Task>(usernames.Count * 3);
+                foreach (var username in usernames)
+                {
+                    writes.Add(batch.SortedSetAddAsync(Key(username), NodeId, expiry));
+                    writes.Add(batch.SortedSetRemoveRangeByScoreAsync(Key(username), double.NegativeInfinity, Now));
+                    writes.Add(batch.KeyExpireAsync(Key(username), options.Ttl));
+                }
+                batch.Execute();
+                await Task.WhenAll(writes);
+                return true;
+            });
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -77,14 +86,16 @@ public sealed class Presence(IConnectionMultiplexer redis, EventHub hub, Presenc
         if (names.Count == 0) return online;
         try
         {
-            var db = redis.GetDatabase();
-            var batch = db.CreateBatch();
-            var now = Now;
-            var counts = names.Select(n => batch.SortedSetLengthAsync(Key(n), now, double.PositiveInfinity, Exclude.Start)).ToList();
-            batch.Execute();
-            await Task.WhenAll(counts);
+            var counts = await circuit.CallAsync(db =>
+            {
+                var batch = db.CreateBatch();
+                var now = Now;
+                var lengths = names.Select(n => batch.SortedSetLengthAsync(Key(n), now, double.PositiveInfinity, Exclude.Start)).ToArray();
+                batch.Execute();
+                return Task.WhenAll(lengths);
+            });
             for (var i = 0; i < names.Count; i++)
-                if (counts[i].Result > 0) online.Add(names[i]);
+                if (counts[i] > 0) online.Add(names[i]);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -108,7 +119,7 @@ public sealed class Presence(IConnectionMultiplexer redis, EventHub hub, Presenc
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
-                if (!Frozen) await MarkAsync(hub.Usernames());
+                if (!Frozen) await MarkAsync(hub.Usernames(), Uncircuited);
         }
         catch (OperationCanceledException) { }
     }
