@@ -136,6 +136,7 @@ static WebApplication Build(string[] args, bool admin)
     {
         OnPrepareResponse = f => f.Context.Response.Headers.CacheControl = "public, max-age=3600",
     });
+    app.UseMariaDbCircuit();
     app.UseAuthentication();
     app.UseAccessTokenScope();
     app.UseAntiforgeryCheck();

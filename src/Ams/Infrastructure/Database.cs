@@ -43,6 +43,7 @@ public static class Database
         // Built by the container, not handed to it, so that stopping the host disposes it: an instance
         // registered ready-made is never disposed, and its idle connections stay open on the server.
         services.AddSingleton(_ => new MySqlDataSourceBuilder(builder.ConnectionString).Build());
+        services.AddSingleton<MariaDbCircuit>();
         return services;
     }
 }

@@ -10,7 +10,7 @@ namespace Ams.Infrastructure;
 /// it ends, with how many requests it refused, instead of a stack trace per request: hundreds a
 /// second would bury everything else an operator needs then.
 /// </summary>
-public sealed class Outages(MySqlDataSource db, IConnectionMultiplexer redis, TimeProvider time, ILogger<Outages> logger)
+public sealed class Outages(MySqlDataSource db, IConnectionMultiplexer redis, MariaDbCircuit mariaDbCircuit, TimeProvider time, ILogger<Outages> logger)
 {
     public const string MariaDb = "MariaDB";
     public const string Redis = "Redis";
@@ -28,6 +28,7 @@ public sealed class Outages(MySqlDataSource db, IConnectionMultiplexer redis, Ti
     public bool Refused(Exception exception)
     {
         if (BackendOf(exception) is not { } backend) return false;
+        if (MariaDbCircuit.IsTimeout(exception)) mariaDbCircuit.Trip("a request ran out of time");
         var outage = current.GetOrAdd(backend, _ => new Outage(time.GetUtcNow()));
         if (Interlocked.Increment(ref outage.Refused) == 1)
         {
@@ -41,7 +42,7 @@ public sealed class Outages(MySqlDataSource db, IConnectionMultiplexer redis, Ti
     static string? BackendOf(Exception exception) => exception switch
     {
         // MySqlConnector's own errors (no SQLSTATE): cannot connect (1042), connection lost, timeouts.
-        MySqlException { SqlState: null } => MariaDb,
+        MySqlException { SqlState: null } or MariaDbNotAnsweringException => MariaDb,
         RedisConnectionException or RedisTimeoutException or ReplicaShortException => Redis,
         _ => null,
     };

@@ -398,7 +398,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     const string StallWarning = "GroupCommit: A send batch has waited ", StallOver = "GroupCommit: The send batch that waited for MariaDB is over after ";
 
     /// <summary>A node on a MariaDB of the test's own (to pause), its log, and a conversation with one message sent: the writer has run once.</summary>
-    async Task<(Ams.Testing.MariaDbServer MariaDb, IAlbaHost App, CapturedLogs Logs, Member Alice, Member Bob, string Direct)> OwnMariaDbAsync(string timeouts)
+    internal static async Task<(Ams.Testing.MariaDbServer MariaDb, IAlbaHost App, CapturedLogs Logs, Member Alice, Member Bob, string Direct)> OwnMariaDbAsync(Services services, string timeouts)
     {
         var mariadb = await Ams.Testing.MariaDbServer.StartAsync();
         await mariadb.CreateDatabaseAsync("ams");
@@ -412,20 +412,30 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
-    public async Task A_send_batch_that_MariaDB_holds_for_seconds_is_logged_once_as_it_waits_and_once_as_it_ends()
+    public async Task A_send_batch_that_MariaDB_holds_for_seconds_is_logged_answers_the_sends_behind_it_and_opens_the_circuit()
     {
-        var (mariadb, app, logs, alice, bob, direct) = await OwnMariaDbAsync("Connect Timeout=60;");
+        var (mariadb, app, logs, alice, bob, direct) = await OwnMariaDbAsync(services, "Connect Timeout=60;");
         await using var stopServer = mariadb;
         await using var stopNode = app;
+        var circuit = app.Services.GetRequiredService<Ams.Infrastructure.MariaDbCircuit>();
         const string waiting = StallWarning, over = StallOver;
 
         mariadb.Pause();
         Task<IScenarioResult> held;
+        Task<IScenarioResult>[] behind;
         try
         {
             held = app.PostAsync("/api/messages", new { conversationId = direct, body = "held" }, alice.Token, null);
+            await Task.Delay(TimeSpan.FromSeconds(1));   // the held send is on the wire: these two queue behind it
+            behind = [app.PostAsync("/api/messages", new { conversationId = direct, body = "behind 1" }, alice.Token, null),
+                app.PostAsync("/api/messages", new { conversationId = direct, body = "behind 2" }, bob.Token, null)];
             await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains(waiting, StringComparison.Ordinal)), TimeSpan.FromSeconds(15));
+            foreach (var send in behind) Assert.Equal(503, (await send.WaitAsync(TimeSpan.FromSeconds(3))).Status());
             Assert.False(held.IsCompleted, "the send answered while MariaDB was paused");
+            // No request has timed out yet, but the circuit is open: a new request does not wait.
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            Assert.Equal(503, (await app.GetAsync("/api/conversations", alice.Token, null)).Status());
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"a request during the stall took {watch.Elapsed.TotalSeconds:F1} s");
             await Task.Delay(TimeSpan.FromSeconds(2.5));   // the watch runs every second: still one line
         }
         finally
@@ -434,10 +444,12 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         }
         Assert.Equal(201, (await held).Status());
         await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains(over, StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
+        await Eventually.TrueAsync(() => !circuit.IsOpen, TimeSpan.FromSeconds(5));
         await Task.Delay(TimeSpan.FromSeconds(1.5));   // an idle writer is no stall: nothing more is logged
         var warning = Assert.Single(logs.Lines, l => l.Contains(waiting, StringComparison.Ordinal));
         Assert.StartsWith("Warning ", warning);
         Assert.InRange(int.Parse(warning.Split(waiting)[1].Split(' ')[0], CultureInfo.InvariantCulture), 5, 10);
+        Assert.Contains("the 2 sends queued behind it answer 503", warning);
         var closing = Assert.Single(logs.Lines, l => l.Contains(over, StringComparison.Ordinal));
         Assert.InRange(double.Parse(closing.Split(over)[1].Split(' ')[0], CultureInfo.InvariantCulture), 7.0, 60.0);
         Assert.Equal(["before", "held"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
@@ -447,25 +459,33 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     public async Task A_batch_that_fails_after_its_stall_was_logged_leaves_the_next_stall_to_be_logged_too()
     {
         // Its commands (and a pooled open) give up after 7 s, past the 5 s warning: the stalled batch fails with 503.
-        var (mariadb, app, logs, alice, _, direct) = await OwnMariaDbAsync("Connect Timeout=7;Default Command Timeout=7;");
+        var (mariadb, app, logs, alice, _, direct) = await OwnMariaDbAsync(services, "Connect Timeout=7;Default Command Timeout=7;");
         await using var stopServer = mariadb;
         await using var stopNode = app;
+        var circuit = app.Services.GetRequiredService<Ams.Infrastructure.MariaDbCircuit>();
         const string waiting = StallWarning;
         int Warnings() => logs.Lines.Count(l => l.Contains(waiting, StringComparison.Ordinal));
 
         mariadb.Pause();
-        Task<IScenarioResult> held;
-        var watch = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             var failed = await app.PostAsync("/api/messages", new { conversationId = direct, body = "failed" }, alice.Token, null);
             Assert.Equal(503, failed.Status());
             Assert.Equal(1, Warnings());
-            var failedAfter = watch.Elapsed;
-            // Still hung: the next batch waits as long, and says so again.
+        }
+        finally
+        {
+            mariadb.Resume();
+        }
+        await Eventually.TrueAsync(() => !circuit.IsOpen, TimeSpan.FromSeconds(5));
+        // MariaDB hangs again: the next batch waits as long, and says so again.
+        mariadb.Pause();
+        Task<IScenarioResult> held;
+        try
+        {
             held = app.PostAsync("/api/messages", new { conversationId = direct, body = "held" }, alice.Token, null);
             await Eventually.TrueAsync(() => Warnings() == 2, TimeSpan.FromSeconds(15));
-            Assert.False(held.IsCompleted, $"the second send answered while MariaDB was paused (the first failed after {failedAfter.TotalSeconds:F1} s)");
+            Assert.False(held.IsCompleted, "the second send answered while MariaDB was paused");
         }
         finally
         {

@@ -10,7 +10,7 @@ namespace Ams.Features.SendMessage;
 /// the next one, so under load MariaDB parses, locks and commits once for many messages (see
 /// docs/benchmarks-history.md). A lone send is written at once, in three round trips.
 /// </summary>
-public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvider time, ILogger<GroupCommit> logger) : IDisposable
+public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCircuit circuit, TimeProvider time, ILogger<GroupCommit> logger) : IDisposable
 {
     // One writer per node: while it is on the wire the next batch collects. Measured against two
     // and four writers, one gave the best throughput and latency (docs/benchmarks-history.md).
@@ -32,7 +32,9 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
 
     // A MariaDB that hangs (paused, a stalled disk) rather than fails holds the writer, and with it
     // every send on the node, until MySqlConnector's timeouts (15 s to open, 30 s a command), with nothing in the log
-    // meanwhile. A watch once a second says so after StallWarning, and again when the batch is over.
+    // meanwhile. A watch once a second says so after StallWarning, and again when the batch is over;
+    // it opens the MariaDbCircuit, so new requests answer 503 at once, and answers the sends queued
+    // behind the batch 503 (nothing of them was written) rather than hold them for the next one.
     static readonly TimeSpan StallWarning = TimeSpan.FromSeconds(5);
     readonly Lock stall = new();
     long batchStartedAt;      // time.GetTimestamp() of the batch on the wire, 0 when none
@@ -91,8 +93,12 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, TimeProvi
             if (since == 0 || stalledSince != 0 || time.GetElapsedTime(since) < StallWarning) return;
             stalledSince = since;
         }
-        logger.LogWarning("A send batch has waited {Seconds:F0} s for MariaDB; this node's sends wait with it ({Queued} queued behind it)",
-            time.GetElapsedTime(since).TotalSeconds, queue.Count);
+        circuit.Trip("a send batch has waited 5 s");
+        var refused = 0;
+        while (queue.TryDequeue(out var queued))
+            if (queued.Done.TrySetException(new MariaDbNotAnsweringException())) refused++;
+        logger.LogWarning("A send batch has waited {Seconds:F0} s for MariaDB; the {Refused} sends queued behind it answer 503 (nothing of them was written)",
+            time.GetElapsedTime(since).TotalSeconds, refused);
     }
 
     public void Dispose()

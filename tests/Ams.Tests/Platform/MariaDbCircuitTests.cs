@@ -1,0 +1,67 @@
+using System.Diagnostics;
+using Ams.Infrastructure;
+using Ams.Tests.Messaging;
+using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Ams.Tests.Platform;
+
+/// <summary>A MariaDB that hangs: once one request has run out of time on it, the others do not wait.</summary>
+public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Services>
+{
+    [Fact]
+    public async Task Once_a_request_ran_out_of_time_on_a_hung_MariaDB_the_next_ones_answer_503_at_once_until_it_answers()
+    {
+        // A pooled open (its reset) gives up after 3 s here, not the default 15.
+        var (mariadb, app, logs, alice, bob, direct) = await GroupCommitTests.OwnMariaDbAsync(services, "Connect Timeout=3;Default Command Timeout=3;");
+        await using var stopServer = mariadb;
+        await using var stopNode = app;
+        var circuit = app.Services.GetRequiredService<MariaDbCircuit>();
+
+        mariadb.Pause();
+        TimeSpan first, rest;
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            await (await app.GetAsync("/api/conversations", alice.Token, null)).ProblemAsync(503);
+            first = watch.Elapsed;
+            Assert.True(circuit.IsOpen);
+            watch.Restart();
+            await (await app.GetAsync($"/api/conversations/{direct}/messages", bob.Token, null)).ProblemAsync(503);
+            await (await app.PostAsync("/api/messages", new { conversationId = direct, body = "refused" }, alice.Token, null)).ProblemAsync(503);
+            await (await app.PostAsync("/api/login", new { username = alice.Name, password = Api.Password }, null, null)).ProblemAsync(503);
+            await using (var stream = await SseClient.OpenAsync(app, bob.Token)) Assert.Equal(503, (int)stream.Response.StatusCode);
+            Assert.Equal(200, (await app.GetAsync("/livez", null, null)).Status());   // the health checks answer for themselves
+            rest = watch.Elapsed;
+        }
+        finally
+        {
+            mariadb.Resume();
+        }
+        Assert.True(first >= TimeSpan.FromSeconds(2), $"the first request answered after {first.TotalSeconds:F1} s, before its timeout");
+        Assert.True(rest < TimeSpan.FromSeconds(2), $"five requests after it took {rest.TotalSeconds:F1} s");
+        await Eventually.TrueAsync(async () => (await app.GetAsync("/api/conversations", alice.Token, null)).Status() == 200, TimeSpan.FromSeconds(5));
+        Assert.Single(logs.Lines, l => l.Contains("MariaDB is not answering (a request ran out of time)", StringComparison.Ordinal));
+        var back = Assert.Single(logs.Lines, l => l.Contains("MariaDB answers again after", StringComparison.Ordinal));
+        // The four above, and any of the inbox's tries before the probe found MariaDB back.
+        Assert.InRange(int.Parse(back.Split(" were refused at once")[0].Split('(')[^1], System.Globalization.CultureInfo.InvariantCulture), 4, 60);
+        Assert.Equal(["before"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
+    }
+
+    [Fact]
+    public void Only_running_out_of_time_counts_as_hung_not_a_refusal_or_an_error_of_the_server()
+    {
+        var timeout = ErrorOf("SELECT SLEEP(3)", "Default Command Timeout=1;");
+        Assert.True(MariaDbCircuit.IsTimeout(timeout));
+        Assert.False(MariaDbCircuit.IsTimeout(ErrorOf("SELECT * FROM no_such_table", "")));
+        Assert.False(MariaDbCircuit.IsTimeout(new TimeoutException()));
+
+        MySqlConnector.MySqlException ErrorOf(string sql, string settings)
+        {
+            using var connection = new MySqlConnector.MySqlConnection(services.MariaDb.ConnectionString(services.Database) + ";" + settings);
+            connection.Open();
+            using var command = new MySqlConnector.MySqlCommand(sql, connection);
+            return Assert.Throws<MySqlConnector.MySqlException>(() => command.ExecuteScalar());
+        }
+    }
+}
