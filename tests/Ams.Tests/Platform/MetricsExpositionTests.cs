@@ -7,12 +7,25 @@ namespace Ams.Tests.Platform;
 /// <summary>The /metrics text, past the cache of each tag set's labels.</summary>
 public sealed class MetricsExpositionTests
 {
-    static (MetricsExposition Exposition, Meter Meter, ServiceProvider Services) Start()
+    /// <summary>An exposition listening to a meter named as AMS's own, from a factory of its own.</summary>
+    sealed class Exposed : IDisposable
     {
-        var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        var factory = services.GetRequiredService<IMeterFactory>();
-        var exposition = new MetricsExposition(factory);
-        return (exposition, factory.Create(new MeterOptions(AmsMetrics.MeterName)), services);
+        readonly ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        public readonly MetricsExposition Exposition;
+        public readonly Meter Meter;
+
+        public Exposed()
+        {
+            var factory = services.GetRequiredService<IMeterFactory>();
+            Exposition = new MetricsExposition(factory);
+            Meter = factory.Create(new MeterOptions(AmsMetrics.MeterName));
+        }
+
+        public void Dispose()
+        {
+            Exposition.Dispose();
+            services.Dispose();
+        }
     }
 
     static KeyValuePair<string, object?> Tag(string key, object? value) => new(key, value);
@@ -20,10 +33,8 @@ public sealed class MetricsExpositionTests
     [Fact]
     public void Each_tag_set_counts_in_its_own_series_whatever_the_order_its_tags_come_in()
     {
-        var (exposition, meter, services) = Start();
-        using var _ = services;
-        using var __ = exposition;
-        var counter = meter.CreateCounter<long>("test.requests");
+        using var exposed = new Exposed();
+        var (exposition, counter) = (exposed.Exposition, exposed.Meter.CreateCounter<long>("test.requests"));
         for (var round = 0; round < 3; round++)   // the first round fills the cache, the others read it
         {
             counter.Add(1, Tag("route", "/a"), Tag("status", 201));
@@ -42,10 +53,8 @@ public sealed class MetricsExpositionTests
     [Fact]
     public void Tag_sets_past_the_cache_bound_still_count_right_and_are_not_kept()
     {
-        var (exposition, meter, services) = Start();
-        using var _ = services;
-        using var __ = exposition;
-        var counter = meter.CreateCounter<long>("test.distinct");
+        using var exposed = new Exposed();
+        var (exposition, counter) = (exposed.Exposition, exposed.Meter.CreateCounter<long>("test.distinct"));
         for (var round = 0; round < 2; round++)
             for (var i = 0; i < 5000; i++) counter.Add(1, Tag("user", i));
         var text = exposition.Scrape();
