@@ -161,4 +161,23 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         AssertNoStackTrace(stdout + stderr);
         Assert.DoesNotContain("REPLACE_WITH", stderr);   // never echo key material, even a placeholder
     }
+
+    [Fact]
+    public async Task A_MariaDB_account_it_refuses_is_said_at_once_not_retried_for_half_a_minute()
+    {
+        var wrong = System.Text.RegularExpressions.Regex.Replace(app.MariaDbConnection, "Password=[^;]*", "Password=not-the-password");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var (exitCode, stdout, stderr) = await app.RunCommandAsync([], environment: new Dictionary<string, string?>
+        {
+            ["ConnectionStrings__MariaDb"] = wrong,
+            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{FreePort.Next()}",
+        });
+        Assert.Equal(1, exitCode);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"exited after {watch.Elapsed.TotalSeconds:F1} s");
+        Assert.StartsWith("AMS cannot start:", stderr);
+        Assert.Contains("Access denied", stderr);
+        Assert.DoesNotContain("retrying", stdout + stderr);
+        Assert.DoesNotContain("not-the-password", stdout + stderr);
+        AssertNoStackTrace(stdout + stderr);
+    }
 }

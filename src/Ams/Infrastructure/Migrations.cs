@@ -139,7 +139,8 @@ public static class Migrations
         }
     }
 
-    // In compose the app may come up before MariaDB accepts connections.
+    // In compose the app may come up before MariaDB accepts connections. A server that answers but
+    // refuses the account or the database will not mend by waiting: that is said at once.
     static async Task<MySqlConnection> OpenWithRetryAsync(MySqlDataSource db, ILogger logger, CancellationToken ct)
     {
         for (var attempt = 1; ; attempt++)
@@ -148,7 +149,8 @@ public static class Migrations
             {
                 return await db.OpenConnectionAsync(ct);
             }
-            catch (MySqlException e) when (attempt < 30)
+            catch (MySqlException e) when (attempt < 30
+                && e.ErrorCode is not (MySqlErrorCode.AccessDenied or MySqlErrorCode.DatabaseAccessDenied or MySqlErrorCode.UnknownDatabase))
             {
                 logger.LogWarning("MariaDB is not reachable yet ({Message}); retrying", e.Message);
                 await Task.Delay(TimeSpan.FromSeconds(1), ct);
