@@ -452,6 +452,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.Contains("the 2 sends queued behind it answer 503", warning);
         var closing = Assert.Single(logs.Lines, l => l.Contains(over, StringComparison.Ordinal));
         Assert.InRange(double.Parse(closing.Split(over)[1].Split(' ')[0], CultureInfo.InvariantCulture), 7.0, 60.0);
+        Assert.EndsWith(" s: stored", closing);
         Assert.Equal(["before", "held"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
     }
 
@@ -472,6 +473,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
             var failed = await app.PostAsync("/api/messages", new { conversationId = direct, body = "failed" }, alice.Token, null);
             Assert.Equal(503, failed.Status());
             Assert.Equal(1, Warnings());
+            Assert.EndsWith(" s: not stored", Assert.Single(logs.Lines, l => l.Contains(StallOver, StringComparison.Ordinal)));
         }
         finally
         {

@@ -76,12 +76,13 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
         lock (stall) batchStartedAt = time.GetTimestamp();
     }
 
-    void BatchOver()
+    void BatchOver(bool stored)
     {
         long stalled;
         lock (stall) (batchStartedAt, stalled, stalledSince) = (0, stalledSince, 0);
         if (stalled != 0)
-            logger.LogInformation("The send batch that waited for MariaDB is over after {Seconds:F1} s", time.GetElapsedTime(stalled).TotalSeconds);
+            logger.LogInformation("The send batch that waited for MariaDB is over after {Seconds:F1} s: {Outcome}", time.GetElapsedTime(stalled).TotalSeconds,
+                stored ? "stored" : "not stored");
     }
 
     void WatchForStall()
@@ -157,7 +158,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
                 BatchStarts();
                 connection ??= await db.OpenConnectionAsync();
                 var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis());
-                BatchOver();
+                BatchOver(stored: true);
                 for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(stored[i]);
                 AmsMetrics.GroupCommitBatch.Record(batch.Count);
                 AmsMetrics.MessagesSent.Add(batch.Count);
@@ -166,7 +167,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
             }
             catch (Exception e)
             {
-                BatchOver();
+                BatchOver(stored: false);
                 await DisposeQuietlyAsync(connection);
                 connection = null;
                 // An error the server returned came before the COMMIT was sent (its own round trip,
