@@ -29,6 +29,23 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
     }
 
     [Fact]
+    public async Task Requests_with_a_bad_token_are_answered_401_without_a_log_line_each()
+    {
+        using var client = app.Client();
+        var marker = $"/api/me?probe={Guid.NewGuid():N}";
+        for (var i = 0; i < 3; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, marker);
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "ams_not-a-token-" + i);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await client.SendAsync(request)).StatusCode);
+        }
+        // A flood of guessed tokens would otherwise write two lines a request (the handler's "was not
+        // authenticated" and "was challenged"); guessing passwords is what the security events record.
+        Assert.DoesNotContain("was not authenticated", app.Log);
+        Assert.DoesNotContain("was challenged", app.Log);
+    }
+
+    [Fact]
     public async Task The_AOT_binary_exports_its_metrics_over_OTLP_when_an_endpoint_is_set()
     {
         await using var collector = await OtlpCollector.StartAsync();

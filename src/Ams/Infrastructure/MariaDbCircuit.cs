@@ -3,24 +3,36 @@ using MySqlConnector;
 
 namespace Ams.Infrastructure;
 
+/// <summary>Endpoint metadata: the endpoint never touches MariaDB, so a hung MariaDB does not refuse it.</summary>
+public sealed class WithoutMariaDb;
+
 /// <summary>
 /// A MariaDB that hangs rather than fails (paused, a stalled disk, a network dropping packets)
 /// fails each request only after MySqlConnector's timeouts: 15 s to open a connection, 30 s a
 /// command. An outside fault check measured every request of a node waiting its 15 s while the
-/// outage was already logged. So once a request has run out of time on MariaDB, or a send batch
-/// has waited 5 s for it (the send writer says so), new requests that need it
-/// answer 503 at once, until a probe on a connection of its own (four a second, 1 s each) gets a
-/// <c>SELECT 1</c> answered. A MariaDB that is down (refusing connections) fails fast by itself and
-/// trips nothing. Requests already waiting keep waiting for their own timeouts.
+/// outage was already logged. So when a request runs out of time on MariaDB, or a send batch has
+/// waited 5 s for it (the send writer says so), a probe on a connection of its own asks
+/// <c>SELECT 1</c> with 1 s to answer: a slow query, a lock wait or a spent pool is no hang, and
+/// a probe answered leaves everything as it was. Unanswered, the circuit opens: new requests that
+/// need MariaDB answer 503 at once until a probe (four a second) is answered again. A MariaDB that
+/// is down (refusing connections) fails fast by itself and trips nothing; requests already waiting
+/// keep waiting for their own timeouts. Behind a proxy or a host list, a probe that reaches a
+/// healthy server keeps the circuit closed: refusing every request for one hung server of several
+/// would be worse than the waits on it.
 /// </summary>
-public sealed class MariaDbCircuit(MySqlDataSource db, ILogger<MariaDbCircuit> logger)
+public sealed class MariaDbCircuit(MySqlDataSource db, IHostApplicationLifetime lifetime, ILogger<MariaDbCircuit> logger)
 {
     static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(250);
-    static readonly string[] Exempt = ["/healthz", "/readyz", "/livez"];   // they check MariaDB themselves, within 2 s
 
     int open;
     long openedAt;
     long refused;
+    readonly Lock gate = new();
+    Task<bool>? suspicion;
+
+    // Not from the pool: a pooled connection to a hung server would hang its reset, and the pool
+    // may be spent by the requests that are waiting.
+    string ProbeConnectionString => new MySqlConnectionStringBuilder(db.ConnectionString) { Pooling = false, ConnectionTimeout = 1, DefaultCommandTimeout = 1 }.ConnectionString;
 
     /// <summary>Whether MariaDB is known not to answer right now.</summary>
     public bool IsOpen => Volatile.Read(ref open) == 1;
@@ -29,45 +41,71 @@ public sealed class MariaDbCircuit(MySqlDataSource db, ILogger<MariaDbCircuit> l
     public static bool IsTimeout(Exception exception) => exception is MySqlException e
         && (e.ErrorCode == MySqlErrorCode.CommandTimeoutExpired || e.InnerException is MySqlException { ErrorCode: MySqlErrorCode.CommandTimeoutExpired });
 
-    public void Trip(string why)
+    /// <summary>
+    /// Something waited too long for MariaDB: a probe decides whether it hangs. True when the circuit
+    /// is open (now or already); suspicions at the same time share one probe.
+    /// </summary>
+    public Task<bool> SuspectAsync(string why)
     {
-        if (Interlocked.Exchange(ref open, 1) == 1) return;
-        Volatile.Write(ref openedAt, Stopwatch.GetTimestamp());
-        Interlocked.Exchange(ref refused, 0);
-        logger.LogWarning("MariaDB is not answering ({Why}); requests that need it answer 503 at once until it answers a probe", why);
-        _ = Task.Run(ProbeAsync);
+        if (IsOpen) return Task.FromResult(true);
+        lock (gate) return suspicion ??= ConfirmAsync(why);
     }
 
-    async Task ProbeAsync()
+    async Task<bool> ConfirmAsync(string why)
     {
-        // Not from the pool: a pooled connection to a hung server would hang its reset, and the
-        // pool may be spent by the requests that are waiting.
-        var probe = new MySqlConnectionStringBuilder(db.ConnectionString) { Pooling = false, ConnectionTimeout = 1, DefaultCommandTimeout = 1 }.ConnectionString;
-        while (true)
+        try
         {
-            await Task.Delay(ProbeInterval);
-            try
-            {
-                await using var connection = new MySqlConnection(probe);
-                await connection.OpenAsync();
-                await using var select = new MySqlCommand("SELECT 1", connection);
-                await select.ExecuteScalarAsync();
-            }
-            catch (MySqlException)
-            {
-                continue;
-            }
-            Volatile.Write(ref open, 0);
-            logger.LogInformation("MariaDB answers again after {Seconds:F1} s; requests go through ({Refused} were refused at once meanwhile)",
-                Stopwatch.GetElapsedTime(Volatile.Read(ref openedAt)).TotalSeconds, Interlocked.Read(ref refused));
-            return;
+            if (await AnswersAsync()) return false;
+            Interlocked.Exchange(ref refused, 0);
+            Volatile.Write(ref openedAt, Stopwatch.GetTimestamp());
+            Volatile.Write(ref open, 1);
+            logger.LogWarning("MariaDB is not answering ({Why}, and a probe had no answer in 1 s); requests that need it answer 503 at once until it answers again", why);
+            _ = Task.Run(ProbeUntilAnsweredAsync);
+            return true;
+        }
+        finally
+        {
+            lock (gate) suspicion = null;
         }
     }
 
-    /// <summary>While open, every request but the health checks answers 503 before it waits for MariaDB.</summary>
+    async Task<bool> AnswersAsync()
+    {
+        try
+        {
+            await using var connection = new MySqlConnection(ProbeConnectionString);
+            await connection.OpenAsync(lifetime.ApplicationStopping);
+            await using var select = new MySqlCommand("SELECT 1", connection);
+            await select.ExecuteScalarAsync(lifetime.ApplicationStopping);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // Whatever the driver throws, the question is only whether MariaDB answered.
+            return false;
+        }
+    }
+
+    async Task ProbeUntilAnsweredAsync()
+    {
+        try
+        {
+            do await Task.Delay(ProbeInterval, lifetime.ApplicationStopping);
+            while (!await AnswersAsync());
+        }
+        catch (OperationCanceledException)
+        {
+            return;   // the node is stopping
+        }
+        var (seconds, count) = (Stopwatch.GetElapsedTime(Volatile.Read(ref openedAt)).TotalSeconds, Interlocked.Read(ref refused));
+        Volatile.Write(ref open, 0);
+        logger.LogInformation("MariaDB answers again after {Seconds:F1} s; requests go through ({Refused} were refused at once meanwhile)", seconds, count);
+    }
+
+    /// <summary>While open, a request that needs MariaDB is refused before it waits for it.</summary>
     internal bool Refuses(HttpContext http)
     {
-        if (!IsOpen || Array.IndexOf(Exempt, http.Request.Path.Value) >= 0) return false;
+        if (!IsOpen || http.GetEndpoint()?.Metadata.GetMetadata<WithoutMariaDb>() is not null) return false;
         Interlocked.Increment(ref refused);
         return true;
     }
@@ -75,13 +113,23 @@ public sealed class MariaDbCircuit(MySqlDataSource db, ILogger<MariaDbCircuit> l
 
 public static class MariaDbCircuitMiddleware
 {
-    /// <summary>Thrown, so the exception handler answers it as it answers every outage (503, counted, one log line).</summary>
+    /// <summary>
+    /// A page for a browser, else thrown, so the exception handler answers it as it answers every
+    /// outage (503 problem details with Retry-After, no log line of its own).
+    /// </summary>
     public static IApplicationBuilder UseMariaDbCircuit(this IApplicationBuilder app)
     {
         var circuit = app.ApplicationServices.GetRequiredService<MariaDbCircuit>();
-        return app.Use((http, next) => circuit.Refuses(http) ? throw new MariaDbNotAnsweringException() : next(http));
+        return app.Use((http, next) =>
+        {
+            if (!circuit.Refuses(http)) return next(http);
+            if (!Layout.WantsPage(http)) throw new MariaDbNotAnsweringException();
+            Problem.RetryAfter(http, TimeSpan.FromSeconds(5));
+            return Layout.SendErrorPageAsync(http, StatusCodes.Status503ServiceUnavailable, "Service temporarily unavailable",
+                "The database is not answering. Try again in a moment.");
+        });
     }
 }
 
-/// <summary>A request refused at once while the <see cref="MariaDbCircuit"/> is open: 503, counted as a MariaDB outage.</summary>
+/// <summary>A request refused at once while the <see cref="MariaDbCircuit"/> is open: 503, which the circuit counts and logs.</summary>
 public sealed class MariaDbNotAnsweringException() : Exception("MariaDB is not answering");

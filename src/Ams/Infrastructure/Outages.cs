@@ -28,7 +28,9 @@ public sealed class Outages(MySqlDataSource db, IConnectionMultiplexer redis, Ma
     public bool Refused(Exception exception)
     {
         if (BackendOf(exception) is not { } backend) return false;
-        if (MariaDbCircuit.IsTimeout(exception)) mariaDbCircuit.Trip("a request ran out of time");
+        // Refused by the open circuit, which counts and logs them itself.
+        if (exception is MariaDbNotAnsweringException) return true;
+        if (MariaDbCircuit.IsTimeout(exception)) _ = mariaDbCircuit.SuspectAsync("a request ran out of time");
         var outage = current.GetOrAdd(backend, _ => new Outage(time.GetUtcNow()));
         if (Interlocked.Increment(ref outage.Refused) == 1)
         {

@@ -449,7 +449,8 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         var warning = Assert.Single(logs.Lines, l => l.Contains(waiting, StringComparison.Ordinal));
         Assert.StartsWith("Warning ", warning);
         Assert.InRange(int.Parse(warning.Split(waiting)[1].Split(' ')[0], CultureInfo.InvariantCulture), 5, 10);
-        Assert.Contains("the 2 sends queued behind it answer 503", warning);
+        Assert.Contains("(2 queued behind it)", warning);
+        Assert.Single(logs.Lines, l => l.Contains("The 2 sends queued behind the held batch answer 503", StringComparison.Ordinal));
         var closing = Assert.Single(logs.Lines, l => l.Contains(over, StringComparison.Ordinal));
         Assert.InRange(double.Parse(closing.Split(over)[1].Split(' ')[0], CultureInfo.InvariantCulture), 7.0, 60.0);
         Assert.EndsWith(" s: stored", closing);

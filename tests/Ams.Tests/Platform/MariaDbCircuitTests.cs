@@ -18,6 +18,7 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
         await using var stopNode = app;
         var circuit = app.Services.GetRequiredService<MariaDbCircuit>();
 
+        var leaving = await app.LoginAsync(bob.Name);
         mariadb.Pause();
         TimeSpan first, rest;
         try
@@ -25,13 +26,29 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
             var watch = Stopwatch.StartNew();
             await (await app.GetAsync("/api/conversations", alice.Token, null)).ProblemAsync(503);
             first = watch.Elapsed;
-            Assert.True(circuit.IsOpen);
+            await Eventually.TrueAsync(() => circuit.IsOpen, TimeSpan.FromSeconds(3));   // once its own probe had no answer either
             watch.Restart();
             await (await app.GetAsync($"/api/conversations/{direct}/messages", bob.Token, null)).ProblemAsync(503);
             await (await app.PostAsync("/api/messages", new { conversationId = direct, body = "refused" }, alice.Token, null)).ProblemAsync(503);
             await (await app.PostAsync("/api/login", new { username = alice.Name, password = Api.Password }, null, null)).ProblemAsync(503);
             await using (var stream = await SseClient.OpenAsync(app, bob.Token)) Assert.Equal(503, (int)stream.Response.StatusCode);
-            Assert.Equal(200, (await app.GetAsync("/livez", null, null)).Status());   // the health checks answer for themselves
+            var page = await app.Scenario(s =>
+            {
+                s.Get.Url("/");
+                s.WithRequestHeader("Accept", "text/html");
+                s.StatusCodeShouldBe(503);
+            });
+            Assert.StartsWith("text/html", page.Context.Response.ContentType);   // a browser gets a page, not JSON
+            Assert.Equal("5", page.Context.Response.Headers.RetryAfter.ToString());
+            // What needs no MariaDB still answers: signing out, the sign-in page, the version, the API document, liveness.
+            Assert.Equal(204, (await app.PostAsync("/api/logout", new { }, leaving, null)).Status());
+            Assert.Equal(200, (await app.GetAsync("/login", null, null)).Status());
+            Assert.Equal(200, (await app.GetAsync("/api/version", null, null)).Status());
+            Assert.Equal(200, (await app.GetAsync("/openapi.json", null, null)).Status());
+            Assert.Equal(200, (await app.GetAsync("/LIVEZ", null, null)).Status());
+            var health = await app.GetAsync("/healthz", null, null);
+            Assert.Equal(503, health.Status());
+            Assert.Equal("not answering", (await health.JsonAsync())["mariadb"].Str());
             rest = watch.Elapsed;
         }
         finally
@@ -39,13 +56,27 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
             mariadb.Resume();
         }
         Assert.True(first >= TimeSpan.FromSeconds(2), $"the first request answered after {first.TotalSeconds:F1} s, before its timeout");
-        Assert.True(rest < TimeSpan.FromSeconds(2), $"five requests after it took {rest.TotalSeconds:F1} s");
+        Assert.True(rest < TimeSpan.FromSeconds(2), $"the requests after it took {rest.TotalSeconds:F1} s");
         await Eventually.TrueAsync(async () => (await app.GetAsync("/api/conversations", alice.Token, null)).Status() == 200, TimeSpan.FromSeconds(5));
-        Assert.Single(logs.Lines, l => l.Contains("MariaDB is not answering (a request ran out of time)", StringComparison.Ordinal));
+        Assert.Single(logs.Lines, l => l.Contains("MariaDB is not answering (a request ran out of time", StringComparison.Ordinal));
         var back = Assert.Single(logs.Lines, l => l.Contains("MariaDB answers again after", StringComparison.Ordinal));
-        // The four above, and any of the inbox's tries before the probe found MariaDB back.
-        Assert.InRange(int.Parse(back.Split(" were refused at once")[0].Split('(')[^1], System.Globalization.CultureInfo.InvariantCulture), 4, 60);
+        // The five refused above, and any of the inbox's tries before the probe found MariaDB back.
+        Assert.InRange(int.Parse(back.Split(" were refused at once")[0].Split('(')[^1], System.Globalization.CultureInfo.InvariantCulture), 5, 60);
+        // The request that ran out of time began an outage of its own (Outages); those refused at once are the circuit's alone.
+        Assert.Single(logs.Lines, l => l.Contains("MariaDB is unreachable", StringComparison.Ordinal));
         Assert.Equal(["before"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
+        Assert.Equal(401, (await app.GetAsync("/api/me", leaving, null)).Status());
+    }
+
+    [Fact]
+    public async Task A_wait_that_MariaDB_answers_a_probe_through_is_no_hang_and_refuses_nothing()
+    {
+        // A slow query, a lock wait or a spent pool: the probe on a connection of its own is answered.
+        var app = await services.AppAsync();
+        var circuit = app.Services.GetRequiredService<MariaDbCircuit>();
+        Assert.False(await circuit.SuspectAsync("a test's slow query"));
+        Assert.False(circuit.IsOpen);
+        Assert.Equal(200, (await app.GetAsync("/api/version", null, null)).Status());
     }
 
     [Fact]

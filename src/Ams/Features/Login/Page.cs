@@ -9,6 +9,7 @@ public sealed class Page : EndpointWithoutRequest
     {
         Get("/login");
         AllowAnonymous();
+        Description(b => b.WithMetadata(new WithoutMariaDb()));
     }
 
     public override Task HandleAsync(CancellationToken ct)

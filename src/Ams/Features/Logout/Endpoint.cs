@@ -17,7 +17,7 @@ public sealed class Endpoint(SessionStore sessions) : EndpointWithoutRequest
         // The form signs out whoever is there (and clears a stale cookie); the API needs a session.
         AllowAnonymous();
         ApiAndForm.Configure(Definition);
-        Description(b => b.WithMetadata(new SignOutEndpoint()));
+        Description(b => b.WithMetadata(new SignOutEndpoint(), new WithoutMariaDb()));
         ApiDocs.Document(Definition, "Sign out: the token stops working everywhere", b => b.Produces(StatusCodes.Status204NoContent).NeedsSession(), 401);
     }
 

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using FastEndpoints;
 
 namespace Ams.Features.OpenApi;
@@ -23,6 +24,7 @@ public sealed class Endpoint : EndpointWithoutRequest
     {
         Get("/openapi.json");
         AllowAnonymous();
+        Description(b => b.WithMetadata(new WithoutMariaDb()));
     }
 
     public override Task HandleAsync(CancellationToken ct)

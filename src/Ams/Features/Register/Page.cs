@@ -9,6 +9,7 @@ public sealed class Page(RegistrationLimits limits) : EndpointWithoutRequest
     {
         Get("/register");
         AllowAnonymous();
+        Description(b => b.WithMetadata(new WithoutMariaDb()));
     }
 
     public override Task HandleAsync(CancellationToken ct) =>

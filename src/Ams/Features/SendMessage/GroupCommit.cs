@@ -33,8 +33,9 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
     // A MariaDB that hangs (paused, a stalled disk) rather than fails holds the writer, and with it
     // every send on the node, until MySqlConnector's timeouts (15 s to open, 30 s a command), with nothing in the log
     // meanwhile. A watch once a second says so after StallWarning, and again when the batch is over;
-    // it opens the MariaDbCircuit, so new requests answer 503 at once, and answers the sends queued
-    // behind the batch 503 (nothing of them was written) rather than hold them for the next one.
+    // it has the MariaDbCircuit probe MariaDB, and when that opens it (new requests answer 503 at
+    // once), answers the sends queued behind the batch 503 (nothing of them was written) rather than
+    // hold them for it.
     static readonly TimeSpan StallWarning = TimeSpan.FromSeconds(5);
     readonly Lock stall = new();
     long batchStartedAt;      // time.GetTimestamp() of the batch on the wire, 0 when none
@@ -94,12 +95,18 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
             if (since == 0 || stalledSince != 0 || time.GetElapsedTime(since) < StallWarning) return;
             stalledSince = since;
         }
-        circuit.Trip("a send batch has waited 5 s");
+        logger.LogWarning("A send batch has waited {Seconds:F0} s for MariaDB; this node's sends wait with it ({Queued} queued behind it)",
+            time.GetElapsedTime(since).TotalSeconds, queue.Count);
+        _ = RefuseQueuedIfHungAsync();
+    }
+
+    async Task RefuseQueuedIfHungAsync()
+    {
+        if (!await circuit.SuspectAsync("a send batch has waited 5 s")) return;
         var refused = 0;
         while (queue.TryDequeue(out var queued))
             if (queued.Done.TrySetException(new MariaDbNotAnsweringException())) refused++;
-        logger.LogWarning("A send batch has waited {Seconds:F0} s for MariaDB; the {Refused} sends queued behind it answer 503 (nothing of them was written)",
-            time.GetElapsedTime(since).TotalSeconds, refused);
+        if (refused > 0) logger.LogWarning("The {Refused} sends queued behind the held batch answer 503 (nothing of them was written)", refused);
     }
 
     public void Dispose()

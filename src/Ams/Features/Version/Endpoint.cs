@@ -14,7 +14,7 @@ public sealed class Endpoint : EndpointWithoutRequest<Response>
     {
         Get("/api/version");
         AllowAnonymous();
-        ApiDocs.Document(Definition, "The version and commit this binary was built from", b => b.Produces<Response>(StatusCodes.Status200OK));
+        ApiDocs.Document(Definition, "The version and commit this binary was built from", b => b.Produces<Response>(StatusCodes.Status200OK).WithMetadata(new WithoutMariaDb()));
     }
 
     public override Task HandleAsync(CancellationToken ct) => Send.OkAsync(new Response(BuildInfo.Version, BuildInfo.Commit), ct);

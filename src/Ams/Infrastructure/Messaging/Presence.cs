@@ -39,7 +39,8 @@ public sealed class Presence(IConnectionMultiplexer redis, RedisCircuit circuit,
         if (hub.HasSubscribers(userId)) return;
         try
         {
-            await circuit.CallAsync(db => db.SortedSetRemoveAsync(Key(username), NodeId));
+            // After the response, so off the circuit: skipped while it is open, the mark would show the user online until it lapses.
+            await redis.GetDatabase().SortedSetRemoveAsync(Key(username), NodeId);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
