@@ -44,6 +44,7 @@ public static class Database
         // registered ready-made is never disposed, and its idle connections stay open on the server.
         services.AddSingleton(_ => new MySqlDataSourceBuilder(builder.ConnectionString).Build());
         services.AddSingleton<MariaDbCircuit>();
+        services.AddHostedService<MariaDbWatch>();
         return services;
     }
 }

@@ -131,5 +131,53 @@ public static class MariaDbCircuitMiddleware
     }
 }
 
+/// <summary>
+/// Asks MariaDB <c>SELECT 1</c> once a second on a connection of its own, with 1 s to answer: a
+/// hang shows within seconds even when no send batch is on the wire and no request has run out of
+/// time yet (an outside check found sends waiting on their Idempotency-Key lookup for 10 s, with
+/// the writer idle and nothing opening the circuit). A question not answered in time makes the
+/// circuit probe; a MariaDB that refuses connections is down, not hung, and suspects nothing.
+/// </summary>
+public sealed class MariaDbWatch(MySqlDataSource db, MariaDbCircuit circuit, ILogger<MariaDbWatch> logger) : BackgroundService
+{
+    static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var settings = new MySqlConnectionStringBuilder(db.ConnectionString) { Pooling = false, ConnectionTimeout = 1, DefaultCommandTimeout = 1 }.ConnectionString;
+        MySqlConnection? connection = null;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                await Task.Delay(Interval, stoppingToken);
+                if (circuit.IsOpen) continue;   // its own probe is on it
+                try
+                {
+                    if (connection is null)
+                    {
+                        connection = new MySqlConnection(settings);
+                        await connection.OpenAsync(stoppingToken);
+                    }
+                    await using var select = new MySqlCommand("SELECT 1", connection);
+                    await select.ExecuteScalarAsync(stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                {
+                    if (connection is not null) await connection.DisposeAsync();
+                    connection = null;
+                    if (MariaDbCircuit.IsTimeout(e)) _ = circuit.SuspectAsync("it did not answer the node's watch in 1 s");
+                    else logger.LogDebug("MariaDB watch: {Error}", e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
+        finally
+        {
+            if (connection is not null) await connection.DisposeAsync();
+        }
+    }
+}
+
 /// <summary>A request refused at once while the <see cref="MariaDbCircuit"/> is open: 503, which the circuit counts and logs.</summary>
 public sealed class MariaDbNotAnsweringException() : Exception("MariaDB is not answering");

@@ -58,7 +58,8 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
         Assert.True(first >= TimeSpan.FromSeconds(2), $"the first request answered after {first.TotalSeconds:F1} s, before its timeout");
         Assert.True(rest < TimeSpan.FromSeconds(2), $"the requests after it took {rest.TotalSeconds:F1} s");
         await Eventually.TrueAsync(async () => (await app.GetAsync("/api/conversations", alice.Token, null)).Status() == 200, TimeSpan.FromSeconds(5));
-        Assert.Single(logs.Lines, l => l.Contains("MariaDB is not answering (a request ran out of time", StringComparison.Ordinal));
+        // Whichever noticed first: the request that ran out of time, or the node's watch.
+        Assert.Single(logs.Lines, l => l.Contains("MariaDB is not answering (", StringComparison.Ordinal));
         var back = Assert.Single(logs.Lines, l => l.Contains("MariaDB answers again after", StringComparison.Ordinal));
         // The five refused above, and any of the inbox's tries before the probe found MariaDB back.
         Assert.InRange(int.Parse(back.Split(" were refused at once")[0].Split('(')[^1], System.Globalization.CultureInfo.InvariantCulture), 5, 60);
@@ -66,6 +67,31 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
         Assert.Single(logs.Lines, l => l.Contains("MariaDB is unreachable", StringComparison.Ordinal));
         Assert.Equal(["before"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
         Assert.Equal(401, (await app.GetAsync("/api/me", leaving, null)).Status());
+    }
+
+    [Fact]
+    public async Task A_hang_is_noticed_within_seconds_though_no_request_or_send_batch_waits_on_it()
+    {
+        // Timeouts no request reaches here: only the node's watch can notice.
+        var (mariadb, app, logs, alice, _, _) = await GroupCommitTests.OwnMariaDbAsync(services, "Connect Timeout=60;Default Command Timeout=60;");
+        await using var stopServer = mariadb;
+        await using var stopNode = app;
+        var circuit = app.Services.GetRequiredService<MariaDbCircuit>();
+        mariadb.Pause();
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            await Eventually.TrueAsync(() => circuit.IsOpen, TimeSpan.FromSeconds(8));
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"noticed after {watch.Elapsed.TotalSeconds:F1} s");
+            await (await app.GetAsync("/api/conversations", alice.Token, null)).ProblemAsync(503);
+        }
+        finally
+        {
+            mariadb.Resume();
+        }
+        await Eventually.TrueAsync(() => !circuit.IsOpen, TimeSpan.FromSeconds(5));
+        Assert.Single(logs.Lines, l => l.Contains("MariaDB is not answering (it did not answer the node's watch in 1 s", StringComparison.Ordinal));
+        Assert.Equal(200, (await app.GetAsync("/api/conversations", alice.Token, null)).Status());
     }
 
     [Fact]
