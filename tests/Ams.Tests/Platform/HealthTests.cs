@@ -46,6 +46,23 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_load_balancer_polling_through_an_outage_gets_one_log_line_as_it_starts_and_one_as_it_ends()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(redis: redis.ConnectionString + ",connectTimeout=500,syncTimeout=500,asyncTimeout=500",
+            services: s => s.AddSingleton<ILoggerProvider>(logs));
+        await redis.StopAsync();
+        for (var i = 0; i < 4; i++) await app.Scenario(s => { s.Get.Url("/readyz"); s.StatusCodeShouldBe(503); });
+        await redis.StartAgainAsync();
+        await Eventually.TrueAsync(async () => (await app.Scenario(s => { s.Get.Url("/readyz"); s.IgnoreStatusCode(); })).Context.Response.StatusCode == 200, TimeSpan.FromSeconds(20));
+        for (var i = 0; i < 2; i++) await app.Scenario(s => { s.Get.Url("/readyz"); s.StatusCodeShouldBe(200); });
+        Assert.Single(logs.Lines, l => l.Contains("Health check of redis failed", StringComparison.Ordinal));
+        Assert.Single(logs.Lines, l => l.Contains("Health check of redis passes again", StringComparison.Ordinal));
+        Assert.DoesNotContain(logs.Lines, l => l.Contains("Health check of mariadb", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_node_signs_users_in_again_within_a_second_of_Redis_coming_back_empty_after_an_outage()
     {
         await using var redis = await RedisServer.StartAsync();

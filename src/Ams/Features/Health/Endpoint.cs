@@ -9,7 +9,7 @@ namespace Ams.Features.Health;
 public sealed record Response(string Status, string Mariadb, string Redis);
 
 /// <summary>For load balancers and the container HEALTHCHECK: names the failing part, never a secret.</summary>
-public sealed class Endpoint(MySqlDataSource db, MariaDbCircuit circuit, IConnectionMultiplexer redis, ILogger<Endpoint> logger) : EndpointWithoutRequest<Response>
+public sealed class Endpoint(MySqlDataSource db, MariaDbCircuit circuit, IConnectionMultiplexer redis, CheckStates states, ILogger<Endpoint> logger) : EndpointWithoutRequest<Response>
 {
     static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
 
@@ -44,11 +44,14 @@ public sealed class Endpoint(MySqlDataSource db, MariaDbCircuit circuit, IConnec
         try
         {
             await probe(timeout.Token).WaitAsync(timeout.Token);
+            if (states.Changed(part, failed: false)) logger.LogInformation("Health check of {Part} passes again", part);
             return "ok";
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            logger.LogWarning("Health check of {Part} failed: {Error}", part, e.Message);
+            if (states.Changed(part, failed: true))
+                logger.LogWarning("Health check of {Part} failed: {Error}; said again only once it passes", part,
+                    e is OperationCanceledException ? $"no answer in {Timeout.TotalSeconds:F0} s" : e.Message);
             return "unreachable";
         }
     }
