@@ -397,8 +397,20 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
 
     const string StallWarning = "GroupCommit: A send batch has waited ", StallOver = "GroupCommit: The send batch that waited for MariaDB is over after ";
 
-    /// <summary>A node on a MariaDB of the test's own (to pause), its log, and a conversation with one message sent: the writer has run once.</summary>
-    internal static async Task<(Ams.Testing.MariaDbServer MariaDb, IAlbaHost App, CapturedLogs Logs, Member Alice, Member Bob, string Direct)> OwnMariaDbAsync(Services services, string timeouts)
+    /// <summary>A node on a MariaDB of its own (to pause), its log, and a conversation with one message sent; disposing stops both.</summary>
+    internal sealed record OwnMariaDb(Ams.Testing.MariaDbServer MariaDb, IAlbaHost App, CapturedLogs Logs, Member Alice, Member Bob, string Direct) : IAsyncDisposable
+    {
+        public Ams.Infrastructure.MariaDbCircuit Circuit => App.Services.GetRequiredService<Ams.Infrastructure.MariaDbCircuit>();
+
+        public async ValueTask DisposeAsync()
+        {
+            await App.DisposeAsync();
+            await MariaDb.DisposeAsync();
+        }
+    }
+
+    /// <summary>The writer has run once on it.</summary>
+    internal static async Task<OwnMariaDb> OwnMariaDbAsync(Services services, string timeouts)
     {
         var mariadb = await Ams.Testing.MariaDbServer.StartAsync();
         await mariadb.CreateDatabaseAsync("ams");
@@ -408,16 +420,15 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         var (alice, bob) = (await app.MemberAsync("sw"), await app.MemberAsync("sw"));
         var direct = (await app.DirectAsync(alice, bob)).Id();
         await app.SendAsync(alice, direct, "before");
-        return (mariadb, app, logs, alice, bob, direct);
+        return new OwnMariaDb(mariadb, app, logs, alice, bob, direct);
     }
 
     [Fact]
     public async Task A_send_batch_that_MariaDB_holds_for_seconds_is_logged_answers_the_sends_behind_it_and_opens_the_circuit()
     {
-        var (mariadb, app, logs, alice, bob, direct) = await OwnMariaDbAsync(services, "Connect Timeout=60;");
-        await using var stopServer = mariadb;
-        await using var stopNode = app;
-        var circuit = app.Services.GetRequiredService<Ams.Infrastructure.MariaDbCircuit>();
+        await using var own = await OwnMariaDbAsync(services, "Connect Timeout=60;");
+        var (mariadb, app, logs, alice, bob, direct) = own;
+        var circuit = own.Circuit;
         const string waiting = StallWarning, over = StallOver;
 
         mariadb.Pause();
@@ -461,10 +472,9 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     public async Task A_batch_that_fails_after_its_stall_was_logged_leaves_the_next_stall_to_be_logged_too()
     {
         // Its commands (and a pooled open) give up after 7 s, past the 5 s warning: the stalled batch fails with 503.
-        var (mariadb, app, logs, alice, _, direct) = await OwnMariaDbAsync(services, "Connect Timeout=7;Default Command Timeout=7;");
-        await using var stopServer = mariadb;
-        await using var stopNode = app;
-        var circuit = app.Services.GetRequiredService<Ams.Infrastructure.MariaDbCircuit>();
+        await using var own = await OwnMariaDbAsync(services, "Connect Timeout=7;Default Command Timeout=7;");
+        var (mariadb, app, logs, alice, _, direct) = own;
+        var circuit = own.Circuit;
         const string waiting = StallWarning;
         int Warnings() => logs.Lines.Count(l => l.Contains(waiting, StringComparison.Ordinal));
 

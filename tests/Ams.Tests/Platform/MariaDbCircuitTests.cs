@@ -13,10 +13,9 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
     public async Task Once_a_request_ran_out_of_time_on_a_hung_MariaDB_the_next_ones_answer_503_at_once_until_it_answers()
     {
         // A pooled open (its reset) gives up after 3 s here, not the default 15.
-        var (mariadb, app, logs, alice, bob, direct) = await GroupCommitTests.OwnMariaDbAsync(services, "Connect Timeout=3;Default Command Timeout=3;");
-        await using var stopServer = mariadb;
-        await using var stopNode = app;
-        var circuit = app.Services.GetRequiredService<MariaDbCircuit>();
+        await using var own = await GroupCommitTests.OwnMariaDbAsync(services, "Connect Timeout=3;Default Command Timeout=3;");
+        var (mariadb, app, logs, alice, bob, direct) = own;
+        var circuit = own.Circuit;
 
         var leaving = await app.LoginAsync(bob.Name);
         mariadb.Pause();
@@ -73,10 +72,9 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
     public async Task A_hang_is_noticed_within_seconds_though_no_request_or_send_batch_waits_on_it()
     {
         // Timeouts no request reaches here: only the node's watch can notice.
-        var (mariadb, app, logs, alice, _, _) = await GroupCommitTests.OwnMariaDbAsync(services, "Connect Timeout=60;Default Command Timeout=60;");
-        await using var stopServer = mariadb;
-        await using var stopNode = app;
-        var circuit = app.Services.GetRequiredService<MariaDbCircuit>();
+        await using var own = await GroupCommitTests.OwnMariaDbAsync(services, "Connect Timeout=60;Default Command Timeout=60;");
+        var (mariadb, app, logs, alice, _, _) = own;
+        var circuit = own.Circuit;
         mariadb.Pause();
         var watch = Stopwatch.StartNew();
         try
