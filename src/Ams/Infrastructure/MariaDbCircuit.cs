@@ -30,9 +30,16 @@ public sealed class MariaDbCircuit(MySqlDataSource db, IHostApplicationLifetime 
     readonly Lock gate = new();
     Task<bool>? suspicion;
 
-    // Not from the pool: a pooled connection to a hung server would hang its reset, and the pool
-    // may be spent by the requests that are waiting.
-    string ProbeConnectionString => new MySqlConnectionStringBuilder(db.ConnectionString) { Pooling = false, ConnectionTimeout = 1, DefaultCommandTimeout = 1 }.ConnectionString;
+    string ProbeConnectionString => OwnConnectionString(db);
+
+    /// <summary>
+    /// A connection that gives up after 1 s. Not from the pool: a pooled connection to a hung server
+    /// would hang its reset, and the pool may be spent by the requests that are waiting. No
+    /// cancellation round: a command past its timeout would otherwise wait 2 s more for a KILL QUERY
+    /// the hung server cannot run (measured: the circuit opened 4.4–5.1 s into a pause).
+    /// </summary>
+    internal static string OwnConnectionString(MySqlDataSource db) => new MySqlConnectionStringBuilder(db.ConnectionString)
+        { Pooling = false, ConnectionTimeout = 1, DefaultCommandTimeout = 1, CancellationTimeout = -1 }.ConnectionString;
 
     /// <summary>Whether MariaDB is known not to answer right now.</summary>
     public bool IsOpen => Volatile.Read(ref open) == 1;
@@ -53,6 +60,9 @@ public sealed class MariaDbCircuit(MySqlDataSource db, IHostApplicationLifetime 
 
     async Task<bool> ConfirmAsync(string why)
     {
+        // Off the caller's thread first: finished synchronously inside SuspectAsync's lock, the
+        // finally below would clear the field before ??= stored the finished task in it for good.
+        await Task.Yield();
         try
         {
             if (await AnswersAsync()) return false;
@@ -144,7 +154,7 @@ public sealed class MariaDbWatch(MySqlDataSource db, MariaDbCircuit circuit, ILo
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var settings = new MySqlConnectionStringBuilder(db.ConnectionString) { Pooling = false, ConnectionTimeout = 1, DefaultCommandTimeout = 1 }.ConnectionString;
+        var settings = MariaDbCircuit.OwnConnectionString(db);
         MySqlConnection? connection = null;
         try
         {

@@ -19,36 +19,48 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
 
         var leaving = await app.LoginAsync(bob.Name);
         mariadb.Pause();
-        TimeSpan first, rest;
-        try
+        TimeSpan first = default, rest = default;
+        var step = "";
+        async Task<T> Step<T>(string name, Func<Task<T>> request)
+        {
+            step = name;
+            return await request();
+        }
+        async Task DuringThePauseAsync()
         {
             var watch = Stopwatch.StartNew();
-            await (await app.GetAsync("/api/conversations", alice.Token, null)).ProblemAsync(503);
+            await (await Step("inbox", () => app.GetAsync("/api/conversations", alice.Token, null))).ProblemAsync(503);
             first = watch.Elapsed;
             await Eventually.TrueAsync(() => circuit.IsOpen, TimeSpan.FromSeconds(3));   // once its own probe had no answer either
             watch.Restart();
-            await (await app.GetAsync($"/api/conversations/{direct}/messages", bob.Token, null)).ProblemAsync(503);
-            await (await app.PostAsync("/api/messages", new { conversationId = direct, body = "refused" }, alice.Token, null)).ProblemAsync(503);
-            await (await app.PostAsync("/api/login", new { username = alice.Name, password = Api.Password }, null, null)).ProblemAsync(503);
-            await using (var stream = await SseClient.OpenAsync(app, bob.Token)) Assert.Equal(503, (int)stream.Response.StatusCode);
-            var page = await app.Scenario(s =>
+            await (await Step("history", () => app.GetAsync($"/api/conversations/{direct}/messages", bob.Token, null))).ProblemAsync(503);
+            await (await Step("send", () => app.PostAsync("/api/messages", new { conversationId = direct, body = "refused" }, alice.Token, null))).ProblemAsync(503);
+            await (await Step("login", () => app.PostAsync("/api/login", new { username = alice.Name, password = Api.Password }, null, null))).ProblemAsync(503);
+            await using (var stream = await Step("stream", () => SseClient.OpenAsync(app, bob.Token))) Assert.Equal(503, (int)stream.Response.StatusCode);
+            var page = await Step("page", () => app.Scenario(s =>
             {
                 s.Get.Url("/");
                 s.WithRequestHeader("Accept", "text/html");
                 s.StatusCodeShouldBe(503);
-            });
+            }));
             Assert.StartsWith("text/html", page.Context.Response.ContentType);   // a browser gets a page, not JSON
             Assert.Equal("5", page.Context.Response.Headers.RetryAfter.ToString());
             // What needs no MariaDB still answers: signing out, the sign-in page, the version, the API document, liveness.
-            Assert.Equal(204, (await app.PostAsync("/api/logout", new { }, leaving, null)).Status());
-            Assert.Equal(200, (await app.GetAsync("/login", null, null)).Status());
-            Assert.Equal(200, (await app.GetAsync("/api/version", null, null)).Status());
-            Assert.Equal(200, (await app.GetAsync("/openapi.json", null, null)).Status());
-            Assert.Equal(200, (await app.GetAsync("/LIVEZ", null, null)).Status());
-            var health = await app.GetAsync("/healthz", null, null);
+            Assert.Equal(204, (await Step("logout", () => app.PostAsync("/api/logout", new { }, leaving, null))).Status());
+            Assert.Equal(200, (await Step("/login", () => app.GetAsync("/login", null, null))).Status());
+            Assert.Equal(200, (await Step("version", () => app.GetAsync("/api/version", null, null))).Status());
+            Assert.Equal(200, (await Step("openapi", () => app.GetAsync("/openapi.json", null, null))).Status());
+            Assert.Equal(200, (await Step("livez", () => app.GetAsync("/LIVEZ", null, null))).Status());
+            var health = await Step("healthz", () => app.GetAsync("/healthz", null, null));
             Assert.Equal(503, health.Status());
             Assert.Equal("not answering", (await health.JsonAsync())["mariadb"].Str());
             rest = watch.Elapsed;
+        }
+        try
+        {
+            // Every answer here is bounded (3 s timeouts, or none needed): one that hangs fails, naming its step.
+            try { await DuringThePauseAsync().WaitAsync(TimeSpan.FromSeconds(60)); }
+            catch (TimeoutException) { throw new Xunit.Sdk.XunitException($"no answer in 60 s during the pause, at: {step}"); }
         }
         finally
         {
@@ -80,7 +92,8 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
         try
         {
             await Eventually.TrueAsync(() => circuit.IsOpen, TimeSpan.FromSeconds(8));
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"noticed after {watch.Elapsed.TotalSeconds:F1} s");
+            // A tick (1 s), its question (1 s), the probe (1 s), with room for a loaded machine.
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(4), $"noticed after {watch.Elapsed.TotalSeconds:F1} s");
             await (await app.GetAsync("/api/conversations", alice.Token, null)).ProblemAsync(503);
         }
         finally
