@@ -102,7 +102,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
 
     async Task RefuseQueuedIfHungAsync()
     {
-        if (!await circuit.SuspectAsync("a send batch has waited 5 s")) return;
+        if (!await circuit.SuspectAsync($"a send batch has waited {StallWarning.TotalSeconds:F0} s")) return;
         var refused = 0;
         while (queue.TryDequeue(out var queued))
             if (queued.Done.TrySetException(new MariaDbNotAnsweringException())) refused++;
