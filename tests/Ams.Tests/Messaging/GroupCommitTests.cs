@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Ams.Tests.Attachments;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -466,6 +467,48 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.InRange(double.Parse(closing.Split(over)[1].Split(' ')[0], CultureInfo.InvariantCulture), 7.0, 60.0);
         Assert.EndsWith(" s: stored", closing);
         Assert.Equal(["before", "held"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
+    }
+
+    [Fact]
+    public async Task A_send_with_uploads_refused_behind_a_held_batch_answers_at_once_and_gives_its_uploads_back()
+    {
+        // A pooled open on the paused server would wait 60 s here.
+        await using var own = await OwnMariaDbAsync(services, "Connect Timeout=60;");
+        var (mariadb, app, logs, alice, bob, direct) = own;
+        var upload = (await app.UploadAsync(alice, [1, 2, 3]))["id"].Str();
+        // The conversation locked elsewhere holds the batch on the wire while MariaDB still answers,
+        // so the send behind it claims its upload before MariaDB hangs.
+        await using var locker = new MySqlConnection(mariadb.ConnectionString("ams"));
+        await locker.OpenAsync();
+        await using var transaction = await locker.BeginTransactionAsync();
+        await using (var lockRow = new MySqlCommand($"SELECT id FROM conversations WHERE id = {direct} FOR UPDATE", locker, transaction))
+            await lockRow.ExecuteScalarAsync();
+        Task<IScenarioResult> held, behind;
+        var refusedAfterQueueAnswered = TimeSpan.Zero;
+        try
+        {
+            held = app.PostAsync("/api/messages", new { conversationId = direct, body = "held" }, bob.Token, null);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            behind = app.PostAsync("/api/messages", new { conversationId = direct, body = "behind", attachments = new[] { upload } }, alice.Token, null);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            mariadb.Pause();
+            await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("queued behind the held batch answer 503", StringComparison.Ordinal)), TimeSpan.FromSeconds(15));
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            Assert.Equal(503, (await behind.WaitAsync(TimeSpan.FromSeconds(30))).Status());
+            refusedAfterQueueAnswered = watch.Elapsed;
+        }
+        finally
+        {
+            mariadb.Resume();
+        }
+        Assert.True(refusedAfterQueueAnswered < TimeSpan.FromSeconds(2), $"the refused send answered {refusedAfterQueueAnswered.TotalSeconds:F1} s after the refusal");
+        await transaction.RollbackAsync();
+        // Its lock wait (5 s) ran on while MariaDB was paused: stored or refused, it is answered.
+        Assert.Contains((await held).Status(), new[] { 201, 503 });
+        // Its claim on the upload is given back once MariaDB answers: the upload can be sent.
+        await Eventually.TrueAsync(async () => (await app.PostAsync("/api/messages",
+            new { conversationId = direct, body = "with the upload", attachments = new[] { upload } }, alice.Token, null)).Status() == 201,
+            TimeSpan.FromSeconds(10));
     }
 
     [Fact]

@@ -48,7 +48,52 @@ static class Attachments
     {
         if (ids.Length == 0) return;
         await using var connection = await db.OpenConnectionAsync();
+        // Only a claim: a send that was stored after all (its outcome unknown to the sender) has linked them.
         await connection.ExecuteAsync($"UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id SET a.message_id = NULL WHERE a.message_id = 0",
             new { ids = SqlLists.Ids(ids) });
+    }
+
+    /// <summary>
+    /// After a send that failed. A send refused because MariaDB is not answering must answer 503 at
+    /// once, not after a release that waits for the same MariaDB (15 s to open a connection) and then
+    /// fails, leaving the uploads claimed by a send that will never be stored, unusable until the
+    /// sweeper deletes them. So then, or when the release fails, it is tried again in the background
+    /// until MariaDB answers.
+    /// </summary>
+    public static async Task ReleaseAfterFailureAsync(MySqlDataSource db, MariaDbCircuit circuit, long[] ids, Exception failure, ILogger logger)
+    {
+        if (ids.Length == 0) return;
+        if (failure is not MariaDbNotAnsweringException && !circuit.IsOpen)
+            try
+            {
+                await ReleaseAsync(db, ids);
+                return;
+            }
+            catch (Exception e) when (e is MySqlException or MariaDbNotAnsweringException or TimeoutException or InvalidOperationException)
+            {
+            }
+        _ = Task.Run(() => ReleaseLaterAsync(db, circuit, ids, logger));
+    }
+
+    static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(1), GiveUpAfter = TimeSpan.FromMinutes(10);
+
+    static async Task ReleaseLaterAsync(MySqlDataSource db, MariaDbCircuit circuit, long[] ids, ILogger logger)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (System.Diagnostics.Stopwatch.GetElapsedTime(started) < GiveUpAfter)
+        {
+            await Task.Delay(RetryInterval);
+            if (circuit.IsOpen) continue;
+            try
+            {
+                await ReleaseAsync(db, ids);
+                return;
+            }
+            catch (Exception e) when (e is MySqlException or TimeoutException or InvalidOperationException)
+            {
+            }
+        }
+        logger.LogWarning("The uploads {Ids} claimed by a send that failed stay claimed: MariaDB did not take them back for {Minutes} minutes; they are deleted with the unsent uploads",
+            string.Join(",", ids), GiveUpAfter.TotalMinutes);
     }
 }

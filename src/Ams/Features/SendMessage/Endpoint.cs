@@ -14,7 +14,8 @@ namespace Ams.Features.SendMessage;
 /// shows the message when it comes back over the event stream (so it appears once, in order, on
 /// every tab); a plain form post is redirected back to the conversation.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, Envelope envelope, TimeProvider time)
+public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, Envelope envelope,
+    MariaDbCircuit circuit, TimeProvider time, ILogger<Endpoint> logger)
     : Endpoint<Request, MessageView>
 {
     abstract record Outcome;
@@ -141,9 +142,9 @@ public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog eve
             if (await EarlierSendAsync(me, key, ct) is { } winner) return winner;
             throw;
         }
-        catch
+        catch (Exception e)
         {
-            await Attachments.ReleaseAsync(db, attachmentIds);
+            await Attachments.ReleaseAfterFailureAsync(db, circuit, attachmentIds, e, logger);
             throw;
         }
         if (stored is null)
