@@ -53,8 +53,10 @@ public sealed class MariaDbCircuit(MySqlDataSource db, IHostApplicationLifetime 
     /// </summary>
     public Task<bool> SuspectAsync(string why)
     {
-        if (IsOpen) return Task.FromResult(true);
-        lock (gate) return suspicion ??= ConfirmAsync(why);
+        // Looked at again under the lock: a probe that opened the circuit and let go of its
+        // suspicion just now must not be followed by a second one (a second opening, probe loop
+        // and pair of log lines).
+        lock (gate) return IsOpen ? Task.FromResult(true) : suspicion ??= ConfirmAsync(why);
     }
 
     async Task<bool> ConfirmAsync(string why)
@@ -111,10 +113,13 @@ public sealed class MariaDbCircuit(MySqlDataSource db, IHostApplicationLifetime 
         logger.LogInformation("MariaDB answers again after {Seconds:F1} s; requests go through ({Refused} were refused at once meanwhile)", seconds, count);
     }
 
-    /// <summary>While open, a request that needs MariaDB is refused before it waits for it.</summary>
+    /// <summary>
+    /// While open, a request that needs MariaDB is refused before it waits for it. A request no
+    /// endpoint matched goes on to its 404 (a mistyped path is not the database's fault).
+    /// </summary>
     internal bool Refuses(HttpContext http)
     {
-        if (!IsOpen || http.GetEndpoint()?.Metadata.GetMetadata<WithoutMariaDb>() is not null) return false;
+        if (!IsOpen || http.GetEndpoint() is not { } endpoint || endpoint.Metadata.GetMetadata<WithoutMariaDb>() is not null) return false;
         Interlocked.Increment(ref refused);
         return true;
     }

@@ -51,6 +51,8 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
             Assert.Equal(200, (await Step("version", () => app.GetAsync("/api/version", null, null))).Status());
             Assert.Equal(200, (await Step("openapi", () => app.GetAsync("/openapi.json", null, null))).Status());
             Assert.Equal(200, (await Step("livez", () => app.GetAsync("/LIVEZ", null, null))).Status());
+            // A path nothing serves is a 404 still, not the database's 503.
+            Assert.Equal(404, (await Step("no such path", () => app.GetAsync("/api/no-such-thing", null, null))).Status());
             var health = await Step("healthz", () => app.GetAsync("/healthz", null, null));
             Assert.Equal(503, health.Status());
             Assert.Equal("not answering", (await health.JsonAsync())["mariadb"].Str());
@@ -108,11 +110,16 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
     [Fact]
     public async Task A_wait_that_MariaDB_answers_a_probe_through_is_no_hang_and_refuses_nothing()
     {
-        // A slow query, a lock wait or a spent pool: the probe on a connection of its own is answered.
-        var app = await services.AppAsync();
+        // A spent pool (one connection, held here) on a MariaDB that answers: the probe, on a
+        // connection of its own, is answered; one that waited for the pool would find no hang either way.
+        await using var app = await services.StartAppAsync(settings:
+            [new("ConnectionStrings:MariaDb", services.MariaDb.ConnectionString(services.Database) + ";Maximum Pool Size=1;Connect Timeout=2;")]);
         var circuit = app.Services.GetRequiredService<MariaDbCircuit>();
-        Assert.False(await circuit.SuspectAsync("a test's slow query"));
+        await using var held = await app.Services.GetRequiredService<MySqlConnector.MySqlDataSource>().OpenConnectionAsync();
+        Assert.False(await circuit.SuspectAsync("a test's spent pool"));
         Assert.False(circuit.IsOpen);
+        // Nor does the health check wait for the pool: a busy node is still a ready one.
+        Assert.Equal("ok", (await (await app.GetAsync("/readyz", null, null)).JsonAsync())["mariadb"].Str());
         Assert.Equal(200, (await app.GetAsync("/api/version", null, null)).Status());
     }
 
