@@ -63,6 +63,28 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_hung_Redis_fails_the_health_check_within_its_2_s_and_the_log_says_so_in_those_words()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(redis: redis.ConnectionString, services: s => s.AddSingleton<ILoggerProvider>(logs));
+        redis.Pause();
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            var health = await app.Scenario(s => { s.Get.Url("/readyz"); s.StatusCodeShouldBe(503); });
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(4), $"answered after {watch.Elapsed.TotalSeconds:F1} s");
+            Assert.Equal("unreachable", (await health.JsonAsync())["redis"]!.GetValue<string>());
+        }
+        finally
+        {
+            redis.Resume();
+        }
+        var failed = Assert.Single(logs.Lines, l => l.Contains("Health check of redis failed", StringComparison.Ordinal));
+        Assert.Contains("no answer in 2 s", failed);
+    }
+
+    [Fact]
     public async Task A_node_signs_users_in_again_within_a_second_of_Redis_coming_back_empty_after_an_outage()
     {
         await using var redis = await RedisServer.StartAsync();
