@@ -21,7 +21,7 @@ try
     app = Build(admin ? [] : args, admin);
     // Fail fast, before serving anything, when Production has no master key.
     var masterKeys = app.Services.GetRequiredService<MasterKeys>();
-    var db = app.Services.GetRequiredService<MySqlDataSource>();
+    var db = app.Services.GetRequiredService<MariaDb>();
     var loggers = app.Services.GetRequiredService<ILoggerFactory>();
     await Migrations.ApplyAsync(db, loggers.CreateLogger("Ams.Migrations"), app.Lifetime.ApplicationStopping);
     if (args.Contains(KeyRotation.Flag))

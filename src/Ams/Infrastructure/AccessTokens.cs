@@ -27,7 +27,7 @@ public sealed class AccessTokenRow
 /// entry with a tombstone, so the token stops on every node at once, and announces the token's
 /// session id so its live streams close.
 /// </summary>
-public sealed class AccessTokenStore(MySqlDataSource db, IConnectionMultiplexer redis, TimeProvider time, ILogger<AccessTokenStore> logger)
+public sealed class AccessTokenStore(MariaDb db, IConnectionMultiplexer redis, TimeProvider time, ILogger<AccessTokenStore> logger)
 {
     public const string TokenPrefix = "amspat_";
     const string SessionIdPrefix = "pat-";

@@ -42,7 +42,7 @@ public static class Database
             builder.CharacterSet = "utf8mb4";
         // Built by the container, not handed to it, so that stopping the host disposes it: an instance
         // registered ready-made is never disposed, and its idle connections stay open on the server.
-        services.AddSingleton(_ => new MySqlDataSourceBuilder(builder.ConnectionString).Build());
+        services.AddSingleton(_ => new MariaDb(builder.ConnectionString));
         services.AddSingleton<MariaDbCircuit>();
         services.AddHostedService<MariaDbWatch>();
         return services;

@@ -16,11 +16,11 @@ public sealed class WithoutMariaDb;
 /// a probe answered leaves everything as it was. Unanswered, the circuit opens: new requests that
 /// need MariaDB answer 503 at once until a probe (four a second) is answered again. A MariaDB that
 /// is down (refusing connections) fails fast by itself and trips nothing; requests already waiting
-/// keep waiting for their own timeouts. Behind a proxy or a host list, a probe that reaches a
-/// healthy server keeps the circuit closed: refusing every request for one hung server of several
+/// keep waiting for their own timeouts. Behind a proxy or a fail-over host list (see <see cref="MariaDb"/>),
+/// a probe that reaches a healthy server keeps the circuit closed: refusing every request for one hung server of several
 /// would be worse than the waits on it.
 /// </summary>
-public sealed class MariaDbCircuit(MySqlDataSource db, IHostApplicationLifetime lifetime, ILogger<MariaDbCircuit> logger)
+public sealed class MariaDbCircuit(MariaDb db, IHostApplicationLifetime lifetime, ILogger<MariaDbCircuit> logger)
 {
     static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(250);
 
@@ -29,16 +29,6 @@ public sealed class MariaDbCircuit(MySqlDataSource db, IHostApplicationLifetime 
     long refused;
     readonly Lock gate = new();
     Task<bool>? suspicion;
-
-    /// <summary>
-    /// For the probes and the watch: a connection that gives up after 1 s. Not from the pool: a
-    /// pooled connection to a hung server would hang its reset, and the pool may be spent by the
-    /// requests that are waiting. No cancellation round: a command past its timeout would otherwise
-    /// wait 2 s more for a KILL QUERY the hung server cannot run (measured: the circuit opened
-    /// 4.0–5.1 s into a pause with it, 2.3–2.8 s without).
-    /// </summary>
-    internal string ProbeConnectionString { get; } = new MySqlConnectionStringBuilder(db.ConnectionString)
-        { Pooling = false, ConnectionTimeout = 1, DefaultCommandTimeout = 1, CancellationTimeout = -1 }.ConnectionString;
 
     /// <summary>Whether MariaDB is known not to answer right now.</summary>
     public bool IsOpen => Volatile.Read(ref open) == 1;
@@ -80,21 +70,34 @@ public sealed class MariaDbCircuit(MySqlDataSource db, IHostApplicationLifetime 
         }
     }
 
+    /// <summary>Whether a host answers <c>SELECT 1</c> within 1 s (any of a fail-over list: the node's connections come from it).</summary>
     async Task<bool> AnswersAsync()
+    {
+        var answers = await Task.WhenAll(db.Hosts.Select(host => AnswersAsync(host, lifetime.ApplicationStopping)));
+        return answers.Contains(true);
+    }
+
+    internal static async Task<bool> AnswersAsync(MariaDb.Host host, CancellationToken ct)
     {
         try
         {
-            await using var connection = new MySqlConnection(ProbeConnectionString);
-            await connection.OpenAsync(lifetime.ApplicationStopping);
-            await using var select = new MySqlCommand("SELECT 1", connection);
-            await select.ExecuteScalarAsync(lifetime.ApplicationStopping);
+            await AskAsync(host, ct);
             return true;
         }
-        catch (Exception e) when (e is not OperationCanceledException || !lifetime.ApplicationStopping.IsCancellationRequested)
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             // Whatever the driver throws, the question is only whether MariaDB answered.
             return false;
         }
+    }
+
+    /// <summary><c>SELECT 1</c> on a connection of its own (<see cref="MariaDb.Host.ProbeConnectionString"/>); throws what the driver throws.</summary>
+    internal static async Task AskAsync(MariaDb.Host host, CancellationToken ct)
+    {
+        await using var connection = new MySqlConnection(host.ProbeConnectionString);
+        await connection.OpenAsync(ct);
+        await using var select = new MySqlCommand("SELECT 1", connection);
+        await select.ExecuteScalarAsync(ct);
     }
 
     async Task ProbeUntilAnsweredAsync()
@@ -151,44 +154,72 @@ public static class MariaDbCircuitMiddleware
 /// time yet (an outside check found sends waiting on their Idempotency-Key lookup for 10 s, with
 /// the writer idle and nothing opening the circuit). A question not answered in time makes the
 /// circuit probe; a MariaDB that refuses connections is down, not hung, and suspects nothing.
+/// With a fail-over host list it asks every host, and a host that does not answer is passed over
+/// by the node's connections (<see cref="MariaDb"/>) until it answers again; the circuit is asked
+/// only when no host answers.
 /// </summary>
-public sealed class MariaDbWatch(MariaDbCircuit circuit, ILogger<MariaDbWatch> logger) : BackgroundService
+public sealed class MariaDbWatch(MariaDb db, MariaDbCircuit circuit, ILogger<MariaDbWatch> logger) : BackgroundService
 {
     static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        MySqlConnection? connection = null;
+        var connections = new MySqlConnection?[db.Hosts.Count];
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
                 await Task.Delay(Interval, stoppingToken);
                 if (circuit.IsOpen) continue;   // its own probe is on it
-                try
+                var errors = await Task.WhenAll(Enumerable.Range(0, db.Hosts.Count).Select(AskAsync));
+                if (db.Hosts.Count > 1)
+                    for (var i = 0; i < errors.Length; i++)
+                        Mark(db.Hosts[i], errors[i]);
+                if (errors.All(e => e is not null))
                 {
-                    if (connection is null)
-                    {
-                        connection = new MySqlConnection(circuit.ProbeConnectionString);
-                        await connection.OpenAsync(stoppingToken);
-                    }
-                    await using var select = new MySqlCommand("SELECT 1", connection);
-                    await select.ExecuteScalarAsync(stoppingToken);
-                }
-                catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
-                {
-                    if (connection is not null) await connection.DisposeAsync();
-                    connection = null;
-                    if (MariaDbCircuit.IsTimeout(e)) _ = circuit.SuspectAsync("it did not answer the node's watch in 1 s");
-                    else logger.LogDebug("MariaDB watch: {Error}", e.Message);
+                    if (errors.Any(e => MariaDbCircuit.IsTimeout(e!))) _ = circuit.SuspectAsync("it did not answer the node's watch in 1 s");
+                    else logger.LogDebug("MariaDB watch: {Error}", errors[0]!.Message);
                 }
             }
         }
         catch (OperationCanceledException) { }
         finally
         {
-            if (connection is not null) await connection.DisposeAsync();
+            foreach (var connection in connections)
+                if (connection is not null) await connection.DisposeAsync();
         }
+
+        async Task<Exception?> AskAsync(int i)
+        {
+            try
+            {
+                if (connections[i] is null)
+                {
+                    connections[i] = new MySqlConnection(db.Hosts[i].ProbeConnectionString);
+                    await connections[i]!.OpenAsync(stoppingToken);
+                }
+                await using var select = new MySqlCommand("SELECT 1", connections[i]);
+                await select.ExecuteScalarAsync(stoppingToken);
+                return null;
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            {
+                if (connections[i] is { } broken) await broken.DisposeAsync();
+                connections[i] = null;
+                return e;
+            }
+        }
+    }
+
+    void Mark(MariaDb.Host host, Exception? error)
+    {
+        if (host.PassedOver == error is not null) return;
+        host.PassedOver = error is not null;
+        if (error is not null)
+            logger.LogWarning("MariaDB server {Host} is not answering ({Error}); the node's connections come from the next server in the list until it does",
+                host.Name, MariaDbCircuit.IsTimeout(error) ? "no answer in 1 s" : error.Message);
+        else
+            logger.LogInformation("MariaDB server {Host} answers again; the node's connections come from it again in the list's order", host.Name);
     }
 }
 

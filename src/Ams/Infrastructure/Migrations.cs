@@ -17,7 +17,7 @@ public static class Migrations
     static readonly TimeSpan ClaimLifetime = TimeSpan.FromSeconds(30);
     static readonly TimeSpan RenewEvery = TimeSpan.FromSeconds(5);
 
-    public static async Task ApplyAsync(MySqlDataSource db, ILogger logger, CancellationToken ct)
+    public static async Task ApplyAsync(MariaDb db, ILogger logger, CancellationToken ct)
     {
         await using var connection = await OpenWithRetryAsync(db, logger, ct);
         var holder = $"{Guid.NewGuid():N} {Environment.MachineName}";
@@ -88,7 +88,7 @@ public static class Migrations
         }
     }
 
-    static async Task RenewAsync(MySqlDataSource db, string holder, ILogger logger, CancellationToken ct)
+    static async Task RenewAsync(MariaDb db, string holder, ILogger logger, CancellationToken ct)
     {
         try
         {
@@ -141,7 +141,7 @@ public static class Migrations
 
     // In compose the app may come up before MariaDB accepts connections. A server that answers but
     // refuses the account or the database will not mend by waiting: that is said at once.
-    static async Task<MySqlConnection> OpenWithRetryAsync(MySqlDataSource db, ILogger logger, CancellationToken ct)
+    static async Task<MySqlConnection> OpenWithRetryAsync(MariaDb db, ILogger logger, CancellationToken ct)
     {
         for (var attempt = 1; ; attempt++)
         {

@@ -10,7 +10,7 @@ namespace Ams.Infrastructure;
 /// it ends, with how many requests it refused, instead of a stack trace per request: hundreds a
 /// second would bury everything else an operator needs then.
 /// </summary>
-public sealed class Outages(MySqlDataSource db, IConnectionMultiplexer redis, MariaDbCircuit mariaDbCircuit, TimeProvider time, ILogger<Outages> logger)
+public sealed class Outages(MariaDb db, IConnectionMultiplexer redis, MariaDbCircuit mariaDbCircuit, TimeProvider time, ILogger<Outages> logger)
 {
     public const string MariaDb = "MariaDB";
     public const string Redis = "Redis";

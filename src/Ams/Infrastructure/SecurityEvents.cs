@@ -8,7 +8,7 @@ namespace Ams.Infrastructure;
 /// and one structured log line per event, with named properties and never a secret (no password,
 /// code or token: only the kind, the user id, the address and the user agent).
 /// </summary>
-public sealed class SecurityEvents(MySqlDataSource db, StackExchange.Redis.IConnectionMultiplexer redis, TimeProvider time, ILogger<SecurityEvents> logger)
+public sealed class SecurityEvents(MariaDb db, StackExchange.Redis.IConnectionMultiplexer redis, TimeProvider time, ILogger<SecurityEvents> logger)
 {
     public const string Login = "login";
     public const string LoginFailed = "login.failed";

@@ -37,18 +37,18 @@ public static class Users
         two_factor_enabled AS TwoFactorEnabled, created_at AS CreatedAt, disabled_at AS DisabledAt
         """;
 
-    public static async Task<UserRow?> FindByIdAsync(MySqlDataSource db, long id, CancellationToken ct)
+    public static async Task<UserRow?> FindByIdAsync(MariaDb db, long id, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {RowColumns} FROM users WHERE id = @id", new { id });
     }
 
     /// <summary>The signed-in user of a page that anonymous visitors may also reach, or null.</summary>
-    public static async Task<UserRow?> SignedInAsync(HttpContext http, MySqlDataSource db, CancellationToken ct) =>
+    public static async Task<UserRow?> SignedInAsync(HttpContext http, MariaDb db, CancellationToken ct) =>
         http.User.Identity?.IsAuthenticated == true ? await FindByIdAsync(db, http.User.UserId(), ct) : null;
 
     /// <summary>The signed-in user of a page only they may see, or null once the visitor is sent to the sign-in page.</summary>
-    public static async Task<UserRow?> SignedInOrToLoginAsync(HttpContext http, MySqlDataSource db, CancellationToken ct)
+    public static async Task<UserRow?> SignedInOrToLoginAsync(HttpContext http, MariaDb db, CancellationToken ct)
     {
         var user = await SignedInAsync(http, db, ct);
         if (user is null)

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using System.Net;
 using Invites = Ams.Features.Register.Invites;
 using Ams.Tests.Support;
@@ -34,7 +35,7 @@ public sealed class RegistrationModeTests(Services services) : IClassFixture<Ser
     public async Task Invite_codes_are_stored_hashed_and_refused_alike_when_missing_unknown_or_used()
     {
         await using var app = await services.StartAppAsync(settings: [new("Registration:Mode", "invite")]);
-        var db = app.Services.GetRequiredService<MySqlDataSource>();
+        var db = app.Services.GetRequiredService<MariaDb>();
         var code = await Invites.CreateAsync(db, 1, DateTime.UtcNow);
         var stored = await services.SqlAsync("SELECT code_hash FROM invites");
         Assert.DoesNotContain(code, stored);
@@ -65,7 +66,7 @@ public sealed class RegistrationModeTests(Services services) : IClassFixture<Ser
     public async Task Concurrent_registrations_cannot_share_a_single_use_invite()
     {
         await using var app = await services.StartAppAsync(settings: [new("Registration:Mode", "invite")]);
-        var code = await Invites.CreateAsync(app.Services.GetRequiredService<MySqlDataSource>(), 1, DateTime.UtcNow);
+        var code = await Invites.CreateAsync(app.Services.GetRequiredService<MariaDb>(), 1, DateTime.UtcNow);
         var client = app.Server.CreateClient();
         var attempts = Enumerable.Range(0, 6).Select(_ => client.PostAsync("/api/register", new StringContent(
             $$"""{"username":"{{Api.UniqueName("rc")}}","password":"{{Api.Password}}","invite":"{{code}}"}""", System.Text.Encoding.UTF8, "application/json")));

@@ -40,7 +40,7 @@ public sealed class SessionStoreTests : IAsyncLifetime
     {
         multiplexer ??= connection;
         return new(multiplexer, new RedisCircuit(multiplexer, NullLogger<RedisCircuit>.Instance), time, lifetime ?? new SessionLifetime(),
-            new AccessTokenStore(new MySqlDataSource("Server=127.0.0.1;Port=1"), multiplexer, time, NullLogger<AccessTokenStore>.Instance),
+            new AccessTokenStore(new MariaDb("Server=127.0.0.1;Port=1"), multiplexer, time, NullLogger<AccessTokenStore>.Instance),
             new ReplicatedWrites(multiplexer, ConfigurationOptions.Parse(multiplexer.Configuration), new ReplicationOptions(), NullLogger<ReplicatedWrites>.Instance),
             logger ?? NullLogger<SessionStore>.Instance);
     }

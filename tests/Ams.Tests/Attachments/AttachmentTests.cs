@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using System.Security.Cryptography;
 using System.Text;
 using FileNames = Ams.Features.Attachments.FileNames;
@@ -436,7 +437,7 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
         Assert.Equal(Encoding.UTF8.GetBytes(marker), (await app.DownloadAsync(alice.Token, unsent.Id())).Bytes);
 
         var needles = new[] { marker, Convert.ToHexString(Encoding.UTF8.GetBytes(marker)), Convert.ToBase64String(Encoding.UTF8.GetBytes(marker))[..20] };
-        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
         var tables = new List<string>();
         await using (var list = new MySqlCommand("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()", connection))
         await using (var reader = await list.ExecuteReaderAsync())

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Features.Entropy;
 using Ams.Infrastructure.Crypto;
 using Ams.Testing;
@@ -67,7 +68,7 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
 
     async Task<string> MintedEntropyAsync(IAlbaHost app)
     {
-        var db = app.Services.GetRequiredService<MySqlDataSource>();
+        var db = app.Services.GetRequiredService<MariaDb>();
         await using var connection = await db.OpenConnectionAsync();
         return (await app.Services.GetRequiredService<Envelope>().SealStringAsync("x", "entropy-test", ["row"], connection)).Entropy;
     }

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
@@ -28,7 +29,7 @@ public sealed class EnvelopeFormatTests(Services services) : IClassFixture<Servi
 
     static async Task<byte[]> StoreAsync(Envelope envelope, IAlbaHost app, string plaintext, params string[] row)
     {
-        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
         return (await envelope.SealStringAsync(plaintext, Purpose, row, connection)).Blob;
     }
 
@@ -151,7 +152,7 @@ public sealed class EnvelopeFormatTests(Services services) : IClassFixture<Servi
         var blob = await StoreAsync(writer, app, "kept", "k1");
         var keyId = new Guid(blob.AsSpan(1, 16), bigEndian: true);
         var logs = new CapturedLogs();
-        await KeyRotation.RunAsync(app.Services.GetRequiredService<MySqlDataSource>(),
+        await KeyRotation.RunAsync(app.Services.GetRequiredService<MariaDb>(),
             MasterKeys.Parse("new:" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))), logs.CreateLogger("rotation"));
         Assert.Contains($"Error rotation: Data key {keyId} is under master key 'old', which is not configured or does not open it; left as is", logs.Lines);
     }

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using System.Text;
 using Ams.Infrastructure.Crypto;
 using Ams.Tests.Support;
@@ -19,7 +20,7 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
 
     async Task<byte[]> SealAsync(Envelope envelope, IAlbaHost app, string plaintext, params string[] row)
     {
-        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
         return (await envelope.SealStringAsync(plaintext, Purpose, row, connection)).Blob;
     }
 
@@ -98,7 +99,7 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
         foreach (var (secret, i) in secrets.Select((s, i) => (s, i))) blobs.Add(await SealAsync(before, app, secret, $"r{i}"));
 
         Assert.Null(await EnvelopeFor(app, newKey).OpenAsync(blobs[0], Purpose, ["r0"]));
-        var db = app.Services.GetRequiredService<MySqlDataSource>();
+        var db = app.Services.GetRequiredService<MariaDb>();
         var rotation = await KeyRotation.RunAsync(db, MasterKeys.Parse($"{newKey},{oldKeys}"), NullLogger.Instance);
         Assert.Equal(7, rotation.Rewrapped);
         Assert.Equal(0, rotation.RemainingUnderOtherKeys);
@@ -141,7 +142,7 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
         var oldKeys = NewKeys("old");
         var newKey = NewKeys("new");
         await using var app = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = oldKeys });
-        var db = app.Services.GetRequiredService<MySqlDataSource>();
+        var db = app.Services.GetRequiredService<MariaDb>();
         var before = EnvelopeFor(app, oldKeys);
         var blobs = new List<byte[]>();
         await using (var connection = await db.OpenConnectionAsync())
@@ -165,7 +166,7 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
         var oldKeys = NewKeys("old");
         await using var app = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = oldKeys });
         var blob = await SealAsync(EnvelopeFor(app, oldKeys), app, "kept", "k1");
-        var rotation = await KeyRotation.RunAsync(app.Services.GetRequiredService<MySqlDataSource>(), MasterKeys.Parse(NewKeys("new")), NullLogger.Instance);
+        var rotation = await KeyRotation.RunAsync(app.Services.GetRequiredService<MariaDb>(), MasterKeys.Parse(NewKeys("new")), NullLogger.Instance);
         Assert.Equal((0, 1, 1), (rotation.Rewrapped, rotation.Unreadable, rotation.RemainingUnderOtherKeys));
         Assert.Equal("kept", await EnvelopeFor(app, oldKeys).OpenStringAsync(blob, Purpose, ["k1"]));
     }

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Infrastructure.Crypto;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
@@ -11,7 +12,7 @@ static class Envelopes
 {
     /// <summary>A fresh envelope (empty key cache) on the app's database and mixer, under the given master keys.</summary>
     public static Envelope For(IAlbaHost app, string masterKeys, CapturedLogs? logs = null, TimeProvider? time = null) => new(
-        app.Services.GetRequiredService<MySqlDataSource>(), MasterKeys.Parse(masterKeys),
+        app.Services.GetRequiredService<MariaDb>(), MasterKeys.Parse(masterKeys),
         app.Services.GetRequiredService<EntropyMixer>(), app.Services.GetRequiredService<IKeyMintCounter>(),
         time ?? TimeProvider.System, logs is null ? NullLogger<Envelope>.Instance : new LoggerFactory([logs]).CreateLogger<Envelope>());
 }

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -198,7 +199,7 @@ public sealed partial class FuzzTests(Services services, ITestOutputHelper outpu
 
     static async Task<Cutoff> CutoffAsync(IAlbaHost app)
     {
-        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
         await using var command = new MySqlCommand(
             "SELECT (SELECT MAX(id) FROM users), (SELECT MAX(id) FROM conversations), (SELECT MAX(id) FROM messages), UTC_TIMESTAMP(3)", connection);
         await using var reader = await command.ExecuteReaderAsync();
@@ -211,7 +212,7 @@ public sealed partial class FuzzTests(Services services, ITestOutputHelper outpu
     /// <summary>Every row that existed before the run, as text: what fuzzing must not change (it may add rows).</summary>
     static async Task<string> SnapshotAsync(IAlbaHost app, Cutoff cutoff)
     {
-        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
         var text = new StringBuilder();
         foreach (var query in new[]
         {

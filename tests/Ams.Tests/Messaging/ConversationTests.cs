@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Tests.Support;
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
@@ -351,7 +352,7 @@ public sealed class ConversationTests(Services services) : IClassFixture<Service
         Assert.Equal($"{a}:{b}", await services.ScalarAsync($"SELECT direct_key FROM conversations WHERE id = {direct.Id()}"));
 
         // Another creation of the pair commits between this one's lookup and its insert.
-        var data = app.Services.GetRequiredService<MySqlDataSource>();
+        var data = app.Services.GetRequiredService<MariaDb>();
         await using var winner = await data.OpenConnectionAsync();
         await using var transaction = await winner.BeginTransactionAsync();
         var winnerId = await Conversations.InsertAsync(winner, transaction, "direct", null, $"{a}:{c}", [a, c], DateTime.UtcNow);

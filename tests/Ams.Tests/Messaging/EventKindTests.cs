@@ -33,7 +33,7 @@ public sealed class EventKindTests(Services services) : IClassFixture<Services>
 {
     static async Task<long> UserIdAsync(IAlbaHost app, string username)
     {
-        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
         await using var command = new MySqlCommand("SELECT id FROM users WHERE username = @username", connection);
         command.Parameters.AddWithValue("@username", username);
         return (long)(ulong)(await command.ExecuteScalarAsync())!;
@@ -41,7 +41,7 @@ public sealed class EventKindTests(Services services) : IClassFixture<Services>
 
     static async Task<long[]> AppendAsync(IAlbaHost app, params NewEvent[] events)
     {
-        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
         var seqs = await EventLog.AppendAsync(connection, transaction, events, DateTime.UtcNow);
         await transaction.CommitAsync();
@@ -93,7 +93,7 @@ public sealed class EventKindTests(Services services) : IClassFixture<Services>
             new NewEvent(a, "test.x", 0, 4, b), new NewEvent(b, "test.x", 0, 4, b));
 
         Assert.Equal([before[1] + 1, before[0] + 1, before[1] + 2, before[0] + 2, before[1] + 3], seqs);
-        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
         await using var command = new MySqlCommand(
             "SELECT user_id, seq, kind, subject_id FROM events WHERE user_id IN (@a, @b) AND seq > 1 ORDER BY user_id, seq", connection);
         command.Parameters.AddWithValue("@a", a);

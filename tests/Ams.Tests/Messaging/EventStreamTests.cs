@@ -419,7 +419,7 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     {
         await services.AppAsync();   // the schema
         var connectionString = services.MariaDb.ConnectionString(services.Database);
-        await using var db = new MySqlConnector.MySqlDataSource(connectionString);
+        await using var db = new Ams.Infrastructure.MariaDb(connectionString);
         // 2,500 users of the test's own (ids no real user has), three queries' worth; every third one
         // without an event yet, as a user with a stream and no events is.
         var users = Enumerable.Range(1, 2_500).Select(i => 9_000_000_000L + i).ToList();

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Ams.Tests.Attachments;
@@ -62,7 +63,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         var bob = await app.MemberAsync("lb");
         var direct = await app.DirectAsync(alice, bob);
         var conversation = long.Parse(direct.Id(), CultureInfo.InvariantCulture);
-        await using var connection = await app.Services.GetRequiredService<MySqlDataSource>().OpenConnectionAsync();
+        await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
         var stored = await Ams.Features.SendMessage.Sql.StoreAsync(connection, app.Services.GetRequiredService<Ams.Infrastructure.Crypto.Envelope>(),
             [new(conversation, await services.UserIdAsync(alice.Name), "first", []), new(conversation, await services.UserIdAsync(bob.Name), "second", [])], DateTime.UtcNow);
         var last = (await app.ConversationAsync(alice, direct.Id()))["lastMessage"]!;

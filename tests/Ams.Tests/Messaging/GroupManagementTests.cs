@@ -203,7 +203,7 @@ public sealed class GroupManagementTests(Services services) : IClassFixture<Serv
         await services.SqlAsync($"UPDATE conversations SET owner_id = NULL WHERE id IN ({spoken.Id()}, {silent.Id()})");
 
         await using (var stream = typeof(Ams.Infrastructure.Migrations).Assembly.GetManifestResourceStream("Ams.Migrations.0009_group_owner.sql")!)
-        await using (var connection = await app.Services.GetRequiredService<MySqlConnector.MySqlDataSource>().OpenConnectionAsync())
+        await using (var connection = await app.Services.GetRequiredService<Ams.Infrastructure.MariaDb>().OpenConnectionAsync())
         await using (var migrate = new MySqlConnector.MySqlCommand(await new StreamReader(stream).ReadToEndAsync(), connection))
             await migrate.ExecuteNonQueryAsync();
 

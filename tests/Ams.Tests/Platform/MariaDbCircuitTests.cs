@@ -115,7 +115,7 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
         await using var app = await services.StartAppAsync(settings:
             [new("ConnectionStrings:MariaDb", services.MariaDb.ConnectionString(services.Database) + ";Maximum Pool Size=1;Connect Timeout=2;")]);
         var circuit = app.Services.GetRequiredService<MariaDbCircuit>();
-        await using var held = await app.Services.GetRequiredService<MySqlConnector.MySqlDataSource>().OpenConnectionAsync();
+        await using var held = await app.Services.GetRequiredService<Ams.Infrastructure.MariaDb>().OpenConnectionAsync();
         Assert.False(await circuit.SuspectAsync("a test's spent pool"));
         Assert.False(circuit.IsOpen);
         // Nor does the health check wait for the pool: a busy node is still a ready one.

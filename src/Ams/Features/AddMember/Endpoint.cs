@@ -9,7 +9,7 @@ using StackExchange.Redis;
 namespace Ams.Features.AddMember;
 
 /// <summary>Adds someone to a group; they see messages from then on.</summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits,
+public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits,
     EventLog events, ConversationEvents conversations, Presence presence)
     : Endpoint<Request, ConversationView>
 {

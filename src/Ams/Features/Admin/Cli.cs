@@ -30,7 +30,7 @@ public static class Cli
     {
         try
         {
-            var db = services.GetRequiredService<MySqlDataSource>();
+            var db = services.GetRequiredService<MariaDb>();
             var time = services.GetRequiredService<TimeProvider>();
             switch (args)
             {
@@ -149,7 +149,7 @@ public static class Cli
         if (!result.IsValid) throw new Failure(string.Join(" ", result.Errors.Select(e => e.ErrorMessage).Distinct()));
     }
 
-    static async Task<UserRow> FindAsync(MySqlDataSource db, string username) =>
+    static async Task<UserRow> FindAsync(MariaDb db, string username) =>
         await Sql.FindUserAsync(db, username.ToLowerInvariant()) ?? throw new Failure($"no user '{username.ToLowerInvariant()}'.");
 
     /// <summary>A display name on one terminal line: control characters (tabs included) shown as spaces.</summary>

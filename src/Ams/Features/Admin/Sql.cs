@@ -6,26 +6,26 @@ namespace Ams.Features.Admin;
 
 static class Sql
 {
-    public static async Task<UserRow?> FindUserAsync(MySqlDataSource db, string username)
+    public static async Task<UserRow?> FindUserAsync(MariaDb db, string username)
     {
         if (!Users.CouldExist(username)) return null;
         await using var connection = await db.OpenConnectionAsync();
         return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {Users.RowColumns} FROM users WHERE username = @username", new { username });
     }
 
-    public static async Task<List<UserRow>> ListUsersAsync(MySqlDataSource db)
+    public static async Task<List<UserRow>> ListUsersAsync(MariaDb db)
     {
         await using var connection = await db.OpenConnectionAsync();
         return (await connection.QueryAsync<UserRow>($"SELECT {Users.RowColumns} FROM users ORDER BY username")).ToList();
     }
 
-    public static async Task SetPasswordHashAsync(MySqlDataSource db, long id, string passwordHash)
+    public static async Task SetPasswordHashAsync(MariaDb db, long id, string passwordHash)
     {
         await using var connection = await db.OpenConnectionAsync();
         await connection.ExecuteAsync("UPDATE users SET password_hash = @passwordHash WHERE id = @id", new { id, passwordHash });
     }
 
-    public static async Task SetDisabledAsync(MySqlDataSource db, long id, DateTime? disabledAt)
+    public static async Task SetDisabledAsync(MariaDb db, long id, DateTime? disabledAt)
     {
         await using var connection = await db.OpenConnectionAsync();
         await connection.ExecuteAsync("UPDATE users SET disabled_at = @disabledAt WHERE id = @id", new { id, disabledAt });

@@ -19,7 +19,7 @@ namespace Ams.Features.Attachments;
 /// Never served as a page: sniffed type, <c>nosniff</c>, <c>Content-Security-Policy: sandbox</c>,
 /// and <c>Content-Disposition: attachment</c> (inline only for raster images on the browser route).
 /// </summary>
-public sealed class DownloadEndpoint(MySqlDataSource db, Envelope envelope, IChunkStore store, ILogger<DownloadEndpoint> logger)
+public sealed class DownloadEndpoint(MariaDb db, Envelope envelope, IChunkStore store, ILogger<DownloadEndpoint> logger)
     : EndpointWithoutRequest
 {
     const string Sandbox = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'";

@@ -10,7 +10,7 @@ namespace Ams.Features.Attachments;
 /// interrupted over an hour ago): their keys first, then their rows, then their chunks; and
 /// chunks whose attachment is already gone (a delete interrupted between the two steps).
 /// </summary>
-public sealed class Sweeper(MySqlDataSource db, Envelope envelope, IChunkStore store, AttachmentOptions options,
+public sealed class Sweeper(MariaDb db, Envelope envelope, IChunkStore store, AttachmentOptions options,
     TimeProvider time, ILogger<Sweeper> logger) : BackgroundService
 {
     const int Batch = 500;

@@ -20,7 +20,7 @@ namespace Ams.Features.Attachments;
 /// whatever the file's size; the plaintext is never written anywhere. An upload that fails, is
 /// too large or over the quota leaves nothing behind: its key, row and chunks are deleted.
 /// </summary>
-public sealed class UploadEndpoint(MySqlDataSource db, Envelope envelope, IChunkStore store, AttachmentOptions options,
+public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore store, AttachmentOptions options,
     IConnectionMultiplexer redis, TimeProvider time, ILogger<UploadEndpoint> logger) : EndpointWithoutRequest<AttachmentView>
 {
     // Room for the multipart framing and other parts around the file.

@@ -10,7 +10,7 @@ namespace Ams.Features.ChangePassword;
 /// personal access token of the user at once, and the calling session stays. The JSON call and
 /// the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Passwords passwords, Login.Throttle throttle, SessionStore sessions, SecurityEvents events)
+public sealed class Endpoint(MariaDb db, Passwords passwords, Login.Throttle throttle, SessionStore sessions, SecurityEvents events)
     : Endpoint<Request>
 {
     abstract record Outcome;

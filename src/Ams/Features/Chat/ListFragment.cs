@@ -7,7 +7,7 @@ using MySqlConnector;
 namespace Ams.Features.Chat;
 
 /// <summary>The conversation list alone: app.js refreshes it when an event changes order, previews or unread counts.</summary>
-public sealed class ListFragment(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest
+public sealed class ListFragment(MariaDb db, Envelope envelope) : EndpointWithoutRequest
 {
     public override void Configure()
     {

@@ -10,7 +10,7 @@ namespace Ams.Features.Chat;
 /// The chat: conversation list with unread badges and previews, the open conversation with its
 /// latest messages, and the composer. Live updates come over /events (wwwroot/app.js).
 /// </summary>
-public sealed class Page(MySqlDataSource db, Envelope envelope, Presence presence) : EndpointWithoutRequest
+public sealed class Page(MariaDb db, Envelope envelope, Presence presence) : EndpointWithoutRequest
 {
     public override void Configure()
     {

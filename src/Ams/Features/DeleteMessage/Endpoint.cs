@@ -13,7 +13,7 @@ namespace Ams.Features.DeleteMessage;
 /// keeps a tombstone and every member gets <c>event: message.deleted</c>. Deleting a tombstone
 /// again is a 204 that changes nothing.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, IChunkStore chunks, EventLog events, DeletedEvents deleted,
+public sealed class Endpoint(MariaDb db, Envelope envelope, IChunkStore chunks, EventLog events, DeletedEvents deleted,
     TimeProvider time, ILogger<Endpoint> logger) : EndpointWithoutRequest
 {
     public override void Configure()

@@ -12,7 +12,7 @@ namespace Ams.Features.EditMessage;
 /// message keeps its id, place and attachments and gains <c>editedAt</c>. Every member gets
 /// <c>event: message.edited</c>. A deleted message cannot be edited (400).
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog events, EditedEvents edited, TimeProvider time)
+public sealed class Endpoint(MariaDb db, Envelope envelope, EventLog events, EditedEvents edited, TimeProvider time)
     : Endpoint<Request, MessageView>
 {
     public override void Configure()

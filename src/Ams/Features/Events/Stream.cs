@@ -29,7 +29,7 @@ public sealed class Stream : IDisposable
 {
     readonly EventHub hub;
     readonly Presence presence;
-    readonly MySqlDataSource db;
+    readonly MariaDb db;
     readonly SessionStore sessions;
     readonly StreamOptions options;
     readonly ILogger<Stream> logger;
@@ -52,7 +52,7 @@ public sealed class Stream : IDisposable
     readonly SemaphoreSlim replaying = new(ConcurrentReplays);
     internal SemaphoreSlim ReplaySlots => replaying;   // tests hold them
 
-    public Stream(EventHub hub, Presence presence, MySqlDataSource db, SessionStore sessions,
+    public Stream(EventHub hub, Presence presence, MariaDb db, SessionStore sessions,
         IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
     {
         (this.hub, this.presence, this.db, this.sessions, this.options, this.logger) = (hub, presence, db, sessions, options, logger);

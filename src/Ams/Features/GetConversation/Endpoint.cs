@@ -6,7 +6,7 @@ using MySqlConnector;
 
 namespace Ams.Features.GetConversation;
 
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, Presence presence) : EndpointWithoutRequest<ConversationView>
+public sealed class Endpoint(MariaDb db, Envelope envelope, Presence presence) : EndpointWithoutRequest<ConversationView>
 {
     public override void Configure()
     {

@@ -8,7 +8,7 @@ namespace Ams.Features.Health;
 public sealed record Response(string Status, string Mariadb, string Redis);
 
 /// <summary>For load balancers and the container HEALTHCHECK: names the failing part, never a secret.</summary>
-public sealed class Endpoint(MariaDbCircuit circuit, IConnectionMultiplexer redis, CheckStates states, ILogger<Endpoint> logger) : EndpointWithoutRequest<Response>
+public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, IConnectionMultiplexer redis, CheckStates states, ILogger<Endpoint> logger) : EndpointWithoutRequest<Response>
 {
     static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
 
@@ -23,15 +23,21 @@ public sealed class Endpoint(MariaDbCircuit circuit, IConnectionMultiplexer redi
     public override async Task HandleAsync(CancellationToken ct)
     {
         // While the circuit refuses requests the node is not ready, whatever one more query would say.
-        // On the circuit's own kind of connection (1 s to open and to answer, not pooled): a pooled
-        // one to a hung server would stay taken, open and query running, long after the 2 s were up,
-        // a connection for each poll of each load balancer.
+        // On a connection of its own, as the circuit probes (1 s to open and to answer, not pooled):
+        // a pooled one to a hung server would stay taken, open and query running, long after the 2 s
+        // were up, a connection for each poll of each load balancer. The node is ready when a host
+        // its connections come from answers (the first of a fail-over list that does).
         var mariadb = circuit.IsOpen ? Task.FromResult("not answering") : Check("mariadb", async token =>
         {
-            await using var connection = new MySqlConnection(circuit.ProbeConnectionString);
-            await connection.OpenAsync(token);
-            await using var select = new MySqlCommand("SELECT 1", connection);
-            await select.ExecuteScalarAsync(token);
+            for (var i = 0; ; i++)
+                try
+                {
+                    await MariaDbCircuit.AskAsync(db.Hosts[i], token);
+                    return;
+                }
+                catch (MySqlException) when (i < db.Hosts.Count - 1)
+                {
+                }
         }, ct);
         var redisCheck = Check("redis", async _ => await redis.GetDatabase().PingAsync(), ct);
         var response = new Response("ok", await mariadb, await redisCheck);

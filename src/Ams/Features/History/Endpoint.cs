@@ -14,7 +14,7 @@ public sealed record Response(List<MessageView> Messages, string? NextBefore);
 /// page before it and is null on the first message. Keyset paging on the id, so sends in
 /// between cause no gaps or duplicates.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest<Response>
+public sealed class Endpoint(MariaDb db, Envelope envelope) : EndpointWithoutRequest<Response>
 {
     public const int DefaultLimit = 50, MaxLimit = 100;
 

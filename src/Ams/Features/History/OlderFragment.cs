@@ -10,7 +10,7 @@ namespace Ams.Features.History;
 /// The browser's "load older" step: the previous page as message fragments, after a new button
 /// for the one before (app.js fetches it: one page per scroll to the top, keeping the reader's place).
 /// </summary>
-public sealed class OlderFragment(MySqlDataSource db, Envelope envelope) : EndpointWithoutRequest
+public sealed class OlderFragment(MariaDb db, Envelope envelope) : EndpointWithoutRequest
 {
     public const int PageSize = 50;
 

@@ -10,7 +10,7 @@ namespace Ams.Features.Inbox;
 /// The caller's conversations, newest activity first, each with its last message and unread count:
 /// a page of <c>?limit=</c> (1–200, default 50), after the conversation <c>?before=</c> names.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, Presence presence) : EndpointWithoutRequest<List<ConversationView>>
+public sealed class Endpoint(MariaDb db, Envelope envelope, Presence presence) : EndpointWithoutRequest<List<ConversationView>>
 {
     public override void Configure()
     {

@@ -7,7 +7,7 @@ namespace Ams.Features.Login;
 static class Sql
 {
     /// <summary>The account that may sign in: a disabled one is not found, so it gets the wrong password's 401 after the same work.</summary>
-    public static async Task<UserRow?> FindUserAsync(MySqlDataSource db, string username, CancellationToken ct)
+    public static async Task<UserRow?> FindUserAsync(MariaDb db, string username, CancellationToken ct)
     {
         if (!Users.CouldExist(username)) return null;
         await using var connection = await db.OpenConnectionAsync(ct);
@@ -15,7 +15,7 @@ static class Sql
     }
 
     /// <summary>Only replaces the hash that was verified, so a concurrent password change wins.</summary>
-    public static async Task UpdateHashAsync(MySqlDataSource db, long id, string oldHash, string newHash, CancellationToken ct)
+    public static async Task UpdateHashAsync(MariaDb db, long id, string oldHash, string newHash, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         await connection.ExecuteAsync("UPDATE users SET password_hash = @newHash WHERE id = @id AND password_hash = @oldHash",

@@ -4,7 +4,7 @@ using MySqlConnector;
 
 namespace Ams.Features.Me;
 
-public sealed class Endpoint(MySqlDataSource db) : EndpointWithoutRequest<UserView>
+public sealed class Endpoint(MariaDb db) : EndpointWithoutRequest<UserView>
 {
     public override void Configure()
     {

@@ -13,7 +13,7 @@ namespace Ams.Features.React;
 /// when the path segment is not exactly one emoji (<see cref="Emoji"/>), 404 for a message the
 /// caller cannot see or that is deleted, 429 past the per-user budget (<c>Conversations__MaxReactions</c>).
 /// </summary>
-public abstract class ReactionEndpoint(MySqlDataSource db, EventLog events, ReactionEvents reactions, TimeProvider time,
+public abstract class ReactionEndpoint(MariaDb db, EventLog events, ReactionEvents reactions, TimeProvider time,
     IConnectionMultiplexer redis, ConversationLimits limits) : EndpointWithoutRequest
 {
     protected abstract bool Add { get; }
@@ -52,7 +52,7 @@ public abstract class ReactionEndpoint(MySqlDataSource db, EventLog events, Reac
     }
 }
 
-public sealed class AddEndpoint(MySqlDataSource db, EventLog events, ReactionEvents reactions, TimeProvider time,
+public sealed class AddEndpoint(MariaDb db, EventLog events, ReactionEvents reactions, TimeProvider time,
     IConnectionMultiplexer redis, ConversationLimits limits) : ReactionEndpoint(db, events, reactions, time, redis, limits)
 {
     protected override bool Add => true;
@@ -64,7 +64,7 @@ public sealed class AddEndpoint(MySqlDataSource db, EventLog events, ReactionEve
     }
 }
 
-public sealed class RemoveEndpoint(MySqlDataSource db, EventLog events, ReactionEvents reactions, TimeProvider time,
+public sealed class RemoveEndpoint(MariaDb db, EventLog events, ReactionEvents reactions, TimeProvider time,
     IConnectionMultiplexer redis, ConversationLimits limits) : ReactionEndpoint(db, events, reactions, time, redis, limits)
 {
     protected override bool Add => false;

@@ -6,7 +6,7 @@ using StackExchange.Redis;
 namespace Ams.Features.Register;
 
 /// <summary>Creates an account: the JSON call and the browser's form (see <see cref="ApiAndForm"/>).</summary>
-public sealed class Endpoint(MySqlDataSource db, Passwords passwords, TimeProvider time, IConnectionMultiplexer redis, RegistrationLimits limits) : Endpoint<Request, Response>
+public sealed class Endpoint(MariaDb db, Passwords passwords, TimeProvider time, IConnectionMultiplexer redis, RegistrationLimits limits) : Endpoint<Request, Response>
 {
     public override void Configure()
     {

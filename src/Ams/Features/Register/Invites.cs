@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using System.Security.Cryptography;
 using System.Text;
 using Dapper;
@@ -16,7 +17,7 @@ public static class Invites
 {
     public const string Prefix = "ami_";
 
-    public static async Task<string> CreateAsync(MySqlDataSource db, int uses, DateTime createdAt)
+    public static async Task<string> CreateAsync(MariaDb db, int uses, DateTime createdAt)
     {
         var code = Prefix + Base64Url(RandomNumberGenerator.GetBytes(32));
         await using var connection = await db.OpenConnectionAsync();
@@ -26,7 +27,7 @@ public static class Invites
     }
 
     /// <summary>Whether the code is known with a use left (a cheap check before the password hash; redeeming decides).</summary>
-    public static async Task<bool> IsUsableAsync(MySqlDataSource db, string? code, CancellationToken ct)
+    public static async Task<bool> IsUsableAsync(MariaDb db, string? code, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(code)) return false;
         await using var connection = await db.OpenConnectionAsync(ct);

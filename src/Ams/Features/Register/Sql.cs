@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Dapper;
 using MySqlConnector;
 
@@ -6,7 +7,7 @@ namespace Ams.Features.Register;
 static class Sql
 {
     /// <summary>Inserts the user; null when the (lower-cased) name is taken. The unique index decides races.</summary>
-    public static async Task<long?> InsertUserAsync(MySqlDataSource db, string username, string displayName, string passwordHash, DateTime createdAt, CancellationToken ct)
+    public static async Task<long?> InsertUserAsync(MariaDb db, string username, string displayName, string passwordHash, DateTime createdAt, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(ct);
@@ -28,7 +29,7 @@ static class Sql
     /// Takes one use of the invite and inserts the user in one transaction: a taken name gives the
     /// use back, and two registrations racing for the last use cannot both succeed.
     /// </summary>
-    public static async Task<(InvitedOutcome Outcome, long Id)> InsertInvitedUserAsync(MySqlDataSource db, string inviteHash, string username,
+    public static async Task<(InvitedOutcome Outcome, long Id)> InsertInvitedUserAsync(MariaDb db, string inviteHash, string username,
         string displayName, string passwordHash, DateTime createdAt, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);

@@ -13,7 +13,7 @@ namespace Ams.Features.RemoveMember;
 /// removed user is in no recipient list of the conversation, its history, attachments and
 /// conversation answer 404, it leaves their inbox, and a replay skips its events.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, EventLog events, ConversationEvents conversations, TimeProvider time) : EndpointWithoutRequest
+public sealed class Endpoint(MariaDb db, EventLog events, ConversationEvents conversations, TimeProvider time) : EndpointWithoutRequest
 {
     public override void Configure()
     {

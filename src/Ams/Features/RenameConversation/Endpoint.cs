@@ -12,7 +12,7 @@ namespace Ams.Features.RenameConversation;
 /// members, 400 for a direct conversation, 404 for non-members); every member gets
 /// <c>event: conversation</c>.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, Envelope envelope, EventLog events, ConversationEvents conversations, TimeProvider time,
+public sealed class Endpoint(MariaDb db, Envelope envelope, EventLog events, ConversationEvents conversations, TimeProvider time,
     Presence presence)
     : Endpoint<Request, ConversationView>
 {

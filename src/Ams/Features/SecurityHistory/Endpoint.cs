@@ -6,7 +6,7 @@ using MySqlConnector;
 namespace Ams.Features.SecurityHistory;
 
 /// <summary>The caller's security history, newest first: <c>?limit=1..100</c>, default 50.</summary>
-public sealed class Endpoint(MySqlDataSource db) : EndpointWithoutRequest<List<SecurityEventView>>
+public sealed class Endpoint(MariaDb db) : EndpointWithoutRequest<List<SecurityEventView>>
 {
     public const int DefaultLimit = 50, MaxLimit = 100;
 
@@ -27,6 +27,6 @@ public sealed class Endpoint(MySqlDataSource db) : EndpointWithoutRequest<List<S
         await Send.OkAsync(await Sql.LatestAsync(db, User.UserId(), limit, ct), ct);
     }
 
-    public static Task<List<SecurityEventView>> LatestAsync(MySqlDataSource db, long userId, CancellationToken ct) =>
+    public static Task<List<SecurityEventView>> LatestAsync(MariaDb db, long userId, CancellationToken ct) =>
         Sql.LatestAsync(db, userId, DefaultLimit, ct);
 }

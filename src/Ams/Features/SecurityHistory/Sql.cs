@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Dapper;
 using MySqlConnector;
 
@@ -15,7 +16,7 @@ public sealed class EventRow
 
 static class Sql
 {
-    public static async Task<List<SecurityEventView>> LatestAsync(MySqlDataSource db, long userId, int limit, CancellationToken ct)
+    public static async Task<List<SecurityEventView>> LatestAsync(MariaDb db, long userId, int limit, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<EventRow>("""

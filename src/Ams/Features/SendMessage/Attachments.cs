@@ -44,7 +44,7 @@ static class Attachments
             """, new { ids = SqlLists.Ids(ids), senderId }) > 0;
 
     /// <summary>Gives claimed attachments back to their uploader after a send that stored nothing.</summary>
-    public static async Task ReleaseAsync(MySqlDataSource db, long[] ids)
+    public static async Task ReleaseAsync(MariaDb db, long[] ids)
     {
         if (ids.Length == 0) return;
         await using var connection = await db.OpenConnectionAsync();
@@ -60,7 +60,7 @@ static class Attachments
     /// sweeper deletes them. So then, or when the release fails, it is tried again in the background
     /// until MariaDB answers.
     /// </summary>
-    public static async Task ReleaseAfterFailureAsync(MySqlDataSource db, MariaDbCircuit circuit, long[] ids, Exception failure, ILogger logger)
+    public static async Task ReleaseAfterFailureAsync(MariaDb db, MariaDbCircuit circuit, long[] ids, Exception failure, ILogger logger)
     {
         if (ids.Length == 0) return;
         if (failure is not MariaDbNotAnsweringException && !circuit.IsOpen)
@@ -77,7 +77,7 @@ static class Attachments
 
     static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(1), GiveUpAfter = TimeSpan.FromMinutes(10);
 
-    static async Task ReleaseLaterAsync(MySqlDataSource db, MariaDbCircuit circuit, long[] ids, ILogger logger)
+    static async Task ReleaseLaterAsync(MariaDb db, MariaDbCircuit circuit, long[] ids, ILogger logger)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         while (System.Diagnostics.Stopwatch.GetElapsedTime(started) < GiveUpAfter)

@@ -14,7 +14,7 @@ namespace Ams.Features.SendMessage;
 /// shows the message when it comes back over the event stream (so it appears once, in order, on
 /// every tab); a plain form post is redirected back to the conversation.
 /// </summary>
-public sealed class Endpoint(MySqlDataSource db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, Envelope envelope,
+public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, Envelope envelope,
     MariaDbCircuit circuit, TimeProvider time, ILogger<Endpoint> logger)
     : Endpoint<Request, MessageView>
 {

@@ -4,7 +4,7 @@ using MySqlConnector;
 namespace Ams.Features.SendMessage;
 
 /// <summary>Deletes idempotency keys past their 24 hours (FindAsync already ignores them; this keeps the table small).</summary>
-public sealed class KeySweeper(MySqlDataSource db, TimeProvider time, ILogger<KeySweeper> logger) : BackgroundService
+public sealed class KeySweeper(MariaDb db, TimeProvider time, ILogger<KeySweeper> logger) : BackgroundService
 {
     static readonly TimeSpan Interval = TimeSpan.FromHours(1);
 

@@ -8,7 +8,7 @@ namespace Ams.Features.Settings;
 /// The account's settings: password, sessions, personal access tokens and the security history,
 /// each section the fragment its own slice renders (and re-renders after its form).
 /// </summary>
-public sealed class Page(MySqlDataSource db, SessionStore sessions, AccessTokenStore tokens) : EndpointWithoutRequest
+public sealed class Page(MariaDb db, SessionStore sessions, AccessTokenStore tokens) : EndpointWithoutRequest
 {
     public override void Configure()
     {

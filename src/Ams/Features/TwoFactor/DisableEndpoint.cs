@@ -8,7 +8,7 @@ namespace Ams.Features.TwoFactor;
 /// Turns 2FA off with the password and a current or recovery code; the user's other sessions
 /// end. The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class DisableEndpoint(MySqlDataSource db, Totp totp, Passwords passwords, SessionStore sessions, SecurityEvents events) : Endpoint<DisableRequest>
+public sealed class DisableEndpoint(MariaDb db, Totp totp, Passwords passwords, SessionStore sessions, SecurityEvents events) : Endpoint<DisableRequest>
 {
     public override void Configure()
     {

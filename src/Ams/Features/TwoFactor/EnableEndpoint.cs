@@ -8,7 +8,7 @@ namespace Ams.Features.TwoFactor;
 /// Confirms enrolment with a code from the new authenticator; returns the recovery codes, once,
 /// and ends the user's other sessions. The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class EnableEndpoint(MySqlDataSource db, Totp totp, SessionStore sessions, SecurityEvents events) : Endpoint<CodeRequest, RecoveryCodesResponse>
+public sealed class EnableEndpoint(MariaDb db, Totp totp, SessionStore sessions, SecurityEvents events) : Endpoint<CodeRequest, RecoveryCodesResponse>
 {
     public override void Configure()
     {

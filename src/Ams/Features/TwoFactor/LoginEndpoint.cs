@@ -9,7 +9,7 @@ namespace Ams.Features.TwoFactor;
 /// Only now is a session created. Wrong codes count against the account and the challenge.
 /// The JSON call and the browser's form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class LoginEndpoint(MySqlDataSource db, Totp totp, Challenges challenges, SessionStore sessions, SecurityEvents events) : Endpoint<LoginRequest, LoginResponse>
+public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, SessionStore sessions, SecurityEvents events) : Endpoint<LoginRequest, LoginResponse>
 {
     abstract record Outcome;
     sealed record BadChallenge : Outcome;

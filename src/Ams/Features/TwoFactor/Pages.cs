@@ -18,7 +18,7 @@ public sealed class SecondStepPage : EndpointWithoutRequest
 }
 
 /// <summary>The 2FA settings page; its forms swap the section in place (htmx) or reload it (plain posts).</summary>
-public sealed class SettingsPage(MySqlDataSource db) : EndpointWithoutRequest
+public sealed class SettingsPage(MariaDb db) : EndpointWithoutRequest
 {
     public override void Configure()
     {

@@ -8,7 +8,7 @@ namespace Ams.Features.TwoFactor;
 /// New recovery codes for the password and a current TOTP code; the old ones stop working.
 /// The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class RecoveryCodesEndpoint(MySqlDataSource db, Totp totp, Passwords passwords, SecurityEvents events) : Endpoint<DisableRequest, RecoveryCodesResponse>
+public sealed class RecoveryCodesEndpoint(MariaDb db, Totp totp, Passwords passwords, SecurityEvents events) : Endpoint<DisableRequest, RecoveryCodesResponse>
 {
     public override void Configure()
     {

@@ -12,7 +12,7 @@ namespace Ams.Features.TwoFactor;
 /// session alone cannot put the account under an attacker's authenticator; a wrong one counts
 /// as a failed login. The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class SetupEndpoint(MySqlDataSource db, Envelope envelope, Totp totp, TimeProvider time, Passwords passwords, Login.Throttle throttle)
+public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, TimeProvider time, Passwords passwords, Login.Throttle throttle)
     : Endpoint<SetupRequest, SetupResponse>
 {
     const string AlreadyOn = "Two-factor authentication is already on.";

@@ -15,7 +15,7 @@ namespace Ams.Infrastructure.Crypto;
 ///
 /// Sealed layout: version (1) ‖ data key id (16) ‖ nonce (12) ‖ ciphertext ‖ tag (16).
 /// </summary>
-public sealed class Envelope(MySqlDataSource db, MasterKeys masterKeys, EntropyMixer mixer, IKeyMintCounter minted,
+public sealed class Envelope(MariaDb db, MasterKeys masterKeys, EntropyMixer mixer, IKeyMintCounter minted,
     TimeProvider time, ILogger<Envelope> logger)
 {
     public const byte FormatVersion = 1;

@@ -14,7 +14,7 @@ public static class KeyRotation
 
     public sealed record Result(int Rewrapped, int Unreadable, int RemainingUnderOtherKeys);
 
-    public static async Task<Result> RunAsync(MySqlDataSource db, MasterKeys masterKeys, ILogger logger, CancellationToken ct = default)
+    public static async Task<Result> RunAsync(MariaDb db, MasterKeys masterKeys, ILogger logger, CancellationToken ct = default)
     {
         int rewrapped = 0, unreadable = 0;
         var after = new byte[16];

@@ -30,7 +30,7 @@ public interface IChunkStore
 /// one backup holds everything. A chunk is one row of at most 256 KiB + 16, well under MariaDB's
 /// default 16 MiB <c>max_allowed_packet</c>.
 /// </summary>
-public sealed class MariaDbChunkStore(MySqlDataSource db) : IChunkStore
+public sealed class MariaDbChunkStore(MariaDb db) : IChunkStore
 {
     public async Task WriteAsync(long attachmentId, long index, ArraySegment<byte> sealedChunk, CancellationToken ct)
     {

@@ -112,14 +112,14 @@ public sealed class Subscriber(long userId, string username, string sessionId, S
 public sealed class EventHub : IHostedService
 {
     readonly IConnectionMultiplexer redis;
-    readonly MySqlDataSource db;
+    readonly MariaDb db;
     readonly IHostApplicationLifetime lifetime;
     readonly ILogger<EventHub> logger;
     volatile bool stopping;
 
     readonly SessionStore sessions;
 
-    public EventHub(IConnectionMultiplexer redis, MySqlDataSource db, SessionStore sessions, IHostApplicationLifetime lifetime, ILogger<EventHub> logger,
+    public EventHub(IConnectionMultiplexer redis, MariaDb db, SessionStore sessions, IHostApplicationLifetime lifetime, ILogger<EventHub> logger,
         System.Diagnostics.Metrics.IMeterFactory meters)
     {
         (this.redis, this.db, this.sessions, this.lifetime, this.logger) = (redis, db, sessions, lifetime, logger);
@@ -361,7 +361,7 @@ public sealed class EventHub : IHostedService
         logger.LogInformation("{Behind} of {Count} streams replay what Redis may not have carried to them", behind, streams.Count);
     });
 
-    internal static async Task<Dictionary<long, long>> LatestAsync(MySqlDataSource db, IEnumerable<long> userIds)
+    internal static async Task<Dictionary<long, long>> LatestAsync(MariaDb db, IEnumerable<long> userIds)
     {
         var latest = new Dictionary<long, long>();
         await using var connection = await db.OpenConnectionAsync();

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Ams.Infrastructure;
+using Ams.Tests.Messaging;
+using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Ams.Tests.Platform;
+
+/// <summary>
+/// A fail-over host list (a Galera cluster's form) whose first host hangs: MySqlConnector alone
+/// would spend every open's connect timeout on it and never reach the next host.
+/// </summary>
+public sealed class MariaDbHostsTests(Services services) : IClassFixture<Services>
+{
+    /// <summary>
+    /// The test's MariaDB under a second address (127.0.0.2, same port), relayed byte for byte;
+    /// hung, it accepts connections and relays nothing, as a paused server or a network that drops
+    /// packets behaves.
+    /// </summary>
+    sealed class Relay : IAsyncDisposable
+    {
+        readonly TcpListener listener;
+        readonly int port;
+        readonly CancellationTokenSource stop = new();
+        volatile bool hung;
+
+        public Relay(int port)
+        {
+            this.port = port;
+            listener = new TcpListener(IPAddress.Parse("127.0.0.2"), port);
+            listener.Start();
+            _ = AcceptAsync();
+        }
+
+        public void Hang() => hung = true;
+
+        public void Answer() => hung = false;
+
+        async Task AcceptAsync()
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                TcpClient client;
+                try { client = await listener.AcceptTcpClientAsync(stop.Token); }
+                catch (OperationCanceledException) { return; }
+                _ = RelayAsync(client);
+            }
+        }
+
+        async Task RelayAsync(TcpClient client)
+        {
+            using var server = new TcpClient();
+            using (client)
+                try
+                {
+                    await server.ConnectAsync(IPAddress.Loopback, port, stop.Token);
+                    await Task.WhenAny(PumpAsync(client.GetStream(), server.GetStream()), PumpAsync(server.GetStream(), client.GetStream()));
+                }
+                catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException) { }
+        }
+
+        async Task PumpAsync(NetworkStream from, NetworkStream to)
+        {
+            var buffer = new byte[16 * 1024];
+            while (true)
+            {
+                while (hung) await Task.Delay(20, stop.Token);
+                var read = await from.ReadAsync(buffer, stop.Token);
+                if (read == 0) return;
+                while (hung) await Task.Delay(20, stop.Token);
+                await to.WriteAsync(buffer.AsMemory(0, read), stop.Token);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await stop.CancelAsync();
+            listener.Stop();
+        }
+    }
+
+    [Fact]
+    public async Task A_hung_first_host_is_passed_over_within_seconds_and_the_node_serves_from_the_next_until_it_answers_again()
+    {
+        await services.AppAsync();   // the schema
+        await using var relay = new Relay(services.MariaDb.Port);
+        var direct = services.MariaDb.ConnectionString(services.Database).Replace("Server=127.0.0.1;", "Server=127.0.0.2,127.0.0.1;", StringComparison.Ordinal);
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs), settings:
+            [new("ConnectionStrings:MariaDb", direct + "LoadBalance=FailOver;Connect Timeout=3;Default Command Timeout=5;")]);
+        var db = app.Services.GetRequiredService<MariaDb>();
+        Assert.Equal(["127.0.0.2", "127.0.0.1"], db.Hosts.Select(h => h.Name));
+        var (alice, bob) = (await app.MemberAsync("fo"), await app.MemberAsync("fo"));
+        var conversation = (await app.DirectAsync(alice, bob)).Id();
+        await using (var first = await db.OpenConnectionAsync()) Assert.Equal("127.0.0.2", first.DataSource);
+
+        relay.Hang();
+        try
+        {
+            await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("MariaDB server 127.0.0.2 is not answering", StringComparison.Ordinal)), TimeSpan.FromSeconds(6));
+            await using (var next = await db.OpenConnectionAsync()) Assert.Equal("127.0.0.1", next.DataSource);
+            var watch = Stopwatch.StartNew();
+            Assert.Equal("during the hang", (await app.SendAsync(alice, conversation, "during the hang"))["body"].Str());
+            Assert.Equal(200, (await app.GetAsync("/api/conversations", bob.Token, null)).Status());
+            Assert.Equal(200, (await app.GetAsync("/readyz", null, null)).Status());
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"the requests took {watch.Elapsed.TotalSeconds:F1} s");
+            Assert.False(app.Services.GetRequiredService<MariaDbCircuit>().IsOpen);
+        }
+        finally
+        {
+            relay.Answer();
+        }
+        await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("MariaDB server 127.0.0.2 answers again", StringComparison.Ordinal)), TimeSpan.FromSeconds(6));
+        await using (var again = await db.OpenConnectionAsync()) Assert.Equal("127.0.0.2", again.DataSource);
+        await app.SendAsync(alice, conversation, "after");
+        Assert.Equal(["during the hang", "after"], Chat.Bodies(await app.HistoryAsync(bob, conversation)));
+        Assert.DoesNotContain(logs.Lines, l => l.Contains("MariaDB is not answering", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_node_starts_while_the_first_host_hangs_its_opens_going_on_to_the_next()
+    {
+        await services.AppAsync();   // the schema
+        await using var relay = new Relay(services.MariaDb.Port);
+        relay.Hang();
+        var list = services.MariaDb.ConnectionString(services.Database).Replace("Server=127.0.0.1;", "Server=127.0.0.2,127.0.0.1;", StringComparison.Ordinal);
+        // The migrations open connections before the watch has asked anything.
+        await using var app = await services.StartAppAsync(settings: [new("ConnectionStrings:MariaDb", list + "LoadBalance=FailOver;Connect Timeout=2;")]);
+        var (alice, bob) = (await app.MemberAsync("fs"), await app.MemberAsync("fs"));
+        Assert.Equal("started", (await app.SendAsync(alice, (await app.DirectAsync(alice, bob)).Id(), "started"))["body"].Str());
+    }
+
+    [Fact]
+    public async Task Sends_queued_behind_a_batch_that_hangs_on_a_passed_over_host_go_on_to_the_next_host()
+    {
+        await services.AppAsync();   // the schema
+        await using var relay = new Relay(services.MariaDb.Port);
+        var list = services.MariaDb.ConnectionString(services.Database).Replace("Server=127.0.0.1;", "Server=127.0.0.2,127.0.0.1;", StringComparison.Ordinal);
+        var logs = new CapturedLogs();
+        // Commands give up after 60 s: only leaving the batch behind answers the sends behind it sooner.
+        await using var app = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs), settings:
+            [new("ConnectionStrings:MariaDb", list + "LoadBalance=FailOver;Connect Timeout=3;Default Command Timeout=60;")]);
+        var (alice, bob, carol) = (await app.MemberAsync("fw"), await app.MemberAsync("fw"), await app.MemberAsync("fw"));
+        var (held, other) = ((await app.DirectAsync(alice, bob)).Id(), (await app.DirectAsync(alice, carol)).Id());
+        await app.SendAsync(alice, held, "before");
+        // A transaction of the test's own (straight to 127.0.0.1) holds the conversation, so the
+        // next batch waits on the wire through the relay; then the relay hangs under it.
+        await using var locker = new MySqlConnector.MySqlConnection(services.MariaDb.ConnectionString(services.Database));
+        await locker.OpenAsync();
+        await using var transaction = await locker.BeginTransactionAsync();
+        await using (var lockRow = new MySqlConnector.MySqlCommand($"SELECT id FROM conversations WHERE id = {held} FOR UPDATE", locker, transaction))
+            await lockRow.ExecuteScalarAsync();
+        var stuck = app.PostAsync("/api/messages", new { conversationId = held, body = "stuck" }, alice.Token, null);
+        await Task.Delay(TimeSpan.FromSeconds(0.5));
+        relay.Hang();
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            var behind = await app.PostAsync("/api/messages", new { conversationId = other, body = "behind" }, alice.Token, null).WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Equal(201, behind.Status());
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"the send behind answered after {watch.Elapsed.TotalSeconds:F1} s");
+            Assert.False(stuck.IsCompleted, "the stuck send answered while its host hung");
+            Assert.Single(logs.Lines, l => l.Contains("The send batch on MariaDB server 127.0.0.2, which does not answer, is left to finish alone", StringComparison.Ordinal));
+            // The next ones go straight through.
+            Assert.Equal("next", (await app.SendAsync(alice, other, "next"))["body"].Str());
+        }
+        finally
+        {
+            relay.Answer();
+            await transaction.RollbackAsync();
+        }
+        // The batch left behind finishes on its own once its host answers (stored: its lock wait was over in time, or not).
+        Assert.Contains((await stuck.WaitAsync(TimeSpan.FromSeconds(30))).Status(), new[] { 201, 503 });
+        await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("The send batch that waited for MariaDB is over after", StringComparison.Ordinal)), TimeSpan.FromSeconds(5));
+        Assert.Equal(["behind", "next"], Chat.Bodies(await app.HistoryAsync(carol, other)));
+        Assert.Equal("after", (await app.SendAsync(alice, held, "after"))["body"].Str());
+    }
+}
