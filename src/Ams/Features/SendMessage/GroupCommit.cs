@@ -10,7 +10,7 @@ namespace Ams.Features.SendMessage;
 /// the next one, so under load MariaDB parses, locks and commits once for many messages (see
 /// docs/benchmarks-history.md). A lone send is written at once, in three round trips.
 /// </summary>
-public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCircuit circuit, TimeProvider time, ILogger<GroupCommit> logger) : IDisposable
+public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit circuit, TimeProvider time, ILogger<GroupCommit> logger) : IDisposable
 {
     // One writer per node: while it is on the wire the next batch collects. Measured against two
     // and four writers, one gave the best throughput and latency (docs/benchmarks-history.md).
@@ -25,6 +25,11 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
 
     readonly ConcurrentQueue<Entry> queue = new();
     int writing;
+    // The writer that owns the queue: a writer whose batch hangs on a host of a fail-over list that
+    // the node has passed over (see MariaDb) is left to finish that batch alone, and a new one,
+    // with a new number, takes the queue on to the next host (see RefuseQueuedIfHungAsync).
+    int generation;
+    string? writerHost;       // the host the current writer's connection is on
     // Set while the idle writer waits for the next send, keeping its connection: returned to the
     // pool between batches, it would be reset (a round trip MariaDB pays for) and taken again.
     TaskCompletionSource? idle;
@@ -58,7 +63,8 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
     {
         if (Interlocked.CompareExchange(ref writing, 1, 0) != 0) return;
         if (Volatile.Read(ref stallWatch) is null) StartStallWatch();
-        _ = Task.Run(WriteAsync);
+        var writer = Volatile.Read(ref generation);
+        _ = Task.Run(() => WriteAsync(writer));
     }
 
     void StartStallWatch()
@@ -72,15 +78,20 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
         }
     }
 
-    void BatchStarts()
+    void BatchStarts(int writer)
     {
-        lock (stall) batchStartedAt = time.GetTimestamp();
+        lock (stall)
+            if (writer == generation) batchStartedAt = time.GetTimestamp();
     }
 
-    void BatchOver(bool stored)
+    void BatchOver(int writer, long startedAt, bool stored)
     {
         long stalled;
-        lock (stall) (batchStartedAt, stalled, stalledSince) = (0, stalledSince, 0);
+        lock (stall)
+        {
+            if (writer != generation) stalled = startedAt;   // left behind: its stall was logged
+            else (batchStartedAt, stalled, stalledSince) = (0, stalledSince, 0);
+        }
         if (stalled != 0)
             logger.LogInformation("The send batch that waited for MariaDB is over after {Seconds:F1} s: {Outcome}", time.GetElapsedTime(stalled).TotalSeconds,
                 stored ? "stored" : "not stored");
@@ -102,11 +113,33 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
 
     async Task RefuseQueuedIfHungAsync()
     {
-        if (!await circuit.SuspectAsync($"a send batch has waited {StallWarning.TotalSeconds:F0} s")) return;
+        if (!await circuit.SuspectAsync($"a send batch has waited {StallWarning.TotalSeconds:F0} s"))
+        {
+            // Another host of the list answers (or MariaDB is merely slow): the queue waits for the
+            // batch unless the batch's host is one the node passed over as hung.
+            if (db.Hosts.Count > 1 && db.Hosts.FirstOrDefault(host => host.Name == Volatile.Read(ref writerHost)) is { PassedOver: true } hung)
+                LeaveWriterBehind(hung.Name);
+            return;
+        }
         var refused = 0;
         while (queue.TryDequeue(out var queued))
             if (queued.Done.TrySetException(new MariaDbNotAnsweringException())) refused++;
         if (refused > 0) logger.LogWarning("The {Refused} sends queued behind the held batch answer 503 (nothing of them was written)", refused);
+    }
+
+    void LeaveWriterBehind(string host)
+    {
+        lock (stall)
+        {
+            if (batchStartedAt == 0) return;   // the batch is over after all
+            generation++;
+            (batchStartedAt, stalledSince) = (0, 0);
+        }
+        logger.LogWarning("The send batch on MariaDB server {Host}, which does not answer, is left to finish alone; the {Queued} sends queued behind it go to the next server",
+            host, queue.Count);
+        Volatile.Write(ref writerHost, null);
+        Interlocked.Exchange(ref writing, 0);
+        StartWriter();
     }
 
     public void Dispose()
@@ -118,14 +151,14 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
         }
     }
 
-    async Task WriteAsync()
+    async Task WriteAsync(int writer)
     {
         // One connection while there is work: a pooled open would reset the session for every batch.
         MySqlConnection? connection = null;
         var batch = new List<Entry>(MaxBatch);
         try
         {
-            while (true)
+            while (writer == Volatile.Read(ref generation))
             {
                 batch.Clear();
                 while (batch.Count < MaxBatch && queue.TryDequeue(out var entry)) batch.Add(entry);
@@ -134,7 +167,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
                     if (connection is null || !await NextSendWithinAsync(Linger)) break;
                     continue;
                 }
-                connection = await WriteBatchAsync(batch, connection);
+                connection = await WriteBatchAsync(batch, connection, writer);
             }
         }
         catch (Exception e)
@@ -147,25 +180,28 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
         {
             // A full fence: the emptiness check below must not be read before the flag is cleared,
             // or a send queued in between would find the writer busy and wait for the next send.
-            Interlocked.Exchange(ref writing, 0);
+            // A writer left behind owns neither.
+            if (writer == Volatile.Read(ref generation)) Interlocked.Exchange(ref writing, 0);
             await DisposeQuietlyAsync(connection);
         }
         // A send queued after the writer found the queue empty but before it stopped.
-        if (!queue.IsEmpty) StartWriter();
+        if (writer == Volatile.Read(ref generation) && !queue.IsEmpty) StartWriter();
     }
 
     /// <summary>Settles every send in the batch; returns the connection to go on with, or null after a failure.</summary>
-    async Task<MySqlConnection?> WriteBatchAsync(List<Entry> batch, MySqlConnection? connection)
+    async Task<MySqlConnection?> WriteBatchAsync(List<Entry> batch, MySqlConnection? connection, int writer)
     {
         var sends = batch.ConvertAll(e => e.Send);
         for (var attempt = 1; ; attempt++)
         {
+            var startedAt = time.GetTimestamp();
             try
             {
-                BatchStarts();
+                BatchStarts(writer);
                 connection ??= await db.OpenConnectionAsync();
+                if (writer == Volatile.Read(ref generation)) Volatile.Write(ref writerHost, connection.DataSource);
                 var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis());
-                BatchOver(stored: true);
+                BatchOver(writer, startedAt, stored: true);
                 for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(stored[i]);
                 AmsMetrics.GroupCommitBatch.Record(batch.Count);
                 AmsMetrics.MessagesSent.Add(batch.Count);
@@ -174,7 +210,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
             }
             catch (Exception e)
             {
-                BatchOver(stored: false);
+                BatchOver(writer, startedAt, stored: false);
                 await DisposeQuietlyAsync(connection);
                 connection = null;
                 // An error the server returned came before the COMMIT was sent (its own round trip,
@@ -202,7 +238,7 @@ public sealed class GroupCommit(MySqlDataSource db, Envelope envelope, MariaDbCi
                     // The error's name, not its message: a duplicate key's message quotes the value (an Idempotency-Key).
                     logger.LogWarning("Send batch of {Count} refused ({Error}); writing its sends one by one", batch.Count,
                         e is MySqlException refusal ? refusal.ErrorCode.ToString() : e.GetType().Name);
-                    foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection);
+                    foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection, writer);
                     return connection;
                 }
                 // Conflicts that did not settle in time answer 503 (TimeoutException), and are not run
