@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Alba;
 using System.Net;
 using System.Net.Sockets;
 using Ams.Infrastructure;
@@ -82,15 +83,21 @@ public sealed class MariaDbHostsTests(Services services) : IClassFixture<Service
         }
     }
 
+    /// <summary>A node whose list names the relay first, then the test's MariaDB itself; <paramref name="timeouts"/> end the connection string.</summary>
+    async Task<IAlbaHost> NodeBehindAsync(string timeouts, CapturedLogs? logs = null)
+    {
+        await services.AppAsync();   // the schema
+        var list = services.MariaDb.ConnectionString(services.Database).Replace("Server=127.0.0.1;", "Server=127.0.0.2,127.0.0.1;", StringComparison.Ordinal);
+        return await services.StartAppAsync(services: s => { if (logs is not null) s.AddSingleton<ILoggerProvider>(logs); },
+            settings: [new("ConnectionStrings:MariaDb", list + "LoadBalance=FailOver;" + timeouts)]);
+    }
+
     [Fact]
     public async Task A_hung_first_host_is_passed_over_within_seconds_and_the_node_serves_from_the_next_until_it_answers_again()
     {
-        await services.AppAsync();   // the schema
         await using var relay = new Relay(services.MariaDb.Port);
-        var direct = services.MariaDb.ConnectionString(services.Database).Replace("Server=127.0.0.1;", "Server=127.0.0.2,127.0.0.1;", StringComparison.Ordinal);
         var logs = new CapturedLogs();
-        await using var app = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs), settings:
-            [new("ConnectionStrings:MariaDb", direct + "LoadBalance=FailOver;Connect Timeout=3;Default Command Timeout=5;")]);
+        await using var app = await NodeBehindAsync("Connect Timeout=3;Default Command Timeout=5;", logs);
         var db = app.Services.GetRequiredService<MariaDb>();
         Assert.Equal(["127.0.0.2", "127.0.0.1"], db.Hosts.Select(h => h.Name));
         var (alice, bob) = (await app.MemberAsync("fo"), await app.MemberAsync("fo"));
@@ -123,12 +130,10 @@ public sealed class MariaDbHostsTests(Services services) : IClassFixture<Service
     [Fact]
     public async Task A_node_starts_while_the_first_host_hangs_its_opens_going_on_to_the_next()
     {
-        await services.AppAsync();   // the schema
         await using var relay = new Relay(services.MariaDb.Port);
         relay.Hang();
-        var list = services.MariaDb.ConnectionString(services.Database).Replace("Server=127.0.0.1;", "Server=127.0.0.2,127.0.0.1;", StringComparison.Ordinal);
         // The migrations open connections before the watch has asked anything.
-        await using var app = await services.StartAppAsync(settings: [new("ConnectionStrings:MariaDb", list + "LoadBalance=FailOver;Connect Timeout=2;")]);
+        await using var app = await NodeBehindAsync("Connect Timeout=2;");
         var (alice, bob) = (await app.MemberAsync("fs"), await app.MemberAsync("fs"));
         Assert.Equal("started", (await app.SendAsync(alice, (await app.DirectAsync(alice, bob)).Id(), "started"))["body"].Str());
     }
@@ -136,13 +141,10 @@ public sealed class MariaDbHostsTests(Services services) : IClassFixture<Service
     [Fact]
     public async Task Sends_queued_behind_a_batch_that_hangs_on_a_passed_over_host_go_on_to_the_next_host()
     {
-        await services.AppAsync();   // the schema
         await using var relay = new Relay(services.MariaDb.Port);
-        var list = services.MariaDb.ConnectionString(services.Database).Replace("Server=127.0.0.1;", "Server=127.0.0.2,127.0.0.1;", StringComparison.Ordinal);
         var logs = new CapturedLogs();
         // Commands give up after 60 s: only leaving the batch behind answers the sends behind it sooner.
-        await using var app = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs), settings:
-            [new("ConnectionStrings:MariaDb", list + "LoadBalance=FailOver;Connect Timeout=3;Default Command Timeout=60;")]);
+        await using var app = await NodeBehindAsync("Connect Timeout=3;Default Command Timeout=60;", logs);
         var (alice, bob, carol) = (await app.MemberAsync("fw"), await app.MemberAsync("fw"), await app.MemberAsync("fw"));
         var (held, other) = ((await app.DirectAsync(alice, bob)).Id(), (await app.DirectAsync(alice, carol)).Id());
         await app.SendAsync(alice, held, "before");
