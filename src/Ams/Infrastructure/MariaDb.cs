@@ -34,10 +34,18 @@ public sealed class MariaDb : IAsyncDisposable
         /// <summary>For the watch, the circuit's probes and the health check: a connection of its own that gives up after 1 s.</summary>
         internal string ProbeConnectionString { get; }
 
-        volatile bool passedOver;
+        volatile bool passedOver, unreachable;
 
         /// <summary>Set by the watch while the host does not answer: connections come from the hosts after it.</summary>
         internal bool PassedOver { get => passedOver; set => passedOver = value; }
+
+        /// <summary>
+        /// Set by the watch while the host takes no connection in 1 s or refuses the question (a
+        /// Galera node outside the primary component), rather than being slow to answer it. While a
+        /// Galera node hangs, the others hold their queries too until they evict it, and every host
+        /// is passed over; then the slow ones are tried first.
+        /// </summary>
+        internal bool Unreachable { get => unreachable; set => unreachable = value; }
     }
 
     public MariaDb(string connectionString)
@@ -45,21 +53,31 @@ public sealed class MariaDb : IAsyncDisposable
         ConnectionString = connectionString;
         var settings = new MySqlConnectionStringBuilder(connectionString);
         var names = settings.Server.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        // Each host of a list gets at most MaxConnectSeconds of the connect timeout: a request that
+        // opens on a host just as it hangs, before the watch has noticed, tries the next after that
+        // long instead of failing after the whole timeout (15 s by default).
         Hosts = names.Length > 1 && settings.LoadBalance == MySqlLoadBalance.FailOver
-            ? names.Select(name => new Host(new MySqlConnectionStringBuilder(connectionString) { Server = name })).ToArray()
+            ? names.Select(name => new Host(new MySqlConnectionStringBuilder(connectionString)
+                { Server = name, ConnectionTimeout = Math.Min(settings.ConnectionTimeout, MaxConnectSeconds) })).ToArray()
             : [new Host(settings)];
     }
 
     public string ConnectionString { get; }
 
+    public const uint MaxConnectSeconds = 5;
+
     /// <summary>In the order of the list: one for a single server or a list MySqlConnector balances by itself.</summary>
     public IReadOnlyList<Host> Hosts { get; }
 
-    /// <summary>An open connection from the first host that answers; the hosts passed over are tried last, when none does.</summary>
+    /// <summary>
+    /// An open connection from the first host that answers; the hosts passed over are tried last,
+    /// when none does, those that take connections before those that do not.
+    /// </summary>
     public async ValueTask<MySqlConnection> OpenConnectionAsync(CancellationToken ct = default)
     {
         if (Hosts.Count == 1) return await Hosts[0].Source.OpenConnectionAsync(ct);
         var order = Hosts.Where(host => !host.PassedOver).ToList();
+        order.AddRange(Hosts.Where(host => host.PassedOver && !host.Unreachable));
         order.AddRange(Hosts.Except(order));
         MySqlException? failure = null;
         foreach (var host in order)

@@ -191,21 +191,28 @@ public sealed class MariaDbWatch(MariaDb db, MariaDbCircuit circuit, ILogger<Mar
 
         async Task<Exception?> AskAsync(int i)
         {
+            var host = db.Hosts[i];
+            var opened = connections[i] is not null;
             try
             {
-                if (connections[i] is null)
+                if (!opened)
                 {
-                    connections[i] = new MySqlConnection(db.Hosts[i].ProbeConnectionString);
+                    connections[i] = new MySqlConnection(host.ProbeConnectionString);
                     await connections[i]!.OpenAsync(stoppingToken);
+                    opened = true;
                 }
                 await using var select = new MySqlCommand("SELECT 1", connections[i]);
                 await select.ExecuteScalarAsync(stoppingToken);
+                host.Unreachable = false;
                 return null;
             }
             catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
                 if (connections[i] is { } broken) await broken.DisposeAsync();
                 connections[i] = null;
+                // A host that takes no connection, or refuses the question (a Galera node outside the
+                // primary component), cannot serve; one that is slow to answer may yet.
+                host.Unreachable = !opened || !MariaDbCircuit.IsTimeout(e);
                 return e;
             }
         }

@@ -370,6 +370,39 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task A_stream_whose_replay_finds_MariaDB_gone_ends_for_the_client_to_resume_with_one_outage_line_and_no_stack_trace()
+    {
+        await using var own = await GroupCommitTests.OwnMariaDbAsync(services, "Connect Timeout=2;");
+        var (mariadb, app, logs, _, bob, _) = own;
+        var slots = app.Services.GetRequiredService<Ams.Features.Events.Stream>().ReplaySlots;
+        var held = 0;
+        while (slots.Wait(0)) held++;
+        SseClient stream;
+        try
+        {
+            // Bob resumes from before his first event: his stream is answered, then waits for a replay slot.
+            stream = await SseClient.OpenAsync(app, bob.Token, lastEventId: "0");
+            await Task.Delay(300);
+            await mariadb.StopAsync();
+        }
+        finally
+        {
+            slots.Release(held);
+        }
+        await using (stream)
+        {
+            var ended = false;
+            try { ended = await stream.NextAsync(TimeSpan.FromSeconds(15)) is null; }
+            catch (Exception e) when (e is IOException or HttpRequestException) { ended = true; }
+            Assert.True(ended, "the stream went on without MariaDB");
+        }
+        await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("MariaDB is unreachable", StringComparison.Ordinal)), TimeSpan.FromSeconds(5));
+        Assert.DoesNotContain(logs.Lines, l => l.Contains("response has already started", StringComparison.OrdinalIgnoreCase)
+            || l.Contains("unhandled exception", StringComparison.OrdinalIgnoreCase));
+        await mariadb.StartAgainAsync();
+    }
+
+    [Fact]
     public async Task A_catch_up_that_reaches_a_stream_waiting_its_turn_to_replay_still_checks_its_session()
     {
         await using var redis = await RedisServer.StartAsync();

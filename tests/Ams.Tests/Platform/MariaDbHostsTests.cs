@@ -108,6 +108,9 @@ public sealed class MariaDbHostsTests(Services services) : IClassFixture<Service
         try
         {
             await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("MariaDB server 127.0.0.2 is not answering", StringComparison.Ordinal)), TimeSpan.FromSeconds(6));
+            // It takes no new connection either: when every host is passed over, it is tried last.
+            await Eventually.TrueAsync(() => db.Hosts[0].Unreachable, TimeSpan.FromSeconds(4));
+            Assert.False(db.Hosts[1].Unreachable);
             await using (var next = await db.OpenConnectionAsync()) Assert.Equal("127.0.0.1", next.DataSource);
             var watch = Stopwatch.StartNew();
             Assert.Equal("during the hang", (await app.SendAsync(alice, conversation, "during the hang"))["body"].Str());
@@ -179,5 +182,46 @@ public sealed class MariaDbHostsTests(Services services) : IClassFixture<Service
         await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("The send batch that waited for MariaDB is over after", StringComparison.Ordinal)), TimeSpan.FromSeconds(5));
         Assert.Equal(["behind", "next"], Chat.Bodies(await app.HistoryAsync(carol, other)));
         Assert.Equal("after", (await app.SendAsync(alice, held, "after"))["body"].Str());
+    }
+
+    [Fact]
+    public async Task Each_host_of_a_list_gets_at_most_5_s_of_the_connect_timeout_and_a_single_server_all_of_it()
+    {
+        await using var list = new MariaDb("Server=db1,db2;LoadBalance=FailOver;Connect Timeout=15;Database=ams");
+        Assert.All(list.Hosts, host => Assert.Equal(5u, new MySqlConnector.MySqlConnectionStringBuilder(host.Source.ConnectionString).ConnectionTimeout));
+        await using var single = new MariaDb("Server=db1;Connect Timeout=15;Database=ams");
+        Assert.Equal(15u, new MySqlConnector.MySqlConnectionStringBuilder(Assert.Single(single.Hosts).Source.ConnectionString).ConnectionTimeout);
+    }
+
+    [Fact]
+    public async Task With_every_host_passed_over_a_connection_comes_from_one_that_takes_connections_before_one_that_does_not()
+    {
+        await services.AppAsync();   // the schema
+        await using var relay = new Relay(services.MariaDb.Port);
+        relay.Hang();
+        var list = services.MariaDb.ConnectionString(services.Database).Replace("Server=127.0.0.1;", "Server=127.0.0.2,127.0.0.1;", StringComparison.Ordinal);
+        await using var db = new MariaDb(list + "LoadBalance=FailOver;Connect Timeout=3;");
+        // As the watch leaves them while a Galera node hangs and the others hold their queries until they evict it.
+        (db.Hosts[0].PassedOver, db.Hosts[0].Unreachable) = (true, true);
+        (db.Hosts[1].PassedOver, db.Hosts[1].Unreachable) = (true, false);
+        var watch = Stopwatch.StartNew();
+        await using (var connection = await db.OpenConnectionAsync()) Assert.Equal("127.0.0.1", connection.DataSource);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"opened after {watch.Elapsed.TotalSeconds:F1} s");
+    }
+
+    [Fact]
+    public async Task A_Galera_node_outside_the_cluster_and_a_lock_wait_that_timed_out_are_outages_logged_once_not_faults_with_stack_traces()
+    {
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var outages = app.Services.GetRequiredService<Outages>();
+        // MySqlConnector makes these only from a server's answer; the Galera one needs a node outside the primary component.
+        static MySqlConnector.MySqlException ServerError(MySqlConnector.MySqlErrorCode code, string state, string message) =>
+            (MySqlConnector.MySqlException)Activator.CreateInstance(typeof(MySqlConnector.MySqlException),
+                System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance, null, [code, state, message], null)!;
+        Assert.True(outages.Refused(ServerError(MySqlConnector.MySqlErrorCode.UnknownCommand, "08S01", "WSREP has not yet prepared node for application use")));
+        Assert.True(outages.Refused(ServerError(MySqlConnector.MySqlErrorCode.LockWaitTimeout, "HY000", "Lock wait timeout exceeded; try restarting transaction")));
+        Assert.False(outages.Refused(ServerError(MySqlConnector.MySqlErrorCode.NoSuchTable, "42S02", "Table 'ams.nothing' doesn't exist")));
+        Assert.Single(logs.Lines, l => l.Contains("MariaDB is unreachable (WSREP has not yet prepared node", StringComparison.Ordinal));
     }
 }

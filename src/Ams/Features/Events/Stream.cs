@@ -32,6 +32,7 @@ public sealed class Stream : IDisposable
     readonly MariaDb db;
     readonly SessionStore sessions;
     readonly StreamOptions options;
+    readonly Outages outages;
     readonly ILogger<Stream> logger;
     readonly Dictionary<string, IEventKind> byKind;
     // Open streams per user on this node: each holds a connection, a queue and a subscription.
@@ -53,9 +54,9 @@ public sealed class Stream : IDisposable
     internal SemaphoreSlim ReplaySlots => replaying;   // tests hold them
 
     public Stream(EventHub hub, Presence presence, MariaDb db, SessionStore sessions,
-        IEnumerable<IEventKind> kinds, StreamOptions options, ILogger<Stream> logger)
+        IEnumerable<IEventKind> kinds, StreamOptions options, Outages outages, ILogger<Stream> logger)
     {
-        (this.hub, this.presence, this.db, this.sessions, this.options, this.logger) = (hub, presence, db, sessions, options, logger);
+        (this.hub, this.presence, this.db, this.sessions, this.options, this.outages, this.logger) = (hub, presence, db, sessions, options, outages, logger);
         byKind = kinds.ToDictionary(k => k.Name);
         keepAliveShares = (int)Math.Clamp(options.KeepAlive.TotalMilliseconds / 100, 1, 16);
         var tick = options.KeepAlive / keepAliveShares;
@@ -175,6 +176,13 @@ public sealed class Stream : IDisposable
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 // The client went away, or fell behind: an overflow aborts the request.
+            }
+            catch (Exception e) when (response.HasStarted && outages.Refused(e))
+            {
+                // MariaDB or Redis failed under a stream already answered (a replay, a session check):
+                // it ends, the client resumes with Last-Event-ID, and the outage is logged once, not
+                // as an unhandled exception per stream.
+                http.Abort();
             }
             finally
             {
