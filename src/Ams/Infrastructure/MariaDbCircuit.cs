@@ -118,11 +118,12 @@ public sealed class MariaDbCircuit(MariaDb db, IHostApplicationLifetime lifetime
 
     /// <summary>
     /// While open, a request that needs MariaDB is refused before it waits for it. A request no
-    /// endpoint matched goes on to its 404 (a mistyped path is not the database's fault).
+    /// route matched goes on to its 404, or routing's own 405 endpoint for a wrong method (a
+    /// mistyped call is not the database's fault).
     /// </summary>
     internal bool Refuses(HttpContext http)
     {
-        if (!IsOpen || http.GetEndpoint() is not { } endpoint || endpoint.Metadata.GetMetadata<WithoutMariaDb>() is not null) return false;
+        if (!IsOpen || http.GetEndpoint() is not RouteEndpoint endpoint || endpoint.Metadata.GetMetadata<WithoutMariaDb>() is not null) return false;
         Interlocked.Increment(ref refused);
         return true;
     }

@@ -53,6 +53,7 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
             Assert.Equal(200, (await Step("livez", () => app.GetAsync("/LIVEZ", null, null))).Status());
             // A path nothing serves is a 404 still, not the database's 503.
             Assert.Equal(404, (await Step("no such path", () => app.GetAsync("/api/no-such-thing", null, null))).Status());
+            Assert.Equal(405, (await Step("wrong method", () => app.Scenario(s => { s.Delete.Url("/api/me"); s.IgnoreStatusCode(); }))).Status());
             var health = await Step("healthz", () => app.GetAsync("/healthz", null, null));
             Assert.Equal(503, health.Status());
             Assert.Equal("not answering", (await health.JsonAsync())["mariadb"].Str());
