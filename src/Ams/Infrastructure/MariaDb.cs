@@ -76,11 +76,8 @@ public sealed class MariaDb : IAsyncDisposable
     public async ValueTask<MySqlConnection> OpenConnectionAsync(CancellationToken ct = default)
     {
         if (Hosts.Count == 1) return await Hosts[0].Source.OpenConnectionAsync(ct);
-        var order = Hosts.Where(host => !host.PassedOver).ToList();
-        order.AddRange(Hosts.Where(host => host.PassedOver && !host.Unreachable));
-        order.AddRange(Hosts.Except(order));
         MySqlException? failure = null;
-        foreach (var host in order)
+        foreach (var host in InTurn())
             try
             {
                 return await host.Source.OpenConnectionAsync(ct);
@@ -90,6 +87,15 @@ public sealed class MariaDb : IAsyncDisposable
                 failure = e;   // down, or no answer within the connect timeout: the next host
             }
         throw failure!;
+    }
+
+    /// <summary>The hosts in the order connections try them: those that answer, then the slow, then the rest.</summary>
+    internal List<Host> InTurn()
+    {
+        var order = Hosts.Where(host => !host.PassedOver).ToList();
+        order.AddRange(Hosts.Where(host => host.PassedOver && !host.Unreachable));
+        order.AddRange(Hosts.Except(order));
+        return order;
     }
 
     public async ValueTask DisposeAsync()
