@@ -20,6 +20,29 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         }
     }
 
+    /// <summary>
+    /// A stream that resumes (Last-Event-ID 0), so it replays, opened while every replay slot of the
+    /// node is taken (as by a large catch-up): it is answered, then waits its turn while
+    /// <paramref name="meanwhile"/> runs; the slots are given back after it.
+    /// </summary>
+    static async Task<SseClient> ResumeWhileReplaysWaitAsync(IAlbaHost app, string token, Func<Task> meanwhile)
+    {
+        var slots = app.Services.GetRequiredService<Ams.Features.Events.Stream>().ReplaySlots;
+        var held = 0;
+        while (slots.Wait(0)) held++;
+        Assert.True(held > 0);
+        try
+        {
+            var stream = await SseClient.OpenAsync(app, token, lastEventId: "0");
+            await meanwhile();
+            return stream;
+        }
+        finally
+        {
+            slots.Release(held);
+        }
+    }
+
     [Fact]
     public async Task A_message_sent_on_one_node_reaches_a_stream_on_another_and_only_its_members()
     {
@@ -341,24 +364,12 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Events:QueueCapacity"] = "8" });
         var (alice, bob) = (await app.MemberAsync("a"), await app.MemberAsync("b"));
         var direct = await app.DirectAsync(alice, bob);
-        var slots = app.Services.GetRequiredService<Ams.Features.Events.Stream>().ReplaySlots;
-        var held = 0;
-        while (slots.Wait(0)) held++;
-        Assert.True(held > 0);
-        SseClient stream;
-        try
+        // Bob's stream waits for a slot while 30 messages (more than its queue holds) come live.
+        await using (var stream = await ResumeWhileReplaysWaitAsync(app, bob.Token, async () =>
         {
-            // Bob resumes from his first event, so his stream replays, and waits for a slot while
-            // 30 messages (more than its queue holds) come live.
-            stream = await SseClient.OpenAsync(app, bob.Token, lastEventId: "0");
             for (var i = 0; i < 30; i++) await app.SendAsync(alice, direct.Id(), $"while waiting {i}");
             await Task.Delay(500);
-        }
-        finally
-        {
-            slots.Release(held);
-        }
-        await using (stream)
+        }))
         {
             // Every message once and in order, on the same connection: it was not closed as overflowing.
             var bodies = new List<string>();
@@ -374,22 +385,12 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     {
         await using var own = await GroupCommitTests.OwnMariaDbAsync(services, "Connect Timeout=2;");
         var (mariadb, app, logs, _, bob, _) = own;
-        var slots = app.Services.GetRequiredService<Ams.Features.Events.Stream>().ReplaySlots;
-        var held = 0;
-        while (slots.Wait(0)) held++;
-        SseClient stream;
-        try
+        // MariaDB stops while Bob's stream, already answered, waits to replay.
+        await using (var stream = await ResumeWhileReplaysWaitAsync(app, bob.Token, async () =>
         {
-            // Bob resumes from before his first event: his stream is answered, then waits for a replay slot.
-            stream = await SseClient.OpenAsync(app, bob.Token, lastEventId: "0");
             await Task.Delay(300);
             await mariadb.StopAsync();
-        }
-        finally
-        {
-            slots.Release(held);
-        }
-        await using (stream)
+        }))
         {
             var ended = false;
             try { ended = await stream.NextAsync(TimeSpan.FromSeconds(15)) is null; }
@@ -417,15 +418,10 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         var (alice, dave) = (await app.MemberAsync("wa"), await app.MemberAsync("wd"));
         await app.DirectAsync(alice, dave);
         var daveSession = (await (await app.GetAsync("/api/sessions", dave.Token, 200)).JsonAsync()).AsArray()[0]!["id"].Str();
-        var slots = app.Services.GetRequiredService<Ams.Features.Events.Stream>().ReplaySlots;
-        var held = 0;
-        while (slots.Wait(0)) held++;
-        SseClient stream;
-        try
+        // Dave's stream waits for a slot; meanwhile his session ends unannounced and Redis
+        // restarts: the catch-up reaches the stream while it waits.
+        await using (var stream = await ResumeWhileReplaysWaitAsync(app, dave.Token, async () =>
         {
-            // Dave's stream resumes, so it waits for a slot; meanwhile his session ends unannounced
-            // and Redis restarts: the catch-up reaches the stream while it waits.
-            stream = await SseClient.OpenAsync(app, dave.Token, lastEventId: "0");
             await using (var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true"))
                 Assert.True(await admin.GetDatabase().KeyDeleteAsync($"{Redis.KeyPrefix}session:{daveSession}"));
             await SaveAsync(redis);
@@ -433,12 +429,7 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
             await redis.StartAgainAsync();
             await WaitForLogAsync(logs, "streams replay what Redis may not have carried", seconds: 30);
             await Task.Delay(200);
-        }
-        finally
-        {
-            slots.Release(held);
-        }
-        await using (stream)
+        }))
         {
             // The replay runs, then the session check the catch-up asked for closes the stream.
             var ended = false;
