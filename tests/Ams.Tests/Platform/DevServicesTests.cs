@@ -29,7 +29,10 @@ public sealed class DevServicesTests
             fi
             wait $pid; echo "exit $?"
             """;
-        var start = new ProcessStartInfo("bash", ["-c", script])
+        // SIGINT back to its default first: a test run started from a background job inherits it
+        // ignored, and a shell that starts with a signal ignored cannot trap it, so the Ctrl-C
+        // below would never land (the tests hung for minutes).
+        var start = new ProcessStartInfo("env", ["--default-signal=INT", "bash", "-c", script])
         {
             WorkingDirectory = root ?? AppProcess.RepositoryRoot(),
             RedirectStandardOutput = true,
