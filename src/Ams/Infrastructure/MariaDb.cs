@@ -50,7 +50,6 @@ public sealed class MariaDb : IAsyncDisposable
 
     public MariaDb(string connectionString)
     {
-        ConnectionString = connectionString;
         var settings = new MySqlConnectionStringBuilder(connectionString);
         var names = settings.Server.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         // Each host of a list gets at most MaxConnectSeconds of the connect timeout: a request that
@@ -62,9 +61,7 @@ public sealed class MariaDb : IAsyncDisposable
             : [new Host(settings)];
     }
 
-    public string ConnectionString { get; }
-
-    public const uint MaxConnectSeconds = 5;
+    const uint MaxConnectSeconds = 5;
 
     /// <summary>In the order of the list: one for a single server or a list MySqlConnector balances by itself.</summary>
     public IReadOnlyList<Host> Hosts { get; }

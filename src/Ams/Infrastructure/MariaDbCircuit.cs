@@ -100,6 +100,25 @@ public sealed class MariaDbCircuit(MariaDb db, IHostApplicationLifetime lifetime
         await select.ExecuteScalarAsync(ct);
     }
 
+    /// <summary>
+    /// <see cref="AskAsync"/> of the hosts in the order connections take them, until one answers
+    /// (a hung host the node passed over last, or every question would wait its 1 s first); throws
+    /// the last host's error when none does.
+    /// </summary>
+    internal static async Task AskInTurnAsync(MariaDb db, CancellationToken ct)
+    {
+        var hosts = db.InTurn();
+        for (var i = 0; ; i++)
+            try
+            {
+                await AskAsync(hosts[i], ct);
+                return;
+            }
+            catch (MySqlException) when (i < hosts.Count - 1)
+            {
+            }
+    }
+
     async Task ProbeUntilAnsweredAsync()
     {
         try

@@ -1,6 +1,5 @@
 using Ams.Infrastructure;
 using FastEndpoints;
-using MySqlConnector;
 using StackExchange.Redis;
 
 namespace Ams.Features.Health;
@@ -26,21 +25,8 @@ public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, IConnectionMult
         // On a connection of its own, as the circuit probes (1 s to open and to answer, not pooled):
         // a pooled one to a hung server would stay taken, open and query running, long after the 2 s
         // were up, a connection for each poll of each load balancer. The node is ready when a host
-        // its connections come from answers, asked in the order they are (a hung host the node
-        // passed over last, or each poll would wait its 1 s first).
-        var mariadb = circuit.IsOpen ? Task.FromResult("not answering") : Check("mariadb", async token =>
-        {
-            var hosts = db.InTurn();
-            for (var i = 0; ; i++)
-                try
-                {
-                    await MariaDbCircuit.AskAsync(hosts[i], token);
-                    return;
-                }
-                catch (MySqlException) when (i < hosts.Count - 1)
-                {
-                }
-        }, ct);
+        // its connections come from answers.
+        var mariadb = circuit.IsOpen ? Task.FromResult("not answering") : Check("mariadb", token => MariaDbCircuit.AskInTurnAsync(db, token), ct);
         var redisCheck = Check("redis", async _ => await redis.GetDatabase().PingAsync(), ct);
         var response = new Response("ok", await mariadb, await redisCheck);
         if (response.Mariadb == "ok" && response.Redis == "ok")
