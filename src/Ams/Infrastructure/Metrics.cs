@@ -106,13 +106,15 @@ public sealed class MetricsExposition : IDisposable
         foreach (var (key, value) in tags) hash += HashCode.Combine(key, value);
         if (labelCache.TryGetValue(hash, out var cached) && SameTags(cached.Tags, tags)) return cached.Text;
         var text = Labels(tags);
-        // A hash two tag sets share keeps the first; the second is formatted each time.
-        if (cached is null && Volatile.Read(ref cachedLabels) < MaxCachedLabels && labelCache.TryAdd(hash, new CachedLabels(tags.ToArray(), text)))
-            Interlocked.Increment(ref cachedLabels);
+        // A hash two tag sets share keeps the first; the second is formatted each time. A place is
+        // taken before the entry is added, so that measurements racing at the bound cannot pass it.
+        if (cached is null && Volatile.Read(ref cachedLabels) < MaxCachedLabels
+            && (Interlocked.Increment(ref cachedLabels) > MaxCachedLabels || !labelCache.TryAdd(hash, new CachedLabels(tags.ToArray(), text))))
+            Interlocked.Decrement(ref cachedLabels);
         return text;
     }
 
-    internal int CachedLabelSets => Volatile.Read(ref cachedLabels);
+    internal int CachedLabelSets => labelCache.Count;
 
     internal static bool SameTags(KeyValuePair<string, object?>[] known, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {

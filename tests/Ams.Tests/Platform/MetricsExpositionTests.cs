@@ -65,6 +65,17 @@ public sealed class MetricsExpositionTests
     }
 
     [Fact]
+    public void Tag_sets_recorded_in_parallel_never_pass_the_cache_bound()
+    {
+        using var exposed = new Exposed();
+        var (exposition, counter) = (exposed.Exposition, exposed.Meter.CreateCounter<long>("test.parallel"));
+        // Other tests' HTTP clients record into this exposition too (System.Net.Http has no factory).
+        Parallel.For(0, 40_000, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i => counter.Add(1, Tag("user", i)));
+        Assert.Equal(4096, exposition.CachedLabelSets);
+        Assert.Equal(40_000, exposition.Scrape().Split('\n').Count(l => l.StartsWith("test_parallel_total{", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void Tags_are_the_same_only_when_every_key_has_an_equal_value()
     {
         KeyValuePair<string, object?>[] known = [Tag("route", "/a"), Tag("status", 201)];
