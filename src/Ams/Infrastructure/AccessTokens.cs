@@ -27,7 +27,7 @@ public sealed class AccessTokenRow
 /// entry with a tombstone, so the token stops on every node at once, and announces the token's
 /// session id so its live streams close.
 /// </summary>
-public sealed class AccessTokenStore(MariaDb db, IConnectionMultiplexer redis, TimeProvider time, ILogger<AccessTokenStore> logger)
+public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvider time, ILogger<AccessTokenStore> logger)
 {
     public const string TokenPrefix = "amspat_";
     const string SessionIdPrefix = "pat-";
@@ -41,8 +41,6 @@ public sealed class AccessTokenStore(MariaDb db, IConnectionMultiplexer redis, T
     public static string SessionIdOf(long tokenId) => SessionIdPrefix + tokenId.ToString(CultureInfo.InvariantCulture);
 
     public static bool IsAccessTokenSessionId(string sessionId) => sessionId.StartsWith(SessionIdPrefix, StringComparison.Ordinal);
-
-    IDatabase Db => redis.GetDatabase();
 
     /// <summary>A new token; <paramref name="lifetime"/> null: it never expires.</summary>
     public async Task<(string Token, AccessTokenRow Row)> CreateAsync(long userId, string name, TimeSpan? lifetime)
@@ -77,7 +75,7 @@ public sealed class AccessTokenStore(MariaDb db, IConnectionMultiplexer redis, T
         RedisValue cached = RedisValue.Null;
         try
         {
-            cached = await Db.StringGetAsync(CacheKey(hash));
+            cached = await redis.CallAsync(r => r.StringGetAsync(CacheKey(hash)));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -97,7 +95,7 @@ public sealed class AccessTokenStore(MariaDb db, IConnectionMultiplexer redis, T
         try
         {
             // NX: a revocation's tombstone written meanwhile wins.
-            await Db.StringSetAsync(CacheKey(hash), Format(session), CacheFor, When.NotExists);
+            await redis.CallAsync(r => r.StringSetAsync(CacheKey(hash), Format(session), CacheFor, When.NotExists));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -143,8 +141,8 @@ public sealed class AccessTokenStore(MariaDb db, IConnectionMultiplexer redis, T
     {
         try
         {
-            foreach (var hash in hashes) await Db.StringSetAsync(CacheKey(hash), Revoked, TombstoneFor);
-            foreach (var id in ids) await redis.GetSubscriber().PublishAsync(SessionStore.RevokedChannel, SessionIdOf(id));
+            foreach (var hash in hashes) await redis.CallAsync(r => r.StringSetAsync(CacheKey(hash), Revoked, TombstoneFor));
+            foreach (var id in ids) await redis.PublishAsync(SessionStore.RevokedChannel, SessionIdOf(id));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {

@@ -2,7 +2,6 @@ using System.Buffers.Text;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using StackExchange.Redis;
 
 namespace Ams.Infrastructure;
 
@@ -10,16 +9,15 @@ namespace Ams.Infrastructure;
 /// The second-factor challenge: what the password step returns when 2FA is on. Short-lived,
 /// single use, good for nothing but <c>POST /api/login/2fa</c>; Redis holds only its hash.
 /// </summary>
-public sealed class Challenges(IConnectionMultiplexer redis, TimeProvider time)
+public sealed class Challenges(RedisCircuit redis, TimeProvider time)
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(5);
     const string Prefix = "amc_";
-    IDatabase Db => redis.GetDatabase();
 
     public async Task<(string Challenge, DateTimeOffset ExpiresAt)> CreateAsync(long userId)
     {
         var challenge = Prefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
-        await Db.StringSetAsync(Key(IdOf(challenge)), userId.ToString(CultureInfo.InvariantCulture), Lifetime);
+        await redis.CallAsync(db => db.StringSetAsync(Key(IdOf(challenge)), userId.ToString(CultureInfo.InvariantCulture), Lifetime));
         return (challenge, time.GetUtcNow() + Lifetime);
     }
 
@@ -28,12 +26,12 @@ public sealed class Challenges(IConnectionMultiplexer redis, TimeProvider time)
     {
         if (!challenge.StartsWith(Prefix, StringComparison.Ordinal) || challenge.Length > 64) return null;
         var id = IdOf(challenge);
-        var value = await Db.StringGetAsync(Key(id));
+        var value = await redis.CallAsync(db => db.StringGetAsync(Key(id)));
         return value.IsNull ? null : (id, long.Parse(value.ToString(), CultureInfo.InvariantCulture));
     }
 
     /// <summary>Uses the challenge up; false when another request got there first.</summary>
-    public async Task<bool> RedeemAsync(string id) => await Db.KeyDeleteAsync(Key(id));
+    public Task<bool> RedeemAsync(string id) => redis.CallAsync(db => db.KeyDeleteAsync(Key(id)));
 
     public static string IdOf(string challenge) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(challenge)));
     static string Key(string id) => $"{Redis.KeyPrefix}2fa-challenge:{id}";

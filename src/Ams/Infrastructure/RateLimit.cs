@@ -1,5 +1,3 @@
-using StackExchange.Redis;
-
 namespace Ams.Infrastructure;
 
 /// <summary>
@@ -25,11 +23,11 @@ public static class RateLimit
     /// Counts one call against <paramref name="key"/>, once per request however often a conflict
     /// runs it (<see cref="ConflictRetry.FirstCount"/>); how long to wait when the window's budget is spent, else null.
     /// </summary>
-    public static async Task<TimeSpan?> TryAcquireAsync(HttpContext http, IConnectionMultiplexer redis, string key, int limit, TimeSpan window)
+    public static async Task<TimeSpan?> TryAcquireAsync(HttpContext http, RedisCircuit redis, string key, int limit, TimeSpan window)
     {
         if (!ConflictRetry.FirstCount(http, key)) return null;
-        var wait = (long)await redis.GetDatabase().ScriptEvaluateAsync(Acquire, [$"{Redis.KeyPrefix}{key}"],
-            [(long)window.TotalMilliseconds, limit]);
+        var wait = (long)await redis.CallAsync(db => db.ScriptEvaluateAsync(Acquire, [$"{Redis.KeyPrefix}{key}"],
+            [(long)window.TotalMilliseconds, limit]));
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
     }
 }

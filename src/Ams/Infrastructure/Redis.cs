@@ -44,7 +44,7 @@ public static class Redis
         var replication = config.GetSection("Redis").Get<ReplicationOptions>() ?? new();
         if (replication.Replicas < 0 || replication.ReplicaWait <= TimeSpan.Zero || replication.ReplicaWait > TimeSpan.FromSeconds(10))
             throw new ConfigurationException("Redis:Replicas must be 0 or more and Redis:ReplicaWait between 0 and 10 s (for example 00:00:00.100).");
-        services.AddSingleton(sp => new ReplicatedWrites(sp.GetRequiredService<IConnectionMultiplexer>(), options, replication, sp.GetRequiredService<ILogger<ReplicatedWrites>>()));
+        services.AddSingleton(sp => new ReplicatedWrites(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<RedisCircuit>(), options, replication, sp.GetRequiredService<ILogger<ReplicatedWrites>>()));
         return services;
     }
 }
@@ -68,6 +68,7 @@ public sealed class ReplicationOptions
 public sealed class ReplicatedWrites : IDisposable
 {
     readonly IConnectionMultiplexer shared;
+    readonly RedisCircuit circuit;
     readonly ReplicationOptions replication;
     readonly ILogger<ReplicatedWrites> logger;
     readonly ConnectionMultiplexer? own;
@@ -77,9 +78,10 @@ public sealed class ReplicatedWrites : IDisposable
     readonly System.Collections.Concurrent.ConcurrentDictionary<System.Net.EndPoint, long> shortOfReplicas = new();
     const long ShortOfReplicasFor = 5_000;
 
-    public ReplicatedWrites(IConnectionMultiplexer shared, ConfigurationOptions options, ReplicationOptions replication, ILogger<ReplicatedWrites> logger)
+    public ReplicatedWrites(IConnectionMultiplexer shared, RedisCircuit circuit, ConfigurationOptions options, ReplicationOptions replication, ILogger<ReplicatedWrites> logger)
     {
         this.shared = shared;
+        this.circuit = circuit;
         this.replication = replication;
         this.logger = logger;
         if (replication.Replicas == 0) return;
@@ -104,12 +106,12 @@ public sealed class ReplicatedWrites : IDisposable
     {
         if (own is null)
         {
-            await write(shared.GetDatabase());
+            await circuit.CallAsync(shared.GetDatabase(), write);
             return true;
         }
         try
         {
-            await write(own.GetDatabase());
+            await circuit.CallAsync(own.GetDatabase(), write);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -218,7 +220,8 @@ public sealed class RedisCircuit
     static readonly TimeSpan FailoverWatch = TimeSpan.FromSeconds(30);
     int followingFailover;
 
-    bool IsCluster => redis.GetEndPoints().Any(e => redis.GetServer(e).ServerType == ServerType.Cluster);
+    /// <summary>Whether Redis is a Redis Cluster, whose failovers move slots from a master to its replica.</summary>
+    public bool IsCluster => redis.GetEndPoints().Any(e => redis.GetServer(e).ServerType == ServerType.Cluster);
 
     async Task FollowFailoverAsync(Func<bool> settled)
     {
@@ -251,12 +254,15 @@ public sealed class RedisCircuit
     /// <summary>Whether Redis is known not to answer right now.</summary>
     public bool IsOpen => Volatile.Read(ref open) == 1;
 
-    public async Task<T> CallAsync<T>(Func<IDatabase, Task<T>> call)
+    public Task<T> CallAsync<T>(Func<IDatabase, Task<T>> call) => CallAsync(redis.GetDatabase(), call);
+
+    /// <summary>A call on another multiplexer's connections to the same Redis (see <see cref="ReplicatedWrites"/>).</summary>
+    public async Task<T> CallAsync<T>(IDatabase database, Func<IDatabase, Task<T>> call)
     {
         if (IsOpen) throw NotAnswering();
         try
         {
-            return await call(redis.GetDatabase()).WaitAsync(Budget);
+            return await call(database).WaitAsync(Budget);
         }
         catch (TimeoutException)
         {
@@ -264,6 +270,14 @@ public sealed class RedisCircuit
             throw NotAnswering();
         }
     }
+
+    public Task CallAsync(Func<IDatabase, Task> call) => CallAsync(redis.GetDatabase(), call);
+
+    public Task CallAsync(IDatabase database, Func<IDatabase, Task> call) => CallAsync(database, async db =>
+    {
+        await call(db);
+        return true;
+    });
 
     /// <summary>
     /// For a node whose connection to Redis is down: waits up to <paramref name="limit"/> for it

@@ -607,7 +607,7 @@ public sealed class SessionStore : IAsyncDisposable
         long userId = 0;
         try
         {
-            var value = (string?)await Db.StringGetAsync(SessionKey(id));
+            var value = (string?)await circuit.CallAsync(db => db.StringGetAsync(SessionKey(id)));
             if (value is null) return;
             userId = long.Parse(value.AsSpan(0, value.IndexOf('|')), CultureInfo.InvariantCulture);
         }
@@ -622,8 +622,9 @@ public sealed class SessionStore : IAsyncDisposable
     public async Task<bool> RevokeByIdAsync(long userId, string sessionId)
     {
         if (!IsSessionId(sessionId)) return false;
-        var indexed = await Task.WhenAll(Db.SetContainsAsync(IndexKey(userId, sessionId), sessionId), Db.SetContainsAsync(OldIndexKey(userId), sessionId));
-        if (!indexed.Any(found => found) || !await Db.KeyExistsAsync(SessionKey(sessionId))) return false;
+        var indexed = await Task.WhenAll(circuit.CallAsync(db => db.SetContainsAsync(IndexKey(userId, sessionId), sessionId)),
+            circuit.CallAsync(db => db.SetContainsAsync(OldIndexKey(userId), sessionId)));
+        if (!indexed.Any(found => found) || !await circuit.CallAsync(db => db.KeyExistsAsync(SessionKey(sessionId)))) return false;
         await RevokeAsync(new Session(sessionId, userId, DateTimeOffset.MinValue));
         return true;
     }
@@ -710,7 +711,7 @@ public sealed class SessionStore : IAsyncDisposable
         if (AccessTokenStore.IsAccessTokenSessionId(sessionId)) return await tokens.ExistsAsync(sessionId);
         try
         {
-            return await Db.KeyExistsAsync(SessionKey(sessionId));
+            return await circuit.CallAsync(db => db.KeyExistsAsync(SessionKey(sessionId)));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -732,7 +733,7 @@ public sealed class SessionStore : IAsyncDisposable
             if (AccessTokenStore.IsAccessTokenSessionId(sessionId)) return await tokens.ExistsAsync(sessionId);
             try
             {
-                return await Db.KeyExistsAsync(SessionKey(sessionId));
+                return await circuit.CallAsync(db => db.KeyExistsAsync(SessionKey(sessionId)));
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
@@ -746,9 +747,14 @@ public sealed class SessionStore : IAsyncDisposable
     public async Task<List<SessionInfo>> ListAsync(long userId)
     {
         var ids = (await IndexedIdsAsync(userId)).ToArray();
-        var batch = Db.CreateBatch();
-        var reads = ids.Select(id => (Id: id, Exists: batch.KeyExistsAsync(SessionKey(id)), Meta: batch.HashGetAllAsync(MetaKey(id)))).ToArray();
-        batch.Execute();
+        var reads = await circuit.CallAsync(async db =>
+        {
+            var batch = db.CreateBatch();
+            var reads = ids.Select(id => (Id: id, Exists: batch.KeyExistsAsync(SessionKey(id)), Meta: batch.HashGetAllAsync(MetaKey(id)))).ToArray();
+            batch.Execute();
+            await Task.WhenAll(reads.SelectMany(read => new Task[] { read.Exists, read.Meta }));
+            return reads;
+        });
         var list = new List<SessionInfo>();
         var gone = new List<string>();
         foreach (var read in reads)
@@ -786,7 +792,7 @@ public sealed class SessionStore : IAsyncDisposable
             {
                 try
                 {
-                    await redis.GetSubscriber().PublishAsync(RevokedChannel, sessionId);
+                    await circuit.PublishAsync(RevokedChannel, sessionId);
                     break;
                 }
                 catch (Exception e) when (e is RedisException or TimeoutException)
@@ -834,9 +840,10 @@ public sealed class SessionStore : IAsyncDisposable
     static string OldIndexKey(long userId) => $"{Redis.KeyPrefix}user-sessions:{userId}";
 
     /// <summary>
-    /// The ids in the user's index (sessions that may have ended since; check their keys). A set
-    /// whose master does not answer is read again for up to 10 s (a Redis Cluster failover), then
-    /// the call fails: "revoke others" must not quietly miss the sessions indexed there.
+    /// The ids in the user's index (sessions that may have ended since; check their keys). On a
+    /// Redis Cluster a set whose master does not answer is read again for up to 10 s (a failover
+    /// moves its slots to a replica), then the call fails: "revoke others" must not quietly miss
+    /// the sessions indexed there. One Redis has no replica to wait for: the call fails at once.
     /// </summary>
     async Task<HashSet<string>> IndexedIdsAsync(long userId)
     {
@@ -862,7 +869,7 @@ public sealed class SessionStore : IAsyncDisposable
                 }
             }
             if (failure is null) return ids;
-            if (attempt == 21) throw failure;
+            if (attempt == 21 || !circuit.IsCluster) throw failure;
             unread = failed;
             await Task.Delay(500);
         }

@@ -39,9 +39,10 @@ public sealed class SessionStoreTests : IAsyncLifetime
     SessionStore Store(SessionLifetime? lifetime = null, IConnectionMultiplexer? multiplexer = null, ILogger<SessionStore>? logger = null)
     {
         multiplexer ??= connection;
-        return new(multiplexer, new RedisCircuit(multiplexer, NullLogger<RedisCircuit>.Instance), time, lifetime ?? new SessionLifetime(),
-            new AccessTokenStore(new MariaDb("Server=127.0.0.1;Port=1"), multiplexer, time, NullLogger<AccessTokenStore>.Instance),
-            new ReplicatedWrites(multiplexer, ConfigurationOptions.Parse(multiplexer.Configuration), new ReplicationOptions(), NullLogger<ReplicatedWrites>.Instance),
+        var circuit = new RedisCircuit(multiplexer, NullLogger<RedisCircuit>.Instance);
+        return new(multiplexer, circuit, time, lifetime ?? new SessionLifetime(),
+            new AccessTokenStore(new MariaDb("Server=127.0.0.1;Port=1"), circuit, time, NullLogger<AccessTokenStore>.Instance),
+            new ReplicatedWrites(multiplexer, circuit, ConfigurationOptions.Parse(multiplexer.Configuration), new ReplicationOptions(), NullLogger<ReplicatedWrites>.Instance),
             logger ?? NullLogger<SessionStore>.Instance);
     }
 

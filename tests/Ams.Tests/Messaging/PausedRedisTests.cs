@@ -81,6 +81,85 @@ public sealed class PausedRedisTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task Every_call_during_a_Redis_pause_answers_within_the_circuits_budget_and_signing_out_still_works()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        // The production timeouts (5 s per call) again: each call below that went around the
+        // circuit waited them out, in series (a sign-in 5 s, the session list 10 s).
+        await using var node = await services.StartAppAsync(redis: redis.ConnectionString);
+        var alice = await node.MemberAsync("pca");
+        var bob = await node.MemberAsync("pcb");
+        var direct = (await node.DirectAsync(alice, bob)).Id();
+        var sent = (await node.SendAsync(alice, direct, "before the pause")).Id();
+        var leaving = await node.LoginAsync(bob.Name);
+        var other = await node.LoginAsync(bob.Name);
+        var sessions = (await (await node.GetAsync("/api/sessions", bob.Token, 200)).JsonAsync()).AsArray();
+        var otherId = sessions.Single(s => !(bool)s!["current"]! && s["createdAt"].Str() == sessions.Where(x => !(bool)x!["current"]!).Max(x => x!["createdAt"].Str()))!.Id();
+        var pat = (await (await node.PostAsync("/api/tokens", new { name = "script" }, alice.Token, 201)).JsonAsync())["token"].Str();
+        var twoFactor = await node.TwoFactorUserAsync("pct");
+        var challenge = (await (await node.PostAsync("/api/login", new { username = twoFactor.Name, password = Api.Password }, null, 200)).JsonAsync())["challenge"].Str();
+        foreach (var token in new[] { alice.Token, leaving, other, pat }) await node.GetAsync("/api/me", token, 200);
+
+        var steps = new List<(string Name, Func<Task<IScenarioResult>> Call, int Status)>
+        {
+            // The first to need Redis runs out the budget (1 s) and opens the circuit; the rest fail at once.
+            ("inbox", () => node.GetAsync("/api/conversations", alice.Token, null), 200),
+            ("sign in", () => node.PostAsync("/api/login", new { username = alice.Name, password = Api.Password }, null, null), 503),
+            ("wrong password", () => node.PostAsync("/api/login", new { username = alice.Name, password = "not the password at all" }, null, null), 503),
+            ("second factor", () => node.PostAsync("/api/login/2fa", new { challenge, code = "123456" }, null, null), 503),
+            ("register", () => node.PostAsync("/api/register", new { username = Api.UniqueName("pcr"), password = Api.Password }, null, null), 503),
+            ("session list", () => node.GetAsync("/api/sessions", bob.Token, null), 503),
+            ("revoke one", () => node.DeleteAsync($"/api/sessions/{otherId}", bob.Token, null), 503),
+            ("revoke others", () => node.PostAsync("/api/sessions/revoke-others", new { }, bob.Token, null), 503),
+            ("2fa setup", () => node.PostAsync("/api/2fa/setup", new { password = Api.Password }, alice.Token, null), 503),
+            ("password", () => node.PostAsync("/api/account/password", new { currentPassword = Api.Password, newPassword = Api.Password + "!" }, alice.Token, null), 503),
+            ("access token", () => node.GetAsync("/api/me", pat, null), 200),
+            ("send", () => node.PostAsync("/api/messages", new { conversationId = direct, body = "during the pause" }, alice.Token, null), 201),
+            ("typing", () => node.PostAsync($"/api/conversations/{direct}/typing", new { }, alice.Token, null), 204),
+            ("mark read", () => node.PostAsync($"/api/conversations/{direct}/read", new { upTo = sent }, bob.Token, null), 204),
+            ("react", () => node.Scenario(s => { s.Put.Url($"/api/messages/{sent}/reactions/%F0%9F%91%8D"); s.WithBearerToken(bob.Token); s.IgnoreStatusCode(); }), 204),
+            ("find users", () => node.GetAsync("/api/users?prefix=pc", alice.Token, null), 200),
+            ("new conversation", () => node.PostAsync("/api/conversations", new { members = new[] { bob.Name }, title = "paused" }, alice.Token, null), 201),
+            ("entropy", () => node.GetAsync("/api/entropy", alice.Token, null), 503),
+            ("metrics", () => node.Scenario(s => { s.Get.Url("/metrics"); s.From("127.0.0.1"); s.IgnoreStatusCode(); }), 200),
+            ("sign out", () => node.PostAsync("/api/logout", new { }, leaving, null), 204),
+        };
+        var times = new List<string>();
+        var total = Stopwatch.StartNew();
+        redis.Pause();
+        try
+        {
+            foreach (var (name, call, status) in steps)
+            {
+                var watch = Stopwatch.StartNew();
+                var result = await call().WaitAsync(TimeSpan.FromSeconds(30));
+                times.Add($"{name} {watch.Elapsed.TotalSeconds:F2} s");
+                Assert.True(status == result.Status(), $"{name}: {result.Status()} {await result.ReadAsTextAsync()}");
+                if (status == 503) Assert.NotNull(result.Context.Response.Headers.RetryAfter.ToString());
+            }
+            total.Stop();
+            // Signed out at once, on this node, while Redis hangs.
+            await node.GetAsync("/api/me", leaving, 401);
+        }
+        finally
+        {
+            redis.Resume();
+        }
+        Assert.True(total.Elapsed < RedisCircuit.Budget + TimeSpan.FromSeconds(3), $"{steps.Count} calls took {total.Elapsed.TotalSeconds:F1} s: {string.Join(", ", times)}");
+
+        // The sign-out is written once Redis answers; the other session and the sign-in work again.
+        await Eventually.TrueAsync(() => node.Services.GetRequiredService<SessionStore>().PendingRevocations == 0, TimeSpan.FromSeconds(10));
+        await using (var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
+        {
+            var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(leaving)));
+            Assert.False(await connection.GetDatabase().KeyExistsAsync($"{Ams.Infrastructure.Redis.KeyPrefix}session:{id}"));   // gone for every node
+        }
+        await node.GetAsync("/api/me", leaving, 401);
+        await node.GetAsync("/api/me", other, 200);
+        await Eventually.TrueAsync(async () => (await node.PostAsync("/api/login", new { username = alice.Name, password = Api.Password }, null, null)).Status() == 200, TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task A_request_that_needs_Redis_just_as_it_resumes_waits_for_the_circuits_next_probe_rather_than_failing()
     {
         await using var redis = await RedisServer.StartAsync();

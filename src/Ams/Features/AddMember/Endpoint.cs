@@ -4,12 +4,11 @@ using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
-using StackExchange.Redis;
 
 namespace Ams.Features.AddMember;
 
 /// <summary>Adds someone to a group; they see messages from then on.</summary>
-public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits,
+public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, RedisCircuit redis, ConversationLimits limits,
     EventLog events, ConversationEvents conversations, Presence presence)
     : Endpoint<Request, ConversationView>
 {

@@ -9,7 +9,6 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
 using MySqlConnector;
-using StackExchange.Redis;
 
 namespace Ams.Features.Attachments;
 
@@ -21,7 +20,7 @@ namespace Ams.Features.Attachments;
 /// too large or over the quota leaves nothing behind: its key, row and chunks are deleted.
 /// </summary>
 public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore store, AttachmentOptions options,
-    IConnectionMultiplexer redis, TimeProvider time, ILogger<UploadEndpoint> logger) : EndpointWithoutRequest<AttachmentView>
+    RedisCircuit redis, TimeProvider time, ILogger<UploadEndpoint> logger) : EndpointWithoutRequest<AttachmentView>
 {
     // Room for the multipart framing and other parts around the file.
     const long FramingAllowance = 64 * 1024;

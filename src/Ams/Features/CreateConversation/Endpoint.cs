@@ -3,7 +3,6 @@ using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
-using StackExchange.Redis;
 
 namespace Ams.Features.CreateConversation;
 
@@ -12,7 +11,7 @@ namespace Ams.Features.CreateConversation;
 /// which exists at most once per pair: asking again returns it with 200. The JSON call and the
 /// browser's "new chat" form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits,
+public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, RedisCircuit redis, ConversationLimits limits,
     Presence presence)
     : Endpoint<Request, ConversationView>
 {

@@ -10,7 +10,7 @@ public sealed record KeysMinted(long WithAtmospheric, long OsOnly);
 public sealed record Response(string Mode, string Mixing, long PoolBytes, DateTime? LastRefillAt, RandomOrgStatus RandomOrg, KeysMinted KeysMinted);
 
 /// <summary>Whether atmospheric noise is flowing: this node's mixer, and the cluster's pool and quota.</summary>
-public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, IConnectionMultiplexer redis) : EndpointWithoutRequest<Response>
+public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, RedisCircuit redis) : EndpointWithoutRequest<Response>
 {
     public override void Configure()
     {
@@ -20,15 +20,18 @@ public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, IConnec
 
     public override async Task HandleAsync(CancellationToken ct) => await Send.OkAsync(await ReadAsync(mixer, client, redis), ct);
 
-    internal static async Task<Response> ReadAsync(EntropyMixer mixer, RandomOrgClient client, IConnectionMultiplexer redis)
+    internal static async Task<Response> ReadAsync(EntropyMixer mixer, RandomOrgClient client, RedisCircuit redis)
     {
-        var batch = redis.GetDatabase().CreateBatch();
-        var status = batch.HashGetAllAsync(Refiller.StatusKey);
-        var pool = batch.ListLengthAsync(Infrastructure.Redis.KeyPrefix + "entropy:pool");
-        var minted = batch.StringGetAsync([MintedKeys.AtmosphericKey, MintedKeys.OsKey]);
-        batch.Execute();
-        var fields = (await status).ToDictionary(e => e.Name.ToString(), e => e.Value);
-        var counts = await minted;
+        var (status, pool, counts) = await redis.CallAsync(async db =>
+        {
+            var batch = db.CreateBatch();
+            var status = batch.HashGetAllAsync(Refiller.StatusKey);
+            var pool = batch.ListLengthAsync(Infrastructure.Redis.KeyPrefix + "entropy:pool");
+            var minted = batch.StringGetAsync([MintedKeys.AtmosphericKey, MintedKeys.OsKey]);
+            batch.Execute();
+            return (await status, await pool, await minted);
+        });
+        var fields = status.ToDictionary(e => e.Name.ToString(), e => e.Value);
         long? Number(string name) => fields.TryGetValue(name, out var v) && long.TryParse(v.ToString(), out var n) ? n : null;
         string? lastError = client.Configured
             ? fields.TryGetValue("lastError", out var e) && !e.IsNullOrEmpty ? e.ToString() : null
@@ -36,7 +39,7 @@ public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, IConnec
         return new Response(
             mixer.Mode,
             EntropyMixer.Description,
-            await pool * Pool.ChunkBytes,
+            pool * Pool.ChunkBytes,
             Number("lastRefillAt") is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at).UtcDateTime : null,
             new RandomOrgStatus(client.Configured, Number("bitsLeft"), Number("requestsLeft"), lastError),
             new KeysMinted((long?)counts[0] ?? 0, (long?)counts[1] ?? 0));
@@ -48,7 +51,7 @@ public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, IConnec
 /// atmospheric noise. How the server is configured (keys, pool, quota) is for operators
 /// (<c>/api/entropy</c>, logs, metrics), not for this panel.
 /// </summary>
-public sealed class Panel(EntropyMixer mixer, RandomOrgClient client, IConnectionMultiplexer redis) : EndpointWithoutRequest
+public sealed class Panel(EntropyMixer mixer, RandomOrgClient client, RedisCircuit redis) : EndpointWithoutRequest
 {
     public override void Configure()
     {

@@ -4,7 +4,6 @@ using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
-using StackExchange.Redis;
 
 namespace Ams.Features.FindUsers;
 
@@ -15,7 +14,7 @@ namespace Ams.Features.FindUsers;
 /// lists the whole user base; lookups are throttled per user (<c>Users__MaxLookups</c> per
 /// <c>Users__LookupWindow</c>, 429 with Retry-After).
 /// </summary>
-public sealed partial class Endpoint(MariaDb db, IConnectionMultiplexer redis, LookupLimits limits) : EndpointWithoutRequest<List<MemberView>>
+public sealed partial class Endpoint(MariaDb db, RedisCircuit redis, LookupLimits limits) : EndpointWithoutRequest<List<MemberView>>
 {
     public const int DefaultLimit = 10, MaxLimit = 20;
 

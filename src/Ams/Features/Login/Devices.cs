@@ -18,7 +18,7 @@ public sealed record Device(string Id, long UserId, string Token);
 /// login answer and send it back with the next login. The signing key is made once and kept
 /// in Redis, so every node accepts every node's tokens.
 /// </summary>
-public sealed class Devices(IConnectionMultiplexer redis)
+public sealed class Devices(RedisCircuit redis)
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromDays(365);
     const string Prefix = "amd_";
@@ -62,9 +62,12 @@ public sealed class Devices(IConnectionMultiplexer redis)
     async Task<byte[]> KeyAsync()
     {
         if (key is not null) return key;
-        var db = redis.GetDatabase();
         RedisKey name = $"{Redis.KeyPrefix}device-token-key";
-        await db.StringSetAsync(name, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)), when: When.NotExists);
-        return key = Convert.FromBase64String((await db.StringGetAsync(name)).ToString());
+        var stored = await redis.CallAsync(async db =>
+        {
+            await db.StringSetAsync(name, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)), when: When.NotExists);
+            return await db.StringGetAsync(name);
+        });
+        return key = Convert.FromBase64String(stored.ToString());
     }
 }

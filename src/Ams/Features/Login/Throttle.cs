@@ -20,7 +20,7 @@ public sealed class ThrottleOptions
 /// trailing spaces) shares one budget. A known device (see <see cref="Devices"/>) has its own
 /// budget instead of the account's and the address's.
 /// </summary>
-public sealed class Throttle(IConnectionMultiplexer redis, ThrottleOptions options)
+public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
 {
     // KEYS: counters; ARGV[1]: window ms; ARGV[2..]: limits. Returns 0, or the ms until the
     // fullest exceeded counter resets (that attempt is not counted).
@@ -50,9 +50,9 @@ public sealed class Throttle(IConnectionMultiplexer redis, ThrottleOptions optio
     public async Task<TimeSpan?> TryAttemptAsync(HttpContext http, string account, string address)
     {
         if (!ConflictRetry.FirstCount(http, "password")) return null;
-        var wait = (long)await redis.GetDatabase().ScriptEvaluateAsync(Acquire,
+        var wait = (long)await redis.CallAsync(db => db.ScriptEvaluateAsync(Acquire,
             [AccountKey(account), AddressKey(address)],
-            [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerAccount, options.MaxFailuresPerAddress]);
+            [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerAccount, options.MaxFailuresPerAddress]));
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
     }
 
@@ -60,24 +60,23 @@ public sealed class Throttle(IConnectionMultiplexer redis, ThrottleOptions optio
     public async Task<TimeSpan?> TryDeviceAttemptAsync(HttpContext http, string deviceId)
     {
         if (!ConflictRetry.FirstCount(http, "password")) return null;
-        var wait = (long)await redis.GetDatabase().ScriptEvaluateAsync(Acquire,
-            [DeviceKey(deviceId)], [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerDevice]);
+        var wait = (long)await redis.CallAsync(db => db.ScriptEvaluateAsync(Acquire,
+            [DeviceKey(deviceId)], [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerDevice]));
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
     }
 
     /// <summary>A correct password: the attempt was not a failure, and the account's slate is clean.</summary>
-    public async Task ForgiveAsync(string account, string address)
+    public Task ForgiveAsync(string account, string address) => redis.CallAsync(async db =>
     {
-        var db = redis.GetDatabase();
         await db.KeyDeleteAsync(AccountKey(account));
         await db.StringDecrementAsync(AddressKey(address));
-    }
+    });
 
     /// <summary>
     /// A correct password from a known device: only the device's slate is cleaned. The account's
     /// count stays, so strangers' guesses stay throttled while the owner signs in.
     /// </summary>
-    public Task ForgiveDeviceAsync(string deviceId) => redis.GetDatabase().KeyDeleteAsync(DeviceKey(deviceId));
+    public Task ForgiveDeviceAsync(string deviceId) => redis.CallAsync(db => db.KeyDeleteAsync(DeviceKey(deviceId)));
 
     // One hash tag for every login counter: Acquire counts an account and an address together, and
     // a Redis Cluster runs a script only on keys of one slot. Sign-ins are too rare to crowd it.

@@ -2,12 +2,11 @@ using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
-using StackExchange.Redis;
 
 namespace Ams.Features.MarkRead;
 
 /// <summary>Read receipts: the caller has read everything up to a message; every member's stream hears of it.</summary>
-public sealed class Endpoint(MariaDb db, EventLog events, ReadEvents reads, TimeProvider time, IConnectionMultiplexer redis, ConversationLimits limits)
+public sealed class Endpoint(MariaDb db, EventLog events, ReadEvents reads, TimeProvider time, RedisCircuit redis, ConversationLimits limits)
     : Endpoint<Request>
 {
     public override void Configure()

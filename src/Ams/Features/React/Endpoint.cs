@@ -2,7 +2,6 @@ using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
-using StackExchange.Redis;
 
 namespace Ams.Features.React;
 
@@ -14,7 +13,7 @@ namespace Ams.Features.React;
 /// caller cannot see or that is deleted, 429 past the per-user budget (<c>Conversations__MaxReactions</c>).
 /// </summary>
 public abstract class ReactionEndpoint(MariaDb db, EventLog events, ReactionEvents reactions, TimeProvider time,
-    IConnectionMultiplexer redis, ConversationLimits limits) : EndpointWithoutRequest
+    RedisCircuit redis, ConversationLimits limits) : EndpointWithoutRequest
 {
     protected abstract bool Add { get; }
 
@@ -53,7 +52,7 @@ public abstract class ReactionEndpoint(MariaDb db, EventLog events, ReactionEven
 }
 
 public sealed class AddEndpoint(MariaDb db, EventLog events, ReactionEvents reactions, TimeProvider time,
-    IConnectionMultiplexer redis, ConversationLimits limits) : ReactionEndpoint(db, events, reactions, time, redis, limits)
+    RedisCircuit redis, ConversationLimits limits) : ReactionEndpoint(db, events, reactions, time, redis, limits)
 {
     protected override bool Add => true;
 
@@ -65,7 +64,7 @@ public sealed class AddEndpoint(MariaDb db, EventLog events, ReactionEvents reac
 }
 
 public sealed class RemoveEndpoint(MariaDb db, EventLog events, ReactionEvents reactions, TimeProvider time,
-    IConnectionMultiplexer redis, ConversationLimits limits) : ReactionEndpoint(db, events, reactions, time, redis, limits)
+    RedisCircuit redis, ConversationLimits limits) : ReactionEndpoint(db, events, reactions, time, redis, limits)
 {
     protected override bool Add => false;
 

@@ -1,12 +1,11 @@
 using Ams.Infrastructure;
 using FastEndpoints;
 using MySqlConnector;
-using StackExchange.Redis;
 
 namespace Ams.Features.Register;
 
 /// <summary>Creates an account: the JSON call and the browser's form (see <see cref="ApiAndForm"/>).</summary>
-public sealed class Endpoint(MariaDb db, Passwords passwords, TimeProvider time, IConnectionMultiplexer redis, RegistrationLimits limits) : Endpoint<Request, Response>
+public sealed class Endpoint(MariaDb db, Passwords passwords, TimeProvider time, RedisCircuit redis, RegistrationLimits limits) : Endpoint<Request, Response>
 {
     public override void Configure()
     {

@@ -21,7 +21,7 @@ public sealed class GuardOptions
 /// node, failures are counted per account and per challenge, and recovery codes are single use.
 /// Redis errors propagate (503): the guards fail closed.
 /// </summary>
-public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMultiplexer redis, TimeProvider time, GuardOptions options, MasterKeys masterKeys)
+public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit redis, TimeProvider time, GuardOptions options, MasterKeys masterKeys)
 {
     public const string SecretPurpose = "totp-secret";
     const string Base32 = "abcdefghijklmnopqrstuvwxyz234567";
@@ -54,8 +54,6 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMulti
         end
         return wait
         """;
-
-    IDatabase Db => redis.GetDatabase();
 
     public static bool IsTotpCode(string code) => code.Length == 6 && code.All(char.IsAsciiDigit);
 
@@ -96,19 +94,19 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, IConnectionMulti
             ? (new RedisKey[] { AccountKey(userId) }, new RedisValue[] { window, options.MaxFailuresPerAccount })
             : ([AccountKey(userId), ChallengeKey(userId, challengeId)],
                [window, options.MaxFailuresPerAccount, (long)Challenges.Lifetime.TotalMilliseconds, options.MaxFailuresPerChallenge]);
-        var wait = (long)await Db.ScriptEvaluateAsync(Acquire, keys, args);
+        var wait = (long)await redis.CallAsync(db => db.ScriptEvaluateAsync(Acquire, keys, args));
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
     }
 
-    public Task ResetAsync(long userId) => Db.KeyDeleteAsync(AccountKey(userId));
+    public Task ResetAsync(long userId) => redis.CallAsync(db => db.KeyDeleteAsync(AccountKey(userId)));
 
     /// <summary>A current TOTP code for this secret that this user has not used before.</summary>
     public async Task<bool> VerifyTotpAsync(long userId, byte[] secret, string code)
     {
         if (!IsTotpCode(code)) return false;
         if (!new OtpNet.Totp(secret).VerifyTotp(time.GetUtcNow().UtcDateTime, code, out var step, OneStep)) return false;
-        return (long)await Db.ScriptEvaluateAsync(AcceptStep, [$"{Redis.KeyPrefix}totp-step:{userId}"],
-            [step, (long)TimeSpan.FromMinutes(5).TotalMilliseconds]) == 1;
+        return (long)await redis.CallAsync(db => db.ScriptEvaluateAsync(AcceptStep, [$"{Redis.KeyPrefix}totp-step:{userId}"],
+            [step, (long)TimeSpan.FromMinutes(5).TotalMilliseconds])) == 1;
     }
 
     /// <summary>A TOTP code, or an unused recovery code (which is used up).</summary>

@@ -2,7 +2,6 @@ using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using FastEndpoints;
 using MySqlConnector;
-using StackExchange.Redis;
 
 namespace Ams.Features.Typing;
 
@@ -12,7 +11,7 @@ namespace Ams.Features.Typing;
 /// is stored. 404 for non-members; 429 with Retry-After past <c>Conversations__MaxTyping</c> per
 /// <c>Conversations__TypingWindow</c> (per user, all conversations together).
 /// </summary>
-public sealed class Endpoint(MariaDb db, EventLog events, TypingEvents typing, IConnectionMultiplexer redis, ConversationLimits limits)
+public sealed class Endpoint(MariaDb db, EventLog events, TypingEvents typing, RedisCircuit redis, ConversationLimits limits)
     : EndpointWithoutRequest
 {
     public override void Configure()

@@ -31,7 +31,7 @@ public sealed class ConversationLimits
     /// is spent. Fails open: while Redis is down the messages are still durable in MariaDB and
     /// only the limit lapses (as for sending).
     /// </summary>
-    public static async Task<TimeSpan?> TryAsync(HttpContext http, IConnectionMultiplexer redis, string action, long userId, int limit, TimeSpan window)
+    public static async Task<TimeSpan?> TryAsync(HttpContext http, RedisCircuit redis, string action, long userId, int limit, TimeSpan window)
     {
         try
         {
