@@ -117,6 +117,67 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
         }
     }
 
+    [Fact]
+    public async Task Behind_the_HAProxy_sample_a_Redis_outage_delays_live_delivery_never_the_send()
+    {
+        // Every node's /readyz answers 503 while Redis is out, so HAProxy marks them all down:
+        // the sample must still send requests to the nodes that live, which store the sends.
+        await using var redis = await RedisServer.StartAsync();
+        var settings = new Dictionary<string, string> { ["Network__TrustedProxies"] = "127.0.0.1/32", ["Registration__MaxPerAddress"] = "10000" };
+        var nodes = new[]
+        {
+            await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, redis.ConnectionString, app.MasterKeys, settings),
+            await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, redis.ConnectionString, app.MasterKeys, settings),
+        };
+        try
+        {
+            var sample = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "docs", "proxy", "haproxy.cfg"));
+            await using var proxy = await ReverseProxy.StartHaproxyAsync(sample, nodes.Select(n => n.BaseAddress.Port).ToList());
+            var (_, alice) = await SmokeUsers.UserAsync(proxy.Client(), "hra");
+            var (bobName, bob) = await SmokeUsers.UserAsync(proxy.Client(), "hrb");
+            // Both nodes have seen both sessions (they keep them through an outage, Sessions__OutageGrace).
+            for (var i = 0; i < 4; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await alice.GetAsync("/api/me")).StatusCode);
+                Assert.Equal(HttpStatusCode.OK, (await bob.GetAsync("/api/me")).StatusCode);
+            }
+            var stream = new EventReader(bob);
+            await stream.OpenAsync(null);
+            Assert.Equal(HttpStatusCode.Created, (await alice.PostAsJsonAsync("/api/messages", new { to = bobName, body = "before" })).StatusCode);
+            Assert.Contains("before", await stream.NextMessageAsync());
+
+            redis.Pause();   // hung, not gone: the sessions are still there when it answers again
+            using (var direct = nodes[0].Client())
+            {
+                while ((await direct.GetAsync("/readyz")).StatusCode != HttpStatusCode.ServiceUnavailable) await Task.Delay(200);
+            }
+            await Task.Delay(TimeSpan.FromSeconds(7));   // past the sample's fall 2 at inter 2s: both nodes are down for HAProxy
+            var statuses = new List<HttpStatusCode>();
+            for (var i = 0; i < 4; i++)
+                statuses.Add((await alice.PostAsJsonAsync("/api/messages", new { to = bobName, body = $"during {i}" })).StatusCode);
+            Assert.All(statuses, status => Assert.Equal(HttpStatusCode.Created, status));
+
+            redis.Resume();
+            // The stream on its node, or a new one resumed after the last event it saw, gets them all, once.
+            var seen = new List<string>();
+            try
+            {
+                for (var i = 0; i < 4; i++) seen.Add(await stream.NextMessageAsync());
+            }
+            catch (Exception e) when (e is InvalidOperationException or OperationCanceledException or IOException or HttpRequestException)
+            {
+                await stream.OpenAsync(stream.LastEventId);
+                while (seen.Count < 4) seen.Add(await stream.NextMessageAsync());
+            }
+            for (var i = 0; i < 4; i++) Assert.Contains($"during {i}", seen[i]);
+            stream.Dispose();
+        }
+        finally
+        {
+            foreach (var node in nodes) await node.StopAsync();
+        }
+    }
+
     /// <summary>An SSE client that remembers the last event id, to resume as EventSource does.</summary>
     sealed class EventReader(HttpClient client) : IDisposable
     {
