@@ -18,14 +18,17 @@ public static class Redis
         // Start even when Redis is briefly away; the multiplexer reconnects on its own and
         // /healthz reports the outage meanwhile.
         options.AbortOnConnectFail = false;
-        options.ConnectTimeout = 5000;
+        // Also how long a reload of a Redis Cluster's topology waits for a node that hangs: with
+        // 5 s a node kept sending a replaced master's slots to it for seconds after the promotion
+        // (RedisClusterTests: a sign-in 2 s after it failed; it works now).
+        options.ConnectTimeout = 2000;
         options.SyncTimeout = 5000;
         options.AsyncTimeout = 5000;
         // While disconnected, fail at once rather than queue: every caller has a fallback (the
         // session cache, the event table's replay, an open send throttle) or answers 503.
         options.BacklogPolicy = BacklogPolicy.FailFast;
         // Reconnect within about half a second of Redis's return. The client's own policy waits at
-        // least ConnectTimeout / 2 (2.5 s) between attempts, growing to 10 s in a long outage, and
+        // least ConnectTimeout / 2 (it was 2.5 s) between attempts, growing to 10 s in a long outage, and
         // tries only on its heartbeat (1 s): a restarted Redis went unused for 2.5–3 s, while the
         // other nodes already issued sessions this one could not check.
         options.HeartbeatInterval = TimeSpan.FromMilliseconds(500);
@@ -245,6 +248,30 @@ public sealed class RedisCircuit
         finally
         {
             Volatile.Write(ref followingFailover, 0);
+        }
+    }
+
+    /// <summary>
+    /// Whether Redis answers, for the readiness check. On a Redis Cluster any master will do: a
+    /// hung one is the whole cluster's trouble, not this node's (and the keyless PING would go
+    /// to whichever master the client picks, a replaced one included, long after its failover).
+    /// </summary>
+    public async Task PingAsync(CancellationToken ct)
+    {
+        if (!IsCluster)
+        {
+            await redis.GetDatabase().PingAsync().WaitAsync(ct);
+            return;
+        }
+        var pings = redis.GetEndPoints().Select(endPoint => redis.GetServer(endPoint)).Where(server => server.IsConnected && !server.IsReplica)
+            .Select(server => server.PingAsync()).ToList();
+        if (pings.Count == 0) throw NotAnswering();
+        while (true)
+        {
+            var answered = await Task.WhenAny(pings).WaitAsync(ct);
+            if (answered.IsCompletedSuccessfully) return;
+            pings.Remove(answered);
+            if (pings.Count == 0) await answered;   // every master failed: the last one's error
         }
     }
 

@@ -591,12 +591,41 @@ public sealed class SessionStore : IAsyncDisposable
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
+            if (e is not ReplicaShortException && circuit.IsCluster && await RevokedAfterFailoverAsync(session)) return;
             pending[session.Id] = session.UserId;
             // One line per outage, not per session: "revoke all" for a user with many sessions.
             if (Interlocked.Exchange(ref warned, 1) == 0)
                 logger.LogWarning("Session revocations not yet in effect everywhere; kept on this node and retried every second ({Error})", e.Message);
             StartRetrying();
         }
+    }
+
+    // On a Redis Cluster the session's master may be one the cluster has replaced while this node's
+    // routes still name it (they are reloaded once a call runs out of time): the other nodes, whose
+    // routes are right, would accept the session from the promoted replica. So the revocation is
+    // tried again for a while before it is left pending, and its answer still means what it says.
+    static readonly TimeSpan ClusterRevocationRetry = TimeSpan.FromSeconds(6);
+
+    async Task<bool> RevokedAfterFailoverAsync(Session session)
+    {
+        var started = Stopwatch.GetTimestamp();
+        while (Stopwatch.GetElapsedTime(started) < ClusterRevocationRetry)
+        {
+            await Task.Delay(250);
+            try
+            {
+                await RevokeInRedisAsync(session.Id, session.UserId);
+                return true;
+            }
+            catch (ReplicaShortException)
+            {
+                return false;   // deleted, but no replica holds it yet: pending, as for any such write
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+            }
+        }
+        return false;
     }
 
     /// <summary>Ends the session behind a token (the cookie a new sign-in replaces), if it is one of ours.</summary>

@@ -1,13 +1,12 @@
 using Ams.Infrastructure;
 using FastEndpoints;
-using StackExchange.Redis;
 
 namespace Ams.Features.Health;
 
 public sealed record Response(string Status, string Mariadb, string Redis);
 
 /// <summary>For load balancers and the container HEALTHCHECK: names the failing part, never a secret.</summary>
-public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, IConnectionMultiplexer redis, CheckStates states, ILogger<Endpoint> logger) : EndpointWithoutRequest<Response>
+public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, RedisCircuit redis, CheckStates states, ILogger<Endpoint> logger) : EndpointWithoutRequest<Response>
 {
     static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
 
@@ -27,7 +26,7 @@ public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, IConnectionMult
         // were up, a connection for each poll of each load balancer. The node is ready when a host
         // its connections come from answers.
         var mariadb = circuit.IsOpen ? Task.FromResult("not answering") : Check("mariadb", token => MariaDbCircuit.AskInTurnAsync(db, token), ct);
-        var redisCheck = Check("redis", async _ => await redis.GetDatabase().PingAsync(), ct);
+        var redisCheck = Check("redis", redis.PingAsync, ct);
         var response = new Response("ok", await mariadb, await redisCheck);
         if (response.Mariadb == "ok" && response.Redis == "ok")
             await Send.OkAsync(response, ct);
