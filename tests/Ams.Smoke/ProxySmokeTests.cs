@@ -71,16 +71,9 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
     [Fact]
     public async Task The_HAProxy_sample_spreads_two_nodes_and_a_stream_resumes_on_the_other_when_one_stops()
     {
-        var settings = new Dictionary<string, string> { ["Network__TrustedProxies"] = "127.0.0.1/32", ["Registration__MaxPerAddress"] = "10000" };
-        var nodes = new[]
-        {
-            await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys, settings),
-            await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys, settings),
-        };
+        var (nodes, proxy) = await BehindHaproxyAsync(app.RedisConnection);
         try
         {
-            var sample = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "docs", "proxy", "haproxy.cfg"));
-            await using var proxy = await ReverseProxy.StartHaproxyAsync(sample, nodes.Select(n => n.BaseAddress.Port).ToList());
             var (_, alice) = await SmokeUsers.UserAsync(proxy.Client(), "ha");
             var (bobName, bob) = await SmokeUsers.UserAsync(proxy.Client(), "hb");
             using (var me = await alice.GetAsync("/api/me"))
@@ -113,6 +106,7 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
         }
         finally
         {
+            await proxy.DisposeAsync();
             foreach (var node in nodes) await node.StopAsync();
         }
     }
@@ -123,16 +117,9 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
         // Every node's /readyz answers 503 while Redis is out, so HAProxy marks them all down:
         // the sample must still send requests to the nodes that live, which store the sends.
         await using var redis = await RedisServer.StartAsync();
-        var settings = new Dictionary<string, string> { ["Network__TrustedProxies"] = "127.0.0.1/32", ["Registration__MaxPerAddress"] = "10000" };
-        var nodes = new[]
-        {
-            await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, redis.ConnectionString, app.MasterKeys, settings),
-            await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, redis.ConnectionString, app.MasterKeys, settings),
-        };
+        var (nodes, proxy) = await BehindHaproxyAsync(redis.ConnectionString);
         try
         {
-            var sample = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "docs", "proxy", "haproxy.cfg"));
-            await using var proxy = await ReverseProxy.StartHaproxyAsync(sample, nodes.Select(n => n.BaseAddress.Port).ToList());
             var (_, alice) = await SmokeUsers.UserAsync(proxy.Client(), "hra");
             var (bobName, bob) = await SmokeUsers.UserAsync(proxy.Client(), "hrb");
             // Both nodes have seen both sessions (they keep them through an outage, Sessions__OutageGrace).
@@ -174,7 +161,29 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
         }
         finally
         {
+            await proxy.DisposeAsync();
             foreach (var node in nodes) await node.StopAsync();
+        }
+    }
+
+    /// <summary>Two AOT nodes behind the HAProxy sample, with only its addresses, ports, certificate and maxconn changed.</summary>
+    async Task<(AppProcess[] Nodes, ReverseProxy Proxy)> BehindHaproxyAsync(string redisConnection)
+    {
+        var settings = new Dictionary<string, string> { ["Network__TrustedProxies"] = "127.0.0.1/32", ["Registration__MaxPerAddress"] = "10000" };
+        var nodes = new[]
+        {
+            await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, redisConnection, app.MasterKeys, settings),
+            await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, redisConnection, app.MasterKeys, settings),
+        };
+        try
+        {
+            var sample = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "docs", "proxy", "haproxy.cfg"));
+            return (nodes, await ReverseProxy.StartHaproxyAsync(sample, nodes.Select(n => n.BaseAddress.Port).ToList()));
+        }
+        catch
+        {
+            foreach (var node in nodes) await node.StopAsync();
+            throw;
         }
     }
 

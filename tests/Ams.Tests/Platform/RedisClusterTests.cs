@@ -112,11 +112,9 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         // has the session loses it in the promotion (1 run in 7 under load), which is what the
         // replicated-writes tests below are about. This one is about finding the promoted replica.
         await redis.Cluster.WaitUntilReplicatedAsync(hung);
-        redis.Cluster.Pause(hung);   // connections stay open, nothing answers: only timeouts tell
-        try
+        await WhileHungAsync(hung, async () =>
         {
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (await redis.Cluster.MasterOfAsync(key) is var now && (now == hung || now == 0)) Assert.True(DateTime.UtcNow < deadline, $"the cluster never replaced the paused master {hung}:\n" + await RedisCluster.CliAsync(redis.Cluster.Ports.First(p => p != hung), "CLUSTER", "NODES"));
+            await PromotedAsync(key, hung);
             // Once the replica is promoted, the node finds it within a few seconds (not at its
             // next periodic check, a minute away).
             var promoted = DateTime.UtcNow;
@@ -130,13 +128,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
                 }
                 await Task.Delay(100);
             }
-        }
-        finally
-        {
-            redis.Cluster.Resume(hung);
-            await redis.Cluster.WaitUntilHealthyAsync(6);
-            await redis.Cluster.WaitUntilReplicasSyncedAsync();
-        }
+        });
     }
 
     [Fact]
@@ -161,21 +153,14 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         Assert.NotNull(indexedThere);
         Assert.NotNull(current);
         await redis.Cluster.WaitUntilReplicatedAsync(hung);
-        redis.Cluster.Pause(hung);
-        try
+        await WhileHungAsync(hung, async () =>
         {
             // Answered once the promoted replica gives the part of the index it holds; before, 503 at once.
             var revoked = await app.Scenario(s => { s.Post.Json(new { }).ToUrl("/api/sessions/revoke-others"); s.WithBearerToken(current); s.IgnoreStatusCode(); });
             Assert.True(revoked.Status() == 204, $"{revoked.Status()} {await revoked.ReadAsTextAsync()}\n{logs.All}");
             await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(indexedThere); s.StatusCodeShouldBe(401); });
             await app.Scenario(s => { s.Get.Url("/api/me"); s.WithBearerToken(current); s.StatusCodeShouldBe(200); });
-        }
-        finally
-        {
-            redis.Cluster.Resume(hung);
-            await redis.Cluster.WaitUntilHealthyAsync(6);
-            await redis.Cluster.WaitUntilReplicasSyncedAsync();
-        }
+        });
     }
 
     [Fact]
@@ -190,15 +175,9 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         await node1.GetAsync("/api/me", token, 200);
         await node2.GetAsync("/api/me", token, 200);   // node 2 keeps it (Sessions__LocalCache) until told otherwise
         await redis.Cluster.WaitUntilReplicatedAsync(hung);
-        redis.Cluster.Pause(hung);
-        try
+        await WhileHungAsync(hung, async () =>
         {
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (await redis.Cluster.MasterOfAsync(SessionKeyOf(token)) is var now && (now == hung || now == 0))
-            {
-                Assert.True(DateTime.UtcNow < deadline, "the cluster never replaced the paused master");
-                await Task.Delay(100);
-            }
+            await PromotedAsync(SessionKeyOf(token), hung);
             // Node 1 has not asked Redis for the session's keys since: its routes name the paused
             // master. Before, the deletion timed out there, the sign-out was answered as pending,
             // and node 2 accepted the session, which the promoted replica still held.
@@ -210,13 +189,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
             // replica of its own fails until the paused master returns as one: that part waits).
             Assert.Equal("", (await RedisCluster.CliAsync(await redis.Cluster.MasterOfAsync(SessionKeyOf(token)), "GET", SessionKeyOf(token))).Trim());
             Assert.True(took < TimeSpan.FromSeconds(8), $"the sign-out took {took.TotalSeconds:F1} s");
-        }
-        finally
-        {
-            redis.Cluster.Resume(hung);
-            await redis.Cluster.WaitUntilHealthyAsync(6);
-            await redis.Cluster.WaitUntilReplicasSyncedAsync();
-        }
+        });
     }
 
     [Fact]
@@ -228,30 +201,18 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         await app.RegisterAsync(name);
         var hung = await redis.Cluster.MasterOfAsync("ams:login-failures:{login}:any");
         await redis.Cluster.WaitUntilReplicatedAsync(hung);
-        redis.Cluster.Pause(hung);
-        try
+        await WhileHungAsync(hung, async () =>
         {
             // During the pause: the counters cannot be read, so no sign-in (503), and the circuit trips.
             await app.PostAsync("/api/login", new { username = name, password = Api.Password }, null, 503);
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (await redis.Cluster.MasterOfAsync("ams:login-failures:{login}:any") is var now && (now == hung || now == 0))
-            {
-                Assert.True(DateTime.UtcNow < deadline, "the cluster never replaced the paused master");
-                await Task.Delay(100);
-            }
+            await PromotedAsync("ams:login-failures:{login}:any", hung);
             await Task.Delay(TimeSpan.FromSeconds(2));
             // The node's reload of the topology, begun when its circuit tripped, waits at most 2 s
             // for the paused master, so the first sign-in after the promotion finds the promoted
             // replica. Before (5 s) its routes kept the paused master: that sign-in ran out of time too.
             var first = await app.PostAsync("/api/login", new { username = name, password = Api.Password }, null, null);
             Assert.True(first.Status() == 200, $"{first.Status()} {await first.ReadAsTextAsync()}\n{logs.All}");
-        }
-        finally
-        {
-            redis.Cluster.Resume(hung);
-            await redis.Cluster.WaitUntilHealthyAsync(6);
-            await redis.Cluster.WaitUntilReplicasSyncedAsync();
-        }
+        });
     }
 
     [Fact]
@@ -260,21 +221,46 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         await using var app = await AppAsync();
         await app.GetAsync("/readyz", null, 200);
         var hung = await MasterBesidesTheRevocationChannelsAsync();
-        redis.Cluster.Pause(hung);
-        try
+        var held = "ams:any:0";   // a key of the paused master's, to see its slots move
+        for (var i = 1; await redis.Cluster.MasterOfAsync(held) != hung; i++) held = $"ams:any:{i}";
+        await WhileHungAsync(hung, async () =>
         {
             // The keyless PING went to whichever master the client picked, the paused one too, so
             // every node's check failed now and then (about one in three) until the client dropped
             // its connection, ~20 s on: HAProxy marked every node down at once (an outside check).
             var statuses = new List<int>();
-            for (var i = 0; i < 12; i++) statuses.Add((await app.GetAsync("/readyz", null, null)).Status());
+            var promotion = PromotedAsync(held, hung);
+            while (!promotion.IsCompleted) statuses.Add((await app.GetAsync("/readyz", null, null)).Status());
+            await promotion;
+            for (var i = 0; i < 20; i++) statuses.Add((await app.GetAsync("/readyz", null, null)).Status());
             Assert.All(statuses, status => Assert.Equal(200, status));
+        });
+    }
+
+    // Pauses the master for the test's part, then leaves the cluster whole again for the next test.
+    async Task WhileHungAsync(int master, Func<Task> during)
+    {
+        redis.Cluster.Pause(master);   // connections stay open, nothing answers: only timeouts tell
+        try
+        {
+            await during();
         }
         finally
         {
-            redis.Cluster.Resume(hung);
+            redis.Cluster.Resume(master);
             await redis.Cluster.WaitUntilHealthyAsync(6);
             await redis.Cluster.WaitUntilReplicasSyncedAsync();
+        }
+    }
+
+    // Until a replica of the paused master has taken over the slot of the key.
+    async Task PromotedAsync(string key, int hung)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await redis.Cluster.MasterOfAsync(key) is var now && (now == hung || now == 0))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the cluster never replaced the paused master {hung}:\n" + await RedisCluster.CliAsync(redis.Cluster.Ports.First(p => p != hung), "CLUSTER", "NODES"));
+            await Task.Delay(100);
         }
     }
 
@@ -375,21 +361,14 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var token = await SessionWhereAsync(app, name, async candidate =>
             await redis.Cluster.MasterOfAsync(SessionKeyOf(candidate)) != hung
             && await redis.Cluster.MasterOfAsync($"ams:user-sessions:{userId}:{SessionKeyOf(candidate)["ams:session:".Length]}") == hung);
-        redis.Cluster.Pause(hung);
-        try
+        await WhileHungAsync(hung, async () =>
         {
             var watch = System.Diagnostics.Stopwatch.StartNew();
             await app.Scenario(s => { s.Post.Json(new { }).ToUrl("/api/logout"); s.WithBearerToken(token); s.StatusCodeShouldBe(204); });
             // Written and announced, not left pending: the index entry is only cleaned up, later.
             Assert.Equal(0, app.Services.GetRequiredService<Ams.Infrastructure.SessionStore>().PendingRevocations);
             Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"the sign-out took {watch.Elapsed.TotalSeconds:F2} s");
-        }
-        finally
-        {
-            redis.Cluster.Resume(hung);
-            await redis.Cluster.WaitUntilHealthyAsync(6);
-            await redis.Cluster.WaitUntilReplicasSyncedAsync();
-        }
+        });
     }
 
     [Fact]
