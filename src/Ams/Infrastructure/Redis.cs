@@ -105,16 +105,16 @@ public sealed class ReplicatedWrites : IDisposable
     /// itself fails; false when the replicas do not confirm it in time, and the caller writes
     /// again later (or, for a new session, with another key).
     /// </summary>
-    public async Task<bool> WriteAsync(Func<IDatabase, Task> write, params RedisKey[] keys)
+    public async Task<bool> WriteAsync(Func<IDatabase, Task> write, RedisKey[] keys, bool evenIfOpen = false)
     {
         if (own is null)
         {
-            await circuit.CallAsync(shared.GetDatabase(), write);
+            await circuit.CallAsync(shared.GetDatabase(), write, evenIfOpen);
             return true;
         }
         try
         {
-            await circuit.CallAsync(own.GetDatabase(), write);
+            await circuit.CallAsync(own.GetDatabase(), write, evenIfOpen);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -283,10 +283,14 @@ public sealed class RedisCircuit
 
     public Task<T> CallAsync<T>(Func<IDatabase, Task<T>> call) => CallAsync(redis.GetDatabase(), call);
 
-    /// <summary>A call on another multiplexer's connections to the same Redis (see <see cref="ReplicatedWrites"/>).</summary>
-    public async Task<T> CallAsync<T>(IDatabase database, Func<IDatabase, Task<T>> call)
+    /// <summary>
+    /// A call on another multiplexer's connections to the same Redis (see <see cref="ReplicatedWrites"/>);
+    /// <paramref name="evenIfOpen"/>: made (within the budget) while the circuit is open too, for a
+    /// caller whose retries are how it finds out.
+    /// </summary>
+    public async Task<T> CallAsync<T>(IDatabase database, Func<IDatabase, Task<T>> call, bool evenIfOpen = false)
     {
-        if (IsOpen) throw NotAnswering();
+        if (IsOpen && !evenIfOpen) throw NotAnswering();
         try
         {
             return await call(database).WaitAsync(Budget);
@@ -300,11 +304,11 @@ public sealed class RedisCircuit
 
     public Task CallAsync(Func<IDatabase, Task> call) => CallAsync(redis.GetDatabase(), call);
 
-    public Task CallAsync(IDatabase database, Func<IDatabase, Task> call) => CallAsync(database, async db =>
+    public Task CallAsync(IDatabase database, Func<IDatabase, Task> call, bool evenIfOpen = false) => CallAsync(database, async db =>
     {
         await call(db);
         return true;
-    });
+    }, evenIfOpen);
 
     /// <summary>
     /// For a node whose connection to Redis is down: waits up to <paramref name="limit"/> for it

@@ -432,7 +432,7 @@ public sealed class SessionStore : IAsyncDisposable
             var (token, session) = NewSession(userId);
             for (var draw = 1; draw < 64 && !writes.MayConfirm(SessionKey(session.Id), IndexKey(userId, session.Id)); draw++)
                 (token, session) = NewSession(userId);
-            if (await writes.WriteAsync(db => WriteSessionAsync(db, session, http), SessionKey(session.Id), IndexKey(userId, session.Id)))
+            if (await writes.WriteAsync(db => WriteSessionAsync(db, session, http), [SessionKey(session.Id), IndexKey(userId, session.Id)]))
             {
                 _ = IndexInOldSetAsync(userId, session.Id);
                 return (token, session);
@@ -614,7 +614,9 @@ public sealed class SessionStore : IAsyncDisposable
             await Task.Delay(250);
             try
             {
-                await RevokeInRedisAsync(session.Id, session.UserId);
+                // Past an open circuit: on a cluster it may stay open for seconds while its probe
+                // keeps reaching the hung master, longer than this wait (an outside check: 5.3 s).
+                await RevokeInRedisAsync(session.Id, session.UserId, evenIfOpen: true);
                 return true;
             }
             catch (ReplicaShortException)
@@ -659,12 +661,12 @@ public sealed class SessionStore : IAsyncDisposable
     }
 
     /// <summary>Whether this call took the revocation off the pending ones.</summary>
-    async Task<bool> RevokeInRedisAsync(string sessionId, long userId)
+    async Task<bool> RevokeInRedisAsync(string sessionId, long userId, bool evenIfOpen = false)
     {
         // Only the deletion counts: an index entry left behind (or brought back by a failover) names
         // a session that is gone, which every reader of the index skips. So a master of the user's
         // index that is down, or has no replica, does not hold up the sign-out.
-        var replicated = await writes.WriteAsync(db => db.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]), SessionKey(sessionId));
+        var replicated = await writes.WriteAsync(db => db.KeyDeleteAsync([SessionKey(sessionId), MetaKey(sessionId)]), [SessionKey(sessionId)], evenIfOpen);
         if (userId > 0) _ = UnindexAsync(userId, sessionId);
         await AnnounceAndWaitAsync(sessionId);
         // Deleted on the master, so refused everywhere now; but until a replica holds the deletion
