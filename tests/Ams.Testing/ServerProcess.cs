@@ -36,6 +36,8 @@ internal sealed class ServerProcess : IDisposable
         watcher=$!
         wait "$server"
         status=$?
+        # The shell says "Killed" only when the kill comes after it began to wait: said here always.
+        if [ "$status" -gt 128 ]; then echo "$0 ended by signal $(kill -l "$((status - 128))")" >&2; fi
         kill "$watcher" 2>/dev/null
         wait "$watcher" 2>/dev/null
         exit "$status"
