@@ -372,9 +372,11 @@ public sealed class RedisCircuit
             await Task.Delay(ProbeInterval);
             try
             {
-                await redis.GetDatabase().PingAsync().WaitAsync(Budget);
+                // As the readiness check asks: on a Redis Cluster, any master answering closes it.
+                using var budget = new CancellationTokenSource(Budget);
+                await PingAsync(budget.Token);
             }
-            catch (Exception e) when (e is RedisException or TimeoutException)
+            catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException)
             {
                 continue;
             }

@@ -237,6 +237,44 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         });
     }
 
+    [Fact]
+    public async Task While_one_master_hangs_the_circuit_a_call_to_it_trips_closes_again_as_soon_as_the_others_answer()
+    {
+        await using var app = await AppAsync();
+        var circuit = app.Services.GetRequiredService<Ams.Infrastructure.RedisCircuit>();
+        var hung = await MasterBesidesTheRevocationChannelsAsync();
+        var held = "ams:any:0";
+        for (var i = 1; await redis.Cluster.MasterOfAsync(held) != hung; i++) held = $"ams:any:{i}";
+        // Its replica hangs too, so no failover ends the test early: the shard stays away.
+        var replica = (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master == hung).Replica;
+        redis.Cluster.Pause(replica);
+        redis.Cluster.Pause(hung);
+        try
+        {
+            // Its probe sent a keyless PING, which the client gave to any master, the hung one too
+            // (then the circuit stayed open another 1.25 s, again and again: every call of the
+            // node failed at once for up to 5.3 s in an outside check, the other shards' too).
+            for (var trip = 0; trip < 6; trip++)
+            {
+                await Assert.ThrowsAnyAsync<StackExchange.Redis.RedisException>(() => circuit.CallAsync(db => db.StringGetAsync(held)));
+                Assert.True(circuit.IsOpen);
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                while (circuit.IsOpen)
+                {
+                    Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"trip {trip}: the circuit was still open after 1 s");
+                    await Task.Delay(20);
+                }
+            }
+        }
+        finally
+        {
+            redis.Cluster.Resume(hung);
+            redis.Cluster.Resume(replica);
+            await redis.Cluster.WaitUntilHealthyAsync(6);
+            await redis.Cluster.WaitUntilReplicasSyncedAsync();
+        }
+    }
+
     // Pauses the master for the test's part, then leaves the cluster whole again for the next test.
     async Task WhileHungAsync(int master, Func<Task> during)
     {
