@@ -114,7 +114,9 @@ public sealed class ReplicatedWrites : IDisposable
         }
         try
         {
-            await circuit.CallAsync(own.GetDatabase(), write, evenIfOpen);
+            // Its routes are its own: a write that ran out of time on a master the cluster has
+            // replaced says nothing of the shared connections, so it does not trip the circuit.
+            await circuit.CallAsync(own.GetDatabase(), write, evenIfOpen, trip: false);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -288,7 +290,7 @@ public sealed class RedisCircuit
     /// <paramref name="evenIfOpen"/>: made (within the budget) while the circuit is open too, for a
     /// caller whose retries are how it finds out.
     /// </summary>
-    public async Task<T> CallAsync<T>(IDatabase database, Func<IDatabase, Task<T>> call, bool evenIfOpen = false)
+    public async Task<T> CallAsync<T>(IDatabase database, Func<IDatabase, Task<T>> call, bool evenIfOpen = false, bool trip = true)
     {
         if (IsOpen && !evenIfOpen) throw NotAnswering();
         try
@@ -297,18 +299,18 @@ public sealed class RedisCircuit
         }
         catch (TimeoutException)
         {
-            Trip();
+            if (trip) Trip();
             throw NotAnswering();
         }
     }
 
     public Task CallAsync(Func<IDatabase, Task> call) => CallAsync(redis.GetDatabase(), call);
 
-    public Task CallAsync(IDatabase database, Func<IDatabase, Task> call, bool evenIfOpen = false) => CallAsync(database, async db =>
+    public Task CallAsync(IDatabase database, Func<IDatabase, Task> call, bool evenIfOpen = false, bool trip = true) => CallAsync(database, async db =>
     {
         await call(db);
         return true;
-    }, evenIfOpen);
+    }, evenIfOpen, trip);
 
     /// <summary>
     /// For a node whose connection to Redis is down: waits up to <paramref name="limit"/> for it

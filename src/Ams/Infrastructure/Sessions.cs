@@ -432,7 +432,19 @@ public sealed class SessionStore : IAsyncDisposable
             var (token, session) = NewSession(userId);
             for (var draw = 1; draw < 64 && !writes.MayConfirm(SessionKey(session.Id), IndexKey(userId, session.Id)); draw++)
                 (token, session) = NewSession(userId);
-            if (await writes.WriteAsync(db => WriteSessionAsync(db, session, http), [SessionKey(session.Id), IndexKey(userId, session.Id)]))
+            bool confirmed;
+            try
+            {
+                confirmed = await writes.WriteAsync(db => WriteSessionAsync(db, session, http), [SessionKey(session.Id), IndexKey(userId, session.Id)], evenIfOpen: attempt > 1);
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException && e is not ReplicaShortException && attempt < 4 && circuit.IsCluster)
+            {
+                // On a Redis Cluster one master may hang, or have just been replaced while this
+                // node's routes (reloaded now) still name it: another token lands elsewhere.
+                _ = DeleteUnconfirmedAsync(session.Id, userId);
+                continue;
+            }
+            if (confirmed)
             {
                 _ = IndexInOldSetAsync(userId, session.Id);
                 return (token, session);
