@@ -28,7 +28,7 @@ public static class Redis
         // session cache, the event table's replay, an open send throttle) or answers 503.
         options.BacklogPolicy = BacklogPolicy.FailFast;
         // Reconnect within about half a second of Redis's return. The client's own policy waits at
-        // least ConnectTimeout / 2 (it was 2.5 s) between attempts, growing to 10 s in a long outage, and
+        // least ConnectTimeout / 2 (1 s here) between attempts, growing to 10 s in a long outage, and
         // tries only on its heartbeat (1 s): a restarted Redis went unused for 2.5–3 s, while the
         // other nodes already issued sessions this one could not check.
         options.HeartbeatInterval = TimeSpan.FromMilliseconds(500);

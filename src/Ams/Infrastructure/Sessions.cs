@@ -626,8 +626,8 @@ public sealed class SessionStore : IAsyncDisposable
             await Task.Delay(250);
             try
             {
-                // Past an open circuit: on a cluster it may stay open for seconds while its probe
-                // keeps reaching the hung master, longer than this wait (an outside check: 5.3 s).
+                // Past an open circuit: it may be open for another shard's sake (one per node), and
+                // this try is the one way to learn whether the session's master takes it now.
                 await RevokeInRedisAsync(session.Id, session.UserId, evenIfOpen: true);
                 return true;
             }
