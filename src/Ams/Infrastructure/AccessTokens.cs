@@ -75,7 +75,7 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
         RedisValue cached = RedisValue.Null;
         try
         {
-            cached = await redis.CallAsync(r => r.StringGetAsync(CacheKey(hash)));
+            cached = await redis.CallAsync(CacheKey(hash), r => r.StringGetAsync(CacheKey(hash)));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -95,7 +95,7 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
         try
         {
             // NX: a revocation's tombstone written meanwhile wins.
-            await redis.CallAsync(r => r.StringSetAsync(CacheKey(hash), Format(session), CacheFor, When.NotExists));
+            await redis.CallAsync(CacheKey(hash), r => r.StringSetAsync(CacheKey(hash), Format(session), CacheFor, When.NotExists));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -141,7 +141,7 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
     {
         try
         {
-            foreach (var hash in hashes) await redis.CallAsync(r => r.StringSetAsync(CacheKey(hash), Revoked, TombstoneFor));
+            foreach (var hash in hashes) await redis.CallAsync(CacheKey(hash), r => r.StringSetAsync(CacheKey(hash), Revoked, TombstoneFor));
             foreach (var id in ids) await redis.PublishAsync(SessionStore.RevokedChannel, SessionIdOf(id));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)

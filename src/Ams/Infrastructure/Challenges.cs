@@ -17,7 +17,7 @@ public sealed class Challenges(RedisCircuit redis, TimeProvider time)
     public async Task<(string Challenge, DateTimeOffset ExpiresAt)> CreateAsync(long userId)
     {
         var challenge = Prefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
-        await redis.CallAsync(db => db.StringSetAsync(Key(IdOf(challenge)), userId.ToString(CultureInfo.InvariantCulture), Lifetime));
+        await redis.CallAsync(Key(IdOf(challenge)), db => db.StringSetAsync(Key(IdOf(challenge)), userId.ToString(CultureInfo.InvariantCulture), Lifetime));
         return (challenge, time.GetUtcNow() + Lifetime);
     }
 
@@ -26,12 +26,12 @@ public sealed class Challenges(RedisCircuit redis, TimeProvider time)
     {
         if (!challenge.StartsWith(Prefix, StringComparison.Ordinal) || challenge.Length > 64) return null;
         var id = IdOf(challenge);
-        var value = await redis.CallAsync(db => db.StringGetAsync(Key(id)));
+        var value = await redis.CallAsync(Key(id), db => db.StringGetAsync(Key(id)));
         return value.IsNull ? null : (id, long.Parse(value.ToString(), CultureInfo.InvariantCulture));
     }
 
     /// <summary>Uses the challenge up; false when another request got there first.</summary>
-    public Task<bool> RedeemAsync(string id) => redis.CallAsync(db => db.KeyDeleteAsync(Key(id)));
+    public Task<bool> RedeemAsync(string id) => redis.CallAsync(Key(id), db => db.KeyDeleteAsync(Key(id)));
 
     public static string IdOf(string challenge) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(challenge)));
     static string Key(string id) => $"{Redis.KeyPrefix}2fa-challenge:{id}";

@@ -26,7 +26,7 @@ public static class RateLimit
     public static async Task<TimeSpan?> TryAcquireAsync(HttpContext http, RedisCircuit redis, string key, int limit, TimeSpan window)
     {
         if (!ConflictRetry.FirstCount(http, key)) return null;
-        var wait = (long)await redis.CallAsync(db => db.ScriptEvaluateAsync(Acquire, [$"{Redis.KeyPrefix}{key}"],
+        var wait = (long)await redis.CallAsync($"{Redis.KeyPrefix}{key}", db => db.ScriptEvaluateAsync(Acquire, [$"{Redis.KeyPrefix}{key}"],
             [(long)window.TotalMilliseconds, limit]));
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using StackExchange.Redis;
 
 namespace Ams.Infrastructure;
@@ -109,14 +110,14 @@ public sealed class ReplicatedWrites : IDisposable
     {
         if (own is null)
         {
-            await circuit.CallAsync(shared.GetDatabase(), write, evenIfOpen);
+            await circuit.CallAsync(keys[0], shared.GetDatabase(), write, evenIfOpen);
             return true;
         }
         try
         {
             // Its routes are its own: a write that ran out of time on a master the cluster has
             // replaced says nothing of the shared connections, so it does not trip the circuit.
-            await circuit.CallAsync(own.GetDatabase(), write, evenIfOpen, trip: false);
+            await circuit.CallAsync(keys[0], own.GetDatabase(), write, evenIfOpen, trip: false);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -193,8 +194,11 @@ public sealed class ReplicaShortException(string message) : RedisException(messa
 /// Bounds the Redis calls on the request path. A Redis that stops answering without closing its
 /// connections (paused, swapped out, a network dropping packets) would otherwise hold a request
 /// for the client's whole timeout at each call, one after another. A call gets <see cref="Budget"/>;
-/// the first one to run out marks Redis as not answering, and from then on calls fail at once (so
-/// each caller takes its fallback without waiting) until a probe gets a PING answered.
+/// the first one to run out marks the master it went to as not answering, and from then on calls
+/// to that master fail at once (so each caller takes its fallback without waiting) until a probe
+/// gets a PING answered. On a Redis Cluster that is one shard's master: calls whose keys live on
+/// the other shards go on as before, and once a replica has taken over the hung master's slots
+/// (and the topology is reloaded) its keys route to a master that is not marked.
 /// </summary>
 public sealed class RedisCircuit
 {
@@ -203,7 +207,16 @@ public sealed class RedisCircuit
 
     readonly IConnectionMultiplexer redis;
     readonly ILogger<RedisCircuit> logger;
-    int open;
+    // The masters not answering, replaced whole under the lock: every call reads it, and it is
+    // almost always empty. On a Redis Cluster with the slots each held when it was marked: once
+    // the cluster has failed a hung master, the client's own routes no longer name it (a key of
+    // its slots goes to another master, which redirects the command to the hung one).
+    sealed record Silent(EndPoint Master, SlotRange[]? Slots)
+    {
+        public bool Holds(int slot) => Slots is null || Slots.Any(range => range.From <= slot && slot <= range.To);
+    }
+    Silent[] open = [];
+    readonly Lock opening = new();
 
     public RedisCircuit(IConnectionMultiplexer redis, ILogger<RedisCircuit> logger)
     {
@@ -265,8 +278,7 @@ public sealed class RedisCircuit
             await redis.GetDatabase().PingAsync().WaitAsync(ct);
             return;
         }
-        var pings = redis.GetEndPoints().Select(endPoint => redis.GetServer(endPoint)).Where(server => server.IsConnected && !server.IsReplica)
-            .Select(server => server.PingAsync()).ToList();
+        var pings = Masters().Select(server => server.PingAsync()).ToList();
         if (pings.Count == 0) throw NotAnswering();
         while (true)
         {
@@ -280,56 +292,110 @@ public sealed class RedisCircuit
     /// <summary>Redis answers again: after a reconnect, or a probe answered after calls ran out of time.</summary>
     public event Action? Answering;
 
-    /// <summary>Whether Redis is known not to answer right now.</summary>
-    public bool IsOpen => Volatile.Read(ref open) == 1;
+    /// <summary>Whether some master of Redis is known not to answer right now.</summary>
+    public bool IsOpen => Volatile.Read(ref open).Length > 0;
 
-    public Task<T> CallAsync<T>(Func<IDatabase, Task<T>> call) => CallAsync(redis.GetDatabase(), call);
+    /// <summary>Whether the master holding <paramref name="key"/> is known not to answer right now.</summary>
+    public bool IsOpenFor(RedisKey key)
+    {
+        var marked = Volatile.Read(ref open);
+        if (marked.Length == 0) return false;
+        var slot = redis.HashSlot(key);
+        return marked.Any(silent => silent.Holds(slot));
+    }
+
+    EndPoint? MasterOf(RedisKey key)
+    {
+        try
+        {
+            return redis.GetServer(key, flags: CommandFlags.DemandMaster).EndPoint;
+        }
+        catch (Exception e) when (e is RedisException or InvalidOperationException)
+        {
+            return null;   // no master known for its slot (or no connection at all): the call finds out
+        }
+    }
+
+    // The cluster as the client last read it from a master (at a trip every view still names the
+    // hung master as its slots' owner).
+    ClusterConfiguration? ClusterView() => Masters().Select(server => server.ClusterConfiguration).FirstOrDefault(view => view is not null);
+
+    /// <summary>A call for <paramref name="key"/> (its master is the one that must answer).</summary>
+    public Task<T> CallAsync<T>(RedisKey key, Func<IDatabase, Task<T>> call) => CallAsync(key, redis.GetDatabase(), call);
+
+    public Task CallAsync(RedisKey key, Func<IDatabase, Task> call) => CallAsync(key, redis.GetDatabase(), call);
 
     /// <summary>
-    /// A call on another multiplexer's connections to the same Redis (see <see cref="ReplicatedWrites"/>);
-    /// <paramref name="evenIfOpen"/>: made (within the budget) while the circuit is open too, for a
-    /// caller whose retries are how it finds out.
+    /// A call for <paramref name="key"/> on another multiplexer's connections to the same Redis
+    /// (see <see cref="ReplicatedWrites"/>); <paramref name="evenIfOpen"/>: made (within the budget)
+    /// while its master is marked too, for a caller whose retries are how it finds out.
     /// </summary>
-    public async Task<T> CallAsync<T>(IDatabase database, Func<IDatabase, Task<T>> call, bool evenIfOpen = false, bool trip = true)
+    public Task<T> CallAsync<T>(RedisKey key, IDatabase database, Func<IDatabase, Task<T>> call, bool evenIfOpen = false, bool trip = true) =>
+        CallAsync(database, call, evenIfOpen ? null : () => IsOpenFor(key), trip ? () => Trip(MasterOf(key)) : null);
+
+    public Task CallAsync(RedisKey key, IDatabase database, Func<IDatabase, Task> call, bool evenIfOpen = false, bool trip = true) =>
+        CallAsync(key, database, async db =>
+        {
+            await call(db);
+            return true;
+        }, evenIfOpen, trip);
+
+    /// <summary>
+    /// A call over keys on several masters (a batch of reads): it fails at once while any master is
+    /// marked. One that runs out of time marks the master of a single Redis, and on a Redis Cluster
+    /// every master that does not answer a PING either.
+    /// </summary>
+    public Task<T> CallAsync<T>(Func<IDatabase, Task<T>> call) => CallAsync(redis.GetDatabase(), call, () => IsOpen, () =>
     {
-        if (IsOpen && !evenIfOpen) throw NotAnswering();
+        if (IsCluster) _ = Task.Run(TripSilentMastersAsync);
+        else Trip(Masters().FirstOrDefault()?.EndPoint);
+    });
+
+    public Task CallAsync(Func<IDatabase, Task> call) => CallAsync(async db =>
+    {
+        await call(db);
+        return true;
+    });
+
+    static async Task<T> CallAsync<T>(IDatabase database, Func<IDatabase, Task<T>> call, Func<bool>? refused, Action? trip)
+    {
+        if (refused?.Invoke() == true) throw NotAnswering();
         try
         {
             return await call(database).WaitAsync(Budget);
         }
         catch (TimeoutException)
         {
-            if (trip) Trip();
+            trip?.Invoke();
             throw NotAnswering();
         }
     }
 
-    public Task CallAsync(Func<IDatabase, Task> call) => CallAsync(redis.GetDatabase(), call);
-
-    public Task CallAsync(IDatabase database, Func<IDatabase, Task> call, bool evenIfOpen = false, bool trip = true) => CallAsync(database, async db =>
-    {
-        await call(db);
-        return true;
-    }, evenIfOpen, trip);
-
     /// <summary>
     /// For a node whose connection to Redis is down: waits up to <paramref name="limit"/> for it
-    /// to come back. For a Redis that is connected but was not answering (the circuit is open):
-    /// waits for the circuit's next probe, which closes it if Redis answers again (a Redis just
-    /// resumed from a pause, whose other clients already hand out sessions). False after the wait.
+    /// to come back. For a master that is connected but was not answering (marked): waits for the
+    /// next probe, which clears it if the master answers again (a Redis just resumed from a pause,
+    /// whose other clients already hand out sessions). False after the wait.
     /// </summary>
-    public async Task<bool> ReconnectedWithinAsync(TimeSpan limit)
+    public async Task<bool> ReconnectedWithinAsync(RedisKey key, TimeSpan limit)
     {
         if (redis.IsConnected)
         {
-            if (!IsOpen) return false;
+            if (!IsOpenFor(key)) return false;
             var answering = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             void OnAnswering() => answering.TrySetResult();
             Answering += OnAnswering;
             try
             {
-                if (!IsOpen) return true;   // closed between the first look and the subscription
-                return await Task.WhenAny(answering.Task, Task.Delay(ProbeInterval * 2)) == answering.Task;
+                var until = Stopwatch.GetTimestamp() + (long)(ProbeInterval.TotalSeconds * 2 * Stopwatch.Frequency);
+                while (IsOpenFor(key))
+                {
+                    var left = until - Stopwatch.GetTimestamp();
+                    if (left <= 0) return false;
+                    await Task.WhenAny(answering.Task, Task.Delay(TimeSpan.FromSeconds((double)left / Stopwatch.Frequency)));
+                    answering = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
+                return true;
             }
             finally
             {
@@ -353,40 +419,91 @@ public sealed class RedisCircuit
         }
     }
 
+    /// <summary>A PUBLISH (sharded on a Redis Cluster: the channel's slot names its master, as a key's does).</summary>
     public Task PublishAsync(RedisChannel channel, RedisValue message) =>
-        CallAsync(_ => redis.GetSubscriber().PublishAsync(channel, message));
+        CallAsync((RedisKey)(string)channel!, _ => redis.GetSubscriber().PublishAsync(channel, message));
 
-    long trippedAt;
+    IEnumerable<IServer> Masters() => redis.GetEndPoints().Select(endPoint => redis.GetServer(endPoint)).Where(server => server.IsConnected && !server.IsReplica);
 
-    void Trip()
+    async Task TripSilentMastersAsync()
     {
-        if (Interlocked.Exchange(ref open, 1) == 1) return;
-        trippedAt = Stopwatch.GetTimestamp();
-        logger.LogWarning("Redis did not answer within {Budget} ms; calls fail fast until it answers a PING", Budget.TotalMilliseconds);
-        _ = Task.Run(ProbeAsync);
-        if (IsCluster) _ = Task.Run(() => FollowFailoverAsync(() => !IsOpen));
-    }
-
-    async Task ProbeAsync()
-    {
-        while (true)
-        {
-            await Task.Delay(ProbeInterval);
+        var masters = Masters().ToList();
+        var pings = masters.Select(server => server.PingAsync().WaitAsync(Budget)).ToList();
+        for (var i = 0; i < masters.Count; i++)
             try
             {
-                // As the readiness check asks: on a Redis Cluster, any master answering closes it.
-                using var budget = new CancellationTokenSource(Budget);
-                await PingAsync(budget.Token);
+                await pings[i];
             }
-            catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException)
+            catch (TimeoutException)
             {
-                continue;
+                Trip(masters[i].EndPoint);
             }
-            Volatile.Write(ref open, 0);
-            logger.LogInformation("Redis answers again; calls go through (they failed fast for {Seconds:F1} s)", Stopwatch.GetElapsedTime(trippedAt).TotalSeconds);
-            Answering?.Invoke();
+            catch (RedisException)
+            {
+                // Refused or disconnected: calls fail at once there without the circuit.
+            }
+    }
+
+    void Trip(EndPoint? master)
+    {
+        if (master is null) return;
+        var cluster = IsCluster;
+        var slots = cluster ? ClusterView()?[master]?.Slots.ToArray() : null;
+        if (cluster && slots is not { Length: > 0 }) return;   // not a master of any slot (any more): nothing routes there
+        lock (opening)
+        {
+            if (open.Any(silent => silent.Master.Equals(master))) return;
+            open = [.. open, new Silent(master, slots)];
+        }
+        logger.LogWarning("Redis at {Master} did not answer within {Budget} ms; calls to it fail fast until it answers a PING", master, Budget.TotalMilliseconds);
+        _ = Task.Run(() => ProbeAsync(master, slots));
+        if (cluster) _ = Task.Run(() => FollowFailoverAsync(() => !Volatile.Read(ref open).Any(silent => silent.Master.Equals(master))));
+    }
+
+    // A replica took over the slots: keys route to it now, whether or not the old master answers.
+    // Each server's view is its own last answer to a reload (FollowFailoverAsync), so some are
+    // older than others (the hung master's still names itself): one that names a new owner will do.
+    bool Replaced(EndPoint master, SlotRange[] slots) => Masters().Any(server =>
+        server.ClusterConfiguration?.GetBySlot(slots[0].From) is { IsFail: false, IsPossiblyFail: false, EndPoint: { } owner } && !owner.Equals(master));
+
+    async Task ProbeAsync(EndPoint master, SlotRange[]? slots)
+    {
+        var trippedAt = Stopwatch.GetTimestamp();
+        string? cleared = null;
+        // One PING at a time, left to the client's own timeout: a hung master answers it as soon as
+        // it resumes, and the look at the slots' owner goes on every turn meanwhile. A cluster's
+        // master that never answers again has had its slots taken over within FailoverWatch, or
+        // has no replica to take them: then a call to it marks it again after its second.
+        Task? ping = null;
+        while (cleared is null && !(slots is not null && Stopwatch.GetElapsedTime(trippedAt) > FailoverWatch))
+        {
+            var turn = Task.Delay(ProbeInterval);
+            ping ??= redis.GetServer(master).PingAsync();
+            await Task.WhenAny(ping, turn);
+            if (ping.IsCompletedSuccessfully) cleared = "it answers again";
+            else if (slots is not null && Replaced(master, slots)) cleared = "a replica took over its slots";
+            // Under Sentinel the client follows a failover to the new master on its own.
+            else if (slots is null && Masters().Any(server => !server.EndPoint.Equals(master))) cleared = "another master took over";
+            else
+            {
+                if (ping.IsCompleted)
+                {
+                    _ = ping.Exception;   // refused (and so observed): the next turn asks again
+                    ping = null;
+                }
+                await turn;
+            }
+        }
+        _ = ping?.ContinueWith(unanswered => unanswered.Exception, TaskScheduler.Default);
+        lock (opening) open = [.. open.Where(silent => !silent.Master.Equals(master))];
+        var seconds = Stopwatch.GetElapsedTime(trippedAt).TotalSeconds;
+        if (cleared is null)
+        {
+            logger.LogWarning("Redis at {Master} has not answered for {Seconds:F0} s; calls to it are tried again", master, seconds);
             return;
         }
+        logger.LogInformation("Redis at {Master}: {Cleared}; calls go through (they failed fast for {Seconds:F1} s)", master, cleared, seconds);
+        Answering?.Invoke();
     }
 
     static RedisConnectionException NotAnswering() => new(ConnectionFailureType.SocketFailure, CommandFlags.None, "Redis is not answering", null, CommandStatus.Unknown);

@@ -536,7 +536,7 @@ public sealed class SessionStore : IAsyncDisposable
         if (recent.TryGetValue(id, out var known) && known.Confirmed >= Volatile.Read(ref listeningSince)
             && time.GetElapsedTime(known.Confirmed) < options.LocalCache && known.Session.ExpiresAt > now && HearsRevocations)
             return known.Session;
-        Task<RedisResult> Lookup() => circuit.CallAsync(db => db.ScriptEvaluateAsync(FindAndSlide,
+        Task<RedisResult> Lookup() => circuit.CallAsync(SessionKey(id), db => db.ScriptEvaluateAsync(FindAndSlide,
             [SessionKey(id), MetaKey(id)],
             [(long)options.IdleTimeout.TotalMilliseconds, now.ToUnixTimeMilliseconds(), (long)LastSeenResolution.TotalMilliseconds]));
         RedisResult result;
@@ -551,7 +551,7 @@ public sealed class SessionStore : IAsyncDisposable
             // Right after an outage another node may already hand out sessions while this one is
             // still reconnecting (its next attempt is up to a second away): a session this node has
             // not seen waits for the reconnect rather than answering 503.
-            if (!await circuit.ReconnectedWithinAsync(ReconnectWait)) throw;
+            if (!await circuit.ReconnectedWithinAsync(SessionKey(id), ReconnectWait)) throw;
             result = await Lookup();
         }
         if (result.IsNull)
@@ -650,7 +650,7 @@ public sealed class SessionStore : IAsyncDisposable
         long userId = 0;
         try
         {
-            var value = (string?)await circuit.CallAsync(db => db.StringGetAsync(SessionKey(id)));
+            var value = (string?)await circuit.CallAsync(SessionKey(id), db => db.StringGetAsync(SessionKey(id)));
             if (value is null) return;
             userId = long.Parse(value.AsSpan(0, value.IndexOf('|')), CultureInfo.InvariantCulture);
         }
@@ -665,9 +665,9 @@ public sealed class SessionStore : IAsyncDisposable
     public async Task<bool> RevokeByIdAsync(long userId, string sessionId)
     {
         if (!IsSessionId(sessionId)) return false;
-        var indexed = await Task.WhenAll(circuit.CallAsync(db => db.SetContainsAsync(IndexKey(userId, sessionId), sessionId)),
-            circuit.CallAsync(db => db.SetContainsAsync(OldIndexKey(userId), sessionId)));
-        if (!indexed.Any(found => found) || !await circuit.CallAsync(db => db.KeyExistsAsync(SessionKey(sessionId)))) return false;
+        var indexed = await Task.WhenAll(circuit.CallAsync(IndexKey(userId, sessionId), db => db.SetContainsAsync(IndexKey(userId, sessionId), sessionId)),
+            circuit.CallAsync(OldIndexKey(userId), db => db.SetContainsAsync(OldIndexKey(userId), sessionId)));
+        if (!indexed.Any(found => found) || !await circuit.CallAsync(SessionKey(sessionId), db => db.KeyExistsAsync(SessionKey(sessionId)))) return false;
         await RevokeAsync(new Session(sessionId, userId, DateTimeOffset.MinValue));
         return true;
     }
@@ -754,7 +754,7 @@ public sealed class SessionStore : IAsyncDisposable
         if (AccessTokenStore.IsAccessTokenSessionId(sessionId)) return await tokens.ExistsAsync(sessionId);
         try
         {
-            return await circuit.CallAsync(db => db.KeyExistsAsync(SessionKey(sessionId)));
+            return await circuit.CallAsync(SessionKey(sessionId), db => db.KeyExistsAsync(SessionKey(sessionId)));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -776,7 +776,7 @@ public sealed class SessionStore : IAsyncDisposable
             if (AccessTokenStore.IsAccessTokenSessionId(sessionId)) return await tokens.ExistsAsync(sessionId);
             try
             {
-                return await circuit.CallAsync(db => db.KeyExistsAsync(SessionKey(sessionId)));
+                return await circuit.CallAsync(SessionKey(sessionId), db => db.KeyExistsAsync(SessionKey(sessionId)));
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
@@ -896,7 +896,7 @@ public sealed class SessionStore : IAsyncDisposable
         {
             // Through the circuit: a hung master costs a second, not the client's 5 s, and trips the
             // circuit, which follows the failover (reloads the topology) until the slots answer again.
-            var reads = unread.Select(key => (Key: key, Members: circuit.CallAsync(db => db.SetMembersAsync(key)))).ToList();
+            var reads = unread.Select(key => (Key: key, Members: circuit.CallAsync(key, db => db.SetMembersAsync(key)))).ToList();
             var failed = new List<RedisKey>();
             Exception? failure = null;
             foreach (var (key, members) in reads)

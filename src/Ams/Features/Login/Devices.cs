@@ -63,7 +63,7 @@ public sealed class Devices(RedisCircuit redis)
     {
         if (key is not null) return key;
         RedisKey name = $"{Redis.KeyPrefix}device-token-key";
-        var stored = await redis.CallAsync(async db =>
+        var stored = await redis.CallAsync(name, async db =>
         {
             await db.StringSetAsync(name, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)), when: When.NotExists);
             return await db.StringGetAsync(name);

@@ -50,7 +50,7 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
     public async Task<TimeSpan?> TryAttemptAsync(HttpContext http, string account, string address)
     {
         if (!ConflictRetry.FirstCount(http, "password")) return null;
-        var wait = (long)await redis.CallAsync(db => db.ScriptEvaluateAsync(Acquire,
+        var wait = (long)await redis.CallAsync(AccountKey(account), db => db.ScriptEvaluateAsync(Acquire,
             [AccountKey(account), AddressKey(address)],
             [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerAccount, options.MaxFailuresPerAddress]));
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
@@ -60,7 +60,7 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
     public async Task<TimeSpan?> TryDeviceAttemptAsync(HttpContext http, string deviceId)
     {
         if (!ConflictRetry.FirstCount(http, "password")) return null;
-        var wait = (long)await redis.CallAsync(db => db.ScriptEvaluateAsync(Acquire,
+        var wait = (long)await redis.CallAsync(DeviceKey(deviceId), db => db.ScriptEvaluateAsync(Acquire,
             [DeviceKey(deviceId)], [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerDevice]));
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
     }
@@ -76,7 +76,7 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
     /// A correct password from a known device: only the device's slate is cleaned. The account's
     /// count stays, so strangers' guesses stay throttled while the owner signs in.
     /// </summary>
-    public Task ForgiveDeviceAsync(string deviceId) => redis.CallAsync(db => db.KeyDeleteAsync(DeviceKey(deviceId)));
+    public Task ForgiveDeviceAsync(string deviceId) => redis.CallAsync(DeviceKey(deviceId), db => db.KeyDeleteAsync(DeviceKey(deviceId)));
 
     // One hash tag for every login counter: Acquire counts an account and an address together, and
     // a Redis Cluster runs a script only on keys of one slot. Sign-ins are too rare to crowd it.

@@ -78,7 +78,7 @@ public sealed class Throttle(RedisCircuit circuit, SendLimits options, TimeProvi
         (long Count, long UntilResetMs)? reply = null;
         try
         {
-            var result = (RedisResult[])(await circuit.CallAsync(db => db.ScriptEvaluateAsync(Count, [$"{Redis.KeyPrefix}sends:{userId}"],
+            var result = (RedisResult[])(await circuit.CallAsync($"{Redis.KeyPrefix}sends:{userId}", db => db.ScriptEvaluateAsync(Count, [$"{Redis.KeyPrefix}sends:{userId}"],
                 [(long)options.Window.TotalMilliseconds])))!;
             reply = ((long)result[0], (long)result[1]);
             return reply.Value;

@@ -94,18 +94,18 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit red
             ? (new RedisKey[] { AccountKey(userId) }, new RedisValue[] { window, options.MaxFailuresPerAccount })
             : ([AccountKey(userId), ChallengeKey(userId, challengeId)],
                [window, options.MaxFailuresPerAccount, (long)Challenges.Lifetime.TotalMilliseconds, options.MaxFailuresPerChallenge]);
-        var wait = (long)await redis.CallAsync(db => db.ScriptEvaluateAsync(Acquire, keys, args));
+        var wait = (long)await redis.CallAsync(keys[0], db => db.ScriptEvaluateAsync(Acquire, keys, args));
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
     }
 
-    public Task ResetAsync(long userId) => redis.CallAsync(db => db.KeyDeleteAsync(AccountKey(userId)));
+    public Task ResetAsync(long userId) => redis.CallAsync(AccountKey(userId), db => db.KeyDeleteAsync(AccountKey(userId)));
 
     /// <summary>A current TOTP code for this secret that this user has not used before.</summary>
     public async Task<bool> VerifyTotpAsync(long userId, byte[] secret, string code)
     {
         if (!IsTotpCode(code)) return false;
         if (!new OtpNet.Totp(secret).VerifyTotp(time.GetUtcNow().UtcDateTime, code, out var step, OneStep)) return false;
-        return (long)await redis.CallAsync(db => db.ScriptEvaluateAsync(AcceptStep, [$"{Redis.KeyPrefix}totp-step:{userId}"],
+        return (long)await redis.CallAsync($"{Redis.KeyPrefix}totp-step:{userId}", db => db.ScriptEvaluateAsync(AcceptStep, [$"{Redis.KeyPrefix}totp-step:{userId}"],
             [step, (long)TimeSpan.FromMinutes(5).TotalMilliseconds])) == 1;
     }
 

@@ -245,7 +245,6 @@ public sealed class EventLog
     /// <summary>One try for each waiting event: a channel that refuses keeps the rest of its events for the next round. The number still waiting.</summary>
     async Task<int> RepublishRoundAsync()
     {
-        if (circuit.IsOpen) return unpublished.Count;   // known not to answer: its probe finds out when it does
         var refused = new HashSet<RedisChannel>();
         var sent = 0;
         for (var n = unpublished.Count; n > 0 && unpublished.TryDequeue(out var live); n--)
