@@ -330,8 +330,13 @@ public sealed class RedisCircuit
     /// (see <see cref="ReplicatedWrites"/>); <paramref name="evenIfOpen"/>: made (within the budget)
     /// while its master is marked too, for a caller whose retries are how it finds out.
     /// </summary>
-    public Task<T> CallAsync<T>(RedisKey key, IDatabase database, Func<IDatabase, Task<T>> call, bool evenIfOpen = false, bool trip = true) =>
-        CallAsync(database, call, evenIfOpen ? null : () => IsOpenFor(key), trip ? () => Trip(MasterOf(key)) : null);
+    public Task<T> CallAsync<T>(RedisKey key, IDatabase database, Func<IDatabase, Task<T>> call, bool evenIfOpen = false, bool trip = true)
+    {
+        // The master the call goes to, named before it goes: after its timeout the client may have
+        // reloaded its routes, and the key's master then is the replica promoted meanwhile.
+        var master = trip ? MasterOf(key) : null;
+        return CallAsync(database, call, evenIfOpen ? null : () => IsOpenFor(key), trip ? () => Trip(master) : null);
+    }
 
     public Task CallAsync(RedisKey key, IDatabase database, Func<IDatabase, Task> call, bool evenIfOpen = false, bool trip = true) =>
         CallAsync(key, database, async db =>

@@ -419,6 +419,12 @@ public sealed class SessionStore : IAsyncDisposable
     // RevokedChannel subscription.
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, (Session Session, long Confirmed)> recent = new();
 
+    // Neither key's master came short of replicas lately, nor is it known not to answer (a hung
+    // shard of a Redis Cluster: a write there would wait out its second, and so would the retry).
+    bool Writable(string sessionId, long userId) =>
+        writes.MayConfirm(SessionKey(sessionId), IndexKey(userId, sessionId))
+        && !(circuit.IsOpen && (circuit.IsOpenFor(SessionKey(sessionId)) || circuit.IsOpenFor(IndexKey(userId, sessionId))));
+
     /// <summary>A new session; <paramref name="http"/> gives the metadata the session list shows (user agent, address).</summary>
     public async Task<(string Token, Session Session)> CreateAsync(long userId, HttpContext? http = null)
     {
@@ -430,7 +436,7 @@ public sealed class SessionStore : IAsyncDisposable
         for (var attempt = 1; ; attempt++)
         {
             var (token, session) = NewSession(userId);
-            for (var draw = 1; draw < 64 && !writes.MayConfirm(SessionKey(session.Id), IndexKey(userId, session.Id)); draw++)
+            for (var draw = 1; draw < 64 && !Writable(session.Id, userId); draw++)
                 (token, session) = NewSession(userId);
             bool confirmed;
             try

@@ -318,6 +318,46 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         await circuit.CallAsync(held, db => db.StringGetAsync(held));
     }
 
+    [Fact]
+    public async Task While_a_shard_without_the_sign_in_counters_hangs_sign_ins_work_and_lock_nobody_out()
+    {
+        await using var app = await AppAsync();
+        var circuit = app.Services.GetRequiredService<Ams.Infrastructure.RedisCircuit>();
+        var name = Api.UniqueName("hs");
+        await app.RegisterAsync(name);
+        var channel = await redis.Cluster.MasterOfAsync(Ams.Infrastructure.SessionStore.RevokedChannel.ToString());
+        var counters = await redis.Cluster.MasterOfAsync("ams:login-failures:{login}:any");
+        var shard = (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master != channel && pair.Master != counters);
+        var (hung, replica) = (shard.Master, shard.Replica);
+        var held = "ams:any:0";
+        for (var i = 1; await redis.Cluster.MasterOfAsync(held) != hung; i++) held = $"ams:any:{i}";
+        redis.Cluster.Pause(replica);   // the shard stays away: no failover ends the test early
+        redis.Cluster.Pause(hung);
+        try
+        {
+            await Assert.ThrowsAnyAsync<StackExchange.Redis.RedisException>(() => circuit.CallAsync(held, db => db.StringGetAsync(held)));
+            // A sign-in clears the account's failure count when the password is right. Made while
+            // any master was marked, that call failed (503 after the count went up), and the sixth
+            // sign-in was locked out for 15 minutes: an outside check, 5 × 503 then 429s.
+            // And a new session goes to keys on the shards that answer: one on the hung shard waited
+            // out its second before another token was tried (1–4 s, sometimes a 503, outside).
+            for (var i = 0; i < 8; i++)
+            {
+                var took = System.Diagnostics.Stopwatch.StartNew();
+                var login = await app.PostAsync("/api/login", new { username = name, password = Api.Password }, null, null);
+                Assert.True(login.Status() == 200, $"sign-in {i + 1}: {login.Status()} {await login.ReadAsTextAsync()}");
+                Assert.True(took.Elapsed < Ams.Infrastructure.RedisCircuit.Budget, $"sign-in {i + 1} took {took.Elapsed.TotalMilliseconds:F0} ms");
+            }
+        }
+        finally
+        {
+            redis.Cluster.Resume(hung);
+            redis.Cluster.Resume(replica);
+            await redis.Cluster.WaitUntilHealthyAsync(6);
+            await redis.Cluster.WaitUntilReplicasSyncedAsync();
+        }
+    }
+
     // Pauses the master for the test's part, then leaves the cluster whole again for the next test.
     async Task WhileHungAsync(int master, Func<Task> during)
     {

@@ -66,7 +66,7 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
     }
 
     /// <summary>A correct password: the attempt was not a failure, and the account's slate is clean.</summary>
-    public Task ForgiveAsync(string account, string address) => redis.CallAsync(async db =>
+    public Task ForgiveAsync(string account, string address) => redis.CallAsync(AccountKey(account), async db =>
     {
         await db.KeyDeleteAsync(AccountKey(account));
         await db.StringDecrementAsync(AddressKey(address));
