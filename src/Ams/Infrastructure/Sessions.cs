@@ -423,7 +423,7 @@ public sealed class SessionStore : IAsyncDisposable
     // shard of a Redis Cluster: a write there would wait out its second, and so would the retry).
     bool Writable(string sessionId, long userId) =>
         writes.MayConfirm(SessionKey(sessionId), IndexKey(userId, sessionId))
-        && !(circuit.IsOpen && (circuit.IsOpenFor(SessionKey(sessionId)) || circuit.IsOpenFor(IndexKey(userId, sessionId))));
+        && !circuit.IsOpenFor(SessionKey(sessionId)) && !circuit.IsOpenFor(IndexKey(userId, sessionId));
 
     /// <summary>A new session; <paramref name="http"/> gives the metadata the session list shows (user agent, address).</summary>
     public async Task<(string Token, Session Session)> CreateAsync(long userId, HttpContext? http = null)
