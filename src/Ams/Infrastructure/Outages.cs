@@ -10,7 +10,7 @@ namespace Ams.Infrastructure;
 /// it ends, with how many requests it refused, instead of a stack trace per request: hundreds a
 /// second would bury everything else an operator needs then.
 /// </summary>
-public sealed class Outages(MariaDb db, IConnectionMultiplexer redis, MariaDbCircuit mariaDbCircuit, TimeProvider time, ILogger<Outages> logger)
+public sealed class Outages(MariaDb db, RedisCircuit redisCircuit, MariaDbCircuit mariaDbCircuit, TimeProvider time, ILogger<Outages> logger)
 {
     public const string MariaDb = "MariaDB";
     public const string Redis = "Redis";
@@ -70,7 +70,10 @@ public sealed class Outages(MariaDb db, IConnectionMultiplexer redis, MariaDbCir
                     await using var ping = new MySqlCommand("SELECT 1", connection);
                     await ping.ExecuteScalarAsync();
                 }
-                else await redis.GetDatabase().PingAsync();
+                // A master marked by the circuit is an outage still (on a Redis Cluster the others
+                // answer a PING: one hung shard read as an outage ending and starting every second).
+                else if (redisCircuit.IsOpen) continue;
+                else await redisCircuit.PingAsync(CancellationToken.None);
             }
             catch (Exception e) when (BackendOf(e) is not null)
             {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using StackExchange.Redis;
 
@@ -279,7 +280,7 @@ public sealed class RedisCircuit
             return;
         }
         var pings = Masters().Select(server => server.PingAsync()).ToList();
-        if (pings.Count == 0) throw NotAnswering();
+        if (pings.Count == 0) throw NotAnswering(null);
         while (true)
         {
             var answered = await Task.WhenAny(pings).WaitAsync(ct);
@@ -296,12 +297,14 @@ public sealed class RedisCircuit
     public bool IsOpen => Volatile.Read(ref open).Length > 0;
 
     /// <summary>Whether the master holding <paramref name="key"/> is known not to answer right now.</summary>
-    public bool IsOpenFor(RedisKey key)
+    public bool IsOpenFor(RedisKey key) => MarkedFor(key) is not null;
+
+    Silent? MarkedFor(RedisKey key)
     {
         var marked = Volatile.Read(ref open);
-        if (marked.Length == 0) return false;
+        if (marked.Length == 0) return null;
         var slot = redis.HashSlot(key);
-        return marked.Any(silent => silent.Holds(slot));
+        return marked.FirstOrDefault(silent => silent.Holds(slot));
     }
 
     EndPoint? MasterOf(RedisKey key)
@@ -316,9 +319,16 @@ public sealed class RedisCircuit
         }
     }
 
-    // The cluster as the client last read it from a master (at a trip every view still names the
-    // hung master as its slots' owner).
-    ClusterConfiguration? ClusterView() => Masters().Select(server => server.ClusterConfiguration).FirstOrDefault(view => view is not null);
+    // The cluster as the client last read it, from the server whose view is the newest: a view is
+    // kept per server from its last reload, and some are older than a failover since (in one, a
+    // master promoted since held no slots, and its hang marked nothing).
+    ClusterConfiguration? ClusterView() => redis.GetEndPoints().Select(endPoint => redis.GetServer(endPoint).ClusterConfiguration)
+        .OfType<ClusterConfiguration>().MaxBy(view => view.Nodes.Select(ConfigEpoch).DefaultIfEmpty(-1).Max());
+
+    // A master's config epoch (CLUSTER NODES, seventh field): a failover gives the promoted replica
+    // one above every other, so of two claims on a slot the one with the higher epoch holds it.
+    static long ConfigEpoch(ClusterNode node) =>
+        node.Raw.Split(' ') is { Length: > 6 } fields && long.TryParse(fields[6], CultureInfo.InvariantCulture, out var epoch) ? epoch : -1;
 
     /// <summary>A call for <paramref name="key"/> (its master is the one that must answer).</summary>
     public Task<T> CallAsync<T>(RedisKey key, Func<IDatabase, Task<T>> call) => CallAsync(key, redis.GetDatabase(), call);
@@ -332,10 +342,10 @@ public sealed class RedisCircuit
     /// </summary>
     public Task<T> CallAsync<T>(RedisKey key, IDatabase database, Func<IDatabase, Task<T>> call, bool evenIfOpen = false, bool trip = true)
     {
+        if (!evenIfOpen && MarkedFor(key) is { } silent) return Task.FromException<T>(NotAnswering(silent.Master));
         // The master the call goes to, named before it goes: after its timeout the client may have
         // reloaded its routes, and the key's master then is the replica promoted meanwhile.
-        var master = trip ? MasterOf(key) : null;
-        return CallAsync(database, call, evenIfOpen ? null : () => IsOpenFor(key), trip ? () => Trip(master) : null);
+        return trip ? WithinBudgetAsync(database, call, MasterOf(key), redis.HashSlot(key)) : WithinBudgetAsync(database, call, master: null);
     }
 
     public Task CallAsync(RedisKey key, IDatabase database, Func<IDatabase, Task> call, bool evenIfOpen = false, bool trip = true) =>
@@ -350,11 +360,9 @@ public sealed class RedisCircuit
     /// marked. One that runs out of time marks the master of a single Redis, and on a Redis Cluster
     /// every master that does not answer a PING either.
     /// </summary>
-    public Task<T> CallAsync<T>(Func<IDatabase, Task<T>> call) => CallAsync(redis.GetDatabase(), call, () => IsOpen, () =>
-    {
-        if (IsCluster) _ = Task.Run(TripSilentMastersAsync);
-        else Trip(Masters().FirstOrDefault()?.EndPoint);
-    });
+    public Task<T> CallAsync<T>(Func<IDatabase, Task<T>> call) => Volatile.Read(ref open) is [var silent, ..]
+        ? Task.FromException<T>(NotAnswering(silent.Master))
+        : WithinBudgetAsync(redis.GetDatabase(), call, master: null, keyless: true);
 
     public Task CallAsync(Func<IDatabase, Task> call) => CallAsync(async db =>
     {
@@ -362,25 +370,27 @@ public sealed class RedisCircuit
         return true;
     });
 
-    static async Task<T> CallAsync<T>(IDatabase database, Func<IDatabase, Task<T>> call, Func<bool>? refused, Action? trip)
+    async Task<T> WithinBudgetAsync<T>(IDatabase database, Func<IDatabase, Task<T>> call, EndPoint? master, int? slot = null, bool keyless = false)
     {
-        if (refused?.Invoke() == true) throw NotAnswering();
         try
         {
             return await call(database).WaitAsync(Budget);
         }
         catch (TimeoutException)
         {
-            trip?.Invoke();
-            throw NotAnswering();
+            if (!keyless) Trip(master, slot);
+            else if (IsCluster) _ = Task.Run(TripSilentMastersAsync);
+            else Trip(master = Masters().FirstOrDefault()?.EndPoint);
+            throw NotAnswering(master);
         }
     }
 
     /// <summary>
     /// For a node whose connection to Redis is down: waits up to <paramref name="limit"/> for it
-    /// to come back. For a master that is connected but was not answering (marked): waits for the
-    /// next probe, which clears it if the master answers again (a Redis just resumed from a pause,
-    /// whose other clients already hand out sessions). False after the wait.
+    /// to come back. For a master that is connected but was not answering (marked): waits one
+    /// probe interval, in which the probe's pending PING clears the mark if the master answers
+    /// again (a Redis just resumed from a pause, whose other clients already hand out sessions).
+    /// False after the wait: a request for a master still hung gets its 503 a quarter second late.
     /// </summary>
     public async Task<bool> ReconnectedWithinAsync(RedisKey key, TimeSpan limit)
     {
@@ -392,7 +402,7 @@ public sealed class RedisCircuit
             Answering += OnAnswering;
             try
             {
-                var until = Stopwatch.GetTimestamp() + (long)(ProbeInterval.TotalSeconds * 2 * Stopwatch.Frequency);
+                var until = Stopwatch.GetTimestamp() + (long)(ProbeInterval.TotalSeconds * Stopwatch.Frequency);
                 while (IsOpenFor(key))
                 {
                     var left = until - Stopwatch.GetTimestamp();
@@ -449,12 +459,19 @@ public sealed class RedisCircuit
             }
     }
 
-    void Trip(EndPoint? master)
+    // On a cluster with the slots the master holds in the newest view, and the slot of the call's
+    // key: the client's routes sent it there, whatever a view says.
+    void Trip(EndPoint? master, int? slot = null)
     {
         if (master is null) return;
         var cluster = IsCluster;
-        var slots = cluster ? ClusterView()?[master]?.Slots.ToArray() : null;
-        if (cluster && slots is not { Length: > 0 }) return;   // not a master of any slot (any more): nothing routes there
+        SlotRange[]? slots = null;
+        if (cluster)
+        {
+            var held = ClusterView()?[master]?.Slots ?? [];
+            slots = slot is { } own ? [.. held, new SlotRange(own, own)] : [.. held];
+            if (slots.Length == 0) return;   // not a master of any slot (any more): nothing routes there
+        }
         lock (opening)
         {
             if (open.Any(silent => silent.Master.Equals(master))) return;
@@ -466,10 +483,18 @@ public sealed class RedisCircuit
     }
 
     // A replica took over the slots: keys route to it now, whether or not the old master answers.
-    // Each server's view is its own last answer to a reload (FollowFailoverAsync), so some are
-    // older than others (the hung master's still names itself): one that names a new owner will do.
-    bool Replaced(EndPoint master, SlotRange[] slots) => Masters().Any(server =>
-        server.ClusterConfiguration?.GetBySlot(slots[0].From) is { IsFail: false, IsPossiblyFail: false, EndPoint: { } owner } && !owner.Equals(master));
+    // Each server's view is its own last answer to a reload (FollowFailoverAsync), and some are
+    // older than an earlier failover: they name, alive, a master the slots have left since (an
+    // outside check saw a mark cleared on such a view 0.9 s before the real election). So the
+    // claim counts only with an epoch above any the hung master was seen with: an election gives
+    // the replica it promotes one above every other.
+    bool Replaced(EndPoint master, SlotRange[] slots)
+    {
+        var views = redis.GetEndPoints().Select(endPoint => redis.GetServer(endPoint).ClusterConfiguration).OfType<ClusterConfiguration>().ToList();
+        var hung = views.Select(view => view[master]).OfType<ClusterNode>().Select(ConfigEpoch).DefaultIfEmpty(-1).Max();
+        var owner = views.Select(view => view.GetBySlot(slots[0].From)).OfType<ClusterNode>().MaxBy(ConfigEpoch);
+        return owner is { IsFail: false, IsPossiblyFail: false, EndPoint: { } endPoint } && !endPoint.Equals(master) && ConfigEpoch(owner) > hung;
+    }
 
     async Task ProbeAsync(EndPoint master, SlotRange[]? slots)
     {
@@ -511,5 +536,7 @@ public sealed class RedisCircuit
         Answering?.Invoke();
     }
 
-    static RedisConnectionException NotAnswering() => new(ConnectionFailureType.SocketFailure, CommandFlags.None, "Redis is not answering", null, CommandStatus.Unknown);
+    // Named, so the outage's log line says which master (on a cluster, the rest answer).
+    static RedisConnectionException NotAnswering(EndPoint? master) =>
+        new(ConnectionFailureType.SocketFailure, CommandFlags.None, master is null ? "Redis is not answering" : $"Redis at {master} is not answering", null, CommandStatus.Unknown);
 }

@@ -171,8 +171,12 @@ public sealed class PausedRedisTests(Services services) : IClassFixture<Services
         {
             await Assert.ThrowsAnyAsync<Exception>(() => circuit.CallAsync("ams:any", db => db.StringGetAsync("ams:any")));
             Assert.True(circuit.IsOpenFor("ams:other"));   // one Redis: every key's master
+            // While it still hangs, a request waits one probe interval for its answer, then fails.
+            var hung = System.Diagnostics.Stopwatch.StartNew();
+            Assert.False(await circuit.ReconnectedWithinAsync("ams:other", TimeSpan.FromSeconds(2)));
+            Assert.InRange(hung.Elapsed.TotalMilliseconds, 200, 400);
             // A session another node issued after the resume: this node, its circuit still open,
-            // waits for its next probe (every 250 ms) instead of answering 503 at once.
+            // waits for its probe's pending PING to be answered instead of answering 503 at once.
             waiting = circuit.ReconnectedWithinAsync("ams:other", TimeSpan.FromSeconds(2));
             await Task.Delay(100);
             Assert.False(waiting.IsCompleted);
