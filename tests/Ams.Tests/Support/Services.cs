@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Ams.Testing;
 
 namespace Ams.Tests.Support;
@@ -99,6 +100,7 @@ public sealed class Services : IAsyncLifetime
                 builder.UseSetting(key, value);
             foreach (var (key, value) in settings ?? [])
                 builder.UseSetting(key, value);
+            builder.ConfigureTestServices(s => s.AddSingleton<ILoggerProvider>(WarningsFile.Shared));
             if (services is not null) builder.ConfigureTestServices(services);
         });
     }
