@@ -138,7 +138,7 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
             {
                 while ((await direct.GetAsync("/readyz")).StatusCode != HttpStatusCode.ServiceUnavailable) await Task.Delay(200);
             }
-            await Task.Delay(TimeSpan.FromSeconds(7));   // past the sample's fall 2 at inter 2s: both nodes are down for HAProxy
+            await Task.Delay(TimeSpan.FromSeconds(7));   // well past the sample's fall 2 at inter 1s: both nodes are down for HAProxy
             var statuses = new List<HttpStatusCode>();
             for (var i = 0; i < 4; i++)
                 statuses.Add((await alice.PostAsJsonAsync("/api/messages", new { to = bobName, body = $"during {i}" })).StatusCode);
@@ -166,10 +166,80 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
         }
     }
 
+    [Fact]
+    public async Task Behind_the_HAProxy_sample_a_paused_node_holds_a_request_seconds_not_a_minute_and_is_soon_passed_over()
+    {
+        var (nodes, proxy) = await BehindHaproxyAsync(app.RedisConnection);
+        try
+        {
+            var (bobName, bob) = await SmokeUsers.UserAsync(proxy.Client(), "hpb");
+            var (_, alice) = await SmokeUsers.UserAsync(proxy.Client(), "hpa");
+            using (var pause = Process.Start("kill", ["-STOP", nodes[0].ProcessId.ToString()])) await pause.WaitForExitAsync();
+            var paused = Stopwatch.StartNew();
+            // A request every 200 ms for 6 s. Round robin sends every other one to the paused node
+            // until the health checks (inter 1s, fall 2, timeout check 1s) pass it over; those wait
+            // for the API's server timeout (15 s), not the event streams' (60 s, the sample's old
+            // value for every request).
+            var requests = new List<Task<(double StartedAt, double Took, HttpStatusCode Status)>>();
+            while (paused.Elapsed < TimeSpan.FromSeconds(6))
+            {
+                requests.Add(TimedAsync(paused.Elapsed.TotalSeconds, () => alice.GetAsync("/api/me")));
+                await Task.Delay(200);
+            }
+            var answered = await Task.WhenAll(requests);
+            var report = string.Join("\n", answered.Select(a => $"+{a.StartedAt:F1} s: {(int)a.Status} in {a.Took:F2} s"));
+            Assert.All(answered, a => Assert.True(a.Status is HttpStatusCode.OK or HttpStatusCode.GatewayTimeout && a.Took < 17, report));
+            Assert.All(answered.Where(a => a.StartedAt >= 4), a => Assert.True(a.Status == HttpStatusCode.OK && a.Took < 2, report));
+            // Nothing was lost on the way: a send and a stream through the proxy work as before.
+            var stream = new EventReader(bob);
+            await stream.OpenAsync(null);
+            Assert.Equal(HttpStatusCode.Created, (await alice.PostAsJsonAsync("/api/messages", new { to = bobName, body = "while paused" })).StatusCode);
+            Assert.Contains("while paused", await stream.NextMessageAsync());
+            stream.Dispose();
+        }
+        finally
+        {
+            using (var resume = Process.Start("kill", ["-CONT", nodes[0].ProcessId.ToString()])) await resume.WaitForExitAsync();
+            await proxy.DisposeAsync();
+            foreach (var node in nodes) await node.StopAsync();
+        }
+
+        static async Task<(double, double, HttpStatusCode)> TimedAsync(double startedAt, Func<Task<HttpResponseMessage>> request)
+        {
+            var took = Stopwatch.StartNew();
+            using var response = await request();
+            return (startedAt, took.Elapsed.TotalSeconds, response.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task Behind_the_HAProxy_sample_a_quiet_event_stream_outlasts_the_api_server_timeout()
+    {
+        // No keep-alive for a minute: only the streams' own 60 s server timeout keeps it open.
+        var (nodes, proxy) = await BehindHaproxyAsync(app.RedisConnection, keepAlive: "00:01:00");
+        try
+        {
+            var (_, alice) = await SmokeUsers.UserAsync(proxy.Client(), "hqa");
+            var (bobName, bob) = await SmokeUsers.UserAsync(proxy.Client(), "hqb");
+            var stream = new EventReader(bob);
+            await stream.OpenAsync(null);
+            await Task.Delay(TimeSpan.FromSeconds(20));   // past the API's 15 s
+            Assert.Equal(HttpStatusCode.Created, (await alice.PostAsJsonAsync("/api/messages", new { to = bobName, body = "after a quiet while" })).StatusCode);
+            Assert.Contains("after a quiet while", await stream.NextMessageAsync());
+            stream.Dispose();
+        }
+        finally
+        {
+            await proxy.DisposeAsync();
+            foreach (var node in nodes) await node.StopAsync();
+        }
+    }
+
     /// <summary>Two AOT nodes behind the HAProxy sample, with only its addresses, ports, certificate and maxconn changed.</summary>
-    async Task<(AppProcess[] Nodes, ReverseProxy Proxy)> BehindHaproxyAsync(string redisConnection)
+    async Task<(AppProcess[] Nodes, ReverseProxy Proxy)> BehindHaproxyAsync(string redisConnection, string? keepAlive = null)
     {
         var settings = new Dictionary<string, string> { ["Network__TrustedProxies"] = "127.0.0.1/32", ["Registration__MaxPerAddress"] = "10000" };
+        if (keepAlive is not null) settings["Events__KeepAlive"] = keepAlive;
         var nodes = new[]
         {
             await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, redisConnection, app.MasterKeys, settings),
