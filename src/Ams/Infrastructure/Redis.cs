@@ -147,18 +147,32 @@ public sealed class ReplicatedWrites : IDisposable
 
     /// <summary>
     /// False when a master holding one of <paramref name="keys"/> came short of replicas in the
-    /// last 5 s: a write that may go to other keys (a new session's) goes elsewhere rather than
-    /// wait for a WAIT that will fail again.
+    /// last 5 s, or when these writes' routes name another master for one of them than the shared
+    /// connections do: a write that may go to other keys (a new session's) goes elsewhere rather
+    /// than wait for a WAIT that will fail again, or for a master the cluster has replaced.
     /// </summary>
     public bool MayConfirm(params RedisKey[] keys)
     {
-        if (own is null || shortOfReplicas.IsEmpty) return true;
+        if (own is null) return true;
         try
         {
-            return keys.All(key => !(shortOfReplicas.TryGetValue(own.GetServer(key, flags: CommandFlags.DemandMaster).EndPoint, out var at)
-                && Environment.TickCount64 - at < ShortOfReplicasFor));
+            foreach (var key in keys)
+            {
+                var master = own.GetServer(key, flags: CommandFlags.DemandMaster).EndPoint;
+                if (shortOfReplicas.TryGetValue(master, out var at) && Environment.TickCount64 - at < ShortOfReplicasFor) return false;
+                // These routes follow a failover only when a write here fails, the shared ones as
+                // soon as the circuit sees it: after a takeover a write here still went to the old,
+                // hung master and waited out its second (an outside check: sign-ins of 1–2 s).
+                var shared = this.shared.GetServer(key, flags: CommandFlags.DemandMaster).EndPoint;
+                if (master.GetType() == shared.GetType() && !master.Equals(shared))
+                {
+                    Reload();
+                    return false;
+                }
+            }
+            return true;
         }
-        catch (RedisException)
+        catch (Exception e) when (e is RedisException or InvalidOperationException)
         {
             return true;   // no master known for a slot: the write finds out
         }
