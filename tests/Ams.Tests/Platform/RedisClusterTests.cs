@@ -223,11 +223,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var name = Api.UniqueName("rt");
         await app.RegisterAsync(name);
         await app.LoginAsync(name);
-        var channel = await redis.Cluster.MasterOfAsync(Ams.Infrastructure.SessionStore.RevokedChannel.ToString());
-        var counters = await redis.Cluster.MasterOfAsync("ams:login-failures:{login}:any");
-        var hung = (await redis.Cluster.ReplicasAsync()).Select(pair => pair.Master).First(master => master != channel && master != counters);
-        var held = "ams:any:0";
-        for (var i = 1; await redis.Cluster.MasterOfAsync(held) != hung; i++) held = $"ams:any:{i}";
+        var (hung, held) = await SessionsOnlyMasterAsync();
         await WhileHungAsync(hung, async () =>
         {
             // The node's own calls see the hang, then the takeover (its circuit clears).
@@ -237,13 +233,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
             // A new session is written on connections of its own (Redis__Replicas), whose routes
             // still named the hung master: one landing on its shard waited out its second there
             // (an outside check: sign-ins of 1–2 s after each takeover).
-            for (var i = 0; i < 8; i++)
-            {
-                var took = System.Diagnostics.Stopwatch.StartNew();
-                var login = await app.PostAsync("/api/login", new { username = name, password = Api.Password }, null, null);
-                Assert.True(login.Status() == 200, $"sign-in {i + 1}: {login.Status()} {await login.ReadAsTextAsync()}");
-                Assert.True(took.Elapsed < Ams.Infrastructure.RedisCircuit.Budget, $"sign-in {i + 1} took {took.Elapsed.TotalMilliseconds:F0} ms");
-            }
+            await EightQuickSignInsAsync(app, name);
         });
     }
 
@@ -254,12 +244,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var name = Api.UniqueName("ri");
         await app.RegisterAsync(name);
         await app.LoginAsync(name);
-        // Neither the revocation channel's master nor the sign-in counters' one: only sessions go there.
-        var channel = await redis.Cluster.MasterOfAsync(Ams.Infrastructure.SessionStore.RevokedChannel.ToString());
-        var counters = await redis.Cluster.MasterOfAsync("ams:login-failures:{login}:any");
-        var hung = (await redis.Cluster.ReplicasAsync()).Select(pair => pair.Master).First(master => master != channel && master != counters);
-        var held = "ams:any:0";
-        for (var i = 1; await redis.Cluster.MasterOfAsync(held) != hung; i++) held = $"ams:any:{i}";
+        var (hung, held) = await SessionsOnlyMasterAsync();
         await WhileHungAsync(hung, async () =>
         {
             await PromotedAsync(held, hung);
@@ -278,8 +263,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         await using var app = await AppAsync();
         await app.GetAsync("/readyz", null, 200);
         var hung = await MasterBesidesTheRevocationChannelsAsync();
-        var held = "ams:any:0";   // a key of the paused master's, to see its slots move
-        for (var i = 1; await redis.Cluster.MasterOfAsync(held) != hung; i++) held = $"ams:any:{i}";
+        var held = await KeyOnAsync(hung);   // a key of the paused master's, to see its slots move
         await WhileHungAsync(hung, async () =>
         {
             // The keyless PING went to whichever master the client picked, the paused one too, so
@@ -300,8 +284,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         await using var app = await AppAsync();
         var circuit = app.Services.GetRequiredService<Ams.Infrastructure.RedisCircuit>();
         var hung = await MasterBesidesTheRevocationChannelsAsync();
-        var held = "ams:any:0";
-        for (var i = 1; await redis.Cluster.MasterOfAsync(held) != hung; i++) held = $"ams:any:{i}";
+        var held = await KeyOnAsync(hung);
         // A key on each of the other masters.
         var healthy = new List<string>();
         for (var i = 0; healthy.Count < 2; i++)
@@ -361,8 +344,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var counters = await redis.Cluster.MasterOfAsync("ams:login-failures:{login}:any");
         var shard = (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master != channel && pair.Master != counters);
         var (hung, replica) = (shard.Master, shard.Replica);
-        var held = "ams:any:0";
-        for (var i = 1; await redis.Cluster.MasterOfAsync(held) != hung; i++) held = $"ams:any:{i}";
+        var held = await KeyOnAsync(hung);
         redis.Cluster.Pause(replica);   // the shard stays away: no failover ends the test early
         redis.Cluster.Pause(hung);
         try
@@ -373,13 +355,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
             // sign-in was locked out for 15 minutes: an outside check, 5 × 503 then 429s.
             // And a new session goes to keys on the shards that answer: one on the hung shard waited
             // out its second before another token was tried (1–4 s, sometimes a 503, outside).
-            for (var i = 0; i < 8; i++)
-            {
-                var took = System.Diagnostics.Stopwatch.StartNew();
-                var login = await app.PostAsync("/api/login", new { username = name, password = Api.Password }, null, null);
-                Assert.True(login.Status() == 200, $"sign-in {i + 1}: {login.Status()} {await login.ReadAsTextAsync()}");
-                Assert.True(took.Elapsed < Ams.Infrastructure.RedisCircuit.Budget, $"sign-in {i + 1} took {took.Elapsed.TotalMilliseconds:F0} ms");
-            }
+            await EightQuickSignInsAsync(app, name);
         }
         finally
         {
@@ -437,8 +413,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var circuit = app.Services.GetRequiredService<Ams.Infrastructure.RedisCircuit>();
         var master = await MasterBesidesTheRevocationChannelsAsync();
         var shard = (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master == master);
-        var held = "ams:any:0";
-        for (var i = 1; await redis.Cluster.MasterOfAsync(held) != shard.Master; i++) held = $"ams:any:{i}";
+        var held = await KeyOnAsync(shard.Master);
         await circuit.CallAsync(held, db => db.StringSetAsync(held, "before"));
         // The replica takes the slots over with everything answering (a manual failover), and the
         // node's calls follow it there.
@@ -484,6 +459,35 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         }
         await Eventually.TrueAsync(() => !circuit.IsOpenFor(held), TimeSpan.FromSeconds(5));
         Assert.Equal("before", (string?)await circuit.CallAsync(held, db => db.StringGetAsync(held)));
+    }
+
+    // Neither the revocation channel's master nor the sign-in counters' one: only sessions go
+    // there. With a key it holds, to see its slots move.
+    async Task<(int Master, string Key)> SessionsOnlyMasterAsync()
+    {
+        var channel = await redis.Cluster.MasterOfAsync(Ams.Infrastructure.SessionStore.RevokedChannel.ToString());
+        var counters = await redis.Cluster.MasterOfAsync("ams:login-failures:{login}:any");
+        var master = (await redis.Cluster.ReplicasAsync()).Select(pair => pair.Master).First(master => master != channel && master != counters);
+        return (master, await KeyOnAsync(master));
+    }
+
+    async Task<string> KeyOnAsync(int master)
+    {
+        var key = "ams:any:0";
+        for (var i = 1; await redis.Cluster.MasterOfAsync(key) != master; i++) key = $"ams:any:{i}";
+        return key;
+    }
+
+    // Each 200 and each within a Redis call's budget: none waited on a hung or replaced master.
+    static async Task EightQuickSignInsAsync(IAlbaHost app, string name)
+    {
+        for (var i = 0; i < 8; i++)
+        {
+            var took = System.Diagnostics.Stopwatch.StartNew();
+            var login = await app.PostAsync("/api/login", new { username = name, password = Api.Password }, null, null);
+            Assert.True(login.Status() == 200, $"sign-in {i + 1}: {login.Status()} {await login.ReadAsTextAsync()}");
+            Assert.True(took.Elapsed < Ams.Infrastructure.RedisCircuit.Budget, $"sign-in {i + 1} took {took.Elapsed.TotalMilliseconds:F0} ms");
+        }
     }
 
     // Pauses the master for the test's part, then leaves the cluster whole again for the next test.
