@@ -293,9 +293,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
                 healthy.Add($"ams:other:{i}");
         // Its replica hangs too, so no failover ends the test early: the shard stays away.
         var replica = (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master == hung).Replica;
-        redis.Cluster.Pause(replica);
-        redis.Cluster.Pause(hung);
-        try
+        await WhileHungAsync(hung, replica: replica, during: async () =>
         {
             // One circuit for the whole cluster failed every call of the node at once after each
             // trip, the other shards' too, until its probe heard a master (an outside check).
@@ -320,14 +318,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
                 await Task.Delay(20);
             }
             Assert.True(calls > 20, $"only {calls} rounds in 3 s");
-        }
-        finally
-        {
-            redis.Cluster.Resume(hung);
-            redis.Cluster.Resume(replica);
-            await redis.Cluster.WaitUntilHealthyAsync(6);
-            await redis.Cluster.WaitUntilReplicasSyncedAsync();
-        }
+        });
         // Its probe hears it again, and calls to it go through.
         await Eventually.TrueAsync(() => !circuit.IsOpenFor(held), TimeSpan.FromSeconds(5));
         await circuit.CallAsync(held, db => db.StringGetAsync(held));
@@ -345,9 +336,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var shard = (await redis.Cluster.ReplicasAsync()).First(pair => pair.Master != channel && pair.Master != counters);
         var (hung, replica) = (shard.Master, shard.Replica);
         var held = await KeyOnAsync(hung);
-        redis.Cluster.Pause(replica);   // the shard stays away: no failover ends the test early
-        redis.Cluster.Pause(hung);
-        try
+        await WhileHungAsync(hung, replica: replica, during: async () =>
         {
             await Assert.ThrowsAnyAsync<StackExchange.Redis.RedisException>(() => circuit.CallAsync(held, db => db.StringGetAsync(held)));
             // A sign-in clears the account's failure count when the password is right. Made while
@@ -356,14 +345,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
             // And a new session goes to keys on the shards that answer: one on the hung shard waited
             // out its second before another token was tried (1–4 s, sometimes a 503, outside).
             await EightQuickSignInsAsync(app, name);
-        }
-        finally
-        {
-            redis.Cluster.Resume(hung);
-            redis.Cluster.Resume(replica);
-            await redis.Cluster.WaitUntilHealthyAsync(6);
-            await redis.Cluster.WaitUntilReplicasSyncedAsync();
-        }
+        });
     }
 
     [Fact]
@@ -377,10 +359,8 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         for (var i = 0; tokens.Count < 3; i++)
             if ("ams_" + i.ToString("D43", System.Globalization.CultureInfo.InvariantCulture) is var token && await redis.Cluster.MasterOfAsync(SessionKeyOf(token)) == hung)
                 tokens.Add(token);
-        redis.Cluster.Pause(replica);   // the shard stays away: no failover ends the outage early
-        redis.Cluster.Pause(hung);
         var refused = 0;
-        try
+        await WhileHungAsync(hung, replica: replica, during: async () =>
         {
             // The other masters answer a PING: an outside check saw the outage logged as ending and
             // starting again about once a second while one shard hung.
@@ -394,14 +374,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
             var start = Assert.Single(logs.Lines, l => l.StartsWith("Warning Ams.Infrastructure.Outages: Redis is unreachable (", StringComparison.Ordinal));
             Assert.Contains($"Redis at 127.0.0.1:{hung} is not answering", start);
             Assert.DoesNotContain(logs.Lines, l => l.Contains("Outages: Redis is reachable again", StringComparison.Ordinal));
-        }
-        finally
-        {
-            redis.Cluster.Resume(hung);
-            redis.Cluster.Resume(replica);
-            await redis.Cluster.WaitUntilHealthyAsync(6);
-            await redis.Cluster.WaitUntilReplicasSyncedAsync();
-        }
+        });
         await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("Outages: Redis is reachable again", StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
         Assert.EndsWith($"; {refused} requests were refused meanwhile", Assert.Single(logs.Lines, l => l.Contains("Outages: Redis is reachable again", StringComparison.Ordinal)));
     }
@@ -436,9 +409,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         // cluster from before the failover names the old master as their owner, alive: an outside
         // check saw a mark cleared on such a view 0.9 s before a real election, and calls to the
         // hung master then took their whole second again.
-        redis.Cluster.Pause(replaced);
-        redis.Cluster.Pause(hung);
-        try
+        await WhileHungAsync(hung, replica: replaced, during: async () =>
         {
             await Assert.ThrowsAnyAsync<StackExchange.Redis.RedisException>(() => circuit.CallAsync(held, db => db.StringGetAsync(held)));
             var until = DateTime.UtcNow.AddSeconds(3);
@@ -449,14 +420,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
                 Assert.True(fast.Elapsed < TimeSpan.FromMilliseconds(200), $"a call to the hung master took {fast.Elapsed.TotalMilliseconds:F0} ms after it was marked");
                 await Task.Delay(20);
             }
-        }
-        finally
-        {
-            redis.Cluster.Resume(hung);
-            redis.Cluster.Resume(replaced);
-            await redis.Cluster.WaitUntilHealthyAsync(6);
-            await redis.Cluster.WaitUntilReplicasSyncedAsync();
-        }
+        });
         await Eventually.TrueAsync(() => !circuit.IsOpenFor(held), TimeSpan.FromSeconds(5));
         Assert.Equal("before", (string?)await circuit.CallAsync(held, db => db.StringGetAsync(held)));
     }
@@ -491,8 +455,10 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
     }
 
     // Pauses the master for the test's part, then leaves the cluster whole again for the next test.
-    async Task WhileHungAsync(int master, Func<Task> during)
+    // With its replica paused first, the whole shard stays away: no failover ends the test early.
+    async Task WhileHungAsync(int master, Func<Task> during, int? replica = null)
     {
+        if (replica is { } paused) redis.Cluster.Pause(paused);
         redis.Cluster.Pause(master);   // connections stay open, nothing answers: only timeouts tell
         try
         {
@@ -501,6 +467,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         finally
         {
             redis.Cluster.Resume(master);
+            if (replica is { } resumed) redis.Cluster.Resume(resumed);
             await redis.Cluster.WaitUntilHealthyAsync(6);
             await redis.Cluster.WaitUntilReplicasSyncedAsync();
         }
