@@ -131,6 +131,8 @@ public sealed class MariaDbCircuit(MariaDb db, IHostApplicationLifetime lifetime
             return;   // the node is stopping
         }
         var (seconds, count) = (Stopwatch.GetElapsedTime(Volatile.Read(ref openedAt)).TotalSeconds, Interlocked.Read(ref refused));
+        // Connections from before the hang may be dead by now (a server killed while it hung).
+        await db.ForgetConnectionsAsync();
         Volatile.Write(ref open, 0);
         logger.LogInformation("MariaDB answers again after {Seconds:F1} s; requests go through ({Refused} were refused at once meanwhile)", seconds, count);
     }
@@ -185,6 +187,7 @@ public sealed class MariaDbWatch(MariaDb db, MariaDbCircuit circuit, ILogger<Mar
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var connections = new MySqlConnection?[db.Hosts.Count];
+        var failing = new bool[db.Hosts.Count];
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -224,6 +227,7 @@ public sealed class MariaDbWatch(MariaDb db, MariaDbCircuit circuit, ILogger<Mar
                 await using var select = new MySqlCommand("SELECT 1", connections[i]);
                 await select.ExecuteScalarAsync(stoppingToken);
                 host.Unreachable = false;
+                await NowFailingAsync(false);
                 return null;
             }
             catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
@@ -233,7 +237,17 @@ public sealed class MariaDbWatch(MariaDb db, MariaDbCircuit circuit, ILogger<Mar
                 // A host that takes no connection, or refuses the question (a Galera node outside the
                 // primary component), cannot serve; one that is slow to answer may yet.
                 host.Unreachable = !opened || !MariaDbCircuit.IsTimeout(e);
+                await NowFailingAsync(true);
                 return e;
+            }
+
+            // The pool's connections may not have outlived the change (a server killed, restarted,
+            // or killed while it hung), and nothing tries one before a request gets it.
+            async Task NowFailingAsync(bool failed)
+            {
+                if (failing[i] == failed) return;
+                failing[i] = failed;
+                await host.ForgetConnectionsAsync();
             }
         }
     }

@@ -34,6 +34,9 @@ public sealed class Outages(MariaDb db, RedisCircuit redisCircuit, MariaDbCircui
         var outage = current.GetOrAdd(backend, _ => new Outage(time.GetUtcNow()));
         if (Interlocked.Increment(ref outage.Refused) == 1)
         {
+            // The first request to meet a dead connection (a server that restarted) is the last:
+            // the pool's others are as dead, and pooled connections are not tried before use.
+            if (backend == MariaDb) _ = db.ForgetConnectionsAsync();
             logger.LogWarning("{Backend} is unreachable ({Error}); requests that need it answer 503 until it is back", backend, exception.Message);
             _ = Task.Run(() => WatchAsync(backend, outage));
         }
@@ -45,6 +48,9 @@ public sealed class Outages(MariaDb db, RedisCircuit redisCircuit, MariaDbCircui
     {
         // MySqlConnector's own errors (no SQLSTATE): cannot connect (1042), connection lost, timeouts.
         MySqlException { SqlState: null } or MariaDbNotAnsweringException => MariaDb,
+        // A connection the server closed, met outside a command (BeginTransaction reads its reply
+        // itself): a restarted server, found by the first request to take a connection from before.
+        MySqlEndOfStreamException => MariaDb,
         // A Galera node out of the cluster's primary component refuses every query until it rejoins
         // ("WSREP has not yet prepared node for application use"), and one rejoining holds locks
         // while it catches up: the server's errors, but its state, not a fault of the request.

@@ -52,7 +52,8 @@ public static class ProblemResponses
     {
         BadHttpRequestException bad => bad.StatusCode,
         PasswordHashingBusyException => StatusCodes.Status503ServiceUnavailable,
-        StackExchange.Redis.RedisException or MySqlConnector.MySqlException or MariaDbNotAnsweringException or TimeoutException => StatusCodes.Status503ServiceUnavailable,
+        StackExchange.Redis.RedisException or MySqlConnector.MySqlException or MySqlConnector.MySqlEndOfStreamException
+            or MariaDbNotAnsweringException or TimeoutException => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status500InternalServerError,
     };
 

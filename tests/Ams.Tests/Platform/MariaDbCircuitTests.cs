@@ -12,7 +12,7 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
     [Fact]
     public async Task Once_a_request_ran_out_of_time_on_a_hung_MariaDB_the_next_ones_answer_503_at_once_until_it_answers()
     {
-        // A pooled open (its reset) gives up after 3 s here, not the default 15.
+        // A query on a pooled connection gives up after 3 s here (and 2 s for its KILL QUERY), not the default 30.
         await using var own = await GroupCommitTests.OwnMariaDbAsync(services, "Connect Timeout=3;Default Command Timeout=3;");
         var (mariadb, app, logs, alice, bob, direct) = own;
         var circuit = own.Circuit;

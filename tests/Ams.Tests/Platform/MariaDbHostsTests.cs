@@ -191,9 +191,9 @@ public sealed class MariaDbHostsTests(Services services) : IClassFixture<Service
     public async Task Each_host_of_a_list_gets_at_most_5_s_of_the_connect_timeout_and_a_single_server_all_of_it()
     {
         await using var list = new MariaDb("Server=db1,db2;LoadBalance=FailOver;Connect Timeout=15;Database=ams");
-        Assert.All(list.Hosts, host => Assert.Equal(5u, new MySqlConnector.MySqlConnectionStringBuilder(host.Source.ConnectionString).ConnectionTimeout));
+        Assert.All(list.Hosts, host => Assert.Equal(5u, new MySqlConnector.MySqlConnectionStringBuilder(host.ConnectionString).ConnectionTimeout));
         await using var single = new MariaDb("Server=db1;Connect Timeout=15;Database=ams");
-        Assert.Equal(15u, new MySqlConnector.MySqlConnectionStringBuilder(Assert.Single(single.Hosts).Source.ConnectionString).ConnectionTimeout);
+        Assert.Equal(15u, new MySqlConnector.MySqlConnectionStringBuilder(Assert.Single(single.Hosts).ConnectionString).ConnectionTimeout);
     }
 
     [Fact]

@@ -47,7 +47,7 @@ static class Sql
             if (connection.State == System.Data.ConnectionState.Open)
                 try
                 {
-                    await using var rollback = new MySqlCommand("ROLLBACK", connection);
+                    await using var rollback = new MySqlCommand($"ROLLBACK; {DefaultSession}", connection);
                     await rollback.ExecuteNonQueryAsync();
                 }
                 catch (MySqlException)
@@ -57,6 +57,13 @@ static class Sql
             throw;
         }
     }
+
+    /// <summary>
+    /// Round trip 1's session settings undone, in the round trip that ends the transaction: pooled
+    /// connections are not reset (see MariaDb.Host), and the next user of this one would otherwise
+    /// autocommit nothing.
+    /// </summary>
+    const string DefaultSession = "SET SESSION autocommit = 1, innodb_lock_wait_timeout = DEFAULT";
 
     static async Task<Stored?[]> StoreInTransactionAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now)
     {
@@ -82,10 +89,10 @@ static class Sql
         var sentAt = new DateTime[batch.Count];
         var members = new Dictionary<long, List<long>>();
         var names = new Dictionary<long, MemberView>();
-        // The session settings ride in round trip 1 rather than a round trip of their own when the
-        // writer takes a connection from the pool (which resets them): at a few hundred sends a
-        // second most batches start an idle writer. A conversation locked elsewhere holds up this
-        // node's sends (one writer for all of them) for seconds, not the 50 s default.
+        // The session settings ride in round trip 1, and are undone in the last (DefaultSession),
+        // rather than round trips of their own: at a few hundred sends a second most batches start
+        // an idle writer. A conversation locked elsewhere holds up this node's sends (one writer
+        // for all of them) for seconds, not the 50 s default.
         await using (var first = new MySqlCommand($"""
             SET SESSION autocommit = 0, innodb_lock_wait_timeout = 5;
             START TRANSACTION;
@@ -133,7 +140,7 @@ static class Sql
         var stored = new Stored?[batch.Count];
         if (ids.All(id => id == 0))
         {
-            await using var commit = new MySqlCommand("COMMIT", connection);
+            await using var commit = new MySqlCommand($"COMMIT; {DefaultSession}", connection);
             await commit.ExecuteNonQueryAsync();
             return stored;
         }
@@ -233,7 +240,7 @@ static class Sql
             while (await reader.NextResultAsync()) { }   // an error reported after the last result throws here
             if (found != n) throw new AbortedUnderBatch(n, found);
         }
-        await using (var commit = new MySqlCommand("COMMIT", connection))
+        await using (var commit = new MySqlCommand($"COMMIT; {DefaultSession}", connection))
             await commit.ExecuteNonQueryAsync();
         var seqOf = new Dictionary<(long User, long Message), long>(events.Count);
         for (var e = 0; e < events.Count; e++) seqOf[(events[e].UserId, events[e].SubjectId)] = numbers[e];

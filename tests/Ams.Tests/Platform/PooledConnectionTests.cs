@@ -1,0 +1,120 @@
+using Ams.Infrastructure;
+using Ams.Tests.Messaging;
+using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using MySqlConnector;
+
+namespace Ams.Tests.Platform;
+
+/// <summary>
+/// The node's MariaDB pool hands a connection out again as it was left, without a reset (which
+/// would cost Galera its causal reads, see MariaDb.Host): nothing may leave session state behind,
+/// and a connection the server dropped must not reach a request.
+/// </summary>
+public sealed class PooledConnectionTests(Services services) : IClassFixture<Services>
+{
+    /// <summary>Every connection the pool holds idle (and more, new): each has the server's session defaults.</summary>
+    static async Task AssertEveryPooledConnectionHasTheDefaultsAsync(IAlbaHost app)
+    {
+        var db = app.Services.GetRequiredService<MariaDb>();
+        var connections = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => db.OpenConnectionAsync().AsTask()));
+        try
+        {
+            foreach (var connection in connections)
+            {
+                await using var settings = new MySqlCommand(
+                    "SELECT CONCAT(@@session.autocommit + 0, ' ', @@session.innodb_lock_wait_timeout, ' ', @@in_transaction)", connection);
+                Assert.Equal("1 50 0", await settings.ExecuteScalarAsync());
+            }
+        }
+        finally
+        {
+            foreach (var connection in connections) await connection.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task The_send_writer_leaves_no_session_setting_on_a_pooled_connection_after_commits_or_refused_batches()
+    {
+        await using var own = await GroupCommitTests.OwnMariaDbAsync(services, "");
+        var (_, app, logs, alice, bob, direct) = own;
+
+        for (var i = 0; i < 3; i++) await app.SendAsync(i % 2 == 0 ? alice : bob, direct, $"plain {i}");
+        await Task.Delay(TimeSpan.FromMilliseconds(300));   // the writer waits 50 ms for another send, then hands its connection back
+        await AssertEveryPooledConnectionHasTheDefaultsAsync(app);
+
+        // Racing repeats of one send: a batch refused for the duplicate key and rolled back, then
+        // its sends written one by one, all but the first refused again.
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => app.Scenario(s =>
+        {
+            s.Post.Json(new { conversationId = direct, body = "raced" }).ToUrl("/api/messages");
+            s.WithBearerToken(alice.Token);
+            s.ConfigureHttpContext(c => c.Request.Headers["Idempotency-Key"] = "pooled");
+            s.StatusCodeShouldBe(201);
+        })));
+        Assert.Single((await Task.WhenAll(answers.Select(async a => (await a.JsonAsync()).Id()))).Distinct());
+        Assert.Contains(logs.Lines, line => line.Contains("refused (DuplicateKeyEntry)", StringComparison.Ordinal));
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        await AssertEveryPooledConnectionHasTheDefaultsAsync(app);
+    }
+
+    [Fact]
+    public async Task After_MariaDB_restarts_no_request_gets_a_connection_from_before()
+    {
+        await using var own = await GroupCommitTests.OwnMariaDbAsync(services, "");
+        var (mariadb, app, _, alice, bob, direct) = own;
+        Task<int> AnyRequestAsync(int i) => i % 4 == 0
+            ? app.PostAsync("/api/messages", new { conversationId = direct, body = $"after {i}" }, bob.Token, null).ContinueWith(t => t.Result.Status())
+            : app.GetAsync("/api/conversations", alice.Token, null).ContinueWith(t => t.Result.Status());
+
+        async Task RestartWithAFullPoolAsync()
+        {
+            // Twenty requests at once leave as many idle connections in the pool.
+            Assert.All(await Task.WhenAll(Enumerable.Range(0, 20).Select(AnyRequestAsync)), status => Assert.True(status is 200 or 201));
+            await Task.Delay(TimeSpan.FromSeconds(1.5));   // the node's watch (once a second) holds a connection of its own
+            await mariadb.StopAsync();
+            await mariadb.StartAgainAsync();
+        }
+
+        // Once the watch has seen the restart (its own connection died with the server), none.
+        await RestartWithAFullPoolAsync();
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 20).Select(AnyRequestAsync));
+        Assert.True(statuses.All(status => status is 200 or 201), $"twenty requests at once after the restart: {string.Join(", ", statuses)}");
+
+        // At once, before the watch's next turn most likely: the first request to meet a connection
+        // from before the restart fails, and the others it left in the pool go with it. (The outage
+        // is counted as its answer goes out: the next request may meet one more.)
+        await RestartWithAFullPoolAsync();
+        var first = new List<int>();
+        for (var i = 0; i < 10; i++) first.Add(await AnyRequestAsync(i + 1));
+        Assert.True(first.Count(status => status is not (200 or 201)) <= 2, $"requests one by one right after the restart: {string.Join(", ", first)}");
+    }
+
+    [Fact]
+    public async Task Connections_in_use_answer_while_the_pool_is_forgotten_over_and_over()
+    {
+        await using var db = new MariaDb(services.MariaDb.ConnectionString(services.Database));
+        using var stop = new CancellationTokenSource();
+        var forgetting = Task.Run(async () =>
+        {
+            var times = 0;
+            for (; !stop.IsCancellationRequested; times++) await db.ForgetConnectionsAsync();
+            return times;
+        });
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            var answered = 0;
+            for (var i = 0; i < 150; i++)
+            {
+                await using var connection = await db.OpenConnectionAsync();
+                await using var select = new MySqlCommand("SELECT 1", connection);
+                answered += Convert.ToInt32(await select.ExecuteScalarAsync());
+            }
+            return answered;
+        })));
+        await stop.CancelAsync();
+        Assert.Equal(8 * 150, answers.Sum());
+        Assert.True(await forgetting > 10, "the pool was hardly forgotten while connections opened");
+    }
+}
