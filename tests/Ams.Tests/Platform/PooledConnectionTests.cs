@@ -33,6 +33,15 @@ public sealed class PooledConnectionTests(Services services) : IClassFixture<Ser
         }
     }
 
+    [Theory]
+    [InlineData("Server=127.0.0.1;Connection Reset=true;Database=ams")]
+    [InlineData("Server=db1,db2,db3;LoadBalance=FailOver;ConnectionReset=True;Database=ams")]
+    public async Task No_pool_resets_its_connections_even_when_the_connection_string_asks(string connectionString)
+    {
+        await using var db = new MariaDb(connectionString);
+        Assert.All(db.Hosts, host => Assert.False(new MySqlConnectionStringBuilder(host.ConnectionString).ConnectionReset));
+    }
+
     [Fact]
     public async Task The_send_writer_leaves_no_session_setting_on_a_pooled_connection_after_commits_or_refused_batches()
     {
