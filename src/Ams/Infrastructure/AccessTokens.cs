@@ -53,7 +53,7 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
             INSERT INTO access_tokens (user_id, name, token_hash, created_at, expires_at)
             VALUES (@UserId, @Name, @hash, @CreatedAt, @ExpiresAt);
             SELECT LAST_INSERT_ID();
-            """, new { row.UserId, row.Name, hash = HashOf(token), row.CreatedAt, row.ExpiresAt });
+            """, new { row.UserId, row.Name, hash = HashOf(token), row.CreatedAt, row.ExpiresAt }, commandTimeout: connection.CommandTimeout());
         return (token, row);
     }
 
@@ -63,7 +63,7 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
         return (await connection.QueryAsync<AccessTokenRow>("""
             SELECT id AS Id, user_id AS UserId, name AS Name, created_at AS CreatedAt, expires_at AS ExpiresAt, last_used_at AS LastUsedAt
             FROM access_tokens WHERE user_id = @userId AND (expires_at IS NULL OR expires_at > @now) ORDER BY id DESC
-            """, new { userId, now = time.UtcNowMillis() })).ToList();
+            """, new { userId, now = time.UtcNowMillis() }, commandTimeout: connection.CommandTimeout())).ToList();
     }
 
     /// <summary>The token's session, or null when it is unknown, revoked or expired.</summary>
@@ -86,12 +86,12 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
 
         await using var connection = await db.OpenConnectionAsync();
         var row = await connection.QuerySingleOrDefaultAsync<AccessTokenRow>(
-            "SELECT id AS Id, user_id AS UserId, expires_at AS ExpiresAt FROM access_tokens WHERE token_hash = @hash", new { hash });
+            "SELECT id AS Id, user_id AS UserId, expires_at AS ExpiresAt FROM access_tokens WHERE token_hash = @hash", new { hash }, commandTimeout: connection.CommandTimeout());
         if (row is null) return null;
         var session = new Session(SessionIdOf(row.Id), row.UserId,
             row.ExpiresAt is { } e2 ? new DateTimeOffset(DateTime.SpecifyKind(e2, DateTimeKind.Utc)) : DateTimeOffset.MaxValue, IsAccessToken: true);
         if (session.ExpiresAt <= now) return null;
-        await connection.ExecuteAsync("UPDATE access_tokens SET last_used_at = @now WHERE id = @id", new { id = row.Id, now = time.UtcNowMillis() });
+        await connection.ExecuteAsync("UPDATE access_tokens SET last_used_at = @now WHERE id = @id", new { id = row.Id, now = time.UtcNowMillis() }, commandTimeout: connection.CommandTimeout());
         try
         {
             // NX: a revocation's tombstone written meanwhile wins.
@@ -110,7 +110,7 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
         await using var connection = await db.OpenConnectionAsync();
         return await connection.ExecuteScalarAsync<long>(
             "SELECT COUNT(*) FROM access_tokens WHERE id = @id AND (expires_at IS NULL OR expires_at > @now)",
-            new { id, now = time.UtcNowMillis() }) > 0;
+            new { id, now = time.UtcNowMillis() }, commandTimeout: connection.CommandTimeout()) > 0;
     }
 
     /// <summary>Revokes one of the user's tokens; false when the user has no such token.</summary>
@@ -118,9 +118,9 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
     {
         await using var connection = await db.OpenConnectionAsync();
         var hashes = (await connection.QueryAsync<string>("SELECT token_hash FROM access_tokens WHERE id = @tokenId AND user_id = @userId",
-            new { tokenId, userId })).ToList();
+            new { tokenId, userId }, commandTimeout: connection.CommandTimeout())).ToList();
         if (hashes.Count == 0) return false;
-        await connection.ExecuteAsync("DELETE FROM access_tokens WHERE id = @tokenId AND user_id = @userId", new { tokenId, userId });
+        await connection.ExecuteAsync("DELETE FROM access_tokens WHERE id = @tokenId AND user_id = @userId", new { tokenId, userId }, commandTimeout: connection.CommandTimeout());
         await ForgetAsync(hashes, [tokenId]);
         return true;
     }
@@ -130,10 +130,10 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
     {
         await using var connection = await db.OpenConnectionAsync();
         var rows = (await connection.QueryAsync<AccessTokenRow>("SELECT id AS Id, name AS Name FROM access_tokens WHERE user_id = @userId",
-            new { userId })).ToList();
+            new { userId }, commandTimeout: connection.CommandTimeout())).ToList();
         if (rows.Count == 0) return;
-        var hashes = (await connection.QueryAsync<string>("SELECT token_hash FROM access_tokens WHERE user_id = @userId", new { userId })).ToList();
-        await connection.ExecuteAsync("DELETE FROM access_tokens WHERE user_id = @userId", new { userId });
+        var hashes = (await connection.QueryAsync<string>("SELECT token_hash FROM access_tokens WHERE user_id = @userId", new { userId }, commandTimeout: connection.CommandTimeout())).ToList();
+        await connection.ExecuteAsync("DELETE FROM access_tokens WHERE user_id = @userId", new { userId }, commandTimeout: connection.CommandTimeout());
         await ForgetAsync(hashes, rows.Select(r => r.Id).ToList());
     }
 

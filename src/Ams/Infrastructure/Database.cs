@@ -27,6 +27,15 @@ public static class Database
         return changed;
     }
 
+    /// <summary>
+    /// The connection's <c>Default Command Timeout</c>, for every Dapper call: Dapper.AOT's
+    /// interceptors set a command's timeout to the call's <c>commandTimeout</c> or else to 0, which
+    /// is no timeout at all, and a query on a hung MariaDB waited for as long as it hung (an outside
+    /// check: reads in flight still waiting after 70 s). Not for the migrations: a schema change on a
+    /// large table may rightly take minutes.
+    /// </summary>
+    public static int CommandTimeout(this MySqlConnection connection) => new MySqlCommand { Connection = connection }.CommandTimeout;
+
     public static IServiceCollection AddDatabase(this IServiceCollection services, IConfiguration config)
     {
         var connectionString = config.GetConnectionString("MariaDb");

@@ -26,7 +26,11 @@ public sealed class MariaDb : IAsyncDisposable
             // So nothing may leave session state on a connection (the send writer puts its
             // settings back itself), and the reset's other service, finding a connection the
             // server dropped, is the watch's and the outage log's: see ForgetConnectionsAsync.
-            ConnectionString = new MySqlConnectionStringBuilder(settings.ConnectionString) { ConnectionReset = false }.ConnectionString;
+            // And a command past its timeout closes its connection rather than cancel the query with a
+            // KILL QUERY: MySqlConnector sends that on a new connection, synchronously, from its one
+            // timer thread, so with a hung server each waits its own connect timeout after the
+            // others' (requests on a paused test server waited over 60 s for their 3 s timeout).
+            ConnectionString = new MySqlConnectionStringBuilder(settings.ConnectionString) { ConnectionReset = false, CancellationTimeout = -1 }.ConnectionString;
             // Not from the pool: a pooled connection to a hung server would hang its reset, and the
             // pool may be spent by the requests that are waiting. No cancellation round: a command
             // past its timeout would otherwise wait 2 s more for a KILL QUERY the hung server cannot

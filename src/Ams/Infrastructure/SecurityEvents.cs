@@ -63,7 +63,7 @@ public sealed class SecurityEvents(MariaDb db, StackExchange.Redis.IConnectionMu
             await connection.ExecuteAsync("""
                 INSERT INTO security_events (user_id, at, kind, address, user_agent)
                 VALUES (@userId, @at, @kind, @address, @userAgent)
-                """, new { userId, at = time.UtcNowMillis(), kind, address, userAgent });
+                """, new { userId, at = time.UtcNowMillis(), kind, address, userAgent }, commandTimeout: connection.CommandTimeout());
         }
         catch (Exception e) when (e is MySqlException or InvalidOperationException or TimeoutException)
         {

@@ -40,7 +40,7 @@ public static class Users
     public static async Task<UserRow?> FindByIdAsync(MariaDb db, long id, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {RowColumns} FROM users WHERE id = @id", new { id });
+        return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {RowColumns} FROM users WHERE id = @id", new { id }, commandTimeout: connection.CommandTimeout());
     }
 
     /// <summary>The signed-in user of a page that anonymous visitors may also reach, or null.</summary>

@@ -25,10 +25,10 @@ static class Sql
             SELECT c.kind AS Kind, c.last_message_id AS LastMessageId
             FROM conversations c JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = @callerId
             WHERE c.id = @conversationId FOR UPDATE
-            """, new { callerId, conversationId }, transaction);
+            """, new { callerId, conversationId }, transaction, commandTimeout: connection.CommandTimeout());
         if (conversation is null) return (Outcome.NotFound, null);
         var userId = Users.CouldExist(username)
-            ? await connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username }, transaction)
+            ? await connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username }, transaction, commandTimeout: connection.CommandTimeout())
             : null;
         if (userId is null) return (Outcome.UnknownUser, null);
         if (conversation.Kind != "group") return (Outcome.NotAGroup, null);
@@ -36,13 +36,13 @@ static class Sql
         var count = await connection.QuerySingleAsync<CountRow>("""
             SELECT COUNT(*) AS Members, CAST(COALESCE(SUM(user_id = @userId), 0) AS SIGNED) AS Already
             FROM conversation_members WHERE conversation_id = @conversationId
-            """, new { conversationId, userId }, transaction);
+            """, new { conversationId, userId }, transaction, commandTimeout: connection.CommandTimeout());
         if (count.Already > 0) return (Outcome.AlreadyMember, null);
         if (count.Members >= maxMembers) return (Outcome.Full, null);
         var added = await connection.ExecuteAsync("""
             INSERT IGNORE INTO conversation_members (conversation_id, user_id, joined_after_message_id, last_read_message_id, joined_at)
             VALUES (@conversationId, @userId, @last, @last, @now)
-            """, new { conversationId, userId, last = conversation.LastMessageId, now }, transaction);
+            """, new { conversationId, userId, last = conversation.LastMessageId, now }, transaction, commandTimeout: connection.CommandTimeout());
         if (added != 1)
         {
             await transaction.CommitAsync();
@@ -50,7 +50,7 @@ static class Sql
         }
         var members = (await connection.QueryAsync<long>(
             "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id",
-            new { conversationId }, transaction)).ToArray();
+            new { conversationId }, transaction, commandTimeout: connection.CommandTimeout())).ToArray();
         var seqs = await EventLog.AppendAsync(connection, transaction,
             members.Select(m => new NewEvent(m, ConversationEvents.Kind, conversationId, conversationId, callerId)).ToList(), now);
         await transaction.CommitAsync();

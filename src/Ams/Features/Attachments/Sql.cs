@@ -10,7 +10,7 @@ static class Sql
 {
     /// <summary>What the user's files occupy now (sent, unsent and still arriving).</summary>
     public static Task<long> UsedBytesAsync(MySqlConnection connection, long userId) =>
-        connection.QuerySingleAsync<long>("SELECT CAST(COALESCE(SUM(size), 0) AS SIGNED) FROM attachments WHERE uploader_id = @userId", new { userId });
+        connection.QuerySingleAsync<long>("SELECT CAST(COALESCE(SUM(size), 0) AS SIGNED) FROM attachments WHERE uploader_id = @userId", new { userId }, commandTimeout: connection.CommandTimeout());
 
     /// <summary>The attachment's row and its data key in one transaction; returns its id.</summary>
     public static async Task<long> BeginAsync(MySqlConnection connection, long uploaderId, Envelope.PendingKey key, byte[] noncePrefix, DateTime now)
@@ -52,7 +52,7 @@ static class Sql
                 OR EXISTS (SELECT 1 FROM messages m
                     JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = @userId
                     WHERE m.id = a.message_id AND m.deleted_at IS NULL AND m.id > cm.joined_after_message_id))
-            """, new { id, userId })).FirstOrDefault();
+            """, new { id, userId }, commandTimeout: connection.CommandTimeout())).FirstOrDefault();
 
     /// <summary>Uploads never sent within the lifetime, and uploads interrupted long ago.</summary>
     public static async Task<List<long>> ExpiredAsync(MySqlConnection connection, DateTime unsentBefore, DateTime uploadingBefore, int limit) =>
@@ -61,5 +61,5 @@ static class Sql
             WHERE ((message_id IS NULL OR message_id = 0) AND created_at < @unsentBefore)
                OR (state = 'uploading' AND created_at < @uploadingBefore)
             ORDER BY id LIMIT @limit
-            """, new { unsentBefore, uploadingBefore, limit })).ToList();
+            """, new { unsentBefore, uploadingBefore, limit }, commandTimeout: connection.CommandTimeout())).ToList();
 }

@@ -11,6 +11,6 @@ static class Sql
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.ExecuteAsync("UPDATE users SET password_hash = @newHash WHERE id = @id AND password_hash = @oldHash",
-            new { id, oldHash, newHash }) == 1;
+            new { id, oldHash, newHash }, commandTimeout: connection.CommandTimeout()) == 1;
     }
 }

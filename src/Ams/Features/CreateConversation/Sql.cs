@@ -16,7 +16,7 @@ static class Sql
     public static async Task<List<UserIdRow>> FindUsersAsync(MySqlConnection connection, string[] usernames) =>
         (await connection.QueryAsync<UserIdRow>(
             $"SELECT u.id AS Id, u.username AS Username FROM {SqlLists.NamesTable} JOIN users u ON u.username = names.name",
-            new { names = SqlLists.Names(usernames) })).ToList();
+            new { names = SqlLists.Names(usernames) }, commandTimeout: connection.CommandTimeout())).ToList();
 
     /// <summary>A new group owned by its creator, the first of <paramref name="memberIds"/>.</summary>
     public static async Task<long> CreateGroupAsync(MySqlConnection connection, string? title, long[] memberIds, DateTime now)

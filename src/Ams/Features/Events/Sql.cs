@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using Dapper;
 using MySqlConnector;
@@ -23,7 +24,7 @@ static class Sql
             SELECT seq AS Seq, kind AS Kind, conversation_id AS ConversationId, subject_id AS SubjectId, actor_id AS ActorId
             FROM events WHERE user_id = @userId AND seq > @afterSeq
             ORDER BY seq LIMIT 500
-            """, new { userId, afterSeq }))
+            """, new { userId, afterSeq }, commandTimeout: connection.CommandTimeout()))
         .Select(r => new StoredEvent(r.Seq, r.Kind, r.ConversationId, r.SubjectId, r.ActorId)).ToList();
 
     /// <summary>
@@ -38,6 +39,6 @@ static class Sql
             SELECT c.id FROM {Ams.Infrastructure.SqlLists.IdsTable} JOIN conversations c ON c.id = ids.id
             LEFT JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = @userId
             WHERE cm.user_id IS NULL
-            """, new { ids = Ams.Infrastructure.SqlLists.Ids(ids), userId })).ToHashSet();
+            """, new { ids = Ams.Infrastructure.SqlLists.Ids(ids), userId }, commandTimeout: connection.CommandTimeout())).ToHashSet();
     }
 }

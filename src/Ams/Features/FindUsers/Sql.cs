@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using Dapper;
 using MySqlConnector;
@@ -18,6 +19,6 @@ static class Sql
             SELECT username AS Username, display_name AS DisplayName FROM users
             WHERE username LIKE @pattern ESCAPE '!'
             ORDER BY username LIMIT @limit
-            """, new { pattern = prefix.Replace("!", "!!").Replace("_", "!_").Replace("%", "!%") + "%", limit }))
+            """, new { pattern = prefix.Replace("!", "!!").Replace("_", "!_").Replace("%", "!%") + "%", limit }, commandTimeout: connection.CommandTimeout()))
         .Select(u => new MemberView(u.Username, u.DisplayName)).ToList();
 }

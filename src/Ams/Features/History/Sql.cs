@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using Dapper;
 using MySqlConnector;
@@ -10,7 +11,7 @@ static class Sql
     public static Task<long?> JoinedAfterAsync(MySqlConnection connection, long userId, long conversationId, MySqlTransaction? transaction = null) =>
         connection.QuerySingleOrDefaultAsync<long?>(
             "SELECT joined_after_message_id FROM conversation_members WHERE conversation_id = @conversationId AND user_id = @userId",
-            new { conversationId, userId }, transaction);
+            new { conversationId, userId }, transaction, commandTimeout: connection.CommandTimeout());
 
     /// <summary>
     /// Up to <paramref name="limit"/> + 1 messages before <paramref name="before"/>, newest first,
@@ -22,5 +23,5 @@ static class Sql
             FROM messages m JOIN users u ON u.id = m.sender_id
             WHERE m.conversation_id = @conversationId AND m.id > @joinedAfter AND m.id < @before
             ORDER BY m.id DESC LIMIT @take
-            """, new { conversationId, joinedAfter, before, take = limit + 1 })).ToList();
+            """, new { conversationId, joinedAfter, before, take = limit + 1 }, commandTimeout: connection.CommandTimeout())).ToList();
 }

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using System.Globalization;
 using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
@@ -46,7 +47,7 @@ public static class Sql
                     WHERE c2.id = @before))
              ORDER BY c.last_activity_at DESC, c.id DESC
              LIMIT @limit
-            """, new { userId, before, limit })).ToList();
+            """, new { userId, before, limit }, commandTimeout: connection.CommandTimeout())).ToList();
         return await Conversations.ViewsAsync(connection, envelope, rows);
     }
 }

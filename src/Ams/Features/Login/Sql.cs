@@ -11,7 +11,7 @@ static class Sql
     {
         if (!Users.CouldExist(username)) return null;
         await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {Users.RowColumns} FROM users WHERE username = @username AND disabled_at IS NULL", new { username });
+        return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {Users.RowColumns} FROM users WHERE username = @username AND disabled_at IS NULL", new { username }, commandTimeout: connection.CommandTimeout());
     }
 
     /// <summary>Only replaces the hash that was verified, so a concurrent password change wins.</summary>
@@ -19,6 +19,6 @@ static class Sql
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         await connection.ExecuteAsync("UPDATE users SET password_hash = @newHash WHERE id = @id AND password_hash = @oldHash",
-            new { id, oldHash, newHash });
+            new { id, oldHash, newHash }, commandTimeout: connection.CommandTimeout());
     }
 }

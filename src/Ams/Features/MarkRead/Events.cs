@@ -19,7 +19,7 @@ public sealed class ReadEvents() : EventKind<ReadView>(Kind, MarkReadJson.Defaul
     {
         var readers = (await connection.QueryAsync<Reader>(
             $"SELECT u.id AS Id, u.username AS Username FROM {SqlLists.IdsTable} JOIN users u ON u.id = ids.id",
-            new { ids = SqlLists.Ids(events.Select(e => e.ActorId).Distinct()) })).ToDictionary(r => r.Id, r => r.Username);
+            new { ids = SqlLists.Ids(events.Select(e => e.ActorId).Distinct()) }, commandTimeout: connection.CommandTimeout())).ToDictionary(r => r.Id, r => r.Username);
         return events.Select(e => readers.TryGetValue(e.ActorId, out var username)
             ? new ReadView(Ids.Of(e.ConversationId), username, Ids.Of(e.SubjectId))
             : null).ToArray();

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
 using Dapper;
 using MySqlConnector;
@@ -11,7 +12,7 @@ static class Sql
     static async Task<long[]> MemberIdsAsync(MySqlConnection connection, long conversationId, MySqlTransaction transaction) =>
         (await connection.QueryAsync<long>(
             "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id",
-            new { conversationId }, transaction)).ToArray();
+            new { conversationId }, transaction, commandTimeout: connection.CommandTimeout())).ToArray();
 
     /// <summary>
     /// Moves the reader's mark forward (never back) and records a read event for every member;
@@ -25,15 +26,15 @@ static class Sql
             SELECT m.id FROM messages m
             JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = @readerId
             WHERE m.id = @upTo AND m.conversation_id = @conversationId AND m.id > cm.joined_after_message_id
-            """, new { readerId, upTo, conversationId }, transaction);
+            """, new { readerId, upTo, conversationId }, transaction, commandTimeout: connection.CommandTimeout());
         if (visible is null)
             return (null, await connection.ExecuteScalarAsync<long?>(
                 "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId AND user_id = @readerId",
-                new { conversationId, readerId }, transaction) is not null);
+                new { conversationId, readerId }, transaction, commandTimeout: connection.CommandTimeout()) is not null);
         var moved = await connection.ExecuteAsync("""
             UPDATE conversation_members SET last_read_message_id = @upTo
             WHERE conversation_id = @conversationId AND user_id = @readerId AND last_read_message_id < @upTo
-            """, new { upTo, conversationId, readerId }, transaction);
+            """, new { upTo, conversationId, readerId }, transaction, commandTimeout: connection.CommandTimeout());
         if (moved == 0)
         {
             await transaction.CommitAsync();

@@ -24,7 +24,7 @@ public sealed class ReactionEvents() : EventKind<ReactionChange>(Kind, ReactJson
             SELECT rc.id AS Id, rc.message_id AS MessageId, m.conversation_id AS ConversationId, rc.emoji AS Emoji, u.username AS Username, rc.added AS Added
             FROM {SqlLists.IdsTable} JOIN reaction_changes rc ON rc.id = ids.id
             JOIN messages m ON m.id = rc.message_id AND m.deleted_at IS NULL JOIN users u ON u.id = rc.user_id
-            """, new { ids = SqlLists.Ids(events.Select(e => e.SubjectId).Distinct()) })).ToDictionary(r => r.Id);
+            """, new { ids = SqlLists.Ids(events.Select(e => e.SubjectId).Distinct()) }, commandTimeout: connection.CommandTimeout())).ToDictionary(r => r.Id);
         return events.Select(e => rows.TryGetValue(e.SubjectId, out var r)
             ? new ReactionChange(Ids.Of(r.MessageId), Ids.Of(r.ConversationId), r.Emoji, r.Username, r.Added)
             : null).ToArray();

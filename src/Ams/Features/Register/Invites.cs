@@ -22,7 +22,7 @@ public static class Invites
         var code = Prefix + Base64Url(RandomNumberGenerator.GetBytes(32));
         await using var connection = await db.OpenConnectionAsync();
         await connection.ExecuteAsync("INSERT INTO invites (code_hash, uses_left, created_at) VALUES (@hash, @uses, @createdAt)",
-            new { hash = HashOf(code), uses, createdAt });
+            new { hash = HashOf(code), uses, createdAt }, commandTimeout: connection.CommandTimeout());
         return code;
     }
 
@@ -32,7 +32,7 @@ public static class Invites
         if (string.IsNullOrEmpty(code)) return false;
         await using var connection = await db.OpenConnectionAsync(ct);
         return await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM invites WHERE code_hash = @hash AND uses_left > 0",
-            new { hash = HashOf(code) }) > 0;
+            new { hash = HashOf(code) }, commandTimeout: connection.CommandTimeout()) > 0;
     }
 
     public static string HashOf(string code) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(code)));

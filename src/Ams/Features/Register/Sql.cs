@@ -35,7 +35,7 @@ static class Sql
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(ct);
         var taken = await connection.ExecuteAsync("UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = @inviteHash AND uses_left > 0",
-            new { inviteHash }, transaction);
+            new { inviteHash }, transaction, commandTimeout: connection.CommandTimeout());
         if (taken != 1) return (InvitedOutcome.InviteRejected, 0);
         try
         {
@@ -56,8 +56,8 @@ static class Sql
             INSERT INTO users (username, display_name, password_hash, created_at)
             VALUES (@username, @displayName, @passwordHash, @createdAt)
             RETURNING id
-            """, new { username, displayName, passwordHash, createdAt }, transaction);
-        await connection.ExecuteAsync("INSERT INTO user_event_seq (user_id) VALUES (@id)", new { id }, transaction);
+            """, new { username, displayName, passwordHash, createdAt }, transaction, commandTimeout: connection.CommandTimeout());
+        await connection.ExecuteAsync("INSERT INTO user_event_seq (user_id) VALUES (@id)", new { id }, transaction, commandTimeout: connection.CommandTimeout());
         return id;
     }
 }

@@ -22,7 +22,7 @@ static class Sql
         var rows = await connection.QueryAsync<EventRow>("""
             SELECT at AS At, kind AS Kind, address AS Address, user_agent AS UserAgent
             FROM security_events WHERE user_id = @userId ORDER BY id DESC LIMIT @limit
-            """, new { userId, limit });
+            """, new { userId, limit }, commandTimeout: connection.CommandTimeout());
         return rows.Select(r => r.ToView()).ToList();
     }
 }

@@ -21,14 +21,14 @@ static class Attachments
             SELECT {AttachmentRow.Columns} FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id
             WHERE a.uploader_id = @senderId AND a.message_id IS NULL AND a.state = 'ready'
             FOR UPDATE
-            """, new { ids = SqlLists.Ids(ids), senderId }, transaction)).ToDictionary(r => r.Id);
+            """, new { ids = SqlLists.Ids(ids), senderId }, transaction, commandTimeout: connection.CommandTimeout())).ToDictionary(r => r.Id);
         if (rows.Count != ids.Length)
         {
             await transaction.RollbackAsync();
             return null;
         }
         await connection.ExecuteAsync($"UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id SET a.message_id = 0",
-            new { ids = SqlLists.Ids(ids) }, transaction);
+            new { ids = SqlLists.Ids(ids) }, transaction, commandTimeout: connection.CommandTimeout());
         await transaction.CommitAsync();
         var views = new List<AttachmentView>(ids.Length);
         foreach (var id in ids)
@@ -41,7 +41,7 @@ static class Attachments
         ids.All(id => id > 0) && await connection.ExecuteScalarAsync<long>($"""
             SELECT COUNT(*) FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id
             WHERE a.uploader_id = @senderId AND a.message_id = 0
-            """, new { ids = SqlLists.Ids(ids), senderId }) > 0;
+            """, new { ids = SqlLists.Ids(ids), senderId }, commandTimeout: connection.CommandTimeout()) > 0;
 
     /// <summary>Gives claimed attachments back to their uploader after a send that stored nothing.</summary>
     public static async Task ReleaseAsync(MariaDb db, long[] ids)
@@ -50,7 +50,7 @@ static class Attachments
         await using var connection = await db.OpenConnectionAsync();
         // Only a claim: a send that was stored after all (its outcome unknown to the sender) has linked them.
         await connection.ExecuteAsync($"UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id SET a.message_id = NULL WHERE a.message_id = 0",
-            new { ids = SqlLists.Ids(ids) });
+            new { ids = SqlLists.Ids(ids) }, commandTimeout: connection.CommandTimeout());
     }
 
     /// <summary>

@@ -21,7 +21,7 @@ public sealed class MessageEvents(Envelope envelope) : EventKind<MessageView>(Ki
     {
         var rows = (await connection.QueryAsync<MessageRow>(
             $"SELECT {MessageRow.Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
-            new { ids = SqlLists.Ids(events.Select(e => e.SubjectId).Distinct()) })).ToList();
+            new { ids = SqlLists.Ids(events.Select(e => e.SubjectId).Distinct()) }, commandTimeout: connection.CommandTimeout())).ToList();
         var byId = (await MessageRow.ToViewsAsync(connection, envelope, rows, userId)).ToDictionary(v => v.Id);
         var views = new MessageView?[events.Count];
         for (var i = 0; i < events.Count; i++)

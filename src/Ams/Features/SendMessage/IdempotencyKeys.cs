@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using System.Security.Cryptography;
 using System.Text;
 using Dapper;
@@ -47,17 +48,17 @@ static class IdempotencyKeys
         var row = await connection.QuerySingleOrDefaultAsync<StoredKey>("""
             SELECT message_id AS MessageId, request_sha256 AS RequestSha256, created_at AS CreatedAt
             FROM idempotency_keys WHERE sender_id = @senderId AND idempotency_key = @value
-            """, new { senderId, value = key.Value });
+            """, new { senderId, value = key.Value }, commandTimeout: connection.CommandTimeout());
         if (row is null) return null;
         if (row.CreatedAt >= now - Lifetime) return new Earlier(row.MessageId, CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(row.RequestSha256), Encoding.ASCII.GetBytes(key.RequestSha256)));
         await connection.ExecuteAsync("DELETE FROM idempotency_keys WHERE sender_id = @senderId AND idempotency_key = @value AND created_at < @cutoff",
-            new { senderId, value = key.Value, cutoff = now - Lifetime });
+            new { senderId, value = key.Value, cutoff = now - Lifetime }, commandTimeout: connection.CommandTimeout());
         return null;
     }
 
     /// <summary>Deletes expired keys, a bounded batch at a time; how many went.</summary>
     public static Task<int> SweepAsync(MySqlConnection connection, DateTime now) =>
-        connection.ExecuteAsync($"DELETE FROM idempotency_keys WHERE created_at < @cutoff LIMIT {SweepBatch}", new { cutoff = now - Lifetime });
+        connection.ExecuteAsync($"DELETE FROM idempotency_keys WHERE created_at < @cutoff LIMIT {SweepBatch}", new { cutoff = now - Lifetime }, commandTimeout: connection.CommandTimeout());
 
     // internal, not private: Dapper.AOT's generated reader must see the type, or the call falls back to reflection (IL2104 at publish).
     internal sealed class StoredKey

@@ -11,7 +11,7 @@ namespace Ams.Features.SendMessage;
 static class Sql
 {
     public static Task<long?> FindUserAsync(MySqlConnection connection, string username) => Users.CouldExist(username)
-        ? connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username })
+        ? connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username }, commandTimeout: connection.CommandTimeout())
         : Task.FromResult<long?>(null);
 
     /// <summary>A send; its attachments are already claimed for it (message_id 0, see Endpoint) and are linked in its transaction.</summary>

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Dapper;
 using MySqlConnector;
 
@@ -29,31 +30,31 @@ static class Sql
     public static async Task EnableAsync(MySqlConnection connection, long userId, IEnumerable<string> codeHashes)
     {
         await using var transaction = await connection.BeginTransactionAsync();
-        await connection.ExecuteAsync("UPDATE users SET two_factor_enabled = TRUE WHERE id = @userId", new { userId }, transaction);
+        await connection.ExecuteAsync("UPDATE users SET two_factor_enabled = TRUE WHERE id = @userId", new { userId }, transaction, commandTimeout: connection.CommandTimeout());
         await ReplaceCodesAsync(connection, transaction, userId, codeHashes);
         await transaction.CommitAsync();
     }
 
     public static async Task ReplaceCodesAsync(MySqlConnection connection, MySqlTransaction transaction, long userId, IEnumerable<string> codeHashes)
     {
-        await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId", new { userId }, transaction);
+        await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId", new { userId }, transaction, commandTimeout: connection.CommandTimeout());
         foreach (var codeHash in codeHashes)
             await connection.ExecuteAsync("INSERT INTO recovery_codes (user_id, code_hash) VALUES (@userId, @codeHash)",
-                new { userId, codeHash }, transaction);
+                new { userId, codeHash }, transaction, commandTimeout: connection.CommandTimeout());
     }
 
     public static async Task DisableAsync(MySqlConnection connection, long userId)
     {
         await using var transaction = await connection.BeginTransactionAsync();
         // One statement per round trip (see Database.ExecuteEachAsync).
-        await connection.ExecuteAsync("UPDATE users SET two_factor_enabled = FALSE WHERE id = @userId", new { userId }, transaction);
-        await connection.ExecuteAsync("DELETE FROM two_factor WHERE user_id = @userId", new { userId }, transaction);
-        await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId", new { userId }, transaction);
+        await connection.ExecuteAsync("UPDATE users SET two_factor_enabled = FALSE WHERE id = @userId", new { userId }, transaction, commandTimeout: connection.CommandTimeout());
+        await connection.ExecuteAsync("DELETE FROM two_factor WHERE user_id = @userId", new { userId }, transaction, commandTimeout: connection.CommandTimeout());
+        await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId", new { userId }, transaction, commandTimeout: connection.CommandTimeout());
         await transaction.CommitAsync();
     }
 
     /// <summary>Uses a recovery code up: true for exactly one caller, ever.</summary>
     public static async Task<bool> UseRecoveryCodeAsync(MySqlConnection connection, long userId, string codeHash) =>
         await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId AND code_hash = @codeHash",
-            new { userId, codeHash }) == 1;
+            new { userId, codeHash }, commandTimeout: connection.CommandTimeout()) == 1;
 }

@@ -1,3 +1,4 @@
+using Ams.Infrastructure;
 using Dapper;
 using MySqlConnector;
 
@@ -18,7 +19,7 @@ static class Sql
             SELECT cm.user_id AS UserId, u.username AS Username
             FROM conversation_members cm JOIN users u ON u.id = cm.user_id
             WHERE cm.conversation_id = @conversationId
-            """, new { conversationId })).ToList();
+            """, new { conversationId }, commandTimeout: connection.CommandTimeout())).ToList();
         return members.Any(m => m.UserId == callerId) ? members : [];
     }
 }

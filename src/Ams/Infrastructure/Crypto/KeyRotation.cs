@@ -48,7 +48,7 @@ public static class KeyRotation
             if (batch.Count < BatchSize) break;
         }
         var remaining = await connection.ExecuteScalarAsync<int>("SELECT COUNT(*) FROM data_keys WHERE kek_id <> @primary",
-            new { primary = masterKeys.PrimaryId });
+            new { primary = masterKeys.PrimaryId }, commandTimeout: connection.CommandTimeout());
         logger.LogInformation("Key rotation: {Rewrapped} data keys re-wrapped under '{Primary}', {Unreadable} unreadable, {Remaining} still under other keys",
             rewrapped, masterKeys.PrimaryId, unreadable, remaining);
         return new Result(rewrapped, unreadable, remaining);

@@ -48,7 +48,7 @@ public static class AttachmentQueries
         var rows = (await connection.QueryAsync<AttachmentRow>($"""
             SELECT {AttachmentRow.Columns} FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.message_id = ids.id
             ORDER BY a.message_id, a.position
-            """, new { ids = SqlLists.Ids(ids) })).ToList();
+            """, new { ids = SqlLists.Ids(ids) }, commandTimeout: connection.CommandTimeout())).ToList();
         await envelope.LoadKeysAsync(connection, rows.Select(r => r.KeyId));
         foreach (var row in rows)
         {

@@ -44,7 +44,7 @@ public static class Conversations
     public static async Task<ConversationView?> FindAsync(MySqlConnection connection, Envelope envelope, long userId, long conversationId)
     {
         var rows = (await connection.QueryAsync<Row>(
-            Select + " WHERE cm.user_id = @userId AND cm.conversation_id = @conversationId", new { userId, conversationId })).ToList();
+            Select + " WHERE cm.user_id = @userId AND cm.conversation_id = @conversationId", new { userId, conversationId }, commandTimeout: connection.CommandTimeout())).ToList();
         return rows.Count == 0 ? null : (await ViewsAsync(connection, envelope, rows))[0];
     }
 
@@ -56,7 +56,7 @@ public static class Conversations
             SELECT cm.conversation_id AS ConversationId, u.username AS Username, u.display_name AS DisplayName, cm.last_read_message_id AS LastRead
             FROM {SqlLists.IdsTable} JOIN conversation_members cm ON cm.conversation_id = ids.id JOIN users u ON u.id = cm.user_id
             ORDER BY cm.joined_at, u.username
-            """, new { ids = SqlLists.Ids(rows.Select(r => r.Id).Distinct()) })).ToLookup(m => m.ConversationId);
+            """, new { ids = SqlLists.Ids(rows.Select(r => r.Id).Distinct()) }, commandTimeout: connection.CommandTimeout())).ToLookup(m => m.ConversationId);
         // A member added later does not see what was said before they joined.
         var lastIds = rows.Where(r => r.LastMessageId > r.JoinedAfter).Select(r => r.LastMessageId).Distinct().ToArray();
         var lastMessages = new Dictionary<long, MessageView>();
@@ -65,7 +65,7 @@ public static class Conversations
         {
             var messageRows = (await connection.QueryAsync<MessageRow>(
                 $"SELECT {MessageRow.Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
-                new { ids = SqlLists.Ids(lastIds) })).ToList();
+                new { ids = SqlLists.Ids(lastIds) }, commandTimeout: connection.CommandTimeout())).ToList();
             (var views, reactions) = await MessageRow.ToViewsWithReactionsAsync(connection, envelope, messageRows);
             for (var i = 0; i < messageRows.Count; i++) lastMessages[messageRows[i].ConversationId] = views[i];
         }
@@ -86,7 +86,7 @@ public static class Conversations
     /// </summary>
     public static async Task<Dictionary<long, ConversationView>> ForMembersAsync(MySqlConnection connection, Envelope envelope, long conversationId)
     {
-        var rows = (await connection.QueryAsync<Row>(Select + " WHERE cm.conversation_id = @conversationId", new { conversationId })).ToList();
+        var rows = (await connection.QueryAsync<Row>(Select + " WHERE cm.conversation_id = @conversationId", new { conversationId }, commandTimeout: connection.CommandTimeout())).ToList();
         var views = await ViewsAsync(connection, envelope, rows);
         var byUser = new Dictionary<long, ConversationView>(rows.Count);
         for (var i = 0; i < rows.Count; i++) byUser[rows[i].UserId] = views[i];
@@ -104,7 +104,7 @@ public static class Conversations
                    (SELECT o.username FROM users o WHERE o.id = c.owner_id) AS Owner, CAST(0 AS UNSIGNED) AS LastMessageId,
                    CAST(0 AS UNSIGNED) AS JoinedAfter, CAST(0 AS SIGNED) AS Unread
             FROM conversations c WHERE c.id = @conversationId
-            """, new { conversationId })).ToList();
+            """, new { conversationId }, commandTimeout: connection.CommandTimeout())).ToList();
         return rows.Count == 0 ? null : (await ViewsAsync(connection, envelope, rows))[0];
     }
 
@@ -116,11 +116,11 @@ public static class Conversations
             INSERT INTO conversations (kind, title, direct_key, owner_id, created_at, last_activity_at)
             VALUES (@kind, @title, @directKey, @ownerId, @now, @now)
             RETURNING id
-            """, new { kind, title, directKey, ownerId, now }, transaction);
+            """, new { kind, title, directKey, ownerId, now }, transaction, commandTimeout: connection.CommandTimeout());
         foreach (var userId in memberIds)
             await connection.ExecuteAsync(
                 "INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES (@id, @userId, @now)",
-                new { id, userId, now }, transaction);
+                new { id, userId, now }, transaction, commandTimeout: connection.CommandTimeout());
         return id;
     }
 
@@ -132,7 +132,7 @@ public static class Conversations
     {
         var directKey = me < other ? $"{me}:{other}" : $"{other}:{me}";
         const string Find = "SELECT id FROM conversations WHERE direct_key = @directKey";
-        if (await connection.QuerySingleOrDefaultAsync<long?>(Find, new { directKey }) is { } existing) return (existing, false);
+        if (await connection.QuerySingleOrDefaultAsync<long?>(Find, new { directKey }, commandTimeout: connection.CommandTimeout()) is { } existing) return (existing, false);
         try
         {
             await using var transaction = await connection.BeginTransactionAsync();
@@ -142,7 +142,7 @@ public static class Conversations
         }
         catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.DuplicateKeyEntry)
         {
-            return (await connection.QuerySingleAsync<long>(Find, new { directKey }), false);
+            return (await connection.QuerySingleAsync<long>(Find, new { directKey }, commandTimeout: connection.CommandTimeout()), false);
         }
     }
 }

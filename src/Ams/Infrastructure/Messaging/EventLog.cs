@@ -153,7 +153,7 @@ public sealed class EventLog
 
     /// <summary>The number of the user's latest event (0 before the first): where a stream with nothing to resume starts.</summary>
     public static Task<long> LatestAsync(MySqlConnection connection, long userId) =>
-        connection.QuerySingleOrDefaultAsync<long>("SELECT seq FROM user_event_seq WHERE user_id = @userId", new { userId });
+        connection.QuerySingleOrDefaultAsync<long>("SELECT seq FROM user_event_seq WHERE user_id = @userId", new { userId }, commandTimeout: connection.CommandTimeout());
 
     /// <summary>Each user's latest event number (users without events are left out).</summary>
     public static async Task<Dictionary<long, long>> LatestAsync(MySqlConnection connection, IEnumerable<long> userIds)

@@ -70,7 +70,7 @@ public sealed class MessageRow
     {
         var rows = (await connection.QueryAsync<MessageRow>(
             $"SELECT {Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
-            new { ids = SqlLists.Ids(ids.Distinct()) })).ToList();
+            new { ids = SqlLists.Ids(ids.Distinct()) }, commandTimeout: connection.CommandTimeout())).ToList();
         var views = await ToViewsAsync(connection, envelope, rows, viewerId);
         var byId = new Dictionary<long, MessageView>(rows.Count);
         for (var i = 0; i < rows.Count; i++) byId[rows[i].Id] = views[i];

@@ -30,7 +30,7 @@ public static class Reactions
             SELECT r.message_id AS MessageId, r.emoji AS Emoji, r.user_id AS UserId
             FROM {SqlLists.IdsTable} JOIN reactions r ON r.message_id = ids.id
             ORDER BY r.message_id, r.created_at, r.user_id
-            """, new { ids = SqlLists.Ids(ids) });
+            """, new { ids = SqlLists.Ids(ids) }, commandTimeout: connection.CommandTimeout());
         foreach (var row in rows)
         {
             if (!byMessage.TryGetValue(row.MessageId, out var tallies)) byMessage[row.MessageId] = tallies = [];
