@@ -123,7 +123,8 @@ static WebApplication Build(string[] args, bool admin)
     app.UseExceptionHandler(new ExceptionHandlerOptions
     {
         StatusCodeSelector = ProblemResponses.StatusFor,
-        SuppressDiagnosticsCallback = c => app.Services.GetRequiredService<Outages>().Refused(c.Exception),
+        // An outage and a write that kept losing its conflicts are logged where they happen, in one line.
+        SuppressDiagnosticsCallback = c => app.Services.GetRequiredService<Outages>().Refused(c.Exception) || c.Exception is ConflictRetry.StillConflictingException,
     });
     // A browser navigating to a missing page gets a page; everything else problem details.
     app.UseStatusCodePages(new StatusCodePagesOptions { HandleAsync = Layout.StatusCodePageAsync });

@@ -19,6 +19,15 @@ public static class ConflictRetry
     /// </summary>
     public const int Attempts = 40;
 
+    /// <summary>
+    /// A write that lost its conflict on every attempt (other writes to the same rows kept winning):
+    /// rolled back each time, so nothing of it is stored. 503 with its own detail and one warning
+    /// line, not a fault's stack trace (an outside check found eleven in one node's log under a
+    /// multi-writer Galera load, each answered as "a backing service is unreachable").
+    /// </summary>
+    public sealed class StillConflictingException(string what, Exception last)
+        : Exception($"{what} still conflicting after {Attempts} attempts", last);
+
     /// <summary>A deadlock error: the transaction was rolled back and may simply run again.</summary>
     public static bool IsConflict(Exception e) => e is MySqlException { ErrorCode: MySqlErrorCode.LockDeadlock };
 
@@ -57,6 +66,13 @@ public static class ConflictRetry
             {
                 await next(http);
                 return;
+            }
+            catch (Exception e) when (IsConflict(e) && attempt == Attempts && !http.Response.HasStarted)
+            {
+                var failure = new StillConflictingException($"{http.Request.Method} {http.Request.Path}", e);
+                http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ConflictRetry).FullName!)
+                    .LogWarning("{Failure}; answered 503", failure.Message);
+                throw failure;
             }
             catch (Exception e) when (IsConflict(e) && attempt < Attempts && !http.Response.HasStarted)
             {

@@ -53,7 +53,7 @@ public static class ProblemResponses
         BadHttpRequestException bad => bad.StatusCode,
         PasswordHashingBusyException => StatusCodes.Status503ServiceUnavailable,
         StackExchange.Redis.RedisException or MySqlConnector.MySqlException or MySqlConnector.MySqlEndOfStreamException
-            or MariaDbNotAnsweringException or TimeoutException => StatusCodes.Status503ServiceUnavailable,
+            or MariaDbNotAnsweringException or TimeoutException or ConflictRetry.StillConflictingException => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status500InternalServerError,
     };
 
@@ -77,6 +77,11 @@ public static class ProblemResponses
                 problem.Title = "Service temporarily unavailable";
                 problem.Detail = "Redis took the change on its master, but no replica confirmed it in time (a failover may be under way). Try again shortly.";
                 context.HttpContext.Response.Headers.RetryAfter = "5";
+                break;
+            case StatusCodes.Status503ServiceUnavailable when context.Exception is ConflictRetry.StillConflictingException:
+                problem.Title = "Service temporarily unavailable";
+                problem.Detail = "Other writes to the same data kept conflicting with this one, and it was not stored. Try again shortly.";
+                context.HttpContext.Response.Headers.RetryAfter = "1";
                 break;
             case StatusCodes.Status503ServiceUnavailable when context.Exception is not null:
                 problem.Title = "Service temporarily unavailable";

@@ -241,9 +241,10 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
                     foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection, writer);
                     return connection;
                 }
-                // Conflicts that did not settle in time answer 503 (TimeoutException), and are not run
-                // again by ConflictRetry: the batch was written again for seconds already.
-                var failure = conflict ? new TimeoutException($"Send batch of {batch.Count} still conflicting after {Attempts} attempts", e) : e;
+                // Conflicts that did not settle in time answer 503 (StillConflictingException), and are
+                // not run again by ConflictRetry: the batch was written again for seconds already.
+                var failure = conflict ? new ConflictRetry.StillConflictingException($"Send batch of {batch.Count}", e) : e;
+                if (conflict) logger.LogWarning("{Failure}; its sends answer 503", failure.Message);
                 foreach (var entry in batch) entry.Done.TrySetException(failure);
                 return null;
             }
