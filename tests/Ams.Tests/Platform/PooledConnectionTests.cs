@@ -36,10 +36,16 @@ public sealed class PooledConnectionTests(Services services) : IClassFixture<Ser
     [Theory]
     [InlineData("Server=127.0.0.1;Connection Reset=true;Database=ams")]
     [InlineData("Server=db1,db2,db3;LoadBalance=FailOver;ConnectionReset=True;Database=ams")]
-    public async Task No_pool_resets_its_connections_even_when_the_connection_string_asks(string connectionString)
+    public async Task No_pool_resets_its_connections_or_kills_a_timed_out_query_even_when_the_connection_string_asks(string connectionString)
     {
-        await using var db = new MariaDb(connectionString);
-        Assert.All(db.Hosts, host => Assert.False(new MySqlConnectionStringBuilder(host.ConnectionString).ConnectionReset));
+        await using var db = new MariaDb(connectionString + ";Cancellation Timeout=2");
+        Assert.All(db.Hosts, host =>
+        {
+            var settings = new MySqlConnectionStringBuilder(host.ConnectionString);
+            Assert.False(settings.ConnectionReset);
+            // -1: a query past its timeout closes its connection (README, ConnectionStrings__MariaDb).
+            Assert.Equal(-1, settings.CancellationTimeout);
+        });
     }
 
     [Fact]
