@@ -1,5 +1,5 @@
-using Ams.Infrastructure;
 using System.Globalization;
+using Ams.Infrastructure;
 using Ams.Infrastructure.Crypto;
 using Ams.Infrastructure.Messaging;
 using Dapper;

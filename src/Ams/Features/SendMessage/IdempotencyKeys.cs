@@ -1,6 +1,6 @@
-using Ams.Infrastructure;
 using System.Security.Cryptography;
 using System.Text;
+using Ams.Infrastructure;
 using Dapper;
 using MySqlConnector;
 
