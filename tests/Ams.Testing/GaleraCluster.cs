@@ -86,11 +86,8 @@ public sealed class GaleraCluster : IAsyncDisposable
     /// Every node, in order, with MySqlConnector's fail-over: connections go to the first node
     /// that answers, as the README recommends for AMS on Galera.
     /// </summary>
-    public string ConnectionString(string database) => ConnectionStringFrom(database, 0);
-
-    /// <summary>Every node with fail-over, starting at node <paramref name="first"/>: the README's multi-writer form.</summary>
-    public string ConnectionStringFrom(string database, int first) =>
-        $"Server={string.Join(',', _nodes.Skip(first).Concat(_nodes.Take(first)).Select(n => n.Address))};Port={Port};LoadBalance=FailOver;" +
+    public string ConnectionString(string database) =>
+        $"Server={string.Join(',', _nodes.Select(n => n.Address))};Port={Port};LoadBalance=FailOver;" +
         $"User ID={UserName};Password={_password};Database={database};";
 
     /// <summary>One node only: several AMS nodes each on its own Galera node write concurrently.</summary>

@@ -28,9 +28,12 @@ public sealed class LoopbackCluster : IAsyncDisposable
             var masterKeys = "cluster:" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
             var binary = Path.Combine(AppProcess.RepositoryRoot(), "artifacts", "publish", "Ams");
             var settings = new Dictionary<string, string>(environment ?? new Dictionary<string, string>()) { ["Network__TrustedProxies"] = "127.0.0.1/32", ["Redis__Replicas"] = "1" };
-            // Multi-writer: AMS node i writes through Galera node i, and fails over to the next.
-            cluster.Nodes = await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
-                AppProcess.LaunchAsync(binary, [], cluster.Galera.ConnectionStringFrom(cluster.Database, i), cluster.Redis.ConnectionString, masterKeys, settings)));
+            // The README's form behind a load balancer: every AMS node writes through Galera node 1
+            // and fails over in the same order, so sends racing into a shared conversation from
+            // several nodes wait for its lock rather than lose certification races (docs/scaling.md).
+            // The multi-writer form has tests of its own (GaleraTests).
+            cluster.Nodes = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ =>
+                AppProcess.LaunchAsync(binary, [], cluster.Galera.ConnectionString(cluster.Database), cluster.Redis.ConnectionString, masterKeys, settings)));
             var sample = File.ReadAllText(Path.Combine(AppProcess.RepositoryRoot(), "docs", "proxy", "haproxy.cfg"));
             cluster.Proxy = await ReverseProxy.StartHaproxyAsync(sample, cluster.Nodes.Select(n => n.BaseAddress.Port).ToList());
             return cluster;
