@@ -4,8 +4,8 @@ namespace Ams.Testing;
 
 /// <summary>
 /// The clustered form on loopback: a three-node Galera cluster (127.0.0.1–3), a Redis Cluster of
-/// three masters and three replicas, three AMS nodes on the AOT binary (each writing through its own
-/// Galera node, the others on its fail-over list) and the HAProxy sample in front of them. <c>just cluster</c> and the drill of
+/// three masters and three replicas, three AMS nodes on the AOT binary (all writing through Galera
+/// node 1, with nodes 2 and 3 next on their fail-over list) and the HAProxy sample in front of them. <c>just cluster</c> and the drill of
 /// <c>just cluster-test</c> both start it.
 /// </summary>
 public sealed class LoopbackCluster : IAsyncDisposable

@@ -54,8 +54,11 @@ public sealed class Outages(MariaDb db, RedisCircuit redisCircuit, MariaDbCircui
         // A Galera node out of the cluster's primary component refuses every query until it rejoins
         // ("WSREP has not yet prepared node for application use"), and one rejoining holds locks
         // while it catches up: the server's errors, but its state, not a fault of the request.
-        // An outside check of a paused Galera node counted 150 stack traces of these.
-        MySqlException { ErrorCode: MySqlErrorCode.UnknownCommand or MySqlErrorCode.LockWaitTimeout } => MariaDb,
+        // An outside check of a paused Galera node counted 150 stack traces of these. A COMMIT on a
+        // node that lost the primary component while the transaction ran cannot replicate, and fails
+        // ("Error while appending streaming replication fragment(provider status: Not connected to
+        // Primary Component)", ER_ERROR_DURING_COMMIT): nothing of it is stored, as with the others.
+        MySqlException { ErrorCode: MySqlErrorCode.UnknownCommand or MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.ErrorDuringCommit } => MariaDb,
         RedisConnectionException or RedisTimeoutException or ReplicaShortException => Redis,
         _ => null,
     };

@@ -65,9 +65,33 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         var conversation = long.Parse(direct.Id(), CultureInfo.InvariantCulture);
         await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
         var stored = await Ams.Features.SendMessage.Sql.StoreAsync(connection, app.Services.GetRequiredService<Ams.Infrastructure.Crypto.Envelope>(),
-            [new(conversation, await services.UserIdAsync(alice.Name), "first", []), new(conversation, await services.UserIdAsync(bob.Name), "second", [])], DateTime.UtcNow);
+            [new(conversation, await services.UserIdAsync(alice.Name), "first", []), new(conversation, await services.UserIdAsync(bob.Name), "second", [])], DateTime.UtcNow,
+            mayCommit: () => true);
         var last = (await app.ConversationAsync(alice, direct.Id()))["lastMessage"]!;
         Assert.Equal((stored[1]!.Id.ToString(CultureInfo.InvariantCulture), "second"), (last.Id(), last["body"].Str()));
+    }
+
+    [Fact]
+    public async Task A_batch_given_up_before_its_commit_is_rolled_back_whole_and_leaves_its_connection_as_it_found_it()
+    {
+        var app = await services.AppAsync();
+        var (alice, bob) = (await app.MemberAsync("gu"), await app.MemberAsync("gu"));
+        var direct = (await app.DirectAsync(alice, bob)).Id();
+        await app.SendAsync(alice, direct, "before");
+        var conversation = long.Parse(direct, CultureInfo.InvariantCulture);
+        var (asked, sender) = (0, await services.UserIdAsync(alice.Name));
+        await using (var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync())
+        {
+            await Assert.ThrowsAsync<Ams.Features.SendMessage.Sql.GivenUp>(() => Ams.Features.SendMessage.Sql.StoreAsync(connection,
+                app.Services.GetRequiredService<Ams.Infrastructure.Crypto.Envelope>(),
+                [new(conversation, sender, "given up", [])], DateTime.UtcNow, mayCommit: () => { asked++; return false; }));
+            Assert.Equal(1, asked);
+            await using var session = new MySqlCommand("SELECT CONCAT_WS(' ', @@autocommit + 0, @@in_transaction)", connection);
+            Assert.Equal("1 0", (string?)await session.ExecuteScalarAsync());
+        }
+        Assert.Equal(["before"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
+        Assert.Equal("1", await services.ScalarAsync($"SELECT COUNT(*) FROM messages WHERE conversation_id = {conversation}"));
+        Assert.Equal("after", (await app.SendAsync(alice, direct, "after"))["body"].Str());
     }
 
     [Fact]
@@ -426,7 +450,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
-    public async Task A_send_batch_that_MariaDB_holds_for_seconds_is_logged_answers_the_sends_behind_it_and_opens_the_circuit()
+    public async Task A_send_batch_that_MariaDB_holds_for_seconds_is_logged_answers_its_sends_and_those_behind_it_and_opens_the_circuit()
     {
         await using var own = await OwnMariaDbAsync(services, "Connect Timeout=60;");
         var (mariadb, app, logs, alice, bob, direct) = own;
@@ -444,7 +468,8 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
                 app.PostAsync("/api/messages", new { conversationId = direct, body = "behind 2" }, bob.Token, null)];
             await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains(waiting, StringComparison.Ordinal)), TimeSpan.FromSeconds(15));
             foreach (var send in behind) Assert.Equal(503, (await send.WaitAsync(TimeSpan.FromSeconds(3))).Status());
-            Assert.False(held.IsCompleted, "the send answered while MariaDB was paused");
+            // Its COMMIT was not sent: it answers now too, rather than when MariaDB answers again.
+            Assert.Equal(503, (await held.WaitAsync(TimeSpan.FromSeconds(3))).Status());
             // No request has timed out yet, but the circuit is open: a new request does not wait.
             var watch = System.Diagnostics.Stopwatch.StartNew();
             Assert.Equal(503, (await app.GetAsync("/api/conversations", alice.Token, null)).Status());
@@ -455,7 +480,6 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         {
             mariadb.Resume();
         }
-        Assert.Equal(201, (await held).Status());
         await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains(over, StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
         await Eventually.TrueAsync(() => !circuit.IsOpen, TimeSpan.FromSeconds(5));
         await Task.Delay(TimeSpan.FromSeconds(1.5));   // an idle writer is no stall: nothing more is logged
@@ -464,10 +488,12 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.InRange(int.Parse(warning.Split(waiting)[1].Split(' ')[0], CultureInfo.InvariantCulture), 5, 10);
         Assert.Contains("(2 queued behind it)", warning);
         Assert.Single(logs.Lines, l => l.Contains("The 2 sends queued behind the held batch answer 503", StringComparison.Ordinal));
+        Assert.Single(logs.Lines, l => l.Contains("The 1 sends of the held batch answer 503; it will not be committed", StringComparison.Ordinal));
         var closing = Assert.Single(logs.Lines, l => l.Contains(over, StringComparison.Ordinal));
         Assert.InRange(double.Parse(closing.Split(over)[1].Split(' ')[0], CultureInfo.InvariantCulture), 7.0, 60.0);
-        Assert.EndsWith(" s: stored", closing);
-        Assert.Equal(["before", "held"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
+        Assert.EndsWith(" s: not stored", closing);
+        Assert.Equal(["before"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
+        Assert.Equal("after", (await app.SendAsync(alice, direct, "after"))["body"].Str());
     }
 
     [Fact]
@@ -515,7 +541,8 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     [Fact]
     public async Task A_batch_that_fails_after_its_stall_was_logged_leaves_the_next_stall_to_be_logged_too()
     {
-        // Its commands (and a pooled open) give up after 7 s, past the 5 s warning: the stalled batch fails with 503.
+        // Its commands (and a pooled open) give up after 7 s, past the 5 s warning: the stalled batch's
+        // send answers 503 at the warning, and the batch fails when its command gives up.
         await using var own = await OwnMariaDbAsync(services, "Connect Timeout=7;Default Command Timeout=7;");
         var (mariadb, app, logs, alice, _, direct) = own;
         var circuit = own.Circuit;
@@ -528,6 +555,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
             var failed = await app.PostAsync("/api/messages", new { conversationId = direct, body = "failed" }, alice.Token, null);
             Assert.Equal(503, failed.Status());
             Assert.Equal(1, Warnings());
+            await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains(StallOver, StringComparison.Ordinal)), TimeSpan.FromSeconds(5));
             Assert.EndsWith(" s: not stored", Assert.Single(logs.Lines, l => l.Contains(StallOver, StringComparison.Ordinal)));
         }
         finally
@@ -542,12 +570,15 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         {
             held = app.PostAsync("/api/messages", new { conversationId = direct, body = "held" }, alice.Token, null);
             await Eventually.TrueAsync(() => Warnings() == 2, TimeSpan.FromSeconds(15));
-            Assert.False(held.IsCompleted, "the second send answered while MariaDB was paused");
+            Assert.Equal(503, (await held.WaitAsync(TimeSpan.FromSeconds(3))).Status());
         }
         finally
         {
             mariadb.Resume();
         }
-        Assert.Equal(201, (await held).Status());
+        await Eventually.TrueAsync(() => !circuit.IsOpen, TimeSpan.FromSeconds(10));
+        Assert.Equal("after", (await app.SendAsync(alice, direct, "after"))["body"].Str());
+        // Neither given-up batch was committed when MariaDB answered again.
+        Assert.Equal(["before", "after"], Chat.Bodies(await app.HistoryAsync(alice, direct)));
     }
 }

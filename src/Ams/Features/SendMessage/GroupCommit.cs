@@ -23,6 +23,26 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
 
     sealed record Entry(Sql.Pending Send, TaskCompletionSource<Sql.Stored?> Done);
 
+    /// <summary>
+    /// Whether a batch may still be committed: once its COMMIT is on the wire the outcome is
+    /// MariaDB's, but before that the node may give up waiting for a MariaDB that holds the batch,
+    /// answer its sends 503 and see that nothing of it is ever committed (see RefuseHeldIfHung).
+    /// </summary>
+    sealed class CommitGate(List<Entry> batch)
+    {
+        const int Open = 0, Committing = 1, GivenUp = 2;
+        int state;
+
+        public List<Entry> Batch { get; } = batch;
+        public bool IsGivenUp => Volatile.Read(ref state) == GivenUp;
+        /// <summary>True when the COMMIT may be sent; from then on the batch cannot be given up.</summary>
+        public bool TryCommit() => Interlocked.CompareExchange(ref state, Committing, Open) == Open;
+        /// <summary>After a COMMIT refused for a conflict: the batch is written again, and may be given up again.</summary>
+        public void Reopen() => Interlocked.CompareExchange(ref state, Open, Committing);
+        /// <summary>True when the batch will not be committed; its sends are to be answered.</summary>
+        public bool TryGiveUp() => Interlocked.CompareExchange(ref state, GivenUp, Open) == Open;
+    }
+
     readonly ConcurrentQueue<Entry> queue = new();
     int writing;
     // The writer that owns the queue: a writer whose batch hangs on a host of a fail-over list that
@@ -44,6 +64,7 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
     static readonly TimeSpan StallWarning = TimeSpan.FromSeconds(5);
     readonly Lock stall = new();
     long batchStartedAt;      // time.GetTimestamp() of the batch on the wire, 0 when none
+    CommitGate? onTheWire;    // that batch
     long stalledSince;        // the same for the batch the last warning was about, 0 once it is over
     ITimer? stallWatch;
     bool disposed;
@@ -78,10 +99,10 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
         }
     }
 
-    void BatchStarts(int writer)
+    void BatchStarts(int writer, CommitGate gate)
     {
         lock (stall)
-            if (writer == generation) batchStartedAt = time.GetTimestamp();
+            if (writer == generation) (batchStartedAt, onTheWire) = (time.GetTimestamp(), gate);
     }
 
     void BatchOver(int writer, long startedAt, bool stored)
@@ -90,7 +111,7 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
         lock (stall)
         {
             if (writer != generation) stalled = startedAt;   // left behind: its stall was logged
-            else (batchStartedAt, stalled, stalledSince) = (0, stalledSince, 0);
+            else (batchStartedAt, stalled, stalledSince, onTheWire) = (0, stalledSince, 0, null);
         }
         if (stalled != 0)
             logger.LogInformation("The send batch that waited for MariaDB is over after {Seconds:F1} s: {Outcome}", time.GetElapsedTime(stalled).TotalSeconds,
@@ -125,19 +146,38 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
         while (queue.TryDequeue(out var queued))
             if (queued.Done.TrySetException(new MariaDbNotAnsweringException())) refused++;
         if (refused > 0) logger.LogWarning("The {Refused} sends queued behind the held batch answer 503 (nothing of them was written)", refused);
+        CommitGate? held;
+        lock (stall) held = onTheWire;
+        RefuseHeldIfHung(held);
+    }
+
+    /// <summary>
+    /// The sends of a batch that MariaDB holds answer 503 rather than wait for it (up to the
+    /// command timeout, or as long as a paused server stays paused), unless its COMMIT is already
+    /// on the wire: then only MariaDB knows whether they are stored.
+    /// </summary>
+    void RefuseHeldIfHung(CommitGate? held)
+    {
+        if (held is null || !held.TryGiveUp()) return;
+        var refused = 0;
+        foreach (var entry in held.Batch)
+            if (entry.Done.TrySetException(new MariaDbNotAnsweringException())) refused++;
+        logger.LogWarning("The {Refused} sends of the held batch answer 503; it will not be committed", refused);
     }
 
     void LeaveWriterBehind(string host)
     {
+        CommitGate? held;
         lock (stall)
         {
             if (batchStartedAt == 0) return;   // the batch is over after all
             generation++;
-            (batchStartedAt, stalledSince) = (0, 0);
+            (batchStartedAt, stalledSince, held, onTheWire) = (0, 0, onTheWire, null);
         }
         logger.LogWarning("The send batch on MariaDB server {Host}, which does not answer, is left to finish alone; the {Queued} sends queued behind it go to the next server",
             host, queue.Count);
         Volatile.Write(ref writerHost, null);
+        RefuseHeldIfHung(held);
         Interlocked.Exchange(ref writing, 0);
         StartWriter();
     }
@@ -192,15 +232,16 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
     async Task<MySqlConnection?> WriteBatchAsync(List<Entry> batch, MySqlConnection? connection, int writer)
     {
         var sends = batch.ConvertAll(e => e.Send);
+        var gate = new CommitGate(batch);
         for (var attempt = 1; ; attempt++)
         {
             var startedAt = time.GetTimestamp();
             try
             {
-                BatchStarts(writer);
+                BatchStarts(writer, gate);
                 connection ??= await db.OpenConnectionAsync();
                 if (writer == Volatile.Read(ref generation)) Volatile.Write(ref writerHost, connection.DataSource);
-                var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis());
+                var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis(), gate.TryCommit);
                 BatchOver(writer, startedAt, stored: true);
                 for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(stored[i]);
                 AmsMetrics.GroupCommitBatch.Record(batch.Count);
@@ -213,6 +254,8 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
                 BatchOver(writer, startedAt, stored: false);
                 await DisposeQuietlyAsync(connection);
                 connection = null;
+                // Its sends were answered 503 while MariaDB held it (RefuseHeldIfHung): nothing more to do.
+                if (gate.IsGivenUp) return null;
                 // An error the server returned came before the COMMIT was sent (its own round trip,
                 // after every other result: see Sql), and the transaction was rolled back, so
                 // writing the batch again cannot store anything twice. After any other error (the
@@ -225,6 +268,7 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
                 var conflict = e is Sql.AbortedUnderBatch || ConflictRetry.IsConflict(e);
                 if (conflict && attempt < Attempts)
                 {
+                    gate.Reopen();
                     logger.LogDebug("Send batch of {Count} written again after a conflict ({Error})", batch.Count, e.Message);
                     AmsMetrics.ConflictRetries.Add(1, new KeyValuePair<string, object?>("operation", "send"));
                     await Task.Delay(ConflictRetry.BackOff(attempt));

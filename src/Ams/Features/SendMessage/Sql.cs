@@ -36,11 +36,11 @@ static class Sql
     /// exception leaves, so a pooled connection never keeps its locks; when the connection fails
     /// instead, whether the COMMIT happened is unknown (see GroupCommit).
     /// </summary>
-    public static async Task<Stored?[]> StoreAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now)
+    public static async Task<Stored?[]> StoreAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now, Func<bool> mayCommit)
     {
         try
         {
-            return await StoreInTransactionAsync(connection, envelope, batch, now);
+            return await StoreInTransactionAsync(connection, envelope, batch, now, mayCommit);
         }
         catch
         {
@@ -65,7 +65,7 @@ static class Sql
     /// </summary>
     const string DefaultSession = "SET SESSION autocommit = 1, innodb_lock_wait_timeout = DEFAULT";
 
-    static async Task<Stored?[]> StoreInTransactionAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now)
+    static async Task<Stored?[]> StoreInTransactionAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now, Func<bool> mayCommit)
     {
         // The plans matter: every statement is driven by its JSON list (STRAIGHT_JOIN) with primary
         // key lookups into the tables (FORCE INDEX: on a small table the optimizer would rather
@@ -240,6 +240,8 @@ static class Sql
             while (await reader.NextResultAsync()) { }   // an error reported after the last result throws here
             if (found != n) throw new AbortedUnderBatch(n, found);
         }
+        // The node may have answered the sends 503 while MariaDB held the batch (GroupCommit).
+        if (!mayCommit()) throw new GivenUp();
         await using (var commit = new MySqlCommand($"COMMIT; {DefaultSession}", connection))
             await commit.ExecuteNonQueryAsync();
         var seqOf = new Dictionary<(long User, long Message), long>(events.Count);
@@ -267,4 +269,7 @@ static class Sql
     /// </summary>
     public sealed class AbortedUnderBatch(int expected, long found)
         : Exception($"The send transaction was aborted under its batch: {found} of its {expected} messages left; rolled back");
+
+    /// <summary>The node gave up waiting for MariaDB and answered the batch's sends before its COMMIT: rolled back.</summary>
+    public sealed class GivenUp() : Exception("The send batch was given up before its COMMIT; rolled back");
 }
