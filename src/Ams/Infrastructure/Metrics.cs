@@ -83,6 +83,13 @@ public sealed class MetricsExposition : IDisposable
         listener.SetMeasurementEventCallback<float>((i, v, tags, _) => Record(i, v, tags));
         listener.SetMeasurementEventCallback<decimal>((i, v, tags, _) => Record(i, (double)v, tags));
         listener.Start();
+        // AMS's counters are served at 0 from the start rather than missing until their first
+        // increment, so that a rate or an alert on one has a series to read (an operator's
+        // complaint about the conflict retries). The throttled routes are open-ended: left out.
+        AmsMetrics.MessagesSent.Add(0);
+        AmsMetrics.EventsDelivered.Add(0);
+        foreach (var operation in (string[])["send", "request"])
+            AmsMetrics.ConflictRetries.Add(0, new KeyValuePair<string, object?>("operation", operation));
     }
 
     // Formatting a measurement's tags (a list, a sort, then a name and an escape per tag) took ~6 % of

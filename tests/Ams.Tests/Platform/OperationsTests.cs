@@ -13,6 +13,18 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
         await (await app.Scenario(s => { s.Get.Url("/metrics"); s.From(from); s.StatusCodeShouldBe(status); })).ReadAsTextAsync();
 
     [Fact]
+    public async Task A_new_node_serves_its_counters_before_their_first_increment()
+    {
+        // AMS's meter is the process's: tests running beside this one may have counted into it since (not 0).
+        await using var app = await services.StartAppAsync();
+        var metrics = await MetricsAsync(app, "127.0.0.1", 200);
+        Assert.Matches(@"(?m)^ams_db_conflict_retries_total\{operation=""send""\} \d+$", metrics);
+        Assert.Matches(@"(?m)^ams_db_conflict_retries_total\{operation=""request""\} \d+$", metrics);
+        Assert.Matches(@"(?m)^ams_messages_sent_total \d+$", metrics);
+        Assert.Matches(@"(?m)^ams_events_delivered_total \d+$", metrics);
+    }
+
+    [Fact]
     public async Task Metrics_show_traffic_and_ams_instruments_to_allowed_addresses_only()
     {
         await using var app = await services.StartAppAsync(settings: [new("Metrics:AllowFrom", "127.0.0.0/8, 10.9.0.0/16")]);
