@@ -279,6 +279,9 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
                 // conflicts: written one by one they would only conflict more.)
                 if (refused && !conflict && batch.Count > 1)
                 {
+                    // Claimed first, as a COMMIT claims it: a give-up that read this batch as on the
+                    // wire must not answer 503 for sends that the one-by-one writes then store.
+                    if (!gate.TryCommit()) return null;
                     // The error's name, not its message: a duplicate key's message quotes the value (an Idempotency-Key).
                     logger.LogWarning("Send batch of {Count} refused ({Error}); writing its sends one by one", batch.Count,
                         e is MySqlException refusal ? refusal.ErrorCode.ToString() : e.GetType().Name);
