@@ -487,8 +487,8 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.StartsWith("Warning ", warning);
         Assert.InRange(int.Parse(warning.Split(waiting)[1].Split(' ')[0], CultureInfo.InvariantCulture), 5, 10);
         Assert.Contains("(2 queued behind it)", warning);
-        Assert.Single(logs.Lines, l => l.Contains("The 2 sends queued behind the held batch answer 503", StringComparison.Ordinal));
-        Assert.Single(logs.Lines, l => l.Contains("The 1 sends of the held batch answer 503; it will not be committed", StringComparison.Ordinal));
+        Assert.Single(logs.Lines, l => l.Contains("Sends queued behind the held batch answer 503, none of them written: 2", StringComparison.Ordinal));
+        Assert.Single(logs.Lines, l => l.Contains("Sends of the held batch answer 503, and it will not be committed: 1", StringComparison.Ordinal));
         var closing = Assert.Single(logs.Lines, l => l.Contains(over, StringComparison.Ordinal));
         Assert.InRange(double.Parse(closing.Split(over)[1].Split(' ')[0], CultureInfo.InvariantCulture), 7.0, 60.0);
         Assert.EndsWith(" s: not stored", closing);

@@ -173,7 +173,7 @@ public sealed class MariaDbHostsTests(Services services) : IClassFixture<Service
             // Its COMMIT was not sent: it answers now, not when its host answers again, and is never committed.
             Assert.Equal(503, (await stuck.WaitAsync(TimeSpan.FromSeconds(1))).Status());
             Assert.Single(logs.Lines, l => l.Contains("The send batch on MariaDB server 127.0.0.2, which does not answer, is left to finish alone", StringComparison.Ordinal));
-            Assert.Single(logs.Lines, l => l.Contains("The 1 sends of the held batch answer 503; it will not be committed", StringComparison.Ordinal));
+            Assert.Single(logs.Lines, l => l.Contains("Sends of the held batch answer 503, and it will not be committed: 1", StringComparison.Ordinal));
             // The next ones go straight through.
             Assert.Equal("next", (await app.SendAsync(alice, other, "next"))["body"].Str());
         }

@@ -145,7 +145,7 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
         var refused = 0;
         while (queue.TryDequeue(out var queued))
             if (queued.Done.TrySetException(new MariaDbNotAnsweringException())) refused++;
-        if (refused > 0) logger.LogWarning("The {Refused} sends queued behind the held batch answer 503 (nothing of them was written)", refused);
+        if (refused > 0) logger.LogWarning("Sends queued behind the held batch answer 503, none of them written: {Refused}", refused);
         CommitGate? held;
         lock (stall) held = onTheWire;
         RefuseHeldIfHung(held);
@@ -162,7 +162,7 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
         var refused = 0;
         foreach (var entry in held.Batch)
             if (entry.Done.TrySetException(new MariaDbNotAnsweringException())) refused++;
-        logger.LogWarning("The {Refused} sends of the held batch answer 503; it will not be committed", refused);
+        logger.LogWarning("Sends of the held batch answer 503, and it will not be committed: {Refused}", refused);
     }
 
     void LeaveWriterBehind(string host)
