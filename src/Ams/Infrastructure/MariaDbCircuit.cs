@@ -60,6 +60,7 @@ public sealed class MariaDbCircuit(MariaDb db, IHostApplicationLifetime lifetime
             Interlocked.Exchange(ref refused, 0);
             Volatile.Write(ref openedAt, Stopwatch.GetTimestamp());
             Volatile.Write(ref open, 1);
+            foreach (var host in db.Hosts) host.MarkHung();
             logger.LogWarning("MariaDB is not answering ({Why}, and a probe had no answer in 1 s); requests that need it answer 503 at once until it answers again", why);
             _ = Task.Run(ProbeUntilAnsweredAsync);
             return true;
@@ -133,6 +134,7 @@ public sealed class MariaDbCircuit(MariaDb db, IHostApplicationLifetime lifetime
         var (seconds, count) = (Stopwatch.GetElapsedTime(Volatile.Read(ref openedAt)).TotalSeconds, Interlocked.Read(ref refused));
         // Connections from before the hang may be dead by now (a server killed while it hung).
         await db.ForgetConnectionsAsync();
+        foreach (var host in db.Hosts.Where(host => !host.PassedOver)) host.MarkAnswering();
         Volatile.Write(ref open, 0);
         logger.LogInformation("MariaDB answers again after {Seconds:F1} s; requests go through ({Refused} were refused at once meanwhile)", seconds, count);
     }

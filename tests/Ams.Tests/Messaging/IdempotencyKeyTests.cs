@@ -12,7 +12,7 @@ namespace Ams.Tests.Messaging;
 /// </summary>
 public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Services>
 {
-    static Task<IScenarioResult> SendWithKeyAsync(IAlbaHost app, Member sender, object body, StringValues key, int? status = null) =>
+    internal static Task<IScenarioResult> SendWithKeyAsync(IAlbaHost app, Member sender, object body, StringValues key, int? status = null) =>
         app.Scenario(s =>
         {
             s.Post.Json(body).ToUrl("/api/messages");

@@ -134,6 +134,41 @@ public sealed class MariaDbHostsTests(Services services) : IClassFixture<Service
     }
 
     [Fact]
+    public async Task A_keyed_send_whose_lookup_waits_on_a_host_that_hangs_answers_503_once_it_is_passed_over_and_its_repeat_goes_to_the_next()
+    {
+        await using var relay = new Relay(services.MariaDb.Port);
+        var logs = new CapturedLogs();
+        await using var app = await NodeBehindAsync("Connect Timeout=30;Default Command Timeout=30;", logs);
+        var (alice, bob) = (await app.MemberAsync("fk"), await app.MemberAsync("fk"));
+        var conversation = (await app.DirectAsync(alice, bob)).Id();
+
+        // Twice: a host that answered again is watched again.
+        foreach (var body in new[] { "keyed", "keyed again" })
+        {
+            var send = new { conversationId = conversation, body };
+            relay.Hang();
+            var watch = Stopwatch.StartNew();
+            try
+            {
+                // Its Idempotency-Key lookup goes to the first host, not yet passed over.
+                var answer = await IdempotencyKeyTests.SendWithKeyAsync(app, alice, send, body.Replace(' ', '-')).WaitAsync(TimeSpan.FromSeconds(20));
+                await answer.ProblemAsync(503);
+                // The watch (1 s) and its question (1 s), with room for a loaded machine.
+                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"answered after {watch.Elapsed.TotalSeconds:F1} s");
+                await IdempotencyKeyTests.SendWithKeyAsync(app, alice, send, body.Replace(' ', '-'), 201);
+                await IdempotencyKeyTests.SendWithKeyAsync(app, alice, send, body.Replace(' ', '-'), 201);
+            }
+            finally
+            {
+                relay.Answer();
+            }
+            await Eventually.TrueAsync(() => logs.Lines.Count(l => l.Contains("MariaDB server 127.0.0.2 answers again", StringComparison.Ordinal)) == (body == "keyed" ? 1 : 2),
+                TimeSpan.FromSeconds(6));
+        }
+        Assert.Equal(["keyed", "keyed again"], Chat.Bodies(await app.HistoryAsync(bob, conversation)));
+    }
+
+    [Fact]
     public async Task A_node_starts_while_the_first_host_hangs_its_opens_going_on_to_the_next()
     {
         await using var relay = new Relay(services.MariaDb.Port);

@@ -159,12 +159,11 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
     }
 
     /// <summary>What an earlier send with this key gets again: its message as it is now, or 422 for a different request.</summary>
-    async Task<Outcome?> EarlierSendAsync(long me, IdempotencyKeys.Key key, CancellationToken ct)
+    Task<Outcome?> EarlierSendAsync(long me, IdempotencyKeys.Key key, CancellationToken ct) => db.ReadUnlessHungAsync<Outcome?>(async connection =>
     {
-        await using var connection = await db.OpenConnectionAsync(ct);
         if (await IdempotencyKeys.FindAsync(connection, me, key, time.UtcNowMillis()) is not { } earlier) return null;
         if (!earlier.SameRequest) return new KeyReused();
         var views = await MessageRow.LoadAsync(connection, envelope, [earlier.MessageId], me);
         return views.TryGetValue(earlier.MessageId, out var view) ? new Sent(view) : new NoConversation();
-    }
+    }, ct);
 }
