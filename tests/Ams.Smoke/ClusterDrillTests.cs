@@ -25,8 +25,9 @@ public sealed class ClusterFixture : IAsyncLifetime
 }
 
 /// <summary>
-/// The fault drill of <c>just cluster-test</c>: sends go on through HAProxy while a Galera node, a
-/// Redis master and an AMS node are killed, one after another.
+/// The fault drill of <c>just cluster-test</c>: sends go on through HAProxy while the Galera node
+/// every AMS node writes through, a Redis master and an AMS node are each paused (SIGSTOP, as a
+/// hung or swapped-out machine) and let go on, and then each killed, one after another.
 /// </summary>
 [Trait("Category", "Cluster")]
 public sealed class ClusterDrillTests(ClusterFixture fixture, ITestOutputHelper output) : IClassFixture<ClusterFixture>
@@ -34,7 +35,7 @@ public sealed class ClusterDrillTests(ClusterFixture fixture, ITestOutputHelper 
     LoopbackCluster Cluster => fixture.Cluster;
 
     [Fact]
-    public async Task Through_the_kills_of_a_Galera_node_a_Redis_master_and_an_AMS_node_every_acknowledged_send_is_stored_once_and_streamed_once()
+    public async Task Through_pauses_and_kills_of_a_Galera_node_a_Redis_master_and_an_AMS_node_every_acknowledged_send_is_stored_once_and_streamed_once()
     {
         try
         {
@@ -42,6 +43,10 @@ public sealed class ClusterDrillTests(ClusterFixture fixture, ITestOutputHelper 
         }
         finally
         {
+            // A drill that failed mid-pause leaves nothing stopped for the cluster's disposal to wait on.
+            foreach (var resume in new Action[] { () => Cluster.Galera.Resume(0), () => Cluster.Nodes[2].ResumeAsync().Wait() }
+                .Concat(paused.Select(port => (Action)(() => Cluster.Redis.Resume(port)))))
+                try { resume(); } catch (Exception e) when (e is InvalidOperationException or AggregateException) { }
             // What the nodes warned about, for the record (and the diagnosis of a failure).
             for (var n = 0; n < Cluster.Nodes.Length; n++)
                 foreach (var line in Cluster.Nodes[n].Log.Split('\n').Select((l, i) => (l, i)).Where(x => x.l.StartsWith("warn") || x.l.StartsWith("fail")))
@@ -105,7 +110,19 @@ public sealed class ClusterDrillTests(ClusterFixture fixture, ITestOutputHelper 
         var reading = streams.Select(s => s.RunAsync(stop.Token)).ToArray();
         await Task.WhenAll(streams.Select(s => s.Opened));
 
-        const int perSender = 90;
+        // Each pause goes on under load while alice keeps sending and ends in the background; the
+        // next fault waits for the cluster to be whole again. A paused Galera node and AMS node are
+        // let go on after 8 s (the Galera node was evicted after 3 s and rejoins); the paused Redis
+        // master once its replica has taken over (it returns as that one's replica).
+        var eventsKey = $"ams:events:{lowest % 16}";
+        var whole = Task.CompletedTask;
+        Task PauseAsync(string what, Func<Task> pause, Func<Task> resume)
+        {
+            var started = Fault(what, pause);
+            whole = started.ContinueWith(_ => resume()).Unwrap();
+            return started;
+        }
+        const int perSender = 150;
         var client = new RetryingClient();
         async Task<List<long>> SendAllAsync((string Name, HttpClient Client) user)
         {
@@ -114,15 +131,60 @@ public sealed class ClusterDrillTests(ClusterFixture fixture, ITestOutputHelper 
             {
                 ids.Add(await client.SendAsync(user, conversationId, m.ToString()));
                 if (user.Name != alice.Name) continue;
-                if (m == 20) await Fault("Galera node 1 killed", () => Cluster.Galera.KillAsync(0));
-                if (m == 45) await Fault($"Redis master :{doomed} killed", () => Cluster.Redis.KillAsync(doomed));
-                if (m == 70) await Fault("AMS node 3 killed", () => Cluster.Nodes[2].KillAsync());
+                if (m is 40 or 65 or 90 or 110 or 130)
+                {
+                    await whole;
+                    output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} whole again");
+                }
+                if (m == 15) await PauseAsync("Galera node 1 paused", () => { Cluster.Galera.Pause(0); return Task.CompletedTask; }, async () =>
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(8));
+                    Cluster.Galera.Resume(0);
+                    output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} Galera node 1 resumed");
+                    await Cluster.Galera.WaitUntilSyncedAsync(0);
+                });
+                if (m == 40) await PauseAsync($"Redis master :{doomed} paused", () => { Cluster.Redis.Pause(doomed); paused.Add(doomed); return Task.CompletedTask; }, async () =>
+                {
+                    var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+                    while (await Cluster.Redis.MasterOfAsync(eventsKey) is var master && (master == doomed || master == 0))
+                    {
+                        Assert.True(DateTime.UtcNow < deadline, $"no replica took over from the paused master :{doomed}");
+                        await Task.Delay(100);
+                    }
+                    Cluster.Redis.Resume(doomed);
+                    paused.Remove(doomed);
+                    output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} Redis :{doomed} resumed, replaced by :{await Cluster.Redis.MasterOfAsync(eventsKey)}");
+                    await Cluster.Redis.WaitUntilHealthyAsync(6);
+                    await Cluster.Redis.WaitUntilReplicasSyncedAsync();
+                });
+                if (m == 65) await PauseAsync("AMS node 3 paused", () => Cluster.Nodes[2].PauseAsync(), async () =>
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(8));
+                    await Cluster.Nodes[2].ResumeAsync();
+                    output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} AMS node 3 resumed");
+                });
+                if (m == 90) await Fault("Galera node 1 killed", () => Cluster.Galera.KillAsync(0));
+                if (m == 110)
+                {
+                    // The master of the group's channel and the sessions' slots now: the replica that took over from the pause.
+                    doomed = await Cluster.Redis.MasterOfAsync(eventsKey);
+                    await Fault($"Redis master :{doomed} killed", () => Cluster.Redis.KillAsync(doomed));
+                }
+                if (m == 130) await Fault("AMS node 3 killed", () => Cluster.Nodes[2].KillAsync());
             }
             return ids;
         }
         var sent = await Task.WhenAll(SendAllAsync(alice), SendAllAsync(bob));
         var ids = sent.SelectMany(s => s).ToList();
         output.WriteLine($"{ids.Count} sends acknowledged; {client.Retries} answers were 5xx or a dropped connection and were repeated with the same key");
+        // How long sends took through each fault, from their first try to their acknowledgement.
+        for (var f = 0; f < faults.Count; f++)
+        {
+            var during = client.Timings.Where(t => t.Started >= faults[f].At && (f + 1 == faults.Count || t.Started < faults[f + 1].At)).OrderBy(t => t.Took).ToList();
+            if (during.Count > 0)
+                output.WriteLine($"{faults[f].What}: {during.Count} sends, median {during[during.Count / 2].Took.TotalMilliseconds:F0} ms, " +
+                    $"longest {during[^1].Took.TotalMilliseconds:F0} ms from {during[^1].Started:HH:mm:ss.fff} ({during[^1].Tries})");
+        }
         Assert.Equal(2 * perSender, ids.Distinct().Count());
 
         // Stored once, numbered without a gap.
@@ -166,8 +228,15 @@ public sealed class ClusterDrillTests(ClusterFixture fixture, ITestOutputHelper 
         await Cluster.Redis.StartAgainAsync(doomed);
     }
 
+    /// <summary>The Redis nodes paused right now.</summary>
+    readonly List<int> paused = [];
+
+    /// <summary>Each fault and when it began.</summary>
+    readonly List<(DateTime At, string What)> faults = [];
+
     async Task Fault(string what, Func<Task> fault)
     {
+        faults.Add((DateTime.UtcNow, what));
         await fault();
         output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {what}");
     }

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
@@ -406,11 +408,30 @@ sealed class RetryingClient
     int retries;
     public int Retries => retries;
 
+    /// <summary>When each send was first tried, how long it took to be acknowledged, and each try's answer and time.</summary>
+    public ConcurrentQueue<(DateTime Started, TimeSpan Took, string Tries)> Timings { get; } = new();
+
     public async Task<long> SendAsync((string Name, HttpClient Client) user, string conversationId, string tag)
+    {
+        var (startedAt, started) = (DateTime.UtcNow, Stopwatch.GetTimestamp());
+        var tries = new List<string>();
+        try
+        {
+            return await SendWithRetriesAsync(user, conversationId, tag, tries);
+        }
+        finally
+        {
+            Timings.Enqueue((startedAt, Stopwatch.GetElapsedTime(started), string.Join(", ", tries)));
+        }
+    }
+
+    async Task<long> SendWithRetriesAsync((string Name, HttpClient Client) user, string conversationId, string tag, List<string> tries)
     {
         var key = $"{user.Name}-{tag}";
         for (var attempt = 1; ; attempt++)
         {
+            var started = Stopwatch.GetTimestamp();
+            string Took() => $"{Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms";
             try
             {
                 using var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
@@ -419,12 +440,16 @@ sealed class RetryingClient
                 };
                 request.Headers.Add("Idempotency-Key", key);
                 using var response = await user.Client.SendAsync(request);
+                tries.Add($"{(int)response.StatusCode} in {Took()}");
                 if (response.StatusCode == HttpStatusCode.Created)
                     return long.Parse((await SmokeUsers.JsonAsync(response, HttpStatusCode.Created))["id"]!.GetValue<string>());
                 // 503 from a node, 502 or 504 from the proxy for a node that died mid-request.
                 Assert.Contains(response.StatusCode, new[] { HttpStatusCode.ServiceUnavailable, HttpStatusCode.BadGateway, HttpStatusCode.GatewayTimeout });
             }
-            catch (HttpRequestException) { }
+            catch (HttpRequestException e)
+            {
+                tries.Add($"{e.HttpRequestError} in {Took()}");
+            }
             Interlocked.Increment(ref retries);
             Assert.True(attempt < 200, $"send {key} never acknowledged");
             await Task.Delay(100);

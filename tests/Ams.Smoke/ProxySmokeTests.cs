@@ -174,7 +174,7 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
         {
             var (bobName, bob) = await SmokeUsers.UserAsync(proxy.Client(), "hpb");
             var (_, alice) = await SmokeUsers.UserAsync(proxy.Client(), "hpa");
-            using (var pause = Process.Start("kill", ["-STOP", nodes[0].ProcessId.ToString()])) await pause.WaitForExitAsync();
+            await nodes[0].PauseAsync();
             var paused = Stopwatch.StartNew();
             // A request every 200 ms for 6 s. Round robin sends every other one to the paused node
             // until the health checks (inter 1s, fall 2, timeout check 1s) pass it over; those wait
@@ -199,7 +199,7 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
         }
         finally
         {
-            using (var resume = Process.Start("kill", ["-CONT", nodes[0].ProcessId.ToString()])) await resume.WaitForExitAsync();
+            await nodes[0].ResumeAsync();
             await proxy.DisposeAsync();
             foreach (var node in nodes) await node.StopAsync();
         }

@@ -186,12 +186,23 @@ public sealed class AppProcess : IAsyncLifetime
         await process.WaitForExitAsync();
     }
 
+    /// <summary>SIGSTOP, as a hung or swapped-out machine: its sockets stay open and nothing answers until <see cref="ResumeAsync"/>.</summary>
+    public Task PauseAsync() => SignalAsync("-STOP");
+
+    public Task ResumeAsync() => SignalAsync("-CONT");
+
+    async Task SignalAsync(string signal)
+    {
+        using var kill = Process.Start("kill", [signal, process.Id.ToString()]);
+        await kill.WaitForExitAsync();
+    }
+
     public async Task StopAsync()
     {
         if (process is { HasExited: false })
         {
             // SIGTERM first: the host shuts down cleanly, as it would under `docker stop`.
-            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString()])) await kill.WaitForExitAsync();
+            await SignalAsync("-TERM");
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try { await process.WaitForExitAsync(grace.Token); }
             catch (OperationCanceledException) { process.Kill(); }

@@ -105,12 +105,23 @@ public sealed class GaleraCluster : IAsyncDisposable
     /// <summary>SIGKILL, as a crashed machine: no clean leave, the others notice by timeout.</summary>
     public async Task KillAsync(int node)
     {
-        var process = _nodes[node].Process ?? throw new InvalidOperationException($"Node {node + 1} is not running.");
+        var process = Running(node);
         process.Kill();
         await process.WaitForExitAsync();
         process.Dispose();
         _nodes[node].Process = null;
     }
+
+    /// <summary>
+    /// SIGSTOP, as a hung or swapped-out machine: its connections stay open and nothing answers.
+    /// The others stall their commits until they evict it (<c>evs.suspect_timeout</c>, 3 s here).
+    /// </summary>
+    public void Pause(int node) => Running(node).Pause();
+
+    /// <summary>SIGCONT after <see cref="Pause"/>: an evicted node rejoins by itself (IST); see <see cref="WaitUntilSyncedAsync"/>.</summary>
+    public void Resume(int node) => Running(node).Resume();
+
+    private ServerProcess Running(int node) => _nodes[node].Process ?? throw new InvalidOperationException($"Node {node + 1} is not running.");
 
     /// <summary>Starts a stopped node again; it rejoins and catches up (IST, or a full transfer).</summary>
     public Task RejoinAsync(int node, CancellationToken ct = default) => StartNodeAsync(node, bootstrap: false, ct);
@@ -153,18 +164,30 @@ public sealed class GaleraCluster : IAsyncDisposable
         ];
         if (bootstrap) arguments.Add("--wsrep-new-cluster");
         node.Process = await ServerProcess.StartAsync("mariadbd", arguments, Path.Combine(node.Dir, "mariadbd.log"), _baseDir, ct);
+        await WaitUntilSyncedAsync(i, ct);
+    }
+
+    /// <summary>Waits until the node is a synced member of the cluster of every running node (after a start, or a <see cref="Resume"/>).</summary>
+    public async Task WaitUntilSyncedAsync(int i, CancellationToken ct = default)
+    {
+        var node = _nodes[i];
         var started = Stopwatch.StartNew();
         while (true)
         {
-            if (node.Process.HasExited)
-                throw new InvalidOperationException($"Galera node {i + 1} exited before it was synced. Log tail:\n{node.Process.LogTail()}");
+            if (node.Process is not { } process || process.HasExited)
+                throw new InvalidOperationException($"Galera node {i + 1} exited before it was synced. Log tail:\n{node.Process?.LogTail()}");
             if (started.Elapsed > JoinTimeout)
-                throw new TimeoutException($"Galera node {i + 1} was not synced within {JoinTimeout.TotalSeconds} s. Log tail:\n{node.Process.LogTail()}");
+                throw new TimeoutException($"Galera node {i + 1} was not synced within {JoinTimeout.TotalSeconds} s. Log tail:\n{process.LogTail()}");
             if (await MariaDbServer.SocketAcceptsAsync(node.Socket, ct))
             {
                 try
                 {
-                    if ((await RootSqlAsync(i, "SHOW STATUS LIKE 'wsrep_local_state_comment'", ct)).Contains("Synced", StringComparison.Ordinal))
+                    // Asked of another node too: a node resumed after a pause still reports its old
+                    // state (Synced, in a cluster of all) until it notices that it was evicted.
+                    var running = _nodes.Where(n => n.Process is { HasExited: false }).ToList();
+                    var other = running.FirstOrDefault(n => n.Index != i);
+                    if ((await RootSqlAsync(i, "SHOW STATUS LIKE 'wsrep_local_state_comment'", ct)).Contains("Synced", StringComparison.Ordinal)
+                        && (other is null || await ClusterSizeAsync(other.Index) == running.Count))
                         return;
                 }
                 catch (InvalidOperationException)
