@@ -149,8 +149,9 @@ public sealed class MariaDb : IAsyncDisposable
     /// so 503) as soon as the node knows that the connection's host hangs, rather than waiting as
     /// long as the host does, up to the command timeout: a paused Galera node held sends' Idempotency-Key
     /// lookups for the whole pause (9.5 s of an 8 s pause in the cluster drill, 21.6 s of 20 s), while the
-    /// send batches on it answered after 5 s. Reads only: what is given up goes on in the background
-    /// until MariaDB answers or its timeout ends it, so a write in it could still be stored after the 503.
+    /// send batches on it answered after 5 s. For reads, and writes that a repeat of the request finds
+    /// done (find or create): what is given up goes on in the background until MariaDB answers or its
+    /// timeout ends it, so a write in it may still be stored after the 503.
     /// </summary>
     public async Task<T> ReadUnlessHungAsync<T>(Func<MySqlConnection, Task<T>> read, CancellationToken ct = default)
     {

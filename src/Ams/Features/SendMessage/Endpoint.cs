@@ -105,10 +105,15 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
         long conversationId;
         if (req.To is { Length: > 0 } to)
         {
-            await using var connection = await db.OpenConnectionAsync(ct);
-            if (await Sql.FindUserAsync(connection, to.Trim().ToLowerInvariant()) is not { } other) return new UnknownUser(to);
-            if (other == me) return new SendingToSelf();
-            (conversationId, _) = await Conversations.FindOrCreateDirectAsync(connection, me, other, time.UtcNowMillis());
+            // Given up on a hung host, a conversation it still creates is the one the repeat finds.
+            var (refused, direct) = await db.ReadUnlessHungAsync<(Outcome?, long)>(async connection =>
+            {
+                if (await Sql.FindUserAsync(connection, to.Trim().ToLowerInvariant()) is not { } other) return (new UnknownUser(to), 0);
+                if (other == me) return (new SendingToSelf(), 0);
+                return (null, (await Conversations.FindOrCreateDirectAsync(connection, me, other, time.UtcNowMillis())).Id);
+            }, ct);
+            if (refused is not null) return refused;
+            conversationId = direct;
         }
         else if (!Ids.TryParse(req.ConversationId, out conversationId)) return new NoConversation();
 
