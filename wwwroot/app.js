@@ -211,9 +211,22 @@
     if (connection && connection.textContent !== text) connection.textContent = text;
     chat.classList.toggle("offline", text !== "");
   }
+  // A stream can go silent without closing: a node that hangs, or a connection that a network
+  // dropped without a word. The server sends a keep-alive event as the stream opens and every
+  // period after (its data: the period in ms); heard from for none of two and a half periods, the
+  // stream is opened again, resuming after the last event.
+  let heardAt = 0, keepAliveMs = 0;
+  setInterval(() => {
+    if (!keepAliveMs || events?.readyState !== EventSource.OPEN || Date.now() - heardAt < keepAliveMs * 2.5) return;
+    events.close();
+    setConnection("Reconnecting…");
+    connect();
+  }, 1000);
   function connect() {
     events = new EventSource("/events?after=" + encodeURIComponent(lastEventId));
-    events.addEventListener("open", () => { retryDelay = 1000; setConnection(""); });
+    heardAt = Date.now();
+    events.addEventListener("open", () => { retryDelay = 1000; heardAt = Date.now(); setConnection(""); });
+    events.addEventListener("keep-alive", (e) => { keepAliveMs = Number(e.data) || keepAliveMs; heardAt = Date.now(); });
     events.addEventListener("error", () => {
       setConnection("Reconnecting…");
       // EventSource retries by itself while it can; once it gives up (CLOSED), so do we, later.
@@ -224,6 +237,7 @@
     });
     for (const [kind, handler] of Object.entries(handlers)) {
       events.addEventListener(kind, (e) => {
+        heardAt = Date.now();
         if (e.lastEventId) lastEventId = e.lastEventId;
         handler(e);
       });

@@ -620,6 +620,24 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task The_pages_stream_says_it_is_alive_with_an_event_naming_the_period_as_it_opens_and_every_period_after()
+    {
+        // The page's script cannot see comments; app.js opens the stream again after 2.5 periods without a word.
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Events:KeepAlive"] = "00:00:00.300" });
+        var bob = await app.MemberAsync("kh");
+        await using var stream = await SseClient.OpenAsync(app, bob.Token, path: "/events");
+        Assert.True(await stream.QuietForAsync(TimeSpan.FromSeconds(1.2)));
+        Assert.True(stream.KeepAlives.Count >= 3, $"{stream.KeepAlives.Count} keep-alive events in 1.2 s");
+        Assert.All(stream.KeepAlives, data => Assert.Equal("300", data));
+        Assert.Empty(stream.Comments);
+        // The API's stream keeps its comments (docs/api.md).
+        await using var api = await SseClient.OpenAsync(app, bob.Token);
+        Assert.True(await api.QuietForAsync(TimeSpan.FromSeconds(0.7)));
+        Assert.Empty(api.KeepAlives);
+        Assert.Contains(": connected", api.Comments);
+    }
+
+    [Fact]
     public async Task Keep_alives_reach_every_stream_once_a_period_spread_over_it_rather_than_all_at_once()
     {
         // Each keep-alive asks Redis whether the stream's session still exists: 10,000 streams

@@ -13,6 +13,9 @@ public sealed class SseClient : IAsyncDisposable
     readonly CancellationTokenSource life = new();
     public List<string> Comments { get; } = [];
 
+    /// <summary>The data of each keep-alive event (the page's stream, /events, says it is alive with events, not comments); NextAsync skips them.</summary>
+    public List<string> KeepAlives { get; } = [];
+
     SseClient(HttpClient client, HttpResponseMessage response, StreamReader reader)
     {
         this.client = client;
@@ -47,7 +50,10 @@ public sealed class SseClient : IAsyncDisposable
             if (line is null) return null;
             if (line.Length == 0)
             {
-                if (data.Count > 0 || id is not null) return new SseEvent(id, name, string.Join('\n', data));
+                if (name == "keep-alive") KeepAlives.Add(string.Join('\n', data));
+                else if (data.Count > 0 || id is not null) return new SseEvent(id, name, string.Join('\n', data));
+                (id, name) = (null, null);
+                data.Clear();
                 continue;
             }
             if (line.StartsWith(':')) { Comments.Add(line); continue; }
@@ -63,13 +69,13 @@ public sealed class SseClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads on until the next keep-alive comment (skipping anything else); fails after <paramref name="timeout"/> or at the stream's end.</summary>
+    /// <summary>Reads on until the next keep-alive, comment or event (skipping anything else); fails after <paramref name="timeout"/> or at the stream's end.</summary>
     public async Task NextKeepAliveAsync(TimeSpan timeout)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(life.Token);
         limit.CancelAfter(timeout);
         while (await reader.ReadLineAsync(limit.Token) is { } line)
-            if (line.StartsWith(": keep-alive", StringComparison.Ordinal)) return;
+            if (line.StartsWith(": keep-alive", StringComparison.Ordinal) || line == "event: keep-alive") return;
         throw new EndOfStreamException("the stream ended before a keep-alive");
     }
 

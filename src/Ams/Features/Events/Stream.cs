@@ -45,6 +45,11 @@ public sealed class Stream : IDisposable
     readonly Timer keepAlive;
     readonly int keepAliveShares;
     int keepAliveTick;
+    // The page's stream says it is alive with an event rather than a comment, as it opens and every
+    // period after: a script cannot see comments, and a stream can go silent without closing (a
+    // node that hangs, a connection a network dropped without a word). The data is the period in
+    // ms; app.js opens the stream again when it hears nothing for two and a half periods.
+    readonly string keepAliveEvent;
     // Replays reading MariaDB at once, node-wide. A catch-up after Redis returns, or the streams of
     // a dead node resuming here, can start thousands together: unbounded, they queued for the
     // connection pool ahead of every send (sends took seconds, docs/benchmarks-history.md,
@@ -58,6 +63,7 @@ public sealed class Stream : IDisposable
     {
         (this.hub, this.presence, this.db, this.sessions, this.options, this.outages, this.logger) = (hub, presence, db, sessions, options, outages, logger);
         byKind = kinds.ToDictionary(k => k.Name);
+        keepAliveEvent = string.Create(CultureInfo.InvariantCulture, $"event: keep-alive\ndata: {(long)options.KeepAlive.TotalMilliseconds}\n\n");
         keepAliveShares = (int)Math.Clamp(options.KeepAlive.TotalMilliseconds / 100, 1, 16);
         var tick = options.KeepAlive / keepAliveShares;
         keepAlive = new Timer(static state =>
@@ -108,7 +114,7 @@ public sealed class Stream : IDisposable
             try
             {
                 var last = resumeAfter ?? await LatestAsync(user.Id, ct);
-                await response.WriteAsync(": connected\n\n", ct);
+                await response.WriteAsync(format == StreamFormat.Html ? keepAliveEvent : ": connected\n\n", ct);
                 await response.Body.FlushAsync(ct);
                 // Starting live needs no replay: every number up to the latest is already committed.
                 if (resumeAfter is not null)
@@ -167,7 +173,7 @@ public sealed class Stream : IDisposable
                     if (keepAlive && !revoked)
                     {
                         if (!await sessions.ExistsAsync(session.Id)) break;
-                        await response.WriteAsync(": keep-alive\n\n", ct);
+                        await response.WriteAsync(format == StreamFormat.Html ? keepAliveEvent : ": keep-alive\n\n", ct);
                     }
                     await response.Body.FlushAsync(ct);
                     if (revoked) break;
