@@ -180,8 +180,8 @@ public sealed class MariaDb : IAsyncDisposable
         async Task<T> RunAsync()
         {
             await using var connection = await OpenConnectionAsync(ct);
-            var host = Hosts.Count == 1 ? Hosts[0] : Hosts.First(host => host.Name == connection.DataSource);
-            lock (watching) watched = Watch(host);
+            var host = Hosts.Count == 1 ? Hosts[0] : Hosts.FirstOrDefault(host => host.Name == connection.DataSource);
+            lock (watching) watched = host is null ? CancellationToken.None : Watch(host);
             return await read(connection);
         }
     }
