@@ -13,7 +13,9 @@ const string Commands = """
     kill ams N | start ams N        an AMS node (1-3), SIGKILL / started again on its port
     kill galera N | start galera N  a Galera node (1-3), SIGKILL / rejoined (it catches up by IST or SST)
     kill redis PORT | start redis PORT   a Redis Cluster node; a killed master's replica takes over in ~1 s
-    log ams N                       the last 40 lines an AMS node wrote
+    pause ams|galera N, pause redis PORT     SIGSTOP, as a hung machine (its connections stay open)
+    resume ams|galera N, resume redis PORT   SIGCONT (a paused Galera node rejoins; a replaced Redis master returns as a replica)
+    log ams N [LINES]               the last 40 (or LINES) lines an AMS node wrote
     """;
 Console.WriteLine($"""
 
@@ -57,8 +59,27 @@ async Task<string> RunAsync(string[] words)
         case ["start", "ams", var n] when Node(n) is { } i:
             await cluster.Nodes[i].StartAgainAsync();
             return $"AMS node {i + 1} serves again on {cluster.Nodes[i].BaseAddress}";
-        case ["log", "ams", var n] when Node(n) is { } i:
-            return string.Join('\n', cluster.Nodes[i].Log.Split('\n').TakeLast(40));
+        case ["log", "ams", var n, .. var rest] when Node(n) is { } i && rest is [] or [_]:
+            return string.Join('\n', cluster.Nodes[i].Log.Split('\n').TakeLast(rest is [var lines] && int.TryParse(lines, out var count) ? count : 40));
+        case ["pause", "ams", var n] when Node(n) is { } i:
+            await cluster.Nodes[i].PauseAsync();
+            return $"AMS node {i + 1} paused; HAProxy passes it over within ~2 s, and what was on the wire to it waits (up to 15 s)";
+        case ["resume", "ams", var n] when Node(n) is { } i:
+            await cluster.Nodes[i].ResumeAsync();
+            return $"AMS node {i + 1} resumed";
+        case ["pause", "galera", var n] when Node(n) is { } i:
+            cluster.Galera.Pause(i);
+            return $"Galera node {i + 1} paused; the others hold their commits until they evict it (3 s here)";
+        case ["resume", "galera", var n] when Node(n) is { } i:
+            cluster.Galera.Resume(i);
+            await cluster.Galera.WaitUntilSyncedAsync(i);
+            return $"Galera node {i + 1} resumed, rejoined and is synced";
+        case ["pause", "redis", var p] when int.TryParse(p, out var port) && cluster.Redis.Ports.Contains(port):
+            cluster.Redis.Pause(port);
+            return $"Redis node {port} paused; a paused master's replica takes over in ~1-3 s";
+        case ["resume", "redis", var p] when int.TryParse(p, out var port) && cluster.Redis.Ports.Contains(port):
+            cluster.Redis.Resume(port);
+            return $"Redis node {port} resumed";
         case ["kill", "galera", var n] when Node(n) is { } i:
             await cluster.Galera.KillAsync(i);
             return $"Galera node {i + 1} killed; the others go on as the primary component";
