@@ -159,7 +159,7 @@ public sealed class MariaDb : IAsyncDisposable
         // known to hang is the best there is (every host was passed over): it is waited for.
         static CancellationToken Watch(Host host) => host.Hung is { IsCancellationRequested: false } hung ? hung : CancellationToken.None;
         var watching = new Lock();
-        var watched = Watch(InTurn()[0]);
+        var watched = Watch(Hosts.Count == 1 ? Hosts[0] : InTurn()[0]);
         CancellationToken Watched() { lock (watching) return watched; }
         var running = RunAsync();
         while (true)
