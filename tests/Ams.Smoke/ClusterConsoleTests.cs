@@ -1,0 +1,147 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Ams.Testing;
+using Xunit.Abstractions;
+
+namespace Ams.Smoke;
+
+/// <summary>
+/// <c>just cluster</c> as README "Trying it by hand" tells a newcomer to use it: the console's
+/// commands do to each engine what they say, and SIGTERM stops everything it started.
+/// </summary>
+[Trait("Category", "Cluster")]
+public sealed partial class ClusterConsoleTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task The_consoles_commands_pause_kill_and_start_what_they_name_and_SIGTERM_stops_it_all()
+    {
+        var dll = Path.Combine(AppProcess.RepositoryRoot(), "tests", "Ams.Cluster", "bin", "Release", "net10.0", "Ams.Cluster.dll");
+        Assert.True(File.Exists(dll), $"{dll} is missing: run `just build` first.");
+        using var console = Process.Start(new ProcessStartInfo("dotnet", [dll])
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        })!;
+        var lines = new BlockingCollection<string>();
+        console.OutputDataReceived += (_, e) => { if (e.Data is { } line) { lines.Add(line); output.WriteLine(line); } };
+        console.ErrorDataReceived += (_, e) => { if (e.Data is { } line) output.WriteLine($"stderr: {line}"); };
+        console.BeginOutputReadLine();
+        console.BeginErrorReadLine();
+        try
+        {
+            var nodes = Urls().Matches(await NextLineAsync(lines, "AMS nodes:", TimeSpan.FromMinutes(3))).Select(m => new Uri(m.Value)).ToArray();
+            var redisPorts = RedisPorts().Matches(await NextLineAsync(lines, "Redis Cluster:", TimeSpan.FromSeconds(5))).Select(m => int.Parse(m.Groups[1].Value)).ToArray();
+            Assert.Equal(3, nodes.Length);
+            Assert.Equal(6, redisPorts.Length);
+            Assert.True(await AnswersAsync(nodes[1]));
+
+            async Task<string> TypeAsync(string command, string expected, int seconds = 30)
+            {
+                await console.StandardInput.WriteLineAsync(command);
+                await console.StandardInput.FlushAsync();
+                return await NextLineAsync(lines, expected, TimeSpan.FromSeconds(seconds));
+            }
+
+            await TypeAsync("help", "pause ams|galera N");
+            await TypeAsync("fly ams 1", "unknown command");
+
+            await TypeAsync("pause ams 2", "AMS node 2 paused");
+            Assert.False(await AnswersAsync(nodes[1]));
+            await TypeAsync("resume ams 2", "AMS node 2 resumed");
+            Assert.True(await AnswersAsync(nodes[1]));
+
+            await TypeAsync("kill ams 3", "AMS node 3 killed");
+            Assert.False(await AnswersAsync(nodes[2]));
+            await TypeAsync("start ams 3", "AMS node 3 serves again", seconds: 60);
+            Assert.True(await AnswersAsync(nodes[2]));
+
+            // The node's last 3 lines (it has logged more since it started), then help's first line.
+            await console.StandardInput.WriteLineAsync("log ams 3 3");
+            await console.StandardInput.WriteLineAsync("help");
+            var shown = new List<string>();
+            for (var line = await NextLineAsync(lines, "", TimeSpan.FromSeconds(10)); !line.Contains("kill ams N"); line = await NextLineAsync(lines, "", TimeSpan.FromSeconds(10)))
+                shown.Add(line);
+            Assert.Equal(3, shown.Count);
+
+            var redis = redisPorts[0];
+            await TypeAsync($"pause redis {redis}", $"Redis node {redis} paused");
+            Assert.False(await RedisAnswersAsync(redis));
+            await TypeAsync($"resume redis {redis}", $"Redis node {redis} resumed");
+            Assert.True(await RedisAnswersAsync(redis));
+
+            await TypeAsync("pause galera 3", "Galera node 3 paused");
+            await TypeAsync("resume galera 3", "Galera node 3 resumed, rejoined and is synced", seconds: 120);
+
+            // Stopped as README says (kill -TERM of the Ams.Cluster process): it exits by itself and
+            // leaves nothing listening.
+            Process.Start("kill", ["-TERM", console.Id.ToString()])!.WaitForExit();
+            using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+            await console.WaitForExitAsync(stopping.Token);
+            foreach (var node in nodes) Assert.False(await AnswersAsync(node));
+            foreach (var port in redisPorts) Assert.False(await RedisAnswersAsync(port));
+        }
+        finally
+        {
+            if (!console.HasExited) console.Kill(entireProcessTree: true);
+        }
+    }
+
+    /// <summary>The next line that contains <paramref name="expected"/>, or a failure after the wait.</summary>
+    static async Task<string> NextLineAsync(BlockingCollection<string> lines, string expected, TimeSpan wait)
+    {
+        using var timeout = new CancellationTokenSource(wait);
+        return await Task.Run(() =>
+        {
+            try
+            {
+                while (true)
+                    if (lines.Take(timeout.Token) is var line && line.Contains(expected, StringComparison.Ordinal)) return line;
+            }
+            catch (OperationCanceledException)
+            {
+                throw new Xunit.Sdk.XunitException($"The console wrote no line with \"{expected}\" within {wait.TotalSeconds:F0} s.");
+            }
+        });
+    }
+
+    /// <summary>Whether /healthz answers within 2 s (a paused node takes the connection and says nothing).</summary>
+    static async Task<bool> AnswersAsync(Uri node)
+    {
+        using var client = new HttpClient { BaseAddress = node, Timeout = TimeSpan.FromSeconds(2) };
+        try
+        {
+            return (await client.GetAsync("/healthz")).IsSuccessStatusCode;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Whether the Redis node answers PING within 2 s.</summary>
+    static async Task<bool> RedisAnswersAsync(int port)
+    {
+        using var client = new TcpClient();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await client.ConnectAsync("127.0.0.1", port, timeout.Token);
+            var stream = client.GetStream();
+            await stream.WriteAsync("PING\r\n"u8.ToArray(), timeout.Token);
+            var reply = new byte[7];
+            var read = await stream.ReadAsync(reply, timeout.Token);
+            return System.Text.Encoding.ASCII.GetString(reply, 0, read).StartsWith("+PONG");
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or IOException)
+        {
+            return false;
+        }
+    }
+
+    [GeneratedRegex(@"http://127\.0\.0\.1:\d+/?")]
+    private static partial Regex Urls();
+
+    [GeneratedRegex(@"127\.0\.0\.1:(\d+)")]
+    private static partial Regex RedisPorts();
+}
