@@ -129,7 +129,10 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
                 // is not told they are gone.
                 if (key is null) return new AttachmentsUnavailable();
                 if (await EarlierSendAsync(me, key, ct) is { } finished) return finished;
-                return await Attachments.AnyBeingSentAsync(connection, me, attachmentIds) ? new StillStoring() : new AttachmentsUnavailable();
+                if (await Attachments.AnyBeingSentAsync(connection, me, attachmentIds)) return new StillStoring();
+                // The first send may have committed between the two questions: its key is stored in
+                // the transaction that links the attachments.
+                return await EarlierSendAsync(me, key, ct) ?? new AttachmentsUnavailable();
             }
             attachments = claimed;
         }
