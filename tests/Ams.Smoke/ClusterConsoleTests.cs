@@ -73,11 +73,25 @@ public sealed partial class ClusterConsoleTests(ITestOutputHelper output)
             await TypeAsync("pause galera 3", "Galera node 3 paused");
             await TypeAsync("resume galera 3", "Galera node 3 resumed, rejoined and is synced", seconds: 120);
 
-            // Stopped as README says (kill -TERM of the Ams.Cluster process): it exits by itself and
-            // leaves nothing listening.
+            // Starting what runs is refused, and leaves it running (a second server on the same
+            // ports and data once stopped the first and deleted the Galera cluster's directory).
+            await TypeAsync("start ams 2", $"failed: The node on {nodes[1]} is running");
+            await TypeAsync("start galera 2", "failed: Galera node 2 is running");
+            await TypeAsync($"start redis {redisPorts[1]}", $"failed: Redis node {redisPorts[1]} is running");
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            Assert.True(await AnswersAsync(nodes[1]));
+            Assert.True(await RedisAnswersAsync(redisPorts[1]));
+
+            // Stopped as README says (kill -TERM of the Ams.Cluster process): it exits by itself, at
+            // once even with engines paused, and leaves nothing listening.
+            await TypeAsync("pause ams 1", "AMS node 1 paused");
+            await TypeAsync("pause galera 2", "Galera node 2 paused");
+            await TypeAsync($"pause redis {redisPorts[2]}", $"Redis node {redisPorts[2]} paused");
+            var stoppedIn = Stopwatch.StartNew();
             Process.Start("kill", ["-TERM", console.Id.ToString()])!.WaitForExit();
             using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(90));
             await console.WaitForExitAsync(stopping.Token);
+            Assert.True(stoppedIn.Elapsed < TimeSpan.FromSeconds(20), $"stopped in {stoppedIn.Elapsed.TotalSeconds:F1} s with three engines paused");
             foreach (var node in nodes) Assert.False(await AnswersAsync(node));
             foreach (var port in redisPorts) Assert.False(await RedisAnswersAsync(port));
         }

@@ -177,7 +177,9 @@ public sealed class AppProcess : IAsyncLifetime
     }
 
     /// <summary>Starts the process again after <see cref="StopAsync"/>, on the same port and data (a node back after an outage).</summary>
-    public Task StartAgainAsync() => LaunchAsync();
+    public Task StartAgainAsync() => process is { HasExited: false }
+        ? throw new InvalidOperationException($"The node on {BaseAddress} is running: kill it first.")
+        : LaunchAsync();
 
     /// <summary>SIGKILL, as a crashed machine: no drain, open streams and requests just drop.</summary>
     public async Task KillAsync()
@@ -203,6 +205,7 @@ public sealed class AppProcess : IAsyncLifetime
         {
             // SIGTERM first: the host shuts down cleanly, as it would under `docker stop`.
             await SignalAsync("-TERM");
+            await SignalAsync("-CONT");   // a paused node takes its TERM once it runs again
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try { await process.WaitForExitAsync(grace.Token); }
             catch (OperationCanceledException) { process.Kill(); }

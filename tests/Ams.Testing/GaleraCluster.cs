@@ -138,6 +138,10 @@ public sealed class GaleraCluster : IAsyncDisposable
     private async Task StartNodeAsync(int i, bool bootstrap, CancellationToken ct)
     {
         var node = _nodes[i];
+        // A second server on its ports and data would fail, and the first one's wrapper, dropped,
+        // would stop it and delete the cluster's directory.
+        if (node.Process is { HasExited: false }) throw new InvalidOperationException($"Galera node {i + 1} is running: kill it first.");
+        node.Process?.Dispose();
         List<string> arguments =
         [
             "--no-defaults",

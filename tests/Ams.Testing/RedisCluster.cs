@@ -120,7 +120,10 @@ public sealed class RedisCluster : IAsyncDisposable
     /// <summary>Starts a killed node again; it rejoins from its nodes.conf (as a replica, once its slots moved on) and has its copy.</summary>
     public async Task StartAgainAsync(int port)
     {
-        await nodes.Single(n => n.Port == port).StartAsync();
+        var node = nodes.Single(n => n.Port == port);
+        // Starting it again drops the running server's wrapper, which stops it and deletes its directory.
+        if (node.Process is { HasExited: false }) throw new InvalidOperationException($"Redis node {port} is running: kill it first.");
+        await node.StartAsync();
         await WaitUntilHealthyAsync(nodes.Length);
         await WaitUntilReplicasSyncedAsync();
     }

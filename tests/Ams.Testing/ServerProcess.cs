@@ -108,6 +108,7 @@ internal sealed class ServerProcess : IDisposable
         }
         // The server's pid stays ours until the wrapper reaps it, right before the wrapper exits.
         _ = kill(Id, SigTerm);
+        _ = kill(Id, SigCont);   // a paused server takes its TERM once it runs again
         using var timeout = new CancellationTokenSource(grace);
         try
         {
