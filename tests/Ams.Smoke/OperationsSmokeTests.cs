@@ -135,6 +135,27 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
     }
 
     [Fact]
+    public async Task A_node_whose_Redis_hangs_stops_well_within_docker_stops_grace()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        // Two Redis connections to close: the shared one and the replicated writes' own.
+        var node = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, redis.ConnectionString, app.MasterKeys,
+            new Dictionary<string, string> { ["Redis__Replicas"] = "1" });
+        redis.Pause();
+        try
+        {
+            var stopping = Stopwatch.StartNew();
+            await node.StopAsync();   // SIGTERM, then SIGKILL after 10 s
+            Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(4), $"stopping took {stopping.Elapsed.TotalSeconds:F1} s with Redis paused:\n{node.Log}");
+        }
+        finally
+        {
+            redis.Resume();
+            await node.StopAsync();
+        }
+    }
+
+    [Fact]
     public async Task Api_document_is_served_from_the_binary_as_committed()
     {
         // The binary cannot generate it: it serves docs/openapi.json as embedded at publish time.
