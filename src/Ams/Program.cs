@@ -44,6 +44,7 @@ try
         }
     }
     await app.StartAsync();
+    StartupFailure.Serving = true;
 }
 catch (Exception e) when (e is not HostAbortedException && !StartupFailure.Propagate)
 {
@@ -117,6 +118,7 @@ static WebApplication Build(string[] args, bool admin)
     }
 
     if (admin) builder.Logging.AddFilter((category, level) => level >= LogLevel.Warning);   // a command's output is its own
+    else builder.Logging.AddFilter(StartupFailure.HostCategory, level => level >= (StartupFailure.Serving ? LogLevel.Warning : LogLevel.Critical));
     var app = builder.Build();
 
     app.UseSecurityHeaders();

@@ -163,6 +163,22 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
     }
 
     [Fact]
+    public async Task A_port_in_use_is_said_in_one_line_with_exit_1()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var (exitCode, stdout, stderr) = await app.RunCommandAsync([], environment: new Dictionary<string, string?>
+        {
+            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
+        });
+        Assert.Equal(1, exitCode);
+        Assert.StartsWith("AMS cannot start:", stderr);
+        Assert.Contains("address already in use", stderr, StringComparison.OrdinalIgnoreCase);
+        AssertNoStackTrace(stdout + stderr);
+    }
+
+    [Fact]
     public async Task A_MariaDB_account_it_refuses_is_said_at_once_not_retried_for_half_a_minute()
     {
         var wrong = System.Text.RegularExpressions.Regex.Replace(app.MariaDbConnection, "Password=[^;]*", "Password=not-the-password");

@@ -18,6 +18,13 @@ public static class StartupFailure
     /// </summary>
     public static bool Propagate { get; set; }
 
+    /// <summary>Set once the server serves. Until then a failed start is <see cref="Report"/>'s to tell:
+    /// the host's own report of it (a port in use) is a stack trace.</summary>
+    public static bool Serving { get => serving; set => serving = value; }
+    static volatile bool serving;
+
+    public const string HostCategory = "Microsoft.Extensions.Hosting.Internal.Host";
+
     public static int Report(Exception e, TextWriter stderr)
     {
         var messages = new List<string>();
