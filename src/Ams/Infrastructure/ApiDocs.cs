@@ -50,13 +50,13 @@ public static class ApiDocs
     /// <summary>The API route needs a session or token although the endpoint allows anonymous calls for its browser twin.</summary>
     public static RouteHandlerBuilder NeedsSession(this RouteHandlerBuilder builder) => builder.WithMetadata(new ApiSessionRequired());
 
-    /// <summary>A request header the call honours.</summary>
-    public static RouteHandlerBuilder Header(this RouteHandlerBuilder builder, string name, string description) =>
-        builder.WithMetadata(new ApiParameter("header", name, "string", description, Required: false));
+    /// <summary>A request header the call honours; <paramref name="pattern"/> says what a valid value looks like.</summary>
+    public static RouteHandlerBuilder Header(this RouteHandlerBuilder builder, string name, string description, string? pattern = null) =>
+        builder.WithMetadata(new ApiParameter("header", name, "string", description, Required: false, pattern));
 }
 
 /// <summary>Endpoint metadata for the document: a parameter outside the request DTO (<paramref name="In"/>: query or header).</summary>
-public sealed record ApiParameter(string In, string Name, string Type, string Description, bool Required);
+public sealed record ApiParameter(string In, string Name, string Type, string Description, bool Required, string? Pattern = null);
 
 /// <summary>Endpoint metadata for the document: the call takes <c>multipart/form-data</c> with one file in the part <paramref name="Part"/>.</summary>
 public sealed record ApiFileUpload(string Part, string Description);

@@ -208,6 +208,15 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
         var problem = await (await SendWithKeyAsync(app, alice, new { conversationId = group.Id(), body = "x" }, key)).ProblemAsync(400);
         Assert.Contains("Idempotency-Key", problem["title"].Str());
         Assert.Equal("0", await MessagesInAsync(group.Id()));
+        Assert.DoesNotMatch(DocumentedKeyPattern(), key);
+    }
+
+    /// <summary>The key's pattern in docs/openapi.json, for clients that check a key before they send it.</summary>
+    static string DocumentedKeyPattern()
+    {
+        var document = JsonNode.Parse(File.ReadAllText(Path.Combine(Ams.Testing.AppProcess.RepositoryRoot(), "docs", "openapi.json")))!;
+        var parameters = document["paths"]!["/api/messages"]!["post"]!["parameters"]!.AsArray();
+        return parameters.Single(p => p!["name"]!.GetValue<string>() == "Idempotency-Key")!["schema"]!["pattern"]!.GetValue<string>();
     }
 
     [Fact]
@@ -222,6 +231,7 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
         Assert.Equal("0", await MessagesInAsync(group.Id()));
 
         var longest = new string('~', 63) + "!";
+        Assert.Matches(DocumentedKeyPattern(), longest);
         var first = await (await SendWithKeyAsync(app, alice, body, longest, 201)).JsonAsync();
         Assert.Equal(first.Id(), (await (await SendWithKeyAsync(app, alice, body, longest, 201)).JsonAsync()).Id());
         Assert.Equal("1", await MessagesInAsync(group.Id()));

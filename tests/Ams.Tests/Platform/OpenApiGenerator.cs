@@ -187,7 +187,7 @@ static class OpenApiGenerator
                     Kind = p.In == "query" ? OpenApiParameterKind.Query : OpenApiParameterKind.Header,
                     Description = p.Description,
                     IsRequired = p.Required,
-                    Schema = new JsonSchema { Type = p.Type == "integer" ? JsonObjectType.Integer : JsonObjectType.String },
+                    Schema = new JsonSchema { Type = p.Type == "integer" ? JsonObjectType.Integer : JsonObjectType.String, Pattern = p.Pattern },
                 });
 
             if (metadata.OfType<ApiSessionRequired>().Any() && operation.Security is not { Count: > 0 })

@@ -36,7 +36,8 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
         ApiAndForm.Configure(Definition);
         ApiDocs.Document(Definition, "Send a message to a conversation, or to a user's direct conversation",
             b => b.Produces<MessageView>(StatusCodes.Status201Created).Header(IdempotencyKeys.Header,
-                $"1 to {IdempotencyKeys.MaxLength} visible ASCII characters: a repeat returns the first send's message and stores nothing (24 h, per sender)"),
+                $"1 to {IdempotencyKeys.MaxLength} visible ASCII characters: a repeat returns the first send's message and stores nothing (24 h, per sender)",
+                IdempotencyKeys.Pattern),
             400, 404, 409, 422, 429);
     }
 

@@ -15,6 +15,9 @@ static class IdempotencyKeys
 {
     public const string Header = "Idempotency-Key";
     public const int MaxLength = 64;
+
+    /// <summary>What <see cref="TryRead"/> accepts, for the API document.</summary>
+    public static readonly string Pattern = $"^[!-~]{{1,{MaxLength}}}$";
     public static readonly TimeSpan Lifetime = TimeSpan.FromHours(24);
     public const int SweepBatch = 10000;
 
