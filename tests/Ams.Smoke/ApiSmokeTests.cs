@@ -26,6 +26,26 @@ public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper outp
         Assert.Equal("ok", health["redis"]!.GetValue<string>());
     }
 
+    [Theory]
+    [InlineData("big", "431")]
+    [InlineData("latin1", "400")]
+    public async Task What_the_HTTP_server_refuses_while_reading_the_request_gets_its_status_alone(string header, string status)
+    {
+        // README "The API": the two exceptions to "every error is a problem", in bytes no client library sends.
+        var value = header == "big" ? System.Text.Encoding.ASCII.GetBytes(new string('k', 40_000)) : [(byte)'c', (byte)'a', (byte)'f', 0xE9];
+        using var socket = new System.Net.Sockets.TcpClient();
+        await socket.ConnectAsync(app.BaseAddress.Host, app.BaseAddress.Port);
+        var stream = socket.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"POST /api/messages HTTP/1.1\r\nHost: {app.BaseAddress.Authority}\r\nIdempotency-Key: "));
+        await stream.WriteAsync(value);
+        await stream.WriteAsync("\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"u8.ToArray());
+        using var reader = new StreamReader(stream);
+        var response = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.StartsWith($"HTTP/1.1 {status} ", response);
+        Assert.Contains("Content-Length: 0", response);
+        Assert.DoesNotContain("problem", response);
+    }
+
     [Fact]
     public async Task Accounts_api_round_trip()
     {
