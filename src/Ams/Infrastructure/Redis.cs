@@ -57,10 +57,12 @@ public static class Redis
 }
 
 /// <summary>
-/// Closes the node's Redis connections as it stops, letting what is queued finish, for 1 s at most.
-/// The client's own close (disposal) waits up to its SyncTimeout (5 s) for each connection's QUIT,
-/// one multiplexer after the other: a node whose Redis hung took 5 s to stop, 10 s with
-/// Redis__Replicas set, all of docker stop's grace before its SIGKILL.
+/// Closes the node's Redis connections as it stops, once the services that use them have stopped,
+/// without the client's QUIT round. Its own close (disposal) waits up to SyncTimeout (5 s) for each
+/// connection's QUIT, one multiplexer after the other: a node whose Redis hung took 5 s to stop,
+/// 10 s with Redis__Replicas set, all of docker stop's grace before its SIGKILL. (Its asynchronous
+/// close with QUIT failed with a NullReferenceException in StackExchange.Redis 3.4.35, and left
+/// the sockets open.)
 /// </summary>
 sealed class RedisClose(IConnectionMultiplexer shared, ReplicatedWrites writes) : IHostedService
 {
@@ -72,8 +74,8 @@ sealed class RedisClose(IConnectionMultiplexer shared, ReplicatedWrites writes) 
     {
         try
         {
-            // Once closing, disposal has nothing left to wait for.
-            await Task.WhenAll(shared.CloseAsync(), writes.CloseAsync()).WaitAsync(Limit, ct);
+            // Once closed, disposal has nothing left to do.
+            await Task.WhenAll(shared.CloseAsync(allowCommandsToComplete: false), writes.CloseAsync()).WaitAsync(Limit, ct);
         }
         catch (Exception e) when (e is TimeoutException or OperationCanceledException or RedisException)
         {
@@ -123,7 +125,7 @@ public sealed class ReplicatedWrites : IDisposable
         own = ConnectionMultiplexer.Connect(ownOptions);
     }
 
-    public Task CloseAsync() => own?.CloseAsync() ?? Task.CompletedTask;
+    public Task CloseAsync() => own?.CloseAsync(allowCommandsToComplete: false) ?? Task.CompletedTask;
 
     public void Dispose() => own?.Dispose();
 

@@ -144,7 +144,7 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
         {
             stored = await store.StoreAsync(conversationId, me, req.Body, attachmentIds, key);
         }
-        catch (MySqlException e) when (key is not null && e.ErrorCode == MySqlErrorCode.DuplicateKeyEntry)
+        catch (Exception e) when (key is not null && e is GroupCommit.RepeatedKeyException or MySqlException { ErrorCode: MySqlErrorCode.DuplicateKeyEntry })
         {
             // The same key won a race on another request; this one stored nothing.
             await Attachments.ReleaseAsync(db, attachmentIds);

@@ -23,6 +23,9 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
 
     sealed record Entry(Sql.Pending Send, TaskCompletionSource<Sql.Stored?> Done);
 
+    /// <summary>A send was a repeat (the same sender and Idempotency-Key) of one stored in the same batch: ask for that one.</summary>
+    internal sealed class RepeatedKeyException() : Exception("A repeat of a send in the same batch.");
+
     /// <summary>
     /// Whether a batch may still be committed: once its COMMIT is on the wire the outcome is
     /// MariaDB's, but before that the node may give up waiting for a MariaDB that holds the batch,
@@ -201,7 +204,16 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
             while (writer == Volatile.Read(ref generation))
             {
                 batch.Clear();
-                while (batch.Count < MaxBatch && queue.TryDequeue(out var entry)) batch.Add(entry);
+                while (batch.Count < MaxBatch && queue.TryDequeue(out var entry))
+                {
+                    // Two sends with one key in one transaction would have the key's unique index
+                    // refuse the batch, and every send in it would be written again one by one:
+                    // a client repeating a send at once could slow everybody's. The repeat waits
+                    // for the first instead.
+                    if (entry.Send.Key is { } key && batch.Find(e => e.Send.SenderId == entry.Send.SenderId && e.Send.Key?.Value == key.Value) is { } first)
+                        _ = AnswerAfterAsync(first, entry);
+                    else batch.Add(entry);
+                }
                 if (batch.Count == 0)
                 {
                     if (connection is null || !await NextSendWithinAsync(Linger)) break;
@@ -283,7 +295,9 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
                     // wire must not answer 503 for sends that the one-by-one writes then store.
                     if (!gate.TryCommit()) return null;
                     // The error's name, not its message: a duplicate key's message quotes the value (an Idempotency-Key).
-                    logger.LogWarning("Send batch of {Count} refused ({Error}); writing its sends one by one", batch.Count,
+                    // A duplicate Idempotency-Key is a client's repeat racing its first send on another node: not the node's trouble.
+                    logger.Log(e is MySqlException { ErrorCode: MySqlErrorCode.DuplicateKeyEntry } ? LogLevel.Information : LogLevel.Warning,
+                        "Send batch of {Count} refused ({Error}); writing its sends one by one", batch.Count,
                         e is MySqlException refusal ? refusal.ErrorCode.ToString() : e.GetType().Name);
                     foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection, writer);
                     return connection;
@@ -295,6 +309,19 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
                 foreach (var entry in batch) entry.Done.TrySetException(failure);
                 return null;
             }
+        }
+    }
+
+    static async Task AnswerAfterAsync(Entry first, Entry repeat)
+    {
+        try
+        {
+            if (await first.Done.Task is null) repeat.Done.TrySetResult(null);
+            else repeat.Done.TrySetException(new RepeatedKeyException());
+        }
+        catch (Exception e)
+        {
+            repeat.Done.TrySetException(e);
         }
     }
 
