@@ -39,6 +39,9 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
         var again = await (await SendWithKeyAsync(node2, alice, body, "retry-1", 201)).JsonAsync();
 
         Chat.SameJson(first, again, "the retried send's answer");
+        // The same conversation written another way ("0" + its id) is the same request.
+        var padded = await (await SendWithKeyAsync(node2, alice, new { conversationId = "0" + group.Id(), body = "only once" }, "retry-1", 201)).JsonAsync();
+        Assert.Equal(first.Id(), padded.Id());
         Assert.Equal("1", await MessagesInAsync(group.Id()));
         Assert.Equal("1", await services.ScalarAsync($"SELECT COUNT(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.username = '{bob.Name}' AND e.subject_id = {first.Id()}"));
         // Bob's stream replays the one message, and the retry publishes nothing more.

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Ams.Infrastructure;
+using Ams.Infrastructure.Messaging;
 using Dapper;
 using MySqlConnector;
 
@@ -36,14 +37,17 @@ static class IdempotencyKeys
         return true;
     }
 
-    // The fields that decide what is sent, each length-prefixed so no two requests share an encoding.
+    // The fields that decide what is sent, each length-prefixed so no two requests share an encoding;
+    // ids and names as the send reads them ("012" is conversation 12, " Bob" is bob).
     static string RequestSha256(Request req)
     {
         var text = new StringBuilder();
-        foreach (var field in new[] { req.ConversationId ?? "", req.To?.Trim().ToLowerInvariant() ?? "", req.Body, string.Join(',', req.Attachments ?? []) })
+        foreach (var field in new[] { Canonical(req.ConversationId ?? ""), req.To?.Trim().ToLowerInvariant() ?? "", req.Body, string.Join(',', (req.Attachments ?? []).Select(Canonical)) })
             text.Append(field.Length).Append(':').Append(field);
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
+
+    static string Canonical(string id) => Ids.TryParse(id, out var parsed) ? Ids.Of(parsed) : id;
 
     /// <summary>The send this key already named within its lifetime; an expired one is forgotten here so the key can be used again.</summary>
     public static async Task<Earlier?> FindAsync(MySqlConnection connection, long senderId, Key key, DateTime now)
