@@ -88,7 +88,7 @@ public sealed partial class ClusterConsoleTests(ITestOutputHelper output)
             await TypeAsync("pause galera 2", "Galera node 2 paused");
             await TypeAsync($"pause redis {redisPorts[2]}", $"Redis node {redisPorts[2]} paused");
             var stoppedIn = Stopwatch.StartNew();
-            Process.Start("kill", ["-TERM", console.Id.ToString()])!.WaitForExit();
+            using (var kill = Process.Start("kill", ["-TERM", console.Id.ToString()])!) kill.WaitForExit();
             using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(90));
             await console.WaitForExitAsync(stopping.Token);
             Assert.True(stoppedIn.Elapsed < TimeSpan.FromSeconds(20), $"stopped in {stoppedIn.Elapsed.TotalSeconds:F1} s with three engines paused");

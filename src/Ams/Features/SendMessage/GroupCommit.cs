@@ -295,8 +295,10 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
                     // wire must not answer 503 for sends that the one-by-one writes then store.
                     if (!gate.TryCommit()) return null;
                     // The error's name, not its message: a duplicate key's message quotes the value (an Idempotency-Key).
-                    // A duplicate Idempotency-Key is a client's repeat racing its first send on another node: not the node's trouble.
-                    logger.Log(e is MySqlException { ErrorCode: MySqlErrorCode.DuplicateKeyEntry } ? LogLevel.Information : LogLevel.Warning,
+                    // A duplicate in a batch with Idempotency-Keys is most likely a client's repeat racing
+                    // its first send on another node: not the node's trouble. Any other is.
+                    var repeatRace = e is MySqlException { ErrorCode: MySqlErrorCode.DuplicateKeyEntry } && batch.Exists(entry => entry.Send.Key is not null);
+                    logger.Log(repeatRace ? LogLevel.Information : LogLevel.Warning,
                         "Send batch of {Count} refused ({Error}); writing its sends one by one", batch.Count,
                         e is MySqlException refusal ? refusal.ErrorCode.ToString() : e.GetType().Name);
                     foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection, writer);
