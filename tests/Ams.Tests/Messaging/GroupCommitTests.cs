@@ -15,46 +15,6 @@ namespace Ams.Tests.Messaging;
 /// </summary>
 public sealed class GroupCommitTests(Services services) : IClassFixture<Services>
 {
-    /// <summary>Holds a conversation's row lock in a transaction of the test's own, as another node's send would.</summary>
-    async Task<(MySqlConnection, MySqlTransaction)> LockAsync(string conversationId)
-    {
-        var connection = new MySqlConnection(services.MariaDb.ConnectionString(services.Database));
-        await connection.OpenAsync();
-        var transaction = await connection.BeginTransactionAsync();
-        await using var lockRow = new MySqlCommand("SELECT id FROM conversations WHERE id = @id FOR UPDATE", connection, transaction);
-        lockRow.Parameters.AddWithValue("@id", long.Parse(conversationId, CultureInfo.InvariantCulture));
-        await lockRow.ExecuteScalarAsync();
-        return (connection, transaction);
-    }
-
-    /// <summary>
-    /// Returns once InnoDB shows a transaction waiting for a lock that <paramref name="holder"/>'s
-    /// transaction holds; fails if <paramref name="send"/> finishes first, or nothing waits within 10 s.
-    /// </summary>
-    async Task WaitUntilBlockedByAsync(MySqlConnection holder, Task send)
-    {
-        await using var probe = new MySqlConnection(services.MariaDb.ConnectionString(services.Database));
-        await probe.OpenAsync();
-        await using var waits = new MySqlCommand("""
-            SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS w
-            JOIN information_schema.INNODB_TRX blocking ON blocking.trx_id = w.blocking_trx_id
-            JOIN information_schema.INNODB_TRX requesting ON requesting.trx_id = w.requesting_trx_id
-            WHERE blocking.trx_mysql_thread_id = @holder AND requesting.trx_state = 'LOCK WAIT'
-            """, probe);
-        waits.Parameters.AddWithValue("@holder", holder.ServerThread);
-        var started = System.Diagnostics.Stopwatch.StartNew();
-        while (Convert.ToInt64(await waits.ExecuteScalarAsync(), CultureInfo.InvariantCulture) == 0)
-        {
-            if (send.IsCompleted)
-                throw new Xunit.Sdk.XunitException($"the send finished ({send.Status}) without waiting for the lock the test holds");
-            if (started.Elapsed > TimeSpan.FromSeconds(10))
-                throw new Xunit.Sdk.XunitException("after 10 s nothing waits for the lock the test holds");
-            // InnoDB refreshes the INNODB_TRX / INNODB_LOCK_WAITS snapshot only after 100 ms
-            // without a read (CACHE_MIN_IDLE_TIME_US): polled faster, it would never change.
-            await Task.Delay(150);
-        }
-    }
-
     [Fact]
     public async Task A_batch_with_two_sends_to_one_conversation_makes_the_later_one_its_last_message()
     {
@@ -190,7 +150,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         var carol = await app.MemberAsync("lc");
         var busy = await app.DirectAsync(alice, bob);
         var other = await app.DirectAsync(alice, carol);
-        var (connection, transaction) = await LockAsync(busy.Id());
+        var (connection, transaction) = await services.LockConversationAsync(busy.Id());
         await using var _ = connection;
 
         var send = app.SendAsync(alice, other.Id(), "not held up");
@@ -198,7 +158,7 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.Equal("not held up", (await send)["body"].Str());
 
         var waiting = app.SendAsync(bob, busy.Id(), "after the lock");
-        await WaitUntilBlockedByAsync(connection, waiting);
+        await services.WaitUntilBlockedByAsync(connection, waiting);
         Assert.False(waiting.IsCompleted, "the send finished while InnoDB showed it waiting for the test's lock");
         await transaction.RollbackAsync();
         Assert.Equal("after the lock", (await waiting)["body"].Str());
@@ -403,12 +363,12 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         var stuck = await app.DirectAsync(alice, bob);
         var other = await app.DirectAsync(alice, carol);
         var before = (await app.HistoryAsync(alice, stuck.Id())).Count;
-        var (connection, transaction) = await LockAsync(stuck.Id());
+        var (connection, transaction) = await services.LockConversationAsync(stuck.Id());
         await using var _ = connection;
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var blocked = app.PostAsync("/api/messages", new { conversationId = stuck.Id(), body = "never stored" }, alice.Token, null);
-        await WaitUntilBlockedByAsync(connection, blocked);
+        await services.WaitUntilBlockedByAsync(connection, blocked);
         var queuedBehind = app.SendAsync(alice, other.Id(), "queued behind it");
         var refused = await blocked;
         Assert.Equal(503, refused.Status());

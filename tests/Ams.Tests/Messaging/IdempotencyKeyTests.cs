@@ -166,6 +166,42 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
     }
 
     [Fact]
+    public async Task Repeats_sharing_the_first_sends_batch_get_422_for_another_body_and_404_for_a_non_member()
+    {
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var (alice, bob, carol) = (await app.MemberAsync("ikx"), await app.MemberAsync("iky"), await app.MemberAsync("ikz"));
+        var group = await app.GroupAsync(alice, "one batch", bob);
+        var blocker = await app.DirectAsync(bob, carol);
+        // A batch held on a row lock of the test's: the sends below queue behind it and go together in the next batch.
+        var (connection, transaction) = await services.LockConversationAsync(blocker.Id());
+        await using var _ = connection;
+        var held = app.SendAsync(bob, blocker.Id(), "holds the writer");
+        await services.WaitUntilBlockedByAsync(connection, held);
+
+        var alices = new[] { "the first", "another body" }
+            .Select(body => SendWithKeyAsync(app, alice, new { conversationId = group.Id(), body }, "batched")).ToArray();
+        // Carol is not in the group: her send and its repeat are refused alike.
+        var carols = Enumerable.Range(0, 2)
+            .Select(_ => SendWithKeyAsync(app, carol, new { conversationId = group.Id(), body = "not mine" }, "outsider")).ToArray();
+        // In-process requests reach the queue within milliseconds; the writer's lock wait allows 5 s.
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        await transaction.RollbackAsync();
+        await held;
+
+        // Whichever of Alice's two was queued first is stored; the other is a different request under its key.
+        var answers = await Task.WhenAll(alices);
+        var stored = Assert.Single(answers, a => a.Context.Response.StatusCode == 201);
+        var storedBody = (await stored.JsonAsync())["body"].Str();
+        var refused = Assert.Single(answers, a => a != stored);
+        Assert.Contains("Idempotency-Key", (await refused.ProblemAsync(422))["title"].Str());
+        Assert.Equal(storedBody, Assert.Single(await app.HistoryAsync(alice, group.Id()))["body"].Str());
+        foreach (var answer in await Task.WhenAll(carols)) await answer.ProblemAsync(404);
+        Assert.Equal("0", await services.ScalarAsync($"SELECT COUNT(*) FROM idempotency_keys k JOIN users u ON u.id = k.sender_id WHERE u.username = '{carol.Name}'"));
+        Assert.DoesNotContain(logs.Lines, line => line.Contains("refused", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Racing_retries_of_a_send_with_an_attachment_get_its_message_or_409_never_a_refusal_of_the_attachment()
     {
         // Racers that miss the first send count against the send throttle (they are told apart from it later).
