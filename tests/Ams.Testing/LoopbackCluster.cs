@@ -52,7 +52,8 @@ public sealed class LoopbackCluster : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Proxy is not null) await Proxy.DisposeAsync();
-        foreach (var node in Nodes) await node.DisposeAsync();
+        // Together: each waits out its own drain (about a second), and none needs another gone first.
+        await Task.WhenAll(Nodes.Select(node => node.DisposeAsync()));
         if (Redis is not null) await Redis.DisposeAsync();
         if (Galera is not null) await Galera.DisposeAsync();
     }
