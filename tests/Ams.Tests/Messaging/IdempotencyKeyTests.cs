@@ -259,6 +259,41 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
         Assert.DoesNotContain(logs.Lines, line => line.Contains("race-", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_repeat_queued_while_another_node_stores_its_key_gets_that_message_and_its_batch_mates_are_stored()
+    {
+        var logs = new CapturedLogs();
+        await using var node1 = await services.StartAppAsync();
+        await using var node2 = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var (alice, bob, carol) = (await node1.MemberAsync("ikr"), await node1.MemberAsync("iks"), await node1.MemberAsync("ikt"));
+        var group = await node1.GroupAsync(alice, "cross-node", bob);
+        var blocker = await node1.DirectAsync(bob, carol);
+        var body = new { conversationId = group.Id(), body = "stored by node 1" };
+        // Node 2's writer is held on a row lock of the test's; its repeat and Bob's send queue behind it.
+        var (connection, transaction) = await services.LockConversationAsync(blocker.Id());
+        await using var _ = connection;
+        var held = node2.SendAsync(bob, blocker.Id(), "holds node 2's writer");
+        await services.WaitUntilBlockedByAsync(connection, held);
+        var repeat = SendWithKeyAsync(node2, alice, body, "cross-node-key");
+        var batchMate = node2.SendAsync(bob, group.Id(), "shares the repeat's batch");
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        // Meanwhile the same send is stored on node 1, key and all.
+        var first = await (await SendWithKeyAsync(node1, alice, body, "cross-node-key", 201)).JsonAsync();
+        await transaction.RollbackAsync();
+        await held;
+
+        // Node 2's batch meets the stored key: the repeat gets node 1's message, Bob's send is stored.
+        var again = await repeat;
+        Assert.Equal(201, again.Context.Response.StatusCode);
+        Assert.Equal(first.Id(), (await again.JsonAsync()).Id());
+        Assert.Equal("shares the repeat's batch", (await batchMate)["body"].Str());
+        Assert.Equal("2", await MessagesInAsync(group.Id()));
+        // A client's repeat is not the node's trouble: Information, by the error's name (its message quotes the key).
+        Assert.Single(logs.Lines, line => line.StartsWith("Information", StringComparison.Ordinal)
+            && line.Contains("Send batch of 2 refused (DuplicateKeyEntry); writing its sends one by one", StringComparison.Ordinal));
+        Assert.DoesNotContain(logs.Lines, line => line.Contains("cross-node-key", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("has space")]
