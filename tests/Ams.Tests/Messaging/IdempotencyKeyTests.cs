@@ -184,8 +184,8 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
         // Carol is not in the group: her send and its repeat are refused alike.
         var carols = Enumerable.Range(0, 2)
             .Select(_ => SendWithKeyAsync(app, carol, new { conversationId = group.Id(), body = "not mine" }, "outsider")).ToArray();
-        // In-process requests reach the queue within milliseconds; the writer's lock wait allows 5 s.
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        // In-process requests reach the queue within milliseconds; the held batch may wait 5 s for its lock.
+        await Task.Delay(TimeSpan.FromSeconds(1));
         await transaction.RollbackAsync();
         await held;
 
@@ -276,7 +276,7 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
         await services.WaitUntilBlockedByAsync(connection, held);
         var repeat = SendWithKeyAsync(node2, alice, body, "cross-node-key");
         var batchMate = node2.SendAsync(bob, group.Id(), "shares the repeat's batch");
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        await Task.Delay(TimeSpan.FromSeconds(1));
         // Meanwhile the same send is stored on node 1, key and all.
         var first = await (await SendWithKeyAsync(node1, alice, body, "cross-node-key", 201)).JsonAsync();
         await transaction.RollbackAsync();
