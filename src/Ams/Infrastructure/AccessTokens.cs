@@ -57,14 +57,11 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
         return (token, row);
     }
 
-    public async Task<List<AccessTokenRow>> ListAsync(long userId)
-    {
-        await using var connection = await db.OpenConnectionAsync();
-        return (await connection.QueryAsync<AccessTokenRow>("""
+    public Task<List<AccessTokenRow>> ListAsync(long userId) => db.ReadUnlessHungAsync(async connection =>
+        (await connection.QueryAsync<AccessTokenRow>("""
             SELECT id AS Id, user_id AS UserId, name AS Name, created_at AS CreatedAt, expires_at AS ExpiresAt, last_used_at AS LastUsedAt
             FROM access_tokens WHERE user_id = @userId AND (expires_at IS NULL OR expires_at > @now) ORDER BY id DESC
-            """, new { userId, now = time.UtcNowMillis() }, commandTimeout: connection.CommandTimeout())).ToList();
-    }
+            """, new { userId, now = time.UtcNowMillis() }, commandTimeout: connection.CommandTimeout())).ToList());
 
     /// <summary>The token's session, or null when it is unknown, revoked or expired.</summary>
     public async Task<Session?> FindAsync(string token)

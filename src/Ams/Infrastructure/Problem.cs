@@ -45,7 +45,29 @@ public static class ProblemResponses
     {
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = Customize);
         builder.Services.AddSingleton<IProblemDetailsWriter, ProblemJsonWriter>();
+        builder.Services.AddExceptionHandler<ErrorPages>();
         return builder;
+    }
+
+    /// <summary>
+    /// A browser navigating to a page whose request failed (MariaDB given up on, Redis down) gets a
+    /// page of the app, as for a missing page or a circuit already open, not the API's problem JSON.
+    /// </summary>
+    sealed class ErrorPages : Microsoft.AspNetCore.Diagnostics.IExceptionHandler
+    {
+        public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken ct)
+        {
+            if (!Layout.WantsPage(http) || !http.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase)) return false;
+            // The exception handler has set the status StatusFor gives.
+            var status = http.Response.StatusCode;
+            if (status == StatusCodes.Status503ServiceUnavailable)
+            {
+                Problem.RetryAfter(http, TimeSpan.FromSeconds(5));
+                await Layout.SendErrorPageAsync(http, status, "Service temporarily unavailable", "A service this page needs is not answering. Try again in a moment.");
+            }
+            else await Layout.SendErrorPageAsync(http, status, "Something went wrong", ReasonPhrases.GetReasonPhrase(status));
+            return true;
+        }
     }
 
     public static int StatusFor(Exception exception) => exception switch

@@ -37,11 +37,8 @@ public static class Users
         two_factor_enabled AS TwoFactorEnabled, created_at AS CreatedAt, disabled_at AS DisabledAt
         """;
 
-    public static async Task<UserRow?> FindByIdAsync(MariaDb db, long id, CancellationToken ct)
-    {
-        await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {RowColumns} FROM users WHERE id = @id", new { id }, commandTimeout: connection.CommandTimeout());
-    }
+    public static Task<UserRow?> FindByIdAsync(MariaDb db, long id, CancellationToken ct) => db.ReadUnlessHungAsync(connection =>
+        connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {RowColumns} FROM users WHERE id = @id", new { id }, commandTimeout: connection.CommandTimeout()), ct);
 
     /// <summary>The signed-in user of a page that anonymous visitors may also reach, or null.</summary>
     public static async Task<UserRow?> SignedInAsync(HttpContext http, MariaDb db, CancellationToken ct) =>

@@ -146,10 +146,10 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
         var before = EnvelopeFor(app, oldKeys);
         var blobs = new List<byte[]>();
         await using (var connection = await db.OpenConnectionAsync())
-        await using (var transaction = await connection.BeginTransactionAsync())
+        await using (var transaction = await Transaction.BeginAsync(connection))
         {
             for (var i = 0; i < 501; i++)
-                blobs.Add((await before.SealStringAsync($"s{i}", Purpose, [$"b{i}"], connection, transaction)).Blob);
+                blobs.Add((await before.SealStringAsync($"s{i}", Purpose, [$"b{i}"], connection)).Blob);
             await transaction.CommitAsync();
         }
         var logs = new CapturedLogs();

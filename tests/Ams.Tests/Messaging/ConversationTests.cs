@@ -354,7 +354,7 @@ public sealed class ConversationTests(Services services) : IClassFixture<Service
         // Another creation of the pair commits between this one's lookup and its insert.
         var data = app.Services.GetRequiredService<MariaDb>();
         await using var winner = await data.OpenConnectionAsync();
-        await using var transaction = await winner.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(winner);
         var winnerId = await Conversations.InsertAsync(winner, transaction, "direct", null, $"{a}:{c}", [a, c], DateTime.UtcNow);
         await using var loser = await data.OpenConnectionAsync();
         var losing = Conversations.FindOrCreateDirectAsync(loser, c, a, DateTime.UtcNow);

@@ -42,7 +42,7 @@ public sealed class EventKindTests(Services services) : IClassFixture<Services>
     static async Task<long[]> AppendAsync(IAlbaHost app, params NewEvent[] events)
     {
         await using var connection = await app.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         var seqs = await EventLog.AppendAsync(connection, transaction, events, DateTime.UtcNow);
         await transaction.CommitAsync();
         return seqs;

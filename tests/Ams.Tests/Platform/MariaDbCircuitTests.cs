@@ -18,6 +18,7 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
         var circuit = own.Circuit;
 
         var leaving = await app.LoginAsync(bob.Name);
+        var latest = (await app.HistoryAsync(bob, direct))[^1].Id();
         mariadb.Pause();
         TimeSpan first = default, rest = default;
         var step = "";
@@ -29,7 +30,8 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
         async Task DuringThePauseAsync()
         {
             var watch = Stopwatch.StartNew();
-            await (await Step("inbox", () => app.GetAsync("/api/conversations", alice.Token, null))).ProblemAsync(503);
+            // A write waits out its own timeout (a read is given up once the hang is known: see the next test).
+            await (await Step("mark read", () => app.PostAsync($"/api/conversations/{direct}/read", new { upTo = latest }, bob.Token, null))).ProblemAsync(503);
             first = watch.Elapsed;
             await Eventually.TrueAsync(() => circuit.IsOpen, TimeSpan.FromSeconds(3));   // once its own probe had no answer either
             watch.Restart();
@@ -137,6 +139,55 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
         await IdempotencyKeyTests.SendWithKeyAsync(app, alice, keyed, "hung-lookup", 201);
         await app.PostAsync("/api/messages", addressed, bob.Token, 201);
         Assert.Equal(["before", "keyed", "by name"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
+    }
+
+    [Fact]
+    public async Task Reads_waiting_on_a_hung_MariaDB_answer_503_once_the_hang_is_known_not_after_their_timeouts()
+    {
+        // Timeouts no request reaches here: without the give-up each read would wait for the pause.
+        await using var own = await GroupCommitTests.OwnMariaDbAsync(services, "Connect Timeout=60;Default Command Timeout=60;");
+        var (mariadb, app, _, alice, bob, direct) = own;
+        Task<IScenarioResult> Page(string url) => app.Scenario(s =>
+        {
+            s.Get.Url(url);
+            s.WithRequestHeader("Cookie", $"ams_session={bob.Token}");
+            s.WithRequestHeader("Accept", "text/html");
+            s.IgnoreStatusCode();
+        });
+        mariadb.Pause();
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            // Sent before the node knows of the hang: each one's query is on the wire, or waits for a connection.
+            (string Name, Task<IScenarioResult> Answer)[] reads =
+            [
+                ("inbox", app.GetAsync("/api/conversations", alice.Token, null)),
+                ("history", app.GetAsync($"/api/conversations/{direct}/messages", bob.Token, null)),
+                ("conversation", app.GetAsync($"/api/conversations/{direct}", bob.Token, null)),
+                ("me", app.GetAsync("/api/me", alice.Token, null)),
+                ("users", app.GetAsync("/api/users?prefix=sw", alice.Token, null)),
+                ("security events", app.GetAsync("/api/account/security-events", alice.Token, null)),
+                ("tokens", app.GetAsync("/api/tokens", alice.Token, null)),
+                ("login", app.PostAsync("/api/login", new { username = alice.Name, password = Api.Password }, null, null)),
+                ("chat page", Page($"/c/{direct}")),
+                ("older messages", Page($"/c/{direct}/older")),
+                ("conversation list", Page("/c/list")),
+                ("settings", Page("/settings")),
+            ];
+            await Task.WhenAll(reads.Select(read => read.Answer)).WaitAsync(TimeSpan.FromSeconds(30));
+            foreach (var (name, answer) in reads) Assert.True((await answer).Status() == 503, $"{name}: {(await answer).Status()}");
+            // The watch (1 s), its question (1 s), the probe (1 s), with room for a loaded machine.
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(8), $"answered after {watch.Elapsed.TotalSeconds:F1} s");
+            await (await reads[0].Answer).ProblemAsync(503);
+            Assert.StartsWith("text/html", (await reads[^1].Answer).Context.Response.ContentType);   // a browser gets a page, not JSON
+        }
+        finally
+        {
+            mariadb.Resume();
+        }
+        await Eventually.TrueAsync(() => !own.Circuit.IsOpen, TimeSpan.FromSeconds(5));
+        Assert.Equal(["before"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
+        Assert.Equal(200, (await app.GetAsync("/api/me", alice.Token, null)).Status());
     }
 
     [Fact]

@@ -49,6 +49,35 @@ public sealed class PooledConnectionTests(Services services) : IClassFixture<Ser
     }
 
     [Fact]
+    public async Task A_transaction_left_without_its_commit_is_rolled_back_and_its_connection_goes_back_to_the_pool_clean()
+    {
+        var app = await services.AppAsync();
+        await services.SqlAsync("CREATE TABLE IF NOT EXISTS transaction_probe (id INT PRIMARY KEY)");
+        var db = app.Services.GetRequiredService<MariaDb>();
+        await using (var connection = await db.OpenConnectionAsync())
+        {
+            await using (var transaction = await Transaction.BeginAsync(connection))
+            {
+                await using var insert = new MySqlCommand("INSERT INTO transaction_probe VALUES (1)", connection);
+                await insert.ExecuteNonQueryAsync();
+                await using var inside = new MySqlCommand("SELECT @@in_transaction", connection);
+                Assert.Equal(1L, Convert.ToInt64(await inside.ExecuteScalarAsync()));
+                // Left without a commit, as when a statement fails or the endpoint returns early.
+            }
+            await using var after = new MySqlCommand("SELECT CONCAT(@@session.autocommit + 0, ' ', @@in_transaction, ' ', (SELECT COUNT(*) FROM transaction_probe))", connection);
+            Assert.Equal("1 0 0", await after.ExecuteScalarAsync());
+            await using (var transaction = await Transaction.BeginAsync(connection))
+            {
+                await using var insert = new MySqlCommand("INSERT INTO transaction_probe VALUES (2)", connection);
+                await insert.ExecuteNonQueryAsync();
+                await transaction.CommitAsync();
+            }
+        }
+        Assert.Equal("2", await services.ScalarAsync("SELECT GROUP_CONCAT(id) FROM transaction_probe"));
+        await AssertEveryPooledConnectionHasTheDefaultsAsync(app);
+    }
+
+    [Fact]
     public async Task The_send_writer_leaves_no_session_setting_on_a_pooled_connection_after_commits_or_refused_batches()
     {
         await using var own = await GroupCommitTests.OwnMariaDbAsync(services, "");

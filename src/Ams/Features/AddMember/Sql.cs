@@ -20,15 +20,15 @@ static class Sql
     /// </summary>
     public static async Task<(Outcome Outcome, Told? Told)> AddAsync(MySqlConnection connection, long callerId, long conversationId, string username, DateTime now, int maxMembers)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         var conversation = await connection.QuerySingleOrDefaultAsync<ConversationRow>("""
             SELECT c.kind AS Kind, c.last_message_id AS LastMessageId
             FROM conversations c JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = @callerId
             WHERE c.id = @conversationId FOR UPDATE
-            """, new { callerId, conversationId }, transaction, commandTimeout: connection.CommandTimeout());
+            """, new { callerId, conversationId }, commandTimeout: connection.CommandTimeout());
         if (conversation is null) return (Outcome.NotFound, null);
         var userId = Users.CouldExist(username)
-            ? await connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username }, transaction, commandTimeout: connection.CommandTimeout())
+            ? await connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username }, commandTimeout: connection.CommandTimeout())
             : null;
         if (userId is null) return (Outcome.UnknownUser, null);
         if (conversation.Kind != "group") return (Outcome.NotAGroup, null);
@@ -36,13 +36,13 @@ static class Sql
         var count = await connection.QuerySingleAsync<CountRow>("""
             SELECT COUNT(*) AS Members, CAST(COALESCE(SUM(user_id = @userId), 0) AS SIGNED) AS Already
             FROM conversation_members WHERE conversation_id = @conversationId
-            """, new { conversationId, userId }, transaction, commandTimeout: connection.CommandTimeout());
+            """, new { conversationId, userId }, commandTimeout: connection.CommandTimeout());
         if (count.Already > 0) return (Outcome.AlreadyMember, null);
         if (count.Members >= maxMembers) return (Outcome.Full, null);
         var added = await connection.ExecuteAsync("""
             INSERT IGNORE INTO conversation_members (conversation_id, user_id, joined_after_message_id, last_read_message_id, joined_at)
             VALUES (@conversationId, @userId, @last, @last, @now)
-            """, new { conversationId, userId, last = conversation.LastMessageId, now }, transaction, commandTimeout: connection.CommandTimeout());
+            """, new { conversationId, userId, last = conversation.LastMessageId, now }, commandTimeout: connection.CommandTimeout());
         if (added != 1)
         {
             await transaction.CommitAsync();
@@ -50,7 +50,7 @@ static class Sql
         }
         var members = (await connection.QueryAsync<long>(
             "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id",
-            new { conversationId }, transaction, commandTimeout: connection.CommandTimeout())).ToArray();
+            new { conversationId }, commandTimeout: connection.CommandTimeout())).ToArray();
         var seqs = await EventLog.AppendAsync(connection, transaction,
             members.Select(m => new NewEvent(m, ConversationEvents.Kind, conversationId, conversationId, callerId)).ToList(), now);
         await transaction.CommitAsync();

@@ -15,8 +15,8 @@ static class Sql
     /// <summary>The attachment's row and its data key in one transaction; returns its id.</summary>
     public static async Task<long> BeginAsync(MySqlConnection connection, long uploaderId, Envelope.PendingKey key, byte[] noncePrefix, DateTime now)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
-        await using var insert = new MySqlCommand { Connection = connection, Transaction = transaction };
+        await using var transaction = await Transaction.BeginAsync(connection);
+        await using var insert = new MySqlCommand { Connection = connection };
         key.AddParameters(insert);
         insert.Parameters.AddWithValue("@uploader", uploaderId);
         insert.Parameters.AddWithValue("@chunkSize", ChunkCipher.ChunkSize);

@@ -31,8 +31,8 @@ public sealed class Sweeper(MariaDb db, Envelope envelope, IChunkStore store, At
             {
                 expired = await Sql.ExpiredAsync(connection, now - options.UnsentLifetime, now - InterruptedAfter, Batch);
                 if (expired.Count == 0) break;
-                await using var transaction = await connection.BeginTransactionAsync(ct);
-                var keys = await AttachmentQueries.DestroyAsync(connection, transaction, expired);
+                await using var transaction = await Transaction.BeginAsync(connection, ct);
+                var keys = await AttachmentQueries.DestroyAsync(connection, expired);
                 await transaction.CommitAsync(ct);
                 envelope.Forget(keys);
             }

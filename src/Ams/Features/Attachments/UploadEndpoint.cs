@@ -173,7 +173,7 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
         try
         {
             await using var connection = await db.OpenConnectionAsync();
-            envelope.Forget(await AttachmentQueries.DestroyAsync(connection, null, [id]));
+            envelope.Forget(await AttachmentQueries.DestroyAsync(connection, [id]));
             await store.DeleteAsync([id]);
         }
         catch (Exception e) when (e is MySqlException or TimeoutException)

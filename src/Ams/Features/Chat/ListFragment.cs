@@ -21,8 +21,7 @@ public sealed class ListFragment(MariaDb db, Envelope envelope) : EndpointWithou
         foreach (var error in errors) AddError(error);
         ThrowIfAnyErrors();
         var user = (await Users.FindByIdAsync(db, User.UserId(), ct))!;
-        await using var connection = await db.OpenConnectionAsync(ct);
-        var page = await Inbox.Sql.ListAsync(connection, envelope, user.Id, limit + 1, before);
+        var page = await db.ReadUnlessHungAsync(connection => Inbox.Sql.ListAsync(connection, envelope, user.Id, limit + 1, before), ct);
         var active = HttpContext.Request.Query["active"].ToString();
         await Send.StringAsync(Fragments.ConversationList(page, limit, user.Username, active).Value, 200, "text/html; charset=utf-8", ct);
     }

@@ -21,16 +21,19 @@ public sealed class Page(MariaDb db, Envelope envelope, Presence presence) : End
     public override async Task HandleAsync(CancellationToken ct)
     {
         if (await Users.SignedInOrToLoginAsync(HttpContext, db, ct) is not { } user) return;
-        await using var connection = await db.OpenConnectionAsync(ct);
-        // Read before the page's content: the stream replays from here, so whatever happens while
-        // the page renders still arrives (app.js drops what the page already shows).
-        var after = await EventLog.LatestAsync(connection, user.Id);
-        var inbox = await Inbox.Sql.ListAsync(connection, envelope, user.Id, Inbox.Sql.DefaultLimit + 1);
         var routeId = Route<string>("id", isRequired: false);
-        // A conversation older than the list's first page opens all the same.
-        var open = routeId is null ? null
-            : inbox.FirstOrDefault(c => c.Id == routeId)
-              ?? (Ids.TryParse(routeId, out var id) ? await Conversations.FindAsync(connection, envelope, user.Id, id) : null);
+        var (after, inbox, open) = await db.ReadUnlessHungAsync(async connection =>
+        {
+            // Read before the page's content: the stream replays from here, so whatever happens while
+            // the page renders still arrives (app.js drops what the page already shows).
+            var after = await EventLog.LatestAsync(connection, user.Id);
+            var inbox = await Inbox.Sql.ListAsync(connection, envelope, user.Id, Inbox.Sql.DefaultLimit + 1);
+            // A conversation older than the list's first page opens all the same.
+            var open = routeId is null ? null
+                : inbox.FirstOrDefault(c => c.Id == routeId)
+                  ?? (Ids.TryParse(routeId, out var id) ? await Conversations.FindAsync(connection, envelope, user.Id, id) : null);
+            return (after, inbox, open);
+        }, ct);
         if (routeId is not null && open is null)
         {
             await NotFound.ConversationAsync(HttpContext);

@@ -21,7 +21,7 @@ static class Sql
     /// <summary>A new group owned by its creator, the first of <paramref name="memberIds"/>.</summary>
     public static async Task<long> CreateGroupAsync(MySqlConnection connection, string? title, long[] memberIds, DateTime now)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         var id = await Conversations.InsertAsync(connection, transaction, "group", title, null, memberIds, now, ownerId: memberIds[0]);
         await transaction.CommitAsync();
         return id;

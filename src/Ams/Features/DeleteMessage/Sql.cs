@@ -21,7 +21,7 @@ static class Sql
     /// </summary>
     public static async Task<Outcome> DeleteAsync(MySqlConnection connection, long userId, long messageId, DateTime now)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         if (await LockedMessage.ForUpdateAsync(connection, transaction, userId, messageId) is not { } message) return new NotFound();
         if (message.SenderId != userId) return new NotSender();
         if (message.Deleted) return new AlreadyDeleted();
@@ -30,7 +30,7 @@ static class Sql
         var attachments = new List<long>();
         var members = new List<long>();
         // One statement per round trip (see Database.ExecuteEachAsync).
-        await using (var read = new MySqlCommand("SELECT id FROM attachments WHERE message_id = @id", connection, transaction))
+        await using (var read = new MySqlCommand("SELECT id FROM attachments WHERE message_id = @id", connection))
         {
             read.Parameters.AddWithValue("@id", messageId);
             read.Parameters.AddWithValue("@conversationId", conversationId);
@@ -40,8 +40,8 @@ static class Sql
             await using (var reader = await read.ExecuteReaderAsync())
                 while (await reader.ReadAsync()) members.Add(reader.GetInt64(0));
         }
-        var keys = await AttachmentQueries.DestroyAsync(connection, transaction, attachments);
-        await using (var tombstone = new MySqlCommand { Connection = connection, Transaction = transaction })
+        var keys = await AttachmentQueries.DestroyAsync(connection, attachments);
+        await using (var tombstone = new MySqlCommand { Connection = connection })
         {
             var bodyKey = Envelope.KeyIdOf(body) ?? [];
             if (bodyKey.Length > 0) keys.Add(bodyKey);

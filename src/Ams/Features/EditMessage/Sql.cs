@@ -22,7 +22,7 @@ static class Sql
     /// </summary>
     public static async Task<Outcome> EditAsync(MySqlConnection connection, Envelope envelope, long userId, long messageId, string body, DateTime now)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         if (await LockedMessage.ForUpdateAsync(connection, transaction, userId, messageId) is not { } message) return new NotFound();
         if (message.SenderId != userId) return new NotSender();
         if (message.Deleted) return new Deleted();
@@ -32,7 +32,7 @@ static class Sql
         // A locking read: a removal committing meanwhile is waited for (and its member left out),
         // and one not yet begun waits for this edit.
         await using (var read = new MySqlCommand(
-            "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id LOCK IN SHARE MODE", connection, transaction))
+            "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id LOCK IN SHARE MODE", connection))
         {
             read.Parameters.AddWithValue("@conversationId", conversationId);
             await using var reader = await read.ExecuteReaderAsync();
@@ -41,7 +41,7 @@ static class Sql
 
         var (sealedBody, key) = envelope.Seal(Encoding.UTF8.GetBytes(body), MessageRow.Purpose, MessageRow.SealedFields(messageId, conversationId, message.SenderId));
         var oldKey = Envelope.KeyIdOf(oldBody);
-        await using (var update = new MySqlCommand { Connection = connection, Transaction = transaction })
+        await using (var update = new MySqlCommand { Connection = connection })
         {
             key.AddParameters(update);
             // Plain MySqlCommand parameters: Dapper.AOT would expand a byte[] parameter as a list.

@@ -46,8 +46,8 @@ public sealed partial class Endpoint(MariaDb db, RedisCircuit redis, LookupLimit
             await ConversationLimits.TooManyAsync(HttpContext, "user lookups", wait);
             return;
         }
-        await using var connection = await db.OpenConnectionAsync(ct);
-        await Send.OkAsync(await Sql.StartingWithAsync(connection, prefix.ToLowerInvariant(), limit), ct);
+        var found = await db.ReadUnlessHungAsync(connection => Sql.StartingWithAsync(connection, prefix.ToLowerInvariant(), limit), ct);
+        await Send.OkAsync(found, ct);
     }
 }
 

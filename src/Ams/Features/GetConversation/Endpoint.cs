@@ -16,9 +16,9 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, Presence presence) :
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        await using var connection = await db.OpenConnectionAsync(ct);
+        var me = User.UserId();
         if (!Ids.TryParse(Route<string>("id"), out var id)
-            || await Conversations.FindAsync(connection, envelope, User.UserId(), id) is not { } view)
+            || await db.ReadUnlessHungAsync(connection => Conversations.FindAsync(connection, envelope, me, id), ct) is not { } view)
         {
             await NotFound.ConversationAsync(HttpContext);
             return;

@@ -22,21 +22,23 @@ public sealed class OlderFragment(MariaDb db, Envelope envelope) : EndpointWitho
     public override async Task HandleAsync(CancellationToken ct)
     {
         var user = (await Users.FindByIdAsync(db, User.UserId(), ct))!;
-        await using var connection = await db.OpenConnectionAsync(ct);
         var before = long.MaxValue;
         if (!Ids.TryParse(Route<string>("id"), out var id)
             || HttpContext.Request.Query.ContainsKey("before") && !Ids.TryParse(HttpContext.Request.Query["before"], out before)
-            || await Sql.JoinedAfterAsync(connection, user.Id, id) is not { } joinedAfter)
+            || await db.ReadUnlessHungAsync(async connection =>
+                {
+                    if (await Sql.JoinedAfterAsync(connection, user.Id, id) is not { } joinedAfter) return null;
+                    var rows = await Sql.BeforeAsync(connection, id, joinedAfter, before, PageSize);
+                    return new { More = rows.Count > PageSize, Views = await MessageRow.ToViewsAsync(connection, envelope, rows.Take(PageSize).Reverse().ToList(), user.Id) };
+                }, ct) is not { } page)
         {
             await NotFound.ConversationAsync(HttpContext);
             return;
         }
-        var rows = await Sql.BeforeAsync(connection, id, joinedAfter, before, PageSize);
-        var page = rows.Take(PageSize).Reverse().ToList();
         var html = new System.Text.StringBuilder();
-        if (rows.Count > PageSize)
-            html.Append(Html.Of($"""<li id="older" data-older="/c/{Ids.Of(id)}/older?before={Ids.Of(page[0].Id)}"><button type="button">Load older messages</button></li>"""));
-        foreach (var view in await MessageRow.ToViewsAsync(connection, envelope, page, user.Id))
+        if (page.More)
+            html.Append(Html.Of($"""<li id="older" data-older="/c/{Ids.Of(id)}/older?before={page.Views[0].Id}"><button type="button">Load older messages</button></li>"""));
+        foreach (var view in page.Views)
             html.Append(MessageFragment.Of(view, user.Username).Value);
         await Send.StringAsync(html.ToString(), 200, "text/html; charset=utf-8", ct);
     }

@@ -8,10 +8,10 @@ namespace Ams.Features.History;
 static class Sql
 {
     /// <summary>The caller's membership: where their view starts, or null for a non-member.</summary>
-    public static Task<long?> JoinedAfterAsync(MySqlConnection connection, long userId, long conversationId, MySqlTransaction? transaction = null) =>
+    public static Task<long?> JoinedAfterAsync(MySqlConnection connection, long userId, long conversationId) =>
         connection.QuerySingleOrDefaultAsync<long?>(
             "SELECT joined_after_message_id FROM conversation_members WHERE conversation_id = @conversationId AND user_id = @userId",
-            new { conversationId, userId }, transaction, commandTimeout: connection.CommandTimeout());
+            new { conversationId, userId }, commandTimeout: connection.CommandTimeout());
 
     /// <summary>
     /// Up to <paramref name="limit"/> + 1 messages before <paramref name="before"/>, newest first,

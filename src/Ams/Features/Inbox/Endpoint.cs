@@ -26,7 +26,8 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, Presence presence) :
         var (limit, before, errors) = Sql.PageOf(HttpContext.Request.Query);
         foreach (var error in errors) AddError(error);
         ThrowIfAnyErrors();
-        await using var connection = await db.OpenConnectionAsync(ct);
-        await Send.OkAsync(await presence.ApplyAsync(await Sql.ListAsync(connection, envelope, User.UserId(), limit, before)), ct);
+        var me = User.UserId();
+        var list = await db.ReadUnlessHungAsync(connection => Sql.ListAsync(connection, envelope, me, limit, before), ct);
+        await Send.OkAsync(await presence.ApplyAsync(list), ct);
     }
 }

@@ -10,8 +10,8 @@ static class Sql
     public static async Task<UserRow?> FindUserAsync(MariaDb db, string username, CancellationToken ct)
     {
         if (!Users.CouldExist(username)) return null;
-        await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {Users.RowColumns} FROM users WHERE username = @username AND disabled_at IS NULL", new { username }, commandTimeout: connection.CommandTimeout());
+        return await db.ReadUnlessHungAsync(connection => connection.QuerySingleOrDefaultAsync<UserRow>(
+            $"SELECT {Users.RowColumns} FROM users WHERE username = @username AND disabled_at IS NULL", new { username }, commandTimeout: connection.CommandTimeout()), ct);
     }
 
     /// <summary>Only replaces the hash that was verified, so a concurrent password change wins.</summary>

@@ -9,10 +9,10 @@ static class Sql
 {
     public sealed record Marked(long[] Recipients, long[] Seqs);
 
-    static async Task<long[]> MemberIdsAsync(MySqlConnection connection, long conversationId, MySqlTransaction transaction) =>
+    static async Task<long[]> MemberIdsAsync(MySqlConnection connection, long conversationId, Transaction transaction) =>
         (await connection.QueryAsync<long>(
             "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId ORDER BY user_id",
-            new { conversationId }, transaction, commandTimeout: connection.CommandTimeout())).ToArray();
+            new { conversationId }, commandTimeout: connection.CommandTimeout())).ToArray();
 
     /// <summary>
     /// Moves the reader's mark forward (never back) and records a read event for every member;
@@ -21,20 +21,20 @@ static class Sql
     /// </summary>
     public static async Task<(Marked? Marked, bool Member)> MarkAsync(MySqlConnection connection, long readerId, long conversationId, long upTo, DateTime now)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         var visible = await connection.QuerySingleOrDefaultAsync<long?>("""
             SELECT m.id FROM messages m
             JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = @readerId
             WHERE m.id = @upTo AND m.conversation_id = @conversationId AND m.id > cm.joined_after_message_id
-            """, new { readerId, upTo, conversationId }, transaction, commandTimeout: connection.CommandTimeout());
+            """, new { readerId, upTo, conversationId }, commandTimeout: connection.CommandTimeout());
         if (visible is null)
             return (null, await connection.ExecuteScalarAsync<long?>(
                 "SELECT user_id FROM conversation_members WHERE conversation_id = @conversationId AND user_id = @readerId",
-                new { conversationId, readerId }, transaction, commandTimeout: connection.CommandTimeout()) is not null);
+                new { conversationId, readerId }, commandTimeout: connection.CommandTimeout()) is not null);
         var moved = await connection.ExecuteAsync("""
             UPDATE conversation_members SET last_read_message_id = @upTo
             WHERE conversation_id = @conversationId AND user_id = @readerId AND last_read_message_id < @upTo
-            """, new { upTo, conversationId, readerId }, transaction, commandTimeout: connection.CommandTimeout());
+            """, new { upTo, conversationId, readerId }, commandTimeout: connection.CommandTimeout());
         if (moved == 0)
         {
             await transaction.CommitAsync();

@@ -18,7 +18,7 @@ static class Sql
     /// </summary>
     public static async Task<Outcome> SetAsync(MySqlConnection connection, long userId, long messageId, string emoji, bool add, DateTime now)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         long conversationId;
         string username;
         await using (var find = new MySqlCommand("""
@@ -26,7 +26,7 @@ static class Sql
             JOIN conversation_members cm ON cm.conversation_id = m.conversation_id AND cm.user_id = @userId
             WHERE m.id = @id AND m.id > cm.joined_after_message_id AND m.deleted_at IS NULL
             LOCK IN SHARE MODE
-            """, connection, transaction))
+            """, connection))
         {
             find.Parameters.AddWithValue("@id", messageId);
             find.Parameters.AddWithValue("@userId", userId);
@@ -38,7 +38,7 @@ static class Sql
         var members = new List<long>();
         await using (var change = new MySqlCommand(add
             ? "INSERT IGNORE INTO reactions (message_id, emoji, user_id, created_at) VALUES (@id, @emoji, @userId, @now)"
-            : "DELETE FROM reactions WHERE message_id = @id AND emoji = @emoji AND user_id = @userId", connection, transaction))
+            : "DELETE FROM reactions WHERE message_id = @id AND emoji = @emoji AND user_id = @userId", connection))
         {
             change.Parameters.AddWithValue("@id", messageId);
             change.Parameters.AddWithValue("@emoji", emoji);
@@ -50,7 +50,7 @@ static class Sql
                 return new Unchanged();
             }
         }
-        await using (var log = new MySqlCommand { Connection = connection, Transaction = transaction })
+        await using (var log = new MySqlCommand { Connection = connection })
         {
             log.Parameters.AddWithValue("@id", messageId);
             log.Parameters.AddWithValue("@emoji", emoji);

@@ -10,7 +10,7 @@ static class Sql
     public static async Task<long?> InsertUserAsync(MariaDb db, string username, string displayName, string passwordHash, DateTime createdAt, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        await using var transaction = await connection.BeginTransactionAsync(ct);
+        await using var transaction = await Transaction.BeginAsync(connection, ct);
         try
         {
             var id = await InsertAsync(connection, transaction, username, displayName, passwordHash, createdAt);
@@ -33,9 +33,9 @@ static class Sql
         string displayName, string passwordHash, DateTime createdAt, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        await using var transaction = await connection.BeginTransactionAsync(ct);
+        await using var transaction = await Transaction.BeginAsync(connection, ct);
         var taken = await connection.ExecuteAsync("UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = @inviteHash AND uses_left > 0",
-            new { inviteHash }, transaction, commandTimeout: connection.CommandTimeout());
+            new { inviteHash }, commandTimeout: connection.CommandTimeout());
         if (taken != 1) return (InvitedOutcome.InviteRejected, 0);
         try
         {
@@ -50,14 +50,14 @@ static class Sql
     }
 
     // One statement per round trip (see Database.ExecuteEachAsync).
-    static async Task<long> InsertAsync(MySqlConnection connection, MySqlTransaction transaction, string username, string displayName, string passwordHash, DateTime createdAt)
+    static async Task<long> InsertAsync(MySqlConnection connection, Transaction transaction, string username, string displayName, string passwordHash, DateTime createdAt)
     {
         var id = await connection.ExecuteScalarAsync<long>("""
             INSERT INTO users (username, display_name, password_hash, created_at)
             VALUES (@username, @displayName, @passwordHash, @createdAt)
             RETURNING id
-            """, new { username, displayName, passwordHash, createdAt }, transaction, commandTimeout: connection.CommandTimeout());
-        await connection.ExecuteAsync("INSERT INTO user_event_seq (user_id) VALUES (@id)", new { id }, transaction, commandTimeout: connection.CommandTimeout());
+            """, new { username, displayName, passwordHash, createdAt }, commandTimeout: connection.CommandTimeout());
+        await connection.ExecuteAsync("INSERT INTO user_event_seq (user_id) VALUES (@id)", new { id }, commandTimeout: connection.CommandTimeout());
         return id;
     }
 }

@@ -24,7 +24,7 @@ static class Sql
     /// </summary>
     public static async Task<Outcome> RemoveAsync(MySqlConnection connection, long callerId, long conversationId, string username, DateTime now)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         if (await LockedConversation.ForUpdateAsync(connection, transaction, callerId, conversationId) is not { } conversation) return new NotFound();
         if (!conversation.IsGroup) return new NotAGroup();
         var ownerId = conversation.OwnerId;
@@ -33,7 +33,7 @@ static class Sql
         await using (var target = new MySqlCommand("""
             SELECT u.id FROM users u JOIN conversation_members cm ON cm.user_id = u.id AND cm.conversation_id = @conversationId
             WHERE u.username = @username
-            """, connection, transaction))
+            """, connection))
         {
             target.Parameters.AddWithValue("@conversationId", conversationId);
             target.Parameters.AddWithValue("@username", username);
@@ -44,7 +44,7 @@ static class Sql
         if (targetId is not { } removed) return new NotAMember();
 
         var remaining = new List<long>();
-        await using (var delete = new MySqlCommand { Connection = connection, Transaction = transaction })
+        await using (var delete = new MySqlCommand { Connection = connection })
         {
             delete.Parameters.AddWithValue("@conversationId", conversationId);
             delete.Parameters.AddWithValue("@removed", removed);

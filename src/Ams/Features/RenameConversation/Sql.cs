@@ -16,13 +16,13 @@ static class Sql
     /// <summary>The owner renames a group they belong to; every member gets <c>event: conversation</c> (stored with the change).</summary>
     public static async Task<Outcome> RenameAsync(MySqlConnection connection, long callerId, long conversationId, string title, DateTime now)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         if (await LockedConversation.ForUpdateAsync(connection, transaction, callerId, conversationId) is not { } conversation) return new NotFound();
         if (!conversation.IsGroup) return new NotAGroup();
         var ownerId = conversation.OwnerId;
         if (ownerId != callerId) return new NotOwner();
         var members = new List<long>();
-        await using (var update = new MySqlCommand { Connection = connection, Transaction = transaction })
+        await using (var update = new MySqlCommand { Connection = connection })
         {
             update.Parameters.AddWithValue("@title", title);
             update.Parameters.AddWithValue("@conversationId", conversationId);

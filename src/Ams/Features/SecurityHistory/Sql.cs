@@ -16,13 +16,12 @@ public sealed class EventRow
 
 static class Sql
 {
-    public static async Task<List<SecurityEventView>> LatestAsync(MariaDb db, long userId, int limit, CancellationToken ct)
+    public static Task<List<SecurityEventView>> LatestAsync(MariaDb db, long userId, int limit, CancellationToken ct) => db.ReadUnlessHungAsync(async connection =>
     {
-        await using var connection = await db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<EventRow>("""
             SELECT at AS At, kind AS Kind, address AS Address, user_agent AS UserAgent
             FROM security_events WHERE user_id = @userId ORDER BY id DESC LIMIT @limit
             """, new { userId, limit }, commandTimeout: connection.CommandTimeout());
         return rows.Select(r => r.ToView()).ToList();
-    }
+    }, ct);
 }

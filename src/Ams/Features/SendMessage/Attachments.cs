@@ -16,19 +16,19 @@ static class Attachments
     public static async Task<IReadOnlyList<AttachmentView>?> ClaimAsync(MySqlConnection connection, Envelope envelope, long senderId, long[] ids)
     {
         if (ids.Any(id => id <= 0)) return null;
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         var rows = (await connection.QueryAsync<AttachmentRow>($"""
             SELECT {AttachmentRow.Columns} FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id
             WHERE a.uploader_id = @senderId AND a.message_id IS NULL AND a.state = 'ready'
             FOR UPDATE
-            """, new { ids = SqlLists.Ids(ids), senderId }, transaction, commandTimeout: connection.CommandTimeout())).ToDictionary(r => r.Id);
+            """, new { ids = SqlLists.Ids(ids), senderId }, commandTimeout: connection.CommandTimeout())).ToDictionary(r => r.Id);
         if (rows.Count != ids.Length)
         {
             await transaction.RollbackAsync();
             return null;
         }
         await connection.ExecuteAsync($"UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id SET a.message_id = 0",
-            new { ids = SqlLists.Ids(ids) }, transaction, commandTimeout: connection.CommandTimeout());
+            new { ids = SqlLists.Ids(ids) }, commandTimeout: connection.CommandTimeout());
         await transaction.CommitAsync();
         var views = new List<AttachmentView>(ids.Length);
         foreach (var id in ids)

@@ -45,7 +45,7 @@ public sealed class RecoveryCodesEndpoint(MariaDb db, Totp totp, Passwords passw
             return new Settings.Refused();
         await totp.ResetAsync(user.Id);
         var (codes, hashes) = totp.NewRecoveryCodes(user.Id);
-        await using (var transaction = await connection.BeginTransactionAsync())
+        await using (var transaction = await Transaction.BeginAsync(connection))
         {
             await Sql.ReplaceCodesAsync(connection, transaction, user.Id, hashes);
             await transaction.CommitAsync();

@@ -65,9 +65,9 @@ public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, Time
     {
         var secret = totp.NewSecret();
         await using (var connection = await db.OpenConnectionAsync())
-        await using (var transaction = await connection.BeginTransactionAsync())
+        await using (var transaction = await Transaction.BeginAsync(connection))
         {
-            var sealedSecret = await envelope.SealAsync(secret, Totp.SecretPurpose, Totp.SealedFields(user.Id), connection, transaction);
+            var sealedSecret = await envelope.SealAsync(secret, Totp.SecretPurpose, Totp.SealedFields(user.Id), connection);
             await Sql.SavePendingAsync(connection, transaction, user.Id, sealedSecret.Blob, time.UtcNowMillis());
             await transaction.CommitAsync();
         }

@@ -14,12 +14,12 @@ static class Sql
         return await select.ExecuteScalarAsync() as byte[];
     }
 
-    public static async Task SavePendingAsync(MySqlConnection connection, MySqlTransaction transaction, long userId, byte[] sealedSecret, DateTime now)
+    public static async Task SavePendingAsync(MySqlConnection connection, Transaction transaction, long userId, byte[] sealedSecret, DateTime now)
     {
         await using var upsert = new MySqlCommand("""
             INSERT INTO two_factor (user_id, secret, created_at) VALUES (@userId, @secret, @now)
             ON DUPLICATE KEY UPDATE secret = VALUES(secret), created_at = VALUES(created_at)
-            """, connection, transaction);
+            """, connection);
         upsert.Parameters.AddWithValue("@userId", userId);
         upsert.Parameters.AddWithValue("@secret", sealedSecret);
         upsert.Parameters.AddWithValue("@now", now);
@@ -29,27 +29,27 @@ static class Sql
     /// <summary>Turns 2FA on and replaces the recovery codes, in one transaction.</summary>
     public static async Task EnableAsync(MySqlConnection connection, long userId, IEnumerable<string> codeHashes)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
-        await connection.ExecuteAsync("UPDATE users SET two_factor_enabled = TRUE WHERE id = @userId", new { userId }, transaction, commandTimeout: connection.CommandTimeout());
+        await using var transaction = await Transaction.BeginAsync(connection);
+        await connection.ExecuteAsync("UPDATE users SET two_factor_enabled = TRUE WHERE id = @userId", new { userId }, commandTimeout: connection.CommandTimeout());
         await ReplaceCodesAsync(connection, transaction, userId, codeHashes);
         await transaction.CommitAsync();
     }
 
-    public static async Task ReplaceCodesAsync(MySqlConnection connection, MySqlTransaction transaction, long userId, IEnumerable<string> codeHashes)
+    public static async Task ReplaceCodesAsync(MySqlConnection connection, Transaction transaction, long userId, IEnumerable<string> codeHashes)
     {
-        await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId", new { userId }, transaction, commandTimeout: connection.CommandTimeout());
+        await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId", new { userId }, commandTimeout: connection.CommandTimeout());
         foreach (var codeHash in codeHashes)
             await connection.ExecuteAsync("INSERT INTO recovery_codes (user_id, code_hash) VALUES (@userId, @codeHash)",
-                new { userId, codeHash }, transaction, commandTimeout: connection.CommandTimeout());
+                new { userId, codeHash }, commandTimeout: connection.CommandTimeout());
     }
 
     public static async Task DisableAsync(MySqlConnection connection, long userId)
     {
-        await using var transaction = await connection.BeginTransactionAsync();
+        await using var transaction = await Transaction.BeginAsync(connection);
         // One statement per round trip (see Database.ExecuteEachAsync).
-        await connection.ExecuteAsync("UPDATE users SET two_factor_enabled = FALSE WHERE id = @userId", new { userId }, transaction, commandTimeout: connection.CommandTimeout());
-        await connection.ExecuteAsync("DELETE FROM two_factor WHERE user_id = @userId", new { userId }, transaction, commandTimeout: connection.CommandTimeout());
-        await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId", new { userId }, transaction, commandTimeout: connection.CommandTimeout());
+        await connection.ExecuteAsync("UPDATE users SET two_factor_enabled = FALSE WHERE id = @userId", new { userId }, commandTimeout: connection.CommandTimeout());
+        await connection.ExecuteAsync("DELETE FROM two_factor WHERE user_id = @userId", new { userId }, commandTimeout: connection.CommandTimeout());
+        await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId", new { userId }, commandTimeout: connection.CommandTimeout());
         await transaction.CommitAsync();
     }
 

@@ -72,13 +72,13 @@ public sealed class Envelope(MariaDb db, MasterKeys masterKeys, EntropyMixer mix
     /// <summary>
     /// Encrypts <paramref name="plaintext"/> for the row described by <paramref name="purpose"/>
     /// and <paramref name="rowFields"/>, storing its new data key through
-    /// <paramref name="connection"/> (inside the caller's transaction when given).
+    /// <paramref name="connection"/> (inside the transaction the caller has open on it, if any).
     /// </summary>
     public async Task<Sealed> SealAsync(ReadOnlyMemory<byte> plaintext, string purpose, IReadOnlyList<string> rowFields,
-        MySqlConnection connection, MySqlTransaction? transaction = null)
+        MySqlConnection connection)
     {
         var (sealedRecord, key) = Seal(plaintext.Span, purpose, rowFields);
-        await using var insert = new MySqlCommand(PendingKey.InsertSql, connection, transaction);
+        await using var insert = new MySqlCommand(PendingKey.InsertSql, connection);
         key.AddParameters(insert);
         await insert.ExecuteNonQueryAsync();
         return sealedRecord;
@@ -180,8 +180,8 @@ public sealed class Envelope(MariaDb db, MasterKeys masterKeys, EntropyMixer mix
     }
 
     public Task<Sealed> SealStringAsync(string plaintext, string purpose, IReadOnlyList<string> rowFields,
-        MySqlConnection connection, MySqlTransaction? transaction = null) =>
-        SealAsync(Encoding.UTF8.GetBytes(plaintext), purpose, rowFields, connection, transaction);
+        MySqlConnection connection) =>
+        SealAsync(Encoding.UTF8.GetBytes(plaintext), purpose, rowFields, connection);
 
     public async Task<string?> OpenStringAsync(byte[] blob, string purpose, IReadOnlyList<string> rowFields) =>
         await OpenAsync(blob, purpose, rowFields) is { } bytes ? Encoding.UTF8.GetString(bytes) : null;

@@ -23,7 +23,7 @@ public static class KeyRotation
         {
             var batch = await NextBatchAsync(connection, masterKeys.PrimaryId, after, ct);
             if (batch.Count == 0) break;
-            await using var transaction = await connection.BeginTransactionAsync(ct);
+            await using var transaction = await Transaction.BeginAsync(connection, ct);
             foreach (var row in batch)
             {
                 var dataKey = masterKeys.TryGet(row.KekId, out var oldKek) ? Envelope.Unwrap(row.Wrapped, row.Id, row.KekId, oldKek) : null;
@@ -36,7 +36,7 @@ public static class KeyRotation
                 }
                 var wrapped = Envelope.Wrap(dataKey, row.Id, masterKeys.PrimaryId, masterKeys.Primary);
                 await using var update = new MySqlCommand(
-                    "UPDATE data_keys SET kek_id = @kekId, wrapped = @wrapped WHERE id = @id AND kek_id = @oldKekId", connection, transaction);
+                    "UPDATE data_keys SET kek_id = @kekId, wrapped = @wrapped WHERE id = @id AND kek_id = @oldKekId", connection);
                 update.Parameters.AddWithValue("@kekId", masterKeys.PrimaryId);
                 update.Parameters.AddWithValue("@wrapped", wrapped);
                 update.Parameters.AddWithValue("@id", row.Id);

@@ -61,15 +61,15 @@ public static class AttachmentQueries
 
     /// <summary>
     /// Crypto-shreds attachments: deletes their data keys (no backup can decrypt them afterwards)
-    /// and their rows, inside the caller's transaction when given. Returns the destroyed key ids
+    /// and their rows, inside the transaction the caller has open on the connection, if any. Returns the destroyed key ids
     /// (for <see cref="Envelope.Forget"/>); the caller then removes the chunks from the store.
     /// </summary>
-    public static async Task<List<byte[]>> DestroyAsync(MySqlConnection connection, MySqlTransaction? transaction, IReadOnlyCollection<long> ids)
+    public static async Task<List<byte[]>> DestroyAsync(MySqlConnection connection, IReadOnlyCollection<long> ids)
     {
         var keys = new List<byte[]>();
         if (ids.Count == 0) return keys;
         await using var command = new MySqlCommand(
-            $"SELECT a.key_id FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id FOR UPDATE", connection, transaction);
+            $"SELECT a.key_id FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id FOR UPDATE", connection);
         command.Parameters.AddWithValue("@ids", SqlLists.Ids(ids));
         await using (var reader = await command.ExecuteReaderAsync())
             while (await reader.ReadAsync()) keys.Add((byte[])reader.GetValue(0));

@@ -109,18 +109,18 @@ public static class Conversations
     }
 
     /// <summary>A new conversation with its members; <paramref name="ownerId"/> owns a group (its creator), null for a direct one.</summary>
-    public static async Task<long> InsertAsync(MySqlConnection connection, MySqlTransaction transaction, string kind, string? title,
+    public static async Task<long> InsertAsync(MySqlConnection connection, Transaction transaction, string kind, string? title,
         string? directKey, long[] memberIds, DateTime now, long? ownerId = null)
     {
         var id = await connection.ExecuteScalarAsync<long>("""
             INSERT INTO conversations (kind, title, direct_key, owner_id, created_at, last_activity_at)
             VALUES (@kind, @title, @directKey, @ownerId, @now, @now)
             RETURNING id
-            """, new { kind, title, directKey, ownerId, now }, transaction, commandTimeout: connection.CommandTimeout());
+            """, new { kind, title, directKey, ownerId, now }, commandTimeout: connection.CommandTimeout());
         foreach (var userId in memberIds)
             await connection.ExecuteAsync(
                 "INSERT INTO conversation_members (conversation_id, user_id, joined_at) VALUES (@id, @userId, @now)",
-                new { id, userId, now }, transaction, commandTimeout: connection.CommandTimeout());
+                new { id, userId, now }, commandTimeout: connection.CommandTimeout());
         return id;
     }
 
@@ -135,7 +135,7 @@ public static class Conversations
         if (await connection.QuerySingleOrDefaultAsync<long?>(Find, new { directKey }, commandTimeout: connection.CommandTimeout()) is { } existing) return (existing, false);
         try
         {
-            await using var transaction = await connection.BeginTransactionAsync();
+            await using var transaction = await Transaction.BeginAsync(connection);
             var id = await InsertAsync(connection, transaction, "direct", null, directKey, [me, other], now);
             await transaction.CommitAsync();
             return (id, true);

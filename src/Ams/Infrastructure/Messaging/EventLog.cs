@@ -141,9 +141,9 @@ public sealed class EventLog
     /// transaction aborted under the first is reported by the second, which then does not run);
     /// returns the numbers in list order.
     /// </summary>
-    public static async Task<long[]> AppendAsync(MySqlConnection connection, MySqlTransaction transaction, IReadOnlyList<NewEvent> events, DateTime now)
+    public static async Task<long[]> AppendAsync(MySqlConnection connection, Transaction transaction, IReadOnlyList<NewEvent> events, DateTime now)
     {
-        await using var command = new MySqlCommand { Connection = connection, Transaction = transaction };
+        await using var command = new MySqlCommand { Connection = connection };
         command.CommandText = Parameters(command, events, now);
         await command.ExecuteNonQueryAsync();
         command.CommandText = InsertSql;

@@ -9,13 +9,13 @@ public sealed record LockedConversation(bool IsGroup, long? OwnerId)
     /// Locks the conversation if <paramref name="callerId"/> is a member, as a send locks it, so a
     /// message is stored either before the change or after it; null otherwise (callers answer 404).
     /// </summary>
-    public static async Task<LockedConversation?> ForUpdateAsync(MySqlConnection connection, MySqlTransaction transaction, long callerId, long conversationId)
+    public static async Task<LockedConversation?> ForUpdateAsync(MySqlConnection connection, Transaction transaction, long callerId, long conversationId)
     {
         await using var find = new MySqlCommand("""
             SELECT c.kind = 'group', c.owner_id FROM conversations c
             JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = @callerId
             WHERE c.id = @conversationId FOR UPDATE
-            """, connection, transaction);
+            """, connection);
         find.Parameters.AddWithValue("@callerId", callerId);
         find.Parameters.AddWithValue("@conversationId", conversationId);
         await using var reader = await find.ExecuteReaderAsync();
