@@ -48,8 +48,9 @@ public sealed class Outages(MariaDb db, RedisCircuit redisCircuit, MariaDbCircui
     {
         // MySqlConnector's own errors (no SQLSTATE): cannot connect (1042), connection lost, timeouts.
         MySqlException { SqlState: null } or MariaDbNotAnsweringException => MariaDb,
-        // A connection the server closed, met outside a command (BeginTransaction reads its reply
-        // itself): a restarted server, found by the first request to take a connection from before.
+        // A connection the server closed, met outside a command (as MySqlConnector's own BEGIN met
+        // it, reading its reply itself): a restarted server, found by the first request to take a
+        // connection from before.
         MySqlEndOfStreamException => MariaDb,
         // A Galera node out of the cluster's primary component refuses every query until it rejoins
         // ("WSREP has not yet prepared node for application use"), and one rejoining holds locks

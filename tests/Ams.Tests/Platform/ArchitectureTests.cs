@@ -66,6 +66,18 @@ public sealed partial class ArchitectureTests
         Assert.Empty(offenders);
     }
 
+    [Fact]
+    public void Every_transaction_begins_within_the_command_timeout()
+    {
+        // MySqlConnector's own BeginTransaction reads its replies with no timeout: on a hung MariaDB
+        // it waits for as long as the hang lasts. Infrastructure/Transaction.cs begins one by a command.
+        var files = Directory.GetFiles(SourceRoot(), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}")).ToList();
+        Assert.Contains(files, f => File.ReadAllText(f).Contains("Transaction.BeginAsync(", StringComparison.Ordinal));
+        var offenders = files.Where(f => Regex.IsMatch(File.ReadAllText(f), @"\.BeginTransaction(Async)?\(")).Select(Path.GetFileName).ToList();
+        Assert.Empty(offenders);
+    }
+
     /// <summary>The index of the <paramref name="close"/> that ends what opened before <paramref name="i"/>, past strings and comments.</summary>
     static int CloseOf(string s, int i, char close = ')')
     {
