@@ -27,8 +27,8 @@ public sealed class GaleraCluster : IAsyncDisposable
         public string Address => $"127.0.0.{Index + 1}";
         public string Socket => Path.Combine(Dir, "s.sock");
         public int GcommPort { get; init; }
-        public int IstPort { get; init; }
-        public int SstPort { get; init; }
+        public int IstPort { get; set; }
+        public int SstPort { get; set; }
         public ServerProcess? Process { get; set; }
     }
 
@@ -141,34 +141,50 @@ public sealed class GaleraCluster : IAsyncDisposable
         // A second server on its ports and data would fail, and the first one's wrapper, dropped,
         // would stop it and delete the cluster's directory.
         if (node.Process is { HasExited: false }) throw new InvalidOperationException($"Galera node {i + 1} is running: kill it first.");
-        node.Process?.Dispose();
-        List<string> arguments =
-        [
-            "--no-defaults",
-            $"--user={(Environment.UserName == "root" ? "mysql" : Environment.UserName)}",
-            $"--datadir={Path.Combine(node.Dir, "data")}",
-            $"--tmpdir={Path.Combine(node.Dir, "tmp")}",
-            $"--socket={node.Socket}",
-            $"--port={Port}",
-            $"--bind-address={node.Address}",
-            .. MariaDbServer.SmallServerArguments,
-            // What Galera needs (README, "MariaDB Galera Cluster").
-            "--binlog-format=ROW",
-            "--innodb-autoinc-lock-mode=2",
-            "--wsrep-sync-wait=1",
-            "--wsrep-on=ON",
-            "--wsrep-provider=/usr/lib/galera/libgalera_smm.so",
-            "--wsrep-cluster-name=ams",
-            $"--wsrep-cluster-address=gcomm://{string.Join(',', _nodes.Select(n => $"{n.Address}:{n.GcommPort}"))}",
-            $"--wsrep-node-address={node.Address}:{node.GcommPort}",
-            $"--wsrep-node-name=n{i + 1}",
-            $"--wsrep-provider-options=gmcast.listen_addr=tcp://{node.Address}:{node.GcommPort};ist.recv_addr={node.Address}:{node.IstPort};gcache.size=64M;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S",
-            $"--wsrep-sst-receive-address={node.Address}:{node.SstPort}",
-            "--wsrep-sst-method=rsync",
-        ];
-        if (bootstrap) arguments.Add("--wsrep-new-cluster");
-        node.Process = await ServerProcess.StartAsync("mariadbd", arguments, Path.Combine(node.Dir, "mariadbd.log"), _baseDir, ct);
-        await WaitUntilSyncedAsync(i, ct);
+        // A joiner's state-transfer ports were free when picked, seconds before; an outgoing
+        // connection of another process may hold one by now, and the rsync daemon then cannot
+        // listen and the node aborts ("Failed to prepare for 'rsync' SST", seen once in CI): such
+        // a start is tried again on new ports.
+        for (var attempt = 1; ; attempt++)
+        {
+            node.Process?.Dispose();
+            List<string> arguments =
+            [
+                "--no-defaults",
+                $"--user={(Environment.UserName == "root" ? "mysql" : Environment.UserName)}",
+                $"--datadir={Path.Combine(node.Dir, "data")}",
+                $"--tmpdir={Path.Combine(node.Dir, "tmp")}",
+                $"--socket={node.Socket}",
+                $"--port={Port}",
+                $"--bind-address={node.Address}",
+                .. MariaDbServer.SmallServerArguments,
+                // What Galera needs (README, "MariaDB Galera Cluster").
+                "--binlog-format=ROW",
+                "--innodb-autoinc-lock-mode=2",
+                "--wsrep-sync-wait=1",
+                "--wsrep-on=ON",
+                "--wsrep-provider=/usr/lib/galera/libgalera_smm.so",
+                "--wsrep-cluster-name=ams",
+                $"--wsrep-cluster-address=gcomm://{string.Join(',', _nodes.Select(n => $"{n.Address}:{n.GcommPort}"))}",
+                $"--wsrep-node-address={node.Address}:{node.GcommPort}",
+                $"--wsrep-node-name=n{i + 1}",
+                $"--wsrep-provider-options=gmcast.listen_addr=tcp://{node.Address}:{node.GcommPort};ist.recv_addr={node.Address}:{node.IstPort};gcache.size=64M;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S",
+                $"--wsrep-sst-receive-address={node.Address}:{node.SstPort}",
+                "--wsrep-sst-method=rsync",
+            ];
+            if (bootstrap) arguments.Add("--wsrep-new-cluster");
+            node.Process = await ServerProcess.StartAsync("mariadbd", arguments, Path.Combine(node.Dir, "mariadbd.log"), _baseDir, ct);
+            try
+            {
+                await WaitUntilSyncedAsync(i, ct);
+                return;
+            }
+            catch (InvalidOperationException) when (attempt < 3 && node.Process is { HasExited: true } exited
+                && exited.LogTail().Contains("Failed to prepare for 'rsync' SST", StringComparison.Ordinal))
+            {
+                (node.SstPort, node.IstPort) = (FreePort.Next(), FreePort.Next());
+            }
+        }
     }
 
     /// <summary>Waits until the node is a synced member of the cluster of every running node (after a start, or a <see cref="Resume"/>).</summary>
