@@ -154,6 +154,9 @@ public sealed class MariaDbCircuit(MariaDb db, IHostApplicationLifetime lifetime
 
 public static class MariaDbCircuitMiddleware
 {
+    /// <summary>What a browser's page says while MariaDB does not answer, refused here or in the middle of the request.</summary>
+    public const string NotAnswering = "The database is not answering. Try again in a moment.";
+
     /// <summary>
     /// A page for a browser, else thrown, so the exception handler answers it as it answers every
     /// outage (503 problem details with Retry-After, no log line of its own).
@@ -166,8 +169,7 @@ public static class MariaDbCircuitMiddleware
             if (!circuit.Refuses(http)) return next(http);
             if (!Layout.WantsPage(http)) throw new MariaDbNotAnsweringException();
             Problem.RetryAfter(http, TimeSpan.FromSeconds(5));
-            return Layout.SendErrorPageAsync(http, StatusCodes.Status503ServiceUnavailable, "Service temporarily unavailable",
-                "The database is not answering. Try again in a moment.");
+            return Layout.SendErrorPageAsync(http, StatusCodes.Status503ServiceUnavailable, "Service temporarily unavailable", NotAnswering);
         });
     }
 }

@@ -63,7 +63,10 @@ public static class ProblemResponses
             if (status == StatusCodes.Status503ServiceUnavailable)
             {
                 Problem.RetryAfter(http, TimeSpan.FromSeconds(5));
-                await Layout.SendErrorPageAsync(http, status, "Service temporarily unavailable", "A service this page needs is not answering. Try again in a moment.");
+                await Layout.SendErrorPageAsync(http, status, "Service temporarily unavailable",
+                    exception is MariaDbNotAnsweringException or MySqlConnector.MySqlException
+                        ? MariaDbCircuitMiddleware.NotAnswering
+                        : "A service this page needs is not answering. Try again in a moment.");
             }
             else await Layout.SendErrorPageAsync(http, status, "Something went wrong", ReasonPhrases.GetReasonPhrase(status));
             return true;

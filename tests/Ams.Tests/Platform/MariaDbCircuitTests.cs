@@ -179,7 +179,9 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
             // The watch (1 s), its question (1 s), the probe (1 s), with room for a loaded machine.
             Assert.True(watch.Elapsed < TimeSpan.FromSeconds(8), $"answered after {watch.Elapsed.TotalSeconds:F1} s");
             await (await reads[0].Answer).ProblemAsync(503);
-            Assert.StartsWith("text/html", (await reads[^1].Answer).Context.Response.ContentType);   // a browser gets a page, not JSON
+            var settings = await reads[^1].Answer;
+            Assert.StartsWith("text/html", settings.Context.Response.ContentType);   // a browser gets a page, not JSON
+            Assert.Contains(MariaDbCircuitMiddleware.NotAnswering, await settings.ReadAsTextAsync());   // the same page as once the circuit is open
         }
         finally
         {

@@ -40,22 +40,11 @@ public sealed class Endpoint(MariaDb db, Envelope envelope) : EndpointWithoutReq
 
         var me = User.UserId();
         if (!Ids.TryParse(Route<string>("id"), out var id)
-            || await db.ReadUnlessHungAsync(connection => PageAsync(connection, me, id, before, limit), ct) is not { } page)
+            || await db.ReadUnlessHungAsync(connection => Sql.PageAsync(connection, envelope, me, id, before, limit), ct) is not { } page)
         {
             await NotFound.ConversationAsync(HttpContext);
             return;
         }
-        await Send.OkAsync(page, ct);
-    }
-
-    /// <summary>The page, or null when the caller is not a member.</summary>
-    async Task<Response?> PageAsync(MySqlConnection connection, long me, long id, long before, int limit)
-    {
-        if (await Sql.JoinedAfterAsync(connection, me, id) is not { } joinedAfter) return null;
-        var rows = await Sql.BeforeAsync(connection, id, joinedAfter, before, limit);
-        var more = rows.Count > limit;
-        var page = rows.Take(limit).Reverse().ToList();
-        var messages = await MessageRow.ToViewsAsync(connection, envelope, page, me);
-        return new Response(messages, more ? messages[0].Id : null);
+        await Send.OkAsync(new Response(page.Messages, page.More ? page.Messages[0].Id : null), ct);
     }
 }

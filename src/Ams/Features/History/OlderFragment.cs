@@ -25,20 +25,15 @@ public sealed class OlderFragment(MariaDb db, Envelope envelope) : EndpointWitho
         var before = long.MaxValue;
         if (!Ids.TryParse(Route<string>("id"), out var id)
             || HttpContext.Request.Query.ContainsKey("before") && !Ids.TryParse(HttpContext.Request.Query["before"], out before)
-            || await db.ReadUnlessHungAsync(async connection =>
-                {
-                    if (await Sql.JoinedAfterAsync(connection, user.Id, id) is not { } joinedAfter) return null;
-                    var rows = await Sql.BeforeAsync(connection, id, joinedAfter, before, PageSize);
-                    return new { More = rows.Count > PageSize, Views = await MessageRow.ToViewsAsync(connection, envelope, rows.Take(PageSize).Reverse().ToList(), user.Id) };
-                }, ct) is not { } page)
+            || await db.ReadUnlessHungAsync(connection => Sql.PageAsync(connection, envelope, user.Id, id, before, PageSize), ct) is not { } page)
         {
             await NotFound.ConversationAsync(HttpContext);
             return;
         }
         var html = new System.Text.StringBuilder();
         if (page.More)
-            html.Append(Html.Of($"""<li id="older" data-older="/c/{Ids.Of(id)}/older?before={page.Views[0].Id}"><button type="button">Load older messages</button></li>"""));
-        foreach (var view in page.Views)
+            html.Append(Html.Of($"""<li id="older" data-older="/c/{Ids.Of(id)}/older?before={page.Messages[0].Id}"><button type="button">Load older messages</button></li>"""));
+        foreach (var view in page.Messages)
             html.Append(MessageFragment.Of(view, user.Username).Value);
         await Send.StringAsync(html.ToString(), 200, "text/html; charset=utf-8", ct);
     }
