@@ -81,14 +81,21 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
         if (cached == Revoked) return null;
         if (cached.HasValue && Parse(cached!) is { } hit) return hit.ExpiresAt > now ? hit : null;
 
-        await using var connection = await db.OpenConnectionAsync();
-        var row = await connection.QuerySingleOrDefaultAsync<AccessTokenRow>(
-            "SELECT id AS Id, user_id AS UserId, expires_at AS ExpiresAt FROM access_tokens WHERE token_hash = @hash", new { hash }, commandTimeout: connection.CommandTimeout());
-        if (row is null) return null;
-        var session = new Session(SessionIdOf(row.Id), row.UserId,
-            row.ExpiresAt is { } e2 ? new DateTimeOffset(DateTime.SpecifyKind(e2, DateTimeKind.Utc)) : DateTimeOffset.MaxValue, IsAccessToken: true);
-        if (session.ExpiresAt <= now) return null;
-        await connection.ExecuteAsync("UPDATE access_tokens SET last_used_at = @now WHERE id = @id", new { id = row.Id, now = time.UtcNowMillis() }, commandTimeout: connection.CommandTimeout());
+        // Given up with the reads once MariaDB is known to hang (a request authenticated by a token
+        // must not wait out its timeouts first): the one write here, the token's last use, may then
+        // land later or not at all, which nothing depends on.
+        var session = await db.ReadUnlessHungAsync(async connection =>
+        {
+            var row = await connection.QuerySingleOrDefaultAsync<AccessTokenRow>(
+                "SELECT id AS Id, user_id AS UserId, expires_at AS ExpiresAt FROM access_tokens WHERE token_hash = @hash", new { hash }, commandTimeout: connection.CommandTimeout());
+            if (row is null) return null;
+            var found = new Session(SessionIdOf(row.Id), row.UserId,
+                row.ExpiresAt is { } e2 ? new DateTimeOffset(DateTime.SpecifyKind(e2, DateTimeKind.Utc)) : DateTimeOffset.MaxValue, IsAccessToken: true);
+            if (found.ExpiresAt <= now) return null;
+            await connection.ExecuteAsync("UPDATE access_tokens SET last_used_at = @now WHERE id = @id", new { id = row.Id, now = time.UtcNowMillis() }, commandTimeout: connection.CommandTimeout());
+            return found;
+        });
+        if (session is null) return null;
         try
         {
             // NX: a revocation's tombstone written meanwhile wins.
