@@ -56,14 +56,17 @@ public static class Layout
     public static Task StatusCodePageAsync(StatusCodeContext context)
     {
         var http = context.HttpContext;
-        var accept = http.Request.Headers.Accept.ToString();
-        if (WantsPage(http) && accept.Contains("text/html", StringComparison.OrdinalIgnoreCase))
+        if (WantsErrorPage(http))
             return http.Response.StatusCode == StatusCodes.Status404NotFound
                 ? SendErrorPageAsync(http, 404, "Page not found", "There is nothing at this address.")
                 : SendErrorPageAsync(http, http.Response.StatusCode, "Something went wrong",
                     Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(http.Response.StatusCode));
         return DefaultStatusCodePages.HandleAsync(context);
     }
+
+    /// <summary>A browser navigating (<see cref="WantsPage"/>) that asks for HTML: an error without words of its own gets a page.</summary>
+    public static bool WantsErrorPage(HttpContext http) =>
+        WantsPage(http) && http.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase);
 
     static readonly StatusCodePagesOptions DefaultStatusCodePages = new();
 

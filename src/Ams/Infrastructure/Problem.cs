@@ -50,25 +50,20 @@ public static class ProblemResponses
     }
 
     /// <summary>
-    /// A browser navigating to a page whose request failed (MariaDB given up on, Redis down) gets a
-    /// page of the app, as for a missing page or a circuit already open, not the API's problem JSON.
+    /// A browser navigating to a page whose request met an outage (MariaDB given up on, Redis down)
+    /// gets a page of the app, as when the circuit is already open, not the API's problem JSON.
     /// </summary>
     sealed class ErrorPages : Microsoft.AspNetCore.Diagnostics.IExceptionHandler
     {
         public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken ct)
         {
-            if (!Layout.WantsPage(http) || !http.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase)) return false;
             // The exception handler has set the status StatusFor gives.
-            var status = http.Response.StatusCode;
-            if (status == StatusCodes.Status503ServiceUnavailable)
-            {
-                Problem.RetryAfter(http, TimeSpan.FromSeconds(5));
-                await Layout.SendErrorPageAsync(http, status, "Service temporarily unavailable",
-                    exception is MariaDbNotAnsweringException or MySqlConnector.MySqlException
-                        ? MariaDbCircuitMiddleware.NotAnswering
-                        : "A service this page needs is not answering. Try again in a moment.");
-            }
-            else await Layout.SendErrorPageAsync(http, status, "Something went wrong", ReasonPhrases.GetReasonPhrase(status));
+            if (http.Response.StatusCode != StatusCodes.Status503ServiceUnavailable || !Layout.WantsErrorPage(http)) return false;
+            Problem.RetryAfter(http, TimeSpan.FromSeconds(5));
+            await Layout.SendErrorPageAsync(http, StatusCodes.Status503ServiceUnavailable, "Service temporarily unavailable",
+                exception is MariaDbNotAnsweringException or MySqlConnector.MySqlException
+                    ? MariaDbCircuitMiddleware.NotAnswering
+                    : "A service this page needs is not answering. Try again in a moment.");
             return true;
         }
     }

@@ -191,11 +191,8 @@ public sealed class MariaDbHostsTests(Services services) : IClassFixture<Service
         await app.SendAsync(alice, held, "before");
         // A transaction of the test's own (straight to 127.0.0.1) holds the conversation, so the
         // next batch waits on the wire through the relay; then the relay hangs under it.
-        await using var locker = new MySqlConnector.MySqlConnection(services.MariaDb.ConnectionString(services.Database));
-        await locker.OpenAsync();
-        await using var transaction = await locker.BeginTransactionAsync();
-        await using (var lockRow = new MySqlConnector.MySqlCommand($"SELECT id FROM conversations WHERE id = {held} FOR UPDATE", locker, transaction))
-            await lockRow.ExecuteScalarAsync();
+        var (locker, transaction) = await services.LockConversationAsync(held);
+        await using var _ = locker;
         var stuck = app.PostAsync("/api/messages", new { conversationId = held, body = "stuck" }, alice.Token, null);
         await Task.Delay(TimeSpan.FromSeconds(0.5));
         relay.Hang();
