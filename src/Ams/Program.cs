@@ -139,11 +139,13 @@ static WebApplication Build(string[] args, bool admin)
     {
         OnPrepareResponse = f => f.Context.Response.Headers.CacheControl = "public, max-age=3600",
     });
-    app.UseMariaDbCircuit();
     app.UseAuthentication();
     app.UseAccessTokenScope();
     app.UseAntiforgeryCheck();
     app.UseAuthorization();
+    // After the credentials are checked: a missing or unknown one is a 401 (or 403) whether or not
+    // MariaDB answers; only a request that would go on to use MariaDB is refused.
+    app.UseMariaDbCircuit();
     app.UseConflictRetry();
     app.UseFastEndpoints(c =>
     {

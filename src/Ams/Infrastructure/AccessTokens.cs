@@ -27,7 +27,7 @@ public sealed class AccessTokenRow
 /// entry with a tombstone, so the token stops on every node at once, and announces the token's
 /// session id so its live streams close.
 /// </summary>
-public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvider time, ILogger<AccessTokenStore> logger)
+public sealed class AccessTokenStore(MariaDb db, MariaDbCircuit circuit, RedisCircuit redis, TimeProvider time, ILogger<AccessTokenStore> logger)
 {
     public const string TokenPrefix = "amspat_";
     const string SessionIdPrefix = "pat-";
@@ -83,7 +83,9 @@ public sealed class AccessTokenStore(MariaDb db, RedisCircuit redis, TimeProvide
 
         // Given up with the reads once MariaDB is known to hang (a request authenticated by a token
         // must not wait out its timeouts first): the one write here, the token's last use, may then
-        // land later or not at all, which nothing depends on.
+        // land later or not at all, which nothing depends on. Authentication runs before the
+        // circuit refuses requests, so it refuses this lookup itself.
+        if (circuit.IsOpen) throw new MariaDbNotAnsweringException();
         var session = await db.ReadUnlessHungAsync(async connection =>
         {
             var row = await connection.QuerySingleOrDefaultAsync<AccessTokenRow>(

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Ams.Infrastructure;
 using Ams.Testing;
 using Ams.Tests.Support;
+using Microsoft.Extensions.Hosting.Internal;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
@@ -40,8 +41,10 @@ public sealed class SessionStoreTests : IAsyncLifetime
     {
         multiplexer ??= connection;
         var circuit = new RedisCircuit(multiplexer, NullLogger<RedisCircuit>.Instance);
+        var mariadb = new MariaDb("Server=127.0.0.1;Port=1");
         return new(multiplexer, circuit, time, lifetime ?? new SessionLifetime(),
-            new AccessTokenStore(new MariaDb("Server=127.0.0.1;Port=1"), circuit, time, NullLogger<AccessTokenStore>.Instance),
+            new AccessTokenStore(mariadb, new MariaDbCircuit(mariadb, new ApplicationLifetime(NullLogger<ApplicationLifetime>.Instance), NullLogger<MariaDbCircuit>.Instance),
+                circuit, time, NullLogger<AccessTokenStore>.Instance),
             new ReplicatedWrites(multiplexer, circuit, ConfigurationOptions.Parse(multiplexer.Configuration), new ReplicationOptions(), NullLogger<ReplicatedWrites>.Instance),
             logger ?? NullLogger<SessionStore>.Instance);
     }

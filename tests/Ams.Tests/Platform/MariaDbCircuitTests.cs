@@ -56,6 +56,14 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
             // A path nothing serves is a 404 still, not the database's 503.
             Assert.Equal(404, (await Step("no such path", () => app.GetAsync("/api/no-such-thing", null, null))).Status());
             Assert.Equal(405, (await Step("wrong method", () => app.Scenario(s => { s.Delete.Url("/api/me"); s.IgnoreStatusCode(); }))).Status());
+            // Credentials are checked first: none, or one Redis knows to be ended, is a 401 as ever; a
+            // personal access token Redis has not cached cannot be checked, so 503 at once.
+            var anonymous = await Step("anonymous", () => app.GetAsync("/api/me", null, null));
+            Assert.Equal(401, anonymous.Status());
+            Assert.Equal("Bearer", anonymous.Context.Response.Headers.WWWAuthenticate.ToString());
+            Assert.Equal(401, (await Step("unknown session", () => app.GetAsync("/api/me", "not-a-session", null))).Status());
+            Assert.Equal(401, (await Step("ended session", () => app.GetAsync("/api/me", leaving, null))).Status());
+            await (await Step("uncached token", () => app.GetAsync("/api/me", AccessTokenStore.TokenPrefix + new string('x', 43), null))).ProblemAsync(503);
             var health = await Step("healthz", () => app.GetAsync("/healthz", null, null));
             Assert.Equal(503, health.Status());
             Assert.Equal("not answering", (await health.JsonAsync())["mariadb"].Str());
