@@ -99,7 +99,7 @@ static WebApplication Build(string[] args, bool admin)
         {
             o.IncludeScopes = true;
             o.UseUtcTimestamp = true;
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
         });
     Slices.AddServices(builder);
     builder.Services.AddFastEndpoints(Slices.Types);
@@ -125,8 +125,12 @@ static WebApplication Build(string[] args, bool admin)
     app.UseExceptionHandler(new ExceptionHandlerOptions
     {
         StatusCodeSelector = ProblemResponses.StatusFor,
-        // An outage and a write that kept losing its conflicts are logged where they happen, in one line.
-        SuppressDiagnosticsCallback = c => app.Services.GetRequiredService<Outages>().Refused(c.Exception) || c.Exception is ConflictRetry.StillConflictingException,
+        // An outage and a write that kept losing its conflicts are logged where they happen, in one
+        // line; a request the server refused to read (a body past its limit) is the client's, and
+        // any client could fill the log with its stack traces, as with a sign-in refused for want of
+        // a free password-hashing slot (counted instead: ams_passwords_refused_total).
+        SuppressDiagnosticsCallback = c => app.Services.GetRequiredService<Outages>().Refused(c.Exception)
+            || c.Exception is ConflictRetry.StillConflictingException or BadHttpRequestException or PasswordHashingBusyException,
     });
     // A browser navigating to a missing page gets a page; everything else problem details.
     app.UseStatusCodePages(new StatusCodePagesOptions { HandleAsync = Layout.StatusCodePageAsync });

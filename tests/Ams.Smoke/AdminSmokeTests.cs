@@ -99,7 +99,17 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         Assert.True(reset.ExitCode == 0, reset.Stderr);
         Assert.Equal(HttpStatusCode.Unauthorized, (await bearer.GetAsync("/api/me")).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await LoginAsync(name, Password)).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await LoginAsync(name, newPassword)).StatusCode);
+        var signedIn = await LoginAsync(name, newPassword);
+        Assert.Equal(HttpStatusCode.OK, signedIn.StatusCode);
+
+        // The owner sees what the administrator did, newest first.
+        bearer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer",
+            (await signedIn.Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>());
+        var history = (await bearer.GetFromJsonAsync<JsonArray>("/api/account/security-events?limit=100"))!
+            .Select(e => e!.AsObject()).ToList();
+        var byAdmin = history.Where(e => e["userAgent"]!.GetValue<string>() == "Ams admin").ToList();
+        Assert.Equal(["password.reset", "account.enabled", "account.disabled"], byAdmin.Select(e => e["kind"]!.GetValue<string>()));
+        Assert.All(byAdmin, e => Assert.Equal("", e["address"]!.GetValue<string>()));
     }
 
     [Fact]
@@ -175,6 +185,9 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         Assert.Equal(1, exitCode);
         Assert.StartsWith("AMS cannot start:", stderr);
         Assert.Contains("address already in use", stderr, StringComparison.OrdinalIgnoreCase);
+        // Said once (Kestrel's message wraps the socket's), with the way out.
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(stderr, "already in use", System.Text.RegularExpressions.RegexOptions.IgnoreCase));
+        Assert.Contains("ASPNETCORE_URLS", stderr);
         AssertNoStackTrace(stdout + stderr);
     }
 

@@ -199,6 +199,8 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
             Assert.NotEmpty(lines);
             var parsed = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();   // every line is one JSON object
             Assert.All(parsed, p => Assert.True(p.TryGetProperty("LogLevel", out _) && p.TryGetProperty("Category", out _)));
+            // UTC, to the millisecond, nothing after the Z (a trailing space once).
+            Assert.All(parsed, p => Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", p.GetProperty("Timestamp").GetString()!));
             var security = parsed.Single(p => p.GetProperty("Message").GetString()!.StartsWith("Security event login for user", StringComparison.Ordinal));
             var scope = security.GetProperty("Scopes").EnumerateArray().First(s => s.ValueKind == JsonValueKind.Object && s.TryGetProperty("TraceId", out _));
             Assert.Matches("^[0-9a-f]{32}$", scope.GetProperty("TraceId").GetString()!);

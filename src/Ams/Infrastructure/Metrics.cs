@@ -27,6 +27,8 @@ public static class AmsMetrics
     public static readonly Counter<long> ConflictRetries = Meter.CreateCounter<long>("ams.db.conflict_retries", "{retry}",
         "Transactions run again because the database refused a conflicting commit (Galera certification, deadlock); operation: send (a group-commit batch) or request.");
     public static readonly Counter<long> Throttled = Meter.CreateCounter<long>("ams.requests.throttled", "{request}", "Requests refused with 429 by a limit.");
+    public static readonly Counter<long> PasswordChecksRefused = Meter.CreateCounter<long>("ams.passwords.refused", "{request}",
+        "Password hashes and checks refused with 503 because every hashing slot stayed busy for the queue time.");
 }
 
 /// <summary>The version and commit this binary was built from (<c>-p:AmsCommit=…</c>, else <c>git rev-parse HEAD</c> at build, else "unknown").</summary>

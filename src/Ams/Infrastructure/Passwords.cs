@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Text;
 using Geralt;
 
@@ -68,30 +67,48 @@ public sealed class Passwords
     /// <summary>Hashes on a free slot, waiting briefly for one; <see cref="PasswordHashingBusyException"/> (503) when none frees up.</summary>
     public async Task<string> HashAsync(string password, CancellationToken ct = default)
     {
-        await LeaveCallersThreadAsync();
         await EnterAsync(ct);
-        try { return ComputeHash(password); }
+        try { return await OffThePoolAsync(() => ComputeHash(password)); }
         finally { slots.Release(); }
     }
 
     /// <summary><see cref="Verify"/> on a free slot, waiting briefly for one.</summary>
     public async Task<bool> VerifyAsync(string? phc, string password, CancellationToken ct = default)
     {
-        await LeaveCallersThreadAsync();
-        if (phc is null) _ = decoy.Value;   // built outside the slot: it hashes itself
+        if (phc is null && !decoy.IsValueCreated) await OffThePoolAsync(() => decoy.Value);   // outside the slot: it hashes itself
         await EnterAsync(ct);
-        try { return VerifyNow(phc, password); }
+        try { return await OffThePoolAsync(() => VerifyNow(phc, password)); }
         finally { slots.Release(); }
     }
 
-    // A hash holds a core for tens of milliseconds, and with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
-    // (README) its caller may be a socket event thread (a login goes on there after reading the
-    // account from MariaDB), whose sockets would all wait as long: it runs on the thread pool.
-    static YieldAwaitable LeaveCallersThreadAsync() => Task.Yield();
+    /// <summary>What the threads that hash are called (an operating system's thread list shows it).</summary>
+    public const string ThreadName = "ams-argon2id";
+
+    /// <summary>
+    /// A hash holds a core for tens of milliseconds. On a thread pool thread it would hold that
+    /// thread too: with as many slots as cores, a burst of sign-ins took every pool thread until the
+    /// pool grew (about one more every half second), and everything else on the node waited for
+    /// them, a Redis reply's 1 s timeout included (an outside check saw a healthy Redis declared
+    /// down under 200 concurrent sign-ins). With DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
+    /// (README) the caller may even be a socket event thread. So each hash runs on a thread of its
+    /// own, which the slots bound; creating one costs microseconds against the hash's milliseconds.
+    /// </summary>
+    static Task<T> OffThePoolAsync<T>(Func<T> work)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        new Thread(() =>
+        {
+            try { done.SetResult(work()); }
+            catch (Exception e) { done.SetException(e); }
+        }) { Name = ThreadName, IsBackground = true }.Start();
+        return done.Task;
+    }
 
     async Task EnterAsync(CancellationToken ct)
     {
-        if (!await slots.WaitAsync(queueTimeout, ct)) throw new PasswordHashingBusyException();
+        if (await slots.WaitAsync(queueTimeout, ct)) return;
+        AmsMetrics.PasswordChecksRefused.Add(1);
+        throw new PasswordHashingBusyException();
     }
 
     /// <summary>Synchronous <see cref="HashAsync"/>: blocks the thread while it queues.</summary>

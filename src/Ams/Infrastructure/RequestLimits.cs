@@ -44,7 +44,9 @@ public static class UnreadableBodies
         {
             // FastEndpoints answers a JSON call sent without a Content-Type with a bare 415 whose
             // response has already started, so no problem body can be added afterwards.
-            if (http.Request.ContentType is null && http.Request.Path.StartsWithSegments("/api")
+            // Likewise one that is empty or not a media type (two Content-Type headers, a list, ";"):
+            // the body would otherwise be read as no body at all.
+            if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(http.Request.ContentType, out _) && http.Request.Path.StartsWithSegments("/api")
                 && http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>() is { ContentTypes.Count: > 0 } accepts)
                 return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
                     $"Send the request body as {accepts.ContentTypes[0]}.");
@@ -62,7 +64,11 @@ public static class UnreadableBodies
         {
             await next(http);
         }
-        catch (InvalidDataException e) when (!http.Response.HasStarted)
+        // A multipart form that ends before its closing boundary fails as an IOException (the
+        // reader's "Unexpected end of Stream"); uploads, which also write files, tell their own.
+        catch (Exception e) when (!http.Response.HasStarted && (e is InvalidDataException
+            || e is IOException and not BadHttpRequestException && http.Request.HasFormContentType
+                && http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is null))
         {
             logger.LogInformation("Refused an unreadable {Method} {Path} body ({Message})", http.Request.Method, http.Request.Path, e.Message);
             http.Response.Clear();

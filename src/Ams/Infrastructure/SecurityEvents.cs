@@ -21,12 +21,22 @@ public sealed class SecurityEvents(MariaDb db, StackExchange.Redis.IConnectionMu
     public const string SessionRevoked = "session.revoked";
     public const string TokenCreated = "token.created";
     public const string TokenRevoked = "token.revoked";
+    // By an administrator (`Ams admin`): the account's owner learns of them from the history.
+    public const string PasswordReset = "password.reset";
+    public const string AccountDisabled = "account.disabled";
+    public const string AccountEnabled = "account.enabled";
 
     public static readonly IReadOnlyList<string> Kinds =
     [
         Login, LoginFailed, LoginThrottled, TwoFactorEnabled, TwoFactorDisabled, RecoveryCodeUsed,
         RecoveryCodesRegenerated, PasswordChanged, SessionRevoked, TokenCreated, TokenRevoked,
+        PasswordReset, AccountDisabled, AccountEnabled,
     ];
+
+    /// <summary>What an administrator did to the account from the command line: no address, <see cref="AdminAgent"/> as the agent.</summary>
+    public Task RecordAdminActionAsync(long userId, string kind) => RecordAsync(userId, kind, "", AdminAgent, null);
+
+    public const string AdminAgent = "Ams admin";
 
     /// <summary>
     /// Records an event for the user. A failure to record is logged, never thrown: the history

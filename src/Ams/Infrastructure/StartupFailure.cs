@@ -28,10 +28,22 @@ public static class StartupFailure
     public static int Report(Exception e, TextWriter stderr)
     {
         var messages = new List<string>();
+        // Kestrel's bind failure wraps the socket's own: "… address already in use." then "Address already in use".
         for (var inner = e; inner is not null; inner = inner.InnerException)
-            if (!messages.Contains(inner.Message)) messages.Add(inner.Message);
+            if (!messages.Any(m => m.Contains(inner.Message.TrimEnd('.'), StringComparison.OrdinalIgnoreCase))) messages.Add(inner.Message);
+        if (IsAddressInUse(e))
+            messages.Add("Another process serves that address: stop it, or serve on another with ASPNETCORE_URLS (for example http://localhost:8093).");
         stderr.WriteLine($"AMS cannot start: {string.Join(" ", messages)}");
         stderr.Flush();
         return ExitCode;
+    }
+
+    static bool IsAddressInUse(Exception e)
+    {
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+            if (inner is Microsoft.AspNetCore.Connections.AddressInUseException
+                || inner is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse })
+                return true;
+        return false;
     }
 }

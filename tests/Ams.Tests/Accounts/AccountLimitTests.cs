@@ -1,4 +1,7 @@
+using Ams.Infrastructure;
+using Ams.Tests.Messaging;
 using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Ams.Tests.Accounts;
 
@@ -110,5 +113,47 @@ public sealed class AccountLimitTests(Services services) : IClassFixture<Service
         var busy = Assert.Single(results.Where(r => r.Context.Response.StatusCode == 503).Take(1));
         await busy.ProblemAsync(503);
         Assert.True(int.Parse(busy.Context.Response.Headers.RetryAfter.ToString()) >= 1);
+    }
+
+    [Fact]
+    public async Task A_sign_in_refused_for_want_of_a_hashing_slot_is_no_failed_attempt_and_logs_no_stack_trace()
+    {
+        var settings = new Dictionary<string, string?>(Services.ProductionPasswords)
+        {
+            ["Passwords:MaxConcurrent"] = "1",
+            ["Passwords:QueueTimeoutMs"] = "0",
+        };
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(settings: settings,
+            services: s => s.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(logs));
+        var name = Api.UniqueName("busy");
+        await app.RegisterAsync(name);
+        // Wrong passwords at once, from addresses of their own: the account's budget (5) is the one in play.
+        var burst = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => app.Scenario(s =>
+        {
+            s.Post.Json(new { username = name, password = "wrong password!" }).ToUrl("/api/login");
+            s.From($"198.51.100.{150 + i}");
+            s.IgnoreStatusCode();
+        })));
+        var statuses = burst.Select(r => r.Context.Response.StatusCode).ToList();
+        Assert.All(statuses, s => Assert.True(s is 401 or 429 or 503, $"status {s}"));
+        var busy = burst.Where(r => r.Context.Response.StatusCode == 503).ToList();
+        Assert.NotEmpty(busy);   // one slot, no queue: at most one check at a time ran
+        foreach (var refused in busy)
+        {
+            Assert.Equal("Server busy", (await refused.ProblemAsync(503))["title"].Str());
+            Assert.Equal("2", refused.Context.Response.Headers.RetryAfter.ToString());
+        }
+        // Only the checks that ran count: the account has 5 − (its 401s) wrong guesses left, one at a time.
+        var left = 5 - statuses.Count(s => s == 401);
+        for (var i = 0; i < left; i++)
+            await Login(app, new { username = name, password = "wrong password!" }, $"198.51.100.{170 + i}", 401);
+        await Login(app, new { username = name, password = Api.Password }, "198.51.100.180", 429);
+        Assert.DoesNotContain(logs.Lines, l => l.Contains(nameof(PasswordHashingBusyException), StringComparison.Ordinal));
+        // Counted instead (the meter is the process's: at least this test's refusals).
+        var metrics = await (await app.Scenario(s => { s.Get.Url("/metrics"); s.From("127.0.0.1"); })).ReadAsTextAsync();
+        var refusedTotal = System.Text.RegularExpressions.Regex.Match(metrics, @"(?m)^ams_passwords_refused_total (\d+)$");
+        Assert.True(refusedTotal.Success, "no ams_passwords_refused_total");
+        Assert.True(long.Parse(refusedTotal.Groups[1].Value) >= busy.Count);
     }
 }

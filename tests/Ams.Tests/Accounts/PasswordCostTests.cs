@@ -86,6 +86,32 @@ public sealed class PasswordCostTests(Services services) : IClassFixture<Service
         Assert.False(await unknownAccount!);
     }
 
+    [Fact]
+    public async Task Hashes_run_on_threads_of_their_own_not_the_thread_pool()
+    {
+        // A hash on a pool thread holds it: as many hashes as cores took every pool thread, and a
+        // healthy Redis's replies waited past their 1 s timeout behind a burst of sign-ins.
+        var slow = new Passwords(Passwords.MemoryBytes, 24, maxConcurrent: 2, queueTimeout: TimeSpan.FromSeconds(30));
+        var stored = new Passwords().Hash(Api.Password);
+        var running = new[] { slow.HashAsync(Api.Password), slow.VerifyAsync(stored, Api.Password).ContinueWith(t => t.Result.ToString()) };
+        static int Hashing() => Directory.GetDirectories("/proc/self/task").Count(task => NameOf(task) == Passwords.ThreadName);
+        static string NameOf(string task)
+        {
+            try { return File.ReadAllText(Path.Combine(task, "comm")).Trim(); }
+            catch (IOException) { return ""; }   // the thread ended since the listing
+        }
+        var seen = 0;
+        while (!running.All(t => t.IsCompleted))
+        {
+            seen = Math.Max(seen, Hashing());
+            await Task.Delay(5);
+        }
+        Assert.Equal(2, seen);
+        Assert.StartsWith(ProductionPrefix.Replace("t=2", "t=24"), await running[0]);
+        Assert.Equal("True", await running[1]);
+        Assert.Equal(0, Hashing());
+    }
+
     [Theory]
     [InlineData("Passwords:MemoryKiB", "7")]
     [InlineData("Passwords:MemoryKiB", "0")]

@@ -85,6 +85,21 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
         Assert.StartsWith("application/problem+json", json.Content.Headers.ContentType?.ToString());
         using var anonymous = await app.UploadRawAsync("", Files.Multipart([1], "x"));
         Assert.Equal(401, (int)anonymous.StatusCode);
+        // Bodies that end before their closing boundary: in the file, in its headers, in a skipped part, at once.
+        foreach (var cut in new[]
+        {
+            "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello",
+            "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n",
+            "--XX\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nskipped",
+            "garbage",
+        })
+        {
+            var content = new ByteArrayContent(Encoding.UTF8.GetBytes(cut));
+            content.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data; boundary=XX");
+            using var truncated = await app.UploadRawAsync(alice.Token, content);
+            Assert.Equal(400, (int)truncated.StatusCode);
+            Assert.Equal("Unreadable upload", (await truncated.Content.ReadAsStringAsync()).Split("\"title\":\"")[1].Split('"')[0]);
+        }
         Assert.Equal(counts, await CountsAsync());
     }
 

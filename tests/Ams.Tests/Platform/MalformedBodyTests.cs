@@ -25,6 +25,8 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
         { "application/x-www-form-urlencoded", "body=a%00b&_csrf={csrf}" },
         { "application/x-www-form-urlencoded", "_csrf={csrf}&title=%00" },
         { "multipart/form-data", "--b\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nx\r\n--b--\r\n" },
+        // Cut off before its closing boundary (the reader's IOException, not InvalidDataException).
+        { "multipart/form-data; boundary=XX", "--XX\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}" },
         { "application/x-www-form-urlencoded", string.Join("&", Enumerable.Range(0, 1_025).Select(i => $"f{i}=1")) },
         { "application/x-www-form-urlencoded", new string('k', 2_049) + "=v" },
     };
@@ -123,6 +125,29 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
             s.StatusCodeShouldBe(401);
         });
         Assert.StartsWith("application/problem+json", notFound.Context.Response.ContentType);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(";")]
+    [InlineData("application/json, text/plain")]
+    public async Task A_content_type_that_is_no_media_type_is_415_not_an_empty_body(string contentType)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ct");
+        var bob = await app.MemberAsync("cu");
+        var direct = await app.DirectAsync(alice, bob);
+        using var client = app.Server.CreateClient();
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
+        {
+            Content = new ByteArrayContent(Encoding.UTF8.GetBytes($"{{\"conversationId\":\"{direct.Id()}\",\"body\":\"hi\"}}")),
+        };
+        request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {alice.Token}");
+        using var response = await client.SendAsync(request);
+        Assert.Equal(415, (int)response.StatusCode);
+        Assert.StartsWith("application/problem+json", response.Content.Headers.ContentType?.ToString());
+        Assert.Contains("application/json", await response.Content.ReadAsStringAsync());
     }
 
     [Fact]

@@ -71,6 +71,7 @@ public static class Cli
                     var passwords = services.GetRequiredService<Passwords>();
                     await Sql.SetPasswordHashAsync(db, user.Id, await passwords.HashAsync(password));
                     await services.GetRequiredService<SessionStore>().RevokeAllAsync(user.Id, includeTokens: true);
+                    await services.GetRequiredService<SecurityEvents>().RecordAdminActionAsync(user.Id, SecurityEvents.PasswordReset);
                     stdout.WriteLine($"password of '{user.Username}' reset; every session and access token of it has ended");
                     return 0;
                 }
@@ -82,6 +83,7 @@ public static class Cli
                     await Sql.SetDisabledAsync(db, user.Id, time.UtcNowMillis());
                     // After the flag: a sign-in racing with this finds the account disabled or loses its session here.
                     await services.GetRequiredService<SessionStore>().RevokeAllAsync(user.Id, includeTokens: true);
+                    await services.GetRequiredService<SecurityEvents>().RecordAdminActionAsync(user.Id, SecurityEvents.AccountDisabled);
                     stdout.WriteLine($"disabled '{user.Username}'; every session and access token of it has ended");
                     return 0;
                 }
@@ -91,6 +93,7 @@ public static class Cli
                     Expect(rest, 0);
                     var user = await FindAsync(db, username);
                     await Sql.SetDisabledAsync(db, user.Id, null);
+                    await services.GetRequiredService<SecurityEvents>().RecordAdminActionAsync(user.Id, SecurityEvents.AccountEnabled);
                     stdout.WriteLine($"enabled '{user.Username}'");
                     return 0;
                 }

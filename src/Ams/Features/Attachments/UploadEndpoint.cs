@@ -93,7 +93,7 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
     async Task<Outcome> ReceiveAsync(long me, string boundary, long allowance, CancellationToken ct)
     {
         var reader = new MultipartReader(boundary, HttpContext.Request.Body) { HeadersCountLimit = 16, HeadersLengthLimit = 16 * 1024 };
-        while (await reader.ReadNextSectionAsync(ct) is { } section)
+        while (await Reading(() => reader.ReadNextSectionAsync(ct)) is { } section)
         {
             if (ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
                 && disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase)
@@ -102,7 +102,7 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
                 var name = FileNames.Clean((disposition.FileNameStar.HasValue ? disposition.FileNameStar : HeaderUtilities.RemoveQuotes(disposition.FileName)).Value);
                 return await StoreAsync(me, name, section.Body, ct);
             }
-            await section.Body.CopyToAsync(Stream.Null, ct);   // another part: skipped (the server's limit still applies)
+            await Reading(async () => { await section.Body.CopyToAsync(Stream.Null, ct); return 0; });   // another part: skipped (the server's limit still applies)
         }
         return new Refused(StatusCodes.Status400BadRequest, "No file", Usage);
     }
@@ -182,13 +182,30 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
         }
     }
 
+    /// <summary>
+    /// A read of the request's multipart body. A body that ends before its closing boundary fails
+    /// as an IOException ("Unexpected end of Stream"), which the chunk store's own writes may also
+    /// throw: only the body's is the client's mistake, an unreadable body (400) as the reader's own.
+    /// </summary>
+    static async Task<T> Reading<T>(Func<Task<T>> read)
+    {
+        try
+        {
+            return await read();
+        }
+        catch (IOException e) when (e is not BadHttpRequestException)
+        {
+            throw new InvalidDataException("The multipart body ended before its closing boundary", e);
+        }
+    }
+
     /// <summary>Reads until the buffer's chunk is full or the part ends; how many bytes it holds.</summary>
     static async Task<int> FillAsync(Stream body, byte[] buffer, CancellationToken ct)
     {
         var filled = 0;
         while (filled < ChunkCipher.ChunkSize)
         {
-            var read = await body.ReadAsync(buffer.AsMemory(filled, ChunkCipher.ChunkSize - filled), ct);
+            var read = await Reading(() => body.ReadAsync(buffer.AsMemory(filled, ChunkCipher.ChunkSize - filled), ct).AsTask());
             if (read == 0) break;
             filled += read;
         }

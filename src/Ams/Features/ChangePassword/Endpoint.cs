@@ -74,7 +74,7 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, Login.Throttle thr
             events.RecordInBackground(user.Id, SecurityEvents.LoginThrottled, HttpContext, oncePer: wait);
             return new Throttled(wait);
         }
-        if (!await passwords.VerifyAsync(user.PasswordHash, req.CurrentPassword, ct))
+        if (!await throttle.CheckAsync(() => passwords.VerifyAsync(user.PasswordHash, req.CurrentPassword, ct), account, address))
         {
             await events.RecordAsync(user.Id, SecurityEvents.LoginFailed, HttpContext);
             return new WrongPassword();

@@ -58,7 +58,8 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, Throttle throttle,
         }
 
         // A missing user is verified against a decoy hash, so both failures cost the same.
-        if (!await passwords.VerifyAsync(user?.PasswordHash, req.Password, ct) || user is null)
+        var verify = () => passwords.VerifyAsync(user?.PasswordHash, req.Password, ct);
+        if (!await (device is not null ? throttle.CheckOnDeviceAsync(verify, device.Id) : throttle.CheckAsync(verify, account, address)) || user is null)
         {
             if (user is not null) events.RecordInBackground(user.Id, SecurityEvents.LoginFailed, HttpContext);
             return new Rejected();

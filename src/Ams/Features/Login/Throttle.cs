@@ -39,6 +39,15 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
         return wait
         """;
 
+    // KEYS: the counters an attempt counted. Gives it back, never below zero nor to a counter that
+    // expired meanwhile.
+    const string GiveBack = """
+        for _, key in ipairs(KEYS) do
+            if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+        end
+        return 0
+        """;
+
     /// <summary>
     /// The throttling name of an account: its id when it exists, else the typed name as MariaDB's
     /// case-insensitive, trailing-space-blind collation would compare it.
@@ -63,6 +72,38 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
         var wait = (long)await redis.CallAsync(DeviceKey(deviceId), db => db.ScriptEvaluateAsync(Acquire,
             [DeviceKey(deviceId)], [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerDevice]));
         return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
+    }
+
+    /// <summary>
+    /// <paramref name="check"/>, the password check of an attempt <see cref="TryAttemptAsync"/> counted.
+    /// When no hashing slot frees up in time (503), no password was checked: the attempt is given back
+    /// rather than left to count as a failure (an outside check saw a burst of correct sign-ins
+    /// answered "busy" lock their accounts for the window, and their address with them).
+    /// </summary>
+    public Task<bool> CheckAsync(Func<Task<bool>> check, string account, string address) =>
+        GivenBackWhenBusyAsync(check, [AccountKey(account), AddressKey(address)]);
+
+    /// <summary><see cref="CheckAsync"/> for an attempt counted by <see cref="TryDeviceAttemptAsync"/>.</summary>
+    public Task<bool> CheckOnDeviceAsync(Func<Task<bool>> check, string deviceId) => GivenBackWhenBusyAsync(check, [DeviceKey(deviceId)]);
+
+    async Task<bool> GivenBackWhenBusyAsync(Func<Task<bool>> check, RedisKey[] counted)
+    {
+        try
+        {
+            return await check();
+        }
+        catch (PasswordHashingBusyException)
+        {
+            try
+            {
+                await redis.CallAsync(counted[0], db => db.ScriptEvaluateAsync(GiveBack, counted));
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                // Counted for the window, then: as when Redis fails between counting and forgiving.
+            }
+            throw;
+        }
     }
 
     /// <summary>A correct password: the attempt was not a failure, and the account's slate is clean.</summary>

@@ -10,7 +10,7 @@ static class Fragments
           {(events.Count == 0 ? Html.Raw("<p>Nothing yet.</p>") : Html.Empty)}
           <ul class="security-events">
           {Html.Join(events.Select(e => Html.Of($"""
-            <li><time>{e.At.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", System.Globalization.CultureInfo.InvariantCulture)}</time> <strong>{e.Kind}</strong> <span class="meta">{e.Address} · {e.UserAgent}</span></li>
+            <li><time>{e.At.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", System.Globalization.CultureInfo.InvariantCulture)}</time> <strong>{e.Kind}</strong> <span class="meta">{(e.Address.Length > 0 ? Html.Of($"{e.Address} · ") : Html.Empty)}{e.UserAgent}</span></li>
             """)))}
           </ul>
         </section>

@@ -48,7 +48,7 @@ public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, Time
             await Settings.ReplyAsync(HttpContext, new Settings.LockedOut(wait), enabledBefore: false, enabledAfter: false);
             return;
         }
-        if (!await passwords.VerifyAsync(user.PasswordHash, req.Password, ct))
+        if (!await throttle.CheckAsync(() => passwords.VerifyAsync(user.PasswordHash, req.Password, ct), account, address))
         {
             await (api
                 ? Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid password")
