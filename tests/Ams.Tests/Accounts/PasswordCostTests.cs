@@ -106,10 +106,10 @@ public sealed class PasswordCostTests(Services services) : IClassFixture<Service
             seen = Math.Max(seen, Hashing());
             await Task.Delay(5);
         }
-        Assert.Equal(2, seen);
+        // At least these two (tests beside this one may be hashing too, on threads of the same name).
+        Assert.True(seen >= 2, $"{seen} hashing threads seen");
         Assert.StartsWith(ProductionPrefix.Replace("t=2", "t=24"), await running[0]);
         Assert.Equal("True", await running[1]);
-        Assert.Equal(0, Hashing());
     }
 
     [Theory]

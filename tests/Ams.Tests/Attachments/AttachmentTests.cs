@@ -138,6 +138,29 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
             Assert.Equal(416, refused.Status);
             Assert.Equal($"bytes */{size}", refused.Response!.Content.Headers.ContentRange?.ToString());
         }
+        // If-Range (RFC 9110 §13.1.5): the range only of the representation named, strongly.
+        var etag = (await app.DownloadAsync(alice.Token, id)).Response!.Headers.ETag!.ToString();
+        var same = await app.DownloadAsync(alice.Token, id, "bytes=0-0", headers: ("If-Range", etag));
+        Assert.Equal(206, same.Status);
+        Assert.Equal(bytes[..1], same.Bytes);
+        foreach (var other in new[] { "\"another\"", "W/" + etag, "Sat, 01 Jan 2000 00:00:00 GMT" })
+        {
+            var whole = await app.DownloadAsync(alice.Token, id, "bytes=0-0", headers: ("If-Range", other));
+            Assert.Equal(200, whole.Status);
+            Assert.Equal(bytes, whole.Bytes);
+        }
+        // If-None-Match (§13.1.2): the client's copy is current, weakly compared; nothing is sent.
+        foreach (var current in new[] { etag, "W/" + etag, $"\"x\", {etag}", "*" })
+        {
+            var notModified = await app.DownloadAsync(alice.Token, id, headers: ("If-None-Match", current));
+            Assert.Equal(304, notModified.Status);
+            Assert.Empty(notModified.Bytes);
+            Assert.Equal(etag, notModified.Response!.Headers.ETag!.ToString());
+        }
+        Assert.Equal(200, (await app.DownloadAsync(alice.Token, id, headers: ("If-None-Match", "\"x\""))).Status);
+        // Not the uploader's nor a member's: the 404 whatever the tag.
+        var stranger = await app.MemberAsync("rh");
+        Assert.Equal(404, (await app.DownloadAsync(stranger.Token, id, headers: ("If-None-Match", "*"))).Status);
         // Several ranges or a malformed one: the whole file, as RFC 9110 allows.
         foreach (var ignored in new[] { "bytes=0-1,5-6", "bytes=abc", "items=0-1", "bytes=9-3" })
         {

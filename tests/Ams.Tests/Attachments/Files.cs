@@ -47,12 +47,14 @@ public static class Files
     public sealed record Download(int Status, byte[] Bytes, bool Failed, HttpResponseMessage? Response);
 
     /// <summary>GET an attachment, reading the body to its end; Failed when the transfer broke off (an aborted response).</summary>
-    public static async Task<Download> DownloadAsync(this IAlbaHost app, string token, string id, string? range = null, string path = "/api/attachments/")
+    public static async Task<Download> DownloadAsync(this IAlbaHost app, string token, string id, string? range = null, string path = "/api/attachments/",
+        params (string Name, string Value)[] headers)
     {
         var client = app.Server.CreateClient();
         var request = new HttpRequestMessage(HttpMethod.Get, path + id);
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         if (range is not null) request.Headers.TryAddWithoutValidation("Range", range);
+        foreach (var (name, value) in headers) request.Headers.TryAddWithoutValidation(name, value);
         HttpResponseMessage response;
         try
         {

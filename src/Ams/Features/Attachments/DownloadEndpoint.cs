@@ -30,7 +30,10 @@ public sealed class DownloadEndpoint(MariaDb db, Envelope envelope, IChunkStore 
         ApiDocs.Document(Definition, "Download an attachment: the original bytes",
             b => b.Produces(StatusCodes.Status200OK, typeof(Stream), "application/octet-stream")
                 .Produces(StatusCodes.Status206PartialContent, typeof(Stream), "application/octet-stream")
-                .Header("Range", "one byte range (bytes=start-end): 206 with those bytes"), 404, 416);
+                .Produces(StatusCodes.Status304NotModified)
+                .Header("Range", "one byte range (bytes=start-end): 206 with those bytes")
+                .Header("If-Range", "the ETag the range is of: another gets the whole file (200)")
+                .Header("If-None-Match", "ETags of copies the client holds: 304 when one is current"), 404, 416);
     }
 
     public override async Task HandleAsync(CancellationToken ct)
@@ -55,9 +58,23 @@ public sealed class DownloadEndpoint(MariaDb db, Envelope envelope, IChunkStore 
         }
 
         var response = HttpContext.Response;
+        var request = HttpContext.Request;
+        var etag = $"\"{meta.Sha256}\"";
+        // RFC 9110 §13.1.2: the client's copy is this one (weak comparison).
+        if (request.Headers.IfNoneMatch.ToString().Split(',').Select(tag => tag.Trim()).Any(tag => tag == "*" || tag == etag || tag == "W/" + etag))
+        {
+            response.StatusCode = StatusCodes.Status304NotModified;
+            response.Headers.ETag = etag;
+            response.Headers.CacheControl = "private, no-store";
+            await response.StartAsync(ct);   // sent as it is: an endpoint that writes nothing would be answered 204
+            return;
+        }
         var size = row.Size;
         var (start, end) = (0L, size - 1);
-        switch (ParseRange(HttpContext.Request.Headers.Range.ToString(), size))
+        // §13.1.5: a range of another representation than the one named (strong comparison; no dates,
+        // as no Last-Modified is sent) is ignored and the whole file sent.
+        var ifRange = request.Headers.IfRange.ToString();
+        switch (ParseRange(ifRange.Length == 0 || ifRange == etag ? request.Headers.Range.ToString() : "", size))
         {
             case null:
                 break;
@@ -78,7 +95,7 @@ public sealed class DownloadEndpoint(MariaDb db, Envelope envelope, IChunkStore 
         response.Headers.ContentDisposition = FileNames.ContentDisposition(meta.Name, inline);
         response.Headers.XContentTypeOptions = "nosniff";
         response.Headers.AcceptRanges = "bytes";
-        response.Headers.ETag = $"\"{meta.Sha256}\"";
+        response.Headers.ETag = etag;
         response.Headers.CacheControl = "private, no-store";
         response.ContentLength = end - start + 1;
 
