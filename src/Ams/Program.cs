@@ -82,6 +82,8 @@ static WebApplication Build(string[] args, bool admin)
         o.SerializerOptions.Converters.Add(new UtcTimestampConverter());
         o.SerializerOptions.Converters.Add(new UtcOffsetTimestampConverter());
         o.SerializerOptions.Encoder = ReadableJsonEncoder.Instance;
+        // The web defaults read "5" as 5; api.md promises 400 for a wrong JSON type (ids are strings, counts numbers).
+        o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
     });
     builder.AddProblemResponses();
     builder.Services.AddDatabase(config);
