@@ -72,7 +72,7 @@ public sealed class Passwords
         finally { slots.Release(); }
     }
 
-    /// <summary><see cref="Verify"/> on a free slot, waiting briefly for one.</summary>
+    /// <summary><see cref="VerifyNow"/> on a free slot, waiting briefly for one.</summary>
     public async Task<bool> VerifyAsync(string? phc, string password, CancellationToken ct = default)
     {
         if (phc is null && !decoy.IsValueCreated) await OffThePoolAsync(() => decoy.Value);   // outside the slot: it hashes itself
@@ -111,14 +111,6 @@ public sealed class Passwords
         throw new PasswordHashingBusyException();
     }
 
-    /// <summary>Synchronous <see cref="HashAsync"/>: blocks the thread while it queues.</summary>
-    public string Hash(string password)
-    {
-        if (!slots.Wait(queueTimeout)) throw new PasswordHashingBusyException();
-        try { return ComputeHash(password); }
-        finally { slots.Release(); }
-    }
-
     string ComputeHash(string password)
     {
         Span<char> phc = stackalloc char[Argon2id.HashSize];
@@ -130,14 +122,6 @@ public sealed class Passwords
     /// Checks the password exactly as typed (no trimming or normalisation). A missing user is
     /// checked against a decoy hash so that it costs the same time as a wrong password.
     /// </summary>
-    public bool Verify(string? phc, string password)
-    {
-        if (phc is null) _ = decoy.Value;
-        if (!slots.Wait(queueTimeout)) throw new PasswordHashingBusyException();
-        try { return VerifyNow(phc, password); }
-        finally { slots.Release(); }
-    }
-
     bool VerifyNow(string? phc, string password)
     {
         var ok = Argon2id.VerifyHash(phc ?? decoy.Value, Encoding.UTF8.GetBytes(password));

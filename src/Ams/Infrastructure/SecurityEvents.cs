@@ -36,7 +36,7 @@ public sealed class SecurityEvents(MariaDb db, StackExchange.Redis.IConnectionMu
     /// <summary>What an administrator did to the account from the command line: no address, <see cref="AdminAgent"/> as the agent.</summary>
     public Task RecordAdminActionAsync(long userId, string kind) => RecordAsync(userId, kind, "", AdminAgent, null);
 
-    public const string AdminAgent = "Ams admin";
+    const string AdminAgent = "Ams admin";
 
     /// <summary>
     /// Records an event for the user. A failure to record is logged, never thrown: the history

@@ -146,7 +146,7 @@ public sealed class LoginTests(Services services) : IClassFixture<Services>
         await using var app = await services.StartAppAsync(settings: Services.ProductionPasswords);
         var name = Api.UniqueName("old");
         await app.RegisterAsync(name);
-        var weak = new Passwords(8 * 1024 * 1024, 1).Hash(Api.Password);
+        var weak = await new Passwords(8 * 1024 * 1024, 1).HashAsync(Api.Password);
         Assert.Contains("m=8192,t=1", weak);
         await services.SqlAsync($"UPDATE users SET password_hash = '{weak}' WHERE username = '{name}'");
         await app.LoginAsync(name);

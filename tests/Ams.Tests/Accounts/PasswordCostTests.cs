@@ -42,18 +42,18 @@ public sealed class PasswordCostTests(Services services) : IClassFixture<Service
     }
 
     [Fact]
-    public void Each_hash_carries_its_own_parameters()
+    public async Task Each_hash_carries_its_own_parameters()
     {
         var cheap = new Passwords(Passwords.MinMemoryKiB * 1024, Passwords.MinIterations);
         var production = new Passwords();
-        var cheapHash = cheap.Hash(Api.Password);
-        var productionHash = production.Hash(Api.Password);
+        var cheapHash = await cheap.HashAsync(Api.Password);
+        var productionHash = await production.HashAsync(Api.Password);
         Assert.StartsWith(CheapPrefix, cheapHash);
         Assert.StartsWith(ProductionPrefix, productionHash);
-        Assert.True(production.Verify(cheapHash, Api.Password));
-        Assert.False(production.Verify(cheapHash, Api.Password + " "));
-        Assert.True(cheap.Verify(productionHash, Api.Password));
-        Assert.False(cheap.Verify(productionHash, Api.Password + " "));
+        Assert.True(await production.VerifyAsync(cheapHash, Api.Password));
+        Assert.False(await production.VerifyAsync(cheapHash, Api.Password + " "));
+        Assert.True(await cheap.VerifyAsync(productionHash, Api.Password));
+        Assert.False(await cheap.VerifyAsync(productionHash, Api.Password + " "));
         Assert.True(production.NeedsRehash(cheapHash));
         Assert.False(production.NeedsRehash(productionHash));
         Assert.False(cheap.NeedsRehash(cheapHash));
@@ -65,7 +65,7 @@ public sealed class PasswordCostTests(Services services) : IClassFixture<Service
         // The caller may be a socket event thread (inline socket completions): a hash at the production
         // cost (tens of ms) must not run on it, so each call hands back an unfinished task at once.
         var passwords = new Passwords();
-        var stored = passwords.Hash(Api.Password);
+        var stored = await passwords.HashAsync(Api.Password);
         Task<string>? hash = null;
         Task<bool>? verify = null, unknownAccount = null;
         var finishedOnReturn = new List<string>();
@@ -92,7 +92,7 @@ public sealed class PasswordCostTests(Services services) : IClassFixture<Service
         // A hash on a pool thread holds it: as many hashes as cores took every pool thread, and a
         // healthy Redis's replies waited past their 1 s timeout behind a burst of sign-ins.
         var slow = new Passwords(Passwords.MemoryBytes, 24, maxConcurrent: 2, queueTimeout: TimeSpan.FromSeconds(30));
-        var stored = new Passwords().Hash(Api.Password);
+        var stored = await new Passwords().HashAsync(Api.Password);
         var running = new[] { slow.HashAsync(Api.Password), slow.VerifyAsync(stored, Api.Password).ContinueWith(t => t.Result.ToString()) };
         static int Hashing() => Directory.GetDirectories("/proc/self/task").Count(task => NameOf(task) == Passwords.ThreadName);
         static string NameOf(string task)
