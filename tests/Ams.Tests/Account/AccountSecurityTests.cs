@@ -118,6 +118,11 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
         Assert.Null(await stream.NextAsync(TimeSpan.FromSeconds(5)));
         await node2.CallAsync("GET", "/api/me", null, keep, 200);
         Assert.Single(await node1.SessionsAsync(keep));
+        Assert.Equal("session.revoked", (await node1.SecurityEventsAsync(keep, "?limit=1"))[0]!["kind"].Str());
+        // Again with no other session left: nothing ended, so nothing is recorded.
+        var recorded = (await node1.SecurityEventsAsync(keep, "?limit=100")).Count;
+        await node1.CallAsync("POST", "/api/sessions/revoke-others", null, keep, 204);
+        Assert.Equal(recorded, (await node1.SecurityEventsAsync(keep, "?limit=100")).Count);
         await node1.CallAsync("POST", "/api/sessions/revoke-others", null, null, 401);
     }
 

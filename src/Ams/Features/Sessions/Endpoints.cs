@@ -85,8 +85,10 @@ public sealed class RevokeOthersEndpoint(SessionStore sessions, SecurityEvents e
     public override async Task HandleAsync(CancellationToken ct)
     {
         var session = HttpContext.Session();
+        // The history records sessions that ended: with none besides the caller's, nothing did.
+        var othersLive = (await sessions.ListAsync(session.UserId)).Exists(s => s.Id != session.Id);
         await sessions.RevokeAllAsync(session.UserId, exceptSessionId: session.Id);
-        await events.RecordAsync(session.UserId, SecurityEvents.SessionRevoked, HttpContext);
+        if (othersLive) await events.RecordAsync(session.UserId, SecurityEvents.SessionRevoked, HttpContext);
         await (HttpContext.IsApi() ? Send.NoContentAsync(ct) : Layout.RedirectAfterPostAsync(HttpContext, "/settings"));
     }
 }
