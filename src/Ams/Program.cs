@@ -24,7 +24,12 @@ try
     var db = app.Services.GetRequiredService<MariaDb>();
     var loggers = app.Services.GetRequiredService<ILoggerFactory>();
     await Migrations.ApplyAsync(db, loggers.CreateLogger("Ams.Migrations"), app.Lifetime.ApplicationStopping);
-    if (args.Contains(KeyRotation.Flag))
+    var rotating = args.Contains(KeyRotation.Flag);
+    if (!admin && !rotating) await KeyRotation.RefuseUnlistedKeksAsync(db, masterKeys, app.Lifetime.ApplicationStopping);
+    // Before a rotation too: the keys derived from the master keys it re-wraps away from must be kept first.
+    await Ams.Features.TwoFactor.RecoveryCodeKeys.KeepAsync(db, app.Services.GetRequiredService<Envelope>(), masterKeys,
+        app.Services.GetRequiredService<TimeProvider>().UtcNowMillis(), app.Lifetime.ApplicationStopping);
+    if (rotating)
     {
         var rotation = await KeyRotation.RunAsync(db, masterKeys, loggers.CreateLogger("Ams.KeyRotation"));
         Console.WriteLine($"re-wrapped {rotation.Rewrapped} data keys under '{masterKeys.PrimaryId}'; " +

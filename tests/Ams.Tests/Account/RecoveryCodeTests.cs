@@ -1,6 +1,11 @@
 using System.Security.Cryptography;
 using System.Text;
+using Alba;
+using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
 using Ams.Tests.Messaging;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 using Ams.Tests.Support;
 using OtpNet;
 
@@ -56,13 +61,36 @@ public sealed class RecoveryCodeTests(Services services) : IClassFixture<Service
     }
 
     [Fact]
-    public async Task Codes_made_under_the_old_master_key_still_sign_in_after_a_new_key_becomes_the_first()
+    public async Task Codes_made_under_the_old_master_key_sign_in_after_a_new_key_becomes_the_first_and_after_the_old_one_is_dropped()
     {
-        var (name, _, _, codes) = await (await services.AppAsync()).TwoFactorUserAsync("rk");
+        // A database of its own (its keys end up under other master keys than the class's), with
+        // user ids of its own: the class's Redis keeps the TOTP steps and counters by user id.
+        var database = "recovery_" + Guid.NewGuid().ToString("N")[..8];
+        string name;
+        List<string> codes;
+        await using (var before = await services.StartAppAsync(database))
+        {
+            await services.MariaDb.ExecuteAsRootAsync($"USE `{database}`; ALTER TABLE users AUTO_INCREMENT = 7000000");
+            (name, _, _, codes) = await before.TwoFactorUserAsync("rk");
+        }
 
         var newKey = "next:" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
-        await using var rotated = await services.StartAppAsync(settings: [new("Crypto:MasterKeys", $"{newKey},{Services.MasterKeys}")]);
-        var challenge = (await (await rotated.CallAsync("POST", "/api/login", new { username = name, password = Api.Password }, null, 200)).JsonAsync())["challenge"].Str();
-        await rotated.CallAsync("POST", "/api/login/2fa", new { challenge, code = codes[0] }, null, 200);
+        var bothKeys = $"{newKey},{Services.MasterKeys}";
+        await using (var rotated = await services.StartAppAsync(database, [new("Crypto:MasterKeys", bothKeys)]))
+        {
+            Assert.Equal(200, await SecondStepAsync(rotated, name, codes[0]));
+            var rotation = await KeyRotation.RunAsync(rotated.Services.GetRequiredService<MariaDb>(), MasterKeys.Parse(bothKeys), NullLogger.Instance);
+            Assert.Equal(0, rotation.RemainingUnderOtherKeys);
+        }
+        // README's last step: the old key is dropped once the rotation reports none left under it.
+        await using var after = await services.StartAppAsync(database, [new("Crypto:MasterKeys", newKey)]);
+        Assert.Equal(200, await SecondStepAsync(after, name, codes[1]));
+        Assert.Equal(401, await SecondStepAsync(after, name, codes[0]));
+    }
+
+    static async Task<int> SecondStepAsync(IAlbaHost app, string name, string code)
+    {
+        var challenge = (await (await app.CallAsync("POST", "/api/login", new { username = name, password = Api.Password }, null, 200)).JsonAsync())["challenge"].Str();
+        return (await app.CallAsync("POST", "/api/login/2fa", new { challenge, code }, null, null)).Status();
     }
 }

@@ -101,7 +101,7 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
         Assert.Null(await EnvelopeFor(app, newKey).OpenAsync(blobs[0], Purpose, ["r0"]));
         var db = app.Services.GetRequiredService<MariaDb>();
         var rotation = await KeyRotation.RunAsync(db, MasterKeys.Parse($"{newKey},{oldKeys}"), NullLogger.Instance);
-        Assert.Equal(7, rotation.Rewrapped);
+        Assert.Equal(7 + 1, rotation.Rewrapped);   // and the recovery-code key the start kept (RecoveryCodeKeys)
         Assert.Equal(0, rotation.RemainingUnderOtherKeys);
         Assert.Equal(0, (await KeyRotation.RunAsync(db, MasterKeys.Parse($"{newKey},{oldKeys}"), NullLogger.Instance)).Rewrapped);
 
@@ -154,9 +154,33 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
         }
         var logs = new CapturedLogs();
         var rotation = await KeyRotation.RunAsync(db, MasterKeys.Parse($"{newKey},{oldKeys}"), logs.CreateLogger("rotation"));
-        Assert.Equal((501, 0, 0), (rotation.Rewrapped, rotation.Unreadable, rotation.RemainingUnderOtherKeys));
-        Assert.Contains("Information rotation: Key rotation: 501 data keys re-wrapped under 'new', 0 unreadable, 0 still under other keys", logs.Lines);
+        // 501 and the recovery-code key the start kept (RecoveryCodeKeys).
+        Assert.Equal((502, 0, 0), (rotation.Rewrapped, rotation.Unreadable, rotation.RemainingUnderOtherKeys));
+        Assert.Contains("Information rotation: Key rotation: 502 data keys re-wrapped under 'new', 0 unreadable, 0 still under other keys", logs.Lines);
         Assert.Equal("s500", await EnvelopeFor(app, newKey).OpenStringAsync(blobs[500], Purpose, ["b500"]));
+    }
+
+    [Fact]
+    public async Task A_node_refuses_to_start_while_data_keys_are_under_a_master_key_it_does_not_list()
+    {
+        var database = "unlisted_" + Guid.NewGuid().ToString("N")[..8];
+        var oldKeys = NewKeys("old");
+        var newKey = NewKeys("new");
+        byte[] blob;
+        await using (var app = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = oldKeys }))
+            blob = await SealAsync(EnvelopeFor(app, oldKeys), app, "under old", "u1");
+        var unlisted = await services.MariaDb.ExecuteAsRootAsync($"USE `{database}`; SELECT COUNT(*) FROM data_keys WHERE kek_id = 'old'");
+
+        var error = await Assert.ThrowsAsync<ConfigurationException>(() => services.StartAppAsync(database,
+            new Dictionary<string, string?> { ["Crypto:MasterKeys"] = newKey }));
+        Assert.Equal($"{unlisted.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1].Trim()} data keys are wrapped under master key 'old', which Crypto:MasterKeys does not list, " +
+            "so what they protect cannot be read. List it after the current key, then run --rotate-keys (README: Rotating the master key).", error.Message);
+        Assert.DoesNotContain(newKey[4..], error.Message);
+        Assert.Equal("0", (await services.MariaDb.ExecuteAsRootAsync($"USE `{database}`; SELECT COUNT(*) FROM data_keys WHERE kek_id = 'new'"))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1].Trim());   // refused before writing anything
+
+        await using var listed = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = $"{newKey},{oldKeys}" });
+        Assert.Equal("under old", await EnvelopeFor(listed, $"{newKey},{oldKeys}").OpenStringAsync(blob, Purpose, ["u1"]));
     }
 
     [Fact]
@@ -167,7 +191,7 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
         await using var app = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = oldKeys });
         var blob = await SealAsync(EnvelopeFor(app, oldKeys), app, "kept", "k1");
         var rotation = await KeyRotation.RunAsync(app.Services.GetRequiredService<MariaDb>(), MasterKeys.Parse(NewKeys("new")), NullLogger.Instance);
-        Assert.Equal((0, 1, 1), (rotation.Rewrapped, rotation.Unreadable, rotation.RemainingUnderOtherKeys));
+        Assert.Equal((0, 2, 2), (rotation.Rewrapped, rotation.Unreadable, rotation.RemainingUnderOtherKeys));   // and the recovery-code key
         Assert.Equal("kept", await EnvelopeFor(app, oldKeys).OpenStringAsync(blob, Purpose, ["k1"]));
     }
 
@@ -189,10 +213,12 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
     public async Task Development_generates_a_key_file_once_and_warns()
     {
         var file = Path.Combine(Path.GetTempPath(), $"ams-dev-key-{Guid.NewGuid():N}", "dev-master-keys");
+        // A database of its own: the class's holds data keys under the test key, which this node does not list.
+        var database = "devkey_" + Guid.NewGuid().ToString("N")[..8];
         var logs = new CapturedLogs();
         try
         {
-            await using (await services.StartAppAsync(environment: "Development",
+            await using (await services.StartAppAsync(database, environment: "Development",
                 settings: new Dictionary<string, string?> { ["Crypto:MasterKeys"] = "", ["Crypto:DevKeyFile"] = file },
                 services: s => s.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(logs)))
             {
@@ -202,7 +228,7 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
             MasterKeys.Parse(first);
             Assert.Contains(logs.Lines, l => l.StartsWith("Warning Ams.Crypto: ") && l.Contains("DEVELOPMENT MASTER KEY"));
             Assert.DoesNotContain(first.Trim()[4..], logs.All);
-            await using (await services.StartAppAsync(environment: "Development",
+            await using (await services.StartAppAsync(database, environment: "Development",
                 settings: new Dictionary<string, string?> { ["Crypto:MasterKeys"] = "", ["Crypto:DevKeyFile"] = file }))
             {
             }

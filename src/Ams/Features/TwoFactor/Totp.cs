@@ -114,9 +114,11 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit red
     {
         if (IsTotpCode(code)) return await VerifyTotpAsync(userId, secret, code);
         if (NormalizeRecoveryCode(code) is not { } recovery) return false;
-        foreach (var hash in RecoveryCodeHashes(userId, recovery))
-            if (await Sql.UseRecoveryCodeAsync(connection, userId, hash)) return true;
-        return false;
+        await foreach (var key in RecoveryCodeKeys.AllAsync(connection, envelope, masterKeys))
+            if (await Sql.UseRecoveryCodeAsync(connection, userId, KeyedHash(key, userId, recovery))) return true;
+        // Codes made before v2: unkeyed SHA-256, working until used or replaced.
+        return await Sql.UseRecoveryCodeAsync(connection, userId,
+            Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"ams/recovery/v1|{userId}|{recovery}"))));
     }
 
     /// <summary>Ten codes of 60 random bits each, shown once as xxxx-xxxx-xxxx; only their hashes are kept.</summary>
@@ -132,29 +134,16 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit red
             var code = new string(chars);
             codes.Add($"{code[..4]}-{code[4..8]}-{code[8..]}");
         }
-        return (codes, codes.Select(c => KeyedHash(masterKeys.Primary, userId, NormalizeRecoveryCode(c)!)).ToList());
+        var key = RecoveryCodeKeys.Derive(masterKeys.Primary);
+        return (codes, codes.Select(c => KeyedHash(key, userId, NormalizeRecoveryCode(c)!)).ToList());
     }
 
     /// <summary>
-    /// What a stored recovery code may look like: HMAC-SHA256 under a key derived from each master
-    /// key (the first one for new codes; the others after a rotation), then the unkeyed SHA-256 of
-    /// codes made before v2, which keep working until used or replaced. A stolen table alone
-    /// cannot be searched for the 60-bit codes without the master key.
+    /// HMAC-SHA256 under a key derived from a master key (<see cref="RecoveryCodeKeys"/>): a stolen
+    /// table alone cannot be searched for the 60-bit codes without the master key.
     /// </summary>
-    IEnumerable<string> RecoveryCodeHashes(long userId, string normalized)
-    {
-        yield return KeyedHash(masterKeys.Primary, userId, normalized);
-        foreach (var id in masterKeys.Ids)
-            if (id != masterKeys.PrimaryId && masterKeys.TryGet(id, out var key)) yield return KeyedHash(key, userId, normalized);
-        yield return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"ams/recovery/v1|{userId}|{normalized}")));
-    }
-
-    static string KeyedHash(byte[] masterKey, long userId, string normalized)
-    {
-        Span<byte> key = stackalloc byte[32];
-        HKDF.DeriveKey(HashAlgorithmName.SHA256, masterKey, key, salt: [], info: "ams/recovery-code-hmac/v2"u8);
-        return Convert.ToHexStringLower(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes($"ams/recovery/v2|{userId}|{normalized}")));
-    }
+    static string KeyedHash(byte[] key, long userId, string normalized) =>
+        Convert.ToHexStringLower(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes($"ams/recovery/v2|{userId}|{normalized}")));
 
     public static string Base32Secret(byte[] secret) => Base32Encoding.ToString(secret).TrimEnd('=');
 

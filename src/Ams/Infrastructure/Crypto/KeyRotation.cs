@@ -54,6 +54,27 @@ public static class KeyRotation
         return new Result(rewrapped, unreadable, remaining);
     }
 
+    /// <summary>
+    /// Refuses to serve while data keys are wrapped under a master key the configuration does not
+    /// list: everything they protect (messages, files, two-factor secrets, recovery codes) would read
+    /// as missing, quietly, with the node healthy. Before serving, so that nothing is written either.
+    /// </summary>
+    public static async Task RefuseUnlistedKeksAsync(MariaDb db, MasterKeys masterKeys, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        // DISTINCT reads the kek_id index by its groups, not every data key.
+        var unlisted = (await connection.QueryAsync<string>("SELECT DISTINCT kek_id FROM data_keys", commandTimeout: connection.CommandTimeout()))
+            .Where(id => !masterKeys.TryGet(id, out _)).Order(StringComparer.Ordinal).ToList();
+        if (unlisted.Count == 0) return;
+        long count = 0;
+        foreach (var kekId in unlisted)
+            count += await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM data_keys WHERE kek_id = @kekId",
+                new { kekId }, commandTimeout: connection.CommandTimeout());
+        throw new ConfigurationException(
+            $"{count} data keys are wrapped under master key {string.Join(", ", unlisted.Select(id => $"'{id}'"))}, which Crypto:MasterKeys does not list, " +
+            "so what they protect cannot be read. List it after the current key, then run --rotate-keys (README: Rotating the master key).");
+    }
+
     sealed record Row(byte[] Id, string KekId, byte[] Wrapped);
 
     // Plain MySqlCommand: Dapper.AOT would expand a byte[] parameter as a list.
