@@ -79,7 +79,7 @@
   }
 
   // ---- The unread count in the title and the favicon ------------------------------------------
-  const baseTitle = document.title;
+  let baseTitle = document.title;
   const icon = document.querySelector("link[rel=icon]");
   function showUnread() {
     const unread = [...document.querySelectorAll("#conversations .badge")].reduce((sum, b) => sum + Number(b.dataset.unread ?? 0), 0);
@@ -155,11 +155,16 @@
 
   // ---- Scrolling: stay at the end unless the reader scrolled up ---------------------------------
   const atEnd = (list) => list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  let pinned = true;   // at the end as of the reader's last scroll
   function scrollToEnd() {
     const list = messages();
     if (list) list.scrollTop = list.scrollHeight;
+    pinned = true;
     byId("jump-new")?.setAttribute("hidden", "");
   }
+  // An image takes its height only once loaded, after the list was scrolled to its end: a reader
+  // who was there stays there.
+  messages()?.addEventListener("load", (e) => { if (e.target.tagName === "IMG" && pinned) scrollToEnd(); }, true);
   byId("jump-new")?.addEventListener("click", () => { scrollToEnd(); byId("body")?.focus(); });
 
   // ---- History: the first page at once, then one older page per scroll to the top --------------
@@ -196,7 +201,8 @@
   messages()?.addEventListener("scroll", (e) => {
     const list = e.currentTarget;
     if (list.scrollTop < 120 && !firstPage) loadOlder();
-    if (atEnd(list)) byId("jump-new")?.setAttribute("hidden", "");
+    pinned = atEnd(list);
+    if (pinned) byId("jump-new")?.setAttribute("hidden", "");
   });
   messages()?.addEventListener("click", (e) => { if (e.target.closest("#older button")) loadOlder(); });
   loadOlder();
@@ -229,7 +235,10 @@
     events.addEventListener("keep-alive", (e) => { keepAliveMs = Number(e.data) || keepAliveMs; heardAt = Date.now(); });
     events.addEventListener("error", () => {
       setConnection("Reconnecting…");
-      // EventSource retries by itself while it can; once it gives up (CLOSED), so do we, later.
+      // EventSource retries by itself while it can; once it gives up (CLOSED), so do we, later,
+      // unless it gave up because the session ended (signed out, or ended from another device):
+      // then the conversation leaves the screen.
+      if (events.readyState === EventSource.CLOSED) leaveIfSignedOut();
       if (events.readyState === EventSource.CLOSED && !reconnectTimer) {
         reconnectTimer = setTimeout(() => { reconnectTimer = 0; connect(); }, retryDelay);
         retryDelay = Math.min(retryDelay * 2, 30000);
@@ -242,6 +251,10 @@
         handler(e);
       });
     }
+  }
+  async function leaveIfSignedOut() {
+    const answer = await fetch("/api/me", { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } }).catch(() => null);
+    if (answer?.status === 401) location.assign("/login");
   }
   addEventListener("online", () => { if (events?.readyState === EventSource.CLOSED) { clearTimeout(reconnectTimer); reconnectTimer = 0; connect(); } });
 
@@ -314,7 +327,11 @@
       if (update.dataset.conversation === openId()) {
         if (update.dataset.member === "false") { location.assign("/"); return; }
         const title = update.querySelector("h2")?.textContent;
-        if (title && byId("panel-title")) byId("panel-title").textContent = title;
+        if (title && byId("panel-title")) {
+          byId("panel-title").textContent = title;
+          baseTitle = `${title} · AMS`;
+          showUnread();
+        }
         // Names and members come with the page: a reload is the simplest way to show a changed group.
         const known = memberItems().map((li) => li.dataset.username).sort().join(",");
         const now = (update.querySelector(".members")?.textContent ?? "").split(",").map((m) => m.trim().replace(/^@/, "")).filter(Boolean).sort().join(",");
@@ -490,8 +507,13 @@
       if (response.ok) {
         draft = null;
         clearStatus(form);
+        // The stored message, from the form route: shown now rather than when the event stream
+        // brings it (which waits for Redis); the stream's copy is then skipped as already shown.
+        if ((response.headers.get("Content-Type") ?? "").startsWith("text/html")) handlers.message({ data: await response.text() });
         if (form.elements.body.value === text) form.elements.body.value = "";
         form.querySelector("#pending")?.replaceChildren();
+      } else if (response.status === 401) {
+        location.assign("/login");
       } else {
         showFailure(form, await problemTitle(response));
       }

@@ -107,6 +107,52 @@ public sealed class AuditTests(AppProcess app, Chromium chromium)
         Assert.Empty(errors);
     }
 
+    // 3. Silent failures: a send while live delivery is held up (Redis down) still shows
+    [Fact]
+    public async Task A_sent_message_shows_at_once_without_the_live_stream_and_once_when_the_stream_brings_it()
+    {
+        var alice = await driver.RegisterAsync("sa");
+        var bob = await driver.RegisterAsync("sb");
+        var id = await ConversationAsync(await driver.ApiAsync(alice), [bob]);
+        var page = await driver.SignedInAsync(alice);
+        // No stream at all: what shows came with the send's own answer.
+        await page.RouteAsync("**/events**", route => route.AbortAsync());
+        await page.GotoAsync($"/c/{id}");
+        await Assertions.Expect(page.Locator("#messages")).ToBeVisibleAsync();
+        await Composer(page).FillAsync("stored, not yet delivered");
+        await Composer(page).PressAsync("Enter");
+        await Assertions.Expect(Messages(page)).ToHaveCountAsync(1);
+        await Assertions.Expect(Messages(page).First).ToContainTextAsync("stored, not yet delivered");
+        await Assertions.Expect(Composer(page)).ToHaveValueAsync("");
+
+        // With the stream: shown once, though it comes both ways.
+        await page.UnrouteAllAsync();
+        await page.ReloadAsync();
+        await Assertions.Expect(Messages(page)).ToHaveCountAsync(1);
+        await Composer(page).FillAsync("both ways");
+        await Composer(page).PressAsync("Enter");
+        await Assertions.Expect(Messages(page)).ToHaveCountAsync(2);
+        await page.WaitForTimeoutAsync(1000);
+        await Assertions.Expect(Messages(page)).ToHaveCountAsync(2);
+    }
+
+    // 3. Silent failures: a refusal htmx has no fragment for
+    [Fact]
+    public async Task A_form_refused_with_a_problem_says_why_in_the_form_instead_of_showing_JSON()
+    {
+        var context = await driver.ContextAsync();
+        var page = await context.NewPageAsync();
+        await page.GotoAsync("/login");
+        // A stale anti-forgery token (the page was open across a restart of a node with other keys).
+        await page.Locator("#login input[name=_csrf]").EvaluateAsync("input => input.value = 'stale'");
+        await page.GetByLabel("Username").FillAsync("nobody-in-particular");
+        await page.GetByLabel("Password").FillAsync(Driver.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#login [role=alert]")).ToContainTextAsync("Anti-forgery token missing or invalid");
+        await Assertions.Expect(page.GetByLabel("Username")).ToHaveValueAsync("nobody-in-particular");
+        Assert.DoesNotContain("\"status\"", await page.ContentAsync());
+    }
+
     // 3. Silent failures: the live stream
     [Fact]
     public async Task A_dropped_live_stream_announces_Reconnecting_and_clears_it_when_back()

@@ -21,6 +21,33 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
     static void AssertNoStackTrace(string output) => Assert.DoesNotMatch(@"(?m)^\s+at |Unhandled exception|Exception:", output);
 
     [Fact]
+    public async Task Disabling_while_Redis_does_not_answer_fails_saying_what_is_done_and_a_repeat_finishes_it()
+    {
+        // It said "AMS cannot start" with the Redis client's diagnostics and exit 1, the account
+        // disabled and its sessions still working.
+        var (name, _) = await app.UserAsync("rz");
+        await using var redis = await RedisServer.StartAsync();
+        var environment = new Dictionary<string, string?> { ["ConnectionStrings__Redis"] = redis.ConnectionString };
+        redis.Pause();
+        (int ExitCode, string Stdout, string Stderr) paused;
+        try
+        {
+            paused = await app.RunCommandAsync(["admin", "disable", name], environment: environment);
+        }
+        finally
+        {
+            redis.Resume();
+        }
+        Assert.Equal(1, paused.ExitCode);
+        Assert.Contains($"Ams admin: '{name}' is disabled, but Redis does not answer, so the sessions and access tokens of '{name}' have not ended yet. " +
+                        "Run the command again once Redis answers; repeating it is safe.", paused.Stderr);
+        Assert.DoesNotContain("cannot start", paused.Stderr);
+        AssertNoStackTrace(paused.Stdout + paused.Stderr);
+        var again = await app.RunCommandAsync(["admin", "disable", name], environment: environment);
+        Assert.Equal((0, $"disabled '{name}'; every session and access token of it has ended"), (again.ExitCode, again.Stdout.Trim()));
+    }
+
+    [Fact]
     public async Task A_logout_on_the_server_right_after_an_admin_command_does_not_wait_for_the_command_that_ended()
     {
         var (_, leaving) = await app.UserAsync("al");
@@ -156,6 +183,8 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
     [InlineData("Crypto__MasterKeys", "k1:c2hvcnQ=", "must be 32 bytes")]
     [InlineData("ConnectionStrings__MariaDb", null, "ConnectionStrings:MariaDb is not set")]
     [InlineData("ConnectionStrings__Redis", "", "ConnectionStrings:Redis is not set")]
+    // The client's own message buried the cause in ~700 characters of its diagnostics.
+    [InlineData("ConnectionStrings__Redis", "127.0.0.1:1", "Redis did not take the connection (UnableToConnect")]
     [InlineData("Registration__Mode", "sometimes", "Registration:Mode must be open, invite or closed")]
     public async Task Bad_configuration_is_refused_with_its_message_alone_and_exit_1(string key, string? value, string message)
     {
@@ -170,6 +199,18 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         Assert.Single(stderr.TrimEnd().Split('\n'));
         AssertNoStackTrace(stdout + stderr);
         Assert.DoesNotContain("REPLACE_WITH", stderr);   // never echo key material, even a placeholder
+    }
+
+    [Fact]
+    public async Task A_port_out_of_range_is_said_with_the_setting_that_names_it()
+    {
+        var (exitCode, stdout, stderr) = await app.RunCommandAsync([], environment: new Dictionary<string, string?>
+        {
+            ["ASPNETCORE_URLS"] = "http://127.0.0.1:99999",
+        });
+        Assert.Equal(1, exitCode);
+        Assert.Equal("AMS cannot start: A URL to serve on names a port outside 1–65535 (ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS).", stderr.TrimEnd());
+        AssertNoStackTrace(stdout + stderr);
     }
 
     [Fact]

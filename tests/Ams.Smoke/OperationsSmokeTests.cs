@@ -24,6 +24,7 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
         Assert.Equal(HttpStatusCode.Created, (await user.PostAsJsonAsync("/api/messages", new { to = other, body = "metered" })).StatusCode);
         var metrics = await client.GetStringAsync("/metrics");   // from loopback: allowed by default
         Assert.Matches(@"(?m)^ams_messages_sent_total [1-9]", metrics);
+        Assert.Matches(@"(?m)^ams_passwords_refused_total \d+$", metrics);   // served before its first refusal, for alerts
         Assert.Matches(@"(?m)^http_server_request_duration_seconds_count\{.*http_route=""/api/messages"".*\} [1-9]", metrics);
         Assert.Matches(@"(?m)^dotnet_process_memory_working_set_bytes [1-9]", metrics);
     }

@@ -34,6 +34,7 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
                 Assert.Equal(HttpStatusCode.OK, me.StatusCode);
                 Assert.True(me.Headers.Contains("Strict-Transport-Security"), $"no HSTS through {server}: the forwarded scheme did not arrive");
             }
+            await AssertHttp2Async(alice);
 
             // A live event arrives at once, not when a proxy buffer fills up.
             using var request = new HttpRequestMessage(HttpMethod.Get, "/api/events");
@@ -68,6 +69,15 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
         }
     }
 
+    // Browsers open at most six HTTP/1.1 connections to a host and every chat tab holds one for its
+    // event stream: with six tabs open, the next request waited for ever. The samples speak HTTP/2.
+    static async Task AssertHttp2Async(HttpClient client)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/me") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var answer = await client.SendAsync(request);
+        Assert.Equal((HttpStatusCode.OK, HttpVersion.Version20), (answer.StatusCode, answer.Version));
+    }
+
     [Fact]
     public async Task The_HAProxy_sample_spreads_two_nodes_and_a_stream_resumes_on_the_other_when_one_stops()
     {
@@ -78,6 +88,7 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
             var (bobName, bob) = await SmokeUsers.UserAsync(proxy.Client(), "hb");
             using (var me = await alice.GetAsync("/api/me"))
                 Assert.True(me.Headers.Contains("Strict-Transport-Security"), "the forwarded scheme did not arrive");
+            await AssertHttp2Async(alice);
             Assert.Equal(HttpStatusCode.NotFound, (await alice.GetAsync("/metrics")).StatusCode);
 
             var stream = new EventReader(bob);

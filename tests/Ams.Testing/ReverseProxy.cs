@@ -44,7 +44,7 @@ public sealed class ReverseProxy : IAsyncDisposable
         var directory = Directory.CreateTempSubdirectory("ams-nginx-").FullName;
         var port = FreePort.Next();
         var (certificate, key) = WriteCertificate(directory);
-        site = Replace(site, @"listen 443 ssl;", $"listen 127.0.0.1:{port} ssl;");
+        site = Replace(site, @"listen 443 ssl http2;", $"listen 127.0.0.1:{port} ssl http2;");
         site = Replace(site, @"ssl_certificate\s+\S+;", $"ssl_certificate {certificate};");
         site = Replace(site, @"ssl_certificate_key\s+\S+;", $"ssl_certificate_key {key};");
         site = Replace(site, @"127\.0\.0\.1:8082", $"127.0.0.1:{upstreamPort}");
@@ -102,7 +102,7 @@ public sealed class ReverseProxy : IAsyncDisposable
         File.WriteAllText(bundle, File.ReadAllText(certificate) + "\n" + File.ReadAllText(key) + "\n");
         // The one limit a test machine may not have: file descriptors for 20,000 connections.
         config = Replace(config, @"(?m)(?<=^\s*)maxconn \d+", "maxconn 1000");
-        config = Replace(config, @"bind :443 ssl crt \S+", $"bind 127.0.0.1:{port} ssl crt {bundle}");
+        config = Replace(config, @"bind :443 ssl crt \S+ alpn h2,http/1.1", $"bind 127.0.0.1:{port} ssl crt {bundle} alpn h2,http/1.1");
         config = Replace(config, @"(?m)^(\s*server ams\d+ \S+ check\r?\n)+",
             string.Concat(upstreamPorts.Select((p, i) => $"    server ams{i + 1} 127.0.0.1:{p} check\n")));
         var path = Path.Combine(directory, "haproxy.cfg");

@@ -42,6 +42,14 @@ public sealed class AccessTokenStore(MariaDb db, MariaDbCircuit circuit, RedisCi
 
     public static bool IsAccessTokenSessionId(string sessionId) => sessionId.StartsWith(SessionIdPrefix, StringComparison.Ordinal);
 
+    /// <summary>The token id behind a token's session id; false for anything else.</summary>
+    public static bool TryTokenIdOf(string sessionId, out long tokenId)
+    {
+        tokenId = 0;
+        return IsAccessTokenSessionId(sessionId)
+            && long.TryParse(sessionId.AsSpan(SessionIdPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out tokenId);
+    }
+
     /// <summary>A new token; <paramref name="lifetime"/> null: it never expires.</summary>
     public async Task<(string Token, AccessTokenRow Row)> CreateAsync(long userId, string name, TimeSpan? lifetime)
     {
@@ -112,7 +120,7 @@ public sealed class AccessTokenStore(MariaDb db, MariaDbCircuit circuit, RedisCi
     /// <summary>Whether the token behind this session id still works (a stream's periodic re-check).</summary>
     public async Task<bool> ExistsAsync(string sessionId)
     {
-        if (!long.TryParse(sessionId.AsSpan(SessionIdPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var id)) return false;
+        if (!TryTokenIdOf(sessionId, out var id)) return false;
         await using var connection = await db.OpenConnectionAsync();
         return await connection.ExecuteScalarAsync<long>(
             "SELECT COUNT(*) FROM access_tokens WHERE id = @id AND (expires_at IS NULL OR expires_at > @now)",

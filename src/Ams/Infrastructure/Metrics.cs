@@ -90,6 +90,7 @@ public sealed class MetricsExposition : IDisposable
         // complaint about the conflict retries). The throttled routes are open-ended: left out.
         AmsMetrics.MessagesSent.Add(0);
         AmsMetrics.EventsDelivered.Add(0);
+        AmsMetrics.PasswordChecksRefused.Add(0);
         foreach (var operation in (string[])["send", "request"])
             AmsMetrics.ConflictRetries.Add(0, new KeyValuePair<string, object?>("operation", operation));
     }

@@ -708,6 +708,9 @@ public sealed class SessionStore : IAsyncDisposable
     // Revocations made while Redis was unreachable (session id → user id). This node refuses
     // them at once; every node does once they are written.
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> pending = new();
+
+    /// <summary>Whether revocations Redis has not taken yet are kept on this node (and retried every second).</summary>
+    public bool RevocationsPending => !pending.IsEmpty;
     int retrying, warned, written;
 
     /// <summary>How many revocations wait for Redis on this node.</summary>
@@ -799,23 +802,29 @@ public sealed class SessionStore : IAsyncDisposable
         var reads = await circuit.CallAsync(async db =>
         {
             var batch = db.CreateBatch();
-            var reads = ids.Select(id => (Id: id, Exists: batch.KeyExistsAsync(SessionKey(id)), Meta: batch.HashGetAllAsync(MetaKey(id)))).ToArray();
+            var reads = ids.Select(id => (Id: id, Value: batch.StringGetAsync(SessionKey(id)), Meta: batch.HashGetAllAsync(MetaKey(id)))).ToArray();
             batch.Execute();
-            await Task.WhenAll(reads.SelectMany(read => new Task[] { read.Exists, read.Meta }));
+            await Task.WhenAll(reads.SelectMany(read => new Task[] { read.Value, read.Meta }));
             return reads;
         });
         var list = new List<SessionInfo>();
         var gone = new List<string>();
         foreach (var read in reads)
         {
-            if (!await read.Exists)
+            var value = (string?)await read.Value;
+            if (value is null)
             {
                 gone.Add(read.Id);
                 continue;
             }
             var meta = (await read.Meta).ToDictionary(e => (string)e.Name!, e => e.Value);
             DateTimeOffset At(string field) => DateTimeOffset.FromUnixTimeMilliseconds(meta.TryGetValue(field, out var v) && v.TryParse(out long ms) ? ms : 0);
-            list.Add(new SessionInfo(read.Id, At("c"), At("s"),
+            // Sessions made by release 0.15 and earlier have no creation time in their metadata: it is
+            // their absolute expiry (kept with the session, "userId|ms") less the absolute lifetime.
+            var created = meta.ContainsKey("c") || !long.TryParse(value.AsSpan(value.IndexOf('|') + 1), out var expires)
+                ? At("c")
+                : DateTimeOffset.FromUnixTimeMilliseconds(expires) - options.AbsoluteLifetime;
+            list.Add(new SessionInfo(read.Id, created, meta.ContainsKey("s") ? At("s") : created,
                 meta.TryGetValue("u", out var u) ? (string)u! : "", meta.TryGetValue("a", out var a) ? (string)a! : ""));
         }
         await Task.WhenAll(gone.Select(id => UnindexAsync(userId, id)));

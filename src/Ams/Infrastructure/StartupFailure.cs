@@ -27,15 +27,27 @@ public static class StartupFailure
 
     public static int Report(Exception e, TextWriter stderr)
     {
+        stderr.WriteLine($"AMS cannot start: {Explain(e)}");
+        stderr.Flush();
+        return ExitCode;
+    }
+
+    static string Explain(Exception e)
+    {
+        // The Redis client's own message is some 700 characters of its diagnostics, with the cause buried in it.
+        for (var inner = e; inner is not null; inner = inner.InnerException)
+            if (inner is StackExchange.Redis.RedisConnectionException redis)
+                return $"Redis did not take the connection ({redis.FailureType}{(redis.InnerException is { } cause ? ": " + cause.Message.TrimEnd('.') : "")}). " +
+                       "Check ConnectionStrings__Redis (host, port, password) and that Redis runs there.";
+            else if (inner is ArgumentOutOfRangeException { ParamName: "port" })
+                return "A URL to serve on names a port outside 1–65535 (ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS).";
         var messages = new List<string>();
         // Kestrel's bind failure wraps the socket's own: "… address already in use." then "Address already in use".
         for (var inner = e; inner is not null; inner = inner.InnerException)
             if (!messages.Any(m => m.Contains(inner.Message.TrimEnd('.'), StringComparison.OrdinalIgnoreCase))) messages.Add(inner.Message);
         if (IsAddressInUse(e))
             messages.Add("Another process serves that address: stop it, or serve on another with ASPNETCORE_URLS (for example http://localhost:8093).");
-        stderr.WriteLine($"AMS cannot start: {string.Join(" ", messages)}");
-        stderr.Flush();
-        return ExitCode;
+        return string.Join(" ", messages);
     }
 
     static bool IsAddressInUse(Exception e)

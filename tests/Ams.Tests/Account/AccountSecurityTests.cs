@@ -171,6 +171,15 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
         await node1.CallAsync("DELETE", $"/api/tokens/{created["id"].Str()}", null, alice.Token, 404);
         var kinds = (await node1.SecurityEventsAsync(alice.Token, "?limit=3")).Select(e => e!["kind"].Str());
         Assert.Equal(["token.revoked", "token.created", "token.created"], kinds);
+
+        // A token that signs out is revoked, as api.md's logout says (it answered 204 and went on working).
+        var script = (await node1.CreateTokenAsync(alice.Token, "signs out"))["token"].Str();
+        await node2.CallAsync("POST", "/api/logout", null, script, 204);
+        await node1.CallAsync("GET", "/api/me", null, script, 401);
+        await node2.CallAsync("GET", "/api/me", null, script, 401);
+        Assert.DoesNotContain("signs out", (await (await node1.CallAsync("GET", "/api/tokens", null, alice.Token, 200)).JsonAsync()).ToJsonString());
+        Assert.Equal("token.revoked", (await node1.SecurityEventsAsync(alice.Token, "?limit=1"))[0]!["kind"].Str());
+        await node1.CallAsync("GET", "/api/me", null, alice.Token, 200);   // her session is not the token's
     }
 
     [Fact]

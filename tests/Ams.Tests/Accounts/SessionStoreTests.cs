@@ -108,6 +108,17 @@ public sealed class SessionStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_session_from_release_0_15_lists_its_creation_time_from_its_absolute_expiry()
+    {
+        // 0.15 kept no creation time in the metadata (it listed as 1970-01-01).
+        var store = Store();
+        var (_, session) = await store.CreateAsync(9);
+        await Db.HashDeleteAsync(MetaKey(session.Id), "c");
+        time.Advance(TimeSpan.FromHours(3));
+        Assert.Equal(Start, Assert.Single(await store.ListAsync(9)).CreatedAt);
+    }
+
+    [Fact]
     public async Task With_LocalCache_zero_every_lookup_asks_Redis_so_a_session_gone_from_it_is_refused_at_once()
     {
         var store = Store(new SessionLifetime { LocalCache = TimeSpan.Zero });
@@ -404,13 +415,14 @@ public sealed class SessionStoreTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_session_whose_metadata_is_gone_is_listed_with_empty_fields()
+    public async Task A_session_whose_metadata_is_gone_is_listed_with_empty_fields_and_the_times_its_expiry_gives()
     {
         var store = Store();
         var (_, session) = await store.CreateAsync(6);
         Assert.True(await Db.KeyDeleteAsync(MetaKey(session.Id)));
+        time.Advance(TimeSpan.FromHours(1));
         var listed = Assert.Single(await store.ListAsync(6));
-        Assert.Equal((session.Id, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "", ""),
+        Assert.Equal((session.Id, Start, Start, "", ""),
             (listed.Id, listed.CreatedAt, listed.LastSeenAt, listed.UserAgent, listed.Address));
     }
 

@@ -121,10 +121,18 @@ public sealed class GroupManagementTests(Services services) : IClassFixture<Serv
         }
         Assert.NotNull(await node2.InboxEntryAsync(carol, direct.Id()));
 
-        // A replay from the start skips the group's messages: only the news of the removal is left.
+        // Renamed after she left: a replay from the start skips the group's messages, and the news
+        // of the removal tells her only that she is out, nothing of the group as it is now.
+        await node1.PatchAsync(Url(group), new { title = "without carol" }, alice.Token, 200);
         await using var replay = await SseClient.OpenAsync(node2, carol.Token, "0");
         var replayed = await DrainAsync(replay);
         Assert.Equal(new[] { "conversation" }, replayed.Select(e => e.Event).ToArray());
+        var replayedView = JsonNode.Parse(replayed[0].Data)!;
+        Assert.Equal(group.Id(), replayedView.Id());
+        Assert.Empty(replayedView["members"]!.AsArray());
+        Assert.Null(replayedView["title"]);
+        Assert.Null(replayedView["owner"]);
+        Assert.DoesNotContain("without carol", replayed[0].Data);
 
         // Removing her again finds no such member; Bob leaves of his own accord and Alice hears of it.
         await (await node1.DeleteAsync(MemberUrl(group, carol), alice.Token, 404)).ProblemAsync(404);

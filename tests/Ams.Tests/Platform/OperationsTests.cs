@@ -22,6 +22,7 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
         Assert.Matches(@"(?m)^ams_db_conflict_retries_total\{operation=""request""\} \d+$", metrics);
         Assert.Matches(@"(?m)^ams_messages_sent_total \d+$", metrics);
         Assert.Matches(@"(?m)^ams_events_delivered_total \d+$", metrics);
+        Assert.Matches(@"(?m)^ams_passwords_refused_total \d+$", metrics);
     }
 
     [Fact]

@@ -70,7 +70,7 @@ public static class Cli
                     Validate(new Register.Request { Username = user.Username, Password = password });
                     var passwords = services.GetRequiredService<Passwords>();
                     await Sql.SetPasswordHashAsync(db, user.Id, await passwords.HashAsync(password));
-                    await services.GetRequiredService<SessionStore>().RevokeAllAsync(user.Id, includeTokens: true);
+                    await EndSessionsAsync(services, user.Username, user.Id, $"The password of '{user.Username}' is reset");
                     await services.GetRequiredService<SecurityEvents>().RecordAdminActionAsync(user.Id, SecurityEvents.PasswordReset);
                     stdout.WriteLine($"password of '{user.Username}' reset; every session and access token of it has ended");
                     return 0;
@@ -82,7 +82,7 @@ public static class Cli
                     var user = await FindAsync(db, username);
                     await Sql.SetDisabledAsync(db, user.Id, time.UtcNowMillis());
                     // After the flag: a sign-in racing with this finds the account disabled or loses its session here.
-                    await services.GetRequiredService<SessionStore>().RevokeAllAsync(user.Id, includeTokens: true);
+                    await EndSessionsAsync(services, user.Username, user.Id, $"'{user.Username}' is disabled");
                     await services.GetRequiredService<SecurityEvents>().RecordAdminActionAsync(user.Id, SecurityEvents.AccountDisabled);
                     stdout.WriteLine($"disabled '{user.Username}'; every session and access token of it has ended");
                     return 0;
@@ -117,6 +117,31 @@ public static class Cli
             if (e.Message.StartsWith("no admin command", StringComparison.Ordinal) || e.Message.StartsWith("unknown admin command", StringComparison.Ordinal))
                 stderr.WriteLine(Usage);
             return 1;
+        }
+    }
+
+    /// <summary>
+    /// Ends every session and access token of the user, in Redis, before the command says so: a
+    /// Redis that does not answer is asked again for up to half a minute (this process keeps no
+    /// revocation for later, as a server does), then the command fails saying what is done and
+    /// what is not. The account change stays: repeating the command is safe and finishes it.
+    /// </summary>
+    static async Task EndSessionsAsync(IServiceProvider services, string username, long userId, string done)
+    {
+        var sessions = services.GetRequiredService<SessionStore>();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (true)
+        {
+            try
+            {
+                await sessions.RevokeAllAsync(userId, includeTokens: true);
+                if (!sessions.RevocationsPending) return;
+            }
+            catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException) { }
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > TimeSpan.FromSeconds(30))
+                throw new Failure($"{done}, but Redis does not answer, so the sessions and access tokens of '{username}' have not ended yet. " +
+                                  "Run the command again once Redis answers; repeating it is safe.");
+            await Task.Delay(TimeSpan.FromSeconds(1));
         }
     }
 

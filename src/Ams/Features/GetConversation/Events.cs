@@ -28,12 +28,17 @@ public sealed class ConversationEvents(Envelope envelope, Presence presence) : E
     protected override Task<ConversationView?[]> LoadAsync(MySqlConnection connection, IReadOnlyList<StoredEvent> events) =>
         Task.FromResult(new ConversationView?[events.Count]);
 
-    /// <summary>A replay shows the conversation as it is now, as this recipient sees it.</summary>
+    /// <summary>
+    /// A replay shows the conversation as it is now, as this recipient sees it; to someone no longer
+    /// in it, only that they are out (its id and kind, no title, owner or members): what it became
+    /// after they left is none of theirs.
+    /// </summary>
     protected override async Task<ConversationView?[]> LoadAsync(MySqlConnection connection, long userId, IReadOnlyList<StoredEvent> events)
     {
         var views = new Dictionary<long, ConversationView?>();
         foreach (var id in events.Select(e => e.ConversationId).Distinct())
-            views[id] = await Conversations.FindAsync(connection, envelope, userId, id) ?? await Conversations.OutsiderViewAsync(connection, envelope, id);
+            views[id] = await Conversations.FindAsync(connection, envelope, userId, id)
+                ?? (await Conversations.OutsiderViewAsync(connection, envelope, id) is { } outside ? outside with { Title = null, Owner = null, Members = [] } : null);
         var known = views.Values.OfType<ConversationView>().ToList();
         var applied = (await presence.ApplyAsync(known)).ToDictionary(v => v.Id);
         return events.Select(e => views[e.ConversationId] is { } v ? applied[v.Id] : null).ToArray();

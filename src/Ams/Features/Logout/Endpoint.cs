@@ -9,7 +9,7 @@ namespace Ams.Features.Logout;
 /// JSON call and the browser's form (see <see cref="ApiAndForm"/>). It always clears the cookie and
 /// succeeds: while Redis is unreachable the revocation is kept and written when Redis returns.
 /// </summary>
-public sealed class Endpoint(SessionStore sessions) : EndpointWithoutRequest
+public sealed class Endpoint(SessionStore sessions, AccessTokenStore tokens, SecurityEvents events) : EndpointWithoutRequest
 {
     public override void Configure()
     {
@@ -32,7 +32,12 @@ public sealed class Endpoint(SessionStore sessions) : EndpointWithoutRequest
             await HttpContext.ChallengeAsync();
             return;
         }
-        if (signedIn) await sessions.RevokeAsync(HttpContext.Session());
+        // A personal access token signing out is that token revoked (it answered 204 and went on working).
+        if (signedIn && HttpContext.Session() is { IsAccessToken: true } token && AccessTokenStore.TryTokenIdOf(token.Id, out var tokenId))
+        {
+            if (await tokens.RevokeAsync(token.UserId, tokenId)) await events.RecordAsync(token.UserId, SecurityEvents.TokenRevoked, HttpContext);
+        }
+        else if (signedIn) await sessions.RevokeAsync(HttpContext.Session());
         else if (unverified is not null) await sessions.RevokeTokenAsync(unverified);
         SessionCookie.Delete(HttpContext);
         await (HttpContext.IsApi() ? Send.NoContentAsync(ct) : Layout.RedirectAfterPostAsync(HttpContext, "/login"));

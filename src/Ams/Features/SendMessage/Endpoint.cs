@@ -11,8 +11,9 @@ namespace Ams.Features.SendMessage;
 /// Durable in MariaDB (sealed, with its events) before the 201; then published through Redis
 /// for live delivery. A Redis outage delays live delivery, never the send. The JSON call and the
 /// browser's composer (see <see cref="ApiAndForm"/>): app.js posts the composer with fetch and
-/// shows the message when it comes back over the event stream (so it appears once, in order, on
-/// every tab); a plain form post is redirected back to the conversation.
+/// gets the message's fragment back to show at once; the event stream brings it to every other
+/// tab (each shows a message once, by its id); a plain form post is redirected back to the
+/// conversation.
 /// </summary>
 public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, Envelope envelope,
     MariaDbCircuit circuit, TimeProvider time, ILogger<Endpoint> logger)
@@ -60,8 +61,10 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
             case Sent sent when HttpContext.IsApi():
                 await Send.ResponseAsync(sent.Message, StatusCodes.Status201Created, ct);
                 break;
-            case Sent when HttpContext.Request.Headers["X-Requested-With"] == "fetch":
-                await Send.NoContentAsync(ct);
+            case Sent sent when HttpContext.Request.Headers["X-Requested-With"] == "fetch":
+                // The composer shows the message at once: over the event stream it would wait for
+                // Redis, which an outage holds up (the stream's copy is then skipped as shown).
+                await Send.StringAsync(MessageFragment.Of(sent.Message, sent.Message.Sender.Username).Value, StatusCodes.Status200OK, "text/html; charset=utf-8", ct);
                 break;
             case Sent:
                 await Layout.RedirectAfterPostAsync(HttpContext, $"/c/{req.ConversationId}");

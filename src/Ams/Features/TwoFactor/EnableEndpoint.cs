@@ -25,14 +25,30 @@ public sealed class EnableEndpoint(MariaDb db, Totp totp, SessionStore sessions,
 
     public override async Task HandleAsync(CodeRequest req, CancellationToken ct)
     {
+        // A mistyped or wrong code shows the same QR code again, for the next code: a new one would
+        // leave the entry the user's app already made useless, under the same name.
         if (this.FormErrors() is { } errors)
         {
-            await Settings.InvalidFormAsync(HttpContext, errors, enabledBefore: false);
+            await (await PendingAsync() is { } pending
+                ? Layout.SendAsync(HttpContext, Settings.Title, Fragments.Enrol(HttpContext, pending, errors), StatusCodes.Status422UnprocessableEntity)
+                : Settings.InvalidFormAsync(HttpContext, errors, enabledBefore: false));
             return;
         }
         var outcome = await EnableAsync(HttpContext.Session(), req.Code);
         if (outcome is Settings.Done done && HttpContext.IsApi()) await Send.OkAsync(new RecoveryCodesResponse(done.RecoveryCodes!), ct);
+        else if (outcome is Settings.Refused && !HttpContext.IsApi() && await PendingAsync() is { } setup)
+            await Layout.SendAsync(HttpContext, Settings.Title, Fragments.Enrol(HttpContext, setup, ["That code did not work. Try the app's next code."]),
+                StatusCodes.Status401Unauthorized);
         else await Settings.ReplyAsync(HttpContext, outcome, enabledBefore: false, enabledAfter: true);
+    }
+
+    /// <summary>The authenticator being set up, while two-factor authentication is not on yet.</summary>
+    async Task<SetupResponse?> PendingAsync()
+    {
+        var user = (await Users.FindByIdAsync(db, HttpContext.Session().UserId, default))!;
+        if (user.TwoFactorEnabled) return null;
+        await using var connection = await db.OpenConnectionAsync();
+        return await totp.SecretAsync(connection, user.Id) is { } secret ? SetupEndpoint.Describe(user.Username, secret) : null;
     }
 
     async Task<Settings.Outcome> EnableAsync(Session session, string code)

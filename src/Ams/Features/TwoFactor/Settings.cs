@@ -12,7 +12,7 @@ static class Settings
     public sealed record Refused : Outcome;
     public sealed record LockedOut(TimeSpan RetryAfter) : Outcome;
 
-    const string Title = "Two-factor authentication";
+    public const string Title = "Two-factor authentication";
 
     /// <summary>
     /// Every outcome but the API's success (each endpoint sends its own body for that). The form

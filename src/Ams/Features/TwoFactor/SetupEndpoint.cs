@@ -71,8 +71,14 @@ public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, Time
             await Sql.SavePendingAsync(connection, transaction, user.Id, sealedSecret.Blob, time.UtcNowMillis());
             await transaction.CommitAsync();
         }
+        return Describe(user.Username, secret);
+    }
+
+    /// <summary>What the authenticator app is given: the secret as text, its otpauth URI and a QR code of that.</summary>
+    public static SetupResponse Describe(string username, byte[] secret)
+    {
         var base32 = Totp.Base32Secret(secret);
-        var uri = $"otpauth://totp/AMS:{Uri.EscapeDataString(user.Username)}?secret={base32}&issuer=AMS&algorithm=SHA1&digits=6&period=30";
+        var uri = $"otpauth://totp/AMS:{Uri.EscapeDataString(username)}?secret={base32}&issuer=AMS&algorithm=SHA1&digits=6&period=30";
         using var qr = new QRCodeGenerator().CreateQrCode(uri, QRCodeGenerator.ECCLevel.M);
         return new SetupResponse(base32, uri, new SvgQRCode(qr).GetGraphic(4));
     }
