@@ -25,7 +25,7 @@ try
     var loggers = app.Services.GetRequiredService<ILoggerFactory>();
     await Migrations.ApplyAsync(db, loggers.CreateLogger("Ams.Migrations"), app.Lifetime.ApplicationStopping);
     var rotating = args.Contains(KeyRotation.Flag);
-    if (!admin && !rotating) await KeyRotation.RefuseUnlistedKeksAsync(db, masterKeys, app.Lifetime.ApplicationStopping);
+    if (!admin && !rotating) await KeyRotation.RefuseUnreadableDataKeysAsync(db, masterKeys, app.Lifetime.ApplicationStopping);
     // Before a rotation too: the keys derived from the master keys it re-wraps away from must be kept first.
     await Ams.Features.TwoFactor.RecoveryCodeKeys.KeepAsync(db, app.Services.GetRequiredService<Envelope>(), masterKeys,
         app.Services.GetRequiredService<TimeProvider>().UtcNowMillis(), app.Lifetime.ApplicationStopping);

@@ -37,8 +37,12 @@ public static class StartupFailure
         // The Redis client's own message is some 700 characters of its diagnostics, with the cause buried in it.
         for (var inner = e; inner is not null; inner = inner.InnerException)
             if (inner is StackExchange.Redis.RedisConnectionException redis)
-                return $"Redis did not take the connection ({redis.FailureType}{(redis.InnerException is { } cause ? ": " + cause.Message.TrimEnd('.') : "")}). " +
-                       "Check ConnectionStrings__Redis (host, port, password) and that Redis runs there.";
+            {
+                // Its inner exceptions are the client's state dumps too, down to the socket's or the server's own word.
+                var root = redis.GetBaseException();
+                var cause = root is System.Net.Sockets.SocketException or StackExchange.Redis.RedisServerException ? $" ({root.Message.TrimEnd('.')})" : "";
+                return $"Redis did not take the connection{cause}. Check ConnectionStrings__Redis (host, port, password) and that Redis runs there.";
+            }
             else if (inner is ArgumentOutOfRangeException { ParamName: "port" })
                 return "A URL to serve on names a port outside 1–65535 (ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS).";
         var messages = new List<string>();

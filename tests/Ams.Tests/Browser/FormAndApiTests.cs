@@ -57,6 +57,18 @@ public sealed class FormAndApiTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_refused_new_chat_form_keeps_what_was_typed_HTML_encoded()
+    {
+        var (browser, _) = await Browser.SignedInAsync(services);
+        await browser.GetAsync("/c/new");
+        var html = await (await browser.PostFormAsync("/c/new",
+            new() { ["members"] = "nosuchuserq1 , nosuchuserq2", ["title"] = "My \"planning\" <group>" }, 404, htmx: true)).ReadAsTextAsync();
+        Assert.Contains("There is no user &#x27;nosuchuserq1&#x27;.", html);
+        Assert.Contains("value=\"nosuchuserq1, nosuchuserq2\"", html);
+        Assert.Contains("value=\"My &quot;planning&quot; &lt;group&gt;\"", html);
+    }
+
+    [Fact]
     public async Task The_two_factor_forms_run_the_validator_as_the_API_does()
     {
         var (browser, _) = await Browser.SignedInAsync(services);

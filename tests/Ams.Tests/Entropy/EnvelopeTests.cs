@@ -184,6 +184,17 @@ public sealed class EnvelopeTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_node_refuses_to_start_with_a_master_key_of_the_right_id_and_the_wrong_value()
+    {
+        var database = "wrongkey_" + Guid.NewGuid().ToString("N")[..8];
+        await using (await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = NewKeys("k1") })) { }
+        var other = NewKeys("k1");   // a typo, or the key of another deployment
+        var error = await Assert.ThrowsAsync<ConfigurationException>(() => services.StartAppAsync(database,
+            new Dictionary<string, string?> { ["Crypto:MasterKeys"] = other }));
+        Assert.Equal("Crypto:MasterKeys key 'k1' does not open the data keys wrapped under that id: it is not the key they were wrapped with.", error.Message);
+    }
+
+    [Fact]
     public async Task Rotation_without_the_old_key_leaves_those_data_keys_alone_and_says_so()
     {
         var database = "rotation_" + Guid.NewGuid().ToString("N")[..8];

@@ -40,7 +40,7 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, R
     {
         if (this.FormErrors() is { } errors)
         {
-            await FormAsync(errors, StatusCodes.Status422UnprocessableEntity);
+            await FormAsync(req, errors, StatusCodes.Status422UnprocessableEntity);
             return;
         }
         var me = User.UserId();
@@ -51,13 +51,13 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, R
             else
             {
                 Problem.RetryAfter(HttpContext, wait);
-                await FormAsync([$"Too many new conversations. Try again in {Math.Ceiling(wait.TotalMinutes)} minutes."], StatusCodes.Status429TooManyRequests);
+                await FormAsync(req, [$"Too many new conversations. Try again in {Math.Ceiling(wait.TotalMinutes)} minutes."], StatusCodes.Status429TooManyRequests);
             }
             return;
         }
         await using var connection = await db.OpenConnectionAsync(ct);
         var outcome = await CreateAsync(connection, me, req);
-        await (HttpContext.IsApi() ? ApiReplyAsync(connection, me, outcome, ct) : FormReplyAsync(outcome));
+        await (HttpContext.IsApi() ? ApiReplyAsync(connection, me, outcome, ct) : FormReplyAsync(req, outcome));
     }
 
     async Task ApiReplyAsync(MySqlConnection connection, long me, (long? Id, bool Created, string? Unknown) outcome, CancellationToken ct)
@@ -80,15 +80,15 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, R
         }
     }
 
-    Task FormReplyAsync((long? Id, bool Created, string? Unknown) outcome) => outcome switch
+    Task FormReplyAsync(Request req, (long? Id, bool Created, string? Unknown) outcome) => outcome switch
     {
-        (_, _, TooMany) => FormAsync([limits.TooManyMembers], StatusCodes.Status422UnprocessableEntity),
-        (_, _, { } unknown) => FormAsync([$"There is no user '{unknown}'."], StatusCodes.Status404NotFound),
-        (null, _, _) => FormAsync([NobodyElse], StatusCodes.Status422UnprocessableEntity),
+        (_, _, TooMany) => FormAsync(req, [limits.TooManyMembers], StatusCodes.Status422UnprocessableEntity),
+        (_, _, { } unknown) => FormAsync(req, [$"There is no user '{unknown}'."], StatusCodes.Status404NotFound),
+        (null, _, _) => FormAsync(req, [NobodyElse], StatusCodes.Status422UnprocessableEntity),
         ({ } id, _, _) => Layout.RedirectAfterPostAsync(HttpContext, $"/c/{id}"),
     };
 
-    Task FormAsync(IEnumerable<string> errors, int status) => Layout.SendAsync(HttpContext, "New chat", Fragments.Form(HttpContext, errors), status);
+    Task FormAsync(Request req, IEnumerable<string> errors, int status) => Layout.SendAsync(HttpContext, "New chat", Fragments.Form(HttpContext, errors, req), status);
 
     /// <summary>
     /// Creates the group, or finds or creates the direct conversation; Id is null when nobody but

@@ -56,15 +56,20 @@ public static class KeyRotation
 
     /// <summary>
     /// Refuses to serve while data keys are wrapped under a master key the configuration does not
-    /// list: everything they protect (messages, files, two-factor secrets, recovery codes) would read
-    /// as missing, quietly, with the node healthy. Before serving, so that nothing is written either.
+    /// list, or lists with another value (a typo, a key from another deployment): everything they
+    /// protect (messages, files, two-factor secrets, recovery codes) would read as missing, quietly,
+    /// with the node healthy. Before serving, so that nothing is written either.
     /// </summary>
-    public static async Task RefuseUnlistedKeksAsync(MariaDb db, MasterKeys masterKeys, CancellationToken ct)
+    public static async Task RefuseUnreadableDataKeysAsync(MariaDb db, MasterKeys masterKeys, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         // DISTINCT reads the kek_id index by its groups, not every data key.
-        var unlisted = (await connection.QueryAsync<string>("SELECT DISTINCT kek_id FROM data_keys", commandTimeout: connection.CommandTimeout()))
-            .Where(id => !masterKeys.TryGet(id, out _)).Order(StringComparer.Ordinal).ToList();
+        var kekIds = (await connection.QueryAsync<string>("SELECT DISTINCT kek_id FROM data_keys", commandTimeout: connection.CommandTimeout())).ToList();
+        foreach (var kekId in kekIds)
+            if (masterKeys.TryGet(kekId, out var kek) && await SampleAsync(connection, kekId, ct) is { } row && Envelope.Unwrap(row.Wrapped, row.Id, row.KekId, kek) is null)
+                throw new ConfigurationException(
+                    $"Crypto:MasterKeys key '{kekId}' does not open the data keys wrapped under that id: it is not the key they were wrapped with.");
+        var unlisted = kekIds.Where(id => !masterKeys.TryGet(id, out _)).Order(StringComparer.Ordinal).ToList();
         if (unlisted.Count == 0) return;
         long count = 0;
         foreach (var kekId in unlisted)
@@ -76,6 +81,15 @@ public static class KeyRotation
     }
 
     sealed record Row(byte[] Id, string KekId, byte[] Wrapped);
+
+    /// <summary>One data key wrapped under <paramref name="kekId"/>, to try the configured key on.</summary>
+    static async Task<Row?> SampleAsync(MySqlConnection connection, string kekId, CancellationToken ct)
+    {
+        await using var select = new MySqlCommand("SELECT id, kek_id, wrapped FROM data_keys WHERE kek_id = @kekId LIMIT 1", connection);
+        select.Parameters.AddWithValue("@kekId", kekId);
+        await using var reader = await select.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? new Row((byte[])reader.GetValue(0), reader.GetString(1), (byte[])reader.GetValue(2)) : null;
+    }
 
     // Plain MySqlCommand: Dapper.AOT would expand a byte[] parameter as a list.
     static async Task<List<Row>> NextBatchAsync(MySqlConnection connection, string primary, byte[] after, CancellationToken ct)

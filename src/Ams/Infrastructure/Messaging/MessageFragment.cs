@@ -44,7 +44,7 @@ public static partial class MessageFragment
         var at = 0;
         foreach (System.Text.RegularExpressions.Match link in Links().Matches(body))
         {
-            var url = link.Value.TrimEnd('.', ',', ';', ':', '!', '?', ')', ']', '\'', '"');
+            var url = WithoutTrailingPunctuation(link.Value);
             if (url.Length <= "https://".Length) continue;
             parts.Add(Html.Of($"{body[at..link.Index]}"));
             parts.Add(Html.Of($"""<a href="{url}" rel="noopener noreferrer" target="_blank">{url}</a>"""));
@@ -54,7 +54,24 @@ public static partial class MessageFragment
         return Html.Join(parts);
     }
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"\bhttps?://[^\s<>""]+", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
+    /// <summary>
+    /// A sentence's punctuation after an address is not part of it, nor a closing bracket that
+    /// closes around it ("(see https://…)"); one that closes a bracket inside it is
+    /// ("https://en.wikipedia.org/wiki/Mercury_(planet)").
+    /// </summary>
+    static string WithoutTrailingPunctuation(string url)
+    {
+        while (url.Length > 0 && url[^1] is '.' or ',' or ';' or ':' or '!' or '?' or ')' or ']' or '\'' or '"')
+        {
+            if (url[^1] is ')' or ']' && url.Count(c => c == (url[^1] == ')' ? '(' : '[')) >= url.Count(c => c == url[^1])) break;
+            url = url[..^1];
+        }
+        return url;
+    }
+
+    // An address ends at a bidirectional control: one inside would make the link's text read as
+    // another address than the one it opens.
+    [System.Text.RegularExpressions.GeneratedRegex(@"\bhttps?://[^\s<>""\u202A-\u202E\u2066-\u2069]+", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
     private static partial System.Text.RegularExpressions.Regex Links();
 
     static Html Attachments(IReadOnlyList<AttachmentView> attachments) => attachments.Count == 0 ? Html.Empty
