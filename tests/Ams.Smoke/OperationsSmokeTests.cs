@@ -19,6 +19,12 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
         Assert.Matches("^[0-9a-f]{40}$", version["commit"]!.GetValue<string>());   // built inside the git checkout
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/livez")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/readyz")).StatusCode);
+        // Uptime monitors that probe with HEAD got 405.
+        foreach (var probe in new[] { "/livez", "/readyz", "/healthz" })
+        {
+            using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, probe));
+            Assert.Equal((HttpStatusCode.OK, 0), (head.StatusCode, (await head.Content.ReadAsByteArrayAsync()).Length));
+        }
         var (_, user) = await app.UserAsync("om");
         var (other, _) = await app.UserAsync("om");
         Assert.Equal(HttpStatusCode.Created, (await user.PostAsJsonAsync("/api/messages", new { to = other, body = "metered" })).StatusCode);

@@ -88,6 +88,25 @@ public sealed class RecoveryCodeTests(Services services) : IClassFixture<Service
         Assert.Equal(401, await SecondStepAsync(after, name, codes[0]));
     }
 
+    [Fact]
+    public async Task Two_codes_sent_at_once_on_one_challenge_sign_in_once_and_use_up_only_that_one()
+    {
+        // Both were checked and used up before either redeemed the challenge: one signed in, the
+        // other answered 401 with its code gone.
+        var app = await services.AppAsync();
+        var (name, _, _, codes) = await app.TwoFactorUserAsync("rr");
+        var userId = await services.UserIdAsync(name);
+        const int rounds = 4;
+        for (var round = 0; round < rounds; round++)
+        {
+            var challenge = (await (await app.CallAsync("POST", "/api/login", new { username = name, password = Api.Password }, null, 200)).JsonAsync())["challenge"].Str();
+            var statuses = await Task.WhenAll(new[] { codes[2 * round], codes[2 * round + 1] }.Select(code =>
+                Task.Run(async () => (await app.CallAsync("POST", "/api/login/2fa", new { challenge, code }, null, null)).Status())));
+            Assert.Equal(1, statuses.Count(status => status == 200));
+        }
+        Assert.Equal($"{10 - rounds}", await services.ScalarAsync($"SELECT COUNT(*) FROM recovery_codes WHERE user_id = {userId}"));
+    }
+
     static async Task<int> SecondStepAsync(IAlbaHost app, string name, string code)
     {
         var challenge = (await (await app.CallAsync("POST", "/api/login", new { username = name, password = Api.Password }, null, 200)).JsonAsync())["challenge"].Str();

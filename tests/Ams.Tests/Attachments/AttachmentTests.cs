@@ -450,6 +450,16 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_quote_a_browser_sends_as_percent_22_in_filename_is_a_quote()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("fq");
+        // What Chromium and curl send for a file named say "hi".txt (the HTML standard's form encoding).
+        var json = await app.UploadAsync(alice, [1, 2, 3], "say %22hi%22.txt");
+        Assert.Equal("say \"hi\".txt", json["name"].Str());
+    }
+
+    [Fact]
     public void Long_names_are_cut_without_splitting_characters()
     {
         var name = string.Concat(Enumerable.Repeat("😀", 150)) + ".txt";

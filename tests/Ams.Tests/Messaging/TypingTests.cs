@@ -46,10 +46,11 @@ public sealed class TypingTests(Services services) : IClassFixture<Services>
         Assert.Equal(reply.Id(), JsonNode.Parse(message.Data)!.Id());
         await using var replay = await SseClient.OpenAsync(node1, bob.Token, "0");
         var replayed = new List<SseEvent>();
-        for (var i = 0; i < 2; i++) replayed.Add((await replay.NextAsync())!);
-        Assert.Equal(new[] { "message", "message" }, replayed.Select(e => e.Event));
-        Assert.Equal(new[] { first.Id(), reply.Id() }, replayed.Select(e => JsonNode.Parse(e.Data)!.Id()));
-        Assert.Equal(message.Id, replayed[1].Id);
+        for (var i = 0; i < 3; i++) replayed.Add((await replay.NextAsync())!);
+        // The group's creation, then the two messages: no typing between them.
+        Assert.Equal(new[] { "conversation", "message", "message" }, replayed.Select(e => e.Event));
+        Assert.Equal(new[] { group.Id(), first.Id(), reply.Id() }, replayed.Select(e => JsonNode.Parse(e.Data)!.Id()));
+        Assert.Equal(message.Id, replayed[2].Id);
 
         // Neither the typist nor a non-member hears it; the typist's own stream gets only the reply.
         Assert.Equal("message", (await alices.NextAsync())!.Event);

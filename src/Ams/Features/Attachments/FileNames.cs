@@ -34,6 +34,14 @@ public static class FileNames
         return cleaned.Length == 0 ? Fallback : cleaned;
     }
 
+    /// <summary>
+    /// A multipart <c>filename="…"</c> as browsers and curl write it: the HTML standard has a quote
+    /// sent as <c>%22</c> and line breaks as <c>%0D</c> and <c>%0A</c> (a name with a quote was
+    /// stored and shown with <c>%22</c>).
+    /// </summary>
+    public static string? FromFormEncoding(string? name) =>
+        name?.Replace("%22", "\"", StringComparison.Ordinal).Replace("%0D", "", StringComparison.OrdinalIgnoreCase).Replace("%0A", "", StringComparison.OrdinalIgnoreCase);
+
     /// <summary><c>attachment; filename="ascii"; filename*=UTF-8''percent-encoded</c> (or <c>inline</c>).</summary>
     public static string ContentDisposition(string name, bool inline)
     {

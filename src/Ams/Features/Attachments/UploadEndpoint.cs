@@ -99,7 +99,8 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
                 && disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase)
                 && HeaderUtilities.RemoveQuotes(disposition.Name).Equals("file", StringComparison.Ordinal))
             {
-                var name = FileNames.Clean((disposition.FileNameStar.HasValue ? disposition.FileNameStar : HeaderUtilities.RemoveQuotes(disposition.FileName)).Value);
+                var name = FileNames.Clean(disposition.FileNameStar.HasValue ? disposition.FileNameStar.Value
+                    : FileNames.FromFormEncoding(HeaderUtilities.RemoveQuotes(disposition.FileName).Value));
                 return await StoreAsync(me, name, section.Body, ct);
             }
             await Reading(async () => { await section.Body.CopyToAsync(Stream.Null, ct); return 0; });   // another part: skipped (the server's limit still applies)

@@ -12,7 +12,7 @@ namespace Ams.Features.CreateConversation;
 /// browser's "new chat" form (see <see cref="ApiAndForm"/>).
 /// </summary>
 public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, RedisCircuit redis, ConversationLimits limits,
-    Presence presence)
+    Presence presence, EventLog events, GetConversation.ConversationEvents conversations)
     : Endpoint<Request, ConversationView>
 {
     const string NobodyElse = "Name at least one member besides yourself.";
@@ -100,10 +100,14 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, R
         if (unknown is not null) return (null, false, unknown);
         if (others.Length == 0) return (null, false, null);
         if (others.Length + 1 > limits.MaxMembers) return (null, false, TooMany);
-        var (id, created) = others.Length == 1 && req.Title is null
-            ? await Conversations.FindOrCreateDirectAsync(connection, me, others[0], time.UtcNowMillis())
-            : (await Sql.CreateGroupAsync(connection, req.Title, [me, .. others], time.UtcNowMillis()), true);
-        return (id, created, null);
+        if (others.Length == 1 && req.Title is null)
+        {
+            var (direct, created) = await Conversations.FindOrCreateDirectAsync(connection, me, others[0], time.UtcNowMillis());
+            return (direct, created, null);
+        }
+        var group = await Sql.CreateGroupAsync(connection, req.Title, [me, .. others], time.UtcNowMillis());
+        await conversations.PublishAsync(events, connection, group.Id, group.Members, group.Seqs);
+        return (group.Id, true, null);
     }
 
     /// <summary>The other members' ids, or the first name that matches no user.</summary>

@@ -12,7 +12,9 @@ public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, RedisCircuit re
 
     public override void Configure()
     {
-        Get("/healthz", "/readyz");
+        // HEAD too: uptime monitors that probe with it reported a healthy node as down (405).
+        Verbs(Http.GET, Http.HEAD);
+        Routes("/healthz", "/readyz");
         AllowAnonymous();
         // It checks MariaDB itself, within its own 2 s.
         Description(b => b.WithMetadata(new WithoutMariaDb()));
@@ -61,7 +63,8 @@ public sealed class Livez : EndpointWithoutRequest<LiveResponse>
 {
     public override void Configure()
     {
-        Get("/livez");
+        Verbs(Http.GET, Http.HEAD);
+        Routes("/livez");
         AllowAnonymous();
         Description(b => b.WithMetadata(new WithoutMariaDb()));
     }

@@ -42,7 +42,7 @@ public sealed class DisableEndpoint(MariaDb db, Totp totp, Passwords passwords, 
         if (await totp.TryAttemptAsync(HttpContext, user.Id, null) is { } wait) return new Settings.LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync();
         var secret = await totp.SecretAsync(connection, user.Id);
-        if (!await passwords.VerifyAsync(user.PasswordHash, password) || secret is null || !await totp.VerifySecondFactorAsync(connection, user.Id, secret, code))
+        if (!await passwords.VerifyAsync(user.PasswordHash, password) || secret is null || await totp.VerifySecondFactorAsync(connection, user.Id, secret, code) != Totp.Verdict.Right)
             return new Settings.Refused();
         await totp.ResetAsync(user.Id);
         await Sql.DisableAsync(connection, user.Id);

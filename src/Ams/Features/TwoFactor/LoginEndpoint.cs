@@ -54,12 +54,15 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
         if (await totp.TryAttemptAsync(HttpContext, found.UserId, found.Id) is { } wait) return new LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync(ct);
         var secret = await totp.SecretAsync(connection, found.UserId);
-        if (secret is null || !await totp.VerifySecondFactorAsync(connection, found.UserId, secret, code))
+        // The challenge is redeemed once the code is known to be right, before a recovery code is used up.
+        var verdict = secret is null ? Totp.Verdict.Wrong
+            : await totp.VerifySecondFactorAsync(connection, found.UserId, secret, code, () => challenges.RedeemAsync(found.Id));
+        if (verdict == Totp.Verdict.Unclaimed) return new BadChallenge();
+        if (verdict == Totp.Verdict.Wrong)
         {
             events.RecordInBackground(found.UserId, SecurityEvents.LoginFailed, HttpContext);
             return new WrongCode();
         }
-        if (!await challenges.RedeemAsync(found.Id)) return new BadChallenge();
         await totp.ResetAsync(found.UserId);
         var user = (await Users.FindByIdAsync(db, found.UserId, ct))!;
         if (user.DisabledAt is not null) return new BadChallenge();   // disabled by an administrator meanwhile

@@ -53,6 +53,10 @@ static class Sql
         await transaction.CommitAsync();
     }
 
+    public static async Task<bool> HasRecoveryCodeAsync(MySqlConnection connection, long userId, string codeHash) =>
+        await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM recovery_codes WHERE user_id = @userId AND code_hash = @codeHash",
+            new { userId, codeHash }, commandTimeout: connection.CommandTimeout()) > 0;
+
     /// <summary>Uses a recovery code up: true for exactly one caller, ever.</summary>
     public static async Task<bool> UseRecoveryCodeAsync(MySqlConnection connection, long userId, string codeHash) =>
         await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId AND code_hash = @codeHash",

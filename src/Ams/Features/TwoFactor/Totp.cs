@@ -109,16 +109,37 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit red
             [step, (long)TimeSpan.FromMinutes(5).TotalMilliseconds])) == 1;
     }
 
-    /// <summary>A TOTP code, or an unused recovery code (which is used up).</summary>
-    public async Task<bool> VerifySecondFactorAsync(MySqlConnection connection, long userId, byte[] secret, string code)
+    public enum Verdict { Wrong, Right, Unclaimed }
+
+    /// <summary>
+    /// A TOTP code, or an unused recovery code (which is used up). <paramref name="claim"/>, when
+    /// given, runs once the code is known to be right and before a recovery code is used up, and a
+    /// false from it is <see cref="Verdict.Unclaimed"/>: a sign-in redeems its challenge there, so
+    /// of two recovery codes sent at once on one challenge the one that loses stays unused (both
+    /// were used up, one signing in).
+    /// </summary>
+    public async Task<Verdict> VerifySecondFactorAsync(MySqlConnection connection, long userId, byte[] secret, string code, Func<Task<bool>>? claim = null)
     {
-        if (IsTotpCode(code)) return await VerifyTotpAsync(userId, secret, code);
-        if (NormalizeRecoveryCode(code) is not { } recovery) return false;
+        if (IsTotpCode(code))
+        {
+            if (!await VerifyTotpAsync(userId, secret, code)) return Verdict.Wrong;
+            return claim is null || await claim() ? Verdict.Right : Verdict.Unclaimed;
+        }
+        if (NormalizeRecoveryCode(code) is not { } recovery) return Verdict.Wrong;
+        string? stored = null;
         await foreach (var key in RecoveryCodeKeys.AllAsync(connection, envelope, masterKeys))
-            if (await Sql.UseRecoveryCodeAsync(connection, userId, KeyedHash(key, userId, recovery))) return true;
+            if (await Sql.HasRecoveryCodeAsync(connection, userId, KeyedHash(key, userId, recovery)))
+            {
+                stored = KeyedHash(key, userId, recovery);
+                break;
+            }
         // Codes made before v2: unkeyed SHA-256, working until used or replaced.
-        return await Sql.UseRecoveryCodeAsync(connection, userId,
-            Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"ams/recovery/v1|{userId}|{recovery}"))));
+        var legacy = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"ams/recovery/v1|{userId}|{recovery}")));
+        if (stored is null && await Sql.HasRecoveryCodeAsync(connection, userId, legacy)) stored = legacy;
+        if (stored is null) return Verdict.Wrong;
+        if (claim is not null && !await claim()) return Verdict.Unclaimed;
+        // Used up by exactly one caller, whatever raced it.
+        return await Sql.UseRecoveryCodeAsync(connection, userId, stored) ? Verdict.Right : Verdict.Wrong;
     }
 
     /// <summary>Ten codes of 60 random bits each, shown once as xxxx-xxxx-xxxx; only their hashes are kept.</summary>
