@@ -54,11 +54,12 @@ public sealed class ChatSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         Assert.Equal(HttpStatusCode.NoContent, (await a.DeleteAsync($"/api/conversations/{id}/members/{carol}")).StatusCode);
         await SmokeUsers.JsonAsync(await c.GetAsync($"/api/conversations/{id}"), HttpStatusCode.NotFound);
 
-        // Bob's stream saw the edit, the reaction, the rename, the typing notice (no id) and the removal.
+        // Bob's stream saw the new group, the message, the edit, the reaction, the rename, the typing
+        // notice (no id) and the removal.
         var seen = new List<string>();
         string? line;
-        while (seen.Count < 6 && (line = await reader.ReadLineAsync()) is not null)
+        while (seen.Count < 7 && (line = await reader.ReadLineAsync()) is not null)
             if (line.StartsWith("event: ")) seen.Add(line["event: ".Length..]);
-        Assert.Equal(new[] { "message", "message.edited", "reaction", "conversation", "typing", "conversation" }, seen);
+        Assert.Equal(new[] { "conversation", "message", "message.edited", "reaction", "conversation", "typing", "conversation" }, seen);
     }
 }
