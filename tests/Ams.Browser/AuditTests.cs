@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net.Http.Json;
 using System.Text.RegularExpressions;
 using Ams.Testing;
 using Microsoft.Playwright;
@@ -264,6 +265,68 @@ public sealed class AuditTests(AppProcess app, Chromium chromium)
             await Assertions.Expect(page.Locator("#conversations li")).ToHaveCountAsync(1);
             Assert.Equal(375, await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth"));
         }
+    }
+
+    [Fact]
+    public async Task A_long_unbroken_display_name_wraps_in_the_history_on_a_phone()
+    {
+        var alice = await driver.RegisterAsync("wa");
+        var bob = await driver.RegisterAsync("wb", new string('W', 60));
+        var api = await driver.ApiAsync(bob);
+        var id = await ConversationAsync(api, [alice], "Names");
+        await SendAsync(api, id, "hello");
+        var page = await driver.SignedInAsync(alice, 375);
+        await page.GotoAsync($"/c/{id}");
+        await Assertions.Expect(Messages(page)).ToHaveCountAsync(1);
+        // The list does not scroll sideways (it did: 652 px of content in 361).
+        Assert.True(await page.EvaluateAsync<bool>("() => { const l = document.getElementById('messages'); return l.scrollWidth <= l.clientWidth; }"));
+    }
+
+    [Fact]
+    public async Task An_image_arriving_last_leaves_the_reader_at_the_end_once_it_has_loaded()
+    {
+        var alice = await driver.RegisterAsync("ia");
+        var bob = await driver.RegisterAsync("ib");
+        var api = await driver.ApiAsync(bob);
+        var id = await ConversationAsync(api, [alice], "Pictures");
+        for (var i = 0; i < 30; i++) await SendAsync(api, id, $"line {i}");
+        var page = await driver.SignedInAsync(alice);
+        await page.GotoAsync($"/c/{id}");
+        await Assertions.Expect(Messages(page)).ToHaveCountAsync(30);
+
+        using var form = new MultipartFormDataContent { { new ByteArrayContent(Png(160, 240)), "file", "tall.png" } };
+        form.First().Headers.ContentType = new("image/png");
+        var upload = await (await api.PostAsync("/api/attachments", form)).Content.ReadFromJsonAsync<System.Text.Json.Nodes.JsonObject>();
+        var sent = await api.PostAsJsonAsync("/api/messages", new { conversationId = id, body = "", attachments = new[] { upload!["id"]!.GetValue<string>() } });
+        Assert.True(sent.IsSuccessStatusCode, await sent.Content.ReadAsStringAsync());
+        await page.WaitForFunctionAsync("() => [...document.querySelectorAll('#messages img')].some(i => i.complete && i.naturalHeight > 0)");
+        await page.WaitForTimeoutAsync(300);
+        // It was scrolled to its end before the image had a height: the image's 240 px were left below.
+        Assert.InRange(await page.EvaluateAsync<double>("() => { const l = document.getElementById('messages'); return l.scrollHeight - l.scrollTop - l.clientHeight; }"), 0, 2);
+    }
+
+    /// <summary>A PNG of one colour, <paramref name="width"/> × <paramref name="height"/> (8-bit grey).</summary>
+    static byte[] Png(int width, int height)
+    {
+        static byte[] Chunk(string type, byte[] data)
+        {
+            var typed = System.Text.Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
+            uint crc = 0xFFFFFFFF;
+            foreach (var b in typed)
+            {
+                crc ^= b;
+                for (var k = 0; k < 8; k++) crc = (crc & 1) != 0 ? 0xEDB88320 ^ (crc >> 1) : crc >> 1;
+            }
+            crc ^= 0xFFFFFFFF;
+            return [.. BigEndian((uint)data.Length), .. typed, .. BigEndian(crc)];
+        }
+        static byte[] BigEndian(uint value) => [(byte)(value >> 24), (byte)(value >> 16), (byte)(value >> 8), (byte)value];
+        var rows = new byte[height * (width + 1)];   // filter byte 0, then grey 0x80 per pixel
+        for (var y = 0; y < height; y++) Array.Fill(rows, (byte)0x80, y * (width + 1) + 1, width);
+        using var compressed = new MemoryStream();
+        using (var zlib = new System.IO.Compression.ZLibStream(compressed, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true)) zlib.Write(rows);
+        byte[] header = [.. BigEndian((uint)width), .. BigEndian((uint)height), 8, 0, 0, 0, 0];
+        return [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A, .. Chunk("IHDR", header), .. Chunk("IDAT", compressed.ToArray()), .. Chunk("IEND", [])];
     }
 
     // 7. Accessibility details

@@ -106,6 +106,7 @@ public sealed class ConversationTests(AppProcess app, Chromium chromium)
         await alicePage.GetByLabel("Group name").FillAsync("Planning 2027");
         await alicePage.GetByRole(AriaRole.Button, new() { Name = "Rename" }).ClickAsync();
         await Assertions.Expect(bobPage.Locator("#panel-title")).ToHaveTextAsync("Planning 2027");
+        await Assertions.Expect(bobPage).ToHaveTitleAsync(new Regex("Planning 2027 · AMS$"));   // the tab's too
         bobPage.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await bobPage.GetByText("Group settings").ClickAsync();
         await bobPage.GetByRole(AriaRole.Button, new() { Name = "Leave group" }).ClickAsync();
