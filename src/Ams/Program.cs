@@ -124,6 +124,9 @@ static WebApplication Build(string[] args, bool admin)
         });
     }
 
+    // Hosting's "Request starting" lines carry the whole URL, query included: a client that puts its
+    // token in `?access_token=` (refused) would have it written to the log at Information.
+    builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", level => level >= LogLevel.Warning);
     if (admin) builder.Logging.AddFilter((category, level) => level >= LogLevel.Warning);   // a command's output is its own
     else builder.Logging.AddFilter(StartupFailure.HostCategory, level => level >= (StartupFailure.Serving ? LogLevel.Warning : LogLevel.Critical));
     var app = builder.Build();

@@ -232,6 +232,25 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task A_token_sent_in_the_query_is_refused_and_not_logged_even_at_Debug()
+    {
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(
+            settings: new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = "Debug", ["Logging:LogLevel:Microsoft.AspNetCore"] = "Debug" },
+            services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var name = Api.UniqueName("qt");
+        await app.RegisterAsync(name);
+        var token = await app.LoginAsAsync(name, "q");
+        var pat = (await app.CreateTokenAsync(token))["token"].Str();
+        await app.CallAsync("GET", $"/api/me?access_token={pat}", null, null, 401);
+        await app.CallAsync("GET", $"/api/conversations?access_token={token}", null, null, 401);
+        Assert.Contains(logs.Lines, l => l.StartsWith("Debug Microsoft.AspNetCore.Routing"));   // Debug is really on
+        Assert.Contains(logs.Lines, l => l.Contains("/api/conversations"));
+        Assert.DoesNotContain(pat, logs.All);
+        Assert.DoesNotContain(token, logs.All);
+    }
+
+    [Fact]
     public async Task No_token_or_password_appears_in_responses_logs_or_Redis()
     {
         var logs = new CapturedLogs();
