@@ -138,6 +138,22 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     }
 
     [Fact]
+    public async Task A_used_code_stays_used_after_Redis_loses_its_data()
+    {
+        var user = await EnrolAsync();
+        var code = Code(user.Secret);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code }, null, 200);
+        var userId = (await (await app.GetAsync("/api/me", user.Token, 200)).JsonAsync())["id"]!.GetValue<string>();
+        await using (var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(services.Redis.ConnectionString))
+            Assert.True(await redis.GetDatabase().KeyDeleteAsync($"{Ams.Infrastructure.Redis.KeyPrefix}totp-step:{userId}"));
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code }, null, 401);
+        // The step before, never used, is refused too: taken steps only move forward.
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret, TimeSpan.FromSeconds(-30)) }, null, 401);
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret) }, null, 200);
+    }
+
+    [Fact]
     public async Task Once_a_step_is_accepted_that_step_and_the_one_before_are_refused_on_both_nodes()
     {
         var user = await EnrolAsync();

@@ -41,7 +41,7 @@ public sealed class RecoveryCodesEndpoint(MariaDb db, Totp totp, Passwords passw
         if (await totp.TryAttemptAsync(HttpContext, user.Id, null) is { } wait) return new Settings.LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync();
         var secret = user.TwoFactorEnabled ? await totp.SecretAsync(connection, user.Id) : null;
-        if (secret is null || !await passwords.VerifyAsync(user.PasswordHash, password) || !await totp.VerifyTotpAsync(user.Id, secret, code))
+        if (secret is null || !await passwords.VerifyAsync(user.PasswordHash, password) || !await totp.VerifyTotpAsync(connection, user.Id, secret, code))
             return new Settings.Refused();
         await totp.ResetAsync(user.Id);
         var (codes, hashes) = totp.NewRecoveryCodes(user.Id);

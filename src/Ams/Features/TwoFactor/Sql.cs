@@ -18,7 +18,7 @@ static class Sql
     {
         await using var upsert = new MySqlCommand("""
             INSERT INTO two_factor (user_id, secret, created_at) VALUES (@userId, @secret, @now)
-            ON DUPLICATE KEY UPDATE secret = VALUES(secret), created_at = VALUES(created_at)
+            ON DUPLICATE KEY UPDATE secret = VALUES(secret), created_at = VALUES(created_at), last_step = NULL
             """, connection);
         upsert.Parameters.AddWithValue("@userId", userId);
         upsert.Parameters.AddWithValue("@secret", sealedSecret);
@@ -52,6 +52,11 @@ static class Sql
         await connection.ExecuteAsync("DELETE FROM recovery_codes WHERE user_id = @userId", new { userId }, commandTimeout: connection.CommandTimeout());
         await transaction.CommitAsync();
     }
+
+    /// <summary>Takes a TOTP time step for this user: true only if it is later than every step taken before.</summary>
+    public static async Task<bool> TakeStepAsync(MySqlConnection connection, long userId, long step) =>
+        await connection.ExecuteAsync("UPDATE two_factor SET last_step = @step WHERE user_id = @userId AND (last_step IS NULL OR last_step < @step)",
+            new { userId, step }, commandTimeout: connection.CommandTimeout()) == 1;
 
     public static async Task<bool> HasRecoveryCodeAsync(MySqlConnection connection, long userId, string codeHash) =>
         await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM recovery_codes WHERE user_id = @userId AND code_hash = @codeHash",

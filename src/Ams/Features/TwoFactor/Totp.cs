@@ -17,8 +17,8 @@ public sealed class GuardOptions
 
 /// <summary>
 /// RFC 6238 codes (SHA-1, 6 digits, 30 s, ±1 step, server time only) with the guards around
-/// them: each accepted time step is remembered per user in Redis so a code works once on any
-/// node, failures are counted per account and per challenge, and recovery codes are single use.
+/// them: each accepted time step is remembered per user (in MariaDB, and in Redis for older nodes)
+/// so a code works once on any node, failures are counted per account and per challenge, and recovery codes are single use.
 /// Redis errors propagate (503): the guards fail closed.
 /// </summary>
 public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit redis, TimeProvider time, GuardOptions options, MasterKeys masterKeys)
@@ -101,10 +101,13 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit red
     public Task ResetAsync(long userId) => redis.CallAsync(AccountKey(userId), db => db.KeyDeleteAsync(AccountKey(userId)));
 
     /// <summary>A current TOTP code for this secret that this user has not used before.</summary>
-    public async Task<bool> VerifyTotpAsync(long userId, byte[] secret, string code)
+    public async Task<bool> VerifyTotpAsync(MySqlConnection connection, long userId, byte[] secret, string code)
     {
         if (!IsTotpCode(code)) return false;
         if (!new OtpNet.Totp(secret).VerifyTotp(time.GetUtcNow().UtcDateTime, code, out var step, OneStep)) return false;
+        // MariaDB keeps the step durably; Redis's copy is what nodes of 0.15 read, so a code used on
+        // one of them during a rolling update is refused here too.
+        if (!await Sql.TakeStepAsync(connection, userId, step)) return false;
         return (long)await redis.CallAsync($"{Redis.KeyPrefix}totp-step:{userId}", db => db.ScriptEvaluateAsync(AcceptStep, [$"{Redis.KeyPrefix}totp-step:{userId}"],
             [step, (long)TimeSpan.FromMinutes(5).TotalMilliseconds])) == 1;
     }
@@ -122,7 +125,7 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit red
     {
         if (IsTotpCode(code))
         {
-            if (!await VerifyTotpAsync(userId, secret, code)) return Verdict.Wrong;
+            if (!await VerifyTotpAsync(connection, userId, secret, code)) return Verdict.Wrong;
             return claim is null || await claim() ? Verdict.Right : Verdict.Unclaimed;
         }
         if (NormalizeRecoveryCode(code) is not { } recovery) return Verdict.Wrong;
