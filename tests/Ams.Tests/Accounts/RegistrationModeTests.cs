@@ -31,6 +31,20 @@ public sealed class RegistrationModeTests(Services services) : IClassFixture<Ser
         await app.Scenario(s => { s.Get.Url("/login"); s.StatusCodeShouldBe(200); });
     }
 
+    [Theory]
+    [InlineData("closed", "warning: Registration__Mode is closed here, so nobody can register")]
+    [InlineData("open", "note: Registration__Mode is open here, so anyone registers without a code")]
+    [InlineData("invite", "")]
+    public async Task Admin_invite_says_when_this_configuration_does_not_ask_for_codes(string mode, string said)
+    {
+        await using var app = await services.StartAppAsync(settings: [new("Registration:Mode", mode)]);
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        Assert.Equal(0, await Ams.Features.Admin.Cli.RunAsync(app.Services, ["invite"], new StringReader(""), stdout, stderr));
+        Assert.StartsWith("ami_", stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]);
+        if (said == "") Assert.Equal("", stderr.ToString());
+        else Assert.StartsWith(said, stderr.ToString());
+    }
+
     [Fact]
     public async Task Invite_codes_are_stored_hashed_and_refused_alike_when_missing_unknown_or_used()
     {

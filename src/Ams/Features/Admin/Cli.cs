@@ -43,6 +43,17 @@ public static class Cli
                     var code = await Register.Invites.CreateAsync(db, uses, time.UtcNowMillis());
                     stdout.WriteLine($"invite valid for {uses} registration{(uses == 1 ? "" : "s")} (shown once):");
                     stdout.WriteLine(code);
+                    // The code is made either way (the mode may be about to change), but an operator
+                    // handing it out should know it does nothing yet.
+                    switch (services.GetRequiredService<Register.RegistrationLimits>().Mode)
+                    {
+                        case Register.RegistrationMode.Closed:
+                            stderr.WriteLine("warning: Registration__Mode is closed here, so nobody can register, with this code or without, until it is invite.");
+                            break;
+                        case Register.RegistrationMode.Open:
+                            stderr.WriteLine("note: Registration__Mode is open here, so anyone registers without a code; codes are asked for only where it is invite.");
+                            break;
+                    }
                     return 0;
 
                 case ["create-user", var username, .. var rest] when !username.StartsWith('-'):
