@@ -190,6 +190,34 @@ public sealed class GroupManagementTests(Services services) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task Renaming_or_adding_as_one_leaves_in_a_request_of_ones_own_answers_200_or_404_never_500()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ra");
+        var bob = await app.MemberAsync("rb");
+        var carol = await app.MemberAsync("rc");
+        var seen = new List<string>();
+        for (var round = 0; round < 60; round++)
+        {
+            var group = await app.GroupAsync(alice, $"race {round}", bob);
+            // Alice renames as she leaves; Bob adds Carol as he leaves. Either may come first.
+            var rename = app.PatchAsync(Url(group), new { title = $"renamed {round}" }, alice.Token, null);
+            var aliceLeaves = app.DeleteAsync(MemberUrl(group, alice), alice.Token, 204);
+            var add = app.PostAsync($"{Url(group)}/members", new { username = carol.Name }, bob.Token, null);
+            var bobLeaves = app.DeleteAsync(MemberUrl(group, bob), bob.Token, 204);
+            await Task.WhenAll(aliceLeaves, bobLeaves);
+            foreach (var (call, answer) in new[] { ("rename", await rename), ("add", await add) })
+            {
+                var status = answer.Context.Response.StatusCode;
+                Assert.True(status is 200 or 404, $"{call} in round {round} answered {status}: {await answer.ReadAsTextAsync()}");
+                seen.Add($"{call} {status}");
+            }
+        }
+        Assert.Contains("rename 200", seen);
+        Assert.Contains("add 200", seen);
+    }
+
+    [Fact]
     public async Task Each_members_read_mark_is_part_of_the_conversation_and_survives_a_reload_on_another_node()
     {
         var node1 = await services.AppAsync();

@@ -49,6 +49,9 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, R
                 break;
         }
         if (told is not null) await conversations.PublishAsync(events, connection, id, told.Recipients, told.Seqs);
-        await Send.OkAsync(await presence.ApplyAsync((await Conversations.FindAsync(connection, envelope, me, id))!), ct);
+        // The caller may have left or been removed since, in a request of its own: to a non-member the
+        // group is not there, whatever this request changed before.
+        if (await Conversations.FindAsync(connection, envelope, me, id) is { } view) await Send.OkAsync(await presence.ApplyAsync(view), ct);
+        else await NotFound.ConversationAsync(HttpContext);
     }
 }

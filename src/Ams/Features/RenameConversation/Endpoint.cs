@@ -44,7 +44,10 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, EventLog events, Con
                 return;
             case Sql.Renamed done:
                 await conversations.PublishAsync(events, connection, id, done.Members, done.Seqs);
-                await Send.OkAsync(await presence.ApplyAsync((await Conversations.FindAsync(connection, envelope, me, id))!), ct);
+                // The caller may have left or been removed since, in a request of its own: to a non-member the
+                // group is not there, whatever this request changed before.
+                if (await Conversations.FindAsync(connection, envelope, me, id) is { } view) await Send.OkAsync(await presence.ApplyAsync(view), ct);
+                else await NotFound.ConversationAsync(HttpContext);
                 return;
         }
     }
