@@ -230,6 +230,56 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
         Assert.DoesNotContain(secretKey, logs.All);
     }
 
+    const string Usage = "\"bitsLeft\":249000,\"requestsLeft\":999";
+
+    [Theory]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"result\":{\"random\":{\"data\":[]}," + Usage + "},\"id\":1}", "could not be read: result.random.data is not one blob")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"result\":{\"random\":{\"data\":[null]}," + Usage + "},\"id\":1}", "could not be read: result.random.data is not one blob")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"result\":{\"random\":{\"data\":[\"%%%\"]}," + Usage + "},\"id\":1}", "could not be read: the blob is not base64")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"result\":{\"random\":{\"data\":\"AAAA\"}," + Usage + "},\"id\":1}", "could not be read: no data")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"id\":1}", "could not be read: no result")]
+    [InlineData("[1,2,3]", "could not be read: no result")]
+    [InlineData("<html>busy</html>", "could not be read: not JSON")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"error\":\"down\",\"id\":1}", "random.org error 0: no message")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":503,\"message\":\"key test-key-0123456789 is\\nbusy\"},\"id\":1}", "random.org error 503: key [API key] is busy")]
+    public async Task An_answer_that_is_not_a_blob_is_one_failure_with_back_off_and_the_node_serves_on(string reply, string said)
+    {
+        await using var app = await NodeAsync();
+        var refiller = app.Services.GetRequiredService<Refiller>();
+        randomOrg.Reply = System.Text.Encoding.UTF8.GetBytes(reply);
+        Assert.Equal(Refiller.Outcome.Failed, await refiller.RefillOnceAsync(default));
+        var error = (await StatusAsync(app))["randomOrg"]!["lastError"]!.GetValue<string>();
+        Assert.Contains(said, error);
+        Assert.DoesNotContain("unreachable", error);   // it answered
+        Assert.Equal(Refiller.Outcome.Waiting, await refiller.RefillOnceAsync(default));
+        Assert.Single(logs.Lines, l => l.Contains("Entropy refill failed") && l.Contains(said));
+        Assert.DoesNotContain(FakeRandomOrg.ValidKey, logs.All);
+        await app.NewUserTokenAsync("srv");   // sign-ups (keys, salts) go on with the OS's randomness
+    }
+
+    [Fact]
+    public async Task An_answer_over_a_mebibyte_is_refused_before_it_is_held()
+    {
+        await using var app = await NodeAsync();
+        randomOrg.Reply = System.Text.Encoding.UTF8.GetBytes("{\"jsonrpc\":\"2.0\",\"result\":{\"random\":{\"data\":[\"" + new string('A', 3 << 20) + "\"]}},\"id\":1}");
+        Assert.Equal(Refiller.Outcome.Failed, await app.Services.GetRequiredService<Refiller>().RefillOnceAsync(default));
+        Assert.Contains("could not be read: larger than 1024 KiB", (await StatusAsync(app))["randomOrg"]!["lastError"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task An_advisory_delay_over_ten_minutes_is_obeyed_for_ten_minutes()
+    {
+        await using var app = await NodeAsync(extra: new() { ["Entropy:PoolLowWaterBytes"] = "100000" });
+        var refiller = app.Services.GetRequiredService<Refiller>();
+        randomOrg.AdvisoryDelayMs = int.MaxValue;   // 24.8 days
+        Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));
+        randomOrg.AdvisoryDelayMs = 0;
+        clock.Advance(TimeSpan.FromMinutes(9));
+        Assert.Equal(Refiller.Outcome.Waiting, await refiller.RefillOnceAsync(default));
+        clock.Advance(TimeSpan.FromMinutes(1.1));
+        Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));
+    }
+
     [Theory]
     [InlineData(BlobKind.Zeros)]
     [InlineData(BlobKind.Repeated)]

@@ -46,6 +46,7 @@ public sealed class FakeRandomOrg : IAsyncDisposable
     TimeSpan delay;
     bool hang;
     BlobKind blobs = BlobKind.Random;
+    byte[]? reply;
     int advisoryDelayMs;
     long bitsLeft = 250_000;
     long requestsLeft = 1_000;
@@ -78,6 +79,9 @@ public sealed class FakeRandomOrg : IAsyncDisposable
     public bool Hang { get => Volatile.Read(ref hang); set => Volatile.Write(ref hang, value); }
 
     public BlobKind Blobs { get { lock (gate) return blobs; } set { lock (gate) blobs = value; } }
+
+    /// <summary>When set, every call is answered with exactly these bytes (HTTP 200, application/json), whatever it asked.</summary>
+    public byte[]? Reply { get { lock (gate) return reply; } set { lock (gate) reply = value; } }
 
     /// <summary>Returned as advisoryDelay (ms) in generateBlobs results.</summary>
     public int AdvisoryDelayMs { get { lock (gate) return advisoryDelayMs; } set { lock (gate) advisoryDelayMs = value; } }
@@ -166,7 +170,7 @@ public sealed class FakeRandomOrg : IAsyncDisposable
             var wait = Delay;
             if (wait > TimeSpan.Zero) await Task.Delay(wait, ct);
 
-            var response = Process(body);
+            var response = Reply ?? Process(body);
             context.Response.StatusCode = StatusCodes.Status200OK;
             context.Response.ContentType = "application/json";
             await context.Response.Body.WriteAsync(response, ct);

@@ -65,14 +65,17 @@ public sealed class Refiller(RandomOrgClient client, Pool pool, EntropyMixer mix
             // A configuration error: say so in /api/entropy and the log (never the key), and ask rarely.
             await FailAsync(db, $"API key rejected (check RandomOrg__ApiKey): {e.Message}", now + TimeSpan.FromHours(1), LogLevel.Error);
         }
-        catch (Exception e) when (e is RandomOrgException or HttpRequestException or JsonException or FormatException
-                                      or KeyNotFoundException or InvalidOperationException
-                                      || e is TaskCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is RandomOrgException or HttpRequestException || e is OperationCanceledException && !ct.IsCancellationRequested)
         {
             var failures = await db.HashIncrementAsync(StatusKey, "failures");
             var backOff = TimeSpan.FromSeconds(Math.Min(30 * Math.Pow(2, failures - 1), 1800));
-            var reason = e is TaskCanceledException ? $"timed out after {randomOrg.Timeout.TotalSeconds:F0} s" : e.Message;
-            await FailAsync(db, $"random.org unreachable: {reason}", now + backOff, LogLevel.Warning);
+            var reason = e switch
+            {
+                RandomOrgException answered => answered.Message,   // it answered, but not with a blob
+                OperationCanceledException => $"random.org unreachable: timed out after {randomOrg.Timeout.TotalSeconds:F0} s",
+                _ => $"random.org unreachable: {e.Message}",
+            };
+            await FailAsync(db, reason, now + backOff, LogLevel.Warning);
         }
         finally
         {
@@ -123,6 +126,12 @@ public sealed class Service(Refiller refiller, EntropyOptions options, TimeProvi
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
                 logger.LogWarning("Entropy tick skipped: Redis unavailable ({Message})", e.Message);
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                // Whatever went wrong, the node serves on with OS randomness: a failed background
+                // service would stop the host.
+                logger.LogError("Entropy tick failed: {Type}: {Message}", e.GetType().Name, e.Message);
             }
             try { await Task.Delay(options.TickInterval, time, stoppingToken); }
             catch (OperationCanceledException) { break; }
