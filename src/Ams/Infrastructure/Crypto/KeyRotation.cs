@@ -66,9 +66,16 @@ public static class KeyRotation
         // DISTINCT reads the kek_id index by its groups, not every data key.
         var kekIds = (await connection.QueryAsync<string>("SELECT DISTINCT kek_id FROM data_keys", commandTimeout: connection.CommandTimeout())).ToList();
         foreach (var kekId in kekIds)
-            if (masterKeys.TryGet(kekId, out var kek) && await SampleAsync(connection, kekId, ct) is { } row && Envelope.Unwrap(row.Wrapped, row.Id, row.KekId, kek) is null)
+        {
+            if (!masterKeys.TryGet(kekId, out var kek)) continue;
+            // Several, so that one damaged row (shown as undecryptable where it is used) does not
+            // keep every node from starting.
+            var sample = await SampleAsync(connection, kekId, ct);
+            if (sample.Count > 0 && sample.All(row => Envelope.Unwrap(row.Wrapped, row.Id, row.KekId, kek) is null))
                 throw new ConfigurationException(
-                    $"Crypto:MasterKeys key '{kekId}' does not open the data keys wrapped under that id: it is not the key they were wrapped with.");
+                    $"Crypto:MasterKeys key '{kekId}' opens none of the {sample.Count} data keys tried of those wrapped under that id: " +
+                    "it is not the key they were wrapped with (or every row tried is damaged).");
+        }
         var unlisted = kekIds.Where(id => !masterKeys.TryGet(id, out _)).Order(StringComparer.Ordinal).ToList();
         if (unlisted.Count == 0) return;
         long count = 0;
@@ -82,13 +89,12 @@ public static class KeyRotation
 
     sealed record Row(byte[] Id, string KekId, byte[] Wrapped);
 
-    /// <summary>One data key wrapped under <paramref name="kekId"/>, to try the configured key on.</summary>
-    static async Task<Row?> SampleAsync(MySqlConnection connection, string kekId, CancellationToken ct)
+    /// <summary>Up to eight data keys wrapped under <paramref name="kekId"/>, to try the configured key on.</summary>
+    static async Task<List<Row>> SampleAsync(MySqlConnection connection, string kekId, CancellationToken ct)
     {
-        await using var select = new MySqlCommand("SELECT id, kek_id, wrapped FROM data_keys WHERE kek_id = @kekId LIMIT 1", connection);
+        await using var select = new MySqlCommand("SELECT id, kek_id, wrapped FROM data_keys WHERE kek_id = @kekId LIMIT 8", connection);
         select.Parameters.AddWithValue("@kekId", kekId);
-        await using var reader = await select.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct) ? new Row((byte[])reader.GetValue(0), reader.GetString(1), (byte[])reader.GetValue(2)) : null;
+        return await RowsAsync(select, ct);
     }
 
     // Plain MySqlCommand: Dapper.AOT would expand a byte[] parameter as a list.
@@ -98,6 +104,11 @@ public static class KeyRotation
             "SELECT id, kek_id, wrapped FROM data_keys WHERE kek_id <> @primary AND id > @after ORDER BY id LIMIT " + BatchSize, connection);
         select.Parameters.AddWithValue("@primary", primary);
         select.Parameters.AddWithValue("@after", after);
+        return await RowsAsync(select, ct);
+    }
+
+    static async Task<List<Row>> RowsAsync(MySqlCommand select, CancellationToken ct)
+    {
         var rows = new List<Row>();
         await using var reader = await select.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
