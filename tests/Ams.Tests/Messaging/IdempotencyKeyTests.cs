@@ -67,6 +67,34 @@ public sealed class IdempotencyKeyTests(Services services) : IClassFixture<Servi
     }
 
     [Fact]
+    public async Task The_stored_request_is_keyed_so_a_dump_confirms_no_guessed_body_and_a_repeat_matches_across_a_key_rotation()
+    {
+        // A database of its own: a node listing another key first writes data keys under it.
+        var database = "idemkey_" + Guid.NewGuid().ToString("N")[..8];
+        async Task<string> SqlAsync(string sql) =>
+            (await services.MariaDb.ExecuteAsRootAsync($"USE `{database}`; {sql}")).Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1].Trim();
+        await using var node1 = await services.StartAppAsync(database);
+        var alice = await node1.MemberAsync("ikh");
+        var bob = await node1.MemberAsync("iki");
+        var group = await node1.GroupAsync(alice, "keyed", bob);
+        var body = new { conversationId = group.Id(), body = "PIN 4711" };
+        var first = await (await SendWithKeyAsync(node1, alice, body, "pin-1", 201)).JsonAsync();
+
+        var stored = await SqlAsync($"SELECT request_sha256 FROM idempotency_keys WHERE message_id = {first.Id()}");
+        Assert.Matches("^[0-9a-f]{64}$", stored);
+        // What the send asked for, encoded as the node encodes it (length-prefixed fields): its plain hash is not what is kept.
+        var request = $"{group.Id().Length}:{group.Id()}0:8:PIN 47110:";
+        Assert.NotEqual(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(request))), stored);
+
+        // A node that has moved to a new master key (the old one listed second) still knows the repeat.
+        var newKey = "next:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        await using var rotated = await services.StartAppAsync(database, new Dictionary<string, string?> { ["Crypto:MasterKeys"] = $"{newKey},{Services.MasterKeys}" });
+        Assert.Equal(first.Id(), (await (await SendWithKeyAsync(rotated, alice, body, "pin-1", 201)).JsonAsync()).Id());
+        await SendWithKeyAsync(rotated, alice, new { conversationId = group.Id(), body = "PIN 4712" }, "pin-1", 422);
+        Assert.Equal("1", await SqlAsync($"SELECT COUNT(*) FROM messages WHERE conversation_id = {group.Id()}"));
+    }
+
+    [Fact]
     public async Task A_repeat_whose_message_is_gone_is_404_not_a_reused_key_and_sends_nothing()
     {
         var app = await services.AppAsync();

@@ -16,7 +16,7 @@ namespace Ams.Features.SendMessage;
 /// conversation.
 /// </summary>
 public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, MessageEvents messages, Throttle throttle, Envelope envelope,
-    MariaDbCircuit circuit, TimeProvider time, ILogger<Endpoint> logger)
+    MariaDbCircuit circuit, MasterKeys masterKeys, TimeProvider time, ILogger<Endpoint> logger)
     : Endpoint<Request, MessageView>
 {
     abstract record Outcome;
@@ -50,7 +50,7 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
             await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, errors[0]);
             return;
         }
-        if (!IdempotencyKeys.TryRead(HttpContext.Request, req, out var key))
+        if (!IdempotencyKeys.TryRead(HttpContext.Request, req, masterKeys, out var key))
         {
             await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, "Invalid Idempotency-Key",
                 $"{IdempotencyKeys.Header} must be one value of 1 to {IdempotencyKeys.MaxLength} visible ASCII characters.");
@@ -173,7 +173,7 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
     /// <summary>What an earlier send with this key gets again: its message as it is now, or 422 for a different request.</summary>
     Task<Outcome?> EarlierSendAsync(long me, IdempotencyKeys.Key key, CancellationToken ct) => db.ReadUnlessHungAsync<Outcome?>(async connection =>
     {
-        if (await IdempotencyKeys.FindAsync(connection, me, key, time.UtcNowMillis()) is not { } earlier) return null;
+        if (await IdempotencyKeys.FindAsync(connection, me, key, masterKeys, time.UtcNowMillis()) is not { } earlier) return null;
         if (!earlier.SameRequest) return new KeyReused();
         var views = await MessageRow.LoadAsync(connection, envelope, [earlier.MessageId], me);
         return views.TryGetValue(earlier.MessageId, out var view) ? new Sent(view) : new NoConversation();

@@ -189,7 +189,7 @@ static class Sql
             {
                 idempotencyKeys.Append(CultureInfo.InvariantCulture, $"{(idempotencyKeys.Length > 0 ? "," : "")}({sender},@ik{i},@ih{i},{ids[i]},@keyedAt)");
                 second.Parameters.AddWithValue($"@ik{i}", idempotency.Value);
-                second.Parameters.AddWithValue($"@ih{i}", idempotency.RequestSha256);
+                second.Parameters.AddWithValue($"@ih{i}", idempotency.RequestHmac);
             }
             for (var p = 0; p < batch[i].Attachments.Length; p++)
                 links.Add(string.Create(CultureInfo.InvariantCulture, $"{{\"a\":{batch[i].Attachments[p]},\"m\":{ids[i]},\"p\":{p},\"s\":{sender}}}"));
