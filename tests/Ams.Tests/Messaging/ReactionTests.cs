@@ -28,6 +28,39 @@ public sealed class ReactionTests(Services services) : IClassFixture<Services>
      InlineData("\u20e3"), InlineData("�"), InlineData(null)]
     public void Anything_else_is_not(string? text) => Assert.False(Emoji.IsOne(text), text);
 
+    [Theory]
+    [InlineData("❤", "❤\ufe0f"), InlineData("❤\ufe0f", "❤\ufe0f"), InlineData("👍\ufe0f", "👍"), InlineData("👍", "👍"), InlineData("☺", "☺\ufe0f"),
+     InlineData("☝🏻", "☝🏻"), InlineData("☝\ufe0f🏻", "☝🏻"), InlineData("1⃣", "1\ufe0f⃣"), InlineData("1\ufe0f⃣", "1\ufe0f⃣"),
+     InlineData("🏳\u200D🌈", "🏳\ufe0f\u200D🌈"), InlineData("❤\ufe0f\u200D🔥", "❤\ufe0f\u200D🔥"), InlineData("❤\u200D🔥", "❤\ufe0f\u200D🔥"),
+     InlineData("👨\ufe0f\u200D👩\u200D👧", "👨\u200D👩\u200D👧"), InlineData("🇫🇷", "🇫🇷"), InlineData("🏴󠁧󠁢󠁳󠁣󠁴󠁿", "🏴󠁧󠁢󠁳󠁣󠁴󠁿"), InlineData("👁\u200D🗨", "👁\ufe0f\u200D🗨\ufe0f")]
+    public void Each_emoji_has_one_spelling_and_it_is_still_one_emoji(string given, string canonical)
+    {
+        Assert.Equal(canonical, Emoji.Canonical(given));
+        Assert.True(Emoji.IsOne(Emoji.Canonical(given)), given);
+    }
+
+    [Fact]
+    public async Task The_same_emoji_with_or_without_its_variation_selector_is_one_reaction()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("kv");
+        var bob = await app.MemberAsync("kw");
+        var direct = await app.DirectAsync(alice, bob);
+        var message = await app.SendAsync(alice, direct.Id(), "one heart");
+        await using var bobs = await SseClient.OpenAsync(app, bob.Token);
+        await PutAsync(app, Url(message, "❤"), alice.Token, 204);
+        await PutAsync(app, Url(message, "❤\ufe0f"), alice.Token, 204);   // the same reaction: nothing changes
+        await PutAsync(app, Url(message, "❤\ufe0f"), bob.Token, 204);
+        Chat.SameJson(new JsonArray(new JsonObject { ["emoji"] = "❤\ufe0f", ["count"] = 2, ["me"] = true }),
+            (await app.HistoryAsync(bob, direct.Id()))[0]["reactions"], "bob's history");
+        Assert.Equal(["❤\ufe0f", "❤\ufe0f"], new[] { JsonNode.Parse((await bobs.NextOfAsync("reaction")).Data)!["emoji"].Str(), JsonNode.Parse((await bobs.NextOfAsync("reaction")).Data)!["emoji"].Str() });
+        await app.DeleteAsync(Url(message, "❤"), alice.Token, 204);   // taken back in the other spelling
+        Chat.SameJson(new JsonArray(new JsonObject { ["emoji"] = "❤\ufe0f", ["count"] = 1, ["me"] = true }),
+            (await app.HistoryAsync(bob, direct.Id()))[0]["reactions"], "bob's history after alice took hers back");
+        var takenBack = JsonNode.Parse((await bobs.NextOfAsync("reaction")).Data)!;
+        Assert.Equal(("❤\ufe0f", alice.Name, false), (takenBack["emoji"].Str(), takenBack["username"].Str(), takenBack["added"]!.GetValue<bool>()));
+    }
+
     [Fact]
     public void A_long_run_of_joined_emoji_is_not_one_emoji() =>
         Assert.False(Emoji.IsOne(string.Join("\u200D", Enumerable.Repeat("👍", 9))));

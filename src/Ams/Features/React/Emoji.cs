@@ -56,13 +56,50 @@ public static class Emoji
         }
     }
 
+    // Emoji outside the BMP that are text by default (Emoji_Presentation=No, UTS #51), so are
+    // pictures only with VS16. Every emoji in the BMP is treated so (VS16 is harmless where redundant).
+    static readonly (int From, int To)[] TextDefault =
+    [
+        (0x1F170, 0x1F171), (0x1F17E, 0x1F17F), (0x1F202, 0x1F202), (0x1F237, 0x1F237), (0x1F321, 0x1F321), (0x1F324, 0x1F32C),
+        (0x1F336, 0x1F336), (0x1F37D, 0x1F37D), (0x1F396, 0x1F397), (0x1F399, 0x1F39B), (0x1F39E, 0x1F39F), (0x1F3CB, 0x1F3CE),
+        (0x1F3D4, 0x1F3DF), (0x1F3F3, 0x1F3F3), (0x1F3F5, 0x1F3F5), (0x1F3F7, 0x1F3F7), (0x1F43F, 0x1F43F), (0x1F441, 0x1F441),
+        (0x1F4FD, 0x1F4FD), (0x1F549, 0x1F54A), (0x1F56F, 0x1F570), (0x1F573, 0x1F579), (0x1F587, 0x1F587), (0x1F58A, 0x1F58D),
+        (0x1F590, 0x1F590), (0x1F5A5, 0x1F5A5), (0x1F5A8, 0x1F5A8), (0x1F5B1, 0x1F5B2), (0x1F5BC, 0x1F5BC), (0x1F5C2, 0x1F5C4),
+        (0x1F5D1, 0x1F5D3), (0x1F5DC, 0x1F5DE), (0x1F5E1, 0x1F5E1), (0x1F5E3, 0x1F5E3), (0x1F5E8, 0x1F5E8), (0x1F5EF, 0x1F5EF),
+        (0x1F5F3, 0x1F5F3), (0x1F5FA, 0x1F5FA), (0x1F6CB, 0x1F6CB), (0x1F6CD, 0x1F6CF), (0x1F6E0, 0x1F6E5), (0x1F6E9, 0x1F6E9),
+        (0x1F6F0, 0x1F6F0), (0x1F6F3, 0x1F6F3),
+    ];
+
+    /// <summary>
+    /// One spelling per emoji, for <see cref="IsOne"/>'s emoji: keyboards send ❤ with VS16 or
+    /// without, 👍 with a redundant one, and each was a reaction of its own. VS16 goes after every
+    /// element that is text by default and nowhere else (nor before a skin tone, which makes it a
+    /// picture already): the fully-qualified form for the common ones.
+    /// </summary>
+    public static string Canonical(string emoji)
+    {
+        var runes = emoji.EnumerateRunes().Where(r => r.Value != Vs16).ToArray();
+        var text = new StringBuilder(emoji.Length + 2);
+        for (var i = 0; i < runes.Length; i++)
+        {
+            text.Append(runes[i].ToString());
+            var value = runes[i].Value;
+            var textDefault = value is not (Zwj or Keycap) && (value < 0x10000 || InRanges(value, TextDefault));
+            var skinTone = i + 1 < runes.Length && runes[i + 1].Value is >= 0x1F3FB and <= 0x1F3FF;
+            if (textDefault && !skinTone) text.Append((char)Vs16);
+        }
+        return text.ToString();
+    }
+
     static bool IsRegionalIndicator(int rune) => rune is >= 0x1F1E6 and <= 0x1F1FF;
 
     static bool IsKeycapBase(int rune) => rune is >= '0' and <= '9' or '#' or '*';
 
-    static bool IsBase(int rune)
+    static bool IsBase(int rune) => InRanges(rune, Bases);
+
+    static bool InRanges(int rune, (int From, int To)[] ranges)
     {
-        foreach (var (from, to) in Bases)
+        foreach (var (from, to) in ranges)
             if (rune >= from && rune <= to) return true;
         return false;
     }

@@ -19,12 +19,13 @@ public abstract class ReactionEndpoint(MariaDb db, EventLog events, ReactionEven
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        var emoji = Route<string>("emoji", isRequired: false);
-        if (!Emoji.IsOne(emoji))
+        var given = Route<string>("emoji", isRequired: false);
+        if (!Emoji.IsOne(given))
         {
             AddError(new FluentValidation.Results.ValidationFailure("emoji", "emoji must be exactly one emoji."));
             ThrowIfAnyErrors();
         }
+        var emoji = Emoji.Canonical(given!);
         if (!Ids.TryParse(Route<string>("id", isRequired: false), out var id))
         {
             await NotFound.MessageAsync(HttpContext);
@@ -37,14 +38,14 @@ public abstract class ReactionEndpoint(MariaDb db, EventLog events, ReactionEven
             return;
         }
         await using var connection = await db.OpenConnectionAsync(ct);
-        switch (await Sql.SetAsync(connection, me, id, emoji!, Add, time.UtcNowMillis()))
+        switch (await Sql.SetAsync(connection, me, id, emoji, Add, time.UtcNowMillis()))
         {
             case Sql.NotFound:
                 await NotFound.MessageAsync(HttpContext);
                 return;
             case Sql.Changed done:
                 await events.PublishAsync(reactions.Live(done.Members, done.Seqs,
-                    new ReactionChange(Ids.Of(id), Ids.Of(done.ConversationId), emoji!, done.Username, Add)));
+                    new ReactionChange(Ids.Of(id), Ids.Of(done.ConversationId), emoji, done.Username, Add)));
                 break;
         }
         await Send.NoContentAsync(ct);
