@@ -16,6 +16,21 @@ public sealed class ReadTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_deleted_message_is_not_unread()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("rd");
+        var bob = await app.MemberAsync("re");
+        var direct = await app.DirectAsync(alice, bob);
+        var sent = new List<JsonObject>();
+        for (var i = 0; i < 3; i++) sent.Add(await app.SendAsync(alice, direct.Id(), $"oops {i}"));
+        Assert.Equal(3, await UnreadAsync(app, bob, direct.Id()));
+        await app.DeleteAsync($"/api/messages/{sent[0].Id()}", alice.Token, 204);
+        await app.DeleteAsync($"/api/messages/{sent[2].Id()}", alice.Token, 204);
+        Assert.Equal(1, await UnreadAsync(app, bob, direct.Id()));
+    }
+
+    [Fact]
     public async Task Reading_up_to_the_last_message_clears_unread_for_the_reader_only()
     {
         var app = await services.AppAsync();

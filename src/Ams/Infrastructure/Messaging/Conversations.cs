@@ -35,7 +35,7 @@ public static class Conversations
                (SELECT o.username FROM users o WHERE o.id = c.owner_id) AS Owner, c.last_message_id AS LastMessageId,
                cm.joined_after_message_id AS JoinedAfter,
                (SELECT COUNT(*) FROM messages m
-                 WHERE m.conversation_id = c.id AND m.sender_id <> cm.user_id
+                 WHERE m.conversation_id = c.id AND m.sender_id <> cm.user_id AND m.deleted_at IS NULL
                    AND m.id > GREATEST(cm.last_read_message_id, cm.joined_after_message_id)) AS Unread
         FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id
         """;
