@@ -23,6 +23,23 @@ public static class Text
         return true;
     }
 
+    /// <summary>
+    /// True when nothing in it shows: only spaces, format characters (zero-width space, joiners,
+    /// byte-order mark, direction marks), control characters, variation selectors and the blank
+    /// fillers. A name or title like that reads as missing, or as someone else's.
+    /// </summary>
+    public static bool IsBlank(string value)
+    {
+        foreach (var rune in value.EnumerateRunes())
+        {
+            var invisible = Rune.IsWhiteSpace(rune)
+                || Rune.GetUnicodeCategory(rune) is System.Globalization.UnicodeCategory.Format or System.Globalization.UnicodeCategory.Control
+                || rune.Value is >= 0xFE00 and <= 0xFE0F or >= 0xE0100 and <= 0xE01EF or 0x115F or 0x1160 or 0x3164 or 0xFFA0 or 0x2800;
+            if (!invisible) return false;
+        }
+        return true;
+    }
+
     /// <summary>Control characters and the bidirectional overrides used to disguise names.</summary>
     public static bool HasControlCharacters(string value) => value.Any(c =>
         char.IsControl(c) || c is >= '\u202A' and <= '\u202E' or >= '\u2066' and <= '\u2069');

@@ -75,6 +75,8 @@ public sealed class RegisterTests(Services services) : IClassFixture<Services>
         { "valid_name", Api.Password, new string('d', 65), "displayName" },
         { "valid_name", Api.Password, "tab\there", "displayName" },
         { "valid_name", Api.Password, "evil\u202Eeman", "displayName" },
+        { "valid_name", Api.Password, "\u200B", "displayName" },          // zero-width space
+        { "valid_name", Api.Password, "\u3164\uFE0F", "displayName" },   // a blank filler and a variation selector
     };
 
     [Theory]

@@ -91,6 +91,22 @@ public sealed class ConversationTests(Services services) : IClassFixture<Service
         Assert.Equal(first.Id(), (await result.JsonAsync()).Id());
     }
 
+    [Theory]
+    [InlineData("\u200B"), InlineData("\uFEFF"), InlineData("\u200D\u200D"), InlineData("\u061C"), InlineData(" \u200B\u2800 "), InlineData("\u3164")]
+    public async Task A_title_with_nothing_visible_is_400_when_made_and_when_renamed(string title)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ia");
+        var bob = await app.MemberAsync("ib");
+        var made = await app.PostAsync("/api/conversations", new { members = new[] { bob.Name }, title }, alice.Token, 400);
+        Assert.Equal(["title"], Api.ErrorNames(await made.ProblemAsync(400)));
+        var group = await app.GroupAsync(alice, "  spaced  ", bob);
+        Assert.Equal("spaced", group["title"].Str());   // trimmed when made, as when renamed
+        var renamed = await app.PatchAsync($"/api/conversations/{group.Id()}", new { title }, alice.Token, 400);
+        Assert.Equal(["title"], Api.ErrorNames(await renamed.ProblemAsync(400)));
+        Assert.Equal("spaced", (await app.ConversationAsync(bob, group.Id()))["title"].Str());
+    }
+
     [Fact]
     public async Task One_other_member_with_a_title_is_a_group_not_the_direct_conversation()
     {

@@ -105,7 +105,7 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, R
             var (direct, created) = await Conversations.FindOrCreateDirectAsync(connection, me, others[0], time.UtcNowMillis());
             return (direct, created, null);
         }
-        var group = await Sql.CreateGroupAsync(connection, req.Title, [me, .. others], time.UtcNowMillis());
+        var group = await Sql.CreateGroupAsync(connection, req.Title?.Trim(), [me, .. others], time.UtcNowMillis());
         await conversations.PublishAsync(events, connection, group.Id, group.Members, group.Seqs);
         return (group.Id, true, null);
     }

@@ -23,8 +23,8 @@ public sealed class Validator : Validator<Request>
         RuleForEach(r => r.Members).NotEmpty().WithMessage("Member usernames must not be empty.")
             .MaximumLength(64).WithMessage("Member username is too long.");
         RuleFor(r => r.Title!)
-            .Must(t => Text.IsWellFormed(t) && Text.Length(t) is >= 1 and <= 100 && !string.IsNullOrWhiteSpace(t))
-                .WithMessage("Title must be 1–100 characters.")
+            .Must(t => Text.IsWellFormed(t) && Text.Length(t) is >= 1 and <= 100 && !Text.IsBlank(t))
+                .WithMessage("Title must be 1–100 characters, not all invisible.")
             .Must(t => !Text.HasControlCharacters(t)).WithMessage("Title must not contain control characters.")
             .When(r => r.Title is not null);
     }

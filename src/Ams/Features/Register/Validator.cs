@@ -25,7 +25,7 @@ public sealed class Validator : Validator<Request>
             .Must((r, p) => !string.Equals(p, r.Username, StringComparison.OrdinalIgnoreCase)).WithMessage("Password must not be the username.");
         RuleFor(r => r.DisplayName!)
             .Must(Text.IsWellFormed).WithMessage("Display name contains invalid Unicode.")
-            .Must(d => Text.Length(d) is >= 1 and <= 64 && !string.IsNullOrWhiteSpace(d)).WithMessage("Display name must be 1–64 characters.")
+            .Must(d => Text.Length(d) is >= 1 and <= 64 && !Text.IsBlank(d)).WithMessage("Display name must be 1–64 characters, not all invisible.")
             .Must(d => !Text.HasControlCharacters(d)).WithMessage("Display name must not contain control characters.")
             .When(r => r.DisplayName is not null);
     }
