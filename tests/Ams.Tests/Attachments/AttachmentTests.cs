@@ -460,6 +460,21 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_quote_escaped_with_a_backslash_in_filename_is_a_quote()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("fb");
+        // What curl sends for a file named say "hi".txt: RFC 9110's quoted-string escape.
+        var content = Files.Multipart([1, 2, 3], null);
+        var text = Encoding.UTF8.GetString(await content.ReadAsByteArrayAsync()).Replace("name=\"file\"", "name=\"file\"; filename=\"say \\\"hi\\\".txt\"");
+        var upload = new ByteArrayContent(Encoding.UTF8.GetBytes(text));
+        upload.Headers.ContentType = content.Headers.ContentType;
+        using var response = await app.UploadRawAsync(alice.Token, upload);
+        Assert.Equal(201, (int)response.StatusCode);
+        Assert.Equal("say \"hi\".txt", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["name"].Str());
+    }
+
+    [Fact]
     public void Long_names_are_cut_without_splitting_characters()
     {
         var name = string.Concat(Enumerable.Repeat("😀", 150)) + ".txt";

@@ -100,7 +100,7 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
                 && HeaderUtilities.RemoveQuotes(disposition.Name).Equals("file", StringComparison.Ordinal))
             {
                 var name = FileNames.Clean(disposition.FileNameStar.HasValue ? disposition.FileNameStar.Value
-                    : FileNames.FromFormEncoding(HeaderUtilities.RemoveQuotes(disposition.FileName).Value));
+                    : FileNames.FromFormEncoding(HeaderUtilities.UnescapeAsQuotedString(disposition.FileName).Value));
                 return await StoreAsync(me, name, section.Body, ct);
             }
             await Reading(async () => { await section.Body.CopyToAsync(Stream.Null, ct); return 0; });   // another part: skipped (the server's limit still applies)
