@@ -137,8 +137,9 @@ public sealed class ConversationLimitTests(Services services) : IClassFixture<Se
         Assert.Empty((await (await app.GetAsync($"/api/conversations?limit=2&before={ids[^1]}", alice.Token, 200)).JsonAsync()).AsArray());
         foreach (var bad in new[] { "limit=0", "limit=201", "limit=x", "before=abc" })
             await (await app.GetAsync($"/api/conversations?{bad}", alice.Token, 400)).ProblemAsync(400);
-        // Another user's conversation is no cursor.
+        // Another user's conversation, or none, is no cursor: a 404, where an empty page would read as the end.
         var stranger = await app.MemberAsync("pg");
-        Assert.Empty((await (await app.GetAsync($"/api/conversations?before={ids[0]}", stranger.Token, 200)).JsonAsync()).AsArray());
+        foreach (var cursor in new[] { ids[0], "999999999" })
+            Assert.Equal("Conversation not found", (await (await app.GetAsync($"/api/conversations?before={cursor}", stranger.Token, 404)).ProblemAsync(404))["title"].Str());
     }
 }

@@ -21,7 +21,8 @@ public sealed class ListFragment(MariaDb db, Envelope envelope) : EndpointWithou
         foreach (var error in errors) AddError(error);
         ThrowIfAnyErrors();
         var user = (await Users.FindByIdAsync(db, User.UserId(), ct))!;
-        var page = await db.ReadUnlessHungAsync(connection => Inbox.Sql.ListAsync(connection, envelope, user.Id, limit + 1, before), ct);
+        // A list whose last conversation is gone (left meanwhile) just shows no older ones.
+        var page = await db.ReadUnlessHungAsync(connection => Inbox.Sql.ListAsync(connection, envelope, user.Id, limit + 1, before), ct) ?? [];
         var active = HttpContext.Request.Query["active"].ToString();
         await Send.StringAsync(Fragments.ConversationList(page, limit, user.Username, active).Value, 200, "text/html; charset=utf-8", ct);
     }

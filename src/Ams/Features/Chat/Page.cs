@@ -27,7 +27,7 @@ public sealed class Page(MariaDb db, Envelope envelope, Presence presence) : End
             // Read before the page's content: the stream replays from here, so whatever happens while
             // the page renders still arrives (app.js drops what the page already shows).
             var after = await EventLog.LatestAsync(connection, user.Id);
-            var inbox = await Inbox.Sql.ListAsync(connection, envelope, user.Id, Inbox.Sql.DefaultLimit + 1);
+            var inbox = await Inbox.Sql.ListAsync(connection, envelope, user.Id, Inbox.Sql.DefaultLimit + 1) ?? [];
             // A conversation older than the list's first page opens all the same.
             var open = routeId is null ? null
                 : inbox.FirstOrDefault(c => c.Id == routeId)

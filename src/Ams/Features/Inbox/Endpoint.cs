@@ -18,7 +18,7 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, Presence presence) :
         ApiDocs.Document(Definition, "The inbox: conversations by newest activity, with the last message and unread count",
             b => b.Produces<List<ConversationView>>(StatusCodes.Status200OK)
                 .Query("limit", "integer", $"1..{Sql.MaxLimit}, default {Sql.DefaultLimit}")
-                .Query("before", "string", "a conversation id: the page after it"), 400);
+                .Query("before", "string", "a conversation id: the page after it"), 400, 404);
     }
 
     public override async Task HandleAsync(CancellationToken ct)
@@ -27,7 +27,8 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, Presence presence) :
         foreach (var error in errors) AddError(error);
         ThrowIfAnyErrors();
         var me = User.UserId();
-        var list = await db.ReadUnlessHungAsync(connection => Sql.ListAsync(connection, envelope, me, limit, before), ct);
-        await Send.OkAsync(await presence.ApplyAsync(list), ct);
+        if (await db.ReadUnlessHungAsync(connection => Sql.ListAsync(connection, envelope, me, limit, before), ct) is { } list)
+            await Send.OkAsync(await presence.ApplyAsync(list), ct);
+        else await NotFound.ConversationAsync(HttpContext);
     }
 }

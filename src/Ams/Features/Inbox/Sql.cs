@@ -36,7 +36,9 @@ public static class Sql
     /// conversations that sort after <paramref name="before"/> (keyset paging; the cursor is the id
     /// of the last conversation of the previous page, and only one of the caller's own counts).
     /// </summary>
-    public static async Task<List<ConversationView>> ListAsync(MySqlConnection connection, Envelope envelope, long userId,
+    /// Null when <paramref name="before"/> names no conversation of the caller's: an empty page
+    /// would read as the inbox's end.
+    public static async Task<List<ConversationView>?> ListAsync(MySqlConnection connection, Envelope envelope, long userId,
         int limit = DefaultLimit, long? before = null)
     {
         var rows = (await connection.QueryAsync<Conversations.Row>(Conversations.Select + """
@@ -48,6 +50,10 @@ public static class Sql
              ORDER BY c.last_activity_at DESC, c.id DESC
              LIMIT @limit
             """, new { userId, before, limit }, commandTimeout: connection.CommandTimeout())).ToList();
+        if (rows.Count == 0 && before is { } cursor && await connection.ExecuteScalarAsync<long>(
+                "SELECT COUNT(*) FROM conversation_members WHERE conversation_id = @cursor AND user_id = @userId",
+                new { cursor, userId }, commandTimeout: connection.CommandTimeout()) == 0)
+            return null;
         return await Conversations.ViewsAsync(connection, envelope, rows);
     }
 }
