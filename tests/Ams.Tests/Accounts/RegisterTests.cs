@@ -64,6 +64,7 @@ public sealed class RegisterTests(Services services) : IClassFixture<Services>
         { "bad name", Api.Password, null, "username" },
         { "émile", Api.Password, null, "username" },
         { "", Api.Password, null, "username" },
+        { "valid_name\n", Api.Password, null, "username" },         // .NET's $ would let a final line break through
         { "valid_name", "short pass1", null, "password" },            // 11 characters
         { "valid_name", new string('p', 129), null, "password" },
         { "valid_name", "", null, "password" },

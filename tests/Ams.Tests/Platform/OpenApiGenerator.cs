@@ -73,13 +73,19 @@ static class OpenApiGenerator
         var paths = doc["paths"]!.AsObject();
         doc["paths"] = Sorted(paths.Where(p => p.Key.StartsWith("/api/", StringComparison.Ordinal)));
         var schemas = doc["components"]!["schemas"]!.AsObject();
-        var reached = new HashSet<string>();
-        var pending = new Stack<JsonNode>([doc["paths"]!]);
-        while (pending.TryPop(out var node))
-            foreach (var name in Refs(node).Where(reached.Add))
-                pending.Push(schemas[name]!);
+        var reached = Reached(schemas, doc["paths"]);
         doc["components"]!["schemas"] = Sorted(schemas.Where(s => reached.Contains(s.Key)));
+        schemas = doc["components"]!["schemas"]!.AsObject();
         var operations = doc["paths"]!.AsObject().SelectMany(p => p.Value!.AsObject()).Select(o => o.Value!.AsObject()).ToList();
+        // A nullable reference: NSwag says "nullable" beside a one-way oneOf, which 3.1 has no word for (and drops).
+        NullableRefs(doc);
+        // Every property of an answer is written, null or not (no JSON ignore conditions): required in
+        // what only answers use; a request's nullable fields stay optional.
+        var inRequests = Reached(schemas, new JsonArray(operations.Select(o => o["requestBody"]?.DeepClone()).ToArray()));
+        foreach (var name in Reached(schemas, new JsonArray(operations.Select(o => o["responses"]?.DeepClone()).ToArray()))
+                     .Except(inRequests).Except(["Problem", "ProblemError"]))
+            if (schemas[name]!["properties"] is JsonObject properties)
+                schemas[name]!["required"] = new JsonArray(properties.Select(p => (JsonNode)p.Key).ToArray());
         // NSwag leaves some statuses (206) without a description, which OpenAPI requires.
         foreach (var (status, response) in operations.SelectMany(o => o["responses"]!.AsObject()))
             if (response!["description"]?.GetValue<string>() is null or "")
@@ -104,6 +110,34 @@ static class OpenApiGenerator
     }
 
     const string SchemaRef = "#/components/schemas/";
+
+    static HashSet<string> Reached(JsonObject schemas, JsonNode? from)
+    {
+        var reached = new HashSet<string>();
+        var pending = new Stack<JsonNode>(from is null ? [] : [from]);
+        while (pending.TryPop(out var node))
+            foreach (var name in Refs(node).Where(reached.Add))
+                pending.Push(schemas[name]!);
+        return reached;
+    }
+
+    static void NullableRefs(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                if (o["nullable"]?.GetValue<bool>() == true && o["oneOf"] is JsonArray oneOf)
+                {
+                    oneOf.Add(new JsonObject { ["type"] = "null" });
+                    o.Remove("nullable");
+                }
+                foreach (var (_, value) in o.ToList()) NullableRefs(value);
+                break;
+            case JsonArray a:
+                foreach (var item in a.ToList()) NullableRefs(item);
+                break;
+        }
+    }
 
     static IEnumerable<string> Refs(JsonNode? node) => node switch
     {

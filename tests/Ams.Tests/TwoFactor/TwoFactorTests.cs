@@ -447,7 +447,8 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
             s.From("192.0.2.178");
             s.StatusCodeShouldBe(429);
         });
-        await Post(app, "/api/2fa/setup", new { password = Api.Password }, token, 429);
+        var locked = await (await Post(app, "/api/2fa/setup", new { password = Api.Password }, token, 429)).ProblemAsync(429);
+        Assert.Equal("Too many failed sign-ins", locked["title"]!.GetValue<string>());   // passwords, not codes, were wrong
     }
 
     [Fact]

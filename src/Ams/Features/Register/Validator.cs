@@ -15,7 +15,10 @@ public sealed class Validator : Validator<Request>
         RuleLevelCascadeMode = CascadeMode.Stop;
         RuleFor(r => r.Username)
             .NotEmpty().WithMessage("Username is required.")
-            .Matches(@"\A[a-zA-Z0-9_.-]{3,32}\z").WithMessage("Username must be 3–32 characters of a-z, 0-9, '_', '.' and '-'.");
+            // ^…$ (not \A…\z) so the API document's pattern reads the same to JSON Schema; $ lets a final
+            // line break through in .NET, which the second rule refuses.
+            .Matches("^[a-zA-Z0-9_.-]{3,32}$").WithMessage("Username must be 3–32 characters of a-z, 0-9, '_', '.' and '-'.")
+            .Must(u => !u.EndsWith('\n')).WithMessage("Username must be 3–32 characters of a-z, 0-9, '_', '.' and '-'.");
         RuleFor(r => r.Password)
             .NotEmpty().WithMessage("Password is required.")
             .Must(Text.IsWellFormed).WithMessage("Password contains invalid Unicode.")

@@ -21,7 +21,7 @@ public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, Time
     {
         Post("/api/2fa/setup", "/settings/2fa/setup");
         ApiAndForm.Configure(Definition);
-        ApiDocs.Document(Definition, "Start two-factor enrolment: the secret, its otpauth URI and QR code", b => b.Produces<SetupResponse>(StatusCodes.Status200OK), 400, 401, 409);
+        ApiDocs.Document(Definition, "Start two-factor enrolment: the secret, its otpauth URI and QR code", b => b.Produces<SetupResponse>(StatusCodes.Status200OK), 400, 401, 409, 429);
     }
 
     public override async Task HandleAsync(SetupRequest req, CancellationToken ct)
@@ -45,7 +45,10 @@ public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, Time
         var address = ClientAddress.BucketOf(HttpContext);
         if (await throttle.TryAttemptAsync(HttpContext, account, address) is { } wait)
         {
-            await Settings.ReplyAsync(HttpContext, new Settings.LockedOut(wait), enabledBefore: false, enabledAfter: false);
+            // The password is what is checked here, against the sign-in throttle: said as sign-in says it.
+            await (api
+                ? Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many failed sign-ins", "Wait before trying again.", wait)
+                : Settings.ReplyAsync(HttpContext, new Settings.LockedOut(wait), enabledBefore: false, enabledAfter: false));
             return;
         }
         if (!await throttle.CheckAsync(() => passwords.VerifyAsync(user.PasswordHash, req.Password, ct), account, address))
