@@ -53,7 +53,14 @@ public static class ApiDocs
     /// <summary>A request header the call honours; <paramref name="pattern"/> says what a valid value looks like.</summary>
     public static RouteHandlerBuilder Header(this RouteHandlerBuilder builder, string name, string description, string? pattern = null) =>
         builder.WithMetadata(new ApiParameter("header", name, "string", description, Required: false, pattern));
+
+    /// <summary>A header the answer with <paramref name="status"/> carries.</summary>
+    public static RouteHandlerBuilder ResponseHeader(this RouteHandlerBuilder builder, int status, string name, string description) =>
+        builder.WithMetadata(new ApiResponseHeader(status, name, description));
 }
+
+/// <summary>Endpoint metadata for the document: a header the answer with <paramref name="Status"/> carries.</summary>
+public sealed record ApiResponseHeader(int Status, string Name, string Description);
 
 /// <summary>Endpoint metadata for the document: a parameter outside the request DTO (<paramref name="In"/>: query or header).</summary>
 public sealed record ApiParameter(string In, string Name, string Type, string Description, bool Required, string? Pattern = null);

@@ -224,6 +224,10 @@ static class OpenApiGenerator
                     Schema = new JsonSchema { Type = p.Type == "integer" ? JsonObjectType.Integer : JsonObjectType.String, Pattern = p.Pattern },
                 });
 
+            foreach (var header in metadata.OfType<ApiResponseHeader>())
+                operation.Responses[header.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)].Headers[header.Name] =
+                    new OpenApiHeader { Description = header.Description, Schema = new JsonSchema { Type = JsonObjectType.String } };
+
             if (metadata.OfType<ApiSessionRequired>().Any() && operation.Security is not { Count: > 0 })
                 (operation.Security ??= []).Add(new OpenApiSecurityRequirement { ["bearer"] = [] });
 
@@ -259,9 +263,15 @@ static class OpenApiGenerator
             }
 
             foreach (var bytes in metadata.OfType<IProducesResponseTypeMetadata>().Where(m => m.Type == typeof(Stream)))
-            foreach (var contentType in bytes.ContentTypes)
-                operation.Responses[bytes.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture)].Content[contentType] =
-                    new OpenApiMediaType { Schema = new JsonSchema { Type = JsonObjectType.String, Format = "binary" } };
+            {
+                var content = operation.Responses[bytes.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture)].Content;
+                // Bytes whose Content-Type the answer decides (a header the call documents) are any type: */*
+                // (ASP.NET's metadata refuses a wildcard, so the endpoint names octet-stream).
+                var anyType = metadata.OfType<ApiResponseHeader>().Any(h => h.Status == bytes.StatusCode && h.Name == "Content-Type");
+                if (anyType) content.Clear();
+                foreach (var contentType in anyType ? ["*/*"] : bytes.ContentTypes)
+                    content[contentType] = new OpenApiMediaType { Schema = new JsonSchema { Type = JsonObjectType.String, Format = "binary" } };
+            }
             return true;
         }
     }
