@@ -258,6 +258,22 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
     }
 
     [Fact]
+    public async Task A_quota_the_answer_reports_spent_is_not_asked_again_before_midnight_UTC()
+    {
+        await using var app = await NodeAsync(extra: new() { ["Entropy:PoolLowWaterBytes"] = "100000" });
+        var refiller = app.Services.GetRequiredService<Refiller>();
+        randomOrg.RequestsLeft = 1;
+        Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));   // the answer says 0 requests left
+        var calls = randomOrg.GenerateBlobsCalls;
+        clock.Advance(TimeSpan.FromHours(15));   // 23:00 UTC
+        Assert.Equal(Refiller.Outcome.Waiting, await refiller.RefillOnceAsync(default));
+        Assert.Equal(calls, randomOrg.GenerateBlobsCalls);
+        randomOrg.RequestsLeft = 1000;   // the new day's quota
+        clock.Advance(TimeSpan.FromHours(1.01));
+        Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));
+    }
+
+    [Fact]
     public async Task An_answer_over_a_mebibyte_is_refused_before_it_is_held()
     {
         await using var app = await NodeAsync();

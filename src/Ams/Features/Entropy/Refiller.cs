@@ -40,10 +40,13 @@ public sealed class Refiller(RandomOrgClient client, Pool pool, EntropyMixer mix
         {
             var (blob, usage) = await client.GenerateBlobAsync(options.BlobBits, ct);
             await RecordSpendingAsync(db, now);
+            var nextAsk = now + TimeSpan.FromMilliseconds(usage.AdvisoryDelayMs);
+            // The quota it reports is spent: the next request would only be refused (402/403) until it resets.
+            if (usage.RequestsLeft <= 0 || usage.BitsLeft < options.BlobBits) nextAsk = Pacing.NextUtcMidnight(now);
             await db.HashSetAsync(StatusKey,
             [
                 new("bitsLeft", usage.BitsLeft), new("requestsLeft", usage.RequestsLeft), new("failures", 0),
-                new("notBefore", (now + TimeSpan.FromMilliseconds(usage.AdvisoryDelayMs)).ToUnixTimeMilliseconds()),
+                new("notBefore", nextAsk.ToUnixTimeMilliseconds()),
             ]);
             if (NoiseHealth.Check(blob) is { } failure)
             {
