@@ -34,7 +34,8 @@ public static class Text
         {
             var invisible = Rune.IsWhiteSpace(rune)
                 || Rune.GetUnicodeCategory(rune) is System.Globalization.UnicodeCategory.Format or System.Globalization.UnicodeCategory.Control
-                || rune.Value is >= 0xFE00 and <= 0xFE0F or >= 0xE0100 and <= 0xE01EF or 0x115F or 0x1160 or 0x3164 or 0xFFA0 or 0x2800;
+                || rune.Value is >= 0xFE00 and <= 0xFE0F or >= 0xE0100 and <= 0xE01EF or >= 0x180B and <= 0x180F or 0x034F or 0x17B4 or 0x17B5
+                    or 0x115F or 0x1160 or 0x3164 or 0xFFA0 or 0x2800;
             if (!invisible) return false;
         }
         return true;

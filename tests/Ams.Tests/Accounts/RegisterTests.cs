@@ -23,6 +23,8 @@ public sealed class RegisterTests(Services services) : IClassFixture<Services>
         const string displayName = "<script>alert('x')</script> & \"Zoë\" 🦊";
         var user = await app.RegisterAsync(Api.UniqueName(), displayName: displayName);
         Assert.Equal(displayName, user["displayName"]!.GetValue<string>());
+        // Spaces around it are not part of it, as with a group's title.
+        Assert.Equal("Zoë", (await app.RegisterAsync(Api.UniqueName(), displayName: "  Zoë  "))["displayName"]!.GetValue<string>());
     }
 
     [Fact]
@@ -78,6 +80,7 @@ public sealed class RegisterTests(Services services) : IClassFixture<Services>
         { "valid_name", Api.Password, "evil\u202Eeman", "displayName" },
         { "valid_name", Api.Password, "\u200B", "displayName" },          // zero-width space
         { "valid_name", Api.Password, "\u3164\uFE0F", "displayName" },   // a blank filler and a variation selector
+        { "valid_name", Api.Password, "\u034F", "displayName" },          // combining grapheme joiner
     };
 
     [Theory]

@@ -1,4 +1,4 @@
-using Emoji = Ams.Features.React.Emoji;
+using Emoji = Ams.Infrastructure.Messaging.Emoji;
 using Ams.Tests.Support;
 
 namespace Ams.Tests.Messaging;
@@ -59,6 +59,28 @@ public sealed class ReactionTests(Services services) : IClassFixture<Services>
             (await app.HistoryAsync(bob, direct.Id()))[0]["reactions"], "bob's history after alice took hers back");
         var takenBack = JsonNode.Parse((await bobs.NextOfAsync("reaction")).Data)!;
         Assert.Equal(("❤\ufe0f", alice.Name, false), (takenBack["emoji"].Str(), takenBack["username"].Str(), takenBack["added"]!.GetValue<bool>()));
+    }
+
+    [Fact]
+    public async Task Reactions_stored_in_an_older_spelling_count_as_the_emoji_and_go_when_it_is_taken_back()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ko");
+        var bob = await app.MemberAsync("kp");
+        var direct = await app.DirectAsync(alice, bob);
+        var message = await app.SendAsync(alice, direct.Id(), "from before");
+        // As a release that stored each spelling as sent left them: alice twice (❤ and ❤️), bob once (❤).
+        await services.SqlAsync($"INSERT INTO reactions (message_id, emoji, user_id, created_at) SELECT {message.Id()}, e, u.id, NOW(3) " +
+            $"FROM users u JOIN (SELECT _utf8mb4 0xE29DA4 AS e UNION ALL SELECT _utf8mb4 0xE29DA4EFB88F) spellings " +
+            $"WHERE u.username = '{alice.Name}' OR (u.username = '{bob.Name}' AND e = _utf8mb4 0xE29DA4)");
+        Chat.SameJson(new JsonArray(new JsonObject { ["emoji"] = "❤\ufe0f", ["count"] = 2, ["me"] = true }),
+            (await app.HistoryAsync(bob, direct.Id()))[0]["reactions"], "both spellings as one emoji, each user once");
+        await PutAsync(app, Url(message, "❤\ufe0f"), bob.Token, 204);   // bob has it already, in the old spelling
+        Assert.Equal("3", (await services.ScalarAsync($"SELECT COUNT(*) FROM reactions WHERE message_id = {message.Id()}")).Trim());
+        await app.DeleteAsync(Url(message, "❤"), alice.Token, 204);       // both of alice's spellings go
+        await app.DeleteAsync(Url(message, "❤\ufe0f"), bob.Token, 204);
+        Assert.Empty((await app.HistoryAsync(bob, direct.Id()))[0]["reactions"]!.AsArray());
+        Assert.Equal("0", (await services.ScalarAsync($"SELECT COUNT(*) FROM reactions WHERE message_id = {message.Id()}")).Trim());
     }
 
     [Fact]

@@ -66,7 +66,7 @@ public static class Cli
                     Validate(request);
                     var name = request.Username.ToLowerInvariant();
                     var passwords = services.GetRequiredService<Passwords>();
-                    var id = await Register.Sql.InsertUserAsync(db, name, request.DisplayName ?? name, await passwords.HashAsync(request.Password), time.UtcNowMillis(), default)
+                    var id = await Register.Sql.InsertUserAsync(db, name, request.DisplayName?.Trim() ?? name, await passwords.HashAsync(request.Password), time.UtcNowMillis(), default)
                         ?? throw new Failure($"The username '{name}' is already registered.");
                     stdout.WriteLine($"created user '{name}' (id {id.ToString(CultureInfo.InvariantCulture)})");
                     return 0;

@@ -34,21 +34,40 @@ static class Sql
             if (!await reader.ReadAsync()) return new NotFound();
             (conversationId, username) = (reader.GetInt64(0), reader.GetString(1));
         }
+        // The caller's reactions here in any spelling of this emoji: rows from before spellings were
+        // made one (Emoji.Canonical) count as it, and go when it is taken back.
+        var spellings = new List<string>();
+        await using (var mine = new MySqlCommand("SELECT emoji FROM reactions WHERE message_id = @id AND user_id = @userId FOR UPDATE", connection))
+        {
+            mine.Parameters.AddWithValue("@id", messageId);
+            mine.Parameters.AddWithValue("@userId", userId);
+            await using var reader = await mine.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+                if (reader.GetString(0) is var stored && Emoji.Canonical(stored) == emoji) spellings.Add(stored);
+        }
+        if (add == spellings.Count > 0)
+        {
+            await transaction.CommitAsync();
+            return new Unchanged();
+        }
         long changeId;
         var members = new List<long>();
-        await using (var change = new MySqlCommand(add
-            ? "INSERT IGNORE INTO reactions (message_id, emoji, user_id, created_at) VALUES (@id, @emoji, @userId, @now)"
-            : "DELETE FROM reactions WHERE message_id = @id AND emoji = @emoji AND user_id = @userId", connection))
+        var changed = 0;
+        foreach (var spelling in add ? [emoji] : spellings)
         {
+            await using var change = new MySqlCommand(add
+                ? "INSERT IGNORE INTO reactions (message_id, emoji, user_id, created_at) VALUES (@id, @emoji, @userId, @now)"
+                : "DELETE FROM reactions WHERE message_id = @id AND emoji = @emoji AND user_id = @userId", connection);
             change.Parameters.AddWithValue("@id", messageId);
-            change.Parameters.AddWithValue("@emoji", emoji);
+            change.Parameters.AddWithValue("@emoji", spelling);
             change.Parameters.AddWithValue("@userId", userId);
             change.Parameters.AddWithValue("@now", now);
-            if (await change.ExecuteNonQueryAsync() == 0)
-            {
-                await transaction.CommitAsync();
-                return new Unchanged();
-            }
+            changed += await change.ExecuteNonQueryAsync();
+        }
+        if (changed == 0)
+        {
+            await transaction.CommitAsync();
+            return new Unchanged();
         }
         await using (var log = new MySqlCommand { Connection = connection })
         {

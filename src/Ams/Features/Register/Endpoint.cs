@@ -44,7 +44,7 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, TimeProvider time,
             return;
         }
         var username = req.Username.ToLowerInvariant();
-        var displayName = req.DisplayName ?? username;
+        var displayName = req.DisplayName?.Trim() ?? username;
         long? id;
         if (limits.Mode == RegistrationMode.Invite)
         {

@@ -34,9 +34,11 @@ public static class Reactions
         foreach (var row in rows)
         {
             if (!byMessage.TryGetValue(row.MessageId, out var tallies)) byMessage[row.MessageId] = tallies = [];
-            var tally = tallies.Find(t => t.Emoji == row.Emoji);
-            if (tally is null) tallies.Add(tally = new Tally(row.Emoji, []));
-            tally.Users.Add(row.UserId);
+            // Rows from before each emoji had one spelling are counted under it, each user once.
+            var emoji = Emoji.Canonical(row.Emoji);
+            var tally = tallies.Find(t => t.Emoji == emoji);
+            if (tally is null) tallies.Add(tally = new Tally(emoji, []));
+            if (!tally.Users.Contains(row.UserId)) tally.Users.Add(row.UserId);
         }
         return byMessage;
     }

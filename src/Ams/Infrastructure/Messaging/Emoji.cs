@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Ams.Features.React;
+namespace Ams.Infrastructure.Messaging;
 
 /// <summary>
 /// What a reaction may be: exactly one emoji. One extended grapheme cluster (<see cref="StringInfo"/>)
