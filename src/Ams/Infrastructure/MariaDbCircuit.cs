@@ -150,6 +150,17 @@ public sealed class MariaDbCircuit(MariaDb db, IHostApplicationLifetime lifetime
         Interlocked.Increment(ref refused);
         return true;
     }
+
+    /// <summary>
+    /// For the one path of a <see cref="WithoutMariaDb"/> request that needs MariaDB after all (a
+    /// personal access token's logout): refused at once while open, as the middleware refuses.
+    /// </summary>
+    public void ThrowIfOpen()
+    {
+        if (!IsOpen) return;
+        Interlocked.Increment(ref refused);
+        throw new MariaDbNotAnsweringException();
+    }
 }
 
 public static class MariaDbCircuitMiddleware

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Ams.Infrastructure;
+using Ams.Tests.Account;
 using Ams.Tests.Messaging;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
@@ -19,6 +20,8 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
 
         var leaving = await app.LoginAsync(bob.Name);
         var latest = (await app.HistoryAsync(bob, direct))[^1].Id();
+        var pat = (await app.CreateTokenAsync(alice.Token))["token"].Str();
+        Assert.Equal(200, (await app.GetAsync("/api/me", pat, null)).Status());   // cached: it works in the pause
         mariadb.Pause();
         TimeSpan first = default, rest = default;
         var step = "";
@@ -49,6 +52,8 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
             Assert.Equal("5", page.Context.Response.Headers.RetryAfter.ToString());
             // What needs no MariaDB still answers: signing out, the sign-in page, the version, the API document, liveness.
             Assert.Equal(204, (await Step("logout", () => app.PostAsync("/api/logout", new { }, leaving, null))).Status());
+            // A personal access token is revoked in MariaDB: refused, nothing revoked, to be repeated.
+            await (await Step("token logout", () => app.PostAsync("/api/logout", new { }, pat, null))).ProblemAsync(503);
             Assert.Equal(200, (await Step("/login", () => app.GetAsync("/login", null, null))).Status());
             Assert.Equal(200, (await Step("version", () => app.GetAsync("/api/version", null, null))).Status());
             Assert.Equal(200, (await Step("openapi", () => app.GetAsync("/openapi.json", null, null))).Status());
@@ -91,6 +96,9 @@ public sealed class MariaDbCircuitTests(Services services) : IClassFixture<Servi
         Assert.Single(logs.Lines, l => l.Contains("MariaDB is unreachable", StringComparison.Ordinal));
         Assert.Equal(["before"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
         Assert.Equal(401, (await app.GetAsync("/api/me", leaving, null)).Status());
+        Assert.Equal(200, (await app.GetAsync("/api/me", pat, null)).Status());
+        Assert.Equal(204, (await app.PostAsync("/api/logout", new { }, pat, null)).Status());
+        Assert.Equal(401, (await app.GetAsync("/api/me", pat, null)).Status());
     }
 
     [Fact]

@@ -9,7 +9,7 @@ namespace Ams.Features.Logout;
 /// JSON call and the browser's form (see <see cref="ApiAndForm"/>). It always clears the cookie and
 /// succeeds: while Redis is unreachable the revocation is kept and written when Redis returns.
 /// </summary>
-public sealed class Endpoint(SessionStore sessions, AccessTokenStore tokens, SecurityEvents events) : EndpointWithoutRequest
+public sealed class Endpoint(SessionStore sessions, AccessTokenStore tokens, SecurityEvents events, MariaDbCircuit circuit) : EndpointWithoutRequest
 {
     public override void Configure()
     {
@@ -35,6 +35,8 @@ public sealed class Endpoint(SessionStore sessions, AccessTokenStore tokens, Sec
         // A personal access token signing out is that token revoked (it answered 204 and went on working).
         if (signedIn && HttpContext.Session() is { IsAccessToken: true } token && AccessTokenStore.TryTokenIdOf(token.Id, out var tokenId))
         {
+            // Revoked in MariaDB (503 while it does not answer: nothing revoked, the client repeats).
+            circuit.ThrowIfOpen();
             if (await tokens.RevokeAsync(token.UserId, tokenId)) await events.RecordAsync(token.UserId, SecurityEvents.TokenRevoked, HttpContext);
         }
         else if (signedIn) await sessions.RevokeAsync(HttpContext.Session());
