@@ -26,7 +26,7 @@ container-test:
 
 # AMS on the clustered engines (the Category=Cluster tests of tests/Ams.Smoke, on the AOT binary): Galera on 127.0.0.1-3, a Redis Cluster of six, HAProxy, and the fault drill; needs galera-4, rsync and haproxy
 cluster-test: build publish
-    dotnet test tests/Ams.Smoke -c Release --no-build --filter "Category=Cluster" --logger "console;verbosity=normal"
+    dotnet test tests/Ams.Smoke -c Release --no-build --filter "Category=Cluster" --logger "console;verbosity=detailed"
 
 # The clustered form on loopback, to try by hand until Ctrl-C (type `help` for kill/start commands): three Galera nodes, a Redis Cluster of six, three AMS nodes (AOT) behind HAProxy; needs galera-4, rsync, haproxy (README "Redis Cluster")
 cluster: build publish

@@ -3,11 +3,14 @@ using Ams.Testing;
 
 // `just cluster`: three Galera nodes, a Redis Cluster of six, three AMS nodes (the AOT binary) and
 // HAProxy, all on loopback, until Ctrl-C. Nothing is kept: every run starts empty.
-Console.WriteLine("Starting three Galera nodes, six Redis Cluster nodes, three AMS nodes and HAProxy…");
-await using var cluster = await LoopbackCluster.StartAsync();
+// The signal handlers are registered first so that they are disposed last: a second Ctrl-C or TERM
+// (npm's `just` sends one after the terminal's SIGINT) while the cluster stops is ignored, not the
+// end of the process halfway through stopping it.
 var stopped = new TaskCompletionSource();
 using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => { context.Cancel = true; stopped.TrySetResult(); });
 using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; stopped.TrySetResult(); });
+Console.WriteLine("Starting three Galera nodes, six Redis Cluster nodes, three AMS nodes and HAProxy…");
+await using var cluster = await LoopbackCluster.StartAsync();
 
 const string Commands = """
     kill ams N | start ams N        an AMS node (1-3), SIGKILL / started again on its port

@@ -9,17 +9,18 @@ namespace Ams.Smoke;
 
 /// <summary>
 /// <c>just cluster</c> as README "Trying it by hand" tells a newcomer to use it: the console's
-/// commands do to each engine what they say, and SIGTERM stops everything it started.
+/// commands do to each engine what they say, and Ctrl-C stops everything it started.
 /// </summary>
 [Trait("Category", "Cluster")]
 public sealed partial class ClusterConsoleTests(ITestOutputHelper output)
 {
     [Fact]
-    public async Task The_consoles_commands_pause_kill_and_start_what_they_name_and_SIGTERM_stops_it_all()
+    public async Task The_consoles_commands_pause_kill_and_start_what_they_name_and_Ctrl_C_stops_it_all()
     {
         var dll = Path.Combine(AppProcess.RepositoryRoot(), "tests", "Ams.Cluster", "bin", "Release", "net10.0", "Ams.Cluster.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing: run `just build` first.");
-        using var console = Process.Start(new ProcessStartInfo("dotnet", [dll])
+        // A process group of its own, as a terminal's foreground job: Ctrl-C is sent to all of it below.
+        using var console = Process.Start(new ProcessStartInfo("setsid", ["dotnet", dll])
         {
             RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         })!;
@@ -31,6 +32,9 @@ public sealed partial class ClusterConsoleTests(ITestOutputHelper output)
         try
         {
             var nodes = Urls().Matches(await NextLineAsync(lines, "AMS nodes:", TimeSpan.FromMinutes(3))).Select(m => new Uri(m.Value)).ToArray();
+            var galera = GaleraHosts().Match(await NextLineAsync(lines, "Galera (MariaDB):", TimeSpan.FromSeconds(5)));
+            var galeraEndpoints = galera.Groups[1].Value.Split(',').Select(host => (Host: host, Port: int.Parse(galera.Groups[2].Value))).ToArray();
+            Assert.Equal(3, galeraEndpoints.Length);
             var redisPorts = RedisPorts().Matches(await NextLineAsync(lines, "Redis Cluster:", TimeSpan.FromSeconds(5))).Select(m => int.Parse(m.Groups[1].Value)).ToArray();
             Assert.Equal(3, nodes.Length);
             Assert.Equal(6, redisPorts.Length);
@@ -82,18 +86,23 @@ public sealed partial class ClusterConsoleTests(ITestOutputHelper output)
             Assert.True(await AnswersAsync(nodes[1]));
             Assert.True(await RedisAnswersAsync(redisPorts[1]));
 
-            // Stopped as README says (kill -TERM of the Ams.Cluster process): it exits by itself, at
-            // once even with engines paused, and leaves nothing listening.
+            // Stopped as README says, with Ctrl-C: SIGINT to the whole process group (the console, the
+            // servers' wrappers, the servers), then the TERM npm's `just` sends after it. It exits by
+            // itself, at once even with engines paused, and leaves nothing listening, paused or not
+            // (a paused server still takes connections: only a refused one proves it gone).
             await TypeAsync("pause ams 1", "AMS node 1 paused");
             await TypeAsync("pause galera 2", "Galera node 2 paused");
             await TypeAsync($"pause redis {redisPorts[2]}", $"Redis node {redisPorts[2]} paused");
             var stoppedIn = Stopwatch.StartNew();
+            using (var kill = Process.Start("kill", ["-INT", "--", $"-{console.Id}"])!) kill.WaitForExit();
+            await Task.Delay(200);
             using (var kill = Process.Start("kill", ["-TERM", console.Id.ToString()])!) kill.WaitForExit();
             using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(90));
             await console.WaitForExitAsync(stopping.Token);
             Assert.True(stoppedIn.Elapsed < TimeSpan.FromSeconds(20), $"stopped in {stoppedIn.Elapsed.TotalSeconds:F1} s with three engines paused");
-            foreach (var node in nodes) Assert.False(await AnswersAsync(node));
-            foreach (var port in redisPorts) Assert.False(await RedisAnswersAsync(port));
+            Assert.Equal(0, console.ExitCode);
+            var endpoints = nodes.Select(n => (n.Host, n.Port)).Concat(redisPorts.Select(p => ("127.0.0.1", p))).Concat(galeraEndpoints);
+            foreach (var (host, port) in endpoints) Assert.False(await ListeningAsync(host, port), $"{host}:{port} still takes connections");
         }
         finally
         {
@@ -133,6 +142,22 @@ public sealed partial class ClusterConsoleTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Whether something takes a TCP connection there within 2 s (a paused server does).</summary>
+    static async Task<bool> ListeningAsync(string host, int port)
+    {
+        using var client = new TcpClient();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await client.ConnectAsync(host, port, timeout.Token);
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Whether the Redis node answers PING within 2 s.</summary>
     static async Task<bool> RedisAnswersAsync(int port)
     {
@@ -158,4 +183,7 @@ public sealed partial class ClusterConsoleTests(ITestOutputHelper output)
 
     [GeneratedRegex(@"127\.0\.0\.1:(\d+)")]
     private static partial Regex RedisPorts();
+
+    [GeneratedRegex(@"(?i)Server=([^;]+);.*?Port=(\d+)")]
+    private static partial Regex GaleraHosts();
 }

@@ -189,14 +189,16 @@ public sealed class AppProcess : IAsyncLifetime
     }
 
     /// <summary>SIGSTOP, as a hung or swapped-out machine: its sockets stay open and nothing answers until <see cref="ResumeAsync"/>.</summary>
-    public Task PauseAsync() => SignalAsync("-STOP");
+    public Task PauseAsync() => SignalAsync(19);   // SIGSTOP
 
-    public Task ResumeAsync() => SignalAsync("-CONT");
+    public Task ResumeAsync() => SignalAsync(18);   // SIGCONT
 
-    async Task SignalAsync(string signal)
+    // Not the kill binary: a signal to a node that has just exited printed "kill: (pid): No such
+    // process" into the console of `just cluster` as it stopped.
+    Task SignalAsync(int signal)
     {
-        using var kill = Process.Start("kill", [signal, process.Id.ToString()]);
-        await kill.WaitForExitAsync();
+        _ = ServerProcess.kill(process.Id, signal);
+        return Task.CompletedTask;
     }
 
     public async Task StopAsync()
@@ -204,8 +206,8 @@ public sealed class AppProcess : IAsyncLifetime
         if (process is { HasExited: false })
         {
             // SIGTERM first: the host shuts down cleanly, as it would under `docker stop`.
-            await SignalAsync("-TERM");
-            await SignalAsync("-CONT");   // a paused node takes its TERM once it runs again
+            await SignalAsync(15);   // SIGTERM
+            await SignalAsync(18);   // SIGCONT: a paused node takes its TERM once it runs again
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try { await process.WaitForExitAsync(grace.Token); }
             catch (OperationCanceledException) { process.Kill(); }

@@ -19,8 +19,12 @@ internal sealed class ServerProcess : IDisposable
     // $0 and "$@" are the server and its arguments. Prints the server's pid, then waits for it.
     // The watcher ignores TERM once it has started cleaning up, so the wrapper's final kill
     // cannot interrupt the cleanup. The shell's own messages (a bare "Killed" when a test kills
-    // the server) go to the server's log, not into the test run's output.
+    // the server) go to the server's log, not into the test run's output. Ctrl-C reaches the whole
+    // terminal's process group: the wrapper ignores it, so the process that started it (`just
+    // cluster`) stops the server itself, a paused one included (the watcher sends CONT after its
+    // TERM for the same reason).
     private const string Wrapper = """
+        trap '' INT
         exec 2>>"$AMS_SERVER_LOG"
         "$0" "$@" </dev/null >>"$AMS_SERVER_LOG" 2>&1 &
         server=$!
@@ -30,6 +34,7 @@ internal sealed class ServerProcess : IDisposable
           while read -r _ <&3; do :; done
           trap '' TERM
           kill -TERM "$server" 2>/dev/null
+          kill -CONT "$server" 2>/dev/null
           while kill -0 "$server" 2>/dev/null; do sleep 0.1; done
           rm -rf "$AMS_SERVER_ORPHAN_DIR"
         ) &
@@ -149,5 +154,5 @@ internal sealed class ServerProcess : IDisposable
     public void Dispose() => _wrapper.Dispose();
 
     [DllImport("libc", SetLastError = true)]
-    private static extern int kill(int pid, int sig);
+    internal static extern int kill(int pid, int sig);
 }
