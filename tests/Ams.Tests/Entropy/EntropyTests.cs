@@ -315,6 +315,31 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
     }
 
     [Fact]
+    public async Task A_source_refused_twice_in_a_row_is_backed_off_and_one_good_blob_ends_that()
+    {
+        await using var app = await NodeAsync(extra: new() { ["Entropy:PoolLowWaterBytes"] = "100000" });
+        var refiller = app.Services.GetRequiredService<Refiller>();
+        randomOrg.Blobs = BlobKind.Zeros;
+        Assert.Equal(Refiller.Outcome.Rejected, await refiller.RefillOnceAsync(default));   // once: genuine noise does that
+        Assert.Equal(Refiller.Outcome.Rejected, await refiller.RefillOnceAsync(default));   // twice: stuck
+        var calls = randomOrg.GenerateBlobsCalls;
+        clock.Advance(TimeSpan.FromSeconds(29));
+        Assert.Equal(Refiller.Outcome.Waiting, await refiller.RefillOnceAsync(default));
+        Assert.Equal(calls, randomOrg.GenerateBlobsCalls);
+        clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(Refiller.Outcome.Rejected, await refiller.RefillOnceAsync(default));
+        clock.Advance(TimeSpan.FromSeconds(31));
+        Assert.Equal(Refiller.Outcome.Waiting, await refiller.RefillOnceAsync(default));   // the third: 60 s
+        clock.Advance(TimeSpan.FromSeconds(30));
+        randomOrg.Blobs = BlobKind.Random;
+        Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));
+        Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));   // no back-off left over
+        randomOrg.Blobs = BlobKind.Zeros;
+        Assert.Equal(Refiller.Outcome.Rejected, await refiller.RefillOnceAsync(default));
+        Assert.Equal(Refiller.Outcome.Rejected, await refiller.RefillOnceAsync(default));   // the count began again
+    }
+
+    [Fact]
     public async Task Pacing_spreads_a_free_days_budget_over_the_whole_day_even_for_a_hungry_cluster()
     {
         // Three nodes each reseeding every minute want 3 × 256 × 1,440 ≈ 1.1 M bits a day: over

@@ -51,12 +51,16 @@ public sealed class Refiller(RandomOrgClient client, Pool pool, EntropyMixer mix
             if (NoiseHealth.Check(blob) is { } failure)
             {
                 await db.StringIncrementAsync(RejectedKey);
-                await db.HashSetAsync(StatusKey, "lastError", $"blob refused by the health tests: {failure}");
-                logger.LogWarning("random.org blob refused by the SP 800-90B health tests: {Failure}", failure);
+                // Genuine noise fails about once in 4,000 blobs, so one refusal means asking again; a
+                // second in a row is a source stuck, backed off as a failure is (it was asked every tick).
+                var inARow = await db.HashIncrementAsync(StatusKey, "rejectedInARow");
+                if (inARow >= 2) nextAsk = Max(nextAsk, now + BackOff(inARow - 1));
+                await db.HashSetAsync(StatusKey, [new("lastError", $"blob refused by the health tests: {failure}"), new("notBefore", nextAsk.ToUnixTimeMilliseconds())]);
+                logger.LogWarning("random.org blob refused by the SP 800-90B health tests: {Failure}; next attempt after {RetryAt:u}", failure, nextAsk);
                 return Outcome.Rejected;
             }
             await pool.AddAsync(blob);
-            await db.HashSetAsync(StatusKey, [new("lastRefillAt", now.ToUnixTimeMilliseconds()), new("lastError", "")]);
+            await db.HashSetAsync(StatusKey, [new("lastRefillAt", now.ToUnixTimeMilliseconds()), new("lastError", ""), new("rejectedInARow", 0)]);
             return Outcome.Refilled;
         }
         catch (RandomOrgException e) when (e.IsQuotaExhausted)
@@ -70,8 +74,7 @@ public sealed class Refiller(RandomOrgClient client, Pool pool, EntropyMixer mix
         }
         catch (Exception e) when (e is RandomOrgException or HttpRequestException || e is OperationCanceledException && !ct.IsCancellationRequested)
         {
-            var failures = await db.HashIncrementAsync(StatusKey, "failures");
-            var backOff = TimeSpan.FromSeconds(Math.Min(30 * Math.Pow(2, failures - 1), 1800));
+            var backOff = BackOff(await db.HashIncrementAsync(StatusKey, "failures"));
             var reason = e switch
             {
                 RandomOrgException answered => answered.Message,   // it answered, but not with a blob
@@ -86,6 +89,11 @@ public sealed class Refiller(RandomOrgClient client, Pool pool, EntropyMixer mix
         }
         return Outcome.Failed;
     }
+
+    /// <summary>30 s after the first failure in a row, doubling to 30 minutes.</summary>
+    static TimeSpan BackOff(long failures) => TimeSpan.FromSeconds(Math.Min(30 * Math.Pow(2, failures - 1), 1800));
+
+    static DateTimeOffset Max(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
 
     /// <summary>Mixes one pooled chunk into this node's state; false when the pool is empty.</summary>
     public async Task<bool> ReseedOnceAsync()
