@@ -95,6 +95,10 @@ async Task<string> RunAsync(string[] words)
         case ["start", "redis", var p] when int.TryParse(p, out var port) && cluster.Redis.Ports.Contains(port):
             await cluster.Redis.StartAgainAsync(port);
             return $"Redis node {port} rejoined (as a replica, if its slots moved on) and is synced";
+        case ["kill" or "start" or "pause" or "resume", "ams" or "galera", _] or ["log", "ams", _, ..]:
+            return $"no {(words[1] == "ams" ? "AMS" : "Galera")} node '{words[2]}': they are 1, 2 and 3";
+        case ["kill" or "start" or "pause" or "resume", "redis", _]:
+            return $"no Redis node on port '{words[2]}': they are {string.Join(", ", cluster.Redis.Ports)}";
         default:
             return $"unknown command; one of:\n{Commands}";
     }

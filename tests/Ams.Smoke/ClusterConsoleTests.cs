@@ -49,6 +49,8 @@ public sealed partial class ClusterConsoleTests(ITestOutputHelper output)
 
             await TypeAsync("help", "pause ams|galera N");
             await TypeAsync("fly ams 1", "unknown command");
+            await TypeAsync("kill ams 4", "no AMS node '4': they are 1, 2 and 3");
+            await TypeAsync("pause redis 1", $"no Redis node on port '1': they are {redisPorts[0]}");
 
             await TypeAsync("pause ams 2", "AMS node 2 paused");
             Assert.False(await AnswersAsync(nodes[1]));
