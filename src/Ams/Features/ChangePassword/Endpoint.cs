@@ -39,7 +39,7 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, Login.Throttle thr
             await (outcome switch
             {
                 Changed => Send.NoContentAsync(ct),
-                Throttled t => Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many failed sign-ins", "Wait before trying again.", t.RetryAfter),
+                Throttled t => Login.Throttle.TooManyAsync(HttpContext, t.RetryAfter),
                 Invalid i => InvalidAsync(i.Message),
                 _ => Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Wrong current password"),
             });

@@ -82,7 +82,7 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, Throttle throttle,
 
     Task ApiReplyAsync(Outcome outcome, CancellationToken ct) => outcome switch
     {
-        Throttled t => Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many failed sign-ins", "Wait before trying again.", t.RetryAfter),
+        Throttled t => Login.Throttle.TooManyAsync(HttpContext, t.RetryAfter),
         NeedsSecondFactor c => HttpContext.Response.WriteAsJsonAsync(new ChallengeResponse(true, c.Challenge, c.ExpiresAt, c.DeviceToken),
             LoginJson.Default.ChallengeResponse, cancellationToken: ct),
         Succeeded s => Send.OkAsync(new Response(s.Token, s.Session.ExpiresAt, s.User.ToView(), s.DeviceToken), ct),

@@ -22,6 +22,10 @@ public sealed class ThrottleOptions
 /// </summary>
 public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
 {
+    /// <summary>The API's 429 wherever a password is checked against this throttle (sign-in, password change, 2FA setup).</summary>
+    public static Task TooManyAsync(HttpContext http, TimeSpan retryAfter) =>
+        Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many failed sign-ins", "Wait before trying again.", retryAfter);
+
     // KEYS: counters; ARGV[1]: window ms; ARGV[2..]: limits. Returns 0, or the ms until the
     // fullest exceeded counter resets (that attempt is not counted).
     const string Acquire = """

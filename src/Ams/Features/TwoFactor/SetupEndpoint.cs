@@ -47,7 +47,7 @@ public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, Time
         {
             // The password is what is checked here, against the sign-in throttle: said as sign-in says it.
             await (api
-                ? Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many failed sign-ins", "Wait before trying again.", wait)
+                ? Login.Throttle.TooManyAsync(HttpContext, wait)
                 : Settings.ReplyAsync(HttpContext, new Settings.LockedOut(wait), enabledBefore: false, enabledAfter: false));
             return;
         }

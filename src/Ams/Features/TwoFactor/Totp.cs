@@ -131,9 +131,9 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit red
         if (NormalizeRecoveryCode(code) is not { } recovery) return Verdict.Wrong;
         string? stored = null;
         await foreach (var key in RecoveryCodeKeys.AllAsync(connection, envelope, masterKeys))
-            if (await Sql.HasRecoveryCodeAsync(connection, userId, KeyedHash(key, userId, recovery)))
+            if (KeyedHash(key, userId, recovery) is var hash && await Sql.HasRecoveryCodeAsync(connection, userId, hash))
             {
-                stored = KeyedHash(key, userId, recovery);
+                stored = hash;
                 break;
             }
         // Codes made before v2: unkeyed SHA-256, working until used or replaced.
