@@ -33,7 +33,7 @@ cluster: build publish
     # The app itself rather than `dotnet run`, whose own stop would cut the app's cleanup short
     dotnet tests/Ams.Cluster/bin/Release/net10.0/Ams.Cluster.dll
 
-# The benchmarks (tests/Ams.Bench): AOT and JIT footprint, floor, send throughput, delivery across two nodes (AMS and Prosody at 200, 500, 1,000/s, next to the delivery floor with and without bare HTTP), 10,000 SSE connections, 50,000 on a node of their own; writes docs/benchmarks.md. `just bench --cluster` adds floor, send and delivery on the loopback cluster (needs galera-4, rsync, haproxy)
+# The benchmarks (tests/Ams.Bench): AOT and JIT footprint, floor, send throughput, delivery across two nodes (AMS and Prosody at 200, 500, 1,000/s, next to the delivery floor with and without bare HTTP), 10,000 SSE connections, 50,000 on a node of their own (HTTP/1.1 connections, and HTTP/2 streams); writes docs/benchmarks.md. `just bench --cluster` adds floor, send and delivery on the loopback cluster (needs galera-4, rsync, haproxy)
 [positional-arguments]
 bench *args: build publish
     command -v prosody >/dev/null || [ "$(id -u)" -ne 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y prosody lua-dbi-mysql || true

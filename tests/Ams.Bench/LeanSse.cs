@@ -14,12 +14,10 @@ namespace Ams.Bench;
 /// </summary>
 sealed class LeanSse : IDisposable
 {
-    static readonly byte[] BodyMarker = "\"body\":\""u8.ToArray();
     readonly Socket socket;
-    readonly Action<string> onBody;
-    byte[] partial = [];   // the unfinished line of the last read
+    readonly SseLines lines;
 
-    LeanSse(Socket socket, Action<string> onBody) => (this.socket, this.onBody) = (socket, onBody);
+    LeanSse(Socket socket, Action<string> onBody) => (this.socket, lines) = (socket, new SseLines(onBody));
 
     /// <summary>Opens <c>GET /api/events</c>; <paramref name="source"/> picks the local address (loopback has
     /// fewer than 30,000 ephemeral ports per source address).</summary>
@@ -45,7 +43,7 @@ sealed class LeanSse : IDisposable
             if (!buffer.AsSpan(0, filled).StartsWith("HTTP/1.1 200 "u8))
                 throw new HttpRequestException($"event stream refused: {Encoding.ASCII.GetString(buffer, 0, buffer.AsSpan(0, filled).IndexOf("\r\n"u8))}");
             var stream = new LeanSse(socket, onBody);
-            stream.Lines(buffer.AsSpan(end + 4, filled - end - 4));
+            stream.lines.Feed(buffer.AsSpan(end + 4, filled - end - 4));
             _ = stream.PumpAsync();
             return stream;
         }
@@ -68,7 +66,7 @@ sealed class LeanSse : IDisposable
                 {
                     var read = await socket.ReceiveAsync(buffer.AsMemory());
                     if (read == 0) return;
-                    Lines(buffer.AsSpan(0, read));
+                    lines.Feed(buffer.AsSpan(0, read));
                 }
                 finally
                 {
@@ -79,7 +77,19 @@ sealed class LeanSse : IDisposable
         catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
     }
 
-    void Lines(ReadOnlySpan<byte> data)
+    public void Dispose() => socket.Dispose();
+}
+
+/// <summary>
+/// The <c>body</c> of each message event in an SSE byte stream, read by the bench's own stream
+/// clients (<see cref="LeanSse"/>, <see cref="H2Sse"/>): a <c>data:</c> line's <c>"body":"…"</c>.
+/// </summary>
+sealed class SseLines(Action<string> onBody)
+{
+    static readonly byte[] BodyMarker = "\"body\":\""u8.ToArray();
+    byte[] partial = [];   // the unfinished line of the last read
+
+    public void Feed(ReadOnlySpan<byte> data)
     {
         if (partial.Length > 0)
         {
@@ -103,6 +113,4 @@ sealed class LeanSse : IDisposable
         }
         if (data.Length > 0) partial = data.ToArray();
     }
-
-    public void Dispose() => socket.Dispose();
 }

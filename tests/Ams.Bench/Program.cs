@@ -6,7 +6,7 @@ using Ams.Testing;
 // each scenario (part of `just test`, so the harness cannot rot) and writes to artifacts/.
 var smoke = args.Contains("--smoke");
 // `--cluster` adds the floor, send and delivery scenarios on the loopback cluster (`just cluster`).
-// `--only send` (or a list of footprint, floor, send, delivery, connections, catchup, attachments, floordelivery, httpfloordelivery, connections50k, prosody) runs just those
+// `--only send` (or a list of footprint, floor, send, delivery, connections, catchup, attachments, floordelivery, httpfloordelivery, connections50k, streams50k, prosody) runs just those
 // and writes to artifacts/, for profiling a node under that load; the node PIDs are printed. Delivery
 // runs at each of the settings' rates: `delivery` is all of them, `delivery-1000` one (likewise
 // `floordelivery`, `httpfloordelivery`, `prosody` and `prosody-200`, …, `prosody-throughput`).
@@ -101,6 +101,24 @@ if (Runs("connections50k"))
     var node = await Launch(true);
     Console.WriteLine($"connections50k node pid {node.ProcessId}");
     try { report.Add(await Scenarios.ManyConnectionsAsync(node, manySteps, settings)); }
+    finally { await node.StopAsync(); }
+}
+
+// The same steps as HTTP/2 streams on a node's cleartext HTTP/2 listener, 100 to a connection, as a
+// proxy speaking HTTP/2 to its backends would carry them: they need ~500 descriptors where 50,000
+// HTTP/1.1 connections need 50,000 on each side, so they run to the end whatever the limit.
+if (Runs("streams50k"))
+{
+    var (http, h2c) = (new Uri($"http://127.0.0.1:{FreePort.Next()}"), new Uri($"http://127.0.0.1:{FreePort.Next()}"));
+    var node = await AppProcess.LaunchAsync(aot, [], mariadb.ConnectionString("ams"), redis.ConnectionString, masterKeys,
+        new Dictionary<string, string>(environment)
+        {
+            ["Kestrel__Endpoints__Http__Url"] = http.ToString(),
+            ["Kestrel__Endpoints__H2c__Url"] = h2c.ToString(),
+            ["Kestrel__Endpoints__H2c__Protocols"] = "Http2",
+        }, baseAddress: http);
+    Console.WriteLine($"streams50k node pid {node.ProcessId}");
+    try { report.Add(await Scenarios.ManyStreamsAsync(node, h2c, settings.ManyConnections, settings)); }
     finally { await node.StopAsync(); }
 }
 

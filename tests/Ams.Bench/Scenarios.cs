@@ -372,11 +372,30 @@ static class Scenarios
 
     /// <summary>Many idle SSE connections on one node: memory per connection, then a burst delivered to all of them.</summary>
     public static Task<Result> ConnectionsAsync(AppProcess node, Settings settings) =>
-        ConnectionsAsync(node, "Connections", [settings.Connections], settings.BurstMessages, settings.PerSourceAddress);
+        ConnectionsAsync(node, "Connections", [settings.Connections], settings.BurstMessages, Http1(node, settings.PerSourceAddress), "SSE connections");
 
     /// <summary>The same, in steps up to 50,000 on a node of its own: whether memory per connection stays flat.</summary>
     public static Task<Result> ManyConnectionsAsync(AppProcess node, int[] steps, Settings settings) =>
-        ConnectionsAsync(node, "Connections 50k", steps, Math.Max(1, settings.BurstMessages / 4), settings.PerSourceAddress);
+        ConnectionsAsync(node, "Connections 50k", steps, Math.Max(1, settings.BurstMessages / 4), Http1(node, settings.PerSourceAddress), "SSE connections");
+
+    /// <summary>
+    /// The steps up to 50,000 again as HTTP/2 streams on the node's cleartext HTTP/2 listener
+    /// (<paramref name="h2c"/>), 100 to a connection: what the node spends per stream where its
+    /// open-files limit keeps that many HTTP/1.1 connections from being measured.
+    /// </summary>
+    public static async Task<Result> ManyStreamsAsync(AppProcess node, Uri h2c, int[] steps, Settings settings)
+    {
+        using var client = H2Sse.Client(h2c);
+        return await ConnectionsAsync(node, "Streams 50k", steps, Math.Max(1, settings.BurstMessages / 4),
+            async (_, token, onBody) => await H2Sse.OpenAsync(client, token, onBody), "SSE streams over HTTP/2 (100 to a connection)", "stream");
+    }
+
+    static Func<int, string, Action<string>, Task<IDisposable>> Http1(AppProcess node, int perSourceAddress)
+    {
+        var server = new IPEndPoint(IPAddress.Parse(node.BaseAddress.Host), node.BaseAddress.Port);
+        // 127.0.0.2, .3, …: loopback offers fewer than 30,000 ephemeral ports per source address.
+        return async (i, token, onBody) => await LeanSse.OpenAsync(server, new IPAddress([127, 0, 0, (byte)(2 + i / perSourceAddress)]), token, onBody);
+    }
 
     /// <summary>The node's own GC figures from /metrics (System.Runtime), for telling live objects from what the GC keeps.</summary>
     static async Task<string> GcFiguresAsync(Uri node)
@@ -503,17 +522,17 @@ static class Scenarios
 
     // RSS is read 2 s after the last connection of a step has its response headers (every stream
     // is registered with the hub by then), never while connections are still opening.
-    static async Task<Result> ConnectionsAsync(AppProcess node, string name, int[] steps, int burst, int perSourceAddress)
+    static async Task<Result> ConnectionsAsync(AppProcess node, string name, int[] steps, int burst,
+        Func<int, string, Action<string>, Task<IDisposable>> open, string what, string unit = "connection")
     {
         var (_, senderToken) = await Client.UserAsync(node.BaseAddress, "cs");
         var (listener, listenerToken) = await Client.UserAsync(node.BaseAddress, "cl");
         var conversation = await Client.DirectAsync(node.BaseAddress, senderToken, listener);
-        var server = new IPEndPoint(IPAddress.Parse(node.BaseAddress.Host), node.BaseAddress.Port);
         var before = node.ResidentBytes();
         var sentAt = new ConcurrentDictionary<string, long>();
         var histogram = NewHistogram();
         long deliveries = 0;
-        var streams = new LeanSse[steps[^1]];
+        var streams = new IDisposable[steps[^1]];
         var figures = new List<(string Figure, string Value)> { ("RSS before (MB)", $"{before / 1048576.0:F0}") };
         long after = 0;
         var opened = 0;
@@ -523,9 +542,8 @@ static class Scenarios
             foreach (var step in steps)
             {
                 var clock = Stopwatch.StartNew();
-                // 127.0.0.2, .3, …: loopback offers fewer than 30,000 ephemeral ports per source address.
                 await Parallel.ForAsync(opened, step, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (i, _) =>
-                    streams[i] = await LeanSse.OpenAsync(server, new IPAddress([127, 0, 0, (byte)(2 + i / perSourceAddress)]), listenerToken, body =>
+                    streams[i] = await open(i, listenerToken, body =>
                     {
                         if (sentAt.TryGetValue(body, out var start)) { Record(histogram, start); Interlocked.Increment(ref deliveries); }
                     }));
@@ -535,11 +553,11 @@ static class Scenarios
                 after = node.ResidentBytes();
                 measured.Add((step, after));
                 var perConnection = (after - before) / (double)step / 1024;
-                Console.WriteLine($"{name}: {step} open in {openSeconds:F0} s, RSS {after / 1048576} MB, {perConnection:F1} KB per connection; {await GcFiguresAsync(node.BaseAddress)}");
+                Console.WriteLine($"{name}: {step} open in {openSeconds:F0} s, RSS {after / 1048576} MB, {perConnection:F1} KB each; {await GcFiguresAsync(node.BaseAddress)}");
                 figures.Add(steps.Length == 1
                     ? ("RSS after (MB)", $"{after / 1048576.0:F0}")
                     : ($"{step / 1000.0:0.#}k: RSS (MB)", $"{after / 1048576.0:F0}"));
-                figures.Add((steps.Length == 1 ? "per connection (KB)" : $"{step / 1000.0:0.#}k: per connection (KB)", $"{perConnection:F1}"));
+                figures.Add((steps.Length == 1 ? $"per {unit} (KB)" : $"{step / 1000.0:0.#}k: per {unit} (KB)", $"{perConnection:F1}"));
             }
             using (var client = Client.For(node.BaseAddress, senderToken))
                 for (var i = 0; i < burst; i++)
@@ -551,9 +569,9 @@ static class Scenarios
             var expected = (long)opened * burst;
             var wait = Stopwatch.StartNew();
             while (Interlocked.Read(ref deliveries) < expected && wait.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(50);
-            Console.WriteLine($"{name}: {opened} SSE connections, RSS {before / 1048576} → {after / 1048576} MB, {deliveries}/{expected} deliveries");
+            Console.WriteLine($"{name}: {opened} {what}, RSS {before / 1048576} → {after / 1048576} MB, {deliveries}/{expected} deliveries");
             figures.Add(("deliveries", $"{deliveries}/{expected}"));
-            return new Result(name, $"{opened} idle SSE connections on one node{(steps.Length > 1 ? $" (a node of its own), opened in steps of {steps[0]}" : "")}; a burst of {burst} messages to all of them",
+            return new Result(name, $"{opened} idle {what} on one node{(steps.Length > 1 ? $" (a node of its own), opened in steps of {steps[0]}" : "")}; a burst of {burst} messages to all of them",
                 histogram, figures, deliveries == expected ? [] : [$"{expected - deliveries} burst deliveries missing"]) { ResidentBytes = after, ResidentBefore = before, Steps = measured };
         }
         finally

@@ -114,6 +114,53 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
     }
 
     [Fact]
+    public async Task A_node_given_a_cleartext_HTTP2_listener_serves_the_API_and_event_streams_over_it()
+    {
+        // What README's "Behind a reverse proxy" offers proxies that speak HTTP/2 to their backends,
+        // and what the bench's 50,000 streams ride on: Kestrel's own endpoint settings.
+        var (http, h2c) = (new Uri($"http://127.0.0.1:{FreePort.Next()}"), new Uri($"http://127.0.0.1:{FreePort.Next()}"));
+        var node = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys,
+            new Dictionary<string, string>
+            {
+                ["Kestrel__Endpoints__Http__Url"] = http.ToString(),
+                ["Kestrel__Endpoints__H2c__Url"] = h2c.ToString(),
+                ["Kestrel__Endpoints__H2c__Protocols"] = "Http2",
+            }, baseAddress: http);
+        try
+        {
+            HttpClient H2() => new(new SocketsHttpHandler()) { BaseAddress = h2c, DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+            var (other, listener) = await SmokeUsers.UserAsync(H2(), "h2");
+            var (_, sender) = await SmokeUsers.UserAsync(H2(), "h2");
+            // Three streams of one user (one connection carries them all), then a send over HTTP/2.
+            var streams = new List<StreamReader>();
+            for (var i = 0; i < 3; i++)
+            {
+                var request = new HttpRequestMessage(HttpMethod.Get, "/api/events") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+                request.Headers.Accept.ParseAdd("text/event-stream");
+                var response = await listener.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                Assert.Equal((HttpStatusCode.OK, HttpVersion.Version20, "text/event-stream"), (response.StatusCode, response.Version, response.Content.Headers.ContentType?.MediaType));
+                streams.Add(new StreamReader(await response.Content.ReadAsStreamAsync()));
+            }
+            var sent = await sender.PostAsJsonAsync("/api/messages", new { to = other, body = "over h2c" });
+            Assert.Equal((HttpStatusCode.Created, HttpVersion.Version20), (sent.StatusCode, sent.Version));
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            foreach (var stream in streams)
+            {
+                string? line;
+                do line = await stream.ReadLineAsync(wait.Token);
+                while (line is not null && !line.StartsWith("data: {", StringComparison.Ordinal));
+                Assert.Contains("\"body\":\"over h2c\"", line);
+            }
+            // The HTTP/1.1 listener serves beside it.
+            Assert.Equal(HttpStatusCode.OK, (await node.Client().GetAsync("/readyz")).StatusCode);
+        }
+        finally
+        {
+            await node.StopAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_serving_node_holds_both_its_Redis_connections_before_it_first_waits_for_MariaDB()
     {
         // Both are made synchronously, so they must be made before anything awaits a socket: with

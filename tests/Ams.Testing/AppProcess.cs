@@ -54,15 +54,18 @@ public sealed class AppProcess : IAsyncLifetime
     /// Starts <paramref name="fileName"/> (the AOT binary, or <c>dotnet</c> with the JIT build's dll)
     /// against servers the caller owns.
     /// <paramref name="untilHealthy"/> false returns once the process runs, for a test of its start itself.
+    /// <paramref name="baseAddress"/>: where it serves, for a caller whose <paramref name="environment"/>
+    /// names its listeners itself (Kestrel's own endpoint settings replace ASPNETCORE_URLS).
     /// </summary>
     public static async Task<AppProcess> LaunchAsync(string fileName, IEnumerable<string> arguments, string mariaDbConnection,
-        string redisConnection, string masterKeys, IReadOnlyDictionary<string, string>? environment = null, bool untilHealthy = true)
+        string redisConnection, string masterKeys, IReadOnlyDictionary<string, string>? environment = null, bool untilHealthy = true,
+        Uri? baseAddress = null)
     {
         var app = new AppProcess
         {
             fileName = fileName, arguments = arguments.ToArray(), mariaDbConnection = mariaDbConnection, redisConnection = redisConnection,
             masterKeys = masterKeys, extraEnvironment = environment ?? new Dictionary<string, string>(),
-            BaseAddress = new Uri($"http://127.0.0.1:{FreePort.Next()}"),
+            BaseAddress = baseAddress ?? new Uri($"http://127.0.0.1:{FreePort.Next()}"),
         };
         await app.LaunchAsync(untilHealthy);
         return app;
