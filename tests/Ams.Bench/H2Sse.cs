@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
 
@@ -57,21 +56,7 @@ sealed class H2Sse : IDisposable
     {
         try
         {
-            while (true)
-            {
-                _ = await body.ReadAsync(Memory<byte>.Empty);   // idle: no buffer held
-                var buffer = ArrayPool<byte>.Shared.Rent(4096);
-                try
-                {
-                    var read = await body.ReadAsync(buffer.AsMemory());
-                    if (read == 0) return;
-                    lines.Feed(buffer.AsSpan(0, read));
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-            }
+            await lines.PumpAsync(buffer => body.ReadAsync(buffer));
         }
         catch (Exception e) when (e is IOException or HttpRequestException or ObjectDisposedException or OperationCanceledException) { }
     }

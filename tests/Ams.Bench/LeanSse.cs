@@ -58,21 +58,7 @@ sealed class LeanSse : IDisposable
     {
         try
         {
-            while (true)
-            {
-                await socket.ReceiveAsync(Memory<byte>.Empty);   // idle: no buffer held
-                var buffer = ArrayPool<byte>.Shared.Rent(4096);
-                try
-                {
-                    var read = await socket.ReceiveAsync(buffer.AsMemory());
-                    if (read == 0) return;
-                    lines.Feed(buffer.AsSpan(0, read));
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-            }
+            await lines.PumpAsync(buffer => socket.ReceiveAsync(buffer));
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
     }
@@ -88,6 +74,26 @@ sealed class SseLines(Action<string> onBody)
 {
     static readonly byte[] BodyMarker = "\"body\":\""u8.ToArray();
     byte[] partial = [];   // the unfinished line of the last read
+
+    /// <summary>Feeds what <paramref name="receive"/> reads until it ends; idle, it holds no buffer (a zero-byte read waits for data).</summary>
+    public async Task PumpAsync(Func<Memory<byte>, ValueTask<int>> receive)
+    {
+        while (true)
+        {
+            _ = await receive(Memory<byte>.Empty);
+            var buffer = ArrayPool<byte>.Shared.Rent(4096);
+            try
+            {
+                var read = await receive(buffer);
+                if (read == 0) return;
+                Feed(buffer.AsSpan(0, read));
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
 
     public void Feed(ReadOnlySpan<byte> data)
     {
