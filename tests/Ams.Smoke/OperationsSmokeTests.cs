@@ -132,27 +132,40 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
             var (other, listener) = await SmokeUsers.UserAsync(H2(), "h2");
             var (_, sender) = await SmokeUsers.UserAsync(H2(), "h2");
             // Three streams of one user (one connection carries them all), then a send over HTTP/2.
-            var streams = new List<StreamReader>();
+            var streams = new List<(HttpResponseMessage Response, StreamReader Reader)>();
             for (var i = 0; i < 3; i++)
             {
                 var request = new HttpRequestMessage(HttpMethod.Get, "/api/events") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
                 request.Headers.Accept.ParseAdd("text/event-stream");
                 var response = await listener.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
                 Assert.Equal((HttpStatusCode.OK, HttpVersion.Version20, "text/event-stream"), (response.StatusCode, response.Version, response.Content.Headers.ContentType?.MediaType));
-                streams.Add(new StreamReader(await response.Content.ReadAsStreamAsync()));
+                streams.Add((response, new StreamReader(await response.Content.ReadAsStreamAsync())));
             }
             var sent = await sender.PostAsJsonAsync("/api/messages", new { to = other, body = "over h2c" });
             Assert.Equal((HttpStatusCode.Created, HttpVersion.Version20), (sent.StatusCode, sent.Version));
             using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            foreach (var stream in streams)
+            foreach (var (_, reader) in streams)
             {
                 string? line;
-                do line = await stream.ReadLineAsync(wait.Token);
+                do line = await reader.ReadLineAsync(wait.Token);
                 while (line is not null && !line.StartsWith("data: {", StringComparison.Ordinal));
                 Assert.Contains("\"body\":\"over h2c\"", line);
             }
             // The HTTP/1.1 listener serves beside it.
-            Assert.Equal(HttpStatusCode.OK, (await node.Client().GetAsync("/readyz")).StatusCode);
+            using var plain = node.Client();
+            Assert.Equal(HttpStatusCode.OK, (await plain.GetAsync("/readyz")).StatusCode);
+            // A client that gives a stream up resets it (RST_STREAM) and keeps the connection: the
+            // node must end the stream all the same, or each such stream would stay open for good.
+            Assert.Matches(@"(?m)^ams_events_streams_open 3$", await plain.GetStringAsync("/metrics"));
+            foreach (var (response, _) in streams) response.Dispose();
+            var metrics = "";
+            for (var i = 0; i < 100 && !metrics.Contains("\nams_events_streams_open 0\n", StringComparison.Ordinal); i++)
+            {
+                await Task.Delay(50);
+                metrics = await plain.GetStringAsync("/metrics");
+            }
+            Assert.Matches(@"(?m)^ams_events_streams_open 0$", metrics);
+            Assert.Equal(HttpStatusCode.OK, (await listener.GetAsync("/api/me")).StatusCode);   // the connection carries on
         }
         finally
         {
