@@ -74,8 +74,11 @@ static WebApplication Build(string[] args, bool admin)
         o.AddServerHeader = false;
         o.Limits.MaxRequestBodySize = RequestLimits.MaxBodyBytes;
     });
-    // The default only when no listener is configured: the container sets ASPNETCORE_HTTP_PORTS.
-    if (new[] { "urls", "http_ports", "https_ports" }.All(key => string.IsNullOrEmpty(builder.Configuration[key])))
+    // The default only when no listener is configured: the container sets ASPNETCORE_HTTP_PORTS, and
+    // Kestrel's own endpoint settings replace all of these (a default beside them was "overridden",
+    // with a warning at every start).
+    if (new[] { "urls", "http_ports", "https_ports" }.All(key => string.IsNullOrEmpty(builder.Configuration[key]))
+        && !builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
         builder.WebHost.UseUrls("http://localhost:8082");
 
     var config = builder.Configuration;

@@ -116,8 +116,8 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
     [Fact]
     public async Task A_node_given_a_cleartext_HTTP2_listener_serves_the_API_and_event_streams_over_it()
     {
-        // What README's "Behind a reverse proxy" offers proxies that speak HTTP/2 to their backends,
-        // and what the bench's 50,000 streams ride on: Kestrel's own endpoint settings.
+        // What the bench's 50,000 streams ride on (README, "Behind a reverse proxy" and Figures):
+        // Kestrel's own endpoint settings, an HTTP/1.1 listener and an HTTP/2-only one.
         var (http, h2c) = (new Uri($"http://127.0.0.1:{FreePort.Next()}"), new Uri($"http://127.0.0.1:{FreePort.Next()}"));
         var node = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys,
             new Dictionary<string, string>
@@ -125,6 +125,7 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
                 ["Kestrel__Endpoints__Http__Url"] = http.ToString(),
                 ["Kestrel__Endpoints__H2c__Url"] = h2c.ToString(),
                 ["Kestrel__Endpoints__H2c__Protocols"] = "Http2",
+                ["ASPNETCORE_URLS"] = "",   // as an operator who names the listeners this way would leave it
             }, baseAddress: http);
         try
         {
@@ -166,11 +167,31 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
             }
             Assert.Matches(@"(?m)^ams_events_streams_open 0$", metrics);
             Assert.Equal(HttpStatusCode.OK, (await listener.GetAsync("/api/me")).StatusCode);   // the connection carries on
+            // The container's HEALTHCHECK finds the listeners Kestrel's settings name (it asked
+            // the default port), the HTTP/2-only one over HTTP/2; and no default was "overridden".
+            Assert.Equal((0, $"{http}healthz: 200"), await HealthCheckAsync(("Kestrel__Endpoints__Http__Url", http.ToString()),
+                ("Kestrel__Endpoints__H2c__Url", h2c.ToString()), ("Kestrel__Endpoints__H2c__Protocols", "Http2"), ("ASPNETCORE_HTTP_PORTS", "8080")));
+            Assert.Equal((0, $"{h2c}healthz: 200"), await HealthCheckAsync(("Kestrel__Endpoints__H2c__Url", h2c.ToString()), ("Kestrel__Endpoints__H2c__Protocols", "Http2")));
+            Assert.DoesNotContain("Overriding address", node.Log);
         }
         finally
         {
             await node.StopAsync();
         }
+    }
+
+    // `Ams --healthcheck` with only these variables set: its exit code and the first words of its line.
+    async Task<(int ExitCode, string Said)> HealthCheckAsync(params (string Name, string Value)[] environment)
+    {
+        var start = new ProcessStartInfo(app.BinaryPath, "--healthcheck") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var name in start.Environment.Keys.Where(n => n.StartsWith("ASPNETCORE_", StringComparison.Ordinal) || n.StartsWith("Kestrel", StringComparison.OrdinalIgnoreCase)
+            || n is "URLS" or "HTTP_PORTS" or "AMS_HEALTHCHECK_URL").ToList())
+            start.Environment.Remove(name);
+        foreach (var (name, value) in environment) start.Environment[name] = value;
+        using var probe = Process.Start(start)!;
+        var said = await probe.StandardOutput.ReadToEndAsync();
+        await probe.WaitForExitAsync();
+        return (probe.ExitCode, string.Join(' ', said.Trim().Split(' ').Take(2)));
     }
 
     [Fact]
