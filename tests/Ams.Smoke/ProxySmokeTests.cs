@@ -246,6 +246,47 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
         }
     }
 
+    [Fact]
+    public async Task Behind_the_HAProxy_sample_a_stream_whose_client_left_ends_on_its_node_at_once()
+    {
+        var (nodes, proxy) = await BehindHaproxyAsync(app.RedisConnection);
+        try
+        {
+            var (_, bob) = await SmokeUsers.UserAsync(proxy.Client(), "hla");
+            async Task<int> OpenOnTheNodesAsync()
+            {
+                var open = 0;
+                foreach (var node in nodes)
+                {
+                    using var client = node.Client();
+                    var metrics = await client.GetStringAsync("/metrics");
+                    open += int.Parse(System.Text.RegularExpressions.Regex.Match(metrics, @"(?m)^ams_events_streams_open (\d+)$").Groups[1].Value);
+                }
+                return open;
+            }
+            var streams = new List<EventReader>();
+            for (var i = 0; i < 4; i++)
+            {
+                var stream = new EventReader(bob);
+                await stream.OpenAsync(null);
+                streams.Add(stream);
+            }
+            Assert.Equal(4, await OpenOnTheNodesAsync());
+            foreach (var stream in streams) stream.Dispose();
+            // Each counts toward the user's 16 streams while it stays open: an outside check saw
+            // them stay for 15-55 s (until a keep-alive write failed), and a user reloading tabs
+            // met the 429 meanwhile.
+            var left = Stopwatch.StartNew();
+            while (await OpenOnTheNodesAsync() > 0 && left.Elapsed < TimeSpan.FromSeconds(6)) await Task.Delay(100);
+            Assert.Equal(0, await OpenOnTheNodesAsync());
+        }
+        finally
+        {
+            await proxy.DisposeAsync();
+            foreach (var node in nodes) await node.StopAsync();
+        }
+    }
+
     /// <summary>Two AOT nodes behind the HAProxy sample, with only its addresses, ports, certificate and maxconn changed.</summary>
     async Task<(AppProcess[] Nodes, ReverseProxy Proxy)> BehindHaproxyAsync(string redisConnection, string? keepAlive = null)
     {
