@@ -132,13 +132,13 @@ sealed class Report(bool smoke)
         if (connections is not null)
             yield return Check(connections.ResidentBytes <= 250L * 1048576 && connections.Failures.Count == 0,
                 $"10,000 idle SSE connections in ≤ 250 MB RSS on one node ({connections.What}: {string.Join(", ", connections.Figures.Select(f => $"{f.Figure} {f.Value}"))})");
-        foreach (var (name, what) in new[] { ("Connections 50k", "SSE connections"), ("Streams 50k", "SSE streams over HTTP/2 (100 to a connection)") })
+        foreach (var (name, what, unit) in new[] { ("Connections 50k", "SSE connections", "connection"), ("Streams 50k", "SSE streams over HTTP/2 (100 to a connection)", "stream") })
         {
             if (results.FirstOrDefault(r => r.Name == name) is not { Steps.Count: > 1 } many) continue;
             // Flat: the cost per connection at the last step within 10 % of the first step's.
             double Kb(int i) => (many.Steps[i].ResidentBytes - many.ResidentBefore) / (double)many.Steps[i].Connections / 1024;
             var (first, last) = (Kb(0), Kb(many.Steps.Count - 1));
-            var text = $"50,000 {what} on one node with memory per {(name == "Streams 50k" ? "stream" : "connection")} flat: " +
+            var text = $"50,000 {what} on one node with memory per {unit} flat: " +
                 string.Join(", ", many.Steps.Select((s, i) => $"{s.Connections:N0}: {s.ResidentBytes / 1048576.0:F0} MB ({Kb(i):F1} KB each)")) +
                 $"; {many.Figures.FirstOrDefault(f => f.Figure == "deliveries").Value} burst deliveries";
             // Steps stopped short by the open-files limit prove nothing about 50,000.

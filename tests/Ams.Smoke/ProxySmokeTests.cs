@@ -253,17 +253,6 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
         try
         {
             var (_, bob) = await SmokeUsers.UserAsync(proxy.Client(), "hla");
-            async Task<int> OpenOnTheNodesAsync()
-            {
-                var open = 0;
-                foreach (var node in nodes)
-                {
-                    using var client = node.Client();
-                    var metrics = await client.GetStringAsync("/metrics");
-                    open += int.Parse(System.Text.RegularExpressions.Regex.Match(metrics, @"(?m)^ams_events_streams_open (\d+)$").Groups[1].Value);
-                }
-                return open;
-            }
             var streams = new List<EventReader>();
             for (var i = 0; i < 4; i++)
             {
@@ -271,14 +260,12 @@ public sealed class ProxySmokeTests(AppProcess app) : IClassFixture<AppProcess>
                 await stream.OpenAsync(null);
                 streams.Add(stream);
             }
-            Assert.Equal(4, await OpenOnTheNodesAsync());
+            Assert.Equal(4, await SmokeMetrics.StreamsLeftOpenAsync(TimeSpan.Zero, nodes));
             foreach (var stream in streams) stream.Dispose();
             // Each counts toward the user's 16 streams while it stays open: an outside check saw
             // them stay for 15-55 s (until a keep-alive write failed), and a user reloading tabs
             // met the 429 meanwhile.
-            var left = Stopwatch.StartNew();
-            while (await OpenOnTheNodesAsync() > 0 && left.Elapsed < TimeSpan.FromSeconds(6)) await Task.Delay(100);
-            Assert.Equal(0, await OpenOnTheNodesAsync());
+            Assert.Equal(0, await SmokeMetrics.StreamsLeftOpenAsync(TimeSpan.FromSeconds(6), nodes));
         }
         finally
         {

@@ -68,8 +68,9 @@ public static class HealthProbe
     // An http:// listener's /healthz; null for anything else (https, a pipe).
     static string? Probe(string? url)
     {
-        if (url is null || !url.Trim().StartsWith("http://", StringComparison.OrdinalIgnoreCase)) return null;
-        var authority = url.Trim()["http://".Length..].Split('/')[0];
+        url = url?.Trim();
+        if (url is null || !url.StartsWith("http://", StringComparison.OrdinalIgnoreCase)) return null;
+        var authority = url["http://".Length..].Split('/')[0];
         var colon = authority.LastIndexOf(':');
         var (host, port) = colon > 0 && !authority.EndsWith(']') ? (authority[..colon], authority[(colon + 1)..]) : (authority, "80");
         if (host is "+" or "*" or "0.0.0.0" or "[::]" or "localhost" or "") host = "127.0.0.1";

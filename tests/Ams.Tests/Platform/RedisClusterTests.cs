@@ -277,7 +277,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
             channel = Ams.Infrastructure.Messaging.EventLog.Channels[(int)(id % Ams.Infrastructure.Messaging.EventLog.ChannelCount)].ToString();
             hung = await redis.Cluster.MasterOfAsync(channel);
         }
-        while (hung == revocations != withTheRevocationChannel);
+        while ((hung == revocations) != withTheRevocationChannel);
         var recipient = Api.UniqueName("rp");
         await app.RegisterAsync(recipient);
         var token = await app.LoginAsync(sender);
