@@ -68,5 +68,23 @@ public sealed record ApiParameter(string In, string Name, string Type, string De
 /// <summary>Endpoint metadata for the document: the call takes <c>multipart/form-data</c> with one file in the part <paramref name="Part"/>.</summary>
 public sealed record ApiFileUpload(string Part, string Description);
 
+/// <summary>
+/// For the document: the property holds one of the strings in the static list <paramref name="member"/>
+/// of <paramref name="holder"/> (its enum in <c>docs/openapi.json</c>), the list the code itself uses.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class ApiValuesAttribute(Type holder, string member) : Attribute
+{
+    public Type Holder => holder;
+    public string Member => member;
+}
+
+/// <summary>For the document: the list property holds at most <paramref name="max"/> items (the validator's own bound).</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class ApiMaxItemsAttribute(int max) : Attribute
+{
+    public int Max => max;
+}
+
 /// <summary>Endpoint metadata for the document: see <see cref="ApiDocs.NeedsSession"/>.</summary>
 public sealed class ApiSessionRequired;

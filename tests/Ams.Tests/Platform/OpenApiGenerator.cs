@@ -2,6 +2,7 @@ using Ams.Infrastructure;
 using FastEndpoints.Swagger;
 using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.Extensions.DependencyInjection;
+using System.ComponentModel.DataAnnotations;
 using Ms = Microsoft.OpenApi;
 using Namotion.Reflection;
 using NJsonSchema;
@@ -46,6 +47,7 @@ static class OpenApiGenerator
             s.MarkNonNullablePropsAsRequired();
             s.SchemaSettings.SchemaNameGenerator = new SchemaNames();
             s.SchemaSettings.SchemaProcessors.Add(new ProblemSchema());
+            s.SchemaSettings.SchemaProcessors.Add(new PropertyBounds());
             // First, so that no other processor sees a browser route: FastEndpoints would strip the form
             // twin's route parameters (/c/{conversationId}/send) from the request schema both routes share.
             s.OperationProcessors.Insert(0, new ApiRoutesOnly());
@@ -154,7 +156,12 @@ static class OpenApiGenerator
     /// <summary>A slice's types by slice and name (RegisterRequest, TwoFactorLoginRequest); shared views by their own name.</summary>
     sealed class SchemaNames : ISchemaNameGenerator
     {
-        public string Generate(Type type)
+        public string Generate(Type type) => SchemaName(type);
+    }
+
+    /// <summary>The name of <paramref name="type"/>'s schema in the document.</summary>
+    public static string SchemaName(Type type)
+    {
         {
             if (type == typeof(FastEndpoints.ProblemDetails)) return "Problem";
             if (type == typeof(FastEndpoints.ProblemDetails.Error)) return "ProblemError";
@@ -186,6 +193,44 @@ static class OpenApiGenerator
             }
             else return;
             foreach (var property in schema.Properties.Values) property.Default = null;
+        }
+    }
+
+    /// <summary>
+    /// Bounds as the validators enforce them. FastEndpoints writes the FluentValidation rules it can
+    /// read after NJsonSchema's own reading of the attributes, so a <c>NotEmpty</c> rule would leave
+    /// a <see cref="StringLengthAttribute"/>'s minimum at 1: the attribute is applied again here.
+    /// It writes a <c>RuleForEach</c> string rule on the list itself, where JSON Schema ignores it: it
+    /// moves to the items. And what NJsonSchema does not read at all: <see cref="ApiValuesAttribute"/>
+    /// (the values its list holds, as the enum) and <see cref="ApiMaxItemsAttribute"/>.
+    /// </summary>
+    sealed class PropertyBounds : ISchemaProcessor
+    {
+        public void Process(SchemaProcessorContext context)
+        {
+            foreach (var property in context.ContextualType.Type.GetProperties())
+            {
+                // Not every schema of the type lists its properties (a reference to it does not).
+                if (!context.Schema.ActualSchema.Properties.TryGetValue(char.ToLowerInvariant(property.Name[0]) + property.Name[1..], out var declared)) continue;
+                JsonSchema schema = declared;
+                if (declared.Type.HasFlag(JsonObjectType.Array) && declared.Item is { } item)
+                {
+                    (item.MinLength, item.MaxLength) = (declared.MinLength, declared.MaxLength);
+                    (declared.MinLength, declared.MaxLength) = (null, null);
+                    schema = item;
+                }
+                if (property.GetCustomAttributes(typeof(StringLengthAttribute), inherit: false) is [StringLengthAttribute length])
+                    (schema.MinLength, schema.MaxLength) = (Math.Max(schema.MinLength ?? 0, length.MinimumLength), length.MaximumLength);
+                if (schema.MinLength == 0) schema.MinLength = null;   // says nothing
+                if (property.GetCustomAttributes(typeof(ApiValuesAttribute), inherit: false) is [ApiValuesAttribute values])
+                {
+                    var list = (IEnumerable<string>)(values.Holder.GetField(values.Member)?.GetValue(null) ?? values.Holder.GetProperty(values.Member)!.GetValue(null)!);
+                    schema.Enumeration.Clear();
+                    foreach (var value in list) schema.Enumeration.Add(value);
+                }
+                if (property.GetCustomAttributes(typeof(ApiMaxItemsAttribute), inherit: false) is [ApiMaxItemsAttribute items])
+                    declared.MaxItems = items.Max;
+            }
         }
     }
 

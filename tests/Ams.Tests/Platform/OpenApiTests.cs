@@ -182,6 +182,73 @@ public sealed class OpenApiTests(Services services) : IClassFixture<Services>
         Assert.Equal(2, doc["paths"]!["/api/login"]!["post"]!["responses"]!["200"]!["content"]!["application/json"]!["schema"]!["oneOf"]!.AsArray().Count);
     }
 
+    /// <summary>
+    /// Every bound the committed document gives a request field is its validator's own: a value at the
+    /// bound passes that field's rules, one past it fails them. A limit changed on one side only fails here.
+    /// </summary>
+    [Fact]
+    public async Task Documented_bounds_of_request_fields_are_the_ones_their_validators_enforce()
+    {
+        await AppAsync();   // a validator may resolve the app's services (Conversations:MaxMembers)
+        var doc = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!;
+        var types = typeof(Ams.Infrastructure.ApiDocs).Assembly.GetTypes().Where(t => t.IsPublic && t.IsClass)
+            .GroupBy(OpenApiGenerator.SchemaName).ToDictionary(g => g.Key, g => g.First());
+        var requests = doc["paths"]!.AsObject().SelectMany(p => p.Value!.AsObject())
+            .Select(o => o.Value!["requestBody"]?["content"]?["application/json"]?["schema"]?["$ref"]?.GetValue<string>())
+            .OfType<string>().Select(r => r.Split('/')[^1]).Distinct().Order(StringComparer.Ordinal).ToList();
+        var failures = new List<string>();
+        var bounds = 0;
+        foreach (var name in requests)
+        {
+            var type = types[name];
+            var validator = (FluentValidation.IValidator)Activator.CreateInstance(typeof(Ams.Infrastructure.ApiDocs).Assembly.GetTypes()
+                .Single(t => t.BaseType is { IsGenericType: true } b && b.GetGenericTypeDefinition() == typeof(FastEndpoints.Validator<>) && b.GetGenericArguments()[0] == type))!;
+            foreach (var (field, schema) in doc["components"]!["schemas"]![name]!["properties"]!.AsObject())
+            {
+                // A pattern is the tighter bound there (a username, a code): what a length allows, it may refuse.
+                if (schema!["pattern"] is not null) continue;
+                var property = type.GetProperty(char.ToUpperInvariant(field[0]) + field[1..])!;
+                var rows = new List<(string Bound, object Value, bool Valid)>();
+                if (schema["maxLength"]?.GetValue<int>() is { } max) rows.AddRange([("maxLength", Text(max), true), ("maxLength", Text(max + 1), false)]);
+                if (schema["minLength"]?.GetValue<int>() is { } min) rows.AddRange([("minLength", Text(min), true), ("minLength", Text(min - 1), false)]);
+                if (schema["maxItems"]?.GetValue<int>() is { } items) rows.AddRange([("maxItems", Ids(items), true), ("maxItems", Ids(items + 1), false)]);
+                if (schema["items"]?["maxLength"]?.GetValue<int>() is { } each) rows.AddRange([("items.maxLength", new List<string> { Text(each) }, true), ("items.maxLength", new List<string> { Text(each + 1) }, false)]);
+                foreach (var (bound, value, valid) in rows)
+                {
+                    var request = Activator.CreateInstance(type)!;
+                    property.SetValue(request, value);
+                    var errors = validator.Validate(new FluentValidation.ValidationContext<object>(request)).Errors
+                        .Where(e => string.Equals(e.PropertyName.Split('[')[0], property.Name, StringComparison.OrdinalIgnoreCase)).ToList();
+                    if (errors.Count == 0 != valid)
+                        failures.Add($"{name}.{field} {bound} {schema[bound.Split('.')[^1]] ?? schema["items"]![bound.Split('.')[^1]]}: a value of {Size(value)} was {(valid ? $"refused ({errors[0].ErrorMessage})" : "accepted")}");
+                    bounds++;
+                }
+            }
+        }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+        Assert.True(bounds >= 40, $"only {bounds} bounds checked");
+
+        // Letters and digits that no rule refuses for what they are (not blank, not a common password).
+        static string Text(int length) => string.Concat(Enumerable.Range(0, length).Select(i => "Zq7xW4mK"[i % 8]));
+        static List<string> Ids(int count) => Enumerable.Range(1, count).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        static string Size(object value) => value is string text ? $"{text.Length} characters" : $"{((List<string>)value).Count} items";
+    }
+
+    [Fact]
+    public async Task Documented_values_of_answer_fields_are_the_lists_the_code_uses()
+    {
+        var schemas = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!["components"]!["schemas"]!;
+        string[] Enum(string schema, string field) =>
+            schemas[schema]!["properties"]![field]!["enum"]?.AsArray().Select(v => v!.GetValue<string>()).ToArray() ?? [];
+        Assert.Equal(Ams.Infrastructure.SecurityEvents.Kinds, Enum("SecurityHistorySecurityEventView", "kind"));
+        Assert.Equal(Ams.Infrastructure.Messaging.Conversations.Kinds, Enum("ConversationView", "kind"));
+        Assert.Equal(Ams.Infrastructure.Crypto.EntropyModes.All, Enum("EntropyResponse", "mode"));
+        // The list is every kind SecurityEvents names: a kind added without it would be missing here.
+        var named = typeof(Ams.Infrastructure.SecurityEvents).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+            .Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!);
+        Assert.Equal(named.Order(StringComparer.Ordinal), Ams.Infrastructure.SecurityEvents.Kinds.Order(StringComparer.Ordinal));
+    }
+
     [Fact]
     public async Task Kiota_generates_a_client_from_the_committed_document()
     {

@@ -1,7 +1,10 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace Ams.Features.AccessTokens;
 
 public sealed class CreateRequest
 {
+    [StringLength(Validator.MaxNameLength, MinimumLength = 1)]
     public string Name { get; set; } = "";
     /// <summary>1..365; null: the token never expires.</summary>
     public int? ExpiresInDays { get; set; }

@@ -31,7 +31,7 @@ static class Sql
             ? await connection.QuerySingleOrDefaultAsync<long?>("SELECT id FROM users WHERE username = @username", new { username }, commandTimeout: connection.CommandTimeout())
             : null;
         if (userId is null) return (Outcome.UnknownUser, null);
-        if (conversation.Kind != "group") return (Outcome.NotAGroup, null);
+        if (conversation.Kind != Conversations.Group) return (Outcome.NotAGroup, null);
         // The conversation row is locked, so concurrent adds are counted one after another.
         var count = await connection.QuerySingleAsync<CountRow>("""
             SELECT COUNT(*) AS Members, CAST(COALESCE(SUM(user_id = @userId), 0) AS SIGNED) AS Already

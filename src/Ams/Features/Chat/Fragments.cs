@@ -45,7 +45,7 @@ static class Fragments
         """)));
 
     /// <summary>Rename (the owner), add, remove (the owner), leave: each a call of the JSON API by app.js.</summary>
-    static Html GroupSettings(HttpContext http, ConversationView c, string me) => c.Kind != "group" ? Html.Empty : Html.Of($"""
+    static Html GroupSettings(HttpContext http, ConversationView c, string me) => c.Kind != Conversations.Group ? Html.Empty : Html.Of($"""
         <details class="group-settings">
           <summary>Group settings</summary>
           {(c.Owner == me ? Html.Of($"""

@@ -26,7 +26,7 @@ static class Sql
     public static async Task<(long Id, long[] Members, long[] Seqs)> CreateGroupAsync(MySqlConnection connection, string? title, long[] memberIds, DateTime now)
     {
         await using var transaction = await Transaction.BeginAsync(connection);
-        var id = await Conversations.InsertAsync(connection, transaction, "group", title, null, memberIds, now, ownerId: memberIds[0]);
+        var id = await Conversations.InsertAsync(connection, transaction, Conversations.Group, title, null, memberIds, now, ownerId: memberIds[0]);
         var members = memberIds.Order().ToArray();
         var seqs = await EventLog.AppendAsync(connection, transaction,
             members.Select(m => new NewEvent(m, Features.GetConversation.ConversationEvents.Kind, id, id, memberIds[0])).ToList(), now);

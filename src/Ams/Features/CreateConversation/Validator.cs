@@ -9,6 +9,7 @@ public sealed class Validator : Validator<Request>
 {
     /// <summary>A bound on the request's list alone; the group's size is checked against Conversations:MaxMembers.</summary>
     public const int MaxNames = 10_000;
+    public const int MaxTitleLength = 100;
 
     public Validator()
     {
@@ -23,8 +24,8 @@ public sealed class Validator : Validator<Request>
         RuleForEach(r => r.Members).NotEmpty().WithMessage("Member usernames must not be empty.")
             .MaximumLength(64).WithMessage("Member username is too long.");
         RuleFor(r => r.Title!)
-            .Must(t => Text.IsWellFormed(t) && Text.Length(t) is >= 1 and <= 100 && !Text.IsBlank(t))
-                .WithMessage("Title must be 1–100 characters, not all invisible.")
+            .Must(t => Text.IsWellFormed(t) && Text.Length(t) is >= 1 and <= MaxTitleLength && !Text.IsBlank(t))
+                .WithMessage($"Title must be 1–{MaxTitleLength} characters, not all invisible.")
             .Must(t => !Text.HasControlCharacters(t)).WithMessage("Title must not contain control characters.")
             .When(r => r.Title is not null);
     }

@@ -7,7 +7,7 @@ namespace Ams.Features.Entropy;
 
 public sealed record RandomOrgStatus(bool Configured, long? BitsLeft, long? RequestsLeft, string? LastError);
 public sealed record KeysMinted(long WithAtmospheric, long OsOnly);
-public sealed record Response(string Mode, string Mixing, long PoolBytes, DateTime? LastRefillAt, RandomOrgStatus RandomOrg, KeysMinted KeysMinted);
+public sealed record Response([property: ApiValues(typeof(EntropyModes), nameof(EntropyModes.All))] string Mode, string Mixing, long PoolBytes, DateTime? LastRefillAt, RandomOrgStatus RandomOrg, KeysMinted KeysMinted);
 
 /// <summary>Whether atmospheric noise is flowing: this node's mixer, and the cluster's pool and quota.</summary>
 public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, RedisCircuit redis) : EndpointWithoutRequest<Response>

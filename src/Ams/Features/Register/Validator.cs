@@ -8,6 +8,7 @@ public sealed class Validator : Validator<Request>
 {
     public const int MinPasswordLength = 12;
     public const int MaxPasswordLength = 128;
+    public const int MaxDisplayNameLength = 64;
 
     public Validator()
     {
@@ -28,7 +29,7 @@ public sealed class Validator : Validator<Request>
             .Must((r, p) => !string.Equals(p, r.Username, StringComparison.OrdinalIgnoreCase)).WithMessage("Password must not be the username.");
         RuleFor(r => r.DisplayName!)
             .Must(Text.IsWellFormed).WithMessage("Display name contains invalid Unicode.")
-            .Must(d => Text.Length(d) is >= 1 and <= 64 && !Text.IsBlank(d)).WithMessage("Display name must be 1–64 characters, not all invisible.")
+            .Must(d => Text.Length(d) is >= 1 and <= MaxDisplayNameLength && !Text.IsBlank(d)).WithMessage($"Display name must be 1–{MaxDisplayNameLength} characters, not all invisible.")
             .Must(d => !Text.HasControlCharacters(d)).WithMessage("Display name must not contain control characters.")
             .When(r => r.DisplayName is not null);
     }

@@ -12,8 +12,8 @@ public sealed class Validator : Validator<Request>
         // Stop at the first failing rule of a field: later rules may assume the earlier ones held (e.g. not null).
         RuleLevelCascadeMode = CascadeMode.Stop;
         RuleFor(r => r.Title).NotNull().WithMessage("Title is required.")
-            .Must(t => Text.IsWellFormed(t!) && Text.Length(t!) is >= 1 and <= 100 && !Text.IsBlank(t!))
-                .WithMessage("Title must be 1–100 characters, not all invisible.")
+            .Must(t => Text.IsWellFormed(t!) && Text.Length(t!) is >= 1 and <= CreateConversation.Validator.MaxTitleLength && !Text.IsBlank(t!))
+                .WithMessage($"Title must be 1–{CreateConversation.Validator.MaxTitleLength} characters, not all invisible.")
             .Must(t => !Text.HasControlCharacters(t!)).WithMessage("Title must not contain control characters.");
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Ams.Infrastructure;
 using System.Text.Json.Serialization;
 
 namespace Ams.Features.SecurityHistory;
@@ -11,4 +12,4 @@ namespace Ams.Features.SecurityHistory;
 sealed partial class SecurityHistoryJson : JsonSerializerContext;
 
 /// <summary>api.md <c>securityEvent</c>.</summary>
-public sealed record SecurityEventView(DateTime At, string Kind, string Address, string UserAgent);
+public sealed record SecurityEventView(DateTime At, [property: ApiValues(typeof(SecurityEvents), nameof(SecurityEvents.Kinds))] string Kind, string Address, string UserAgent);

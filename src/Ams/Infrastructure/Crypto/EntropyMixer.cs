@@ -6,6 +6,7 @@ public static class EntropyModes
 {
     public const string Atmospheric = "random.org+os";
     public const string OsOnly = "os";
+    public static readonly IReadOnlyList<string> All = [Atmospheric, OsOnly];
 }
 
 /// <summary>

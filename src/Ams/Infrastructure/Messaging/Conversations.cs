@@ -10,6 +10,10 @@ namespace Ams.Infrastructure.Messaging;
 /// </summary>
 public static class Conversations
 {
+    public const string Direct = "direct";
+    public const string Group = "group";
+    public static readonly IReadOnlyList<string> Kinds = [Direct, Group];
+
     public sealed class Row
     {
         public long Id { get; set; }
@@ -136,7 +140,7 @@ public static class Conversations
         try
         {
             await using var transaction = await Transaction.BeginAsync(connection);
-            var id = await InsertAsync(connection, transaction, "direct", null, directKey, [me, other], now);
+            var id = await InsertAsync(connection, transaction, Direct, null, directKey, [me, other], now);
             await transaction.CommitAsync();
             return (id, true);
         }

@@ -28,7 +28,7 @@ public sealed record ConversationMemberView(string Username, string DisplayName,
 }
 
 /// <summary>api.md's <c>conversation</c>. <see cref="Owner"/> is the group's owner (its creator until they leave), null for direct conversations.</summary>
-public sealed record ConversationView(string Id, string Kind, string? Title, string? Owner, IReadOnlyList<ConversationMemberView> Members,
+public sealed record ConversationView(string Id, [property: ApiValues(typeof(Conversations), nameof(Conversations.Kinds))] string Kind, string? Title, string? Owner, IReadOnlyList<ConversationMemberView> Members,
     MessageView? LastMessage, long Unread);
 
 public static class Ids
