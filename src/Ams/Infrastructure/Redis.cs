@@ -268,6 +268,7 @@ public sealed class RedisCircuit
     {
         this.redis = redis;
         this.logger = logger;
+        channelPrefix = (string?)ConfigurationOptions.Parse(redis.Configuration).ChannelPrefix ?? "";
         redis.ConnectionRestored += (_, _) => Answering?.Invoke();
         redis.ConnectionFailed += (_, e) =>
         {
@@ -479,9 +480,24 @@ public sealed class RedisCircuit
         }
     }
 
-    /// <summary>A PUBLISH (sharded on a Redis Cluster: the channel's slot names its master, as a key's does).</summary>
-    public Task PublishAsync(RedisChannel channel, RedisValue message) =>
-        CallAsync((RedisKey)(string)channel!, _ => redis.GetSubscriber().PublishAsync(channel, message));
+    /// <summary>
+    /// A PUBLISH (SPUBLISH for a sharded channel), sent to the master of the channel's slot as a
+    /// key's command is. The client's own publish goes to the server holding this node's
+    /// subscription to the channel instead: after a Redis Cluster takeover, the hung old master
+    /// until a topology reload moves the subscription, and that reload waits out the connect
+    /// timeout (2 s) for the hung node. The circuit, following the slot, blamed the promoted
+    /// replica, whose PING answers, so each publish meanwhile waited its whole second (an outside
+    /// check: one node's sends took 1–2 s each for ~2 s after a takeover).
+    /// </summary>
+    public Task PublishAsync(RedisChannel channel, RedisValue message)
+    {
+        RedisKey name = channelPrefix + (string)channel!;
+        return CallAsync(name, db => db.ExecuteAsync(channel.IsSharded ? "SPUBLISH" : "PUBLISH", [name, message]));
+    }
+
+    // What the client puts before every channel it subscribes to (channelPrefix= in the
+    // connection string), which a publish sent as a command must put there too.
+    readonly string channelPrefix;
 
     IEnumerable<IServer> Masters() => redis.GetEndPoints().Select(endPoint => redis.GetServer(endPoint)).Where(server => server.IsConnected && !server.IsReplica);
 

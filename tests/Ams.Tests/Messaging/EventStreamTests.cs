@@ -69,6 +69,22 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task Nodes_whose_Redis_connection_string_names_a_channel_prefix_deliver_live()
+    {
+        // The client puts the prefix before every channel it subscribes to; AMS sends its publishes
+        // as commands (RedisCircuit.PublishAsync), so it must put the prefix there itself.
+        var redis = $"{services.Redis.ConnectionString},channelPrefix={Api.UniqueName("cp")}:";
+        await using var node1 = await services.StartAppAsync(redis: redis);
+        await using var node2 = await services.StartAppAsync(redis: redis);
+        var alice = await node1.MemberAsync("pa");
+        var bob = await node1.MemberAsync("pb");
+        var direct = await node1.DirectAsync(alice, bob);
+        await using var bobStream = await SseClient.OpenAsync(node2, bob.Token);
+        var sent = await node1.SendAsync(alice, direct.Id(), "prefixed");
+        Assert.Equal(sent.Id(), JsonNode.Parse((await NextMessageAsync(bobStream)).Data)!.Id());
+    }
+
+    [Fact]
     public async Task Reconnecting_with_Last_Event_ID_replays_exactly_what_was_missed_then_goes_live()
     {
         var app = await services.AppAsync();
