@@ -284,19 +284,35 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var recipient = Api.UniqueName("rp");
         await app.RegisterAsync(recipient);
         var token = await app.LoginAsync(sender);
+        // The recipient's streams, on this node and another: every send reaches both, once and in order.
+        var otherLogs = new CapturedLogs();
+        await using var other = await services.StartAppAsync(redis: redis.Cluster.ConnectionString, settings: [new("Redis:Replicas", $"{replicas}")],
+            services: s => s.AddSingleton<ILoggerProvider>(otherLogs));
+        var recipientToken = await app.LoginAsync(recipient);
+        await using var here = await SseClient.OpenAsync(app, recipientToken);
+        await using var there = await SseClient.OpenAsync(other, recipientToken);
+        var bodies = new List<string> { "before" };
         await app.PostAsync("/api/messages", new { to = recipient, body = "before" }, token, 201);
         await redis.Cluster.WaitUntilReplicatedAsync(hung);
         await WhileHungAsync(hung, async () =>
         {
             // Its publish runs out of its second and marks the master: stored and answered all the same.
-            if (!firstSendAfterTheTakeover) await app.PostAsync("/api/messages", new { to = recipient, body = "during" }, token, 201);
+            if (!firstSendAfterTheTakeover)
+            {
+                await app.PostAsync("/api/messages", new { to = recipient, body = "during" }, token, 201);
+                bodies.Add("during");
+            }
             await PromotedAsync(channel, hung);
             // A node that had nothing for the hung master until the replica took over (an outside
             // check's third node): the client sent each publish to where it held the channel's
             // subscription, the paused master, until its topology reload, which waits out the
             // connect timeout (2 s) for the hung node, moved the subscription. The circuit blamed the
             // slot's new master, whose PING answers: each send meanwhile waited its whole second.
-            if (firstSendAfterTheTakeover) await app.PostAsync("/api/messages", new { to = recipient, body = "first after" }, token, 201);
+            if (firstSendAfterTheTakeover)
+            {
+                await app.PostAsync("/api/messages", new { to = recipient, body = "first after" }, token, 201);
+                bodies.Add("first after");
+            }
             // A replica holds the channel now, but the node's routes may still name the paused
             // master until its topology reload gets past it. Paced over the 2 s that reload may take.
             for (var i = 0; i < 8; i++)
@@ -305,8 +321,22 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
                 var took = System.Diagnostics.Stopwatch.StartNew();
                 await app.PostAsync("/api/messages", new { to = recipient, body = $"after {i}" }, token, 201);
                 Assert.True(took.Elapsed < Ams.Infrastructure.RedisCircuit.Budget * 0.8, $"send {i + 1} after the takeover took {took.Elapsed.TotalMilliseconds:F0} ms\n{logs.All}");
+                bodies.Add($"after {i}");
             }
         });
+        foreach (var (stream, node) in new[] { (here, "this node"), (there, "the other node") })
+        {
+            var received = new List<string>();
+            try
+            {
+                while (received.Count < bodies.Count) received.Add(JsonNode.Parse((await stream.NextOfAsync("message")).Data)!["body"].Str());
+            }
+            catch (OperationCanceledException)
+            {
+                // Quiet for 10 s: what came is compared below.
+            }
+            Assert.True(bodies.SequenceEqual(received), $"the stream on {node} got [{string.Join(", ", received)}] of [{string.Join(", ", bodies)}]\nthis node:\n{logs.All}\nthe other node:\n{otherLogs.All}");
+        }
     }
 
     [Fact]

@@ -119,10 +119,12 @@ public sealed class EventHub : IHostedService
 
     readonly SessionStore sessions;
 
-    public EventHub(IConnectionMultiplexer redis, MariaDb db, SessionStore sessions, IHostApplicationLifetime lifetime, ILogger<EventHub> logger,
+    readonly RedisCircuit circuit;
+
+    public EventHub(IConnectionMultiplexer redis, RedisCircuit circuit, MariaDb db, SessionStore sessions, IHostApplicationLifetime lifetime, ILogger<EventHub> logger,
         System.Diagnostics.Metrics.IMeterFactory meters)
     {
-        (this.redis, this.db, this.sessions, this.lifetime, this.logger) = (redis, db, sessions, lifetime, logger);
+        (this.redis, this.circuit, this.db, this.sessions, this.lifetime, this.logger) = (redis, circuit, db, sessions, lifetime, logger);
         meters.Create(new System.Diagnostics.Metrics.MeterOptions(AmsMetrics.MeterName)).CreateObservableUpDownCounter("ams.events.streams.open", () => Count, "{stream}",
             "Event streams open on this node.");
     }
@@ -217,7 +219,13 @@ public sealed class EventHub : IHostedService
             while (await timer.WaitForNextTickAsync(ct))
             {
                 var now = Environment.TickCount64;
-                var sent = EventLog.Channels.Select(channel => subscriber.PublishAsync(channel, heartbeat)).ToArray();
+                // Through the circuit to the master of each channel's slot, as events go: the client's
+                // own publish goes where this node's subscription sits, so a subscription left on a
+                // master that was replaced heard its own heartbeats there, or none were taken at all
+                // while that master hung (no call of this node's tripped the circuit, and its routes
+                // were never reloaded), and no channel ever counted as deaf: after a takeover a node's
+                // streams got no event on the channel (RedisClusterTests, both nodes' streams).
+                var sent = EventLog.Channels.Select(channel => circuit.PublishAsync(channel, heartbeat)).ToArray();
                 try
                 {
                     await Task.WhenAll(sent).WaitAsync(RedisCircuit.Budget, ct);
