@@ -1,6 +1,6 @@
 using System.Text.Json;
-using Ams.Infrastructure;
 using System.Text.Json.Serialization;
+using Ams.Infrastructure;
 
 namespace Ams.Features.SecurityHistory;
 

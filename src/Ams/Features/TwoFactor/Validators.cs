@@ -9,8 +9,8 @@ static class Rules
     public static IRuleBuilderOptions<T, string> SecondFactor<T>(this IRuleBuilder<T, string> rule, bool recoveryAllowed)
     {
         var message = recoveryAllowed ? "Code must be 6 digits or a recovery code." : "Code must be 6 digits.";
-        // The pattern is what the API document shows (its $ would let a final line break through,
-        // which the second rule refuses, as it does a lookalike such as the Kelvin sign for k).
+        // The pattern is what the API document shows; it also refuses non-ASCII lookalikes (the
+        // Kelvin sign for k). Its $ lets a final line break through, which the second rule refuses.
         return rule.NotEmpty().WithMessage("Code is required.")
             .Matches(recoveryAllowed ? CodeOrRecoveryCode : Code).WithMessage(message)
             .Must(c => Totp.IsTotpCode(c) || recoveryAllowed && Totp.NormalizeRecoveryCode(c) is not null).WithMessage(message);

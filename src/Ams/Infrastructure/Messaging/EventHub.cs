@@ -219,12 +219,8 @@ public sealed class EventHub : IHostedService
             while (await timer.WaitForNextTickAsync(ct))
             {
                 var now = Environment.TickCount64;
-                // Through the circuit to the master of each channel's slot, as events go: the client's
-                // own publish goes where this node's subscription sits, so a subscription left on a
-                // master that was replaced heard its own heartbeats there, or none were taken at all
-                // while that master hung (no call of this node's tripped the circuit, and its routes
-                // were never reloaded), and no channel ever counted as deaf: after a takeover a node's
-                // streams got no event on the channel (RedisClusterTests, both nodes' streams).
+                // Where events go (RedisCircuit.PublishAsync), not where this node's subscription sits:
+                // a subscription left on a replaced master must stop hearing them to count as deaf.
                 var sent = EventLog.Channels.Select(channel => circuit.PublishAsync(channel, heartbeat)).ToArray();
                 try
                 {
