@@ -82,6 +82,7 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
         Assert.Equal("os", status["mode"]!.GetValue<string>());
         Assert.False(status["randomOrg"]!["configured"]!.GetValue<bool>());
         Assert.Contains("no API key", status["randomOrg"]!["lastError"]!.GetValue<string>());
+        Assert.Null(status["randomOrg"]!["nextRequestAt"]);
         Assert.Equal(0, status["poolBytes"]!.GetValue<long>());
         Assert.Equal("os", await MintedEntropyAsync(app));
         Assert.Equal(0, randomOrg.GenerateBlobsCalls);
@@ -155,6 +156,57 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
         Assert.Equal(calls, randomOrg.GenerateBlobsCalls);
         clock.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));
+    }
+
+    [Fact]
+    public async Task The_status_says_when_the_next_request_may_go_out_and_the_refiller_keeps_to_it()
+    {
+        clock.SetUtcNow(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero));
+        await using var app = await NodeAsync(extra: new() { ["Entropy:PoolLowWaterBytes"] = "100000" });
+        var refiller = app.Services.GetRequiredService<Refiller>();
+        static DateTime? NextRequestAt(JsonNode status) => status["randomOrg"]!["nextRequestAt"]?.GetValue<DateTime>().ToUniversalTime();
+        static bool Paced(JsonNode status) => status["randomOrg"]!["paced"]!.GetValue<bool>();
+
+        // Nothing asked yet, and the pool below its low water: due now.
+        var status = await StatusAsync(app);
+        Assert.Equal(clock.GetUtcNow().UtcDateTime, NextRequestAt(status));
+        Assert.False(Paced(status));
+
+        // After an answer with an advisory delay: not before it ends (by noon the day's share is
+        // far from spent).
+        randomOrg.AdvisoryDelayMs = 5_000;
+        Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));
+        status = await StatusAsync(app);
+        Assert.Equal(clock.GetUtcNow().UtcDateTime.AddSeconds(5), NextRequestAt(status));
+        Assert.False(Paced(status));
+        clock.Advance(TimeSpan.FromSeconds(4));
+        Assert.Equal(Refiller.Outcome.Waiting, await refiller.RefillOnceAsync(default));
+
+        // At 00:00 UTC the first hour's share (8,000 bits) holds one 4,096-bit blob: the second
+        // waits until the share has grown enough, long after the advisory delay.
+        clock.SetUtcNow(new DateTimeOffset(2026, 11, 27, 0, 0, 0, TimeSpan.Zero));
+        Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));
+        clock.Advance(TimeSpan.FromSeconds(6));
+        status = await StatusAsync(app);
+        Assert.True(Paced(status));
+        var next = NextRequestAt(status)!.Value;
+        Assert.Equal(Pacing.EarliestFetch(clock.GetUtcNow(), new EntropyOptions(), 4096, 1)!.Value.UtcDateTime, next);
+        Assert.InRange(next - clock.GetUtcNow().UtcDateTime, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(120));
+        clock.SetUtcNow(next.AddMilliseconds(-1));
+        Assert.Equal(Refiller.Outcome.Paced, await refiller.RefillOnceAsync(default));
+        clock.SetUtcNow(next);
+        Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));
+    }
+
+    [Fact]
+    public async Task A_stocked_pool_asks_for_nothing_and_the_status_names_no_time()
+    {
+        await using var app = await NodeAsync();
+        Assert.Equal(Refiller.Outcome.Refilled, await RefillAsync(app));
+        Assert.Equal(Refiller.Outcome.PoolStocked, await app.Services.GetRequiredService<Refiller>().RefillOnceAsync(default));
+        var status = await StatusAsync(app);
+        Assert.Null(status["randomOrg"]!["nextRequestAt"]);
+        Assert.False(status["randomOrg"]!["paced"]!.GetValue<bool>());
     }
 
     [Fact]

@@ -243,6 +243,7 @@ public sealed class OpenApiTests(Services services) : IClassFixture<Services>
         Assert.Equal(Ams.Infrastructure.SecurityEvents.Kinds, Enum("SecurityHistorySecurityEventView", "kind"));
         Assert.Equal(Ams.Infrastructure.Messaging.Conversations.Kinds, Enum("ConversationView", "kind"));
         Assert.Equal(Ams.Infrastructure.Crypto.EntropyModes.All, Enum("EntropyResponse", "mode"));
+        Assert.Equal(Ams.Infrastructure.Crypto.EntropyModes.All, Enum("MessageView", "entropy"));
         // The list is every kind SecurityEvents names: a kind added without it would be missing here.
         var named = typeof(Ams.Infrastructure.SecurityEvents).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
             .Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!);

@@ -10,7 +10,8 @@ public sealed record MemberView(string Username, string DisplayName);
 /// and in the tombstone of a deleted message (<see cref="Deleted"/>, no attachments). <see cref="EditedAt"/> is the
 /// last edit's time (null when never edited, and in a tombstone).
 /// </summary>
-public sealed record MessageView(string Id, string ConversationId, MemberView Sender, string? Body, DateTime SentAt, string Entropy,
+public sealed record MessageView(string Id, string ConversationId, MemberView Sender, string? Body, DateTime SentAt,
+    [property: ApiValues(typeof(Crypto.EntropyModes), nameof(Crypto.EntropyModes.All))] string Entropy,
     IReadOnlyList<Files.AttachmentView> Attachments, bool Deleted = false, DateTime? EditedAt = null)
 {
     /// <summary>Each emoji once with its count and whether the viewer is among those who chose it; empty in a tombstone.</summary>
