@@ -67,6 +67,28 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task A_wrong_password_at_two_factor_setup_is_a_failed_login_in_the_history()
+    {
+        // The setup checks the password against the sign-in budget (README): someone holding the
+        // session and guessing shows in the owner's history as a password change's guesses do.
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("sf");
+        await app.RegisterAsync(name);
+        var token = await app.LoginAsAsync(name, "t", ip: "192.0.2.93");
+        for (var i = 0; i < 5; i++)
+            await (await app.CallAsync("POST", "/api/2fa/setup", new { password = "not the password at all" }, token, 401, ip: "192.0.2.93")).ProblemAsync(401);
+        await app.CallAsync("POST", "/api/2fa/setup", new { password = Api.Password }, token, 429, ip: "192.0.2.93");
+        var kinds = new List<string>();
+        for (var i = 0; i < 50 && !kinds.Contains("login.throttled"); i++)   // throttling is recorded in the background
+        {
+            await Task.Delay(50);
+            kinds = (await app.SecurityEventsAsync(token)).Select(e => e!["kind"].Str()).ToList();
+        }
+        Assert.Equal(5, kinds.Count(k => k == "login.failed"));
+        Assert.Equal(1, kinds.Count(k => k == "login.throttled"));
+    }
+
+    [Fact]
     public async Task Sessions_are_listed_newest_first_and_ending_one_on_a_node_closes_its_stream_on_the_other()
     {
         var node1 = await services.AppAsync();

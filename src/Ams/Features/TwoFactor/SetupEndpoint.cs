@@ -12,7 +12,7 @@ namespace Ams.Features.TwoFactor;
 /// session alone cannot put the account under an attacker's authenticator; a wrong one counts
 /// as a failed login. The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, TimeProvider time, Passwords passwords, Login.Throttle throttle)
+public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, TimeProvider time, Passwords passwords, Login.Throttle throttle, SecurityEvents events)
     : Endpoint<SetupRequest, SetupResponse>
 {
     const string AlreadyOn = "Two-factor authentication is already on.";
@@ -45,6 +45,7 @@ public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, Time
         var address = ClientAddress.BucketOf(HttpContext);
         if (await throttle.TryAttemptAsync(HttpContext, account, address) is { } wait)
         {
+            events.RecordInBackground(user.Id, SecurityEvents.LoginThrottled, HttpContext, oncePer: wait);
             // The password is what is checked here, against the sign-in throttle: said as sign-in says it.
             await (api
                 ? Login.Throttle.TooManyAsync(HttpContext, wait)
@@ -53,6 +54,8 @@ public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, Time
         }
         if (!await throttle.CheckAsync(() => passwords.VerifyAsync(user.PasswordHash, req.Password, ct), account, address))
         {
+            // Someone holding the session is guessing the password: the owner's history says so.
+            await events.RecordAsync(user.Id, SecurityEvents.LoginFailed, HttpContext);
             await (api
                 ? Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid password")
                 : Layout.SendAsync(HttpContext, "Two-factor authentication", Fragments.Settings(HttpContext, false, ["That password did not work."]),
