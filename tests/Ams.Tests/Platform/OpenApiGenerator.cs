@@ -45,6 +45,8 @@ static class OpenApiGenerator
                 Description = "A session token from POST /api/login (or /api/login/2fa), or a personal access token from POST /api/tokens.",
             });
             s.MarkNonNullablePropsAsRequired();
+            // Unknown request fields are ignored, and answers may gain fields (api.md): no object is closed.
+            s.SchemaSettings.AlwaysAllowAdditionalObjectProperties = true;
             s.SchemaSettings.SchemaNameGenerator = new SchemaNames();
             s.SchemaSettings.SchemaProcessors.Add(new ProblemSchema());
             s.SchemaSettings.SchemaProcessors.Add(new PropertyBounds());
