@@ -150,6 +150,30 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
         Assert.Contains("application/json", await response.Content.ReadAsStringAsync());
     }
 
+    [Theory]
+    [InlineData("application/merge-patch+json", 201)]
+    [InlineData("application/json; charset=iso-8859-1", 201)]   // read in the charset it names
+    [InlineData("application/jsonx", 415)]
+    [InlineData("text/json", 415)]
+    public async Task A_json_call_takes_every_json_media_type_and_refuses_the_rest_with_415(string contentType, int status)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("cj");
+        var bob = await app.MemberAsync("ck");
+        var direct = await app.DirectAsync(alice, bob);
+        using var client = app.Server.CreateClient();
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
+        {
+            Content = new ByteArrayContent((contentType.Contains("iso-8859-1") ? Encoding.Latin1 : Encoding.UTF8)
+                .GetBytes($"{{\"conversationId\":\"{direct.Id()}\",\"body\":\"hé\"}}")),
+        };
+        request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {alice.Token}");
+        using var response = await client.SendAsync(request);
+        Assert.Equal(status, (int)response.StatusCode);
+        if (status == 201) Assert.Equal("hé", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["body"].Str());
+    }
+
     [Fact]
     public async Task A_validation_400_has_the_type_of_every_other_400_and_a_detail_however_many_failures()
     {
