@@ -138,6 +138,32 @@ public sealed class GaleraMultiWriterTests(GaleraFixture cluster, ITestOutputHel
         return (users, group);
     }
 
+    /// <summary>
+    /// A send held 10 s (they take milliseconds; once in many CI runs one waited out the node's 30 s
+    /// command timeout on a commit that Galera 2 held, with lock waits timing out around it): what
+    /// every Galera node is doing then goes to the output, read without the causal wait a stuck
+    /// applier would hold the reading up with.
+    /// </summary>
+    async Task WatchForStuckSendsAsync(System.Collections.Concurrent.ConcurrentDictionary<string, DateTime> inFlight, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(1000, ct);
+                if (!inFlight.Any(send => DateTime.UtcNow - send.Value > TimeSpan.FromSeconds(10))) continue;
+                output.WriteLine($"sends held over 10 s: {string.Join(", ", inFlight.Where(send => DateTime.UtcNow - send.Value > TimeSpan.FromSeconds(10)).Select(send => send.Key))}");
+                for (var g = 0; g < 3; g++)
+                    output.WriteLine($"galera {g + 1}:\n" + (await cluster.Galera.RootSqlAsync(g,
+                        "SET SESSION wsrep_sync_wait = 0; SHOW FULL PROCESSLIST; SHOW ENGINE INNODB STATUS; SHOW STATUS LIKE 'wsrep_%'", ct)).Replace("\\n", "\n"));
+                return;
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
     [Fact]
     public async Task Sends_racing_through_three_Galera_nodes_into_one_group_are_each_stored_once_with_gapless_event_numbers()
     {
@@ -150,7 +176,10 @@ public sealed class GaleraMultiWriterTests(GaleraFixture cluster, ITestOutputHel
             // Four senders per node, each user on its own node, all into the one conversation; every
             // send carries its own Idempotency-Key and must be acknowledged the first time.
             const int senders = 4, perSender = 15;
-            var acknowledged = await Task.WhenAll(users.SelectMany(u => Enumerable.Range(0, senders).Select(async s =>
+            var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<string, DateTime>();
+            using var watchdog = new CancellationTokenSource();
+            var watching = WatchForStuckSendsAsync(inFlight, watchdog.Token);
+            var sending = Task.WhenAll(users.SelectMany(u => Enumerable.Range(0, senders).Select(async s =>
             {
                 var sent = new List<(long Id, string Key)>();
                 for (var m = 0; m < perSender; m++)
@@ -162,6 +191,7 @@ public sealed class GaleraMultiWriterTests(GaleraFixture cluster, ITestOutputHel
                     };
                     request.Headers.Add("Idempotency-Key", key);
                     HttpResponseMessage response;
+                    inFlight[key] = DateTime.UtcNow;
                     try
                     {
                         response = await u.Client.SendAsync(request);
@@ -170,6 +200,10 @@ public sealed class GaleraMultiWriterTests(GaleraFixture cluster, ITestOutputHel
                     {
                         Assert.Fail($"send {key} got no answer within {RequestTimeout.TotalSeconds} s");
                         throw;
+                    }
+                    finally
+                    {
+                        inFlight.TryRemove(key, out _);
                     }
                     using (response)
                     {
@@ -180,6 +214,16 @@ public sealed class GaleraMultiWriterTests(GaleraFixture cluster, ITestOutputHel
                 }
                 return sent;
             })));
+            List<(long Id, string Key)>[] acknowledged;
+            try
+            {
+                acknowledged = await sending;
+            }
+            finally
+            {
+                await watchdog.CancelAsync();
+                await watching;
+            }
             var sends = acknowledged.SelectMany(a => a).ToList();
             var ids = sends.Select(s => s.Id).ToList();
             Assert.Equal(3 * senders * perSender, ids.Distinct().Count());
