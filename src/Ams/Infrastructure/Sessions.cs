@@ -20,7 +20,7 @@ public sealed class SessionLifetime
     /// dropped it, or has stopped trusting its copies because it no longer hears the revocation
     /// channel (README, "Revocation guarantees"). What no node is told of (a session gone from
     /// Redis unannounced: the revoking node died in between, or Redis lost its data) is trusted
-    /// for at most this long.
+    /// for at most this long. Never longer than half of <see cref="IdleTimeout"/> (see FindAsync).
     /// </summary>
     public TimeSpan LocalCache { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -539,8 +539,10 @@ public sealed class SessionStore : IAsyncDisposable
         if (pending.ContainsKey(id) || revoked.ContainsKey(id)) return null;
         var now = time.GetUtcNow();
         var confirmed = time.GetTimestamp();
+        // Trusted for at most half the idle timeout: a use served from the copy does not slide the
+        // session in Redis, and the lookup after it must come while the session is still there.
         if (recent.TryGetValue(id, out var known) && known.Confirmed >= Volatile.Read(ref listeningSince)
-            && time.GetElapsedTime(known.Confirmed) < options.LocalCache && known.Session.ExpiresAt > now && HearsRevocations)
+            && time.GetElapsedTime(known.Confirmed) < options.LocalCache && time.GetElapsedTime(known.Confirmed) < options.IdleTimeout / 2 && known.Session.ExpiresAt > now && HearsRevocations)
             return known.Session;
         Task<RedisResult> Lookup() => circuit.CallAsync(SessionKey(id), db => db.ScriptEvaluateAsync(FindAndSlide,
             [SessionKey(id), MetaKey(id)],

@@ -91,6 +91,38 @@ public sealed class SessionTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_session_keeps_the_idle_timeout_of_its_last_use_until_its_next()
+    {
+        // The README: a session from before a change of Sessions__IdleTimeout keeps the old one
+        // until its next use. Two nodes on one Redis stand for the node before and after the change.
+        await using var before = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Sessions:IdleTimeout"] = "00:00:05" });
+        await using var after = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Sessions:IdleTimeout"] = "00:00:01" });
+        var token = await before.NewUserTokenAsync();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await Me(after, token, 200);   // idle 2 s: past the new timeout, within the old one
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await Me(after, token, 401);   // idle 2 s since a use under the new timeout
+    }
+
+    [Fact]
+    public async Task A_busy_session_stays_alive_under_an_idle_timeout_shorter_than_the_local_cache()
+    {
+        // A use served from the node's copy does not slide the session in Redis: trusted for the
+        // whole local cache, the copy outlived the session there, and the next lookup found it gone.
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?>
+        {
+            ["Sessions:IdleTimeout"] = "00:00:02",
+            ["Sessions:LocalCache"] = "00:00:03",
+        });
+        var token = await app.NewUserTokenAsync();
+        for (var i = 0; i < 12; i++)
+        {
+            await Task.Delay(500);
+            await Me(app, token, 200);
+        }
+    }
+
+    [Fact]
     public async Task A_session_dies_at_its_absolute_lifetime_however_busy()
     {
         await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?>
