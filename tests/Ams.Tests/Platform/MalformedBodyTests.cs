@@ -127,24 +127,30 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
         Assert.StartsWith("application/problem+json", notFound.Context.Response.ContentType);
     }
 
-    [Theory]
-    [InlineData("")]
-    [InlineData(";")]
-    [InlineData("application/json, text/plain")]
-    public async Task A_content_type_that_is_no_media_type_is_415_not_an_empty_body(string contentType)
+    /// <summary>A send of <paramref name="body"/> in a direct conversation, its bytes in <paramref name="encoding"/>, under the Content-Type given as is.</summary>
+    async Task<HttpResponseMessage> SendAsAsync(string contentType, Encoding encoding, string body)
     {
         var app = await services.AppAsync();
         var alice = await app.MemberAsync("ct");
         var bob = await app.MemberAsync("cu");
         var direct = await app.DirectAsync(alice, bob);
         using var client = app.Server.CreateClient();
-        var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
         {
-            Content = new ByteArrayContent(Encoding.UTF8.GetBytes($"{{\"conversationId\":\"{direct.Id()}\",\"body\":\"hi\"}}")),
+            Content = new ByteArrayContent(encoding.GetBytes($"{{\"conversationId\":\"{direct.Id()}\",\"body\":\"{body}\"}}")),
         };
         request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
         request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {alice.Token}");
-        using var response = await client.SendAsync(request);
+        return await client.SendAsync(request);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(";")]
+    [InlineData("application/json, text/plain")]
+    public async Task A_content_type_that_is_no_media_type_is_415_not_an_empty_body(string contentType)
+    {
+        using var response = await SendAsAsync(contentType, Encoding.UTF8, "hi");
         Assert.Equal(415, (int)response.StatusCode);
         Assert.StartsWith("application/problem+json", response.Content.Headers.ContentType?.ToString());
         Assert.Contains("application/json", await response.Content.ReadAsStringAsync());
@@ -157,19 +163,7 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
     [InlineData("text/json", 415)]
     public async Task A_json_call_takes_every_json_media_type_and_refuses_the_rest_with_415(string contentType, int status)
     {
-        var app = await services.AppAsync();
-        var alice = await app.MemberAsync("cj");
-        var bob = await app.MemberAsync("ck");
-        var direct = await app.DirectAsync(alice, bob);
-        using var client = app.Server.CreateClient();
-        var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
-        {
-            Content = new ByteArrayContent((contentType.Contains("iso-8859-1") ? Encoding.Latin1 : Encoding.UTF8)
-                .GetBytes($"{{\"conversationId\":\"{direct.Id()}\",\"body\":\"hé\"}}")),
-        };
-        request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
-        request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {alice.Token}");
-        using var response = await client.SendAsync(request);
+        using var response = await SendAsAsync(contentType, contentType.Contains("iso-8859-1") ? Encoding.Latin1 : Encoding.UTF8, "hé");
         Assert.Equal(status, (int)response.StatusCode);
         if (status == 201) Assert.Equal("hé", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["body"].Str());
     }
