@@ -542,7 +542,8 @@ public sealed class SessionStore : IAsyncDisposable
         // Trusted for at most half the idle timeout: a use served from the copy does not slide the
         // session in Redis, and the lookup after it must come while the session is still there.
         if (recent.TryGetValue(id, out var known) && known.Confirmed >= Volatile.Read(ref listeningSince)
-            && time.GetElapsedTime(known.Confirmed) < options.LocalCache && time.GetElapsedTime(known.Confirmed) < options.IdleTimeout / 2 && known.Session.ExpiresAt > now && HearsRevocations)
+            && time.GetElapsedTime(known.Confirmed) is var held && held < options.LocalCache && held < options.IdleTimeout / 2
+            && known.Session.ExpiresAt > now && HearsRevocations)
             return known.Session;
         Task<RedisResult> Lookup() => circuit.CallAsync(SessionKey(id), db => db.ScriptEvaluateAsync(FindAndSlide,
             [SessionKey(id), MetaKey(id)],

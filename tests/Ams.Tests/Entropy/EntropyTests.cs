@@ -57,6 +57,14 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
         return await result.JsonAsync();
     }
 
+    /// <summary>The chat's panel, as the page loads it (htmx).</summary>
+    static async Task<string> PanelAsync(IAlbaHost app)
+    {
+        var token = await app.NewUserTokenAsync("enp");
+        var result = await app.Scenario(s => { s.Get.Url("/entropy/panel"); s.WithBearerToken(token); s.StatusCodeShouldBe(200); });
+        return await result.ReadAsTextAsync();
+    }
+
     // A genuine random blob fails the health tests about once in 4,000 (alpha = 2^-20 per sample);
     // the refiller then simply fetches again, and so do these tests.
     static async Task<Refiller.Outcome> RefillAsync(IAlbaHost app)
@@ -109,10 +117,12 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
         Assert.True(status["keysMinted"]!["withAtmospheric"]!.GetValue<long>() >= 1);
         Assert.True(status["keysMinted"]!["osOnly"]!.GetValue<long>() >= 1);
         Assert.False(string.IsNullOrEmpty(status["mixing"]!.GetValue<string>()));
+        Assert.Contains("carry atmospheric noise", await PanelAsync(app));
 
         // Without a fresh reseed the node falls back to saying "os".
         clock.Advance(TimeSpan.FromMinutes(11));
         Assert.Equal("os", (await StatusAsync(app))["mode"]!.GetValue<string>());
+        Assert.Contains("atmospheric noise is not flowing", await PanelAsync(app));
     }
 
     [Fact]

@@ -67,9 +67,10 @@ public sealed class Endpoint(EntropyMixer mixer, RandomOrgClient client, RedisCi
 /// <summary>
 /// The chat's small status panel, for every user: whether the keys of their new messages carry
 /// atmospheric noise. How the server is configured (keys, pool, quota) is for operators
-/// (<c>/api/entropy</c>, logs, metrics), not for this panel.
+/// (<c>/api/entropy</c>, logs, metrics), not for this panel, which every chat page loads: it reads
+/// the node's own mixer and asks Redis nothing.
 /// </summary>
-public sealed class Panel(EntropyMixer mixer, RandomOrgClient client, RedisCircuit redis, EntropyOptions options, TimeProvider time) : EndpointWithoutRequest
+public sealed class Panel(EntropyMixer mixer) : EndpointWithoutRequest
 {
     public override void Configure()
     {
@@ -78,8 +79,7 @@ public sealed class Panel(EntropyMixer mixer, RandomOrgClient client, RedisCircu
 
     public override async Task HandleAsync(CancellationToken ct)
     {
-        var status = await Endpoint.ReadAsync(mixer, client, redis, options, time);
-        var flowing = status.Mode == EntropyModes.Atmospheric;
+        var flowing = mixer.Mode == EntropyModes.Atmospheric;
         var html = Infrastructure.Html.Of($"""
             <section class="entropy" aria-live="polite">
               <h2>Encryption keys</h2>
