@@ -273,6 +273,9 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
 
         // Five wrong codes (a challenge takes three) lock the account: 429 with Retry-After.
         for (var i = 0; i < 3; i++) await CodeAsync("000000", 401);
+        var burnt = await browser.PostFormAsync("/login/2fa", new() { ["code"] = "000000" }, 401);
+        Assert.Contains("Too many wrong codes for this sign-in. Start over with your password.", await burnt.ReadAsTextAsync());
+        Assert.False(burnt.Context.Response.Headers.ContainsKey("Retry-After"));
         await PasswordStepAsync();
         for (var i = 0; i < 2; i++) await CodeAsync("000000", 401);
         var locked = await browser.PostFormAsync("/login/2fa", new() { ["code"] = "000000" }, 429);

@@ -199,11 +199,41 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         var wrong = await (await Post(app, "/api/login/2fa", new { challenge, code = "000000" }, null, 401)).ProblemAsync(401);
         Assert.Equal("Invalid code", wrong["title"]!.GetValue<string>());
         for (var i = 0; i < 2; i++) await Post(app, "/api/login/2fa", new { challenge, code = "000000" }, null, 401);
-        // api.md: past the challenge's limit even a correct code is 429 until the challenge expires.
-        var spent = await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 429);
-        Assert.True(int.Parse(spent.Context.Response.Headers.RetryAfter.ToString()) > 0);
-        // A fresh challenge still works: the account has two wrong codes left.
+        // api.md: past the challenge's limit even a correct code is refused, and for good: 401, sign in
+        // again, with no Retry-After (waiting would only see the challenge expire).
+        var spent = await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 401);
+        var problem = await spent.ProblemAsync(401);
+        Assert.Equal(("Too many wrong codes for this challenge", "Sign in with your password again."), (problem["title"]!.GetValue<string>(), problem["detail"]!.GetValue<string>()));
+        Assert.False(spent.Context.Response.Headers.ContainsKey("Retry-After"));
+        // Refused attempts on the dead challenge are not counted: a fresh challenge takes two more
+        // wrong codes (the account's fifth failure) before the account's own limit answers 429.
+        for (var i = 0; i < 3; i++) await Post(app, "/api/login/2fa", new { challenge, code = "000000" }, null, 401);
+        var fresh = await ChallengeAsync(app, user.Name);
+        for (var i = 0; i < 2; i++) await Post(app, "/api/login/2fa", new { challenge = fresh, code = "000000" }, null, 401);
+        await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret) }, null, 429);
+    }
+
+    [Fact]
+    public async Task A_fresh_challenge_after_a_burnt_one_signs_in()
+    {
+        var user = await EnrolAsync();
+        var challenge = await ChallengeAsync(app, user.Name);
+        for (var i = 0; i < 3; i++) await Post(app, "/api/login/2fa", new { challenge, code = "000000" }, null, 401);
+        await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 401);
+        // The account has two wrong codes left, and a right one on a new challenge clears them.
         await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = Code(user.Secret) }, null, 200);
+    }
+
+    [Fact]
+    public async Task A_burnt_challenge_of_a_locked_account_answers_the_accounts_429()
+    {
+        var user = await EnrolAsync();
+        var challenge = await ChallengeAsync(app, user.Name);
+        for (var i = 0; i < 3; i++) await Post(app, "/api/login/2fa", new { challenge, code = "000000" }, null, 401);
+        for (var i = 0; i < 2; i++) await Post(app, "/api/login/2fa", new { challenge = await ChallengeAsync(app, user.Name), code = "000000" }, null, 401);
+        // Both limits spent: the account's wait is the one worth telling.
+        var locked = await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 429);
+        Assert.True(int.Parse(locked.Context.Response.Headers.RetryAfter.ToString()) > 0);
     }
 
     [Fact]
@@ -461,10 +491,12 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
             s.Post.Json(new { challenge, code = $"{i:D6}" == Code(user.Secret) ? "999999" : $"{i:D6}" }).ToUrl("/api/login/2fa");
             s.IgnoreStatusCode();
         })));
-        var statuses = results.Select(r => r.Context.Response.StatusCode).ToList();
-        Assert.True(statuses.Count(s => s == 401) <= 3, string.Join(",", statuses));
-        Assert.Equal(30, statuses.Count(s => s is 401 or 429));
-        await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 429);
+        var titles = new List<string>();
+        foreach (var result in results) titles.Add((await result.ProblemAsync(401))["title"]!.GetValue<string>());
+        Assert.True(titles.Count(t => t == "Invalid code") <= 3, string.Join(",", titles));
+        Assert.Equal(30, titles.Count(t => t is "Invalid code" or "Too many wrong codes for this challenge"));
+        var spent = await (await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 401)).ProblemAsync(401);
+        Assert.Equal("Too many wrong codes for this challenge", spent["title"]!.GetValue<string>());
     }
 
     [Fact]

@@ -39,7 +39,7 @@ public sealed class DisableEndpoint(MariaDb db, Totp totp, Passwords passwords, 
     {
         var user = (await Users.FindByIdAsync(db, session.UserId, default))!;
         if (!user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is not on.", Enabled: false);
-        if (await totp.TryAttemptAsync(HttpContext, user.Id, null) is { } wait) return new Settings.LockedOut(wait);
+        if (await totp.TryAttemptAsync(HttpContext, user.Id, null) is { Wait: { } wait }) return new Settings.LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync();
         var secret = await totp.SecretAsync(connection, user.Id);
         if (!await passwords.VerifyAsync(user.PasswordHash, password) || secret is null || await totp.VerifySecondFactorAsync(connection, user.Id, secret, code) != Totp.Verdict.Right)

@@ -57,7 +57,7 @@ public sealed class EnableEndpoint(MariaDb db, Totp totp, SessionStore sessions,
         if (user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is already on.", Enabled: true);
         await using var connection = await db.OpenConnectionAsync();
         if (await totp.SecretAsync(connection, user.Id) is not { } secret) return new Settings.Invalid("Start with the setup step.", Enabled: false);
-        if (await totp.TryAttemptAsync(HttpContext, user.Id, null) is { } wait) return new Settings.LockedOut(wait);
+        if (await totp.TryAttemptAsync(HttpContext, user.Id, null) is { Wait: { } wait }) return new Settings.LockedOut(wait);
         if (!await totp.VerifyTotpAsync(connection, user.Id, secret, code)) return new Settings.Refused();
         await totp.ResetAsync(user.Id);
         var (codes, hashes) = totp.NewRecoveryCodes(user.Id);

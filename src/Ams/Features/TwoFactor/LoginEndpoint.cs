@@ -15,6 +15,7 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
     sealed record BadChallenge : Outcome;
     sealed record WrongCode : Outcome;
     sealed record LockedOut(TimeSpan RetryAfter) : Outcome;
+    sealed record ChallengeSpent : Outcome;
     sealed record Succeeded(string Token, Session Session, UserRow User) : Outcome;
 
     public override void Configure()
@@ -51,7 +52,11 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
     {
         if (await challenges.FindAsync(challenge) is not { } found) return new BadChallenge();
         // Counted before the code is checked: past either limit even a right code is refused.
-        if (await totp.TryAttemptAsync(HttpContext, found.UserId, found.Id) is { } wait) return new LockedOut(wait);
+        switch (await totp.TryAttemptAsync(HttpContext, found.UserId, found.Id))
+        {
+            case { Wait: { } wait }: return new LockedOut(wait);
+            case { ChallengeSpent: true }: return new ChallengeSpent();
+        }
         await using var connection = await db.OpenConnectionAsync(ct);
         var secret = await totp.SecretAsync(connection, found.UserId);
         // The challenge is redeemed once the code is known to be right, before a recovery code is used up.
@@ -77,6 +82,7 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
         Succeeded s => Send.OkAsync(new LoginResponse(s.Token, s.Session.ExpiresAt, s.User.ToView()), ct),
         LockedOut l => Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many wrong codes", "Wait before trying again.", l.RetryAfter),
         WrongCode => Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid code"),
+        ChallengeSpent => Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Too many wrong codes for this challenge", "Sign in with your password again."),
         _ /* BadChallenge */ => Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid or expired challenge", "Sign in with your password again."),
     };
 
@@ -93,6 +99,8 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
                 return FormAsync(["Too many wrong codes. Wait and try again."], StatusCodes.Status429TooManyRequests);
             case WrongCode:
                 return FormAsync(["That code did not work."], StatusCodes.Status401Unauthorized);
+            case ChallengeSpent:
+                return FormAsync(["Too many wrong codes for this sign-in. Start over with your password."], StatusCodes.Status401Unauthorized);
             default: // BadChallenge
                 return FormAsync(["This sign-in has expired. Start over with your password."], StatusCodes.Status401Unauthorized);
         }

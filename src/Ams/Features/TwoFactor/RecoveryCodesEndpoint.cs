@@ -38,7 +38,7 @@ public sealed class RecoveryCodesEndpoint(MariaDb db, Totp totp, Passwords passw
     async Task<Settings.Outcome> RegenerateAsync(Session session, string password, string code)
     {
         var user = (await Users.FindByIdAsync(db, session.UserId, default))!;
-        if (await totp.TryAttemptAsync(HttpContext, user.Id, null) is { } wait) return new Settings.LockedOut(wait);
+        if (await totp.TryAttemptAsync(HttpContext, user.Id, null) is { Wait: { } wait }) return new Settings.LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync();
         var secret = user.TwoFactorEnabled ? await totp.SecretAsync(connection, user.Id) : null;
         if (secret is null || !await passwords.VerifyAsync(user.PasswordHash, password) || !await totp.VerifyTotpAsync(connection, user.Id, secret, code))

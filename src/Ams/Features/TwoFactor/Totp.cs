@@ -35,24 +35,25 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit red
         return 1
         """;
 
-    // KEYS: counters; ARGV[i*2-1]: that counter's window ms, ARGV[i*2]: its limit. Counts the attempt in
-    // every counter, or (when one is already spent) in none, and returns the ms until the fullest
-    // spent counter resets.
+    // KEYS: the account's counter, then (at sign-in) the challenge's; ARGV[i*2-1]: that counter's
+    // window ms, ARGV[i*2]: its limit. Counts the attempt in every counter, or (when one is already
+    // spent) in none. Returns the ms until the account's counter resets when it is spent, -1 when
+    // only the challenge's is, else 0.
     const string Acquire = """
-        local wait = 0
+        local account, challenge = 0, false
         for i, key in ipairs(KEYS) do
             local n = redis.call('INCR', key)
             if n == 1 then redis.call('PEXPIRE', key, ARGV[i * 2 - 1]) end
             if n > tonumber(ARGV[i * 2]) then
-                local ttl = redis.call('PTTL', key)
-                if ttl < 1 then ttl = 1 end
-                wait = math.max(wait, ttl)
+                if i == 1 then account = math.max(redis.call('PTTL', key), 1) else challenge = true end
             end
         end
-        if wait > 0 then
+        if account > 0 or challenge then
             for _, key in ipairs(KEYS) do redis.call('DECR', key) end
         end
-        return wait
+        if account > 0 then return account end
+        if challenge then return -1 end
+        return 0
         """;
 
     public static bool IsTotpCode(string code) => code.Length == 6 && code.All(char.IsAsciiDigit);
@@ -78,24 +79,29 @@ public sealed class Totp(Envelope envelope, EntropyMixer mixer, RedisCircuit red
             ? await envelope.OpenAsync(sealedSecret, SecretPurpose, SealedFields(userId))
             : null;
 
+    /// <summary>What counting an attempt found: go on, wait (the account's budget is spent), or start over (the challenge's is).</summary>
+    public readonly record struct Attempt(TimeSpan? Wait, bool ChallengeSpent);
+
     /// <summary>
     /// Counts an attempt at a secret (a code, or a password with a code) against the account and,
     /// for the login step, the challenge, atomically and before anything is checked: however many
-    /// requests arrive at once, at most the limits are ever verified. Returns how long to wait
-    /// when either budget is spent (that attempt is not counted), else null. A success clears the
-    /// account's count (<see cref="ResetAsync"/>); a failure stays counted.
+    /// requests arrive at once, at most the limits are ever verified. When either budget is spent
+    /// the attempt is not counted, and the account's comes first: its wait is worth telling (any
+    /// challenge meets it), while a spent challenge is dead for good, so waiting would not help
+    /// (a new sign-in makes a new one). A success clears the account's count
+    /// (<see cref="ResetAsync"/>); a failure stays counted.
     /// </summary>
-    public async Task<TimeSpan?> TryAttemptAsync(HttpContext http, long userId, string? challengeId)
+    public async Task<Attempt> TryAttemptAsync(HttpContext http, long userId, string? challengeId)
     {
         // Once per request, however often a conflict runs it (ConflictRetry.FirstCount).
-        if (!ConflictRetry.FirstCount(http, "totp")) return null;
+        if (!ConflictRetry.FirstCount(http, "totp")) return default;
         var window = (long)options.Window.TotalMilliseconds;
         var (keys, args) = challengeId is null
             ? (new RedisKey[] { AccountKey(userId) }, new RedisValue[] { window, options.MaxFailuresPerAccount })
             : ([AccountKey(userId), ChallengeKey(userId, challengeId)],
                [window, options.MaxFailuresPerAccount, (long)Challenges.Lifetime.TotalMilliseconds, options.MaxFailuresPerChallenge]);
-        var wait = (long)await redis.CallAsync(keys[0], db => db.ScriptEvaluateAsync(Acquire, keys, args));
-        return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
+        var found = (long)await redis.CallAsync(keys[0], db => db.ScriptEvaluateAsync(Acquire, keys, args));
+        return found > 0 ? new(TimeSpan.FromMilliseconds(found), false) : new(null, found < 0);
     }
 
     public Task ResetAsync(long userId) => redis.CallAsync(AccountKey(userId), db => db.KeyDeleteAsync(AccountKey(userId)));
