@@ -95,8 +95,9 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         var challenge = (await (await app.Scenario(s => { s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login"); })).JsonAsync())["challenge"]!.GetValue<string>();
         for (var i = 0; i < 3; i++)
             await app.Scenario(s => { s.Post.Json(new { challenge, code = "000000" == new OtpNet.Totp(secret).ComputeTotp() ? "111111" : "000000" }).ToUrl("/api/login/2fa"); s.StatusCodeShouldBe(401); });
-        // The challenge's budget is spent: even the right code waits.
-        await app.Scenario(s => { s.Post.Json(new { challenge, code = new OtpNet.Totp(secret).ComputeTotp() }).ToUrl("/api/login/2fa"); s.StatusCodeShouldBe(429); });
+        // The challenge's budget is spent: even the right code is refused, for good.
+        var spent = await app.Scenario(s => { s.Post.Json(new { challenge, code = new OtpNet.Totp(secret).ComputeTotp() }).ToUrl("/api/login/2fa"); s.StatusCodeShouldBe(401); });
+        Assert.Equal("Too many wrong codes for this challenge", (await spent.ProblemAsync(401))["title"]!.GetValue<string>());
     }
 
     [Fact]
