@@ -50,12 +50,40 @@ public static class UnreadableBodies
                 && http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>() is { ContentTypes.Count: > 0 } accepts)
                 return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
                     $"Send the request body as {accepts.ContentTypes[0]}.");
+            if (!ReadableCharset(http.Request))
+                return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
+                    "The Content-Type names a charset this server cannot read: send the body in UTF-8.");
             // No body, nothing to refuse: passed through without a state machine held for the
             // request's lifetime (an event stream runs for hours; see UseBodySizeLimit).
             return http.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false }
                 ? next(http)
                 : ReadableAsync(http, next, logger);
         });
+    }
+
+    /// <summary>
+    /// ASP.NET's JSON reader throws (a 500) for a charset .NET has no decoder for, and for a quoted
+    /// one, which RFC 9110 allows; the form reader falls back to UTF-8 by itself. So a JSON body's
+    /// charset is unquoted in place, and false means no decoder here knows it.
+    /// </summary>
+    static bool ReadableCharset(HttpRequest request)
+    {
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var media) || !media.Charset.HasValue
+            || !media.SubType.EndsWith("json", StringComparison.OrdinalIgnoreCase))
+            return true;
+        var charset = Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(media.Charset);
+        if (charset.Length == media.Charset.Length && charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)) return true;
+        try
+        {
+            _ = System.Text.Encoding.GetEncoding(charset.ToString());
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException)   // unknown; UTF-7, which .NET refuses
+        {
+            return false;
+        }
+        media.Charset = charset;
+        request.ContentType = media.ToString();
+        return true;
     }
 
     static async Task ReadableAsync(HttpContext http, RequestDelegate next, ILogger logger)

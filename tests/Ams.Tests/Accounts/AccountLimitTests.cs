@@ -56,6 +56,33 @@ public sealed class AccountLimitTests(Services services) : IClassFixture<Service
         await Login(app, new { username = name, password = Api.Password }, "198.51.100.82", 429);
     }
 
+    [Theory]
+    [InlineData("amd_A")]
+    [InlineData("amd_AAAAA")]
+    [InlineData("amd_!!!!")]
+    [InlineData("amd_====")]
+    [InlineData("amd_%%%")]
+    [InlineData("truncated")]   // a real token with one character cut off
+    public async Task A_mangled_device_token_is_no_device_in_the_body_or_the_cookie(string token)
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("mdt");
+        await app.RegisterAsync(name);
+        var real = (await (await Login(app, new { username = name, password = Api.Password }, "198.51.100.91", 200)).JsonAsync())["deviceToken"]!.GetValue<string>();
+        if (token == "truncated") token = real[..^1];
+        // Signed in as a new device: a token of its own, not the mangled one back.
+        var body = await (await Login(app, new { username = name, password = Api.Password, deviceToken = token }, "198.51.100.92", 200)).JsonAsync();
+        Assert.NotEqual(token, body["deviceToken"]!.GetValue<string>());
+        await Login(app, new { username = name, password = "wrong password!", deviceToken = token }, "198.51.100.92", 401);
+        await app.Scenario(s =>
+        {
+            s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login");
+            s.WithRequestHeader("Cookie", $"ams_device={Uri.EscapeDataString(token)}");
+            s.From("198.51.100.93");
+            s.StatusCodeShouldBe(200);
+        });
+    }
+
     [Fact]
     public async Task A_known_device_has_its_own_failure_limit()
     {

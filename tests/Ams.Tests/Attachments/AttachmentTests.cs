@@ -309,6 +309,14 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
         await (await app.PostAsync("/api/messages", new { conversationId = group.Id(), body = "again", attachments = new[] { id } }, alice.Token, 400)).ProblemAsync(400);
         await app.PostAsync("/api/messages", new { conversationId = group.Id(), body = "x", attachments = new[] { "abc" } }, alice.Token, 400);
         await app.PostAsync("/api/messages", new { conversationId = group.Id(), body = "", attachments = Array.Empty<string>() }, alice.Token, 400);
+        // One attachment named twice, in one spelling or two (ids compare as numbers): 400, and it stays unsent.
+        var twice = (await app.UploadAsync(alice, [8])).Id();
+        foreach (var names in new[] { new[] { twice, twice }, new[] { twice, "0" + twice } })
+        {
+            var named = await (await app.PostAsync("/api/messages", new { conversationId = group.Id(), body = "x", attachments = names }, alice.Token, 400)).ProblemAsync(400);
+            Assert.Equal("Each attachment may be named once.", named["detail"].Str());
+        }
+        await app.SendWithAsync(alice, group.Id(), "", twice);
         var eleven = new List<string>();
         for (var i = 0; i < 11; i++) eleven.Add((await app.UploadAsync(alice, [(byte)i])).Id());
         await app.PostAsync("/api/messages", new { conversationId = group.Id(), body = "", attachments = eleven }, alice.Token, 400);

@@ -99,7 +99,8 @@ public static class Inputs
     public static readonly Gen<string?> ContentType = Gen.OneOf<string?>(
         "application/json", "application/json; charset=utf-8", "application/x-www-form-urlencoded",
         "application/x-www-form-urlencoded; charset=utf-8", "multipart/form-data; boundary=fuzzb", "multipart/form-data",
-        "multipart/form-data; boundary=", "text/plain", "application/xml", "application/json; charset=latin1", "garbage", null);
+        "multipart/form-data; boundary=", "text/plain", "application/xml", "application/json; charset=latin1", "application/json; charset=\"utf-8\"",
+        "application/json; charset=bogus", "application/merge-patch+json; charset=utf-7", "garbage", null);
 
     /// <summary>
     /// Route values: ours and others' ids, and everything that is not an id. (No %00: the test host

@@ -168,6 +168,36 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
         if (status == 201) Assert.Equal("hé", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["body"].Str());
     }
 
+    [Theory]
+    [InlineData("application/json; charset=\"utf-8\"", 201)]   // RFC 9110 allows the value quoted
+    [InlineData("application/json; charset=\"UTF-8\"", 201)]
+    [InlineData("application/json; charset=\"iso-8859-1\"", 201)]
+    [InlineData("application/json; charset=bogus", 415)]
+    [InlineData("application/json; charset=", 415)]
+    [InlineData("application/json; charset=windows-1252", 415)]   // no code pages in the binary
+    [InlineData("application/json; charset=utf-7", 415)]
+    [InlineData("application/json; charset=ibm037", 415)]
+    public async Task A_charset_is_read_quoted_or_not_and_one_no_decoder_here_knows_is_415_not_500(string contentType, int status)
+    {
+        using var response = await SendAsAsync(contentType, contentType.Contains("iso-8859-1") ? Encoding.Latin1 : Encoding.UTF8, "hé");
+        Assert.Equal(status, (int)response.StatusCode);
+        if (status == 201) Assert.Equal("hé", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["body"].Str());
+        else Assert.Contains("charset", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["detail"].Str());
+    }
+
+    [Fact]
+    public async Task A_sign_in_in_an_unknown_charset_is_415_before_anything_is_read()
+    {
+        var app = await services.AppAsync();
+        using var client = app.Server.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/login") { Content = new StringContent("""{"username":"nobody","password":"x"}""") };
+        request.Content.Headers.Remove("Content-Type");
+        request.Content.Headers.TryAddWithoutValidation("Content-Type", "application/json; charset=UTF8");
+        using var response = await client.SendAsync(request);
+        Assert.Equal(415, (int)response.StatusCode);
+        Assert.StartsWith("application/problem+json", response.Content.Headers.ContentType?.ToString());
+    }
+
     [Fact]
     public async Task A_validation_400_has_the_type_of_every_other_400_and_a_detail_however_many_failures()
     {

@@ -42,7 +42,11 @@ public sealed class Devices(RedisCircuit redis)
     {
         if (token is null || !token.StartsWith(Prefix, StringComparison.Ordinal) || token.Length > 100) return null;
         var bytes = new byte[8 + IdBytes + MacBytes];
-        if (!Base64Url.TryDecodeFromChars(token.AsSpan(Prefix.Length), bytes, out var written) || written != bytes.Length) return null;
+        // TryDecodeFromChars throws on characters outside base64url (or a length it cannot be), as a
+        // truncated or tampered cookie has: only the destination's size is "tried".
+        var encoded = token.AsSpan(Prefix.Length);
+        if (!Base64Url.IsValid(encoded, out var length) || length != bytes.Length
+            || !Base64Url.TryDecodeFromChars(encoded, bytes, out var written) || written != bytes.Length) return null;
         var secret = await KeyAsync();
         var expected = HMACSHA256.HashData(secret, bytes.AsSpan(0, 8 + IdBytes));
         if (!CryptographicOperations.FixedTimeEquals(expected, bytes.AsSpan(8 + IdBytes))) return null;

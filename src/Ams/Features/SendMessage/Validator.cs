@@ -22,7 +22,8 @@ public sealed class Validator : Validator<Request>
         RuleFor(r => r.Attachments)
             .Must(a => a is null || a.Count <= MaxAttachments).WithMessage($"A message has at most {MaxAttachments} attachments.")
             .Must(a => a is null || a.All(id => Ids.TryParse(id, out _))).WithMessage("Attachments must be attachment ids.")
-            .Must(a => a is null || a.Distinct().Count() == a.Count).WithMessage("Each attachment may be named once.");
+            // By value: "4" and "04" name one attachment (ids compare as numbers).
+            .Must(a => a is null || a.Select(id => Ids.TryParse(id, out var n) ? n : 0).Distinct().Count() == a.Count).WithMessage("Each attachment may be named once.");
         RuleFor(r => r.ConversationId)
             .Must((r, id) => !string.IsNullOrEmpty(id) || !string.IsNullOrEmpty(r.To)).WithMessage("Give conversationId or to: where the message goes.")
             .Must((r, id) => string.IsNullOrEmpty(id) || string.IsNullOrEmpty(r.To)).WithMessage("Give either conversationId or to, not both.");
