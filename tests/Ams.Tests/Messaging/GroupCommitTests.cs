@@ -381,6 +381,48 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
         Assert.Equal("after the lock", (await app.SendAsync(alice, stuck.Id(), "after the lock"))["body"].Str());
     }
 
+    [Fact]
+    public async Task A_batch_held_by_a_locked_conversation_settles_its_other_sends_within_seconds_of_its_lock_wait()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("xa");
+        var bob = await app.MemberAsync("xb");
+        var carol = await app.MemberAsync("xc");
+        var dave = await app.MemberAsync("xd");
+        var stuck = await app.DirectAsync(alice, bob);
+        var free = await app.DirectAsync(alice, carol);
+        var freeToo = await app.DirectAsync(alice, dave);
+        var before = (await app.HistoryAsync(alice, stuck.Id())).Count;
+        var (connection, transaction) = await services.LockConversationAsync(stuck.Id());
+        await using var _ = connection;
+
+        // The first send waits alone; the four queued behind it share the next batch, which waits
+        // its 5 s too and is then written one by one.
+        var first = app.PostAsync("/api/messages", new { conversationId = stuck.Id(), body = "never stored" }, alice.Token, null);
+        await services.WaitUntilBlockedByAsync(connection, first);
+        var batch = new[]
+        {
+            app.PostAsync("/api/messages", new { conversationId = stuck.Id(), body = "never stored 2" }, alice.Token, null),
+            app.PostAsync("/api/messages", new { conversationId = free.Id(), body = "stored 1" }, alice.Token, null),
+            app.PostAsync("/api/messages", new { conversationId = stuck.Id(), body = "never stored 3" }, bob.Token, null),
+            app.PostAsync("/api/messages", new { conversationId = freeToo.Id(), body = "stored 2" }, alice.Token, null),
+        };
+        Assert.Equal(503, (await first).Status());
+        var firstRefused = System.Diagnostics.Stopwatch.StartNew();
+        var answeredAt = batch.Select(send => send.ContinueWith(_ => firstRefused.Elapsed, TaskScheduler.Default)).ToArray();
+        var results = await Task.WhenAll(batch);
+        var at = await Task.WhenAll(answeredAt);
+        Assert.Equal([503, 201, 503, 201], results.Select(r => r.Status()));
+        // The batch's own 5 s wait, then 1 s for the first send of the still-locked conversation,
+        // and the second is refused with it, not after a wait of its own: each waiting 5 s more
+        // would be 15 s.
+        Assert.True(at.Max() < TimeSpan.FromSeconds(10), $"the batch settled {at.Max().TotalSeconds:F1} s after the first send's 503");
+        Assert.True((at[2] - at[0]).Duration() < TimeSpan.FromSeconds(0.5), $"the locked conversation's sends were refused {at[0].TotalSeconds:F2} s and {at[2].TotalSeconds:F2} s after the first send's 503");
+        await transaction.RollbackAsync();
+        Assert.Equal(before, (await app.HistoryAsync(alice, stuck.Id())).Count);
+        Assert.Equal("after the lock", (await app.SendAsync(alice, stuck.Id(), "after the lock"))["body"].Str());
+    }
+
     const string StallWarning = "GroupCommit: A send batch has waited ", StallOver = "GroupCommit: The send batch that waited for MariaDB is over after ";
 
     /// <summary>A node on a MariaDB of its own (to pause), its log, and a conversation with one message sent; disposing stops both.</summary>

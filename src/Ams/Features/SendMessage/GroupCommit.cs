@@ -241,7 +241,7 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
     }
 
     /// <summary>Settles every send in the batch; returns the connection to go on with, or null after a failure.</summary>
-    async Task<MySqlConnection?> WriteBatchAsync(List<Entry> batch, MySqlConnection? connection, int writer)
+    async Task<MySqlConnection?> WriteBatchAsync(List<Entry> batch, MySqlConnection? connection, int writer, int lockWaitSeconds = Sql.LockWaitSeconds)
     {
         var sends = batch.ConvertAll(e => e.Send);
         var gate = new CommitGate(batch);
@@ -253,7 +253,7 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
                 BatchStarts(writer, gate);
                 connection ??= await db.OpenConnectionAsync();
                 if (writer == Volatile.Read(ref generation)) Volatile.Write(ref writerHost, connection.DataSource);
-                var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis(), gate.TryCommit);
+                var stored = await Sql.StoreAsync(connection, envelope, sends, time.UtcNowMillis(), gate.TryCommit, lockWaitSeconds);
                 BatchOver(writer, startedAt, stored: true);
                 for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(stored[i]);
                 AmsMetrics.GroupCommitBatch.Record(batch.Count);
@@ -301,7 +301,22 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
                     logger.Log(repeatRace ? LogLevel.Information : LogLevel.Warning,
                         "Send batch of {Count} refused ({Error}); writing its sends one by one", batch.Count,
                         e is MySqlException refusal ? refusal.ErrorCode.ToString() : e.GetType().Name);
-                    foreach (var entry in batch) connection = await WriteBatchAsync([entry], connection, writer);
+                    // After a lock wait the batch has waited its 5 s already, and the node's sends with it:
+                    // written one by one, a send waits 1 s more at most, and the others of a conversation
+                    // that still waits are refused with it, not after 5 s each.
+                    var lockWait = e is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout };
+                    var stillLocked = new HashSet<long>();
+                    foreach (var entry in batch)
+                    {
+                        if (stillLocked.Contains(entry.Send.ConversationId))
+                        {
+                            entry.Done.TrySetException(e);
+                            continue;
+                        }
+                        connection = await WriteBatchAsync([entry], connection, writer, lockWait ? 1 : Sql.LockWaitSeconds);
+                        if (lockWait && entry.Done.Task.Exception?.InnerException is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout })
+                            stillLocked.Add(entry.Send.ConversationId);
+                    }
                     return connection;
                 }
                 // Conflicts that did not settle in time answer 503 (StillConflictingException), and are

@@ -36,11 +36,12 @@ static class Sql
     /// exception leaves, so a pooled connection never keeps its locks; when the connection fails
     /// instead, whether the COMMIT happened is unknown (see GroupCommit).
     /// </summary>
-    public static async Task<Stored?[]> StoreAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now, Func<bool> mayCommit)
+    public static async Task<Stored?[]> StoreAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now, Func<bool> mayCommit,
+        int lockWaitSeconds = LockWaitSeconds)
     {
         try
         {
-            return await StoreInTransactionAsync(connection, envelope, batch, now, mayCommit);
+            return await StoreInTransactionAsync(connection, envelope, batch, now, mayCommit, lockWaitSeconds);
         }
         catch
         {
@@ -65,7 +66,11 @@ static class Sql
     /// </summary>
     const string DefaultSession = "SET SESSION autocommit = 1, innodb_lock_wait_timeout = DEFAULT";
 
-    static async Task<Stored?[]> StoreInTransactionAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now, Func<bool> mayCommit)
+    /// <summary>How long a batch waits for a row locked elsewhere before MariaDB refuses it (README: "locked elsewhere for more than 5 s").</summary>
+    public const int LockWaitSeconds = 5;
+
+    static async Task<Stored?[]> StoreInTransactionAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<Pending> batch, DateTime now, Func<bool> mayCommit,
+        int lockWaitSeconds)
     {
         // The plans matter: every statement is driven by its JSON list (STRAIGHT_JOIN) with primary
         // key lookups into the tables (FORCE INDEX: on a small table the optimizer would rather
@@ -94,7 +99,7 @@ static class Sql
         // an idle writer. A conversation locked elsewhere holds up this node's sends (one writer
         // for all of them) for seconds, not the 50 s default.
         await using (var first = new MySqlCommand($"""
-            SET SESSION autocommit = 0, innodb_lock_wait_timeout = 5;
+            SET SESSION autocommit = 0, innodb_lock_wait_timeout = {lockWaitSeconds};
             START TRANSACTION;
             SELECT STRAIGHT_JOIN c.id FROM {SqlLists.IdsTable} JOIN conversations c FORCE INDEX (PRIMARY) ON c.id = ids.id FOR UPDATE;
             SELECT STRAIGHT_JOIN cm.user_id FROM {ItemsTable}
