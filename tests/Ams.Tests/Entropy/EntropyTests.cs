@@ -50,6 +50,28 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
         });
     }
 
+    [Fact]
+    public async Task A_Redis_outage_costs_the_entropy_ticks_one_line_when_it_starts_and_one_when_it_ends()
+    {
+        await using var own = await RedisServer.StartAsync();
+        var captured = new CapturedLogs();
+        await using var app = await services.StartAppAsync(redis: own.ConnectionString,
+            settings: [new("Entropy:Background", "true"), new("Entropy:TickInterval", "00:00:00.100")],
+            services: s => s.AddSingleton<ILoggerProvider>(captured));
+        await own.StopAsync();
+        const string Skipped = "Entropy ticks skipped while Redis does not answer", Resumed = "Entropy ticks go on: Redis answers again";
+        await Eventually.TrueAsync(() => captured.Lines.Any(l => l.Contains(Skipped, StringComparison.Ordinal)), TimeSpan.FromSeconds(20));
+        // Every tick meanwhile fails (the pool cannot be read: no reseed ever succeeds here).
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await own.StartAgainAsync();
+        await Eventually.TrueAsync(() => captured.Lines.Any(l => l.Contains(Resumed, StringComparison.Ordinal)), TimeSpan.FromSeconds(30));
+        var started = Assert.Single(captured.Lines, l => l.Contains(Skipped, StringComparison.Ordinal));
+        Assert.True(started.Length < 300, started);   // the exception's kind, not the client's state dump
+        var resumed = Assert.Single(captured.Lines, l => l.Contains(Resumed, StringComparison.Ordinal));
+        var count = int.Parse(System.Text.RegularExpressions.Regex.Match(resumed, @"\((\d+) skipped\)").Groups[1].Value);
+        Assert.True(count >= 2, resumed);
+    }
+
     static async Task<JsonNode> StatusAsync(IAlbaHost app)
     {
         var token = await app.NewUserTokenAsync("ent");

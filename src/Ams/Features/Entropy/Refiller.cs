@@ -126,6 +126,9 @@ public sealed class Service(Refiller refiller, EntropyOptions options, TimeProvi
     {
         if (!options.Background) return;
         var nextReseed = DateTimeOffset.MinValue;
+        // One line when Redis stops answering the ticks and one when it answers again, as for
+        // requests (Outages): a line per tick, each with the client's whole state dump, buried the rest.
+        var skipped = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -133,10 +136,13 @@ public sealed class Service(Refiller refiller, EntropyOptions options, TimeProvi
                 await refiller.RefillOnceAsync(stoppingToken);
                 if (time.GetUtcNow() >= nextReseed && await refiller.ReseedOnceAsync())
                     nextReseed = time.GetUtcNow() + options.ReseedInterval;
+                if (skipped > 0) logger.LogInformation("Entropy ticks go on: Redis answers again ({Skipped} skipped)", skipped);
+                skipped = 0;
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
-                logger.LogWarning("Entropy tick skipped: Redis unavailable ({Message})", e.Message);
+                if (skipped++ == 0)
+                    logger.LogWarning("Entropy ticks skipped while Redis does not answer ({Error}); keys are minted from this node's own state meanwhile", e.GetType().Name);
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
