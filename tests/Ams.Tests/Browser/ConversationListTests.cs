@@ -56,4 +56,22 @@ public sealed partial class ConversationListTests(Services services) : IClassFix
             await refused.ProblemAsync(400);
         }
     }
+
+    [Fact]
+    public async Task A_body_in_another_direction_is_isolated_in_the_message_and_the_preview()
+    {
+        var app = await services.AppAsync();
+        var me = await app.MemberAsync("bd");
+        var other = await app.MemberAsync("bd");
+        var group = (await app.GroupAsync(me, "bidi", other)).Id();
+        // A right-to-left override: unisolated, it would reorder the rest of its line on the page.
+        await app.SendAsync(other, group, "bidi \u202egnp.exe <b>");
+        var browser = new Browser(app);
+        await browser.GetAsync("/login");
+        await browser.PostFormAsync("/login", new() { ["username"] = me.Name, ["password"] = Api.Password }, 303);
+        var page = await (await browser.GetAsync($"/c/{group}")).ReadAsTextAsync();
+        Assert.Contains($"<span class=\"preview\">{other.Name}: <bdi>bidi &#x202E;gnp.exe &lt;b&gt;</bdi></span>", page);
+        var messages = await (await browser.GetAsync($"/c/{group}/older")).ReadAsTextAsync();
+        Assert.Contains("<p class=\"body\" dir=\"auto\">bidi &#x202E;gnp.exe &lt;b&gt;</p>", messages);
+    }
 }

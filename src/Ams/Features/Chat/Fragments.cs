@@ -22,7 +22,7 @@ static class Fragments
               <a href="/c/{c.Id}"{(c.Id == activeId ? Html.Raw(" aria-current=\"page\"") : Html.Empty)}>
                 <span class="title">{Title(c, me)}</span>
                 {(c.Unread > 0 ? Html.Of($"""<span class="badge" data-unread="{c.Unread}">{c.Unread}</span><span class="visually-hidden"> unread</span>""") : Html.Empty)}
-                <span class="preview">{(c.LastMessage is { } m ? $"{m.Sender.DisplayName}: {Preview(m)}" : "No messages yet")}</span>
+                <span class="preview">{(c.LastMessage is { } m ? Html.Of($"{m.Sender.DisplayName}: <bdi>{Preview(m)}</bdi>") : Html.Of($"No messages yet"))}</span>
               </a>
             </li>
             """)));

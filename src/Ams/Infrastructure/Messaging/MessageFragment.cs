@@ -32,7 +32,9 @@ public static partial class MessageFragment
         m.Deleted ? Html.Of($"""<p class="muted">Message deleted</p>""")
         : m.Body is null ? Html.Of($"""<p>(this message cannot be decrypted)</p>""")
         : m.Body.Length == 0 && m.Attachments.Count > 0 ? Html.Empty
-        : Html.Of($"""<p class="body">{Linked(m.Body)}</p>""");
+        // dir="auto": a body's own direction, isolated, so a right-to-left override in it (U+202E)
+        // cannot reorder what follows it on the page.
+        : Html.Of($"""<p class="body" dir="auto">{Linked(m.Body)}</p>""");
 
     /// <summary>
     /// The body with its http and https addresses as links (every other scheme stays text), each
