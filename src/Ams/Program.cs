@@ -134,6 +134,8 @@ static WebApplication Build(string[] args, bool admin)
     else builder.Logging.AddFilter(StartupFailure.HostCategory, level => level >= (StartupFailure.Serving ? LogLevel.Warning : LogLevel.Critical));
     var app = builder.Build();
 
+    app.UseHeadAsGet();
+    app.UseRouting();
     app.UseSecurityHeaders();
     app.UseExceptionHandler(new ExceptionHandlerOptions
     {

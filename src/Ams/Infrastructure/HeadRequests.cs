@@ -1,0 +1,17 @@
+namespace Ams.Infrastructure;
+
+public static class HeadRequests
+{
+    /// <summary>
+    /// Every GET route answers HEAD (RFC 9110 §9.3.2 makes it a MUST; uptime monitors, link
+    /// checkers and <c>curl -I</c> use it): routing sees GET. The server still knows the request
+    /// was HEAD (Kestrel keeps the parsed method, and the method text is all this changes), so it
+    /// sends the GET's status and headers and none of the body. Before routing, which must then
+    /// be placed after this explicitly.
+    /// </summary>
+    public static IApplicationBuilder UseHeadAsGet(this IApplicationBuilder app) => app.Use((http, next) =>
+    {
+        if (HttpMethods.IsHead(http.Request.Method)) http.Request.Method = HttpMethods.Get;
+        return next(http);
+    });
+}

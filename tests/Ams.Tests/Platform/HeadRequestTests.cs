@@ -1,0 +1,44 @@
+using Ams.Tests.Attachments;
+using Ams.Tests.Messaging;
+using Ams.Tests.Support;
+
+namespace Ams.Tests.Platform;
+
+/// <summary>RFC 9110 §9.3.2: HEAD answers as GET would, without the body (which Kestrel leaves out: see the smoke test).</summary>
+public sealed class HeadRequestTests(Services services) : IClassFixture<Services>
+{
+    [Fact]
+    public async Task Every_GET_route_answers_HEAD_with_the_GETs_status_and_headers()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("hd");
+        var bob = await app.MemberAsync("hd");
+        var direct = await app.DirectAsync(alice, bob);
+        var file = (await app.UploadAsync(alice, [1, 2, 3, 4, 5])).Id();
+        await app.SendWithAsync(alice, direct.Id(), "with a file", file);
+
+        async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, string? token)
+        {
+            using var client = app.Server.CreateClient();
+            using var request = new HttpRequestMessage(method, url);
+            if (token is not null) request.Headers.Authorization = new("Bearer", token);
+            return await client.SendAsync(request);
+        }
+
+        foreach (var (url, token) in new[] { ("/api/me", alice.Token), ("/api/version", null), ("/openapi.json", null), ($"/api/attachments/{file}", bob.Token),
+                     ($"/api/conversations/{direct.Id()}/messages", alice.Token), ("/api/me", null), ("/api/conversations/999999", alice.Token) })
+        {
+            using var get = await SendAsync(HttpMethod.Get, url, token);
+            using var head = await SendAsync(HttpMethod.Head, url, token);
+            Assert.Equal((url, get.StatusCode), (url, head.StatusCode));
+            Assert.Equal(get.Content.Headers.ContentType?.MediaType, head.Content.Headers.ContentType?.MediaType);
+        }
+        using var download = await SendAsync(HttpMethod.Head, $"/api/attachments/{file}", bob.Token);
+        Assert.Equal(5, download.Content.Headers.ContentLength);
+        Assert.NotNull(download.Headers.ETag);
+        // A route without GET still says which methods it takes.
+        using var postOnly = await SendAsync(HttpMethod.Head, "/api/messages", alice.Token);
+        Assert.Equal(405, (int)postOnly.StatusCode);
+        Assert.Contains("POST", postOnly.Content.Headers.Allow);
+    }
+}
