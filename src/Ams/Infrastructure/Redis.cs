@@ -322,7 +322,9 @@ public sealed class RedisCircuit
     {
         if (!IsCluster)
         {
-            await redis.GetDatabase().PingAsync().WaitAsync(ct);
+            // As any call: refused at once while Redis is known not to answer, and within the budget
+            // otherwise (a load balancer's check gives up after a second: it should hear the 503).
+            await CallAsync(db => db.PingAsync()).WaitAsync(ct);
             return;
         }
         var pings = Masters().Select(server => server.PingAsync()).ToList();

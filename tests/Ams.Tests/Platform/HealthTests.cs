@@ -63,7 +63,7 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
-    public async Task A_hung_Redis_fails_the_health_check_within_its_2_s_and_the_log_says_so_in_those_words()
+    public async Task A_hung_Redis_fails_the_health_check_within_the_Redis_budget_then_at_once_and_the_log_says_so()
     {
         await using var redis = await RedisServer.StartAsync();
         var logs = new CapturedLogs();
@@ -71,17 +71,24 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
         redis.Pause();
         try
         {
+            // The first check waits out the Redis budget (1 s; a load balancer gives up after 1 s
+            // in docs/proxy): the margin is for a loaded machine, not for the old 2 s.
             var watch = Stopwatch.StartNew();
             var health = await app.Scenario(s => { s.Get.Url("/readyz"); s.StatusCodeShouldBe(503); });
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(4), $"answered after {watch.Elapsed.TotalSeconds:F1} s");
+            Assert.True(watch.Elapsed < Ams.Infrastructure.RedisCircuit.Budget + TimeSpan.FromSeconds(0.9), $"answered after {watch.Elapsed.TotalSeconds:F1} s");
             Assert.Equal("unreachable", (await health.JsonAsync())["redis"]!.GetValue<string>());
+            // The next ones, while Redis is known not to answer, at once.
+            watch.Restart();
+            await app.Scenario(s => { s.Get.Url("/readyz"); s.StatusCodeShouldBe(503); });
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(0.5), $"the second check answered after {watch.Elapsed.TotalSeconds:F1} s");
         }
         finally
         {
             redis.Resume();
         }
         var failed = Assert.Single(logs.Lines, l => l.Contains("Health check of redis failed", StringComparison.Ordinal));
-        Assert.Contains("no answer in 2 s", failed);
+        Assert.Contains("is not answering", failed);
+        await Eventually.TrueAsync(async () => (await app.Scenario(s => { s.Get.Url("/readyz"); s.IgnoreStatusCode(); })).Context.Response.StatusCode == 200, TimeSpan.FromSeconds(10));
     }
 
     [Fact]
