@@ -41,6 +41,13 @@ public static class Text
         return true;
     }
 
+    /// <summary>
+    /// Control characters other than tab and the line breaks: NUL, escape sequences a terminal
+    /// would obey when a script prints a message, and C1 controls. The browser's form refuses NUL
+    /// already; the JSON API took it and stored it.
+    /// </summary>
+    public static bool HasControlCharactersBesidesLineBreaks(string value) => value.Any(c => char.IsControl(c) && c is not ('\t' or '\n' or '\r'));
+
     /// <summary>Control characters and the bidirectional overrides used to disguise names.</summary>
     public static bool HasControlCharacters(string value) => value.Any(c =>
         char.IsControl(c) || c is >= '\u202A' and <= '\u202E' or >= '\u2066' and <= '\u2069');

@@ -195,6 +195,10 @@ public sealed class SendMessageTests(Services services) : IClassFixture<Services
     [InlineData("""[]""")]
     [InlineData("")]
     [InlineData("""{"to":"{other}","body":"bad \ud800 surrogate"}""")]
+    [InlineData("""{"to":"{other}","body":"a\u0000b"}""")]
+    [InlineData("""{"to":"{other}","body":"\u001b[2J\u001b[31mred"}""")]   // a terminal's escape sequence, for scripts that print messages
+    [InlineData("""{"to":"{other}","body":"next\u0085line"}""")]
+    [InlineData("""{"to":"{other}","body":"del\u007f"}""")]
     public async Task Malformed_json_wrong_types_and_invalid_text_are_400(string template)
     {
         var app = await services.AppAsync();
@@ -203,6 +207,18 @@ public sealed class SendMessageTests(Services services) : IClassFixture<Services
         var result = await app.PostRawAsync("/api/messages", template.Replace("{other}", bob.Name), alice.Token, 400);
         await result.ProblemAsync(400);
         Assert.Empty(await app.InboxAsync(bob));
+    }
+
+    [Fact]
+    public async Task A_control_character_in_a_body_is_400_naming_it_while_tab_and_line_breaks_are_kept()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ca");
+        var bob = await app.MemberAsync("cb");
+        var refused = await (await app.PostAsync("/api/messages", new { to = bob.Name, body = "\u001b]0;owned\u0007" }, alice.Token, 400)).ProblemAsync(400);
+        Assert.Equal(Features.SendMessage.Validator.NoControls, refused["detail"].Str());
+        var kept = await app.SendAsync(alice, (await app.DirectAsync(alice, bob)).Id(), "a\tb\nc\r\nd");
+        Assert.Equal("a\tb\nc\r\nd", kept["body"].Str());
     }
 
     [Fact]

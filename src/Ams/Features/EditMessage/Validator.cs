@@ -15,6 +15,7 @@ public sealed class Validator : Validator<Request>
             .NotNull().WithMessage("Body must not be null.")
             .NotEmpty().WithMessage("Body must not be empty.")
             .Must(Text.IsWellFormed).WithMessage("Body contains invalid Unicode.")
+            .Must(b => !Text.HasControlCharactersBesidesLineBreaks(b)).WithMessage(SendMessage.Validator.NoControls)
             .Must(b => Text.Length(b) <= SendMessage.Validator.MaxBodyLength)
             .WithMessage($"Body must be at most {SendMessage.Validator.MaxBodyLength} characters.");
     }

@@ -9,6 +9,7 @@ public sealed class Validator : Validator<Request>
 {
     public const int MaxBodyLength = 4000;
     public const int MaxAttachments = 10;
+    public const string NoControls = "Body must not contain control characters other than tab and line breaks.";
 
     public Validator()
     {
@@ -18,6 +19,7 @@ public sealed class Validator : Validator<Request>
             .NotEmpty().When(r => r.Attachments is not { Count: > 0 }).WithMessage("Body must not be empty.")
             .NotNull().WithMessage("Body must not be null.")
             .Must(Text.IsWellFormed).WithMessage("Body contains invalid Unicode.")
+            .Must(b => !Text.HasControlCharactersBesidesLineBreaks(b)).WithMessage(NoControls)
             .Must(b => Text.Length(b) <= MaxBodyLength).WithMessage($"Body must be at most {MaxBodyLength} characters.");
         RuleFor(r => r.Attachments)
             .Must(a => a is null || a.Count <= MaxAttachments).WithMessage($"A message has at most {MaxAttachments} attachments.")
