@@ -26,7 +26,11 @@
     return fetch(url, { method, credentials: "same-origin", headers, body });
   }
   const post = (url, body, type) => call("POST", url, body, { "Content-Type": type });
-  const problemTitle = async (response) => (await response.json().catch(() => null))?.title ?? `Error ${response.status}`;
+  // A validation problem's title is only "Bad Request": its detail says what to change.
+  const problemTitle = async (response) => {
+    const problem = await response.json().catch(() => null);
+    return (problem?.errors ? problem.detail : problem?.title) ?? `Error ${response.status}`;
+  };
 
   // A key per draft: a retry of the same text reuses it, so the server stores it once (api.md).
   function newKey() {
@@ -532,7 +536,7 @@
     const body = li.querySelector("p.body");
     const form = Object.assign(document.createElement("form"), { className: "edit-form" });
     const label = Object.assign(document.createElement("label"), { className: "visually-hidden", textContent: "Edit message", htmlFor: `edit-${li.id}` });
-    const input = Object.assign(document.createElement("textarea"), { id: `edit-${li.id}`, value: body?.textContent ?? "", maxLength: 4000, rows: 2 });
+    const input = Object.assign(document.createElement("textarea"), { id: `edit-${li.id}`, value: body?.textContent ?? "", maxLength: 8000, rows: 2 });   // UTF-16 units: the server counts 4000 characters, an emoji two units
     const save = Object.assign(document.createElement("button"), { type: "submit", textContent: "Save" });
     const cancel = Object.assign(document.createElement("button"), { type: "button", className: "link", textContent: "Cancel" });
     const hint = Object.assign(document.createElement("small"), { textContent: "Enter saves, Escape cancels" });

@@ -108,6 +108,30 @@ public sealed class AuditTests(AppProcess app, Chromium chromium)
         Assert.Empty(errors);
     }
 
+    // 3. Silent failures: a text the server refuses says why
+    [Fact]
+    public async Task The_composer_takes_4000_emoji_and_a_text_over_the_limit_is_refused_in_the_servers_words()
+    {
+        var alice = await driver.RegisterAsync("la");
+        var bob = await driver.RegisterAsync("lb");
+        var id = await ConversationAsync(await driver.ApiAsync(alice), [bob]);
+        var page = await driver.SignedInAsync(alice);
+        await page.GotoAsync($"/c/{id}");
+        await Assertions.Expect(page.Locator("#messages")).ToBeVisibleAsync();
+
+        // 4000 characters of two UTF-16 units each: the server's limit, which a maxlength of 4000 cut in half.
+        var emoji = string.Concat(Enumerable.Repeat("🦊", 4000));
+        await Composer(page).FillAsync(emoji);
+        await Assertions.Expect(Composer(page)).ToHaveValueAsync(emoji);
+        await Composer(page).PressAsync("Enter");
+        await Assertions.Expect(Messages(page)).ToHaveCountAsync(1, new() { Timeout = 15_000 });
+
+        await Composer(page).FillAsync(new string('x', 4001));
+        await Composer(page).PressAsync("Enter");
+        await Assertions.Expect(page.Locator("#composer [role=alert]")).ToContainTextAsync("Not sent: Body must be at most 4000 characters.");
+        await Assertions.Expect(Messages(page)).ToHaveCountAsync(1);
+    }
+
     // 3. Silent failures: a send while live delivery is held up (Redis down) still shows
     [Fact]
     public async Task A_sent_message_shows_at_once_without_the_live_stream_and_once_when_the_stream_brings_it()

@@ -68,6 +68,8 @@ static class Fragments
 
     // The history arrives through History's "older" fragment, loaded by app.js at once and then
     // one page per scroll to the top. Only new messages are announced (#announcer), not history.
+    // The composer's maxlength counts UTF-16 units, the server characters: twice the limit lets
+    // 4000 emoji through, and the server's 400 says when a text is too long.
     public static Html Panel(HttpContext http, ConversationView c, string me) => Html.Of($"""
         <header class="panel-header">
           <a class="back" href="/">← Chats</a>
@@ -89,7 +91,7 @@ static class Fragments
           <div class="composer-row">
             <label class="attach" for="attach-input" title="Attach files (or drop or paste them)"><span aria-hidden="true">+</span><span class="visually-hidden">Attach files</span></label>
             <input type="file" id="attach-input" class="visually-hidden" multiple>
-            <textarea id="body" name="body" rows="1" maxlength="4000" placeholder="Message" aria-describedby="composer-hint"></textarea>
+            <textarea id="body" name="body" rows="1" maxlength="{2 * SendMessage.Validator.MaxBodyLength}" placeholder="Message" aria-describedby="composer-hint"></textarea>
             <button type="submit" class="send">Send</button>
           </div>
           <small id="composer-hint" class="hint">Enter sends, Shift+Enter for a new line, ↑ edits your last message</small>
