@@ -63,6 +63,14 @@ public static class Antiforgery
 
     static async Task CheckedAsync(HttpContext http, RequestDelegate next)
     {
+        // Defence in depth beside the token: a browser says when another site made the request
+        // (Fetch Metadata). Same-site pages (another subdomain) are left to the token alone.
+        if (http.Request.Headers["Sec-Fetch-Site"] == "cross-site")
+        {
+            await Problem.WriteAsync(http, StatusCodes.Status403Forbidden, "Cross-site request refused",
+                "Cookie-authenticated writes come from this site's own pages.");
+            return;
+        }
         if (!await IsValidAsync(http))
         {
             await Problem.WriteAsync(http, StatusCodes.Status403Forbidden, "Anti-forgery token missing or invalid",

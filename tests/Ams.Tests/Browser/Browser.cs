@@ -58,9 +58,13 @@ sealed partial class Browser(IAlbaHost app, bool https = false)
         return result;
     }
 
+    /// <summary>Sent with every request, as a browser sends its own (Sec-Fetch-*).</summary>
+    public Dictionary<string, string> Headers { get; } = [];
+
     void Prepare(Scenario s)
     {
         s.From(Address);
+        foreach (var (name, value) in Headers) s.WithRequestHeader(name, value);
         if (https) s.ConfigureHttpContext(c => c.Request.Scheme = "https");
         if (cookies.Count > 0) s.WithRequestHeader("Cookie", string.Join("; ", cookies.Select(c => $"{c.Key}={c.Value}")));
     }

@@ -89,6 +89,27 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
     }
 
     [Fact]
+    public async Task A_cookie_post_a_browser_marks_as_cross_site_is_refused_even_with_the_token()
+    {
+        var (browser, _) = await Browser.SignedInAsync(services);
+        await browser.GetAsync("/");
+        browser.Headers["Sec-Fetch-Site"] = "cross-site";
+        var refused = await (await browser.PostFormAsync("/logout", new(), 403)).ProblemAsync(403);
+        Assert.Equal("Cross-site request refused", refused["title"]!.GetValue<string>());
+        await browser.PostAsync("/api/logout", 403, csrfHeader: browser.Csrf);
+        // Reading is not writing; and the session is still there.
+        await browser.GetAsync("/api/me", 200);
+        foreach (var site in new[] { "same-origin", "same-site", "none" })
+        {
+            browser.Headers["Sec-Fetch-Site"] = site;
+            await browser.GetAsync("/api/me", 200);
+        }
+        browser.Headers["Sec-Fetch-Site"] = "same-origin";
+        await browser.PostFormAsync("/logout", new(), 303);
+        await browser.GetAsync("/api/me", 401);
+    }
+
+    [Fact]
     public async Task Htmx_form_posts_get_HX_Redirect_and_errors_as_fragments()
     {
         var app = await services.AppAsync();
