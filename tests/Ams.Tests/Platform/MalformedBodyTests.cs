@@ -159,30 +159,23 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
     [Theory]
     [InlineData("application/merge-patch+json", 201)]
     [InlineData("application/json; charset=iso-8859-1", 201)]   // read in the charset it names
-    [InlineData("application/jsonx", 415)]
-    [InlineData("text/json", 415)]
-    public async Task A_json_call_takes_every_json_media_type_and_refuses_the_rest_with_415(string contentType, int status)
-    {
-        using var response = await SendAsAsync(contentType, contentType.Contains("iso-8859-1") ? Encoding.Latin1 : Encoding.UTF8, "hé");
-        Assert.Equal(status, (int)response.StatusCode);
-        if (status == 201) Assert.Equal("hé", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["body"].Str());
-    }
-
-    [Theory]
     [InlineData("application/json; charset=\"utf-8\"", 201)]   // RFC 9110 allows the value quoted
     [InlineData("application/json; charset=\"UTF-8\"", 201)]
     [InlineData("application/json; charset=\"iso-8859-1\"", 201)]
-    [InlineData("application/json; charset=bogus", 415)]
+    [InlineData("application/jsonx", 415)]
+    [InlineData("text/json", 415)]
+    [InlineData("application/json; charset=bogus", 415)]   // a charset no decoder here knows: 415, not 500
     [InlineData("application/json; charset=", 415)]
     [InlineData("application/json; charset=windows-1252", 415)]   // no code pages in the binary
     [InlineData("application/json; charset=utf-7", 415)]
     [InlineData("application/json; charset=ibm037", 415)]
-    public async Task A_charset_is_read_quoted_or_not_and_one_no_decoder_here_knows_is_415_not_500(string contentType, int status)
+    public async Task A_json_call_takes_every_json_media_type_and_readable_charset_and_refuses_the_rest_with_415(string contentType, int status)
     {
         using var response = await SendAsAsync(contentType, contentType.Contains("iso-8859-1") ? Encoding.Latin1 : Encoding.UTF8, "hé");
         Assert.Equal(status, (int)response.StatusCode);
-        if (status == 201) Assert.Equal("hé", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["body"].Str());
-        else Assert.Contains("charset", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["detail"].Str());
+        var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        if (status == 201) Assert.Equal("hé", answer["body"].Str());
+        else if (contentType.Contains("charset")) Assert.Contains("charset", answer["detail"].Str());
     }
 
     [Fact]
