@@ -50,6 +50,15 @@ public static class UnreadableBodies
                 && http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>() is { ContentTypes.Count: > 0 } accepts)
                 return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
                     $"Send the request body as {accepts.ContentTypes[0]}.");
+            // A compressed body (RFC 9110 §8.4) is not decoded here: read as it is, gzip was "not a
+            // JSON object" (400) and an upload was stored compressed. RFC 7694: 415, and say what is taken.
+            if (http.Request.Headers.ContentEncoding.SelectMany(codings => (codings ?? "").Split(','))
+                .Any(coding => !string.Equals(coding.Trim(), "identity", StringComparison.OrdinalIgnoreCase)))
+            {
+                http.Response.Headers.AcceptEncoding = "identity";
+                return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
+                    "Request bodies are taken uncompressed: send it without Content-Encoding.");
+            }
             if (!ReadableCharset(http.Request))
                 return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
                     "The Content-Type names a charset this server cannot read: send the body in UTF-8.");

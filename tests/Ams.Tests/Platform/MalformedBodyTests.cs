@@ -178,6 +178,38 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
         else if (contentType.Contains("charset")) Assert.Contains("charset", answer["detail"].Str());
     }
 
+    [Theory]
+    [InlineData("gzip")]
+    [InlineData("br")]
+    [InlineData("identity, gzip")]
+    public async Task A_compressed_body_is_415_naming_what_is_taken_and_nothing_is_stored(string coding)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ce");
+        var bob = await app.MemberAsync("cf");
+        var direct = await app.DirectAsync(alice, bob);
+        using var client = app.Server.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
+        {
+            Content = new StringContent($"{{\"conversationId\":\"{direct.Id()}\",\"body\":\"labelled {coding}\"}}", Encoding.UTF8, "application/json"),
+        };
+        request.Content.Headers.TryAddWithoutValidation("Content-Encoding", coding);
+        request.Headers.Authorization = new("Bearer", alice.Token);
+        using var response = await client.SendAsync(request);
+        Assert.Equal(415, (int)response.StatusCode);
+        Assert.Contains("identity", response.Headers.GetValues("Accept-Encoding"));
+        Assert.Contains("Content-Encoding", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["detail"].Str());
+        Assert.Empty(await app.HistoryAsync(alice, direct.Id()));
+        // Identity is no compression at all.
+        using var plain = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
+        {
+            Content = new StringContent($"{{\"conversationId\":\"{direct.Id()}\",\"body\":\"plain\"}}", Encoding.UTF8, "application/json"),
+        };
+        plain.Content.Headers.ContentEncoding.Add("identity");
+        plain.Headers.Authorization = new("Bearer", alice.Token);
+        Assert.Equal(201, (int)(await client.SendAsync(plain)).StatusCode);
+    }
+
     [Fact]
     public async Task A_sign_in_in_an_unknown_charset_is_415_before_anything_is_read()
     {
