@@ -25,7 +25,7 @@ public sealed class HeadRequestTests(Services services) : IClassFixture<Services
             return await client.SendAsync(request);
         }
 
-        foreach (var (url, token) in new[] { ("/api/me", alice.Token), ("/api/version", null), ("/openapi.json", null), ($"/api/attachments/{file}", bob.Token),
+        foreach (var (url, token) in new[] { ("/api/me", alice.Token), ("/api/version", null), ("/openapi.json", null), ("/healthz", null), ("/livez", null), ($"/api/attachments/{file}", bob.Token),
                      ($"/api/conversations/{direct.Id()}/messages", alice.Token), ("/api/me", null), ("/api/conversations/999999", alice.Token) })
         {
             using var get = await SendAsync(HttpMethod.Get, url, token);

@@ -12,9 +12,8 @@ public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, RedisCircuit re
 
     public override void Configure()
     {
-        // HEAD too: uptime monitors that probe with it reported a healthy node as down (405).
-        Verbs(Http.GET, Http.HEAD);
-        Routes("/healthz", "/readyz");
+        // HEAD as well, as every GET route (HeadRequests): uptime monitors probe with it.
+        Get("/healthz", "/readyz");
         AllowAnonymous();
         // It checks MariaDB itself, within its own 2 s.
         Description(b => b.WithMetadata(new WithoutMariaDb()));
@@ -63,8 +62,7 @@ public sealed class Livez : EndpointWithoutRequest<LiveResponse>
 {
     public override void Configure()
     {
-        Verbs(Http.GET, Http.HEAD);
-        Routes("/livez");
+        Get("/livez");
         AllowAnonymous();
         Description(b => b.WithMetadata(new WithoutMariaDb()));
     }
