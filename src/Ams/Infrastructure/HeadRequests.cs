@@ -2,6 +2,11 @@ namespace Ams.Infrastructure;
 
 public static class HeadRequests
 {
+    static readonly object WasHeadKey = new();
+
+    /// <summary>For a response whose body never ends by itself (an event stream): a HEAD gets the headers and ends.</summary>
+    public static bool WasHead(HttpContext http) => http.Items.ContainsKey(WasHeadKey);
+
     /// <summary>
     /// Every GET route answers HEAD (RFC 9110 §9.3.2 makes it a MUST; uptime monitors, link
     /// checkers and <c>curl -I</c> use it): routing sees GET. The server still knows the request
@@ -11,7 +16,11 @@ public static class HeadRequests
     /// </summary>
     public static IApplicationBuilder UseHeadAsGet(this IApplicationBuilder app) => app.Use((http, next) =>
     {
-        if (HttpMethods.IsHead(http.Request.Method)) http.Request.Method = HttpMethods.Get;
+        if (HttpMethods.IsHead(http.Request.Method))
+        {
+            http.Request.Method = HttpMethods.Get;
+            http.Items[WasHeadKey] = true;
+        }
         return next(http);
     });
 }

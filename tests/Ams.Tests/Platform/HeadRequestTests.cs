@@ -41,4 +41,23 @@ public sealed class HeadRequestTests(Services services) : IClassFixture<Services
         Assert.Equal(405, (int)postOnly.StatusCode);
         Assert.Contains("POST", postOnly.Content.Headers.Allow);
     }
+
+    [Fact]
+    public async Task HEAD_on_an_event_stream_gets_its_headers_and_ends_instead_of_streaming()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("hd");
+        foreach (var url in new[] { "/api/events", "/events" })
+        {
+            using var client = app.Server.CreateClient();
+            using var request = new HttpRequestMessage(HttpMethod.Head, url);
+            request.Headers.Authorization = new("Bearer", alice.Token);
+            // A stream never ends by itself: only an answer that ends gets its content read within this.
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            using var head = await client.SendAsync(request, HttpCompletionOption.ResponseContentRead, timeout.Token);
+            Assert.Equal((url, 200), (url, (int)head.StatusCode));
+            Assert.Equal("text/event-stream", head.Content.Headers.ContentType?.MediaType);
+            Assert.Empty(await head.Content.ReadAsByteArrayAsync(timeout.Token));
+        }
+    }
 }

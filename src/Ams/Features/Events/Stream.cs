@@ -107,6 +107,12 @@ public sealed class Stream : IDisposable
             response.Headers.CacheControl = "no-store";
             response.Headers["X-Accel-Buffering"] = "no";
             http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+            // A HEAD's body is never sent, so a stream behind it would hold the client until it gave up.
+            if (HeadRequests.WasHead(http))
+            {
+                await response.StartAsync(ct);
+                return;
+            }
 
             var subscriber = hub.Register(user.Id, user.Username, session.Id, format, options.QueueCapacity);
             subscriber.OnOverflow = http.Abort;
