@@ -92,6 +92,9 @@ static WebApplication Build(string[] args, bool admin)
         o.SerializerOptions.Encoder = ReadableJsonEncoder.Instance;
         // The web defaults read "5" as 5; api.md promises 400 for a wrong JSON type (ids are strings, counts numbers).
         o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
+        // A key given twice is refused, not "the last one wins": a proxy or filter in front that reads
+        // the first would judge another request than the one AMS runs (JSON interoperability).
+        o.SerializerOptions.AllowDuplicateProperties = false;
     });
     builder.AddProblemResponses();
     builder.Services.AddDatabase(config);
@@ -178,9 +181,13 @@ static WebApplication Build(string[] args, bool admin)
             p.DetailTransformer = d => d.Errors.Count() is var n && n == 1 ? d.Errors.First().Reason : $"The request has {n} problems; errors lists each.";
         });
         // In the API's words, never the serializer's: its messages name .NET types and internals.
+        // A duplicate key is told by the serializer's message alone (its exception has no other mark);
+        // MalformedBodyTests notices if a runtime changes the words.
         c.Binding.JsonExceptionTransformer = e => new FluentValidation.Results.ValidationFailure(
             e.Path is { Length: > 1 } path ? path.TrimStart('$', '.') : "body",
-            e.Path is { Length: > 1 } at ? $"The value at {at} is not of the expected type or is not valid JSON." : "The request body is not a JSON object.");
+            e.Path is not { Length: > 1 } at ? "The request body is not a JSON object."
+            : e.Message.StartsWith("Duplicate property", StringComparison.Ordinal) ? $"The key {at.TrimStart('$', '.')} is given twice; give each key once."
+            : $"The value at {at} is not of the expected type or is not valid JSON.");
     });
 
     return app;

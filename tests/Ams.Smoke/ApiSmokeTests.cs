@@ -132,6 +132,8 @@ public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper outp
         await AssertProblem(await client.PostAsJsonAsync("/api/register", new { username = Unique("c"), password = "1qaz2wsx3edc" }), 400);
         await AssertProblem(await client.PostAsync("/api/register", new StringContent("{\"username\":", System.Text.Encoding.UTF8, "application/json")), 400);
         await AssertProblem(await client.PostAsync("/api/login", new StringContent("{\"username\":1}", System.Text.Encoding.UTF8, "application/json")), 400);
+        Assert.Equal("The key username is given twice; give each key once.", (await AssertProblem(await client.PostAsync("/api/login",
+            new StringContent("{\"username\":\"a\",\"password\":\"b\",\"username\":\"c\"}", System.Text.Encoding.UTF8, "application/json")), 400))["detail"]!.GetValue<string>());
         // What real clients send: an EventSource asks for text/event-stream, a browser for HTML.
         foreach (var accept in new[] { "text/event-stream", "text/html", "image/png" })
         {
