@@ -133,7 +133,13 @@ static WebApplication Build(string[] args, bool admin)
     // Hosting's "Request starting" lines carry the whole URL, query included: a client that puts its
     // token in `?access_token=` (refused) would have it written to the log at Information.
     builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", level => level >= LogLevel.Warning);
-    if (admin) builder.Logging.AddFilter((category, level) => level >= LogLevel.Warning);   // a command's output is its own
+    if (admin)
+    {
+        // A command's output is its own (list-users is tab-separated for scripts): warnings, such as
+        // the development master key's, go to stderr.
+        builder.Logging.AddFilter((category, level) => level >= LogLevel.Warning);
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+    }
     else builder.Logging.AddFilter(StartupFailure.HostCategory, level => level >= (StartupFailure.Serving ? LogLevel.Warning : LogLevel.Critical));
     var app = builder.Build();
 

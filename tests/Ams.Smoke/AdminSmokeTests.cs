@@ -117,6 +117,23 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         bearer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer",
             (await again.Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>());
         Assert.Contains($"{name}\tAda Admin", (await Admin("", "list-users")).Stdout);
+        // As `just admin` runs it (Development, the dev key file): the key's warning goes to stderr,
+        // and stdout is the list alone, for a script to read.
+        var devKeyFile = Path.Combine(Path.GetTempPath(), $"ams-dev-key-{Guid.NewGuid():N}");
+        try
+        {
+            var development = await app.RunCommandAsync(["admin", "list-users"], environment: new Dictionary<string, string?>
+            {
+                ["ASPNETCORE_ENVIRONMENT"] = "Development", ["Crypto__MasterKeys"] = null, ["Crypto__DevKeyFile"] = devKeyFile,
+            });
+            Assert.Equal(0, development.ExitCode);
+            Assert.Contains("DEVELOPMENT MASTER KEY", development.Stderr);
+            Assert.All(development.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries), line => Assert.Equal(5, line.Split('\t').Length));
+        }
+        finally
+        {
+            File.Delete(devKeyFile);
+        }
         Assert.Matches($@"(?m)^{name}\t.*\tenabled$", (await Admin("", "list-users")).Stdout);
 
         // Reset: the new password works, the old one and every session do not.

@@ -217,6 +217,7 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
         await Form("/settings/2fa/setup", new() { ["password"] = "" }, 422, "Password is required.", on: false);
         // Forms from a stale page: 2FA is off and nothing is set up.
         await Form("/settings/2fa/disable", new() { ["password"] = Api.Password, ["code"] = "123456" }, 400, "Two-factor authentication is not on.", on: false);
+        await Form("/settings/2fa/recovery-codes", new() { ["password"] = Api.Password, ["code"] = "123456" }, 400, "Two-factor authentication is not on.", on: false);
         await Form("/settings/2fa/enable", new() { ["code"] = "123456" }, 400, "Start with the setup step.", on: false);
         async Task<byte[]> EnrolAsync()
         {

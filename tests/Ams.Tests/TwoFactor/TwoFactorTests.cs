@@ -344,7 +344,7 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         await Refused("/api/2fa/disable", new { password = Api.Password, code = "123456" }, token, 400, "Two-factor authentication is not on.");
         var secret = Base32Encoding.ToBytes((await (await Post(app, "/api/2fa/setup", new { password = Api.Password }, token, 200)).JsonAsync())["secret"]!.GetValue<string>());
         // A pending authenticator is not on: its code makes no recovery codes.
-        await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(secret) }, token, 401);
+        await Refused("/api/2fa/recovery-codes", new { password = Api.Password, code = Code(secret) }, token, 400, "Two-factor authentication is not on.");
         await Refused("/api/2fa/enable", new { }, token, 400, "Code is required.");
         await Post(app, "/api/2fa/enable", new { code = Code(secret) }, token, 200);
         clock.Advance(TimeSpan.FromSeconds(30));

@@ -38,9 +38,11 @@ public sealed class RecoveryCodesEndpoint(MariaDb db, Totp totp, Passwords passw
     async Task<Settings.Outcome> RegenerateAsync(Session session, string password, string code)
     {
         var user = (await Users.FindByIdAsync(db, session.UserId, default))!;
+        // As disabling says: a wrong code or password is not what is wrong here.
+        if (!user.TwoFactorEnabled) return new Settings.Invalid("Two-factor authentication is not on.", Enabled: false);
         if (await totp.TryAttemptAsync(HttpContext, user.Id, null) is { Wait: { } wait }) return new Settings.LockedOut(wait);
         await using var connection = await db.OpenConnectionAsync();
-        var secret = user.TwoFactorEnabled ? await totp.SecretAsync(connection, user.Id) : null;
+        var secret = await totp.SecretAsync(connection, user.Id);
         if (secret is null || !await passwords.VerifyAsync(user.PasswordHash, password) || !await totp.VerifyTotpAsync(connection, user.Id, secret, code))
             return new Settings.Refused();
         await totp.ResetAsync(user.Id);
