@@ -40,6 +40,17 @@ public static class Users
     public static Task<UserRow?> FindByIdAsync(MariaDb db, long id, CancellationToken ct) => db.ReadUnlessHungAsync(connection =>
         connection.QuerySingleOrDefaultAsync<UserRow>($"SELECT {RowColumns} FROM users WHERE id = @id", new { id }, commandTimeout: connection.CommandTimeout()), ct);
 
+    /// <summary>
+    /// Whether a sign-in may keep the session it has just made: the account is still enabled and
+    /// as the sign-in verified it (<paramref name="asVerified"/>: its password, 2FA). A password
+    /// change, a reset, a disable or 2FA turned on commits first and then ends the user's sessions,
+    /// so one that committed after the sign-in read the account and before this look missed the
+    /// new session (an outside check kept 4 of 8 sign-ins racing a password change). After this
+    /// look, the session is there for it to end.
+    /// </summary>
+    public static async Task<bool> StillAsSignedInAsync(MariaDb db, long id, Func<UserRow, bool> asVerified, CancellationToken ct) =>
+        await FindByIdAsync(db, id, ct) is { DisabledAt: null } now && asVerified(now);
+
     /// <summary>The signed-in user of a page that anonymous visitors may also reach, or null.</summary>
     public static async Task<UserRow?> SignedInAsync(HttpContext http, MariaDb db, CancellationToken ct) =>
         http.User.Identity?.IsAuthenticated == true ? await FindByIdAsync(db, http.User.UserId(), ct) : null;

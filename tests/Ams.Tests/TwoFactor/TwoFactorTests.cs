@@ -59,6 +59,21 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
     }
 
     [Fact]
+    public async Task A_challenge_from_before_a_password_change_signs_nobody_in()
+    {
+        // The password step would refuse the old password now; its challenge went on working.
+        var user = await EnrolAsync();
+        var challenge = await ChallengeAsync(app, user.Name);
+        await Post(app, "/api/account/password", new { currentPassword = Api.Password, newPassword = "a brand new passphrase 42" }, user.Token, 204);
+        var refused = await (await Post(app, "/api/login/2fa", new { challenge, code = Code(user.Secret) }, null, 401)).ProblemAsync(401);
+        Assert.Equal("Invalid or expired challenge", refused["title"].Str());
+        // A challenge made for the new password works.
+        clock.Advance(TimeSpan.FromSeconds(30));
+        var body = await (await Post(app, "/api/login", new { username = user.Name, password = "a brand new passphrase 42" }, null, 200)).JsonAsync();
+        await Post(app, "/api/login/2fa", new { challenge = body["challenge"].Str(), code = Code(user.Secret) }, null, 200);
+    }
+
+    [Fact]
     public async Task Setup_gives_a_160_bit_secret_an_otpauth_uri_and_an_svg_qr_code_and_stays_pending()
     {
         var (name, token, secret, setup) = await SetUpAsync();

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Ams.Infrastructure;
 using Ams.Infrastructure.Messaging;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http.Features;
 using MySqlConnector;
 
@@ -115,6 +116,16 @@ public sealed class Stream : IDisposable
             }
 
             var subscriber = hub.Register(user.Id, user.Username, session.Id, format, options.QueueCapacity);
+            // A revocation published between this request's authentication and the registration
+            // above reached none of this session's streams; any later one reaches this one. So the
+            // session is looked up once more, now (an outside check kept 7 of 80 streams that
+            // opened during a logout, each receiving what was sent after it).
+            if (!await sessions.ExistsAsync(session.Id))
+            {
+                hub.Unregister(subscriber);
+                await http.ChallengeAsync(SessionAuthentication.SchemeName);
+                return;
+            }
             subscriber.OnOverflow = http.Abort;
             await presence.ConnectedAsync(user.Username);
             try

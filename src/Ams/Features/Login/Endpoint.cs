@@ -68,14 +68,20 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, Throttle throttle,
         if (device is not null) await throttle.ForgiveDeviceAsync(device.Id);
         else await throttle.ForgiveAsync(account, address);
         var deviceToken = device?.Token ?? await devices.IssueAsync(user.Id);
+        string? rehashed = null;
         if (passwords.NeedsRehash(user.PasswordHash))
-            await Sql.UpdateHashAsync(db, user.Id, user.PasswordHash, await passwords.HashAsync(req.Password, ct), ct);
+            await Sql.UpdateHashAsync(db, user.Id, user.PasswordHash, rehashed = await passwords.HashAsync(req.Password, ct), ct);
         if (user.TwoFactorEnabled)
         {
-            var (challenge, expiresAt) = await challenges.CreateAsync(user.Id);
+            var (challenge, expiresAt) = await challenges.CreateAsync(user.Id, rehashed ?? user.PasswordHash);
             return new NeedsSecondFactor(challenge, expiresAt, deviceToken);
         }
         var (token, session) = await sessions.CreateAsync(user.Id, HttpContext);
+        if (!await Users.StillAsSignedInAsync(db, user.Id, now => !now.TwoFactorEnabled && (now.PasswordHash == user.PasswordHash || now.PasswordHash == rehashed), ct))
+        {
+            await sessions.RevokeAsync(session);
+            return new Rejected();
+        }
         await events.RecordAsync(user.Id, SecurityEvents.Login, HttpContext);
         return new Succeeded(token, session, user, deviceToken);
     }

@@ -70,8 +70,14 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
         }
         await totp.ResetAsync(found.UserId);
         var user = (await Users.FindByIdAsync(db, found.UserId, ct))!;
-        if (user.DisabledAt is not null) return new BadChallenge();   // disabled by an administrator meanwhile
+        // Disabled by an administrator meanwhile, or the password changed or reset since the password step.
+        if (user.DisabledAt is not null || found.Stamp is { } stamp && stamp != Challenges.PasswordStamp(user.PasswordHash)) return new BadChallenge();
         var (token, session) = await sessions.CreateAsync(user.Id, HttpContext);
+        if (!await Users.StillAsSignedInAsync(db, user.Id, now => now.TwoFactorEnabled && now.PasswordHash == user.PasswordHash, ct))
+        {
+            await sessions.RevokeAsync(session);
+            return new BadChallenge();
+        }
         if (!Totp.IsTotpCode(code)) await events.RecordAsync(user.Id, SecurityEvents.RecoveryCodeUsed, HttpContext);
         await events.RecordAsync(user.Id, SecurityEvents.Login, HttpContext);
         return new Succeeded(token, session, user);
