@@ -24,6 +24,8 @@ public sealed class SessionTests(Services services) : IClassFixture<Services>
         await Task.Delay(Ams.Infrastructure.SessionLifetime.HearingLimit + TimeSpan.FromSeconds(1));
         await node2.StopAsync();
         await node2.DisposeAsync();
+        // Time for node 1 to hear it; well within the 2 s in which node 1 would otherwise wait for node 2.
+        await Task.Delay(TimeSpan.FromMilliseconds(200));
         var revoking = System.Diagnostics.Stopwatch.StartNew();
         await node1.Scenario(s =>
         {
