@@ -273,19 +273,15 @@ public sealed class SessionStore : IAsyncDisposable
     readonly CancellationTokenSource stopping = new();
     readonly Lock lifecycle = new();
     Task pinging = Task.CompletedTask;
-    int saidGoodbye;
 
     /// <summary>
     /// Stops pinging, then says goodbye on the channel, so that the other nodes' revocations stop
     /// waiting for this node's acknowledgement at once rather than for up to
     /// <see cref="SessionLifetime.HearingLimit"/> while its pings are recent (a rolling restart, an
-    /// admin command). On a server, <see cref="SessionGoodbye"/> runs it as the host stops, while
-    /// the Redis connections are still open (disposal came after RedisClose had closed them, and
-    /// every goodbye went unheard); the container's disposal finds it done.
+    /// admin command). Runs after the server has stopped serving (the container disposes it).
     /// </summary>
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref saidGoodbye, 1) != 0) return;
         Task loop;
         lock (lifecycle)
         {
@@ -880,13 +876,11 @@ public sealed class SessionStore : IAsyncDisposable
     /// </summary>
     public async Task RevokeAllAsync(long userId, string? exceptSessionId = null, bool includeTokens = false)
     {
+        if (includeTokens) await tokens.RevokeAllAsync(userId);
         var ids = await IndexedIdsAsync(userId);
         // One revocation per session: a Redis Cluster refuses a DEL whose keys live in different slots.
         await Task.WhenAll(ids.Where(id => id != exceptSessionId)
             .Select(id => RevokeAsync(new Session(id, userId, DateTimeOffset.MinValue))));
-        // The tokens after the sessions: a token that a session created as they ended was stored before
-        // its creator found the session still there (AccessTokens.CreateEndpoint), so it is stored now.
-        if (includeTokens) await tokens.RevokeAllAsync(userId);
     }
 
     /// <summary>A session's public id is the SHA-256 of its token: it names the session, and cannot be used as one.</summary>
@@ -941,15 +935,4 @@ public sealed class SessionStore : IAsyncDisposable
             await Task.Delay(500);
         }
     }
-}
-
-/// <summary>
-/// The node's goodbye on the revocation channel as the host stops. Registered after RedisClose,
-/// so the host stops it first (hosted services stop in reverse order), with the connections open.
-/// </summary>
-sealed class SessionGoodbye(SessionStore sessions) : IHostedService
-{
-    public Task StartAsync(CancellationToken ct) => Task.CompletedTask;
-
-    public Task StopAsync(CancellationToken ct) => sessions.DisposeAsync().AsTask();
 }
