@@ -13,12 +13,13 @@ if (args.Contains(HealthProbe.Flag)) return await HealthProbe.RunAsync();
 // `Ams admin …` runs one administration command against the server's configuration and exits.
 var admin = Ams.Features.Admin.Cli.IsAdmin(args);
 WebApplication app;
+WebApplication? built = null;
 // Everything up to serving is startup: what fails there (a missing or placeholder setting, an
 // unreachable database, a port in use) ends the process with its message alone and exit code 1,
 // never a stack trace (and never an abort, which PID 1 in a container turns into exit 134/139).
 try
 {
-    app = Build(admin ? [] : args, admin);
+    app = built = Build(admin ? [] : args, admin);
     // Fail fast, before serving anything, when Production has no master key.
     var masterKeys = app.Services.GetRequiredService<MasterKeys>();
     var db = app.Services.GetRequiredService<MariaDb>();
@@ -44,8 +45,7 @@ try
         }
         finally
         {
-            // Disposed, a session store the command used says goodbye: the servers' revocations stop waiting for it.
-            try { await app.DisposeAsync(); } catch (Exception) { /* the command's own outcome stands */ }
+            await SayGoodbyeAsync(app);
         }
     }
     await app.StartAsync();
@@ -53,11 +53,28 @@ try
 }
 catch (Exception e) when (e is not HostAbortedException && !StartupFailure.Propagate)
 {
-    return StartupFailure.Report(e, Console.Error);
+    var exitCode = StartupFailure.Report(e, Console.Error);
+    // A start that failed late (a port in use) had its session store pinging the other nodes already.
+    if (built is not null) await SayGoodbyeAsync(built);
+    return exitCode;
 }
 await app.WaitForShutdownAsync();
 await app.DisposeAsync();
 return 0;
+
+// Disposed, a session store that was used says goodbye: the servers' revocations stop waiting for
+// this process (unheard, each would wait 500 ms for it during the next 2 s). The process's own
+// outcome stands whatever disposal meets, and a hung Redis does not hold its exit for long.
+static async Task SayGoodbyeAsync(WebApplication app)
+{
+    try
+    {
+        await app.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+    }
+    catch (Exception)
+    {
+    }
+}
 
 static WebApplication Build(string[] args, bool admin)
 {

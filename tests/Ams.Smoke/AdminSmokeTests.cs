@@ -54,8 +54,8 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         var (disabledName, _) = await app.UserAsync("ad");
         // The server counts on acknowledgements once it has listened for HearingLimit (500 ms) and a ping.
         await Task.Delay(TimeSpan.FromSeconds(1));
-        // The command's session store pings the servers while it revokes, and says goodbye as it exits;
-        // unheard, the server's next revocations would wait 500 ms for its acknowledgement.
+        // A command that joined the revocation channel made the server's next revocations wait
+        // 500 ms for its acknowledgement whenever its goodbye went unheard.
         Assert.Equal(0, (await Admin("", "disable", disabledName)).ExitCode);
         var logout = System.Diagnostics.Stopwatch.StartNew();
         Assert.Equal(HttpStatusCode.NoContent, (await leaving.PostAsync("/api/logout", null)).StatusCode);
@@ -248,6 +248,30 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(stderr, "already in use", System.Text.RegularExpressions.RegexOptions.IgnoreCase));
         Assert.Contains("ASPNETCORE_URLS", stderr);
         AssertNoStackTrace(stdout + stderr);
+    }
+
+    [Fact]
+    public async Task A_server_that_fails_to_start_leaves_no_node_for_a_logout_right_after_to_wait_for()
+    {
+        // Its session store had pinged as it was built, and it exited without a goodbye: for the
+        // next 2 s every revocation on the server waited 500 ms for its acknowledgement.
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var failures = new Dictionary<string, Dictionary<string, string?>>
+        {
+            ["a bad master key"] = new() { ["Crypto__MasterKeys"] = "k1:c2hvcnQ=", ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{FreePort.Next()}" },
+            ["a port in use"] = new() { ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{((System.Net.IPEndPoint)taken.LocalEndpoint).Port}" },
+        };
+        foreach (var (failure, environment) in failures)
+        {
+            var (_, leaving) = await app.UserAsync("fg");
+            await Task.Delay(TimeSpan.FromSeconds(1));   // the server counts on acknowledgements
+            var (exitCode, _, stderr) = await app.RunCommandAsync([], environment: environment);
+            Assert.True(exitCode == 1, $"{failure}: {stderr}");
+            var logout = System.Diagnostics.Stopwatch.StartNew();
+            Assert.Equal(HttpStatusCode.NoContent, (await leaving.PostAsync("/api/logout", null)).StatusCode);
+            Assert.True(logout.Elapsed < TimeSpan.FromMilliseconds(400), $"after {failure}, the logout took {logout.Elapsed}");
+        }
     }
 
     [Fact]

@@ -115,6 +115,7 @@ public static class Accounts
         builder.Services.AddSingleton(builder.Configuration.GetSection("Sessions").Get<SessionLifetime>() ?? new());
         builder.Services.AddSingleton<AccessTokenStore>();
         builder.Services.AddSingleton<SessionStore>();
+        builder.Services.AddHostedService<SessionChannel>();   // after AddRedis (Program.cs): stops before RedisClose
         builder.Services.AddSingleton<SecurityEvents>();
         builder.Services.AddSingleton(new Passwords(builder.Configuration));   // built here so that a bad Passwords:* setting stops the start
         builder.Services.AddSingleton<Challenges>();

@@ -64,6 +64,7 @@ public sealed class SessionStore : IAsyncDisposable
         this.options = options;
         this.tokens = tokens;
         this.logger = logger;
+        goodbye = new(SayGoodbyeAsync);
         // Revocations this node could not write while Redis was away go out first thing.
         redis.ConnectionRestored += (_, _) => _ = RetryPendingAsync();
         // The local cache is only as exact as the revocation announcements this node hears: once
@@ -73,8 +74,21 @@ public sealed class SessionStore : IAsyncDisposable
         redis.ConnectionFailed += (_, _) => StopTrusting();
         redis.ConnectionRestored += (_, _) => StopTrusting();
         redis.ConfigurationChanged += (_, _) => StopTrusting();
+    }
+
+    /// <summary>
+    /// Subscribes to the revocation channel and starts pinging on it, as a serving node: from then on
+    /// the other nodes' revocations wait for this node's acknowledgement (or goodbye). An admin
+    /// command never listens: it holds no copies to drop, so no server waits for it, and a process
+    /// that dies before serving (a failed start) leaves no node for the others to wait for.
+    /// </summary>
+    internal void Listen()
+    {
+        Volatile.Write(ref joined, true);
         _ = ListenAsync();
     }
+
+    bool joined;   // set once Listen is called: only then is there a goodbye to say
 
     // From when (TimeProvider timestamp) this node hears every revocation announcement; MaxValue
     // until it hears a ping of its own, after a start or a reconnect.
@@ -277,10 +291,19 @@ public sealed class SessionStore : IAsyncDisposable
     /// <summary>
     /// Stops pinging, then says goodbye on the channel, so that the other nodes' revocations stop
     /// waiting for this node's acknowledgement at once rather than for up to
-    /// <see cref="SessionLifetime.HearingLimit"/> while its pings are recent (a rolling restart, an
-    /// admin command). Runs after the server has stopped serving (the container disposes it).
+    /// <see cref="SessionLifetime.HearingLimit"/> while its pings are recent (a rolling restart).
+    /// <see cref="SessionChannel"/> runs it as the host stops, while the Redis
+    /// connections are still open (disposal came after RedisClose had closed them, and every goodbye
+    /// went unheard); the container's disposal finds it done.
     /// </summary>
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => new(goodbye.Value);
+
+    // One goodbye, which every caller awaits: a second stop of the host (an in-process host is
+    // stopped by its test and by Program's own shutdown at once) that found it said and went on at
+    // once would have RedisClose close the connections under it.
+    readonly Lazy<Task> goodbye;
+
+    async Task SayGoodbyeAsync()
     {
         Task loop;
         lock (lifecycle)
@@ -288,6 +311,7 @@ public sealed class SessionStore : IAsyncDisposable
             stopping.Cancel();
             loop = pinging;
         }
+        if (!Volatile.Read(ref joined)) return;   // never on the channel: nobody waits for it
         try
         {
             // A ping loop held up in a repair (Redis hung) is not waited for long; a ping of its
@@ -876,11 +900,13 @@ public sealed class SessionStore : IAsyncDisposable
     /// </summary>
     public async Task RevokeAllAsync(long userId, string? exceptSessionId = null, bool includeTokens = false)
     {
-        if (includeTokens) await tokens.RevokeAllAsync(userId);
         var ids = await IndexedIdsAsync(userId);
         // One revocation per session: a Redis Cluster refuses a DEL whose keys live in different slots.
         await Task.WhenAll(ids.Where(id => id != exceptSessionId)
             .Select(id => RevokeAsync(new Session(id, userId, DateTimeOffset.MinValue))));
+        // The tokens after the sessions: a token that a session created as they ended was stored before
+        // its creator found the session still there (AccessTokens.CreateEndpoint), so it is stored now.
+        if (includeTokens) await tokens.RevokeAllAsync(userId);
     }
 
     /// <summary>A session's public id is the SHA-256 of its token: it names the session, and cannot be used as one.</summary>
@@ -935,4 +961,20 @@ public sealed class SessionStore : IAsyncDisposable
             await Task.Delay(500);
         }
     }
+}
+
+/// <summary>
+/// The node on the revocation channel while the host runs: it listens as the host starts and says
+/// goodbye as it stops. Registered after RedisClose, so the host stops it first (hosted services
+/// stop in reverse order), with the connections still open.
+/// </summary>
+sealed class SessionChannel(SessionStore sessions) : IHostedService
+{
+    public Task StartAsync(CancellationToken ct)
+    {
+        sessions.Listen();
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken ct) => sessions.DisposeAsync().AsTask();
 }

@@ -62,6 +62,20 @@ public sealed class RevocationRaceTests(Services services) : IClassFixture<Servi
     }
 
     [Fact]
+    public async Task A_token_made_by_another_session_racing_a_password_change_is_ended_with_it()
+    {
+        // The test's cheap Argon2id: the window between the sessions' end and the tokens' is a few
+        // milliseconds, which short changes sweep finely.
+        var app = await services.AppAsync();
+        var survivors = await SurvivorsAsync(app, 24, "rt", async (name, _) =>
+        {
+            var other = await app.LoginAsAsync(name, "other");
+            return () => app.CallAsync("POST", "/api/tokens", new { name = "racing" }, other, null);
+        }, 201);
+        Assert.True(survivors.Count == 0, $"tokens made while the password changed outlived it: {string.Join(", ", survivors)}");
+    }
+
+    [Fact]
     public async Task An_event_stream_opening_while_its_session_ends_on_another_node_is_closed_and_hears_nothing_after()
     {
         var app = await services.AppAsync();

@@ -42,11 +42,13 @@ public sealed class SessionStoreTests : IAsyncLifetime
         multiplexer ??= connection;
         var circuit = new RedisCircuit(multiplexer, NullLogger<RedisCircuit>.Instance);
         var mariadb = new MariaDb("Server=127.0.0.1;Port=1");
-        return new(multiplexer, circuit, time, lifetime ?? new SessionLifetime(),
+        var store = new SessionStore(multiplexer, circuit, time, lifetime ?? new SessionLifetime(),
             new AccessTokenStore(mariadb, new MariaDbCircuit(mariadb, new ApplicationLifetime(NullLogger<ApplicationLifetime>.Instance), NullLogger<MariaDbCircuit>.Instance),
                 circuit, time, NullLogger<AccessTokenStore>.Instance),
             new ReplicatedWrites(multiplexer, circuit, ConfigurationOptions.Parse(multiplexer.Configuration), new ReplicationOptions(), NullLogger<ReplicatedWrites>.Instance),
             logger ?? NullLogger<SessionStore>.Instance);
+        store.Listen();   // as a serving node's host does
+        return store;
     }
 
     IDatabase Db => connection.GetDatabase();

@@ -12,6 +12,31 @@ public sealed class SessionTests(Services services) : IClassFixture<Services>
     });
 
     [Fact]
+    public async Task A_node_whose_host_stops_says_goodbye_so_a_logout_right_after_does_not_wait_for_it()
+    {
+        // Its goodbye went out once the host had closed its Redis connections, so it was never
+        // heard, and every revocation for the next 2 s waited its whole acknowledgement limit.
+        var node1 = await services.AppAsync();
+        var node2 = await services.StartAppAsync();
+        var token = await node1.NewUserTokenAsync();
+        await Me(node2, token, 200);
+        // Node 1 has listened long enough to count on acknowledgements, and heard node 2's pings lately.
+        await Task.Delay(Ams.Infrastructure.SessionLifetime.HearingLimit + TimeSpan.FromSeconds(1));
+        await node2.StopAsync();
+        await node2.DisposeAsync();
+        // Time for node 1 to hear it; well within the 2 s in which node 1 would otherwise wait for node 2.
+        await Task.Delay(TimeSpan.FromMilliseconds(200));
+        var revoking = System.Diagnostics.Stopwatch.StartNew();
+        await node1.Scenario(s =>
+        {
+            s.Post.Url("/api/logout");
+            s.WithBearerToken(token);
+            s.StatusCodeShouldBe(204);
+        });
+        Assert.True(revoking.Elapsed < Ams.Infrastructure.SessionLifetime.HearingLimit * 0.8, $"the logout took {revoking.Elapsed.TotalMilliseconds:F0} ms");
+    }
+
+    [Fact]
     public async Task Logout_kills_the_token_on_every_node_at_once()
     {
         var node1 = await services.AppAsync();

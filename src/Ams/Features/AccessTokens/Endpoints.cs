@@ -1,6 +1,7 @@
 using System.Globalization;
 using Ams.Infrastructure;
 using FastEndpoints;
+using Microsoft.AspNetCore.Authentication;
 
 namespace Ams.Features.AccessTokens;
 
@@ -8,7 +9,7 @@ namespace Ams.Features.AccessTokens;
 /// A new personal access token, shown once (201). The JSON call and the settings form (which
 /// shows the token in the tokens section, once).
 /// </summary>
-public sealed class CreateEndpoint(AccessTokenStore tokens, SecurityEvents events) : Endpoint<CreateRequest, CreateResponse>
+public sealed class CreateEndpoint(AccessTokenStore tokens, SessionStore sessions, SecurityEvents events) : Endpoint<CreateRequest, CreateResponse>
 {
     public override void Configure()
     {
@@ -27,6 +28,15 @@ public sealed class CreateEndpoint(AccessTokenStore tokens, SecurityEvents event
             return;
         }
         var (token, row) = await tokens.CreateAsync(userId, req.Name, req.ExpiresInDays is { } days ? TimeSpan.FromDays(days) : null);
+        // A password change or an administrator's disable may have ended the session while the token
+        // was stored; their revocation ends the tokens after the sessions, so a session still there
+        // now means this token will be ended with it.
+        if (!await sessions.ConfirmAsync(HttpContext.Session().Id, ct))
+        {
+            await tokens.RevokeAsync(userId, row.Id);
+            await HttpContext.ChallengeAsync(SessionAuthentication.SchemeName);
+            return;
+        }
         await events.RecordAsync(userId, SecurityEvents.TokenCreated, HttpContext);
         var created = new CreateResponse(Id(row.Id), row.Name, token, row.CreatedAt, row.ExpiresAt);
         if (HttpContext.IsApi()) await Send.ResponseAsync(created, StatusCodes.Status201Created, ct);
