@@ -27,8 +27,19 @@ public sealed class RegistrationModeTests(Services services) : IClassFixture<Ser
         var html = await page.ReadAsTextAsync();
         Assert.Contains("Registration is closed", html);
         Assert.DoesNotContain("<form id=\"register\"", html);
-        // Signing in still works for existing accounts: closed is about new ones only.
-        await app.Scenario(s => { s.Get.Url("/login"); s.StatusCodeShouldBe(200); });
+        // Signing in still works for existing accounts: closed is about new ones only. The sign-in
+        // page sends nobody to a registration that is closed (it offered "Create an account").
+        var login = await (await app.Scenario(s => { s.Get.Url("/login"); s.StatusCodeShouldBe(200); })).ReadAsTextAsync();
+        Assert.Contains("<form id=\"login\"", login);
+        Assert.DoesNotContain("href=\"/register\"", login);
+        var browser = new Ams.Tests.Browser.Browser(app);
+        await browser.GetAsync("/login");
+        var refused = await browser.PostFormAsync("/login", new() { ["username"] = name, ["password"] = "not the password at all" }, 401, htmx: true);
+        var form = await refused.ReadAsTextAsync();
+        Assert.Contains("<form id=\"login\"", form);
+        Assert.DoesNotContain("href=\"/register\"", form);
+        var open = await services.AppAsync();
+        Assert.Contains("href=\"/register\"", await (await open.Scenario(s => s.Get.Url("/login"))).ReadAsTextAsync());
     }
 
     [Theory]

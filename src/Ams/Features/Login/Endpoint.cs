@@ -8,7 +8,8 @@ namespace Ams.Features.Login;
 /// The password step: a session (the API's token, the browser's cookie), or with 2FA on only a
 /// challenge for the second step. The JSON call and the browser's form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class Endpoint(MariaDb db, Passwords passwords, Throttle throttle, Devices devices, SessionStore sessions, Challenges challenges, SecurityEvents events)
+public sealed class Endpoint(MariaDb db, Passwords passwords, Throttle throttle, Devices devices, SessionStore sessions, Challenges challenges, SecurityEvents events,
+    Register.RegistrationLimits registration)
     : Endpoint<Request, Response>
 {
     /// <summary>The second-factor challenge's cookie: <c>__Host-</c> prefixed over HTTPS, as the session cookie is.</summary>
@@ -121,5 +122,5 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, Throttle throttle,
         HttpContext.Response.Cookies.Append(Devices.CookieName(HttpContext.Request), deviceToken, Devices.CookieOptions(HttpContext.Request));
 
     Task FormAsync(string username, IEnumerable<string> errors, int status) =>
-        Layout.SendAsync(HttpContext, "Sign in", Fragments.Form(HttpContext, username, errors), status);
+        Layout.SendAsync(HttpContext, "Sign in", Fragments.Form(HttpContext, username, errors, registration.Mode), status);
 }

@@ -3,7 +3,7 @@ using FastEndpoints;
 
 namespace Ams.Features.Login;
 
-public sealed class Page : EndpointWithoutRequest
+public sealed class Page(Register.RegistrationLimits registration) : EndpointWithoutRequest
 {
     public override void Configure()
     {
@@ -15,6 +15,6 @@ public sealed class Page : EndpointWithoutRequest
     public override Task HandleAsync(CancellationToken ct)
     {
         var registered = HttpContext.Request.Query["registered"] == "1";
-        return Send.StringAsync(Layout.Page("Sign in", Fragments.Form(HttpContext, null, [], registered)), 200, "text/html; charset=utf-8", ct);
+        return Send.StringAsync(Layout.Page("Sign in", Fragments.Form(HttpContext, null, [], registration.Mode, registered)), 200, "text/html; charset=utf-8", ct);
     }
 }
