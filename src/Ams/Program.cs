@@ -45,7 +45,7 @@ try
         }
         finally
         {
-            await SayGoodbyeAsync(app);
+            await DisposeBoundedAsync(app);
         }
     }
     await app.StartAsync();
@@ -54,18 +54,19 @@ try
 catch (Exception e) when (e is not HostAbortedException && !StartupFailure.Propagate)
 {
     var exitCode = StartupFailure.Report(e, Console.Error);
-    // A start that failed late (a port in use) had its session store pinging the other nodes already.
-    if (built is not null) await SayGoodbyeAsync(built);
+    // A start that failed late (a port in use) had joined the revocation channel already: disposed,
+    // its session store says goodbye, so the servers' revocations stop waiting for this process
+    // (unheard, each would wait 500 ms for it during the next 2 s).
+    if (built is not null) await DisposeBoundedAsync(built);
     return exitCode;
 }
 await app.WaitForShutdownAsync();
 await app.DisposeAsync();
 return 0;
 
-// Disposed, a session store that was used says goodbye: the servers' revocations stop waiting for
-// this process (unheard, each would wait 500 ms for it during the next 2 s). The process's own
-// outcome stands whatever disposal meets, and a hung Redis does not hold its exit for long.
-static async Task SayGoodbyeAsync(WebApplication app)
+// The process's own outcome (an exit code already decided) stands whatever disposal meets, and a
+// hung Redis or MariaDB does not hold its exit for long.
+static async Task DisposeBoundedAsync(WebApplication app)
 {
     try
     {
