@@ -63,6 +63,49 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
     }
 
     [Fact]
+    public async Task An_admin_command_never_joins_the_revocation_channel()
+    {
+        // It holds no copies of sessions, so no server needs its acknowledgement; one that pinged
+        // there was counted on by every server's revocations for the next 2 s, and waited for when its
+        // goodbye went unheard. A Redis of its own, to hear everything said on the channel.
+        var (name, _) = await app.UserAsync("aj");
+        await using var redis = await RedisServer.StartAsync();
+        var port = redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var heard = new System.Text.StringBuilder();
+        using var listener = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(
+            "redis-cli", ["-p", port, "SUBSCRIBE", "ams:sessions-revoked"])
+        {
+            RedirectStandardOutput = true,
+        })!;
+        var (subscribed, ended) = (new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously),
+            new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        listener.OutputDataReceived += (_, line) =>
+        {
+            lock (heard) heard.AppendLine(line.Data);
+            if (line.Data == "subscribe") subscribed.TrySetResult();
+            if (line.Data == "end-of-test") ended.TrySetResult();
+        };
+        listener.BeginOutputReadLine();
+        try
+        {
+            await subscribed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            var environment = new Dictionary<string, string?> { ["ConnectionStrings__Redis"] = redis.ConnectionString };
+            Assert.Equal(0, (await app.RunCommandAsync(["admin", "disable", name], environment: environment)).ExitCode);
+            // Heard once the command has exited: the listener heard all it said.
+            using (var publish = System.Diagnostics.Process.Start("redis-cli", ["-p", port, "PUBLISH", "ams:sessions-revoked", "end-of-test"]))
+                await publish.WaitForExitAsync();
+            await ended.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            listener.Kill();
+        }
+        string said;
+        lock (heard) said = heard.ToString();
+        Assert.DoesNotMatch("(?m)^(ping|bye|ack):", said);
+    }
+
+    [Fact]
     public async Task Every_admin_command_with_its_exit_code()
     {
         var name = $"ad{Guid.NewGuid():N}"[..20];
