@@ -20,7 +20,14 @@ public sealed class Outages(MariaDb db, RedisCircuit redisCircuit, MariaDbCircui
     {
         public readonly DateTimeOffset Since = since;
         public long Refused;
+        public long LastRefusedAt;   // TimeProvider timestamp; for held locks, which no probe can see end
     }
+
+    // Lock waits that ran out are MariaDB answering, not gone: their own state, without forgetting
+    // the pool or saying MariaDB is unreachable (an outside check read a Galera node's lock waits as
+    // an outage). It is over once no request has waited out a lock for this long.
+    const string HeldLocks = "held locks";
+    static readonly TimeSpan LocksQuiet = TimeSpan.FromSeconds(10);   // longer than a send's lock wait and its retry (6 s)
 
     readonly ConcurrentDictionary<string, Outage> current = new();
 
@@ -30,6 +37,11 @@ public sealed class Outages(MariaDb db, RedisCircuit redisCircuit, MariaDbCircui
         if (BackendOf(exception) is not { } backend) return false;
         // Refused by the open circuit, which counts and logs them itself.
         if (exception is MariaDbNotAnsweringException) return true;
+        if (exception is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout })
+        {
+            LockHeld(exception);
+            return true;
+        }
         if (MariaDbCircuit.IsTimeout(exception)) _ = mariaDbCircuit.SuspectAsync("a request ran out of time");
         var outage = current.GetOrAdd(backend, _ => new Outage(time.GetUtcNow()));
         if (Interlocked.Increment(ref outage.Refused) == 1)
@@ -41,6 +53,22 @@ public sealed class Outages(MariaDb db, RedisCircuit redisCircuit, MariaDbCircui
             _ = Task.Run(() => WatchAsync(backend, outage));
         }
         return true;
+    }
+
+    void LockHeld(Exception exception)
+    {
+        var held = current.GetOrAdd(HeldLocks, _ => new Outage(time.GetUtcNow()));
+        Volatile.Write(ref held.LastRefusedAt, time.GetTimestamp());
+        if (Interlocked.Increment(ref held.Refused) != 1) return;
+        logger.LogWarning("A MariaDB lock was held past the lock wait limit ({Error}); requests that wait for a held lock answer 503 until none has for {Seconds:F0} s",
+            exception.Message, LocksQuiet.TotalSeconds);
+        _ = Task.Run(async () =>
+        {
+            while (time.GetElapsedTime(Volatile.Read(ref held.LastRefusedAt)) < LocksQuiet) await Task.Delay(ProbeInterval, time);
+            current.TryRemove(HeldLocks, out _);
+            logger.LogInformation("No request has waited out a MariaDB lock for {Seconds:F0} s; {Refused} requests were refused for held locks in {Total:F1} s",
+                LocksQuiet.TotalSeconds, Interlocked.Read(ref held.Refused), (time.GetUtcNow() - held.Since).TotalSeconds);
+        });
     }
 
     /// <summary>The backend an exception says is unreachable, or null for anything else (an error the server returned is a fault to log in full).</summary>

@@ -382,6 +382,75 @@ public sealed class GroupCommitTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task A_lock_wait_that_runs_out_is_logged_as_a_held_lock_once_not_as_MariaDB_unreachable()
+    {
+        // It was logged as "MariaDB is unreachable", and the node dropped every pooled connection,
+        // while MariaDB answered all along (an outside check on Galera).
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var alice = await app.MemberAsync("la");
+        var bob = await app.MemberAsync("lb");
+        var stuck = await app.DirectAsync(alice, bob);
+        var (connection, transaction) = await services.LockConversationAsync(stuck.Id());
+        await using (connection)
+        {
+            var blocked = app.PostAsync("/api/messages", new { conversationId = stuck.Id(), body = "never stored" }, alice.Token, null);
+            await services.WaitUntilBlockedByAsync(connection, blocked);
+            await (await blocked).ProblemAsync(503);
+            var second = await app.PostAsync("/api/messages", new { conversationId = stuck.Id(), body = "never stored either" }, alice.Token, null);
+            await second.ProblemAsync(503);
+            await transaction.RollbackAsync();
+        }
+        var held = logs.Lines.Where(l => l.Contains("Outages: A MariaDB lock was held past the lock wait limit (", StringComparison.Ordinal)).ToList();
+        Assert.True(held.Count == 1, logs.All);
+        Assert.StartsWith("Warning ", held[0]);
+        Assert.DoesNotContain(logs.Lines, l => l.Contains("unreachable", StringComparison.Ordinal) || l.Contains("   at ", StringComparison.Ordinal));
+        // Over once no request has waited out a lock for 10 s, with the count.
+        await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("Outages: No request has waited out a MariaDB lock", StringComparison.Ordinal)), TimeSpan.FromSeconds(20));
+        Assert.Contains(logs.Lines, l => l.Contains("2 requests were refused for held locks", StringComparison.Ordinal));
+        Assert.Equal("after the lock", (await app.SendAsync(alice, stuck.Id(), "after the lock"))["body"].Str());
+    }
+
+    [Fact]
+    public async Task A_batch_held_by_a_lock_while_MariaDB_answers_is_called_a_stall_only_after_its_lock_wait_could_have_run_out()
+    {
+        // A batch in a lock wait is MariaDB answering, and it ends by itself after 5 s. The watch
+        // asked a probe at 5 s, and a probe missed on a loaded node opened the circuit over one
+        // locked conversation. A table lock holds the batch past any lock wait, so when the watch
+        // speaks is plain to see.
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs));
+        var alice = await app.MemberAsync("tl");
+        var bob = await app.MemberAsync("tl");
+        var direct = (await app.DirectAsync(alice, bob)).Id();
+        await app.SendAsync(alice, direct, "before");
+        await using var locker = new MySqlConnection(services.MariaDb.ConnectionString(services.Database));
+        await locker.OpenAsync();
+        await using (var lockTable = new MySqlCommand("LOCK TABLES messages WRITE", locker))
+            await lockTable.ExecuteNonQueryAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Task<IScenarioResult> held;
+        TimeSpan warnedAt;
+        try
+        {
+            held = app.PostAsync("/api/messages", new { conversationId = direct, body = "held" }, alice.Token, null);
+            await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains(StallWarning, StringComparison.Ordinal)), TimeSpan.FromSeconds(15));
+            warnedAt = clock.Elapsed;
+        }
+        finally
+        {
+            await using var unlock = new MySqlCommand("UNLOCK TABLES", locker);
+            await unlock.ExecuteNonQueryAsync();
+        }
+        Assert.True(warnedAt > TimeSpan.FromSeconds(6.5), $"the watch spoke {warnedAt.TotalSeconds:F1} s into the batch, before its 5 s lock wait and the 2 s after it");
+        // MariaDB answered the probe: the batch goes on and is stored.
+        Assert.Equal(201, (await held).Status());
+        Assert.False(app.Services.GetRequiredService<MariaDbCircuit>().IsOpen);
+        Assert.DoesNotContain(logs.Lines, l => l.Contains("MariaDB is not answering", StringComparison.Ordinal));
+        Assert.Equal(["before", "held"], Chat.Bodies(await app.HistoryAsync(bob, direct)));
+    }
+
+    [Fact]
     public async Task A_batch_held_by_a_locked_conversation_settles_its_other_sends_within_seconds_of_its_lock_wait()
     {
         var app = await services.AppAsync();

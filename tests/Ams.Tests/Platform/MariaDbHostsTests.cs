@@ -206,6 +206,11 @@ public sealed class MariaDbHostsTests(Services services) : IClassFixture<Service
             Assert.Equal(503, (await stuck.WaitAsync(TimeSpan.FromSeconds(1))).Status());
             Assert.Single(logs.Lines, l => l.Contains("The send batch on MariaDB server 127.0.0.2, which does not answer, is left to finish alone", StringComparison.Ordinal));
             Assert.Single(logs.Lines, l => l.Contains("Sends of the held batch answer 503, and it will not be committed: 1", StringComparison.Ordinal));
+            // Its host was passed over as hung, so the batch's wait is no lock wait: it is left at 5 s,
+            // not after the 7 s a batch on a server that answers is given (the watch looks once a second).
+            const string waited = "A send batch has waited ";
+            var stall = Assert.Single(logs.Lines, l => l.Contains(waited, StringComparison.Ordinal));
+            Assert.InRange(int.Parse(stall.Split(waited)[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture), 5, 6);
             // The next ones go straight through.
             Assert.Equal("next", (await app.SendAsync(alice, other, "next"))["body"].Str());
         }

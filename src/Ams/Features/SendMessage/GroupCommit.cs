@@ -65,6 +65,10 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
     // once), answers the sends queued behind the batch 503 (nothing of them was written) rather than
     // hold them for it.
     static readonly TimeSpan StallWarning = TimeSpan.FromSeconds(5);
+    // Unless MariaDB is known not to answer already, a batch waits out a lock held elsewhere first
+    // (its lock wait, Sql.LockWaitSeconds): that is MariaDB answering, and a probe then, missed
+    // on a loaded node, would open the circuit over one locked conversation.
+    static readonly TimeSpan StallPastLockWait = TimeSpan.FromSeconds(Sql.LockWaitSeconds + 2);
     readonly Lock stall = new();
     long batchStartedAt;      // time.GetTimestamp() of the batch on the wire, 0 when none
     CommitGate? onTheWire;    // that batch
@@ -127,22 +131,27 @@ public sealed class GroupCommit(MariaDb db, Envelope envelope, MariaDbCircuit ci
         lock (stall)
         {
             since = batchStartedAt;
-            if (since == 0 || stalledSince != 0 || time.GetElapsedTime(since) < StallWarning) return;
+            if (since == 0 || stalledSince != 0 || time.GetElapsedTime(since) < (KnownNotAnswering() ? StallWarning : StallPastLockWait)) return;
             stalledSince = since;
         }
         logger.LogWarning("A send batch has waited {Seconds:F0} s for MariaDB; this node's sends wait with it ({Queued} queued behind it)",
             time.GetElapsedTime(since).TotalSeconds, queue.Count);
-        _ = RefuseQueuedIfHungAsync();
+        _ = RefuseQueuedIfHungAsync(time.GetElapsedTime(since));
     }
 
-    async Task RefuseQueuedIfHungAsync()
+    /// <summary>The batch's MariaDB is known not to answer: the circuit is open, or its host of a list was passed over as hung.</summary>
+    bool KnownNotAnswering() => circuit.IsOpen || WriterHostPassedOver() is not null;
+
+    MariaDb.Host? WriterHostPassedOver() =>
+        db.Hosts.Count > 1 && db.Hosts.FirstOrDefault(host => host.Name == Volatile.Read(ref writerHost)) is { PassedOver: true } hung ? hung : null;
+
+    async Task RefuseQueuedIfHungAsync(TimeSpan waited)
     {
-        if (!await circuit.SuspectAsync($"a send batch has waited {StallWarning.TotalSeconds:F0} s"))
+        if (!await circuit.SuspectAsync($"a send batch has waited {waited.TotalSeconds:F0} s"))
         {
             // Another host of the list answers (or MariaDB is merely slow): the queue waits for the
             // batch unless the batch's host is one the node passed over as hung.
-            if (db.Hosts.Count > 1 && db.Hosts.FirstOrDefault(host => host.Name == Volatile.Read(ref writerHost)) is { PassedOver: true } hung)
-                LeaveWriterBehind(hung.Name);
+            if (WriterHostPassedOver() is { } hung) LeaveWriterBehind(hung.Name);
             return;
         }
         var refused = 0;
