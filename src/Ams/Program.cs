@@ -181,10 +181,7 @@ static WebApplication Build(string[] args, bool admin)
     if (config["Network:TrustedProxies"] is { Length: > 0 }) app.UseForwardedHeaders();
     app.UseMetricsExposition();
     app.UseBodySizeLimit();
-    app.UseStaticFiles(new StaticFileOptions
-    {
-        OnPrepareResponse = f => f.Context.Response.Headers.CacheControl = "public, max-age=3600",
-    });
+    app.UsePrecompressedStaticFiles();
     app.UseAuthentication();
     app.UseAccessTokenScope();
     app.UseAntiforgeryCheck();

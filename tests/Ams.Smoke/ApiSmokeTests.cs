@@ -261,6 +261,63 @@ public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper outp
     }
 
     [Fact]
+    public async Task Scripts_and_styles_go_compressed_as_the_publish_made_them_to_a_client_that_accepts_it_and_as_they_are_otherwise()
+    {
+        using var client = app.Client();
+        async Task<HttpResponseMessage> GetAsync(string path, string? acceptEncoding, string? etag = null)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            if (acceptEncoding is not null) request.Headers.TryAddWithoutValidation("Accept-Encoding", acceptEncoding);
+            if (etag is not null) request.Headers.TryAddWithoutValidation("If-None-Match", etag);
+            return await client.SendAsync(request);
+        }
+        static byte[] Decoded(byte[] body, string encoding)
+        {
+            using var input = new MemoryStream(body);
+            using Stream decoder = encoding == "br" ? new System.IO.Compression.BrotliStream(input, System.IO.Compression.CompressionMode.Decompress)
+                : new System.IO.Compression.GZipStream(input, System.IO.Compression.CompressionMode.Decompress);
+            using var output = new MemoryStream();
+            decoder.CopyTo(output);
+            return output.ToArray();
+        }
+
+        foreach (var (asset, type) in new[] { ("/htmx.min.js", "text/javascript"), ("/app.js", "text/javascript"), ("/forms.js", "text/javascript"), ("/app.css", "text/css") })
+        {
+            var plain = await GetAsync(asset, null);
+            Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
+            Assert.Empty(plain.Content.Headers.ContentEncoding);
+            Assert.Equal("Accept-Encoding", Assert.Single(plain.Headers.Vary));
+            var original = await plain.Content.ReadAsByteArrayAsync();
+
+            // What a browser sends (Chromium's), what curl --compressed sends, and preferences.
+            foreach (var (accepted, expected) in new[] { ("gzip, deflate, br, zstd", "br"), ("deflate, gzip", "gzip"), ("br;q=0, gzip", "gzip"),
+                         ("gzip;q=1, br;q=0.5", "gzip"), ("*", "br"), ("identity", null), ("br;q=0, gzip;q=0", null) })
+            {
+                var response = await GetAsync(asset, accepted);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                Assert.Equal(type, response.Content.Headers.ContentType!.MediaType);
+                Assert.Equal("Accept-Encoding", Assert.Single(response.Headers.Vary));
+                Assert.Equal("public, max-age=3600", response.Headers.CacheControl!.ToString());
+                Assert.Equal("nosniff", Assert.Single(response.Headers.GetValues("X-Content-Type-Options")));
+                var body = await response.Content.ReadAsByteArrayAsync();
+                if (expected is null)
+                {
+                    Assert.Empty(response.Content.Headers.ContentEncoding);
+                    Assert.Equal(original, body);
+                    continue;
+                }
+                Assert.Equal(expected, Assert.Single(response.Content.Headers.ContentEncoding));
+                Assert.True(body.Length < original.Length * 0.6, $"{asset} as {expected}: {body.Length} of {original.Length} bytes");
+                Assert.Equal(original, Decoded(body, expected));
+                // Its own validator: a cache that holds the brotli bytes is never told they are the plain ones.
+                var etag = response.Headers.ETag!.Tag;
+                Assert.NotEqual(plain.Headers.ETag!.Tag, etag);
+                Assert.Equal(HttpStatusCode.NotModified, (await GetAsync(asset, accepted, etag)).StatusCode);
+            }
+        }
+    }
+
+    [Fact]
     public async Task Browser_forms_bind_to_the_same_request_types_as_the_api()
     {
         using var client = app.Client();
