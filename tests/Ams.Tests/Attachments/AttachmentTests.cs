@@ -104,6 +104,42 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task Two_files_in_one_upload_are_400_and_store_neither_and_what_follows_the_file_is_read_too()
+    {
+        // The second file was dropped without a word, the client told 201 for the first alone.
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("tf");
+        static ByteArrayContent Body(string text)
+        {
+            var content = new ByteArrayContent(Encoding.UTF8.GetBytes(text));
+            content.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data; boundary=XX");
+            return content;
+        }
+        static string Title(string problem) => problem.Split("\"title\":\"")[1].Split('"')[0];
+        const string first = "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nfirst\r\n";
+        var counts = await CountsAsync();
+        using (var two = await app.UploadRawAsync(alice.Token, Body(first + "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.txt\"\r\n\r\nsecond\r\n--XX--\r\n")))
+        {
+            Assert.Equal(400, (int)two.StatusCode);
+            Assert.StartsWith("application/problem+json", two.Content.Headers.ContentType?.ToString());
+            Assert.Equal("More than one file", Title(await two.Content.ReadAsStringAsync()));
+        }
+        // A body cut short after the file, in a part that follows it.
+        using (var cut = await app.UploadRawAsync(alice.Token, Body(first + "--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nunfini")))
+        {
+            Assert.Equal(400, (int)cut.StatusCode);
+            Assert.Equal("Unreadable upload", Title(await cut.Content.ReadAsStringAsync()));
+        }
+        Assert.Equal(counts, await CountsAsync());
+        // Other parts, before or after the file, are skipped as before.
+        using var withNote = await app.UploadRawAsync(alice.Token,
+            Body("--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nbefore\r\n" + first + "--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nafter\r\n--XX--\r\n"));
+        Assert.Equal(201, (int)withNote.StatusCode);
+        var id = System.Text.Json.Nodes.JsonNode.Parse(await withNote.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+        Assert.Equal("first"u8.ToArray(), (await app.DownloadAsync(alice.Token, id)).Bytes);
+    }
+
+    [Fact]
     public async Task Ranges_at_chunk_edges_decrypt_exactly_the_bytes_asked_for()
     {
         var app = await services.AppAsync();

@@ -37,7 +37,7 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
     }
 
     abstract record Outcome;
-    sealed record Stored(AttachmentView View) : Outcome;
+    sealed record Stored(long Id, AttachmentView View) : Outcome;
     sealed record Refused(int Status, string Title, string Detail) : Outcome;
 
     public override async Task HandleAsync(CancellationToken ct)
@@ -95,18 +95,49 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
         var reader = new MultipartReader(boundary, HttpContext.Request.Body) { HeadersCountLimit = 16, HeadersLengthLimit = 16 * 1024 };
         while (await Reading(() => reader.ReadNextSectionAsync(ct)) is { } section)
         {
-            if (ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
-                && disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase)
-                && HeaderUtilities.RemoveQuotes(disposition.Name).Equals("file", StringComparison.Ordinal))
+            if (FileOf(section) is not { } disposition)
             {
-                var name = FileNames.Clean(disposition.FileNameStar.HasValue ? disposition.FileNameStar.Value
-                    : FileNames.FromFormEncoding(HeaderUtilities.UnescapeAsQuotedString(disposition.FileName).Value));
-                return await StoreAsync(me, name, section.Body, ct);
+                await SkipAsync(section, ct);
+                continue;
             }
-            await Reading(async () => { await section.Body.CopyToAsync(Stream.Null, ct); return 0; });   // another part: skipped (the server's limit still applies)
+            var name = FileNames.Clean(disposition.FileNameStar.HasValue ? disposition.FileNameStar.Value
+                : FileNames.FromFormEncoding(HeaderUtilities.UnescapeAsQuotedString(disposition.FileName).Value));
+            var outcome = await StoreAsync(me, name, section.Body, ct);
+            if (outcome is not Stored stored) return outcome;
+            // The rest of the body is read too: a second file would otherwise be dropped without a
+            // word (the client told 201), and a body cut short after the file is as unreadable as one
+            // cut in it. Either way the file stored is discarded.
+            try
+            {
+                while (await Reading(() => reader.ReadNextSectionAsync(ct)) is { } more)
+                {
+                    if (FileOf(more) is not null)
+                    {
+                        await DiscardAsync(stored.Id);
+                        return new Refused(StatusCodes.Status400BadRequest, "More than one file", "An upload holds one file; upload each file on its own.");
+                    }
+                    await SkipAsync(more, ct);
+                }
+            }
+            catch
+            {
+                await DiscardAsync(stored.Id);
+                throw;
+            }
+            return stored;
         }
         return new Refused(StatusCodes.Status400BadRequest, "No file", Usage);
     }
+
+    static ContentDispositionHeaderValue? FileOf(Microsoft.AspNetCore.WebUtilities.MultipartSection section) =>
+        ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
+        && disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase)
+        && HeaderUtilities.RemoveQuotes(disposition.Name).Equals("file", StringComparison.Ordinal)
+            ? disposition : null;
+
+    // Another part: skipped (the server's limit still applies).
+    static Task SkipAsync(Microsoft.AspNetCore.WebUtilities.MultipartSection section, CancellationToken ct) =>
+        Reading(async () => { await section.Body.CopyToAsync(Stream.Null, ct); return 0; });
 
     async Task<Outcome> StoreAsync(long me, string name, Stream body, CancellationToken ct)
     {
@@ -152,7 +183,7 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
                 await Sql.CompleteAsync(connection, id, total, meta);
             keep = true;
             logger.LogInformation("Attachment {Id} stored: {Size} bytes in {Chunks} chunks", id, total, ChunkCipher.ChunkCount(total));
-            return new Stored(new AttachmentView(Ids.Of(id), name, total, contentType, sha256));
+            return new Stored(id, new AttachmentView(Ids.Of(id), name, total, contentType, sha256));
         }
         finally
         {
