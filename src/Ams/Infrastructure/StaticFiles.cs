@@ -6,8 +6,9 @@ namespace Ams.Infrastructure;
 /// <summary>
 /// wwwroot, with each file sent as the publish compressed it to a browser that accepts that: the
 /// SDK writes <c>app.js.br</c> and <c>app.js.gz</c> beside <c>app.js</c>, and the scripts and styles
-/// are 95 KB as they are, 26 KB as brotli. Nothing is compressed per request, and no response that
-/// carries user data is compressed at all (its length would tell a guesser when a guess matched it). A file with no compressed sibling (a build that was not published) goes as it is.
+/// are 95 KB as they are, 26 KB as brotli. A file with no compressed sibling (a build that was not
+/// published) goes as it is. Nothing is compressed per request, and no response that carries user
+/// data is compressed at all (its length would tell a guesser when a guess matched it).
 /// </summary>
 public static class StaticFiles
 {
