@@ -88,6 +88,33 @@ public sealed class ReactionTests(Services services) : IClassFixture<Services>
         Assert.False(Emoji.IsOne(string.Join("\u200D", Enumerable.Repeat("👍", 9))));
 
     [Fact]
+    public async Task An_emoji_whose_stored_spelling_is_longer_than_the_column_is_400_and_one_that_fits_is_stored()
+    {
+        // Six ❤ joined by ZWJ are 11 code points as sent and 17 stored (a VS16 after each): MariaDB
+        // refused the row, and the client got 503 and the log a stack trace. Five are 14 stored.
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("kx");
+        var bob = await app.MemberAsync("ky");
+        var direct = await app.DirectAsync(alice, bob);
+        var message = await app.SendAsync(alice, direct.Id(), "hearts");
+        var six = string.Join("\u200D", Enumerable.Repeat("❤", 6));
+        var five = string.Join("\u200D", Enumerable.Repeat("❤", 5));
+        Assert.Equal(11, six.EnumerateRunes().Count());
+        var refused = await app.Scenario(s =>
+        {
+            s.Put.Url(Url(message, six));
+            s.WithBearerToken(alice.Token);
+            s.StatusCodeShouldBe(400);
+        });
+        Assert.Contains("exactly one emoji", await refused.ReadAsTextAsync());
+        await app.DeleteAsync(Url(message, six), alice.Token, 400);
+        await PutAsync(app, Url(message, five), alice.Token, 204);
+        var stored = (await app.HistoryAsync(bob, direct.Id()))[0]["reactions"]![0]!["emoji"].Str();
+        Assert.Equal(string.Join("\u200D", Enumerable.Repeat("❤\ufe0f", 5)), stored);
+        Assert.Equal(14, stored.EnumerateRunes().Count());
+    }
+
+    [Fact]
     public async Task Reactions_are_idempotent_counted_per_viewer_and_reach_members_on_another_node_live_and_replayed()
     {
         var node1 = await services.AppAsync();

@@ -10,10 +10,17 @@ namespace Ams.Infrastructure.Messaging;
 /// joined by ZWJ, each an emoji base (the Emoji code point ranges below) with an optional VS16,
 /// an optional skin-tone modifier, and (after the black flag) a tag sequence ending in CANCEL TAG.
 /// Letters, digits, punctuation, lone modifiers, text and two emoji are not one emoji.
+/// Nor is one whose stored spelling (<see cref="Canonical"/>) is longer than <see cref="MaxRunes"/>.
 /// </summary>
 public static class Emoji
 {
-    /// <summary>The longest RGI sequences (kiss and couple ZWJ sequences with skin tones) have 10 code points.</summary>
+    /// <summary>
+    /// The width of the reactions' emoji columns (<c>VARCHAR(16)</c>), in code points, which the
+    /// stored spelling must fit: <see cref="Canonical"/> adds a VS16 after each element that is
+    /// text by default, so six ❤ joined by ZWJ (11 code points as sent) are 17 stored, and MariaDB
+    /// refused the row. The longest RGI sequences (kiss and couple ZWJ sequences with skin tones)
+    /// have 10.
+    /// </summary>
     public const int MaxRunes = 16;
 
     const int Zwj = 0x200D, Vs16 = 0xFE0F, Keycap = 0x20E3, CancelTag = 0xE007F, BlackFlag = 0x1F3F4;
@@ -32,7 +39,9 @@ public static class Emoji
         (0x1F90C, 0x1F9FF), (0x1FA70, 0x1FAFF),
     ];
 
-    public static bool IsOne(string? text)
+    public static bool IsOne(string? text) => IsShapedAsOne(text) && Canonical(text!).EnumerateRunes().Count() <= MaxRunes;
+
+    static bool IsShapedAsOne(string? text)
     {
         if (string.IsNullOrEmpty(text) || !Ams.Infrastructure.Text.IsWellFormed(text)) return false;
         var runes = text.EnumerateRunes().Select(r => r.Value).ToArray();
