@@ -59,6 +59,12 @@ public static class UnreadableBodies
                 return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
                     "Request bodies are taken uncompressed: send it without Content-Encoding.");
             }
+            // Kestrel decodes chunked and nothing else, and took `gzip, chunked` as chunked alone:
+            // the body was read still compressed. RFC 9112 §6.1: 501 for a coding not understood.
+            if (http.Request.Headers.TransferEncoding.SelectMany(codings => (codings ?? "").Split(','))
+                .Any(coding => !string.Equals(coding.Trim(), "chunked", StringComparison.OrdinalIgnoreCase)))
+                return Problem.WriteAsync(http, StatusCodes.Status501NotImplemented, "Transfer coding not implemented",
+                    "Request bodies are taken as they are or chunked: send it without another Transfer-Encoding.");
             if (!ReadableCharset(http.Request))
                 return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
                     "The Content-Type names a charset this server cannot read: send the body in UTF-8.");
@@ -72,8 +78,8 @@ public static class UnreadableBodies
 
     /// <summary>
     /// ASP.NET's JSON reader throws (a 500) for a charset .NET has no decoder for, and for a quoted
-    /// one, which RFC 9110 allows; the form reader falls back to UTF-8 by itself. So a JSON body's
-    /// charset is unquoted in place, and false means no decoder here knows it.
+    /// one, which RFC 9110 allows; the form reader falls back to UTF-8 by itself. So a JSON body in
+    /// another charset is decoded here, strictly, and handed on as UTF-8; false means no decoder here knows it.
     /// </summary>
     static bool ReadableCharset(HttpRequest request)
     {
@@ -82,15 +88,24 @@ public static class UnreadableBodies
             return true;
         var charset = Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(media.Charset);
         if (charset.Length == media.Charset.Length && charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)) return true;
+        System.Text.Encoding encoding;
         try
         {
-            _ = System.Text.Encoding.GetEncoding(charset.ToString());
+            // Strict: the reader's own decoder put U+FFFD (or ?) for what was not text in the charset
+            // (a lone UTF-16 surrogate, é labelled US-ASCII) and the message was stored unlike what was sent.
+            encoding = System.Text.Encoding.GetEncoding(charset.ToString(), System.Text.EncoderFallback.ExceptionFallback,
+                System.Text.DecoderFallback.ExceptionFallback);
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException)   // unknown; UTF-7, which .NET refuses
         {
             return false;
         }
-        media.Charset = charset;
+        if (encoding.CodePage != System.Text.Encoding.UTF8.CodePage)
+        {
+            request.Body = System.Text.Encoding.CreateTranscodingStream(request.Body, encoding, System.Text.Encoding.UTF8, leaveOpen: true);
+            request.HttpContext.Response.RegisterForDispose(request.Body);
+        }
+        media.Charset = "utf-8";
         request.ContentType = media.ToString();
         return true;
     }
@@ -103,6 +118,13 @@ public static class UnreadableBodies
         }
         // A multipart form that ends before its closing boundary fails as an IOException (the
         // reader's "Unexpected end of Stream"); uploads, which also write files, tell their own.
+        catch (System.Text.DecoderFallbackException e) when (!http.Response.HasStarted)
+        {
+            logger.LogInformation("Refused an unreadable {Method} {Path} body ({Message})", http.Request.Method, http.Request.Path, e.Message);
+            http.Response.Clear();
+            await Problem.WriteAsync(http, StatusCodes.Status400BadRequest, "Unreadable request body",
+                "The body is not text in the charset its Content-Type names.");
+        }
         catch (Exception e) when (!http.Response.HasStarted && (e is InvalidDataException
             || e is IOException and not BadHttpRequestException && http.Request.HasFormContentType
                 && http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is null))

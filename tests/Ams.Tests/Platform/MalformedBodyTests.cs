@@ -179,6 +179,77 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
     }
 
     [Theory]
+    [InlineData("utf-16le")]   // a lone surrogate is no UTF-16 text
+    [InlineData("utf-32")]     // nor a code point past U+10FFFF UTF-32 text
+    [InlineData("us-ascii")]   // nor é ASCII
+    public async Task A_json_body_that_is_not_text_in_its_charset_is_400_and_nothing_is_stored(string charset)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("cz");
+        var bob = await app.MemberAsync("cy");
+        var direct = await app.DirectAsync(alice, bob);
+        // The encoders refuse to write what is not text, so those units are written by hand where "<bad>" stands.
+        byte[] Encoded(string text)
+        {
+            var (badBytes, encoding) = charset switch
+            {
+                "utf-16le" => (new byte[] { 0x00, 0xD8 }, Encoding.Unicode),
+                "utf-32" => ([0x00, 0x00, 0x11, 0x00], new UTF32Encoding(false, false)),
+                _ => ([0xE9], Encoding.ASCII),
+            };
+            var at = text.IndexOf("<bad>", StringComparison.Ordinal);
+            return at < 0 ? encoding.GetBytes(text) : [.. encoding.GetBytes(text[..at]), .. badBytes, .. encoding.GetBytes(text[(at + 5)..])];
+        }
+        async Task<HttpResponseMessage> SendAsync(string text)
+        {
+            using var client = app.Server.CreateClient();
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/messages")
+            {
+                Content = new ByteArrayContent(Encoded($"{{\"conversationId\":\"{direct.Id()}\",\"body\":\"{text}\"}}")),
+            };
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", $"application/json; charset={charset}");
+            request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {alice.Token}");
+            return await client.SendAsync(request);
+        }
+        using var refused = await SendAsync("before <bad> after");
+        Assert.Equal(400, (int)refused.StatusCode);
+        Assert.StartsWith("application/problem+json", refused.Content.Headers.ContentType?.ToString());
+        Assert.Contains("charset", JsonNode.Parse(await refused.Content.ReadAsStringAsync())!["detail"].Str());
+        Assert.Empty(await app.HistoryAsync(alice, direct.Id()));
+        // The same charset carrying text is read as that text.
+        using var taken = await SendAsync("plain text");
+        Assert.Equal(201, (int)taken.StatusCode);
+        Assert.Equal(["plain text"], Chat.Bodies(await app.HistoryAsync(alice, direct.Id())));
+    }
+
+    [Theory]
+    [InlineData("gzip, chunked")]
+    [InlineData("br,chunked")]
+    public async Task A_transfer_coding_besides_chunked_is_501_and_nothing_is_stored(string coding)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("cw");
+        var bob = await app.MemberAsync("cv");
+        var direct = await app.DirectAsync(alice, bob);
+        var answer = await app.Scenario(s =>
+        {
+            s.Post.Json(new { conversationId = direct.Id(), body = "coded" }).ToUrl("/api/messages");
+            s.WithBearerToken(alice.Token);
+            s.WithRequestHeader("Transfer-Encoding", coding);
+            s.StatusCodeShouldBe(501);
+        });
+        Assert.Contains("Transfer-Encoding", (await answer.ProblemAsync(501))["detail"].Str());
+        Assert.Empty(await app.HistoryAsync(alice, direct.Id()));
+        await app.Scenario(s =>
+        {
+            s.Post.Json(new { conversationId = direct.Id(), body = "chunked" }).ToUrl("/api/messages");
+            s.WithBearerToken(alice.Token);
+            s.WithRequestHeader("Transfer-Encoding", "chunked");
+            s.StatusCodeShouldBe(201);
+        });
+    }
+
+    [Theory]
     [InlineData("gzip")]
     [InlineData("br")]
     [InlineData("identity, gzip")]
