@@ -318,6 +318,33 @@ public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper outp
     }
 
     [Fact]
+    public async Task A_range_of_a_script_goes_from_the_file_as_it_is_and_one_past_its_end_is_a_416_problem_that_is_not_logged()
+    {
+        using var client = app.Client();
+        var original = await client.GetByteArrayAsync("/app.js");
+        async Task<HttpResponseMessage> RangeAsync(string range)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/app.js");
+            request.Headers.TryAddWithoutValidation("Accept-Encoding", "gzip, deflate, br, zstd");
+            request.Headers.TryAddWithoutValidation("Range", range);
+            return await client.SendAsync(request);
+        }
+
+        var part = await RangeAsync("bytes=0-9");
+        Assert.Equal(HttpStatusCode.PartialContent, part.StatusCode);
+        Assert.Empty(part.Content.Headers.ContentEncoding);
+        Assert.Equal(original[..10], await part.Content.ReadAsByteArrayAsync());
+
+        var past = await RangeAsync("bytes=99999999-");
+        Assert.Equal(HttpStatusCode.RequestedRangeNotSatisfiable, past.StatusCode);
+        Assert.Empty(past.Content.Headers.ContentEncoding);
+        Assert.Equal("application/problem+json", past.Content.Headers.ContentType!.MediaType);
+        Assert.Equal(416, JsonNode.Parse(await past.Content.ReadAsStringAsync())!["status"]!.GetValue<int>());
+        // Anyone can ask for it: nothing an operator must read.
+        Assert.DoesNotContain("Range not satisfiable", app.Log);
+    }
+
+    [Fact]
     public async Task Browser_forms_bind_to_the_same_request_types_as_the_api()
     {
         using var client = app.Client();

@@ -28,7 +28,10 @@ public static class StaticFiles
                 && !path.EndsWith(".gz", StringComparison.Ordinal) && types.TryGetContentType(path, out var type) && files.GetFileInfo(path).Exists)
             {
                 http.Response.Headers.Vary = HeaderNames.AcceptEncoding;
-                if (Preferred(http.Request, encoding => files.GetFileInfo(path + encoding.Suffix).Exists) is { } chosen)
+                // A range goes from the file as it is: browsers ask none for scripts and styles, and a
+                // range of the compressed bytes that cannot be satisfied was answered as an empty
+                // gzip body labelled with the script's type, not as a problem.
+                if (!http.Request.Headers.ContainsKey(HeaderNames.Range) && Preferred(http.Request, encoding => files.GetFileInfo(path + encoding.Suffix).Exists) is { } chosen)
                 {
                     http.Request.Path = path + chosen.Suffix;
                     http.Items[Encoded] = (type, chosen.Name);
