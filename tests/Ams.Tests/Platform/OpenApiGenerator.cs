@@ -50,6 +50,7 @@ static class OpenApiGenerator
             s.SchemaSettings.SchemaNameGenerator = new SchemaNames();
             s.SchemaSettings.SchemaProcessors.Add(new ProblemSchema());
             s.SchemaSettings.SchemaProcessors.Add(new PropertyBounds());
+            s.SchemaSettings.SchemaProcessors.Add(new OptionalSendBody());
             // First, so that no other processor sees a browser route: FastEndpoints would strip the form
             // twin's route parameters (/c/{conversationId}/send) from the request schema both routes share.
             s.OperationProcessors.Insert(0, new ApiRoutesOnly());
@@ -171,6 +172,20 @@ static class OpenApiGenerator
             return type.Namespace?.StartsWith(features, StringComparison.Ordinal) == true
                 ? type.Namespace[features.Length..].Replace(".", "") + type.Name
                 : type.Name;
+        }
+    }
+
+    /// <summary>
+    /// A send's body is a non-null string in C# (absent, it is ""), but a message with attachments may
+    /// leave it out (api.md "Attachments"): required in the document, a generated client always sent it.
+    /// </summary>
+    sealed class OptionalSendBody : ISchemaProcessor
+    {
+        public void Process(SchemaProcessorContext context)
+        {
+            if (context.ContextualType.Type != typeof(Ams.Features.SendMessage.Request)) return;
+            context.Schema.RequiredProperties.Remove("body");
+            context.Schema.Properties["body"].Description = "The text; may be left out or empty when attachments are given.";
         }
     }
 

@@ -81,7 +81,7 @@ public sealed class Stream : IDisposable
     {
         if (!TryResumeAfter(http.Request, out var resumeAfter, out var invalid))
             return Problem.WriteAsync(http, StatusCodes.Status400BadRequest, $"Invalid {invalid}",
-                $"{invalid} must be the id of an event the stream sent (a whole number, 0 or more).");
+                $"{invalid} must be the id of an event the stream sent (a whole number from 0 to 9223372036854775807).");
         var session = http.Session();
         if (open.AddOrUpdate(session.UserId, 1, (_, n) => n + 1) > options.MaxStreamsPerUser)
         {
