@@ -29,8 +29,9 @@ public static class RequestLimits
 
 public static class UnreadableBodies
 {
-    const string Reason = "The request body could not be read: a form may not carry NUL characters or invalid UTF-8, " +
-        "more than 1,024 fields or a field name over 2,048 characters, and a multipart body needs its boundary.";
+    const string Reason = "The request body could not be read: a form may not carry NUL characters, invalid UTF-8 (raw or " +
+        "percent-encoded), a % not followed by two hex digits, a field twice, more than 1,024 fields or a field name over " +
+        "2,048 characters, and a multipart body needs its boundary.";
 
     /// <summary>
     /// A body the form reader refuses (it throws <see cref="InvalidDataException"/> wherever the form
@@ -77,6 +78,48 @@ public static class UnreadableBodies
     }
 
     /// <summary>
+    /// ASP.NET's form reader keeps a percent escape it cannot decode as the text <c>%FF</c>, and joins
+    /// a field given twice with a comma (<c>x,y</c>, a message neither value was): both were stored.
+    /// A field twice is refused as in JSON (a proxy in front may read the other one); the body is
+    /// read here once, as bytes, and rewound for the reader.
+    /// </summary>
+    static async Task CheckUrlEncodedAsync(HttpRequest request)
+    {
+        request.EnableBuffering();
+        using var body = new MemoryStream();
+        await request.Body.CopyToAsync(body, request.HttpContext.RequestAborted);
+        request.Body.Position = 0;
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);   // as the form reader matches them
+        foreach (var pair in System.Text.Encoding.Latin1.GetString(body.GetBuffer(), 0, (int)body.Length).Split('&'))
+        {
+            if (pair.Length == 0) continue;
+            var equals = pair.IndexOf('=');
+            var name = Decoded(equals < 0 ? pair : pair[..equals]);
+            if (name is null || equals >= 0 && Decoded(pair[(equals + 1)..]) is null)
+                throw new InvalidDataException("A form field is not percent-encoded UTF-8.");
+            if (!names.Add(name)) throw new InvalidDataException("A form field is given twice.");
+        }
+
+        // Latin-1 keeps every byte as one char, so the escapes and raw bytes decode to the bytes sent.
+        static string? Decoded(string encoded)
+        {
+            var bytes = new byte[encoded.Length];
+            var length = 0;
+            for (var i = 0; i < encoded.Length; i++)
+            {
+                if (encoded[i] != '%') bytes[length++] = encoded[i] == '+' ? (byte)' ' : (byte)encoded[i];
+                else if (i + 2 < encoded.Length && byte.TryParse(encoded.AsSpan(i + 1, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out var escaped))
+                {
+                    bytes[length++] = escaped;
+                    i += 2;
+                }
+                else return null;
+            }
+            return System.Text.Unicode.Utf8.IsValid(bytes.AsSpan(0, length)) ? System.Text.Encoding.UTF8.GetString(bytes, 0, length) : null;
+        }
+    }
+
+    /// <summary>
     /// ASP.NET's JSON reader throws (a 500) for a charset .NET has no decoder for, and for a quoted
     /// one, which RFC 9110 allows; the form reader falls back to UTF-8 by itself. So a JSON body in
     /// another charset is decoded here, strictly, and handed on as UTF-8; false means no decoder here knows it.
@@ -114,6 +157,9 @@ public static class UnreadableBodies
     {
         try
         {
+            if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var media)
+                && media.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
+                await CheckUrlEncodedAsync(http.Request);
             await next(http);
         }
         // A multipart form that ends before its closing boundary fails as an IOException (the

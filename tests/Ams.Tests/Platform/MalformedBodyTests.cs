@@ -29,6 +29,12 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
         { "multipart/form-data; boundary=XX", "--XX\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}" },
         { "application/x-www-form-urlencoded", string.Join("&", Enumerable.Range(0, 1_025).Select(i => $"f{i}=1")) },
         { "application/x-www-form-urlencoded", new string('k', 2_049) + "=v" },
+        // Percent-encoded bytes that are no UTF-8, a broken escape, a field twice (any case).
+        { "application/x-www-form-urlencoded", "body=%FF%FE&_csrf={csrf}" },
+        { "application/x-www-form-urlencoded", "_csrf={csrf}&title=%ED%A0%80" },
+        { "application/x-www-form-urlencoded", "_csrf={csrf}&title=50%" },
+        { "application/x-www-form-urlencoded", "_csrf={csrf}&title=%G1" },
+        { "application/x-www-form-urlencoded", "_csrf={csrf}&members=x&Members=y" },
     };
 
     sealed record Browser(Member Member, string Csrf, string ConversationId, CapturedLogs Logs, IAlbaHost App);
@@ -100,6 +106,24 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
         Assert.DoesNotContain("<!doctype html>", fragment);
         Assert.Contains("role=\"alert\"", fragment);
         Assert.DoesNotContain(browser.Logs.Lines, l => l.Contains("   at ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_browser_send_with_a_broken_escape_or_a_field_twice_stores_nothing_and_escapes_that_decode_are_stored_as_text()
+    {
+        // The form reader stored "%FF%FE" as the message, and "x,y" for body=x&body=y.
+        var browser = await BrowserAsync(services);
+        await using var _ = browser.App;
+        foreach (var body in new[] { "_csrf={csrf}&body=%FF%FE", "_csrf={csrf}&body=x&body=y", "_csrf={csrf}&body=100%", "body=x&_csrf={csrf}&BODY=y" })
+        {
+            using var refused = await PostAsync(browser, "/c/{id}/send", "application/x-www-form-urlencoded", body);
+            Assert.Equal(400, (int)refused.StatusCode);
+            Assert.Contains("role=\"alert\"", await refused.Content.ReadAsStringAsync());
+        }
+        Assert.Empty(await browser.App.HistoryAsync(browser.Member, browser.ConversationId));
+        using var taken = await PostAsync(browser, "/c/{id}/send", "application/x-www-form-urlencoded", "_csrf={csrf}&body=50%25+off%21+%F0%9F%91%8D");
+        Assert.True((int)taken.StatusCode is 200 or 303, $"{(int)taken.StatusCode}");
+        Assert.Equal(["50% off! 👍"], Chat.Bodies(await browser.App.HistoryAsync(browser.Member, browser.ConversationId)));
     }
 
     [Theory]
