@@ -92,7 +92,7 @@ public sealed class EditMessageTests(Services services) : IClassFixture<Services
         await app.PostAsync($"/api/conversations/{Chat.Esc(group.Id())}/members", new { username = carol.Name }, alice.Token, 200);
         await (await app.PatchAsync(Url(message.Id()), new { body = "x" }, carol.Token, 404)).ProblemAsync(404);
 
-        foreach (var body in new[] { """{"body":""}""", """{"body":null}""", """{}""", """{"body":42}""", """{"body":"\ud800"}""", """{"body":"a\u0000b"}""", """{"body":"\u001b[31m"}""",
+        foreach (var body in new[] { """{"body":""}""", """{"body":null}""", """{}""", """{"body":42}""", """{"body":"\ud800"}""", """{"body":"a\u0000b"}""", """{"body":"\u001b[31m"}""", """{"body":"\u200b\u2060"}""",
             $$"""{"body":"{{new string('x', 4001)}}"}""", "{" })
         {
             var problem = await (await app.PatchRawAsync(Url(message.Id()), body, alice.Token, 400)).ProblemAsync(400);

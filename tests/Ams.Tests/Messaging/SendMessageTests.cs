@@ -199,6 +199,8 @@ public sealed class SendMessageTests(Services services) : IClassFixture<Services
     [InlineData("""{"to":"{other}","body":"\u001b[2J\u001b[31mred"}""")]   // a terminal's escape sequence, for scripts that print messages
     [InlineData("""{"to":"{other}","body":"next\u0085line"}""")]
     [InlineData("""{"to":"{other}","body":"del\u007f"}""")]
+    [InlineData("""{"to":"{other}","body":"\u200b"}""")]   // nothing visible: zero-width space, BOM, word joiner
+    [InlineData("""{"to":"{other}","body":"\ufeff\u200b\u2060 "}""")]
     public async Task Malformed_json_wrong_types_and_invalid_text_are_400(string template)
     {
         var app = await services.AppAsync();

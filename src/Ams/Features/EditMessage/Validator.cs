@@ -16,6 +16,7 @@ public sealed class Validator : Validator<Request>
             .NotEmpty().WithMessage("Body must not be empty.")
             .Must(Text.IsWellFormed).WithMessage("Body contains invalid Unicode.")
             .Must(b => !Text.HasControlCharactersBesidesLineBreaks(b)).WithMessage(SendMessage.Validator.NoControls)
+            .Must(b => !Text.IsBlank(b)).WithMessage(SendMessage.Validator.NothingVisible)
             .Must(b => Text.Length(b) <= SendMessage.Validator.MaxBodyLength)
             .WithMessage($"Body must be at most {SendMessage.Validator.MaxBodyLength} characters.");
     }

@@ -10,6 +10,8 @@ public sealed class Validator : Validator<Request>
     public const int MaxBodyLength = 4000;
     public const int MaxAttachments = 10;
     public const string NoControls = "Body must not contain control characters other than tab and line breaks.";
+    // Zero-width spaces, joiners and the like alone: an empty message that reads as one, as names and titles refuse.
+    public const string NothingVisible = "Body must not be empty: it has no visible character.";
 
     public Validator()
     {
@@ -20,6 +22,7 @@ public sealed class Validator : Validator<Request>
             .NotNull().WithMessage("Body must not be null.")
             .Must(Text.IsWellFormed).WithMessage("Body contains invalid Unicode.")
             .Must(b => !Text.HasControlCharactersBesidesLineBreaks(b)).WithMessage(NoControls)
+            .Must(b => !Text.IsBlank(b)).When(r => r.Attachments is not { Count: > 0 }).WithMessage(NothingVisible)
             .Must(b => Text.Length(b) <= MaxBodyLength).WithMessage($"Body must be at most {MaxBodyLength} characters.");
         RuleFor(r => r.Attachments)
             .Must(a => a is null || a.Count <= MaxAttachments).WithMessage($"A message has at most {MaxAttachments} attachments.")
