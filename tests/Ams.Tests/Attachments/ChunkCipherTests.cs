@@ -187,6 +187,18 @@ public sealed class FileNameTests
     }
 
     [Fact]
+    public void A_long_name_is_cut_before_its_extension()
+    {
+        var cut = FileNames.Clean(new string('a', 5_000) + ".txt");
+        Assert.Equal(new string('a', FileNames.MaxLength - 4) + ".txt", cut);
+        var pairs = FileNames.Clean(string.Concat(Enumerable.Repeat("😀", 300)) + ".tar.gz");
+        Assert.Equal(FileNames.MaxLength - 1, pairs.Length);   // 197 before the extension would split a pair: 196
+        Assert.EndsWith("😀.gz", pairs);
+        // A dot far from the end is no extension: the name is cut as it comes.
+        Assert.Equal("x." + new string('b', FileNames.MaxLength - 2), FileNames.Clean("x." + new string('b', 5_000)));
+    }
+
+    [Fact]
     public void The_header_replaces_what_a_quoted_ascii_name_cannot_carry_and_percent_encodes_the_rest()
     {
         Assert.Equal("attachment; filename=\"a_b_c_d_e.txt\"; filename*=UTF-8''a%7Fb%22c%5Cd%25e.txt",

@@ -12,7 +12,8 @@ public static class FileNames
     /// <summary>
     /// The last path segment (either slash), without control, format (bidirectional overrides) or
     /// invalid characters, trimmed of spaces and dots at the ends, at most <see cref="MaxLength"/>
-    /// characters (never a split surrogate pair); <see cref="Fallback"/> when nothing is left.
+    /// characters (never a split surrogate pair), a long one cut before its extension so that it
+    /// still opens with the right program; <see cref="Fallback"/> when nothing is left.
     /// </summary>
     public static string Clean(string? name)
     {
@@ -27,12 +28,23 @@ public static class FileNames
             if (category is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.Surrogate
                 or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned or UnicodeCategory.LineSeparator
                 or UnicodeCategory.ParagraphSeparator) continue;
-            if (text.Length + rune.Utf16SequenceLength > MaxLength) break;
             text.Append(rune.ToString());
         }
         var cleaned = text.ToString().Trim().Trim('.').Trim();
+        if (cleaned.Length > MaxLength)
+        {
+            var dot = cleaned.LastIndexOf('.');
+            var extension = dot > 0 && cleaned.Length - dot <= MaxExtension ? cleaned[dot..] : "";
+            cleaned = Cut(cleaned[..(cleaned.Length - extension.Length)], MaxLength - extension.Length).TrimEnd() + extension;
+        }
         return cleaned.Length == 0 ? Fallback : cleaned;
+
+        static string Cut(string text, int length) =>
+            text[..(char.IsHighSurrogate(text[length - 1]) ? length - 1 : length)];
     }
+
+    // Longer than any extension a program goes by (".download", ".torrent"): a dot in a long name is not one.
+    const int MaxExtension = 16;
 
     /// <summary>
     /// A multipart <c>filename="…"</c> as browsers and curl write it: the HTML standard has a quote
