@@ -104,6 +104,25 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task With_attachments_a_body_may_be_empty_but_not_null_nor_broken_text()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("an");
+        var bob = await app.MemberAsync("ao");
+        var direct = (await app.DirectAsync(alice, bob)).Id();
+        var id = (await app.UploadAsync(alice, Files.Random(10, 31))).Id();
+        foreach (var body in new[] { "null", "\"\\u001b[2J\"", "\"\\ud800\"", "\"\\u0000\"" })
+        {
+            var refused = await app.PostRawAsync("/api/messages", $$"""{"conversationId":"{{direct}}","body":{{body}},"attachments":["{{id}}"]}""", alice.Token, 400);
+            await refused.ProblemAsync(400);
+        }
+        Assert.Empty(await app.HistoryAsync(alice, direct));
+        // Nothing visible is fine beside a file: the file is the message.
+        var sent = await app.PostRawAsync("/api/messages", $$"""{"conversationId":"{{direct}}","body":"\u200b","attachments":["{{id}}"]}""", alice.Token, 201);
+        Assert.Equal(id, (await sent.JsonAsync())["attachments"]![0]!.Id());
+    }
+
+    [Fact]
     public async Task Two_files_in_one_upload_are_400_and_store_neither_and_what_follows_the_file_is_read_too()
     {
         // The second file was dropped without a word, the client told 201 for the first alone.

@@ -18,11 +18,11 @@ public sealed class Validator : Validator<Request>
         // Stop at the first failing rule of a field: later rules may assume the earlier ones held (e.g. not null).
         RuleLevelCascadeMode = CascadeMode.Stop;
         RuleFor(r => r.Body)
-            .NotEmpty().When(r => r.Attachments is not { Count: > 0 }).WithMessage("Body must not be empty.")
+            .NotEmpty().When(r => r.Attachments is not { Count: > 0 }, ApplyConditionTo.CurrentValidator).WithMessage("Body must not be empty.")
             .NotNull().WithMessage("Body must not be null.")
             .Must(Text.IsWellFormed).WithMessage("Body contains invalid Unicode.")
             .Must(b => !Text.HasControlCharactersBesidesLineBreaks(b)).WithMessage(NoControls)
-            .Must(b => !Text.IsBlank(b)).When(r => r.Attachments is not { Count: > 0 }).WithMessage(NothingVisible)
+            .Must(b => !Text.IsBlank(b)).When(r => r.Attachments is not { Count: > 0 }, ApplyConditionTo.CurrentValidator).WithMessage(NothingVisible)
             .Must(b => Text.Length(b) <= MaxBodyLength).WithMessage($"Body must be at most {MaxBodyLength} characters.");
         RuleFor(r => r.Attachments)
             .Must(a => a is null || a.Count <= MaxAttachments).WithMessage($"A message has at most {MaxAttachments} attachments.")
