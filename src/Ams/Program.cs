@@ -151,6 +151,8 @@ static WebApplication Build(string[] args, bool admin)
     // Hosting's "Request starting" lines carry the whole URL, query included: a client that puts its
     // token in `?access_token=` (refused) would have it written to the log at Information.
     builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", level => level >= LogLevel.Warning);
+    // Its warnings ("Range not satisfiable") are any anonymous client's to write at will.
+    builder.Logging.AddFilter("Microsoft.AspNetCore.StaticFiles", level => level >= LogLevel.Error);
     if (admin)
     {
         // A command's output is its own (list-users is tab-separated for scripts): warnings, such as

@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Unicode;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Ams.Infrastructure;
@@ -80,44 +83,57 @@ public static class UnreadableBodies
     /// <summary>
     /// ASP.NET's form reader keeps a percent escape it cannot decode as the text <c>%FF</c>, and joins
     /// a field given twice with a comma (<c>x,y</c>, a message neither value was): both were stored.
-    /// A field twice is refused as in JSON (a proxy in front may read the other one); the body is
-    /// read here once, as bytes, and rewound for the reader.
+    /// A field twice is refused as in JSON (a proxy in front may read the other one). The body is
+    /// read here once, as bytes, and rewound for the reader; in memory, as the form reader would
+    /// have held it (a 4,000-character message in CJK is ~36 KB percent-encoded).
     /// </summary>
     static async Task CheckUrlEncodedAsync(HttpRequest request)
     {
-        request.EnableBuffering();
-        using var body = new MemoryStream();
-        await request.Body.CopyToAsync(body, request.HttpContext.RequestAborted);
+        request.EnableBuffering(bufferThreshold: (int)RequestLimits.MaxBodyBytes + 1);
+        using var copy = new MemoryStream();
+        await request.Body.CopyToAsync(copy, request.HttpContext.RequestAborted);
         request.Body.Position = 0;
-        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);   // as the form reader matches them
-        foreach (var pair in System.Text.Encoding.Latin1.GetString(body.GetBuffer(), 0, (int)body.Length).Split('&'))
-        {
-            if (pair.Length == 0) continue;
-            var equals = pair.IndexOf('=');
-            var name = Decoded(equals < 0 ? pair : pair[..equals]);
-            if (name is null || equals >= 0 && Decoded(pair[(equals + 1)..]) is null)
-                throw new InvalidDataException("A form field is not percent-encoded UTF-8.");
-            if (!names.Add(name)) throw new InvalidDataException("A form field is given twice.");
-        }
+        if (UrlEncodedFault(copy.GetBuffer().AsSpan(0, (int)copy.Length)) is { } fault) throw new InvalidDataException(fault);
+    }
 
-        // Latin-1 keeps every byte as one char, so the escapes and raw bytes decode to the bytes sent.
-        static string? Decoded(string encoded)
+    static string? UrlEncodedFault(ReadOnlySpan<byte> body)
+    {
+        var decoded = new byte[body.Length];
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);   // as the form reader matches them
+        foreach (var range in body.Split((byte)'&'))
         {
-            var bytes = new byte[encoded.Length];
+            var pair = body[range];
+            var equals = pair.IndexOf((byte)'=');
+            if (equals < 0) continue;   // the form reader skips a pair without '='
+            var nameLength = Decode(pair[..equals], decoded);
+            if (nameLength < 0) return NotPercentEncoded;
+            if (!names.Add(Encoding.UTF8.GetString(decoded, 0, nameLength))) return "A form field is given twice.";
+            if (Decode(pair[(equals + 1)..], decoded) < 0) return NotPercentEncoded;
+        }
+        return null;
+
+        // The length of the bytes it stands for, or -1 for a % without two hex digits or bytes that are no UTF-8.
+        static int Decode(ReadOnlySpan<byte> encoded, Span<byte> into)
+        {
             var length = 0;
             for (var i = 0; i < encoded.Length; i++)
             {
-                if (encoded[i] != '%') bytes[length++] = encoded[i] == '+' ? (byte)' ' : (byte)encoded[i];
-                else if (i + 2 < encoded.Length && byte.TryParse(encoded.AsSpan(i + 1, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out var escaped))
+                if (encoded[i] != '%') into[length++] = encoded[i] == '+' ? (byte)' ' : encoded[i];
+                else if (i + 2 < encoded.Length && byte.TryParse(encoded.Slice(i + 1, 2), NumberStyles.AllowHexSpecifier, null, out var escaped))
                 {
-                    bytes[length++] = escaped;
+                    into[length++] = escaped;
                     i += 2;
                 }
-                else return null;
+                else return -1;
             }
-            return System.Text.Unicode.Utf8.IsValid(bytes.AsSpan(0, length)) ? System.Text.Encoding.UTF8.GetString(bytes, 0, length) : null;
+            return Utf8.IsValid(into[..length]) ? length : -1;
         }
     }
+
+    // A body this decodes: its decoder's refusal is the client's text, not a fault further on.
+    static readonly object Transcoded = new();
+
+    const string NotPercentEncoded = "A form field is not percent-encoded UTF-8.";
 
     /// <summary>
     /// ASP.NET's JSON reader throws (a 500) for a charset .NET has no decoder for, and for a quoted
@@ -131,22 +147,22 @@ public static class UnreadableBodies
             return true;
         var charset = Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(media.Charset);
         if (charset.Length == media.Charset.Length && charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)) return true;
-        System.Text.Encoding encoding;
+        Encoding encoding;
         try
         {
             // Strict: the reader's own decoder put U+FFFD (or ?) for what was not text in the charset
             // (a lone UTF-16 surrogate, é labelled US-ASCII) and the message was stored unlike what was sent.
-            encoding = System.Text.Encoding.GetEncoding(charset.ToString(), System.Text.EncoderFallback.ExceptionFallback,
-                System.Text.DecoderFallback.ExceptionFallback);
+            encoding = Encoding.GetEncoding(charset.ToString(), EncoderFallback.ExceptionFallback, DecoderFallback.ExceptionFallback);
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException)   // unknown; UTF-7, which .NET refuses
         {
             return false;
         }
-        if (encoding.CodePage != System.Text.Encoding.UTF8.CodePage)
+        if (encoding.CodePage != Encoding.UTF8.CodePage)
         {
-            request.Body = System.Text.Encoding.CreateTranscodingStream(request.Body, encoding, System.Text.Encoding.UTF8, leaveOpen: true);
+            request.Body = Encoding.CreateTranscodingStream(request.Body, encoding, Encoding.UTF8, leaveOpen: true);
             request.HttpContext.Response.RegisterForDispose(request.Body);
+            request.HttpContext.Items[Transcoded] = true;
         }
         media.Charset = "utf-8";
         request.ContentType = media.ToString();
@@ -157,6 +173,8 @@ public static class UnreadableBodies
     {
         try
         {
+            // UTF-8 whatever charset it names: the form reader decodes escapes as UTF-8 in every charset
+            // (a Latin-1 form's %E9 was stored as the text "%E9"), and browsers send UTF-8.
             if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var media)
                 && media.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
                 await CheckUrlEncodedAsync(http.Request);
@@ -164,7 +182,7 @@ public static class UnreadableBodies
         }
         // A multipart form that ends before its closing boundary fails as an IOException (the
         // reader's "Unexpected end of Stream"); uploads, which also write files, tell their own.
-        catch (System.Text.DecoderFallbackException e) when (!http.Response.HasStarted)
+        catch (DecoderFallbackException e) when (!http.Response.HasStarted && http.Items.ContainsKey(Transcoded))
         {
             logger.LogInformation("Refused an unreadable {Method} {Path} body ({Message})", http.Request.Method, http.Request.Path, e.Message);
             http.Response.Clear();

@@ -194,8 +194,9 @@ public sealed class FileNameTests
         var pairs = FileNames.Clean(string.Concat(Enumerable.Repeat("😀", 300)) + ".tar.gz");
         Assert.Equal(FileNames.MaxLength - 1, pairs.Length);   // 197 before the extension would split a pair: 196
         Assert.EndsWith("😀.gz", pairs);
-        // A dot far from the end is no extension: the name is cut as it comes.
+        // A dot far from the end is no extension: the name is cut as it comes, and not left ending in a dot.
         Assert.Equal("x." + new string('b', FileNames.MaxLength - 2), FileNames.Clean("x." + new string('b', 5_000)));
+        Assert.Equal(new string('a', FileNames.MaxLength - 1), FileNames.Clean(new string('a', FileNames.MaxLength - 1) + "." + new string('b', 20)));
     }
 
     [Fact]

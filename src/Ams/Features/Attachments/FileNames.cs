@@ -35,7 +35,7 @@ public static class FileNames
         {
             var dot = cleaned.LastIndexOf('.');
             var extension = dot > 0 && cleaned.Length - dot <= MaxExtension ? cleaned[dot..] : "";
-            cleaned = Cut(cleaned[..(cleaned.Length - extension.Length)], MaxLength - extension.Length).TrimEnd() + extension;
+            cleaned = Cut(cleaned[..(cleaned.Length - extension.Length)], MaxLength - extension.Length).TrimEnd().TrimEnd('.').TrimEnd() + extension;
         }
         return cleaned.Length == 0 ? Fallback : cleaned;
 
