@@ -44,8 +44,17 @@ public static class ApiDocs
     }
 
     /// <summary>A query parameter the handler reads itself (no request DTO declares it).</summary>
-    public static RouteHandlerBuilder Query(this RouteHandlerBuilder builder, string name, string type, string description, bool required = false) =>
-        builder.WithMetadata(new ApiParameter("query", name, type, description, required));
+    public static RouteHandlerBuilder Query(this RouteHandlerBuilder builder, string name, string type, string description, bool required = false,
+        string? pattern = null) =>
+        builder.WithMetadata(new ApiParameter("query", name, type, description, required, pattern));
+
+    /// <summary>The page size a list call reads from <c>?limit=</c>: 1 to <paramref name="max"/>, <paramref name="byDefault"/> without it.</summary>
+    public static RouteHandlerBuilder Limit(this RouteHandlerBuilder builder, int max, int byDefault) =>
+        builder.WithMetadata(new ApiParameter("query", "limit", "integer", $"1..{max}, default {byDefault}", Required: false,
+            Bounds: (1, max, byDefault)));
+
+    /// <summary>An event id as <c>Last-Event-ID</c> and <c>?after=</c> take it: a whole number that fits 64 bits.</summary>
+    public const string EventIdPattern = "^[0-9]{1,19}$";
 
     /// <summary>The API route needs a session or token although the endpoint allows anonymous calls for its browser twin.</summary>
     public static RouteHandlerBuilder NeedsSession(this RouteHandlerBuilder builder) => builder.WithMetadata(new ApiSessionRequired());
@@ -63,7 +72,8 @@ public static class ApiDocs
 public sealed record ApiResponseHeader(int Status, string Name, string Description);
 
 /// <summary>Endpoint metadata for the document: a parameter outside the request DTO (<paramref name="In"/>: query or header).</summary>
-public sealed record ApiParameter(string In, string Name, string Type, string Description, bool Required, string? Pattern = null);
+public sealed record ApiParameter(string In, string Name, string Type, string Description, bool Required, string? Pattern = null,
+    (int Minimum, int Maximum, int Default)? Bounds = null);
 
 /// <summary>Endpoint metadata for the document: the call takes <c>multipart/form-data</c> with one file in the part <paramref name="Part"/>.</summary>
 public sealed record ApiFileUpload(string Part, string Description);

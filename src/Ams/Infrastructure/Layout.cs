@@ -56,6 +56,10 @@ public static class Layout
     public static Task StatusCodePageAsync(StatusCodeContext context)
     {
         var http = context.HttpContext;
+        // Routing's 405 names the methods its routes have: every GET route answers HEAD too (UseHeadAsGet).
+        if (http.Response.StatusCode == StatusCodes.Status405MethodNotAllowed && http.Response.Headers.Allow.ToString() is var allow
+            && allow.Split(',', StringSplitOptions.TrimEntries) is var methods && methods.Contains("GET") && !methods.Contains("HEAD"))
+            http.Response.Headers.Allow = allow + ", HEAD";
         if (WantsErrorPage(http))
             return http.Response.StatusCode == StatusCodes.Status404NotFound
                 ? SendErrorPageAsync(http, 404, "Page not found", "There is nothing at this address.")

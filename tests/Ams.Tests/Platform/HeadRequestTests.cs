@@ -40,6 +40,10 @@ public sealed class HeadRequestTests(Services services) : IClassFixture<Services
         using var postOnly = await SendAsync(HttpMethod.Head, "/api/messages", alice.Token);
         Assert.Equal(405, (int)postOnly.StatusCode);
         Assert.Contains("POST", postOnly.Content.Headers.Allow);
+        // And a GET route's 405 says HEAD is taken as well.
+        using var getOnly = await SendAsync(HttpMethod.Post, "/api/version", null);
+        Assert.Equal(405, (int)getOnly.StatusCode);
+        Assert.Equal(["GET", "HEAD"], getOnly.Content.Headers.Allow.Order());
     }
 
     [Fact]

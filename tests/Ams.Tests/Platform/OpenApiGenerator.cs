@@ -283,7 +283,11 @@ static class OpenApiGenerator
                     Kind = p.In == "query" ? OpenApiParameterKind.Query : OpenApiParameterKind.Header,
                     Description = p.Description,
                     IsRequired = p.Required,
-                    Schema = new JsonSchema { Type = p.Type == "integer" ? JsonObjectType.Integer : JsonObjectType.String, Pattern = p.Pattern },
+                    Schema = new JsonSchema
+                    {
+                        Type = p.Type == "integer" ? JsonObjectType.Integer : JsonObjectType.String, Pattern = p.Pattern,
+                        Minimum = p.Bounds?.Minimum, Maximum = p.Bounds?.Maximum, Default = p.Bounds?.Default,
+                    },
                 });
 
             foreach (var header in metadata.OfType<ApiResponseHeader>())

@@ -27,7 +27,7 @@ public sealed partial class Endpoint(MariaDb db, RedisCircuit redis, LookupLimit
         ApiDocs.Document(Definition, "Users whose username starts with a prefix",
             b => b.Produces<List<MemberView>>(StatusCodes.Status200OK)
                 .Query("prefix", "string", "2 to 32 characters of a-z, 0-9, _ . -", required: true)
-                .Query("limit", "integer", $"1..{MaxLimit}, default {DefaultLimit}"), 400, 429);
+                .Limit(MaxLimit, DefaultLimit), 400, 429);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

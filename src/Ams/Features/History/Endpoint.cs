@@ -24,7 +24,7 @@ public sealed class Endpoint(MariaDb db, Envelope envelope) : EndpointWithoutReq
         ApiDocs.Document(Definition, "A page of a conversation's history, oldest to newest",
             b => b.Produces<Response>(StatusCodes.Status200OK)
                 .Query("before", "string", "a message id: the page before it (the response's nextBefore)")
-                .Query("limit", "integer", $"1..{MaxLimit}, default {DefaultLimit}"), 400, 404);
+                .Limit(MaxLimit, DefaultLimit), 400, 404);
     }
 
     public override async Task HandleAsync(CancellationToken ct)

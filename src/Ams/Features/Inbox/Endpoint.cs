@@ -17,7 +17,7 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, Presence presence) :
         Get("/api/conversations");
         ApiDocs.Document(Definition, "The inbox: conversations by newest activity, with the last message and unread count",
             b => b.Produces<List<ConversationView>>(StatusCodes.Status200OK)
-                .Query("limit", "integer", $"1..{Sql.MaxLimit}, default {Sql.DefaultLimit}")
+                .Limit(Sql.MaxLimit, Sql.DefaultLimit)
                 .Query("before", "string", "a conversation id: the page after it"), 400, 404);
     }
 

@@ -14,7 +14,7 @@ public sealed class Endpoint(MariaDb db) : EndpointWithoutRequest<List<SecurityE
     {
         Get("/api/account/security-events");
         ApiDocs.Document(Definition, "The account's security history, newest first",
-            b => b.Produces<List<SecurityEventView>>(StatusCodes.Status200OK).Query("limit", "integer", $"1..{MaxLimit}, default {DefaultLimit}"), 400);
+            b => b.Produces<List<SecurityEventView>>(StatusCodes.Status200OK).Limit(MaxLimit, DefaultLimit), 400);
     }
 
     public override async Task HandleAsync(CancellationToken ct)
