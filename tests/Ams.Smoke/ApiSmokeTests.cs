@@ -46,6 +46,54 @@ public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper outp
         Assert.DoesNotContain("problem", response);
     }
 
+    [Theory]
+    [InlineData("long target", "414")]
+    [InlineData("raw non-ASCII target", "400")]
+    [InlineData("no Host", "400")]
+    [InlineData("two Host", "400")]
+    [InlineData("two Content-Length", "400")]
+    [InlineData("Transfer-Encoding: identity", "400")]
+    [InlineData("absolute target, other host", "400")]
+    public async Task The_other_requests_the_HTTP_server_refuses_as_docs_api_md_lists_them_get_their_status_alone(string fault, string status)
+    {
+        var host = $"Host: {app.BaseAddress.Authority}\r\n";
+        var request = fault switch
+        {
+            "long target" => System.Text.Encoding.ASCII.GetBytes($"GET /api/version?x={new string('x', 20_000)} HTTP/1.1\r\n{host}\r\n"),
+            "raw non-ASCII target" => [.. "GET /api/users?prefix="u8, 0xD9, 0xA3, .. System.Text.Encoding.ASCII.GetBytes($" HTTP/1.1\r\n{host}\r\n")],
+            "no Host" => "GET /api/version HTTP/1.1\r\n\r\n"u8.ToArray(),
+            "two Host" => System.Text.Encoding.ASCII.GetBytes($"GET /api/version HTTP/1.1\r\n{host}{host}\r\n"),
+            "two Content-Length" => System.Text.Encoding.ASCII.GetBytes($"POST /api/register HTTP/1.1\r\n{host}Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{{}}"),
+            "Transfer-Encoding: identity" => System.Text.Encoding.ASCII.GetBytes($"POST /api/register HTTP/1.1\r\n{host}Content-Type: application/json\r\nTransfer-Encoding: identity\r\n\r\n{{}}"),
+            _ => System.Text.Encoding.ASCII.GetBytes($"GET http://elsewhere.example/api/version HTTP/1.1\r\n{host}\r\n"),
+        };
+        var response = await RawAsync(request);
+        Assert.StartsWith($"HTTP/1.1 {status} ", response);
+        Assert.Contains("Content-Length: 0", response);
+    }
+
+    [Fact]
+    public async Task A_transfer_coding_before_chunked_is_a_501_problem_not_a_body_read_as_if_plain()
+    {
+        var body = "{\"username\":\"x\",\"password\":\"y\"}";
+        var response = await RawAsync(System.Text.Encoding.ASCII.GetBytes(
+            $"POST /api/register HTTP/1.1\r\nHost: {app.BaseAddress.Authority}\r\nContent-Type: application/json\r\n" +
+            $"Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n{body.Length:x}\r\n{body}\r\n0\r\n\r\n"));
+        Assert.StartsWith("HTTP/1.1 501 ", response);
+        Assert.Contains("application/problem+json", response);
+        Assert.Contains("Transfer-Encoding", response[response.IndexOf("\r\n\r\n", StringComparison.Ordinal)..]);
+    }
+
+    async Task<string> RawAsync(byte[] request)
+    {
+        using var socket = new System.Net.Sockets.TcpClient();
+        await socket.ConnectAsync(app.BaseAddress.Host, app.BaseAddress.Port);
+        var stream = socket.GetStream();
+        await stream.WriteAsync(request);
+        using var reader = new StreamReader(stream);
+        return await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
     [Fact]
     public async Task HEAD_gets_the_GETs_headers_and_no_body_on_a_connection_that_goes_on()
     {
