@@ -46,11 +46,13 @@ public static class UnreadableBodies
         var logger = app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("Ams.Requests");
         return app.Use((http, next) =>
         {
+            // Parsed once here: every check below and the form scan read it.
+            var typed = Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var media);
             // FastEndpoints answers a JSON call sent without a Content-Type with a bare 415 whose
             // response has already started, so no problem body can be added afterwards.
             // Likewise one that is empty or not a media type (two Content-Type headers, a list, ";"):
             // the body would otherwise be read as no body at all.
-            if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(http.Request.ContentType, out _) && http.Request.Path.StartsWithSegments("/api")
+            if (!typed && http.Request.Path.StartsWithSegments("/api")
                 && http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>() is { ContentTypes.Count: > 0 } accepts)
                 return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
                     $"Send the request body as {accepts.ContentTypes[0]}.");
@@ -69,14 +71,16 @@ public static class UnreadableBodies
                 .Any(coding => !string.Equals(coding.Trim(), "chunked", StringComparison.OrdinalIgnoreCase)))
                 return Problem.WriteAsync(http, StatusCodes.Status501NotImplemented, "Transfer coding not implemented",
                     "Request bodies are taken as they are or chunked: send it without another Transfer-Encoding.");
-            if (!ReadableCharset(http.Request))
+            var transcoded = false;
+            if (typed && !ReadableCharset(http.Request, media!, out transcoded))
                 return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
                     "The Content-Type names a charset this server cannot read: send the body in UTF-8.");
             // No body, nothing to refuse: passed through without a state machine held for the
             // request's lifetime (an event stream runs for hours; see UseBodySizeLimit).
             return http.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false }
                 ? next(http)
-                : ReadableAsync(http, next, logger);
+                : ReadableAsync(http, next, logger,
+                    urlEncoded: typed && media!.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase), transcoded);
         });
     }
 
@@ -130,9 +134,6 @@ public static class UnreadableBodies
         }
     }
 
-    // A body this decodes: its decoder's refusal is the client's text, not a fault further on.
-    static readonly object Transcoded = new();
-
     const string NotPercentEncoded = "A form field is not percent-encoded UTF-8.";
 
     /// <summary>
@@ -140,11 +141,10 @@ public static class UnreadableBodies
     /// one, which RFC 9110 allows; the form reader falls back to UTF-8 by itself. So a JSON body in
     /// another charset is decoded here, strictly, and handed on as UTF-8; false means no decoder here knows it.
     /// </summary>
-    static bool ReadableCharset(HttpRequest request)
+    static bool ReadableCharset(HttpRequest request, Microsoft.Net.Http.Headers.MediaTypeHeaderValue media, out bool transcoded)
     {
-        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var media) || !media.Charset.HasValue
-            || !media.SubType.EndsWith("json", StringComparison.OrdinalIgnoreCase))
-            return true;
+        transcoded = false;
+        if (!media.Charset.HasValue || !media.SubType.EndsWith("json", StringComparison.OrdinalIgnoreCase)) return true;
         var charset = Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(media.Charset);
         if (charset.Length == media.Charset.Length && charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)) return true;
         Encoding encoding;
@@ -162,47 +162,40 @@ public static class UnreadableBodies
         {
             request.Body = Encoding.CreateTranscodingStream(request.Body, encoding, Encoding.UTF8, leaveOpen: true);
             request.HttpContext.Response.RegisterForDispose(request.Body);
-            request.HttpContext.Items[Transcoded] = true;
+            transcoded = true;
         }
         media.Charset = "utf-8";
         request.ContentType = media.ToString();
         return true;
     }
 
-    static async Task ReadableAsync(HttpContext http, RequestDelegate next, ILogger logger)
+    /// <param name="urlEncoded">UTF-8 whatever charset it names: the form reader decodes escapes as UTF-8
+    /// in every charset (a Latin-1 form's %E9 was stored as the text "%E9"), and browsers send UTF-8.</param>
+    /// <param name="transcoded">The body is decoded from its charset here: the decoder's refusal is the client's text, not a fault further on.</param>
+    static async Task ReadableAsync(HttpContext http, RequestDelegate next, ILogger logger, bool urlEncoded, bool transcoded)
     {
         try
         {
-            // UTF-8 whatever charset it names: the form reader decodes escapes as UTF-8 in every charset
-            // (a Latin-1 form's %E9 was stored as the text "%E9"), and browsers send UTF-8.
-            if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var media)
-                && media.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
-                await CheckUrlEncodedAsync(http.Request);
+            if (urlEncoded) await CheckUrlEncodedAsync(http.Request);
             await next(http);
         }
         // A multipart form that ends before its closing boundary fails as an IOException (the
         // reader's "Unexpected end of Stream"); uploads, which also write files, tell their own.
-        catch (DecoderFallbackException e) when (!http.Response.HasStarted && http.Items.ContainsKey(Transcoded))
-        {
-            logger.LogInformation("Refused an unreadable {Method} {Path} body ({Message})", http.Request.Method, http.Request.Path, e.Message);
-            http.Response.Clear();
-            await Problem.WriteAsync(http, StatusCodes.Status400BadRequest, "Unreadable request body",
-                "The body is not text in the charset its Content-Type names.");
-        }
-        catch (Exception e) when (!http.Response.HasStarted && (e is InvalidDataException
+        catch (Exception e) when (!http.Response.HasStarted && (e is InvalidDataException || e is DecoderFallbackException && transcoded
             || e is IOException and not BadHttpRequestException && http.Request.HasFormContentType
                 && http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is null))
         {
             logger.LogInformation("Refused an unreadable {Method} {Path} body ({Message})", http.Request.Method, http.Request.Path, e.Message);
+            var reason = e is DecoderFallbackException ? "The body is not text in the charset its Content-Type names." : Reason;
             http.Response.Clear();
             http.Response.StatusCode = StatusCodes.Status400BadRequest;
             if (http.Request.Path.StartsWithSegments("/api"))
             {
-                await Problem.WriteAsync(http, StatusCodes.Status400BadRequest, "Unreadable request body", Reason);
+                await Problem.WriteAsync(http, StatusCodes.Status400BadRequest, "Unreadable request body", reason);
                 return;
             }
             var page = Layout.PageOrFragment(http, "Form not accepted", Html.Of($"""
-                {Layout.Errors([Reason])}
+                {Layout.Errors([reason])}
                 <p><a href="{http.Request.Path}">Back to the form</a></p>
                 """));
             http.Response.ContentType = "text/html; charset=utf-8";

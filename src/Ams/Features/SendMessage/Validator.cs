@@ -13,16 +13,20 @@ public sealed class Validator : Validator<Request>
     // Zero-width spaces, joiners and the like alone: an empty message that reads as one, as names and titles refuse.
     public const string NothingVisible = "Body must not be empty: it has no visible character.";
 
+    // A file is the message by itself: the body may then be empty. Only the rule it is given to
+    // (FluentValidation's default would lift every rule before it too).
+    static bool WithoutAttachments(Request r) => r.Attachments is not { Count: > 0 };
+
     public Validator()
     {
         // Stop at the first failing rule of a field: later rules may assume the earlier ones held (e.g. not null).
         RuleLevelCascadeMode = CascadeMode.Stop;
         RuleFor(r => r.Body)
-            .NotEmpty().When(r => r.Attachments is not { Count: > 0 }, ApplyConditionTo.CurrentValidator).WithMessage("Body must not be empty.")
+            .NotEmpty().When(WithoutAttachments, ApplyConditionTo.CurrentValidator).WithMessage("Body must not be empty.")
             .NotNull().WithMessage("Body must not be null.")
             .Must(Text.IsWellFormed).WithMessage("Body contains invalid Unicode.")
             .Must(b => !Text.HasControlCharactersBesidesLineBreaks(b)).WithMessage(NoControls)
-            .Must(b => !Text.IsBlank(b)).When(r => r.Attachments is not { Count: > 0 }, ApplyConditionTo.CurrentValidator).WithMessage(NothingVisible)
+            .Must(b => !Text.IsBlank(b)).When(WithoutAttachments, ApplyConditionTo.CurrentValidator).WithMessage(NothingVisible)
             .Must(b => Text.Length(b) <= MaxBodyLength).WithMessage($"Body must be at most {MaxBodyLength} characters.");
         RuleFor(r => r.Attachments)
             .Must(a => a is null || a.Count <= MaxAttachments).WithMessage($"A message has at most {MaxAttachments} attachments.")
