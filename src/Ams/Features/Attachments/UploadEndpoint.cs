@@ -32,7 +32,8 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
         AllowFileUploads(dontAutoBindFormData: true);
         Options(b => b.WithMetadata(new StreamedBody()));
         ApiDocs.Document(Definition, "Upload a file to attach to a message",
-            b => b.Produces<AttachmentView>(StatusCodes.Status201Created).WithMetadata(new ApiFileUpload("file", "the file: its name and bytes")),
+            b => b.Produces<AttachmentView>(StatusCodes.Status201Created).WithMetadata(new ApiFileUpload("file", "the file: its name and bytes"))
+                .ResponseHeader(StatusCodes.Status201Created, "Location", "/api/attachments/{id}: the file (its uploader may read it before it is sent)"),
             400, 413, 429);
     }
 
@@ -78,6 +79,7 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
         switch (outcome)
         {
             case Stored stored:
+                HttpContext.Response.Headers.Location = $"/api/attachments/{stored.View.Id}";
                 await Send.ResponseAsync(stored.View, StatusCodes.Status201Created, ct);
                 break;
             case Refused refused:

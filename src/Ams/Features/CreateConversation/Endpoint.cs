@@ -25,7 +25,8 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, R
         ApiAndForm.Configure(Definition);
         // 200 when the direct conversation existed already.
         ApiDocs.Document(Definition, "Open a direct conversation or create a group",
-            b => b.Produces<ConversationView>(StatusCodes.Status201Created).Produces<ConversationView>(StatusCodes.Status200OK), 400, 404, 429);
+            b => b.Produces<ConversationView>(StatusCodes.Status201Created).Produces<ConversationView>(StatusCodes.Status200OK)
+                .ResponseHeader(StatusCodes.Status201Created, "Location", "/api/conversations/{id}: the conversation"), 400, 404, 429);
     }
 
     // The form has one text field of comma-separated names, and an empty title means none.
@@ -75,6 +76,7 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, R
                 break;
             case ({ } id, var created, _):
                 var view = await Conversations.FindAsync(connection, envelope, me, id) is { } found ? await presence.ApplyAsync(found) : null;
+                if (created) HttpContext.Response.Headers.Location = $"/api/conversations/{Ids.Of(id)}";
                 await Send.ResponseAsync(view!, created ? StatusCodes.Status201Created : StatusCodes.Status200OK, ct);
                 break;
         }

@@ -38,7 +38,7 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
         ApiDocs.Document(Definition, "Send a message to a conversation, or to a user's direct conversation",
             b => b.Produces<MessageView>(StatusCodes.Status201Created).Header(IdempotencyKeys.Header,
                 $"1 to {IdempotencyKeys.MaxLength} visible ASCII characters: a repeat returns the first send's message and stores nothing (24 h, per sender)",
-                IdempotencyKeys.Pattern),
+                IdempotencyKeys.Pattern).ResponseHeader(StatusCodes.Status201Created, "Location", "/api/messages/{id}: the message"),
             400, 404, 409, 422, 429);
     }
 
@@ -59,6 +59,7 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
         switch (await SendAsync(req, key, ct))
         {
             case Sent sent when HttpContext.IsApi():
+                HttpContext.Response.Headers.Location = $"/api/messages/{sent.Message.Id}";
                 await Send.ResponseAsync(sent.Message, StatusCodes.Status201Created, ct);
                 break;
             case Sent sent when HttpContext.Request.Headers["X-Requested-With"] == "fetch":
