@@ -22,8 +22,10 @@ public sealed class ChatSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         var group = await SmokeUsers.JsonAsync(await a.PostAsJsonAsync("/api/conversations", new { members = new[] { bob, carol }, title = "smoke chat" }), HttpStatusCode.Created);
         var id = group["id"]!.GetValue<string>();
         Assert.Equal(alice, group["owner"]!.GetValue<string>());
-        var sent = await SmokeUsers.JsonAsync(await a.PostAsJsonAsync("/api/messages", new { conversationId = id, body = "first" }), HttpStatusCode.Created);
+        using var sending = await a.PostAsJsonAsync("/api/messages", new { conversationId = id, body = "first" });
+        var sent = await SmokeUsers.JsonAsync(sending, HttpStatusCode.Created);
         var messageId = sent["id"]!.GetValue<string>();
+        Assert.Equal($"/api/messages/{messageId}", sending.Headers.Location?.OriginalString);
 
         var edited = await SmokeUsers.JsonAsync(await a.PatchAsJsonAsync($"/api/messages/{messageId}", new { body = "second" }), HttpStatusCode.OK);
         Assert.Equal("second", edited["body"]!.GetValue<string>());
@@ -36,6 +38,10 @@ public sealed class ChatSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         var history = await SmokeUsers.JsonAsync(await b.GetAsync($"/api/conversations/{id}/messages"), HttpStatusCode.OK);
         var reaction = history["messages"]![0]!["reactions"]![0]!;
         Assert.Equal(("👍", 1, true), (reaction["emoji"]!.GetValue<string>(), reaction["count"]!.GetValue<int>(), reaction["me"]!.GetValue<bool>()));
+        // The message at its own address, as the history shows it (the AOT binary's query for one message).
+        var one = await SmokeUsers.JsonAsync(await b.GetAsync($"/api/messages/{messageId}"), HttpStatusCode.OK);
+        Assert.Equal(history["messages"]![0]!.ToJsonString(), one.ToJsonString());
+        await SmokeUsers.JsonAsync(await b.GetAsync("/api/messages/1x"), HttpStatusCode.NotFound);
 
         var renamed = await SmokeUsers.JsonAsync(await a.PatchAsJsonAsync($"/api/conversations/{id}", new { title = "renamed" }), HttpStatusCode.OK);
         Assert.Equal("renamed", renamed["title"]!.GetValue<string>());
