@@ -72,14 +72,17 @@ public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper outp
         Assert.Contains("Content-Length: 0", response);
     }
 
-    [Fact]
-    public async Task A_transfer_coding_before_chunked_is_a_501_problem_not_a_body_read_as_if_plain()
+    [Theory]
+    [InlineData("Transfer-Encoding: gzip, chunked", 501)]
+    [InlineData("Transfer-Encoding: chunked, chunked", 400)]
+    [InlineData("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", 400)]
+    public async Task A_transfer_coding_besides_one_chunked_is_a_problem_not_a_body_read_as_if_plain(string codings, int status)
     {
         var body = "{\"username\":\"x\",\"password\":\"y\"}";
         var response = await RawAsync(System.Text.Encoding.ASCII.GetBytes(
             $"POST /api/register HTTP/1.1\r\nHost: {app.BaseAddress.Authority}\r\nContent-Type: application/json\r\n" +
-            $"Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n{body.Length:x}\r\n{body}\r\n0\r\n\r\n"));
-        Assert.StartsWith("HTTP/1.1 501 ", response);
+            $"{codings}\r\nConnection: close\r\n\r\n{body.Length:x}\r\n{body}\r\n0\r\n\r\n"));
+        Assert.StartsWith($"HTTP/1.1 {status} ", response);
         Assert.Contains("application/problem+json", response);
         Assert.Contains("Transfer-Encoding", response[response.IndexOf("\r\n\r\n", StringComparison.Ordinal)..]);
     }

@@ -67,10 +67,17 @@ public static class UnreadableBodies
             }
             // Kestrel decodes chunked and nothing else, and took `gzip, chunked` as chunked alone:
             // the body was read still compressed. RFC 9112 §6.1: 501 for a coding not understood.
-            if (http.Request.Headers.TransferEncoding.SelectMany(codings => (codings ?? "").Split(','))
-                .Any(coding => !string.Equals(coding.Trim(), "chunked", StringComparison.OrdinalIgnoreCase)))
-                return Problem.WriteAsync(http, StatusCodes.Status501NotImplemented, "Transfer coding not implemented",
-                    "Request bodies are taken as they are or chunked: send it without another Transfer-Encoding.");
+            if (http.Request.Headers.TransferEncoding is { Count: > 0 } listed)
+            {
+                var codings = listed.SelectMany(codings => (codings ?? "").Split(',')).ToList();
+                if (codings.Any(coding => !string.Equals(coding.Trim(), "chunked", StringComparison.OrdinalIgnoreCase)))
+                    return Problem.WriteAsync(http, StatusCodes.Status501NotImplemented, "Transfer coding not implemented",
+                        "Request bodies are taken as they are or chunked: send it without another Transfer-Encoding.");
+                // Kestrel undoes one chunked: a body chunked twice (RFC 9112 §7: a sender never does) was read with the inner framing in it.
+                if (codings.Count > 1)
+                    return Problem.WriteAsync(http, StatusCodes.Status400BadRequest, "Malformed Transfer-Encoding",
+                        "A request body is chunked once: send Transfer-Encoding: chunked a single time.");
+            }
             var transcoded = false;
             if (typed && !ReadableCharset(http.Request, media!, out transcoded))
                 return Problem.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",

@@ -285,6 +285,26 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
     }
 
     [Theory]
+    [InlineData("chunked, chunked")]
+    [InlineData("Chunked,chunked")]
+    public async Task A_body_chunked_twice_is_400_and_nothing_is_stored(string coding)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("cx");
+        var bob = await app.MemberAsync("cy");
+        var direct = await app.DirectAsync(alice, bob);
+        var answer = await app.Scenario(s =>
+        {
+            s.Post.Json(new { conversationId = direct.Id(), body = "twice" }).ToUrl("/api/messages");
+            s.WithBearerToken(alice.Token);
+            s.WithRequestHeader("Transfer-Encoding", coding);
+            s.StatusCodeShouldBe(400);
+        });
+        Assert.Contains("chunked", (await answer.ProblemAsync(400))["detail"].Str());
+        Assert.Empty(await app.HistoryAsync(alice, direct.Id()));
+    }
+
+    [Theory]
     [InlineData("gzip")]
     [InlineData("br")]
     [InlineData("identity, gzip")]
