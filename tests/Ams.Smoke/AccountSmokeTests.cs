@@ -48,12 +48,12 @@ public sealed class AccountSmokeTests(AppProcess app) : IClassFixture<AppProcess
         Assert.Single((await client.GetFromJsonAsync<JsonArray>("/api/sessions"))!);
 
         // Tokens: created (JSON and form), used, refused on account security, listed, revoked.
-        var created = await client.PostAsJsonAsync("/api/tokens", new { name = "bot", expiresInDays = 30 });
+        var created = await client.PostAsJsonAsync("/api/tokens", new { name = "bot", expiresInDays = 30, password = SmokeUsers.Password });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var token = (await created.Content.ReadFromJsonAsync<JsonObject>())!;
         Assert.StartsWith("amspat_", token["token"]!.GetValue<string>());
-        Assert.Equal(HttpStatusCode.BadRequest, (await client.PostAsJsonAsync("/api/tokens", new { name = "bot", expiresInDays = 0 })).StatusCode);
-        var form = await client.PostAsync("/settings/tokens", new FormUrlEncodedContent(new Dictionary<string, string> { ["name"] = "form bot", ["expiresInDays"] = "7" }));
+        Assert.Equal(HttpStatusCode.BadRequest, (await client.PostAsJsonAsync("/api/tokens", new { name = "bot", expiresInDays = 0, password = SmokeUsers.Password })).StatusCode);
+        var form = await client.PostAsync("/settings/tokens", new FormUrlEncodedContent(new Dictionary<string, string> { ["name"] = "form bot", ["expiresInDays"] = "7", ["password"] = SmokeUsers.Password }));
         Assert.Equal(HttpStatusCode.OK, form.StatusCode);
         Assert.Contains("amspat_", await form.Content.ReadAsStringAsync());
         using (var pat = Bearer(app.Client(), token["token"]!.GetValue<string>()))

@@ -136,7 +136,7 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         // A personal access token too, to see it end with the sessions.
         using var bearer = app.Client();
         bearer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        var pat = (await (await bearer.PostAsJsonAsync("/api/tokens", new { name = "bot" })).Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>();
+        var pat = (await (await bearer.PostAsJsonAsync("/api/tokens", new { name = "bot", password = SmokeUsers.Password })).Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>();
         using var bot = app.Client();
         bot.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", pat);
         Assert.Equal(HttpStatusCode.OK, (await bot.GetAsync("/api/me")).StatusCode);

@@ -34,8 +34,8 @@ static class AccountApi
     public static async Task<JsonArray> SecurityEventsAsync(this IAlbaHost app, string token, string query = "") =>
         (await (await app.CallAsync("GET", "/api/account/security-events" + query, null, token, 200)).JsonAsync()).AsArray();
 
-    public static async Task<JsonObject> CreateTokenAsync(this IAlbaHost app, string token, string name = "bot", int? expiresInDays = null) =>
-        (await (await app.CallAsync("POST", "/api/tokens", new { name, expiresInDays }, token, 201)).JsonAsync()).AsObject();
+    public static async Task<JsonObject> CreateTokenAsync(this IAlbaHost app, string token, string name = "bot", int? expiresInDays = null, string password = Api.Password) =>
+        (await (await app.CallAsync("POST", "/api/tokens", new { name, expiresInDays, password }, token, 201)).JsonAsync()).AsObject();
 
     /// <summary>Polls until the call answers <paramref name="status"/> (a revocation that has to cross nodes or an outage).</summary>
     public static async Task EventuallyAsync(this IAlbaHost app, string url, string token, int status, TimeSpan? within = null)

@@ -89,6 +89,37 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task A_token_needs_the_password_so_a_stolen_session_alone_cannot_make_one()
+    {
+        // A token outlives "sign out everywhere" and turning 2FA on: an outside check made one from a
+        // stolen session and kept the account after the owner did both.
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("tp");
+        await app.RegisterAsync(name);
+        var token = await app.LoginAsAsync(name, "t", ip: "192.0.2.94");
+        for (var i = 0; i < 5; i++)
+        {
+            var problem = await (await app.CallAsync("POST", "/api/tokens", new { name = "stolen", password = "not the password at all" }, token, 401, ip: "192.0.2.94")).ProblemAsync(401);
+            Assert.DoesNotContain("amspat_", problem.ToJsonString());
+        }
+        var throttled = await app.CallAsync("POST", "/api/tokens", new { name = "stolen", password = Api.Password }, token, 429, ip: "192.0.2.94");
+        Assert.True(int.Parse(throttled.Context.Response.Headers.RetryAfter.ToString()) >= 1);
+        Assert.Empty((await (await app.CallAsync("GET", "/api/tokens", null, token, 200)).JsonAsync()).AsArray());
+        var kinds = new List<string>();
+        for (var i = 0; i < 50 && !kinds.Contains("login.throttled"); i++)   // throttling is recorded in the background
+        {
+            await Task.Delay(50);
+            kinds = (await app.SecurityEventsAsync(token)).Select(e => e!["kind"].Str()).ToList();
+        }
+        Assert.Equal(5, kinds.Count(k => k == "login.failed"));
+        Assert.DoesNotContain("token.created", kinds);
+
+        // With the password, a token is made.
+        var owner = await app.MemberAsync("to");
+        Assert.StartsWith("amspat_", (await (await app.CallAsync("POST", "/api/tokens", new { name = "mine", password = Api.Password }, owner.Token, 201)).JsonAsync())["token"].Str());
+    }
+
+    [Fact]
     public async Task Sessions_are_listed_newest_first_and_ending_one_on_a_node_closes_its_stream_on_the_other()
     {
         var node1 = await services.AppAsync();
@@ -172,7 +203,7 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
         foreach (var (method, url, body) in new (string, string, object?)[]
         {
             ("GET", "/api/sessions", null), ("POST", "/api/sessions/revoke-others", null), ("DELETE", "/api/sessions/abc", null),
-            ("GET", "/api/tokens", null), ("POST", "/api/tokens", new { name = "x" }), ("DELETE", $"/api/tokens/{created["id"].Str()}", null),
+            ("GET", "/api/tokens", null), ("POST", "/api/tokens", new { name = "x", password = Api.Password }), ("DELETE", $"/api/tokens/{created["id"].Str()}", null),
             ("GET", "/api/account/security-events", null), ("POST", "/api/account/password", new { currentPassword = Api.Password, newPassword = NewPassword }),
             ("POST", "/api/2fa/setup", new { password = Api.Password }), ("POST", "/api/2fa/disable", new { password = Api.Password, code = "123456" }),
         })
@@ -211,8 +242,9 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
         var token = await app.NewUserTokenAsync("tv");
         foreach (var (body, field) in new (object, string)[]
         {
-            (new { name = "", expiresInDays = 5 }, "name"), (new { name = "x", expiresInDays = 0 }, "expiresInDays"),
-            (new { name = "x", expiresInDays = 366 }, "expiresInDays"), (new { name = new string('n', 65) }, "name"),
+            (new { name = "", expiresInDays = 5, password = Api.Password }, "name"), (new { name = "x", expiresInDays = 0, password = Api.Password }, "expiresInDays"),
+            (new { name = "x", expiresInDays = 366, password = Api.Password }, "expiresInDays"), (new { name = new string('n', 65), password = Api.Password }, "name"),
+            (new { name = "x" }, "password"), (new { name = "x", password = new string('p', 1025) }, "password"),
         })
             Assert.Equal([field], Api.ErrorNames(await (await app.CallAsync("POST", "/api/tokens", body, token, 400)).ProblemAsync(400)));
         await app.CallAsync("POST", "/api/tokens", new { name = "x" }, null, 401);
@@ -283,7 +315,7 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
         var pat = (await app.CreateTokenAsync(token))["token"].Str();
         await app.CallAsync("GET", "/api/me", null, pat, 200);
         await app.CallAsync("POST", "/api/account/password", new { currentPassword = Api.Password, newPassword = NewPassword }, token, 204);
-        var pat2 = (await app.CreateTokenAsync(token))["token"].Str();
+        var pat2 = (await app.CreateTokenAsync(token, password: NewPassword))["token"].Str();
         await app.CallAsync("GET", "/api/me", null, pat2, 200);
         var responses = string.Concat(
             (await app.SessionsAsync(token)).ToJsonString(),

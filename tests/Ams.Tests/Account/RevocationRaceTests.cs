@@ -70,7 +70,7 @@ public sealed class RevocationRaceTests(Services services) : IClassFixture<Servi
         var survivors = await SurvivorsAsync(app, 24, "rt", async (name, _) =>
         {
             var other = await app.LoginAsAsync(name, "other");
-            return () => app.CallAsync("POST", "/api/tokens", new { name = "racing" }, other, null);
+            return () => app.CallAsync("POST", "/api/tokens", new { name = "racing", password = Api.Password }, other, null);
         }, 201);
         Assert.True(survivors.Count == 0, $"tokens made while the password changed outlived it: {string.Join(", ", survivors)}");
     }

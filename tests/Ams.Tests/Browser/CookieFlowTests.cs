@@ -396,7 +396,10 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
         Assert.Contains("name=\"_csrf\"", page);
         Assert.Contains("href=\"/settings\"", await (await browser.GetAsync("/")).ReadAsTextAsync());
 
-        var created = await (await browser.PostFormAsync("/settings/tokens", new() { ["name"] = "<i>bot</i>", ["expiresInDays"] = "30" }, 200, htmx: true)).ReadAsTextAsync();
+        var refused = await (await browser.PostFormAsync("/settings/tokens", new() { ["name"] = "stolen", ["expiresInDays"] = "30", ["password"] = "not the password" }, 401, htmx: true)).ReadAsTextAsync();
+        Assert.Contains("That password did not work.", refused);
+        Assert.DoesNotMatch("amspat_|stolen", refused);
+        var created = await (await browser.PostFormAsync("/settings/tokens", new() { ["name"] = "<i>bot</i>", ["expiresInDays"] = "30", ["password"] = Api.Password }, 200, htmx: true)).ReadAsTextAsync();
         Assert.Contains("&lt;i&gt;bot&lt;/i&gt;", created);
         Assert.Matches("amspat_[A-Za-z0-9_-]{43}", created);
         Assert.DoesNotMatch("amspat_", await (await browser.GetAsync("/settings")).ReadAsTextAsync());

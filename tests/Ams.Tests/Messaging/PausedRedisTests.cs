@@ -95,7 +95,7 @@ public sealed class PausedRedisTests(Services services) : IClassFixture<Services
         var other = await node.LoginAsync(bob.Name);
         var sessions = (await (await node.GetAsync("/api/sessions", bob.Token, 200)).JsonAsync()).AsArray();
         var otherId = sessions.First(s => !(bool)s!["current"]!)!.Id();
-        var pat = (await (await node.PostAsync("/api/tokens", new { name = "script" }, alice.Token, 201)).JsonAsync())["token"].Str();
+        var pat = (await (await node.PostAsync("/api/tokens", new { name = "script", password = Api.Password }, alice.Token, 201)).JsonAsync())["token"].Str();
         var twoFactor = await node.TwoFactorUserAsync("pct");
         var challenge = (await (await node.PostAsync("/api/login", new { username = twoFactor.Name, password = Api.Password }, null, 200)).JsonAsync())["challenge"].Str();
         foreach (var token in new[] { alice.Token, leaving, other, pat }) await node.GetAsync("/api/me", token, 200);

@@ -383,9 +383,9 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
             Assert.DoesNotContain(runtime, text);
         // A count given as a string is a wrong type too (the web defaults would read "5" as 5).
         var member = await app.MemberAsync("nt");
-        var asString = await app.PostRawAsync("/api/tokens", """{"name": "x", "expiresInDays": "5"}""", member.Token, 400);
+        var asString = await app.PostRawAsync("/api/tokens", """{"name": "x", "expiresInDays": "5", "password": "correct horse battery staple"}""", member.Token, 400);
         Assert.Contains("expiresInDays", await asString.ReadAsTextAsync());
-        await app.PostRawAsync("/api/tokens", """{"name": "x", "expiresInDays": 5}""", member.Token, 201);
+        await app.PostRawAsync("/api/tokens", """{"name": "x", "expiresInDays": 5, "password": "correct horse battery staple"}""", member.Token, 201);
         // Valid JSON of another shape, and no JSON at all, are both told what the body must be.
         foreach (var body in new[] { "0.5", "[1,2]", "{" })
         {

@@ -6,16 +6,20 @@ using Microsoft.AspNetCore.Authentication;
 namespace Ams.Features.AccessTokens;
 
 /// <summary>
-/// A new personal access token, shown once (201). The JSON call and the settings form (which
-/// shows the token in the tokens section, once).
+/// A new personal access token, shown once (201), for the account's password: a token outlives
+/// "sign out everywhere" and turning 2FA on, so a stolen session alone must not be able to make
+/// one (an outside check made one from a stolen session and kept access after both). The JSON
+/// call and the settings form (which shows the token in the tokens section, once).
 /// </summary>
-public sealed class CreateEndpoint(AccessTokenStore tokens, SessionStore sessions, SecurityEvents events) : Endpoint<CreateRequest, CreateResponse>
+public sealed class CreateEndpoint(MariaDb db, AccessTokenStore tokens, SessionStore sessions, SecurityEvents events, Login.Reauthentication reauthentication)
+    : Endpoint<CreateRequest, CreateResponse>
 {
     public override void Configure()
     {
         Post("/api/tokens", "/settings/tokens");
         ApiAndForm.Configure(Definition);
-        ApiDocs.Document(Definition, "Create a personal access token (shown once)", b => b.Produces<CreateResponse>(StatusCodes.Status201Created), 400);
+        ApiDocs.Document(Definition, "Create a personal access token (shown once); needs the password",
+            b => b.Produces<CreateResponse>(StatusCodes.Status201Created), 400, 429);
     }
 
     public override async Task HandleAsync(CreateRequest req, CancellationToken ct)
@@ -23,9 +27,25 @@ public sealed class CreateEndpoint(AccessTokenStore tokens, SessionStore session
         var userId = User.UserId();
         if (this.FormErrors() is { } errors)
         {
-            await Layout.SendAsync(HttpContext, "Settings", Fragments.Section(HttpContext, await tokens.ListAsync(userId), null, errors),
-                StatusCodes.Status422UnprocessableEntity);
+            await SectionAsync(userId, errors, StatusCodes.Status422UnprocessableEntity);
             return;
+        }
+        var user = (await Users.FindByIdAsync(db, userId, ct))!;
+        switch (await reauthentication.CheckAsync(HttpContext, user, req.Password, ct))
+        {
+            case Login.Reauthentication.Throttled t when HttpContext.IsApi():
+                await Login.Throttle.TooManyAsync(HttpContext, t.RetryAfter);
+                return;
+            case Login.Reauthentication.Throttled t:
+                Problem.RetryAfter(HttpContext, t.RetryAfter);
+                await SectionAsync(userId, ["Too many failed sign-ins. Wait and try again."], StatusCodes.Status429TooManyRequests);
+                return;
+            case Login.Reauthentication.WrongPassword when HttpContext.IsApi():
+                await Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid password");
+                return;
+            case Login.Reauthentication.WrongPassword:
+                await SectionAsync(userId, ["That password did not work."], StatusCodes.Status401Unauthorized);
+                return;
         }
         var (token, row) = await tokens.CreateAsync(userId, req.Name, req.ExpiresInDays is { } days ? TimeSpan.FromDays(days) : null);
         // A password change or an administrator's disable may have ended the session while the token
@@ -42,6 +62,9 @@ public sealed class CreateEndpoint(AccessTokenStore tokens, SessionStore session
         if (HttpContext.IsApi()) await Send.ResponseAsync(created, StatusCodes.Status201Created, ct);
         else await Layout.SendAsync(HttpContext, "Settings", Fragments.Section(HttpContext, await tokens.ListAsync(userId), created, []));
     }
+
+    async Task SectionAsync(long userId, IEnumerable<string> errors, int status) =>
+        await Layout.SendAsync(HttpContext, "Settings", Fragments.Section(HttpContext, await tokens.ListAsync(userId), null, errors), status);
 
     internal static string Id(long id) => id.ToString(CultureInfo.InvariantCulture);
 }

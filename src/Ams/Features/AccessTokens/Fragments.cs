@@ -33,6 +33,8 @@ static class Fragments
             <input id="token-name" name="name" required maxlength="64">
             <label for="token-days">Expires in days (1–365; a token that never expires is made with the API)</label>
             <input id="token-days" name="expiresInDays" type="number" min="1" max="365" value="90" required>
+            <label for="token-password">Your password</label>
+            <input id="token-password" name="password" type="password" autocomplete="current-password" required maxlength="1024">
             <button type="submit">Create token</button>
           </form>
         </section>

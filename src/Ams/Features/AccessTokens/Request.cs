@@ -8,6 +8,8 @@ public sealed class CreateRequest
     public string Name { get; set; } = "";
     /// <summary>1..365; null: the token never expires.</summary>
     public int? ExpiresInDays { get; set; }
+    /// <summary>The account's password, asked again: a token outlives every session, so a stolen session alone cannot make one.</summary>
+    public string Password { get; set; } = "";
 }
 
 /// <summary>The token, shown this once.</summary>

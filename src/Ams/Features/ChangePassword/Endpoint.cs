@@ -10,7 +10,7 @@ namespace Ams.Features.ChangePassword;
 /// personal access token of the user at once, and the calling session stays. The JSON call and
 /// the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class Endpoint(MariaDb db, Passwords passwords, Login.Throttle throttle, SessionStore sessions, SecurityEvents events)
+public sealed class Endpoint(MariaDb db, Passwords passwords, Login.Reauthentication reauthentication, SessionStore sessions, SecurityEvents events)
     : Endpoint<Request>
 {
     abstract record Outcome;
@@ -66,20 +66,11 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, Login.Throttle thr
     async Task<Outcome> ChangeAsync(Session session, Request req, CancellationToken ct)
     {
         var user = (await Users.FindByIdAsync(db, session.UserId, ct))!;
-        var address = ClientAddress.BucketOf(HttpContext);
-        // The account's login budget: a guess here costs what a guess at the sign-in costs.
-        var account = Login.Throttle.AccountOf(user, user.Username);
-        if (await throttle.TryAttemptAsync(HttpContext, account, address) is { } wait)
+        switch (await reauthentication.CheckAsync(HttpContext, user, req.CurrentPassword, ct))
         {
-            events.RecordInBackground(user.Id, SecurityEvents.LoginThrottled, HttpContext, oncePer: wait);
-            return new Throttled(wait);
+            case Login.Reauthentication.Throttled t: return new Throttled(t.RetryAfter);
+            case Login.Reauthentication.WrongPassword: return new WrongPassword();
         }
-        if (!await throttle.CheckAsync(() => passwords.VerifyAsync(user.PasswordHash, req.CurrentPassword, ct), account, address))
-        {
-            await events.RecordAsync(user.Id, SecurityEvents.LoginFailed, HttpContext);
-            return new WrongPassword();
-        }
-        await throttle.ForgiveAsync(account, address);
         if (string.Equals(req.NewPassword, user.Username, StringComparison.OrdinalIgnoreCase))
             return new Invalid("Password must not be the username.");
         if (!await Sql.ReplaceHashAsync(db, user.Id, user.PasswordHash, await passwords.HashAsync(req.NewPassword, ct), ct))

@@ -9,5 +9,6 @@ public sealed class Services : ISliceServices
         builder.Services.AddSingleton(builder.Configuration.GetSection("Login").Get<ThrottleOptions>() ?? new());
         builder.Services.AddSingleton<Throttle>();
         builder.Services.AddSingleton<Devices>();
+        builder.Services.AddSingleton<Reauthentication>();
     }
 }

@@ -12,7 +12,7 @@ namespace Ams.Features.TwoFactor;
 /// session alone cannot put the account under an attacker's authenticator; a wrong one counts
 /// as a failed login. The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, TimeProvider time, Passwords passwords, Login.Throttle throttle, SecurityEvents events)
+public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, TimeProvider time, Login.Reauthentication reauthentication)
     : Endpoint<SetupRequest, SetupResponse>
 {
     const string AlreadyOn = "Two-factor authentication is already on.";
@@ -41,28 +41,21 @@ public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, Time
                 : Settings.SectionAsync(HttpContext, Fragments.Settings(HttpContext, true, [AlreadyOn])));
             return;
         }
-        var account = Login.Throttle.AccountOf(user, user.Username);
-        var address = ClientAddress.BucketOf(HttpContext);
-        if (await throttle.TryAttemptAsync(HttpContext, account, address) is { } wait)
+        switch (await reauthentication.CheckAsync(HttpContext, user, req.Password, ct))
         {
-            events.RecordInBackground(user.Id, SecurityEvents.LoginThrottled, HttpContext, oncePer: wait);
-            // The password is what is checked here, against the sign-in throttle: said as sign-in says it.
-            await (api
-                ? Login.Throttle.TooManyAsync(HttpContext, wait)
-                : Settings.ReplyAsync(HttpContext, new Settings.LockedOut(wait), enabledBefore: false, enabledAfter: false));
-            return;
+            case Login.Reauthentication.Throttled t:
+                // The password is what is checked here, against the sign-in throttle: said as sign-in says it.
+                await (api
+                    ? Login.Throttle.TooManyAsync(HttpContext, t.RetryAfter)
+                    : Settings.ReplyAsync(HttpContext, new Settings.LockedOut(t.RetryAfter), enabledBefore: false, enabledAfter: false));
+                return;
+            case Login.Reauthentication.WrongPassword:
+                await (api
+                    ? Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid password")
+                    : Layout.SendAsync(HttpContext, "Two-factor authentication", Fragments.Settings(HttpContext, false, ["That password did not work."]),
+                        StatusCodes.Status401Unauthorized));
+                return;
         }
-        if (!await throttle.CheckAsync(() => passwords.VerifyAsync(user.PasswordHash, req.Password, ct), account, address))
-        {
-            // Someone holding the session is guessing the password: the owner's history says so.
-            await events.RecordAsync(user.Id, SecurityEvents.LoginFailed, HttpContext);
-            await (api
-                ? Problem.WriteAsync(HttpContext, StatusCodes.Status401Unauthorized, "Invalid password")
-                : Layout.SendAsync(HttpContext, "Two-factor authentication", Fragments.Settings(HttpContext, false, ["That password did not work."]),
-                    StatusCodes.Status401Unauthorized));
-            return;
-        }
-        await throttle.ForgiveAsync(account, address);
         var setup = await StartAsync(user);
         await (api ? Send.OkAsync(setup, ct) : Settings.SectionAsync(HttpContext, Fragments.Enrol(HttpContext, setup, [])));
     }
