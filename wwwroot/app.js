@@ -40,7 +40,9 @@
 
   // ---- Names, local times, day separators, grouping -------------------------------------------
   const memberItems = () => [...document.querySelectorAll("#members li[data-username]")];
-  const nameOf = (username) => memberItems().find((li) => li.dataset.username === username)?.dataset.name ?? username;
+  // A display name is anyone's to choose: the username goes beside it unless they are the same name (Handle.Beside on the server).
+  const shownName = (name, username) => !name || name.toLowerCase() === username.toLowerCase() ? username : `${name} (@${username})`;
+  const nameOf = (username) => shownName(memberItems().find((li) => li.dataset.username === username)?.dataset.name, username);
   const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
   const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short" });
   const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
@@ -154,7 +156,7 @@
     if (!receipt) return;
     const last = lastMessageId();
     const seen = memberItems().filter((li) => li.dataset.username !== me && li.dataset.readUpTo && Number(li.dataset.readUpTo) >= last);
-    receipt.textContent = last && seen.length ? `Seen by ${seen.map((li) => li.dataset.name).join(", ")}` : "";
+    receipt.textContent = last && seen.length ? `Seen by ${seen.map((li) => shownName(li.dataset.name, li.dataset.username)).join(", ")}` : "";
   }
 
   // ---- Scrolling: stay at the end unless the reader scrolled up ---------------------------------
@@ -274,7 +276,7 @@
   function notify(li) {
     if (!notificationsWanted || !document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
     const body = li.querySelector("p.body")?.textContent ?? "📎";
-    const note = new Notification(li.dataset.senderName ?? li.dataset.sender, { body: body.slice(0, 200), tag: `ams-${li.dataset.conversation}` });
+    const note = new Notification(shownName(li.dataset.senderName, li.dataset.sender), { body: body.slice(0, 200), tag: `ams-${li.dataset.conversation}` });
     note.addEventListener("click", () => { window.focus(); location.assign(`/c/${li.dataset.conversation}`); });
   }
 
@@ -298,7 +300,7 @@
         decorate();
         if (typingTimers.has(li.dataset.sender)) { clearTimeout(typingTimers.get(li.dataset.sender)); typingTimers.delete(li.dataset.sender); showTyping(); }
         if (wasAtEnd || mine) scrollToEnd(); else byId("jump-new")?.removeAttribute("hidden");
-        if (!mine) announce(`${li.dataset.senderName}: ${li.querySelector("p.body")?.textContent ?? "sent a file"}`);
+        if (!mine) announce(`${shownName(li.dataset.senderName, li.dataset.sender)}: ${li.querySelector("p.body")?.textContent ?? "sent a file"}`);
         markRead();
         showReceipt();
       }

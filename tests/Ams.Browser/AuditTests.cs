@@ -392,7 +392,7 @@ public sealed class AuditTests(AppProcess app, Chromium chromium)
         await Assertions.Expect(announcer).ToHaveAttributeAsync("aria-live", "polite");
         Assert.DoesNotContain("old news", await announcer.TextContentAsync() ?? "");
         await SendAsync(aliceApi, id, "fresh news");
-        await Assertions.Expect(announcer).ToContainTextAsync("Alice: fresh news");
+        await Assertions.Expect(announcer).ToContainTextAsync($"Alice (@{alice}): fresh news");
         Assert.DoesNotContain("old news", await announcer.TextContentAsync() ?? "");
 
         // Register says what a username may contain, in the field's description and the browser's message.

@@ -97,9 +97,9 @@ public sealed class ConversationTests(AppProcess app, Chromium chromium)
         await Assertions.Expect(alicePage.Locator($"#members li[data-username='{carol}']")).ToHaveClassAsync(new Regex("\\boffline\\b"));
 
         await Composer(bobPage).PressSequentiallyAsync("hmm");
-        await Assertions.Expect(alicePage.Locator("#typing")).ToHaveTextAsync("Bob is typing…");
+        await Assertions.Expect(alicePage.Locator("#typing")).ToHaveTextAsync($"Bob (@{bob}) is typing…");
         await TypeAndSendAsync(alicePage, "Agenda?");
-        await Assertions.Expect(alicePage.Locator("#receipt")).ToHaveTextAsync("Seen by Bob");
+        await Assertions.Expect(alicePage.Locator("#receipt")).ToHaveTextAsync($"Seen by Bob (@{bob})");
 
         // The owner renames; Bob's header follows live. Then Bob leaves.
         await alicePage.GetByText("Group settings").ClickAsync();

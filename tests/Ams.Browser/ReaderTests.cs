@@ -174,7 +174,7 @@ public sealed class ReaderTests(AppProcess app, Chromium chromium)
         await Assertions.Expect(page).ToHaveTitleAsync("(2) Chats · AMS");
         var shown = JsonNode.Parse(await page.EvaluateAsync<string>("() => JSON.stringify(window.__shown)"))!.AsArray();
         var note = Assert.Single(shown)!;
-        Assert.Equal("Alice", note["title"]!.GetValue<string>());
+        Assert.Matches(@"^Alice \(@oa[0-9a-z]+\)$", note["title"]!.GetValue<string>());   // a display name is anyone's: the username beside it
         Assert.Equal("while Bob is away", note["body"]!.GetValue<string>());
     }
 

@@ -39,6 +39,13 @@ public sealed class SettingsTests(AppProcess app, Chromium chromium)
 
         // A token is shown once, as text, and works for the API but not for account security.
         await page.GetByLabel("Name", new() { Exact = true }).FillAsync("<img src=x onerror=alert(1)> bot");
+        // Asked for the password again (a stolen session alone makes no token): a wrong one is said so and makes none.
+        await page.GetByLabel("Your password").FillAsync("not my password");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create token" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#tokens")).ToContainTextAsync("That password did not work.");
+        Assert.Equal(0, await page.Locator("#tokens pre.token").CountAsync());
+        await page.GetByLabel("Name", new() { Exact = true }).FillAsync("<img src=x onerror=alert(1)> bot");
+        await page.GetByLabel("Your password").FillAsync(Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Create token" }).ClickAsync();
         var shown = page.Locator("#tokens pre.token");
         await Assertions.Expect(shown).ToBeVisibleAsync();

@@ -22,7 +22,7 @@ static class Fragments
               <a href="/c/{c.Id}"{(c.Id == activeId ? Html.Raw(" aria-current=\"page\"") : Html.Empty)}>
                 <span class="title">{Title(c, me)}</span>
                 {(c.Unread > 0 ? Html.Of($"""<span class="badge" data-unread="{c.Unread}">{c.Unread}</span><span class="visually-hidden"> unread</span>""") : Html.Empty)}
-                <span class="preview">{(c.LastMessage is { } m ? Html.Of($"{m.Sender.DisplayName}: <bdi>{Preview(m)}</bdi>") : Html.Of($"No messages yet"))}</span>
+                <span class="preview">{(c.LastMessage is { } m ? Html.Of($"{m.Sender.DisplayName}{Handle.Beside(m.Sender.DisplayName, m.Sender.Username)}: <bdi>{Preview(m)}</bdi>") : Html.Of($"No messages yet"))}</span>
               </a>
             </li>
             """)));
@@ -41,7 +41,7 @@ static class Fragments
     /// "… is typing", and keeps both current from the live events).
     /// </summary>
     static Html Members(ConversationView c, string me) => Html.Join(c.Members.Select(m => Html.Of($"""
-        <li data-username="{m.Username}" data-name="{m.DisplayName}" data-read-up-to="{m.ReadUpTo ?? ""}" class="{(m.Online ? "online" : "offline")}"><span class="dot" aria-hidden="true"></span>{m.DisplayName}<span class="visually-hidden">{(m.Online ? " (online)" : "")}</span></li>
+        <li data-username="{m.Username}" data-name="{m.DisplayName}" data-read-up-to="{m.ReadUpTo ?? ""}" class="{(m.Online ? "online" : "offline")}"><span class="dot" aria-hidden="true"></span>{m.DisplayName}{Handle.Beside(m.DisplayName, m.Username)}<span class="visually-hidden">{(m.Online ? " (online)" : "")}</span></li>
         """)));
 
     /// <summary>Rename (the owner), add, remove (the owner), leave: each a call of the JSON API by app.js.</summary>
@@ -60,7 +60,7 @@ static class Fragments
             <input id="add-username" name="username" required autocomplete="off" list="user-suggestions" data-autocomplete="users">
             <button type="submit">Add</button>
           </form>
-          {(c.Owner == me ? Html.Of($"""<ul class="manage-members" aria-label="Remove members">{Html.Join(c.Members.Where(m => m.Username != me).Select(m => Html.Of($"""<li>{m.DisplayName} <button type="button" class="link remove-member" data-username="{m.Username}">Remove<span class="visually-hidden"> {m.DisplayName}</span></button></li>""")))}</ul>""") : Html.Empty)}
+          {(c.Owner == me ? Html.Of($"""<ul class="manage-members" aria-label="Remove members">{Html.Join(c.Members.Where(m => m.Username != me).Select(m => Html.Of($"""<li>{m.DisplayName}{Handle.Beside(m.DisplayName, m.Username)} <button type="button" class="link remove-member" data-username="{m.Username}">Remove<span class="visually-hidden"> {m.DisplayName}</span></button></li>""")))}</ul>""") : Html.Empty)}
           <button type="button" class="leave" data-conversation="{c.Id}">Leave group</button>
           <p class="errors" role="alert" id="group-errors"></p>
         </details>

@@ -14,7 +14,7 @@ public static partial class MessageFragment
     public static Html Of(MessageView m, string viewerUsername)
     {
         var mine = m.Sender.Username == viewerUsername;
-        return Html.Of($"""<li id="m-{m.Id}" class="message{(mine ? " mine" : "")}{(m.Deleted ? " deleted" : "")}" data-conversation="{m.ConversationId}" data-sender="{m.Sender.Username}" data-sender-name="{m.Sender.DisplayName}"><span class="sender">{m.Sender.DisplayName}</span> <time datetime="{m.SentAt.ToString("O", CultureInfo.InvariantCulture)}">{m.SentAt.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)} UTC</time>{Edited(m)}{Body(m)}{Attachments(m.Attachments)}{ReactionList(m)}{Actions(m, mine)}</li>""");
+        return Html.Of($"""<li id="m-{m.Id}" class="message{(mine ? " mine" : "")}{(m.Deleted ? " deleted" : "")}" data-conversation="{m.ConversationId}" data-sender="{m.Sender.Username}" data-sender-name="{m.Sender.DisplayName}"><span class="sender">{m.Sender.DisplayName}</span>{Handle.Beside(m.Sender.DisplayName, m.Sender.Username)} <time datetime="{m.SentAt.ToString("O", CultureInfo.InvariantCulture)}">{m.SentAt.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)} UTC</time>{Edited(m)}{Body(m)}{Attachments(m.Attachments)}{ReactionList(m)}{Actions(m, mine)}</li>""");
     }
 
     /// <summary>React for everyone; edit and delete for the sender (the API refuses anyone else anyway).</summary>

@@ -6,6 +6,18 @@ namespace Ams.Infrastructure.Messaging;
 public sealed record MemberView(string Username, string DisplayName);
 
 /// <summary>
+/// A display name is anyone's to choose ("Alice", or "Аlice" with a Cyrillic А): the pages show
+/// the unique username beside it, unless the two are the same name. app.js's <c>shownName</c> says
+/// the same in notifications, announcements and the typing line.
+/// </summary>
+public static class Handle
+{
+    public static Html Beside(string displayName, string username) => string.Equals(displayName, username, StringComparison.OrdinalIgnoreCase)
+        ? Html.Empty
+        : Html.Of($""" <span class="handle">@{username}</span>""");
+}
+
+/// <summary>
 /// api.md's <c>message</c>. Body is null when its ciphertext does not open (tampered or misplaced)
 /// and in the tombstone of a deleted message (<see cref="Deleted"/>, no attachments). <see cref="EditedAt"/> is the
 /// last edit's time (null when never edited, and in a tombstone).
