@@ -141,18 +141,25 @@ public static class Migrations
 
     // In compose the app may come up before MariaDB accepts connections. A server that answers but
     // refuses the account or the database will not mend by waiting: that is said at once.
+    // One line when the wait begins or its reason changes, and one when it ends (an outside check
+    // counted a line a second).
     static async Task<MySqlConnection> OpenWithRetryAsync(MariaDb db, ILogger logger, CancellationToken ct)
     {
+        string? said = null;
+        var waited = System.Diagnostics.Stopwatch.StartNew();
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await db.OpenConnectionAsync(ct);
+                var connection = await db.OpenConnectionAsync(ct);
+                if (said is not null) logger.LogInformation("MariaDB answers after {Seconds:0.0} s", waited.Elapsed.TotalSeconds);
+                return connection;
             }
             catch (MySqlException e) when (attempt < 30
                 && e.ErrorCode is not (MySqlErrorCode.AccessDenied or MySqlErrorCode.DatabaseAccessDenied or MySqlErrorCode.UnknownDatabase))
             {
-                logger.LogWarning("MariaDB is not reachable yet ({Message}); retrying", e.Message);
+                if (e.Message != said) logger.LogWarning("MariaDB is not reachable yet ({Message}); retrying, 30 tries a second apart", e.Message);
+                said = e.Message;
                 await Task.Delay(TimeSpan.FromSeconds(1), ct);
             }
         }

@@ -10,6 +10,39 @@ public static class Redis
     /// <summary>Every key AMS writes starts with this, so AMS can share a Redis with other apps.</summary>
     public const string KeyPrefix = "ams:";
 
+    /// <summary>How long a starting node waits for Redis, as for MariaDB (<see cref="Migrations"/>).</summary>
+    public static readonly TimeSpan StartupWait = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A node started while Redis is away (restarted during its outage) waits for it, saying so once,
+    /// rather than stop at once and stay down after Redis is back. Still away after
+    /// <see cref="StartupWait"/>, the start goes on and fails with the client's own word for it; a
+    /// refused password will not mend by waiting and ends the wait at once.
+    /// </summary>
+    public static async Task WaitAtStartAsync(IConnectionMultiplexer redis, ILogger logger, CancellationToken ct)
+    {
+        if (redis.IsConnected) return;
+        var refused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnFailed(object? sender, ConnectionFailedEventArgs e)
+        {
+            if (e.FailureType == ConnectionFailureType.AuthenticationFailure) refused.TrySetResult();
+        }
+        redis.ConnectionFailed += OnFailed;
+        try
+        {
+            logger.LogWarning("Redis is not reachable yet; waiting up to {Seconds} s for it", StartupWait.TotalSeconds);
+            var waited = Stopwatch.StartNew();
+            while (!redis.IsConnected && !refused.Task.IsCompleted && waited.Elapsed < StartupWait)
+                await Task.WhenAny(Task.Delay(100, ct), refused.Task);
+            ct.ThrowIfCancellationRequested();
+            if (redis.IsConnected) logger.LogInformation("Redis answers after {Seconds:0.0} s", waited.Elapsed.TotalSeconds);
+        }
+        finally
+        {
+            redis.ConnectionFailed -= OnFailed;
+        }
+    }
+
     public static IServiceCollection AddRedis(this IServiceCollection services, IConfiguration config)
     {
         var configuration = config.GetConnectionString("Redis");
