@@ -16,31 +16,15 @@ public static class Redis
     /// <summary>
     /// A node started while Redis is away (restarted during its outage) waits for it, saying so once,
     /// rather than stop at once and stay down after Redis is back. Still away after
-    /// <see cref="StartupWait"/>, the start goes on and fails with the client's own word for it; a
-    /// refused password will not mend by waiting and ends the wait at once.
+    /// <see cref="StartupWait"/>, the start goes on and fails with the client's own word for it.
     /// </summary>
     public static async Task WaitAtStartAsync(IConnectionMultiplexer redis, ILogger logger, CancellationToken ct)
     {
         if (redis.IsConnected) return;
-        var refused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        void OnFailed(object? sender, ConnectionFailedEventArgs e)
-        {
-            if (e.FailureType == ConnectionFailureType.AuthenticationFailure) refused.TrySetResult();
-        }
-        redis.ConnectionFailed += OnFailed;
-        try
-        {
-            logger.LogWarning("Redis is not reachable yet; waiting up to {Seconds} s for it", StartupWait.TotalSeconds);
-            var waited = Stopwatch.StartNew();
-            while (!redis.IsConnected && !refused.Task.IsCompleted && waited.Elapsed < StartupWait)
-                await Task.WhenAny(Task.Delay(100, ct), refused.Task);
-            ct.ThrowIfCancellationRequested();
-            if (redis.IsConnected) logger.LogInformation("Redis answers after {Seconds:0.0} s", waited.Elapsed.TotalSeconds);
-        }
-        finally
-        {
-            redis.ConnectionFailed -= OnFailed;
-        }
+        logger.LogWarning("Redis is not reachable yet; waiting up to {Seconds} s for it", StartupWait.TotalSeconds);
+        var waited = Stopwatch.StartNew();
+        while (!redis.IsConnected && waited.Elapsed < StartupWait) await Task.Delay(100, ct);
+        if (redis.IsConnected) logger.LogInformation("Redis answers after {Seconds:0.0} s", waited.Elapsed.TotalSeconds);
     }
 
     public static IServiceCollection AddRedis(this IServiceCollection services, IConfiguration config)
