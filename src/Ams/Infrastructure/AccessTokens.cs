@@ -163,7 +163,7 @@ public sealed class AccessTokenStore(MariaDb db, MariaDbCircuit circuit, RedisCi
             // The row is gone, so nodes that reach MariaDB without Redis refuse it already; a cached
             // entry written before the outage lives at most a minute.
             logger.LogWarning("Token revocation could not reach Redis ({Error}); cached lookups expire within {Seconds} s",
-                e.Message, CacheFor.TotalSeconds);
+                Redis.Brief(e), CacheFor.TotalSeconds);
         }
     }
 

@@ -49,7 +49,7 @@ public sealed class Outages(MariaDb db, RedisCircuit redisCircuit, MariaDbCircui
             // The first request to meet a dead connection (a server that restarted) is the last:
             // the pool's others are as dead, and pooled connections are not tried before use.
             if (backend == MariaDb) _ = db.ForgetConnectionsAsync();
-            logger.LogWarning("{Backend} is unreachable ({Error}); requests that need it answer 503 until it is back", backend, exception.Message);
+            logger.LogWarning("{Backend} is unreachable ({Error}); requests that need it answer 503 until it is back", backend, Ams.Infrastructure.Redis.Brief(exception));
             _ = Task.Run(() => WatchAsync(backend, outage));
         }
         return true;

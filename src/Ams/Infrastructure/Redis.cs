@@ -10,6 +10,21 @@ public static class Redis
     /// <summary>Every key AMS writes starts with this, so AMS can share a Redis with other apps.</summary>
     public const string KeyPrefix = "ams:";
 
+    /// <summary>
+    /// What went wrong, without the client's diagnostics: its messages carry some 700 characters of
+    /// them (", inst: 0, qu: 0, … mc: 1/1/0, … IOCP: (…), WORKER: (…)") after the first comma, and
+    /// an outside check found a kilobyte in each outage's log line.
+    /// </summary>
+    public static string Brief(Exception e)
+    {
+        var message = e.Message;
+        if (!Diagnostics.Any(marker => message.Contains(marker, StringComparison.Ordinal))) return message;
+        var comma = message.IndexOf(", ", StringComparison.Ordinal);
+        return comma > 0 ? message[..comma] : message;
+    }
+
+    static readonly string[] Diagnostics = [", inst: ", ", mc: ", "IOCP: "];
+
     /// <summary>How long a starting node waits for Redis, as for MariaDB (<see cref="Migrations"/>).</summary>
     public static readonly TimeSpan StartupWait = TimeSpan.FromSeconds(30);
 
@@ -187,7 +202,7 @@ public sealed class ReplicatedWrites : IDisposable
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            logger.LogWarning("A session write could not be confirmed by Redis ({Error})", e.Message);
+            logger.LogWarning("A session write could not be confirmed by Redis ({Error})", Redis.Brief(e));
         }
         Reload();
         return false;

@@ -640,7 +640,7 @@ public sealed class SessionStore : IAsyncDisposable
             pending[session.Id] = session.UserId;
             // One line per outage, not per session: "revoke all" for a user with many sessions.
             if (Interlocked.Exchange(ref warned, 1) == 0)
-                logger.LogWarning("Session revocations not yet in effect everywhere; kept on this node and retried every second ({Error})", e.Message);
+                logger.LogWarning("Session revocations not yet in effect everywhere; kept on this node and retried every second ({Error})", Redis.Brief(e));
             StartRetrying();
         }
     }

@@ -49,7 +49,7 @@ public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, RedisCircuit re
         {
             if (states.Changed(part, failed: true))
                 logger.LogWarning("Health check of {Part} failed: {Error}; said again only once it passes", part,
-                    e is OperationCanceledException ? $"no answer in {Timeout.TotalSeconds:F0} s" : e.Message);
+                    e is OperationCanceledException ? $"no answer in {Timeout.TotalSeconds:F0} s" : Redis.Brief(e));
             return "unreachable";
         }
     }

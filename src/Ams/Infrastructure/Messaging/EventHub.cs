@@ -359,7 +359,7 @@ public sealed class EventHub : IHostedService
         }
         catch (Exception e)
         {
-            logger.LogWarning("Could not read the latest event numbers for a catch-up ({Message}); every stream replays", e.Message);
+            logger.LogWarning("Could not read the latest event numbers for a catch-up ({Message}); every stream replays", Redis.Brief(e));
             foreach (var stream in streams) stream.OfferCatchUp(Outgoing.CatchUp);
         }
         logger.LogInformation("{Behind} of {Count} streams replay what Redis may not have carried to them", behind, streams.Count);

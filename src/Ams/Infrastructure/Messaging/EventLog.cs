@@ -190,12 +190,12 @@ public sealed class EventLog
             {
                 Interlocked.Increment(ref dropped);
                 if (Interlocked.Exchange(ref overflowLogged, 1) == 0)
-                    logger.LogWarning("Live events not published ({Message}), and {Max} wait already: until they are out, streams replay the next ones from the database at their next catch-up or gap", e.Message, MaxUnpublished);
+                    logger.LogWarning("Live events not published ({Message}), and {Max} wait already: until they are out, streams replay the next ones from the database at their next catch-up or gap", Redis.Brief(e), MaxUnpublished);
                 return;
             }
             unpublished.Enqueue(live);
             if (Interlocked.Exchange(ref waitingLogged, 1) == 0)
-                logger.LogWarning("Live {Kind} event not published ({Message}); it and the next ones go out when Redis takes them, and streams replay them from the database", live.Kind, e.Message);
+                logger.LogWarning("Live {Kind} event not published ({Message}); it and the next ones go out when Redis takes them, and streams replay them from the database", live.Kind, Redis.Brief(e));
             _ = Task.Run(RepublishAsync);
         }
     }
