@@ -48,7 +48,6 @@ try
             await DisposeBoundedAsync(app);
         }
     }
-    await Redis.WaitAtStartAsync(app.Services.GetRequiredService<IConnectionMultiplexer>(), loggers.CreateLogger("Ams.Redis"), app.Lifetime.ApplicationStopping);
     await app.StartAsync();
     StartupFailure.Serving = true;
 }
