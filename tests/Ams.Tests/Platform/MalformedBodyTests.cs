@@ -258,9 +258,12 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
     }
 
     [Theory]
-    [InlineData("gzip, chunked")]
-    [InlineData("br,chunked")]
-    public async Task A_transfer_coding_besides_chunked_is_501_and_nothing_is_stored(string coding)
+    [InlineData("gzip, chunked", 501)]
+    [InlineData("br,chunked", 501)]
+    // Kestrel undoes one chunked: the body was read with the inner framing in it.
+    [InlineData("chunked, chunked", 400)]
+    [InlineData("Chunked,chunked", 400)]
+    public async Task A_transfer_coding_besides_one_chunked_is_refused_and_nothing_is_stored(string coding, int status)
     {
         var app = await services.AppAsync();
         var alice = await app.MemberAsync("cw");
@@ -271,9 +274,9 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
             s.Post.Json(new { conversationId = direct.Id(), body = "coded" }).ToUrl("/api/messages");
             s.WithBearerToken(alice.Token);
             s.WithRequestHeader("Transfer-Encoding", coding);
-            s.StatusCodeShouldBe(501);
+            s.StatusCodeShouldBe(status);
         });
-        Assert.Contains("Transfer-Encoding", (await answer.ProblemAsync(501))["detail"].Str());
+        Assert.Contains(status == 501 ? "Transfer-Encoding" : "chunked", (await answer.ProblemAsync(status))["detail"].Str());
         Assert.Empty(await app.HistoryAsync(alice, direct.Id()));
         await app.Scenario(s =>
         {
@@ -282,26 +285,6 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
             s.WithRequestHeader("Transfer-Encoding", "chunked");
             s.StatusCodeShouldBe(201);
         });
-    }
-
-    [Theory]
-    [InlineData("chunked, chunked")]
-    [InlineData("Chunked,chunked")]
-    public async Task A_body_chunked_twice_is_400_and_nothing_is_stored(string coding)
-    {
-        var app = await services.AppAsync();
-        var alice = await app.MemberAsync("cx");
-        var bob = await app.MemberAsync("cy");
-        var direct = await app.DirectAsync(alice, bob);
-        var answer = await app.Scenario(s =>
-        {
-            s.Post.Json(new { conversationId = direct.Id(), body = "twice" }).ToUrl("/api/messages");
-            s.WithBearerToken(alice.Token);
-            s.WithRequestHeader("Transfer-Encoding", coding);
-            s.StatusCodeShouldBe(400);
-        });
-        Assert.Contains("chunked", (await answer.ProblemAsync(400))["detail"].Str());
-        Assert.Empty(await app.HistoryAsync(alice, direct.Id()));
     }
 
     [Theory]
