@@ -220,6 +220,38 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
     }
 
     [Fact]
+    public async Task A_node_started_while_Redis_is_down_waits_for_it_and_serves_once_it_is_back()
+    {
+        // It stopped at once ("Redis did not take the connection", exit 1) and stayed down after
+        // Redis came back, unless something restarted it (an outside check).
+        await using var redis = await RedisServer.StartAsync();
+        await redis.StopAsync();
+        var node = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, redis.ConnectionString, app.MasterKeys, untilHealthy: false);
+        try
+        {
+            for (var i = 0; i < 400 && !node.Log.Contains("Redis is not reachable yet"); i++) await Task.Delay(50);
+            Assert.Contains("Redis is not reachable yet", node.Log);
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            Assert.DoesNotContain("AMS cannot start", node.Log);
+            await redis.StartAgainAsync();
+            using var client = new HttpClient { BaseAddress = node.BaseAddress, Timeout = TimeSpan.FromSeconds(5) };
+            HttpResponseMessage? health = null;
+            for (var i = 0; i < 100 && health?.StatusCode != HttpStatusCode.OK; i++)
+            {
+                await Task.Delay(100);
+                try { health = await client.GetAsync("/healthz"); } catch (HttpRequestException) { }
+            }
+            Assert.True(health?.StatusCode == HttpStatusCode.OK, node.Log);
+            Assert.Contains("Redis answers after", node.Log);
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(node.Log, "Redis is not reachable yet"));
+        }
+        finally
+        {
+            await node.KillAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_node_whose_Redis_hangs_stops_well_within_docker_stops_grace()
     {
         await using var redis = await RedisServer.StartAsync();

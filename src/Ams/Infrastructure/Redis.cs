@@ -25,6 +25,23 @@ public static class Redis
 
     static readonly string[] Diagnostics = [", inst: ", ", mc: ", "IOCP: "];
 
+    /// <summary>How long a starting node waits for Redis, as for MariaDB (<see cref="Migrations"/>).</summary>
+    public static readonly TimeSpan StartupWait = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A node started while Redis is away (restarted during its outage) waits for it, saying so once,
+    /// rather than stop at once and stay down after Redis is back. Still away after
+    /// <see cref="StartupWait"/>, the start goes on and fails with the client's own word for it.
+    /// </summary>
+    public static async Task WaitAtStartAsync(IConnectionMultiplexer redis, ILogger logger, CancellationToken ct)
+    {
+        if (redis.IsConnected) return;
+        logger.LogWarning("Redis is not reachable yet; waiting up to {Seconds} s for it", StartupWait.TotalSeconds);
+        var waited = Stopwatch.StartNew();
+        while (!redis.IsConnected && waited.Elapsed < StartupWait) await Task.Delay(100, ct);
+        if (redis.IsConnected) logger.LogInformation("Redis answers after {Seconds:0.0} s", waited.Elapsed.TotalSeconds);
+    }
+
     public static IServiceCollection AddRedis(this IServiceCollection services, IConfiguration config)
     {
         var configuration = config.GetConnectionString("Redis");
