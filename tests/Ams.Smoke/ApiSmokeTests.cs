@@ -87,6 +87,21 @@ public sealed partial class ApiSmokeTests(AppProcess app, ITestOutputHelper outp
         Assert.Contains("Transfer-Encoding", response[response.IndexOf("\r\n\r\n", StringComparison.Ordinal)..]);
     }
 
+    [Theory]
+    // Empty list elements are no coding (RFC 9110 §5.6.1); Kestrel reads the body as chunked.
+    [InlineData("chunked,")]
+    [InlineData(", chunked")]
+    public async Task Empty_elements_beside_one_chunked_leave_a_chunked_body(string codings)
+    {
+        var username = $"te{Guid.NewGuid():N}"[..20];
+        var body = $"{{\"username\":\"{username}\",\"password\":\"{Password}\"}}";
+        var response = await RawAsync(System.Text.Encoding.ASCII.GetBytes(
+            $"POST /api/register HTTP/1.1\r\nHost: {app.BaseAddress.Authority}\r\nContent-Type: application/json\r\n" +
+            $"Transfer-Encoding: {codings}\r\nConnection: close\r\n\r\n{body.Length:x}\r\n{body}\r\n0\r\n\r\n"));
+        Assert.StartsWith("HTTP/1.1 201 ", response);
+        Assert.Contains(username, response);
+    }
+
     async Task<string> RawAsync(byte[] request)
     {
         using var socket = new System.Net.Sockets.TcpClient();

@@ -69,8 +69,9 @@ public static class UnreadableBodies
             // the body was read still compressed. RFC 9112 §6.1: 501 for a coding not understood.
             if (http.Request.Headers.TransferEncoding is { Count: > 0 } listed)
             {
-                var codings = listed.SelectMany(codings => (codings ?? "").Split(',')).ToList();
-                if (codings.Any(coding => !string.Equals(coding.Trim(), "chunked", StringComparison.OrdinalIgnoreCase)))
+                // Empty list elements (`chunked,`) are no coding (RFC 9110 §5.6.1), and Kestrel reads such a body as chunked.
+                var codings = listed.SelectMany(codings => (codings ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+                if (codings.Any(coding => !string.Equals(coding, "chunked", StringComparison.OrdinalIgnoreCase)))
                     return Problem.WriteAsync(http, StatusCodes.Status501NotImplemented, "Transfer coding not implemented",
                         "Request bodies are taken as they are or chunked: send it without another Transfer-Encoding.");
                 // Kestrel undoes one chunked: a body chunked twice (RFC 9112 §7: a sender never does) was read with the inner framing in it.

@@ -288,6 +288,27 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
     }
 
     [Theory]
+    // Empty list elements are no coding (RFC 9110 §5.6.1): they were taken for an unknown one, 501.
+    [InlineData("chunked,")]
+    [InlineData(" , chunked")]
+    [InlineData("chunked, ,")]
+    public async Task Empty_elements_beside_one_chunked_are_ignored(string coding)
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ek");
+        var bob = await app.MemberAsync("el");
+        var direct = await app.DirectAsync(alice, bob);
+        await app.Scenario(s =>
+        {
+            s.Post.Json(new { conversationId = direct.Id(), body = coding }).ToUrl("/api/messages");
+            s.WithBearerToken(alice.Token);
+            s.WithRequestHeader("Transfer-Encoding", coding);
+            s.StatusCodeShouldBe(201);
+        });
+        Assert.Equal([coding], Chat.Bodies(await app.HistoryAsync(alice, direct.Id())));
+    }
+
+    [Theory]
     [InlineData("gzip")]
     [InlineData("br")]
     [InlineData("identity, gzip")]
