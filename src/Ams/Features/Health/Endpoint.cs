@@ -27,7 +27,9 @@ public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, RedisCircuit re
         // were up, a connection for each poll of each load balancer. The node is ready when a host
         // its connections come from answers.
         var mariadb = circuit.IsOpen ? Task.FromResult("not answering") : Check("mariadb", token => MariaDbCircuit.AskInTurnAsync(db, token), ct);
-        var redisCheck = Check("redis", redis.PingAsync, ct);
+        // A hung Redis is "not answering", as a hung MariaDB: the circuit marked it (an outside check saw
+        // "unreachable" for one and "not answering" for the other, the same fault).
+        var redisCheck = Check("redis", redis.PingAsync, ct, hung: () => redis.IsOpen);
         var response = new Response("ok", await mariadb, await redisCheck);
         if (response.Mariadb == "ok" && response.Redis == "ok")
             await Send.OkAsync(response, ct);
@@ -35,7 +37,7 @@ public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, RedisCircuit re
             await Send.ResponseAsync(response with { Status = "unavailable" }, StatusCodes.Status503ServiceUnavailable, ct);
     }
 
-    async Task<string> Check(string part, Func<CancellationToken, Task> probe, CancellationToken ct)
+    async Task<string> Check(string part, Func<CancellationToken, Task> probe, CancellationToken ct, Func<bool>? hung = null)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(Timeout);
@@ -50,7 +52,7 @@ public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, RedisCircuit re
             if (states.Changed(part, failed: true))
                 logger.LogWarning("Health check of {Part} failed: {Error}; said again only once it passes", part,
                     e is OperationCanceledException ? $"no answer in {Timeout.TotalSeconds:F0} s" : Redis.Brief(e));
-            return "unreachable";
+            return hung?.Invoke() == true ? "not answering" : "unreachable";
         }
     }
 }
