@@ -43,8 +43,10 @@ public static class ProblemResponses
     /// <summary>RFC 9457 bodies for every error the app or ASP.NET writes, in application/problem+json always.</summary>
     public static IHostApplicationBuilder AddProblemResponses(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = Customize);
+        // Before ASP.NET's own writer, so that it writes them all: that one answered first whenever a
+        // request accepted JSON, without FastEndpoints' charset, and the same API sent two Content-Types.
         builder.Services.AddSingleton<IProblemDetailsWriter, ProblemJsonWriter>();
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = Customize);
         builder.Services.AddExceptionHandler<ErrorPages>();
         return builder;
     }
@@ -152,6 +154,7 @@ public sealed class ProblemJsonWriter(IOptions<ProblemDetailsOptions> options, I
         // Not in RFC 9110: its own RFC. Without a type a client reads about:blank, whose title is the status phrase.
         [429] = ("https://tools.ietf.org/html/rfc6585#section-4", "Too Many Requests"),
         [500] = ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "An error occurred while processing your request."),
+        [501] = ("https://tools.ietf.org/html/rfc9110#section-15.6.2", "Not Implemented"),
         [502] = ("https://tools.ietf.org/html/rfc9110#section-15.6.3", "Bad Gateway"),
         [503] = ("https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"),
         [504] = ("https://tools.ietf.org/html/rfc9110#section-15.6.5", "Gateway Timeout"),
@@ -172,6 +175,8 @@ public sealed class ProblemJsonWriter(IOptions<ProblemDetailsOptions> options, I
         problem.Title ??= ReasonPhrases.GetReasonPhrase(problem.Status.Value);
         options.Value.CustomizeProblemDetails?.Invoke(context);
         return new ValueTask(http.Response.WriteAsJsonAsync(problem, json.Value.SerializerOptions.GetTypeInfo(typeof(ProblemDetails)),
-            "application/problem+json", http.RequestAborted));
+            // With the charset FastEndpoints gives its own (its 400s): one Content-Type for every problem,
+            // for a client that compares it whole (an outside check saw both forms).
+            "application/problem+json; charset=utf-8", http.RequestAborted));
     }
 }

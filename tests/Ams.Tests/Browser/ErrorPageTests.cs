@@ -36,9 +36,9 @@ public sealed class ErrorPageTests(Services services) : IClassFixture<Services>
     {
         var (browser, _) = await Browser.SignedInAsync(services);
         var result = await browser.GetAsync("/api/conversations/999999999", 404, accept: accept);
-        Assert.Equal("application/problem+json", result.Context.Response.ContentType);
+        Assert.Equal("application/problem+json; charset=utf-8", result.Context.Response.ContentType);
         await result.ProblemAsync(404);
         var unknown = await browser.GetAsync("/api/no/such/call", 404, accept: accept);
-        Assert.Equal("application/problem+json", unknown.Context.Response.ContentType);
+        Assert.Equal("application/problem+json; charset=utf-8", unknown.Context.Response.ContentType);
     }
 }

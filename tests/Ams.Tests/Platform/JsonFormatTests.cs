@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Ams.Tests.Messaging;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -22,6 +23,22 @@ public sealed class JsonFormatTests(Services services) : IClassFixture<Services>
 
         Assert.Equal("""{"twoFactorRequired":true,"challenge":"c","expiresAt":"2026-11-25T18:00:00.123Z","deviceToken":"amd_d"}""", json);
         Assert.All(Slices.JsonContexts, c => Assert.Contains(c, options.TypeInfoResolverChain));
+    }
+
+    [Fact]
+    public async Task Every_problem_has_one_Content_Type_whoever_wrote_it()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("pj");
+        var types = new List<string?>();
+        // FastEndpoints' validation 400, its malformed-JSON 400, then the app's own: 401, 404, 405, 415.
+        types.Add((await app.Scenario(s => { s.Post.Json(new { username = "", password = "x" }).ToUrl("/api/register"); s.StatusCodeShouldBe(400); })).Context.Response.ContentType);
+        types.Add((await app.Scenario(s => { s.Post.Text("{\"username\":").ToUrl("/api/register"); s.WithRequestHeader("Content-Type", "application/json"); s.StatusCodeShouldBe(400); })).Context.Response.ContentType);
+        types.Add((await app.Scenario(s => { s.Get.Url("/api/me"); s.StatusCodeShouldBe(401); })).Context.Response.ContentType);
+        types.Add((await app.Scenario(s => { s.Get.Url("/api/conversations/999999"); s.WithBearerToken(alice.Token); s.StatusCodeShouldBe(404); })).Context.Response.ContentType);
+        types.Add((await app.Scenario(s => { s.Delete.Url("/api/version"); s.StatusCodeShouldBe(405); })).Context.Response.ContentType);
+        types.Add((await app.Scenario(s => { s.Post.Text("x").ToUrl("/api/login"); s.WithRequestHeader("Content-Type", "text/plain"); s.StatusCodeShouldBe(415); })).Context.Response.ContentType);
+        Assert.All(types, type => Assert.Equal("application/problem+json; charset=utf-8", type));
     }
 
     // Each input with what the encoder must write for it, through both of its searches: the UTF-16

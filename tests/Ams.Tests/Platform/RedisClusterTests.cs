@@ -613,7 +613,7 @@ public sealed class RedisClusterTests(Services services, RedisClusterFixture red
         try
         {
             var refused = await app.Scenario(s => { s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login"); s.StatusCodeShouldBe(503); });
-            Assert.Equal("application/problem+json", refused.Context.Response.ContentType);
+            Assert.Equal("application/problem+json; charset=utf-8", refused.Context.Response.ContentType);
             var problem = await refused.ReadAsTextAsync();
             Assert.DoesNotContain("token", problem);
             // Redis answers here: the problem says what came short, not that a service is unreachable.
