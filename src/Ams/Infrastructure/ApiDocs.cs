@@ -54,7 +54,8 @@ public static class ApiDocs
             Bounds: (1, max, byDefault)));
 
     /// <summary>An event id as <c>Last-Event-ID</c> and <c>?after=</c> take it: a whole number that fits 64 bits.</summary>
-    public const string EventIdPattern = "^[0-9]{1,19}$";
+    // Empty is absent (EventSource sends none before its first id); over 2^63−1 is refused, which no pattern this short says.
+    public const string EventIdPattern = "^[0-9]{0,19}$";
 
     /// <summary>The API route needs a session or token although the endpoint allows anonymous calls for its browser twin.</summary>
     public static RouteHandlerBuilder NeedsSession(this RouteHandlerBuilder builder) => builder.WithMetadata(new ApiSessionRequired());

@@ -57,6 +57,7 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
         {
             var down = await app.Scenario(s => { s.Get.Url("/readyz"); s.StatusCodeShouldBe(503); });
             Assert.Equal("unreachable", (await down.JsonAsync())["redis"]!.GetValue<string>());
+            Assert.Equal("5", down.Context.Response.Headers.RetryAfter.ToString());
         }
         await redis.StartAgainAsync();
         await Eventually.TrueAsync(async () => (await app.Scenario(s => { s.Get.Url("/readyz"); s.IgnoreStatusCode(); })).Context.Response.StatusCode == 200, TimeSpan.FromSeconds(20));

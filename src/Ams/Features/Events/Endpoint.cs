@@ -12,7 +12,7 @@ public sealed class Endpoint(Stream stream) : EndpointWithoutRequest
         Get("/api/events");
         ApiDocs.Document(Definition, "The caller's live events as server-sent events (docs/api.md, Live events)",
             b => b.Produces(StatusCodes.Status200OK, typeof(string), "text/event-stream")
-                .Header("Last-Event-ID", "the id of the last event received: the events after it are replayed first", ApiDocs.EventIdPattern)
+                .Header("Last-Event-ID", "the id of the last event received (0 to 9223372036854775807; empty is absent): the events after it are replayed first", ApiDocs.EventIdPattern)
                 .Query("after", "string", "the same as Last-Event-ID, for clients that cannot set headers", pattern: ApiDocs.EventIdPattern), 400, 429);
     }
 

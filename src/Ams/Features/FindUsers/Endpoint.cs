@@ -26,7 +26,7 @@ public sealed partial class Endpoint(MariaDb db, RedisCircuit redis, LookupLimit
         Get("/api/users");
         ApiDocs.Document(Definition, "Users whose username starts with a prefix",
             b => b.Produces<List<MemberView>>(StatusCodes.Status200OK)
-                .Query("prefix", "string", "2 to 32 characters of a-z, 0-9, _ . -", required: true)
+                .Query("prefix", "string", "2 to 32 characters of a-z, 0-9, _ . - (capitals match as small letters)", required: true, pattern: "^[a-zA-Z0-9_.-]{2,32}$")
                 .Limit(MaxLimit, DefaultLimit), 400, 429);
     }
 

@@ -34,7 +34,11 @@ public sealed class Endpoint(MariaDb db, MariaDbCircuit circuit, RedisCircuit re
         if (response.Mariadb == "ok" && response.Redis == "ok")
             await Send.OkAsync(response, ct);
         else
+        {
+            // As every other 503 of the node (a contract check found these without it).
+            Problem.RetryAfter(HttpContext, TimeSpan.FromSeconds(5));
             await Send.ResponseAsync(response with { Status = "unavailable" }, StatusCodes.Status503ServiceUnavailable, ct);
+        }
     }
 
     async Task<string> Check(string part, Func<CancellationToken, Task> probe, CancellationToken ct, Func<bool>? hung = null)
