@@ -23,11 +23,20 @@ public static class RequestLimits
     /// docs/benchmarks-history.md, SSE memory).
     /// </summary>
     public static IApplicationBuilder UseBodySizeLimit(this IApplicationBuilder app) => app.Use((http, next) =>
+    {
         // A streamed upload enforces its own, larger limit while it reads.
-        http.Request.ContentLength > MaxBodyBytes && http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is null
-            ? Problem.WriteAsync(http, StatusCodes.Status413PayloadTooLarge, "Request body too large",
-                $"Request bodies are limited to {MaxBodyBytes / 1024} KiB.")
-            : next(http));
+        if (!(http.Request.ContentLength > MaxBodyBytes) || http.GetEndpoint()?.Metadata.GetMetadata<StreamedBody>() is not null) return next(http);
+        // Kestrel reads an unread body after the answer, and drops it, only within the request's
+        // limit; past it, it closed the connection under a client still sending, which then read a
+        // reset instead of this 413 (curl without Expect: 2 of 10 times at 300 KB, 6 of 10 at 3 MB).
+        if (http.Request.ContentLength <= DrainedUpTo && http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            limit.MaxRequestBodySize = http.Request.ContentLength;
+        return Problem.WriteAsync(http, StatusCodes.Status413PayloadTooLarge, "Request body too large",
+            $"Request bodies are limited to {MaxBodyBytes / 1024} KiB.");
+    });
+
+    /// <summary>The largest refused body read to its end so that its sender hears the 413: a file's size, as uploads take.</summary>
+    const long DrainedUpTo = 32 * 1024 * 1024;
 }
 
 public static class UnreadableBodies
