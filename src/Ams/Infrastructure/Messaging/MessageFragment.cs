@@ -49,7 +49,7 @@ public static partial class MessageFragment
             var url = WithoutTrailingPunctuation(link.Value);
             if (url.Length <= "https://".Length) continue;
             parts.Add(Html.Of($"{body[at..link.Index]}"));
-            parts.Add(Html.Of($"""<a href="{url}" rel="noopener noreferrer" target="_blank">{url}</a>"""));
+            parts.Add(Html.Of($"""<a href="{url}" dir="ltr" rel="noopener noreferrer" target="_blank">{url}</a>"""));
             at = link.Index + url.Length;
         }
         parts.Add(Html.Of($"{body[at..]}"));
@@ -59,16 +59,28 @@ public static partial class MessageFragment
     /// <summary>
     /// A sentence's punctuation after an address is not part of it, nor a closing bracket that
     /// closes around it ("(see https://…)"); one that closes a bracket inside it is
-    /// ("https://en.wikipedia.org/wiki/Mercury_(planet)").
+    /// ("https://en.wikipedia.org/wiki/Mercury_(planet)"). The brackets are counted once: a body
+    /// of one address and thousands of ')' is rendered for every page and stream that shows it.
     /// </summary>
     static string WithoutTrailingPunctuation(string url)
     {
-        while (url.Length > 0 && url[^1] is '.' or ',' or ';' or ':' or '!' or '?' or ')' or ']' or '\'' or '"')
+        int parens = 0, squares = 0;   // opened minus closed
+        foreach (var c in url)
+            switch (c)
+            {
+                case '(': parens++; break;
+                case ')': parens--; break;
+                case '[': squares++; break;
+                case ']': squares--; break;
+            }
+        var end = url.Length;
+        while (end > 0 && url[end - 1] is '.' or ',' or ';' or ':' or '!' or '?' or ')' or ']' or '\'' or '"')
         {
-            if (url[^1] is ')' or ']' && url.Count(c => c == (url[^1] == ')' ? '(' : '[')) >= url.Count(c => c == url[^1])) break;
-            url = url[..^1];
+            if (url[end - 1] == ')' && parens++ >= 0) break;
+            if (url[end - 1] == ']' && squares++ >= 0) break;
+            end--;
         }
-        return url;
+        return url[..end];
     }
 
     // An address ends at a bidirectional control: one inside would make the link's text read as
