@@ -148,17 +148,15 @@ static WebApplication Build(string[] args, bool admin)
     builder.Services.AddFastEndpoints(Slices.Types);
     // X-Forwarded-For is believed only from proxies the operator names; otherwise a client could
     // pick its own address and dodge the per-address login throttle. Addresses or CIDRs.
-    if (config["Network:TrustedProxies"] is { Length: > 0 } proxies)
-    {
-        var trusted = ClientAddress.ParseNetworks(proxies, "Network:TrustedProxies");
+    var trustedProxies = config["Network:TrustedProxies"] is { Length: > 0 } proxies ? ClientAddress.ParseNetworks(proxies, "Network:TrustedProxies") : [];
+    if (trustedProxies.Count > 0)
         builder.Services.Configure<ForwardedHeadersOptions>(o =>
         {
             o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
             o.KnownProxies.Clear();
             o.KnownIPNetworks.Clear();
-            foreach (var network in trusted) o.KnownIPNetworks.Add(network);
+            foreach (var network in trustedProxies) o.KnownIPNetworks.Add(network);
         });
-    }
 
     // Hosting's "Request starting" lines carry the whole URL, query included: a client that puts its
     // token in `?access_token=` (refused) would have it written to the log at Information.
@@ -192,7 +190,8 @@ static WebApplication Build(string[] args, bool admin)
     app.UseStatusCodePages(new StatusCodePagesOptions { HandleAsync = Layout.StatusCodePageAsync });
     app.UseUnreadableBodiesAsBadRequest();
     app.UseNoInternalRoutes();
-    if (config["Network:TrustedProxies"] is { Length: > 0 }) app.UseForwardedHeaders();
+    app.UseUntrustedForwardingWarning(trustedProxies);
+    if (trustedProxies.Count > 0) app.UseForwardedHeaders();
     app.UseMetricsExposition();
     app.UseBodySizeLimit();
     app.UsePrecompressedStaticFiles();

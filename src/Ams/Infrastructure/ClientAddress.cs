@@ -70,4 +70,35 @@ public static class ClientAddress
         network = new IPNetwork(address, address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128);
         return true;
     }
+
+    /// <summary>
+    /// Says once, in the log, that forwarding headers came from a peer the node does not believe:
+    /// behind a TLS proxy left out of <c>Network:TrustedProxies</c> everything still works, but
+    /// the node thinks it is on plain HTTP (cookies without <c>Secure</c> and the <c>__Host-</c>
+    /// prefix, no HSTS) and throttles every client as the proxy's address, and nothing else shows it.
+    /// </summary>
+    public static IApplicationBuilder UseUntrustedForwardingWarning(this IApplicationBuilder app, IReadOnlyList<IPNetwork> trusted)
+    {
+        var logger = app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ClientAddress).FullName!);
+        var warned = 0;
+        return app.Use((http, next) =>
+        {
+            if (Volatile.Read(ref warned) == 0
+                && (http.Request.Headers.ContainsKey("X-Forwarded-Proto") || http.Request.Headers.ContainsKey("X-Forwarded-For"))
+                && http.Connection.RemoteIpAddress is { } peer && !IsIn(peer, trusted)
+                && Interlocked.Exchange(ref warned, 1) == 0)
+                logger.LogWarning("A request from {Peer} carried X-Forwarded-Proto or X-Forwarded-For, which this node ignores: Network:TrustedProxies does not list that address. " +
+                    "Behind a proxy that terminates TLS, list it there, or the node sets its cookies for plain HTTP (no Secure, no __Host-) and throttles every client as the proxy. Said once.",
+                    Of(http));
+            return next(http);
+        });
+    }
+
+    static bool IsIn(IPAddress address, IReadOnlyList<IPNetwork> networks)
+    {
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        foreach (var network in networks)
+            if (network.Contains(address)) return true;
+        return false;
+    }
 }

@@ -3,6 +3,8 @@ using Alba;
 using Ams.Infrastructure;
 using Ams.Tests.Messaging;
 using Ams.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Ams.Tests.Platform;
 
@@ -138,6 +140,29 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
         Assert.Equal("203.0.113.9", await SessionAddressAsync("10.200.1.2"));
         Assert.Equal("203.0.113.9", await SessionAddressAsync("192.0.2.10"));
         Assert.Equal("192.0.2.11", await SessionAddressAsync("192.0.2.11"));
+    }
+
+    [Fact]
+    public async Task Forwarding_headers_from_a_peer_not_trusted_are_logged_once()
+    {
+        const string Warning = "carried X-Forwarded-Proto or X-Forwarded-For, which this node ignores";
+        var logs = new CapturedLogs();
+        await using (var app = await services.StartAppAsync(services: s => s.AddSingleton<ILoggerProvider>(logs)))
+        {
+            await app.Scenario(s => { s.Get.Url("/livez"); s.From("192.0.2.7"); });
+            Assert.DoesNotContain(logs.Lines, l => l.Contains(Warning));
+            for (var i = 0; i < 3; i++)
+                await app.Scenario(s => { s.Get.Url("/livez"); s.From("192.0.2.7"); s.WithRequestHeader(i == 1 ? "X-Forwarded-For" : "X-Forwarded-Proto", i == 1 ? "203.0.113.9" : "https"); });
+            Assert.Single(logs.Lines, l => l.StartsWith("Warning") && l.Contains(Warning) && l.Contains("192.0.2.7"));
+        }
+
+        var trustedLogs = new CapturedLogs();
+        await using var trusting = await services.StartAppAsync(settings: [new("Network:TrustedProxies", "10.0.0.0/8")],
+            services: s => s.AddSingleton<ILoggerProvider>(trustedLogs));
+        await trusting.Scenario(s => { s.Get.Url("/livez"); s.From("10.1.2.3"); s.WithRequestHeader("X-Forwarded-Proto", "https"); });
+        Assert.DoesNotContain(trustedLogs.Lines, l => l.Contains(Warning));
+        await trusting.Scenario(s => { s.Get.Url("/livez"); s.From("192.0.2.8"); s.WithRequestHeader("X-Forwarded-Proto", "https"); });
+        Assert.Single(trustedLogs.Lines, l => l.Contains(Warning) && l.Contains("192.0.2.8"));
     }
 
     [Theory]
