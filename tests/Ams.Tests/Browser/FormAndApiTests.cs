@@ -1,4 +1,5 @@
 using System.Net;
+using Ams.Tests.Messaging;
 using Ams.Tests.Support;
 
 namespace Ams.Tests.Browser;
@@ -27,6 +28,33 @@ public sealed class FormAndApiTests(Services services) : IClassFixture<Services>
         Assert.Contains("role=\"alert\"", html);
         Assert.Contains(WebUtility.HtmlEncode(reason), html);
         return (reason, html);
+    }
+
+    [Fact]
+    public async Task A_send_refused_to_a_plain_form_post_is_a_page_that_leads_back_and_the_composers_fetch_gets_problem_details()
+    {
+        var (browser, name) = await Browser.SignedInAsync(services);
+        var app = await services.AppAsync();
+        var direct = (await app.DirectAsync(new Member(name, await app.LoginAsync(name), name), await app.MemberAsync("fb"))).Id();
+        await browser.GetAsync($"/c/{direct}");
+
+        // A browser without script posts the composer's form itself: the refusal is a page, not JSON.
+        var empty = await browser.PostFormAsync($"/c/{direct}/send", new() { ["body"] = " " }, 400);
+        Assert.StartsWith("text/html", empty.Context.Response.ContentType);
+        var page = await empty.ReadAsTextAsync();
+        Assert.Contains("<!doctype html>", page);
+        Assert.Contains("role=\"alert\"", page);
+        Assert.Contains("Body must not be empty", page);
+        Assert.Contains($"<a href=\"/c/{direct}\">Back to the conversation</a>", page);
+        var missing = await browser.PostFormAsync("/c/999999999/send", new() { ["body"] = "hi" }, 404);
+        Assert.Contains("Conversation not found", await missing.ReadAsTextAsync());
+        Assert.StartsWith("text/html", missing.Context.Response.ContentType);
+
+        // app.js's fetch shows the problem's words in the composer.
+        browser.Headers["X-Requested-With"] = "fetch";
+        var fetched = await browser.PostFormAsync($"/c/{direct}/send", new() { ["body"] = " " }, 400);
+        Assert.StartsWith("application/problem+json", fetched.Context.Response.ContentType);
+        Assert.StartsWith("Body must not be empty", (await fetched.ProblemAsync(400))["title"]!.GetValue<string>());
     }
 
     [Fact]

@@ -47,12 +47,12 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
         // The composer shows problems as they come; it has no form to re-render.
         if (this.FormErrors() is { } errors)
         {
-            await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, errors[0]);
+            await RefuseAsync(StatusCodes.Status400BadRequest, errors[0]);
             return;
         }
         if (!IdempotencyKeys.TryRead(HttpContext.Request, req, masterKeys, out var key))
         {
-            await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, "Invalid Idempotency-Key",
+            await RefuseAsync(StatusCodes.Status400BadRequest, "Invalid Idempotency-Key",
                 $"{IdempotencyKeys.Header} must be one value of 1 to {IdempotencyKeys.MaxLength} visible ASCII characters.");
             return;
         }
@@ -74,31 +74,46 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
                 ThrowError(r => r.To!, ToSelf);
                 break;
             case Throttled t:
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status429TooManyRequests, "Too many messages", "Slow down and try again.", t.RetryAfter);
+                await RefuseAsync(StatusCodes.Status429TooManyRequests, "Too many messages", "Slow down and try again.", t.RetryAfter);
                 break;
             case UnknownUser u:
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{u.Username}'.");
+                await RefuseAsync(StatusCodes.Status404NotFound, "Unknown user", $"There is no user '{u.Username}'.");
                 break;
             case SendingToSelf:
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, ToSelf);
+                await RefuseAsync(StatusCodes.Status400BadRequest, ToSelf);
                 break;
             case AttachmentsUnavailable:
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status400BadRequest, "Attachment not available",
+                await RefuseAsync(StatusCodes.Status400BadRequest, "Attachment not available",
                     "Each attachment must be an upload of yours that has not been sent yet.");
                 break;
             case StillStoring:
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status409Conflict, "Send still in progress",
+                await RefuseAsync(StatusCodes.Status409Conflict, "Send still in progress",
                     "An earlier send is still storing these attachments. Repeat this request with the same Idempotency-Key in a moment to get its message.",
                     TimeSpan.FromSeconds(1));
                 break;
             case KeyReused:
-                await Problem.WriteAsync(HttpContext, StatusCodes.Status422UnprocessableEntity, "Idempotency-Key reused",
+                await RefuseAsync(StatusCodes.Status422UnprocessableEntity, "Idempotency-Key reused",
                     "This Idempotency-Key was already used for a different message.");
                 break;
             default:
-                await NotFound.ConversationAsync(HttpContext);
+                await RefuseAsync(StatusCodes.Status404NotFound, "Conversation not found");
                 break;
         }
+    }
+
+    /// <summary>
+    /// Problem details for the API and the composer's fetch; a plain form post (a browser without
+    /// script) gets a page that says why and leads back to the conversation.
+    /// </summary>
+    Task RefuseAsync(int status, string title, string? detail = null, TimeSpan? retryAfter = null)
+    {
+        if (HttpContext.IsApi() || HttpContext.Request.Headers.ContainsKey("X-Requested-With"))
+            return Problem.WriteAsync(HttpContext, status, title, detail, retryAfter);
+        if (retryAfter is { } wait) Problem.RetryAfter(HttpContext, wait);
+        return Layout.SendAsync(HttpContext, "Message not sent", Html.Of($"""
+            {Layout.Errors([detail is null ? title : $"{title} {detail}"])}
+            <p><a href="/c/{Route<string>("conversationId", isRequired: false)}">Back to the conversation</a></p>
+            """), status);
     }
 
     async Task<Outcome> SendAsync(Request req, IdempotencyKeys.Key? key, CancellationToken ct)
