@@ -164,13 +164,13 @@ public sealed class EventHub : IHostedService
         await subscriber.SubscribeAsync(EventLog.PreviousChannel, (_, payload) => Deliver((string)payload!));
         // The session store owns the revocation channel and keeps it from going deaf.
         sessions.Revoked += CloseSession;
-        sessions.AnnouncementsMissed += CatchUpAll;
+        sessions.AnnouncementsMissed += () => CatchUpAll("the revocation channel was deaf");
         // Publications made while this node was cut off from Redis are lost to pub/sub, not to
         // the event table: every stream replays from there.
-        redis.ConnectionRestored += (_, _) =>
+        redis.ConnectionRestored += (_, e) =>
         {
             Volatile.Write(ref catchUpOnceHeard, Environment.TickCount64);
-            CatchUpAll();
+            CatchUpAll($"the {e.ConnectionType.ToString().ToLowerInvariant()} connection to Redis is back");
         };
         watching = Task.Run(() => WatchChannelsAsync(watchStop.Token), CancellationToken.None);
     }
@@ -249,7 +249,7 @@ public sealed class EventHub : IHostedService
                 var reconnected = Volatile.Read(ref catchUpOnceHeard);
                 if (reconnected != 0 && Enumerable.Range(0, heardAt.Length).All(i => Volatile.Read(ref heardAt[i]) > reconnected)
                     && Interlocked.CompareExchange(ref catchUpOnceHeard, 0, reconnected) == reconnected)
-                    CatchUpAll();
+                    CatchUpAll("every channel carries this node's heartbeats again");
                 if (deaf.Count == 0) continue;
                 logger.LogWarning("Live-event channels {Channels} stopped delivering; subscribing to them again", string.Join(",", deaf));
                 try
@@ -264,7 +264,7 @@ public sealed class EventHub : IHostedService
                 {
                     // Not answering mid-repair: the next ticks find the channel still deaf and try again.
                 }
-                CatchUpAll();
+                CatchUpAll("channels were deaf");
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -335,7 +335,8 @@ public sealed class EventHub : IHostedService
     /// stream that missed something, not 10,000 replays at once from a pool of a hundred
     /// connections. When MariaDB cannot say, every stream replays, as before.
     /// </summary>
-    void CatchUpAll() => _ = Task.Run(async () =>
+    /// <param name="reason">Why, for the log: a reconnect is followed by a second catch-up once the channels are heard again.</param>
+    void CatchUpAll(string reason) => _ = Task.Run(async () =>
     {
         var streams = byUser.Values.SelectMany(set => set.Keys).ToList();
         var behind = streams.Count;
@@ -362,7 +363,7 @@ public sealed class EventHub : IHostedService
             logger.LogWarning("Could not read the latest event numbers for a catch-up ({Message}); every stream replays", Redis.Brief(e));
             foreach (var stream in streams) stream.OfferCatchUp(Outgoing.CatchUp);
         }
-        logger.LogInformation("{Behind} of {Count} streams replay what Redis may not have carried to them", behind, streams.Count);
+        logger.LogInformation("{Behind} of {Count} streams replay what Redis may not have carried to them ({Reason})", behind, streams.Count, reason);
     });
 
     internal static async Task<Dictionary<long, long>> LatestAsync(MariaDb db, IEnumerable<long> userIds)
