@@ -330,4 +330,32 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
             await node.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task Simple_logs_take_the_time_stamp_and_single_line_settings_the_README_names()
+    {
+        var node = await AppProcess.LaunchAsync(app.BinaryPath, [], app.MariaDbConnection, app.RedisConnection, app.MasterKeys,
+            new Dictionary<string, string>
+            {
+                ["Logging__Console__FormatterOptions__TimestampFormat"] = "yyyy-MM-ddTHH:mm:ss.fffZ ",
+                ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
+                ["Logging__Console__FormatterOptions__SingleLine"] = "true",
+            });
+        try
+        {
+            using var client = node.Client();
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/livez")).StatusCode);
+            await node.StopAsync();
+            var lines = node.Log.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+            Assert.Contains(lines, l => l.Contains("Registered", StringComparison.Ordinal) && l.Contains("endpoints", StringComparison.Ordinal));
+            // Every entry one line, stamped in UTC to the millisecond.
+            Assert.All(lines, l => Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (info|warn|fail|crit|dbug|trce): ", l));
+            var stamped = DateTime.Parse(lines[0][..24], System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AdjustToUniversal);
+            Assert.True(Math.Abs((DateTime.UtcNow - stamped).TotalMinutes) < 5, lines[0]);
+        }
+        finally
+        {
+            await node.DisposeAsync();
+        }
+    }
 }
