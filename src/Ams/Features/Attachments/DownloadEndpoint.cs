@@ -23,11 +23,6 @@ public sealed class DownloadEndpoint(MariaDb db, Envelope envelope, IChunkStore 
     : EndpointWithoutRequest
 {
     const string Sandbox = "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; frame-ancestors 'none'";
-    // An image opened in a tab of its own is a document that loads itself: in the sandbox's opaque
-    // origin that load is cross-origin (Cross-Origin-Resource-Policy refuses it, and the strict
-    // cookies stay home), so the tab showed a broken image. Keeping the origin lets no script run
-    // (there is no allow-scripts), and only a raster image sniffed from its bytes is served inline.
-    const string InlineImageSandbox = "sandbox allow-same-origin; default-src 'none'; img-src 'self'; frame-ancestors 'none'";
 
     public override void Configure()
     {
@@ -104,7 +99,7 @@ public sealed class DownloadEndpoint(MariaDb db, Envelope envelope, IChunkStore 
                 break;
         }
         var inline = !HttpContext.IsApi() && Sniffer.IsPreviewable(meta.ContentType) && !HttpContext.Request.Query.ContainsKey("download");
-        SecurityHeaders.UseStricterPolicy(HttpContext, inline ? InlineImageSandbox : Sandbox);
+        SecurityHeaders.UseStricterPolicy(HttpContext, Sandbox);
         response.ContentType = meta.ContentType;
         response.Headers.ContentDisposition = FileNames.ContentDisposition(meta.Name, inline);
         response.Headers.XContentTypeOptions = "nosniff";
