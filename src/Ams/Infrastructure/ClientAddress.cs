@@ -14,13 +14,13 @@ public static class ClientAddress
         return address.ToString();
     }
 
-    /// <summary>The client's User-Agent, cut to what a person needs to recognise the device.</summary>
-    public static string UserAgentOf(HttpContext http)
-    {
-        var agent = http.Request.Headers.UserAgent.ToString();
-        agent = new string(agent.Where(c => !char.IsControl(c)).Take(MaxUserAgent).ToArray());
-        return agent;
-    }
+    /// <summary>
+    /// The client's User-Agent, cut to what a person needs to recognise the device. Anyone's to
+    /// write (a failed sign-in puts it in the account's security history), so without control and
+    /// format characters: a U+202E made the rest of the line read backwards, as names and file names cannot.
+    /// </summary>
+    public static string UserAgentOf(HttpContext http) => new(http.Request.Headers.UserAgent.ToString()
+        .Where(c => !char.IsControl(c) && char.GetUnicodeCategory(c) != System.Globalization.UnicodeCategory.Format).Take(MaxUserAgent).ToArray());
 
     public const int MaxUserAgent = 256;
 

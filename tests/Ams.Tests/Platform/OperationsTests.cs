@@ -142,6 +142,17 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
         Assert.Equal("192.0.2.11", await SessionAddressAsync("192.0.2.11"));
     }
 
+    [Theory]
+    [InlineData("curl/8.5.0", "curl/8.5.0")]
+    [InlineData("Mozilla/5.0 \u202Egpj.exe\u202C (X11)", "Mozilla/5.0 gpj.exe (X11)")]
+    [InlineData("a\u0007b\u200Fc\u2066d\u00ADe", "abcde")]
+    public void A_user_agent_keeps_no_control_or_format_characters(string sent, string kept)
+    {
+        var http = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        http.Request.Headers.UserAgent = sent;
+        Assert.Equal(kept, ClientAddress.UserAgentOf(http));
+    }
+
     [Fact]
     public async Task Forwarding_headers_from_a_peer_not_trusted_are_logged_once()
     {
