@@ -301,13 +301,27 @@ public sealed class RedisCircuit
         this.redis = redis;
         this.logger = logger;
         channelPrefix = (string?)ConfigurationOptions.Parse(redis.Configuration).ChannelPrefix ?? "";
-        redis.ConnectionRestored += (_, _) => Answering?.Invoke();
+        redis.ConnectionRestored += (_, e) =>
+        {
+            Answering?.Invoke();
+            if (e.ConnectionType == ConnectionType.Interactive && e.EndPoint is { } endPoint && lostAt.TryRemove(endPoint, out var since))
+                logger.LogInformation("The connection to Redis at {EndPoint} is back after {Seconds:F1} s", endPoint, Stopwatch.GetElapsedTime(since).TotalSeconds);
+        };
         redis.ConnectionFailed += (_, e) =>
         {
-            if (e.ConnectionType == ConnectionType.Interactive && e.EndPoint is { } endPoint && redis.GetServer(endPoint).ServerType == ServerType.Cluster)
+            if (e.ConnectionType != ConnectionType.Interactive || e.EndPoint is not { } endPoint) return;
+            // One line for the outage and one when it ends. The client raises this once per loss (a
+            // 10 s outage, measured), but keeps the first time should a failed reconnect raise it again.
+            if (lostAt.TryAdd(endPoint, Stopwatch.GetTimestamp()))
+                logger.LogWarning("The connection to Redis at {EndPoint} is lost ({Failure}); reconnecting. Sends go on, their live events wait for it",
+                    endPoint, e.FailureType);
+            if (redis.GetServer(endPoint).ServerType == ServerType.Cluster)
                 _ = Task.Run(() => FollowFailoverAsync(() => redis.GetServer(endPoint).IsConnected));
         };
     }
+
+    // Since when (Stopwatch) each endpoint's connection has been lost; a Redis Cluster has one per node.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<EndPoint, long> lostAt = new();
 
     // When a Redis Cluster master dies, a replica takes over its slots, but the client keeps
     // sending their commands to the dead node until it reloads the cluster's topology (by itself

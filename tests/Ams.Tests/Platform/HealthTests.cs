@@ -71,6 +71,25 @@ public sealed class HealthTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_lost_Redis_connection_is_one_warning_and_its_return_one_line_though_nothing_was_refused()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var logs = new CapturedLogs();
+        await using var app = await services.StartAppAsync(redis: redis.ConnectionString + ",connectTimeout=500",
+            services: s => s.AddSingleton<ILoggerProvider>(logs));
+        await redis.StopAsync();
+        await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("The connection to Redis at", StringComparison.Ordinal) && l.Contains("is lost", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(20));
+        await Task.Delay(TimeSpan.FromSeconds(3));   // reconnect attempts fail meanwhile, each raising the client's event again
+        await redis.StartAgainAsync();
+        await Eventually.TrueAsync(() => logs.Lines.Any(l => l.Contains("is back after", StringComparison.Ordinal)), TimeSpan.FromSeconds(20));
+        var lost = Assert.Single(logs.Lines, l => l.Contains("is lost (", StringComparison.Ordinal));
+        Assert.StartsWith("Warning", lost);
+        Assert.Contains(redis.ConnectionString.Split(',')[0], lost);
+        Assert.Matches(@"^Information .*The connection to Redis at \S+ is back after \d+\.\d s$", Assert.Single(logs.Lines, l => l.Contains("is back after", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task A_hung_Redis_fails_the_health_check_within_the_Redis_budget_then_at_once_and_the_log_says_so()
     {
         await using var redis = await RedisServer.StartAsync();
