@@ -54,12 +54,24 @@ public static class Antiforgery
         var request = http.Request;
         var safe = HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || HttpMethods.IsOptions(request.Method);
         var needsToken = !safe
+            && Routed(http)
             && SessionAuthentication.BearerToken(request) is null
             && (request.Cookies.ContainsKey(SessionCookie.Name(request)) || !request.Path.StartsWithSegments("/api"));
         // Not async when no token is needed: a pass-through holds no state machine for the
         // request's lifetime (see RequestLimits.UseBodySizeLimit).
         return needsToken ? CheckedAsync(http, next) : next(http);
     });
+
+    /// <summary>
+    /// Whether the request reached something that could act on it: without an endpoint it is a
+    /// 404, and routing's own endpoint for a method the path does not take is a 405, which a
+    /// refusal for want of a token (403) only hid (PUT /login, TRACE /).
+    /// </summary>
+    static bool Routed(HttpContext http) =>
+        http.GetEndpoint() is { } endpoint && endpoint.DisplayName != MethodNotSupportedEndpoint;
+
+    // ASP.NET routing's name for the endpoint that answers 405 (HttpMethodMatcherPolicy).
+    const string MethodNotSupportedEndpoint = "405 HTTP Method Not Supported";
 
     static async Task CheckedAsync(HttpContext http, RequestDelegate next)
     {

@@ -24,6 +24,14 @@ public static class StaticFiles
         types.Mappings[".br"] = "application/x-brotli";
         app.Use((http, next) =>
         {
+            // A file takes GET and HEAD only; the static file middleware passed anything else on, to a 404.
+            if (!HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method) && http.Request.Path.Value is { } file
+                && types.TryGetContentType(file, out _) && files.GetFileInfo(file).Exists)
+            {
+                http.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+                http.Response.Headers.Allow = "GET, HEAD";
+                return Task.CompletedTask;
+            }
             if (HttpMethods.IsGet(http.Request.Method) && http.Request.Path.Value is { } path && !path.EndsWith(".br", StringComparison.Ordinal)
                 && !path.EndsWith(".gz", StringComparison.Ordinal) && types.TryGetContentType(path, out var type) && files.GetFileInfo(path).Exists)
             {

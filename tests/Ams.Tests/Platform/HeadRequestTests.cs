@@ -46,6 +46,34 @@ public sealed class HeadRequestTests(Services services) : IClassFixture<Services
         Assert.Equal(["GET", "HEAD"], getOnly.Content.Headers.Allow.Order());
     }
 
+    // A method the path does not take is a 405 naming the ones it does, and a path that is nothing
+    // a 404, with or without a browser's cookie: the anti-forgery check answered both 403, as if
+    // something had been refused for want of a token. A route's own write still needs the token.
+    [Theory]
+    [InlineData("PUT", "/login", 405, "GET, HEAD, POST")]
+    [InlineData("TRACE", "/", 405, "GET, HEAD")]
+    [InlineData("DELETE", "/c/1", 405, "GET, HEAD")]
+    [InlineData("PATCH", "/settings", 405, "GET, HEAD")]
+    [InlineData("TRACE", "/app.js", 405, "GET, HEAD")]
+    [InlineData("OPTIONS", "/app.css", 405, "GET, HEAD")]
+    [InlineData("PUT", "/no/such/page", 404, null)]
+    [InlineData("POST", "/app.js", 405, "GET, HEAD")]
+    [InlineData("POST", "/login", 403, null)]
+    public async Task A_method_or_path_nothing_takes_is_405_or_404_and_not_an_anti_forgery_refusal(string method, string url, int status, string? allow)
+    {
+        var app = await services.AppAsync();
+        foreach (var cookie in new[] { null, "ams_session=ams_" + new string('a', 43) })
+        {
+            using var client = app.Server.CreateClient();
+            using var request = new HttpRequestMessage(new HttpMethod(method), url);
+            if (cookie is not null) request.Headers.Add("Cookie", cookie);
+            using var response = await client.SendAsync(request);
+            Assert.Equal((url, cookie, status), (url, cookie, (int)response.StatusCode));
+            if (allow is not null) Assert.Equal(allow.Split(", "), response.Content.Headers.Allow.Order());
+            Assert.StartsWith("application/problem+json", response.Content.Headers.ContentType?.ToString());
+        }
+    }
+
     [Fact]
     public async Task HEAD_on_an_event_stream_gets_its_headers_and_ends_instead_of_streaming()
     {
