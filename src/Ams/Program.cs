@@ -26,7 +26,9 @@ try
     var loggers = app.Services.GetRequiredService<ILoggerFactory>();
     await Migrations.ApplyAsync(db, loggers.CreateLogger("Ams.Migrations"), app.Lifetime.ApplicationStopping);
     var rotating = args.Contains(KeyRotation.Flag);
-    if (!admin && !rotating) await KeyRotation.RefuseUnreadableDataKeysAsync(db, masterKeys, app.Lifetime.ApplicationStopping);
+    // Admin commands and a rotation too, before anything below writes a key: run with a wrong list,
+    // they wrapped a new key under an id no node lists, and every node then refused to start.
+    await KeyRotation.RefuseUnreadableDataKeysAsync(db, masterKeys, app.Lifetime.ApplicationStopping);
     // Before a rotation too: the keys derived from the master keys it re-wraps away from must be kept first.
     await Ams.Features.TwoFactor.RecoveryCodeKeys.KeepAsync(db, app.Services.GetRequiredService<Envelope>(), masterKeys,
         app.Services.GetRequiredService<TimeProvider>().UtcNowMillis(), app.Lifetime.ApplicationStopping);

@@ -165,6 +165,8 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         var devKeyFile = Path.Combine(Path.GetTempPath(), $"ams-dev-key-{Guid.NewGuid():N}");
         try
         {
+            // The database's own keys, in the file: a command refuses to run under keys that open none of its data.
+            await File.WriteAllTextAsync(devKeyFile, app.MasterKeys + "\n");
             var development = await app.RunCommandAsync(["admin", "list-users"], environment: new Dictionary<string, string?>
             {
                 ["ASPNETCORE_ENVIRONMENT"] = "Development", ["Crypto__MasterKeys"] = null, ["Crypto__DevKeyFile"] = devKeyFile,
@@ -235,6 +237,30 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
         {
             await invited.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task A_command_or_rotation_run_with_a_wrong_key_list_is_refused_and_writes_no_key_that_would_stop_the_nodes()
+    {
+        var id = app.MasterKeys.Split(',')[0].Split(':')[0];
+        string Key() => Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        foreach (var (command, keys, message) in new (string[], string, string)[]
+                 {
+                     (["admin", "list-users"], $"k9:{Key()}", $"which Crypto:MasterKeys does not list"),
+                     (["--rotate-keys"], $"k8:{Key()},{id}:{Key()}", $"Crypto:MasterKeys key '{id}' opens none of the"),
+                     (["admin", "list-users"], $"{id}:{Key()}", $"Crypto:MasterKeys key '{id}' opens none of the"),
+                 })
+        {
+            var (exitCode, stdout, stderr) = await app.RunCommandAsync(command, environment: new Dictionary<string, string?> { ["Crypto__MasterKeys"] = keys });
+            Assert.Equal((string.Join(" ", command), 1), (string.Join(" ", command), exitCode));
+            Assert.StartsWith("AMS cannot start:", stderr);
+            Assert.Contains(message, stderr);
+            AssertNoStackTrace(stdout + stderr);
+        }
+        // Nothing was wrapped under k9 or k8: with the right keys, commands (which check now) and nodes still start.
+        var (ok, listed, refused) = await Admin("", "list-users");
+        Assert.True(ok == 0, refused);
+        Assert.StartsWith("username\t", listed);
     }
 
     [Theory]
