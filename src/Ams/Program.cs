@@ -114,6 +114,7 @@ static WebApplication Build(string[] args, bool admin)
         builder.WebHost.UseUrls("http://localhost:8082");
 
     var config = builder.Configuration;
+    SettingRanges.Check(config);
     builder.Services.AddSingleton(TimeProvider.System);
     builder.Services.ConfigureHttpJsonOptions(o =>
     {

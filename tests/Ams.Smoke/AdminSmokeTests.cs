@@ -272,6 +272,10 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
     // The client's own message buried the cause in ~700 characters of its diagnostics.
     [InlineData("ConnectionStrings__Redis", "127.0.0.1:1", "Redis did not take the connection")]
     [InlineData("Registration__Mode", "sometimes", "Registration:Mode must be open, invite or closed")]
+    // It listened, then stopped with a stack trace and exit 0 (a timer's period); and a sign-in was a 500.
+    [InlineData("Presence__Heartbeat", "-00:00:10", "Presence:Heartbeat must be more than 00:00:00")]
+    [InlineData("Sessions__IdleTimeout", "-01:00:00", "Sessions:IdleTimeout must be more than 00:00:00")]
+    [InlineData("Login__MaxFailuresPerAccount", "-1", "Login:MaxFailuresPerAccount must be 1 or more")]
     public async Task Bad_configuration_is_refused_with_its_message_alone_and_exit_1(string key, string? value, string message)
     {
         var (exitCode, stdout, stderr) = await app.RunCommandAsync([], environment: new Dictionary<string, string?>

@@ -3,6 +3,7 @@ using Alba;
 using Ams.Infrastructure;
 using Ams.Tests.Messaging;
 using Ams.Tests.Support;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -175,6 +176,39 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
         await trusting.Scenario(s => { s.Get.Url("/livez"); s.From("192.0.2.8"); s.WithRequestHeader("X-Forwarded-Proto", "https"); });
         Assert.Single(trustedLogs.Lines, l => l.Contains(Warning) && l.Contains("192.0.2.8"));
     }
+
+    [Theory]
+    [InlineData("Presence:Heartbeat", "-00:00:10", "Presence:Heartbeat must be more than 00:00:00 and at most 1.00:00:00, not '-00:00:10'")]
+    [InlineData("Presence:Heartbeat", "00:00:00", "Presence:Heartbeat must be more than")]
+    [InlineData("Events:KeepAlive", "60.00:00:00", "Events:KeepAlive must be more than 00:00:00 and at most 1.00:00:00")]
+    [InlineData("Attachments:SweepInterval", "00:00:00", "Attachments:SweepInterval must be more than")]
+    [InlineData("Entropy:TickInterval", "0:0:0", "Entropy:TickInterval must be more than")]
+    [InlineData("Sessions:IdleTimeout", "-01:00:00", "Sessions:IdleTimeout must be more than 00:00:00, not '-01:00:00'")]
+    [InlineData("Login:Window", "-00:15:00", "Login:Window must be more than")]
+    [InlineData("Messaging:Window", "00:00:00", "Messaging:Window must be more than")]
+    [InlineData("Sessions:OutageGrace", "-00:00:01", "Sessions:OutageGrace must be at least 00:00:00")]
+    [InlineData("Login:MaxFailuresPerAccount", "-1", "Login:MaxFailuresPerAccount must be 1 or more, not '-1'.")]
+    [InlineData("Messaging:MaxSends", "-5", "Messaging:MaxSends must be 1 or more")]
+    [InlineData("Conversations:MaxMembers", "0", "Conversations:MaxMembers must be 1 or more")]
+    [InlineData("Events:QueueCapacity", "0", "Events:QueueCapacity must be 1 or more")]
+    [InlineData("Entropy:BlobBits", "0", "Entropy:BlobBits must be 1 or more")]
+    [InlineData("Entropy:DailyBitBudget", "-1", "Entropy:DailyBitBudget must be 0 or more")]
+    public void A_number_or_duration_out_of_range_is_refused_at_start_with_its_name(string key, string value, string message) =>
+        Assert.StartsWith(message, Assert.Throws<ConfigurationException>(() => SettingRanges.Check(Config((key, value)))).Message);
+
+    [Theory]
+    [InlineData("Sessions:LocalCache", "00:00:00")]
+    [InlineData("Sessions:OutageGrace", "00:00:00")]
+    [InlineData("Passwords:QueueTimeoutMs", "0")]
+    [InlineData("Entropy:DailyRequestBudget", "0")]
+    [InlineData("Presence:Heartbeat", "1.00:00:00")]
+    [InlineData("Sessions:AbsoluteLifetime", "90.00:00:00")]
+    [InlineData("Login:MaxFailuresPerAccount", "1")]
+    [InlineData("Login:Window", "12h")]   // no duration at all: the binder's to refuse, with the key
+    public void Numbers_and_durations_in_range_pass(string key, string value) => SettingRanges.Check(Config((key, value)));
+
+    static IConfiguration Config(params (string Key, string Value)[] settings) =>
+        new ConfigurationBuilder().AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value))).Build();
 
     [Theory]
     [InlineData("10.0.0.0/8,::1", 2)]

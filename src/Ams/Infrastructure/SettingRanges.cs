@@ -1,0 +1,61 @@
+using System.Globalization;
+
+namespace Ams.Infrastructure;
+
+/// <summary>
+/// The numbers and durations settings may take, checked at start with the setting's name. Out of
+/// range they started the node and failed later or quietly: a timer's period threw after the node
+/// listened (a stack trace, exit 0), a negative session lifetime made every sign-in a 500, a
+/// negative limit refused everyone, a zero interval spun a core. A value that is no number or
+/// duration at all is the configuration binder's to refuse, as before.
+/// </summary>
+public static class SettingRanges
+{
+    static readonly string[] PositiveDurations =
+    [
+        "Sessions:IdleTimeout", "Sessions:AbsoluteLifetime", "Login:Window", "Registration:Window", "Messaging:Window",
+        "Attachments:UploadWindow", "Attachments:UnsentLifetime", "Conversations:CreateWindow", "Conversations:MemberAddWindow",
+        "Conversations:ReadWindow", "Conversations:ReactionWindow", "Conversations:TypingWindow", "Users:LookupWindow",
+        "Presence:Ttl", "TwoFactor:Window", "RandomOrg:Timeout",
+    ];
+
+    // Periods of the nodes' timers, which take at most about 49 days.
+    static readonly string[] Periods = ["Events:KeepAlive", "Presence:Heartbeat", "Attachments:SweepInterval", "Entropy:ReseedInterval", "Entropy:TickInterval"];
+    static readonly TimeSpan LongestPeriod = TimeSpan.FromDays(1);
+
+    static readonly string[] Durations = ["Sessions:OutageGrace", "Sessions:LocalCache"];
+
+    static readonly string[] PositiveCounts =
+    [
+        "Login:MaxFailuresPerAccount", "Login:MaxFailuresPerAddress", "Login:MaxFailuresPerDevice", "Registration:MaxPerAddress",
+        "Messaging:MaxSends", "Events:QueueCapacity", "Events:MaxStreamsPerUser", "Events:MaxReplay", "Conversations:MaxMembers",
+        "Conversations:MaxCreates", "Conversations:MaxMemberAdds", "Conversations:MaxReads", "Conversations:MaxReactions",
+        "Conversations:MaxTyping", "Users:MaxLookups", "TwoFactor:MaxFailuresPerAccount", "TwoFactor:MaxFailuresPerChallenge",
+        "Entropy:BlobBits", "Passwords:MaxConcurrent",
+    ];
+
+    static readonly string[] Counts = ["Passwords:QueueTimeoutMs", "Entropy:DailyBitBudget", "Entropy:DailyRequestBudget", "Entropy:PoolLowWaterBytes"];
+
+    public static void Check(IConfiguration config)
+    {
+        foreach (var key in PositiveDurations) Duration(config, key, TimeSpan.Zero, exclusive: true, TimeSpan.MaxValue);
+        foreach (var key in Periods) Duration(config, key, TimeSpan.Zero, exclusive: true, LongestPeriod);
+        foreach (var key in Durations) Duration(config, key, TimeSpan.Zero, exclusive: false, TimeSpan.MaxValue);
+        foreach (var key in PositiveCounts) Count(config, key, 1);
+        foreach (var key in Counts) Count(config, key, 0);
+    }
+
+    static void Duration(IConfiguration config, string key, TimeSpan least, bool exclusive, TimeSpan most)
+    {
+        if (config[key] is not { Length: > 0 } value || !TimeSpan.TryParse(value, CultureInfo.InvariantCulture, out var span)) return;
+        if (span < least || exclusive && span == least || span > most)
+            throw new ConfigurationException($"{key} must be {(exclusive ? "more than" : "at least")} {least:c}" +
+                (most == TimeSpan.MaxValue ? "" : $" and at most {most:c}") + $", not '{value}' (a duration such as 00:00:10).");
+    }
+
+    static void Count(IConfiguration config, string key, long least)
+    {
+        if (config[key] is not { Length: > 0 } value || !long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var count)) return;
+        if (count < least) throw new ConfigurationException($"{key} must be {least} or more, not '{value}'.");
+    }
+}
