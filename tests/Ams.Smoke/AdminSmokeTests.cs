@@ -293,6 +293,29 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
     }
 
     [Fact]
+    public async Task A_MariaDB_connection_string_that_cannot_work_is_said_with_its_setting()
+    {
+        var server = string.Join(";", app.MariaDbConnection.Split(';').Where(part => !part.TrimStart().StartsWith("Database", StringComparison.OrdinalIgnoreCase)));
+        foreach (var (connection, message) in new[]
+                 {
+                     ("Srever=127.0.0.1;Database=ams", "ConnectionStrings:MariaDb: "),
+                     ($"{server};Database=nosuchdb", "Check ConnectionStrings__MariaDb (database, user, password)"),
+                 })
+        {
+            var (exitCode, stdout, stderr) = await app.RunCommandAsync([], environment: new Dictionary<string, string?>
+            {
+                ["ConnectionStrings__MariaDb"] = connection,
+                ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{FreePort.Next()}",
+            });
+            Assert.Equal(1, exitCode);
+            Assert.StartsWith("AMS cannot start:", stderr);
+            Assert.Contains(message, stderr);
+            Assert.Single(stderr.TrimEnd().Split('\n'));
+            AssertNoStackTrace(stdout + stderr);
+        }
+    }
+
+    [Fact]
     public async Task A_port_out_of_range_is_said_with_the_setting_that_names_it()
     {
         var (exitCode, stdout, stderr) = await app.RunCommandAsync([], environment: new Dictionary<string, string?>

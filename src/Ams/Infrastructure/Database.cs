@@ -42,11 +42,20 @@ public static class Database
         if (string.IsNullOrWhiteSpace(connectionString))
             throw new ConfigurationException(
                 "ConnectionStrings:MariaDb is not set. Use `just run` for a local server, or set ConnectionStrings__MariaDb.");
-        var builder = new MySqlConnectionStringBuilder(connectionString)
+        MySqlConnectionStringBuilder builder;
+        try
         {
-            // DATETIME columns come back as DateTime; declare them UTC so ISO output carries 'Z'.
-            DateTimeKind = MySqlDateTimeKind.Utc,
-        };
+            builder = new MySqlConnectionStringBuilder(connectionString)
+            {
+                // DATETIME columns come back as DateTime; declare them UTC so ISO output carries 'Z'.
+                DateTimeKind = MySqlDateTimeKind.Utc,
+            };
+        }
+        catch (ArgumentException e)
+        {
+            // The client's own word ("Option 'srever' not supported.") did not say which setting it was about.
+            throw new ConfigurationException($"ConnectionStrings:MariaDb: {e.Message}");
+        }
         if (!connectionString.Contains("CharacterSet", StringComparison.OrdinalIgnoreCase))
             builder.CharacterSet = "utf8mb4";
         // Built by the container, not handed to it, so that stopping the host disposes it: an instance

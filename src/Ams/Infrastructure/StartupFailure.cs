@@ -43,6 +43,9 @@ public static class StartupFailure
                 var cause = root is System.Net.Sockets.SocketException or StackExchange.Redis.RedisServerException ? $" ({root.Message.TrimEnd('.')})" : "";
                 return $"Redis did not take the connection{cause}. Check ConnectionStrings__Redis (host, port, password) and that Redis runs there.";
             }
+            else if (inner is MySqlConnector.MySqlException { ErrorCode: MySqlConnector.MySqlErrorCode.UnknownDatabase
+                         or MySqlConnector.MySqlErrorCode.AccessDenied or MySqlConnector.MySqlErrorCode.DatabaseAccessDenied } refused)
+                return $"{refused.Message.TrimEnd('.')}. Check ConnectionStrings__MariaDb (database, user, password): the database must exist and the user may create tables in it.";
             else if (inner is ArgumentOutOfRangeException { ParamName: "port" })
                 return "A URL to serve on names a port outside 1–65535 (ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS).";
         var messages = new List<string>();
