@@ -94,7 +94,8 @@ public static class ClientAddress
         });
     }
 
-    static bool IsIn(IPAddress address, IReadOnlyList<IPNetwork> networks)
+    /// <summary>Whether the address (an IPv4-mapped one as IPv4) is in one of the networks: trusted proxies, who may read /metrics.</summary>
+    public static bool IsIn(IPAddress address, IReadOnlyList<IPNetwork> networks)
     {
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
         foreach (var network in networks)

@@ -351,9 +351,7 @@ public static class MetricsEndpoint
 
     static async Task ScrapeAsync(HttpContext http, MetricsAccess access, MetricsExposition exposition)
     {
-        var address = http.Connection.RemoteIpAddress;
-        if (address?.IsIPv4MappedToIPv6 == true) address = address.MapToIPv4();
-        if (address is null || !access.AllowFrom.Any(n => n.Contains(address)))
+        if (http.Connection.RemoteIpAddress is not { } address || !ClientAddress.IsIn(address, access.AllowFrom))
         {
             http.Response.StatusCode = StatusCodes.Status404NotFound;   // the status-code pages write the usual problem
             return;
