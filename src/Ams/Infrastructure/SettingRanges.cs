@@ -43,11 +43,28 @@ public static class SettingRanges
         foreach (var key in Durations) Duration(config, key, TimeSpan.Zero, exclusive: false, TimeSpan.MaxValue);
         foreach (var key in PositiveCounts) Count(config, key, 1);
         foreach (var key in Counts) Count(config, key, 0);
+        MarksOutliveTheirRenewal(config);
     }
+
+    // A mark that lapses before the next heartbeat renews it shows every online user as offline
+    // for part of each period.
+    static void MarksOutliveTheirRenewal(IConfiguration config)
+    {
+        var defaults = new Messaging.PresenceOptions();
+        var heartbeat = Read(config, "Presence:Heartbeat") ?? defaults.Heartbeat;
+        var ttl = Read(config, "Presence:Ttl") ?? defaults.Ttl;
+        if (ttl <= heartbeat)
+            throw new ConfigurationException($"Presence:Ttl ({ttl:c}) must be longer than Presence:Heartbeat ({heartbeat:c}): " +
+                "a user's online mark would lapse before it is renewed.");
+    }
+
+    static TimeSpan? Read(IConfiguration config, string key) =>
+        config[key] is { Length: > 0 } value && TimeSpan.TryParse(value, CultureInfo.InvariantCulture, out var span) ? span : null;
 
     static void Duration(IConfiguration config, string key, TimeSpan least, bool exclusive, TimeSpan most)
     {
-        if (config[key] is not { Length: > 0 } value || !TimeSpan.TryParse(value, CultureInfo.InvariantCulture, out var span)) return;
+        if (Read(config, key) is not { } span) return;
+        var value = config[key];
         if (span < least || exclusive && span == least || span > most)
             throw new ConfigurationException($"{key} must be {(exclusive ? "more than" : "at least")} {least:c}" +
                 (most == TimeSpan.MaxValue ? "" : $" and at most {most:c}") + $", not '{value}' (a duration such as 00:00:10).");

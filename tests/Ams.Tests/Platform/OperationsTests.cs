@@ -193,6 +193,8 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
     [InlineData("Events:QueueCapacity", "0", "Events:QueueCapacity must be 1 or more")]
     [InlineData("Entropy:BlobBits", "0", "Entropy:BlobBits must be 1 or more")]
     [InlineData("Entropy:DailyBitBudget", "-1", "Entropy:DailyBitBudget must be 0 or more")]
+    [InlineData("Presence:Ttl", "00:00:10", "Presence:Ttl (00:00:10) must be longer than Presence:Heartbeat (00:00:10)")]
+    [InlineData("Presence:Heartbeat", "00:01:00", "Presence:Ttl (00:00:35) must be longer than Presence:Heartbeat (00:01:00)")]
     public void A_number_or_duration_out_of_range_is_refused_at_start_with_its_name(string key, string value, string message) =>
         Assert.StartsWith(message, Assert.Throws<ConfigurationException>(() => SettingRanges.Check(Config((key, value)))).Message);
 
@@ -201,11 +203,15 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
     [InlineData("Sessions:OutageGrace", "00:00:00")]
     [InlineData("Passwords:QueueTimeoutMs", "0")]
     [InlineData("Entropy:DailyRequestBudget", "0")]
-    [InlineData("Presence:Heartbeat", "1.00:00:00")]
+    [InlineData("Presence:Ttl", "00:00:11")]
     [InlineData("Sessions:AbsoluteLifetime", "90.00:00:00")]
     [InlineData("Login:MaxFailuresPerAccount", "1")]
     [InlineData("Login:Window", "12h")]   // no duration at all: the binder's to refuse, with the key
     public void Numbers_and_durations_in_range_pass(string key, string value) => SettingRanges.Check(Config((key, value)));
+
+    [Fact]
+    public void The_longest_heartbeat_passes_with_a_longer_mark() =>
+        SettingRanges.Check(Config(("Presence:Heartbeat", "1.00:00:00"), ("Presence:Ttl", "1.00:00:30")));
 
     static IConfiguration Config(params (string Key, string Value)[] settings) =>
         new ConfigurationBuilder().AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value))).Build();
