@@ -31,7 +31,7 @@ public static class SettingRanges
         "Messaging:MaxSends", "Events:QueueCapacity", "Events:MaxStreamsPerUser", "Events:MaxReplay", "Conversations:MaxMembers",
         "Conversations:MaxCreates", "Conversations:MaxMemberAdds", "Conversations:MaxReads", "Conversations:MaxReactions",
         "Conversations:MaxTyping", "Users:MaxLookups", "TwoFactor:MaxFailuresPerAccount", "TwoFactor:MaxFailuresPerChallenge",
-        "Entropy:BlobBits", "Passwords:MaxConcurrent",
+        "Entropy:BlobBits", "Passwords:MaxConcurrent", "Attachments:MaxBytes", "Attachments:QuotaBytes", "Attachments:MaxUploads",
     ];
 
     static readonly string[] Counts = ["Passwords:QueueTimeoutMs", "Entropy:DailyBitBudget", "Entropy:DailyRequestBudget", "Entropy:PoolLowWaterBytes"];

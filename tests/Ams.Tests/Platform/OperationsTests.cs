@@ -192,6 +192,7 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
     [InlineData("Conversations:MaxMembers", "0", "Conversations:MaxMembers must be 1 or more")]
     [InlineData("Events:QueueCapacity", "0", "Events:QueueCapacity must be 1 or more")]
     [InlineData("Entropy:BlobBits", "0", "Entropy:BlobBits must be 1 or more")]
+    [InlineData("Attachments:QuotaBytes", "0", "Attachments:QuotaBytes must be 1 or more")]
     [InlineData("Entropy:DailyBitBudget", "-1", "Entropy:DailyBitBudget must be 0 or more")]
     [InlineData("Presence:Ttl", "00:00:10", "Presence:Ttl (00:00:10) must be longer than Presence:Heartbeat (00:00:10)")]
     [InlineData("Presence:Heartbeat", "00:01:00", "Presence:Ttl (00:00:35) must be longer than Presence:Heartbeat (00:01:00)")]
