@@ -1,4 +1,9 @@
+using Ams.Infrastructure;
+using Ams.Infrastructure.Crypto;
+using Ams.Infrastructure.Messaging;
 using Ams.Tests.Support;
+using MySqlConnector;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Ams.Tests.Messaging;
 
@@ -7,6 +12,44 @@ public sealed class EditMessageTests(Services services) : IClassFixture<Services
 {
     static string Url(string id) => $"/api/messages/{Chat.Esc(id)}";
 
+
+    [Fact]
+    public async Task Messages_read_just_before_an_edit_or_delete_commits_show_as_they_are_now_not_undecryptable()
+    {
+        var node1 = await services.AppAsync();
+        var alice = await node1.MemberAsync("ta");
+        var bob = await node1.MemberAsync("tb");
+        var group = await node1.GroupAsync(alice, "torn", bob);
+        var edited = await node1.SendAsync(alice, group.Id(), "before the edit");
+        var deleted = await node1.SendAsync(alice, group.Id(), "before the delete");
+        var kept = await node1.SendAsync(bob, group.Id(), "untouched");
+        // A node that has not cached the keys reads the rows, then the edit and the delete commit
+        // (destroying the keys those rows are sealed under) before it opens them.
+        await using var node2 = await services.StartAppAsync();
+        await using var connection = await node2.Services.GetRequiredService<MariaDb>().OpenConnectionAsync();
+        var rows = new List<MessageRow>();
+        await using (var select = new MySqlCommand(
+            $"SELECT {MessageRow.Columns} FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.id IN ({edited.Id()}, {deleted.Id()}, {kept.Id()}) ORDER BY m.id", connection))
+        await using (var reader = await select.ExecuteReaderAsync())
+            while (await reader.ReadAsync())
+                rows.Add(new MessageRow
+                {
+                    Id = reader.GetInt64("Id"), ConversationId = reader.GetInt64("ConversationId"), SenderId = reader.GetInt64("SenderId"),
+                    Body = (byte[])reader["Body"], Entropy = reader.GetString("Entropy"), SentAt = reader.GetDateTime("SentAt"),
+                    SenderUsername = reader.GetString("SenderUsername"), SenderDisplayName = reader.GetString("SenderDisplayName"),
+                });
+        await node1.PatchAsync(Url(edited.Id()), new { body = "after the edit" }, alice.Token, 200);
+        await node1.DeleteAsync(Url(deleted.Id()), alice.Token, 204);
+
+        var views = await MessageRow.ToViewsAsync(connection, node2.Services.GetRequiredService<Envelope>(), rows);
+
+        Assert.Equal([edited.Id(), deleted.Id(), kept.Id()], views.Select(v => v.Id));
+        Assert.Equal("after the edit", views[0].Body);
+        Assert.NotNull(views[0].EditedAt);
+        Assert.True(views[1].Deleted);
+        Assert.Null(views[1].Body);
+        Assert.Equal("untouched", views[2].Body);
+    }
 
     [Fact]
     public async Task An_edit_reseals_the_body_under_a_new_key_destroys_the_old_one_and_reaches_members_on_another_node_live_and_replayed()

@@ -207,6 +207,9 @@ public sealed class Envelope(MariaDb db, MasterKeys masterKeys, EntropyMixer mix
         }
     }
 
+    /// <summary>Whether this node holds the data key of <paramref name="keyId"/> (after <see cref="LoadKeysAsync"/>: whether it exists and unwraps).</summary>
+    public bool Holds(byte[] keyId) => keyId.Length == IdSize && TryCached(new Guid(keyId, bigEndian: true), out _);
+
     async Task<byte[]?> DataKeyAsync(Guid id, byte[] idBytes)
     {
         if (TryCached(id, out var known)) return known;

@@ -54,15 +54,37 @@ public sealed class MessageRow
     public static async Task<(List<MessageView> Views, Dictionary<long, List<Reactions.Tally>> Reactions)> ToViewsWithReactionsAsync(
         MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows)
     {
-        var liveRows = rows.Where(r => r.DeletedAt is null).ToList();
-        var live = liveRows.ConvertAll(r => r.Id);
-        await envelope.LoadKeysAsync(connection, liveRows.Select(r => Envelope.KeyIdOf(r.Body)));
+        rows = await WithTheirKeysAsync(connection, envelope, rows);
+        var live = rows.Where(r => r.DeletedAt is null).Select(r => r.Id).ToList();
         var attachments = await AttachmentQueries.ForMessagesAsync(connection, envelope, live);
         var reactions = await Reactions.LoadAsync(connection, live);
         var views = new List<MessageView>(rows.Count);
         foreach (var row in rows)
             views.Add(await row.ToViewAsync(envelope, attachments.TryGetValue(row.Id, out var list) ? list : []));
         return (views, reactions);
+    }
+
+    /// <summary>
+    /// The rows with their data keys loaded. An edit or delete that commits after a row was read
+    /// destroys the key that row's body is sealed under, so the body read a moment ago no longer
+    /// opens and would show as undecryptable (<c>body: null</c>, logged as a missing key) though
+    /// nothing is damaged: such rows are read again, as they are now, a few times at most.
+    /// </summary>
+    static async Task<IReadOnlyList<MessageRow>> WithTheirKeysAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            await envelope.LoadKeysAsync(connection, rows.Where(r => r.DeletedAt is null).Select(r => Envelope.KeyIdOf(r.Body)));
+            var keyless = rows.Where(r => r.DeletedAt is null && Envelope.KeyIdOf(r.Body) is { } key && !envelope.Holds(key)).Select(r => r.Id).ToList();
+            if (keyless.Count == 0 || attempt == 3) return rows;
+            var now = (await connection.QueryAsync<MessageRow>(
+                $"SELECT {Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
+                new { ids = SqlLists.Ids(keyless) }, commandTimeout: connection.CommandTimeout())).ToDictionary(r => r.Id);
+            // Rows that read the same again have lost their key for good: left to show as undecryptable.
+            bool Changed(MessageRow row) => now.TryGetValue(row.Id, out var again) && (again.DeletedAt is not null || !again.Body.AsSpan().SequenceEqual(row.Body));
+            if (!rows.Any(Changed)) return rows;
+            rows = rows.Select(r => Changed(r) ? now[r.Id] : r).ToList();
+        }
     }
 
     /// <summary>The current views of messages by id (missing ids are absent), their attachments read in one query.</summary>
