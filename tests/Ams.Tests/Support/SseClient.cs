@@ -51,7 +51,8 @@ public sealed class SseClient : IAsyncDisposable
             if (line.Length == 0)
             {
                 if (name == "keep-alive") KeepAlives.Add(string.Join('\n', data));
-                else if (data.Count > 0 || id is not null) return new SseEvent(id, name, string.Join('\n', data));
+                // As EventSource does: an event without a data line is not dispatched (its id is only remembered).
+                else if (data.Count > 0) return new SseEvent(id, name, string.Join('\n', data));
                 (id, name) = (null, null);
                 data.Clear();
                 continue;

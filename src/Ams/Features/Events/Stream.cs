@@ -143,7 +143,8 @@ public sealed class Stream : IDisposable
                     var latest = await LatestAsync(user.Id, ct);
                     if (latest - last > options.MaxReplay || last > latest)
                     {
-                        await response.WriteAsync($"id: {latest.ToString(CultureInfo.InvariantCulture)}\nevent: reset\n\n", ct);
+                        // An empty data line: EventSource drops an event that has none, so the page never reloaded.
+                        await response.WriteAsync($"id: {latest.ToString(CultureInfo.InvariantCulture)}\nevent: reset\ndata:\n\n", ct);
                         await response.Body.FlushAsync(ct);
                         last = latest;
                     }
