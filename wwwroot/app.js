@@ -345,20 +345,23 @@
       }
       refreshList();
     },
-    // A reaction added or taken back: the message's count for that emoji moves by one.
+    // A reaction added or taken back, with the emoji's count on the message now. The count is set,
+    // not moved by one: the message on the page may already include this reaction.
     reaction(e) {
       const change = fragment(e.data).dataset;
       const shown = byId("m-" + change.message);
       if (!shown) return;
+      const count = Number(change.count);
       let list = shown.querySelector("ul.reactions");
+      let item = list && [...list.children].find((li) => li.dataset.emoji === change.emoji);
+      if (!item && !(count > 0)) return;
       if (!list) {
         list = Object.assign(document.createElement("ul"), { className: "reactions" });
         list.setAttribute("aria-label", "Reactions");
         const actions = shown.querySelector(".actions");
         if (actions) actions.before(list); else shown.append(list);
       }
-      let item = [...list.children].find((li) => li.dataset.emoji === change.emoji);
-      if (!item && change.added === "true") {
+      if (!item) {
         item = Object.assign(document.createElement("li"), { className: "reaction" });
         item.dataset.emoji = change.emoji;
         const button = Object.assign(document.createElement("button"), { type: "button" });
@@ -368,9 +371,7 @@
         item.append(button);
         list.append(item);
       }
-      if (!item) return;
-      const count = Number(item.querySelector(".count").textContent) + (change.added === "true" ? 1 : -1);
-      if (count <= 0) { item.remove(); if (!list.children.length) list.remove(); return; }
+      if (!(count > 0)) { item.remove(); if (!list.children.length) list.remove(); return; }
       item.querySelector(".count").textContent = String(count);
       if (change.mine === "true") {
         item.classList.toggle("mine", change.added === "true");

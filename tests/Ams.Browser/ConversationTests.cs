@@ -78,6 +78,15 @@ public sealed class ConversationTests(AppProcess app, Chromium chromium)
         await Assertions.Expect(Messages(bobPage).First.Locator("li.reaction.mine")).ToHaveCountAsync(1);
         await Messages(bobPage).First.Locator("li.reaction button").ClickAsync();
         await Assertions.Expect(reaction).ToHaveCountAsync(0);
+
+        // The page shows the count the event carries, not its own count moved by one: here a
+        // reaction Alice's page never heard of (a 🎉 stored behind its back) is counted too.
+        await app.SqlAsync($"INSERT INTO reactions (message_id, emoji, user_id, created_at) SELECT MIN(m.id), CONVERT(UNHEX('F09F8E89') USING utf8mb4), u.id, NOW(3) " +
+                           $"FROM messages m JOIN users u ON u.username = '{alice}' WHERE m.conversation_id = {id} GROUP BY u.id");
+        await Messages(bobPage).First.HoverAsync();
+        await Messages(bobPage).First.GetByRole(AriaRole.Button, new() { Name = "React to Alice's message" }).ClickAsync();
+        await bobPage.GetByRole(AriaRole.Button, new() { Name = "React with 🎉" }).ClickAsync();
+        await Assertions.Expect(reaction).ToHaveTextAsync("2");
     }
 
     [Fact]

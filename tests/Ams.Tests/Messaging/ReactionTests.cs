@@ -136,20 +136,22 @@ public sealed class ReactionTests(Services services) : IClassFixture<Services>
         await node1.DeleteAsync(Url(message, "👍"), alice.Token, 204);   // again: idempotent
         await node1.DeleteAsync(Url(message, "🎉"), alice.Token, 204);   // never added
 
-        var expected = new[] { (alice.Name, "👍", true), (bob.Name, "👍", true), (bob.Name, "❤️", true), (alice.Name, "👍", false) };
+        // Each with the emoji's count once the change is stored.
+        var expected = new[] { (alice.Name, "👍", true, 1), (bob.Name, "👍", true, 2), (bob.Name, "❤️", true, 1), (alice.Name, "👍", false, 1) };
         var live = new List<SseEvent>();
-        foreach (var (who, emoji, added) in expected)
+        foreach (var (who, emoji, added, count) in expected)
         {
             var next = await bobs.NextOfAsync("reaction");
             var data = JsonNode.Parse(next.Data)!;
-            Assert.Equal((message.Id(), group.Id(), emoji, who, added),
-                (data["messageId"].Str(), data["conversationId"].Str(), data["emoji"].Str(), data["username"].Str(), data["added"]!.GetValue<bool>()));
+            Assert.Equal((message.Id(), group.Id(), emoji, who, added, count),
+                (data["messageId"].Str(), data["conversationId"].Str(), data["emoji"].Str(), data["username"].Str(), data["added"]!.GetValue<bool>(),
+                 data["count"]!.GetValue<int>()));
             live.Add(next);
         }
         Assert.True(await bobs.QuietForAsync(TimeSpan.FromMilliseconds(500)));
         var fragment = (await html.NextOfAsync("reaction")).Data;
         Assert.Contains($"data-emoji=\"{System.Text.Encodings.Web.HtmlEncoder.Default.Encode("👍")}\"", fragment);
-        Assert.Contains("data-added=\"true\"", fragment);
+        Assert.Contains("data-added=\"true\" data-count=\"1\"", fragment);
         Assert.Contains($"data-message=\"{message.Id()}\"", fragment);
 
         // The tally, as each viewer sees it, everywhere a message appears.
@@ -173,12 +175,17 @@ public sealed class ReactionTests(Services services) : IClassFixture<Services>
         Chat.SameJson(Expected(false), edited["reactions"], "the edit's answer (alice)");
         Chat.SameJson(Expected(true), JsonNode.Parse((await bobsAgain.NextOfAsync("message.edited")).Data)!["reactions"], "bob's message.edited");
 
-        // Replayed after a reconnect: the same changes, in order.
+        // Replayed after a reconnect: the same changes, in order, each with the count as it is now.
         await using var replay = await SseClient.OpenAsync(node1, bob.Token, (long.Parse(live[0].Id!) - 1).ToString());
         foreach (var original in live)
         {
             var again = (await replay.NextAsync())!;
-            Assert.Equal((original.Id, "reaction", original.Data), (again.Id, again.Event, again.Data));
+            Assert.Equal((original.Id, "reaction"), (again.Id, again.Event));
+            var (was, now) = (JsonNode.Parse(original.Data)!.AsObject(), JsonNode.Parse(again.Data)!.AsObject());
+            Assert.Equal(1, now["count"]!.GetValue<int>());
+            was.Remove("count");
+            now.Remove("count");
+            Chat.SameJson(was, now, "a replayed reaction");
         }
 
         // A deleted message has no reactions and takes none.
@@ -187,6 +194,38 @@ public sealed class ReactionTests(Services services) : IClassFixture<Services>
         Assert.Empty((await node1.ConversationAsync(bob, group.Id()))["lastMessage"]!["reactions"]!.AsArray());
         await PutAsync(node1, Url(message, "👍"), bob.Token, 404);
     }
+
+    [Fact]
+    public async Task A_message_replayed_after_its_reactions_already_counts_them_and_their_events_carry_the_count_to_set()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("kr");
+        var bob = await app.MemberAsync("ks");
+        var direct = await app.DirectAsync(alice, bob);
+        var message = await app.SendAsync(alice, direct.Id(), "react");
+        await PutAsync(app, Url(message, "👍"), alice.Token, 204);
+        await PutAsync(app, Url(message, "👍"), bob.Token, 204);
+
+        // From before the message: it comes with both reactions counted, then the two changes,
+        // whose counts are what to show (adding one per event would make it four).
+        await using var replay = await SseClient.OpenAsync(app, bob.Token, "0");
+        var replayed = JsonNode.Parse((await replay.NextOfAsync("message")).Data)!;
+        Assert.Equal(message.Id(), replayed.Id());
+        Chat.SameJson(new JsonArray(new JsonObject { ["emoji"] = "👍", ["count"] = 2, ["me"] = true }), replayed["reactions"], "the replayed message");
+        foreach (var who in new[] { alice.Name, bob.Name })
+        {
+            var change = JsonNode.Parse((await replay.NextOfAsync("reaction")).Data)!;
+            Assert.Equal((who, true, 2), (change["username"].Str(), change["added"]!.GetValue<bool>(), change["count"]!.GetValue<int>()));
+        }
+
+        // Taking them back counts down to 0.
+        await app.DeleteAsync(Url(message, "👍"), alice.Token, 204);
+        await app.DeleteAsync(Url(message, "👍"), bob.Token, 204);
+        var (one, none) = (await CountOfNextAsync(replay), await CountOfNextAsync(replay));
+        Assert.Equal((1, 0), (one, none));
+    }
+
+    static async Task<int> CountOfNextAsync(SseClient stream) => JsonNode.Parse((await stream.NextOfAsync("reaction")).Data)!["count"]!.GetValue<int>();
 
     [Fact]
     public async Task Not_one_emoji_is_400_a_message_the_caller_cannot_see_is_404_and_too_many_is_429()

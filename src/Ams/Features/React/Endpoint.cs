@@ -45,7 +45,7 @@ public abstract class ReactionEndpoint(MariaDb db, EventLog events, ReactionEven
                 return;
             case Sql.Changed done:
                 await events.PublishAsync(reactions.Live(done.Members, done.Seqs,
-                    new ReactionChange(Ids.Of(id), Ids.Of(done.ConversationId), emoji, done.Username, Add)));
+                    new ReactionChange(Ids.Of(id), Ids.Of(done.ConversationId), emoji, done.Username, Add, done.Count)));
                 break;
         }
         await Send.NoContentAsync(ct);

@@ -9,7 +9,7 @@ static class Sql
     public abstract record Outcome;
     public sealed record NotFound : Outcome;
     public sealed record Unchanged : Outcome;
-    public sealed record Changed(long ConversationId, long[] Members, long[] Seqs, string Username) : Outcome;
+    public sealed record Changed(long ConversationId, long[] Members, long[] Seqs, string Username, int Count) : Outcome;
 
     /// <summary>
     /// Adds or takes back the caller's <paramref name="emoji"/> on a message they can see (not a
@@ -87,6 +87,8 @@ static class Sql
         var seqs = await EventLog.AppendAsync(connection, transaction,
             members.Select(m => new NewEvent(m, ReactionEvents.Kind, conversationId, changeId, userId)).ToList(), now);
         await transaction.CommitAsync();
-        return new Changed(conversationId, [.. members], seqs, username);
+        // Read after the commit, so the count includes this change and any committed before it.
+        var count = ReactionEvents.CountOf(await Reactions.LoadAsync(connection, [messageId]), messageId, emoji);
+        return new Changed(conversationId, [.. members], seqs, username, count);
     }
 }
