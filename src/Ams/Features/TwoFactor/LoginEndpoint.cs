@@ -51,6 +51,8 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
     async Task<Outcome> AttemptAsync(string challenge, string code, CancellationToken ct)
     {
         if (await challenges.FindAsync(challenge) is not { } found) return new BadChallenge();
+        // A dead challenge is refused before its code is checked: checking uses the code up.
+        if (Outdated(found, await Users.FindByIdAsync(db, found.UserId, ct))) return new BadChallenge();
         // Counted before the code is checked: past either limit even a right code is refused.
         switch (await totp.TryAttemptAsync(HttpContext, found.UserId, found.Id))
         {
@@ -69,9 +71,9 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
             return new WrongCode();
         }
         await totp.ResetAsync(found.UserId);
-        var user = (await Users.FindByIdAsync(db, found.UserId, ct))!;
-        // Disabled by an administrator meanwhile, or the password changed or reset since the password step.
-        if (user.DisabledAt is not null || found.Stamp is { } stamp && stamp != Challenges.PasswordStamp(user.PasswordHash)) return new BadChallenge();
+        // Again: it may have died while the code was checked.
+        var user = await Users.FindByIdAsync(db, found.UserId, ct);
+        if (Outdated(found, user)) return new BadChallenge();
         var (token, session) = await sessions.CreateAsync(user.Id, HttpContext);
         if (!await Users.StillAsSignedInAsync(db, user.Id, now => now.TwoFactorEnabled && now.PasswordHash == user.PasswordHash, ct))
         {
@@ -82,6 +84,10 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
         await events.RecordAsync(user.Id, SecurityEvents.Login, HttpContext);
         return new Succeeded(token, session, user);
     }
+
+    /// <summary>The account was disabled by an administrator, or its password changed or was reset, since the password step.</summary>
+    static bool Outdated((string Id, long UserId, string? Stamp) found, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] UserRow? user) =>
+        user is null || user.DisabledAt is not null || found.Stamp is { } stamp && stamp != Challenges.PasswordStamp(user.PasswordHash);
 
     Task ApiReplyAsync(Outcome outcome, CancellationToken ct) => outcome switch
     {
