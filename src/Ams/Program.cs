@@ -128,6 +128,9 @@ static WebApplication Build(string[] args, bool admin)
         // A key given twice is refused, not "the last one wins": a proxy or filter in front that reads
         // the first would judge another request than the one AMS runs (JSON interoperability).
         o.SerializerOptions.AllowDuplicateProperties = false;
+        // Names are api.md's camelCase exactly: "Body" is an unknown field, ignored, not the body. The
+        // web defaults matched any case, so a filter in front that checks "body" would miss it.
+        o.SerializerOptions.PropertyNameCaseInsensitive = false;
     });
     builder.AddProblemResponses();
     builder.Services.AddDatabase(config);

@@ -413,6 +413,20 @@ public sealed class MalformedBodyTests(Services services) : IClassFixture<Servic
     }
 
     [Fact]
+    public async Task Names_are_matched_in_their_camelCase_only_and_another_case_is_an_unknown_field()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("cs");
+        var bob = await app.MemberAsync("ct");
+        var direct = await app.DirectAsync(alice, bob);
+        var refused = await (await app.PostRawAsync("/api/messages", $$"""{"To": "{{bob.Name}}", "Body": "in another case"}""", alice.Token, 400)).ProblemAsync(400);
+        Assert.Contains("body", refused["errors"]!.ToJsonString());
+        // Beside the right spelling it is ignored, not "given twice".
+        await app.PostRawAsync("/api/messages", $$"""{"conversationId": "{{direct.Id()}}", "body": "kept", "BODY": "ignored"}""", alice.Token, 201);
+        Assert.Equal(["kept"], (await app.HistoryAsync(bob, direct.Id())).Select(m => m["body"].Str()));
+    }
+
+    [Fact]
     public async Task An_event_stream_with_a_revoked_token_gets_a_401_problem()
     {
         var app = await services.AppAsync();
