@@ -144,6 +144,19 @@ public sealed class OperationsSmokeTests(AppProcess app) : IClassFixture<AppProc
             }
             var sent = await sender.PostAsJsonAsync("/api/messages", new { to = other, body = "over h2c" });
             Assert.Equal((HttpStatusCode.Created, HttpVersion.Version20), (sent.StatusCode, sent.Version));
+            // A body over the limit is refused with a 413 the sender reads: Debian's curl dropped it
+            // when the stream was reset under its upload.
+            var oversized = Path.Combine(Path.GetTempPath(), $"ams-1mb-{Guid.NewGuid():N}.json");
+            await File.WriteAllTextAsync(oversized, "{\"body\":\"" + new string('x', 1 << 20) + "\"}");
+            try
+            {
+                using var curl = Process.Start(new ProcessStartInfo("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--http2-prior-knowledge",
+                    "-H", "Content-Type: application/json", "--data-binary", "@" + oversized, new Uri(h2c, "/api/register").ToString()]) { RedirectStandardOutput = true })!;
+                var written = await curl.StandardOutput.ReadToEndAsync();
+                await curl.WaitForExitAsync();
+                Assert.Equal((0, "413 2"), (curl.ExitCode, written.Trim()));
+            }
+            finally { File.Delete(oversized); }
             using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             foreach (var (_, reader) in streams)
             {
