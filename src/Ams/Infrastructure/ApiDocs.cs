@@ -17,8 +17,10 @@ public static class ApiDocs
     /// Call last in <c>Configure()</c>, after the routes and <c>AllowAnonymous()</c>. Besides the
     /// <paramref name="problems"/> the handler answers itself, the pipeline adds to every call what it
     /// can answer there: 401 (no valid session or token) unless anonymous, 403 to a personal access
-    /// token on an account-security call, 413 for a body over 64 KiB (whatever the method), and 503
-    /// when MariaDB or Redis is unreachable.
+    /// token on an account-security call, 413 for a body over 64 KiB (whatever the method), 503
+    /// when MariaDB or Redis is unreachable, and what a body's framing gets on any call, one that
+    /// takes no body included (<c>UnreadableBodies</c>): 400 (chunked twice), 415 (compressed) and
+    /// 501 (a transfer coding before chunked).
     /// </summary>
     public static void Document(EndpointDefinition endpoint, string summary, Action<RouteHandlerBuilder> success, params int[] problems)
     {
@@ -28,6 +30,7 @@ public static class ApiDocs
         if (endpoint.AnonymousVerbs is null) statuses.Add(StatusCodes.Status401Unauthorized);
         if (AccessTokenScope.IsAccountSecurity(route)) statuses.Add(StatusCodes.Status403Forbidden);
         statuses.Add(StatusCodes.Status413PayloadTooLarge);   // a GET or DELETE with a body that large too
+        statuses.UnionWith([StatusCodes.Status400BadRequest, StatusCodes.Status415UnsupportedMediaType, StatusCodes.Status501NotImplemented]);
         endpoint.Summary(s =>
         {
             s.Summary = summary;

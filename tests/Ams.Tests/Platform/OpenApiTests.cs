@@ -108,7 +108,7 @@ public sealed class OpenApiTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
-    public async Task Exactly_the_calls_documented_with_a_415_answer_a_body_in_another_media_type_with_it()
+    public async Task Exactly_the_calls_documented_with_a_body_answer_one_in_another_media_type_with_415()
     {
         var doc = JsonNode.Parse(await File.ReadAllTextAsync(CommittedPath))!;
         var app = await services.AppAsync();
@@ -119,7 +119,9 @@ public sealed class OpenApiTests(Services services) : IClassFixture<Services>
         foreach (var (path, item) in doc["paths"]!.AsObject())
         foreach (var (method, op) in item!.AsObject())
         {
-            var documented = op!["responses"]!["415"] is not null;
+            // Every call lists 415, for a compressed body; the calls that take one, for its media type too.
+            Assert.True(op!["responses"]!["415"] is not null, $"{method} {path} does not list 415");
+            var documented = op["requestBody"] is not null;
             if (!documented && method is not ("post" or "put" or "patch" or "delete")) continue;
             var url = System.Text.RegularExpressions.Regex.Replace(path, @"\{[^}]+\}", "1");
             using var request = new HttpRequestMessage(new HttpMethod(method.ToUpperInvariant()), url)

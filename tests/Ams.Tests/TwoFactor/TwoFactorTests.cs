@@ -375,7 +375,7 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         await Refused("/api/2fa/disable", new { password = Api.Password, code = "12345" }, token, 400, "Code must be 6 digits or a recovery code.");
         // The API takes a code as sent: spaces make it malformed (only the forms trim pasted codes).
         await Refused("/api/2fa/disable", new { password = Api.Password, code = $" {Code(secret)} " }, token, 400, "Code must be 6 digits or a recovery code.");
-        await Refused("/api/2fa/recovery-codes", new { password = Api.Password, code = $" {Code(secret)} " }, token, 400, "Code must be 6 digits or a recovery code.");
+        await Refused("/api/2fa/recovery-codes", new { password = Api.Password, code = $" {Code(secret)} " }, token, 400, "Code must be 6 digits.");
 
         await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(secret) }, token, 200);
         Assert.Equal("2fa.recovery-codes-regenerated", (await app.SecurityEventsAsync(token, "?limit=1"))[0]!["kind"].Str());
@@ -420,6 +420,9 @@ public sealed class TwoFactorTests(Services services) : IClassFixture<Services>,
         var user = await EnrolAsync();
         await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = "123456" }, user.Token, 401);
         await Post(app, "/api/2fa/recovery-codes", new { password = "nope nope nope", code = Code(user.Secret) }, user.Token, 401);
+        // A recovery code cannot make new ones: the request is malformed, not a wrong code.
+        var recovery = await (await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = user.RecoveryCodes[0] }, user.Token, 400)).ProblemAsync(400);
+        Assert.Contains("Code must be 6 digits.", recovery.ToJsonString());
         clock.Advance(TimeSpan.FromSeconds(30));
         var fresh = (await (await Post(app, "/api/2fa/recovery-codes", new { password = Api.Password, code = Code(user.Secret) }, user.Token, 200)).JsonAsync())
             ["recoveryCodes"]!.AsArray().Select(c => c!.GetValue<string>()).ToList();

@@ -40,6 +40,7 @@ public sealed class DownloadEndpoint(MariaDb db, Envelope envelope, IChunkStore 
                 .ResponseHeader(StatusCodes.Status206PartialContent, "Content-Range", "bytes start-end/size")
                 .ResponseHeader(StatusCodes.Status206PartialContent, "ETag", "the SHA-256 of the whole file, quoted")
                 .ResponseHeader(StatusCodes.Status304NotModified, "ETag", "the SHA-256 of the bytes, quoted")
+                .ResponseHeader(StatusCodes.Status416RangeNotSatisfiable, "Content-Range", "bytes */size")
                 .Header("Range", "one byte range (bytes=start-end): 206 with those bytes")
                 .Header("If-Range", "the ETag the range is of: another gets the whole file (200)")
                 .Header("If-None-Match", "ETags of copies the client holds: 304 when one is current"), 404, 416);

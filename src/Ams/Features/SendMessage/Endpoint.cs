@@ -38,7 +38,8 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
         ApiDocs.Document(Definition, "Send a message to a conversation, or to a user's direct conversation",
             b => b.Produces<MessageView>(StatusCodes.Status201Created).Header(IdempotencyKeys.Header,
                 $"1 to {IdempotencyKeys.MaxLength} visible ASCII characters: a repeat returns the first send's message and stores nothing (24 h, per sender)",
-                IdempotencyKeys.Pattern).ResponseHeader(StatusCodes.Status201Created, "Location", "/api/messages/{id}: the message"),
+                IdempotencyKeys.Pattern).ResponseHeader(StatusCodes.Status201Created, "Location", "/api/messages/{id}: the message")
+                .ResponseHeader(StatusCodes.Status409Conflict, "Retry-After", "seconds: the first send with this Idempotency-Key is still in progress"),
             400, 404, 409, 422, 429);
     }
 

@@ -11,6 +11,7 @@ namespace Ams.Features.TwoFactor;
 [JsonSerializable(typeof(CodeRequest))]
 [JsonSerializable(typeof(SetupRequest))]
 [JsonSerializable(typeof(DisableRequest))]
+[JsonSerializable(typeof(RecoveryCodesRequest))]
 [JsonSerializable(typeof(LoginRequest))]
 [JsonSerializable(typeof(SetupResponse))]
 [JsonSerializable(typeof(RecoveryCodesResponse))]

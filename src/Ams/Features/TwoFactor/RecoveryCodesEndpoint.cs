@@ -8,7 +8,7 @@ namespace Ams.Features.TwoFactor;
 /// New recovery codes for the password and a current TOTP code; the old ones stop working.
 /// The JSON call and the settings form (see <see cref="ApiAndForm"/>).
 /// </summary>
-public sealed class RecoveryCodesEndpoint(MariaDb db, Totp totp, Passwords passwords, SecurityEvents events) : Endpoint<DisableRequest, RecoveryCodesResponse>
+public sealed class RecoveryCodesEndpoint(MariaDb db, Totp totp, Passwords passwords, SecurityEvents events) : Endpoint<RecoveryCodesRequest, RecoveryCodesResponse>
 {
     public override void Configure()
     {
@@ -18,12 +18,12 @@ public sealed class RecoveryCodesEndpoint(MariaDb db, Totp totp, Passwords passw
     }
 
     // Codes are often pasted with stray spaces.
-    public override void OnBeforeValidate(DisableRequest req)
+    public override void OnBeforeValidate(RecoveryCodesRequest req)
     {
         if (!HttpContext.IsApi()) req.Code = req.Code.Trim();
     }
 
-    public override async Task HandleAsync(DisableRequest req, CancellationToken ct)
+    public override async Task HandleAsync(RecoveryCodesRequest req, CancellationToken ct)
     {
         if (this.FormErrors() is { } errors)
         {

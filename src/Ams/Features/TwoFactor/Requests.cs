@@ -18,6 +18,13 @@ public sealed class DisableRequest
     public string Code { get; set; } = "";
 }
 
+/// <summary>New recovery codes: the password and a TOTP code (a recovery code may not make new ones).</summary>
+public sealed class RecoveryCodesRequest
+{
+    public string Password { get; set; } = "";
+    public string Code { get; set; } = "";
+}
+
 public sealed class LoginRequest
 {
     public string Challenge { get; set; } = "";

@@ -48,6 +48,16 @@ public sealed class DisableValidator : Validator<DisableRequest>
     }
 }
 
+public sealed class RecoveryCodesValidator : Validator<RecoveryCodesRequest>
+{
+    public RecoveryCodesValidator()
+    {
+        RuleLevelCascadeMode = CascadeMode.Stop;
+        RuleFor(r => r.Password).NotEmpty().WithMessage("Password is required.").MaximumLength(1024);
+        RuleFor(r => r.Code).SecondFactor(recoveryAllowed: false);
+    }
+}
+
 public sealed class LoginValidator : Validator<LoginRequest>
 {
     public LoginValidator()
