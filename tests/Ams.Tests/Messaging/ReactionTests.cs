@@ -188,8 +188,10 @@ public sealed class ReactionTests(Services services) : IClassFixture<Services>
             Chat.SameJson(was, now, "a replayed reaction");
         }
 
-        // A deleted message has no reactions and takes none.
+        // A deleted message has no reactions and takes none; who reacted, and how, is gone from storage.
+        Assert.NotEqual("0", (await services.ScalarAsync($"SELECT COUNT(*) FROM reaction_changes WHERE message_id = {message.Id()}")).Trim());
         await node1.DeleteAsync($"/api/messages/{message.Id()}", alice.Token, 204);
+        Assert.Equal("0", (await services.ScalarAsync($"SELECT (SELECT COUNT(*) FROM reactions WHERE message_id = {message.Id()}) + (SELECT COUNT(*) FROM reaction_changes WHERE message_id = {message.Id()})")).Trim());
         Assert.Empty((await node1.HistoryAsync(bob, group.Id()))[0]["reactions"]!.AsArray());
         Assert.Empty((await node1.ConversationAsync(bob, group.Id()))["lastMessage"]!["reactions"]!.AsArray());
         await PutAsync(node1, Url(message, "👍"), bob.Token, 404);

@@ -17,7 +17,8 @@ static class Sql
     /// <summary>
     /// In one transaction: the message locked (as a member who can see it), its body's data key
     /// and its attachments' keys and rows deleted (crypto-shredding), the body emptied, the
-    /// tombstone marked, and a <c>message.deleted</c> event stored for every member.
+    /// tombstone marked, its reactions and their changes deleted, and a <c>message.deleted</c>
+    /// event stored for every member.
     /// </summary>
     public static async Task<Outcome> DeleteAsync(MySqlConnection connection, long userId, long messageId, DateTime now)
     {
@@ -50,7 +51,10 @@ static class Sql
             tombstone.Parameters.AddWithValue("@now", now);
             await tombstone.ExecuteEachAsync(
                 "DELETE FROM data_keys WHERE id = @bodyKey",
-                "UPDATE messages SET body = '', deleted_at = @now WHERE id = @id");
+                "UPDATE messages SET body = '', deleted_at = @now WHERE id = @id",
+                // A tombstone has no reactions: who reacted, and how, goes with the message.
+                "DELETE FROM reactions WHERE message_id = @id",
+                "DELETE FROM reaction_changes WHERE message_id = @id");
         }
         var events = members.Select(m => new NewEvent(m, DeletedEvents.Kind, conversationId, messageId, userId)).ToList();
         var seqs = await EventLog.AppendAsync(connection, transaction, events, now);
