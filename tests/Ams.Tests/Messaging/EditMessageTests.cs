@@ -52,6 +52,32 @@ public sealed class EditMessageTests(Services services) : IClassFixture<Services
     }
 
     [Fact]
+    public async Task Reads_on_the_node_that_edits_never_show_the_message_as_undecryptable()
+    {
+        // The editing node forgets the old key once the edit commits: a read there that had just
+        // found the key held then missed it when opening the body (an outside drill: 575 of 4,612).
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("tn");
+        var bob = await app.MemberAsync("to");
+        var direct = await app.DirectAsync(alice, bob);
+        var message = await app.SendAsync(alice, direct.Id(), "edit 0");
+        var editing = Task.Run(async () =>
+        {
+            for (var i = 1; i <= 120; i++) await app.PatchAsync(Url(message.Id()), new { body = $"edit {i}" }, alice.Token, 200);
+        });
+        var bodies = new List<string?>();
+        while (!editing.IsCompleted)
+        {
+            var reads = Enumerable.Range(0, 4).Select(async _ => (await (await app.GetAsync(Url(message.Id()), bob.Token, 200)).JsonAsync())["body"]?.GetValue<string>());
+            bodies.AddRange(await Task.WhenAll(reads));
+        }
+        await editing;
+        Assert.True(bodies.Count > 100, $"{bodies.Count} reads");
+        Assert.DoesNotContain(null, bodies);
+        Assert.All(bodies, b => Assert.StartsWith("edit ", b));
+    }
+
+    [Fact]
     public async Task An_edit_reseals_the_body_under_a_new_key_destroys_the_old_one_and_reaches_members_on_another_node_live_and_replayed()
     {
         var node1 = await services.AppAsync();

@@ -148,7 +148,7 @@ public sealed class Envelope(MariaDb db, MasterKeys masterKeys, EntropyMixer mix
     /// The plaintext, or null when the blob was tampered with, belongs to another row, or its key
     /// is gone. That is logged and left to the caller to show as undecryptable.
     /// </summary>
-    public async Task<byte[]?> OpenAsync(byte[] blob, string purpose, IReadOnlyList<string> rowFields)
+    public async Task<byte[]?> OpenAsync(byte[] blob, string purpose, IReadOnlyList<string> rowFields, IReadOnlyDictionary<Guid, byte[]>? held = null)
     {
         if (blob.Length < Header + TagSize || blob[0] != FormatVersion)
         {
@@ -157,7 +157,7 @@ public sealed class Envelope(MariaDb db, MasterKeys masterKeys, EntropyMixer mix
         }
         var idBytes = blob.AsSpan(1, IdSize).ToArray();
         var id = new Guid(idBytes, bigEndian: true);
-        var dataKey = await DataKeyAsync(id, idBytes);
+        var dataKey = held is not null && held.TryGetValue(id, out var pinned) ? pinned : await DataKeyAsync(id, idBytes);
         if (dataKey is null)
         {
             logger.LogWarning("Undecryptable {Purpose} ciphertext: data key {KeyId} missing or not unwrappable", purpose, id);
@@ -183,8 +183,8 @@ public sealed class Envelope(MariaDb db, MasterKeys masterKeys, EntropyMixer mix
         MySqlConnection connection) =>
         SealAsync(Encoding.UTF8.GetBytes(plaintext), purpose, rowFields, connection);
 
-    public async Task<string?> OpenStringAsync(byte[] blob, string purpose, IReadOnlyList<string> rowFields) =>
-        await OpenAsync(blob, purpose, rowFields) is { } bytes ? Encoding.UTF8.GetString(bytes) : null;
+    public async Task<string?> OpenStringAsync(byte[] blob, string purpose, IReadOnlyList<string> rowFields, IReadOnlyDictionary<Guid, byte[]>? held = null) =>
+        await OpenAsync(blob, purpose, rowFields, held) is { } bytes ? Encoding.UTF8.GetString(bytes) : null;
 
     /// <summary>
     /// Reads the data keys of <paramref name="keyIds"/> this node has not cached, in one query per
@@ -207,8 +207,19 @@ public sealed class Envelope(MariaDb db, MasterKeys masterKeys, EntropyMixer mix
         }
     }
 
-    /// <summary>Whether this node holds the data key of <paramref name="keyId"/> (after <see cref="LoadKeysAsync"/>: whether it exists and unwraps).</summary>
-    public bool Holds(byte[] keyId) => keyId.Length == IdSize && TryCached(new Guid(keyId, bigEndian: true), out _);
+    /// <summary>
+    /// The data keys of <paramref name="keyIds"/> this node holds now (after <see cref="LoadKeysAsync"/>:
+    /// those that exist and unwrap), to open records read under them with (<see cref="OpenAsync"/>'s
+    /// <c>held</c>): an edit or delete on this node forgets its old key, and a page read just
+    /// before it would otherwise find that key gone between this check and the opening.
+    /// </summary>
+    public Dictionary<Guid, byte[]> Held(IEnumerable<byte[]?> keyIds)
+    {
+        var held = new Dictionary<Guid, byte[]>();
+        foreach (var keyId in keyIds)
+            if (keyId is { Length: IdSize } && new Guid(keyId, bigEndian: true) is var id && TryCached(id, out var dataKey)) held[id] = dataKey;
+        return held;
+    }
 
     async Task<byte[]?> DataKeyAsync(Guid id, byte[] idBytes)
     {

@@ -30,11 +30,11 @@ public sealed class MessageRow
     public const string Purpose = "message";
 
     /// <summary>The view of one message with its attachments (from <see cref="ToViewsAsync"/>'s lookup).</summary>
-    public async Task<MessageView> ToViewAsync(Envelope envelope, IReadOnlyList<AttachmentView> attachments) => DeletedAt is not null
+    public async Task<MessageView> ToViewAsync(Envelope envelope, IReadOnlyList<AttachmentView> attachments, IReadOnlyDictionary<Guid, byte[]> held) => DeletedAt is not null
         ? new(Ids.Of(Id), Ids.Of(ConversationId), new MemberView(SenderUsername, SenderDisplayName), null,
             DateTime.SpecifyKind(SentAt, DateTimeKind.Utc), Entropy, [], Deleted: true)
         : new(Ids.Of(Id), Ids.Of(ConversationId), new MemberView(SenderUsername, SenderDisplayName),
-            await envelope.OpenStringAsync(Body, Purpose, SealedFields(Id, ConversationId, SenderId)),
+            await envelope.OpenStringAsync(Body, Purpose, SealedFields(Id, ConversationId, SenderId), held),
             DateTime.SpecifyKind(SentAt, DateTimeKind.Utc), Entropy, attachments,
             EditedAt: EditedAt is { } edited ? DateTime.SpecifyKind(edited, DateTimeKind.Utc) : null);
 
@@ -54,35 +54,41 @@ public sealed class MessageRow
     public static async Task<(List<MessageView> Views, Dictionary<long, List<Reactions.Tally>> Reactions)> ToViewsWithReactionsAsync(
         MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows)
     {
-        rows = await WithTheirKeysAsync(connection, envelope, rows);
+        (rows, var held) = await WithTheirKeysAsync(connection, envelope, rows);
         var live = rows.Where(r => r.DeletedAt is null).Select(r => r.Id).ToList();
         var attachments = await AttachmentQueries.ForMessagesAsync(connection, envelope, live);
         var reactions = await Reactions.LoadAsync(connection, live);
         var views = new List<MessageView>(rows.Count);
         foreach (var row in rows)
-            views.Add(await row.ToViewAsync(envelope, attachments.TryGetValue(row.Id, out var list) ? list : []));
+            views.Add(await row.ToViewAsync(envelope, attachments.TryGetValue(row.Id, out var list) ? list : [], held));
         return (views, reactions);
     }
 
     /// <summary>
-    /// The rows with their data keys loaded. An edit or delete that commits after a row was read
-    /// destroys the key that row's body is sealed under, so the body read a moment ago no longer
-    /// opens and would show as undecryptable (<c>body: null</c>, logged as a missing key) though
-    /// nothing is damaged: such rows are read again, as they are now, a few times at most.
+    /// The rows with the data keys to open them with. An edit or delete that commits after a row
+    /// was read destroys the key that row's body is sealed under, so the body read a moment ago no
+    /// longer opens and would show as undecryptable (<c>body: null</c>, logged as a missing key)
+    /// though nothing is damaged: such rows are read again, as they are now, a few times at most.
+    /// The keys are held from here on, so one forgotten meanwhile (the edit ran on this node) still
+    /// opens what was read under it.
     /// </summary>
-    static async Task<IReadOnlyList<MessageRow>> WithTheirKeysAsync(MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows)
+    static async Task<(IReadOnlyList<MessageRow> Rows, Dictionary<Guid, byte[]> Held)> WithTheirKeysAsync(
+        MySqlConnection connection, Envelope envelope, IReadOnlyList<MessageRow> rows)
     {
         for (var attempt = 0; ; attempt++)
         {
-            await envelope.LoadKeysAsync(connection, rows.Where(r => r.DeletedAt is null).Select(r => Envelope.KeyIdOf(r.Body)));
-            var keyless = rows.Where(r => r.DeletedAt is null && Envelope.KeyIdOf(r.Body) is { } key && !envelope.Holds(key)).Select(r => r.Id).ToList();
-            if (keyless.Count == 0 || attempt == 3) return rows;
+            var keyIds = rows.Where(r => r.DeletedAt is null).Select(r => Envelope.KeyIdOf(r.Body)).ToList();
+            await envelope.LoadKeysAsync(connection, keyIds);
+            var held = envelope.Held(keyIds);
+            var keyless = rows.Where(r => r.DeletedAt is null && Envelope.KeyIdOf(r.Body) is { } key && !held.ContainsKey(new Guid(key, bigEndian: true)))
+                .Select(r => r.Id).ToList();
+            if (keyless.Count == 0 || attempt == 3) return (rows, held);
             var now = (await connection.QueryAsync<MessageRow>(
                 $"SELECT {Columns} FROM {SqlLists.IdsTable} JOIN messages m ON m.id = ids.id JOIN users u ON u.id = m.sender_id",
                 new { ids = SqlLists.Ids(keyless) }, commandTimeout: connection.CommandTimeout())).ToDictionary(r => r.Id);
             // Rows that read the same again have lost their key for good: left to show as undecryptable.
             bool Changed(MessageRow row) => now.TryGetValue(row.Id, out var again) && (again.DeletedAt is not null || !again.Body.AsSpan().SequenceEqual(row.Body));
-            if (!rows.Any(Changed)) return rows;
+            if (!rows.Any(Changed)) return (rows, held);
             rows = rows.Select(r => Changed(r) ? now[r.Id] : r).ToList();
         }
     }
