@@ -36,7 +36,7 @@ public static class RequestLimits
             // after the answer, as RFC 9113 §8.1 allows, and curl 7.88 then dropped the 413 it had
             // read (8 of 8 at 1 MB): the body is read first there. A sender waiting for 100-continue
             // is answered at once instead.
-            if (!HttpProtocol.IsHttp11(http.Request.Protocol) && !HttpProtocol.IsHttp10(http.Request.Protocol) && http.Request.Headers.Expect.Count == 0)
+            if ((HttpProtocol.IsHttp2(http.Request.Protocol) || HttpProtocol.IsHttp3(http.Request.Protocol)) && http.Request.Headers.Expect.Count == 0)
                 return DrainedThenRefusedAsync(http);
         }
         return TooLargeAsync(http);

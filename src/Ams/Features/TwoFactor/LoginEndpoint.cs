@@ -52,7 +52,7 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
     {
         if (await challenges.FindAsync(challenge) is not { } found) return new BadChallenge();
         // A dead challenge is refused before its code is checked: checking uses the code up.
-        if (Outdated(found, await Users.FindByIdAsync(db, found.UserId, ct))) return new BadChallenge();
+        if (await Users.FindByIdAsync(db, found.UserId, ct) is not { } user || Outdated(found, user)) return new BadChallenge();
         // Counted before the code is checked: past either limit even a right code is refused.
         switch (await totp.TryAttemptAsync(HttpContext, found.UserId, found.Id))
         {
@@ -71,10 +71,8 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
             return new WrongCode();
         }
         await totp.ResetAsync(found.UserId);
-        // Again: it may have died while the code was checked.
-        var user = await Users.FindByIdAsync(db, found.UserId, ct);
-        if (Outdated(found, user)) return new BadChallenge();
         var (token, session) = await sessions.CreateAsync(user.Id, HttpContext);
+        // Disabled, or the password changed or reset, while the code was checked: the check above is stale.
         if (!await Users.StillAsSignedInAsync(db, user.Id, now => now.TwoFactorEnabled && now.PasswordHash == user.PasswordHash, ct))
         {
             await sessions.RevokeAsync(session);
@@ -86,8 +84,8 @@ public sealed class LoginEndpoint(MariaDb db, Totp totp, Challenges challenges, 
     }
 
     /// <summary>The account was disabled by an administrator, or its password changed or was reset, since the password step.</summary>
-    static bool Outdated((string Id, long UserId, string? Stamp) found, [System.Diagnostics.CodeAnalysis.NotNullWhen(false)] UserRow? user) =>
-        user is null || user.DisabledAt is not null || found.Stamp is { } stamp && stamp != Challenges.PasswordStamp(user.PasswordHash);
+    static bool Outdated((string Id, long UserId, string? Stamp) found, UserRow user) =>
+        user.DisabledAt is not null || found.Stamp is { } stamp && stamp != Challenges.PasswordStamp(user.PasswordHash);
 
     Task ApiReplyAsync(Outcome outcome, CancellationToken ct) => outcome switch
     {
