@@ -658,6 +658,155 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task An_expired_upload_a_send_claims_while_the_sweeper_is_at_it_stays_with_the_send()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ec");
+        var claimedNow = (await app.UploadAsync(alice, [1])).Id();
+        var claimedLongAgo = (await app.UploadAsync(alice, [2])).Id();
+        var claimedByAnOlderNode = (await app.UploadAsync(alice, [3])).Id();
+        var raced = (await app.UploadAsync(alice, [4])).Id();
+        // Claims as a send makes them (message_id 0); older nodes left claimed_at empty.
+        await services.SqlAsync($"""
+            UPDATE attachments SET message_id = 0, claimed_at = created_at WHERE id = {claimedNow};
+            UPDATE attachments SET message_id = 0, claimed_at = created_at - INTERVAL 2 HOUR WHERE id = {claimedLongAgo};
+            UPDATE attachments SET message_id = 0 WHERE id = {claimedByAnOlderNode};
+            UPDATE attachments SET created_at = created_at - INTERVAL 25 HOUR WHERE id IN ({claimedNow}, {claimedLongAgo}, {claimedByAnOlderNode}, {raced});
+            """);
+        var rawKey = await services.ScalarAsync($"SELECT HEX(key_id) FROM attachments WHERE id = {raced}");
+
+        // The sweeper reads the expired uploads, then a send claims one before the sweeper locks it.
+        var (holder, transaction) = await services.LockRowAsync("attachments", raced);
+        Task<int> sweep;
+        await using (holder)
+        {
+            sweep = app.Services.GetRequiredService<Sweeper>().SweepAsync();
+            await services.WaitUntilBlockedByAsync(holder, sweep);
+            await using (var claim = new MySqlCommand(
+                $"UPDATE attachments SET message_id = 0, claimed_at = UTC_TIMESTAMP(3) WHERE id = {raced}", holder, transaction))
+                await claim.ExecuteNonQueryAsync();
+            await transaction.CommitAsync();
+        }
+        Assert.Equal(2, await sweep);
+
+        Assert.Equal("0", await services.ScalarAsync($"SELECT COUNT(*) FROM attachments WHERE id IN ({claimedLongAgo}, {claimedByAnOlderNode})"));
+        Assert.Equal("2", await services.ScalarAsync($"SELECT COUNT(*) FROM attachments WHERE id IN ({claimedNow}, {raced})"));
+        Assert.Equal("1", await services.ScalarAsync($"SELECT COUNT(*) FROM data_keys WHERE id = UNHEX('{rawKey}')"));
+        Assert.Equal("1", await services.ScalarAsync($"SELECT COUNT(*) FROM attachment_chunks WHERE attachment_id = {raced}"));
+    }
+
+    [Fact]
+    public async Task A_send_never_goes_out_without_an_attachment_it_names()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ek");
+        var bob = await app.MemberAsync("el");
+        var group = await app.GroupAsync(alice, "keyless", bob);
+        var whole = (await app.UploadAsync(alice, [1])).Id();
+        var keyless = (await app.UploadAsync(alice, [2])).Id();
+        // Its key destroyed (as a sweep or a delete on another node does) while the row still reads as an unsent upload.
+        var keyId = Convert.FromHexString(await services.ScalarAsync($"SELECT HEX(key_id) FROM attachments WHERE id = {keyless}"));
+        await services.SqlAsync($"DELETE k FROM data_keys k JOIN attachments a ON a.key_id = k.id WHERE a.id = {keyless}");
+        app.Services.GetRequiredService<Ams.Infrastructure.Crypto.Envelope>().Forget([keyId]);
+
+        var refused = await app.Scenario(s =>
+        {
+            s.Post.Json(new { conversationId = group.Id(), body = "both", attachments = new[] { whole, keyless } }).ToUrl("/api/messages");
+            s.WithRequestHeader("Authorization", $"Bearer {alice.Token}");
+            s.StatusCodeShouldBe(400);
+        });
+        Assert.Contains("Attachment not available", await refused.ReadAsTextAsync());
+        Assert.Equal("0", await services.ScalarAsync($"SELECT COUNT(*) FROM messages WHERE conversation_id = {group.Id()} AND sender_id = {await services.UserIdAsync(alice.Name)}"));
+        // Nothing stays claimed: the whole one can still be sent.
+        var sent = await app.SendWithAsync(alice, group.Id(), "one", whole);
+        Assert.Equal(whole, sent["attachments"]![0]!["id"].Str());
+    }
+
+    [Fact]
+    public async Task An_upload_removed_as_interrupted_before_its_last_byte_answers_408_and_leaves_nothing()
+    {
+        var app = await services.AppAsync();
+        var (upload, id, resume) = await PausedUploadAsync(app, await app.MemberAsync("eu"));
+        // Under way for longer than the sweeper's limit for interrupted uploads.
+        await services.SqlAsync($"UPDATE attachments SET created_at = created_at - INTERVAL 2 HOUR WHERE id = {id}");
+        Assert.Equal(1, await app.Services.GetRequiredService<Sweeper>().SweepAsync());
+        resume();
+
+        using var response = await upload;
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(408 == (int)response.StatusCode, $"{(int)response.StatusCode}: {text}");
+        Assert.Contains("Upload took too long", text);
+        Assert.Equal("0", await services.ScalarAsync($"SELECT COUNT(*) FROM attachments WHERE id = {id}"));
+        Assert.Equal("0", await services.ScalarAsync($"SELECT COUNT(*) FROM attachment_chunks WHERE attachment_id = {id}"));
+    }
+
+    [Fact]
+    public async Task An_upload_slower_than_the_unsent_lifetime_is_kept_and_that_lifetime_starts_once_it_is_complete()
+    {
+        await using var app = await services.StartAppAsync(settings: [new("Attachments:UnsentLifetime", "00:10:00")]);
+        var (upload, id, resume) = await PausedUploadAsync(app, await app.MemberAsync("es"));
+        await services.SqlAsync($"UPDATE attachments SET created_at = created_at - INTERVAL 30 MINUTE WHERE id = {id}");
+        var sweeper = app.Services.GetRequiredService<Sweeper>();
+        Assert.Equal(0, await sweeper.SweepAsync());
+        resume();
+
+        using var response = await upload;
+        Assert.Equal(201, (int)response.StatusCode);
+        Assert.Equal(0, await sweeper.SweepAsync());
+        Assert.Equal("1", await services.ScalarAsync($"SELECT COUNT(*) FROM attachments WHERE id = {id} AND state = 'ready'"));
+    }
+
+    /// <summary>An upload of three chunks and a bit, held after two until the test resumes it; the id of its row.</summary>
+    async Task<(Task<HttpResponseMessage> Upload, string Id, Action Resume)> PausedUploadAsync(IAlbaHost app, Member member)
+    {
+        var userId = await services.UserIdAsync(member.Name);
+        var paused = new PausedMultipart(Files.Multipart(Files.Random(3 * C + 17, 7), "slow.bin"), pauseAfter: 2 * C);
+        var upload = app.UploadRawAsync(member.Token, paused);
+        await paused.Paused.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var id = "NULL";
+        for (var tries = 0; id == "NULL" && tries < 200; tries++)
+        {
+            id = await services.ScalarAsync($"SELECT MAX(id) FROM attachments WHERE uploader_id = {userId} AND state = 'uploading'");
+            if (id == "NULL") await Task.Delay(50);
+        }
+        Assert.NotEqual("NULL", id);
+        return (upload, id, () => paused.Resume.SetResult());
+    }
+
+    /// <summary>A body that stops after some bytes until the test resumes it.</summary>
+    sealed class PausedMultipart : HttpContent
+    {
+        readonly ByteArrayContent whole;
+        readonly int pauseAfter;
+
+        public PausedMultipart(ByteArrayContent whole, int pauseAfter)
+        {
+            this.whole = whole;
+            this.pauseAfter = pauseAfter;
+            Headers.ContentType = whole.Headers.ContentType;
+        }
+
+        public TaskCompletionSource Paused { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Resume { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            var bytes = await whole.ReadAsByteArrayAsync();
+            await stream.WriteAsync(bytes.AsMemory(0, pauseAfter));
+            await stream.FlushAsync();
+            Paused.SetResult();
+            await Resume.Task;
+            await stream.WriteAsync(bytes.AsMemory(pauseAfter));
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
+    [Fact]
     public async Task The_browser_composer_uploads_with_the_cookie_and_renders_previews_and_cards()
     {
         var app = await services.AppAsync();

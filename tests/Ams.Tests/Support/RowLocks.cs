@@ -3,17 +3,21 @@ using MySqlConnector;
 
 namespace Ams.Tests.Support;
 
-/// <summary>A conversation's row lock held by a transaction of the test's own, as another node's send would hold it.</summary>
+/// <summary>Row locks held by a transaction of the test's own, as another node's request would hold them.</summary>
 public static class RowLocks
 {
     /// <summary>Locks the conversation's row; the send writer's next batch for it waits (up to its 5 s lock wait) until the transaction ends.</summary>
-    public static async Task<(MySqlConnection Connection, MySqlTransaction Transaction)> LockConversationAsync(this Services services, string conversationId)
+    public static Task<(MySqlConnection Connection, MySqlTransaction Transaction)> LockConversationAsync(this Services services, string conversationId) =>
+        services.LockRowAsync("conversations", conversationId);
+
+    /// <summary>Locks one row of <paramref name="table"/> by its id in a transaction of the test's own.</summary>
+    public static async Task<(MySqlConnection Connection, MySqlTransaction Transaction)> LockRowAsync(this Services services, string table, string id)
     {
         var connection = new MySqlConnection(services.MariaDb.ConnectionString(services.Database));
         await connection.OpenAsync();
         var transaction = await connection.BeginTransactionAsync();
-        await using var lockRow = new MySqlCommand("SELECT id FROM conversations WHERE id = @id FOR UPDATE", connection, transaction);
-        lockRow.Parameters.AddWithValue("@id", long.Parse(conversationId, CultureInfo.InvariantCulture));
+        await using var lockRow = new MySqlCommand($"SELECT id FROM {table} WHERE id = @id FOR UPDATE", connection, transaction);
+        lockRow.Parameters.AddWithValue("@id", long.Parse(id, CultureInfo.InvariantCulture));
         await lockRow.ExecuteScalarAsync();
         return (connection, transaction);
     }
@@ -37,7 +41,7 @@ public static class RowLocks
         while (Convert.ToInt64(await waits.ExecuteScalarAsync(), CultureInfo.InvariantCulture) == 0)
         {
             if (send.IsCompleted)
-                throw new Xunit.Sdk.XunitException($"the send finished ({send.Status}) without waiting for the lock the test holds");
+                throw new Xunit.Sdk.XunitException($"the request finished ({send.Status}) without waiting for the lock the test holds");
             if (started.Elapsed > TimeSpan.FromSeconds(10))
                 throw new Xunit.Sdk.XunitException("after 10 s nothing waits for the lock the test holds");
             // InnoDB refreshes the INNODB_TRX / INNODB_LOCK_WAITS snapshot only after 100 ms

@@ -31,13 +31,19 @@ static class Sql
         return id;
     }
 
-    public static async Task CompleteAsync(MySqlConnection connection, long id, long size, byte[] meta)
+    /// <summary>
+    /// Marks the upload ready, its unsent lifetime starting now; false when its row is gone (the
+    /// upload ran past the sweeper's limit for interrupted uploads), so that nothing is reported stored.
+    /// </summary>
+    public static async Task<bool> CompleteAsync(MySqlConnection connection, long id, long size, byte[] meta, DateTime now)
     {
-        await using var update = new MySqlCommand("UPDATE attachments SET state = 'ready', size = @size, meta = @meta WHERE id = @id", connection);
+        await using var update = new MySqlCommand(
+            "UPDATE attachments SET state = 'ready', size = @size, meta = @meta, created_at = @now WHERE id = @id AND state = 'uploading'", connection);
         update.Parameters.AddWithValue("@id", id);
         update.Parameters.AddWithValue("@size", size);
         update.Parameters.AddWithValue("@meta", meta);
-        await update.ExecuteNonQueryAsync();
+        update.Parameters.AddWithValue("@now", now);
+        return await update.ExecuteNonQueryAsync() == 1;
     }
 
     /// <summary>
@@ -54,12 +60,26 @@ static class Sql
                     WHERE m.id = a.message_id AND m.deleted_at IS NULL AND m.id > cm.joined_after_message_id))
             """, new { id, userId }, commandTimeout: connection.CommandTimeout())).FirstOrDefault();
 
-    /// <summary>Uploads never sent within the lifetime, and uploads interrupted long ago.</summary>
-    public static async Task<List<long>> ExpiredAsync(MySqlConnection connection, DateTime unsentBefore, DateTime uploadingBefore, int limit) =>
-        (await connection.QueryAsync<long>("""
-            SELECT id FROM attachments
-            WHERE ((message_id IS NULL OR message_id = 0) AND created_at < @unsentBefore)
-               OR (state = 'uploading' AND created_at < @uploadingBefore)
-            ORDER BY id LIMIT @limit
-            """, new { unsentBefore, uploadingBefore, limit }, commandTimeout: connection.CommandTimeout())).ToList();
+    // Unsent: never claimed by a send, or claimed by one that can no longer be storing it.
+    const string Expired = """
+        (a.state = 'ready' AND a.created_at < @unsentBefore
+            AND (a.message_id IS NULL OR (a.message_id = 0 AND (a.claimed_at IS NULL OR a.claimed_at < @claimedBefore))))
+        OR (a.state = 'uploading' AND a.created_at < @uploadingBefore)
+        """;
+
+    /// <summary>Uploads never sent within the lifetime, and uploads interrupted long ago: candidates, read without locks.</summary>
+    public static async Task<List<long>> ExpiredAsync(MySqlConnection connection, Expiry expiry, int limit) =>
+        (await connection.QueryAsync<long>($"SELECT a.id FROM attachments a WHERE {Expired} ORDER BY a.id LIMIT @limit",
+            new { expiry.UnsentBefore, expiry.ClaimedBefore, expiry.UploadingBefore, limit }, commandTimeout: connection.CommandTimeout())).ToList();
+
+    /// <summary>
+    /// The candidates still expired, locked for the caller's transaction: a send may have claimed
+    /// one, or an upload finished, since they were read.
+    /// </summary>
+    public static async Task<List<long>> LockExpiredAsync(MySqlConnection connection, Expiry expiry, List<long> candidates) =>
+        (await connection.QueryAsync<long>($"SELECT a.id FROM {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id WHERE {Expired} FOR UPDATE",
+            new { ids = SqlLists.Ids(candidates), expiry.UnsentBefore, expiry.ClaimedBefore, expiry.UploadingBefore },
+            commandTimeout: connection.CommandTimeout())).ToList();
+
+    public readonly record struct Expiry(DateTime UnsentBefore, DateTime ClaimedBefore, DateTime UploadingBefore);
 }

@@ -6,15 +6,18 @@ using MySqlConnector;
 namespace Ams.Features.Attachments;
 
 /// <summary>
-/// Removes uploads never sent within <see cref="AttachmentOptions.UnsentLifetime"/> (and uploads
-/// interrupted over an hour ago): their keys first, then their rows, then their chunks; and
-/// chunks whose attachment is already gone (a delete interrupted between the two steps).
+/// Removes uploads never sent within <see cref="AttachmentOptions.UnsentLifetime"/> of their
+/// upload (and uploads interrupted over an hour ago): their keys first, then their rows, then their
+/// chunks; and chunks whose attachment is already gone (a delete interrupted between the two steps).
+/// An upload a send has claimed is left alone for an hour, longer than any send is stored or given
+/// up on (<see cref="SendMessage.Attachments"/> releases a failed send's claim for ten minutes).
 /// </summary>
 public sealed class Sweeper(MariaDb db, Envelope envelope, IChunkStore store, AttachmentOptions options,
     TimeProvider time, ILogger<Sweeper> logger) : BackgroundService
 {
     const int Batch = 500;
-    static readonly TimeSpan InterruptedAfter = TimeSpan.FromHours(1);
+    public static readonly TimeSpan InterruptedAfter = TimeSpan.FromHours(1);
+    static readonly TimeSpan ClaimHeldFor = TimeSpan.FromHours(1);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Periodic.RunAsync(options.SweepInterval, time, logger, "Attachment sweep", SweepAsync, stoppingToken);
@@ -23,22 +26,24 @@ public sealed class Sweeper(MariaDb db, Envelope envelope, IChunkStore store, At
     public async Task<int> SweepAsync(CancellationToken ct = default)
     {
         var now = time.GetUtcNow().UtcDateTime;
+        var expiry = new Sql.Expiry(now - options.UnsentLifetime, now - ClaimHeldFor, now - InterruptedAfter);
         var removed = 0;
         while (true)
         {
-            List<long> expired;
+            List<long> candidates, expired;
             await using (var connection = await db.OpenConnectionAsync(ct))
             {
-                expired = await Sql.ExpiredAsync(connection, now - options.UnsentLifetime, now - InterruptedAfter, Batch);
-                if (expired.Count == 0) break;
+                candidates = await Sql.ExpiredAsync(connection, expiry, Batch);
+                if (candidates.Count == 0) break;
                 await using var transaction = await Transaction.BeginAsync(connection, ct);
+                expired = await Sql.LockExpiredAsync(connection, expiry, candidates);
                 var keys = await AttachmentQueries.DestroyAsync(connection, expired);
                 await transaction.CommitAsync(ct);
                 envelope.Forget(keys);
             }
             await store.DeleteAsync(expired, ct);
             removed += expired.Count;
-            if (expired.Count < Batch) break;
+            if (candidates.Count < Batch) break;
         }
         var orphans = await store.OrphansAsync(Batch, ct);
         await store.DeleteAsync([.. orphans], ct);

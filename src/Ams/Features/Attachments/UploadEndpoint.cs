@@ -34,7 +34,7 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
         ApiDocs.Document(Definition, "Upload a file to attach to a message",
             b => b.Produces<AttachmentView>(StatusCodes.Status201Created).WithMetadata(new ApiFileUpload("file", "the file: its name and bytes"))
                 .ResponseHeader(StatusCodes.Status201Created, "Location", "/api/attachments/{id}: the file (its uploader may read it before it is sent)"),
-            400, 413, 429);
+            400, 408, 413, 429);
     }
 
     abstract record Outcome;
@@ -182,7 +182,9 @@ public sealed class UploadEndpoint(MariaDb db, Envelope envelope, IChunkStore st
             var sha256 = Convert.ToHexStringLower(hash.GetHashAndReset());
             var meta = ChunkCipher.SealMeta(aes, prefix, id, key.Id, new ChunkCipher.Meta(name, contentType, sha256));
             await using (var connection = await db.OpenConnectionAsync(ct))
-                await Sql.CompleteAsync(connection, id, total, meta);
+                if (!await Sql.CompleteAsync(connection, id, total, meta, time.GetUtcNow().UtcDateTime))
+                    return new Refused(StatusCodes.Status408RequestTimeout, "Upload took too long",
+                        $"An upload must arrive within {Sweeper.InterruptedAfter.TotalHours:0} hour; this one was removed as interrupted. Nothing was stored.");
             keep = true;
             logger.LogInformation("Attachment {Id} stored: {Size} bytes in {Chunks} chunks", id, total, ChunkCipher.ChunkCount(total));
             return new Stored(id, new AttachmentView(Ids.Of(id), name, total, contentType, sha256));

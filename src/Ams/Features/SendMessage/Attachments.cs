@@ -12,8 +12,12 @@ namespace Ams.Features.SendMessage;
 /// </summary>
 static class Attachments
 {
-    /// <summary>The views of the claimed attachments in request order, or null (nothing claimed) unless all are the sender's unsent uploads.</summary>
-    public static async Task<IReadOnlyList<AttachmentView>?> ClaimAsync(MySqlConnection connection, Envelope envelope, long senderId, long[] ids)
+    /// <summary>
+    /// The views of the claimed attachments in request order, or null (nothing claimed) unless all
+    /// are the sender's unsent uploads and readable: a claimed upload the message could not show
+    /// would be sent silently without it.
+    /// </summary>
+    public static async Task<IReadOnlyList<AttachmentView>?> ClaimAsync(MySqlConnection connection, Envelope envelope, long senderId, long[] ids, DateTime now)
     {
         if (ids.Any(id => id <= 0)) return null;
         await using var transaction = await Transaction.BeginAsync(connection);
@@ -22,17 +26,17 @@ static class Attachments
             WHERE a.uploader_id = @senderId AND a.message_id IS NULL AND a.state = 'ready'
             FOR UPDATE
             """, new { ids = SqlLists.Ids(ids), senderId }, commandTimeout: connection.CommandTimeout())).ToDictionary(r => r.Id);
-        if (rows.Count != ids.Length)
+        var views = new List<AttachmentView>(ids.Length);
+        foreach (var id in ids)
+            if (rows.GetValueOrDefault(id) is { } row && await row.ToViewAsync(envelope) is { } view) views.Add(view);
+        if (views.Count != ids.Length)
         {
             await transaction.RollbackAsync();
             return null;
         }
-        await connection.ExecuteAsync($"UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id SET a.message_id = 0",
-            new { ids = SqlLists.Ids(ids) }, commandTimeout: connection.CommandTimeout());
+        await connection.ExecuteAsync($"UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id SET a.message_id = 0, a.claimed_at = @now",
+            new { ids = SqlLists.Ids(ids), now }, commandTimeout: connection.CommandTimeout());
         await transaction.CommitAsync();
-        var views = new List<AttachmentView>(ids.Length);
-        foreach (var id in ids)
-            if (await rows[id].ToViewAsync(envelope) is { } view) views.Add(view);
         return views;
     }
 
@@ -49,7 +53,7 @@ static class Attachments
         if (ids.Length == 0) return;
         await using var connection = await db.OpenConnectionAsync();
         // Only a claim: a send that was stored after all (its outcome unknown to the sender) has linked them.
-        await connection.ExecuteAsync($"UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id SET a.message_id = NULL WHERE a.message_id = 0",
+        await connection.ExecuteAsync($"UPDATE {SqlLists.IdsTable} STRAIGHT_JOIN attachments a ON a.id = ids.id SET a.message_id = NULL, a.claimed_at = NULL WHERE a.message_id = 0",
             new { ids = SqlLists.Ids(ids) }, commandTimeout: connection.CommandTimeout());
     }
 

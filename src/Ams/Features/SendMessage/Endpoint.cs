@@ -143,7 +143,7 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
         if (attachmentIds.Length > 0)
         {
             await using var connection = await db.OpenConnectionAsync(ct);
-            if (await Attachments.ClaimAsync(connection, envelope, me, attachmentIds) is not { } claimed)
+            if (await Attachments.ClaimAsync(connection, envelope, me, attachmentIds, time.GetUtcNow().UtcDateTime) is not { } claimed)
             {
                 // A repeat whose first send is still being stored finds the attachments claimed by
                 // it (or, by now, linked to its message): that send may yet succeed, so the repeat
