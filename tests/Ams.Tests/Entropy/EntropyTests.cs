@@ -325,6 +325,7 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
     [InlineData("[1,2,3]", "could not be read: no result")]
     [InlineData("<html>busy</html>", "could not be read: not JSON")]
     [InlineData("{\"jsonrpc\":\"2.0\",\"error\":\"down\",\"id\":1}", "random.org error 0: no message")]
+    [InlineData("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":\"401\",\"message\":\"a code in quotes\"},\"id\":1}", "random.org error 0: a code in quotes")]
     [InlineData("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":503,\"message\":\"key test-key-0123456789 is\\nbusy\"},\"id\":1}", "random.org error 503: key [API key] is busy")]
     public async Task An_answer_that_is_not_a_blob_is_one_failure_with_back_off_and_the_node_serves_on(string reply, string said)
     {
@@ -339,6 +340,18 @@ public sealed class EntropyTests(Services services) : IClassFixture<Services>, I
         Assert.Single(logs.Lines, l => l.Contains("Entropy refill failed") && l.Contains(said));
         Assert.DoesNotContain(FakeRandomOrg.ValidKey, logs.All);
         await app.NewUserTokenAsync("srv");   // sign-ups (keys, salts) go on with the OS's randomness
+    }
+
+    [Fact]
+    public async Task An_answer_cut_short_is_one_failure_with_back_off_like_no_answer()
+    {
+        await using var app = await NodeAsync();
+        var refiller = app.Services.GetRequiredService<Refiller>();
+        randomOrg.CutShort = true;
+        Assert.Equal(Refiller.Outcome.Failed, await refiller.RefillOnceAsync(default));
+        Assert.Contains("random.org unreachable", (await StatusAsync(app))["randomOrg"]!["lastError"]!.GetValue<string>());
+        Assert.Equal(Refiller.Outcome.Waiting, await refiller.RefillOnceAsync(default));
+        Assert.Single(logs.Lines, l => l.Contains("Entropy refill failed"));
     }
 
     [Fact]

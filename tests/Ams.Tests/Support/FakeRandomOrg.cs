@@ -45,6 +45,7 @@ public sealed class FakeRandomOrg : IAsyncDisposable
     int? errorCode;
     TimeSpan delay;
     bool hang;
+    bool cutShort;
     BlobKind blobs = BlobKind.Random;
     byte[]? reply;
     int advisoryDelayMs;
@@ -77,6 +78,9 @@ public sealed class FakeRandomOrg : IAsyncDisposable
 
     /// <summary>Never answer until the request is aborted (or the server is disposed).</summary>
     public bool Hang { get => Volatile.Read(ref hang); set => Volatile.Write(ref hang, value); }
+
+    /// <summary>Declare a body 1,000 bytes longer than the answer, send half of it, then drop the connection.</summary>
+    public bool CutShort { get => Volatile.Read(ref cutShort); set => Volatile.Write(ref cutShort, value); }
 
     public BlobKind Blobs { get { lock (gate) return blobs; } set { lock (gate) blobs = value; } }
 
@@ -173,6 +177,16 @@ public sealed class FakeRandomOrg : IAsyncDisposable
             var response = Reply ?? Process(body);
             context.Response.StatusCode = StatusCodes.Status200OK;
             context.Response.ContentType = "application/json";
+            if (CutShort)
+            {
+                context.Response.ContentLength = response.Length + 1000;
+                await context.Response.Body.WriteAsync(response.AsMemory(0, response.Length / 2), ct);
+                await context.Response.Body.FlushAsync(ct);
+                // The bytes on their way before the reset: an abort at once can overtake them.
+                await Task.Delay(200, ct);
+                context.Abort();
+                return;
+            }
             await context.Response.Body.WriteAsync(response, ct);
         }
         catch (OperationCanceledException)

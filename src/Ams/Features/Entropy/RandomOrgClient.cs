@@ -105,7 +105,7 @@ public sealed class RandomOrgClient(RandomOrgOptions options)
         catch (JsonException) { throw Unreadable("not JSON"); }
         if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("error", out var error))
         {
-            var code = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("code", out var c) && c.TryGetInt32(out var n) ? n : 0;
+            var code = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("code", out var c) && c.ValueKind == JsonValueKind.Number && c.TryGetInt32(out var n) ? n : 0;
             var message = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
             document.Dispose();
             throw new RandomOrgException(code, $"random.org error {code}: {Printable(message ?? "no message")}");

@@ -72,7 +72,8 @@ public sealed class Refiller(RandomOrgClient client, Pool pool, EntropyMixer mix
             // A configuration error: say so in /api/entropy and the log (never the key), and ask rarely.
             await FailAsync(db, $"API key rejected (check RandomOrg__ApiKey): {e.Message}", now + TimeSpan.FromHours(1), LogLevel.Error);
         }
-        catch (Exception e) when (e is RandomOrgException or HttpRequestException || e is OperationCanceledException && !ct.IsCancellationRequested)
+        // IOException: an answer cut short (HttpIOException) is not an HttpRequestException.
+        catch (Exception e) when (e is RandomOrgException or HttpRequestException or IOException || e is OperationCanceledException && !ct.IsCancellationRequested)
         {
             var backOff = BackOff(await db.HashIncrementAsync(StatusKey, "failures"));
             var reason = e switch
