@@ -16,11 +16,13 @@ public static class SettingRanges
         "Sessions:IdleTimeout", "Sessions:AbsoluteLifetime", "Login:Window", "Registration:Window", "Messaging:Window",
         "Attachments:UploadWindow", "Attachments:UnsentLifetime", "Conversations:CreateWindow", "Conversations:MemberAddWindow",
         "Conversations:ReadWindow", "Conversations:ReactionWindow", "Conversations:TypingWindow", "Users:LookupWindow",
-        "Presence:Ttl", "TwoFactor:Window", "RandomOrg:Timeout",
+        "Presence:Ttl", "TwoFactor:Window",
     ];
 
-    // Periods of the nodes' timers, which take at most about 49 days.
-    static readonly string[] Periods = ["Events:KeepAlive", "Presence:Heartbeat", "Attachments:SweepInterval", "Entropy:ReseedInterval", "Entropy:TickInterval"];
+    // Periods of the nodes' timers, and the random.org call's timeout (a cancellation timer), which
+    // take at most about 49 days: past that every tick failed, and no request was ever made.
+    static readonly string[] Periods =
+        ["Events:KeepAlive", "Presence:Heartbeat", "Attachments:SweepInterval", "Entropy:ReseedInterval", "Entropy:TickInterval", "RandomOrg:Timeout"];
     static readonly TimeSpan LongestPeriod = TimeSpan.FromDays(1);
 
     static readonly string[] Durations = ["Sessions:OutageGrace", "Sessions:LocalCache"];
@@ -31,7 +33,7 @@ public static class SettingRanges
         "Messaging:MaxSends", "Events:QueueCapacity", "Events:MaxStreamsPerUser", "Events:MaxReplay", "Conversations:MaxMembers",
         "Conversations:MaxCreates", "Conversations:MaxMemberAdds", "Conversations:MaxReads", "Conversations:MaxReactions",
         "Conversations:MaxTyping", "Users:MaxLookups", "TwoFactor:MaxFailuresPerAccount", "TwoFactor:MaxFailuresPerChallenge",
-        "Entropy:BlobBits", "Passwords:MaxConcurrent", "Attachments:MaxBytes", "Attachments:QuotaBytes", "Attachments:MaxUploads",
+        "Passwords:MaxConcurrent", "Attachments:MaxBytes", "Attachments:QuotaBytes", "Attachments:MaxUploads",
     ];
 
     static readonly string[] Counts = ["Passwords:QueueTimeoutMs", "Entropy:DailyBitBudget", "Entropy:DailyRequestBudget", "Entropy:PoolLowWaterBytes"];
@@ -44,6 +46,17 @@ public static class SettingRanges
         foreach (var key in PositiveCounts) Count(config, key, 1);
         foreach (var key in Counts) Count(config, key, 0);
         MarksOutliveTheirRenewal(config);
+        BlobsFillWholePoolChunks(config);
+    }
+
+    // The pool takes atmospheric bytes in whole chunks and drops the rest: a smaller blob was paid
+    // for on every tick and never used. random.org's largest blob is 2^20 bits.
+    static void BlobsFillWholePoolChunks(IConfiguration config)
+    {
+        const int chunkBits = Features.Entropy.Pool.ChunkBytes * 8, largest = 1 << 20;
+        if (config["Entropy:BlobBits"] is not { Length: > 0 } value || !long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var bits)) return;
+        if (bits < chunkBits || bits > largest || bits % chunkBits != 0)
+            throw new ConfigurationException($"Entropy:BlobBits must be a multiple of {chunkBits} from {chunkBits} to {largest}, not '{value}'.");
     }
 
     // A mark that lapses before the next heartbeat renews it shows every online user as offline
