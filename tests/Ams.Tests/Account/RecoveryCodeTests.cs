@@ -86,6 +86,15 @@ public sealed class RecoveryCodeTests(Services services) : IClassFixture<Service
         await using var after = await services.StartAppAsync(database, [new("Crypto:MasterKeys", newKey)]);
         Assert.Equal(200, await SecondStepAsync(after, name, codes[1]));
         Assert.Equal(401, await SecondStepAsync(after, name, codes[0]));
+
+        // The dropped key's id used again for another key: no data key is left under it to show the
+        // mismatch, but the codes made under the earlier key would be checked with the new one.
+        var reused = "test:" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        Assert.StartsWith("test:", Services.MasterKeys);
+        var error = await Assert.ThrowsAsync<ConfigurationException>(() => services.StartAppAsync(database, [new("Crypto:MasterKeys", $"{newKey},{reused}")]));
+        Assert.Equal("Crypto:MasterKeys key 'test' is not the key that id stood for before: recovery codes made under the earlier 'test' are checked with " +
+            "a key derived from it and kept under that id. Give the new key an id never used before (README: Rotating the master key).", error.Message);
+        Assert.Equal(200, await SecondStepAsync(after, name, codes[2]));
     }
 
     [Fact]

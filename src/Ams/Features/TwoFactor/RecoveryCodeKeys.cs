@@ -47,8 +47,9 @@ public static class RecoveryCodeKeys
     static async Task KeepOnceAsync(MariaDb db, Envelope envelope, MasterKeys masterKeys, DateTime now, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        var kept = (await connection.QueryAsync<string>("SELECT master_key_id FROM recovery_code_keys", commandTimeout: connection.CommandTimeout())).ToHashSet();
-        foreach (var id in masterKeys.Ids.Where(id => !kept.Contains(id)).Order(StringComparer.Ordinal))
+        var kept = await KeptAsync(connection);
+        await RefuseReusedIdsAsync(envelope, masterKeys, kept);
+        foreach (var id in masterKeys.Ids.Where(id => !kept.ContainsKey(id)).Order(StringComparer.Ordinal))
         {
             masterKeys.TryGet(id, out var masterKey);
             await using var transaction = await Transaction.BeginAsync(connection, ct);
@@ -65,6 +66,22 @@ public static class RecoveryCodeKeys
     }
 
     /// <summary>
+    /// An id listed with another key than the one kept under it (an id used again after its key
+    /// was dropped, or a typo where no data key is left under the id to show it): the codes made
+    /// under the earlier key would be checked against the new one and refused, one failed second
+    /// step each. The kept key cannot move to another id, so the new key needs an id of its own.
+    /// </summary>
+    static async Task RefuseReusedIdsAsync(Envelope envelope, MasterKeys masterKeys, Dictionary<string, byte[]> kept)
+    {
+        foreach (var (id, sealedKey) in kept.OrderBy(k => k.Key, StringComparer.Ordinal))
+            if (masterKeys.TryGet(id, out var masterKey) && await envelope.OpenAsync(sealedKey, Purpose, [id]) is { } earlier
+                && !CryptographicOperations.FixedTimeEquals(earlier, Derive(masterKey)))
+                throw new ConfigurationException(
+                    $"Crypto:MasterKeys key '{id}' is not the key that id stood for before: recovery codes made under the earlier '{id}' " +
+                    "are checked with a key derived from it and kept under that id. Give the new key an id never used before (README: Rotating the master key).");
+    }
+
+    /// <summary>
     /// Every key a stored code may be hashed under, the first master key's first: the listed master
     /// keys' own, then those kept for master keys no longer listed.
     /// </summary>
@@ -73,14 +90,19 @@ public static class RecoveryCodeKeys
         yield return Derive(masterKeys.Primary);
         foreach (var id in masterKeys.Ids.Where(id => id != masterKeys.PrimaryId))
             if (masterKeys.TryGet(id, out var key)) yield return Derive(key);
-        var kept = new List<(string Id, byte[] Sealed)>();
-        // Plain MySqlCommand for the byte[] column (see Envelope).
-        await using (var select = new MySqlCommand("SELECT master_key_id, sealed FROM recovery_code_keys", connection))
-        await using (var reader = await select.ExecuteReaderAsync())
-            while (await reader.ReadAsync())
-                kept.Add((reader.GetString(0), (byte[])reader.GetValue(1)));
-        foreach (var (id, sealedKey) in kept)
+        foreach (var (id, sealedKey) in await KeptAsync(connection))
             if (!masterKeys.TryGet(id, out _) && await envelope.OpenAsync(sealedKey, Purpose, [id]) is { } key)
                 yield return key;
+    }
+
+    // Plain MySqlCommand for the byte[] column (see Envelope).
+    static async Task<Dictionary<string, byte[]>> KeptAsync(MySqlConnection connection)
+    {
+        var kept = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        await using var select = new MySqlCommand("SELECT master_key_id, sealed FROM recovery_code_keys", connection);
+        await using var reader = await select.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+            kept[reader.GetString(0)] = (byte[])reader.GetValue(1);
+        return kept;
     }
 }
