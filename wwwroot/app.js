@@ -20,10 +20,20 @@
     return template.content.firstElementChild;
   }
 
-  function call(method, url, body, extraHeaders) {
-    const headers = { "X-CSRF-Token": csrf(), "X-Requested-With": "fetch", ...extraHeaders };
-    if (body !== undefined && typeof body === "string") headers["Content-Type"] ??= "application/json";
-    return fetch(url, { method, credentials: "same-origin", headers, body });
+  // A write refused for a stale anti-forgery token (the session changed in another tab: see
+  // forms.js's renewToken) did nothing: the page checks it is still its user's, takes the token of
+  // the session held now and tries once more.
+  async function call(method, url, body, extraHeaders) {
+    const send = () => {
+      const headers = { "X-CSRF-Token": csrf(), "X-Requested-With": "fetch", ...extraHeaders };
+      if (body !== undefined && typeof body === "string") headers["Content-Type"] ??= "application/json";
+      return fetch(url, { method, credentials: "same-origin", headers, body });
+    };
+    const response = await send();
+    if (response.status !== 403) return response;
+    const problem = await response.clone().json().catch(() => null);
+    if (problem?.title !== "Anti-forgery token missing or invalid" || !(await stillMe()) || !(await window.amsRenewToken?.())) return response;
+    return send();
   }
   const post = (url, body, type) => call("POST", url, body, { "Content-Type": type });
   // A validation problem's title is only "Bad Request": its detail says what to change.
@@ -141,10 +151,11 @@
     const last = [...(messages()?.querySelectorAll("li.message") ?? [])].pop();
     return last ? Number(last.id.slice(2)) : 0;
   };
+  // Read means seen: not while the reader is up in the history ("New messages" showing) or away.
   function markRead() {
     const list = messages();
     const id = lastMessageId();
-    if (!list || !id || document.visibilityState !== "visible") return;
+    if (!list || !id || document.visibilityState !== "visible" || !atEnd(list)) return;
     if (id <= lastRead) return;
     lastRead = id;
     post(`/api/conversations/${list.dataset.conversation}/read`, JSON.stringify({ upTo: String(id) }), "application/json")
@@ -208,7 +219,7 @@
     const list = e.currentTarget;
     if (list.scrollTop < 120 && !firstPage) loadOlder();
     pinned = atEnd(list);
-    if (pinned) byId("jump-new")?.setAttribute("hidden", "");
+    if (pinned) { byId("jump-new")?.setAttribute("hidden", ""); markRead(); }
   });
   messages()?.addEventListener("click", (e) => { if (e.target.closest("#older button")) loadOlder(); });
   loadOlder();
@@ -218,7 +229,7 @@
   // the last event it saw; "Reconnecting…" is announced while it is down and cleared when back.
   const connection = byId("connection");
   let lastEventId = chat.dataset.after ?? "";
-  let events = null, retryDelay = 1000, reconnectTimer = 0;
+  let events = null, retryDelay = 1000, reconnectTimer = 0, opened = false;
   function setConnection(text) {
     if (connection && connection.textContent !== text) connection.textContent = text;
     chat.classList.toggle("offline", text !== "");
@@ -237,14 +248,16 @@
   function connect() {
     events = new EventSource("/events?after=" + encodeURIComponent(lastEventId));
     heardAt = Date.now();
-    events.addEventListener("open", () => { retryDelay = 1000; heardAt = Date.now(); setConnection(""); });
+    // A stream that opens again does so with the cookie the browser holds now, which a sign-in in
+    // another tab may have made another user's.
+    events.addEventListener("open", () => { if (opened) stillMe(); opened = true; retryDelay = 1000; heardAt = Date.now(); setConnection(""); });
     events.addEventListener("keep-alive", (e) => { keepAliveMs = Number(e.data) || keepAliveMs; heardAt = Date.now(); });
     events.addEventListener("error", () => {
       setConnection("Reconnecting…");
       // EventSource retries by itself while it can; once it gives up (CLOSED), so do we, later,
       // unless it gave up because the session ended (signed out, or ended from another device):
       // then the conversation leaves the screen.
-      if (events.readyState === EventSource.CLOSED) leaveIfSignedOut();
+      if (events.readyState === EventSource.CLOSED) stillMe();
       if (events.readyState === EventSource.CLOSED && !reconnectTimer) {
         reconnectTimer = setTimeout(() => { reconnectTimer = 0; connect(); }, retryDelay);
         retryDelay = Math.min(retryDelay * 2, 30000);
@@ -258,9 +271,14 @@
       });
     }
   }
-  async function leaveIfSignedOut() {
+  // The page shows its user's conversations only: signed out, it goes to the sign-in page; signed
+  // in as someone else (in another tab), to that user's start page. True while it is still its user's.
+  async function stillMe() {
     const answer = await fetch("/api/me", { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } }).catch(() => null);
-    if (answer?.status === 401) location.assign("/login");
+    if (answer?.status === 401) { location.assign("/login"); return false; }
+    const user = answer?.ok ? await answer.json().catch(() => null) : null;
+    if (user?.username && user.username !== me) { location.assign("/"); return false; }
+    return true;
   }
   addEventListener("online", () => { if (events?.readyState === EventSource.CLOSED) { clearTimeout(reconnectTimer); reconnectTimer = 0; connect(); } });
 
@@ -440,7 +458,7 @@
   function clearStatus(form) { form.querySelector(".send-status")?.remove(); }
   function showFailure(form, reason) {
     const status = composerStatus(form);
-    status.replaceChildren(`Not sent: ${reason}. Your text is kept. `);
+    status.replaceChildren(`Not sent: ${reason.replace(/\.$/, "")}. Your text is kept. `);
     const retry = Object.assign(document.createElement("button"), { type: "button", className: "link retry", textContent: "Retry" });
     retry.addEventListener("click", () => form.requestSubmit());
     status.append(retry);

@@ -128,7 +128,7 @@ public sealed class AuditTests(AppProcess app, Chromium chromium)
 
         await Composer(page).FillAsync(new string('x', 4001));
         await Composer(page).PressAsync("Enter");
-        await Assertions.Expect(page.Locator("#composer [role=alert]")).ToContainTextAsync("Not sent: Body must be at most 4000 characters.");
+        await Assertions.Expect(page.Locator("#composer [role=alert]")).ToContainTextAsync("Not sent: Body must be at most 4000 characters. Your text is kept.");
         await Assertions.Expect(Messages(page)).ToHaveCountAsync(1);
     }
 
@@ -165,17 +165,22 @@ public sealed class AuditTests(AppProcess app, Chromium chromium)
     [Fact]
     public async Task A_form_refused_with_a_problem_says_why_in_the_form_instead_of_showing_JSON()
     {
+        var name = await driver.RegisterAsync("fr");
         var context = await driver.ContextAsync();
         var page = await context.NewPageAsync();
         await page.GotoAsync("/login");
-        // A stale anti-forgery token (the page was open across a restart of a node with other keys).
+        // A stale anti-forgery token (a sign-in or sign-out in another tab since the page was rendered).
         await page.Locator("#login input[name=_csrf]").EvaluateAsync("input => input.value = 'stale'");
-        await page.GetByLabel("Username").FillAsync("nobody-in-particular");
+        await page.GetByLabel("Username").FillAsync(name);
         await page.GetByLabel("Password").FillAsync(Driver.Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await Assertions.Expect(page.Locator("#login [role=alert]")).ToContainTextAsync("Anti-forgery token missing or invalid");
-        await Assertions.Expect(page.GetByLabel("Username")).ToHaveValueAsync("nobody-in-particular");
+        await Assertions.Expect(page.Locator("#login [role=alert]")).ToHaveTextAsync(
+            "This page was out of date (signed in or out in another tab, say). It is up to date now: try again.");
+        await Assertions.Expect(page.GetByLabel("Username")).ToHaveValueAsync(name);
         Assert.DoesNotContain("\"status\"", await page.ContentAsync());
+        // The form took the token of the cookies held now: the same click signs in.
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.WaitForURLAsync(url => new Uri(url).AbsolutePath == "/");
     }
 
     // 3. Silent failures: the live stream
@@ -447,7 +452,9 @@ public sealed class AuditTests(AppProcess app, Chromium chromium)
         var continued = await Messages(page).EvaluateAllAsync<bool[]>("items => items.map(li => li.classList.contains('continued'))");
         Assert.Equal([false, true, true, false, false], continued);
         await Assertions.Expect(Messages(page).Nth(1).Locator(".sender")).ToBeHiddenAsync();
+        await Assertions.Expect(Messages(page).Nth(1).Locator(".handle")).ToBeHiddenAsync();
         await Assertions.Expect(Messages(page).Nth(0).Locator(".sender")).ToBeVisibleAsync();
+        await Assertions.Expect(Messages(page).Nth(0).Locator(".handle")).ToBeVisibleAsync();
         // A live message continues the group it joins.
         await SendAsync(aliceApi, id, "a5");
         await Assertions.Expect(Messages(page)).ToHaveCountAsync(6);

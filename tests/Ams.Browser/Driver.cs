@@ -67,6 +67,13 @@ public sealed class Driver(AppProcess app, Chromium chromium)
         var context = await ContextAsync(width, height, touch, dark, bypassCsp, reducedMotion, timeZone);
         if (initScript is not null) await context.AddInitScriptAsync(initScript);
         var page = await context.NewPageAsync();
+        await SignInAsync(page, name, password);
+        return page;
+    }
+
+    /// <summary>Signs in on the sign-in page of <paramref name="page"/> (in whatever browser context it has) and waits for the start page.</summary>
+    public async Task SignInAsync(IPage page, string name, string password = Password)
+    {
         // What the browser asked and got while signing in, for the failure message: a sign-in that
         // never reaches / otherwise says only "Timeout 30000ms exceeded".
         var exchanges = new List<string>();
@@ -100,7 +107,6 @@ public sealed class Driver(AppProcess app, Chromium chromium)
             page.Response -= Answered;
             page.RequestFailed -= Failed;
         }
-        return page;
     }
 
     public static ILocator Messages(IPage page) => page.Locator("#messages li.message");

@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Ams.Testing;
@@ -26,22 +27,41 @@ public sealed class ReaderTests(AppProcess app, Chromium chromium)
         var list = page.Locator("#messages");
         var marker = page.GetByRole(AriaRole.Button, new() { Name = "New messages" });
 
-        await SendAsync(aliceApi, id, "while Bob reads at the end");
+        var seen = await SendAsync(aliceApi, id, "while Bob reads at the end");
         await Assertions.Expect(Messages(page)).ToHaveCountAsync(31);
         await Assertions.Expect(Messages(page).Last).ToBeInViewportAsync();
         await Assertions.Expect(marker).ToBeHiddenAsync();
+        await ReadUpToAsync(aliceApi, id, bob, seen);
 
         await list.EvaluateAsync("l => { l.scrollTop = 200; }");
-        await SendAsync(aliceApi, id, "while Bob reads further up");
+        var unseen = await SendAsync(aliceApi, id, "while Bob reads further up");
         await Assertions.Expect(Messages(page)).ToHaveCountAsync(32);
         await Assertions.Expect(marker).ToBeVisibleAsync();
         Assert.Equal(200, await list.EvaluateAsync<double>("l => l.scrollTop"), 1.0);
         await Assertions.Expect(Messages(page).Last).Not.ToBeInViewportAsync();
+        // Not read while it is out of sight: Alice gets no "Seen by Bob" for it.
+        await page.WaitForTimeoutAsync(1500);
+        await ReadUpToAsync(aliceApi, id, bob, seen);
 
         await marker.ClickAsync();
         await Assertions.Expect(Messages(page).Last).ToBeInViewportAsync();
         await Assertions.Expect(marker).ToBeHiddenAsync();
         await Assertions.Expect(Composer(page)).ToBeFocusedAsync();
+        await ReadUpToAsync(aliceApi, id, bob, unseen);
+    }
+
+    /// <summary>Waits (up to 10 s) until the member's read mark is <paramref name="expected"/>, as the API shows it to another member.</summary>
+    static async Task ReadUpToAsync(HttpClient api, string conversationId, string username, string expected)
+    {
+        string? readUpTo = null;
+        for (var tries = 0; tries < 100; tries++)
+        {
+            var conversation = await api.GetFromJsonAsync<JsonObject>($"/api/conversations/{conversationId}");
+            readUpTo = conversation!["members"]!.AsArray().Single(m => m!["username"]!.GetValue<string>() == username)!["readUpTo"]?.GetValue<string>();
+            if (readUpTo == expected) return;
+            await Task.Delay(100);
+        }
+        Assert.Equal(expected, readUpTo);
     }
 
     [Fact]
