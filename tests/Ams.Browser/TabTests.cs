@@ -18,16 +18,7 @@ public sealed class TabTests(AppProcess app, Chromium chromium)
     [Fact]
     public async Task A_chat_tab_whose_browser_signed_in_as_someone_else_leaves_instead_of_acting_as_them()
     {
-        var sam = await driver.RegisterAsync("ts", "Sam");
-        var sid = await driver.RegisterAsync("tt", "Sid");
-        var samApi = await driver.ApiAsync(sam);
-        var id = await ConversationAsync(samApi, [sid]);
-        var samTab = await driver.SignedInAsync(sam);
-        await samTab.GotoAsync($"/c/{id}");
-        await Assertions.Expect(samTab.Locator("#messages")).ToBeVisibleAsync();
-
-        var sidTab = await samTab.Context.NewPageAsync();
-        await driver.SignInAsync(sidTab, sid);
+        var (samTab, samApi, sid, id) = await SamsChatThenASignInAsync("ts", asSid: true);
 
         // Sam's tab, still showing Sam, sends: the browser is Sid's now, so it leaves for Sid's start
         // page and stores nothing. (Its own next write, a presence beat say, may have sent it there first.)
@@ -50,15 +41,7 @@ public sealed class TabTests(AppProcess app, Chromium chromium)
     [Fact]
     public async Task A_chat_tab_whose_live_stream_comes_back_as_someone_else_leaves_without_being_touched()
     {
-        var sam = await driver.RegisterAsync("tw", "Sam");
-        var sid = await driver.RegisterAsync("tx", "Sid");
-        var samApi = await driver.ApiAsync(sam);
-        var id = await ConversationAsync(samApi, [sid]);
-        var samTab = await driver.SignedInAsync(sam);
-        await samTab.GotoAsync($"/c/{id}");
-        await Assertions.Expect(samTab.Locator("#messages")).ToBeVisibleAsync();
-        var sidTab = await samTab.Context.NewPageAsync();
-        await driver.SignInAsync(sidTab, sid);
+        var (samTab, samApi, sid, _) = await SamsChatThenASignInAsync("tw", asSid: true);
 
         // Sam's browser session ends elsewhere: the stream closes and opens again with the cookie the browser holds, Sid's.
         Assert.Equal(System.Net.HttpStatusCode.NoContent, (await samApi.PostAsync("/api/sessions/revoke-others", null)).StatusCode);
@@ -69,22 +52,27 @@ public sealed class TabTests(AppProcess app, Chromium chromium)
     [Fact]
     public async Task A_chat_tab_whose_session_was_replaced_by_the_same_user_sends_once_with_the_new_sessions_token()
     {
-        var sam = await driver.RegisterAsync("tu", "Sam");
-        var sid = await driver.RegisterAsync("tv", "Sid");
-        var samApi = await driver.ApiAsync(sam);
-        var id = await ConversationAsync(samApi, [sid]);
-        var first = await driver.SignedInAsync(sam);
-        await first.GotoAsync($"/c/{id}");
-        await Assertions.Expect(first.Locator("#messages")).ToBeVisibleAsync();
+        var (samTab, samApi, _, id) = await SamsChatThenASignInAsync("tu", asSid: false);
 
-        var second = await first.Context.NewPageAsync();
-        await driver.SignInAsync(second, sam);
-
-        await TypeAndSendAsync(first, "after signing in again");
-        await Assertions.Expect(first.Locator("#composer [role=alert]")).ToHaveCountAsync(0);
-        await Assertions.Expect(Messages(first)).ToHaveCountAsync(1);
-        Assert.Equal(new Uri(first.Url).AbsolutePath, $"/c/{id}");
+        await TypeAndSendAsync(samTab, "after signing in again");
+        await Assertions.Expect(samTab.Locator("#composer [role=alert]")).ToHaveCountAsync(0);
+        await Assertions.Expect(Messages(samTab)).ToHaveCountAsync(1);
+        Assert.Equal(new Uri(samTab.Url).AbsolutePath, $"/c/{id}");
         var history = await samApi.GetFromJsonAsync<JsonObject>($"/api/conversations/{id}/messages");
         Assert.Equal(["after signing in again"], history!["messages"]!.AsArray().Select(m => m!["body"]!.GetValue<string>()));
+    }
+
+    /// <summary>Sam's tab on his chat with Sid; then another tab of the same browser signs in, as Sid or as Sam again.</summary>
+    async Task<(IPage SamTab, HttpClient SamApi, string Sid, string ConversationId)> SamsChatThenASignInAsync(string prefix, bool asSid)
+    {
+        var sam = await driver.RegisterAsync(prefix + "s", "Sam");
+        var sid = await driver.RegisterAsync(prefix + "d", "Sid");
+        var samApi = await driver.ApiAsync(sam);
+        var id = await ConversationAsync(samApi, [sid]);
+        var samTab = await driver.SignedInAsync(sam);
+        await samTab.GotoAsync($"/c/{id}");
+        await Assertions.Expect(samTab.Locator("#messages")).ToBeVisibleAsync();
+        await driver.SignInAsync(await samTab.Context.NewPageAsync(), asSid ? sid : sam);
+        return (samTab, samApi, sid, id);
     }
 }

@@ -49,14 +49,16 @@ public static class SettingRanges
         BlobsFillWholePoolChunks(config);
     }
 
-    // The pool takes atmospheric bytes in whole chunks and drops the rest: a smaller blob was paid
-    // for on every tick and never used. random.org's largest blob is 2^20 bits.
+    /// <summary>The entropy pool's chunk (Features/Entropy/Pool.cs) in bits: the pool keeps whole chunks and drops the rest.</summary>
+    public const int BlobBitsStep = 256;
+
+    // A blob smaller than a chunk was paid for on every tick and never used. random.org's largest blob is 2^20 bits.
     static void BlobsFillWholePoolChunks(IConfiguration config)
     {
-        const int chunkBits = Features.Entropy.Pool.ChunkBytes * 8, largest = 1 << 20;
+        const int largest = 1 << 20;
         if (config["Entropy:BlobBits"] is not { Length: > 0 } value || !long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var bits)) return;
-        if (bits < chunkBits || bits > largest || bits % chunkBits != 0)
-            throw new ConfigurationException($"Entropy:BlobBits must be a multiple of {chunkBits} from {chunkBits} to {largest}, not '{value}'.");
+        if (bits < BlobBitsStep || bits > largest || bits % BlobBitsStep != 0)
+            throw new ConfigurationException($"Entropy:BlobBits must be a multiple of {BlobBitsStep} from {BlobBitsStep} to {largest}, not '{value}'.");
     }
 
     // A mark that lapses before the next heartbeat renews it shows every online user as offline

@@ -217,6 +217,10 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
     public void Numbers_and_durations_in_range_pass(string key, string value) => SettingRanges.Check(Config((key, value)));
 
     [Fact]
+    public void Blob_sizes_are_checked_in_the_pools_own_chunks() =>
+        Assert.Equal(Ams.Features.Entropy.Pool.ChunkBytes * 8, SettingRanges.BlobBitsStep);
+
+    [Fact]
     public void The_longest_heartbeat_passes_with_a_longer_mark() =>
         SettingRanges.Check(Config(("Presence:Heartbeat", "1.00:00:00"), ("Presence:Ttl", "1.00:00:30")));
 
