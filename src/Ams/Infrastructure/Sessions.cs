@@ -476,7 +476,7 @@ public sealed class SessionStore : IAsyncDisposable
             }
             if (confirmed)
             {
-                _ = IndexInOldSetAsync(userId, session.Id);
+                _ = AfterSignInAsync(userId, session.Id);
                 return (token, session);
             }
             _ = DeleteUnconfirmedAsync(session.Id, userId);
@@ -538,18 +538,35 @@ public sealed class SessionStore : IAsyncDisposable
         await Task.WhenAll(add, ttl);
     }
 
-    // Also in the one set releases up to 0.15 read, so that during a rolling upgrade (or after a
-    // rollback) their "revoke others" finds the sessions this release makes. Best effort: this
-    // release never depends on it.
-    async Task IndexInOldSetAsync(long userId, string sessionId)
+    // Off the sign-in's path, best effort. A session that idles out leaves its index entries
+    // behind (a revocation or a session list removes them, nothing else), and each sign-in renews
+    // the sets' lifetime: a user who signs in daily and never signs out gathered entries without end
+    // (an outside soak: 954 for no live session), each one a revocation that "sign out everywhere"
+    // then announced and waited for. So a sign-in drops the ended entries of the set it joined.
+    // It also indexes the session in the one set releases up to 0.15 read, so that during a rolling
+    // upgrade (or after a rollback) their "revoke others" finds it, and tidies that set the same way.
+    async Task AfterSignInAsync(long userId, string sessionId)
     {
         try
         {
+            await DropEndedAsync(IndexKey(userId, sessionId));
             await IndexAsync(Db, OldIndexKey(userId), sessionId);
+            await DropEndedAsync(OldIndexKey(userId));
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
         }
+    }
+
+    async Task DropEndedAsync(RedisKey set)
+    {
+        var ids = await Db.SetMembersAsync(set);
+        var batch = Db.CreateBatch();
+        var live = ids.Select(id => batch.KeyExistsAsync(SessionKey((string)id!))).ToArray();
+        batch.Execute();
+        await Task.WhenAll(live);
+        var ended = ids.Where((_, i) => !live[i].Result).ToArray();
+        if (ended.Length > 0) await Db.SetRemoveAsync(set, ended);
     }
 
     /// <summary>The session of a session token or of a personal access token, or null.</summary>

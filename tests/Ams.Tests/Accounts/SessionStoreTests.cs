@@ -110,6 +110,31 @@ public sealed class SessionStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Sessions_that_idled_out_leave_the_index_at_the_next_sign_in_without_a_session_list()
+    {
+        var store = Store();
+        var sessions = new List<string>();
+        for (var i = 0; i < 40; i++) sessions.Add((await store.CreateAsync(31)).Session.Id);
+        await WaitUntilAsync(async () => (await Db.SetLengthAsync("ams:user-sessions:31")) == 40);
+        // Idled out: Redis expired their keys, nothing revoked them.
+        foreach (var id in sessions.Take(39)) await Db.KeyDeleteAsync($"ams:session:{id}");
+
+        // Each sign-in tidies the set it joins: once one has landed in every set, only the live sessions are left.
+        var signIns = new List<string>();
+        while (!"0123456789abcdef".All(digit => signIns.Any(id => id[0] == digit)))
+            signIns.Add((await store.CreateAsync(31)).Session.Id);
+        string[] expected = [.. signIns.Append(sessions[39]).Order(StringComparer.Ordinal)];
+        await WaitUntilAsync(async () => (await IndexedAsync(31)).SequenceEqual(expected));
+        await WaitUntilAsync(async () => (await Db.SetMembersAsync("ams:user-sessions:31")).Select(v => (string)v!).Order(StringComparer.Ordinal).SequenceEqual(expected));
+    }
+
+    static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        for (var tries = 0; tries < 100 && !await condition(); tries++) await Task.Delay(50);
+        Assert.True(await condition());
+    }
+
+    [Fact]
     public async Task A_session_from_release_0_15_lists_its_creation_time_from_its_absolute_expiry()
     {
         // 0.15 kept no creation time in the metadata (it listed as 1970-01-01).
