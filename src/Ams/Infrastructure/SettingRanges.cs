@@ -16,13 +16,13 @@ public static class SettingRanges
         "Sessions:IdleTimeout", "Sessions:AbsoluteLifetime", "Login:Window", "Registration:Window", "Messaging:Window",
         "Attachments:UploadWindow", "Attachments:UnsentLifetime", "Conversations:CreateWindow", "Conversations:MemberAddWindow",
         "Conversations:ReadWindow", "Conversations:ReactionWindow", "Conversations:TypingWindow", "Users:LookupWindow",
-        "Presence:Ttl", "TwoFactor:Window",
+        "Presence:Ttl", "TwoFactor:Window", "Events:MaxReplayAge",
     ];
 
     // Periods of the nodes' timers, and the random.org call's timeout (a cancellation timer), which
     // take at most about 49 days: past that every tick failed, and no request was ever made.
     static readonly string[] Periods =
-        ["Events:KeepAlive", "Presence:Heartbeat", "Attachments:SweepInterval", "Entropy:ReseedInterval", "Entropy:TickInterval", "RandomOrg:Timeout"];
+        ["Events:KeepAlive", "Presence:Heartbeat", "Attachments:SweepInterval", "Events:SweepInterval", "Entropy:ReseedInterval", "Entropy:TickInterval", "RandomOrg:Timeout"];
     static readonly TimeSpan LongestPeriod = TimeSpan.FromDays(1);
 
     static readonly string[] Durations = ["Sessions:OutageGrace", "Sessions:LocalCache"];

@@ -183,6 +183,7 @@ public sealed class OperationsTests(Services services) : IClassFixture<Services>
     [InlineData("Events:KeepAlive", "60.00:00:00", "Events:KeepAlive must be more than 00:00:00 and at most 1.00:00:00")]
     [InlineData("Attachments:SweepInterval", "00:00:00", "Attachments:SweepInterval must be more than")]
     [InlineData("Entropy:TickInterval", "0:0:0", "Entropy:TickInterval must be more than")]
+    [InlineData("Events:MaxReplayAge", "-1.00:00:00", "Events:MaxReplayAge must be more than 00:00:00")]
     [InlineData("Sessions:IdleTimeout", "-01:00:00", "Sessions:IdleTimeout must be more than 00:00:00, not '-01:00:00'")]
     [InlineData("Login:Window", "-00:15:00", "Login:Window must be more than")]
     [InlineData("Messaging:Window", "00:00:00", "Messaging:Window must be more than")]

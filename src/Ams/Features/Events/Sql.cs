@@ -41,4 +41,38 @@ static class Sql
             WHERE cm.user_id IS NULL
             """, new { ids = Ams.Infrastructure.SqlLists.Ids(ids), userId }, commandTimeout: connection.CommandTimeout())).ToHashSet();
     }
+
+    internal sealed class KeptEvents
+    {
+        public long UserId { get; set; }
+        public long Latest { get; set; }
+        /// <summary>Null when the user has no stored event.</summary>
+        public long? Oldest { get; set; }
+        public DateTime? OldestAt { get; set; }
+    }
+
+    /// <summary>
+    /// The next <paramref name="batch"/> users after <paramref name="afterUserId"/>, each with their
+    /// latest event number and their oldest stored event (two primary-key lookups per user).
+    /// </summary>
+    public static async Task<List<KeptEvents>> KeptAsync(MySqlConnection connection, long afterUserId, int batch) =>
+        (await connection.QueryAsync<KeptEvents>("""
+            SELECT s.user_id AS UserId, s.seq AS Latest,
+                (SELECT e.seq FROM events e WHERE e.user_id = s.user_id ORDER BY e.seq LIMIT 1) AS Oldest,
+                (SELECT e.created_at FROM events e WHERE e.user_id = s.user_id ORDER BY e.seq LIMIT 1) AS OldestAt
+            FROM user_event_seq s WHERE s.user_id > @afterUserId ORDER BY s.user_id LIMIT @batch
+            """, new { afterUserId, batch }, commandTimeout: connection.CommandTimeout())).ToList();
+
+    /// <summary>The number of the user's newest event stored before <paramref name="cutoff"/>, below <paramref name="below"/> (0 for none).</summary>
+    public static Task<long> NewestBeforeAsync(MySqlConnection connection, long userId, DateTime cutoff, long below) =>
+        connection.QuerySingleAsync<long>(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE user_id = @userId AND seq < @below AND created_at < @cutoff",
+            new { userId, cutoff, below }, commandTimeout: connection.CommandTimeout());
+
+    public const int DeleteBatch = 1000;
+
+    /// <summary>Deletes up to <see cref="DeleteBatch"/> of the user's events numbered up to <paramref name="upTo"/>, oldest first; how many.</summary>
+    public static Task<int> DeleteUpToAsync(MySqlConnection connection, long userId, long upTo) =>
+        connection.ExecuteAsync($"DELETE FROM events WHERE user_id = @userId AND seq <= @upTo ORDER BY seq LIMIT {DeleteBatch}",
+            new { userId, upTo }, commandTimeout: connection.CommandTimeout());
 }

@@ -17,6 +17,10 @@ public sealed class StreamOptions
     public int MaxStreamsPerUser { get; set; } = 16;
     /// <summary>Events a resuming stream may replay; a client further behind gets <c>event: reset</c> and goes live.</summary>
     public int MaxReplay { get; set; } = 10_000;
+    /// <summary>Events older than this are deleted too (<see cref="Sweeper"/>); a client away longer gets <c>event: reset</c>.</summary>
+    public TimeSpan MaxReplayAge { get; set; } = TimeSpan.FromDays(30);
+    /// <summary>How often each node deletes the events no stream may replay any more.</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>
@@ -141,13 +145,7 @@ public sealed class Stream : IDisposable
                     // client ahead of every stored event (a stale or mistyped id, a server restored
                     // from an older backup): the events numbered up to its id would never reach it.
                     var latest = await LatestAsync(user.Id, ct);
-                    if (latest - last > options.MaxReplay || last > latest)
-                    {
-                        // An empty data line: EventSource drops an event that has none, so the page never reloaded.
-                        await response.WriteAsync($"id: {latest.ToString(CultureInfo.InvariantCulture)}\nevent: reset\ndata:\n\n", ct);
-                        await response.Body.FlushAsync(ct);
-                        last = latest;
-                    }
+                    if (latest - last > options.MaxReplay || last > latest) last = await ResetAsync(response, latest, ct);
                     else last = await ReplayAsync(response, subscriber, last, ct);
                 }
                 // Every ready event is written before a single flush, so a burst costs one flush per
@@ -261,12 +259,20 @@ public sealed class Stream : IDisposable
         while (true)
         {
             List<StoredEvent> page;
+            long? swept = null;
             var replayed = new Dictionary<long, LiveEvent?>();
             await TakeReplaySlotAsync(subscriber, ct);
             try
             {
                 await using var connection = await db.OpenConnectionAsync(ct);
                 page = await Sql.AfterAsync(connection, subscriber.UserId, last);
+                // A user's numbers have no holes, so a missing next one was deleted as too old to
+                // replay (Sweeper), maybe by a node with a smaller MaxReplay than this one's.
+                if (page.Count > 0 && page[0].Seq != last + 1)
+                {
+                    swept = await EventLog.LatestAsync(connection, subscriber.UserId);
+                    page = [];
+                }
                 // A conversation the user has left or was removed from replays nothing but the
                 // conversation events that say so: its messages are no longer theirs to read.
                 var left = await Sql.LeftAsync(connection, subscriber.UserId, page.Select(e => e.ConversationId));
@@ -288,6 +294,7 @@ public sealed class Stream : IDisposable
             {
                 replaying.Release();
             }
+            if (swept is { } latest) return await ResetAsync(response, latest, ct);
             foreach (var stored in page)
             {
                 if (replayed.GetValueOrDefault(stored.Seq) is { } live)
@@ -302,6 +309,15 @@ public sealed class Stream : IDisposable
             AmsMetrics.ReplaySize.Record(total);
             return last;
         }
+    }
+
+    /// <summary>Tells the client to reload, then goes on live after <paramref name="latest"/>; returns it.</summary>
+    static async Task<long> ResetAsync(HttpResponse response, long latest, CancellationToken ct)
+    {
+        // An empty data line: EventSource drops an event that has none, so the page never reloaded.
+        await response.WriteAsync($"id: {latest.ToString(CultureInfo.InvariantCulture)}\nevent: reset\ndata:\n\n", ct);
+        await response.Body.FlushAsync(ct);
+        return latest;
     }
 
     /// <summary>

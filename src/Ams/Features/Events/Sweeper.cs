@@ -1,0 +1,55 @@
+using Ams.Infrastructure;
+using MySqlConnector;
+
+namespace Ams.Features.Events;
+
+/// <summary>
+/// Deletes the stored events no stream may replay any more: a user's events beyond their latest
+/// <see cref="StreamOptions.MaxReplay"/>, and those older than <see cref="StreamOptions.MaxReplayAge"/>.
+/// What a user keeps stays one unbroken run that ends with their latest event, so a stream whose
+/// next event is gone sees it at the start of its replay and gets <c>event: reset</c>, whatever its
+/// own node's settings (<see cref="Stream"/>): a node with a larger MaxReplay than the one that swept
+/// would otherwise replay across the hole without a word.
+/// </summary>
+public sealed class Sweeper(MariaDb db, StreamOptions options, TimeProvider time, ILogger<Sweeper> logger) : BackgroundService
+{
+    const int UsersPerRound = 500;
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Periodic.RunAsync(options.SweepInterval, time, logger, "Event sweep", SweepAsync, stoppingToken);
+
+    /// <summary>One sweep over every user; how many events it deleted.</summary>
+    public async Task<long> SweepAsync(CancellationToken ct = default)
+    {
+        var cutoff = time.UtcNowMillis() - options.MaxReplayAge;
+        long deleted = 0, afterUserId = 0;
+        await using var connection = await db.OpenConnectionAsync(ct);
+        while (true)
+        {
+            var users = await Sql.KeptAsync(connection, afterUserId, UsersPerRound);
+            foreach (var user in users)
+            {
+                if (user.Oldest is not { } oldest) continue;
+                var upTo = user.Latest - options.MaxReplay;
+                // The latest event always stays (NewestBeforeAsync looks below it): the sweep's locks
+                // then never reach the gap where the user's next event goes in, so no send waits for it.
+                if (user.OldestAt < cutoff) upTo = Math.Max(upTo, await Sql.NewestBeforeAsync(connection, user.UserId, cutoff, user.Latest));
+                if (upTo < oldest) continue;
+                try
+                {
+                    int batch;
+                    do deleted += batch = await Sql.DeleteUpToAsync(connection, user.UserId, upTo);
+                    while (batch == Sql.DeleteBatch);
+                }
+                catch (MySqlException e) when (ConflictRetry.IsConflict(e))
+                {
+                    // Another node's sweep deleted the same rows first (Galera); it goes on with them.
+                }
+            }
+            if (users.Count < UsersPerRound) break;
+            afterUserId = users[^1].UserId;
+        }
+        if (deleted > 0) logger.LogInformation("Event sweep: {Count} stored events no stream may replay any more deleted", deleted);
+        return deleted;
+    }
+}
