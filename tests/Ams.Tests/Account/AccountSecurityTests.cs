@@ -233,6 +233,27 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task An_expired_token_is_refused_then_its_row_is_deleted_and_live_tokens_stay()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("ex");
+        var soon = await app.CreateTokenAsync(alice.Token, "soon", expiresInDays: 1);
+        var later = await app.CreateTokenAsync(alice.Token, "later", expiresInDays: 2);
+        await app.CreateTokenAsync(alice.Token, "forever");
+        await services.SqlAsync($"UPDATE access_tokens SET expires_at = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND WHERE id = {soon["id"].Str()}");
+        await services.SqlAsync($"UPDATE access_tokens SET expires_at = UTC_TIMESTAMP(3) + INTERVAL 1 MINUTE WHERE id = {later["id"].Str()}");
+        await app.CallAsync("GET", "/api/me", null, soon["token"].Str(), 401);
+
+        Assert.True(await app.Services.GetRequiredService<Ams.Features.AccessTokens.Sweeper>().SweepAsync() >= 1);
+        var userId = await services.UserIdAsync(alice.Name);
+        Assert.Equal("forever,later", await services.ScalarAsync($"SELECT GROUP_CONCAT(name ORDER BY name) FROM access_tokens WHERE user_id = {userId}"));
+        await app.CallAsync("GET", "/api/me", null, soon["token"].Str(), 401);
+        await app.CallAsync("GET", "/api/me", null, later["token"].Str(), 200);
+        var listed = (await (await app.CallAsync("GET", "/api/tokens", null, alice.Token, 200)).JsonAsync()).AsArray();
+        Assert.Equal(["forever", "later"], listed.Select(t => t!["name"].Str()).Order());
+    }
+
+    [Fact]
     public async Task Token_requests_are_validated()
     {
         var app = await services.AppAsync();

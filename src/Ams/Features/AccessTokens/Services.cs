@@ -1,0 +1,12 @@
+using Ams.Infrastructure;
+
+namespace Ams.Features.AccessTokens;
+
+public sealed class Services : ISliceServices
+{
+    public static void Add(IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<Sweeper>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Sweeper>());
+    }
+}
