@@ -23,12 +23,14 @@ public sealed class GaleraFixture : IAsyncLifetime
     }
 
     /// <summary>A new database, and an AOT node on it for each connection string the function gives.</summary>
-    public async Task<(string Database, AppProcess[] Nodes)> NodesAsync(int count, Func<string, int, string> connection)
+    public async Task<(string Database, AppProcess[] Nodes)> NodesAsync(int count, Func<string, int, string> connection,
+        IReadOnlyDictionary<string, string>? settings = null)
     {
         var database = "g_" + Guid.NewGuid().ToString("N")[..8];
         await Galera.CreateDatabaseAsync(database);
         var binary = Path.Combine(AppProcess.RepositoryRoot(), "artifacts", "publish", "Ams");
         var environment = new Dictionary<string, string> { ["Registration__MaxPerAddress"] = "10000", ["Messaging__MaxSends"] = "100000" };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>()) environment[key] = value;
         var nodes = await Task.WhenAll(Enumerable.Range(0, count).Select(i =>
             AppProcess.LaunchAsync(binary, [], connection(database, i), Redis.ConnectionString, masterKeys, environment)));
         return (database, nodes);
@@ -269,6 +271,55 @@ public sealed class GaleraMultiWriterTests(GaleraFixture cluster, ITestOutputHel
             var retries = await cluster.ConflictRetriesAsync(nodes, "send");
             output.WriteLine($"{ids.Count} sends from three nodes acknowledged once each; {retries} send batches written again after a conflict");
             Assert.True(retries > 0, "no send met a conflicting commit; the test did not race");
+        }
+        finally
+        {
+            await cluster.StopAsync(nodes, output);
+        }
+    }
+
+    [Fact]
+    public async Task Event_sweeps_racing_on_three_Galera_nodes_under_sends_keep_each_users_latest_events_and_fail_nothing()
+    {
+        const int kept = 5;
+        var (database, nodes) = await cluster.NodesAsync(3, cluster.Galera.ConnectionString,
+            new Dictionary<string, string> { ["Events__MaxReplay"] = $"{kept}", ["Events__SweepInterval"] = "00:00:00.2" });
+        try
+        {
+            var (users, group) = await UserOnEachNodeInOneGroupAsync(nodes, "gw", "sweeps");
+            var conversationId = group["id"]!.GetValue<string>();
+            // Two senders per node for a few seconds, while every node sweeps five times a second.
+            var sent = await Task.WhenAll(users.SelectMany(u => Enumerable.Range(0, 2).Select(async s =>
+            {
+                for (var m = 0; m < 25; m++)
+                {
+                    using var response = await u.Client.PostAsJsonAsync("/api/messages", new { conversationId, body = $"{u.Name}-{s}.{m}" });
+                    Assert.True(response.StatusCode == HttpStatusCode.Created, $"{u.Name}: {response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                }
+                return 25;
+            })));
+            Assert.Equal(150, await cluster.ScalarAsync(0, $"SELECT COUNT(*) FROM {database}.messages WHERE conversation_id = {conversationId}"));
+
+            // Within a few sweeps each member keeps exactly their latest events, on every Galera node.
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            foreach (var (name, _) in users)
+                for (var g = 0; g < 3; g++)
+                {
+                    var user = $"(SELECT id FROM {database}.users WHERE username = '{name}')";
+                    while (true)
+                    {
+                        var (count, lowest, latest) = (
+                            await cluster.ScalarAsync(g, $"SELECT COUNT(*) FROM {database}.events WHERE user_id = {user}"),
+                            await cluster.ScalarAsync(g, $"SELECT MIN(seq) FROM {database}.events WHERE user_id = {user}"),
+                            await cluster.ScalarAsync(g, $"SELECT seq FROM {database}.user_event_seq WHERE user_id = {user}"));
+                        if ((count, lowest) == (kept, latest - kept + 1)) break;
+                        Assert.True(DateTime.UtcNow < deadline, $"galera {g + 1}, {name}: {count} events from {lowest} to {latest}");
+                        await Task.Delay(200);
+                    }
+                }
+            foreach (var node in nodes)
+                Assert.DoesNotContain(node.Log.Split('\n'), line => line.StartsWith("fail") || line.Contains("Event sweep failed"));
+            output.WriteLine($"sweeps that deleted events, per node: {string.Join(", ", nodes.Select(n => n.Log.Split("Event sweep: ").Length - 1))}");
         }
         finally
         {

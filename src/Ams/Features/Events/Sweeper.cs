@@ -1,5 +1,4 @@
 using Ams.Infrastructure;
-using MySqlConnector;
 
 namespace Ams.Features.Events;
 
@@ -9,7 +8,9 @@ namespace Ams.Features.Events;
 /// What a user keeps stays one unbroken run that ends with their latest event, so a stream whose
 /// next event is gone sees it at the start of its replay and gets <c>event: reset</c>, whatever its
 /// own node's settings (<see cref="Stream"/>): a node with a larger MaxReplay than the one that swept
-/// would otherwise replay across the hole without a word.
+/// would otherwise replay across the hole without a word. On Galera, every node sweeps: a delete
+/// that loses its certification to another node's is run again by the server itself (its
+/// autocommit retry), and one that loses twice ends the sweep with a warning until the next.
 /// </summary>
 public sealed class Sweeper(MariaDb db, StreamOptions options, TimeProvider time, ILogger<Sweeper> logger) : BackgroundService
 {
@@ -35,16 +36,9 @@ public sealed class Sweeper(MariaDb db, StreamOptions options, TimeProvider time
                 // then never reach the gap where the user's next event goes in, so no send waits for it.
                 if (user.OldestAt < cutoff) upTo = Math.Max(upTo, await Sql.NewestBeforeAsync(connection, user.UserId, cutoff, user.Latest));
                 if (upTo < oldest) continue;
-                try
-                {
-                    int batch;
-                    do deleted += batch = await Sql.DeleteUpToAsync(connection, user.UserId, upTo);
-                    while (batch == Sql.DeleteBatch);
-                }
-                catch (MySqlException e) when (ConflictRetry.IsConflict(e))
-                {
-                    // Another node's sweep deleted the same rows first (Galera); it goes on with them.
-                }
+                int batch;
+                do deleted += batch = await Sql.DeleteUpToAsync(connection, user.UserId, upTo);
+                while (batch == Sql.DeleteBatch);
             }
             if (users.Count < UsersPerRound) break;
             afterUserId = users[^1].UserId;
