@@ -254,6 +254,30 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task Each_account_keeps_the_newest_hundred_security_events_the_history_can_show_and_the_sweep_deletes_the_rest()
+    {
+        var app = await services.AppAsync();
+        var busy = await app.MemberAsync("hb");
+        var quiet = await app.MemberAsync("hq");
+        var (busyId, quietId) = (await services.UserIdAsync(busy.Name), await services.UserIdAsync(quiet.Name));
+        // 1,300 older sign-ins (more than one delete), before the ones registering made.
+        await services.SqlAsync($"""
+            INSERT INTO security_events (user_id, at, kind, address, user_agent)
+                SELECT {busyId}, UTC_TIMESTAMP(3) - INTERVAL 1 DAY, 'login', '192.0.2.1', CONCAT('agent ', seq) FROM seq_1_to_1300;
+            """);
+        await app.CallAsync("GET", "/api/me", null, busy.Token, 200);
+        var shown = (await app.SecurityEventsAsync(busy.Token, "?limit=100")).ToJsonString();
+        var quietBefore = await services.ScalarAsync($"SELECT COUNT(*) FROM security_events WHERE user_id = {quietId}");
+
+        var sweeper = app.Services.GetRequiredService<Ams.Features.SecurityHistory.Sweeper>();
+        Assert.True(await sweeper.SweepAsync() >= 1201);
+        Assert.Equal("100", await services.ScalarAsync($"SELECT COUNT(*) FROM security_events WHERE user_id = {busyId}"));
+        Assert.Equal(shown, (await app.SecurityEventsAsync(busy.Token, "?limit=100")).ToJsonString());
+        Assert.Equal(quietBefore, await services.ScalarAsync($"SELECT COUNT(*) FROM security_events WHERE user_id = {quietId}"));
+        Assert.Equal(0, await sweeper.SweepAsync());
+    }
+
+    [Fact]
     public async Task Token_requests_are_validated()
     {
         var app = await services.AppAsync();

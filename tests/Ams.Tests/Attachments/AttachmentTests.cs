@@ -677,7 +677,7 @@ public sealed class AttachmentTests(Services services) : IClassFixture<Services>
 
         // The sweeper reads the expired uploads, then a send claims one before the sweeper locks it.
         var (holder, transaction) = await services.LockRowAsync("attachments", raced);
-        Task<int> sweep;
+        Task<long> sweep;
         await using (holder)
         {
             sweep = app.Services.GetRequiredService<Sweeper>().SweepAsync();

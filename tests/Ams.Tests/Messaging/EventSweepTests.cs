@@ -98,6 +98,19 @@ public sealed class EventSweepTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task An_age_past_the_calendars_start_keeps_events_for_ever()
+    {
+        await using var app = await services.StartAppAsync(settings: new Dictionary<string, string?> { ["Events:MaxReplayAge"] = TimeSpan.MaxValue.ToString("c") });
+        var alice = await app.MemberAsync("eva");
+        var bob = await app.MemberAsync("evb");
+        var direct = await app.DirectAsync(alice, bob);
+        for (var i = 0; i < 3; i++) await app.SendAsync(alice, direct.Id(), $"kept {i}");
+        await services.SqlAsync($"UPDATE events SET created_at = '1970-01-01' WHERE user_id = {await services.UserIdAsync(bob.Name)}");
+        await SweepAsync(app);
+        Assert.Equal(3, (await KeptAsync(bob)).Length);
+    }
+
+    [Fact]
     public async Task The_sweep_goes_on_past_its_first_round_of_users_and_its_first_delete()
     {
         var app = await services.AppAsync();

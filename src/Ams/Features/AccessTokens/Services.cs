@@ -6,7 +6,6 @@ public sealed class Services : ISliceServices
 {
     public static void Add(IHostApplicationBuilder builder)
     {
-        builder.Services.AddSingleton<Sweeper>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<Sweeper>());
+        builder.Services.AddSweep<Sweeper>();
     }
 }

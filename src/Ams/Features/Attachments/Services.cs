@@ -10,7 +10,6 @@ public sealed class Services : ISliceServices
         var options = builder.Configuration.GetSection("Attachments").Get<AttachmentOptions>() ?? new();
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<IChunkStore, MariaDbChunkStore>();
-        builder.Services.AddSingleton<Sweeper>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<Sweeper>());
+        builder.Services.AddSweep<Sweeper>();
     }
 }

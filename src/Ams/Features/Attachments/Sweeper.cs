@@ -13,19 +13,16 @@ namespace Ams.Features.Attachments;
 /// up on (<see cref="SendMessage.Attachments"/> releases a failed send's claim for ten minutes).
 /// </summary>
 public sealed class Sweeper(MariaDb db, Envelope envelope, IChunkStore store, AttachmentOptions options,
-    TimeProvider time, ILogger<Sweeper> logger) : BackgroundService
+    TimeProvider time, ILogger<Sweeper> logger) : BackgroundSweep(options.SweepInterval, "Attachment sweep", time, logger)
 {
     const int Batch = 500;
     public static readonly TimeSpan InterruptedAfter = TimeSpan.FromHours(1);
     static readonly TimeSpan ClaimHeldFor = TimeSpan.FromHours(1);
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Periodic.RunAsync(options.SweepInterval, time, logger, "Attachment sweep", SweepAsync, stoppingToken);
-
     /// <summary>One sweep; how many attachments it removed.</summary>
-    public async Task<int> SweepAsync(CancellationToken ct = default)
+    public override async Task<long> SweepAsync(CancellationToken ct = default)
     {
-        var now = time.GetUtcNow().UtcDateTime;
+        var now = Time.GetUtcNow().UtcDateTime;
         var expiry = new Sql.Expiry(now - options.UnsentLifetime, now - ClaimHeldFor, now - InterruptedAfter);
         var removed = 0;
         while (true)
@@ -48,7 +45,7 @@ public sealed class Sweeper(MariaDb db, Envelope envelope, IChunkStore store, At
         var orphans = await store.OrphansAsync(Batch, ct);
         await store.DeleteAsync([.. orphans], ct);
         if (removed > 0 || orphans.Count > 0)
-            logger.LogInformation("Attachment sweep: {Expired} expired uploads and {Orphans} orphaned chunk sets removed", removed, orphans.Count);
+            Logger.LogInformation("Attachment sweep: {Expired} expired uploads and {Orphans} orphaned chunk sets removed", removed, orphans.Count);
         return removed;
     }
 }

@@ -8,7 +8,6 @@ public sealed class Services : ISliceServices
     {
         builder.Services.AddSingleton(builder.Configuration.GetSection("Events").Get<StreamOptions>() ?? new());
         builder.Services.AddSingleton<Stream>();
-        builder.Services.AddSingleton<Sweeper>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<Sweeper>());
+        builder.Services.AddSweep<Sweeper>();
     }
 }

@@ -12,17 +12,16 @@ namespace Ams.Features.Events;
 /// that loses its certification to another node's is run again by the server itself (its
 /// autocommit retry), and one that loses twice ends the sweep with a warning until the next.
 /// </summary>
-public sealed class Sweeper(MariaDb db, StreamOptions options, TimeProvider time, ILogger<Sweeper> logger) : BackgroundService
+public sealed class Sweeper(MariaDb db, StreamOptions options, TimeProvider time, ILogger<Sweeper> logger)
+    : BackgroundSweep(options.SweepInterval, "Event sweep", time, logger)
 {
     const int UsersPerRound = 500;
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Periodic.RunAsync(options.SweepInterval, time, logger, "Event sweep", SweepAsync, stoppingToken);
-
-    /// <summary>One sweep over every user; how many events it deleted.</summary>
-    public async Task<long> SweepAsync(CancellationToken ct = default)
+    public override async Task<long> SweepAsync(CancellationToken ct = default)
     {
-        var cutoff = time.UtcNowMillis() - options.MaxReplayAge;
+        var now = Time.UtcNowMillis();
+        // An age past the calendar's start (a "for ever" such as 100000000.00:00:00) deletes nothing by age.
+        var cutoff = options.MaxReplayAge < now - DateTime.MinValue ? now - options.MaxReplayAge : DateTime.MinValue;
         long deleted = 0, afterUserId = 0;
         await using var connection = await db.OpenConnectionAsync(ct);
         while (true)
@@ -36,14 +35,12 @@ public sealed class Sweeper(MariaDb db, StreamOptions options, TimeProvider time
                 // then never reach the gap where the user's next event goes in, so no send waits for it.
                 if (user.OldestAt < cutoff) upTo = Math.Max(upTo, await Sql.NewestBeforeAsync(connection, user.UserId, cutoff, user.Latest));
                 if (upTo < oldest) continue;
-                int batch;
-                do deleted += batch = await Sql.DeleteUpToAsync(connection, user.UserId, upTo);
-                while (batch == Sql.DeleteBatch);
+                deleted += await DeleteInBatchesAsync(Sql.DeleteBatch, () => Sql.DeleteUpToAsync(connection, user.UserId, upTo));
             }
             if (users.Count < UsersPerRound) break;
             afterUserId = users[^1].UserId;
         }
-        if (deleted > 0) logger.LogInformation("Event sweep: {Count} stored events no stream may replay any more deleted", deleted);
+        if (deleted > 0) Logger.LogInformation("Event sweep: {Count} stored events no stream may replay any more deleted", deleted);
         return deleted;
     }
 }

@@ -11,7 +11,6 @@ public sealed class Services : ISliceServices
         builder.Services.AddSingleton(builder.Configuration.GetSection("Messaging").Get<SendLimits>() ?? new());
         builder.Services.AddSingleton<Throttle>();
         builder.Services.AddSingleton<GroupCommit>();
-        builder.Services.AddSingleton<KeySweeper>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<KeySweeper>());
+        builder.Services.AddSweep<KeySweeper>();
     }
 }

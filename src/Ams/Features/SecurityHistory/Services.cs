@@ -1,0 +1,11 @@
+using Ams.Infrastructure;
+
+namespace Ams.Features.SecurityHistory;
+
+public sealed class Services : ISliceServices
+{
+    public static void Add(IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSweep<Sweeper>();
+    }
+}

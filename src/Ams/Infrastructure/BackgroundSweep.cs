@@ -1,0 +1,63 @@
+using MySqlConnector;
+
+namespace Ams.Infrastructure;
+
+/// <summary>
+/// A background job that deletes what nothing reads any more: <see cref="SweepAsync"/> every
+/// interval until shutdown, on every node. A failed run is logged and tried again at the next interval.
+/// </summary>
+public abstract class BackgroundSweep(TimeSpan interval, string name, TimeProvider time, ILogger logger) : BackgroundService
+{
+    protected TimeProvider Time => time;
+    protected ILogger Logger => logger;
+
+    /// <summary>One sweep; how many things it deleted.</summary>
+    public abstract Task<long> SweepAsync(CancellationToken ct = default);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // The first run comes at a random point of the first interval: a node restarted more often
+        // than its interval never ran the job at all, and nodes started together ran it together.
+        var delay = TimeSpan.FromTicks(Random.Shared.NextInt64(interval.Ticks));
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(delay, time, stoppingToken);
+                delay = interval;
+                await SweepAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is MySqlException or TimeoutException)
+            {
+                logger.LogWarning("{Sweep} failed ({Message}); retrying at the next interval", name, e.Message);
+            }
+            catch (Exception e)
+            {
+                // Any other failure is a fault to fix, but not one to stop the node for: an exception
+                // escaping a background service ends the host, with exit code 0.
+                logger.LogError(e, "{Sweep} failed; retrying at the next interval", name);
+            }
+        }
+    }
+
+    /// <summary>Runs <paramref name="delete"/>, which deletes at most <paramref name="batch"/> rows, until a run deletes fewer; how many in all.</summary>
+    protected static async Task<long> DeleteInBatchesAsync(int batch, Func<Task<int>> delete)
+    {
+        long total = 0;
+        int deleted;
+        do total += deleted = await delete();
+        while (deleted == batch);
+        return total;
+    }
+}
+
+public static class BackgroundSweepServices
+{
+    /// <summary>The sweep as itself (tests and tools run it) and as a hosted service.</summary>
+    public static IServiceCollection AddSweep<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicConstructors)] T>(this IServiceCollection services) where T : BackgroundSweep =>
+        services.AddSingleton<T>().AddHostedService(sp => sp.GetRequiredService<T>());
+}
