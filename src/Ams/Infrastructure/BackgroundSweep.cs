@@ -44,6 +44,26 @@ public abstract class BackgroundSweep(TimeSpan interval, string name, TimeProvid
         }
     }
 
+    /// <summary>Users a per-user sweep reads at a time.</summary>
+    protected const int UsersPerRound = 500;
+
+    /// <summary>
+    /// Sweeps user by user, in id order: <paramref name="round"/> reads up to <see cref="UsersPerRound"/>
+    /// users after the id it is given, and <paramref name="sweepUser"/> deletes what one of them no
+    /// longer needs. How many things it deleted in all.
+    /// </summary>
+    protected static async Task<long> PerUserAsync<T>(Func<long, Task<List<T>>> round, Func<T, long> userIdOf, Func<T, Task<long>> sweepUser)
+    {
+        long deleted = 0, afterUserId = 0;
+        while (true)
+        {
+            var users = await round(afterUserId);
+            foreach (var user in users) deleted += await sweepUser(user);
+            if (users.Count < UsersPerRound) return deleted;
+            afterUserId = userIdOf(users[^1]);
+        }
+    }
+
     /// <summary>Runs <paramref name="delete"/>, which deletes at most <paramref name="batch"/> rows, until a run deletes fewer; how many in all.</summary>
     protected static async Task<long> DeleteInBatchesAsync(int batch, Func<Task<int>> delete)
     {

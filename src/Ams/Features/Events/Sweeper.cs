@@ -15,31 +15,22 @@ namespace Ams.Features.Events;
 public sealed class Sweeper(MariaDb db, StreamOptions options, TimeProvider time, ILogger<Sweeper> logger)
     : BackgroundSweep(options.SweepInterval, "Event sweep", time, logger)
 {
-    const int UsersPerRound = 500;
-
     public override async Task<long> SweepAsync(CancellationToken ct = default)
     {
         var now = Time.UtcNowMillis();
         // An age past the calendar's start (a "for ever" such as 100000000.00:00:00) deletes nothing by age.
         var cutoff = options.MaxReplayAge < now - DateTime.MinValue ? now - options.MaxReplayAge : DateTime.MinValue;
-        long deleted = 0, afterUserId = 0;
         await using var connection = await db.OpenConnectionAsync(ct);
-        while (true)
+        var deleted = await PerUserAsync(afterUserId => Sql.KeptAsync(connection, afterUserId, UsersPerRound), user => user.UserId, async user =>
         {
-            var users = await Sql.KeptAsync(connection, afterUserId, UsersPerRound);
-            foreach (var user in users)
-            {
-                if (user.Oldest is not { } oldest) continue;
-                var upTo = user.Latest - options.MaxReplay;
-                // The latest event always stays (NewestBeforeAsync looks below it): the sweep's locks
-                // then never reach the gap where the user's next event goes in, so no send waits for it.
-                if (user.OldestAt < cutoff) upTo = Math.Max(upTo, await Sql.NewestBeforeAsync(connection, user.UserId, cutoff, user.Latest));
-                if (upTo < oldest) continue;
-                deleted += await DeleteInBatchesAsync(Sql.DeleteBatch, () => Sql.DeleteUpToAsync(connection, user.UserId, upTo));
-            }
-            if (users.Count < UsersPerRound) break;
-            afterUserId = users[^1].UserId;
-        }
+            if (user.Oldest is not { } oldest) return 0;
+            var upTo = user.Latest - options.MaxReplay;
+            // The latest event always stays (NewestBeforeAsync looks below it): the sweep's locks
+            // then never reach the gap where the user's next event goes in, so no send waits for it.
+            if (user.OldestAt < cutoff) upTo = Math.Max(upTo, await Sql.NewestBeforeAsync(connection, user.UserId, cutoff, user.Latest));
+            if (upTo < oldest) return 0;
+            return await DeleteInBatchesAsync(Sql.DeleteBatch, () => Sql.DeleteUpToAsync(connection, user.UserId, upTo));
+        });
         if (deleted > 0) Logger.LogInformation("Event sweep: {Count} stored events no stream may replay any more deleted", deleted);
         return deleted;
     }

@@ -10,20 +10,12 @@ namespace Ams.Features.SecurityHistory;
 public sealed class Sweeper(MariaDb db, TimeProvider time, ILogger<Sweeper> logger)
     : BackgroundSweep(TimeSpan.FromHours(1), "Security history sweep", time, logger)
 {
-    const int UsersPerRound = 500;
-
     public override async Task<long> SweepAsync(CancellationToken ct = default)
     {
-        long deleted = 0, afterUserId = 0;
         await using var connection = await db.OpenConnectionAsync(ct);
-        while (true)
-        {
-            var users = await Sql.BeyondAsync(connection, afterUserId, UsersPerRound, Endpoint.MaxLimit);
-            foreach (var user in users)
-                if (user.LastDropped is { } upToId)
-                    deleted += await DeleteInBatchesAsync(Sql.DeleteBatch, () => Sql.DeleteUpToAsync(connection, user.UserId, upToId));
-            if (users.Count < UsersPerRound) return deleted;
-            afterUserId = users[^1].UserId;
-        }
+        return await PerUserAsync(afterUserId => Sql.BeyondAsync(connection, afterUserId, UsersPerRound, Endpoint.MaxLimit), user => user.UserId,
+            user => user.LastDropped is { } upToId
+                ? DeleteInBatchesAsync(Sql.DeleteBatch, () => Sql.DeleteUpToAsync(connection, user.UserId, upToId))
+                : Task.FromResult(0L));
     }
 }
