@@ -275,6 +275,8 @@ public sealed class AdminSmokeTests(AppProcess app) : IClassFixture<AppProcess>
     // It listened, then stopped with a stack trace and exit 0 (a timer's period); and a sign-in was a 500.
     [InlineData("Presence__Heartbeat", "-00:00:10", "Presence:Heartbeat must be more than 00:00:00")]
     [InlineData("Sessions__IdleTimeout", "-01:00:00", "Sessions:IdleTimeout must be more than 00:00:00")]
+    // Every attachment sweep then failed: now minus the lifetime fell before the calendar's start.
+    [InlineData("Attachments__UnsentLifetime", "800000.00:00:00", "Attachments:UnsentLifetime must be more than 00:00:00 and at most 36500.00:00:00")]
     [InlineData("Login__MaxFailuresPerAccount", "-1", "Login:MaxFailuresPerAccount must be 1 or more")]
     public async Task Bad_configuration_is_refused_with_its_message_alone_and_exit_1(string key, string? value, string message)
     {

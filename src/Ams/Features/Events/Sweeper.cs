@@ -17,9 +17,7 @@ public sealed class Sweeper(MariaDb db, StreamOptions options, TimeProvider time
 {
     public override async Task<long> SweepAsync(CancellationToken ct = default)
     {
-        var now = Time.UtcNowMillis();
-        // An age past the calendar's start (a "for ever" such as 100000000.00:00:00) deletes nothing by age.
-        var cutoff = options.MaxReplayAge < now - DateTime.MinValue ? now - options.MaxReplayAge : DateTime.MinValue;
+        var cutoff = Time.UtcNowMillis() - options.MaxReplayAge;
         await using var connection = await db.OpenConnectionAsync(ct);
         var deleted = await PerUserAsync(afterUserId => Sql.KeptAsync(connection, afterUserId, UsersPerRound), user => user.UserId, async user =>
         {
