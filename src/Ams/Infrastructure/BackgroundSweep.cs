@@ -25,7 +25,9 @@ public abstract class BackgroundSweep(TimeSpan interval, string name, TimeProvid
             {
                 await Task.Delay(delay, time, stoppingToken);
                 delay = interval;
-                await SweepAsync(stoppingToken);
+                // Said here, once for every sweep: a sweep that deletes is how an operator sees it work.
+                if (await SweepAsync(stoppingToken) is var deleted and > 0)
+                    logger.LogInformation("{Sweep}: {Count} deleted", name, deleted);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

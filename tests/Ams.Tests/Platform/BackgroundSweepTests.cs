@@ -11,12 +11,28 @@ public sealed class BackgroundSweepTests
 {
     static readonly TimeSpan Interval = TimeSpan.FromHours(1);
 
-    sealed class TestSweep(TimeProvider time, ILogger logger, Action job) : BackgroundSweep(Interval, "Test sweep", time, logger)
+    sealed class TestSweep(TimeProvider time, ILogger logger, Action job, long deletes = 0) : BackgroundSweep(Interval, "Test sweep", time, logger)
     {
         public override Task<long> SweepAsync(CancellationToken ct = default)
         {
             job();
-            return Task.FromResult(0L);
+            return Task.FromResult(deletes);
+        }
+    }
+
+    [Fact]
+    public async Task A_run_that_deletes_says_how_many_in_one_line_and_one_that_deletes_nothing_is_silent()
+    {
+        foreach (var deletes in new long[] { 0, 3 })
+        {
+            var time = new FakeTimeProvider();
+            var logs = new CapturedLogs();
+            var runs = Channel.CreateUnbounded<DateTimeOffset>();
+            using var sweep = new TestSweep(time, logs.CreateLogger("test"), () => runs.Writer.TryWrite(time.GetUtcNow()), deletes);
+            await sweep.StartAsync(CancellationToken.None);
+            Assert.NotNull(await RunsWithinAsync(time, runs.Reader, Interval));
+            await sweep.StopAsync(CancellationToken.None);
+            Assert.Equal(deletes == 0 ? [] : ["Information test: Test sweep: 3 deleted"], logs.Lines);
         }
     }
 

@@ -44,8 +44,8 @@ public sealed class Sweeper(MariaDb db, Envelope envelope, IChunkStore store, At
         }
         var orphans = await store.OrphansAsync(Batch, ct);
         await store.DeleteAsync([.. orphans], ct);
-        if (removed > 0 || orphans.Count > 0)
-            Logger.LogInformation("Attachment sweep: {Expired} expired uploads and {Orphans} orphaned chunk sets removed", removed, orphans.Count);
+        // Chunks without their attachment are what a delete interrupted between its two steps left.
+        if (orphans.Count > 0) Logger.LogInformation("Attachment sweep: {Orphans} orphaned chunk sets removed", orphans.Count);
         return removed;
     }
 }

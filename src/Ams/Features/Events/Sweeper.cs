@@ -29,7 +29,6 @@ public sealed class Sweeper(MariaDb db, StreamOptions options, TimeProvider time
             if (upTo < oldest) return 0;
             return await DeleteInBatchesAsync(Sql.DeleteBatch, () => Sql.DeleteUpToAsync(connection, user.UserId, upTo));
         });
-        if (deleted > 0) Logger.LogInformation("Event sweep: {Count} stored events no stream may replay any more deleted", deleted);
         return deleted;
     }
 }
