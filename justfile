@@ -12,13 +12,16 @@ run:
     ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}" DEV_SERVICES_STOP_IS_SUCCESS=1 scripts/dev-services.sh dotnet run --project src/Ams -c Release
 
 # Every test: unit and integration (real MariaDB and Redis), the source generator's snapshots, then the Native-AOT binary: API smoke and the chat in Chromium
+# A failing project does not stop the others, so one run shows every failure.
 test: build
-    dotnet test tests/Ams.Tests -c Release --no-build
-    dotnet test tests/Ams.Generators.Tests -c Release --no-build
-    just publish
-    dotnet test tests/Ams.Smoke -c Release --no-build --filter "Category!=Cluster"
-    dotnet test tests/Ams.Browser -c Release --no-build
-    dotnet run --project tests/Ams.Bench -c Release --no-build -- --smoke
+    status=0; \
+    dotnet test tests/Ams.Tests -c Release --no-build || status=1; \
+    dotnet test tests/Ams.Generators.Tests -c Release --no-build || status=1; \
+    just publish; \
+    dotnet test tests/Ams.Smoke -c Release --no-build --filter "Category!=Cluster" || status=1; \
+    dotnet test tests/Ams.Browser -c Release --no-build || status=1; \
+    dotnet run --project tests/Ams.Bench -c Release --no-build -- --smoke || status=1; \
+    exit $status
 
 # The container, proven (tests/container/run): builds the real Dockerfile on local stand-ins of its base images, runs it against MariaDB and Redis, drives the API and the event stream through it, checks docker-compose.yml; installs docker.io and starts dockerd if needed (root)
 container-test:
