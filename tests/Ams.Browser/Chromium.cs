@@ -10,6 +10,9 @@ public sealed class Chromium : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        // Playwright's 5 s for an expectation is short for a machine's first Chromium start (fonts,
+        // caches) on a fresh CI machine; an expectation that never holds still fails, only later.
+        Assertions.SetDefaultExpectTimeout(15_000);
         playwright = await Playwright.CreateAsync();
         Browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {

@@ -25,16 +25,39 @@ public sealed class BackgroundSweepTests
     {
         foreach (var deletes in new long[] { 0, 3 })
         {
-            var time = new FakeTimeProvider();
+            var time = new Clock();
             var logs = new CapturedLogs();
             var runs = Channel.CreateUnbounded<DateTimeOffset>();
             using var sweep = new TestSweep(time, logs.CreateLogger("test"), () => runs.Writer.TryWrite(time.GetUtcNow()), deletes);
             await sweep.StartAsync(CancellationToken.None);
             Assert.NotNull(await RunsWithinAsync(time, runs.Reader, Interval));
-            // The line follows the run on the loop's own continuation, which a busy test host can hold up.
-            for (var waited = 0; deletes > 0 && logs.Lines.Count == 0 && waited < 100; waited++) await Task.Delay(50);
             await sweep.StopAsync(CancellationToken.None);
             Assert.Equal(deletes == 0 ? [] : ["Information test: Test sweep: 3 deleted"], logs.Lines);
+        }
+    }
+
+    /// <summary>
+    /// A fake clock that counts the delays set on it and those that fired, so a test can tell a run
+    /// to come from no run without guessing how long the loop's thread-pool continuations take.
+    /// </summary>
+    sealed class Clock : FakeTimeProvider
+    {
+        int set, fired;
+        public int Set => Volatile.Read(ref set);
+        public int Fired => Volatile.Read(ref fired);
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = base.CreateTimer(s => { Interlocked.Increment(ref fired); callback(s); }, state, dueTime, period);
+            Interlocked.Increment(ref set);
+            return timer;
+        }
+
+        /// <summary>Waits (in real time, at most 10 s) until the loop has set <paramref name="count"/> delays in all.</summary>
+        public async Task WaitForDelaysAsync(int count)
+        {
+            for (var waited = 0; Set < count && waited < 2000; waited++) await Task.Delay(5);
+            Assert.True(Set >= count, $"the loop set {Set} delays, not {count}");
         }
     }
 
@@ -42,23 +65,23 @@ public sealed class BackgroundSweepTests
     /// Moves the fake clock on in steps until the job has run once more (how long after the call),
     /// or <paramref name="most"/> has passed (null).
     /// </summary>
-    static async Task<TimeSpan?> RunsWithinAsync(FakeTimeProvider time, ChannelReader<DateTimeOffset> runs, TimeSpan most)
+    static async Task<TimeSpan?> RunsWithinAsync(Clock time, ChannelReader<DateTimeOffset> runs, TimeSpan most)
     {
         var start = time.GetUtcNow();
         var step = TimeSpan.FromSeconds(20);
-        for (var passed = TimeSpan.Zero; ; passed += step)
+        // The clock moves only while the loop waits on a delay: the first one, or the one after the last run.
+        await time.WaitForDelaysAsync(time.Fired + 1);
+        for (var passed = TimeSpan.Zero; passed < most; passed += step)
         {
-            // A run is a thread-pool continuation of the step that fired it: a moment of real time
-            // for it, and for the loop to set its next delay (after logging a failure, say).
-            await Task.Delay(5);
-            if (runs.TryRead(out var at))
-            {
-                await Task.Delay(200);
-                return at - start;
-            }
-            if (passed >= most) return null;
+            var fired = time.Fired;
             time.Advance(TimeSpan.FromTicks(Math.Min(step.Ticks, (most - passed).Ticks)));
+            if (time.Fired == fired) continue;
+            // The delay fired: the run is over once the loop has set its next delay.
+            await time.WaitForDelaysAsync(time.Fired + 1);
+            Assert.True(runs.TryRead(out var at), "a delay fired but the job did not run");
+            return at - start;
         }
+        return null;
     }
 
     [Fact]
@@ -67,7 +90,7 @@ public sealed class BackgroundSweepTests
         var firsts = new List<TimeSpan>();
         for (var node = 0; node < 4; node++)
         {
-            var time = new FakeTimeProvider();
+            var time = new Clock();
             var runs = Channel.CreateUnbounded<DateTimeOffset>();
             using var sweep = new TestSweep(time, new CapturedLogs().CreateLogger("test"), () => runs.Writer.TryWrite(time.GetUtcNow()));
             await sweep.StartAsync(CancellationToken.None);
@@ -86,7 +109,7 @@ public sealed class BackgroundSweepTests
     [Fact]
     public async Task A_run_that_fails_unexpectedly_is_logged_with_its_exception_and_the_loop_goes_on()
     {
-        var time = new FakeTimeProvider();
+        var time = new Clock();
         var logs = new CapturedLogs();
         var runs = Channel.CreateUnbounded<DateTimeOffset>();
         using var sweep = new TestSweep(time, logs.CreateLogger("test"), () =>
