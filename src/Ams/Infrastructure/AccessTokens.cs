@@ -50,18 +50,31 @@ public sealed class AccessTokenStore(MariaDb db, MariaDbCircuit circuit, RedisCi
             && long.TryParse(sessionId.AsSpan(SessionIdPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out tokenId);
     }
 
-    /// <summary>A new token; <paramref name="lifetime"/> null: it never expires.</summary>
-    public async Task<(string Token, AccessTokenRow Row)> CreateAsync(long userId, string name, TimeSpan? lifetime)
+    /// <summary>
+    /// Live tokens an account may hold. Without a limit a script that makes a token per run fills
+    /// the table, and every list of the account's tokens (unpaged) grows with it.
+    /// </summary>
+    public const int MostPerAccount = 100;
+
+    /// <summary>A new token; <paramref name="lifetime"/> null: it never expires. Null when the account already holds <see cref="MostPerAccount"/> live tokens.</summary>
+    public async Task<(string Token, AccessTokenRow Row)?> CreateAsync(long userId, string name, TimeSpan? lifetime)
     {
         var token = TokenPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
         var now = time.UtcNowMillis();
         var row = new AccessTokenRow { UserId = userId, Name = name, CreatedAt = now, ExpiresAt = now + lifetime };
         await using var connection = await db.OpenConnectionAsync();
+        // The account's row, locked, makes two creations at once count one after the other.
+        await using var transaction = await Transaction.BeginAsync(connection);
+        await connection.ExecuteScalarAsync<long>("SELECT id FROM users WHERE id = @userId FOR UPDATE", new { userId }, commandTimeout: connection.CommandTimeout());
+        var live = await connection.ExecuteScalarAsync<long>("SELECT COUNT(*) FROM access_tokens WHERE user_id = @userId AND (expires_at IS NULL OR expires_at > @now)",
+            new { userId, now }, commandTimeout: connection.CommandTimeout());
+        if (live >= MostPerAccount) return null;
         row.Id = await connection.ExecuteScalarAsync<long>("""
             INSERT INTO access_tokens (user_id, name, token_hash, created_at, expires_at)
             VALUES (@UserId, @Name, @hash, @CreatedAt, @ExpiresAt);
             SELECT LAST_INSERT_ID();
             """, new { row.UserId, row.Name, hash = HashOf(token), row.CreatedAt, row.ExpiresAt }, commandTimeout: connection.CommandTimeout());
+        await transaction.CommitAsync();
         return (token, row);
     }
 

@@ -254,6 +254,42 @@ public sealed class AccountSecurityTests(Services services) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task An_account_holds_at_most_a_hundred_live_tokens_even_when_they_are_made_at_once()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("tm");
+        var userId = await services.UserIdAsync(alice.Name);
+        // 95 live tokens and 5 expired ones, written here: a hundred creations would be a hundred password checks.
+        await services.SqlAsync($"""
+            INSERT INTO access_tokens (user_id, name, token_hash, created_at, expires_at)
+            SELECT {userId}, CONCAT('t', seq), SHA2(CONCAT('{userId}/', seq), 256), UTC_TIMESTAMP(3),
+                   IF(seq <= 5, UTC_TIMESTAMP(3) - INTERVAL 1 SECOND, NULL)
+            FROM seq_1_to_100
+            """);
+
+        // Ten at once from 95: five are made, whichever way they interleave.
+        var store = app.Services.GetRequiredService<Ams.Infrastructure.AccessTokenStore>();
+        var made = await Task.WhenAll(Enumerable.Range(0, 10).Select(i => Task.Run(() => store.CreateAsync(userId, $"racing {i}", null))));
+        Assert.Equal(5, made.Count(m => m is not null));
+        Assert.Equal("100", await services.ScalarAsync($"SELECT COUNT(*) FROM access_tokens WHERE user_id = {userId} AND expires_at IS NULL"));
+
+        var refused = await app.CallAsync("POST", "/api/tokens", new { name = "one more", password = Api.Password }, alice.Token, 409);
+        var problem = await refused.ProblemAsync(409);
+        Assert.Equal("Too many access tokens", problem["title"].Str());
+        Assert.Contains("100", problem["detail"].Str());
+        Assert.Equal(100, (await (await app.CallAsync("GET", "/api/tokens", null, alice.Token, 200)).JsonAsync()).AsArray().Count);
+
+        // One revoked, or one expired, makes room for one.
+        var first = made.First(m => m is not null)!.Value;
+        await app.CallAsync("DELETE", $"/api/tokens/{first.Row.Id}", null, alice.Token, 204);
+        var replacement = await app.CreateTokenAsync(alice.Token, "replacement");
+        await app.CallAsync("GET", "/api/me", null, replacement["token"].Str(), 200);
+        await app.CallAsync("POST", "/api/tokens", new { name = "one more", password = Api.Password }, alice.Token, 409);
+        await services.SqlAsync($"UPDATE access_tokens SET expires_at = UTC_TIMESTAMP(3) - INTERVAL 1 SECOND WHERE user_id = {userId} AND name = 't6'");
+        await app.CreateTokenAsync(alice.Token, "after an expiry");
+    }
+
+    [Fact]
     public async Task Each_account_keeps_the_newest_hundred_security_events_the_history_can_show_and_the_sweep_deletes_the_rest()
     {
         var app = await services.AppAsync();

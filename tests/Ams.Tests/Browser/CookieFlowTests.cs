@@ -403,6 +403,13 @@ public sealed partial class CookieFlowTests(Services services) : IClassFixture<S
         Assert.Contains("&lt;i&gt;bot&lt;/i&gt;", created);
         Assert.Matches("amspat_[A-Za-z0-9_-]{43}", created);
         Assert.DoesNotMatch("amspat_", await (await browser.GetAsync("/settings")).ReadAsTextAsync());
+        await services.SqlAsync($"""
+            INSERT INTO access_tokens (user_id, name, token_hash, created_at)
+            SELECT {await services.UserIdAsync(name)}, CONCAT('t', seq), SHA2(CONCAT('{name}/', seq), 256), UTC_TIMESTAMP(3) FROM seq_1_to_99
+            """);
+        var full = await (await browser.PostFormAsync("/settings/tokens", new() { ["name"] = "one too many", ["password"] = Api.Password }, 409, htmx: true)).ReadAsTextAsync();
+        Assert.Contains("An account may hold 100 tokens; revoke one first.", full);
+        Assert.DoesNotMatch("amspat_|one too many", full);
 
         await browser.PostFormAsync("/settings/password", new() { ["currentPassword"] = "wrong wrong wrong", ["newPassword"] = "another fine passphrase" }, 401, htmx: true);
         var changed = await (await browser.PostFormAsync("/settings/password",

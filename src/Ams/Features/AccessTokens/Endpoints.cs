@@ -19,7 +19,7 @@ public sealed class CreateEndpoint(MariaDb db, AccessTokenStore tokens, SessionS
         Post("/api/tokens", "/settings/tokens");
         ApiAndForm.Configure(Definition);
         ApiDocs.Document(Definition, "Create a personal access token (shown once); needs the password",
-            b => b.Produces<CreateResponse>(StatusCodes.Status201Created), 400, 429);
+            b => b.Produces<CreateResponse>(StatusCodes.Status201Created), 400, 409, 429);
     }
 
     public override async Task HandleAsync(CreateRequest req, CancellationToken ct)
@@ -47,7 +47,13 @@ public sealed class CreateEndpoint(MariaDb db, AccessTokenStore tokens, SessionS
                 await SectionAsync(userId, ["That password did not work."], StatusCodes.Status401Unauthorized);
                 return;
         }
-        var (token, row) = await tokens.CreateAsync(userId, req.Name, req.ExpiresInDays is { } days ? TimeSpan.FromDays(days) : null);
+        if (await tokens.CreateAsync(userId, req.Name, req.ExpiresInDays is { } days ? TimeSpan.FromDays(days) : null) is not (var token, var row))
+        {
+            var most = $"An account may hold {AccessTokenStore.MostPerAccount} tokens; revoke one first.";
+            if (HttpContext.IsApi()) await Problem.WriteAsync(HttpContext, StatusCodes.Status409Conflict, "Too many access tokens", most);
+            else await SectionAsync(userId, [most], StatusCodes.Status409Conflict);
+            return;
+        }
         // A password change or an administrator's disable may have ended the session while the token
         // was stored; their revocation ends the tokens after the sessions, so a session still there
         // now means this token will be ended with it.
