@@ -1,3 +1,4 @@
+using System.Globalization;
 using FastEndpoints;
 using Microsoft.AspNetCore.WebUtilities;
 
@@ -56,9 +57,24 @@ public static class ApiDocs
         builder.WithMetadata(new ApiParameter("query", "limit", "integer", $"1..{max}, default {byDefault}", Required: false,
             Bounds: (1, max, byDefault)));
 
-    /// <summary>An event id as <c>Last-Event-ID</c> and <c>?after=</c> take it: a whole number that fits 64 bits.</summary>
-    // Empty is absent (EventSource sends none before its first id); over 2^63−1 is refused, which no pattern this short says.
-    public const string EventIdPattern = "^[0-9]{0,19}$";
+    /// <summary>
+    /// An event id as <c>Last-Event-ID</c> and <c>?after=</c> take it: digits whose number is at
+    /// most 2^63−1 (leading zeros too, as <c>long.TryParse</c> takes them); empty is absent
+    /// (EventSource sends none before its first id). A client's validator must refuse exactly what
+    /// the stream answers 400, so the bound is spelled out: any 18 digits, or 19 that stay at or
+    /// below long.MaxValue's digits (below at one position, the same before it, anything after).
+    /// </summary>
+    public static readonly string EventIdPattern = NotAbove(long.MaxValue.ToString(CultureInfo.InvariantCulture));
+
+    static string NotAbove(string most)
+    {
+        var ways = new List<string> { $"[0-9]{{0,{most.Length - 1}}}" };
+        for (var i = 0; i < most.Length; i++)
+            if (most[i] > '0')
+                ways.Add(most[..i] + $"[0-{(char)(most[i] - 1)}]" + (most.Length - 1 - i) switch { 0 => "", 1 => "[0-9]", var n => $"[0-9]{{{n}}}" });
+        ways.Add(most);
+        return $"^0*({string.Join('|', ways)})$";
+    }
 
     /// <summary>The API route needs a session or token although the endpoint allows anonymous calls for its browser twin.</summary>
     public static RouteHandlerBuilder NeedsSession(this RouteHandlerBuilder builder) => builder.WithMetadata(new ApiSessionRequired());

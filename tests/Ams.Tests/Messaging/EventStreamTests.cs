@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Ams.Infrastructure;
 using Ams.Testing;
+using Ams.Tests.Account;
 using Ams.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -811,5 +812,37 @@ public sealed class EventStreamTests(Services services) : IClassFixture<Services
         // A refused stream is not counted against the user's open streams.
         await using var valid = await SseClient.OpenAsync(app, alice.Token, "0", "/api/events?after=");
         Assert.Equal(200, (int)valid.Response.StatusCode);
+    }
+
+    [Fact]
+    public async Task The_documents_pattern_for_a_resume_point_admits_exactly_the_event_ids_the_stream_takes()
+    {
+        var app = await services.AppAsync();
+        var alice = await app.MemberAsync("rsp");
+        var document = JsonNode.Parse(await (await app.CallAsync("GET", "/openapi.json", null, null, 200)).ReadAsTextAsync())!;
+        var parameters = document["paths"]!["/api/events"]!["get"]!["parameters"]!.AsArray();
+        var patterns = parameters.Where(p => p!["name"]!.GetValue<string>() is "Last-Event-ID" or "after")
+            .Select(p => p!["schema"]!["pattern"]!.GetValue<string>()).Distinct().ToList();
+        var pattern = new System.Text.RegularExpressions.Regex(Assert.Single(patterns));
+
+        // Against the stream itself at the edges: 2^63−1 and 2^63, with and without leading zeros.
+        foreach (var id in new[] { "9223372036854775807", "9223372036854775808", "09223372036854775807", "0009223372036854775808", "99999999999999999999", "0" })
+        {
+            await using var stream = await SseClient.OpenAsync(app, alice.Token, id);
+            Assert.True(pattern.IsMatch(id) == ((int)stream.Response.StatusCode == 200), $"{id}: the pattern says {pattern.IsMatch(id)}, the stream {(int)stream.Response.StatusCode}");
+        }
+        // Against the stream's parse (long.TryParse, digits only) everywhere else: each digit of
+        // 2^63−1 one up and one down, and numbers of every length around it.
+        var max = long.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var values = new List<string> { "", "00000000000000000000000001", "1" + new string('0', 18), new string('9', 18), new string('9', 19), "-1", "1e3", " 1" };
+        for (var i = 0; i < max.Length; i++)
+            foreach (var step in new[] { -1, 1 })
+                if (max[i] + step is >= '0' and <= '9' and var digit)
+                    values.Add(max[..i] + (char)digit + max[(i + 1)..]);
+        var random = new Random(8);
+        for (var i = 0; i < 20_000; i++)
+            values.Add(new string(Enumerable.Range(0, random.Next(1, 21)).Select(_ => (char)('0' + random.Next(10))).ToArray()));
+        var disagreeing = values.Where(v => pattern.IsMatch(v) != (v.Length == 0 || long.TryParse(v, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))).ToList();
+        Assert.Empty(disagreeing);
     }
 }
