@@ -1,4 +1,7 @@
+using System.Diagnostics;
+using Ams.Tests.Messaging;
 using Ams.Tests.Support;
+using StackExchange.Redis;
 
 namespace Ams.Tests.Accounts;
 
@@ -65,6 +68,19 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task A_sprayer_cannot_clear_the_address_budget_by_signing_in_to_an_account_of_its_own()
+    {
+        var app = await services.AppAsync();
+        const string ip = "203.0.113.79";
+        var own = Api.UniqueName("own");
+        await app.RegisterAsync(own);
+        for (var i = 0; i < 29; i++) await Attempt(app, Api.UniqueName("spray"), "wrong password!", ip, 401);
+        await Attempt(app, own, Api.Password, ip, 200);
+        await Attempt(app, Api.UniqueName("spray"), "wrong password!", ip, 401);
+        await Attempt(app, Api.UniqueName("spray"), "wrong password!", ip, 429);
+    }
+
+    [Fact]
     public async Task The_budget_is_shared_by_every_node()
     {
         var node1 = await services.AppAsync();
@@ -92,6 +108,74 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
         var statuses = results.Select(r => r.Context.Response.StatusCode).ToList();
         Assert.Equal(5, statuses.Count(s => s == 401));
         Assert.Equal(7, statuses.Count(s => s == 429));
+    }
+
+    [Fact]
+    public async Task Parallel_sign_ins_with_the_right_password_all_get_in()
+    {
+        // A script's or several tabs' at once: the attempts beyond the budget wait for those being
+        // checked, and each right password frees its place.
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("tabs");
+        await app.RegisterAsync(name);
+        var results = await Task.WhenAll(Enumerable.Range(0, 24).Select(i => app.Scenario(s =>
+        {
+            s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login");
+            s.From($"203.0.113.{130 + i}");
+            s.IgnoreStatusCode();
+        })));
+        Assert.All(results, r => Assert.Equal(200, r.Context.Response.StatusCode));
+        await Attempt(app, name, Api.Password, "203.0.113.129", 200);
+    }
+
+    /// <summary>Fills the account's budget with attempts being checked on some node, lapsing at <paramref name="lapse"/>.</summary>
+    static async Task<RedisKey> CheckingElsewhereAsync(IDatabase db, string userId, DateTimeOffset lapse)
+    {
+        RedisKey checking = $"ams:login-checking:{{login}}:account:id:{userId}";
+        foreach (var i in Enumerable.Range(0, 5)) await db.SortedSetAddAsync(checking, $"elsewhere-{i}", lapse.ToUnixTimeMilliseconds());
+        await db.KeyExpireAsync(checking, TimeSpan.FromMinutes(2));
+        return checking;
+    }
+
+    [Fact]
+    public async Task An_attempt_waits_for_those_being_checked_and_not_for_those_of_a_dead_node()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("queue");
+        var id = (await app.RegisterAsync(name))["id"].Str();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(services.Redis.ConnectionString);
+        var db = redis.GetDatabase();
+        var checking = await CheckingElsewhereAsync(db, id, DateTimeOffset.UtcNow.AddMinutes(1));
+        var signIn = Attempt(app, name, Api.Password, "203.0.113.140", 200);
+        await Task.Delay(700);
+        Assert.False(signIn.IsCompleted);
+        await db.SortedSetRemoveAsync(checking, "elsewhere-0");
+        await signIn.WaitAsync(TimeSpan.FromSeconds(5));
+
+        // A node that died mid-check leaves its attempts to lapse; they hold no place after that.
+        await CheckingElsewhereAsync(db, id, DateTimeOffset.UtcNow.AddSeconds(-1));
+        await Attempt(app, name, Api.Password, "203.0.113.141", 200).WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task An_attempt_that_waits_too_long_is_answered_busy_and_counts_as_no_failure()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("busy");
+        var id = (await app.RegisterAsync(name))["id"].Str();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(services.Redis.ConnectionString);
+        var db = redis.GetDatabase();
+        var checking = await CheckingElsewhereAsync(db, id, DateTimeOffset.UtcNow.AddMinutes(1));
+        var waited = Stopwatch.StartNew();
+        var refused = await Attempt(app, name, "wrong password!", "203.0.113.150", 503);
+        Assert.InRange(waited.Elapsed, TimeSpan.FromSeconds(9.5), TimeSpan.FromSeconds(30));
+        Assert.Equal("Server busy", (await refused.ProblemAsync(503))["title"].Str());
+        Assert.True(refused.Context.Response.Headers.ContainsKey("Retry-After"));
+
+        // No password was checked, so nothing was counted: five failures still end in 401.
+        await db.KeyDeleteAsync(checking);
+        for (var i = 0; i < 5; i++) await Attempt(app, name, "wrong password!", "203.0.113.151", 401);
+        await Attempt(app, name, Api.Password, "203.0.113.151", 429);
     }
 
     [Fact]

@@ -59,15 +59,12 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, Throttle throttle,
         }
 
         // A missing user is verified against a decoy hash, so both failures cost the same.
-        var verify = () => passwords.VerifyAsync(user?.PasswordHash, req.Password, ct);
-        if (!await (device is not null ? throttle.CheckOnDeviceAsync(verify, device.Id) : throttle.CheckAsync(verify, account, address)) || user is null)
+        if (!await throttle.CheckAsync(HttpContext, () => passwords.VerifyAsync(user?.PasswordHash, req.Password, ct)) || user is null)
         {
             if (user is not null) events.RecordInBackground(user.Id, SecurityEvents.LoginFailed, HttpContext);
             return new Rejected();
         }
 
-        if (device is not null) await throttle.ForgiveDeviceAsync(device.Id);
-        else await throttle.ForgiveAsync(account, address);
         var deviceToken = device?.Token ?? await devices.IssueAsync(user.Id);
         string? rehashed = null;
         if (passwords.NeedsRehash(user.PasswordHash))

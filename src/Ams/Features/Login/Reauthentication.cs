@@ -23,12 +23,11 @@ public sealed class Reauthentication(Throttle throttle, Passwords passwords, Sec
             events.RecordInBackground(user.Id, SecurityEvents.LoginThrottled, http, oncePer: wait);
             return new Throttled(wait);
         }
-        if (!await throttle.CheckAsync(() => passwords.VerifyAsync(user.PasswordHash, password, ct), account, address))
+        if (!await throttle.CheckAsync(http, () => passwords.VerifyAsync(user.PasswordHash, password, ct)))
         {
             await events.RecordAsync(user.Id, SecurityEvents.LoginFailed, http);
             return new WrongPassword();
         }
-        await throttle.ForgiveAsync(account, address);
         return new Passed();
     }
 }

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Ams.Infrastructure;
 using StackExchange.Redis;
 
@@ -14,43 +15,80 @@ public sealed class ThrottleOptions
 
 /// <summary>
 /// Failed-login budgets per account and per client address, in Redis so every node shares
-/// them. An attempt is counted before the password is checked (and forgiven on success), so a
-/// burst of parallel guesses cannot all slip in under the limit. The account is named by
+/// them. A password is checked only while the failures counted plus the attempts still being
+/// checked stay under a budget, so a burst of parallel guesses cannot slip past the limit; an
+/// attempt beyond that waits for those ahead of it rather than failing, so the owner's parallel
+/// sign-ins (a script's, or two tabs') all get through. The account is named by
 /// <see cref="AccountOf"/>: its id once found, so every spelling MariaDB matches to it (case,
 /// trailing spaces) shares one budget. A known device (see <see cref="Devices"/>) has its own
 /// budget instead of the account's and the address's.
 /// </summary>
-public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
+public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimeProvider time)
 {
     /// <summary>The API's 429 wherever a password is checked against this throttle (sign-in, password change, 2FA setup).</summary>
     public static Task TooManyAsync(HttpContext http, TimeSpan retryAfter) =>
         Problem.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many failed sign-ins", "Wait before trying again.", retryAfter);
 
-    // KEYS: counters; ARGV[1]: window ms; ARGV[2..]: limits. Returns 0, or the ms until the
-    // fullest exceeded counter resets (that attempt is not counted).
+    /// <summary>
+    /// How long an attempt stays counted as being checked if its node dies before it is settled:
+    /// longer than any check takes (a hashing slot is waited for 60 s at most).
+    /// </summary>
+    public static readonly TimeSpan PendingLifetime = TimeSpan.FromMinutes(2);
+
+    /// <summary>How long an attempt waits for those ahead of it before it gets 503 "Server busy".</summary>
+    public static readonly TimeSpan MostQueued = TimeSpan.FromSeconds(10);
+
+    // KEYS: n failure counters, then their n sets of attempts being checked (scored by when they
+    // lapse); ARGV[1]: this attempt; ARGV[2]: its lifetime ms; ARGV[2 + i]: counter i's limit.
+    // Returns the ms until the fullest spent counter resets, -1 while attempts being checked fill
+    // what is left of a budget, or 0 once this attempt is among those being checked.
     const string Acquire = """
-        local wait = 0
-        for i, key in ipairs(KEYS) do
-            local n = redis.call('INCR', key)
-            if n == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
-            if n > tonumber(ARGV[i + 1]) then
-                wait = math.max(wait, redis.call('PTTL', key))
+        local n = #KEYS / 2
+        local clock = redis.call('TIME')
+        local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+        local wait, full = 0, false
+        for i = 1, n do
+            local failures = tonumber(redis.call('GET', KEYS[i]) or '0')
+            local limit = tonumber(ARGV[i + 2])
+            if failures >= limit then
+                local ttl = redis.call('PTTL', KEYS[i])
+                wait = math.max(wait, ttl > 0 and ttl or 1)
+            else
+                redis.call('ZREMRANGEBYSCORE', KEYS[n + i], '-inf', now)
+                if failures + redis.call('ZCARD', KEYS[n + i]) >= limit then full = true end
             end
         end
-        if wait > 0 then
-            for _, key in ipairs(KEYS) do redis.call('DECR', key) end
-        end
-        return wait
-        """;
-
-    // KEYS: the counters an attempt counted. Gives it back, never below zero nor to a counter that
-    // expired meanwhile.
-    const string GiveBack = """
-        for _, key in ipairs(KEYS) do
-            if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+        if wait > 0 then return wait end
+        if full then return -1 end
+        for i = 1, n do
+            redis.call('ZADD', KEYS[n + i], now + tonumber(ARGV[2]), ARGV[1])
+            redis.call('PEXPIRE', KEYS[n + i], ARGV[2])
         end
         return 0
         """;
+
+    // KEYS as for Acquire; ARGV[1]: the attempt; ARGV[2]: the window ms; ARGV[2 + i]: what its end
+    // does to counter i: 'count' (a failure), 'clear' (a right password cleans the slate) or 'keep'.
+    // Only an attempt still being checked is settled, so settling twice does nothing more.
+    const string Settle = """
+        local n = #KEYS / 2
+        for i = 1, n do
+            if redis.call('ZREM', KEYS[n + i], ARGV[1]) == 1 then
+                local what = ARGV[i + 2]
+                if what == 'count' then
+                    if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+                elseif what == 'clear' then
+                    redis.call('DEL', KEYS[i])
+                end
+            end
+        end
+        return 0
+        """;
+
+    /// <summary>An attempt being checked: its counters, and what a right password does to each.</summary>
+    sealed record Pending(RedisKey[] Keys, RedisValue Id, RedisValue[] OnSuccess);
+
+    static readonly object AdmittedItem = new();
 
     /// <summary>
     /// The throttling name of an account: its id when it exists, else the typed name as MariaDB's
@@ -59,73 +97,85 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
     public static string AccountOf(UserRow? user, string typed) =>
         user is not null ? $"id:{user.Id}" : $"name:{typed.TrimEnd(' ').ToLowerInvariant()}";
 
-    /// <summary>Counts an attempt (once per request, see <see cref="ConflictRetry.FirstCount"/>); returns how long to wait when a budget is spent.</summary>
-    public async Task<TimeSpan?> TryAttemptAsync(HttpContext http, string account, string address)
-    {
-        if (!ConflictRetry.FirstCount(http, "password")) return null;
-        var wait = (long)await redis.CallAsync(AccountKey(account), db => db.ScriptEvaluateAsync(Acquire,
-            [AccountKey(account), AddressKey(address)],
-            [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerAccount, options.MaxFailuresPerAddress]));
-        return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
-    }
+    /// <summary>
+    /// Admits an attempt against the account's and the address's budgets, waiting (up to
+    /// <see cref="MostQueued"/>) while attempts being checked fill them; how long to wait when a
+    /// budget is spent, else null. A right password clears the account's failures; the address
+    /// keeps its own, which belong to other accounts.
+    /// </summary>
+    public Task<TimeSpan?> TryAttemptAsync(HttpContext http, string account, string address) =>
+        AdmitAsync(http, new([FailuresKey("account", account), FailuresKey("addr", address), PendingKey("account", account), PendingKey("addr", address)],
+            NewId(), ["clear", "keep"]), [options.MaxFailuresPerAccount, options.MaxFailuresPerAddress]);
 
-    /// <summary>Counts an attempt from a known device against that device's budget alone.</summary>
-    public async Task<TimeSpan?> TryDeviceAttemptAsync(HttpContext http, string deviceId)
+    /// <summary><see cref="TryAttemptAsync"/> for a known device: against that device's budget alone.</summary>
+    public Task<TimeSpan?> TryDeviceAttemptAsync(HttpContext http, string deviceId) =>
+        AdmitAsync(http, new([FailuresKey("device", deviceId), PendingKey("device", deviceId)], NewId(), ["clear"]), [options.MaxFailuresPerDevice]);
+
+    async Task<TimeSpan?> AdmitAsync(HttpContext http, Pending attempt, RedisValue[] limits)
     {
-        if (!ConflictRetry.FirstCount(http, "password")) return null;
-        var wait = (long)await redis.CallAsync(DeviceKey(deviceId), db => db.ScriptEvaluateAsync(Acquire,
-            [DeviceKey(deviceId)], [(long)options.Window.TotalMilliseconds, options.MaxFailuresPerDevice]));
-        return wait > 0 ? TimeSpan.FromMilliseconds(wait) : null;
+        // A run of the same request after a conflict (ConflictRetry) was admitted by the first run.
+        if (http.Items.ContainsKey(AdmittedItem)) return null;
+        var queued = time.GetTimestamp();
+        while (true)
+        {
+            var found = (long)await redis.CallAsync(attempt.Keys[0], db => db.ScriptEvaluateAsync(Acquire, attempt.Keys,
+                [attempt.Id, (long)PendingLifetime.TotalMilliseconds, .. limits]));
+            if (found > 0) return TimeSpan.FromMilliseconds(found);
+            if (found == 0)
+            {
+                http.Items[AdmittedItem] = attempt;
+                return null;
+            }
+            if (time.GetElapsedTime(queued) >= MostQueued)
+            {
+                AmsMetrics.PasswordChecksRefused.Add(1);
+                throw new PasswordHashingBusyException();
+            }
+            // Those ahead take a password hash each, tens of milliseconds; waiters spread out.
+            await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(20, 60)), time, http.RequestAborted);
+        }
     }
 
     /// <summary>
-    /// <paramref name="check"/>, the password check of an attempt <see cref="TryAttemptAsync"/> counted.
-    /// When no hashing slot frees up in time (503), no password was checked: the attempt is given back
-    /// rather than left to count as a failure (an outside check saw a burst of correct sign-ins
-    /// answered "busy" lock their accounts for the window, and their address with them).
+    /// <paramref name="check"/>, the password check of the attempt this request was admitted for,
+    /// settled by its verdict: a failure counts, a right password clears what it clears. When no
+    /// verdict comes (no hashing slot freed up in time, the client went away) nothing is counted:
+    /// an outside check saw a burst of correct sign-ins answered "busy" lock their accounts for the
+    /// window, and their address with them.
     /// </summary>
-    public Task<bool> CheckAsync(Func<Task<bool>> check, string account, string address) =>
-        GivenBackWhenBusyAsync(check, [AccountKey(account), AddressKey(address)]);
-
-    /// <summary><see cref="CheckAsync"/> for an attempt counted by <see cref="TryDeviceAttemptAsync"/>.</summary>
-    public Task<bool> CheckOnDeviceAsync(Func<Task<bool>> check, string deviceId) => GivenBackWhenBusyAsync(check, [DeviceKey(deviceId)]);
-
-    async Task<bool> GivenBackWhenBusyAsync(Func<Task<bool>> check, RedisKey[] counted)
+    public async Task<bool> CheckAsync(HttpContext http, Func<Task<bool>> check)
     {
+        var attempt = (Pending)http.Items[AdmittedItem]!;
+        bool right;
         try
         {
-            return await check();
+            right = await check();
         }
-        catch (PasswordHashingBusyException)
+        catch
         {
             try
             {
-                await redis.CallAsync(counted[0], db => db.ScriptEvaluateAsync(GiveBack, counted));
+                await SettleAsync(attempt, attempt.OnSuccess.Select(_ => (RedisValue)"keep"));
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
-                // Counted for the window, then: as when Redis fails between counting and forgiving.
+                // Left to lapse with PendingLifetime, as when the node dies mid-check.
             }
             throw;
         }
+        await SettleAsync(attempt, right ? attempt.OnSuccess : attempt.OnSuccess.Select(_ => (RedisValue)"count"));
+        return right;
     }
 
-    /// <summary>A correct password: the attempt was not a failure, and the account's slate is clean.</summary>
-    public Task ForgiveAsync(string account, string address) => redis.CallAsync(AccountKey(account), async db =>
-    {
-        await db.KeyDeleteAsync(AccountKey(account));
-        await db.StringDecrementAsync(AddressKey(address));
-    });
+    Task SettleAsync(Pending attempt, IEnumerable<RedisValue> outcome) =>
+        redis.CallAsync(attempt.Keys[0], db => db.ScriptEvaluateAsync(Settle, attempt.Keys,
+            [attempt.Id, (long)options.Window.TotalMilliseconds, .. outcome]));
 
-    /// <summary>
-    /// A correct password from a known device: only the device's slate is cleaned. The account's
-    /// count stays, so strangers' guesses stay throttled while the owner signs in.
-    /// </summary>
-    public Task ForgiveDeviceAsync(string deviceId) => redis.CallAsync(DeviceKey(deviceId), db => db.KeyDeleteAsync(DeviceKey(deviceId)));
+    static RedisValue NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
-    // One hash tag for every login counter: Acquire counts an account and an address together, and
-    // a Redis Cluster runs a script only on keys of one slot. Sign-ins are too rare to crowd it.
-    static string AccountKey(string account) => $"{Redis.KeyPrefix}login-failures:{{login}}:account:{account}";
-    static string DeviceKey(string deviceId) => $"{Redis.KeyPrefix}login-failures:{{login}}:device:{deviceId}";
-    static string AddressKey(string address) => $"{Redis.KeyPrefix}login-failures:{{login}}:addr:{address}";
+    // One hash tag for every login key: a script counts an account and an address together, and a
+    // Redis Cluster runs a script only on keys of one slot. Sign-ins are too rare to crowd it. The
+    // sets of attempts being checked have a prefix of their own: a typed name may end in anything.
+    static RedisKey FailuresKey(string kind, string name) => $"{Redis.KeyPrefix}login-failures:{{login}}:{kind}:{name}";
+    static RedisKey PendingKey(string kind, string name) => $"{Redis.KeyPrefix}login-checking:{{login}}:{kind}:{name}";
 }
