@@ -23,11 +23,11 @@ public static class ApiDocs
     /// takes no body included (<c>UnreadableBodies</c>): 400 (chunked twice), 415 (compressed) and
     /// 501 (a transfer coding before chunked).
     /// </summary>
-    public static void Document(EndpointDefinition endpoint, string summary, Action<RouteHandlerBuilder> success, params int[] problems)
+    public static void Document(EndpointDefinition endpoint, string summary, Action<RouteHandlerBuilder> success, params Answer[] problems)
     {
         var route = endpoint.Routes?.FirstOrDefault(r => r.StartsWith("/api/", StringComparison.Ordinal))
             ?? throw new InvalidOperationException("Only /api/ calls are documented.");
-        var statuses = new SortedSet<int>(problems) { StatusCodes.Status503ServiceUnavailable };
+        var statuses = new SortedSet<int>(problems.Select(p => p.Status)) { StatusCodes.Status503ServiceUnavailable };
         if (endpoint.AnonymousVerbs is null) statuses.Add(StatusCodes.Status401Unauthorized);
         if (AccessTokenScope.IsAccountSecurity(route)) statuses.Add(StatusCodes.Status403Forbidden);
         statuses.Add(StatusCodes.Status413PayloadTooLarge);   // a GET or DELETE with a body that large too
@@ -35,7 +35,8 @@ public static class ApiDocs
         endpoint.Summary(s =>
         {
             s.Summary = summary;
-            foreach (var status in statuses) s.Responses[status] = ReasonPhrases.GetReasonPhrase(status);
+            foreach (var status in statuses)
+                s.Responses[status] = problems.FirstOrDefault(p => p.Status == status).Meaning ?? ReasonPhrases.GetReasonPhrase(status);
         });
         endpoint.Description(b =>
         {
@@ -45,6 +46,16 @@ public static class ApiDocs
             // One shape for every problem: RFC 9457 with traceId, and errors [{name, reason}] on validation failures.
             foreach (var status in statuses) b.Produces<FastEndpoints.ProblemDetails>(status, ProblemJson);
         });
+    }
+
+    /// <summary>
+    /// A problem a call answers, with what it means there when the reason phrase alone leaves a
+    /// client guessing (a 409 is a taken name on one call and a full group on another).
+    /// </summary>
+    public readonly record struct Answer(int Status, string? Meaning = null)
+    {
+        public static implicit operator Answer(int status) => new(status);
+        public static implicit operator Answer((int Status, string Meaning) answer) => new(answer.Status, answer.Meaning);
     }
 
     /// <summary>A query parameter the handler reads itself (no request DTO declares it).</summary>

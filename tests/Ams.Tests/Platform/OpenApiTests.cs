@@ -168,6 +168,9 @@ public sealed class OpenApiTests(Services services) : IClassFixture<Services>
             foreach (var (status, response) in responses.Where(r => r.Key[0] is '4' or '5'))
                 if (response!["content"]?["application/problem+json"]?["schema"]?["$ref"]?.GetValue<string>() != "#/components/schemas/Problem")
                     failures.Add($"{call}: {status} is not application/problem+json Problem");
+            // A 409 means something different on each call that answers one; the reason phrase alone says nothing.
+            if (responses["409"]?["description"]?.GetValue<string>() is { } conflict && !conflict.StartsWith("Conflict: ", StringComparison.Ordinal))
+                failures.Add($"{call}: its 409 does not say what conflicts");
             // A call that needs a session says so twice: the bearer requirement and its 401.
             if (op["security"] is null) anonymous.Add(call);
             else if (!responses.ContainsKey("401")) failures.Add($"{call}: needs a bearer token but has no 401");

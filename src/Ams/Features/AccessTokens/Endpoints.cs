@@ -19,7 +19,8 @@ public sealed class CreateEndpoint(MariaDb db, AccessTokenStore tokens, SessionS
         Post("/api/tokens", "/settings/tokens");
         ApiAndForm.Configure(Definition);
         ApiDocs.Document(Definition, "Create a personal access token (shown once); needs the password",
-            b => b.Produces<CreateResponse>(StatusCodes.Status201Created), 400, 409, 429);
+            b => b.Produces<CreateResponse>(StatusCodes.Status201Created), 400,
+            (409, "Conflict: the account already holds 100 live tokens; revoke one first"), 429);
     }
 
     public override async Task HandleAsync(CreateRequest req, CancellationToken ct)

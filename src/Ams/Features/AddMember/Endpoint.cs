@@ -15,7 +15,7 @@ public sealed class Endpoint(MariaDb db, Envelope envelope, TimeProvider time, R
     public override void Configure()
     {
         Post("/api/conversations/{id}/members");
-        ApiDocs.Document(Definition, "Add a member to a group", b => b.Produces<ConversationView>(StatusCodes.Status200OK), 400, 404, 409, 429);
+        ApiDocs.Document(Definition, "Add a member to a group", b => b.Produces<ConversationView>(StatusCodes.Status200OK), 400, 404, (409, "Conflict: the group is full (Conversations__MaxMembers)"), 429);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)

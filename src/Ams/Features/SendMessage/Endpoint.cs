@@ -40,7 +40,7 @@ public sealed class Endpoint(MariaDb db, GroupCommit store, EventLog events, Mes
                 $"1 to {IdempotencyKeys.MaxLength} visible ASCII characters: a repeat returns the first send's message and stores nothing (24 h, per sender)",
                 IdempotencyKeys.Pattern).ResponseHeader(StatusCodes.Status201Created, "Location", "/api/messages/{id}: the message")
                 .ResponseHeader(StatusCodes.Status409Conflict, "Retry-After", "seconds: the first send with this Idempotency-Key is still in progress"),
-            400, 404, 409, 422, 429);
+            400, 404, (409, "Conflict: a first send with this Idempotency-Key that holds these attachments is still being stored; repeat after Retry-After"), 422, 429);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)
