@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Ams.Testing;
 using Ams.Tests.Messaging;
 using Ams.Tests.Support;
 using StackExchange.Redis;
@@ -176,6 +177,45 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
         await db.KeyDeleteAsync(checking);
         for (var i = 0; i < 5; i++) await Attempt(app, name, "wrong password!", "203.0.113.151", 401);
         await Attempt(app, name, Api.Password, "203.0.113.151", 429);
+    }
+
+    [Fact]
+    public async Task Sign_ins_cut_off_by_a_Redis_pause_hold_no_place_once_it_resumes()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var app = await services.StartAppAsync(redis: redis.ConnectionString);
+        var name = Api.UniqueName("pause");
+        var id = (await app.RegisterAsync(name))["id"].Str();
+        IScenarioResult[] cutOff;
+        redis.Pause();
+        try
+        {
+            // Five at once: each admission goes out before the first runs out of time, and the
+            // paused Redis runs them all when it resumes, after their requests got 503.
+            cutOff = await Task.WhenAll(Enumerable.Range(0, 5).Select(i => app.Scenario(s =>
+            {
+                s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login");
+                s.From($"203.0.113.{160 + i}");
+                s.IgnoreStatusCode();
+            })));
+        }
+        finally
+        {
+            redis.Resume();
+        }
+        Assert.All(cutOff, r => Assert.Equal(503, r.Context.Response.StatusCode));
+        // Once the node hears Redis again (its circuit probes every 250 ms), a sign-in finds no place taken.
+        for (var i = 0; i < 100 && (await app.Scenario(s => { s.Get.Url("/healthz"); s.IgnoreStatusCode(); })).Context.Response.StatusCode != 200; i++)
+            await Task.Delay(100);
+        var watch = Stopwatch.StartNew();
+        await Attempt(app, name, Api.Password, "203.0.113.170", 200);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"the sign-in after the pause took {watch.Elapsed.TotalSeconds:F1} s");
+        // And every cut-off attempt is taken back soon after, not left to lapse in 2 minutes.
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        long left = -1;
+        for (var i = 0; i < 50 && left != 0; i++, await Task.Delay(100))
+            left = await connection.GetDatabase().SortedSetLengthAsync($"ams:login-checking:{{login}}:account:id:{id}");
+        Assert.Equal(0, left);
     }
 
     [Fact]

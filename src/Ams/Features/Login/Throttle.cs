@@ -39,11 +39,13 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimePr
     public static readonly TimeSpan MostQueued = TimeSpan.FromSeconds(10);
 
     // KEYS: n failure counters, then their n sets of attempts being checked (scored by when they
-    // lapse); ARGV[1]: this attempt; ARGV[2]: its lifetime ms; ARGV[2 + i]: counter i's limit.
-    // Returns the ms until the fullest spent counter resets, -1 while attempts being checked fill
-    // what is left of a budget, or 0 once this attempt is among those being checked.
+    // lapse), then the attempt's tombstone; ARGV[1]: this attempt; ARGV[2]: its lifetime ms;
+    // ARGV[2 + i]: counter i's limit. Returns the ms until the fullest spent counter resets, -1
+    // while attempts being checked fill what is left of a budget, 0 once this attempt is among
+    // those being checked, or -2 for an attempt its node gave up on (it ran late, see Forget).
     const string Acquire = """
-        local n = #KEYS / 2
+        if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return -2 end
+        local n = (#KEYS - 1) / 2
         local clock = redis.call('TIME')
         local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
         local wait, full = 0, false
@@ -67,14 +69,15 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimePr
         return 0
         """;
 
-    // KEYS as for Acquire; ARGV[1]: the attempt; ARGV[2]: the window ms; ARGV[2 + i]: what its end
-    // does to counter i: 'count' (a failure), 'clear' (a right password cleans the slate) or 'keep'.
-    // Only an attempt still being checked is settled, so settling twice does nothing more.
+    // KEYS as for Acquire; ARGV[1]: the attempt; ARGV[2]: the window ms; ARGV[3]: how long its
+    // tombstone stays, or 0 for none; ARGV[3 + i]: what its end does to counter i: 'count' (a
+    // failure), 'clear' (a right password cleans the slate) or 'keep'. Only an attempt still being
+    // checked is settled, so settling twice does nothing more.
     const string Settle = """
-        local n = #KEYS / 2
+        local n = (#KEYS - 1) / 2
         for i = 1, n do
             if redis.call('ZREM', KEYS[n + i], ARGV[1]) == 1 then
-                local what = ARGV[i + 2]
+                local what = ARGV[i + 3]
                 if what == 'count' then
                     if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
                 elseif what == 'clear' then
@@ -82,11 +85,16 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimePr
                 end
             end
         end
+        if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[#KEYS], 1, 'PX', ARGV[3]) end
         return 0
         """;
 
-    /// <summary>An attempt being checked: its counters, and what a right password does to each.</summary>
-    sealed record Pending(RedisKey[] Keys, RedisValue Id, RedisValue[] OnSuccess);
+    /// <summary>An attempt being checked: its keys (see Acquire), and what a right password does to each counter.</summary>
+    sealed record Pending(RedisKey[] Keys, RedisValue Id, RedisValue[] OnSuccess)
+    {
+        public RedisValue[] Failed => [.. OnSuccess.Select(_ => (RedisValue)"count")];
+        public RedisValue[] Unjudged => [.. OnSuccess.Select(_ => (RedisValue)"keep")];
+    }
 
     static readonly object AdmittedItem = new();
 
@@ -104,12 +112,17 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimePr
     /// keeps its own, which belong to other accounts.
     /// </summary>
     public Task<TimeSpan?> TryAttemptAsync(HttpContext http, string account, string address) =>
-        AdmitAsync(http, new([FailuresKey("account", account), FailuresKey("addr", address), PendingKey("account", account), PendingKey("addr", address)],
-            NewId(), ["clear", "keep"]), [options.MaxFailuresPerAccount, options.MaxFailuresPerAddress]);
+        AdmitAsync(http, Attempt([("account", account), ("addr", address)], ["clear", "keep"]), [options.MaxFailuresPerAccount, options.MaxFailuresPerAddress]);
 
     /// <summary><see cref="TryAttemptAsync"/> for a known device: against that device's budget alone.</summary>
     public Task<TimeSpan?> TryDeviceAttemptAsync(HttpContext http, string deviceId) =>
-        AdmitAsync(http, new([FailuresKey("device", deviceId), PendingKey("device", deviceId)], NewId(), ["clear"]), [options.MaxFailuresPerDevice]);
+        AdmitAsync(http, Attempt([("device", deviceId)], ["clear"]), [options.MaxFailuresPerDevice]);
+
+    static Pending Attempt((string Kind, string Name)[] budgets, RedisValue[] onSuccess)
+    {
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        return new([.. budgets.Select(b => FailuresKey(b.Kind, b.Name)), .. budgets.Select(b => PendingKey(b.Kind, b.Name)), TombstoneKey(id)], id, onSuccess);
+    }
 
     async Task<TimeSpan?> AdmitAsync(HttpContext http, Pending attempt, RedisValue[] limits)
     {
@@ -118,8 +131,20 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimePr
         var queued = time.GetTimestamp();
         while (true)
         {
-            var found = (long)await redis.CallAsync(attempt.Keys[0], db => db.ScriptEvaluateAsync(Acquire, attempt.Keys,
-                [attempt.Id, (long)PendingLifetime.TotalMilliseconds, .. limits]));
+            long found;
+            try
+            {
+                found = (long)await redis.CallAsync(attempt.Keys[0], db => db.ScriptEvaluateAsync(Acquire, attempt.Keys,
+                    [attempt.Id, (long)PendingLifetime.TotalMilliseconds, .. limits]));
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                // Unanswered is not undone: a paused Redis runs the script when it resumes, long after
+                // this request got its 503, and the attempt would then hold a place until it lapsed
+                // (an outside check saw a 5 s pause keep an account from signing in for 2 minutes).
+                Forget(attempt);
+                throw;
+            }
             if (found > 0) return TimeSpan.FromMilliseconds(found);
             if (found == 0)
             {
@@ -153,29 +178,58 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimePr
         }
         catch
         {
-            try
-            {
-                await SettleAsync(attempt, attempt.OnSuccess.Select(_ => (RedisValue)"keep"));
-            }
-            catch (Exception e) when (e is RedisException or TimeoutException)
-            {
-                // Left to lapse with PendingLifetime, as when the node dies mid-check.
-            }
+            await SettleAsync(attempt, attempt.Unjudged, tombstone: false);
             throw;
         }
-        await SettleAsync(attempt, right ? attempt.OnSuccess : attempt.OnSuccess.Select(_ => (RedisValue)"count"));
+        await SettleAsync(attempt, right ? attempt.OnSuccess : attempt.Failed, tombstone: false);
         return right;
     }
 
-    Task SettleAsync(Pending attempt, IEnumerable<RedisValue> outcome) =>
-        redis.CallAsync(attempt.Keys[0], db => db.ScriptEvaluateAsync(Settle, attempt.Keys,
-            [attempt.Id, (long)options.Window.TotalMilliseconds, .. outcome]));
+    /// <summary>
+    /// Settles an attempt, and when Redis does not answer, again in the background until it does:
+    /// the verdict stands meanwhile (its place still counts against the budget, so no guess slips
+    /// in), and the attempt does not hold that place until it lapses.
+    /// </summary>
+    async Task SettleAsync(Pending attempt, RedisValue[] outcome, bool tombstone)
+    {
+        try
+        {
+            await SettleOnceAsync(attempt, outcome, tombstone);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            _ = SettleLaterAsync(attempt, outcome, tombstone);
+        }
+    }
 
-    static RedisValue NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+    /// <summary>An attempt whose admission went unanswered: undone whenever its script runs, before or after this.</summary>
+    void Forget(Pending attempt) => _ = SettleLaterAsync(attempt, attempt.Unjudged, tombstone: true);
+
+    async Task SettleLaterAsync(Pending attempt, RedisValue[] outcome, bool tombstone)
+    {
+        var since = time.GetTimestamp();
+        while (time.GetElapsedTime(since) < PendingLifetime)
+        {
+            try
+            {
+                await SettleOnceAsync(attempt, outcome, tombstone);
+                return;
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(250, 750)), time);
+            }
+        }
+    }
+
+    Task SettleOnceAsync(Pending attempt, RedisValue[] outcome, bool tombstone) =>
+        redis.CallAsync(attempt.Keys[0], db => db.ScriptEvaluateAsync(Settle, attempt.Keys,
+            [attempt.Id, (long)options.Window.TotalMilliseconds, tombstone ? (long)PendingLifetime.TotalMilliseconds : 0, .. outcome]));
 
     // One hash tag for every login key: a script counts an account and an address together, and a
     // Redis Cluster runs a script only on keys of one slot. Sign-ins are too rare to crowd it. The
     // sets of attempts being checked have a prefix of their own: a typed name may end in anything.
     static RedisKey FailuresKey(string kind, string name) => $"{Redis.KeyPrefix}login-failures:{{login}}:{kind}:{name}";
     static RedisKey PendingKey(string kind, string name) => $"{Redis.KeyPrefix}login-checking:{{login}}:{kind}:{name}";
+    static RedisKey TombstoneKey(string attemptId) => $"{Redis.KeyPrefix}login-forgotten:{{login}}:{attemptId}";
 }
