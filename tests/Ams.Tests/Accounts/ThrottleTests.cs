@@ -17,6 +17,15 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
             s.StatusCodeShouldBe(status);
         });
 
+    /// <summary><paramref name="count"/> sign-ins at once, from addresses 203.0.113.<paramref name="firstHost"/> onward.</summary>
+    static Task<IScenarioResult[]> AtOnceAsync(IAlbaHost app, string username, string password, int count, int firstHost) =>
+        Task.WhenAll(Enumerable.Range(0, count).Select(i => app.Scenario(s =>
+        {
+            s.Post.Json(new { username, password }).ToUrl("/api/login");
+            s.From($"203.0.113.{firstHost + i}");
+            s.IgnoreStatusCode();
+        })));
+
     [Fact]
     public async Task Five_failures_lock_the_account_with_429_and_Retry_After_even_for_the_right_password()
     {
@@ -100,12 +109,7 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
         var app = await services.AppAsync();
         var name = Api.UniqueName("burst");
         await app.RegisterAsync(name);
-        var results = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => app.Scenario(s =>
-        {
-            s.Post.Json(new { username = name, password = "wrong password!" }).ToUrl("/api/login");
-            s.From($"203.0.113.{100 + i}");
-            s.IgnoreStatusCode();
-        })));
+        var results = await AtOnceAsync(app, name, "wrong password!", 12, firstHost: 100);
         var statuses = results.Select(r => r.Context.Response.StatusCode).ToList();
         Assert.Equal(5, statuses.Count(s => s == 401));
         Assert.Equal(7, statuses.Count(s => s == 429));
@@ -119,12 +123,7 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
         var app = await services.AppAsync();
         var name = Api.UniqueName("tabs");
         await app.RegisterAsync(name);
-        var results = await Task.WhenAll(Enumerable.Range(0, 24).Select(i => app.Scenario(s =>
-        {
-            s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login");
-            s.From($"203.0.113.{130 + i}");
-            s.IgnoreStatusCode();
-        })));
+        var results = await AtOnceAsync(app, name, Api.Password, 24, firstHost: 130);
         Assert.All(results, r => Assert.Equal(200, r.Context.Response.StatusCode));
         await Attempt(app, name, Api.Password, "203.0.113.129", 200);
     }
@@ -192,12 +191,7 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
         {
             // Five at once: each admission goes out before the first runs out of time, and the
             // paused Redis runs them all when it resumes, after their requests got 503.
-            cutOff = await Task.WhenAll(Enumerable.Range(0, 5).Select(i => app.Scenario(s =>
-            {
-                s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login");
-                s.From($"203.0.113.{160 + i}");
-                s.IgnoreStatusCode();
-            })));
+            cutOff = await AtOnceAsync(app, name, Api.Password, 5, firstHost: 160);
         }
         finally
         {
