@@ -23,7 +23,7 @@ public static class Redis
         return comma > 0 ? message[..comma] : message;
     }
 
-    static readonly string[] Diagnostics = [", inst: ", ", mc: ", "IOCP: "];
+    static readonly string[] Diagnostics = [", inst: ", ", mc: ", "IOCP: ", ", outstanding: "];
 
     /// <summary>How long a starting node waits for Redis, as for MariaDB (<see cref="Migrations"/>).</summary>
     public static readonly TimeSpan StartupWait = TimeSpan.FromSeconds(30);
