@@ -179,6 +179,31 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
     }
 
     [Fact]
+    public async Task At_most_256_attempts_wait_on_a_node_and_the_rest_are_answered_busy_at_once()
+    {
+        var app = await services.AppAsync();
+        var name = Api.UniqueName("crowd");
+        var id = (await app.RegisterAsync(name))["id"].Str();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(services.Redis.ConnectionString);
+        await CheckingElsewhereAsync(redis.GetDatabase(), id, DateTimeOffset.UtcNow.AddMinutes(1));
+        const int beyond = 20;
+        var watch = Stopwatch.StartNew();
+        var answers = await Task.WhenAll(Enumerable.Range(0, Ams.Features.Login.Throttle.MostWaiting + beyond).Select(async i =>
+        {
+            var result = await app.Scenario(s =>
+            {
+                s.Post.Json(new { username = name, password = Api.Password }).ToUrl("/api/login");
+                s.From($"198.18.{i / 200}.{i % 200 + 1}");
+                s.IgnoreStatusCode();
+            });
+            return (Status: result.Context.Response.StatusCode, Elapsed: watch.Elapsed);
+        }));
+        Assert.All(answers, a => Assert.Equal(503, a.Status));
+        // Those waiting get theirs after 10 s; only the ones past the limit are answered before.
+        Assert.Equal(beyond, answers.Count(a => a.Elapsed < TimeSpan.FromSeconds(8)));
+    }
+
+    [Fact]
     public async Task Sign_ins_cut_off_by_a_Redis_pause_hold_no_place_once_it_resumes()
     {
         await using var redis = await RedisServer.StartAsync();
@@ -237,5 +262,11 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
         // The phone's budget is untouched by the laptop's failures, and so is the account's.
         await FromDevice(phone, Api.Password, 200);
         await Attempt(app, name, Api.Password, "203.0.113.122", 200);
+
+        // A right password from a device cleans that device's slate: four and four more failures fit.
+        for (var i = 0; i < 4; i++) await FromDevice(phone, "wrong password!", 401);
+        await FromDevice(phone, Api.Password, 200);
+        for (var i = 0; i < 4; i++) await FromDevice(phone, "wrong password!", 401);
+        await FromDevice(phone, Api.Password, 200);
     }
 }

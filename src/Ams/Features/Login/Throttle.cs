@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using Ams.Infrastructure;
 using StackExchange.Redis;
@@ -23,7 +24,7 @@ public sealed class ThrottleOptions
 /// trailing spaces) shares one budget. A known device (see <see cref="Devices"/>) has its own
 /// budget instead of the account's and the address's.
 /// </summary>
-public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimeProvider time)
+public sealed class Throttle(RedisCircuit redis, ThrottleOptions options)
 {
     /// <summary>The API's 429 wherever a password is checked against this throttle (sign-in, password change, 2FA setup).</summary>
     public static Task TooManyAsync(HttpContext http, TimeSpan retryAfter) =>
@@ -37,6 +38,15 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimePr
 
     /// <summary>How long an attempt waits for those ahead of it before it gets 503 "Server busy".</summary>
     public static readonly TimeSpan MostQueued = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Attempts one node lets wait at once; past it, 503 "Server busy" at once. Each waiter asks
+    /// Redis again and again, all on the one slot every login key shares: a review counted 2,500
+    /// sign-ins at once with one's own password as enough to crowd out every other Redis call.
+    /// </summary>
+    public const int MostWaiting = 256;
+
+    int waiting;
 
     // KEYS: n failure counters, then their n sets of attempts being checked (scored by when they
     // lapse), then the attempt's tombstone; ARGV[1]: this attempt; ARGV[2]: its lifetime ms;
@@ -128,37 +138,56 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimePr
     {
         // A run of the same request after a conflict (ConflictRetry) was admitted by the first run.
         if (http.Items.ContainsKey(AdmittedItem)) return null;
-        var queued = time.GetTimestamp();
-        while (true)
+        var queued = Stopwatch.GetTimestamp();
+        var pause = TimeSpan.FromMilliseconds(20);
+        var waits = false;
+        try
         {
-            long found;
-            try
+            while (true)
             {
-                found = (long)await redis.CallAsync(attempt.Keys[0], db => db.ScriptEvaluateAsync(Acquire, attempt.Keys,
-                    [attempt.Id, (long)PendingLifetime.TotalMilliseconds, .. limits]));
+                // Refused up front (the circuit knows Redis is not answering), a call was never sent.
+                var sent = !redis.IsOpenFor(attempt.Keys[0]);
+                long found;
+                try
+                {
+                    found = (long)await redis.CallAsync(attempt.Keys[0], db => db.ScriptEvaluateAsync(Acquire, attempt.Keys,
+                        [attempt.Id, (long)PendingLifetime.TotalMilliseconds, .. limits]));
+                }
+                catch (Exception e) when (sent && e is RedisException or TimeoutException)
+                {
+                    // Unanswered is not undone: a paused Redis runs the script when it resumes, long after
+                    // this request got its 503, and the attempt would then hold a place until it lapsed
+                    // (an outside check saw a 5 s pause keep an account from signing in for 2 minutes).
+                    Forget(attempt);
+                    throw;
+                }
+                if (found > 0) return TimeSpan.FromMilliseconds(found);
+                if (found == 0)
+                {
+                    http.Items[AdmittedItem] = attempt;
+                    return null;
+                }
+                if (!waits)
+                {
+                    waits = true;
+                    if (Interlocked.Increment(ref waiting) > MostWaiting) throw Busy();
+                }
+                if (Stopwatch.GetElapsedTime(queued) >= MostQueued) throw Busy();
+                // Those ahead take a password hash each, tens of milliseconds; a long wait asks less often.
+                await Task.Delay(pause * (0.5 + Random.Shared.NextDouble()), http.RequestAborted);
+                pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 2, 500));
             }
-            catch (Exception e) when (e is RedisException or TimeoutException)
-            {
-                // Unanswered is not undone: a paused Redis runs the script when it resumes, long after
-                // this request got its 503, and the attempt would then hold a place until it lapsed
-                // (an outside check saw a 5 s pause keep an account from signing in for 2 minutes).
-                Forget(attempt);
-                throw;
-            }
-            if (found > 0) return TimeSpan.FromMilliseconds(found);
-            if (found == 0)
-            {
-                http.Items[AdmittedItem] = attempt;
-                return null;
-            }
-            if (time.GetElapsedTime(queued) >= MostQueued)
-            {
-                AmsMetrics.PasswordChecksRefused.Add(1);
-                throw new PasswordHashingBusyException();
-            }
-            // Those ahead take a password hash each, tens of milliseconds; waiters spread out.
-            await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(20, 60)), time, http.RequestAborted);
         }
+        finally
+        {
+            if (waits) Interlocked.Decrement(ref waiting);
+        }
+    }
+
+    static PasswordHashingBusyException Busy()
+    {
+        AmsMetrics.PasswordChecksRefused.Add(1);
+        return new PasswordHashingBusyException();
     }
 
     /// <summary>
@@ -207,8 +236,8 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimePr
 
     async Task SettleLaterAsync(Pending attempt, RedisValue[] outcome, bool tombstone)
     {
-        var since = time.GetTimestamp();
-        while (time.GetElapsedTime(since) < PendingLifetime)
+        var since = Stopwatch.GetTimestamp();
+        while (Stopwatch.GetElapsedTime(since) < PendingLifetime)
         {
             try
             {
@@ -217,7 +246,7 @@ public sealed class Throttle(RedisCircuit redis, ThrottleOptions options, TimePr
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(250, 750)), time);
+                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(250, 750)));
             }
         }
     }
