@@ -128,6 +128,13 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
         await Attempt(app, name, Api.Password, "203.0.113.129", 200);
     }
 
+    /// <summary>A new account: its name and id.</summary>
+    static async Task<(string Name, string Id)> AccountAsync(IAlbaHost app, string prefix)
+    {
+        var name = Api.UniqueName(prefix);
+        return (name, (await app.RegisterAsync(name))["id"].Str());
+    }
+
     /// <summary>Fills the account's budget with attempts being checked on some node, lapsing at <paramref name="lapse"/>.</summary>
     static async Task<RedisKey> CheckingElsewhereAsync(IDatabase db, string userId, DateTimeOffset lapse)
     {
@@ -141,8 +148,7 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
     public async Task An_attempt_waits_for_those_being_checked_and_not_for_those_of_a_dead_node()
     {
         var app = await services.AppAsync();
-        var name = Api.UniqueName("queue");
-        var id = (await app.RegisterAsync(name))["id"].Str();
+        var (name, id) = await AccountAsync(app, "queue");
         await using var redis = await ConnectionMultiplexer.ConnectAsync(services.Redis.ConnectionString);
         var db = redis.GetDatabase();
         var checking = await CheckingElsewhereAsync(db, id, DateTimeOffset.UtcNow.AddMinutes(1));
@@ -161,8 +167,7 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
     public async Task An_attempt_that_waits_too_long_is_answered_busy_and_counts_as_no_failure()
     {
         var app = await services.AppAsync();
-        var name = Api.UniqueName("busy");
-        var id = (await app.RegisterAsync(name))["id"].Str();
+        var (name, id) = await AccountAsync(app, "busy");
         await using var redis = await ConnectionMultiplexer.ConnectAsync(services.Redis.ConnectionString);
         var db = redis.GetDatabase();
         var checking = await CheckingElsewhereAsync(db, id, DateTimeOffset.UtcNow.AddMinutes(1));
@@ -182,8 +187,7 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
     public async Task At_most_256_attempts_wait_on_a_node_and_the_rest_are_answered_busy_at_once()
     {
         var app = await services.AppAsync();
-        var name = Api.UniqueName("crowd");
-        var id = (await app.RegisterAsync(name))["id"].Str();
+        var (name, id) = await AccountAsync(app, "crowd");
         await using var redis = await ConnectionMultiplexer.ConnectAsync(services.Redis.ConnectionString);
         await CheckingElsewhereAsync(redis.GetDatabase(), id, DateTimeOffset.UtcNow.AddMinutes(1));
         const int beyond = 20;
@@ -208,8 +212,7 @@ public sealed class ThrottleTests(Services services) : IClassFixture<Services>
     {
         await using var redis = await RedisServer.StartAsync();
         await using var app = await services.StartAppAsync(redis: redis.ConnectionString);
-        var name = Api.UniqueName("pause");
-        var id = (await app.RegisterAsync(name))["id"].Str();
+        var (name, id) = await AccountAsync(app, "pause");
         IScenarioResult[] cutOff;
         redis.Pause();
         try
