@@ -49,6 +49,13 @@ public static class ApiDocs
     }
 
     /// <summary>
+    /// The 503 of a call that checks a password: besides MariaDB or Redis being away, no hashing
+    /// slot (or, at the sign-in throttle, no place) freed up in time.
+    /// </summary>
+    public static readonly Answer PasswordCheckBusy = (StatusCodes.Status503ServiceUnavailable,
+        "Service Unavailable: MariaDB or Redis is unreachable, or \"Server busy\": too many password checks at once (no failed attempt is counted)");
+
+    /// <summary>
     /// A problem a call answers, with what it means there when the reason phrase alone leaves a
     /// client guessing (a 409 is a taken name on one call and a full group on another).
     /// </summary>

@@ -20,7 +20,7 @@ public sealed class CreateEndpoint(MariaDb db, AccessTokenStore tokens, SessionS
         ApiAndForm.Configure(Definition);
         ApiDocs.Document(Definition, "Create a personal access token (shown once); needs the password",
             b => b.Produces<CreateResponse>(StatusCodes.Status201Created), 400,
-            (409, "Conflict: the account already holds 100 live tokens; revoke one first"), 429);
+            (409, "Conflict: the account already holds 100 live tokens; revoke one first"), 429, ApiDocs.PasswordCheckBusy);
     }
 
     public override async Task HandleAsync(CreateRequest req, CancellationToken ct)

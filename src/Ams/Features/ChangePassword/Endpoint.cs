@@ -23,7 +23,8 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, Login.Reauthentica
     {
         Post("/api/account/password", "/settings/password");
         ApiAndForm.Configure(Definition);
-        ApiDocs.Document(Definition, "Change the password; every other session and token ends", b => b.Produces(StatusCodes.Status204NoContent), 400, 429);
+        ApiDocs.Document(Definition, "Change the password; every other session and token ends", b => b.Produces(StatusCodes.Status204NoContent), 400, 429,
+            ApiDocs.PasswordCheckBusy);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)

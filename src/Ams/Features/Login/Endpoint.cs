@@ -28,7 +28,8 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, Throttle throttle,
         ApiAndForm.Configure(Definition);
         // With two-factor authentication on, the 200 is a challenge for POST /api/login/2fa instead of a session.
         ApiDocs.Document(Definition, "Sign in with a username and password",
-            b => b.Produces<Response>(StatusCodes.Status200OK).Produces<ChallengeResponse>(StatusCodes.Status200OK), 400, 401, 429);
+            b => b.Produces<Response>(StatusCodes.Status200OK).Produces<ChallengeResponse>(StatusCodes.Status200OK), 400, 401, 429,
+            ApiDocs.PasswordCheckBusy);
     }
 
     public override async Task HandleAsync(Request req, CancellationToken ct)

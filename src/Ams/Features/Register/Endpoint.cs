@@ -13,7 +13,7 @@ public sealed class Endpoint(MariaDb db, Passwords passwords, TimeProvider time,
         AllowAnonymous();
         ApiAndForm.Configure(Definition);
         ApiDocs.Document(Definition, "Create an account", b => b.Produces<Response>(StatusCodes.Status201Created), 400, 403,
-            (409, "Conflict: the username is taken (an invite is not used up)"), 429);
+            (409, "Conflict: the username is taken (an invite is not used up)"), 429, ApiDocs.PasswordCheckBusy);
     }
 
     // An empty optional field means "not given", as a missing JSON property does.

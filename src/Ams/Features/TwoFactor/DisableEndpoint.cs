@@ -14,7 +14,8 @@ public sealed class DisableEndpoint(MariaDb db, Totp totp, Passwords passwords, 
     {
         Post("/api/2fa/disable", "/settings/2fa/disable");
         ApiAndForm.Configure(Definition);
-        ApiDocs.Document(Definition, "Turn two-factor authentication off", b => b.Produces(StatusCodes.Status204NoContent), 400, 401, 429);
+        ApiDocs.Document(Definition, "Turn two-factor authentication off", b => b.Produces(StatusCodes.Status204NoContent), 400, 401, 429,
+            ApiDocs.PasswordCheckBusy);
     }
 
     // Codes are often pasted with stray spaces.

@@ -14,7 +14,8 @@ public sealed class RecoveryCodesEndpoint(MariaDb db, Totp totp, Passwords passw
     {
         Post("/api/2fa/recovery-codes", "/settings/2fa/recovery-codes");
         ApiAndForm.Configure(Definition);
-        ApiDocs.Document(Definition, "New recovery codes; the old ones stop working", b => b.Produces<RecoveryCodesResponse>(StatusCodes.Status200OK), 400, 401, 429);
+        ApiDocs.Document(Definition, "New recovery codes; the old ones stop working", b => b.Produces<RecoveryCodesResponse>(StatusCodes.Status200OK), 400, 401, 429,
+            ApiDocs.PasswordCheckBusy);
     }
 
     // Codes are often pasted with stray spaces.

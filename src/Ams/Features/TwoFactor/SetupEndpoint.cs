@@ -21,7 +21,8 @@ public sealed class SetupEndpoint(MariaDb db, Envelope envelope, Totp totp, Time
     {
         Post("/api/2fa/setup", "/settings/2fa/setup");
         ApiAndForm.Configure(Definition);
-        ApiDocs.Document(Definition, "Start two-factor enrolment: the secret, its otpauth URI and QR code", b => b.Produces<SetupResponse>(StatusCodes.Status200OK), 400, 401, (409, "Conflict: two-factor authentication is already on"), 429);
+        ApiDocs.Document(Definition, "Start two-factor enrolment: the secret, its otpauth URI and QR code", b => b.Produces<SetupResponse>(StatusCodes.Status200OK), 400, 401, (409, "Conflict: two-factor authentication is already on"), 429,
+            ApiDocs.PasswordCheckBusy);
     }
 
     public override async Task HandleAsync(SetupRequest req, CancellationToken ct)
